@@ -1,0 +1,15 @@
+//! dkv: a Redis-protocol-compatible, Raft-replicated cache server.
+//!
+//! Module map (see ARCHITECTURE in the README): `raft` is the pure consensus core,
+//! `store` the write-ahead log, `kv` the state machine, `server` the RESP and HTTP
+//! listeners, `transport` the outbound peer RPC, `node` the driver joining them,
+//! `config` the YAML config, `metrics` the metric handles.
+
+pub mod config;
+pub mod kv;
+pub mod metrics;
+pub mod node;
+pub mod raft;
+pub mod server;
+pub mod store;
+pub mod transport;

@@ -1,0 +1,3 @@
+//! Listeners: RESP for clients, HTTP for peers and operators (being written).
+
+pub mod http;
