@@ -1,1 +1,26 @@
-pub fn placeholder() {}
+//! Black-box test harness for `dkv-server`.
+//!
+//! Owns: starting real server processes on loopback (free ports, configs and data
+//! directories in a temp dir, one log file per node), observing them through
+//! `GET /status`, fault injection (SIGKILL, SIGTERM, restart on the same data dir) and
+//! clients (the `redis` crate, plus a raw RESP connection for malformed input).
+//!
+//! Must never: build the server (the binary comes from `DKV_SERVER_BIN` or `target/`),
+//! wait without a bound, assert on wall-clock timings, or leave a process behind
+//! (`Cluster` kills every node on drop, also while panicking, and every child gets
+//! `PR_SET_PDEATHSIG` so it dies with the test process).
+//!
+//! Node indexes in this API are 0-based; node `i` has Raft id `i + 1`.
+
+pub mod client;
+pub mod cluster;
+pub mod http;
+pub mod process;
+pub mod resp;
+pub mod status;
+
+pub use client::{is_retryable, RetryClient};
+pub use cluster::{Cluster, NodeConfig};
+pub use process::{rss_bytes, run_until_exit, server_binary, ExitReport};
+pub use resp::{RawConn, Reply};
+pub use status::{Role, Status};

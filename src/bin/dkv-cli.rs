@@ -1,1 +1,663 @@
-fn main() {}
+//! `dkv-cli`: the admin and convenience client for a dkv cluster.
+//!
+//! - `status` asks every node's HTTP `/status` and prints one table row per node, then
+//!   whether there is a leader and whether the commit indexes agree.
+//! - `get`, `set`, `del` speak RESP2 to one node, and print replies as redis-cli does.
+//!
+//! Plain blocking std sockets with timeouts: one request per run, so no runtime is
+//! needed, and a dead node costs at most the timeout.
+
+use std::error::Error;
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use redis_protocol::resp2::decode::decode;
+use redis_protocol::resp2::types::OwnedFrame;
+use serde::Deserialize;
+
+/// Largest HTTP response or RESP reply this client buffers.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dkv-cli",
+    version,
+    about = "Admin and convenience client for a dkv cluster",
+    long_about = "Admin and convenience client for a dkv cluster.\n\n\
+        `status` shows the Raft state of every node (over HTTP); `get`, `set` and `del` \
+        send one command to a node over RESP, like redis-cli. Any Redis client works \
+        against dkv too, e.g. `redis-cli -p 7001`."
+)]
+struct Cli {
+    #[command(flatten)]
+    resp: RespOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show each node's role, term, leader and log indexes (from GET /status on its
+    /// HTTP port), then the leader and whether commit indexes agree. Exits 1 if no
+    /// node answers.
+    Status {
+        /// Comma-separated HTTP addresses (host:port) of the nodes to ask.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"
+        )]
+        endpoints: Vec<String>,
+        /// Connect and read timeout per node, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Print the value of KEY: "value", or (nil) if it does not exist.
+    Get {
+        /// The key to read.
+        key: String,
+    },
+    /// Set KEY to VALUE (replicated through Raft before OK is printed).
+    Set {
+        /// The key to write.
+        key: String,
+        /// The value to store.
+        value: String,
+    },
+    /// Delete one or more keys; prints how many existed: (integer) N.
+    Del {
+        /// The keys to delete.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RespOpts {
+    /// get/set/del: RESP address (host:port) of the node to send the command to.
+    /// Any node works: followers forward writes to the leader.
+    #[arg(long, global = true, default_value = "127.0.0.1:7001")]
+    addr: String,
+    /// get/set/del: connect and reply timeout, in milliseconds.
+    #[arg(long = "resp-timeout-ms", global = true, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// get/set/del: print bulk replies as raw bytes, without quotes or escapes
+    /// (nil prints an empty line).
+    #[arg(long, global = true)]
+    raw: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Status {
+            endpoints,
+            timeout_ms,
+        } => status(&endpoints, Duration::from_millis(timeout_ms.max(1))),
+        Command::Get { key } => resp_command(&cli.resp, &["GET", &key]),
+        Command::Set { key, value } => resp_command(&cli.resp, &["SET", &key, &value]),
+        Command::Del { keys } => {
+            let mut args = vec!["DEL"];
+            args.extend(keys.iter().map(String::as_str));
+            resp_command(&cli.resp, &args)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("dkv-cli: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failure with a message meant for the user.
+#[derive(Debug)]
+struct CliError(String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for CliError {}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, Box<dyn Error>> {
+    Err(Box::new(CliError(message.into())))
+}
+
+/// Connects to the first address `target` resolves to that accepts within `timeout`.
+/// The error does not repeat `target`: callers name it.
+fn connect(target: &str, timeout: Duration) -> Result<TcpStream, Box<dyn Error>> {
+    let addrs: Vec<SocketAddr> = match target.to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(err) => return fail(format!("bad address: {err}")),
+    };
+    let mut last_error = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(timeout))?;
+                stream.set_write_timeout(Some(timeout))?;
+                // One small request; Nagle would only add latency.
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(err) => last_error = Some(err),
+        }
+    }
+    match last_error {
+        Some(err) => fail(format!("cannot connect: {err}")),
+        None => fail("resolves to no address"),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// status
+
+/// The JSON a node serves at GET /status.
+#[derive(Debug, Deserialize)]
+struct NodeStatus {
+    id: u64,
+    role: String,
+    term: u64,
+    leader: Option<u64>,
+    leader_resp_addr: Option<String>,
+    commit_index: u64,
+    last_applied: u64,
+    last_log_index: u64,
+    #[serde(default)]
+    loading: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    leader_changes: u64,
+}
+
+fn status(endpoints: &[String], timeout: Duration) -> Result<ExitCode, Box<dyn Error>> {
+    let endpoints: Vec<&str> = endpoints
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return fail("no endpoints given (--endpoints host:port,host:port,...)");
+    }
+    let results: Vec<(&str, Result<NodeStatus, String>)> = endpoints
+        .iter()
+        .map(|&e| (e, fetch_status(e, timeout).map_err(|err| err.to_string())))
+        .collect();
+
+    let header = [
+        "ENDPOINT", "ID", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST_LOG",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (endpoint, result) in &results {
+        let mut row = vec![endpoint.to_string()];
+        match result {
+            Ok(s) => {
+                let role = if s.loading {
+                    format!("{} (loading)", s.role)
+                } else {
+                    s.role.clone()
+                };
+                row.extend([
+                    s.id.to_string(),
+                    role,
+                    s.term.to_string(),
+                    s.leader.map_or_else(|| "-".to_string(), |l| l.to_string()),
+                    s.commit_index.to_string(),
+                    s.last_applied.to_string(),
+                    s.last_log_index.to_string(),
+                ]);
+            }
+            Err(err) => row.push(format!("unreachable ({err})")),
+        }
+        rows.push(row);
+    }
+    print!("{}", render_table(&header, &rows));
+
+    let reachable: Vec<&NodeStatus> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .collect();
+    if reachable.is_empty() {
+        println!("no node reachable ({} endpoints tried)", endpoints.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    println!();
+    for line in summary(&reachable, endpoints.len()) {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The lines under the table: reachability, leader, commit index agreement.
+fn summary(nodes: &[&NodeStatus], endpoint_count: usize) -> Vec<String> {
+    let mut lines = vec![format!("reachable: {}/{endpoint_count}", nodes.len())];
+    let leaders: Vec<&&NodeStatus> = nodes.iter().filter(|s| s.role == "Leader").collect();
+    match leaders.as_slice() {
+        [] => {
+            let mut reported: Vec<u64> = nodes.iter().filter_map(|s| s.leader).collect();
+            reported.sort_unstable();
+            reported.dedup();
+            if reported.is_empty() {
+                lines.push("leader: no leader".to_string());
+            } else {
+                let ids: Vec<String> = reported.iter().map(u64::to_string).collect();
+                lines.push(format!(
+                    "leader: no leader among the reachable nodes (followers report node {})",
+                    ids.join(", ")
+                ));
+            }
+        }
+        [leader] => {
+            let resp = leader
+                .leader_resp_addr
+                .as_deref()
+                .map(|a| format!(", RESP {a}"))
+                .unwrap_or_default();
+            lines.push(format!(
+                "leader: node {} (term {}{resp})",
+                leader.id, leader.term
+            ));
+        }
+        many => {
+            // Two leaders can only be in different terms; the older one has not heard yet.
+            let all: Vec<String> = many
+                .iter()
+                .map(|s| format!("node {} (term {})", s.id, s.term))
+                .collect();
+            lines.push(format!(
+                "leader: several nodes think they lead: {}",
+                all.join(", ")
+            ));
+        }
+    }
+    let first = nodes[0].commit_index;
+    if nodes.iter().all(|s| s.commit_index == first) {
+        lines.push(format!(
+            "commit index: equal on all {} reachable nodes ({first})",
+            nodes.len()
+        ));
+    } else {
+        let each: Vec<String> = nodes
+            .iter()
+            .map(|s| format!("node {}: {}", s.id, s.commit_index))
+            .collect();
+        lines.push(format!("commit index: differs ({})", each.join(", ")));
+    }
+    lines
+}
+
+fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        // A one-cell-after-endpoint row (unreachable) does not widen the columns.
+        if row.len() == header.len() {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        } else if let Some(first) = row.first() {
+            widths[0] = widths[0].max(first.len());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i + 1 == row.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<width$}", width = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(&cells.join("  "));
+        out.push('\n');
+    }
+    out
+}
+
+/// GET http://`endpoint`/status and parse its JSON.
+fn fetch_status(endpoint: &str, timeout: Duration) -> Result<NodeStatus, Box<dyn Error>> {
+    let host = endpoint
+        .strip_prefix("http://")
+        .unwrap_or(endpoint)
+        .trim_end_matches('/');
+    let body = http_get(host, "/status", timeout)?;
+    match serde_json::from_slice::<NodeStatus>(&body) {
+        Ok(status) => Ok(status),
+        Err(err) => fail(format!("bad /status JSON: {err}")),
+    }
+}
+
+/// A minimal HTTP/1.1 GET: `Connection: close`, the body by Content-Length,
+/// chunked encoding, or the end of the stream. Anything but 200 is an error.
+fn http_get(host: &str, path: &str, timeout: Duration) -> Result<Vec<u8>, Box<dyn Error>> {
+    let mut stream = connect(host, timeout)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
+         User-Agent: dkv-cli\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream
+        .take(MAX_RESPONSE_BYTES as u64 + 1)
+        .read_to_end(&mut response)
+        .map_err(|err| CliError(format!("reading the response: {err}")))?;
+    if response.len() > MAX_RESPONSE_BYTES {
+        return fail("response too large");
+    }
+    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return fail("malformed HTTP response (no end of headers)");
+    };
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = &response[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let code = status_line.split_whitespace().nth(1).unwrap_or_default();
+    if code != "200" {
+        return fail(format!("GET {path}: {status_line}"));
+    }
+    let mut content_length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = value.parse::<usize>().ok();
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.to_ascii_lowercase().contains("chunked")
+        {
+            chunked = true;
+        }
+    }
+    if chunked {
+        return decode_chunked(body);
+    }
+    match content_length {
+        Some(len) if body.len() < len => fail("truncated HTTP response"),
+        Some(len) => Ok(body[..len].to_vec()),
+        None => Ok(body.to_vec()),
+    }
+}
+
+fn decode_chunked(mut body: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
+            return fail("truncated chunked HTTP body");
+        };
+        let size_text = String::from_utf8_lossy(&body[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return fail(format!("bad chunk size {size_text:?}"));
+        };
+        body = &body[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if body.len() < size + 2 {
+            return fail("truncated chunked HTTP body");
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// get / set / del
+
+/// Sends one command and prints the reply; exit code 1 on an error reply.
+fn resp_command(opts: &RespOpts, args: &[&str]) -> Result<ExitCode, Box<dyn Error>> {
+    let timeout = Duration::from_millis(opts.timeout_ms.max(1));
+    let mut stream = connect(&opts.addr, timeout).map_err(|err| {
+        CliError(format!(
+            "{}: {err} (is dkv-server running there? `make cluster` starts a local cluster)",
+            opts.addr
+        ))
+    })?;
+    stream.write_all(&encode_command(args))?;
+    let reply = read_reply(&mut stream)
+        .map_err(|err| CliError(format!("{} to {}: {err}", args[0], opts.addr)))?;
+    let mut out = Vec::new();
+    format_reply(&reply, opts.raw, &mut out);
+    std::io::stdout().write_all(&out)?;
+    Ok(if matches!(reply, OwnedFrame::Error(_)) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A RESP2 array of bulk strings, as every Redis client sends commands.
+fn encode_command(args: &[&str]) -> Vec<u8> {
+    let mut buf = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        buf.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        buf.extend_from_slice(arg.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    buf
+}
+
+fn read_reply(stream: &mut TcpStream) -> Result<OwnedFrame, Box<dyn Error>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if !buf.is_empty() {
+            match decode(&buf) {
+                Ok(Some((frame, _))) => return Ok(frame),
+                Ok(None) => {}
+                Err(err) => return fail(format!("bad reply: {err:?}")),
+            }
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return fail("timed out waiting for the reply");
+            }
+            Err(err) => return fail(format!("reading the reply: {err}")),
+        };
+        if n == 0 {
+            return fail("connection closed before a complete reply");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_RESPONSE_BYTES {
+            return fail("reply too large");
+        }
+    }
+}
+
+/// redis-cli's output: `OK`, `"value"`, `(nil)`, `(integer) 1`, `(error) ERR ...`,
+/// arrays as numbered lines. With `raw`, bulk strings are printed as they are.
+fn format_reply(frame: &OwnedFrame, raw: bool, out: &mut Vec<u8>) {
+    format_nested(frame, raw, 0, out);
+}
+
+fn format_nested(frame: &OwnedFrame, raw: bool, indent: usize, out: &mut Vec<u8>) {
+    match frame {
+        OwnedFrame::SimpleString(s) => {
+            out.extend_from_slice(s);
+            out.push(b'\n');
+        }
+        OwnedFrame::Error(e) => {
+            if !raw {
+                out.extend_from_slice(b"(error) ");
+            }
+            out.extend_from_slice(e.as_bytes());
+            out.push(b'\n');
+        }
+        OwnedFrame::Integer(i) => {
+            let text = if raw {
+                format!("{i}\n")
+            } else {
+                format!("(integer) {i}\n")
+            };
+            out.extend_from_slice(text.as_bytes());
+        }
+        OwnedFrame::BulkString(b) => {
+            if raw {
+                out.extend_from_slice(b);
+            } else {
+                out.extend_from_slice(quote(b).as_bytes());
+            }
+            out.push(b'\n');
+        }
+        OwnedFrame::Null => {
+            if !raw {
+                out.extend_from_slice(b"(nil)");
+            }
+            out.push(b'\n');
+        }
+        OwnedFrame::Array(items) if items.is_empty() => {
+            out.extend_from_slice(if raw { b"\n" } else { b"(empty array)\n" });
+        }
+        OwnedFrame::Array(items) => {
+            let width = items.len().to_string().len();
+            for (i, item) in items.iter().enumerate() {
+                if raw {
+                    format_nested(item, raw, indent, out);
+                    continue;
+                }
+                let pad = if i == 0 { 0 } else { indent };
+                let prefix = format!("{:pad$}{:>width$}) ", "", i + 1);
+                out.extend_from_slice(prefix.as_bytes());
+                format_nested(item, raw, indent + width + 2, out);
+            }
+        }
+    }
+}
+
+/// Quotes and escapes bytes as redis-cli does (`sdscatrepr`).
+fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x07 => s.push_str("\\a"),
+            0x08 => s.push_str("\\b"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(frame: OwnedFrame, raw: bool) -> String {
+        let mut out = Vec::new();
+        format_reply(&frame, raw, &mut out);
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn replies_print_like_redis_cli() {
+        assert_eq!(
+            shown(OwnedFrame::SimpleString(b"OK".to_vec()), false),
+            "OK\n"
+        );
+        assert_eq!(
+            shown(OwnedFrame::BulkString(b"1".to_vec()), false),
+            "\"1\"\n"
+        );
+        assert_eq!(shown(OwnedFrame::BulkString(b"1".to_vec()), true), "1\n");
+        assert_eq!(shown(OwnedFrame::Null, false), "(nil)\n");
+        assert_eq!(shown(OwnedFrame::Integer(1), false), "(integer) 1\n");
+        assert_eq!(
+            shown(OwnedFrame::Error("ERR wrong".to_string()), false),
+            "(error) ERR wrong\n"
+        );
+        assert_eq!(
+            shown(OwnedFrame::BulkString(b"a\"b\n\x01".to_vec()), false),
+            "\"a\\\"b\\n\\x01\"\n"
+        );
+        assert_eq!(
+            shown(
+                OwnedFrame::Array(vec![
+                    OwnedFrame::BulkString(b"a".to_vec()),
+                    OwnedFrame::Null
+                ]),
+                false
+            ),
+            "1) \"a\"\n2) (nil)\n"
+        );
+    }
+
+    #[test]
+    fn commands_encode_as_bulk_string_arrays() {
+        assert_eq!(
+            encode_command(&["SET", "k", "héllo"]),
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\nh\xc3\xa9llo\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_decode() {
+        let body = decode_chunked(b"4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n").expect("valid");
+        assert_eq!(body, b"{\"a\":1}");
+        assert!(decode_chunked(b"4\r\n{\"").is_err());
+    }
+
+    #[test]
+    fn status_json_parses_and_summarizes() {
+        let leader: NodeStatus = serde_json::from_str(
+            r#"{"id":2,"role":"Leader","term":3,"leader":2,"leader_resp_addr":"127.0.0.1:7002",
+                "commit_index":10,"last_applied":10,"last_log_index":10,"loading":false,"leader_changes":1}"#,
+        )
+        .expect("valid");
+        let follower: NodeStatus = serde_json::from_str(
+            r#"{"id":1,"role":"Follower","term":3,"leader":null,"leader_resp_addr":null,
+                "commit_index":9,"last_applied":9,"last_log_index":10,"loading":false,"leader_changes":1}"#,
+        )
+        .expect("valid");
+        let lines = summary(&[&leader, &follower], 3);
+        assert_eq!(lines[0], "reachable: 2/3");
+        assert_eq!(lines[1], "leader: node 2 (term 3, RESP 127.0.0.1:7002)");
+        assert_eq!(lines[2], "commit index: differs (node 2: 10, node 1: 9)");
+        let lines = summary(&[&follower], 1);
+        assert_eq!(lines[1], "leader: no leader");
+        assert!(lines[2].starts_with("commit index: equal"));
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = vec![
+            vec![
+                "127.0.0.1:8001".to_string(),
+                "1".to_string(),
+                "Leader".to_string(),
+            ],
+            vec!["h:1".to_string(), "unreachable (refused)".to_string()],
+        ];
+        let table = render_table(&["ENDPOINT", "ID", "ROLE"], &rows);
+        assert_eq!(
+            table,
+            "ENDPOINT        ID  ROLE\n127.0.0.1:8001  1   Leader\nh:1             unreachable (refused)\n"
+        );
+    }
+}

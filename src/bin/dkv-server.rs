@@ -1,1 +1,192 @@
-fn main() {}
+//! `dkv-server`: parse flags, load the config, start a node and its listeners, and
+//! run until SIGINT/SIGTERM or a fatal node error (a failed fsync, say).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use dkv::config::{Config, Overrides};
+use dkv::metrics::{self, Metrics};
+use dkv::node::Node;
+use dkv::server;
+
+/// A Redis-protocol-compatible, Raft-replicated cache server.
+#[derive(Parser, Debug)]
+#[command(name = "dkv-server", version, about)]
+struct Args {
+    /// The node's YAML config (see configs/example.yaml).
+    #[arg(long, short = 'c')]
+    config: PathBuf,
+    /// Override `id`.
+    #[arg(long)]
+    id: Option<u64>,
+    /// Override `resp_addr` (RESP listen address).
+    #[arg(long)]
+    resp_addr: Option<SocketAddr>,
+    /// Override `http_addr` (peer RPC, /metrics, /status).
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+    /// Override `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Override `cluster_id`.
+    #[arg(long)]
+    cluster_id: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let overrides = Overrides {
+        id: args.id,
+        resp_addr: args.resp_addr,
+        http_addr: args.http_addr,
+        data_dir: args.data_dir,
+        cluster_id: args.cluster_id,
+    };
+    let config = match Config::load_with_overrides(&args.config, overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("dkv-server: invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dkv-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, args.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("dkv-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
+    let prometheus = metrics::install().context("installing the metrics recorder")?;
+    let metrics = Metrics::new();
+    let resp_listener = TcpListener::bind(config.resp_addr)
+        .await
+        .with_context(|| format!("cannot listen on resp_addr {}", config.resp_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on http_addr {}", config.http_addr))?;
+    let mut node = Node::start(&config, metrics.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start node {} with data_dir {}",
+                config.id,
+                config.data_dir.display()
+            )
+        })?;
+    info!(
+        id = config.id,
+        cluster = %config.cluster_id,
+        resp = %config.resp_addr,
+        http = %config.http_addr,
+        data_dir = %config.data_dir.display(),
+        peers = config.peers.len(),
+        "dkv-server started"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    // Histograms are only drained by upkeep when the recorder has no HTTP listener.
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let http_state = server::http::HttpState {
+        node: node.handle(),
+        prometheus: Some(prometheus),
+        max_body_bytes: config
+            .raft
+            .max_bytes_per_append
+            .saturating_mul(2)
+            .max(64 << 20),
+    };
+    let http = tokio::spawn(server::http::serve(
+        http_listener,
+        http_state,
+        stopped(stop_rx.clone()),
+    ));
+    let facts = server::info::ServerFacts::new(
+        config.resp_addr.port(),
+        Some(config.http_addr),
+        Some(config_path),
+        config.limits.max_clients,
+    );
+    let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts);
+    let resp = tokio::spawn(server::serve(
+        resp_listener,
+        context,
+        stopped(stop_rx.clone()),
+    ));
+
+    let outcome = tokio::select! {
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down");
+            Ok(())
+        }
+        fatal = node.wait() => Err(match fatal {
+            Ok(()) => anyhow::anyhow!("the node driver stopped unexpectedly"),
+            Err(e) => anyhow::Error::new(e).context("the node stopped"),
+        }),
+    };
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = resp.await;
+        let _ = http.await;
+    })
+    .await;
+    if outcome.is_ok() {
+        node.shutdown().await.context("stopping the node")?;
+    }
+    outcome
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

@@ -1,21 +1,51 @@
-//! The tokio driver joining raft + store + transport + kv (SKELETON: the driver
-//! is being written; the handle API below is fixed).
+//! The tokio driver that joins `raft` + `store` + `transport` + `kv`, and the
+//! [`NodeHandle`] client-facing code uses.
+//!
+//! One task (the driver, [`driver`]) owns the Raft core and the WAL; everything
+//! else talks to it through bounded channels. The map is shared behind a
+//! `RwLock` that is never held across an `.await`: the driver takes the write lock
+//! to apply, readers take the read lock after their read index is applied.
+//!
+//! Client paths:
+//! - **write**: the local driver proposes if it leads; a follower forwards the
+//!   write to the leader over peer RPC (or answers `MOVED` in redirect mode). The
+//!   reply is the output of apply, sent when the entry is applied.
+//! - **read**: ReadIndex (§6.4 of the Raft thesis): the leader confirms its
+//!   leadership with a heartbeat round and returns its commit index; the serving
+//!   node waits until it has applied that index, then reads its local map.
+//!
+//! Errors say what happened to the command: `CLUSTERDOWN`/`TRYAGAIN` only when the
+//! write was certainly not appended; an unknown outcome is an `ERR outcome unknown`.
 
+mod driver;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{Config, FollowerWrites};
 use crate::kv;
-use crate::raft::{LogIndex, NodeId, Role, Term};
+use crate::metrics::Metrics;
+use crate::raft::{self, Envelope, LogIndex, NodeId, Role, Term};
+use crate::store::{Wal, WalError};
+use crate::transport::{ForwardReply, ReadIndexReply, RpcError, Transport};
 
 /// Why a client request did not complete normally. Each maps to one RESP error
 /// text ([`RequestError::resp_text`]); clients retry some of them on their own, so
 /// `NoLeader` and `TryAgain` are used only when the command was certainly not
 /// appended to the log.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequestError {
     /// No leader was known within the bounded wait; the command was not appended.
     #[error("CLUSTERDOWN No raft leader")]
     NoLeader,
-    /// The command was certainly not appended (e.g. a full proposal queue).
+    /// The command was certainly not applied (a full proposal queue, an entry
+    /// overwritten by a new leader).
     #[error("TRYAGAIN {0}")]
     TryAgain(String),
     /// The command may or may not have been applied (leadership lost after the
@@ -25,6 +55,9 @@ pub enum RequestError {
     /// The node is still replaying its WAL.
     #[error("LOADING dkv is loading the dataset in memory")]
     Loading,
+    /// `follower_writes: redirect`: the client should send the write to the leader.
+    #[error("MOVED 0 {0}")]
+    Moved(String),
     /// The node is shutting down.
     #[error("ERR server is shutting down")]
     ShuttingDown,
@@ -35,6 +68,28 @@ impl RequestError {
     pub fn resp_text(&self) -> String {
         self.to_string()
     }
+}
+
+/// Errors that stop a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The WAL failed (open, write or fsync): the node must stop.
+    #[error("write-ahead log: {0}")]
+    Store(#[from] WalError),
+    /// The Raft core refused its configuration.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// A committed entry does not decode: the log is corrupt or from another version.
+    #[error("committed entry {index} does not decode: {source}")]
+    Decode {
+        /// The entry's index.
+        index: LogIndex,
+        /// The decode error.
+        source: kv::DecodeError,
+    },
+    /// A blocking store task panicked or was cancelled.
+    #[error("storage task failed: {0}")]
+    StorageTask(String),
 }
 
 /// What the node shows about itself (INFO, /status, metrics).
@@ -62,41 +117,501 @@ pub struct NodeStatus {
     pub leader_changes: u64,
 }
 
+/// A write handed to the driver, answered once: `NotLeader` at once, or the outcome
+/// once the entry is applied (or overwritten).
+enum LocalWrite {
+    NotLeader(Option<NodeId>),
+    Done(Result<kv::Output, RequestError>),
+}
+
+/// A read-index request handed to the driver.
+enum LocalRead {
+    NotLeader(Option<NodeId>),
+    Index(LogIndex),
+}
+
+/// Work for the driver.
+enum NodeRequest {
+    Propose {
+        op: kv::Op,
+        reply: oneshot::Sender<LocalWrite>,
+    },
+    ReadIndex {
+        reply: oneshot::Sender<LocalRead>,
+    },
+}
+
+/// Requests queued to the driver before callers wait for room.
+const REQUEST_QUEUE: usize = 65_536;
+/// Raft messages queued from the HTTP listener before new ones are dropped.
+const INBOUND_QUEUE: usize = 8192;
+/// How long to wait between retries while there is no leader or it is unreachable.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// A running node: its handle, and the driver task.
+pub struct Node {
+    handle: NodeHandle,
+    driver: JoinHandle<Result<(), NodeError>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Opens the WAL (failing fast on a locked or corrupt data directory), builds
+    /// the Raft core from it, starts the peer senders and the driver. Committed
+    /// entries are replayed into the map by the driver; until that is done the
+    /// status says `loading` and commands get `-LOADING`.
+    ///
+    /// # Errors
+    /// A WAL that cannot be opened, or an invalid Raft configuration.
+    pub async fn start(config: &Config, metrics: Metrics) -> Result<Node, NodeError> {
+        let data_dir = config.data_dir.clone();
+        let (wal, initial) = tokio::task::spawn_blocking(move || Wal::open(&data_dir))
+            .await
+            .map_err(|e| NodeError::StorageTask(e.to_string()))??;
+        let id = NodeId(config.id);
+        let raft_config = raft::Config {
+            id,
+            voters: config.voter_ids().into_iter().map(NodeId).collect(),
+            election_timeout_min_ticks: config.raft.election_timeout_min_ticks,
+            election_timeout_max_ticks: config.raft.election_timeout_max_ticks,
+            heartbeat_interval_ticks: config.raft.heartbeat_interval_ticks,
+            max_entries_per_append: config.raft.max_entries_per_append,
+            max_bytes_per_append: config.raft.max_bytes_per_append,
+        };
+        let replay_target = initial.hard_state.commit_index;
+        let raft = raft::Raft::new(raft_config, initial, rand::random::<u64>())?;
+
+        let mut resp_addrs: HashMap<NodeId, SocketAddr> = HashMap::new();
+        resp_addrs.insert(id, config.resp_addr);
+        let mut http_peers = Vec::new();
+        for peer in &config.peers {
+            resp_addrs.insert(NodeId(peer.id), peer.resp_addr);
+            http_peers.push((NodeId(peer.id), peer.http_addr));
+        }
+        let transport = Transport::start(id, config.cluster_id.clone(), &http_peers);
+
+        let db = Arc::new(RwLock::new(kv::Db::new()));
+        let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let first_status = NodeStatus {
+            id,
+            role: Role::Follower,
+            term: Term(0),
+            leader: None,
+            leader_resp_addr: None,
+            commit_index: LogIndex(0),
+            last_applied: LogIndex(0),
+            last_log_index: LogIndex(0),
+            loading: replay_target > LogIndex(0),
+            leader_changes: 0,
+        };
+        let (status_tx, status_rx) = watch::channel(first_status);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+        let handle = NodeHandle {
+            inner: Arc::new(HandleInner {
+                id,
+                cluster_id: config.cluster_id.clone(),
+                requests: request_tx,
+                inbound: inbound_tx,
+                db: db.clone(),
+                status: status_rx,
+                transport: transport.clone(),
+                resp_addrs: resp_addrs.clone(),
+                request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+                follower_writes: config.follower_writes,
+            }),
+        };
+        let driver = driver::Driver::new(
+            driver::DriverParts {
+                raft,
+                db,
+                transport,
+                requests: request_rx,
+                inbound: inbound_rx,
+                status: status_tx,
+                shutdown: shutdown_rx,
+                metrics,
+                resp_addrs,
+                replay_target,
+                tick: Duration::from_millis(config.raft.tick_ms),
+                max_pending_proposals: config.limits.max_pending_proposals,
+            },
+            wal,
+        );
+        let span = tracing::info_span!("node", id = id.0);
+        let driver = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        Ok(Node {
+            handle,
+            driver,
+            shutdown: shutdown_tx,
+        })
+    }
+
+    /// The client-facing handle.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Waits until the driver stops by itself (a fatal error, or a panic).
+    ///
+    /// # Errors
+    /// The error that stopped the driver.
+    pub async fn wait(&mut self) -> Result<(), NodeError> {
+        match (&mut self.driver).await {
+            Ok(result) => result,
+            Err(e) => Err(NodeError::StorageTask(format!("driver task ended: {e}"))),
+        }
+    }
+
+    /// Asks the driver to stop and waits for it.
+    ///
+    /// # Errors
+    /// The error that stopped the driver, if it had already failed.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        self.wait().await
+    }
+}
+
+struct HandleInner {
+    id: NodeId,
+    cluster_id: String,
+    requests: mpsc::Sender<NodeRequest>,
+    inbound: mpsc::Sender<Envelope>,
+    db: Arc<RwLock<kv::Db>>,
+    status: watch::Receiver<NodeStatus>,
+    transport: Transport,
+    resp_addrs: HashMap<NodeId, SocketAddr>,
+    request_timeout: Duration,
+    follower_writes: FollowerWrites,
+}
+
 /// A cheap, cloneable handle for client-facing code.
 #[derive(Clone)]
 pub struct NodeHandle {
-    db: Arc<RwLock<kv::Db>>,
+    inner: Arc<HandleInner>,
 }
 
 impl NodeHandle {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The cluster this node belongs to.
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
+    }
+
+    /// True if `id` is a configured peer of this node.
+    pub fn is_peer(&self, id: NodeId) -> bool {
+        id != self.inner.id && self.inner.resp_addrs.contains_key(&id)
+    }
+
     /// Proposes a write (forwarded to the leader when this node is a follower) and
     /// returns the output computed by apply.
     ///
     /// # Errors
     /// See [`RequestError`].
     pub async fn write(&self, op: kv::Op) -> Result<kv::Output, RequestError> {
-        let _ = op;
-        todo!()
+        let deadline = Instant::now() + self.inner.request_timeout;
+        loop {
+            self.check_loaded()?;
+            let leader = match self.propose_here(op.clone(), deadline).await? {
+                LocalWrite::Done(result) => return result,
+                LocalWrite::NotLeader(leader) => leader,
+            };
+            match leader {
+                Some(leader) if leader != self.inner.id => {
+                    if self.inner.follower_writes == FollowerWrites::Redirect {
+                        if let Some(addr) = self.inner.resp_addrs.get(&leader) {
+                            return Err(RequestError::Moved(addr.to_string()));
+                        }
+                    }
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    match self.inner.transport.forward(leader, &op, remaining).await {
+                        Ok(ForwardReply::Applied(output)) => return Ok(output),
+                        Ok(ForwardReply::Failed(e)) => return Err(e),
+                        // Not appended anywhere yet: wait for news of the leader, retry.
+                        Ok(ForwardReply::NotLeader { .. }) | Err(RpcError::NotSent { .. }) => {
+                            self.pause_until_news(deadline).await?
+                        }
+                        Err(e @ RpcError::Unknown { .. }) => {
+                            return Err(RequestError::OutcomeUnknown(e.to_string()));
+                        }
+                    }
+                }
+                _ => self.pause_until_news(deadline).await?,
+            }
+        }
+    }
+
+    /// A write from a follower's forward: proposed here only if this node leads.
+    pub async fn write_as_leader(&self, op: kv::Op) -> ForwardReply {
+        let deadline = Instant::now() + self.inner.request_timeout;
+        if let Err(e) = self.check_loaded() {
+            return ForwardReply::Failed(e);
+        }
+        match self.propose_here(op, deadline).await {
+            Ok(LocalWrite::Done(Ok(output))) => ForwardReply::Applied(output),
+            Ok(LocalWrite::Done(Err(e))) | Err(e) => ForwardReply::Failed(e),
+            Ok(LocalWrite::NotLeader(leader)) => ForwardReply::NotLeader { leader },
+        }
+    }
+
+    /// Hands a write to the local driver and waits for its fate.
+    async fn propose_here(
+        &self,
+        op: kv::Op,
+        deadline: Instant,
+    ) -> Result<LocalWrite, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        match tokio::time::timeout_at(
+            deadline,
+            self.inner.requests.send(NodeRequest::Propose { op, reply }),
+        )
+        .await
+        {
+            Err(_) => return Err(RequestError::TryAgain("proposal queue is full".to_string())),
+            Ok(Err(_)) => return Err(RequestError::ShuttingDown),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(RequestError::OutcomeUnknown(
+                "the node stopped before the write was applied".to_string(),
+            )),
+            Err(_) => Err(RequestError::OutcomeUnknown(
+                "timed out waiting for the write to commit; it may still be applied".to_string(),
+            )),
+        }
     }
 
     /// A linearizable read: waits for a ReadIndex and for apply to reach it, then
     /// runs `f` on the map.
     ///
     /// # Errors
-    /// See [`RequestError`].
+    /// See [`RequestError`]; a read that cannot be confirmed in time gets
+    /// [`RequestError::NoLeader`] (reads are safe to retry).
     pub async fn read<R>(&self, f: impl FnOnce(&kv::Db) -> R) -> Result<R, RequestError> {
-        let _ = f;
-        todo!()
+        let deadline = Instant::now() + self.inner.request_timeout;
+        let index = loop {
+            self.check_loaded()?;
+            match self.read_index_here(deadline).await? {
+                LocalRead::Index(index) => break index,
+                LocalRead::NotLeader(Some(leader)) if leader != self.inner.id => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    match self.inner.transport.read_index(leader, remaining).await {
+                        Ok(ReadIndexReply::Index(index)) => break index,
+                        Ok(ReadIndexReply::Failed(e)) => return Err(e),
+                        Ok(ReadIndexReply::NotLeader { .. }) | Err(_) => {
+                            self.pause_until_news(deadline).await?
+                        }
+                    }
+                }
+                LocalRead::NotLeader(_) => self.pause_until_news(deadline).await?,
+            }
+        };
+        self.wait_applied(index, deadline).await?;
+        Ok(self.read_local(f))
+    }
+
+    /// A follower's read-index request, answered only if this node leads.
+    pub async fn read_index_as_leader(&self) -> ReadIndexReply {
+        let deadline = Instant::now() + self.inner.request_timeout;
+        if let Err(e) = self.check_loaded() {
+            return ReadIndexReply::Failed(e);
+        }
+        match self.read_index_here(deadline).await {
+            Ok(LocalRead::Index(index)) => ReadIndexReply::Index(index),
+            Ok(LocalRead::NotLeader(leader)) => ReadIndexReply::NotLeader { leader },
+            Err(e) => ReadIndexReply::Failed(e),
+        }
+    }
+
+    async fn read_index_here(&self, deadline: Instant) -> Result<LocalRead, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        match tokio::time::timeout_at(
+            deadline,
+            self.inner.requests.send(NodeRequest::ReadIndex { reply }),
+        )
+        .await
+        {
+            Err(_) => return Err(RequestError::NoLeader),
+            Ok(Err(_)) => return Err(RequestError::ShuttingDown),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            // The driver dropped the read (leadership lost): retry.
+            Ok(Err(_)) => Ok(LocalRead::NotLeader(None)),
+            Err(_) => Err(RequestError::NoLeader),
+        }
+    }
+
+    /// Waits until this node has applied `index`.
+    async fn wait_applied(&self, index: LogIndex, deadline: Instant) -> Result<(), RequestError> {
+        let mut status = self.inner.status.clone();
+        let waited =
+            tokio::time::timeout_at(deadline, status.wait_for(|s| s.last_applied >= index)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(RequestError::ShuttingDown),
+            Err(_) => Err(RequestError::NoLeader),
+        }
+    }
+
+    /// Sleeps until the status changes (a new leader, say) or a short pause passes;
+    /// errors with `NoLeader` once the deadline has passed.
+    async fn pause_until_news(&self, deadline: Instant) -> Result<(), RequestError> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(RequestError::NoLeader);
+        }
+        let mut status = self.inner.status.clone();
+        status.mark_unchanged();
+        let until = deadline.min(now + RETRY_PAUSE);
+        let _ = tokio::time::timeout_at(until, status.changed()).await;
+        // Even with news, pause a little so a flapping leader cannot make us spin.
+        tokio::time::sleep_until(until.min(now + Duration::from_millis(2))).await;
+        Ok(())
+    }
+
+    fn check_loaded(&self) -> Result<(), RequestError> {
+        if self.inner.status.borrow().loading {
+            Err(RequestError::Loading)
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs `f` on the local map without any wait (stale reads, INFO keyspace).
     pub fn read_local<R>(&self, f: impl FnOnce(&kv::Db) -> R) -> R {
-        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        // A poisoned lock means apply panicked; the node is going down anyway, and
+        // the map is only read here.
+        let db = self.inner.db.read().unwrap_or_else(|e| e.into_inner());
         f(&db)
     }
 
     /// The node's current status.
     pub fn status(&self) -> NodeStatus {
-        todo!()
+        self.inner.status.borrow().clone()
+    }
+
+    /// Queues Raft messages that arrived from a peer for the driver. Messages that
+    /// do not fit are dropped (Raft tolerates loss).
+    pub fn deliver(&self, envelopes: Vec<Envelope>) {
+        for envelope in envelopes {
+            if self.inner.inbound.try_send(envelope).is_err() {
+                tracing::debug!("inbound raft queue full, message dropped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LimitsConfig, RaftConfig};
+
+    fn single_node_config(dir: &std::path::Path) -> Config {
+        Config {
+            id: 1,
+            cluster_id: "test".to_string(),
+            resp_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            data_dir: dir.to_path_buf(),
+            peers: vec![],
+            follower_writes: FollowerWrites::Forward,
+            raft: RaftConfig {
+                tick_ms: 1,
+                ..RaftConfig::default()
+            },
+            limits: LimitsConfig {
+                request_timeout_ms: 10_000,
+                ..LimitsConfig::default()
+            },
+        }
+    }
+
+    fn set(key: &str, value: &str) -> kv::Op {
+        kv::Op::Set {
+            key: key.to_string().into(),
+            value: value.to_string().into(),
+        }
+    }
+
+    /// A single node elects itself, acknowledges a write only once applied, serves
+    /// it to a linearizable read, and after a restart rebuilds the map from its WAL.
+    #[tokio::test]
+    async fn single_node_write_read_and_restart_from_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = single_node_config(dir.path());
+        let node = Node::start(&config, Metrics::new()).await.unwrap();
+        let handle = node.handle();
+        assert_eq!(handle.write(set("a", "1")).await, Ok(kv::Output::Ok));
+        assert_eq!(handle.write(set("b", "2")).await, Ok(kv::Output::Ok));
+        let del = kv::Op::Del {
+            keys: vec!["b".into(), "zz".into()],
+        };
+        assert_eq!(handle.write(del).await, Ok(kv::Output::Integer(1)));
+        let a = handle.read(|db| db.get(b"a").cloned()).await.unwrap();
+        assert_eq!(a.as_deref(), Some(&b"1"[..]));
+        let status = handle.status();
+        assert_eq!(status.role, Role::Leader);
+        assert!(
+            status.last_applied >= LogIndex(4),
+            "noop + 3 writes applied: {status:?}"
+        );
+        node.shutdown().await.unwrap();
+
+        let node = Node::start(&config, Metrics::new()).await.unwrap();
+        let handle = node.handle();
+        let mut status = handle.inner.status.clone();
+        status.wait_for(|s| !s.loading).await.unwrap();
+        let (a, b) = handle
+            .read(|db| (db.get(b"a").cloned(), db.get(b"b").cloned()))
+            .await
+            .unwrap();
+        assert_eq!(a.as_deref(), Some(&b"1"[..]));
+        assert_eq!(b, None);
+        assert_eq!(handle.read_local(|db| db.len()), 1);
+        node.shutdown().await.unwrap();
+    }
+
+    /// A second node on the same data directory is refused while the first runs.
+    #[tokio::test]
+    async fn second_node_on_the_same_data_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = single_node_config(dir.path());
+        let node = Node::start(&config, Metrics::new()).await.unwrap();
+        let second = Node::start(&config, Metrics::new()).await;
+        assert!(
+            matches!(second, Err(NodeError::Store(_))),
+            "second start must fail"
+        );
+        node.shutdown().await.unwrap();
+    }
+
+    /// Commands get `LOADING` before the replay is done, and the error texts are
+    /// Redis's codes followed by a message.
+    #[test]
+    fn request_errors_have_redis_codes_and_messages() {
+        assert_eq!(
+            RequestError::NoLeader.resp_text(),
+            "CLUSTERDOWN No raft leader"
+        );
+        assert!(RequestError::TryAgain("x".into())
+            .resp_text()
+            .starts_with("TRYAGAIN "));
+        assert!(RequestError::Loading.resp_text().starts_with("LOADING "));
+        assert_eq!(
+            RequestError::Moved("127.0.0.1:7001".into()).resp_text(),
+            "MOVED 0 127.0.0.1:7001"
+        );
+        assert!(RequestError::OutcomeUnknown("t".into())
+            .resp_text()
+            .starts_with("ERR outcome unknown"));
     }
 }

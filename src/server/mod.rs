@@ -1,3 +1,302 @@
-//! Listeners: RESP for clients, HTTP for peers and operators (being written).
+//! Listeners: RESP for clients (this file: accept loop, connection cap, graceful
+//! shutdown) and HTTP for peers and operators ([`http`]).
+//!
+//! One task per client connection, in a `conn{id, peer}` span. The RESP path is
+//! split by responsibility: [`codec`] frames requests (by hand, with limits, and
+//! without recursion), [`command`] holds the command table and turns a request
+//! into a reply through a [`command::Backend`], [`reply`] encodes replies in
+//! RESP2 or RESP3, [`connection`] runs the read → execute → write loop with
+//! pipelining, and [`info`] renders `INFO`.
+//!
+//! This module never touches the key space directly: reads and writes go
+//! through [`NodeHandle`]. Limits come from [`LimitsConfig`]; nothing here grows
+//! without bound (connections, request size, argument count).
 
+pub mod codec;
+pub mod command;
+pub mod connection;
 pub mod http;
+pub mod info;
+pub mod reply;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::config::LimitsConfig;
+use crate::kv::{Op, Output};
+use crate::metrics::Metrics;
+use crate::node::{NodeHandle, NodeStatus, RequestError};
+
+pub use command::CommandError;
+pub use info::ServerFacts;
+
+/// Redis's reply to a connection over `maxclients`, sent before closing it.
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Everything the RESP listener needs; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct ServerContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: NodeHandle,
+    limits: LimitsConfig,
+    metrics: Metrics,
+    facts: ServerFacts,
+    counters: command::CommandCounters,
+    connected_clients: AtomicUsize,
+    next_client_id: AtomicU64,
+}
+
+impl ServerContext {
+    /// A context for `node`; registers the per-command counters.
+    pub fn new(
+        node: NodeHandle,
+        limits: LimitsConfig,
+        metrics: Metrics,
+        facts: ServerFacts,
+    ) -> ServerContext {
+        ServerContext {
+            inner: Arc::new(Inner {
+                node,
+                limits,
+                metrics,
+                facts,
+                counters: command::CommandCounters::register(),
+                connected_clients: AtomicUsize::new(0),
+                next_client_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The node handle.
+    pub fn node(&self) -> &NodeHandle {
+        &self.inner.node
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.inner.limits
+    }
+
+    /// The per-command counters.
+    pub fn counters(&self) -> &command::CommandCounters {
+        &self.inner.counters
+    }
+
+    /// A new client id (unique in this process, starting at 1).
+    pub fn next_client_id(&self) -> u64 {
+        self.inner.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a new connection unless the cap is reached.
+    fn try_admit(&self) -> Option<ClientSlot> {
+        let previous = self.inner.connected_clients.fetch_add(1, Ordering::AcqRel);
+        if previous >= self.inner.limits.max_clients {
+            self.inner.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        self.inner.metrics.connected_clients.increment(1.0);
+        Some(ClientSlot { ctx: self.clone() })
+    }
+}
+
+/// One admitted connection; frees its place in the cap when dropped.
+struct ClientSlot {
+    ctx: ServerContext,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.ctx
+            .inner
+            .connected_clients
+            .fetch_sub(1, Ordering::AcqRel);
+        self.ctx.inner.metrics.connected_clients.decrement(1.0);
+    }
+}
+
+impl command::Env for ServerContext {
+    fn facts(&self) -> &ServerFacts {
+        &self.inner.facts
+    }
+
+    fn status(&self) -> NodeStatus {
+        self.inner.node.status()
+    }
+
+    fn local_key_count(&self) -> usize {
+        self.inner.node.read_local(|db| db.len())
+    }
+
+    fn connected_clients(&self) -> usize {
+        self.inner.connected_clients.load(Ordering::Relaxed)
+    }
+}
+
+impl command::Backend for ServerContext {
+    fn write(&self, op: Op) -> impl Future<Output = Result<Output, RequestError>> + Send {
+        self.inner.node.write(op)
+    }
+
+    fn read(
+        &self,
+        f: command::ReadFn,
+    ) -> impl Future<Output = Result<reply::Reply, RequestError>> + Send {
+        self.inner.node.read(f)
+    }
+}
+
+/// Serves RESP clients on `listener` until `shutdown` completes.
+///
+/// Connections over `max_clients` get `-ERR max number of clients reached` and
+/// are closed. On shutdown the listener stops accepting; open connections finish
+/// the batch they are executing, flush it and close; `serve` returns when they
+/// are all gone, or after `request_timeout_ms` + 1 s at most.
+pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Future<Output = ()>) {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Each connection task holds a sender; `recv` returns None once all are gone.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Latency matters more than packet count for request/reply traffic.
+        let _ = stream.set_nodelay(true);
+        let Some(slot) = ctx.try_admit() else {
+            tracing::warn!(%peer, "max number of clients reached");
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream.write_all(MAX_CLIENTS_REPLY).await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        let id = ctx.next_client_id();
+        let span = tracing::info_span!("conn", id, %peer);
+        let ctx = ctx.clone();
+        let shutdown_rx = shutdown_rx.clone();
+        let alive = alive_tx.clone();
+        tokio::spawn(
+            async move {
+                let _alive = alive;
+                let _slot = slot;
+                let local = stream.local_addr().ok();
+                let session = command::Session::new(id, Some(peer), local);
+                tracing::debug!("client connected");
+                let limits = codec::FrameLimits::from(ctx.limits());
+                let counters = Some(ctx.counters());
+                match connection::run(stream, &ctx, session, limits, counters, shutdown_rx).await {
+                    Ok(()) => tracing::debug!("client disconnected"),
+                    Err(error) => tracing::debug!(%error, "client connection failed"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+    let _ = shutdown_tx.send(true);
+    drop(alive_tx);
+    let drain = Duration::from_millis(ctx.limits().request_timeout_ms) + Duration::from_secs(1);
+    if tokio::time::timeout(drain, alive_rx.recv()).await.is_err() {
+        tracing::warn!("client connections still open after the shutdown drain period");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::config::{Config, FollowerWrites, RaftConfig};
+    use crate::node::Node;
+
+    fn single_node_config(dir: &std::path::Path) -> Config {
+        Config {
+            id: 1,
+            cluster_id: "server-test".to_string(),
+            resp_addr: "127.0.0.1:1".parse().expect("valid address"),
+            http_addr: "127.0.0.1:2".parse().expect("valid address"),
+            data_dir: dir.to_path_buf(),
+            peers: vec![],
+            follower_writes: FollowerWrites::Forward,
+            raft: RaftConfig {
+                tick_ms: 1,
+                ..RaftConfig::default()
+            },
+            limits: LimitsConfig {
+                request_timeout_ms: 10_000,
+                max_clients: 1,
+                ..LimitsConfig::default()
+            },
+        }
+    }
+
+    /// Reads until `expected.len()` bytes arrived (or EOF) and returns them.
+    async fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        let mut got = 0;
+        while got < n {
+            match stream.read(&mut buf[got..]).await.expect("socket open") {
+                0 => break,
+                read => got += read,
+            }
+        }
+        buf.truncate(got);
+        buf
+    }
+
+    /// Against a real single node: pipelined SET/GET/DEL over TCP, the client cap
+    /// with Redis's text, and a graceful shutdown that closes idle clients.
+    #[tokio::test]
+    async fn serves_a_real_node_with_client_cap_and_shutdown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = single_node_config(dir.path());
+        let node = Node::start(&config, Metrics::new())
+            .await
+            .expect("node starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let facts = ServerFacts::new(addr.port(), None, None, config.limits.max_clients);
+        let ctx = ServerContext::new(node.handle(), config.limits.clone(), Metrics::new(), facts);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, ctx, async {
+            let _ = stop_rx.await;
+        }));
+
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        first
+            .write_all(b"SET k v\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nEXISTS k k\r\nDEL k\r\nGET k\r\n")
+            .await
+            .expect("send");
+        let expected = b"+OK\r\n$1\r\nv\r\n:2\r\n:1\r\n$-1\r\n";
+        assert_eq!(read_n(&mut first, expected.len()).await, expected);
+
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        let refused = b"-ERR max number of clients reached\r\n";
+        assert_eq!(read_n(&mut second, refused.len() + 1).await, refused);
+
+        stop_tx.send(()).expect("server running");
+        server.await.expect("serve returns after shutdown");
+        assert!(read_n(&mut first, 1).await.is_empty(), "closed on shutdown");
+        node.shutdown().await.expect("node stops");
+    }
+}

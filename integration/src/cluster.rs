@@ -1,0 +1,681 @@
+//! `Cluster`: n real `dkv-server` processes on loopback.
+//!
+//! Ports come from binding port 0 and releasing it, so another process may grab one
+//! before the server binds it; `start` then retries the whole cluster with fresh ports.
+//! Each node's config, data directory and log (stdout + stderr, appended across
+//! restarts with a marker line) live in one temp dir. Unless the test ends with
+//! [`Cluster::shutdown`], dropping the cluster prints the tail of every node's log, so a
+//! failing test (panic or `?`) shows what the servers said. `DKV_KEEP_LOGS=1` keeps the
+//! temp dir and prints its path.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use redis::aio::MultiplexedConnection;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+use crate::process::{self, POLL};
+use crate::status::Status;
+
+/// How long `start` waits for a leader everyone agrees on.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to answer `/status` after spawn (WAL replay included).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful stop may take before the node is killed and the stop fails.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on one `/status` request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts at starting a cluster when a port turns out to be taken.
+const START_ATTEMPTS: usize = 3;
+/// Lines of each node's log printed on failure.
+const LOG_TAIL_LINES: usize = 60;
+
+/// One node's config, written as YAML in the shape `dkv-server --config` reads.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Raft id (non-zero).
+    pub id: u64,
+    /// Cluster name.
+    pub cluster_id: String,
+    /// RESP listen address.
+    pub resp_addr: SocketAddr,
+    /// HTTP listen address.
+    pub http_addr: SocketAddr,
+    /// WAL directory.
+    pub data_dir: PathBuf,
+    /// `(id, resp_addr, http_addr)` of every other member.
+    pub peers: Vec<(u64, SocketAddr, SocketAddr)>,
+    /// `raft.tick_ms`.
+    pub tick_ms: u64,
+    /// `limits.request_timeout_ms`.
+    pub request_timeout_ms: u64,
+    /// `limits.max_bulk_len_bytes`.
+    pub max_bulk_len_bytes: u64,
+    /// Extra top-level YAML appended verbatim (e.g. an unknown key, for bad-config tests).
+    pub extra_yaml: String,
+}
+
+impl NodeConfig {
+    /// The YAML text.
+    pub fn to_yaml(&self) -> String {
+        let mut y = String::new();
+        let q = |s: &str| serde_json::to_string(s).expect("a string always serializes");
+        // Writing to a String cannot fail.
+        let _ = writeln!(y, "id: {}", self.id);
+        let _ = writeln!(y, "cluster_id: {}", q(&self.cluster_id));
+        let _ = writeln!(y, "resp_addr: {}", self.resp_addr);
+        let _ = writeln!(y, "http_addr: {}", self.http_addr);
+        let _ = writeln!(y, "data_dir: {}", q(&self.data_dir.to_string_lossy()));
+        if self.peers.is_empty() {
+            let _ = writeln!(y, "peers: []");
+        } else {
+            let _ = writeln!(y, "peers:");
+            for (id, resp, http) in &self.peers {
+                let _ = writeln!(
+                    y,
+                    "  - {{ id: {id}, resp_addr: {resp}, http_addr: {http} }}"
+                );
+            }
+        }
+        let _ = writeln!(
+            y,
+            "raft: {{ tick_ms: {}, election_timeout_min_ticks: 30, election_timeout_max_ticks: 60, heartbeat_interval_ticks: 5 }}",
+            self.tick_ms
+        );
+        let _ = writeln!(
+            y,
+            "limits: {{ max_clients: 10000, max_bulk_len_bytes: {}, request_timeout_ms: {} }}",
+            self.max_bulk_len_bytes, self.request_timeout_ms
+        );
+        y.push_str(&self.extra_yaml);
+        y
+    }
+}
+
+struct Node {
+    config: NodeConfig,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running cluster of `dkv-server` processes. Node indexes are 0-based; node `i` has
+/// Raft id `i + 1`.
+pub struct Cluster {
+    dir: Option<TempDir>,
+    bin: PathBuf,
+    nodes: Vec<Node>,
+    leader: Option<usize>,
+    clean_shutdown: bool,
+}
+
+/// Free loopback ports: bind `count` listeners on port 0 at once (so they differ), then
+/// release them all.
+fn free_ports(count: usize) -> Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0"))
+        .collect::<Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr().context("local_addr")?.port()))
+        .collect()
+}
+
+impl Cluster {
+    /// Start `n` nodes and wait until exactly one is leader and every node agrees.
+    ///
+    /// # Errors
+    /// No binary, a node exits or never answers, or no agreed leader within
+    /// [`START_TIMEOUT`]. The error carries the tail of every node's log.
+    pub async fn start(n: usize) -> Result<Cluster> {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Like [`Cluster::start`], with a hook to adjust each node's config before it is
+    /// written.
+    ///
+    /// # Errors
+    /// As [`Cluster::start`].
+    pub async fn start_with(n: usize, adjust: impl Fn(&mut NodeConfig)) -> Result<Cluster> {
+        anyhow::ensure!(n >= 1, "a cluster needs at least one node");
+        let bin = process::server_binary()?;
+        let mut last_err = None;
+        for attempt in 1..=START_ATTEMPTS {
+            let mut cluster = Cluster::create(&bin, n, &adjust)?;
+            match cluster.boot().await {
+                Ok(()) => return Ok(cluster),
+                Err(e) => {
+                    let port_clash = cluster.logs_mention("in use");
+                    let report = cluster.log_report();
+                    cluster.clean_shutdown = true; // already reported in the error
+                    drop(cluster);
+                    let e = e.context(format!("start attempt {attempt}: node logs:\n{report}"));
+                    if !port_clash {
+                        return Err(e);
+                    }
+                    eprintln!("[harness] a port was taken; retrying the cluster start: {e:#}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("cluster did not start")))
+    }
+
+    fn create(bin: &Path, n: usize, adjust: &impl Fn(&mut NodeConfig)) -> Result<Cluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("dkv-it-")
+            .tempdir()
+            .context("create temp dir")?;
+        let ports = free_ports(2 * n)?;
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let members: Vec<(u64, SocketAddr, SocketAddr)> = (0..n)
+            .map(|i| (i as u64 + 1, addr(ports[2 * i]), addr(ports[2 * i + 1])))
+            .collect();
+        let mut nodes = Vec::with_capacity(n);
+        for &(id, resp_addr, http_addr) in &members {
+            let mut config = NodeConfig {
+                id,
+                cluster_id: "test".into(),
+                resp_addr,
+                http_addr,
+                data_dir: dir.path().join(format!("node{id}")),
+                peers: members.iter().filter(|m| m.0 != id).cloned().collect(),
+                tick_ms: 10,
+                request_timeout_ms: 5000,
+                max_bulk_len_bytes: 512 * 1024 * 1024,
+                extra_yaml: String::new(),
+            };
+            adjust(&mut config);
+            let config_path = dir.path().join(format!("node{id}.yaml"));
+            std::fs::write(&config_path, config.to_yaml())
+                .with_context(|| format!("write {}", config_path.display()))?;
+            nodes.push(Node {
+                log_path: dir.path().join(format!("node{id}.log")),
+                config,
+                config_path,
+                child: None,
+            });
+        }
+        Ok(Cluster {
+            dir: Some(dir),
+            bin: bin.to_path_buf(),
+            nodes,
+            leader: None,
+            clean_shutdown: false,
+        })
+    }
+
+    async fn boot(&mut self) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            self.spawn(i)?;
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_ready(i, READY_TIMEOUT).await?;
+        }
+        self.wait_for_leader(START_TIMEOUT).await?;
+        Ok(())
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let node = self.node(i)?;
+        anyhow::ensure!(node.child.is_none(), "node {i} is already running");
+        append_marker(&node.log_path, "spawn");
+        let child = process::spawn_server(&self.bin, &node.config_path, &node.log_path)
+            .with_context(|| format!("spawn node {i}"))?;
+        self.nodes[i].child = Some(child);
+        Ok(())
+    }
+
+    fn node(&self, i: usize) -> Result<&Node> {
+        self.nodes
+            .get(i)
+            .with_context(|| format!("no node {i} (cluster of {})", self.nodes.len()))
+    }
+
+    fn node_mut(&mut self, i: usize) -> Result<&mut Node> {
+        let n = self.nodes.len();
+        self.nodes
+            .get_mut(i)
+            .with_context(|| format!("no node {i} (cluster of {n})"))
+    }
+
+    /// Number of nodes (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True if the cluster has no nodes (never, after `start`).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Indexes of the nodes whose process is running.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].child.is_some())
+            .collect()
+    }
+
+    /// The leader seen by the last successful [`Cluster::wait_for_leader`] (which `start`
+    /// also runs).
+    ///
+    /// # Panics
+    /// If no leader was ever observed (impossible after a successful `start`).
+    pub fn leader(&self) -> usize {
+        self.leader
+            .expect("Cluster::start waits for a leader, so one has been observed")
+    }
+
+    /// Node `i`'s RESP address.
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn resp_addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].config.resp_addr
+    }
+
+    /// Node `i`'s HTTP address.
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn http_addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].config.http_addr
+    }
+
+    /// Node `i`'s config.
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn config(&self, i: usize) -> &NodeConfig {
+        &self.nodes[i].config
+    }
+
+    /// The pid of node `i`, if running.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes.get(i)?.child.as_ref().map(Child::id)
+    }
+
+    /// The temp dir holding configs, data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .expect("the temp dir lives until drop")
+            .path()
+    }
+
+    /// `GET /status` on node `i`.
+    ///
+    /// # Errors
+    /// The node does not answer (within 2 s), answers non-200, or the JSON is malformed.
+    pub async fn status(&self, i: usize) -> Result<Status> {
+        let addr = self.node(i)?.config.http_addr;
+        let resp = crate::http::get(addr, "/status", STATUS_TIMEOUT)
+            .await
+            .with_context(|| format!("status of node {i}"))?;
+        anyhow::ensure!(
+            resp.status == 200,
+            "GET /status on node {i}: HTTP {} {:?}",
+            resp.status,
+            resp.text()
+        );
+        Status::parse(&resp.text()).with_context(|| format!("status of node {i}"))
+    }
+
+    /// `GET path` on node `i`'s HTTP port (e.g. `/metrics`, `/health`).
+    ///
+    /// # Errors
+    /// The node does not answer within 2 s.
+    pub async fn http_get(&self, i: usize, path: &str) -> Result<crate::http::HttpResponse> {
+        let addr = self.node(i)?.config.http_addr;
+        crate::http::get(addr, path, STATUS_TIMEOUT)
+            .await
+            .with_context(|| format!("node {i}"))
+    }
+
+    /// Fail if a node we believe is running has exited.
+    fn check_alive(&mut self) -> Result<()> {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if let Some(child) = &mut node.child {
+                if let Some(status) = child.try_wait().context("try_wait")? {
+                    node.child = None;
+                    bail!(
+                        "node {i} (id {}) exited unexpectedly with {status}; log tail:\n{}",
+                        node.config.id,
+                        process::tail(&node.log_path, LOG_TAIL_LINES)
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until node `i` answers `/status` with `loading: false`.
+    ///
+    /// # Errors
+    /// The process exits, or no such answer within `timeout`.
+    pub async fn wait_ready(&mut self, i: usize, timeout: Duration) -> Result<Status> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive()?;
+            let last = match self.status(i).await {
+                Ok(s) if !s.loading => return Ok(s),
+                Ok(s) => format!("{s:?}"),
+                Err(e) => format!("{e:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "node {i} not ready (answering /status, loading=false) within {timeout:?}; last: {last}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Wait until, among running nodes, exactly one reports `Leader` and every running
+    /// node names it as leader; returns its index and remembers it for
+    /// [`Cluster::leader`].
+    ///
+    /// # Errors
+    /// A node exits, or no agreement within `timeout` (the error shows the last
+    /// statuses).
+    pub async fn wait_for_leader(&mut self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        let mut last: Vec<String>;
+        loop {
+            self.check_alive()?;
+            last = Vec::new();
+            let mut statuses = Vec::new();
+            for i in self.live() {
+                match self.status(i).await {
+                    Ok(s) => {
+                        last.push(format!("node {i}: {s:?}"));
+                        statuses.push((i, s));
+                    }
+                    Err(e) => last.push(format!("node {i}: {e:#}")),
+                }
+            }
+            if statuses.len() == self.live().len() {
+                if let Some(leader) = agreed_leader(&statuses) {
+                    self.leader = Some(leader);
+                    return Ok(leader);
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no leader agreed on by all running nodes {:?} within {timeout:?}; last statuses:\n{}",
+                    self.live(),
+                    last.join("\n")
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Wait until node `i` has applied at least `index`.
+    ///
+    /// # Errors
+    /// The node exits, or it does not get there within `timeout`.
+    pub async fn wait_applied(
+        &mut self,
+        i: usize,
+        index: u64,
+        timeout: Duration,
+    ) -> Result<Status> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive()?;
+            let last = self.status(i).await;
+            if let Ok(s) = &last {
+                if s.last_applied >= index {
+                    return Ok(s.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("node {i} did not apply index {index} within {timeout:?}; last: {last:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// SIGKILL node `i` and reap it.
+    ///
+    /// # Errors
+    /// The node is not running.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("kill9: node {i} is not running"))?;
+        child.kill().with_context(|| format!("SIGKILL node {i}"))?;
+        child.wait().with_context(|| format!("reap node {i}"))?;
+        append_marker(&node.log_path, "killed with SIGKILL");
+        if self.leader == Some(i) {
+            self.leader = None;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM node `i` and wait for it to exit.
+    ///
+    /// # Errors
+    /// The node is not running, or it did not exit within [`STOP_TIMEOUT`] (it is then
+    /// SIGKILLed, and the error says so).
+    pub async fn stop(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("stop: node {i} is not running"))?;
+        process::sigterm(&child).with_context(|| format!("stop node {i}"))?;
+        let exited = process::wait_exit(&mut child, STOP_TIMEOUT).await?;
+        if self.leader == Some(i) {
+            self.leader = None;
+        }
+        let node = &self.nodes[i];
+        match exited {
+            Some(status) => {
+                append_marker(&node.log_path, &format!("stopped with SIGTERM: {status}"));
+                Ok(())
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                append_marker(&node.log_path, "SIGTERM ignored; killed");
+                bail!(
+                    "node {i} did not exit within {STOP_TIMEOUT:?} after SIGTERM (killed it); log tail:\n{}",
+                    process::tail(&node.log_path, LOG_TAIL_LINES)
+                )
+            }
+        }
+    }
+
+    /// Start a stopped or killed node again with the same config and data dir, and wait
+    /// until it answers `/status` with `loading: false`.
+    ///
+    /// # Errors
+    /// The node is running, exits, or is not ready within [`READY_TIMEOUT`].
+    pub async fn restart(&mut self, i: usize) -> Result<Status> {
+        self.spawn(i)?;
+        self.wait_ready(i, READY_TIMEOUT)
+            .await
+            .with_context(|| format!("restart node {i}"))
+    }
+
+    /// A `redis` connection to node `i` (response timeout
+    /// [`crate::client::RESPONSE_TIMEOUT`]).
+    ///
+    /// # Errors
+    /// The node does not accept the connection.
+    pub async fn client(&self, i: usize) -> Result<MultiplexedConnection> {
+        crate::client::connect(self.node(i)?.config.resp_addr)
+            .await
+            .with_context(|| format!("client for node {i}"))
+    }
+
+    /// The last `lines` lines of node `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        match self.nodes.get(i) {
+            Some(n) => process::tail(&n.log_path, lines),
+            None => format!("<no node {i}>"),
+        }
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub fn log_report(&self) -> String {
+        let mut out = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "----- node {i} (id {}) {} -----\n{}",
+                n.config.id,
+                n.log_path.display(),
+                process::tail(&n.log_path, LOG_TAIL_LINES)
+            );
+        }
+        out
+    }
+
+    fn logs_mention(&self, needle: &str) -> bool {
+        self.nodes.iter().any(|n| {
+            std::fs::read_to_string(&n.log_path)
+                .map(|t| t.to_lowercase().contains(needle))
+                .unwrap_or(false)
+        })
+    }
+
+    /// Stop every node (SIGKILL) and drop the temp dir without printing logs: the end of
+    /// a passing test.
+    pub fn shutdown(mut self) {
+        self.clean_shutdown = true;
+    }
+}
+
+/// The node every status names as leader, if exactly one claims the role.
+fn agreed_leader(statuses: &[(usize, Status)]) -> Option<usize> {
+    let mut leaders = statuses.iter().filter(|(_, s)| s.is_leader());
+    let (leader, leader_status) = leaders.next()?;
+    if leaders.next().is_some() {
+        return None;
+    }
+    statuses
+        .iter()
+        .all(|(_, s)| s.leader == Some(leader_status.id) && s.term == leader_status.term)
+        .then_some(*leader)
+}
+
+fn append_marker(log: &Path, what: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "===== [harness] {what} =====");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let keep = std::env::var_os("DKV_KEEP_LOGS").is_some();
+        if !self.clean_shutdown || std::thread::panicking() {
+            eprintln!(
+                "[harness] test did not end with Cluster::shutdown; node logs:\n{}",
+                self.log_report()
+            );
+        }
+        if keep {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("[harness] kept {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Role;
+
+    fn status(id: u64, role: Role, term: u64, leader: Option<u64>) -> Status {
+        Status {
+            id,
+            role,
+            term,
+            leader,
+            leader_resp_addr: None,
+            commit_index: 0,
+            last_applied: 0,
+            last_log_index: 0,
+            loading: false,
+            leader_changes: 0,
+        }
+    }
+
+    #[test]
+    fn agreed_leader_needs_one_leader_named_by_all() {
+        let l = |i| status(i, Role::Leader, 2, Some(i));
+        let f = |i, leader| status(i, Role::Follower, 2, leader);
+        assert_eq!(
+            agreed_leader(&[(0, f(1, Some(2))), (1, l(2)), (2, f(3, Some(2)))]),
+            Some(1)
+        );
+        assert_eq!(agreed_leader(&[(0, f(1, None)), (1, l(2))]), None);
+        assert_eq!(agreed_leader(&[(0, l(1)), (1, l(2))]), None);
+        assert_eq!(
+            agreed_leader(&[(0, f(1, Some(2))), (1, f(2, Some(2)))]),
+            None
+        );
+        assert_eq!(agreed_leader(&[(0, l(1))]), Some(0));
+        // A follower still in an older term does not count as agreeing.
+        assert_eq!(
+            agreed_leader(&[(0, status(1, Role::Follower, 1, Some(2))), (1, l(2))]),
+            None
+        );
+    }
+
+    #[test]
+    fn config_yaml_has_the_documented_keys() {
+        let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        let c = NodeConfig {
+            id: 1,
+            cluster_id: "test".into(),
+            resp_addr: a(7001),
+            http_addr: a(8001),
+            data_dir: "/tmp/x/node1".into(),
+            peers: vec![(2, a(7002), a(8002))],
+            tick_ms: 10,
+            request_timeout_ms: 5000,
+            max_bulk_len_bytes: 536870912,
+            extra_yaml: String::new(),
+        };
+        let y = c.to_yaml();
+        assert!(y.contains("id: 1\n"), "{y}");
+        assert!(y.contains("data_dir: \"/tmp/x/node1\"\n"), "{y}");
+        assert!(
+            y.contains("  - { id: 2, resp_addr: 127.0.0.1:7002, http_addr: 127.0.0.1:8002 }\n"),
+            "{y}"
+        );
+        assert!(y.contains("request_timeout_ms: 5000"), "{y}");
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(6).unwrap();
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 6);
+    }
+}

@@ -1,0 +1,393 @@
+//! The driver task: the only owner of the Raft core and the WAL.
+//!
+//! # Ordering (the persistence contract of `raft/mod.rs`, implemented here once)
+//!
+//! ```text
+//! ready = raft.ready()
+//!   1. WAL: append ready.entries, write ready.hard_state, fsync   (blocking thread)
+//!   2. transport: send ready.messages          -- only after 1 returned Ok
+//!   3. kv: apply ready.committed_entries in order; answer their clients
+//!   4. answer ready.read_states (callers then wait for apply >= index)
+//! raft.advance(ready)
+//! ```
+//!
+//! Step 2 after step 1 is what makes a vote or an append acknowledgement safe: the
+//! term, vote and entries it depends on are on disk first. A failed write or fsync
+//! stops the driver with an error (the page cache can no longer be trusted; never
+//! retry an fsync). Proposals that arrive while an fsync runs queue in the request
+//! channel and go into the next Ready together: one fsync covers them all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info};
+
+use super::{LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus, RequestError};
+use crate::kv;
+use crate::metrics::Metrics;
+use crate::raft::{Entry, EntryKind, Envelope, LogIndex, NodeId, Raft, Ready, Role, Term};
+use crate::store::{LogStore, Wal};
+use crate::transport::Transport;
+
+/// Inputs handled per wake-up before the driver turns to Ready, so a flood of one
+/// kind cannot starve the others.
+const MAX_INPUTS_PER_TURN: usize = 4096;
+
+pub(super) struct DriverParts {
+    pub raft: Raft,
+    pub db: Arc<RwLock<kv::Db>>,
+    pub transport: Transport,
+    pub requests: mpsc::Receiver<NodeRequest>,
+    pub inbound: mpsc::Receiver<Envelope>,
+    pub status: watch::Sender<NodeStatus>,
+    pub shutdown: watch::Receiver<bool>,
+    pub metrics: Metrics,
+    pub resp_addrs: HashMap<NodeId, SocketAddr>,
+    pub replay_target: LogIndex,
+    pub tick: Duration,
+    pub max_pending_proposals: usize,
+}
+
+struct PendingWrite {
+    term: Term,
+    reply: oneshot::Sender<LocalWrite>,
+}
+
+pub(super) struct Driver {
+    parts: DriverParts,
+    /// `None` only while a blocking persist owns it.
+    wal: Option<Wal>,
+    pending_writes: BTreeMap<LogIndex, PendingWrite>,
+    pending_reads: HashMap<u64, oneshot::Sender<LocalRead>>,
+    next_read_ctx: u64,
+    loading: bool,
+    leader_changes: u64,
+    last_leader: Option<NodeId>,
+    last_role: Role,
+}
+
+impl Driver {
+    pub(super) fn new(parts: DriverParts, wal: Wal) -> Driver {
+        let loading = parts.replay_target > LogIndex(0);
+        Driver {
+            wal: Some(wal),
+            pending_writes: BTreeMap::new(),
+            pending_reads: HashMap::new(),
+            next_read_ctx: 1,
+            loading,
+            leader_changes: 0,
+            last_leader: None,
+            last_role: Role::Follower,
+            parts,
+        }
+    }
+}
+
+impl Driver {
+    /// Runs until shutdown or a fatal error.
+    pub(super) async fn run(mut self) -> Result<(), NodeError> {
+        let mut ticker = tokio::time::interval(self.parts.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.loading {
+            info!(
+                commit_index = self.parts.replay_target.0,
+                "replaying the write-ahead log"
+            );
+        }
+        let result = self.event_loop(&mut ticker).await;
+        if let Err(e) = &result {
+            error!(error = %e, "node stopped");
+        }
+        // Whatever is still waiting gets a definite answer from its sender closing.
+        result
+    }
+
+    async fn event_loop(&mut self, ticker: &mut tokio::time::Interval) -> Result<(), NodeError> {
+        loop {
+            // Work left from construction (replay) or the previous turn first.
+            while self.parts.raft.has_ready() {
+                self.handle_ready().await?;
+            }
+            self.publish_status();
+            tokio::select! {
+                biased;
+                changed = self.parts.shutdown.changed() => {
+                    if changed.is_err() || *self.parts.shutdown.borrow() {
+                        info!("driver stopping");
+                        return Ok(());
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.parts.raft.tick();
+                    self.forget_abandoned_reads();
+                }
+                Some(request) = self.parts.requests.recv() => {
+                    self.handle_request(request);
+                    for _ in 0..MAX_INPUTS_PER_TURN {
+                        match self.parts.requests.try_recv() {
+                            Ok(request) => self.handle_request(request),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(envelope) = self.parts.inbound.recv() => {
+                    self.step(envelope);
+                    for _ in 0..MAX_INPUTS_PER_TURN {
+                        match self.parts.inbound.try_recv() {
+                            Ok(envelope) => self.step(envelope),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.notice_role_change();
+        }
+    }
+
+    fn step(&mut self, envelope: Envelope) {
+        let from = envelope.from;
+        if let Err(e) = self.parts.raft.step(envelope) {
+            tracing::warn!(from = from.0, error = %e, "raft message rejected");
+        }
+    }
+
+    fn handle_request(&mut self, request: NodeRequest) {
+        match request {
+            NodeRequest::Propose { op, reply } => self.propose(op, reply),
+            NodeRequest::ReadIndex { reply } => self.read_index(reply),
+        }
+    }
+
+    fn propose(&mut self, op: kv::Op, reply: oneshot::Sender<LocalWrite>) {
+        let status = self.parts.raft.status();
+        if status.role != Role::Leader {
+            let _ = reply.send(LocalWrite::NotLeader(status.leader));
+            return;
+        }
+        if self.pending_writes.len() >= self.parts.max_pending_proposals {
+            let _ = reply.send(LocalWrite::Done(Err(RequestError::TryAgain(
+                "too many writes in flight on the leader".to_string(),
+            ))));
+            return;
+        }
+        // The leader stamps the time: apply reads no clock (kv module docs).
+        let command = kv::Command {
+            ts_ms: wall_clock_ms(),
+            op,
+        };
+        match self.parts.raft.propose(command.encode()) {
+            Ok((index, term)) => {
+                self.pending_writes
+                    .insert(index, PendingWrite { term, reply });
+            }
+            Err(crate::raft::Error::NotLeader { leader }) => {
+                let _ = reply.send(LocalWrite::NotLeader(leader));
+            }
+            Err(e) => {
+                let _ = reply.send(LocalWrite::Done(Err(RequestError::TryAgain(e.to_string()))));
+            }
+        }
+    }
+
+    fn read_index(&mut self, reply: oneshot::Sender<LocalRead>) {
+        let status = self.parts.raft.status();
+        if status.role != Role::Leader {
+            let _ = reply.send(LocalRead::NotLeader(status.leader));
+            return;
+        }
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self.parts.raft.read_index(ctx) {
+            Ok(()) => {
+                self.pending_reads.insert(ctx, reply);
+            }
+            Err(_) => {
+                let _ = reply.send(LocalRead::NotLeader(self.parts.raft.status().leader));
+            }
+        }
+    }
+
+    /// Reads whose callers gave up (timed out) are forgotten, so the map stays
+    /// bounded even when a leader cannot confirm reads for a long time.
+    fn forget_abandoned_reads(&mut self) {
+        self.pending_reads.retain(|_, reply| !reply.is_closed());
+    }
+
+    /// One pass of the Ready contract; see the module docs for the order.
+    async fn handle_ready(&mut self) -> Result<(), NodeError> {
+        let mut ready = self.parts.raft.ready();
+
+        // 1. Persist before anything that depends on it leaves the node.
+        if ready.hard_state.is_some() || !ready.entries.is_empty() {
+            self.persist(&mut ready).await?;
+        }
+        // 2. Send.
+        for envelope in ready.messages.drain(..) {
+            self.parts.transport.send(envelope);
+        }
+        // 3. Apply.
+        if !ready.committed_entries.is_empty() {
+            self.apply(&ready.committed_entries)?;
+        }
+        // 4. Reads confirmed by a quorum; callers wait for apply >= index.
+        for read in &ready.read_states {
+            if let Some(reply) = self.pending_reads.remove(&read.ctx) {
+                let _ = reply.send(LocalRead::Index(read.index));
+            }
+        }
+        self.parts.raft.advance(ready);
+        Ok(())
+    }
+
+    /// Writes the Ready's entries and hard state and fsyncs, on a blocking thread.
+    async fn persist(&mut self, ready: &mut Ready) -> Result<(), NodeError> {
+        let mut wal = self
+            .wal
+            .take()
+            .expect("the WAL is only absent while a persist runs, and persists never overlap");
+        let entries = std::mem::take(&mut ready.entries);
+        let hard_state = ready.hard_state;
+        let joined = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = (|| {
+                if !entries.is_empty() {
+                    wal.append(&entries)?;
+                }
+                if let Some(hard_state) = hard_state {
+                    wal.set_hard_state(hard_state)?;
+                }
+                wal.sync()
+            })();
+            (wal, entries, result, started.elapsed())
+        })
+        .await;
+        let (wal, entries, result, elapsed) =
+            joined.map_err(|e| NodeError::StorageTask(e.to_string()))?;
+        self.wal = Some(wal);
+        ready.entries = entries;
+        self.parts.metrics.wal_fsync.record(elapsed.as_secs_f64());
+        result.map_err(NodeError::Store)
+    }
+
+    fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
+        let mut outputs = Vec::with_capacity(entries.len());
+        {
+            let mut db = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
+            for entry in entries {
+                let output = match entry.kind {
+                    EntryKind::Noop => None,
+                    EntryKind::Normal => {
+                        let command = kv::Command::decode(&entry.data).map_err(|source| {
+                            NodeError::Decode {
+                                index: entry.index,
+                                source,
+                            }
+                        })?;
+                        Some(db.apply(&command))
+                    }
+                };
+                outputs.push(output);
+            }
+            self.parts.metrics.keys.set(db.len() as f64);
+        }
+        for (entry, output) in entries.iter().zip(outputs) {
+            if entry.kind == EntryKind::Normal {
+                self.parts.metrics.proposals_committed.increment(1);
+            }
+            // A proposal at this index is answered now: with the output if the entry
+            // applied is the one proposed (same term), else it was overwritten by a
+            // new leader and will never apply.
+            if let Some(pending) = self.pending_writes.remove(&entry.index) {
+                let outcome = match output {
+                    Some(output) if pending.term == entry.term => Ok(output),
+                    _ => Err(RequestError::TryAgain(
+                        "leadership changed before the write committed; it was not applied"
+                            .to_string(),
+                    )),
+                };
+                let _ = pending.reply.send(LocalWrite::Done(outcome));
+            }
+        }
+        if let Some(last) = entries.last() {
+            if self.loading && last.index >= self.parts.replay_target {
+                self.loading = false;
+                info!(applied = last.index.0, "write-ahead log replayed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads pending on a leader that lost its role can no longer be confirmed;
+    /// their callers retry against the new leader.
+    fn notice_role_change(&mut self) {
+        let status = self.parts.raft.status();
+        if self.last_role == Role::Leader && status.role != Role::Leader {
+            for (_, reply) in self.pending_reads.drain() {
+                let _ = reply.send(LocalRead::NotLeader(status.leader));
+            }
+        }
+        if status.role != self.last_role {
+            info!(term = status.term.0, role = ?status.role, "role changed");
+        }
+        self.last_role = status.role;
+        if status.leader.is_some() && status.leader != self.last_leader {
+            self.leader_changes += 1;
+            self.parts.metrics.leader_changes.increment(1);
+            info!(
+                term = status.term.0,
+                leader = status.leader.map(|l| l.0),
+                "leader changed"
+            );
+        }
+        if status.leader.is_some() {
+            self.last_leader = status.leader;
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let status = self.parts.raft.status();
+        let next = NodeStatus {
+            id: status.id,
+            role: status.role,
+            term: status.term,
+            leader: status.leader,
+            leader_resp_addr: status
+                .leader
+                .and_then(|l| self.parts.resp_addrs.get(&l))
+                .map(|a| a.to_string()),
+            commit_index: status.commit_index,
+            last_applied: status.last_applied,
+            last_log_index: status.last_log_index,
+            loading: self.loading,
+            leader_changes: self.leader_changes,
+        };
+        let metrics = &self.parts.metrics;
+        metrics.role.set(match status.role {
+            Role::Follower => 0.0,
+            Role::Candidate => 1.0,
+            Role::Leader => 2.0,
+        });
+        metrics.term.set(status.term.0 as f64);
+        metrics.commit_index.set(status.commit_index.0 as f64);
+        metrics.applied_index.set(status.last_applied.0 as f64);
+        self.parts.status.send_if_modified(|current| {
+            if *current == next {
+                false
+            } else {
+                *current = next;
+                true
+            }
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch; a clock before 1970 reads as 0.
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,194 @@
+//! Roles and leader election (§5.2, §5.4.1): the timers, the role transitions
+//! and RequestVote on both sides.
+//!
+//! Invariants: the term only grows; at most one vote per term (`voted_for` is
+//! set once per term and persisted through the Ready that carries the
+//! response); a leader exists only for a term in which a majority voted for it.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rand::RngExt;
+
+use super::progress::Progress;
+use super::types::{Entry, EntryKind, LogIndex, NodeId, Term};
+use super::{Message, Raft, Role};
+
+impl Raft {
+    /// Picks a new randomized election timeout in [min, max) ticks (§5.2:
+    /// randomization makes split votes rare) and restarts the count.
+    pub(super) fn reset_election_timer(&mut self) {
+        self.election_elapsed_ticks = 0;
+        self.election_timeout_ticks = self.rng.random_range(
+            self.config.election_timeout_min_ticks..self.config.election_timeout_max_ticks,
+        );
+    }
+
+    /// Follower/candidate tick: §5.2, if the election timeout elapses without
+    /// hearing from a current leader or granting a vote, start an election.
+    pub(super) fn tick_election(&mut self) {
+        self.election_elapsed_ticks += 1;
+        if self.election_elapsed_ticks >= self.election_timeout_ticks {
+            self.campaign();
+        }
+    }
+
+    /// §5.2: increment the term, vote for self, reset the timer and ask every
+    /// other voter for its vote.
+    fn campaign(&mut self) {
+        self.term = Term(self.term.0 + 1);
+        self.voted_for = Some(self.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.reset_leader_state();
+        self.reset_election_timer();
+        self.votes_granted.clear();
+        self.votes_granted.insert(self.id);
+        tracing::info!(id = %self.id, term = %self.term, "starting election");
+        if self.votes_granted.len() >= self.quorum() {
+            // A single-voter cluster elects itself.
+            self.become_leader();
+            return;
+        }
+        let last_log_index = self.log.last_index();
+        let last_log_term = self.log.last_term();
+        for peer in self.peers() {
+            self.send(
+                peer,
+                Message::RequestVote {
+                    term: self.term,
+                    last_log_index,
+                    last_log_term,
+                },
+            );
+        }
+    }
+
+    /// Becomes a follower in `term` (§5.1: a higher term clears the vote).
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(
+            term >= self.term,
+            "node {}: term going backwards from {} to {}",
+            self.id,
+            self.term,
+            term
+        );
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        if self.role != Role::Follower || self.leader != leader {
+            tracing::info!(id = %self.id, term = %self.term, leader = ?leader, "became follower");
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.reset_leader_state();
+        self.reset_election_timer();
+    }
+
+    /// Drops everything only a leader keeps; pending reads are dropped too
+    /// (the driver fails them on seeing the role/term change).
+    fn reset_leader_state(&mut self) {
+        self.progress.clear();
+        self.replicate_pending = false;
+        self.reads.clear();
+        self.heartbeat_elapsed_ticks = 0;
+    }
+
+    /// §5.2: a candidate with votes from a majority becomes leader; §8: it
+    /// appends a no-op of its term so earlier entries can commit (§5.4.2) and
+    /// reads can be served (§6.4).
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.reset_leader_state();
+        let last_index = self.log.last_index();
+        self.progress = self
+            .peers()
+            .into_iter()
+            .map(|peer| (peer, Progress::new(last_index)))
+            .collect::<BTreeMap<_, _>>();
+        tracing::info!(id = %self.id, term = %self.term, "became leader");
+        self.append_as_leader(EntryKind::Noop, Bytes::new());
+    }
+
+    /// Appends a new entry of the current term to the leader's log and schedules
+    /// its replication for the next `ready()`.
+    pub(super) fn append_as_leader(&mut self, kind: EntryKind, data: Bytes) -> LogIndex {
+        let index = self.log.append_new(Entry {
+            term: self.term,
+            index: LogIndex(0),
+            kind,
+            data,
+        });
+        self.replicate_pending = true;
+        index
+    }
+
+    /// Receiver side of RequestVote (Figure 2), after the term check in `step`.
+    pub(super) fn handle_request_vote(
+        &mut self,
+        from: NodeId,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    ) {
+        // Figure 2: grant if votedFor is null or candidateId (at most one vote
+        // per term, §5.2) and the candidate's log is at least as up-to-date as
+        // ours (§5.4.1, the election restriction).
+        let can_vote = self.voted_for.is_none_or(|v| v == from);
+        let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term);
+        let vote_granted = can_vote && up_to_date;
+        if vote_granted {
+            self.voted_for = Some(from);
+            // §5.2: granting a vote resets the election timer.
+            self.reset_election_timer();
+        }
+        tracing::trace!(id = %self.id, term = %self.term, candidate = %from, vote_granted, "vote");
+        // The response leaves only through a Ready whose hard state carries
+        // the vote, so it is durable before the candidate can count it.
+        self.send(
+            from,
+            Message::RequestVoteResponse {
+                term: self.term,
+                vote_granted,
+            },
+        );
+    }
+
+    /// Candidate side: count votes of the current term (§5.2).
+    pub(super) fn handle_request_vote_response(&mut self, from: NodeId, vote_granted: bool) {
+        if self.role != Role::Candidate || !vote_granted {
+            return;
+        }
+        self.votes_granted.insert(from);
+        if self.votes_granted.len() >= self.quorum() {
+            self.become_leader();
+        }
+    }
+
+    /// A message from an older term: answer requests with our term so the
+    /// sender steps down (§5.1), ignore stale responses.
+    pub(super) fn answer_stale(&mut self, from: NodeId, message: &Message) {
+        match message {
+            Message::RequestVote { .. } => self.send(
+                from,
+                Message::RequestVoteResponse {
+                    term: self.term,
+                    vote_granted: false,
+                },
+            ),
+            Message::AppendEntries { read_ctx, .. } => self.send(
+                from,
+                Message::AppendEntriesResponse {
+                    term: self.term,
+                    success: false,
+                    match_index: LogIndex(0),
+                    conflict_index: LogIndex(0),
+                    conflict_term: None,
+                    read_ctx: *read_ctx,
+                },
+            ),
+            Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. } => {}
+        }
+    }
+}

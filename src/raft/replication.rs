@@ -1,0 +1,278 @@
+//! Log replication (§5.3) and commitment (§5.4.2): AppendEntries on both
+//! sides, heartbeats, and the leader's commit rule.
+//!
+//! Invariants: a follower only acknowledges entries that match the leader's log
+//! through `match_index` (Log Matching, §5.3); a follower never truncates at or
+//! below its commit index (asserted in the log view); the leader commits only by
+//! counting replicas of an entry of its current term (§5.4.2, Figure 8), and
+//! counts itself only for entries it has persisted (thesis §10.2.1).
+
+use super::types::{Entry, LogIndex, NodeId, Term};
+use super::{Message, Raft, Role};
+
+/// The fields of an AppendEntries request that the receiver acts on.
+pub(super) struct AppendRequest {
+    /// Index of the entry immediately preceding `entries`.
+    pub(super) prev_log_index: LogIndex,
+    /// Term of that entry.
+    pub(super) prev_log_term: Term,
+    /// Entries to store.
+    pub(super) entries: Vec<Entry>,
+    /// Leader's commit index.
+    pub(super) leader_commit: LogIndex,
+    /// ReadIndex round to echo.
+    pub(super) read_ctx: u64,
+}
+
+/// The fields of an AppendEntries response that the leader acts on.
+pub(super) struct AppendReply {
+    /// The follower matched the request's previous entry.
+    pub(super) success: bool,
+    /// On success, last index known to match.
+    pub(super) match_index: LogIndex,
+    /// On failure, first index of the conflicting term (or follower's last + 1).
+    pub(super) conflict_index: LogIndex,
+    /// On failure, term of the follower's conflicting entry.
+    pub(super) conflict_term: Option<Term>,
+    /// Echo of the request's ReadIndex round.
+    pub(super) read_ctx: u64,
+}
+
+impl Raft {
+    /// Leader tick: §5.2, send AppendEntries (heartbeats) during idle periods
+    /// to keep followers from starting elections.
+    pub(super) fn tick_heartbeat(&mut self) {
+        self.heartbeat_elapsed_ticks += 1;
+        if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
+            self.heartbeat_elapsed_ticks = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// One AppendEntries to every follower now, carrying entries to those that
+    /// are behind, plus whatever pipelining allows after it.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        for peer in self.peers() {
+            if let Some(progress) = self.progress.get_mut(&peer) {
+                progress.on_heartbeat();
+            }
+            self.send_append(peer, true);
+            self.send_pending(peer);
+        }
+    }
+
+    /// Sends the entries proposed since the last `ready()` to every follower
+    /// whose progress allows it.
+    pub(super) fn flush_replication(&mut self) {
+        if !self.replicate_pending {
+            return;
+        }
+        self.replicate_pending = false;
+        for peer in self.peers() {
+            self.send_pending(peer);
+        }
+    }
+
+    /// Sends AppendEntries with entries to `to` while it is behind and its
+    /// progress allows (one in Probe, up to the in-flight limit in Replicate).
+    fn send_pending(&mut self, to: NodeId) {
+        loop {
+            let Some(progress) = self.progress.get(&to) else {
+                return;
+            };
+            if progress.next_index > self.log.last_index() || !progress.can_send_entries() {
+                return;
+            }
+            if !self.send_append(to, false) {
+                return;
+            }
+        }
+    }
+
+    /// Builds one AppendEntries for `to` from its `next_index` (§5.3), bounded
+    /// by the per-message limits. With `allow_empty`, sends even without entries
+    /// (a heartbeat). Returns whether a message was queued.
+    fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get(&to) else {
+            return false;
+        };
+        let next_index = progress.next_index.min(LogIndex(last_index.0 + 1));
+        let entries = if progress.can_send_entries() {
+            self.log.slice(
+                next_index,
+                self.config.max_entries_per_append,
+                self.config.max_bytes_per_append,
+            )
+        } else {
+            Vec::new()
+        };
+        if entries.is_empty() && !allow_empty {
+            return false;
+        }
+        let prev_log_index = LogIndex(next_index.0 - 1);
+        let prev_log_term = self.log.term_at(prev_log_index).unwrap_or_else(|| {
+            panic!(
+                "node {} term {}: next_index {} for {} beyond last_index {}",
+                self.id, self.term, next_index, to, last_index
+            )
+        });
+        let last_sent = entries.last().map(|e| e.index);
+        if let Some(progress) = self.progress.get_mut(&to) {
+            progress.next_index = next_index;
+            progress.on_sent(last_sent);
+        }
+        let message = Message::AppendEntries {
+            term: self.term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit: self.log.commit_index(),
+            // Any AppendEntries created after a read round started confirms
+            // that round when acked in this term (§6.4).
+            read_ctx: self.reads.current_round(),
+        };
+        self.send(to, message);
+        true
+    }
+
+    /// Receiver side of AppendEntries (Figure 2), after the term check in `step`
+    /// (the request's term equals ours).
+    pub(super) fn handle_append_entries(&mut self, from: NodeId, request: AppendRequest) {
+        assert!(
+            self.role != Role::Leader,
+            "node {} term {}: AppendEntries from {} while leader of the same term \
+             (election safety, §5.2)",
+            self.id,
+            self.term,
+            from
+        );
+        // §5.2: a candidate recognizes a leader of its term and steps down; a
+        // follower resets its election timer on hearing from the current leader.
+        if self.role == Role::Candidate || self.leader != Some(from) {
+            self.become_follower(self.term, Some(from));
+        } else {
+            self.reset_election_timer();
+        }
+        let AppendRequest {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+            read_ctx,
+        } = request;
+        let well_formed = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index.0 == prev_log_index.0 + 1 + i as u64 && e.term <= self.term);
+        if !well_formed {
+            tracing::warn!(id = %self.id, term = %self.term, leader = %from, "malformed AppendEntries dropped");
+            return;
+        }
+        let reply = |raft: &mut Raft, success, match_index, conflict_index, conflict_term| {
+            raft.send(
+                from,
+                Message::AppendEntriesResponse {
+                    term: raft.term,
+                    success,
+                    match_index,
+                    conflict_index,
+                    conflict_term,
+                    read_ctx,
+                },
+            );
+        };
+        // Figure 2, receiver rule 2: reject if the log has no entry at
+        // prev_log_index whose term matches prev_log_term; the hint lets the
+        // leader skip a whole term per round trip (§5.3).
+        match self.log.term_at(prev_log_index) {
+            None => {
+                let conflict_index = LogIndex(self.log.last_index().0 + 1);
+                reply(self, false, LogIndex(0), conflict_index, None);
+                return;
+            }
+            Some(term) if term != prev_log_term => {
+                let conflict_index = self.log.first_index_of_term_at(prev_log_index);
+                reply(self, false, LogIndex(0), conflict_index, Some(term));
+                return;
+            }
+            Some(_) => {}
+        }
+        // Rules 3–4: truncate a conflicting suffix, append what is new.
+        let match_index = LogIndex(prev_log_index.0 + entries.len() as u64);
+        self.log.merge(self.term, entries);
+        // Rule 5: commit_index = min(leader_commit, index of last new entry);
+        // beyond match_index our log may still differ from the leader's.
+        if self
+            .log
+            .commit_to(self.term, leader_commit.min(match_index))
+        {
+            self.on_commit_advanced();
+        }
+        reply(self, true, match_index, LogIndex(0), None);
+    }
+
+    /// Leader side of an AppendEntries response of the current term.
+    pub(super) fn handle_append_entries_response(&mut self, from: NodeId, reply: AppendReply) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
+        // Any reply of our term shows `from` still follows us (§6.4).
+        progress.read_ack = progress.read_ack.max(reply.read_ctx);
+        if reply.success {
+            if reply.match_index > last_index {
+                tracing::warn!(id = %self.id, peer = %from, "ack beyond our log dropped");
+                return;
+            }
+            if progress.on_success(reply.match_index) {
+                self.maybe_commit();
+            }
+            self.send_pending(from);
+        } else {
+            // §5.3 fast backtracking: if we have entries of the follower's
+            // conflicting term, retry just after our last one of that term;
+            // otherwise skip the follower's whole run of that term.
+            let hint = reply
+                .conflict_term
+                .and_then(|term| self.log.last_index_of_term(term))
+                .map_or(reply.conflict_index, |i| LogIndex(i.0 + 1))
+                .max(LogIndex(1));
+            progress.on_reject(hint);
+            self.send_append(from, true);
+        }
+        self.confirm_reads();
+    }
+
+    /// §5.3/§5.4.2: advance commit_index to the highest index stored on a
+    /// majority, but only if that entry is of the current term (Figure 8:
+    /// counting replicas of an older term's entry is unsafe). The leader counts
+    /// itself only up to what it has persisted.
+    pub(super) fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
+        matched.push(self.log.persisted());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&majority_index) = matched.get(self.quorum() - 1) else {
+            return;
+        };
+        if self.log.term_at(majority_index) == Some(self.term)
+            && self.log.commit_to(self.term, majority_index)
+        {
+            self.on_commit_advanced();
+        }
+    }
+
+    /// Hook for what waits on the commit index (reads queued until the
+    /// leader's own-term commit).
+    fn on_commit_advanced(&mut self) {
+        if self.role == Role::Leader {
+            self.release_reads_after_commit();
+        }
+    }
+}

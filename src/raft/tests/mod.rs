@@ -1,0 +1,9 @@
+//! Tests of the consensus core, grouped by paper section. They drive nodes
+//! only through the public API (tick/step/propose/read_index/ready/advance/
+//! status) and assert on `Ready` contents and `Status`.
+
+mod election;
+mod network;
+mod read_index;
+mod replication;
+mod safety;

@@ -1,0 +1,321 @@
+//! One client connection: read, frame, execute in order, write.
+//!
+//! Pipelining: every complete request in the read buffer is executed in order
+//! and its reply appended to one output buffer, which is written once per batch
+//! (or earlier when it grows past [`FLUSH_AT_BYTES`]), never once per reply.
+//! Requests of one connection are executed one after the other, so replies stay
+//! in request order.
+//!
+//! A framing error is answered with Redis's text and the connection is closed;
+//! a command error is answered and the connection stays open. The loop is
+//! generic over the stream and the [`Backend`], so tests drive it through an
+//! in-memory pipe with a fake or a real node.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::codec::{FrameLimits, RequestParser};
+use super::command::{execute, Backend, CommandCounters, Session};
+use super::reply::Reply;
+
+/// Read buffer growth step.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Most the read buffer is grown by at once for a pending large bulk.
+const MAX_RESERVE_BYTES: usize = 1024 * 1024;
+/// Output written mid-batch once it is this large, to bound memory with deep
+/// pipelines (and to give back-pressure to clients that do not read).
+pub const FLUSH_AT_BYTES: usize = 1024 * 1024;
+
+/// Serves one connection until the client closes it, sends QUIT, breaks the
+/// protocol, or `shutdown` turns true.
+///
+/// # Errors
+/// I/O errors on the stream.
+pub async fn run<S, B>(
+    mut stream: S,
+    backend: &B,
+    mut session: Session,
+    limits: FrameLimits,
+    counters: Option<&CommandCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: Backend,
+{
+    let mut parser = RequestParser::new(limits);
+    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        loop {
+            match parser.next_request(&mut input) {
+                Ok(Some(args)) => {
+                    let executed = execute(backend, &mut session, &args).await;
+                    if let Some(counters) = counters {
+                        counters.record(&executed);
+                    }
+                    // After `HELLO 3` this is already RESP3, as in Redis.
+                    executed.reply.encode(session.protocol, &mut output);
+                    if executed.close {
+                        return close(&mut stream, &output).await;
+                    }
+                    if output.len() >= FLUSH_AT_BYTES {
+                        stream.write_all(&output).await?;
+                        output.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::debug!(%error, "protocol error");
+                    Reply::Error(error.to_string()).encode(session.protocol, &mut output);
+                    return close(&mut stream, &output).await;
+                }
+            }
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+        if *shutdown.borrow() {
+            return close(&mut stream, &[]).await;
+        }
+        let wanted = parser
+            .bytes_needed(&input)
+            .clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES);
+        if input.capacity() - input.len() < wanted {
+            input.reserve(wanted);
+        }
+        let read = tokio::select! {
+            read = stream.read_buf(&mut input) => read?,
+            _ = shutdown.changed() => return close(&mut stream, &[]).await,
+        };
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes the last replies and closes our side.
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S, output: &[u8]) -> io::Result<()> {
+    stream.write_all(output).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{duplex, DuplexStream, ReadBuf};
+
+    use super::*;
+    use crate::server::command::fake::FakeBackend;
+
+    /// Counts the writes that reach the socket.
+    struct CountingStream {
+        inner: DuplexStream,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for CountingStream {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountingStream {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            polled
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    struct Outcome {
+        output: Vec<u8>,
+        writes: usize,
+        result: io::Result<()>,
+    }
+
+    /// Sends `input` in one write, then half-closes, and collects everything
+    /// the server writes until it closes.
+    async fn converse(backend: &FakeBackend, input: &[u8], close_input: bool) -> Outcome {
+        let (client, server) = duplex(1 << 20);
+        let writes = Arc::new(AtomicUsize::new(0));
+        let server = CountingStream {
+            inner: server,
+            writes: writes.clone(),
+        };
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let session = Session::new(1, None, None);
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let serve = run(
+            server,
+            backend,
+            session,
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+        );
+        let talk = async {
+            client_write.write_all(input).await.expect("pipe open");
+            if close_input {
+                client_write.shutdown().await.expect("pipe open");
+            }
+            let mut output = Vec::new();
+            client_read
+                .read_to_end(&mut output)
+                .await
+                .expect("pipe open");
+            output
+        };
+        let (result, output) = tokio::join!(serve, talk);
+        Outcome {
+            output,
+            writes: writes.load(Ordering::Relaxed),
+            result,
+        }
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_get_ordered_replies_in_one_write() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\nGET a\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\nPING\r\nNOSUCH\r\nDEL a b\r\n",
+            true,
+        )
+        .await;
+        assert!(out.result.is_ok());
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            "+OK\r\n$1\r\n1\r\n$-1\r\n+PONG\r\n-ERR unknown command 'NOSUCH', with args beginning with: \r\n:1\r\n"
+        );
+        assert_eq!(out.writes, 1, "one write for the whole batch");
+    }
+
+    #[tokio::test]
+    async fn framing_error_is_answered_then_the_connection_closes() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"PING\r\n*1\r\n*1\r\n$4\r\nPING\r\nPING\r\n",
+            false,
+        )
+        .await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            "+PONG\r\n-ERR Protocol error: expected '$', got '*'\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn deeply_nested_request_does_not_crash() {
+        let backend = FakeBackend::new();
+        let input = b"*1\r\n".repeat(100_000);
+        let out = converse(&backend, &input, false).await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            "-ERR Protocol error: expected '$', got '*'\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn quit_replies_ok_and_closes() {
+        let backend = FakeBackend::new();
+        let out = converse(&backend, b"PING\r\nQUIT\r\nPING\r\n", false).await;
+        assert_eq!(&out.output[..], b"+PONG\r\n+OK\r\n");
+    }
+
+    #[tokio::test]
+    async fn hello_3_switches_the_encoding_of_later_replies() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"GET x\r\nHELLO 3\r\nGET x\r\nHELLO 2\r\nGET x\r\n",
+            true,
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.output);
+        assert!(text.starts_with("$-1\r\n%7\r\n"), "{text}");
+        assert!(text.contains("*0\r\n_\r\n*14\r\n"), "{text}");
+        assert!(text.ends_with("*0\r\n$-1\r\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn request_split_across_reads_is_served() {
+        let backend = FakeBackend::new();
+        let (mut client, server) = duplex(1 << 16);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+        );
+        let talk = async {
+            for part in [&b"*2\r\n$4\r\nEC"[..], b"HO\r\n$3\r\nab", b"c\r\n"] {
+                client.write_all(part).await.expect("pipe open");
+                tokio::task::yield_now().await;
+            }
+            let mut reply = [0u8; 9];
+            client.read_exact(&mut reply).await.expect("reply");
+            client.shutdown().await.expect("pipe open");
+            reply
+        };
+        let (result, reply) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        assert_eq!(&reply, b"$3\r\nabc\r\n");
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_an_idle_connection() {
+        let backend = FakeBackend::new();
+        let (mut client, server) = duplex(1 << 16);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+        );
+        let talk = async {
+            client.write_all(b"PING\r\n").await.expect("pipe open");
+            let mut reply = [0u8; 7];
+            client.read_exact(&mut reply).await.expect("reply");
+            shutdown_tx.send(true).expect("server listening");
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).await.expect("closed cleanly");
+            (reply, rest)
+        };
+        let (result, (reply, rest)) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        assert_eq!(&reply, b"+PONG\r\n");
+        assert!(rest.is_empty());
+    }
+}

@@ -1,0 +1,542 @@
+//! WAL round trips, tail truncation and corruption detection.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::raft::{EntryKind, NodeId, Term};
+
+fn entry(index: u64, term: u64, data: &str) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        kind: if data.is_empty() {
+            EntryKind::Noop
+        } else {
+            EntryKind::Normal
+        },
+        data: Bytes::copy_from_slice(data.as_bytes()),
+    }
+}
+
+fn entries(first: u64, last: u64, term: u64) -> Vec<Entry> {
+    (first..=last)
+        .map(|i| entry(i, term, &format!("value-{i}")))
+        .collect()
+}
+
+fn hard_state(term: u64, voted_for: Option<u64>, commit_index: u64) -> HardState {
+    HardState {
+        term: Term(term),
+        voted_for: voted_for.map(NodeId),
+        commit_index: LogIndex(commit_index),
+    }
+}
+
+fn open(dir: &Path) -> (Wal, InitialState) {
+    Wal::open(dir).expect("open wal")
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let segments = list_segments(dir).expect("list segments");
+    assert_eq!(segments.len(), 1, "expected one segment");
+    segments[0].1.clone()
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).expect("metadata").len()
+}
+
+/// A fresh directory holding one segment with exactly `bytes`.
+fn dir_with_segment(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = segment_path(dir.path(), 1);
+    fs::write(&path, bytes).expect("write segment");
+    (dir, path)
+}
+
+fn state(hard_state: HardState, entries: Vec<Entry>) -> InitialState {
+    InitialState {
+        hard_state,
+        entries,
+    }
+}
+
+#[test]
+fn open_creates_missing_directory_and_starts_empty() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("a").join("b");
+    let (wal, initial) = open(&dir);
+    assert_eq!(initial, InitialState::default());
+    assert_eq!(wal.last_index(), LogIndex(0));
+    assert!(segment_path(&dir, 1).exists());
+    assert!(dir.join(LOCK_FILE_NAME).exists());
+}
+
+#[test]
+fn round_trip_restores_hard_state_and_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = entries(1, 3, 1);
+    log.push(entry(4, 2, ""));
+    {
+        let (mut wal, _) = open(dir.path());
+        wal.append(&log).expect("append");
+        wal.set_hard_state(hard_state(2, Some(3), 2))
+            .expect("set hard state");
+        wal.sync().expect("sync");
+        assert_eq!(wal.last_index(), LogIndex(4));
+    }
+    let (wal, initial) = open(dir.path());
+    assert_eq!(initial, state(hard_state(2, Some(3), 2), log));
+    assert_eq!(wal.last_index(), LogIndex(4));
+}
+
+#[test]
+fn unsynced_writes_are_not_restored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut wal, _) = open(dir.path());
+        wal.append(&entries(1, 2, 1)).expect("append");
+        wal.sync().expect("sync");
+        wal.append(&entries(3, 4, 1)).expect("append");
+        wal.set_hard_state(hard_state(5, None, 0))
+            .expect("set hard state");
+    }
+    let (_, initial) = open(dir.path());
+    assert_eq!(initial, state(HardState::default(), entries(1, 2, 1)));
+}
+
+#[test]
+fn suffix_replacement_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut wal, _) = open(dir.path());
+        wal.append(&entries(1, 5, 1)).expect("append");
+        wal.sync().expect("sync");
+        // §5.3: a follower replaces a conflicting suffix with the leader's.
+        wal.append(&entries(3, 4, 2)).expect("append");
+        wal.sync().expect("sync");
+        assert_eq!(wal.last_index(), LogIndex(4));
+        // Replacing within one unsynced batch works too.
+        wal.append(&entries(5, 7, 2)).expect("append");
+        wal.append(&entries(6, 6, 3)).expect("append");
+        wal.sync().expect("sync");
+    }
+    let (wal, initial) = open(dir.path());
+    let mut expected = entries(1, 2, 1);
+    expected.extend(entries(3, 5, 2));
+    expected.extend(entries(6, 6, 3));
+    assert_eq!(initial.entries, expected);
+    assert_eq!(wal.last_index(), LogIndex(6));
+}
+
+#[test]
+fn many_batches_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut expected_hard_state = HardState::default();
+    {
+        let (mut wal, _) = open(dir.path());
+        for batch in 0..200u64 {
+            wal.append(&entries(batch * 5 + 1, batch * 5 + 5, batch / 10 + 1))
+                .expect("append");
+            expected_hard_state = hard_state(batch / 10 + 1, Some(1), batch * 5);
+            wal.set_hard_state(expected_hard_state)
+                .expect("set hard state");
+            wal.sync().expect("sync");
+        }
+        assert_eq!(wal.stats().syncs_total, 200);
+    }
+    let (mut wal, initial) = open(dir.path());
+    assert_eq!(initial.hard_state, expected_hard_state);
+    assert_eq!(initial.entries.len(), 1000);
+    for (position, e) in initial.entries.iter().enumerate() {
+        assert_eq!(e.index, LogIndex(position as u64 + 1));
+        assert_eq!(e.data, Bytes::from(format!("value-{}", position + 1)));
+    }
+    // Appending continues where the log ends.
+    wal.append(&entries(1001, 1001, 21)).expect("append");
+    wal.sync().expect("sync");
+    drop(wal);
+    let (_, initial) = open(dir.path());
+    assert_eq!(initial.entries.len(), 1001);
+}
+
+#[test]
+fn group_commit_is_one_write_and_one_fsync_per_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut wal, _) = open(dir.path());
+    for i in 1..=10 {
+        wal.append(&entries(i, i, 1)).expect("append");
+        wal.set_hard_state(hard_state(1, Some(1), i))
+            .expect("set hard state");
+    }
+    wal.sync().expect("sync");
+    assert_eq!(wal.stats().syncs_total, 1);
+    // Only the latest hard state is written; nothing buffered means no fsync.
+    let written = wal.stats().bytes_written_total;
+    assert_eq!(written, file_len(wal.segment_path()));
+    wal.sync().expect("sync");
+    wal.set_hard_state(hard_state(1, Some(1), 10))
+        .expect("set hard state");
+    wal.sync().expect("sync");
+    assert_eq!(wal.stats().syncs_total, 1);
+    assert_eq!(wal.stats().bytes_written_total, written);
+}
+
+/// Writes batches, each one sync of exactly one record, and returns the file
+/// length and the durable state after each.
+fn one_record_per_sync(dir: &Path) -> (PathBuf, Vec<(u64, InitialState)>) {
+    let (mut wal, _) = open(dir);
+    let mut checkpoints = vec![(0, InitialState::default())];
+    let mut current = InitialState::default();
+    let mut record = |wal: &mut Wal, current: &InitialState| {
+        wal.sync().expect("sync");
+        checkpoints.push((file_len(wal.segment_path()), current.clone()));
+    };
+    wal.append(&entries(1, 3, 1)).expect("append");
+    current.entries = entries(1, 3, 1);
+    record(&mut wal, &current);
+    current.hard_state = hard_state(1, Some(2), 3);
+    wal.set_hard_state(current.hard_state)
+        .expect("set hard state");
+    record(&mut wal, &current);
+    wal.append(&entries(4, 6, 1)).expect("append");
+    current.entries.extend(entries(4, 6, 1));
+    record(&mut wal, &current);
+    current.hard_state = hard_state(2, None, 4);
+    wal.set_hard_state(current.hard_state)
+        .expect("set hard state");
+    record(&mut wal, &current);
+    // The last record replaces a suffix, so replay must apply a truncation.
+    wal.append(&entries(5, 5, 2)).expect("append");
+    current.entries.truncate(4);
+    current.entries.extend(entries(5, 5, 2));
+    record(&mut wal, &current);
+    (wal.segment_path().to_path_buf(), checkpoints)
+}
+
+#[test]
+fn truncation_at_every_offset_of_the_last_records_recovers_the_synced_prefix() {
+    let source = tempfile::tempdir().expect("tempdir");
+    let (path, checkpoints) = one_record_per_sync(source.path());
+    let bytes = fs::read(&path).expect("read segment");
+    assert_eq!(
+        bytes.len() as u64,
+        checkpoints.last().expect("checkpoints").0
+    );
+
+    // Every offset inside the last three records (and their boundaries).
+    let from = checkpoints[checkpoints.len() - 4].0;
+    for cut in from..=bytes.len() as u64 {
+        let (boundary, expected) = checkpoints
+            .iter()
+            .rev()
+            .find(|(len, _)| *len <= cut)
+            .expect("checkpoint 0 is at offset 0");
+        let (dir, segment) = dir_with_segment(&bytes[..cut as usize]);
+        let (mut wal, initial) =
+            Wal::open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(&initial, expected, "cut at {cut}");
+        assert_eq!(file_len(&segment), *boundary, "cut at {cut}");
+        assert_eq!(
+            wal.stats().torn_tail_bytes_truncated,
+            cut - boundary,
+            "cut at {cut}"
+        );
+        // The repaired log accepts appends and reopens cleanly.
+        let next = wal.last_index().0 + 1;
+        wal.append(&entries(next, next, 9)).expect("append");
+        wal.sync().expect("sync");
+        drop(wal);
+        let (wal, reopened) = open(dir.path());
+        assert_eq!(reopened.entries.len() as u64, next, "cut at {cut}");
+        assert_eq!(wal.stats().torn_tail_bytes_truncated, 0);
+    }
+}
+
+#[test]
+fn zero_filled_tail_is_truncated() {
+    let source = tempfile::tempdir().expect("tempdir");
+    let (path, checkpoints) = one_record_per_sync(source.path());
+    let (len, expected) = checkpoints.last().expect("checkpoints").clone();
+    let mut bytes = fs::read(&path).expect("read segment");
+    for zero_len in [1usize, 8, 9, 100, 4096, 1 << 20] {
+        bytes.truncate(len as usize);
+        bytes.resize(len as usize + zero_len, 0);
+        let (dir, segment) = dir_with_segment(&bytes);
+        let (_, initial) = open(dir.path());
+        assert_eq!(initial, expected, "{zero_len} zero bytes");
+        assert_eq!(file_len(&segment), len);
+    }
+}
+
+fn expect_corrupt(dir: &Path) -> (PathBuf, u64, String) {
+    match Wal::open(dir) {
+        Err(WalError::Corrupt {
+            path,
+            offset,
+            reason,
+        }) => (path, offset, reason),
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok((_, initial)) => panic!("expected Corrupt, opened with {initial:?}"),
+    }
+}
+
+#[test]
+fn flipped_bit_in_a_middle_record_is_corrupt_at_its_offset() {
+    let source = tempfile::tempdir().expect("tempdir");
+    let (path, checkpoints) = one_record_per_sync(source.path());
+    let bytes = fs::read(&path).expect("read segment");
+    // The third record (entries 4..=6), followed by two valid records.
+    let (start, end) = (checkpoints[2].0, checkpoints[3].0);
+    for position in start..end {
+        let mut damaged = bytes.clone();
+        damaged[position as usize] ^= 1 << (position % 8);
+        let (dir, segment) = dir_with_segment(&damaged);
+        let (bad_path, offset, reason) = expect_corrupt(dir.path());
+        assert_eq!(bad_path, segment, "flip at {position}");
+        assert_eq!(offset, start, "flip at {position}: {reason}");
+        // Nothing was truncated.
+        assert_eq!(file_len(&segment), bytes.len() as u64);
+    }
+}
+
+#[test]
+fn flipped_bit_in_the_last_record_truncates_it_as_a_torn_tail() {
+    let source = tempfile::tempdir().expect("tempdir");
+    let (path, checkpoints) = one_record_per_sync(source.path());
+    let bytes = fs::read(&path).expect("read segment");
+    let (start, expected) = checkpoints[checkpoints.len() - 2].clone();
+    for position in start..bytes.len() as u64 {
+        let mut damaged = bytes.clone();
+        damaged[position as usize] ^= 1 << (position % 8);
+        let (dir, segment) = dir_with_segment(&damaged);
+        let (_, initial) =
+            Wal::open(dir.path()).unwrap_or_else(|e| panic!("flip at {position}: {e}"));
+        assert_eq!(initial, expected, "flip at {position}");
+        assert_eq!(file_len(&segment), start);
+    }
+}
+
+#[test]
+fn valid_record_of_unknown_kind_is_corrupt_even_at_the_tail() {
+    let mut bytes = Vec::new();
+    encode_entries_records(&entries(1, 2, 1), &mut bytes).expect("encode");
+    let offset = bytes.len() as u64;
+    push_record(7, b"from the future", &mut bytes);
+    let (dir, _) = dir_with_segment(&bytes);
+    let (_, bad_offset, reason) = expect_corrupt(dir.path());
+    assert_eq!(bad_offset, offset);
+    assert!(reason.contains("unknown record kind 7"), "{reason}");
+}
+
+#[test]
+fn entries_record_leaving_a_gap_is_corrupt() {
+    let mut bytes = Vec::new();
+    encode_entries_records(&entries(1, 2, 1), &mut bytes).expect("encode");
+    let offset = bytes.len() as u64;
+    encode_entries_records(&entries(5, 6, 1), &mut bytes).expect("encode");
+    let (dir, _) = dir_with_segment(&bytes);
+    let (_, bad_offset, reason) = expect_corrupt(dir.path());
+    assert_eq!(bad_offset, offset, "{reason}");
+}
+
+#[test]
+fn second_open_of_a_locked_directory_is_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, _) = open(dir.path());
+    match Wal::open(dir.path()) {
+        Err(WalError::Locked { path }) => assert_eq!(path, dir.path().join(LOCK_FILE_NAME)),
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("expected Locked, opened twice"),
+    }
+    drop(wal);
+    let _reopened = open(dir.path());
+}
+
+fn small_segments() -> WalOptions {
+    WalOptions {
+        segment_size_bytes: 512,
+    }
+}
+
+#[test]
+fn segment_rollover_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut expected_hard_state = HardState::default();
+    {
+        let (mut wal, _) = Wal::open_with_options(dir.path(), small_segments()).expect("open");
+        for batch in 0..40u64 {
+            wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+                .expect("append");
+            if batch % 7 == 0 {
+                expected_hard_state = hard_state(batch + 1, Some(2), batch * 3);
+                wal.set_hard_state(expected_hard_state)
+                    .expect("set hard state");
+            }
+            wal.sync().expect("sync");
+        }
+        assert!(wal.stats().segments_created_total > 3);
+    }
+    let segments = list_segments(dir.path()).expect("list");
+    assert!(segments.len() > 3, "{} segments", segments.len());
+    for (position, (seq, path)) in segments.iter().enumerate() {
+        assert_eq!(*seq, position as u64 + 1);
+        let bytes = fs::read(path).expect("read");
+        // A batch is never split, so a segment exceeds the size by < one batch.
+        assert!(
+            bytes.len() < 1024,
+            "{}: {} bytes",
+            path.display(),
+            bytes.len()
+        );
+        if *seq > 1 {
+            // Every later segment starts with the hard state.
+            assert_eq!(bytes[8], KIND_HARD_STATE, "{}", path.display());
+        }
+    }
+    let (mut wal, initial) = Wal::open_with_options(dir.path(), small_segments()).expect("open");
+    assert_eq!(initial.hard_state, expected_hard_state);
+    assert_eq!(initial.entries, entries(1, 120, 1));
+    // Keep writing into the last segment after reopen, replacing a suffix
+    // that spans segments.
+    wal.append(&entries(50, 52, 2)).expect("append");
+    wal.sync().expect("sync");
+    drop(wal);
+    let (_, initial) = Wal::open_with_options(dir.path(), small_segments()).expect("open");
+    let mut expected = entries(1, 49, 1);
+    expected.extend(entries(50, 52, 2));
+    assert_eq!(initial.entries, expected);
+    assert_eq!(initial.hard_state, expected_hard_state);
+}
+
+#[test]
+fn damaged_tail_of_a_segment_that_is_not_the_last_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut wal, _) = Wal::open_with_options(dir.path(), small_segments()).expect("open");
+        for batch in 0..40u64 {
+            wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+                .expect("append");
+            wal.sync().expect("sync");
+        }
+    }
+    let segments = list_segments(dir.path()).expect("list");
+    assert!(segments.len() >= 3);
+    let first = &segments[0].1;
+    let len = file_len(first);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(first)
+        .and_then(|f| f.set_len(len - 3))
+        .expect("truncate");
+    let (path, offset, _) = expect_corrupt(dir.path());
+    assert_eq!(&path, first);
+    assert!(offset < len - 3);
+    // Never repaired behind the operator's back.
+    assert_eq!(file_len(first), len - 3);
+}
+
+#[test]
+fn missing_segment_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut wal, _) = Wal::open_with_options(dir.path(), small_segments()).expect("open");
+        for batch in 0..40u64 {
+            wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+                .expect("append");
+            wal.sync().expect("sync");
+        }
+    }
+    assert!(list_segments(dir.path()).expect("list").len() >= 3);
+    fs::remove_file(segment_path(dir.path(), 2)).expect("remove");
+    let (path, offset, reason) = expect_corrupt(dir.path());
+    assert_eq!(path, segment_path(dir.path(), 3));
+    assert_eq!(offset, 0);
+    assert!(reason.contains("gap"), "{reason}");
+}
+
+#[test]
+fn failed_write_poisons_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut wal, _) = open(dir.path());
+    wal.append(&entries(1, 1, 1)).expect("append");
+    wal.sync().expect("sync");
+    // A read-only handle makes the next write fail as a full or dead disk would.
+    wal.segment = File::open(only_segment(dir.path())).expect("open read-only");
+    wal.append(&entries(2, 2, 1)).expect("append");
+    assert!(matches!(wal.sync(), Err(WalError::Io { .. })));
+    assert!(wal.is_poisoned());
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+    assert!(matches!(
+        wal.append(&entries(3, 3, 1)),
+        Err(WalError::Poisoned { .. })
+    ));
+    assert!(matches!(
+        wal.set_hard_state(hard_state(1, None, 0)),
+        Err(WalError::Poisoned { .. })
+    ));
+    drop(wal);
+    let (_, initial) = open(dir.path());
+    assert_eq!(initial.entries, entries(1, 1, 1));
+}
+
+#[test]
+#[should_panic(expected = "gap")]
+fn append_leaving_a_gap_is_a_caller_bug() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut wal, _) = open(dir.path());
+    let _ = wal.append(&entries(2, 3, 1));
+}
+
+#[test]
+fn length_field_is_never_trusted_beyond_the_file() {
+    // A header claiming 4 GiB - 1 bytes at the tail is torn, not allocated.
+    let mut bytes = Vec::new();
+    encode_entries_records(&entries(1, 1, 1), &mut bytes).expect("encode");
+    let valid_len = bytes.len() as u64;
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(&[0xab; 20]);
+    let (dir, segment) = dir_with_segment(&bytes);
+    let (_, initial) = open(dir.path());
+    assert_eq!(initial.entries, entries(1, 1, 1));
+    assert_eq!(file_len(&segment), valid_len);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever follows a valid prefix, open never panics: it truncates back
+    /// to the prefix or reports corruption.
+    #[test]
+    fn arbitrary_bytes_after_a_valid_prefix_never_panic(
+        garbage in proptest::collection::vec(any::<u8>(), 0..2048)
+    ) {
+        let mut bytes = Vec::new();
+        encode_hard_state_record(&hard_state(3, Some(1), 2), &mut bytes).expect("encode");
+        encode_entries_records(&entries(1, 4, 3), &mut bytes).expect("encode");
+        let valid_len = bytes.len() as u64;
+        bytes.extend_from_slice(&garbage);
+        let (dir, segment) = dir_with_segment(&bytes);
+        match Wal::open(dir.path()) {
+            Ok((_, initial)) => {
+                prop_assert_eq!(initial, state(hard_state(3, Some(1), 2), entries(1, 4, 3)));
+                prop_assert_eq!(file_len(&segment), valid_len);
+            }
+            Err(WalError::Corrupt { offset, .. }) => prop_assert!(offset >= valid_len),
+            Err(other) => prop_assert!(false, "unexpected error {}", other),
+        }
+    }
+
+    /// A segment of arbitrary bytes never panics open.
+    #[test]
+    fn arbitrary_segment_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..1024)
+    ) {
+        let (dir, _) = dir_with_segment(&bytes);
+        let _ = Wal::open(dir.path());
+    }
+}
