@@ -91,6 +91,7 @@ impl Raft {
     fn reset_leader_state(&mut self) {
         self.progress.clear();
         self.replicate_pending = false;
+        self.commit_broadcast_pending = false;
         self.reads.clear();
         self.heartbeat_elapsed_ticks = 0;
     }

@@ -46,6 +46,26 @@
 //! Ready replays `committed_entries` from index 1 through the restored commit
 //! index, so the driver rebuilds its state machine from them.
 //!
+//! `hard_state` is `Some` when term, vote or commit index changed since the
+//! previous `ready()`; entries, messages, committed entries and read states are
+//! each handed out once.
+//!
+//! # Replication and reads, in short
+//!
+//! A new leader appends a no-op (§8) and probes each follower one
+//! AppendEntries at a time, backing off a whole term per rejection with the
+//! follower's conflict hint (§5.3). Once a follower acks, replication to it is
+//! pipelined: entries proposed between two `ready()` calls leave in the next
+//! Ready, bounded by `max_entries_per_append`/`max_bytes_per_append` per
+//! message and [`MAX_INFLIGHT_APPENDS`] unacknowledged messages; a rejection
+//! falls back to probing. Heartbeats (every `heartbeat_interval_ticks`) carry
+//! entries to followers that are behind and the commit index to all.
+//!
+//! Reads follow §6.4 (details in `read_index.rs`): queued until the leader
+//! commits an entry of its term, then `index = commit_index`, confirmed by one
+//! heartbeat round acked by a majority; reads arriving between two `ready()`
+//! calls share a round. A leader that steps down drops unconfirmed reads.
+//!
 //! # Invariants (violations panic with node id, term and indexes)
 //!
 //! - Election safety: at most one leader per term; at most one vote per term.
@@ -209,6 +229,10 @@ pub struct Raft {
     /// Leader: new entries wait to be sent at the next `ready()`, so proposals
     /// made between two `ready()` calls share AppendEntries messages.
     replicate_pending: bool,
+    /// The commit index moved on the leader: followers learn it in the next
+    /// Ready instead of waiting for a heartbeat, so their apply (and the reads
+    /// waiting on it) does not lag by a heartbeat interval.
+    commit_broadcast_pending: bool,
     /// Leader: ReadIndex bookkeeping (§6.4).
     reads: read_index::ReadQueue,
     /// Outbound messages, released only through `ready()`.
@@ -222,7 +246,9 @@ impl Raft {
     ///
     /// The node starts as a follower. `initial.hard_state.commit_index` is
     /// restored (clamped to the log's end), so the first [`Ready`] replays the
-    /// committed entries from index 1 (`last_applied` starts at 0).
+    /// committed entries from index 1 (`last_applied` starts at 0). If the log
+    /// holds an entry newer than the stored term (a lost hard state write), the
+    /// term is raised to it with no vote.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when `voters` lacks `id` or has duplicates, the
@@ -256,6 +282,7 @@ impl Raft {
             votes_granted: BTreeSet::new(),
             progress: BTreeMap::new(),
             replicate_pending: false,
+            commit_broadcast_pending: false,
             reads: read_index::ReadQueue::default(),
             messages: Vec::new(),
             handed_out_hard_state: hard_state,

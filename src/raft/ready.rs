@@ -16,7 +16,8 @@ impl Raft {
             || !self.messages.is_empty()
             || self.log.has_committed_to_apply()
             || self.reads.has_ready()
-            || (self.role == Role::Leader && self.replicate_pending)
+            || (self.role == Role::Leader
+                && (self.replicate_pending || self.commit_broadcast_pending))
     }
 
     /// Collects the pending work; see the module docs for the order in which
@@ -27,6 +28,9 @@ impl Raft {
             // Batch the proposals and reads that arrived since the last call.
             self.flush_replication();
             self.flush_read_round();
+            // Last: peers already getting an AppendEntries above learn the
+            // commit index from it.
+            self.flush_commit_broadcast();
         }
         let hard_state = self.hard_state();
         let hard_state = (hard_state != self.handed_out_hard_state).then(|| {

@@ -272,7 +272,25 @@ impl Raft {
     /// leader's own-term commit).
     fn on_commit_advanced(&mut self) {
         if self.role == Role::Leader {
+            self.commit_broadcast_pending = true;
             self.release_reads_after_commit();
+        }
+    }
+
+    /// Tells every follower the new commit index: followers that get an
+    /// AppendEntries in this Ready anyway learn it from that one (it carries
+    /// `leader_commit`); the others get an AppendEntries of their own now.
+    pub(super) fn flush_commit_broadcast(&mut self) {
+        if !std::mem::take(&mut self.commit_broadcast_pending) {
+            return;
+        }
+        for peer in self.peers() {
+            let informed = self.messages.iter().any(|envelope| {
+                envelope.to == peer && matches!(envelope.message, Message::AppendEntries { .. })
+            });
+            if !informed {
+                self.send_append(peer, true);
+            }
         }
     }
 }

@@ -430,3 +430,26 @@ fn restart_replays_committed_entries() {
     assert_eq!(ready.committed_entries, applied_before);
     assert_eq!(net.raft(2).status().last_applied, LogIndex(5));
 }
+
+/// §5.3 ("the leader keeps track of the highest index it knows to be committed,
+/// and it includes that index in future AppendEntries"): once a proposal
+/// commits, followers learn the new commit index in the leader's next Ready,
+/// without waiting for a heartbeat tick, so they apply (and serve reads that
+/// wait on apply) without a heartbeat interval of lag.
+#[test]
+fn followers_learn_new_commit_index_without_waiting_for_heartbeat() {
+    let mut net = Network::new(3, 7);
+    net.elect(1);
+    net.settle();
+    let (index, _) = net.raft(1).propose(Bytes::from("x")).expect("leader");
+    // No ticks at all from here on: only message delivery and Ready processing.
+    net.settle();
+    assert_eq!(net.raft(1).status().commit_index, index);
+    for id in 2..=3 {
+        assert_eq!(
+            net.raft(id).status().last_applied,
+            index,
+            "follower {id} applied the entry without a heartbeat"
+        );
+    }
+}
