@@ -11,6 +11,12 @@
 //! `PR_SET_PDEATHSIG` so it dies with the test process).
 //!
 //! Node indexes in this API are 0-based; node `i` has Raft id `i + 1`.
+//!
+//! Running: `DKV_SERVER_BIN=target/release/dkv-server cargo test -p dkv-integration --
+//! --test-threads=2` (the Makefile sets the variable). `DKV_KEEP_LOGS=1` keeps each
+//! cluster's temp dir (configs, data, `node<id>.log`); `DKV_TEST_RUST_LOG` overrides the
+//! servers' `RUST_LOG=info`. Tests marked `#[ignore]` name the missing server feature;
+//! run them with `-- --include-ignored`.
 
 pub mod client;
 pub mod cluster;

@@ -66,6 +66,8 @@ pub(crate) fn spawn_server(bin: &Path, config: &Path, log: &Path) -> Result<Chil
             std::env::var("DKV_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
         )
         .env("RUST_BACKTRACE", "1")
+        // Plain text in log files.
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -166,6 +168,7 @@ pub async fn run_until_exit(
     cmd.arg("--config")
         .arg(config)
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);

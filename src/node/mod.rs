@@ -147,6 +147,8 @@ const REQUEST_QUEUE: usize = 65_536;
 const INBOUND_QUEUE: usize = 8192;
 /// How long to wait between retries while there is no leader or it is unreachable.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// No new attempt starts with less than this left before a request's deadline.
+const ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 
 /// A running node: its handle, and the driver task.
 pub struct Node {
@@ -462,19 +464,28 @@ impl NodeHandle {
         }
     }
 
-    /// Sleeps until the status changes (a new leader, say) or a short pause passes;
-    /// errors with `NoLeader` once the deadline has passed.
+    /// Sleeps until the status changes (a new leader, say) or a short pause passes.
+    ///
+    /// # Errors
+    /// `NoLeader` when too little time is left for another attempt: a write
+    /// started so close to the deadline could time out after reaching the driver,
+    /// and would then have to be reported as "outcome unknown" although no leader
+    /// was ever found.
     async fn pause_until_news(&self, deadline: Instant) -> Result<(), RequestError> {
         let now = Instant::now();
-        if now >= deadline {
+        let last_attempt = deadline.checked_sub(ATTEMPT_MARGIN).unwrap_or(now);
+        if now >= last_attempt {
             return Err(RequestError::NoLeader);
         }
         let mut status = self.inner.status.clone();
         status.mark_unchanged();
-        let until = deadline.min(now + RETRY_PAUSE);
+        let until = last_attempt.min(now + RETRY_PAUSE);
         let _ = tokio::time::timeout_at(until, status.changed()).await;
         // Even with news, pause a little so a flapping leader cannot make us spin.
         tokio::time::sleep_until(until.min(now + Duration::from_millis(2))).await;
+        if Instant::now() >= last_attempt {
+            return Err(RequestError::NoLeader);
+        }
         Ok(())
     }
 
