@@ -171,9 +171,9 @@ test: ## Run every test: unit, simulation and integration (builds release binari
 	run $(CARGO) build --release --bins
 	echo "integration tests use DKV_SERVER_BIN=$$DKV_SERVER_BIN"
 	if command -v cargo-nextest >/dev/null 2>&1; then
-	  run $(CARGO) nextest run --workspace
-	  # nextest does not run doctests.
+	  # nextest skips doctests; run them first so the suite's summary line is last.
 	  run $(CARGO) test --workspace --doc
+	  run $(CARGO) nextest run --workspace
 	else
 	  echo "cargo-nextest not found; using cargo test"
 	  run $(CARGO) test --workspace

@@ -28,7 +28,9 @@ use tracing::{error, info};
 use super::{LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus, RequestError};
 use crate::kv;
 use crate::metrics::Metrics;
-use crate::raft::{Entry, EntryKind, Envelope, LogIndex, NodeId, Raft, Ready, Role, Term};
+use crate::raft::{
+    Entry, EntryKind, Envelope, HardState, LogIndex, NodeId, Raft, Ready, Role, Term,
+};
 use crate::store::{LogStore, Wal};
 use crate::transport::Transport;
 
@@ -67,6 +69,8 @@ pub(super) struct Driver {
     leader_changes: u64,
     last_leader: Option<NodeId>,
     last_role: Role,
+    /// The hard state covered by the last fsync (`None` before the first).
+    synced_hard_state: Option<HardState>,
 }
 
 impl Driver {
@@ -81,6 +85,7 @@ impl Driver {
             leader_changes: 0,
             last_leader: None,
             last_role: Role::Follower,
+            synced_hard_state: None,
             parts,
         }
     }
@@ -221,8 +226,13 @@ impl Driver {
         let mut ready = self.parts.raft.ready();
 
         // 1. Persist before anything that depends on it leaves the node.
-        if ready.hard_state.is_some() || !ready.entries.is_empty() {
+        if must_sync(self.synced_hard_state, ready.hard_state, &ready.entries) {
             self.persist(&mut ready).await?;
+        } else if let Some(hard_state) = ready.hard_state {
+            // Only the commit index moved: nothing sent depends on it being
+            // durable, so it rides along with the next fsync (a restart that
+            // misses it replays less and relearns the rest from the leader).
+            self.wal_mut().set_hard_state(hard_state)?;
         }
         // 2. Send.
         for envelope in ready.messages.drain(..) {
@@ -248,6 +258,7 @@ impl Driver {
             .wal
             .take()
             .expect("the WAL is only absent while a persist runs, and persists never overlap");
+        let synced = ready.hard_state.or(self.synced_hard_state);
         let entries = std::mem::take(&mut ready.entries);
         let hard_state = ready.hard_state;
         let joined = tokio::task::spawn_blocking(move || {
@@ -269,7 +280,15 @@ impl Driver {
         self.wal = Some(wal);
         ready.entries = entries;
         self.parts.metrics.wal_fsync.record(elapsed.as_secs_f64());
-        result.map_err(NodeError::Store)
+        result.map_err(NodeError::Store)?;
+        self.synced_hard_state = synced;
+        Ok(())
+    }
+
+    fn wal_mut(&mut self) -> &mut Wal {
+        self.wal
+            .as_mut()
+            .expect("the WAL is only absent while a persist runs, and persists never overlap")
     }
 
     fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
@@ -384,10 +403,68 @@ impl Driver {
     }
 }
 
+/// Whether a Ready needs an fsync before its messages leave: new entries, or a
+/// new term or vote (a vote or an acknowledgement depends on them, §5.1 and
+/// Figure 2 "persistent state ... updated on stable storage before responding").
+/// A change of the commit index alone does not (etcd's `MustSync` rule).
+fn must_sync(synced: Option<HardState>, next: Option<HardState>, entries: &[Entry]) -> bool {
+    if !entries.is_empty() {
+        return true;
+    }
+    match (synced, next) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(old), Some(new)) => old.term != new.term || old.voted_for != new.voted_for,
+    }
+}
+
 /// Milliseconds since the Unix epoch; a clock before 1970 reads as 0.
 fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs(term: u64, voted_for: Option<u64>, commit: u64) -> HardState {
+        HardState {
+            term: Term(term),
+            voted_for: voted_for.map(NodeId),
+            commit_index: LogIndex(commit),
+        }
+    }
+
+    /// A vote, a term or entries must be durable before anything is sent; a
+    /// commit index that moved alone need not be.
+    #[test]
+    fn fsync_is_needed_for_entries_term_and_vote_but_not_commit_alone() {
+        let entry = Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            kind: EntryKind::Noop,
+            data: Default::default(),
+        };
+        assert!(must_sync(
+            Some(hs(1, None, 0)),
+            None,
+            std::slice::from_ref(&entry)
+        ));
+        assert!(must_sync(None, Some(hs(0, None, 0)), &[]));
+        assert!(must_sync(Some(hs(1, None, 0)), Some(hs(2, None, 0)), &[]));
+        assert!(must_sync(
+            Some(hs(2, None, 0)),
+            Some(hs(2, Some(3), 0)),
+            &[]
+        ));
+        assert!(!must_sync(
+            Some(hs(2, Some(3), 4)),
+            Some(hs(2, Some(3), 9)),
+            &[]
+        ));
+        assert!(!must_sync(Some(hs(2, Some(3), 4)), None, &[]));
+    }
 }
