@@ -243,9 +243,23 @@ impl Driver {
             self.apply(&ready.committed_entries)?;
         }
         // 4. Reads confirmed by a quorum; callers wait for apply >= index.
-        for read in &ready.read_states {
-            if let Some(reply) = self.pending_reads.remove(&read.ctx) {
-                let _ = reply.send(LocalRead::Index(read.index));
+        if !ready.read_states.is_empty() {
+            // Expiry "now" for these reads: this leader's clock, never behind the
+            // replicated now (ARCHITECTURE.md, the client path, step 4).
+            let replicated_now_ms = self
+                .parts
+                .db
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .now_ms();
+            let now_ms = wall_clock_ms().max(replicated_now_ms);
+            for read in &ready.read_states {
+                if let Some(reply) = self.pending_reads.remove(&read.ctx) {
+                    let _ = reply.send(LocalRead::Index {
+                        index: read.index,
+                        now_ms,
+                    });
+                }
             }
         }
         self.parts.raft.advance(ready);

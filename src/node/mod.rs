@@ -127,7 +127,16 @@ enum LocalWrite {
 /// A read-index request handed to the driver.
 enum LocalRead {
     NotLeader(Option<NodeId>),
-    Index(LogIndex),
+    Index { index: LogIndex, now_ms: u64 },
+}
+
+/// What a linearizable read gets beside the map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadCtx {
+    /// "Now" for expiry decisions: the leader's clock when it confirmed the read,
+    /// never earlier than the replicated now of the map being read, so a key that
+    /// a client has seen expire is never shown again.
+    pub now_ms: u64,
 }
 
 /// Work for the driver.
@@ -396,16 +405,16 @@ impl NodeHandle {
     /// # Errors
     /// See [`RequestError`]; a read that cannot be confirmed in time gets
     /// [`RequestError::NoLeader`] (reads are safe to retry).
-    pub async fn read<R>(&self, f: impl FnOnce(&kv::Db) -> R) -> Result<R, RequestError> {
+    pub async fn read<R>(&self, f: impl FnOnce(&kv::Db, ReadCtx) -> R) -> Result<R, RequestError> {
         let deadline = Instant::now() + self.inner.request_timeout;
-        let index = loop {
+        let (index, now_ms) = loop {
             self.check_loaded()?;
             match self.read_index_here(deadline).await? {
-                LocalRead::Index(index) => break index,
+                LocalRead::Index { index, now_ms } => break (index, now_ms),
                 LocalRead::NotLeader(Some(leader)) if leader != self.inner.id => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     match self.inner.transport.read_index(leader, remaining).await {
-                        Ok(ReadIndexReply::Index(index)) => break index,
+                        Ok(ReadIndexReply::Index { index, now_ms }) => break (index, now_ms),
                         Ok(ReadIndexReply::Failed(e)) => return Err(e),
                         Ok(ReadIndexReply::NotLeader { .. }) | Err(_) => {
                             self.pause_until_news(deadline).await?
@@ -416,7 +425,10 @@ impl NodeHandle {
             }
         };
         self.wait_applied(index, deadline).await?;
-        Ok(self.read_local(f))
+        Ok(self.read_local(|db| {
+            let now_ms = now_ms.max(db.now_ms());
+            f(db, ReadCtx { now_ms })
+        }))
     }
 
     /// A follower's read-index request, answered only if this node leads.
@@ -426,7 +438,7 @@ impl NodeHandle {
             return ReadIndexReply::Failed(e);
         }
         match self.read_index_here(deadline).await {
-            Ok(LocalRead::Index(index)) => ReadIndexReply::Index(index),
+            Ok(LocalRead::Index { index, now_ms }) => ReadIndexReply::Index { index, now_ms },
             Ok(LocalRead::NotLeader(leader)) => ReadIndexReply::NotLeader { leader },
             Err(e) => ReadIndexReply::Failed(e),
         }
@@ -567,7 +579,7 @@ mod tests {
             keys: vec!["b".into(), "zz".into()],
         };
         assert_eq!(handle.write(del).await, Ok(kv::Output::Integer(1)));
-        let a = handle.read(|db| db.get(b"a").cloned()).await.unwrap();
+        let a = handle.read(|db, _| db.get(b"a").cloned()).await.unwrap();
         assert_eq!(a.as_deref(), Some(&b"1"[..]));
         let status = handle.status();
         assert_eq!(status.role, Role::Leader);
@@ -582,7 +594,7 @@ mod tests {
         let mut status = handle.inner.status.clone();
         status.wait_for(|s| !s.loading).await.unwrap();
         let (a, b) = handle
-            .read(|db| (db.get(b"a").cloned(), db.get(b"b").cloned()))
+            .read(|db, _| (db.get(b"a").cloned(), db.get(b"b").cloned()))
             .await
             .unwrap();
         assert_eq!(a.as_deref(), Some(&b"1"[..]));

@@ -96,7 +96,7 @@ use rand::SeedableRng;
 
 pub use message::{Envelope, Message};
 pub use progress::MAX_INFLIGHT_APPENDS;
-pub use types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, Term};
+pub use types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// Core configuration (times in ticks).
 #[derive(Clone, Debug)]
@@ -259,7 +259,14 @@ impl Raft {
         let InitialState {
             hard_state,
             entries,
+            snapshot,
         } = initial;
+        if snapshot.is_some() {
+            // Restoring from a snapshot needs a log that starts past index 1.
+            return Err(Error::InvalidConfig(
+                "restoring from a snapshot is not supported yet",
+            ));
+        }
         // An entry of a newer term than the stored one means that term was seen
         // (its hard state write was lost); never run behind our own log.
         let last_term = entries.last().map_or(Term(0), |e| e.term);

@@ -74,11 +74,27 @@ pub struct HardState {
     pub commit_index: LogIndex,
 }
 
+/// Where a snapshot of the state machine stands in the log: it replaces every
+/// entry up to and including `last_included_index` (§7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Index of the last entry the snapshot covers.
+    pub last_included_index: LogIndex,
+    /// Term of that entry.
+    pub last_included_term: Term,
+    /// The voting members as of that entry.
+    pub voters: Vec<NodeId>,
+}
+
 /// What a node restores from its store at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InitialState {
     /// The last durable hard state.
     pub hard_state: HardState,
-    /// The durable log, contiguous from index 1.
+    /// The newest durable snapshot, if any: the state machine is restored from it
+    /// and `entries` continue after it.
+    pub snapshot: Option<SnapshotMeta>,
+    /// The durable log, contiguous from the entry after the snapshot (or from
+    /// index 1 without one).
     pub entries: Vec<Entry>,
 }

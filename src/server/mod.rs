@@ -151,7 +151,7 @@ impl command::Backend for ServerContext {
         &self,
         f: command::ReadFn,
     ) -> impl Future<Output = Result<reply::Reply, RequestError>> + Send {
-        self.inner.node.read(f)
+        self.inner.node.read(move |db, _ctx| f(db))
     }
 }
 

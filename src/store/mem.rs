@@ -218,6 +218,7 @@ mod tests {
 
         store.crash();
         let durable = InitialState {
+            snapshot: None,
             hard_state: hard_state(1, 2),
             entries: entries(1, 3, 1),
         };
@@ -278,6 +279,7 @@ mod tests {
     #[test]
     fn from_initial_state_resumes_after_the_log() {
         let durable = InitialState {
+            snapshot: None,
             hard_state: hard_state(3, 2),
             entries: entries(1, 2, 3),
         };

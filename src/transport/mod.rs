@@ -68,8 +68,14 @@ pub enum ForwardReply {
 /// The leader's answer to a read-index request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadIndexReply {
-    /// Reads that wait for this index to be applied are linearizable.
-    Index(LogIndex),
+    /// Reads that wait for `index` to be applied are linearizable; `now_ms` is
+    /// the leader's "now" for expiry (never before its replicated now).
+    Index {
+        /// The read index.
+        index: LogIndex,
+        /// The time reads use to decide expiry.
+        now_ms: u64,
+    },
     /// The receiver is not the leader.
     NotLeader {
         /// The leader it knows of.

@@ -189,6 +189,7 @@ fn voter_grants_at_most_one_vote_per_term() {
     let mut restarted = Raft::new(
         super::network::config(3, 3),
         InitialState {
+            snapshot: None,
             hard_state,
             entries: Vec::new(),
         },
@@ -207,6 +208,7 @@ fn voter_grants_at_most_one_vote_per_term() {
 #[test]
 fn candidate_with_stale_log_gets_no_vote() {
     let voter_state = InitialState {
+        snapshot: None,
         hard_state: HardState {
             term: Term(3),
             voted_for: None,

@@ -285,6 +285,7 @@ impl Network {
         let n = self.n;
         let node = self.node(id);
         let initial = InitialState {
+            snapshot: None,
             hard_state: node.hard_state,
             entries: node.log.clone(),
         };

@@ -14,6 +14,7 @@ use crate::raft::{
 /// A follower (node 2 of 3) restored with a log of the given terms.
 fn follower_with_log(terms: &[u64], term: u64) -> Raft {
     let initial = InitialState {
+        snapshot: None,
         hard_state: HardState {
             term: Term(term),
             voted_for: None,
@@ -193,6 +194,7 @@ fn figure_7_follower_logs_are_repaired_by_new_leader() {
     let initial = logs
         .iter()
         .map(|terms| InitialState {
+            snapshot: None,
             hard_state: HardState {
                 term: Term(7),
                 voted_for: None,
@@ -231,6 +233,7 @@ fn leader_skips_whole_term_per_round_trip_on_conflict() {
     ]
     .iter()
     .map(|terms| InitialState {
+        snapshot: None,
         hard_state: HardState {
             term: Term(7),
             voted_for: None,

@@ -19,6 +19,7 @@ use crate::raft::{Entry, HardState, InitialState, LogIndex, Message, Raft, Role,
 #[test]
 fn leader_does_not_commit_previous_term_entry_by_counting() {
     let initial = InitialState {
+        snapshot: None,
         hard_state: HardState {
             term: Term(3),
             voted_for: None,

@@ -60,6 +60,7 @@ fn dir_with_segment(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
 
 fn state(hard_state: HardState, entries: Vec<Entry>) -> InitialState {
     InitialState {
+        snapshot: None,
         hard_state,
         entries,
     }
