@@ -197,3 +197,14 @@ lint-io: ## Fail if src/raft or src/kv use I/O, threads, clocks or global random
 	  exit 1
 	fi
 	echo "lint-io: ok ($$(wc -w <<< "$$files") files in $(LINT_IO_DIRS))"
+
+# --- benchmarks (issue: faster than Redis with fsync) ---------------------------
+BENCH_NODES ?= 3
+BENCH_VALUE_SIZE ?= 64
+BENCH_ROUNDS ?= 3
+BENCH_SCALE ?= 1
+BENCH_MEMORY_KEYS ?= 1000000
+.PHONY: bench
+bench: build ## dkv vs Redis (appendfsync always / no persistence), interleaved; table + target/bench/results.csv
+	python3 bench/bench.py --server-bin $(SERVER) --nodes $(BENCH_NODES) --value-size $(BENCH_VALUE_SIZE) \
+	  --rounds $(BENCH_ROUNDS) --scale $(BENCH_SCALE) --memory-keys $(BENCH_MEMORY_KEYS)

@@ -14,7 +14,7 @@ use tracing::{error, info};
 
 use dkv::config::{Config, Overrides};
 use dkv::metrics::{self, Metrics};
-use dkv::node::Node;
+use dkv::node::{Node, TestFault};
 use dkv::server;
 
 /// A Redis-protocol-compatible, Raft-replicated cache server.
@@ -39,6 +39,18 @@ struct Args {
     /// Override `cluster_id`.
     #[arg(long)]
     cluster_id: Option<String>,
+    /// TESTS ONLY: break linearizability on purpose, to show the fault-testing
+    /// checkers catch it (`stale-reads` or `early-ack`).
+    #[arg(long, hide = true, value_enum)]
+    unsafe_test_fault: Option<UnsafeTestFault>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum UnsafeTestFault {
+    /// Serve reads from the local map without a ReadIndex.
+    StaleReads,
+    /// Acknowledge writes before they commit.
+    EarlyAck,
 }
 
 fn main() -> ExitCode {
@@ -75,7 +87,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, args.config)) {
+    let fault = args.unsafe_test_fault.map(|fault| match fault {
+        UnsafeTestFault::StaleReads => TestFault::StaleReads,
+        UnsafeTestFault::EarlyAck => TestFault::EarlyAck,
+    });
+    match runtime.block_on(run(config, args.config, fault)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -85,7 +101,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
+async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> anyhow::Result<()> {
     let prometheus = metrics::install().context("installing the metrics recorder")?;
     let metrics = Metrics::new();
     let resp_listener = TcpListener::bind(config.resp_addr)
@@ -94,7 +110,7 @@ async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on http_addr {}", config.http_addr))?;
-    let mut node = Node::start(&config, metrics.clone())
+    let mut node = Node::start_with_fault(&config, metrics.clone(), fault)
         .await
         .with_context(|| {
             format!(

@@ -51,6 +51,8 @@ pub(super) struct DriverParts {
     pub replay_target: LogIndex,
     pub tick: Duration,
     pub max_pending_proposals: usize,
+    /// [`super::TestFault::EarlyAck`]: answer writes once persisted here.
+    pub early_ack: bool,
 }
 
 struct PendingWrite {
@@ -234,6 +236,9 @@ impl Driver {
             // misses it replays less and relearns the rest from the leader).
             self.wal_mut().set_hard_state(hard_state)?;
         }
+        if self.parts.early_ack {
+            self.ack_early(&ready.entries);
+        }
         // 2. Send.
         for envelope in ready.messages.drain(..) {
             self.parts.transport.send(envelope);
@@ -303,6 +308,16 @@ impl Driver {
         self.wal
             .as_mut()
             .expect("the WAL is only absent while a persist runs, and persists never overlap")
+    }
+
+    /// The deliberately unsafe `EarlyAck` test fault: acknowledge writes the
+    /// moment the leader has persisted them, before any majority has.
+    fn ack_early(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            if let Some(pending) = self.pending_writes.remove(&entry.index) {
+                let _ = pending.reply.send(LocalWrite::Done(Ok(kv::Output::Ok)));
+            }
+        }
     }
 
     fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
@@ -433,7 +448,7 @@ fn must_sync(synced: Option<HardState>, next: Option<HardState>, entries: &[Entr
 }
 
 /// Milliseconds since the Unix epoch; a clock before 1970 reads as 0.
-fn wall_clock_ms() -> u64 {
+pub(super) fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

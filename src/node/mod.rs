@@ -117,6 +117,18 @@ pub struct NodeStatus {
     pub leader_changes: u64,
 }
 
+/// A deliberate safety violation, for showing that the fault-testing checkers
+/// catch one (`dkv-server --unsafe-test-fault …`). Never use it for data you keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestFault {
+    /// Reads are served from the local map at once, without a ReadIndex: stale
+    /// reads on followers and on deposed leaders.
+    StaleReads,
+    /// Writes are acknowledged once the leader has them on its own disk, before a
+    /// majority does: acknowledged writes can be lost when the leader is cut off.
+    EarlyAck,
+}
+
 /// A write handed to the driver, answered once: `NotLeader` at once, or the outcome
 /// once the entry is applied (or overwritten).
 enum LocalWrite {
@@ -175,6 +187,25 @@ impl Node {
     /// # Errors
     /// A WAL that cannot be opened, or an invalid Raft configuration.
     pub async fn start(config: &Config, metrics: Metrics) -> Result<Node, NodeError> {
+        Node::start_with_fault(config, metrics, None).await
+    }
+
+    /// [`Node::start`], with a deliberate safety violation for tests of the
+    /// checkers (see [`TestFault`]).
+    ///
+    /// # Errors
+    /// As [`Node::start`].
+    pub async fn start_with_fault(
+        config: &Config,
+        metrics: Metrics,
+        test_fault: Option<TestFault>,
+    ) -> Result<Node, NodeError> {
+        if let Some(fault) = test_fault {
+            tracing::warn!(
+                ?fault,
+                "UNSAFE TEST FAULT ENABLED: this node breaks linearizability on purpose"
+            );
+        }
         let data_dir = config.data_dir.clone();
         let (wal, initial) = tokio::task::spawn_blocking(move || Wal::open(&data_dir))
             .await
@@ -231,6 +262,7 @@ impl Node {
                 resp_addrs: resp_addrs.clone(),
                 request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
                 follower_writes: config.follower_writes,
+                test_fault,
             }),
         };
         let driver = driver::Driver::new(
@@ -247,6 +279,7 @@ impl Node {
                 replay_target,
                 tick: Duration::from_millis(config.raft.tick_ms),
                 max_pending_proposals: config.limits.max_pending_proposals,
+                early_ack: test_fault == Some(TestFault::EarlyAck),
             },
             wal,
         );
@@ -296,6 +329,7 @@ struct HandleInner {
     resp_addrs: HashMap<NodeId, SocketAddr>,
     request_timeout: Duration,
     follower_writes: FollowerWrites,
+    test_fault: Option<TestFault>,
 }
 
 /// A cheap, cloneable handle for client-facing code.
@@ -407,6 +441,13 @@ impl NodeHandle {
     /// [`RequestError::NoLeader`] (reads are safe to retry).
     pub async fn read<R>(&self, f: impl FnOnce(&kv::Db, ReadCtx) -> R) -> Result<R, RequestError> {
         let deadline = Instant::now() + self.inner.request_timeout;
+        if self.inner.test_fault == Some(TestFault::StaleReads) {
+            self.check_loaded()?;
+            return Ok(self.read_local(|db| {
+                let now_ms = driver::wall_clock_ms().max(db.now_ms());
+                f(db, ReadCtx { now_ms })
+            }));
+        }
         let (index, now_ms) = loop {
             self.check_loaded()?;
             match self.read_index_here(deadline).await? {

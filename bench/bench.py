@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""`make bench`: dkv beside Redis on this machine, in one interleaved run.
+
+Starts, on free loopback ports:
+  * a dkv cluster of --nodes nodes (release build, data under --data-dir),
+  * redis-server with appendonly yes / appendfsync always  ("redis-always"),
+  * redis-server with no persistence                        ("redis-none"),
+then runs redis-benchmark with the same arguments against each target,
+interleaved (A B C, B C A, ...) for --rounds rounds, and reports medians:
+req/s, p50 and p99 per target, and dkv's ratios to the Redis anchors. Absolute
+figures on a shared 2-core machine swing 2-3x between runs; only ratios
+measured in the same run mean anything (see shared/reference/baseline.md).
+
+With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
+64-byte values) into dkv and into redis-none and compares INFO memory's
+used_memory.
+
+Everything it starts is stopped at the end, also on errors and Ctrl-C.
+Standard library only.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SCENARIOS = [
+    # (label, clients, pipeline, requests per run)
+    ("c50-P1", 50, 1, 50_000),
+    ("c50-P16", 50, 16, 200_000),
+    ("c1-P1", 1, 1, 5_000),
+]
+TESTS = ("SET", "GET")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, check, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what} (last error: {last})")
+
+
+def redis_cli(port, *args, stdin=None):
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args],
+        input=stdin, capture_output=True, check=True, timeout=600,
+    ).stdout
+
+
+class Target:
+    name = ""
+    port = 0
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+class RedisTarget(Target):
+    def __init__(self, name, workdir, persistence):
+        self.name = name
+        self.port = free_port()
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if persistence:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        try:
+            wait_until(f"{name} to answer PING", lambda: redis_cli(self.port, "PING").strip() == b"PONG", 15)
+        except BaseException:
+            self.stop()
+            raise
+
+
+class DkvTarget(Target):
+    def __init__(self, workdir, nodes, server_bin, data_dir):
+        self.name = "dkv"
+        self.nodes = []
+        for i in range(1, nodes + 1):
+            self.nodes.append({"id": i, "resp": free_port(), "http": free_port()})
+        self.procs = []
+        self.logs = []
+        for node in self.nodes:
+            peers = [n for n in self.nodes if n["id"] != node["id"]]
+            node_dir = os.path.join(data_dir, f"node{node['id']}")
+            shutil.rmtree(node_dir, ignore_errors=True)
+            lines = [
+                f"id: {node['id']}",
+                "cluster_id: bench",
+                f"resp_addr: 127.0.0.1:{node['resp']}",
+                f"http_addr: 127.0.0.1:{node['http']}",
+                f"data_dir: {node_dir}",
+                "peers:" + ("" if peers else " []"),
+            ]
+            for p in peers:
+                lines.append(f"  - {{ id: {p['id']}, resp_addr: 127.0.0.1:{p['resp']}, "
+                             f"http_addr: 127.0.0.1:{p['http']} }}")
+            path = os.path.join(workdir, f"node{node['id']}.yaml")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            log = open(os.path.join(workdir, f"node{node['id']}.log"), "w")
+            self.logs.append(log)
+            env = dict(os.environ, RUST_LOG="warn", NO_COLOR="1")
+            self.procs.append(subprocess.Popen([server_bin, "--config", path], stdout=log,
+                                               stderr=subprocess.STDOUT, env=env))
+        try:
+            wait_until("a dkv leader", self._leader_known, 30)
+        except BaseException:
+            self.stop()
+            raise
+        self.port = self.nodes[self.leader_index]["resp"]
+
+    def status(self, node):
+        with urllib.request.urlopen(f"http://127.0.0.1:{node['http']}/status", timeout=2) as r:
+            return json.load(r)
+
+    def _leader_known(self):
+        statuses = [self.status(n) for n in self.nodes]
+        leaders = {s["leader"] for s in statuses}
+        if len(leaders) != 1 or None in leaders:
+            return False
+        leader_id = leaders.pop()
+        self.leader_index = next(i for i, n in enumerate(self.nodes) if n["id"] == leader_id)
+        return all(not s["loading"] for s in statuses)
+
+
+def benchmark(port, clients, pipeline, requests, value_size):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
+         "-c", str(clients), "-P", str(pipeline), "-d", str(value_size), "-r", "100000",
+         "--csv"],
+        capture_output=True, text=True, timeout=900,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"redis-benchmark failed on port {port}: {out.stderr.strip()}")
+    rows = list(csv.DictReader(out.stdout.splitlines()))
+    result = {}
+    for row in rows:
+        result[row["test"]] = {
+            "rps": float(row["rps"]),
+            "p50": float(row["p50_latency_ms"]),
+            "p99": float(row["p99_latency_ms"]),
+        }
+    missing = [t for t in TESTS if t not in result]
+    if missing:
+        raise RuntimeError(f"redis-benchmark printed no {missing} on port {port}: {out.stdout!r}")
+    return result
+
+
+def load_keys(port, count, path):
+    if not os.path.exists(path):
+        value = "v" * 64
+        with open(path, "w") as f:
+            for i in range(count):
+                key = f"key:{i:012d}"  # 16 bytes
+                f.write(f"*3\r\n$3\r\nSET\r\n$16\r\n{key}\r\n$64\r\n{value}\r\n")
+    with open(path, "rb") as f:
+        data = f.read()
+    redis_cli(port, "--pipe", stdin=data)
+
+
+def used_memory(port):
+    for line in redis_cli(port, "INFO", "memory").decode().splitlines():
+        if line.startswith("used_memory:"):
+            return int(line.split(":", 1)[1])
+    raise RuntimeError(f"no used_memory in INFO memory on port {port}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--value-size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's request count")
+    ap.add_argument("--memory-keys", type=int, default=1_000_000, help="0 skips the memory comparison")
+    ap.add_argument("--server-bin", default="target/release/dkv-server")
+    ap.add_argument("--data-dir", default="target/bench/data", help="dkv data (on the disk under test)")
+    ap.add_argument("--csv", default="target/bench/results.csv")
+    args = ap.parse_args()
+
+    for tool in ("redis-server", "redis-cli", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} not found (apt-get install redis-server redis-tools)")
+    if not os.access(args.server_bin, os.X_OK):
+        sys.exit(f"bench: {args.server_bin} not found; run `cargo build --release` first")
+
+    workdir = tempfile.mkdtemp(prefix="dkv-bench-")
+    os.makedirs(args.data_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
+    targets = []
+    try:
+        targets.append(DkvTarget(workdir, args.nodes, os.path.abspath(args.server_bin),
+                                 os.path.abspath(args.data_dir)))
+        targets.append(RedisTarget("redis-always", workdir, persistence=True))
+        targets.append(RedisTarget("redis-none", workdir, persistence=False))
+        print(f"bench: dkv ({args.nodes} nodes, leader RESP port {targets[0].port}), "
+              f"redis-always :{targets[1].port}, redis-none :{targets[2].port}; "
+              f"{args.rounds} rounds, -d {args.value_size}", flush=True)
+
+        samples = {}  # (target, scenario, test) -> list of result dicts
+        for rnd in range(args.rounds):
+            order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+            for label, clients, pipeline, requests in SCENARIOS:
+                n = max(1000, int(requests * args.scale))
+                for target in order:
+                    res = benchmark(target.port, clients, pipeline, n, args.value_size)
+                    for test in TESTS:
+                        samples.setdefault((target.name, label, test), []).append(res[test])
+                    print(f"  round {rnd + 1} {label:8} {target.name:13} "
+                          f"SET {res['SET']['rps']:>10,.0f}/s  GET {res['GET']['rps']:>10,.0f}/s", flush=True)
+
+        def med(name, label, test, field):
+            return statistics.median(s[field] for s in samples[(name, label, test)])
+
+        rows = []
+        print()
+        print(f"{'scenario':9} {'test':4} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
+        for label, _, _, _ in SCENARIOS:
+            for test in TESTS:
+                anchor = "redis-always" if test == "SET" else "redis-none"
+                anchor_rps = med(anchor, label, test, "rps")
+                for target in targets:
+                    rps = med(target.name, label, test, "rps")
+                    p50 = med(target.name, label, test, "p50")
+                    p99 = med(target.name, label, test, "p99")
+                    ratio = rps / anchor_rps if target.name == "dkv" and anchor_rps else None
+                    rows.append({"scenario": label, "test": test, "target": target.name,
+                                 "rps": round(rps), "p50_ms": p50, "p99_ms": p99,
+                                 "ratio_vs_" + anchor: round(ratio, 3) if ratio else ""})
+                    note = f"  {ratio:.2f}x {anchor}" if ratio else ""
+                    print(f"{label:9} {test:4} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
+
+        if args.memory_keys > 0:
+            pipe_file = os.path.join(workdir, "keys.resp")
+            mem = {}
+            for target in (targets[0], targets[2]):
+                redis_cli(target.port, "FLUSHALL")
+                started = time.monotonic()
+                load_keys(target.port, args.memory_keys, pipe_file)
+                took = time.monotonic() - started
+                mem[target.name] = used_memory(target.port)
+                print(f"memory: {target.name:10} {args.memory_keys:,} keys loaded in {took:.1f}s, "
+                      f"used_memory {mem[target.name] / 2**20:,.1f} MiB")
+            ratio = mem["dkv"] / mem["redis-none"]
+            print(f"memory: dkv/redis used_memory ratio {ratio:.2f}")
+            rows.append({"scenario": f"memory-{args.memory_keys}-keys", "test": "used_memory",
+                         "target": "dkv", "rps": mem["dkv"], "p50_ms": "", "p99_ms": "",
+                         "ratio_vs_redis-none": round(ratio, 3)})
+
+        fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k)
+                        if k in rows[0] else 99)
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        print(f"\nbench: wrote {args.csv}")
+    finally:
+        for t in targets:
+            t.stop()
+        for t in targets:
+            for log in getattr(t, "logs", []):
+                log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
