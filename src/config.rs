@@ -50,8 +50,21 @@ pub struct RaftConfig {
     pub heartbeat_interval_ticks: u32,
     /// Most entries in one AppendEntries.
     pub max_entries_per_append: usize,
-    /// Most payload bytes in one AppendEntries.
+    /// Most payload bytes in one AppendEntries; also the largest single write.
     pub max_bytes_per_append: usize,
+    /// Pre-vote (Raft thesis §9.6): a node rejoining after a partition does not
+    /// raise the term and depose a healthy leader.
+    pub pre_vote: bool,
+    /// Check-quorum: a leader that has not heard from a majority within an
+    /// election timeout steps down (and stops serving).
+    pub check_quorum: bool,
+    /// Leader-lease reads (thesis §6.4.1): skip the heartbeat round of a read
+    /// while a majority acknowledged the leader recently. Relies on bounded clock
+    /// drift; needs `check_quorum`.
+    pub lease_reads: bool,
+    /// How far (in ticks) two nodes' clocks may drift apart within an election
+    /// timeout; the lease is shortened by it.
+    pub clock_drift_bound_ticks: u32,
 }
 
 impl Default for RaftConfig {
@@ -62,7 +75,11 @@ impl Default for RaftConfig {
             election_timeout_max_ticks: 60,
             heartbeat_interval_ticks: 5,
             max_entries_per_append: 512,
-            max_bytes_per_append: 1 << 20,
+            max_bytes_per_append: 16 << 20,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+            clock_drift_bound_ticks: 5,
         }
     }
 }
@@ -452,6 +469,23 @@ impl Config {
             return Err(invalid(
                 "raft.max_bytes_per_append",
                 "must be at least 1".to_string(),
+            ));
+        }
+        if raft.lease_reads && !raft.check_quorum {
+            return Err(invalid(
+                "raft.lease_reads",
+                "needs raft.check_quorum: true (a leader must step down before its lease \
+                 could outlive its leadership)"
+                    .to_string(),
+            ));
+        }
+        if raft.lease_reads && raft.clock_drift_bound_ticks >= raft.election_timeout_min_ticks {
+            return Err(invalid(
+                "raft.clock_drift_bound_ticks",
+                format!(
+                    "{} must be less than raft.election_timeout_min_ticks ({}) for lease reads",
+                    raft.clock_drift_bound_ticks, raft.election_timeout_min_ticks
+                ),
             ));
         }
 

@@ -7,9 +7,12 @@
 
 pub mod config;
 pub mod kv;
+pub mod lincheck;
 pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod server;
+#[cfg(test)]
+mod sim;
 pub mod store;
 pub mod transport;

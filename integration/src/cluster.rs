@@ -20,6 +20,7 @@ use tempfile::TempDir;
 use tokio::time::Instant;
 
 use crate::process::{self, POLL};
+use crate::proxy::{LinkMode, ProxyMesh};
 use crate::status::Status;
 
 /// How long `start` waits for a leader everyone agrees on.
@@ -102,6 +103,19 @@ struct Node {
     config_path: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
+    /// SIGSTOPped by [`Cluster::pause`] and not resumed yet.
+    paused: bool,
+}
+
+/// How [`Cluster::start_opts`] builds a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Route every directed peer link through a proxy in the test process
+    /// ([`crate::proxy`]), so [`Cluster::partition`] and friends can cut it.
+    pub proxies: bool,
+    /// Extra `dkv-server` arguments after `--config <file>` (every node, every
+    /// spawn), e.g. `--unsafe-test-fault stale-reads`.
+    pub server_args: Vec<String>,
 }
 
 /// A running cluster of `dkv-server` processes. Node indexes are 0-based; node `i` has
@@ -112,6 +126,9 @@ pub struct Cluster {
     nodes: Vec<Node>,
     leader: Option<usize>,
     clean_shutdown: bool,
+    server_args: Vec<String>,
+    // Declared last: dropped after the nodes are killed.
+    proxies: Option<ProxyMesh>,
 }
 
 /// Free loopback ports: bind `count` listeners on port 0 at once (so they differ), then
@@ -142,11 +159,39 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::start`].
     pub async fn start_with(n: usize, adjust: impl Fn(&mut NodeConfig)) -> Result<Cluster> {
+        Self::start_opts(n, ClusterOptions::default(), adjust).await
+    }
+
+    /// Like [`Cluster::start`], with every peer link proxied (see
+    /// [`ClusterOptions::proxies`]). Must run on a tokio runtime that keeps running
+    /// while the test waits (a multi-thread runtime, or a current-thread one whose
+    /// test never blocks the thread).
+    ///
+    /// # Errors
+    /// As [`Cluster::start`].
+    pub async fn start_with_proxies(n: usize) -> Result<Cluster> {
+        let opts = ClusterOptions {
+            proxies: true,
+            ..ClusterOptions::default()
+        };
+        Self::start_opts(n, opts, |_| {}).await
+    }
+
+    /// Start `n` nodes as `opts` says, `adjust` editing each node's config (with
+    /// proxies, a peer's `http_addr` in the config is already the proxy's).
+    ///
+    /// # Errors
+    /// As [`Cluster::start`].
+    pub async fn start_opts(
+        n: usize,
+        opts: ClusterOptions,
+        adjust: impl Fn(&mut NodeConfig),
+    ) -> Result<Cluster> {
         anyhow::ensure!(n >= 1, "a cluster needs at least one node");
         let bin = process::server_binary()?;
         let mut last_err = None;
         for attempt in 1..=START_ATTEMPTS {
-            let mut cluster = Cluster::create(&bin, n, &adjust)?;
+            let mut cluster = Cluster::create(&bin, n, &opts, &adjust)?;
             match cluster.boot().await {
                 Ok(()) => return Ok(cluster),
                 Err(e) => {
@@ -166,7 +211,12 @@ impl Cluster {
         Err(last_err.unwrap_or_else(|| anyhow!("cluster did not start")))
     }
 
-    fn create(bin: &Path, n: usize, adjust: &impl Fn(&mut NodeConfig)) -> Result<Cluster> {
+    fn create(
+        bin: &Path,
+        n: usize,
+        opts: &ClusterOptions,
+        adjust: &impl Fn(&mut NodeConfig),
+    ) -> Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("dkv-it-")
             .tempdir()
@@ -176,15 +226,30 @@ impl Cluster {
         let members: Vec<(u64, SocketAddr, SocketAddr)> = (0..n)
             .map(|i| (i as u64 + 1, addr(ports[2 * i]), addr(ports[2 * i + 1])))
             .collect();
+        let proxies = if opts.proxies {
+            let upstream: Vec<SocketAddr> = members.iter().map(|m| m.2).collect();
+            Some(ProxyMesh::start(&upstream)?)
+        } else {
+            None
+        };
         let mut nodes = Vec::with_capacity(n);
-        for &(id, resp_addr, http_addr) in &members {
+        for (i, &(id, resp_addr, http_addr)) in members.iter().enumerate() {
+            let peers = members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.0 != id)
+                .map(|(j, &(pid, presp, phttp))| match &proxies {
+                    Some(mesh) => (pid, presp, mesh.listen_addr(i, j)),
+                    None => (pid, presp, phttp),
+                })
+                .collect();
             let mut config = NodeConfig {
                 id,
                 cluster_id: "test".into(),
                 resp_addr,
                 http_addr,
                 data_dir: dir.path().join(format!("node{id}")),
-                peers: members.iter().filter(|m| m.0 != id).cloned().collect(),
+                peers,
                 tick_ms: 10,
                 request_timeout_ms: 5000,
                 max_bulk_len_bytes: 512 * 1024 * 1024,
@@ -199,6 +264,7 @@ impl Cluster {
                 config,
                 config_path,
                 child: None,
+                paused: false,
             });
         }
         Ok(Cluster {
@@ -207,6 +273,8 @@ impl Cluster {
             nodes,
             leader: None,
             clean_shutdown: false,
+            server_args: opts.server_args.clone(),
+            proxies,
         })
     }
 
@@ -225,9 +293,15 @@ impl Cluster {
         let node = self.node(i)?;
         anyhow::ensure!(node.child.is_none(), "node {i} is already running");
         append_marker(&node.log_path, "spawn");
-        let child = process::spawn_server(&self.bin, &node.config_path, &node.log_path)
-            .with_context(|| format!("spawn node {i}"))?;
+        let child = process::spawn_server_with_args(
+            &self.bin,
+            &node.config_path,
+            &node.log_path,
+            &self.server_args,
+        )
+        .with_context(|| format!("spawn node {i}"))?;
         self.nodes[i].child = Some(child);
+        self.nodes[i].paused = false;
         Ok(())
     }
 
@@ -390,7 +464,8 @@ impl Cluster {
             self.check_alive()?;
             last = Vec::new();
             let mut statuses = Vec::new();
-            for i in self.live() {
+            let responsive = self.responsive();
+            for &i in &responsive {
                 match self.status(i).await {
                     Ok(s) => {
                         last.push(format!("node {i}: {s:?}"));
@@ -399,7 +474,7 @@ impl Cluster {
                     Err(e) => last.push(format!("node {i}: {e:#}")),
                 }
             }
-            if statuses.len() == self.live().len() {
+            if statuses.len() == responsive.len() {
                 if let Some(leader) = agreed_leader(&statuses) {
                     self.leader = Some(leader);
                     return Ok(leader);
@@ -407,8 +482,8 @@ impl Cluster {
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "no leader agreed on by all running nodes {:?} within {timeout:?}; last statuses:\n{}",
-                    self.live(),
+                    "no leader agreed on by all running, unpaused nodes {:?} within {timeout:?}; last statuses:\n{}",
+                    self.responsive(),
                     last.join("\n")
                 );
             }
@@ -452,6 +527,7 @@ impl Cluster {
             .child
             .take()
             .with_context(|| format!("kill9: node {i} is not running"))?;
+        node.paused = false;
         child.kill().with_context(|| format!("SIGKILL node {i}"))?;
         child.wait().with_context(|| format!("reap node {i}"))?;
         append_marker(&node.log_path, "killed with SIGKILL");
@@ -472,6 +548,10 @@ impl Cluster {
             .child
             .take()
             .with_context(|| format!("stop: node {i} is not running"))?;
+        if std::mem::take(&mut node.paused) {
+            // A stopped process would not act on SIGTERM.
+            process::signal(&child, libc::SIGCONT).with_context(|| format!("resume node {i}"))?;
+        }
         process::sigterm(&child).with_context(|| format!("stop node {i}"))?;
         let exited = process::wait_exit(&mut child, STOP_TIMEOUT).await?;
         if self.leader == Some(i) {
@@ -516,6 +596,166 @@ impl Cluster {
         crate::client::connect(self.node(i)?.config.resp_addr)
             .await
             .with_context(|| format!("client for node {i}"))
+    }
+
+    /// Indexes of the nodes whose process is running and not paused.
+    pub fn responsive(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].child.is_some() && !self.nodes[i].paused)
+            .collect()
+    }
+
+    /// True if node `i` is SIGSTOPped by [`Cluster::pause`].
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.nodes.get(i).is_some_and(|n| n.paused)
+    }
+
+    /// SIGSTOP node `i` (it keeps its sockets, answers nothing, and its peers see
+    /// only timeouts) until [`Cluster::resume`]. A paused node is skipped by
+    /// [`Cluster::wait_for_leader`]; `kill9`, `stop` and drop handle it.
+    ///
+    /// # Errors
+    /// The node is not running or already paused.
+    pub fn pause(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        anyhow::ensure!(!node.paused, "pause: node {i} is already paused");
+        let child = node
+            .child
+            .as_ref()
+            .with_context(|| format!("pause: node {i} is not running"))?;
+        process::signal(child, libc::SIGSTOP).with_context(|| format!("SIGSTOP node {i}"))?;
+        node.paused = true;
+        append_marker(&node.log_path, "paused with SIGSTOP");
+        if self.leader == Some(i) {
+            self.leader = None;
+        }
+        Ok(())
+    }
+
+    /// SIGCONT a node paused by [`Cluster::pause`].
+    ///
+    /// # Errors
+    /// The node is not running or not paused.
+    pub fn resume(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        anyhow::ensure!(node.paused, "resume: node {i} is not paused");
+        let child = node
+            .child
+            .as_ref()
+            .with_context(|| format!("resume: node {i} is not running"))?;
+        process::signal(child, libc::SIGCONT).with_context(|| format!("SIGCONT node {i}"))?;
+        node.paused = false;
+        append_marker(&node.log_path, "resumed with SIGCONT");
+        Ok(())
+    }
+
+    /// The peer-link proxies, if the cluster was started with them.
+    pub fn proxies(&self) -> Option<&ProxyMesh> {
+        self.proxies.as_ref()
+    }
+
+    fn mesh(&self) -> Result<&ProxyMesh> {
+        self.proxies
+            .as_ref()
+            .context("this cluster has no link proxies: start it with Cluster::start_with_proxies")
+    }
+
+    /// Set the directed link `from -> to` (what `from` sends to `to`, and the
+    /// answers on those connections).
+    ///
+    /// # Errors
+    /// The cluster has no proxies.
+    pub fn set_link(&self, from: usize, to: usize, mode: LinkMode) -> Result<()> {
+        self.mesh()?.set(from, to, mode);
+        Ok(())
+    }
+
+    /// Nodes in the same group reach each other; every other link is blackholed. A
+    /// node in no group is cut from all.
+    ///
+    /// # Errors
+    /// The cluster has no proxies.
+    pub fn partition(&self, groups: &[&[usize]]) -> Result<()> {
+        self.partition_with(groups, LinkMode::Blackhole)
+    }
+
+    /// [`Cluster::partition`] with the given mode for the cut links (`Drop` for fast
+    /// failures, `Blackhole` for timeouts).
+    ///
+    /// # Errors
+    /// The cluster has no proxies.
+    pub fn partition_with(&self, groups: &[&[usize]], cut: LinkMode) -> Result<()> {
+        self.mesh()?.partition(groups, cut);
+        Ok(())
+    }
+
+    /// Cut node `i` from every other node (both directions).
+    ///
+    /// # Errors
+    /// The cluster has no proxies.
+    pub fn isolate(&self, i: usize) -> Result<()> {
+        let others: Vec<usize> = (0..self.len()).filter(|&j| j != i).collect();
+        self.partition(&[&[i], &others])
+    }
+
+    /// Node `bridge` reaches every node; groups `a` and `b` do not reach each other.
+    ///
+    /// # Errors
+    /// The cluster has no proxies.
+    pub fn bridge(&self, bridge: usize, a: &[usize], b: &[usize]) -> Result<()> {
+        let mesh = self.mesh()?;
+        let mut with_a = a.to_vec();
+        with_a.push(bridge);
+        let mut with_b = b.to_vec();
+        with_b.push(bridge);
+        for from in 0..self.len() {
+            for to in 0..self.len() {
+                if from == to {
+                    continue;
+                }
+                let ok = (with_a.contains(&from) && with_a.contains(&to))
+                    || (with_b.contains(&from) && with_b.contains(&to));
+                mesh.set(
+                    from,
+                    to,
+                    if ok {
+                        LinkMode::Pass
+                    } else {
+                        LinkMode::Blackhole
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every link passes again.
+    ///
+    /// # Errors
+    /// The cluster has no proxies.
+    pub fn heal(&self) -> Result<()> {
+        self.mesh()?.set_all(LinkMode::Pass);
+        Ok(())
+    }
+
+    /// Best effort, no waiting: the responsive node that reports `Leader` with the
+    /// highest term, asking each with a short timeout. None if no node claims it.
+    pub async fn find_leader(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        for i in self.responsive() {
+            let addr = self.nodes[i].config.http_addr;
+            let Ok(resp) = crate::http::get(addr, "/status", Duration::from_millis(500)).await
+            else {
+                continue;
+            };
+            let Ok(s) = Status::parse(&resp.text()) else {
+                continue;
+            };
+            if s.is_leader() && best.is_none_or(|(t, _)| s.term > t) {
+                best = Some((s.term, i));
+            }
+        }
+        best.map(|(_, i)| i)
     }
 
     /// The last `lines` lines of node `i`'s log.

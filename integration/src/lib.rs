@@ -2,8 +2,15 @@
 //!
 //! Owns: starting real server processes on loopback (free ports, configs and data
 //! directories in a temp dir, one log file per node), observing them through
-//! `GET /status`, fault injection (SIGKILL, SIGTERM, restart on the same data dir) and
+//! `GET /status`, fault injection (SIGKILL, SIGTERM, SIGSTOP/SIGCONT, restart on the
+//! same data dir; with [`Cluster::start_with_proxies`], every directed peer link
+//! through a controllable TCP proxy: partitions, bridges, blackholes, delays) and
 //! clients (the `redis` crate, plus a raw RESP connection for malformed input).
+//!
+//! Fault testing (issue 6): [`nemesis`] (named, seeded fault schedules),
+//! [`workload`] (recorded concurrent clients), [`history`] (models and checks on top
+//! of [`lincheck`]) and [`chaos`] (one run: cluster + workload + nemesis + heal +
+//! final reads + checks + report).
 //!
 //! Must never: build the server (the binary comes from `DKV_SERVER_BIN` or `target/`),
 //! wait without a bound, assert on wall-clock timings, or leave a process behind
@@ -18,15 +25,28 @@
 //! servers' `RUST_LOG=info`. Tests marked `#[ignore]` name the missing server feature;
 //! run them with `-- --include-ignored`.
 
+pub mod chaos;
 pub mod client;
+pub mod history;
+/// The linearizability checker shared with the simulator: `src/lincheck.rs` of the
+/// `dkv` crate, compiled here from the same file (it uses only `std`), so this crate
+/// does not depend on the whole server library building.
+#[path = "../../src/lincheck.rs"]
+pub mod lincheck;
 pub mod cluster;
 pub mod http;
+pub mod nemesis;
 pub mod process;
+pub mod proxy;
 pub mod resp;
 pub mod status;
+pub mod workload;
 
+pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use client::{is_retryable, RetryClient};
-pub use cluster::{Cluster, NodeConfig};
-pub use process::{rss_bytes, run_until_exit, server_binary, ExitReport};
+pub use nemesis::Schedule;
+pub use cluster::{Cluster, ClusterOptions, NodeConfig};
+pub use process::{cli_binary, rss_bytes, run_until_exit, server_binary, ExitReport};
+pub use proxy::{LinkMode, ProxyMesh};
 pub use resp::{RawConn, Reply};
 pub use status::{Role, Status};

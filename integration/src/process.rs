@@ -51,7 +51,31 @@ pub fn server_binary() -> Result<PathBuf> {
 
 /// Spawn `bin --config config` with stdout and stderr appended to `log`, `RUST_LOG=info`
 /// (override with `DKV_TEST_RUST_LOG`).
-pub(crate) fn spawn_server(bin: &Path, config: &Path, log: &Path) -> Result<Child> {
+/// The `dkv-cli` binary: `$DKV_CLI_BIN`, else `dkv-cli` next to [`server_binary`].
+///
+/// # Errors
+/// Neither exists.
+pub fn cli_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("DKV_CLI_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let server = server_binary()?;
+    let cli = server.with_file_name("dkv-cli");
+    anyhow::ensure!(
+        cli.is_file(),
+        "no dkv-cli next to {} (set DKV_CLI_BIN or `cargo build --release --bins`)",
+        server.display()
+    );
+    Ok(cli)
+}
+
+/// Extra command-line arguments go after `--config <file>`.
+pub(crate) fn spawn_server_with_args(
+    bin: &Path,
+    config: &Path,
+    log: &Path,
+    extra_args: &[String],
+) -> Result<Child> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -61,6 +85,7 @@ pub(crate) fn spawn_server(bin: &Path, config: &Path, log: &Path) -> Result<Chil
     let mut cmd = Command::new(bin);
     cmd.arg("--config")
         .arg(config)
+        .args(extra_args)
         .env(
             "RUST_LOG",
             std::env::var("DKV_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -95,11 +120,16 @@ fn die_with_parent(cmd: &mut Command) {
 
 /// Send SIGTERM to a child that has not been reaped yet.
 pub(crate) fn sigterm(child: &Child) -> Result<()> {
+    signal(child, libc::SIGTERM).context("kill(SIGTERM)")
+}
+
+/// Send `sig` to a child that has not been reaped yet.
+pub(crate) fn signal(child: &Child, sig: libc::c_int) -> Result<()> {
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     // SAFETY: plain syscall; the child is not reaped yet, so the pid is still ours.
-    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    let rc = unsafe { libc::kill(pid, sig) };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("kill(SIGTERM)");
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("kill({sig})"));
     }
     Ok(())
 }

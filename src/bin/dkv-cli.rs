@@ -2,6 +2,8 @@
 //!
 //! - `status` asks every node's HTTP `/status` and prints one table row per node, then
 //!   whether there is a leader and whether the commit indexes agree.
+//! - `transfer-leader` finds the leader and asks it (`POST /admin/transfer-leader`)
+//!   to hand leadership to another node.
 //! - `get`, `set`, `del` speak RESP2 to one node, and print replies as redis-cli does.
 //!
 //! Plain blocking std sockets with timeouts: one request per run, so no runtime is
@@ -56,6 +58,24 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Hand leadership to another node (or to one the leader picks) and wait until
+    /// it leads. Writes in flight wait for the new leader instead of failing.
+    TransferLeader {
+        /// Node id of the new leader; omitted: the leader picks a peer.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Comma-separated HTTP addresses (host:port) of the nodes; the leader is
+        /// found among them.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"
+        )]
+        endpoints: Vec<String>,
+        /// How long to wait for the transfer, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
     /// Print the value of KEY: "value", or (nil) if it does not exist.
     Get {
         /// The key to read.
@@ -98,6 +118,11 @@ fn main() -> ExitCode {
             endpoints,
             timeout_ms,
         } => status(&endpoints, Duration::from_millis(timeout_ms.max(1))),
+        Command::TransferLeader {
+            to,
+            endpoints,
+            timeout_ms,
+        } => transfer_leader(to, &endpoints, Duration::from_millis(timeout_ms.max(1))),
         Command::Get { key } => resp_command(&cli.resp, &["GET", &key]),
         Command::Set { key, value } => resp_command(&cli.resp, &["SET", &key, &value]),
         Command::Del { keys } => {
@@ -339,13 +364,76 @@ fn fetch_status(endpoint: &str, timeout: Duration) -> Result<NodeStatus, Box<dyn
     }
 }
 
-/// A minimal HTTP/1.1 GET: `Connection: close`, the body by Content-Length,
-/// chunked encoding, or the end of the stream. Anything but 200 is an error.
+/// Finds the leader among `endpoints` and asks it to hand leadership over.
+fn transfer_leader(
+    to: Option<u64>,
+    endpoints: &[String],
+    timeout: Duration,
+) -> Result<ExitCode, Box<dyn Error>> {
+    let probe = Duration::from_millis(2000);
+    let statuses: Vec<(String, NodeStatus)> = endpoints
+        .iter()
+        .filter_map(|e| fetch_status(e, probe).ok().map(|s| (e.clone(), s)))
+        .collect();
+    let Some(leader_id) = statuses.iter().find_map(|(_, s)| s.leader) else {
+        return fail("no node reports a leader; nothing to transfer");
+    };
+    let Some((endpoint, _)) = statuses.iter().find(|(_, s)| s.id == leader_id) else {
+        return fail(format!(
+            "the leader (node {leader_id}) is not among the endpoints"
+        ));
+    };
+    if to == Some(leader_id) {
+        println!("node {leader_id} is already the leader");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let host = endpoint
+        .strip_prefix("http://")
+        .unwrap_or(endpoint)
+        .trim_end_matches('/');
+    let path = match to {
+        Some(id) => format!("/admin/transfer-leader?to={id}"),
+        None => "/admin/transfer-leader".to_string(),
+    };
+    // The server waits for the new leader itself; give it room beyond that.
+    let (code, body) = http_request("POST", host, &path, timeout + Duration::from_secs(5))?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|err| CliError(format!("bad reply from {host}: {err}")))?;
+    if code == 200 && answer["ok"] == serde_json::Value::Bool(true) {
+        println!(
+            "leadership moved from node {leader_id} to node {} (term {})",
+            answer["leader"], answer["term"]
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        fail(format!(
+            "transfer refused by node {leader_id}: {}",
+            answer["error"].as_str().unwrap_or("unknown error")
+        ))
+    }
+}
+
+/// A minimal HTTP/1.1 GET; anything but 200 is an error.
 fn http_get(host: &str, path: &str, timeout: Duration) -> Result<Vec<u8>, Box<dyn Error>> {
+    let (code, body) = http_request("GET", host, path, timeout)?;
+    if code != 200 {
+        return fail(format!("GET {path}: HTTP {code}"));
+    }
+    Ok(body)
+}
+
+/// A minimal HTTP/1.1 request without a body: `Connection: close`, the response
+/// body by Content-Length, chunked encoding, or the end of the stream.
+fn http_request(
+    method: &str,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), Box<dyn Error>> {
     let mut stream = connect(host, timeout)?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
-         User-Agent: dkv-cli\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
+         User-Agent: dkv-cli\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();
@@ -363,10 +451,15 @@ fn http_get(host: &str, path: &str, timeout: Duration) -> Result<Vec<u8>, Box<dy
     let body = &response[split + 4..];
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let code = status_line.split_whitespace().nth(1).unwrap_or_default();
-    if code != "200" {
-        return fail(format!("GET {path}: {status_line}"));
-    }
+    let Some(code) = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+    else {
+        return fail(format!(
+            "{method} {path}: malformed status line {status_line:?}"
+        ));
+    };
     let mut content_length = None;
     let mut chunked = false;
     for line in lines {
@@ -383,12 +476,12 @@ fn http_get(host: &str, path: &str, timeout: Duration) -> Result<Vec<u8>, Box<dy
         }
     }
     if chunked {
-        return decode_chunked(body);
+        return Ok((code, decode_chunked(body)?));
     }
     match content_length {
         Some(len) if body.len() < len => fail("truncated HTTP response"),
-        Some(len) => Ok(body[..len].to_vec()),
-        None => Ok(body.to_vec()),
+        Some(len) => Ok((code, body[..len].to_vec())),
+        None => Ok((code, body.to_vec())),
     }
 }
 

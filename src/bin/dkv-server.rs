@@ -144,6 +144,12 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         }
     });
 
+    // Two maximal election timeouts: the target campaigns at once, but a lost
+    // TimeoutNow falls back to an ordinary election.
+    let transfer_timeout = Duration::from_millis(
+        config.raft.tick_ms * u64::from(config.raft.election_timeout_max_ticks) * 2,
+    );
+    let handle = node.handle();
     let http_state = server::http::HttpState {
         node: node.handle(),
         prometheus: Some(prometheus),
@@ -152,6 +158,7 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
             .max_bytes_per_append
             .saturating_mul(2)
             .max(64 << 20),
+        transfer_timeout,
     };
     let http = tokio::spawn(server::http::serve(
         http_listener,
@@ -174,6 +181,14 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             info!(signal, "shutting down");
+            // A leader that just vanished costs the cluster an election timeout
+            // of unavailability; handing over first costs one round trip.
+            if handle.status().role == dkv::raft::Role::Leader && !config.peers.is_empty() {
+                match handle.transfer_leader(None, transfer_timeout).await {
+                    Ok(to) => info!(to = to.0, "leadership transferred before exit"),
+                    Err(e) => tracing::warn!(error = %e, "leadership transfer before exit failed"),
+                }
+            }
             Ok(())
         }
         fatal = node.wait() => Err(match fatal {

@@ -1,25 +1,284 @@
-//! The replicated state machine: an in-memory map from key to value.
+//! The replicated state machine: 16 databases of keys (strings and hashes) with
+//! optional absolute expiry deadlines, Redis 7 command semantics, WATCH
+//! versions, `maxmemory` accounting and snapshots.
 //!
 //! Invariants:
 //! - `apply` is deterministic: the same commands in the same order give the same
 //!   map and the same outputs on every replica. It reads no clock; the only time it
 //!   knows is the `ts_ms` stamped on each command by the leader, and the machine's
-//!   `now_ms` only moves forward (the max of the stamps applied).
-//! - No I/O here: the caller decodes entries and hands over commands.
+//!   `now_ms` only moves forward (the max of the stamps applied). Relative TTLs
+//!   become absolute deadlines from that now.
+//! - A key whose deadline is before "now" (`now > deadline`, as Redis) is absent
+//!   for every command; writes delete it lazily (counted in `expired_keys`),
+//!   reads never show it.
+//! - No I/O, no clock, no global randomness here: active expiry and eviction
+//!   victims are chosen by [`Db::active_expiry_op`] / [`Db::eviction_op`] on the
+//!   leader and applied as log entries, so every replica drops the same keys at
+//!   the same index.
+//! - Access times (LRU/LFU) are local, not replicated: they only rank eviction
+//!   candidates on the leader (the leader's view decides) and are not part of
+//!   snapshots or equality.
+//!
+//! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
+//! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`float`] (x87 long double
+//! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 mod command;
+mod evict;
+mod expiry;
+pub mod float;
+pub mod glob;
+mod hashes;
+mod keys;
+mod snapshot;
+mod strings;
+mod table;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
-pub use command::{Command, DecodeError, Op, Output};
+pub use command::{Command, DecodeError, Op, Output, WatchToken};
+pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
+pub use snapshot::SnapshotChunks;
+pub use table::{command_kind, names as command_names, CommandKind};
+
+/// Number of databases (`SELECT 0` … `SELECT 15`).
+pub const DATABASES: usize = 16;
+
+/// Redis's error texts used by several commands.
+pub(crate) mod errors {
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
+    pub const DB_RANGE: &str = "ERR DB index is out of range";
+    pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+}
+
+/// Redis's `proto-max-bulk-len`: the largest string value.
+pub const MAX_STRING_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A stored value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    /// A string.
+    Str(Bytes),
+    /// A hash (field order is not significant).
+    Hash(BTreeMap<Bytes, Bytes>),
+}
+
+impl Value {
+    /// Redis's `TYPE` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+        }
+    }
+}
+
+/// Local access information (LRU clock and LFU counter); never replicated.
+#[derive(Debug, Default)]
+pub struct Access {
+    last_ms: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Clone for Access {
+    fn clone(&self) -> Access {
+        Access {
+            last_ms: AtomicU64::new(self.last_ms.load(Ordering::Relaxed)),
+            count: AtomicU64::new(self.count.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl PartialEq for Access {
+    fn eq(&self, _: &Access) -> bool {
+        true // local information: not part of the replicated state
+    }
+}
+impl Eq for Access {}
+
+/// LFU counters halve for every this many ms without access (Redis's
+/// `lfu-decay-time` of one minute).
+const LFU_DECAY_MS: u64 = 60_000;
+
+impl Access {
+    fn touch(&self, now_ms: u64) {
+        let last = self.last_ms.swap(now_ms, Ordering::Relaxed);
+        let decayed = self.decayed(last, now_ms);
+        self.count
+            .store(decayed.saturating_add(1).min(255), Ordering::Relaxed);
+    }
+
+    fn decayed(&self, last_ms: u64, now_ms: u64) -> u64 {
+        let periods = now_ms.saturating_sub(last_ms) / LFU_DECAY_MS;
+        self.count.load(Ordering::Relaxed) >> periods.min(63)
+    }
+
+    /// Milliseconds since the last access.
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// The LFU counter, decayed to `now_ms`.
+    pub fn frequency(&self, now_ms: u64) -> u64 {
+        self.decayed(self.last_ms.load(Ordering::Relaxed), now_ms)
+    }
+}
+
+/// One key's value and metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Absolute deadline (ms since the epoch), if any.
+    pub expires_at_ms: Option<u64>,
+    /// The map's modification counter at this key's last change (WATCH).
+    pub version: u64,
+    /// Creation sequence number: the SCAN cursor order.
+    pub seq: u64,
+    #[serde(skip)]
+    access: Access,
+}
+
+impl Entry {
+    /// True if the key is expired at `now_ms` (Redis: `now > deadline`).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| now_ms > at)
+    }
+
+    /// Local access information.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+}
+
+/// One database.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Keyspace {
+    pub(crate) map: BTreeMap<Bytes, Entry>,
+    /// `seq → key`: SCAN walks this, so a key present for the whole scan is seen.
+    pub(crate) by_seq: BTreeMap<u64, Bytes>,
+    /// `(deadline, key)` for every key with a TTL.
+    pub(crate) expiring: BTreeSet<(u64, Bytes)>,
+}
+
+impl Keyspace {
+    /// The entry if present and not expired at `now_ms`.
+    pub(crate) fn live(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.map.get(key).filter(|e| !e.is_expired(now_ms))
+    }
+
+    /// Keys alive at `now_ms`.
+    pub(crate) fn live_len(&self, now_ms: u64) -> usize {
+        let expired = self
+            .expiring
+            .iter()
+            .take_while(|(at, _)| now_ms > *at)
+            .count();
+        self.map.len() - expired
+    }
+}
+
+/// Replicated counters shown by INFO.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Keys deleted because their TTL passed.
+    pub expired_keys: u64,
+    /// Keys deleted by eviction under `maxmemory`.
+    pub evicted_keys: u64,
+}
+
+/// Replicated configuration (set by `CONFIG SET`, a log entry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvConfig {
+    /// Bytes (0: no limit), compared with [`Db::used_memory`].
+    pub maxmemory: u64,
+    /// What happens over `maxmemory`.
+    pub policy: MaxmemoryPolicy,
+}
+
+/// What INFO shows about the map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvInfo {
+    /// [`Db::used_memory`].
+    pub used_memory: u64,
+    /// Configured limit.
+    pub maxmemory: u64,
+    /// Configured policy name.
+    pub policy: &'static str,
+    /// Replicated counters.
+    pub stats: Stats,
+    /// Per non-empty database: `(index, keys, keys with TTL, average TTL ms)`.
+    pub keyspace: Vec<(usize, usize, usize, u64)>,
+    /// The replicated now.
+    pub now_ms: u64,
+}
+
+/// Deleted keys remembered for WATCH, at most this many.
+const TOMBSTONES: usize = 100_000;
 
 /// The key space.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Db {
-    map: HashMap<Bytes, Bytes>,
+    pub(crate) dbs: Vec<Keyspace>,
     now_ms: u64,
+    next_seq: u64,
+    /// Bumped for every key change; a key's `version` is its value then.
+    mod_counter: u64,
+    /// Deleted keys → counter at deletion, for WATCH on keys now absent.
+    tombstones: BTreeMap<(u8, Bytes), u64>,
+    tombstone_log: VecDeque<(u64, u8, Bytes)>,
+    /// Watches older than this cannot be checked against tombstones (forgotten).
+    tombstone_horizon: u64,
+    used_bytes: u64,
+    pub(crate) stats: Stats,
+    pub(crate) config: KvConfig,
+}
+
+impl Default for Db {
+    fn default() -> Db {
+        Db {
+            dbs: vec![Keyspace::default(); DATABASES],
+            now_ms: 0,
+            next_seq: 1,
+            mod_counter: 0,
+            tombstones: BTreeMap::new(),
+            tombstone_log: VecDeque::new(),
+            tombstone_horizon: 0,
+            used_bytes: 0,
+            stats: Stats::default(),
+            config: KvConfig::default(),
+        }
+    }
+}
+
+/// Where and when a command runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ctx {
+    pub db: usize,
+    pub now: u64,
+    /// Randomness for RANDOMKEY / HRANDFIELD (reads only).
+    pub seed: u64,
+}
+
+/// Estimated bytes of one entry (deterministic; the basis of `maxmemory`).
+fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
+    let value = match &entry.value {
+        Value::Str(s) => s.len() as u64,
+        Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
+    };
+    key.len() as u64 + value + 64
 }
 
 impl Db {
@@ -31,131 +290,489 @@ impl Db {
     /// Applies one committed command and returns the reply its client gets.
     pub fn apply(&mut self, command: &Command) -> Output {
         self.now_ms = self.now_ms.max(command.ts_ms);
+        let now = self.now_ms;
         match &command.op {
             Op::Set { key, value } => {
-                self.map.insert(key.clone(), value.clone());
+                self.expire_if_needed(0, key);
+                self.put(0, key.clone(), Value::Str(value.clone()), None);
                 Output::Ok
             }
             Op::Del { keys } => {
                 let removed = keys
                     .iter()
-                    .filter(|k| self.map.remove(*k).is_some())
+                    .filter(|k| {
+                        self.expire_if_needed(0, k);
+                        self.remove(0, k).is_some()
+                    })
                     .count();
                 Output::Integer(removed as i64)
+            }
+            Op::Exec { db, args } => {
+                if usize::from(*db) >= DATABASES {
+                    return Output::err(errors::DB_RANGE);
+                }
+                self.exec(usize::from(*db), args, now)
+            }
+            Op::Multi { commands, watched } => self.exec_multi(commands, watched, now),
+            Op::Expire { keys } => {
+                let mut count = 0;
+                for (db, key) in keys {
+                    if usize::from(*db) < DATABASES && self.expire_if_needed(usize::from(*db), key)
+                    {
+                        count += 1;
+                    }
+                }
+                Output::Integer(count)
+            }
+            Op::Evict { keys } => {
+                let mut count = 0;
+                for (db, key) in keys {
+                    if usize::from(*db) < DATABASES && self.remove(usize::from(*db), key).is_some()
+                    {
+                        self.stats.evicted_keys += 1;
+                        count += 1;
+                    }
+                }
+                Output::Integer(count)
             }
         }
     }
 
-    /// The value stored at `key`.
+    /// Runs one interpreter command (read or write) at the current now.
+    fn exec(&mut self, db: usize, args: &[Bytes], now: u64) -> Output {
+        let Some(spec) = args.first().and_then(|name| table::lookup(name)) else {
+            return Output::err(format!(
+                "ERR unknown command '{}'",
+                String::from_utf8_lossy(args.first().map_or(&b""[..], |a| &a[..]))
+            ));
+        };
+        if !table::arity_ok(spec.arity, args.len()) {
+            return Output::err(format!(
+                "ERR wrong number of arguments for '{}' command",
+                spec.name
+            ));
+        }
+        let ctx = Ctx {
+            db,
+            now,
+            seed: self.mod_counter ^ now,
+        };
+        match spec.handler {
+            table::Handler::Read(f) => f(self, &ctx, args),
+            table::Handler::Write(f) => {
+                if spec.denyoom && self.out_of_memory() {
+                    return Output::err(errors::OOM);
+                }
+                f(self, &ctx, args)
+            }
+        }
+    }
+
+    fn exec_multi(
+        &mut self,
+        commands: &[(u8, Vec<Bytes>)],
+        watched: &[WatchToken],
+        now: u64,
+    ) -> Output {
+        if watched.iter().any(|w| self.watch_broken(w, now)) {
+            return Output::NilArray;
+        }
+        let denyoom = commands.iter().any(|(_, args)| {
+            args.first()
+                .and_then(|n| table::lookup(n))
+                .is_some_and(|s| s.denyoom)
+        });
+        if denyoom && self.out_of_memory() {
+            return Output::err(errors::OOM);
+        }
+        let outputs = commands
+            .iter()
+            .map(|(db, args)| {
+                if usize::from(*db) >= DATABASES {
+                    Output::err(errors::DB_RANGE)
+                } else {
+                    let ctx = Ctx {
+                        db: usize::from(*db),
+                        now,
+                        seed: self.mod_counter ^ now,
+                    };
+                    match args.first().and_then(|n| table::lookup(n)) {
+                        Some(spec) if table::arity_ok(spec.arity, args.len()) => {
+                            match spec.handler {
+                                table::Handler::Read(f) => f(self, &ctx, args),
+                                table::Handler::Write(f) => f(self, &ctx, args),
+                            }
+                        }
+                        _ => self.exec(usize::from(*db), args, now),
+                    }
+                }
+            })
+            .collect();
+        Output::Array(outputs)
+    }
+
+    /// Runs a read command on this map without changing it (the linearizable
+    /// read path, after a ReadIndex). `now_ms` is the read's "now"; `seed` feeds
+    /// RANDOMKEY / HRANDFIELD. Write commands are refused with an error.
+    pub fn query(&self, db: u8, args: &[Bytes], now_ms: u64, seed: u64) -> Output {
+        let db = usize::from(db);
+        if db >= DATABASES {
+            return Output::err(errors::DB_RANGE);
+        }
+        let Some(spec) = args.first().and_then(|name| table::lookup(name)) else {
+            return Output::err("ERR unknown command");
+        };
+        if !table::arity_ok(spec.arity, args.len()) {
+            return Output::err(format!(
+                "ERR wrong number of arguments for '{}' command",
+                spec.name
+            ));
+        }
+        let ctx = Ctx {
+            db,
+            now: now_ms.max(self.now_ms),
+            seed,
+        };
+        match spec.handler {
+            table::Handler::Read(f) => f(self, &ctx, args),
+            table::Handler::Write(_) => Output::err("ERR not a read command"),
+        }
+    }
+
+    /// What `WATCH key` records: the modification counter now and whether the
+    /// key is alive at `now_ms`.
+    pub fn watch_token(&self, db: u8, key: Bytes, now_ms: u64) -> WatchToken {
+        let existed = self
+            .dbs
+            .get(usize::from(db))
+            .is_some_and(|ks| ks.live(&key, now_ms.max(self.now_ms)).is_some());
+        WatchToken {
+            db,
+            key,
+            seen: self.mod_counter,
+            existed,
+        }
+    }
+
+    /// True if the watched key changed since its token was taken.
+    fn watch_broken(&self, token: &WatchToken, now: u64) -> bool {
+        let Some(ks) = self.dbs.get(usize::from(token.db)) else {
+            return true;
+        };
+        match ks.map.get(&token.key) {
+            Some(entry) if entry.version > token.seen => true,
+            Some(entry) if entry.is_expired(now) => token.existed,
+            Some(_) => !token.existed,
+            None => {
+                token.seen < self.tombstone_horizon
+                    || self
+                        .tombstones
+                        .get(&(token.db, token.key.clone()))
+                        .is_some_and(|&at| at > token.seen)
+                    || token.existed
+            }
+        }
+    }
+
+    // ---- mutation helpers: every change goes through these ---------------
+
+    fn bump(&mut self) -> u64 {
+        self.mod_counter += 1;
+        self.mod_counter
+    }
+
+    /// Deletes `key` if it is expired now; true if it did (counted).
+    pub(crate) fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        if self.dbs[db].map.get(key).is_some_and(|e| e.is_expired(now)) {
+            self.remove(db, key);
+            self.stats.expired_keys += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes a key (expired or not) and returns its entry.
+    pub(crate) fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let entry = self.dbs[db].map.remove(key)?;
+        let ks = &mut self.dbs[db];
+        ks.by_seq.remove(&entry.seq);
+        let key = Bytes::copy_from_slice(key);
+        if let Some(at) = entry.expires_at_ms {
+            ks.expiring.remove(&(at, key.clone()));
+        }
+        self.used_bytes -= entry_bytes(&key, &entry);
+        let counter = self.bump();
+        self.add_tombstone(db as u8, key, counter);
+        Some(entry)
+    }
+
+    /// Stores `value` at `key` with `expires_at_ms`, replacing any value (a
+    /// replaced key keeps its SCAN position).
+    pub(crate) fn put(&mut self, db: usize, key: Bytes, value: Value, expires_at_ms: Option<u64>) {
+        let version = self.bump();
+        let now = self.now_ms;
+        let seq = match self.dbs[db].map.get(&key) {
+            Some(old) => {
+                let old_bytes = entry_bytes(&key, old);
+                let (old_seq, old_at) = (old.seq, old.expires_at_ms);
+                self.used_bytes -= old_bytes;
+                if let Some(at) = old_at {
+                    self.dbs[db].expiring.remove(&(at, key.clone()));
+                }
+                old_seq
+            }
+            None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.dbs[db].by_seq.insert(seq, key.clone());
+                seq
+            }
+        };
+        let entry = Entry {
+            value,
+            expires_at_ms,
+            version,
+            seq,
+            access: Access::default(),
+        };
+        entry.access.touch(now);
+        self.used_bytes += entry_bytes(&key, &entry);
+        if let Some(at) = expires_at_ms {
+            self.dbs[db].expiring.insert((at, key.clone()));
+        }
+        self.dbs[db].map.insert(key, entry);
+    }
+
+    /// Changes a present key's value in place (TTL kept); returns what `f` returns.
+    pub(crate) fn modify<R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        f: impl FnOnce(&mut Value) -> R,
+    ) -> Option<R> {
+        let version = self.bump();
+        let now = self.now_ms;
+        let entry = self.dbs[db].map.get_mut(key)?;
+        let before = entry_bytes(key, entry);
+        let result = f(&mut entry.value);
+        entry.version = version;
+        entry.access.touch(now);
+        let after = entry_bytes(key, entry);
+        self.used_bytes = self.used_bytes - before + after;
+        Some(result)
+    }
+
+    /// Sets or clears a present key's deadline.
+    pub(crate) fn set_expiry(&mut self, db: usize, key: &[u8], expires_at_ms: Option<u64>) {
+        let version = self.bump();
+        let ks = &mut self.dbs[db];
+        let Some(entry) = ks.map.get_mut(key) else {
+            return;
+        };
+        let key = Bytes::copy_from_slice(key);
+        if let Some(at) = entry.expires_at_ms {
+            ks.expiring.remove(&(at, key.clone()));
+        }
+        if let Some(at) = expires_at_ms {
+            ks.expiring.insert((at, key));
+        }
+        entry.expires_at_ms = expires_at_ms;
+        entry.version = version;
+    }
+
+    /// The live entry at `key` for a write: expired keys are deleted first.
+    pub(crate) fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(db, key);
+        let now = self.now_ms;
+        let entry = self.dbs[db].map.get(key)?;
+        entry.access.touch(now);
+        Some(entry)
+    }
+
+    /// The live entry at `key` for a read at `now` (records the access).
+    pub(crate) fn lookup_read(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
+        let entry = self.dbs[db].live(key, now)?;
+        entry.access.touch(now);
+        Some(entry)
+    }
+
+    /// Removes every key of one database.
+    pub(crate) fn flush(&mut self, db: usize) {
+        let keys: Vec<Bytes> = self.dbs[db].map.keys().cloned().collect();
+        for key in keys {
+            self.remove(db, &key);
+        }
+    }
+
+    /// Swaps two databases (SWAPDB): watched keys of both count as changed.
+    pub(crate) fn swap(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let mut keys: Vec<Bytes> = self.dbs[a].map.keys().cloned().collect();
+        keys.extend(self.dbs[b].map.keys().cloned());
+        self.dbs.swap(a, b);
+        let version = self.bump();
+        for db in [a, b] {
+            for entry in self.dbs[db].map.values_mut() {
+                entry.version = version;
+            }
+            for key in &keys {
+                self.add_tombstone(db as u8, key.clone(), version);
+            }
+        }
+    }
+
+    fn add_tombstone(&mut self, db: u8, key: Bytes, counter: u64) {
+        self.tombstones.insert((db, key.clone()), counter);
+        self.tombstone_log.push_back((counter, db, key));
+        if self.tombstone_log.len() > 2 * TOMBSTONES {
+            let live = &self.tombstones;
+            self.tombstone_log
+                .retain(|(at, d, k)| live.get(&(*d, k.clone())) == Some(at));
+        }
+        // The cap counts live tombstones only, and superseded log entries
+        // are skipped, so a restored snapshot (which keeps only live ones)
+        // prunes exactly as the original would.
+        while self.tombstones.len() > TOMBSTONES {
+            let Some((at, db, key)) = self.tombstone_log.pop_front() else {
+                break;
+            };
+            if self.tombstones.get(&(db, key.clone())) == Some(&at) {
+                self.tombstones.remove(&(db, key));
+                self.tombstone_horizon = at;
+            }
+        }
+    }
+
+    // ---- public read API ----------------------------------------------------
+
+    /// The string stored at `key` in database 0 (expiry not checked).
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.map.get(key)
+        match self.dbs[0].map.get(key).map(|e| &e.value) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
     }
 
-    /// True if `key` is present.
+    /// The entry at `key` in database `db`, expired or not.
+    pub fn entry(&self, db: usize, key: &[u8]) -> Option<&Entry> {
+        self.dbs.get(db)?.map.get(key)
+    }
+
+    /// True if `key` is present in database 0 (expiry not checked).
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.dbs[0].map.contains_key(key)
     }
 
-    /// Number of keys.
+    /// Number of keys stored in all databases (expired ones not yet deleted included).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.dbs.iter().map(|ks| ks.map.len()).sum()
     }
 
     /// True when no key is stored.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// The replicated "now": the latest leader timestamp applied.
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }
+
+    /// Replicated counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Replicated configuration.
+    pub fn config(&self) -> &KvConfig {
+        &self.config
+    }
+
+    /// The deterministic memory estimate `maxmemory` is compared with: key and
+    /// value bytes plus a fixed overhead per key and per hash field.
+    pub fn used_memory(&self) -> u64 {
+        self.used_bytes
+    }
+
+    /// INFO's view of the map at `now_ms`.
+    pub fn info(&self, now_ms: u64) -> KvInfo {
+        let now = now_ms.max(self.now_ms);
+        let keyspace = self
+            .dbs
+            .iter()
+            .enumerate()
+            .filter(|(_, ks)| !ks.map.is_empty())
+            .map(|(i, ks)| {
+                let sample: Vec<u64> = ks
+                    .expiring
+                    .iter()
+                    .take(10_000)
+                    .map(|(at, _)| at.saturating_sub(now))
+                    .collect();
+                let avg = if sample.is_empty() {
+                    0
+                } else {
+                    sample.iter().sum::<u64>() / sample.len() as u64
+                };
+                (i, ks.map.len(), ks.expiring.len(), avg)
+            })
+            .collect();
+        KvInfo {
+            used_memory: self.used_bytes,
+            maxmemory: self.config.maxmemory,
+            policy: self.config.policy.name(),
+            stats: self.stats.clone(),
+            keyspace,
+            now_ms: self.now_ms,
+        }
+    }
+}
+
+/// Redis's `string2ll`: a strict decimal i64 (no `+`, no leading zeros, no spaces).
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() >= 21 {
+        return None;
+    }
+    if bytes == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') => {}
+        _ => return None,
+    }
+    let mut value: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if negative {
+        if value > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((value as i64).wrapping_neg())
+        }
+    } else {
+        i64::try_from(value).ok()
+    }
+}
+
+/// A 64-bit mix (SplitMix64) for deterministic pseudo-random choices.
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cmd(ts_ms: u64, op: Op) -> Command {
-        Command { ts_ms, op }
-    }
-
-    #[test]
-    fn set_then_get_returns_value() {
-        let mut db = Db::new();
-        let out = db.apply(&cmd(
-            1,
-            Op::Set {
-                key: "a".into(),
-                value: "1".into(),
-            },
-        ));
-        assert_eq!(out, Output::Ok);
-        assert_eq!(db.get(b"a").map(|v| &v[..]), Some(&b"1"[..]));
-        assert_eq!(db.len(), 1);
-    }
-
-    #[test]
-    fn del_counts_only_existing_keys_once() {
-        let mut db = Db::new();
-        db.apply(&cmd(
-            1,
-            Op::Set {
-                key: "a".into(),
-                value: "1".into(),
-            },
-        ));
-        db.apply(&cmd(
-            2,
-            Op::Set {
-                key: "b".into(),
-                value: "2".into(),
-            },
-        ));
-        let out = db.apply(&cmd(
-            3,
-            Op::Del {
-                keys: vec!["a".into(), "a".into(), "zz".into(), "b".into()],
-            },
-        ));
-        assert_eq!(out, Output::Integer(2));
-        assert!(db.is_empty());
-    }
-
-    #[test]
-    fn now_only_moves_forward() {
-        let mut db = Db::new();
-        db.apply(&cmd(10, Op::Del { keys: vec![] }));
-        db.apply(&cmd(5, Op::Del { keys: vec![] }));
-        assert_eq!(db.now_ms(), 10);
-    }
-
-    #[test]
-    fn replicas_applying_same_log_are_identical() {
-        let log: Vec<Command> = (0..100u64)
-            .map(|i| {
-                if i % 3 == 0 {
-                    cmd(
-                        i,
-                        Op::Del {
-                            keys: vec![format!("k{}", i % 7).into()],
-                        },
-                    )
-                } else {
-                    cmd(
-                        i,
-                        Op::Set {
-                            key: format!("k{}", i % 7).into(),
-                            value: format!("v{i}").into(),
-                        },
-                    )
-                }
-            })
-            .collect();
-        let (mut a, mut b) = (Db::new(), Db::new());
-        let outs_a: Vec<Output> = log.iter().map(|c| a.apply(c)).collect();
-        let outs_b: Vec<Output> = log.iter().map(|c| b.apply(c)).collect();
-        assert_eq!(outs_a, outs_b);
-        assert_eq!(a.map, b.map);
-    }
-}
+mod tests;

@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
-use super::{LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus, RequestError};
+use super::{
+    LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus, RequestError, TransferError,
+};
 use crate::kv;
 use crate::metrics::Metrics;
 use crate::raft::{
@@ -165,6 +167,9 @@ impl Driver {
         match request {
             NodeRequest::Propose { op, reply } => self.propose(op, reply),
             NodeRequest::ReadIndex { reply } => self.read_index(reply),
+            NodeRequest::TransferLeader { to, reply } => {
+                let _ = reply.send(self.transfer_leader(to));
+            }
         }
     }
 
@@ -193,9 +198,57 @@ impl Driver {
             Err(crate::raft::Error::NotLeader { leader }) => {
                 let _ = reply.send(LocalWrite::NotLeader(leader));
             }
+            // Leadership is moving: the caller waits for the new leader and
+            // sends the write there; it was certainly not appended here.
+            Err(crate::raft::Error::TransferInProgress { .. }) => {
+                let _ = reply.send(LocalWrite::NotLeader(None));
+            }
+            Err(e @ crate::raft::Error::EntryTooLarge { .. }) => {
+                let _ = reply.send(LocalWrite::Done(Err(RequestError::Rejected(format!(
+                    "{e}; raise raft.max_bytes_per_append to accept it"
+                )))));
+            }
             Err(e) => {
                 let _ = reply.send(LocalWrite::Done(Err(RequestError::TryAgain(e.to_string()))));
             }
+        }
+    }
+
+    /// Starts a leadership transfer (thesis §3.10) to `to`, or to the first
+    /// other voter when none is named; the core brings the target up to date
+    /// before it tells it to campaign.
+    fn transfer_leader(&mut self, to: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let status = self.parts.raft.status();
+        let me = status.id;
+        if status.role != Role::Leader {
+            return Err(TransferError::NotLeader {
+                me,
+                leader: status.leader,
+            });
+        }
+        let target = match to {
+            Some(to) if to == me || !self.parts.resp_addrs.contains_key(&to) => {
+                return Err(TransferError::BadTarget(to));
+            }
+            Some(to) => to,
+            None => {
+                let mut peers: Vec<NodeId> = self
+                    .parts
+                    .resp_addrs
+                    .keys()
+                    .copied()
+                    .filter(|&id| id != me)
+                    .collect();
+                peers.sort();
+                *peers.first().ok_or(TransferError::NoPeers)?
+            }
+        };
+        match self.parts.raft.transfer_leader(target) {
+            Ok(()) => Ok(target),
+            Err(crate::raft::Error::NotLeader { leader }) => {
+                Err(TransferError::NotLeader { me, leader })
+            }
+            Err(_) => Err(TransferError::BadTarget(target)),
         }
     }
 
@@ -226,6 +279,13 @@ impl Driver {
     /// One pass of the Ready contract; see the module docs for the order.
     async fn handle_ready(&mut self) -> Result<(), NodeError> {
         let mut ready = self.parts.raft.ready();
+        if let Some(meta) = &ready.snapshot {
+            // This driver never compacts, so no leader of this build sends
+            // InstallSnapshot; a snapshot here means a mixed-version cluster.
+            return Err(NodeError::SnapshotUnsupported {
+                index: meta.last_included_index,
+            });
+        }
 
         // 1. Persist before anything that depends on it leaves the node.
         if must_sync(self.synced_hard_state, ready.hard_state, &ready.entries) {

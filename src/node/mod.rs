@@ -61,6 +61,9 @@ pub enum RequestError {
     /// The node is shutting down.
     #[error("ERR server is shutting down")]
     ShuttingDown,
+    /// The write was refused before it was appended (e.g. larger than an entry may be).
+    #[error("ERR {0}")]
+    Rejected(String),
 }
 
 impl RequestError {
@@ -86,6 +89,12 @@ pub enum NodeError {
         index: LogIndex,
         /// The decode error.
         source: kv::DecodeError,
+    },
+    /// The core asked to install a snapshot, which this driver does not do yet.
+    #[error("asked to install a snapshot through index {index}; snapshots are not wired into the driver yet")]
+    SnapshotUnsupported {
+        /// The snapshot's last included index.
+        index: LogIndex,
     },
     /// A blocking store task panicked or was cancelled.
     #[error("storage task failed: {0}")]
@@ -160,6 +169,40 @@ enum NodeRequest {
     ReadIndex {
         reply: oneshot::Sender<LocalRead>,
     },
+    TransferLeader {
+        to: Option<NodeId>,
+        reply: oneshot::Sender<Result<NodeId, TransferError>>,
+    },
+}
+
+/// Why a leadership transfer did not happen.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only the leader can hand leadership over.
+    #[error("node {me} is not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// This node.
+        me: NodeId,
+        /// The leader it knows of.
+        leader: Option<NodeId>,
+    },
+    /// The target is not another voting member.
+    #[error("node {0} is not another member of this cluster")]
+    BadTarget(NodeId),
+    /// There is nobody to hand leadership to.
+    #[error("a single-node cluster has nobody to transfer leadership to")]
+    NoPeers,
+    /// The target did not take over in time (the transfer was abandoned).
+    #[error("node {to} did not become leader within {waited_ms} ms")]
+    TimedOut {
+        /// The target.
+        to: NodeId,
+        /// How long we waited.
+        waited_ms: u64,
+    },
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
 }
 
 /// Requests queued to the driver before callers wait for room.
@@ -211,15 +254,17 @@ impl Node {
             .await
             .map_err(|e| NodeError::StorageTask(e.to_string()))??;
         let id = NodeId(config.id);
-        let raft_config = raft::Config {
-            id,
-            voters: config.voter_ids().into_iter().map(NodeId).collect(),
-            election_timeout_min_ticks: config.raft.election_timeout_min_ticks,
-            election_timeout_max_ticks: config.raft.election_timeout_max_ticks,
-            heartbeat_interval_ticks: config.raft.heartbeat_interval_ticks,
-            max_entries_per_append: config.raft.max_entries_per_append,
-            max_bytes_per_append: config.raft.max_bytes_per_append,
-        };
+        let mut raft_config =
+            raft::Config::new(id, config.voter_ids().into_iter().map(NodeId).collect());
+        raft_config.election_timeout_min_ticks = config.raft.election_timeout_min_ticks;
+        raft_config.election_timeout_max_ticks = config.raft.election_timeout_max_ticks;
+        raft_config.heartbeat_interval_ticks = config.raft.heartbeat_interval_ticks;
+        raft_config.max_entries_per_append = config.raft.max_entries_per_append;
+        raft_config.max_bytes_per_append = config.raft.max_bytes_per_append;
+        raft_config.pre_vote = config.raft.pre_vote;
+        raft_config.check_quorum = config.raft.check_quorum;
+        raft_config.lease_reads = config.raft.lease_reads;
+        raft_config.clock_drift_bound_ticks = config.raft.clock_drift_bound_ticks;
         let replay_target = initial.hard_state.commit_index;
         let raft = raft::Raft::new(raft_config, initial, rand::random::<u64>())?;
 
@@ -261,6 +306,9 @@ impl Node {
                 transport: transport.clone(),
                 resp_addrs: resp_addrs.clone(),
                 request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+                rpc_attempt_timeout: Duration::from_millis(
+                    config.raft.tick_ms * u64::from(config.raft.election_timeout_max_ticks) * 2,
+                ),
                 follower_writes: config.follower_writes,
                 test_fault,
             }),
@@ -328,6 +376,7 @@ struct HandleInner {
     transport: Transport,
     resp_addrs: HashMap<NodeId, SocketAddr>,
     request_timeout: Duration,
+    rpc_attempt_timeout: Duration,
     follower_writes: FollowerWrites,
     test_fault: Option<TestFault>,
 }
@@ -374,7 +423,7 @@ impl NodeHandle {
                             return Err(RequestError::Moved(addr.to_string()));
                         }
                     }
-                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let remaining = self.attempt_timeout(deadline);
                     match self.inner.transport.forward(leader, &op, remaining).await {
                         Ok(ForwardReply::Applied(output)) => return Ok(output),
                         Ok(ForwardReply::Failed(e)) => return Err(e),
@@ -453,7 +502,7 @@ impl NodeHandle {
             match self.read_index_here(deadline).await? {
                 LocalRead::Index { index, now_ms } => break (index, now_ms),
                 LocalRead::NotLeader(Some(leader)) if leader != self.inner.id => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let remaining = self.attempt_timeout(deadline);
                     match self.inner.transport.read_index(leader, remaining).await {
                         Ok(ReadIndexReply::Index { index, now_ms }) => break (index, now_ms),
                         Ok(ReadIndexReply::Failed(e)) => return Err(e),
@@ -542,11 +591,51 @@ impl NodeHandle {
         Ok(())
     }
 
+    /// How long one forward or read-index RPC may take: the rest of the request's
+    /// time, but no more than two election timeouts, so a leader that was cut off
+    /// (and has been replaced by now) does not hold the request until its deadline.
+    fn attempt_timeout(&self, deadline: Instant) -> Duration {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(self.inner.rpc_attempt_timeout)
+    }
+
     fn check_loaded(&self) -> Result<(), RequestError> {
         if self.inner.status.borrow().loading {
             Err(RequestError::Loading)
         } else {
             Ok(())
+        }
+    }
+
+    /// Hands leadership to `to` (or to a peer of the leader's choosing) and waits
+    /// until this node sees the target lead. Writes arriving meanwhile wait and
+    /// then go to the new leader, so no client write fails because of it.
+    ///
+    /// # Errors
+    /// See [`TransferError`].
+    pub async fn transfer_leader(
+        &self,
+        to: Option<NodeId>,
+        timeout: Duration,
+    ) -> Result<NodeId, TransferError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .requests
+            .send(NodeRequest::TransferLeader { to, reply })
+            .await
+            .map_err(|_| TransferError::ShuttingDown)?;
+        let target = rx.await.map_err(|_| TransferError::ShuttingDown)??;
+        let mut status = self.inner.status.clone();
+        let waited =
+            tokio::time::timeout(timeout, status.wait_for(|s| s.leader == Some(target))).await;
+        match waited {
+            Ok(Ok(_)) => Ok(target),
+            Ok(Err(_)) => Err(TransferError::ShuttingDown),
+            Err(_) => Err(TransferError::TimedOut {
+                to: target,
+                waited_ms: timeout.as_millis() as u64,
+            }),
         }
     }
 

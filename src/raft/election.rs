@@ -1,9 +1,19 @@
-//! Roles and leader election (§5.2, §5.4.1): the timers, the role transitions
-//! and RequestVote on both sides.
+//! Roles and leader election (§5.2, §5.4.1): the timers, the role transitions,
+//! pre-vote (thesis §9.6) and RequestVote on both sides.
+//!
+//! With pre-vote on, a node whose election timer fires first asks every voter
+//! `PreVote` for `term + 1` without changing its own term or vote; only with a
+//! majority of grants does it start a real election. A voter grants a pre-vote
+//! only when it has not heard from a leader within the minimum election
+//! timeout and the asker's log is at least as up-to-date as its own (§5.4.1).
+//! So a node cut off from the majority never raises its term, and never
+//! disrupts the leader when it comes back. A pre-candidate keeps the
+//! `Follower` role (with no known leader).
 //!
 //! Invariants: the term only grows; at most one vote per term (`voted_for` is
 //! set once per term and persisted through the Ready that carries the
-//! response); a leader exists only for a term in which a majority voted for it.
+//! response); a leader exists only for a term in which a majority voted for it;
+//! a pre-vote changes no state on either side.
 
 use std::collections::BTreeMap;
 
@@ -26,16 +36,56 @@ impl Raft {
 
     /// Follower/candidate tick: §5.2, if the election timeout elapses without
     /// hearing from a current leader or granting a vote, start an election.
+    /// With pre-vote, the election is preceded by a pre-vote round.
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed_ticks += 1;
+        if self.election_elapsed_ticks >= self.config.election_timeout_min_ticks {
+            self.startup_lease_guard = false;
+        }
         if self.election_elapsed_ticks >= self.election_timeout_ticks {
-            self.campaign();
+            if self.config.pre_vote {
+                self.pre_campaign();
+            } else {
+                self.campaign(false);
+            }
+        }
+    }
+
+    /// Thesis §9.6: ask every voter whether it would vote for us in
+    /// `term + 1`, changing neither our term nor our vote.
+    fn pre_campaign(&mut self) {
+        self.role = Role::Follower;
+        self.leader = None;
+        self.reset_leader_state();
+        self.reset_election_timer();
+        self.pre_campaign = true;
+        self.votes_granted.clear();
+        self.votes_granted.insert(self.id);
+        tracing::debug!(id = %self.id, term = %self.term, "starting pre-vote");
+        if self.votes_granted.len() >= self.quorum() {
+            self.campaign(false);
+            return;
+        }
+        let term = Term(self.term.0 + 1);
+        let last_log_index = self.log.last_index();
+        let last_log_term = self.log.last_term();
+        for peer in self.peers() {
+            self.send(
+                peer,
+                Message::PreVote {
+                    term,
+                    last_log_index,
+                    last_log_term,
+                },
+            );
         }
     }
 
     /// §5.2: increment the term, vote for self, reset the timer and ask every
-    /// other voter for its vote.
-    fn campaign(&mut self) {
+    /// other voter for its vote. `transfer` marks an election ordered by the
+    /// leader's `TimeoutNow` (thesis §3.10).
+    pub(super) fn campaign(&mut self, transfer: bool) {
+        self.pre_campaign = false;
         self.term = Term(self.term.0 + 1);
         self.voted_for = Some(self.id);
         self.role = Role::Candidate;
@@ -59,6 +109,7 @@ impl Raft {
                     term: self.term,
                     last_log_index,
                     last_log_term,
+                    transfer,
                 },
             );
         }
@@ -82,6 +133,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.pre_campaign = false;
         self.reset_leader_state();
         self.reset_election_timer();
     }
@@ -94,6 +146,7 @@ impl Raft {
         self.commit_broadcast_pending = false;
         self.reads.clear();
         self.heartbeat_elapsed_ticks = 0;
+        self.transfer = None;
     }
 
     /// §5.2: a candidate with votes from a majority becomes leader; §8: it
@@ -104,10 +157,11 @@ impl Raft {
         self.leader = Some(self.id);
         self.reset_leader_state();
         let last_index = self.log.last_index();
+        let now = self.leader_ticks;
         self.progress = self
             .peers()
             .into_iter()
-            .map(|peer| (peer, Progress::new(last_index)))
+            .map(|peer| (peer, Progress::new(last_index, now)))
             .collect::<BTreeMap<_, _>>();
         tracing::info!(id = %self.id, term = %self.term, "became leader");
         self.append_as_leader(EntryKind::Noop, Bytes::new());
@@ -137,7 +191,8 @@ impl Raft {
         // per term, §5.2) and the candidate's log is at least as up-to-date as
         // ours (§5.4.1, the election restriction).
         let can_vote = self.voted_for.is_none_or(|v| v == from);
-        let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term);
+        let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
+            || self.breaks_voting_restriction();
         let vote_granted = can_vote && up_to_date;
         if vote_granted {
             self.voted_for = Some(from);
@@ -156,9 +211,54 @@ impl Raft {
         );
     }
 
+    /// Receiver side of PreVote (thesis §9.6), after the term check in `step`:
+    /// grant only if we have not heard from a leader within the minimum
+    /// election timeout, could vote in that term, and the asker's log is at
+    /// least as up-to-date as ours (§5.4.1). Changes no state.
+    pub(super) fn handle_pre_vote(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    ) {
+        let can_vote =
+            term > self.term || (self.leader.is_none() && self.voted_for.is_none_or(|v| v == from));
+        let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
+            || self.breaks_voting_restriction();
+        let vote_granted = can_vote && up_to_date && !self.heard_from_leader_recently();
+        tracing::trace!(id = %self.id, term = %self.term, candidate = %from, vote_granted, "pre-vote");
+        self.send(
+            from,
+            Message::PreVoteResponse {
+                // A grant carries the term asked about, so the asker does not
+                // take it as stale; a refusal carries ours (it may be newer).
+                term: if vote_granted { term } else { self.term },
+                vote_granted,
+            },
+        );
+    }
+
+    /// Pre-candidate side: with a majority of pre-votes for `term + 1`, start
+    /// the real election.
+    pub(super) fn handle_pre_vote_response(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        vote_granted: bool,
+    ) {
+        if !self.pre_campaign || !vote_granted || term != Term(self.term.0 + 1) {
+            return;
+        }
+        self.votes_granted.insert(from);
+        if self.votes_granted.len() >= self.quorum() {
+            self.campaign(false);
+        }
+    }
+
     /// Candidate side: count votes of the current term (§5.2).
     pub(super) fn handle_request_vote_response(&mut self, from: NodeId, vote_granted: bool) {
-        if self.role != Role::Candidate || !vote_granted {
+        if self.role != Role::Candidate || self.pre_campaign || !vote_granted {
             return;
         }
         self.votes_granted.insert(from);
@@ -169,8 +269,33 @@ impl Raft {
 
     /// A message from an older term: answer requests with our term so the
     /// sender steps down (§5.1), ignore stale responses.
+    ///
+    /// Answering a stale AppendEntries/InstallSnapshot also gets a node that
+    /// raised its term while partitioned back in: the leader learns the higher
+    /// term and steps down (with check-quorum, the node's own votes are ignored
+    /// by sticky voters, so this is its only way back). Answering a stale
+    /// PreVote does the same for a node whose log is ahead but whose term is
+    /// behind (the pre-vote + check-quorum deadlock of etcd issue #8501).
     pub(super) fn answer_stale(&mut self, from: NodeId, message: &Message) {
         match message {
+            Message::PreVote { .. } => self.send(
+                from,
+                Message::PreVoteResponse {
+                    term: self.term,
+                    vote_granted: false,
+                },
+            ),
+            Message::InstallSnapshot { meta, .. } => self.send(
+                from,
+                Message::InstallSnapshotResponse {
+                    term: self.term,
+                    last_included_index: meta.last_included_index,
+                    success: false,
+                },
+            ),
+            Message::PreVoteResponse { .. }
+            | Message::TimeoutNow { .. }
+            | Message::InstallSnapshotResponse { .. } => {}
             Message::RequestVote { .. } => self.send(
                 from,
                 Message::RequestVoteResponse {

@@ -1,27 +1,41 @@
-//! The log view: the in-memory copy of the replicated log and the three
-//! watermarks the core tracks on it.
+//! The log view: the in-memory copy of the replicated log after the latest
+//! snapshot, and the watermarks the core tracks on it.
 //!
 //! ```text
-//!   1 ........ persisted ........ commit_index ...... last_index
-//!   |<- durable ->|<- handed out to the driver ->|<- not yet handed out ->|
-//!                  (persisted < handed_out_to)     (unstable_from ..)
+//!   snapshot ]  first_index ... persisted ... commit_index ... last_index
+//!   (compacted)|<- durable ->|<- handed out to the driver ->|<- not yet ->|
+//!                             (persisted < handed_out_to)     (unstable_from ..)
 //! ```
+//!
+//! Entries up to `snapshot_index` are compacted (§7): only the index and term
+//! of the last one survive, so `term_at(snapshot_index)` stays answerable for
+//! the consistency check of the AppendEntries that follows it.
 //!
 //! Owns no I/O: "persisted" only moves when the driver acknowledges a `Ready`
 //! through `advance`. Invariants kept here (violations panic):
-//! - entries are contiguous from index 1 (`entries[i].index == i + 1`);
-//! - `commit_index` never decreases and never exceeds `last_index`;
+//! - entries are contiguous after the snapshot
+//!   (`entries[i].index == snapshot_index + 1 + i`);
+//! - `snapshot_index <= last_applied <= commit_index <= last_index` (the
+//!   test-only `apply_before_commit` rule break lifts the middle one);
+//! - `commit_index` never decreases;
 //! - entries at or below `commit_index` are never truncated (§5.3, Figure 3
 //!   Log Matching + Leader Completeness make a conflict there impossible).
 
-use super::types::{Entry, LogIndex, NodeId, Term};
+use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// The log plus its watermarks.
 #[derive(Debug)]
 pub(crate) struct RaftLog {
     /// The node owning this log, for invariant messages.
     id: NodeId,
-    /// Every entry, `entries[i].index == i + 1` (no snapshots yet).
+    /// The latest snapshot (restored, taken by `compact` or installed); its
+    /// `last_included_index` is the log's offset.
+    snapshot: Option<SnapshotMeta>,
+    /// Index of the last compacted entry (0 without a snapshot).
+    snapshot_index: LogIndex,
+    /// Term of that entry (0 without a snapshot).
+    snapshot_term: Term,
+    /// The entries after the snapshot: `entries[i].index == snapshot_index + 1 + i`.
     entries: Vec<Entry>,
     /// Highest index known durable (acknowledged by `advance`).
     persisted: LogIndex,
@@ -31,40 +45,88 @@ pub(crate) struct RaftLog {
     commit_index: LogIndex,
     /// Highest index handed out for apply (`last_applied` in Figure 2).
     last_applied: LogIndex,
+    /// A snapshot received from the leader, not yet handed out to the driver.
+    pending_snapshot: Option<SnapshotMeta>,
+    /// Test-only rule break: hand out entries for apply before they commit.
+    #[cfg(test)]
+    apply_before_commit: bool,
 }
 
 impl RaftLog {
-    /// A log restored from durable storage: everything given is already persisted.
-    pub(crate) fn restore(id: NodeId, entries: Vec<Entry>, commit_index: LogIndex) -> RaftLog {
-        let last = LogIndex(entries.len() as u64);
+    /// A log restored from durable storage: everything given is already
+    /// persisted, and the state machine already holds `snapshot` (if any).
+    pub(crate) fn restore(
+        id: NodeId,
+        snapshot: Option<SnapshotMeta>,
+        entries: Vec<Entry>,
+        commit_index: LogIndex,
+    ) -> RaftLog {
+        let (snapshot_index, snapshot_term) =
+            snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| {
+                (s.last_included_index, s.last_included_term)
+            });
+        let last = LogIndex(snapshot_index.0 + entries.len() as u64);
         RaftLog {
             id,
+            snapshot,
+            snapshot_index,
+            snapshot_term,
             entries,
             persisted: last,
             unstable_from: LogIndex(last.0 + 1),
             // Commit knowledge is volatile in Figure 2, so clamping a commit index
-            // that outran a torn log tail is safe; the leader re-teaches it.
-            commit_index: commit_index.min(last),
-            last_applied: LogIndex(0),
+            // that outran a torn log tail is safe; the leader re-teaches it. The
+            // snapshot only ever covers committed entries.
+            commit_index: commit_index.min(last).max(snapshot_index),
+            last_applied: snapshot_index,
+            pending_snapshot: None,
+            #[cfg(test)]
+            apply_before_commit: false,
         }
     }
 
-    /// Index of the last entry (0 when empty).
+    /// Index of the first entry still in the log (`snapshot_index + 1`).
+    pub(crate) fn first_index(&self) -> LogIndex {
+        LogIndex(self.snapshot_index.0 + 1)
+    }
+
+    /// Index of the last entry (the snapshot's, or 0, when no entry follows).
     pub(crate) fn last_index(&self) -> LogIndex {
-        LogIndex(self.entries.len() as u64)
+        LogIndex(self.snapshot_index.0 + self.entries.len() as u64)
     }
 
-    /// Term of the last entry (0 when empty).
+    /// Term of the last entry (the snapshot's, or 0, when no entry follows).
     pub(crate) fn last_term(&self) -> Term {
-        self.entries.last().map_or(Term(0), |e| e.term)
+        self.entries.last().map_or(self.snapshot_term, |e| e.term)
     }
 
-    /// Term of the entry at `index`; `Some(Term(0))` for index 0, `None` past the end.
+    /// The latest snapshot's metadata, if any.
+    pub(crate) fn snapshot(&self) -> Option<&SnapshotMeta> {
+        self.snapshot.as_ref()
+    }
+
+    /// Term of the entry at `index`: the snapshot's term at its last index,
+    /// `Some(Term(0))` at index 0, `None` past the end or below the snapshot
+    /// (compacted).
     pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if index.0 == 0 {
-            return Some(Term(0));
+        if index == self.snapshot_index {
+            return Some(self.snapshot_term);
         }
-        self.entries.get(index.0 as usize - 1).map(|e| e.term)
+        if index < self.snapshot_index {
+            return None;
+        }
+        self.entry_at(index).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if it is in the log (not compacted, not past the end).
+    fn entry_at(&self, index: LogIndex) -> Option<&Entry> {
+        let offset = index.0.checked_sub(self.first_index().0)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Position in `entries` of `index`, which must be ≥ `first_index`.
+    fn position(&self, index: LogIndex) -> usize {
+        (index.0 - self.first_index().0) as usize
     }
 
     /// Highest committed index.
@@ -105,13 +167,17 @@ impl RaftLog {
     /// Last index holding an entry of `term`, if any (leader side of the hint).
     pub(crate) fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
         // Terms are non-decreasing along the log, so scan back and stop early.
-        self.entries
+        let in_entries = self
+            .entries
             .iter()
             .rev()
             .skip_while(|e| e.term > term)
             .take_while(|e| e.term >= term)
             .find(|e| e.term == term)
-            .map(|e| e.index)
+            .map(|e| e.index);
+        in_entries.or_else(|| {
+            (self.snapshot_index.0 > 0 && self.snapshot_term == term).then_some(self.snapshot_index)
+        })
     }
 
     /// Appends one entry built by the leader; returns its index.
@@ -123,12 +189,17 @@ impl RaftLog {
     }
 
     /// Follower side of AppendEntries (Figure 2, receiver rules 3–4): skip the
-    /// entries already present, truncate at the first conflict, append the rest.
+    /// entries already present (or compacted: they are committed, so they
+    /// match), truncate at the first conflict, append the rest.
     ///
     /// # Panics
     /// When a conflict lies at or below `commit_index` (a safety violation).
     pub(crate) fn merge(&mut self, term: Term, entries: Vec<Entry>) {
-        let mut rest = entries.into_iter().peekable();
+        let snapshot_index = self.snapshot_index;
+        let mut rest = entries
+            .into_iter()
+            .skip_while(|e| e.index <= snapshot_index)
+            .peekable();
         while let Some(entry) = rest.peek() {
             match self.term_at(entry.index) {
                 Some(t) if t == entry.term => {
@@ -166,18 +237,20 @@ impl RaftLog {
         }
     }
 
-    /// Drops `index` and everything after it.
+    /// Drops `index` (> snapshot_index) and everything after it.
     fn truncate_from(&mut self, index: LogIndex) {
-        self.entries.truncate(index.0 as usize - 1);
+        let keep = self.position(index);
+        self.entries.truncate(keep);
         let last = self.last_index();
         self.persisted = self.persisted.min(last);
         self.unstable_from = self.unstable_from.min(index);
     }
 
-    /// Up to `max_entries` entries from `from`, stopping before `max_bytes` of
-    /// payload would be exceeded; at least one entry when any exists.
+    /// Up to `max_entries` entries from `from` (≥ `first_index`), stopping
+    /// before `max_bytes` of payload would be exceeded; at least one entry
+    /// when any exists.
     pub(crate) fn slice(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
-        let start = (from.0.max(1) - 1) as usize;
+        let start = self.position(from.max(self.first_index()));
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for entry in self.entries.iter().skip(start).take(max_entries.max(1)) {
@@ -217,10 +290,10 @@ impl RaftLog {
 
     /// Hands out the entries not yet given to the driver.
     pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
-        let start = (self.unstable_from.0 - 1) as usize;
+        let from = self.unstable_from.max(self.first_index());
         let out = self
             .entries
-            .get(start..)
+            .get(self.position(from)..)
             .map(<[Entry]>::to_vec)
             .unwrap_or_default();
         self.unstable_from = LogIndex(self.last_index().0 + 1);
@@ -235,28 +308,144 @@ impl RaftLog {
         }
     }
 
+    /// Highest index that may be handed out for apply: the commit index (or,
+    /// under the test-only rule break, the end of the log).
+    fn apply_limit(&self) -> LogIndex {
+        #[cfg(test)]
+        if self.apply_before_commit {
+            return self.last_index().max(self.commit_index);
+        }
+        self.commit_index
+    }
+
     /// True when committed entries wait to be handed out for apply.
     pub(crate) fn has_committed_to_apply(&self) -> bool {
-        self.commit_index > self.last_applied
+        self.apply_limit() > self.last_applied
     }
 
     /// Hands out committed entries in order (`last_applied` moves with them).
     pub(crate) fn take_committed(&mut self) -> Vec<Entry> {
-        let from = self.last_applied.0 as usize;
-        let to = self.commit_index.0 as usize;
+        let limit = self.apply_limit();
+        if limit <= self.last_applied {
+            return Vec::new();
+        }
+        assert!(
+            self.last_applied >= self.snapshot_index,
+            "node {}: last_applied {} below snapshot index {}",
+            self.id,
+            self.last_applied,
+            self.snapshot_index
+        );
+        let from = self.position(LogIndex(self.last_applied.0 + 1));
+        let to = self.position(limit) + 1;
         let out = self
             .entries
             .get(from..to)
             .map(<[Entry]>::to_vec)
             .unwrap_or_default();
+        self.last_applied = limit;
+        out
+    }
+
+    /// The driver saved a snapshot of the state machine through
+    /// `meta.last_included_index`: drop the entries it covers (§7). Returns
+    /// false (and changes nothing) when the log is already compacted that far.
+    ///
+    /// # Panics
+    /// When the snapshot covers entries not yet applied, or its term does not
+    /// match the log's term at that index.
+    pub(crate) fn compact(&mut self, term: Term, meta: SnapshotMeta) -> bool {
+        let index = meta.last_included_index;
+        if index <= self.snapshot_index {
+            return false;
+        }
         assert!(
-            self.last_applied <= self.commit_index,
-            "node {}: last_applied {} beyond commit_index {}",
+            index <= self.last_applied && index <= self.commit_index,
+            "node {} term {}: snapshot at index {} beyond last_applied {} / commit_index {}",
             self.id,
+            term,
+            index,
             self.last_applied,
             self.commit_index
         );
-        self.last_applied = self.commit_index;
-        out
+        let at = self.term_at(index);
+        assert_eq!(
+            at,
+            Some(meta.last_included_term),
+            "node {} term {}: snapshot at index {} has term {} but the log has {:?}",
+            self.id,
+            term,
+            index,
+            meta.last_included_term,
+            at
+        );
+        let drop = self.position(index) + 1;
+        self.entries.drain(..drop);
+        self.set_snapshot(meta);
+        true
+    }
+
+    /// Follower side of InstallSnapshot (§7, receiver rules 6–7): keep the
+    /// entries after the snapshot if the log holds the snapshot's last entry
+    /// with the same term, otherwise discard the whole log. The commit and
+    /// applied indexes move to the snapshot, which waits to be handed out.
+    /// Returns whether a suffix was kept.
+    ///
+    /// # Panics
+    /// When the snapshot does not lie beyond `commit_index` (the caller answers
+    /// stale snapshots without installing them).
+    pub(crate) fn install_snapshot(&mut self, term: Term, meta: SnapshotMeta) -> bool {
+        let index = meta.last_included_index;
+        assert!(
+            index > self.commit_index,
+            "node {} term {}: installing snapshot at index {} at or below commit_index {}",
+            self.id,
+            term,
+            index,
+            self.commit_index
+        );
+        let keep_suffix = self.term_at(index) == Some(meta.last_included_term);
+        if keep_suffix {
+            let drop = self.position(index) + 1;
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.set_snapshot(meta.clone());
+        self.commit_index = index;
+        self.last_applied = index;
+        self.pending_snapshot = Some(meta);
+        keep_suffix
+    }
+
+    /// Moves the log's offset to `meta` (entries already dropped); the
+    /// snapshot is durable, so the persisted watermark covers it.
+    fn set_snapshot(&mut self, meta: SnapshotMeta) {
+        self.snapshot_index = meta.last_included_index;
+        self.snapshot_term = meta.last_included_term;
+        let past_end = LogIndex(self.last_index().0 + 1);
+        self.persisted = self
+            .persisted
+            .min(self.last_index())
+            .max(self.snapshot_index);
+        self.unstable_from = self.unstable_from.min(past_end).max(self.first_index());
+        self.last_applied = self.last_applied.max(self.snapshot_index);
+        self.snapshot = Some(meta);
+    }
+
+    /// True when an installed snapshot waits to be handed out.
+    pub(crate) fn has_pending_snapshot(&self) -> bool {
+        self.pending_snapshot.is_some()
+    }
+
+    /// Hands out the installed snapshot (once).
+    pub(crate) fn take_pending_snapshot(&mut self) -> Option<SnapshotMeta> {
+        self.pending_snapshot.take()
+    }
+
+    /// Switches the test-only `apply_before_commit` rule break.
+    #[cfg(test)]
+    pub(crate) fn set_apply_before_commit(&mut self, on: bool) {
+        self.apply_before_commit = on;
     }
 }

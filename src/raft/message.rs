@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Entry, LogIndex, NodeId, Term};
+use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// A message with its addressing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,11 @@ pub enum Message {
         last_log_index: LogIndex,
         /// Term of the candidate's last log entry.
         last_log_term: Term,
+        /// The election was started by the leader's `TimeoutNow` (leadership
+        /// transfer, thesis §3.10): voters answer it even if they heard from a
+        /// leader within the minimum election timeout.
+        #[serde(default)]
+        transfer: bool,
     },
     /// Reply to RequestVote.
     RequestVoteResponse {
@@ -34,6 +39,48 @@ pub enum Message {
         term: Term,
         /// True means the candidate received the vote.
         vote_granted: bool,
+    },
+    /// Pre-vote (thesis §9.6): "would you vote for me in `term`?" asked before
+    /// a real election. Neither side changes its term or vote because of it.
+    PreVote {
+        /// The term the sender would campaign in (its current term + 1).
+        term: Term,
+        /// Index of the sender's last log entry.
+        last_log_index: LogIndex,
+        /// Term of the sender's last log entry.
+        last_log_term: Term,
+    },
+    /// Reply to PreVote.
+    PreVoteResponse {
+        /// When granted, the term asked about (so the answer is not taken as
+        /// stale); when refused, the voter's current term.
+        term: Term,
+        /// True means the voter would grant a vote in that term.
+        vote_granted: bool,
+    },
+    /// Leadership transfer (thesis §3.10): the leader tells a caught-up
+    /// follower to start an election now, without pre-vote.
+    TimeoutNow {
+        /// Leader's term.
+        term: Term,
+    },
+    /// InstallSnapshot (§7), metadata only: the driver streams the snapshot
+    /// data to the follower out of band, in chunks, and delivers this message
+    /// only once the follower's driver holds all of it.
+    InstallSnapshot {
+        /// Leader's term.
+        term: Term,
+        /// Which snapshot the data is.
+        meta: SnapshotMeta,
+    },
+    /// Reply to InstallSnapshot.
+    InstallSnapshotResponse {
+        /// The follower's current term.
+        term: Term,
+        /// The `last_included_index` of the snapshot answered.
+        last_included_index: LogIndex,
+        /// True when the follower now holds the log through that index.
+        success: bool,
     },
     /// AppendEntries (§5.3); with no entries it is the heartbeat (§5.2).
     AppendEntries {
@@ -74,7 +121,12 @@ impl Message {
             Message::RequestVote { term, .. }
             | Message::RequestVoteResponse { term, .. }
             | Message::AppendEntries { term, .. }
-            | Message::AppendEntriesResponse { term, .. } => *term,
+            | Message::AppendEntriesResponse { term, .. }
+            | Message::PreVote { term, .. }
+            | Message::PreVoteResponse { term, .. }
+            | Message::TimeoutNow { term }
+            | Message::InstallSnapshot { term, .. }
+            | Message::InstallSnapshotResponse { term, .. } => *term,
         }
     }
 }

@@ -8,19 +8,33 @@
 //! time is [`Raft::tick`], randomness is the seed given to [`Raft::new`]. So a
 //! whole cluster can run in one test from a seed and replay exactly.
 //!
-//! Files, one per concept: `log.rs` (the log view and its watermarks),
-//! `progress.rs` (per-follower replication progress), `election.rs` (roles,
-//! timers, RequestVote), `replication.rs` (AppendEntries, heartbeats, commit),
-//! `read_index.rs` (§6.4 reads), `ready.rs` (the hand-off below).
+//! Files, one per concept: `log.rs` (the log view, its snapshot offset and
+//! watermarks), `progress.rs` (per-follower replication progress),
+//! `election.rs` (roles, timers, pre-vote, RequestVote), `check_quorum.rs`
+//! (check-quorum, leader stickiness), `replication.rs` (AppendEntries,
+//! heartbeats, commit), `snapshot.rs` (compaction, InstallSnapshot),
+//! `transfer.rs` (leadership transfer), `read_index.rs` (§6.4 reads and the
+//! lease), `ready.rs` (the hand-off below), `faults.rs` (test-only rule
+//! breaks for the simulator's self-test).
 //!
 //! # The Ready contract
 //!
-//! Inputs: [`Raft::tick`], [`Raft::step`], [`Raft::propose`], [`Raft::read_index`].
+//! Inputs: [`Raft::tick`], [`Raft::step`], [`Raft::propose`],
+//! [`Raft::read_index`], [`Raft::transfer_leader`], [`Raft::compact`].
 //! Output: [`Raft::ready`] returns a [`Ready`]; the driver must, in this order:
+//! 0. if `snapshot` is `Some(meta)`: install the state-machine data received
+//!    for it (streamed earlier, see InstallSnapshot below) in place of the
+//!    current state machine, and make it durable; then fix the stored log:
+//!    if it holds an entry at `meta.last_included_index` with
+//!    `meta.last_included_term`, drop the entries up to and including it,
+//!    otherwise drop every stored entry (§7: the core did the same). This
+//!    comes before persisting this Ready's entries and before applying any
+//!    entry after the snapshot;
 //! 1. persist `hard_state` (if any) and `entries` (truncating the stored log from
 //!    `entries[0].index` first if that index is already stored) and fsync;
 //! 2. send `messages`;
-//! 3. apply `committed_entries` in order;
+//! 3. apply `committed_entries` in order (after a snapshot they start at
+//!    `last_included_index + 1`);
 //! 4. serve each `read_states` entry once its `index` has been applied;
 //! 5. call [`Raft::advance`] with the same `Ready`.
 //!
@@ -29,7 +43,8 @@
 //! acknowledgement before the term, vote and entries it depends on are
 //! durable): a message is queued only after the state it depends on changed,
 //! and it leaves only in a Ready that carries that change (or follows one that
-//! did), whose persistence step comes first.
+//! did), whose persistence step comes first. The InstallSnapshot reply rides
+//! in the Ready that carries `snapshot`, so it leaves after step 0.
 //!
 //! ```text
 //!  step(RequestVote) ─► voted_for = c, response queued
@@ -42,13 +57,49 @@
 //! Ready, but it counts itself toward a majority only for entries acknowledged
 //! by [`Raft::advance`], so the commit index may move inside `advance()`.
 //!
-//! A restart passes the durable hard state and log to [`Raft::new`]; the first
-//! Ready replays `committed_entries` from index 1 through the restored commit
-//! index, so the driver rebuilds its state machine from them.
+//! A restart passes the durable hard state, the newest durable snapshot's
+//! metadata and the log after it to [`Raft::new`] (the driver restores its
+//! state machine from the snapshot itself); commit and `last_applied` start
+//! at the snapshot's index (or 0), and the first Ready replays
+//! `committed_entries` from there through the restored commit index.
 //!
 //! `hard_state` is `Some` when term, vote or commit index changed since the
-//! previous `ready()`; entries, messages, committed entries and read states are
-//! each handed out once.
+//! previous `ready()`; entries, messages, committed entries, read states and
+//! the snapshot are each handed out once.
+//!
+//! # Snapshots and compaction (§7)
+//!
+//! The driver snapshots its state machine at some applied index and calls
+//! [`Raft::compact`] with the metadata; the core drops the entries it covers
+//! (their last term stays known for the consistency check). When a follower
+//! needs an entry below the leader's first index, the leader emits
+//! `InstallSnapshot { term, meta }` (metadata only) and stops sending it
+//! entries (only heartbeats) until `InstallSnapshotResponse` arrives or an
+//! election timeout passes (then it probes, which sends the snapshot again).
+//! The driver of the leader, on seeing that message, streams the snapshot
+//! data to the follower out of band in chunks, and only then delivers the
+//! message on the follower (a repeated InstallSnapshot for the same snapshot
+//! and follower while a stream runs should be dropped, not restarted). The
+//! follower installs it when it lies beyond its commit index (keeping a
+//! matching suffix, §7) and hands it out in `Ready::snapshot`; an older one
+//! is acknowledged without installing.
+//!
+//! # Elections: pre-vote, check-quorum, transfer
+//!
+//! - Pre-vote (thesis §9.6, `Config::pre_vote`): on timeout a node first asks
+//!   `PreVote` for `term + 1`, changing no state; voters grant it only when
+//!   they have not heard from a leader within the minimum election timeout and
+//!   the asker's log is up to date; a majority starts the real election.
+//! - Check-quorum (§6.2, `Config::check_quorum`): a leader that heard from no
+//!   majority (itself included) within the minimum election timeout steps down;
+//!   a voter that heard from the leader within it ignores higher-term
+//!   RequestVote (stickiness). A node stuck in a higher term gets back in by
+//!   answering the leader's AppendEntries (the leader steps down), and a node
+//!   behind in term by the PreVote refusal carrying the higher term.
+//! - Leadership transfer (thesis §3.10, [`Raft::transfer_leader`]): the leader
+//!   stops taking proposals, catches the target up, sends `TimeoutNow`; the
+//!   target campaigns at once, its RequestVote flagged `transfer` so voters
+//!   skip stickiness; abandoned after an election timeout.
 //!
 //! # Replication and reads, in short
 //!
@@ -59,12 +110,16 @@
 //! Ready, bounded by `max_entries_per_append`/`max_bytes_per_append` per
 //! message and [`MAX_INFLIGHT_APPENDS`] unacknowledged messages; a rejection
 //! falls back to probing. Heartbeats (every `heartbeat_interval_ticks`) carry
-//! entries to followers that are behind and the commit index to all.
+//! entries to followers that are behind and the commit index to all. A
+//! proposal larger than `max_bytes_per_append` is refused.
 //!
 //! Reads follow §6.4 (details in `read_index.rs`): queued until the leader
 //! commits an entry of its term, then `index = commit_index`, confirmed by one
 //! heartbeat round acked by a majority; reads arriving between two `ready()`
 //! calls share a round. A leader that steps down drops unconfirmed reads.
+//! With `Config::lease_reads` (thesis §6.4.1, needs check-quorum) a read is
+//! answered at once while a majority acked a heartbeat sent less than
+//! `election_timeout_min_ticks - clock_drift_bound_ticks` ago.
 //!
 //! # Invariants (violations panic with node id, term and indexes)
 //!
@@ -72,20 +127,25 @@
 //! - Log matching and leader completeness: committed entries are never
 //!   truncated; the commit index never decreases.
 //! - The leader commits only entries of its own term by counting (§5.4.2).
-//! - `last_applied <= commit_index <= last_log_index`.
+//! - `snapshot_index <= last_applied <= commit_index <= last_log_index`.
+//! - A snapshot covers only applied entries; a pre-vote changes no state.
 //!
-//! Not yet here (room is left for them): pre-vote, check-quorum, leadership
-//! transfer, snapshots, membership changes.
+//! Not yet here: membership changes (voters are fixed; `SnapshotMeta::voters`
+//! only records them).
 
+mod check_quorum;
 mod election;
+mod faults;
 mod log;
 pub mod message;
 mod progress;
 mod read_index;
 mod ready;
 mod replication;
+mod snapshot;
 #[cfg(test)]
 mod tests;
+mod transfer;
 pub mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,6 +154,8 @@ use bytes::Bytes;
 use rand::rngs::ChaCha8Rng;
 use rand::SeedableRng;
 
+#[cfg(test)]
+pub(crate) use faults::RuleBreaks;
 pub use message::{Envelope, Message};
 pub use progress::MAX_INFLIGHT_APPENDS;
 pub use types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, SnapshotMeta, Term};
@@ -113,8 +175,46 @@ pub struct Config {
     pub heartbeat_interval_ticks: u32,
     /// Most entries in one AppendEntries.
     pub max_entries_per_append: usize,
-    /// Most payload bytes in one AppendEntries (at least one entry is always sent).
+    /// Most payload bytes in one AppendEntries (at least one entry is always
+    /// sent); also the largest payload [`Raft::propose`] accepts.
     pub max_bytes_per_append: usize,
+    /// Pre-vote (thesis §9.6): campaign only after a majority would vote.
+    pub pre_vote: bool,
+    /// Check-quorum (§6.2): a leader steps down without a majority's contact
+    /// within the minimum election timeout, and voters that heard from a
+    /// leader within it ignore RequestVote (leader stickiness).
+    pub check_quorum: bool,
+    /// Leader lease (thesis §6.4.1): answer ReadIndex without a heartbeat
+    /// round while a majority acked recently enough. Needs `check_quorum`.
+    pub lease_reads: bool,
+    /// How many ticks the clocks of two nodes may drift apart over a minimum
+    /// election timeout; the lease is shortened by it. Must be below
+    /// `election_timeout_min_ticks` when `lease_reads` is on.
+    pub clock_drift_bound_ticks: u32,
+}
+
+impl Config {
+    /// A configuration for node `id` among `voters` with the defaults: election
+    /// timeout in [10, 20) ticks, heartbeat every 2 ticks, at most 256 entries
+    /// and 1 MiB of payload per AppendEntries, pre-vote and check-quorum on,
+    /// lease reads off (drift bound 2 ticks). Code outside the core should
+    /// build configs with this and then override fields, so it keeps compiling
+    /// when fields are added.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            voters,
+            election_timeout_min_ticks: 10,
+            election_timeout_max_ticks: 20,
+            heartbeat_interval_ticks: 2,
+            max_entries_per_append: 256,
+            max_bytes_per_append: 1 << 20,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: false,
+            clock_drift_bound_ticks: 2,
+        }
+    }
 }
 
 /// A node's role (§5.1).
@@ -151,6 +251,10 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// Reads confirmed by a quorum.
     pub read_states: Vec<ReadState>,
+    /// A snapshot received from the leader that replaced the log up to its
+    /// `last_included_index`: install its data (already streamed to this
+    /// node) before anything else in this Ready.
+    pub snapshot: Option<SnapshotMeta>,
 }
 
 /// A snapshot of the core's externally visible state.
@@ -170,6 +274,8 @@ pub struct Status {
     pub last_applied: LogIndex,
     /// Last index in the log.
     pub last_log_index: LogIndex,
+    /// Leader: the target of a leadership transfer in flight.
+    pub transferring_to: Option<NodeId>,
 }
 
 /// Errors from the core's inputs.
@@ -192,6 +298,20 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid raft config: {0}")]
     InvalidConfig(&'static str),
+    /// A leadership transfer is in flight: the leader takes no proposals.
+    #[error("leadership transfer to {to} in progress")]
+    TransferInProgress {
+        /// The transfer target.
+        to: NodeId,
+    },
+    /// A proposal's payload exceeds `max_bytes_per_append`.
+    #[error("entry of {len_bytes} bytes exceeds the limit of {max_bytes} bytes")]
+    EntryTooLarge {
+        /// The payload's size.
+        len_bytes: usize,
+        /// The configured limit.
+        max_bytes: usize,
+    },
 }
 
 /// The Raft state machine for one node.
@@ -218,6 +338,16 @@ pub struct Raft {
     rng: ChaCha8Rng,
     /// Ticks since the election timer was last reset (followers, candidates).
     election_elapsed_ticks: u32,
+    /// Ticks counted while leader, across terms (check-quorum, lease,
+    /// snapshot and transfer timeouts compare instants of this clock).
+    leader_ticks: u64,
+    /// A pre-vote round is in progress (role stays `Follower`).
+    pre_campaign: bool,
+    /// With lease reads on: this node started less than a minimum election
+    /// timeout ago and treats itself as having heard from a leader.
+    startup_lease_guard: bool,
+    /// Leader: the leadership transfer in flight.
+    transfer: Option<transfer::Transfer>,
     /// This round's randomized timeout in [min, max) ticks (§5.2).
     election_timeout_ticks: u32,
     /// Ticks since the leader last broadcast AppendEntries.
@@ -239,6 +369,9 @@ pub struct Raft {
     messages: Vec<Envelope>,
     /// The hard state most recently handed out (or restored).
     handed_out_hard_state: HardState,
+    /// Deliberate rule breaks for the simulator's self-test (`faults.rs`).
+    #[cfg(test)]
+    rule_breaks: faults::RuleBreaks,
 }
 
 impl Raft {
@@ -261,15 +394,11 @@ impl Raft {
             entries,
             snapshot,
         } = initial;
-        if snapshot.is_some() {
-            // Restoring from a snapshot needs a log that starts past index 1.
-            return Err(Error::InvalidConfig(
-                "restoring from a snapshot is not supported yet",
-            ));
-        }
-        // An entry of a newer term than the stored one means that term was seen
-        // (its hard state write was lost); never run behind our own log.
-        let last_term = entries.last().map_or(Term(0), |e| e.term);
+        // An entry (or snapshot) of a newer term than the stored one means that
+        // term was seen (its hard state write was lost); never run behind our
+        // own log.
+        let snapshot_term = snapshot.as_ref().map_or(Term(0), |s| s.last_included_term);
+        let last_term = entries.last().map_or(snapshot_term, |e| e.term);
         let (term, voted_for) = if last_term > hard_state.term {
             (last_term, None)
         } else {
@@ -281,9 +410,14 @@ impl Raft {
             voted_for,
             role: Role::Follower,
             leader: None,
-            log: log::RaftLog::restore(config.id, entries, hard_state.commit_index),
+            log: log::RaftLog::restore(config.id, snapshot, entries, hard_state.commit_index),
             rng: ChaCha8Rng::seed_from_u64(seed),
             election_elapsed_ticks: 0,
+            leader_ticks: 0,
+            pre_campaign: false,
+            // A node that never saw a term never acknowledged a lease.
+            startup_lease_guard: config.lease_reads && term > Term(0),
+            transfer: None,
             election_timeout_ticks: config.election_timeout_min_ticks,
             heartbeat_elapsed_ticks: 0,
             votes_granted: BTreeSet::new(),
@@ -293,6 +427,8 @@ impl Raft {
             reads: read_index::ReadQueue::default(),
             messages: Vec::new(),
             handed_out_hard_state: hard_state,
+            #[cfg(test)]
+            rule_breaks: faults::RuleBreaks::default(),
             config,
         };
         // If the log view clamped the restored commit index, the hard state now
@@ -305,7 +441,7 @@ impl Raft {
     /// an election (§5.2), the leader toward its next heartbeat.
     pub fn tick(&mut self) {
         match self.role {
-            Role::Leader => self.tick_heartbeat(),
+            Role::Leader => self.tick_leader(),
             Role::Follower | Role::Candidate => self.tick_election(),
         }
     }
@@ -326,10 +462,32 @@ impl Raft {
         }
         let term = message.term();
         if term > self.term {
-            // §5.1: a higher term means our term is stale; the sender of an
-            // AppendEntries is the leader of that term.
-            let leader = matches!(message, Message::AppendEntries { .. }).then_some(from);
-            self.become_follower(term, leader);
+            match message {
+                // Thesis §9.6: a pre-vote changes no one's term; a granted one
+                // carries the term we asked about.
+                Message::PreVote { .. }
+                | Message::PreVoteResponse {
+                    vote_granted: true, ..
+                } => {}
+                // Leader stickiness (check_quorum.rs): not even the term moves.
+                _ if self.ignores_higher_term(&message) => {
+                    tracing::trace!(id = %self.id, term = %self.term, candidate = %from,
+                        "vote request ignored: heard from a leader recently");
+                    return Ok(());
+                }
+                _ => {
+                    // §5.1: a higher term means our term is stale; the sender
+                    // of these is the leader of that term.
+                    let leader = matches!(
+                        message,
+                        Message::AppendEntries { .. }
+                            | Message::InstallSnapshot { .. }
+                            | Message::TimeoutNow { .. }
+                    )
+                    .then_some(from);
+                    self.become_follower(term, leader);
+                }
+            }
         } else if term < self.term {
             self.answer_stale(from, &message);
             return Ok(());
@@ -343,6 +501,21 @@ impl Raft {
             Message::RequestVoteResponse { vote_granted, .. } => {
                 self.handle_request_vote_response(from, vote_granted)
             }
+            Message::PreVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => self.handle_pre_vote(from, term, last_log_index, last_log_term),
+            Message::PreVoteResponse { term, vote_granted } => {
+                self.handle_pre_vote_response(from, term, vote_granted)
+            }
+            Message::TimeoutNow { .. } => self.handle_timeout_now(from),
+            Message::InstallSnapshot { meta, .. } => self.handle_install_snapshot(from, meta),
+            Message::InstallSnapshotResponse {
+                last_included_index,
+                success,
+                ..
+            } => self.handle_install_snapshot_response(from, last_included_index, success),
             Message::AppendEntries {
                 prev_log_index,
                 prev_log_term,
@@ -388,11 +561,22 @@ impl Raft {
     /// different term at that index means the proposal was lost.
     ///
     /// # Errors
-    /// [`Error::NotLeader`] on a follower or candidate.
+    /// [`Error::NotLeader`] on a follower or candidate;
+    /// [`Error::TransferInProgress`] while a leadership transfer is in flight;
+    /// [`Error::EntryTooLarge`] when `data` exceeds `max_bytes_per_append`.
     pub fn propose(&mut self, data: Bytes) -> Result<(LogIndex, Term), Error> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader {
                 leader: self.leader,
+            });
+        }
+        if let Some(transfer) = self.transfer {
+            return Err(Error::TransferInProgress { to: transfer.to });
+        }
+        if data.len() > self.config.max_bytes_per_append {
+            return Err(Error::EntryTooLarge {
+                len_bytes: data.len(),
+                max_bytes: self.config.max_bytes_per_append,
             });
         }
         let index = self.append_as_leader(EntryKind::Normal, data);
@@ -428,6 +612,7 @@ impl Raft {
             commit_index: self.log.commit_index(),
             last_applied: self.log.last_applied(),
             last_log_index: self.log.last_index(),
+            transferring_to: self.transfer.map(|t| t.to),
         }
     }
 
@@ -493,11 +678,22 @@ fn validate(config: &Config, initial: &InitialState) -> Result<(), Error> {
             "max_entries_per_append and max_bytes_per_append must be positive",
         ));
     }
-    let mut prev_term = Term(0);
+    if config.lease_reads
+        && (!config.check_quorum
+            || config.clock_drift_bound_ticks >= config.election_timeout_min_ticks)
+    {
+        return Err(Error::InvalidConfig(
+            "lease_reads needs check_quorum and clock_drift_bound_ticks below \
+             election_timeout_min_ticks",
+        ));
+    }
+    let (snapshot_index, mut prev_term) = initial.snapshot.as_ref().map_or((0, Term(0)), |s| {
+        (s.last_included_index.0, s.last_included_term)
+    });
     for (i, entry) in initial.entries.iter().enumerate() {
-        if entry.index != LogIndex(i as u64 + 1) {
+        if entry.index != LogIndex(snapshot_index + i as u64 + 1) {
             return Err(Error::InvalidConfig(
-                "initial entries are not contiguous from index 1",
+                "initial entries are not contiguous from the snapshot (or index 1)",
             ));
         }
         if entry.term < prev_term {

@@ -1,12 +1,15 @@
 //! Per-follower replication progress, kept by the leader only (Figure 2,
 //! "volatile state on leaders": `next_index`, `match_index`).
 //!
-//! A follower is in one of two modes:
+//! A follower is in one of three modes:
 //! - `Probe`: we do not know where its log matches ours; at most one
 //!   AppendEntries is outstanding, and each rejection moves `next_index` back by
 //!   the follower's hint (a whole term per round trip).
 //! - `Replicate`: it acked recently; `next_index` is optimistic and entries are
 //!   pipelined, bounded by [`MAX_INFLIGHT_APPENDS`] unacknowledged messages.
+//! - `Snapshot`: it needs entries the leader has compacted (§7); an
+//!   InstallSnapshot is outstanding and no entries are sent until it is
+//!   answered or an election timeout passes (then back to `Probe`).
 //!
 //! Invariant: `match_index < next_index` (§5.3: next_index starts just past
 //! the leader's log and never falls to or below what is known to match).
@@ -25,6 +28,13 @@ pub(crate) enum Mode {
     Probe,
     /// Pipelined with an optimistic `next_index`.
     Replicate,
+    /// Waiting for the snapshot ending at `pending_index` to be installed.
+    Snapshot {
+        /// `last_included_index` of the snapshot sent.
+        pending_index: LogIndex,
+        /// Leader tick at which it was sent (for the timeout).
+        sent_tick: u64,
+    },
 }
 
 /// What the leader knows about one follower.
@@ -42,12 +52,17 @@ pub(crate) struct Progress {
     inflight: VecDeque<LogIndex>,
     /// Highest ReadIndex round this follower acknowledged in the current term.
     pub(crate) read_ack: u64,
+    /// Leader tick of the last message received from this follower in the
+    /// current term (check-quorum, §6.2).
+    pub(crate) last_heard_tick: u64,
 }
 
 impl Progress {
     /// A follower of a new leader whose log ends at `last_index` (§5.3:
     /// next_index is initialized to leader last log index + 1).
-    pub(crate) fn new(last_index: LogIndex) -> Progress {
+    /// `now` is the leader's tick count: a new leader gives every follower a
+    /// full election timeout before check-quorum counts it as silent.
+    pub(crate) fn new(last_index: LogIndex, now: u64) -> Progress {
         Progress {
             match_index: LogIndex(0),
             next_index: LogIndex(last_index.0 + 1),
@@ -55,6 +70,7 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::new(),
             read_ack: 0,
+            last_heard_tick: now,
         }
     }
 
@@ -63,6 +79,7 @@ impl Progress {
         match self.mode {
             Mode::Probe => !self.probe_sent,
             Mode::Replicate => self.inflight.len() < MAX_INFLIGHT_APPENDS,
+            Mode::Snapshot { .. } => false,
         }
     }
 
@@ -76,6 +93,7 @@ impl Progress {
                     self.inflight.push_back(last);
                 }
             }
+            Mode::Snapshot { .. } => {}
         }
     }
 
@@ -99,6 +117,14 @@ impl Progress {
             Mode::Replicate => {
                 self.next_index = self.next_index.max(LogIndex(self.match_index.0 + 1));
             }
+            Mode::Snapshot { pending_index, .. } => {
+                // An ack from before the snapshot leaves it outstanding; one
+                // covering it shows the follower caught up another way.
+                if self.match_index >= pending_index {
+                    self.mode = Mode::Replicate;
+                    self.next_index = LogIndex(self.match_index.0 + 1);
+                }
+            }
         }
         moved
     }
@@ -106,6 +132,11 @@ impl Progress {
     /// The follower rejected an AppendEntries; `hint` is where to retry
     /// (computed from its conflict hint). Falls back to probing.
     pub(crate) fn on_reject(&mut self, hint: LogIndex) {
+        if matches!(self.mode, Mode::Snapshot { .. }) {
+            // Heartbeats keep flowing while the snapshot is outstanding; their
+            // rejections say nothing new.
+            return;
+        }
         // Never move forward on a rejection (a stale reply may carry an old
         // hint) and never to or below what is known to match.
         let next = hint
@@ -121,6 +152,48 @@ impl Progress {
     pub(crate) fn on_heartbeat(&mut self) {
         self.probe_sent = false;
     }
+
+    /// An InstallSnapshot ending at `pending_index` left at leader tick `now`.
+    pub(crate) fn on_snapshot_sent(&mut self, pending_index: LogIndex, now: u64) {
+        self.mode = Mode::Snapshot {
+            pending_index,
+            sent_tick: now,
+        };
+        self.probe_sent = false;
+        self.inflight.clear();
+    }
+
+    /// The follower answered an InstallSnapshot for `index`: on success its log
+    /// now holds everything through `index`. Either way, probe from there.
+    pub(crate) fn on_snapshot_reply(&mut self, index: LogIndex, success: bool) {
+        let Mode::Snapshot { pending_index, .. } = self.mode else {
+            if success && index > self.match_index {
+                // A late duplicate reply: still a valid match.
+                self.on_success(index);
+            }
+            return;
+        };
+        if success {
+            self.match_index = self.match_index.max(index);
+        } else if index != pending_index {
+            // A failure for another (older) snapshot: keep waiting.
+            return;
+        }
+        self.mode = Mode::Probe;
+        self.probe_sent = false;
+        self.next_index = LogIndex(self.match_index.0 + 1);
+    }
+
+    /// Called every leader tick: an unanswered snapshot is given up after
+    /// `timeout_ticks`, returning the follower to probing.
+    pub(crate) fn check_snapshot_timeout(&mut self, now: u64, timeout_ticks: u64) {
+        if let Mode::Snapshot { sent_tick, .. } = self.mode {
+            if now.saturating_sub(sent_tick) >= timeout_ticks {
+                self.mode = Mode::Probe;
+                self.probe_sent = false;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +204,7 @@ mod tests {
     /// rejection, and the next_index clamps.
     #[test]
     fn progress_transitions_and_clamps() {
-        let mut p = Progress::new(LogIndex(10));
+        let mut p = Progress::new(LogIndex(10), 0);
         assert_eq!(p.next_index, LogIndex(11));
         assert!(p.can_send_entries());
         p.on_sent(Some(LogIndex(11)));

@@ -14,11 +14,27 @@
 //! after a round started waits for the next one, because acks of the earlier
 //! round may predate the read.
 //!
+//! Leader lease (thesis §6.4.1, `Config::lease_reads`): every heartbeat then
+//! starts a round, and the leader remembers the tick each round started. When
+//! a majority acked a round that started `d` ticks ago with
+//! `d < election_timeout_min_ticks - clock_drift_bound_ticks`, no other leader
+//! can have been elected since: each of those voters heard from us after the
+//! round started and (check-quorum's stickiness, required by the config)
+//! ignores votes for a minimum election timeout. A read then gets its
+//! `ReadState` at once, without a heartbeat round. The lease is revoked for
+//! the rest of the term once a leadership transfer starts (the target's
+//! election bypasses stickiness).
+//!
 //! Invariant: a `ReadState` is only emitted for a read whose round was acked by
-//! a majority (self included) in the current term. Pending reads are dropped
-//! when the node stops being leader.
+//! a majority (self included) in the current term, or under a lease valid at
+//! the time of the read. Pending reads are dropped when the node stops being
+//! leader.
 
 use std::collections::VecDeque;
+
+/// Most round start ticks remembered for the lease; older rounds are
+/// forgotten (a forgotten round just gives no lease).
+const MAX_LEASE_ROUNDS: usize = 1024;
 
 use super::types::LogIndex;
 use super::{Raft, ReadState, Role};
@@ -47,6 +63,10 @@ pub(crate) struct ReadQueue {
     pending: VecDeque<PendingRead>,
     /// Confirmed reads not yet handed out.
     confirmed: Vec<ReadState>,
+    /// Leader tick at which each recent round started, oldest first (lease).
+    round_ticks: VecDeque<(u64, u64)>,
+    /// A leadership transfer started in this term: no lease reads.
+    lease_revoked: bool,
 }
 
 impl ReadQueue {
@@ -61,6 +81,34 @@ impl ReadQueue {
         self.round_requested = false;
         self.awaiting_commit.clear();
         self.pending.clear();
+        self.round_ticks.clear();
+        self.lease_revoked = false;
+    }
+
+    /// No lease reads for the rest of this term (a transfer started).
+    pub(crate) fn revoke_lease(&mut self) {
+        self.lease_revoked = true;
+    }
+
+    /// Starts a new round at leader tick `now`; returns its number.
+    fn begin_round(&mut self, now: u64) -> u64 {
+        self.round += 1;
+        self.round_ticks.push_back((self.round, now));
+        if self.round_ticks.len() > MAX_LEASE_ROUNDS {
+            self.round_ticks.pop_front();
+        }
+        self.round
+    }
+
+    /// The tick at which `round` started, if remembered (forgets older ones).
+    fn round_start_tick(&mut self, round: u64) -> Option<u64> {
+        while self.round_ticks.front().is_some_and(|&(r, _)| r < round) {
+            self.round_ticks.pop_front();
+        }
+        self.round_ticks
+            .front()
+            .filter(|&&(r, _)| r == round)
+            .map(|&(_, tick)| tick)
     }
 
     /// True when a round must start or confirmed reads wait to be handed out.
@@ -94,8 +142,9 @@ impl Raft {
     /// Records the read index and schedules its confirmation round.
     fn enqueue_read(&mut self, ctx: u64) {
         let index = self.log.commit_index();
-        if self.quorum() == 1 {
-            // A single voter is its own majority: nothing to confirm.
+        if self.quorum() == 1 || self.lease_valid() {
+            // A single voter is its own majority, and a valid lease means no
+            // other leader can exist: nothing to confirm (§6.4.1).
             self.reads.confirmed.push(ReadState { ctx, index });
             return;
         }
@@ -123,9 +172,46 @@ impl Raft {
             return;
         }
         self.reads.round_requested = false;
-        self.reads.round += 1;
+        self.reads.begin_round(self.leader_ticks);
         self.heartbeat_elapsed_ticks = 0;
         self.broadcast_heartbeat();
+    }
+
+    /// With lease reads on, every heartbeat starts a round, so the lease
+    /// can be renewed by its acks.
+    pub(super) fn start_lease_round(&mut self) {
+        if self.config.lease_reads && self.role == Role::Leader {
+            self.reads.begin_round(self.leader_ticks);
+        }
+    }
+
+    /// The highest round acked by a majority, self included.
+    fn confirmed_round(&self) -> Option<u64> {
+        let mut acks: Vec<u64> = self.progress.values().map(|p| p.read_ack).collect();
+        acks.push(self.reads.round);
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        acks.get(self.quorum() - 1).copied()
+    }
+
+    /// Thesis §6.4.1: the lease holds while a round acked by a majority
+    /// started less than `election_timeout_min - clock_drift_bound` ticks ago
+    /// (and no transfer started this term).
+    fn lease_valid(&mut self) -> bool {
+        if !self.config.lease_reads || self.reads.lease_revoked || self.role != Role::Leader {
+            return false;
+        }
+        let Some(round) = self.confirmed_round() else {
+            return false;
+        };
+        let Some(started) = self.reads.round_start_tick(round) else {
+            return false;
+        };
+        let lease_ticks = u64::from(
+            self.config
+                .election_timeout_min_ticks
+                .saturating_sub(self.config.clock_drift_bound_ticks),
+        );
+        self.leader_ticks < started.saturating_add(lease_ticks)
     }
 
     /// Emits every pending read whose round a majority (self included) acked.
@@ -133,10 +219,7 @@ impl Raft {
         if self.role != Role::Leader || self.reads.pending.is_empty() {
             return;
         }
-        let mut acks: Vec<u64> = self.progress.values().map(|p| p.read_ack).collect();
-        acks.push(self.reads.round);
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&confirmed_round) = acks.get(self.quorum() - 1) else {
+        let Some(confirmed_round) = self.confirmed_round() else {
             return;
         };
         while let Some(read) = self.reads.pending.front() {

@@ -16,6 +16,7 @@ impl Raft {
             || !self.messages.is_empty()
             || self.log.has_committed_to_apply()
             || self.reads.has_ready()
+            || self.log.has_pending_snapshot()
             || (self.role == Role::Leader
                 && (self.replicate_pending || self.commit_broadcast_pending))
     }
@@ -43,6 +44,7 @@ impl Raft {
             messages: std::mem::take(&mut self.messages),
             committed_entries: self.log.take_committed(),
             read_states: self.reads.take_confirmed(),
+            snapshot: self.log.take_pending_snapshot(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! counting replicas of an entry of its current term (§5.4.2, Figure 8), and
 //! counts itself only for entries it has persisted (thesis §10.2.1).
 
+use super::progress::Mode;
 use super::types::{Entry, LogIndex, NodeId, Term};
 use super::{Message, Raft, Role};
 
@@ -39,12 +40,20 @@ pub(super) struct AppendReply {
 }
 
 impl Raft {
-    /// Leader tick: §5.2, send AppendEntries (heartbeats) during idle periods
-    /// to keep followers from starting elections.
-    pub(super) fn tick_heartbeat(&mut self) {
+    /// Leader tick: step down without a quorum (check-quorum), time out
+    /// snapshots and transfers, and (§5.2) send AppendEntries (heartbeats)
+    /// during idle periods to keep followers from starting elections.
+    pub(super) fn tick_leader(&mut self) {
+        self.leader_ticks += 1;
+        if self.check_quorum_lost() {
+            return;
+        }
+        self.check_snapshot_timeouts();
+        self.check_transfer_timeout();
         self.heartbeat_elapsed_ticks += 1;
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
+            self.start_lease_round();
             self.broadcast_heartbeat();
         }
     }
@@ -75,7 +84,7 @@ impl Raft {
 
     /// Sends AppendEntries with entries to `to` while it is behind and its
     /// progress allows (one in Probe, up to the in-flight limit in Replicate).
-    fn send_pending(&mut self, to: NodeId) {
+    pub(super) fn send_pending(&mut self, to: NodeId) {
         loop {
             let Some(progress) = self.progress.get(&to) else {
                 return;
@@ -91,13 +100,25 @@ impl Raft {
 
     /// Builds one AppendEntries for `to` from its `next_index` (§5.3), bounded
     /// by the per-message limits. With `allow_empty`, sends even without entries
-    /// (a heartbeat). Returns whether a message was queued.
-    fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
+    /// (a heartbeat). A follower that needs compacted entries gets the
+    /// snapshot instead (§7); while it is outstanding, heartbeats are anchored
+    /// at the snapshot's last entry. Returns whether a message was queued.
+    pub(super) fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
         let last_index = self.log.last_index();
         let Some(progress) = self.progress.get(&to) else {
             return false;
         };
         let next_index = progress.next_index.min(LogIndex(last_index.0 + 1));
+        if matches!(progress.mode, Mode::Snapshot { .. }) {
+            if allow_empty {
+                self.send_heartbeat_at_snapshot(to);
+            }
+            return allow_empty;
+        }
+        if next_index < self.log.first_index() {
+            self.send_snapshot(to);
+            return true;
+        }
         let entries = if progress.can_send_entries() {
             self.log.slice(
                 next_index,
@@ -136,6 +157,37 @@ impl Raft {
         true
     }
 
+    /// An AppendEntries without entries whose previous entry is the last one
+    /// covered by our snapshot: it keeps a follower that is installing the
+    /// snapshot from timing out, and its ack shows when it caught up.
+    fn send_heartbeat_at_snapshot(&mut self, to: NodeId) {
+        let prev_log_index = LogIndex(self.log.first_index().0 - 1);
+        let prev_log_term = self
+            .log
+            .term_at(prev_log_index)
+            .expect("the term of the snapshot's last entry is kept");
+        let message = Message::AppendEntries {
+            term: self.term,
+            prev_log_index,
+            prev_log_term,
+            entries: Vec::new(),
+            leader_commit: self.log.commit_index(),
+            read_ctx: self.reads.current_round(),
+        };
+        self.send(to, message);
+    }
+
+    /// A message from `leader`, the leader of our term, arrived (§5.2): a
+    /// candidate (or pre-candidate) recognizes it and steps down; a follower
+    /// resets its election timer.
+    pub(super) fn follow(&mut self, leader: NodeId) {
+        if self.role == Role::Candidate || self.leader != Some(leader) {
+            self.become_follower(self.term, Some(leader));
+        } else {
+            self.reset_election_timer();
+        }
+    }
+
     /// Receiver side of AppendEntries (Figure 2), after the term check in `step`
     /// (the request's term equals ours).
     pub(super) fn handle_append_entries(&mut self, from: NodeId, request: AppendRequest) {
@@ -147,13 +199,7 @@ impl Raft {
             self.term,
             from
         );
-        // §5.2: a candidate recognizes a leader of its term and steps down; a
-        // follower resets its election timer on hearing from the current leader.
-        if self.role == Role::Candidate || self.leader != Some(from) {
-            self.become_follower(self.term, Some(from));
-        } else {
-            self.reset_election_timer();
-        }
+        self.follow(from);
         let AppendRequest {
             prev_log_index,
             prev_log_term,
@@ -184,8 +230,11 @@ impl Raft {
         };
         // Figure 2, receiver rule 2: reject if the log has no entry at
         // prev_log_index whose term matches prev_log_term; the hint lets the
-        // leader skip a whole term per round trip (§5.3).
+        // leader skip a whole term per round trip (§5.3). Entries we compacted
+        // into a snapshot are committed, so they match the leader's (§5.4.3).
+        let compacted = prev_log_index < LogIndex(self.log.first_index().0 - 1);
         match self.log.term_at(prev_log_index) {
+            _ if compacted => {}
             None => {
                 let conflict_index = LogIndex(self.log.last_index().0 + 1);
                 reply(self, false, LogIndex(0), conflict_index, None);
@@ -218,11 +267,13 @@ impl Raft {
             return;
         }
         let last_index = self.log.last_index();
+        let now = self.leader_ticks;
         let Some(progress) = self.progress.get_mut(&from) else {
             return;
         };
-        // Any reply of our term shows `from` still follows us (§6.4).
+        // Any reply of our term shows `from` still follows us (§6.4, §6.2).
         progress.read_ack = progress.read_ack.max(reply.read_ctx);
+        progress.last_heard_tick = now;
         if reply.success {
             if reply.match_index > last_index {
                 tracing::warn!(id = %self.id, peer = %from, "ack beyond our log dropped");
@@ -231,6 +282,7 @@ impl Raft {
             if progress.on_success(reply.match_index) {
                 self.maybe_commit();
             }
+            self.on_follower_progress(from);
             self.send_pending(from);
         } else {
             // §5.3 fast backtracking: if we have entries of the follower's
@@ -242,7 +294,11 @@ impl Raft {
                 .map_or(reply.conflict_index, |i| LogIndex(i.0 + 1))
                 .max(LogIndex(1));
             progress.on_reject(hint);
-            self.send_append(from, true);
+            // While a snapshot is outstanding, rejections of the heartbeats
+            // anchored at it are expected; answering them would ping-pong.
+            if progress.mode == Mode::Probe {
+                self.send_append(from, true);
+            }
         }
         self.confirm_reads();
     }
@@ -261,7 +317,8 @@ impl Raft {
         let Some(&majority_index) = matched.get(self.quorum() - 1) else {
             return;
         };
-        if self.log.term_at(majority_index) == Some(self.term)
+        if (self.log.term_at(majority_index) == Some(self.term)
+            || self.breaks_current_term_commit())
             && self.log.commit_to(self.term, majority_index)
         {
             self.on_commit_advanced();

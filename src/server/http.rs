@@ -1,5 +1,6 @@
 //! The HTTP listener: peer RPC routes (see `transport` for the wire format) and the
-//! operator routes `/metrics` (Prometheus text), `/status` (JSON) and `/health`.
+//! operator routes `/metrics` (Prometheus text), `/status` (JSON), `/health`
+//! and `POST /admin/transfer-leader[?to=ID]`.
 //!
 //! Peer requests must name this node's cluster and a configured peer; anything
 //! else is refused with `403` before its body is decoded, so a node of another
@@ -35,6 +36,8 @@ pub struct HttpState {
     pub prometheus: Option<PrometheusHandle>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// How long `/admin/transfer-leader` waits for the target to take over.
+    pub transfer_timeout: std::time::Duration,
 }
 
 /// Serves HTTP until `shutdown` completes.
@@ -76,6 +79,9 @@ async fn route(state: &HttpState, request: Request<Incoming>) -> Response<Full<B
         (&Method::POST, MSG_PATH) => peer_route(state, request, PeerRoute::Messages).await,
         (&Method::POST, FORWARD_PATH) => peer_route(state, request, PeerRoute::Forward).await,
         (&Method::POST, READ_INDEX_PATH) => peer_route(state, request, PeerRoute::ReadIndex).await,
+        (&Method::POST, "/admin/transfer-leader") => {
+            transfer_leader(state, request.uri().query()).await
+        }
         (&Method::GET, "/metrics") => match &state.prometheus {
             Some(handle) => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
             None => reply(
@@ -114,6 +120,41 @@ async fn route(state: &HttpState, request: Request<Incoming>) -> Response<Full<B
             }
         }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// `POST /admin/transfer-leader[?to=ID]`: hands leadership to `ID` (or a peer
+/// of the leader's choosing) and answers once this node sees the new leader.
+async fn transfer_leader(state: &HttpState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let to = match query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("to="))
+    {
+        None => None,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(id) => Some(NodeId(id)),
+            Err(_) => {
+                let body =
+                    serde_json::json!({ "ok": false, "error": format!("to={raw}: not a node id") });
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "application/json",
+                    body.to_string(),
+                );
+            }
+        },
+    };
+    let timeout = state.transfer_timeout;
+    match state.node.transfer_leader(to, timeout).await {
+        Ok(leader) => {
+            let body = serde_json::json!({ "ok": true, "leader": leader.0, "term": state.node.status().term.0 });
+            reply(StatusCode::OK, "application/json", body.to_string())
+        }
+        Err(e) => {
+            let body = serde_json::json!({ "ok": false, "error": e.to_string() });
+            reply(StatusCode::CONFLICT, "application/json", body.to_string())
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::kv::KvInfo;
 use crate::node::NodeStatus;
 use crate::raft::Role;
 
@@ -69,7 +70,9 @@ pub fn new_run_id() -> String {
 pub const SECTIONS: &[&str] = &[
     "server",
     "clients",
+    "memory",
     "persistence",
+    "stats",
     "replication",
     "raft",
     "keyspace",
@@ -82,8 +85,8 @@ pub struct InfoInput<'a> {
     pub facts: &'a ServerFacts,
     /// The node's status.
     pub status: &'a NodeStatus,
-    /// Keys in the local map.
-    pub keys: usize,
+    /// The local map's figures.
+    pub kv: &'a KvInfo,
     /// Open client connections.
     pub connected_clients: usize,
 }
@@ -174,9 +177,29 @@ fn render_section(section: &str, input: &InfoInput<'_>, out: &mut String) {
             field("maxclients", &facts.max_clients);
             field("blocked_clients", &0);
         }
+        "memory" => {
+            let kv = input.kv;
+            field("used_memory", &kv.used_memory);
+            field("used_memory_human", &human_bytes(kv.used_memory));
+            field("used_memory_dataset", &kv.used_memory);
+            field("maxmemory", &kv.maxmemory);
+            field("maxmemory_human", &human_bytes(kv.maxmemory));
+            field("maxmemory_policy", &kv.policy);
+            field("mem_allocator", &"libc");
+        }
         "persistence" => {
             field("loading", &u8::from(status.loading));
+            field("async_loading", &0);
+            field("rdb_changes_since_last_save", &0);
+            field("rdb_bgsave_in_progress", &0);
             field("aof_enabled", &0);
+            field("aof_rewrite_in_progress", &0);
+        }
+        "stats" => {
+            field("expired_keys", &input.kv.stats.expired_keys);
+            field("evicted_keys", &input.kv.stats.evicted_keys);
+            field("keyspace_hits", &0);
+            field("keyspace_misses", &0);
         }
         "replication" => {
             let leader = status.role == Role::Leader;
@@ -218,11 +241,13 @@ fn render_section(section: &str, input: &InfoInput<'_>, out: &mut String) {
             field("raft_leader_changes", &status.leader_changes);
             field("loading", &u8::from(status.loading));
         }
-        "keyspace" if input.keys > 0 => {
-            field(
-                "db0",
-                &format_args!("keys={},expires=0,avg_ttl=0", input.keys),
-            );
+        "keyspace" => {
+            for (db, keys, expires, avg_ttl) in &input.kv.keyspace {
+                field(
+                    &format!("db{db}"),
+                    &format_args!("keys={keys},expires={expires},avg_ttl={avg_ttl}"),
+                );
+            }
         }
         _ => {}
     }
@@ -232,10 +257,26 @@ fn title(section: &str) -> &'static str {
     match section {
         "server" => "Server",
         "clients" => "Clients",
+        "memory" => "Memory",
+        "stats" => "Stats",
         "persistence" => "Persistence",
         "replication" => "Replication",
         "raft" => "Raft",
         "keyspace" => "Keyspace",
         _ => "",
+    }
+}
+
+/// Redis's `*_human` memory figures (`1.50M`).
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", n / (1024.0 * 1024.0 * 1024.0))
+    } else if n >= 1024.0 * 1024.0 {
+        format!("{:.2}M", n / (1024.0 * 1024.0))
+    } else if n >= 1024.0 {
+        format!("{:.2}K", n / 1024.0)
+    } else {
+        format!("{n}B")
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod commands;
 pub mod connection;
 pub mod http;
 pub mod info;
@@ -32,7 +33,7 @@ use tracing::Instrument;
 use crate::config::LimitsConfig;
 use crate::kv::{Op, Output};
 use crate::metrics::Metrics;
-use crate::node::{NodeHandle, NodeStatus, RequestError};
+use crate::node::{NodeHandle, NodeStatus, ReadCtx, RequestError};
 
 pub use command::CommandError;
 pub use info::ServerFacts;
@@ -133,8 +134,8 @@ impl command::Env for ServerContext {
         self.inner.node.status()
     }
 
-    fn local_key_count(&self) -> usize {
-        self.inner.node.read_local(|db| db.len())
+    fn kv_info(&self) -> crate::kv::KvInfo {
+        self.inner.node.read_local(|db| db.info(wall_clock_ms()))
     }
 
     fn connected_clients(&self) -> usize {
@@ -147,12 +148,34 @@ impl command::Backend for ServerContext {
         self.inner.node.write(op)
     }
 
-    fn read(
+    fn read<R: Send + 'static>(
         &self,
-        f: command::ReadFn,
-    ) -> impl Future<Output = Result<reply::Reply, RequestError>> + Send {
-        self.inner.node.read(move |db, _ctx| f(db))
+        f: Box<dyn FnOnce(&crate::kv::Db, ReadCtx) -> R + Send>,
+    ) -> impl Future<Output = Result<R, RequestError>> + Send {
+        self.inner.node.read(f)
     }
+
+    fn read_local<R>(
+        &self,
+        f: impl FnOnce(&crate::kv::Db, ReadCtx) -> R,
+    ) -> Result<R, RequestError> {
+        if self.inner.node.status().loading {
+            return Err(RequestError::Loading);
+        }
+        // A stale read: this replica's map, "now" from the local clock (never
+        // before the replicated now, so an expired key stays expired).
+        Ok(self.inner.node.read_local(|db| {
+            let now_ms = wall_clock_ms().max(db.now_ms());
+            f(db, ReadCtx { now_ms })
+        }))
+    }
+}
+
+/// Milliseconds since the Unix epoch (INFO's TTL averages, READONLY reads).
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Serves RESP clients on `listener` until `shutdown` completes.

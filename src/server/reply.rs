@@ -37,6 +37,10 @@ impl Protocol {
 pub enum Reply {
     /// `+text` (status reply).
     Simple(&'static str),
+    /// `+text` built at run time (`TYPE`'s reply).
+    Status(String),
+    /// Nil array: `*-1` in RESP2, `_` in RESP3 (an aborted `EXEC`).
+    NilArray,
     /// `-text`: the full error text, code included (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
     /// `:n`.
@@ -95,6 +99,11 @@ impl Reply {
     fn encode_resp2(&self, buf: &mut BytesMut) {
         let frame = match self {
             Reply::Simple(s) => Resp2Frame::SimpleString(Bytes::from_static(s.as_bytes())),
+            Reply::Status(s) => Resp2Frame::SimpleString(Bytes::copy_from_slice(s.as_bytes())),
+            Reply::NilArray => {
+                buf.put_slice(b"*-1\r\n");
+                return;
+            }
             Reply::Error(text) => Resp2Frame::Error(sanitize_error(text).into()),
             Reply::Integer(n) => Resp2Frame::Integer(*n),
             Reply::Bulk(b) => Resp2Frame::BulkString(b.clone()),
@@ -128,6 +137,11 @@ impl Reply {
                 data: Bytes::from_static(s.as_bytes()),
                 attributes: None,
             },
+            Reply::Status(s) => Resp3Frame::SimpleString {
+                data: Bytes::copy_from_slice(s.as_bytes()),
+                attributes: None,
+            },
+            Reply::NilArray => Resp3Frame::Null,
             Reply::Error(text) => Resp3Frame::SimpleError {
                 data: sanitize_error(text).into(),
                 attributes: None,
@@ -169,12 +183,26 @@ impl Reply {
 
 impl From<crate::kv::Output> for Reply {
     fn from(output: crate::kv::Output) -> Reply {
+        use crate::kv::Output;
         match output {
-            crate::kv::Output::Ok => Reply::OK,
-            crate::kv::Output::Integer(n) => Reply::Integer(n),
-            crate::kv::Output::Bulk(Some(b)) => Reply::Bulk(b),
-            crate::kv::Output::Bulk(None) => Reply::Null,
-            crate::kv::Output::Error(text) => Reply::Error(text),
+            Output::Ok => Reply::OK,
+            Output::Status(s) => match s.as_str() {
+                "PONG" => Reply::Simple("PONG"),
+                "QUEUED" => Reply::Simple("QUEUED"),
+                _ => Reply::Status(s),
+            },
+            Output::Integer(n) => Reply::Integer(n),
+            Output::Bulk(Some(b)) => Reply::Bulk(b),
+            Output::Bulk(None) => Reply::Null,
+            Output::Array(items) => Reply::Array(items.into_iter().map(Reply::from).collect()),
+            Output::NilArray => Reply::NilArray,
+            Output::Map(pairs) => Reply::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Reply::from(k), Reply::from(v)))
+                    .collect(),
+            ),
+            Output::Error(text) => Reply::Error(text),
         }
     }
 }
@@ -280,6 +308,18 @@ mod tests {
         assert_eq!(
             Reply::from(Output::Error("WRONGTYPE x".into())),
             Reply::error("WRONGTYPE x")
+        );
+        assert_eq!(
+            Reply::from(Output::NilArray).to_bytes(Protocol::Resp2),
+            &b"*-1\r\n"[..]
+        );
+        assert_eq!(
+            Reply::from(Output::NilArray).to_bytes(Protocol::Resp3),
+            &b"_\r\n"[..]
+        );
+        assert_eq!(
+            Reply::from(Output::Status("string".into())).to_bytes(Protocol::Resp2),
+            &b"+string\r\n"[..]
         );
     }
 }

@@ -12,10 +12,14 @@
 //! or `spawn_blocking`. It never interprets entries (that is `kv/`) and never
 //! decides what is committed (that is `raft/`).
 
+pub mod fs;
 pub mod mem;
+pub mod snapshot;
 pub mod wal;
 
+pub use fs::{real_fs, FaultyFs, RealFs, SharedFs, StorageFile, StorageFs};
 pub use mem::MemStore;
+pub use snapshot::{SnapshotError, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use wal::{Wal, WalOptions, WalStats};
 
 use crate::raft::{Entry, HardState, LogIndex};

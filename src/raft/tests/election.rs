@@ -46,7 +46,8 @@ fn follower_starts_election_after_randomized_timeout() {
         == Message::RequestVote {
             term: Term(1),
             last_log_index: LogIndex(0),
-            last_log_term: Term(0)
+            last_log_term: Term(0),
+            transfer: false,
         }));
 }
 
@@ -142,6 +143,7 @@ fn vote_is_in_hard_state_of_the_same_ready_as_the_response() {
             term: Term(4),
             last_log_index: LogIndex(0),
             last_log_term: Term(0),
+            transfer: false,
         },
     ))
     .expect("peer");
@@ -173,6 +175,7 @@ fn voter_grants_at_most_one_vote_per_term() {
                 term: Term(1),
                 last_log_index: LogIndex(0),
                 last_log_term: Term(0),
+                transfer: false,
             },
         )
     };
@@ -233,6 +236,7 @@ fn candidate_with_stale_log_gets_no_vote() {
                     term: Term(5),
                     last_log_index,
                     last_log_term,
+                    transfer: false,
                 },
             ))
             .expect("peer");
@@ -296,6 +300,7 @@ fn request_with_stale_term_is_rejected_with_current_term() {
             term: Term(5),
             last_log_index: LogIndex(0),
             last_log_term: Term(0),
+            transfer: false,
         },
     ))
     .expect("peer");
@@ -307,6 +312,7 @@ fn request_with_stale_term_is_rejected_with_current_term() {
             term: Term(4),
             last_log_index: LogIndex(9),
             last_log_term: Term(4),
+            transfer: false,
         },
     ))
     .expect("peer");
@@ -433,6 +439,7 @@ fn step_rejects_unknown_peer() {
         term: Term(1),
         last_log_index: LogIndex(0),
         last_log_term: Term(0),
+        transfer: false,
     };
     assert_eq!(
         raft.step(envelope(9, 1, vote.clone())),

@@ -3,7 +3,12 @@
 //! status) and assert on `Ready` contents and `Status`.
 
 mod election;
+mod faults;
+mod lease;
 mod network;
+mod prevote;
 mod read_index;
 mod replication;
 mod safety;
+mod snapshot;
+mod transfer;

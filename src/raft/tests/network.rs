@@ -1,6 +1,10 @@
 //! Test helper: an in-memory network of `Raft` nodes. A node's "store" is just
 //! the vectors here (persisting is keeping the entries); messages from a Ready
 //! are queued and delivered on request; links can be cut to partition.
+//!
+//! The state machine is the list of applied entries; a snapshot is a prefix
+//! of it. Delivering an InstallSnapshot first "streams" the sender's snapshot
+//! data to the recipient, as the real driver does out of band.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -8,7 +12,7 @@ use bytes::Bytes;
 
 use crate::raft::{
     Config, Entry, EntryKind, Envelope, HardState, InitialState, LogIndex, Message, NodeId, Raft,
-    ReadState, Ready, Role, Term,
+    ReadState, Ready, Role, SnapshotMeta, Term,
 };
 
 /// Election timeout range and heartbeat used by the tests (ticks).
@@ -16,16 +20,38 @@ pub const ELECTION_MIN: u32 = 10;
 pub const ELECTION_MAX: u32 = 20;
 pub const HEARTBEAT: u32 = 2;
 
-/// The config of node `id` in a cluster of voters `1..=n`.
+/// How a network builds the config of node `id` among `n` voters.
+pub type ConfigFn = fn(u64, u64) -> Config;
+
+/// The config of node `id` in a cluster of voters `1..=n` for the rule-level
+/// tests of the paper's §5 core: the test timeouts, with pre-vote and
+/// check-quorum off so one tick-out is one election.
 pub fn config(id: u64, n: u64) -> Config {
     Config {
-        id: NodeId(id),
-        voters: (1..=n).map(NodeId).collect(),
+        pre_vote: false,
+        check_quorum: false,
+        ..production_config(id, n)
+    }
+}
+
+/// The production defaults (pre-vote and check-quorum on, no lease) with the
+/// test timeouts.
+pub fn production_config(id: u64, n: u64) -> Config {
+    Config {
         election_timeout_min_ticks: ELECTION_MIN,
         election_timeout_max_ticks: ELECTION_MAX,
         heartbeat_interval_ticks: HEARTBEAT,
         max_entries_per_append: 64,
         max_bytes_per_append: 1 << 20,
+        ..Config::new(NodeId(id), (1..=n).map(NodeId).collect())
+    }
+}
+
+/// The production defaults plus lease reads.
+pub fn lease_config(id: u64, n: u64) -> Config {
+    Config {
+        lease_reads: true,
+        ..production_config(id, n)
     }
 }
 
@@ -85,6 +111,7 @@ pub fn clone_ready(ready: &Ready) -> Ready {
         messages: ready.messages.clone(),
         committed_entries: ready.committed_entries.clone(),
         read_states: ready.read_states.clone(),
+        snapshot: ready.snapshot.clone(),
     }
 }
 
@@ -108,6 +135,10 @@ pub struct Node {
     pub applied: Vec<Entry>,
     /// Read states received.
     pub read_states: Vec<ReadState>,
+    /// Durable snapshot: its metadata and its data (the applied prefix).
+    pub snapshot: Option<(SnapshotMeta, Vec<Entry>)>,
+    /// Snapshot data streamed to this node, waiting for its InstallSnapshot.
+    pub incoming_snapshot: Option<Vec<Entry>>,
 }
 
 /// N nodes and the messages between them.
@@ -120,6 +151,8 @@ pub struct Network {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Cluster size.
     n: u64,
+    /// Builds each node's config (also on restart).
+    make_config: ConfigFn,
 }
 
 impl Network {
@@ -131,6 +164,22 @@ impl Network {
 
     /// A cluster restored from the given durable states (node ids 1..=len).
     pub fn with_state(initial: Vec<InitialState>, seed: u64) -> Network {
+        Network::with_state_and_config(initial, seed, config)
+    }
+
+    /// A fresh cluster of `n` voters whose configs come from `make_config`.
+    pub fn with_config(n: u64, seed: u64, make_config: ConfigFn) -> Network {
+        let initial = (1..=n).map(|_| InitialState::default()).collect();
+        Network::with_state_and_config(initial, seed, make_config)
+    }
+
+    /// A cluster restored from the given durable states, configs from
+    /// `make_config`.
+    pub fn with_state_and_config(
+        initial: Vec<InitialState>,
+        seed: u64,
+        make_config: ConfigFn,
+    ) -> Network {
         let n = initial.len() as u64;
         let nodes = initial
             .into_iter()
@@ -140,10 +189,12 @@ impl Network {
                 let node = Node {
                     hard_state: state.hard_state,
                     log: state.entries.clone(),
-                    raft: Raft::new(config(id, n), state, seed * 1000 + id)
+                    raft: Raft::new(make_config(id, n), state, seed * 1000 + id)
                         .expect("valid test state"),
                     applied: Vec::new(),
                     read_states: Vec::new(),
+                    snapshot: None,
+                    incoming_snapshot: None,
                 };
                 (NodeId(id), node)
             })
@@ -153,6 +204,7 @@ impl Network {
             in_flight: VecDeque::new(),
             cut: BTreeSet::new(),
             n,
+            make_config,
         }
     }
 
@@ -177,6 +229,9 @@ impl Network {
         let node = self.nodes.get_mut(&NodeId(id)).expect("node exists");
         while node.raft.has_ready() {
             let ready = node.raft.ready();
+            if let Some(meta) = &ready.snapshot {
+                install_snapshot(node, meta);
+            }
             persist(node, &ready);
             for envelope in &ready.messages {
                 if !self.cut.contains(&(envelope.from, envelope.to)) {
@@ -212,6 +267,16 @@ impl Network {
         if self.cut.contains(&(envelope.from, to)) {
             return;
         }
+        if let Message::InstallSnapshot { meta, .. } = &envelope.message {
+            // The driver streamed the data before delivering the message.
+            let data = self.nodes[&envelope.from]
+                .snapshot
+                .as_ref()
+                .filter(|(m, _)| m == meta)
+                .map(|(_, data)| data.clone())
+                .expect("the sender holds the snapshot it sends");
+            self.node(to.0).incoming_snapshot = Some(data);
+        }
         self.raft(to.0).step(envelope).expect("known peer");
         self.process(to.0);
     }
@@ -238,7 +303,15 @@ impl Network {
     pub fn elect(&mut self, id: u64) {
         for _ in 0..=ELECTION_MAX {
             self.raft(id).tick();
-            if self.raft(id).status().role != Role::Follower {
+            self.process(id);
+            let campaigning = self.in_flight.iter().any(|e| {
+                e.from == NodeId(id)
+                    && matches!(
+                        e.message,
+                        Message::PreVote { .. } | Message::RequestVote { .. }
+                    )
+            });
+            if campaigning || self.raft(id).status().role == Role::Leader {
                 break;
             }
         }
@@ -283,16 +356,59 @@ impl Network {
     /// Crashes `id` and starts it again from what it persisted.
     pub fn restart(&mut self, id: u64, seed: u64) {
         let n = self.n;
+        let make_config = self.make_config;
         let node = self.node(id);
         let initial = InitialState {
-            snapshot: None,
+            snapshot: node.snapshot.as_ref().map(|(meta, _)| meta.clone()),
             hard_state: node.hard_state,
             entries: node.log.clone(),
         };
-        node.raft = Raft::new(config(id, n), initial, seed).expect("valid restored state");
-        node.applied.clear();
+        node.raft = Raft::new(make_config(id, n), initial, seed).expect("valid restored state");
+        node.applied = node
+            .snapshot
+            .as_ref()
+            .map(|(_, data)| data.clone())
+            .unwrap_or_default();
         node.read_states.clear();
     }
+
+    /// The driver of `id` snapshots its state machine (everything applied)
+    /// and compacts the log behind it.
+    pub fn compact(&mut self, id: u64) {
+        let node = self.node(id);
+        let index = node.applied.len() as u64;
+        let term = node.applied.last().map_or(Term(0), |e| e.term);
+        let meta = SnapshotMeta {
+            last_included_index: LogIndex(index),
+            last_included_term: term,
+            voters: Vec::new(),
+        };
+        node.raft.compact(meta.clone());
+        node.log.retain(|e| e.index.0 > index);
+        node.snapshot = Some((meta, node.applied.clone()));
+    }
+}
+
+/// The driver's snapshot step (the Ready contract): install the streamed
+/// data as the state machine, keep the stored entries after the snapshot only
+/// if the stored log has its last entry with the same term, else drop them all.
+pub fn install_snapshot(node: &mut Node, meta: &SnapshotMeta) {
+    let data = node
+        .incoming_snapshot
+        .take()
+        .expect("snapshot data was streamed before the message");
+    assert_eq!(data.len() as u64, meta.last_included_index.0);
+    let matches = node
+        .log
+        .iter()
+        .any(|e| e.index == meta.last_included_index && e.term == meta.last_included_term);
+    if matches {
+        node.log.retain(|e| e.index > meta.last_included_index);
+    } else {
+        node.log.clear();
+    }
+    node.applied = data.clone();
+    node.snapshot = Some((meta.clone(), data));
 }
 
 /// The driver's persistence step: hard state, then entries (truncating a
@@ -302,7 +418,11 @@ pub fn persist(node: &mut Node, ready: &Ready) {
         node.hard_state = hard_state;
     }
     if let Some(first) = ready.entries.first() {
-        let keep = first.index.0 as usize - 1;
+        let offset = node
+            .snapshot
+            .as_ref()
+            .map_or(0, |(meta, _)| meta.last_included_index.0);
+        let keep = (first.index.0 - offset) as usize - 1;
         assert!(keep <= node.log.len(), "a Ready left a gap in the log");
         node.log.truncate(keep);
         node.log.extend(ready.entries.iter().cloned());

@@ -152,6 +152,7 @@ fn pending_reads_are_dropped_when_leader_steps_down() {
                 term: Term(2),
                 last_log_index: LogIndex(1),
                 last_log_term: Term(1),
+                transfer: false,
             },
         ))
         .expect("peer");

@@ -287,10 +287,33 @@ fn append_respects_max_entries_and_max_bytes() {
     assert_eq!(chunks(3, 1 << 20, &[1; 10]), vec![3, 3, 3, 1]);
     assert_eq!(chunks(64, 10, &[4; 5]), vec![2, 2, 1]);
     assert_eq!(
-        chunks(64, 10, &[100, 4]),
+        chunks(64, 10, &[10, 4]),
         vec![1, 1],
-        "an oversized entry goes alone"
+        "an entry filling the limit goes alone"
     );
+}
+
+/// Bounded sizes: a proposal whose payload exceeds `max_bytes_per_append` is
+/// refused (it could never be sent within the limit); one at the limit is
+/// accepted.
+#[test]
+fn propose_rejects_entry_larger_than_max_bytes() {
+    let mut cfg = config(1, 3);
+    cfg.max_bytes_per_append = 10;
+    let mut leader = manual_leader(cfg);
+    assert_eq!(
+        leader.propose(Bytes::from(vec![b'x'; 11])),
+        Err(crate::raft::Error::EntryTooLarge {
+            len_bytes: 11,
+            max_bytes: 10
+        })
+    );
+    assert_eq!(
+        leader.status().last_log_index,
+        LogIndex(1),
+        "nothing appended"
+    );
+    assert!(leader.propose(Bytes::from(vec![b'x'; 10])).is_ok());
 }
 
 /// Pipelining: a follower that acked recently gets new entries at once on

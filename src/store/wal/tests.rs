@@ -7,7 +7,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::raft::{EntryKind, NodeId, Term};
+use crate::raft::{EntryKind, NodeId, SnapshotMeta, Term};
+use crate::store::fs::{FaultyFs, RealFs};
 
 fn entry(index: u64, term: u64, data: &str) -> Entry {
     Entry {
@@ -36,14 +37,18 @@ fn hard_state(term: u64, voted_for: Option<u64>, commit_index: u64) -> HardState
     }
 }
 
-fn open(dir: &Path) -> (Wal, InitialState) {
-    Wal::open(dir).expect("open wal")
+/// No preallocation: a repaired tail is truncated, so file lengths are exact.
+const PLAIN: WalOptions = WalOptions {
+    segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES,
+    preallocate_bytes: 0,
+};
+
+fn open_plain(dir: &Path) -> Result<(Wal, InitialState), WalError> {
+    Wal::open_with_options(dir, PLAIN)
 }
 
-fn only_segment(dir: &Path) -> PathBuf {
-    let segments = list_segments(dir).expect("list segments");
-    assert_eq!(segments.len(), 1, "expected one segment");
-    segments[0].1.clone()
+fn open(dir: &Path) -> (Wal, InitialState) {
+    open_plain(dir).expect("open wal")
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -239,7 +244,7 @@ fn truncation_at_every_offset_of_the_last_records_recovers_the_synced_prefix() {
             .expect("checkpoint 0 is at offset 0");
         let (dir, segment) = dir_with_segment(&bytes[..cut as usize]);
         let (mut wal, initial) =
-            Wal::open(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            open_plain(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(&initial, expected, "cut at {cut}");
         assert_eq!(file_len(&segment), *boundary, "cut at {cut}");
         assert_eq!(
@@ -275,7 +280,7 @@ fn zero_filled_tail_is_truncated() {
 }
 
 fn expect_corrupt(dir: &Path) -> (PathBuf, u64, String) {
-    match Wal::open(dir) {
+    match open_plain(dir) {
         Err(WalError::Corrupt {
             path,
             offset,
@@ -316,7 +321,7 @@ fn flipped_bit_in_the_last_record_truncates_it_as_a_torn_tail() {
         damaged[position as usize] ^= 1 << (position % 8);
         let (dir, segment) = dir_with_segment(&damaged);
         let (_, initial) =
-            Wal::open(dir.path()).unwrap_or_else(|e| panic!("flip at {position}: {e}"));
+            open_plain(dir.path()).unwrap_or_else(|e| panic!("flip at {position}: {e}"));
         assert_eq!(initial, expected, "flip at {position}");
         assert_eq!(file_len(&segment), start);
     }
@@ -349,7 +354,7 @@ fn entries_record_leaving_a_gap_is_corrupt() {
 fn second_open_of_a_locked_directory_is_locked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (wal, _) = open(dir.path());
-    match Wal::open(dir.path()) {
+    match open_plain(dir.path()) {
         Err(WalError::Locked { path }) => assert_eq!(path, dir.path().join(LOCK_FILE_NAME)),
         Err(other) => panic!("expected Locked, got {other}"),
         Ok(_) => panic!("expected Locked, opened twice"),
@@ -361,6 +366,7 @@ fn second_open_of_a_locked_directory_is_locked() {
 fn small_segments() -> WalOptions {
     WalOptions {
         segment_size_bytes: 512,
+        preallocate_bytes: 256,
     }
 }
 
@@ -382,7 +388,7 @@ fn segment_rollover_survives_reopen() {
         }
         assert!(wal.stats().segments_created_total > 3);
     }
-    let segments = list_segments(dir.path()).expect("list");
+    let segments = list_segments(&RealFs, dir.path()).expect("list");
     assert!(segments.len() > 3, "{} segments", segments.len());
     for (position, (seq, path)) in segments.iter().enumerate() {
         assert_eq!(*seq, position as u64 + 1);
@@ -425,7 +431,7 @@ fn damaged_tail_of_a_segment_that_is_not_the_last_is_corrupt() {
             wal.sync().expect("sync");
         }
     }
-    let segments = list_segments(dir.path()).expect("list");
+    let segments = list_segments(&RealFs, dir.path()).expect("list");
     assert!(segments.len() >= 3);
     let first = &segments[0].1;
     let len = file_len(first);
@@ -452,7 +458,7 @@ fn missing_segment_is_corrupt() {
             wal.sync().expect("sync");
         }
     }
-    assert!(list_segments(dir.path()).expect("list").len() >= 3);
+    assert!(list_segments(&RealFs, dir.path()).expect("list").len() >= 3);
     fs::remove_file(segment_path(dir.path(), 2)).expect("remove");
     let (path, offset, reason) = expect_corrupt(dir.path());
     assert_eq!(path, segment_path(dir.path(), 3));
@@ -462,12 +468,14 @@ fn missing_segment_is_corrupt() {
 
 #[test]
 fn failed_write_poisons_the_wal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut wal, _) = open(dir.path());
+    let faulty = FaultyFs::new();
+    let dir = Path::new("/data");
+    let open = || Wal::open_with(faulty.shared(), dir, None, WalOptions::default());
+    let (mut wal, _) = open().expect("open");
     wal.append(&entries(1, 1, 1)).expect("append");
     wal.sync().expect("sync");
-    // A read-only handle makes the next write fail as a full or dead disk would.
-    wal.segment = File::open(only_segment(dir.path())).expect("open read-only");
+    // The next write fails as a full or dead disk would.
+    faulty.fail_next_write();
     wal.append(&entries(2, 2, 1)).expect("append");
     assert!(matches!(wal.sync(), Err(WalError::Io { .. })));
     assert!(wal.is_poisoned());
@@ -480,8 +488,13 @@ fn failed_write_poisons_the_wal() {
         wal.set_hard_state(hard_state(1, None, 0)),
         Err(WalError::Poisoned { .. })
     ));
+    assert!(matches!(
+        wal.compact(LogIndex(1)),
+        Err(WalError::Poisoned { .. })
+    ));
     drop(wal);
-    let (_, initial) = open(dir.path());
+    faulty.power_cut();
+    let (_, initial) = open().expect("reopen");
     assert_eq!(initial.entries, entries(1, 1, 1));
 }
 
@@ -522,7 +535,7 @@ proptest! {
         let valid_len = bytes.len() as u64;
         bytes.extend_from_slice(&garbage);
         let (dir, segment) = dir_with_segment(&bytes);
-        match Wal::open(dir.path()) {
+        match open_plain(dir.path()) {
             Ok((_, initial)) => {
                 prop_assert_eq!(initial, state(hard_state(3, Some(1), 2), entries(1, 4, 3)));
                 prop_assert_eq!(file_len(&segment), valid_len);
@@ -538,6 +551,263 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..1024)
     ) {
         let (dir, _) = dir_with_segment(&bytes);
-        let _ = Wal::open(dir.path());
+        let _ = open_plain(dir.path());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots, compaction, and crashes through the fault-injecting filesystem
+
+fn snapshot_meta(index: u64, term: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        last_included_index: LogIndex(index),
+        last_included_term: Term(term),
+        voters: vec![NodeId(1)],
+    }
+}
+
+fn faulty_open(
+    faulty: &FaultyFs,
+    snapshot: Option<&SnapshotMeta>,
+    options: WalOptions,
+) -> Result<(Wal, InitialState), WalError> {
+    Wal::open_with(faulty.shared(), Path::new("/data"), snapshot, options)
+}
+
+#[test]
+fn compaction_deletes_covered_segments_and_reopen_continues_after_the_snapshot() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
+    for batch in 0..40u64 {
+        wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+            .expect("append");
+        wal.sync().expect("sync");
+    }
+    let before = wal.segment_paths().len();
+    assert!(before >= 3, "{before} segments");
+    let deleted = wal.compact(LogIndex(60)).expect("compact");
+    assert!(deleted > 0);
+    assert_eq!(wal.segment_paths().len(), before - deleted);
+    // Never the active segment, even when everything is covered.
+    wal.compact(LogIndex(1000)).expect("compact all");
+    assert_eq!(wal.segment_paths(), vec![wal.segment_path().to_path_buf()]);
+    drop(wal);
+    faulty.power_cut();
+    let snapshot = snapshot_meta(110, 1);
+    let (mut wal, initial) =
+        faulty_open(&faulty, Some(&snapshot), small_segments()).expect("reopen");
+    assert_eq!(initial.snapshot, Some(snapshot.clone()));
+    assert_eq!(initial.entries, entries(111, 120, 1));
+    assert_eq!(wal.last_index(), LogIndex(120));
+    wal.append(&entries(121, 121, 1)).expect("append");
+    wal.sync().expect("sync");
+    // Without the snapshot the log has a gap at its start: corruption.
+    drop(wal);
+    assert!(matches!(
+        faulty_open(&faulty, None, small_segments()),
+        Err(WalError::Corrupt { .. })
+    ));
+    // A snapshot older than the log's start leaves a gap too.
+    assert!(matches!(
+        faulty_open(&faulty, Some(&snapshot_meta(50, 1)), small_segments()),
+        Err(WalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn reset_to_snapshot_replaces_the_whole_log_durably() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
+    for batch in 0..10u64 {
+        wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+            .expect("append");
+        wal.sync().expect("sync");
+    }
+    wal.append(&entries(31, 31, 1)).expect("unsynced append");
+    wal.set_hard_state(hard_state(5, Some(2), 20)).expect("set");
+    // The leader's snapshot at 25 has another term than our entry 25.
+    let snapshot = snapshot_meta(25, 4);
+    wal.reset_to_snapshot(&snapshot).expect("reset");
+    assert_eq!(wal.last_index(), LogIndex(25));
+    assert_eq!(wal.segment_paths().len(), 1);
+    wal.append(&entries(26, 27, 5)).expect("append");
+    wal.sync().expect("sync");
+    drop(wal);
+    faulty.power_cut();
+    let (_, initial) = faulty_open(&faulty, Some(&snapshot), small_segments()).expect("reopen");
+    assert_eq!(initial.entries, entries(26, 27, 5));
+    assert_eq!(initial.hard_state, hard_state(5, Some(2), 20));
+    // Without the installed snapshot the reset record cannot be honoured.
+    assert!(matches!(
+        faulty_open(&faulty, None, small_segments()),
+        Err(WalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn log_with_another_term_at_the_snapshot_index_is_discarded_after_it() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, WalOptions::default()).expect("open");
+    wal.append(&entries(1, 10, 1)).expect("append");
+    wal.sync().expect("sync");
+    drop(wal);
+    let (_, same) =
+        faulty_open(&faulty, Some(&snapshot_meta(5, 1)), WalOptions::default()).expect("open");
+    assert_eq!(same.entries, entries(6, 10, 1));
+    let (_, other) =
+        faulty_open(&faulty, Some(&snapshot_meta(5, 2)), WalOptions::default()).expect("open");
+    assert!(
+        other.entries.is_empty(),
+        "§7: entries after a mismatching index are discarded"
+    );
+}
+
+#[test]
+fn failed_fsync_poisons_and_unsynced_data_is_lost_on_power_cut() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, WalOptions::default()).expect("open");
+    wal.append(&entries(1, 2, 1)).expect("append");
+    wal.sync().expect("sync");
+    wal.append(&entries(3, 4, 1)).expect("append");
+    faulty.fail_next_sync();
+    assert!(matches!(wal.sync(), Err(WalError::Io { .. })));
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+    assert!(matches!(
+        wal.reset_to_snapshot(&snapshot_meta(1, 1)),
+        Err(WalError::Poisoned { .. })
+    ));
+    drop(wal);
+    faulty.power_cut();
+    let (_, initial) = faulty_open(&faulty, None, WalOptions::default()).expect("reopen");
+    assert_eq!(initial.entries, entries(1, 2, 1));
+}
+
+/// Every power cut that tears the last unsynced write at any byte recovers to
+/// exactly what was synced, with and without preallocation, and the repaired
+/// log takes appends and reopens cleanly.
+#[test]
+fn power_cut_tearing_any_byte_of_unsynced_writes_recovers_the_synced_state() {
+    for options in [WalOptions::default(), PLAIN, small_segments()] {
+        let faulty = FaultyFs::new();
+        let (mut wal, _) = faulty_open(&faulty, None, options).expect("open");
+        let mut synced = InitialState::default();
+        for batch in 0..6u64 {
+            wal.append(&entries(batch * 2 + 1, batch * 2 + 2, 1))
+                .expect("append");
+            synced
+                .entries
+                .extend(entries(batch * 2 + 1, batch * 2 + 2, 1));
+            wal.sync().expect("sync");
+        }
+        // Unsynced: a hard state and a suffix replacement.
+        wal.set_hard_state(hard_state(2, Some(1), 9)).expect("set");
+        wal.append(&entries(10, 14, 2)).expect("append");
+        let mut pending = Vec::new();
+        encode_hard_state_record(&hard_state(2, Some(1), 9), &mut pending).expect("encode");
+        encode_entries_records(&entries(10, 14, 2), &mut pending).expect("encode");
+        // Write without fsync: what the disk might hold when power goes.
+        let offset = wal.segment_len_bytes;
+        wal.segment.write_at(offset, &pending).expect("write");
+        drop(wal);
+        for keep in 0..=pending.len() as u64 {
+            let trial = FaultyFs::new();
+            for path in faulty.files_in(Path::new("/data")) {
+                let bytes = faulty.contents(&path).expect("contents");
+                trial.put(&path, &bytes);
+            }
+            trial.create_dir_all(Path::new("/data")).expect("mkdir");
+            // The trial's durable bytes are everything; cut back to synced +
+            // `keep` bytes of the unsynced write.
+            let segment = trial
+                .files_in(Path::new("/data"))
+                .into_iter()
+                .filter(|p| p.to_string_lossy().ends_with(".log"))
+                .last()
+                .expect("segment");
+            let mut bytes = trial.contents(&segment).expect("contents");
+            let end = (offset + keep) as usize;
+            if options.preallocate_bytes > 0 {
+                bytes[end..(offset as usize + pending.len())].fill(0);
+            } else {
+                bytes.truncate(end);
+            }
+            trial.put(&segment, &bytes);
+            let (mut wal, initial) = faulty_open(&trial, None, options)
+                .unwrap_or_else(|e| panic!("{options:?} keep {keep}: {e}"));
+            let full = keep == pending.len() as u64;
+            if full {
+                let mut expected = synced.clone();
+                expected.hard_state = hard_state(2, Some(1), 9);
+                expected.entries.truncate(9);
+                expected.entries.extend(entries(10, 14, 2));
+                assert_eq!(initial, expected, "{options:?} keep {keep}");
+            } else {
+                // Only whole records survive; a torn one never appears.
+                assert_eq!(
+                    initial.entries.len() >= synced.entries.len() || initial.entries.len() == 9,
+                    true,
+                    "{options:?} keep {keep}"
+                );
+                assert!(
+                    initial.entries == synced.entries
+                        || initial.hard_state == hard_state(2, Some(1), 9),
+                    "{options:?} keep {keep}: {initial:?}"
+                );
+            }
+            let next = wal.last_index().0 + 1;
+            wal.append(&entries(next, next, 7)).expect("append");
+            wal.sync().expect("sync");
+            drop(wal);
+            let (_, reopened) = faulty_open(&trial, None, options).expect("reopen");
+            assert_eq!(reopened.entries.last().map(|e| e.index.0), Some(next));
+        }
+    }
+}
+
+/// A flipped bit in any synced record but the last is reported as
+/// corruption naming the segment; never served.
+#[test]
+fn a_bit_flip_in_any_preallocated_record_is_detected() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, WalOptions::default()).expect("open");
+    for batch in 0..4u64 {
+        wal.append(&entries(batch * 2 + 1, batch * 2 + 2, 1))
+            .expect("append");
+        wal.sync().expect("sync");
+    }
+    let segment = wal.segment_path().to_path_buf();
+    let len = wal.segment_len_bytes;
+    drop(wal);
+    let mut last_record_start = 0;
+    {
+        let bytes = faulty.contents(&segment).expect("contents");
+        let mut offset = 0;
+        while let Frame::Valid { next_offset, .. } = read_frame(&bytes, offset) {
+            last_record_start = offset as u64;
+            offset = next_offset;
+        }
+    }
+    for position in 0..len {
+        let bit = (position % 8) as u8;
+        assert!(faulty.flip_bit(&segment, position, bit));
+        let copy = FaultyFs::new();
+        copy.create_dir_all(Path::new("/data")).expect("mkdir");
+        copy.put(&segment, &faulty.contents(&segment).expect("contents"));
+        match faulty_open(&copy, None, WalOptions::default()) {
+            Err(WalError::Corrupt { path, .. }) => {
+                assert!(position < last_record_start, "flip at {position}");
+                assert_eq!(path, segment);
+            }
+            Ok((_, initial)) => {
+                // Only the last record may be taken for a torn write.
+                assert!(
+                    position >= last_record_start,
+                    "flip at {position} was served"
+                );
+                assert_eq!(initial.entries, entries(1, 6, 1), "flip at {position}");
+            }
+            Err(other) => panic!("flip at {position}: {other}"),
+        }
+        assert!(faulty.flip_bit(&segment, position, bit));
     }
 }

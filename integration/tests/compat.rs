@@ -1,0 +1,285 @@
+//! Real clients against a dkv cluster, each in its own idiom: redis-cli
+//! (`--pipe` mass insert, `-3`, COMMAND DOCS for interactive hints), redis-py
+//! (integration/compat/redis_py_compat.py), the `redis` crate (RESP2 and RESP3)
+//! and ioredis (integration/compat/ioredis_compat.js). A test whose client is
+//! not installed is skipped with a printed reason (.ci/run installs them all).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use dkv_integration::Cluster;
+
+fn compat_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
+}
+
+fn available(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+async fn cluster() -> Result<(Cluster, SocketAddr)> {
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    // A follower: every write is forwarded, every read takes a ReadIndex.
+    let addr = cluster.resp_addr((leader + 1) % 3);
+    Ok((cluster, addr))
+}
+
+/// Runs a client program and fails with its output unless it succeeds.
+fn run(mut command: Command, what: &str) -> Result<String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("spawn {what}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() {
+        bail!("{what} failed ({}):\n{text}", output.status);
+    }
+    Ok(text)
+}
+
+fn cli(addr: SocketAddr) -> Command {
+    let mut c = Command::new("redis-cli");
+    c.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()]);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_pipe_resp3_and_command_docs() -> Result<()> {
+    if !available("redis-cli", "--version") {
+        println!("SKIPPED: redis-cli is not installed");
+        return Ok(());
+    }
+    let (_cluster, addr) = cluster().await?;
+    // --pipe mass insert of 10,000 SETs.
+    let mut input = Vec::new();
+    for i in 0..10_000 {
+        let (k, v) = (format!("key:{i}"), format!("value:{i}"));
+        write!(
+            input,
+            "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+            k.len(),
+            v.len()
+        )?;
+    }
+    let mut child = cli(addr)
+        .arg("--pipe")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn redis-cli --pipe")?;
+    child.stdin.take().context("stdin")?.write_all(&input)?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("errors: 0, replies: 10000"),
+        "{text}"
+    );
+    let dbsize = run(
+        {
+            let mut c = cli(addr);
+            c.arg("DBSIZE");
+            c
+        },
+        "redis-cli DBSIZE",
+    )?;
+    assert_eq!(dbsize.trim(), "10000");
+    // -3: RESP3 (HELLO 3), a map reply printed as such.
+    run(
+        {
+            let mut c = cli(addr);
+            c.args(["HSET", "h", "f", "v"]);
+            c
+        },
+        "HSET",
+    )?;
+    let map = run(
+        {
+            let mut c = cli(addr);
+            c.args(["-3", "HGETALL", "h"]);
+            c
+        },
+        "redis-cli -3",
+    )?;
+    assert!(map.contains("f") && map.contains("v"), "{map}");
+    let hello = run(
+        {
+            let mut c = cli(addr);
+            c.args(["-3", "HELLO", "3"]);
+            c
+        },
+        "HELLO 3",
+    )?;
+    assert!(hello.contains("proto") && hello.contains('3'), "{hello}");
+    // Interactive hints come from COMMAND DOCS: Redis-shaped entries.
+    let docs = run(
+        {
+            let mut c = cli(addr);
+            c.args(["COMMAND", "DOCS", "set"]);
+            c
+        },
+        "COMMAND DOCS",
+    )?;
+    for field in ["summary", "since", "group", "arguments"] {
+        assert!(docs.contains(field), "{field} missing in {docs}");
+    }
+    // -n selects a database; INFO keyspace shows it.
+    run(
+        {
+            let mut c = cli(addr);
+            c.args(["-n", "5", "SET", "x", "1"]);
+            c
+        },
+        "redis-cli -n 5",
+    )?;
+    let info = run(
+        {
+            let mut c = cli(addr);
+            c.args(["INFO", "keyspace"]);
+            c
+        },
+        "INFO",
+    )?;
+    assert!(info.contains("db5:keys=1"), "{info}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_resp2_resp3_pipeline_transaction_expiry_scan() -> Result<()> {
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import redis"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let Some(python) = python else {
+        println!("SKIPPED: redis-py is not installed (apt-get install python3-redis)");
+        return Ok(());
+    };
+    let (_cluster, addr) = cluster().await?;
+    let mut c = Command::new(python);
+    c.arg(compat_dir().join("redis_py_compat.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string());
+    let out = run(c, "redis-py compat script")?;
+    println!("{out}");
+    assert!(out.contains("all checks passed"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ioredis_ready_check_pipeline_multi_expiry_scan_stream() -> Result<()> {
+    if !available("node", "--version") || !compat_dir().join("node_modules/ioredis").exists() {
+        println!("SKIPPED: node or ioredis is not installed (cd integration/compat && npm install ioredis)");
+        return Ok(());
+    }
+    let (_cluster, addr) = cluster().await?;
+    let mut c = Command::new("node");
+    c.current_dir(compat_dir())
+        .arg("ioredis_compat.js")
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string());
+    let out = run(c, "ioredis compat script")?;
+    println!("{out}");
+    assert!(out.contains("all checks passed"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_crate_resp2_and_resp3() -> Result<()> {
+    let (_cluster, addr) = cluster().await?;
+    for (protocol, url) in [
+        ("resp2", format!("redis://{addr}/")),
+        ("resp3", format!("redis://{addr}/?protocol=resp3")),
+    ] {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("{protocol} connect"))?;
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
+        let mut pipe = redis::pipe();
+        for i in 0..50 {
+            pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+        }
+        pipe.cmd("GET").arg("k7");
+        let (seven,): (String,) = pipe.query_async(&mut conn).await?;
+        assert_eq!(seven, "7", "{protocol} pipeline");
+        let (a, b): (i64, String) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg("n")
+            .cmd("SET")
+            .arg("s")
+            .arg("v")
+            .ignore()
+            .cmd("GET")
+            .arg("s")
+            .query_async(&mut conn)
+            .await?;
+        assert_eq!((a, b.as_str()), (1, "v"), "{protocol} MULTI/EXEC");
+        let _: () = redis::cmd("SET")
+            .arg("e")
+            .arg("v")
+            .arg("EX")
+            .arg(100)
+            .query_async(&mut conn)
+            .await?;
+        let ttl: i64 = redis::cmd("TTL").arg("e").query_async(&mut conn).await?;
+        assert!((99..=100).contains(&ttl), "{protocol} ttl {ttl}");
+        let mut cursor = "0".to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+                .arg(&cursor)
+                .arg("MATCH")
+                .arg("k*")
+                .arg("COUNT")
+                .arg(7)
+                .query_async(&mut conn)
+                .await?;
+            seen.extend(keys);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 50, "{protocol} SCAN");
+        let _: () = redis::cmd("HSET")
+            .arg("h")
+            .arg("f")
+            .arg("1")
+            .query_async(&mut conn)
+            .await?;
+        let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg("h")
+            .query_async(&mut conn)
+            .await?;
+        assert_eq!(
+            all.get("f").map(String::as_str),
+            Some("1"),
+            "{protocol} HGETALL"
+        );
+        let err = redis::cmd("GET")
+            .arg("h")
+            .query_async::<String>(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("WRONGTYPE"), "{protocol}: {err}");
+    }
+    Ok(())
+}

@@ -1,0 +1,928 @@
+//! Differential test: the same seeded command sequence is sent to a real
+//! `redis-server` (started here on a free loopback port) and to a 3-node dkv
+//! cluster, and every reply is compared.
+//!
+//! The generator covers every command of issue 5 — strings, keys, expiry,
+//! hashes, SELECT/SWAPDB/MOVE/COPY, MULTI/EXEC/DISCARD/WATCH blocks — with wrong
+//! types, bad options, edge and binary values, big and negative numbers.
+//! Redis gets one connection; dkv gets one connection per node and the
+//! generator moves to the next node every segment (outside transaction blocks,
+//! re-sending `SELECT` first, which is not compared).
+//!
+//! Comparison rules (everything else is byte-exact, errors included):
+//! - TTL/EXPIRETIME: within 1 s; PTTL/PEXPIRETIME: within 1000 ms. Both servers
+//!   stamp deadlines with their own clock at slightly different moments.
+//! - KEYS, HKEYS, HVALS, HGETALL, HSCAN: as multisets (hash field order is an
+//!   encoding detail in Redis too); full SCAN / HSCAN iterations: as sets.
+//! - RANDOMKEY: both nil or both a key; HRANDFIELD: same shape and length
+//!   (and the same set when the whole hash is returned).
+//! - Not generated, with the reason: TIME, INFO, CLIENT ID/LIST/INFO, HELLO,
+//!   LASTSAVE (server identity and clocks); OBJECT, DEBUG (not implemented);
+//!   SET … EXAT/PXAT in the past (Redis stores the dead key and DBSIZE counts
+//!   it until its active expiry runs: a timing artefact); sub-second TTLs.
+//!
+//! `DIFFTEST_SEEDS=a,b,c` and `DIFFTEST_COMMANDS=n` (per seed) change the run;
+//! `make difftest N=… SEED=…` sets them. A difference prints the seed, the
+//! index and the last commands sent, to replay with the same seed.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dkv_integration::{Cluster, RawConn, Reply};
+
+// ---- generator -------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Check {
+    Exact,
+    /// Integer within a tolerance unless negative (-1, -2 are exact).
+    Near(i64),
+    Multiset,
+    /// Flat field/value array compared as a multiset of pairs.
+    Pairs,
+    /// `[cursor, [...]]` of one HSCAN page: pairs as a multiset.
+    ScanPage,
+    RandomKey,
+    /// HRANDFIELD with this count (None: no count).
+    RandField(Option<i64>),
+    /// EXEC: one check per queued command.
+    Exec(Vec<Check>),
+}
+
+#[derive(Clone, Debug)]
+struct Cmd {
+    args: Vec<Vec<u8>>,
+    check: Check,
+}
+
+/// One unit of the sequence: a command, a transaction block, or a full scan.
+enum Step {
+    One(Cmd),
+    Block(Vec<Cmd>),
+    /// A SCAN or HSCAN iteration to the end; `args` without the cursor,
+    /// which goes at `cursor_at`.
+    ScanAll {
+        args: Vec<Vec<u8>>,
+        cursor_at: usize,
+    },
+}
+
+const KEYS: &[&str] = &[
+    "k0",
+    "k1",
+    "k2",
+    "k3",
+    "h0",
+    "h1",
+    "n0",
+    "n1",
+    "f0",
+    "x:{a}",
+    "bin\x00\x01",
+];
+const VALUES: &[&str] = &[
+    "",
+    "v",
+    "hello world",
+    "0",
+    "1",
+    "-1",
+    "42",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "01",
+    " 1",
+    "1.5",
+    "-0.5",
+    "1e3",
+    "3.0e2",
+    "inf",
+    "nan",
+    "abc",
+    "10.50",
+    "0.1",
+    "+1",
+];
+const INTS: &[&str] = &[
+    "1",
+    "-1",
+    "0",
+    "7",
+    "100",
+    "-100",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "x",
+    "1.5",
+    "",
+    " 2",
+    "+3",
+];
+const FLOATS: &[&str] = &[
+    "0.1",
+    "-0.1",
+    "1.5",
+    "1e2",
+    "-1e-3",
+    "3",
+    "inf",
+    "-inf",
+    "x",
+    "1e4000",
+    "0",
+    "17179869184",
+    "5.0e3",
+    "0.0001",
+    "123456789.123456789",
+    ".5",
+    "5.",
+    "1e",
+    "",
+];
+const FIELDS: &[&str] = &["f", "g", "h", "n", "x", ""];
+
+fn key(r: &mut Rng) -> Vec<u8> {
+    r.pick(KEYS).as_bytes().to_vec()
+}
+
+fn value(r: &mut Rng) -> Vec<u8> {
+    match r.below(10) {
+        0 => (0..r.below(12)).map(|_| r.next() as u8).collect(),
+        1 => vec![b'x'; 200 + r.below(2000)],
+        _ => r.pick(VALUES).as_bytes().to_vec(),
+    }
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+fn cmd(args: Vec<Vec<u8>>, check: Check) -> Cmd {
+    Cmd { args, check }
+}
+
+fn exact(args: Vec<Vec<u8>>) -> Cmd {
+    cmd(args, Check::Exact)
+}
+
+/// A TTL in seconds that cannot run out during a run.
+fn ttl_s(r: &mut Rng) -> String {
+    r.pick(&[
+        "100",
+        "1000",
+        "86400",
+        "0",
+        "-5",
+        "x",
+        "9223372036854775807",
+    ])
+    .to_string()
+}
+
+fn ttl_ms(r: &mut Rng) -> String {
+    r.pick(&["100000", "5000000", "0", "-1", "x", "9223372036854775807"])
+        .to_string()
+}
+
+/// An absolute time: far future, or past (the EXPIREAT family deletes at once).
+fn at_s(r: &mut Rng, now_s: u64) -> String {
+    match r.below(4) {
+        0 => "1".to_string(),
+        1 => "x".to_string(),
+        _ => (now_s + 1000 + r.below(100_000) as u64).to_string(),
+    }
+}
+
+fn set_cmd(r: &mut Rng, now_s: u64) -> Cmd {
+    let mut a = vec![b("SET"), key(r), value(r)];
+    for _ in 0..r.below(3) {
+        match r.below(9) {
+            0 => a.push(b("NX")),
+            1 => a.push(b("XX")),
+            2 => a.push(b("GET")),
+            3 => a.push(b("KEEPTTL")),
+            4 => a.extend([b("EX"), b(&ttl_s(r))]),
+            5 => a.extend([b("PX"), b(&ttl_ms(r))]),
+            6 => a.extend([b("EXAT"), b(&(now_s + 5000).to_string())]),
+            7 => a.extend([b("PXAT"), b(&((now_s + 5000) * 1000).to_string())]),
+            _ => a.push(b(r.pick(&["EX", "FOO", "px"]))),
+        }
+    }
+    exact(a)
+}
+
+fn expire_opts(r: &mut Rng, a: &mut Vec<Vec<u8>>) {
+    for _ in 0..r.below(3).saturating_sub(1) {
+        a.push(b(r.pick(&["NX", "XX", "GT", "LT", "nx", "BAD"])));
+    }
+}
+
+fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
+    let k = key(r);
+    match r.below(64) {
+        0..=5 => set_cmd(r, now_s),
+        6 | 7 => exact(vec![b("GET"), k]),
+        8 => exact(vec![b("SETNX"), k, value(r)]),
+        9 => {
+            if r.chance(50) {
+                exact(vec![b("SETEX"), k, b(&ttl_s(r)), value(r)])
+            } else {
+                exact(vec![b("PSETEX"), k, b(&ttl_ms(r)), value(r)])
+            }
+        }
+        10 => {
+            let mut a = vec![b("GETEX"), k];
+            match r.below(6) {
+                0 => a.extend([b("EX"), b(&ttl_s(r))]),
+                1 => a.extend([b("PX"), b(&ttl_ms(r))]),
+                2 => a.extend([b("EXAT"), b(&at_s(r, now_s))]),
+                3 => a.push(b("PERSIST")),
+                4 => a.push(b(r.pick(&["NX", "KEEPTTL", "EX"]))),
+                _ => {}
+            }
+            exact(a)
+        }
+        11 => exact(vec![b(r.pick(&["GETDEL", "GETSET"])), k, value(r)])
+            .truncate_if(|c| c.args[0] == b"GETDEL", 2),
+        12 => exact((0..1 + r.below(4)).fold(vec![b("MGET")], |mut a, _| {
+            a.push(key(r));
+            a
+        })),
+        13 | 14 => {
+            let mut a = vec![b(r.pick(&["MSET", "MSETNX"]))];
+            for _ in 0..1 + r.below(3) {
+                a.push(key(r));
+                a.push(value(r));
+            }
+            if r.chance(10) {
+                a.pop();
+            }
+            exact(a)
+        }
+        15 | 16 => exact(vec![b(r.pick(&["INCR", "DECR"])), k]),
+        17 | 18 => exact(vec![b(r.pick(&["INCRBY", "DECRBY"])), k, b(r.pick(INTS))]),
+        19 | 20 => exact(vec![b("INCRBYFLOAT"), k, b(r.pick(FLOATS))]),
+        21 => exact(vec![b("APPEND"), k, value(r)]),
+        22 => exact(vec![b("STRLEN"), k]),
+        23 => exact(vec![
+            b(r.pick(&["GETRANGE", "SUBSTR"])),
+            k,
+            b(r.pick(&[
+                "0",
+                "1",
+                "-1",
+                "-3",
+                "5",
+                "100",
+                "-100",
+                "x",
+                "9223372036854775807",
+            ])),
+            b(r.pick(&["0", "2", "-1", "-2", "100", "-100", "9223372036854775807"])),
+        ]),
+        24 => exact(vec![
+            b("SETRANGE"),
+            k,
+            b(r.pick(&["0", "1", "3", "10", "-1", "x", "536870912"])),
+            value(r),
+        ]),
+        25 | 26 => exact((0..1 + r.below(3)).fold(
+            vec![b(r.pick(&["DEL", "UNLINK"]))],
+            |mut a, _| {
+                a.push(key(r));
+                a
+            },
+        )),
+        27 => exact(
+            (0..1 + r.below(3)).fold(vec![b(r.pick(&["EXISTS", "TOUCH"]))], |mut a, _| {
+                a.push(key(r));
+                a
+            }),
+        ),
+        28 => exact(vec![b("TYPE"), k]),
+        29 => exact(vec![b(r.pick(&["RENAME", "RENAMENX"])), k, key(r)]),
+        30 => {
+            let mut a = vec![b("COPY"), k, key(r)];
+            if r.chance(40) {
+                a.extend([b("DB"), b(r.pick(&["0", "1", "2", "16", "x"]))]);
+            }
+            if r.chance(40) {
+                a.push(b(r.pick(&["REPLACE", "replace", "BAD"])));
+            }
+            exact(a)
+        }
+        31 => exact(vec![
+            b("MOVE"),
+            k,
+            b(r.pick(&["0", "1", "2", "15", "16", "-1", "x"])),
+        ]),
+        32 => cmd(vec![b("RANDOMKEY")], Check::RandomKey),
+        33 => cmd(
+            vec![
+                b("KEYS"),
+                b(r.pick(&["*", "k*", "?0", "h[01]", "[^k]*", "x:\\{a\\}", "nomatch"])),
+            ],
+            Check::Multiset,
+        ),
+        34 => exact(vec![b("DBSIZE")]),
+        35 | 36 => {
+            let mut a = vec![b(r.pick(&["EXPIRE", "PEXPIRE"])), k, b(&ttl_s(r))];
+            if a[0] == b"PEXPIRE" {
+                a[2] = b(&ttl_ms(r));
+            }
+            expire_opts(r, &mut a);
+            exact(a)
+        }
+        37 => {
+            let mut a = vec![b(r.pick(&["EXPIREAT", "PEXPIREAT"])), k, b(&at_s(r, now_s))];
+            if a[0] == b"PEXPIREAT" && a[2] != b"x" && a[2] != b"1" {
+                let ms = String::from_utf8_lossy(&a[2]).parse::<u64>().unwrap_or(1) * 1000;
+                a[2] = b(&ms.to_string());
+            }
+            expire_opts(r, &mut a);
+            exact(a)
+        }
+        38 | 39 => {
+            let name = r.pick(&["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"]);
+            let tolerance = if name.starts_with('P') { 1000 } else { 1 };
+            cmd(vec![b(name), k], Check::Near(tolerance))
+        }
+        40 => exact(vec![b("PERSIST"), k]),
+        41..=44 => {
+            let mut a = vec![b(r.pick(&["HSET", "HMSET", "HSET"])), k];
+            for _ in 0..1 + r.below(3) {
+                a.push(b(r.pick(FIELDS)));
+                a.push(value(r));
+            }
+            if r.chance(8) {
+                a.pop();
+            }
+            exact(a)
+        }
+        45 => exact(vec![b("HSETNX"), k, b(r.pick(FIELDS)), value(r)]),
+        46 | 47 => exact(vec![b("HGET"), k, b(r.pick(FIELDS))]),
+        48 => exact(vec![b("HMGET"), k, b(r.pick(FIELDS)), b(r.pick(FIELDS))]),
+        49 => cmd(vec![b("HGETALL"), k], Check::Pairs),
+        50 => exact(vec![b("HDEL"), k, b(r.pick(FIELDS)), b(r.pick(FIELDS))]),
+        51 => exact(vec![b("HEXISTS"), k, b(r.pick(FIELDS))]),
+        52 => exact(vec![b("HINCRBY"), k, b(r.pick(FIELDS)), b(r.pick(INTS))]),
+        53 => exact(vec![
+            b("HINCRBYFLOAT"),
+            k,
+            b(r.pick(FIELDS)),
+            b(r.pick(FLOATS)),
+        ]),
+        54 => exact(vec![b(r.pick(&["HLEN", "HSTRLEN"])), k, b(r.pick(FIELDS))])
+            .truncate_if(|c| c.args[0] == b"HLEN", 2),
+        55 => cmd(vec![b(r.pick(&["HKEYS", "HVALS"])), k], Check::Multiset),
+        56 => {
+            let count = r.pick(&["1", "2", "5", "-3", "0", "x", "-9223372036854775808"]);
+            let mut a = vec![b("HRANDFIELD"), k];
+            let mut n = None;
+            if r.chance(70) {
+                a.push(b(count));
+                n = count.parse::<i64>().ok();
+                if r.chance(50) {
+                    a.push(b(r.pick(&["WITHVALUES", "withvalues", "BAD"])));
+                }
+            }
+            cmd(a, Check::RandField(n))
+        }
+        57 => exact(vec![b("HSCAN"), k, b(r.pick(&["x", "-1", "abc"]))]),
+        58 => exact(vec![
+            b("SELECT"),
+            b(r.pick(&["0", "1", "2", "0", "16", "-1", "x"])),
+        ]),
+        59 => exact(vec![
+            b("SWAPDB"),
+            b(r.pick(&["0", "1", "2", "x"])),
+            b(r.pick(&["0", "1", "2", "16"])),
+        ]),
+        60 => {
+            if r.chance(15) {
+                exact(vec![
+                    b(r.pick(&["FLUSHDB", "FLUSHALL"])),
+                    b(r.pick(&["ASYNC", "SYNC", "BAD"])),
+                ])
+                .truncate_if(|_| false, 0)
+            } else if r.chance(10) {
+                exact(vec![b(r.pick(&["FLUSHDB", "FLUSHALL"]))])
+            } else {
+                exact(vec![b("PING")])
+            }
+        }
+        61 => exact(vec![b(r.pick(&["ECHO", "PING"])), value(r)]),
+        62 => exact(vec![b(r.pick(&[
+            "GET",
+            "SET",
+            "HSET",
+            "EXPIRE",
+            "NOSUCHCMD",
+            "TTL",
+        ]))]),
+        _ => exact(vec![b("SCAN"), b(r.pick(&["x", "-1"]))]),
+    }
+}
+
+trait Truncate {
+    fn truncate_if(self, f: impl Fn(&Cmd) -> bool, len: usize) -> Cmd;
+}
+
+impl Truncate for Cmd {
+    fn truncate_if(mut self, f: impl Fn(&Cmd) -> bool, len: usize) -> Cmd {
+        if f(&self) {
+            self.args.truncate(len);
+        }
+        self
+    }
+}
+
+fn gen_step(r: &mut Rng, now_s: u64) -> Step {
+    match r.below(100) {
+        0..=3 => {
+            // MULTI … EXEC / DISCARD, sometimes with WATCH, sometimes with errors.
+            let mut cmds = Vec::new();
+            let watch = r.chance(40);
+            let watched = key(r);
+            if watch {
+                cmds.push(exact(vec![b("WATCH"), watched.clone()]));
+                if r.chance(50) {
+                    cmds.push(gen_write_of(r, &watched));
+                }
+            }
+            cmds.push(exact(vec![b("MULTI")]));
+            let mut checks = Vec::new();
+            for _ in 0..r.below(6) {
+                let c = if r.chance(5) {
+                    exact(vec![b("GET")]) // arity error: EXECABORT
+                } else {
+                    gen_command(r, now_s)
+                };
+                if c.args[0] == b"SELECT" || c.args[0] == b"RANDOMKEY" {
+                    continue;
+                }
+                checks.push(c.check.clone());
+                cmds.push(cmd(c.args, Check::Exact));
+            }
+            if r.chance(5) {
+                cmds.push(exact(vec![b("MULTI")]));
+            }
+            if r.chance(10) {
+                cmds.push(exact(vec![b("DISCARD")]));
+            } else {
+                cmds.push(cmd(vec![b("EXEC")], Check::Exec(checks)));
+            }
+            Step::Block(cmds)
+        }
+        4 => Step::Block(vec![exact(vec![
+            b(r.pick(&["EXEC", "DISCARD", "UNWATCH"])),
+        ])]),
+        5 | 6 => {
+            let mut args = vec![b("SCAN")];
+            if r.chance(50) {
+                args.extend([b("MATCH"), b(r.pick(&["k*", "*", "h?", "*{a}*"]))]);
+            }
+            if r.chance(50) {
+                args.extend([b("COUNT"), b(r.pick(&["1", "2", "5", "100"]))]);
+            }
+            if r.chance(30) {
+                args.extend([b("TYPE"), b(r.pick(&["string", "hash", "list"]))]);
+            }
+            Step::ScanAll { args, cursor_at: 1 }
+        }
+        7 => {
+            let mut args = vec![b("HSCAN"), key(r)];
+            if r.chance(50) {
+                args.extend([b("MATCH"), b(r.pick(&["*", "f*", "[fg]", "z"]))]);
+            }
+            if r.chance(30) {
+                args.extend([b("COUNT"), b(r.pick(&["1", "10", "0", "x"]))]);
+            }
+            Step::ScanAll { args, cursor_at: 2 }
+        }
+        _ => Step::One(gen_command(r, now_s)),
+    }
+}
+
+fn gen_write_of(r: &mut Rng, k: &[u8]) -> Cmd {
+    exact(vec![b(r.pick(&["SET", "APPEND"])), k.to_vec(), b("w")])
+}
+
+// ---- comparison -------------------------------------------------------------
+
+fn multiset(items: &[Reply]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(format!("{i:?}")).or_insert(0) += 1;
+    }
+    m
+}
+
+fn pairs(items: &[Reply]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for p in items.chunks(2) {
+        *m.entry(format!("{p:?}")).or_insert(0) += 1;
+    }
+    m
+}
+
+/// `Ok(())` if the replies agree under `check`, else why not.
+fn compare(check: &Check, redis: &Reply, dkv: &Reply) -> std::result::Result<(), String> {
+    let same = || {
+        if redis == dkv {
+            Ok(())
+        } else {
+            Err("replies differ".to_string())
+        }
+    };
+    match (check, redis, dkv) {
+        (_, Reply::Error(_), _) | (_, _, Reply::Error(_)) => same(),
+        (Check::Exact, ..) => same(),
+        (Check::Near(tol), Reply::Integer(a), Reply::Integer(b)) => {
+            if (*a < 0 || *b < 0) && a != b {
+                return Err("negative TTL codes differ".into());
+            }
+            if (a - b).abs() <= *tol {
+                Ok(())
+            } else {
+                Err(format!("beyond tolerance {tol}"))
+            }
+        }
+        (Check::Multiset, Reply::Array(Some(a)), Reply::Array(Some(b))) => (multiset(a)
+            == multiset(b))
+        .then_some(())
+        .ok_or_else(|| "different members".into()),
+        (Check::Pairs, Reply::Array(Some(a)), Reply::Array(Some(b))) => (pairs(a) == pairs(b))
+            .then_some(())
+            .ok_or_else(|| "different pairs".into()),
+        (Check::ScanPage, Reply::Array(Some(a)), Reply::Array(Some(b)))
+            if a.len() == 2 && b.len() == 2 =>
+        {
+            match (&a[1], &b[1]) {
+                (Reply::Array(Some(x)), Reply::Array(Some(y)))
+                    if a[0] == b[0] && pairs(x) == pairs(y) =>
+                {
+                    Ok(())
+                }
+                _ => Err("different HSCAN page".into()),
+            }
+        }
+        (Check::RandomKey, Reply::Bulk(a), Reply::Bulk(b)) => (a.is_some() == b.is_some())
+            .then_some(())
+            .ok_or_else(|| "nil vs key".into()),
+        (Check::RandField(count), Reply::Array(Some(a)), Reply::Array(Some(b))) => {
+            if a.len() != b.len() {
+                return Err("different lengths".into());
+            }
+            // The whole hash (count >= size): the same members.
+            let whole = count.is_some_and(|c| c > 0) && a.len() < (count.unwrap_or(0) as usize);
+            if whole && multiset(a) != multiset(b) {
+                return Err("different members".into());
+            }
+            Ok(())
+        }
+        (Check::RandField(None), Reply::Bulk(a), Reply::Bulk(b)) => (a.is_some() == b.is_some())
+            .then_some(())
+            .ok_or_else(|| "nil vs field".into()),
+        (Check::Exec(checks), Reply::Array(Some(a)), Reply::Array(Some(b))) => {
+            if a.len() != b.len() || a.len() != checks.len() {
+                return Err("EXEC lengths differ".into());
+            }
+            for (i, c) in checks.iter().enumerate() {
+                compare(c, &a[i], &b[i]).map_err(|e| format!("EXEC item {i}: {e}"))?;
+            }
+            Ok(())
+        }
+        _ => same(),
+    }
+}
+
+// ---- servers ----------------------------------------------------------------
+
+struct RedisServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_server_available() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+async fn start_redis() -> Result<(RedisServer, RawConn)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawn redis-server")?;
+    let server = RedisServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut conn) = RawConn::connect(server.addr).await {
+            if conn.command(&[b"PING"]).await.is_ok() {
+                return Ok((server, conn));
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("redis-server did not answer PING on {}", server.addr);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn show(args: &[Vec<u8>]) -> String {
+    args.iter()
+        .map(|a| {
+            let s = String::from_utf8_lossy(a);
+            if a.is_empty() || a.iter().any(|c| !c.is_ascii_graphic()) {
+                format!("{:?}", s)
+            } else {
+                s.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct Run {
+    redis: RawConn,
+    dkv: Vec<RawConn>,
+    node: usize,
+    db: Vec<u8>,
+    history: Vec<String>,
+    commands: usize,
+}
+
+impl Run {
+    async fn both(&mut self, args: &[Vec<u8>]) -> Result<(Reply, Reply)> {
+        let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        self.history.push(show(args));
+        if self.history.len() > 40 {
+            self.history.remove(0);
+        }
+        self.commands += 1;
+        let r = self.redis.command(&refs).await.context("redis")?;
+        let d = self.dkv[self.node].command(&refs).await.context("dkv")?;
+        if args[0].eq_ignore_ascii_case(b"SELECT") && r == Reply::Simple("OK".into()) {
+            self.db = args[1].clone();
+        }
+        Ok((r, d))
+    }
+
+    async fn scan_all(
+        &mut self,
+        args: &[Vec<u8>],
+        cursor_at: usize,
+        conn_is_redis: bool,
+    ) -> Result<Vec<Reply>> {
+        let mut cursor = b"0".to_vec();
+        let mut found = Vec::new();
+        for _ in 0..10_000 {
+            let mut full = args[..cursor_at].to_vec();
+            full.push(cursor.clone());
+            full.extend(args[cursor_at..].iter().cloned());
+            let refs: Vec<&[u8]> = full.iter().map(|a| &a[..]).collect();
+            let reply = if conn_is_redis {
+                self.redis.command(&refs).await?
+            } else {
+                self.dkv[self.node].command(&refs).await?
+            };
+            let Reply::Array(Some(parts)) = reply else {
+                return Ok(vec![reply]); // an error: compared as is
+            };
+            let (Reply::Bulk(Some(next)), Reply::Array(Some(keys))) = (&parts[0], &parts[1]) else {
+                bail!("bad SCAN reply {parts:?}");
+            };
+            found.extend(keys.iter().cloned());
+            cursor = next.clone();
+            if cursor == b"0" {
+                return Ok(found);
+            }
+        }
+        bail!("SCAN did not finish")
+    }
+
+    fn fail(&self, seed: u64, index: usize, what: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "difftest: first difference with seed {seed} at step {index}: {what}\nlast commands (replay with DIFFTEST_SEEDS={seed}):\n  {}",
+            self.history.join("\n  ")
+        )
+    }
+
+    async fn step(&mut self, seed: u64, index: usize, step: Step) -> Result<()> {
+        match step {
+            Step::One(c) => {
+                let (r, d) = self.both(&c.args).await?;
+                compare(&c.check, &r, &d)
+                    .map_err(|e| self.fail(seed, index, &format!("{e}: redis {r:?} dkv {d:?}")))?;
+            }
+            Step::Block(cmds) => {
+                for c in cmds {
+                    let (r, d) = self.both(&c.args).await?;
+                    compare(&c.check, &r, &d).map_err(|e| {
+                        self.fail(seed, index, &format!("{e}: redis {r:?} dkv {d:?}"))
+                    })?;
+                }
+            }
+            Step::ScanAll { args, cursor_at } => {
+                self.history
+                    .push(format!("{} (full iteration)", show(&args)));
+                self.commands += 1;
+                let r = self.scan_all(&args, cursor_at, true).await?;
+                let d = self.scan_all(&args, cursor_at, false).await?;
+                // Keys (SCAN) or field/value pairs (HSCAN) as sets: a full
+                // iteration may return an element twice in Redis.
+                let set = |items: &[Reply]| -> std::collections::BTreeSet<String> {
+                    if cursor_at == 2 {
+                        items.chunks(2).map(|p| format!("{p:?}")).collect()
+                    } else {
+                        items.iter().map(|i| format!("{i:?}")).collect()
+                    }
+                };
+                if set(&r) != set(&d) {
+                    return Err(self.fail(
+                        seed,
+                        index,
+                        &format!(
+                            "{} sets differ: redis {:?} dkv {:?}",
+                            show(&args[..1]),
+                            set(&r),
+                            set(&d)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the dkv side to the next node, carrying the selected database.
+    async fn rotate(&mut self) -> Result<()> {
+        self.node = (self.node + 1) % self.dkv.len();
+        let db = self.db.clone();
+        let reply = self.dkv[self.node].command(&[b"SELECT", &db]).await?;
+        if reply != Reply::Simple("OK".into()) {
+            bail!(
+                "SELECT {} on node {}: {reply:?}",
+                String::from_utf8_lossy(&db),
+                self.node
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
+    let (_redis, redis_conn) = start_redis().await?;
+    let mut dkv = Vec::new();
+    for i in 0..cluster.len() {
+        let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
+        c.command(&[b"FLUSHALL"]).await?;
+        dkv.push(c);
+    }
+    let mut run = Run {
+        redis: redis_conn,
+        dkv,
+        node: 0,
+        db: b"0".to_vec(),
+        history: Vec::new(),
+        commands: 0,
+    };
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut rng = Rng(seed);
+    for index in 0..steps {
+        if index % 50 == 49 {
+            run.rotate().await?;
+        }
+        let step = gen_step(&mut rng, now_s);
+        run.step(seed, index, step).await?;
+    }
+    Ok(run.commands)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkv_replies_match_redis_server() -> Result<()> {
+    if !redis_server_available() {
+        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+        return Ok(());
+    }
+    let seeds: Vec<u64> = std::env::var("DIFFTEST_SEEDS")
+        .unwrap_or_else(|_| "1,2,3,4".to_string())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .context("DIFFTEST_SEEDS is a list of integers")
+        })
+        .collect::<Result<_>>()?;
+    let steps: usize = std::env::var("DIFFTEST_COMMANDS")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5_500);
+    let mut cluster = Cluster::start(3).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let started = Instant::now();
+    let mut total = 0;
+    for seed in seeds {
+        let n = run_seed(&cluster, seed, steps)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
+        println!("difftest seed {seed}: {n} commands, 0 differences");
+        total += n;
+    }
+    println!(
+        "difftest: {total} commands in {:?}, 0 differences",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[test]
+fn comparison_rules() {
+    let int = Reply::Integer;
+    assert!(compare(&Check::Near(1), &int(100), &int(99)).is_ok());
+    assert!(compare(&Check::Near(1), &int(100), &int(97)).is_err());
+    assert!(compare(&Check::Near(1), &int(-2), &int(0)).is_err());
+    let arr = |v: &[&str]| {
+        Reply::Array(Some(
+            v.iter()
+                .map(|s| Reply::Bulk(Some(s.as_bytes().to_vec())))
+                .collect(),
+        ))
+    };
+    assert!(compare(&Check::Multiset, &arr(&["a", "b"]), &arr(&["b", "a"])).is_ok());
+    assert!(compare(
+        &Check::Pairs,
+        &arr(&["f", "1", "g", "2"]),
+        &arr(&["g", "2", "f", "1"])
+    )
+    .is_ok());
+    assert!(compare(
+        &Check::Pairs,
+        &arr(&["f", "1", "g", "2"]),
+        &arr(&["f", "2", "g", "1"])
+    )
+    .is_err());
+    // Generation is a pure function of the seed.
+    let a: Vec<String> = (0..200)
+        .map(|_| 0)
+        .scan(Rng(9), |r, _| Some(show(&gen_command(r, 1).args)))
+        .collect();
+    let b: Vec<String> = (0..200)
+        .map(|_| 0)
+        .scan(Rng(9), |r, _| Some(show(&gen_command(r, 1).args)))
+        .collect();
+    assert_eq!(a, b);
+}

@@ -1,0 +1,229 @@
+//! Issue 3, must-show 4, on real processes with proxied peer links: pre-vote (a
+//! partitioned follower does not disturb the leader when it comes back),
+//! check-quorum (a leader cut off from both followers stops serving within an
+//! election timeout) and `dkv-cli transfer-leader` (leadership moves with no failed
+//! client write).
+//!
+//! The harness's configs use `tick_ms: 10` and election timeouts of 30–60 ticks, so
+//! one election timeout is at most 600 ms.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use dkv_integration::{cli_binary, Cluster, Role};
+use tokio::task::JoinSet;
+
+/// The longest election timeout of the harness's config (60 ticks of 10 ms).
+const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(600);
+/// Scheduling slack on a loaded 2-core machine.
+const SLACK: Duration = Duration::from_millis(400);
+const ELECTION_BUDGET: Duration = Duration::from_secs(20);
+
+/// Pre-vote: a follower cut off for many election timeouts, then healed, neither
+/// raises the cluster's term nor causes a leader change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_follower_rejoins_without_raising_the_term() -> Result<()> {
+    let mut c = Cluster::start_with_proxies(3).await?;
+    let leader = c.wait_for_leader(ELECTION_BUDGET).await?;
+    let before = c.status(leader).await?;
+    let follower = (leader + 1) % 3;
+    c.isolate(follower)?;
+    // Many election timeouts: without pre-vote the follower campaigns again and
+    // again, raising its term.
+    let mut conn = c.client(leader).await?;
+    for i in 0..10 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query_async(&mut conn)
+            .await
+            .with_context(|| format!("SET k{i} on the leader while a follower is cut off"))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let isolated = c.status(follower).await?;
+    c.heal()?;
+    // Let the follower catch up and any disruption happen.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_leader = c.status(leader).await?;
+    let after_follower = c.status(follower).await?;
+    println!(
+        "term before {}, isolated follower's term {}, after heal: leader {:?} term {}, follower term {}",
+        before.term, isolated.term, after_leader.role, after_leader.term, after_follower.term
+    );
+    ensure!(
+        after_leader.is_leader() && after_leader.term == before.term,
+        "the healed follower disturbed the leader: before {before:?}, after {after_leader:?} (the follower's term while cut off: {}); pre-vote should keep the term at {}",
+        isolated.term,
+        before.term
+    );
+    ensure!(
+        after_follower.term == before.term && after_follower.leader == Some(before.id),
+        "the follower did not rejoin quietly: {after_follower:?}"
+    );
+    c.shutdown();
+    Ok(())
+}
+
+/// Check-quorum: a leader cut off from both followers steps down and stops serving
+/// reads and writes within an election timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_leader_stops_serving_within_an_election_timeout() -> Result<()> {
+    let mut c = Cluster::start_with_proxies(3).await?;
+    let leader = c.wait_for_leader(ELECTION_BUDGET).await?;
+    let mut conn = c.client(leader).await?;
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("before")
+        .query_async(&mut conn)
+        .await?;
+    let cut = Instant::now();
+    c.isolate(leader)?;
+    // Poll its role until it steps down (bounded).
+    let stepped_down = loop {
+        let s = c.status(leader).await?;
+        if !s.is_leader() {
+            break cut.elapsed();
+        }
+        if cut.elapsed() > Duration::from_secs(10) {
+            bail!(
+                "the isolated leader still claims leadership after 10 s: {s:?} (no check-quorum)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    println!("isolated leader stepped down after {stepped_down:?}");
+    // It now answers reads and writes with errors, not values.
+    let read: redis::RedisResult<Option<String>> = tokio::time::timeout(
+        Duration::from_secs(8),
+        redis::cmd("GET").arg("k").query_async(&mut conn),
+    )
+    .await
+    .context("GET on the deposed leader did not answer within 8 s")?;
+    let write: redis::RedisResult<String> = tokio::time::timeout(
+        Duration::from_secs(8),
+        redis::cmd("SET")
+            .arg("k")
+            .arg("after")
+            .query_async(&mut conn),
+    )
+    .await
+    .context("SET on the deposed leader did not answer within 8 s")?;
+    println!("after stepping down: GET -> {read:?}, SET -> {write:?}");
+    ensure!(
+        read.is_err(),
+        "a leader cut off from its followers served a read: {read:?}"
+    );
+    ensure!(
+        write.is_err(),
+        "a leader cut off from its followers acknowledged a write: {write:?}"
+    );
+    ensure!(
+        stepped_down <= ELECTION_TIMEOUT_MAX + SLACK,
+        "the isolated leader stepped down after {stepped_down:?}, more than an election timeout ({ELECTION_TIMEOUT_MAX:?} + {SLACK:?} slack)"
+    );
+    c.heal()?;
+    c.wait_for_leader(ELECTION_BUDGET).await?;
+    c.shutdown();
+    Ok(())
+}
+
+/// `dkv-cli transfer-leader --to <id> --endpoints …` moves leadership while
+/// clients on every node write, and no client write fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> {
+    let cli = cli_binary()?;
+    let mut c = Cluster::start(3).await?;
+    let leader = c.wait_for_leader(ELECTION_BUDGET).await?;
+    let target = (leader + 1) % 3;
+    let target_id = c.config(target).id;
+    let endpoints: Vec<String> = (0..3).map(|i| c.http_addr(i).to_string()).collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut writers = JoinSet::new();
+    for k in 0..6usize {
+        let node = k % 3;
+        let mut conn = c.client(node).await?;
+        let (stop, acked) = (stop.clone(), acked.clone());
+        writers.spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let r: redis::RedisResult<String> = redis::cmd("SET")
+                    .arg(format!("w{k}:{n}"))
+                    .arg(n)
+                    .query_async(&mut conn)
+                    .await;
+                match r {
+                    Ok(_) => {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        return Err(anyhow::anyhow!(
+                            "writer {k} on node {node}: SET #{n} failed: {e}"
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = tokio::process::Command::new(&cli)
+        .arg("transfer-leader")
+        .arg("--to")
+        .arg(target_id.to_string())
+        .arg("--endpoints")
+        .arg(endpoints.join(","))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out)
+        .await
+        .context("dkv-cli transfer-leader did not finish within 20 s")??;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "dkv-cli transfer-leader --to {target_id}: {} {text}",
+        out.status
+    );
+    let moved_at = Instant::now();
+    let new_leader = c.wait_for_leader(ELECTION_BUDGET).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut errors = Vec::new();
+    while let Some(j) = writers.join_next().await {
+        if let Err(e) = j.context("writer panicked")? {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    println!(
+        "{} writes acknowledged; {} writers failed; new leader {:?} ({:?} after the CLI returned)",
+        acked.load(Ordering::Relaxed),
+        errors.len(),
+        new_leader.as_ref().ok(),
+        moved_at.elapsed()
+    );
+    ensure!(
+        out.status.success(),
+        "dkv-cli transfer-leader failed: {text}"
+    );
+    let new_leader = new_leader?;
+    ensure!(
+        new_leader == target,
+        "leadership went to node {new_leader}, not the requested node {target}"
+    );
+    ensure!(
+        errors.is_empty(),
+        "client writes failed during the transfer:\n{}",
+        errors.join("\n")
+    );
+    let s = c.status(target).await?;
+    ensure!(s.role == Role::Leader, "{s:?}");
+    c.shutdown();
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Snapshots of the whole state machine, encoded incrementally.
+//!
+//! [`Db::snapshot_chunks`] takes a point-in-time copy (a clone: values are
+//! `Bytes`, so this copies the maps' structure, not the data) and then encodes
+//! it record by record, so the live map is never frozen during the write. The
+//! encoding is a sequence of length-prefixed postcard records: one `Meta`
+//! (replicated now, counters, stats, config, WATCH tombstones), then one
+//! `Entry` per key in database then key order, then `End`. Identical states
+//! give identical bytes (replicas can be compared byte for byte).
+//! [`Db::restore`] rebuilds exactly the same state (local access info aside).
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::{entry_bytes, Db, Entry, KvConfig, Stats, DATABASES};
+
+#[derive(Serialize, Deserialize)]
+enum Record {
+    Meta {
+        now_ms: u64,
+        next_seq: u64,
+        mod_counter: u64,
+        tombstones: Vec<(u64, u8, Bytes)>,
+        tombstone_horizon: u64,
+        stats: Stats,
+        config: KvConfig,
+    },
+    Entry {
+        db: u8,
+        key: Bytes,
+        entry: Entry,
+    },
+    End,
+}
+
+/// The chunks of one snapshot (see the module docs).
+pub struct SnapshotChunks {
+    copy: Db,
+    chunk_size: usize,
+    /// Next database and the last key written in it.
+    db: usize,
+    after: Option<Bytes>,
+    started: bool,
+    done: bool,
+}
+
+fn push(buf: &mut BytesMut, record: &Record) {
+    let bytes = postcard::to_allocvec(record).expect("postcard serialises in-memory records");
+    buf.put_u32_le(bytes.len() as u32);
+    buf.put_slice(&bytes);
+}
+
+impl Iterator for SnapshotChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut buf = BytesMut::new();
+        if !self.started {
+            self.started = true;
+            let db = &self.copy;
+            let mut tombstones: Vec<(u64, u8, Bytes)> = db
+                .tombstone_log
+                .iter()
+                .filter(|(at, d, k)| db.tombstones.get(&(*d, k.clone())) == Some(at))
+                .cloned()
+                .collect();
+            tombstones.sort();
+            push(
+                &mut buf,
+                &Record::Meta {
+                    now_ms: db.now_ms,
+                    next_seq: db.next_seq,
+                    mod_counter: db.mod_counter,
+                    tombstones,
+                    tombstone_horizon: db.tombstone_horizon,
+                    stats: db.stats.clone(),
+                    config: db.config.clone(),
+                },
+            );
+        }
+        while buf.len() < self.chunk_size {
+            if self.db >= DATABASES {
+                push(&mut buf, &Record::End);
+                self.done = true;
+                break;
+            }
+            let map = &self.copy.dbs[self.db].map;
+            let next = match &self.after {
+                None => map.iter().next(),
+                Some(k) => map
+                    .range::<Bytes, _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))
+                    .next(),
+            };
+            match next {
+                Some((key, entry)) => {
+                    push(
+                        &mut buf,
+                        &Record::Entry {
+                            db: self.db as u8,
+                            key: key.clone(),
+                            entry: entry.clone(),
+                        },
+                    );
+                    self.after = Some(key.clone());
+                }
+                None => {
+                    self.db += 1;
+                    self.after = None;
+                }
+            }
+        }
+        Some(buf.freeze())
+    }
+}
+
+/// A snapshot that does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A record is cut short or malformed.
+    #[error("snapshot record at byte {offset} does not decode: {reason}")]
+    Corrupt {
+        /// Byte offset of the record.
+        offset: usize,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl Db {
+    /// A point-in-time copy of the state, encoded lazily in chunks of about
+    /// `chunk_size_bytes` (a chunk ends after the record that reaches the size).
+    pub fn snapshot_chunks(&self, chunk_size_bytes: usize) -> SnapshotChunks {
+        SnapshotChunks {
+            copy: self.clone(),
+            chunk_size: chunk_size_bytes.max(1),
+            db: 0,
+            after: None,
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The whole snapshot as one buffer.
+    pub fn snapshot_bytes(&self) -> Bytes {
+        let mut all = BytesMut::new();
+        for chunk in self.snapshot_chunks(1 << 20) {
+            all.extend_from_slice(&chunk);
+        }
+        all.freeze()
+    }
+
+    /// Rebuilds the state from the concatenated chunks.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] on truncated or malformed input.
+    pub fn restore(bytes: &[u8]) -> Result<Db, SnapshotError> {
+        let mut db = Db::new();
+        let mut offset = 0;
+        let corrupt = |offset: usize, reason: &str| SnapshotError::Corrupt {
+            offset,
+            reason: reason.to_string(),
+        };
+        let mut saw_meta = false;
+        loop {
+            if bytes.len() < offset + 4 {
+                return Err(corrupt(offset, "truncated before the end record"));
+            }
+            let len =
+                u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+            let body = bytes
+                .get(offset + 4..offset + 4 + len)
+                .ok_or_else(|| corrupt(offset, "truncated record"))?;
+            let record: Record =
+                postcard::from_bytes(body).map_err(|e| corrupt(offset, &e.to_string()))?;
+            match record {
+                Record::Meta {
+                    now_ms,
+                    next_seq,
+                    mod_counter,
+                    tombstones,
+                    tombstone_horizon,
+                    stats,
+                    config,
+                } => {
+                    db.now_ms = now_ms;
+                    db.next_seq = next_seq;
+                    db.mod_counter = mod_counter;
+                    db.tombstone_horizon = tombstone_horizon;
+                    db.stats = stats;
+                    db.config = config;
+                    let mut map = BTreeMap::new();
+                    for (at, d, k) in &tombstones {
+                        map.insert((*d, k.clone()), *at);
+                    }
+                    db.tombstones = map;
+                    db.tombstone_log = tombstones.into_iter().collect();
+                    saw_meta = true;
+                }
+                Record::Entry { db: d, key, entry } => {
+                    if !saw_meta || usize::from(d) >= DATABASES {
+                        return Err(corrupt(offset, "entry before meta or bad database"));
+                    }
+                    let ks = &mut db.dbs[usize::from(d)];
+                    ks.by_seq.insert(entry.seq, key.clone());
+                    if let Some(at) = entry.expires_at_ms {
+                        ks.expiring.insert((at, key.clone()));
+                    }
+                    db.used_bytes += entry_bytes(&key, &entry);
+                    ks.map.insert(key, entry);
+                }
+                Record::End => return Ok(db),
+            }
+            offset += 4 + len;
+        }
+    }
+}

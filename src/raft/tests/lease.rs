@@ -1,0 +1,96 @@
+//! Leader lease (thesis §6.4.1): reads without a heartbeat round while a
+//! majority acked recently enough.
+
+use super::network::{lease_config, production_config, Network, ELECTION_MIN, HEARTBEAT};
+use crate::raft::{Config, Error, InitialState, Message, Raft, Role};
+
+/// §6.4.1: with the lease valid (a majority acked a heartbeat sent less than
+/// `election_timeout_min - clock_drift_bound` ticks ago) and an own-term entry
+/// committed, `read_index` is answered in the next Ready, before any message
+/// is exchanged, at the commit index.
+#[test]
+fn read_is_answered_immediately_while_lease_is_valid() {
+    let mut net = Network::with_config(3, 1, lease_config);
+    net.elect(1);
+    for _ in 0..HEARTBEAT {
+        net.tick_all();
+    }
+    let commit_index = net.raft(1).status().commit_index;
+    net.raft(1).read_index(7).expect("leader");
+    let ready = net.raft(1).ready();
+    assert_eq!(ready.read_states.len(), 1);
+    assert_eq!(
+        (ready.read_states[0].ctx, ready.read_states[0].index),
+        (7, commit_index)
+    );
+    net.raft(1).advance(ready);
+}
+
+/// §6.4.1: once the lease ran out (no acks for the lease duration) a read
+/// falls back to a ReadIndex heartbeat round, answered only when a majority
+/// acks it.
+#[test]
+fn expired_lease_falls_back_to_heartbeat_round() {
+    let mut net = Network::with_config(3, 2, lease_config);
+    net.elect(1);
+    for _ in 0..HEARTBEAT {
+        net.tick_all();
+    }
+    net.isolate(1);
+    let drift = lease_config(1, 3).clock_drift_bound_ticks;
+    for _ in 0..ELECTION_MIN - drift {
+        net.raft(1).tick();
+        net.process(1);
+    }
+    assert_eq!(
+        net.raft(1).status().role,
+        Role::Leader,
+        "check-quorum not yet"
+    );
+    net.raft(1).read_index(8).expect("leader");
+    let ready = net.raft(1).ready();
+    assert!(ready.read_states.is_empty(), "lease expired");
+    assert!(ready
+        .messages
+        .iter()
+        .any(|e| matches!(e.message, Message::AppendEntries { .. })));
+    let round = ready.messages.clone();
+    net.raft(1).advance(ready);
+    net.heal();
+    net.in_flight = round.into();
+    net.settle();
+    assert_eq!(net.node(1).read_states.last().map(|r| r.ctx), Some(8));
+}
+
+/// §6.4.1: a leader that started a leadership transfer serves no lease read
+/// for the rest of its term (the target's election ignores stickiness).
+#[test]
+fn leadership_transfer_revokes_the_lease() {
+    let mut net = Network::with_config(3, 3, lease_config);
+    net.elect(1);
+    for _ in 0..HEARTBEAT {
+        net.tick_all();
+    }
+    net.cut(1, 2);
+    net.raft(1)
+        .transfer_leader(crate::raft::NodeId(2))
+        .expect("leader");
+    net.raft(1).read_index(9).expect("leader");
+    let ready = net.raft(1).ready();
+    assert!(ready.read_states.is_empty());
+    net.raft(1).advance(ready);
+}
+
+/// The lease relies on check-quorum's stickiness and needs a drift bound
+/// below the minimum election timeout.
+#[test]
+fn lease_reads_require_check_quorum_and_a_drift_bound_below_timeout() {
+    let bad = |config: Config| Raft::new(config, InitialState::default(), 1).err();
+    let mut config = lease_config(1, 3);
+    config.check_quorum = false;
+    assert!(matches!(bad(config), Some(Error::InvalidConfig(_))));
+    let mut config = lease_config(1, 3);
+    config.clock_drift_bound_ticks = ELECTION_MIN;
+    assert!(matches!(bad(config), Some(Error::InvalidConfig(_))));
+    assert!(bad(production_config(1, 3)).is_none());
+}

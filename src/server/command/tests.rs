@@ -1,0 +1,549 @@
+//! The request → reply path against a fake backend: parsing, arity, options,
+//! sessions (SELECT, MULTI, WATCH), and Redis's texts.
+
+use super::fake::FakeBackend;
+use super::*;
+use crate::server::commands::introspection::glob_match;
+
+struct Client {
+    backend: FakeBackend,
+    session: Session,
+}
+
+impl Client {
+    fn new() -> Client {
+        Client {
+            backend: FakeBackend::new(),
+            session: Session::new(7, None, None),
+        }
+    }
+
+    fn run(&mut self, line: &str) -> Executed {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        futures_util::FutureExt::now_or_never(execute(&self.backend, &mut self.session, &args))
+            .expect("the fake backend never waits")
+    }
+
+    fn reply(&mut self, line: &str) -> Reply {
+        self.run(line).reply
+    }
+
+    fn error(&mut self, line: &str) -> String {
+        match self.reply(line) {
+            Reply::Error(text) => text,
+            other => panic!("{line}: expected an error, got {other:?}"),
+        }
+    }
+}
+
+fn bulk(text: &str) -> Reply {
+    Reply::bulk_str(text)
+}
+
+#[test]
+fn every_command_reports_arity_errors_with_its_lower_case_name() {
+    let mut client = Client::new();
+    for spec in COMMANDS {
+        // One argument short of the minimum, or one too many for exact arities.
+        let argc = if spec.arity > 0 {
+            spec.arity as usize + 1
+        } else {
+            spec.arity.unsigned_abs() as usize - 1
+        };
+        if argc == 0 {
+            continue;
+        }
+        let mut line = spec.name.to_ascii_uppercase();
+        for _ in 1..argc {
+            line.push_str(" x");
+        }
+        assert_eq!(
+            client.error(&line),
+            format!("ERR wrong number of arguments for '{}' command", spec.name),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn subcommands_report_arity_errors_with_their_full_name() {
+    let mut client = Client::new();
+    for spec in COMMANDS {
+        for sub in spec.subcommands {
+            let argc = if sub.arity > 0 {
+                sub.arity as usize + 1
+            } else {
+                sub.arity.unsigned_abs() as usize - 1
+            };
+            if argc < 2 {
+                continue;
+            }
+            let mut line = format!("{} {}", spec.name, sub.name.to_ascii_uppercase());
+            for _ in 2..argc {
+                line.push_str(" x");
+            }
+            assert_eq!(
+                client.error(&line),
+                format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    sub.full_name
+                ),
+                "{line}"
+            );
+        }
+    }
+    assert_eq!(
+        client.error("PING a b"),
+        "ERR wrong number of arguments for 'ping' command"
+    );
+}
+
+#[test]
+fn unknown_command_text_matches_redis() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.error("foo a b"),
+        "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+    );
+    assert_eq!(
+        client.error("foo"),
+        "ERR unknown command 'foo', with args beginning with: "
+    );
+    let long = "x".repeat(200);
+    assert_eq!(
+        client.error(&format!("foo {long} y")),
+        format!(
+            "ERR unknown command 'foo', with args beginning with: '{}' ",
+            "x".repeat(128)
+        )
+    );
+    assert!(client.run("foo").command.is_none());
+}
+
+#[test]
+fn unknown_subcommand_text_matches_redis() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.error("CLIENT xx"),
+        "ERR unknown subcommand 'xx'. Try CLIENT HELP."
+    );
+    assert_eq!(
+        client.error("config Bogus"),
+        "ERR unknown subcommand 'Bogus'. Try CONFIG HELP."
+    );
+    assert_eq!(
+        client.error("COMMAND xx"),
+        "ERR unknown subcommand 'xx'. Try COMMAND HELP."
+    );
+}
+
+#[test]
+fn command_names_are_case_insensitive() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("sEt k v"), Reply::OK);
+    assert_eq!(client.reply("GET k"), bulk("v"));
+    assert_eq!(client.reply("get k"), bulk("v"));
+    assert_eq!(client.reply("PiNg"), Reply::Simple("PONG"));
+    assert_eq!(client.reply("client GetName"), Reply::Null);
+}
+
+#[test]
+fn set_get_del_exists_dbsize() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("GET a"), Reply::Null);
+    assert_eq!(client.reply("SET a 1"), Reply::OK);
+    assert_eq!(client.reply("SET b 2"), Reply::OK);
+    assert_eq!(client.reply("EXISTS a a b zz"), Reply::Integer(3));
+    assert_eq!(client.reply("DBSIZE"), Reply::Integer(2));
+    assert_eq!(client.reply("DEL a a zz"), Reply::Integer(1));
+    assert_eq!(client.reply("GET a"), Reply::Null);
+    assert_eq!(client.error("SET a b EX"), "ERR syntax error");
+}
+
+#[test]
+fn node_errors_become_their_resp_text() {
+    let mut client = Client::new();
+    client.backend.error = Some(RequestError::NoLeader);
+    assert_eq!(client.error("SET a 1"), "CLUSTERDOWN No raft leader");
+    client.backend.error = Some(RequestError::Loading);
+    assert!(client.error("GET a").starts_with("LOADING "));
+    // Connection commands do not touch the node.
+    assert_eq!(client.reply("PING"), Reply::Simple("PONG"));
+}
+
+#[test]
+fn ping_echo_quit() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("PING hi"), bulk("hi"));
+    assert_eq!(client.reply("ECHO x"), bulk("x"));
+    let quit = client.run("QUIT");
+    assert_eq!((quit.reply, quit.close), (Reply::OK, true));
+}
+
+#[test]
+fn auth_texts_match_redis_7() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.error("AUTH x"),
+        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+    );
+    assert_eq!(
+        client.error("AUTH u p"),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
+    assert_eq!(client.reply("AUTH default p"), Reply::OK);
+    assert_eq!(client.error("AUTH a b c"), "ERR syntax error");
+}
+
+#[test]
+fn select_switches_among_sixteen_databases() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("SET k zero"), Reply::OK);
+    assert_eq!(client.reply("SELECT 15"), Reply::OK);
+    assert_eq!(client.reply("GET k"), Reply::Null);
+    assert_eq!(client.reply("SET k fifteen"), Reply::OK);
+    assert_eq!(client.error("SELECT 16"), "ERR DB index is out of range");
+    assert_eq!(client.error("SELECT -1"), "ERR DB index is out of range");
+    assert_eq!(
+        client.error("SELECT x"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(client.reply("SELECT 0"), Reply::OK);
+    assert_eq!(client.reply("GET k"), bulk("zero"));
+    assert_eq!(client.reply("MOVE k 3"), Reply::Integer(1));
+    assert_eq!(client.reply("SWAPDB 0 3"), Reply::OK);
+    assert_eq!(client.reply("GET k"), bulk("zero"));
+}
+
+#[test]
+fn multi_exec_queues_and_applies_atomically() {
+    let mut client = Client::new();
+    assert_eq!(client.error("EXEC"), "ERR EXEC without MULTI");
+    assert_eq!(client.error("DISCARD"), "ERR DISCARD without MULTI");
+    assert_eq!(client.reply("MULTI"), Reply::OK);
+    assert_eq!(client.error("MULTI"), "ERR MULTI calls can not be nested");
+    assert_eq!(client.reply("SET a 1"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("INCR a"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("SELECT 2"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("SET b x"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("INCR b"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("PING"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("CLIENT ID"), Reply::Simple("QUEUED"));
+    assert_eq!(
+        client.reply("EXEC"),
+        Reply::Array(vec![
+            Reply::OK,
+            Reply::Integer(2),
+            Reply::OK,
+            Reply::OK,
+            Reply::error("ERR value is not an integer or out of range"),
+            Reply::Simple("PONG"),
+            Reply::Integer(7),
+        ])
+    );
+    assert_eq!(
+        client.session.db, 2,
+        "SELECT inside MULTI sticks after EXEC"
+    );
+    assert_eq!(client.reply("GET b"), bulk("x"));
+}
+
+#[test]
+fn queuing_errors_abort_the_transaction() {
+    let mut client = Client::new();
+    client.reply("MULTI");
+    assert_eq!(client.reply("SET a 1"), Reply::Simple("QUEUED"));
+    assert!(client
+        .error("GET")
+        .starts_with("ERR wrong number of arguments"));
+    assert!(client.error("NOSUCH x").starts_with("ERR unknown command"));
+    assert_eq!(
+        client.error("EXEC"),
+        "EXECABORT Transaction discarded because of previous errors."
+    );
+    assert_eq!(client.reply("GET a"), Reply::Null);
+    client.reply("MULTI");
+    client.reply("SET a 1");
+    assert_eq!(client.reply("DISCARD"), Reply::OK);
+    assert_eq!(client.reply("GET a"), Reply::Null);
+}
+
+#[test]
+fn watch_aborts_exec_when_a_watched_key_changes() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("WATCH w"), Reply::OK);
+    client.reply("SET w changed");
+    client.reply("MULTI");
+    assert_eq!(
+        client.error("WATCH x"),
+        "ERR WATCH inside MULTI is not allowed"
+    );
+    client.reply("SET a 1");
+    assert_eq!(client.reply("EXEC"), Reply::NilArray);
+    assert_eq!(client.reply("GET a"), Reply::Null);
+    assert_eq!(client.reply("WATCH w"), Reply::OK);
+    client.reply("MULTI");
+    client.reply("SET a 1");
+    assert_eq!(client.reply("EXEC"), Reply::Array(vec![Reply::OK]));
+    assert_eq!(client.reply("WATCH w"), Reply::OK);
+    assert_eq!(client.reply("UNWATCH"), Reply::OK);
+    client.reply("SET w again");
+    client.reply("MULTI");
+    assert_eq!(client.reply("EXEC"), Reply::Array(vec![]));
+}
+
+#[test]
+fn reset_and_readonly() {
+    let mut client = Client::new();
+    client.reply("SELECT 3");
+    client.reply("MULTI");
+    assert_eq!(client.reply("RESET"), Reply::Simple("RESET"));
+    assert_eq!(client.session.db, 0);
+    assert!(client.session.multi.is_none());
+    assert_eq!(client.reply("READONLY"), Reply::OK);
+    assert_eq!(client.reply("GET a"), Reply::Null);
+    assert_eq!(client.reply("READWRITE"), Reply::OK);
+}
+
+#[test]
+fn type_ttl_and_wrongtype_replies() {
+    let mut client = Client::new();
+    client.reply("SET s v EX 100");
+    assert_eq!(client.reply("TYPE s"), Reply::Status("string".into()));
+    assert_eq!(client.reply("TTL s"), Reply::Integer(100));
+    client.reply("HSET h f v");
+    assert_eq!(
+        client.error("GET h"),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    assert_eq!(
+        client.reply("HGETALL h"),
+        Reply::Map(vec![(bulk("f"), bulk("v"))])
+    );
+    assert_eq!(client.reply("CONFIG SET maxmemory 1mb"), Reply::OK);
+    assert_eq!(
+        client.reply("CONFIG GET maxmemory"),
+        Reply::Map(vec![(bulk("maxmemory"), bulk("1048576"))])
+    );
+    assert_eq!(
+        client.error("CONFIG SET port 1"),
+        "ERR Unknown option or number of arguments for CONFIG SET - 'port'"
+    );
+}
+
+#[test]
+fn hello_switches_protocol_and_reports_the_server() {
+    let mut client = Client::new();
+    let Reply::Map(pairs) = client.reply("HELLO 3") else {
+        panic!("HELLO replies with a map");
+    };
+    assert_eq!(client.session.protocol, Protocol::Resp3);
+    let keys: Vec<Reply> = pairs.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        ["server", "version", "proto", "id", "mode", "role", "modules"]
+            .map(bulk)
+            .to_vec()
+    );
+    assert_eq!(pairs[2].1, Reply::Integer(3));
+    assert_eq!(pairs[3].1, Reply::Integer(7));
+    assert_eq!(pairs[5].1, bulk("master"));
+    assert_eq!(pairs[6].1, Reply::Array(vec![]));
+    client.reply("HELLO 2");
+    assert_eq!(client.session.protocol, Protocol::Resp2);
+    client.backend.role = crate::raft::Role::Follower;
+    let Reply::Map(pairs) = client.reply("HELLO") else {
+        panic!("HELLO replies with a map");
+    };
+    assert_eq!(pairs[5].1, bulk("replica"));
+}
+
+#[test]
+fn hello_errors_match_redis() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.error("HELLO 4"),
+        "NOPROTO unsupported protocol version"
+    );
+    assert_eq!(
+        client.error("HELLO 1"),
+        "NOPROTO unsupported protocol version"
+    );
+    assert_eq!(
+        client.error("HELLO x"),
+        "ERR Protocol version is not an integer or out of range"
+    );
+    assert_eq!(
+        client.error("HELLO 3 SETNAME"),
+        "ERR Syntax error in HELLO option 'SETNAME'"
+    );
+    assert_eq!(
+        client.error("HELLO 3 SETNAME a b"),
+        "ERR Syntax error in HELLO option 'b'"
+    );
+    assert_eq!(
+        client.error("HELLO 3 AUTH u p"),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
+    assert_eq!(
+        client.session.protocol,
+        Protocol::Resp2,
+        "errors change nothing"
+    );
+    assert!(matches!(
+        client.reply("HELLO 3 AUTH default pw SETNAME app"),
+        Reply::Map(_)
+    ));
+    assert_eq!(client.reply("CLIENT GETNAME"), bulk("app"));
+}
+
+#[test]
+fn client_subcommands() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("CLIENT SETNAME conn1"), Reply::OK);
+    assert_eq!(client.reply("CLIENT GETNAME"), bulk("conn1"));
+    assert_eq!(
+        client.error("CLIENT SETNAME a\nb"),
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    );
+    assert_eq!(client.reply("CLIENT SETINFO LIB-NAME redis-py"), Reply::OK);
+    assert_eq!(client.reply("CLIENT SETINFO lib-ver 5.0.1"), Reply::OK);
+    assert_eq!(
+        client.error("CLIENT SETINFO foo 1"),
+        "ERR Unrecognized option 'foo'"
+    );
+    assert_eq!(client.reply("CLIENT ID"), Reply::Integer(7));
+    let Reply::Verbatim(info) = client.reply("CLIENT INFO") else {
+        panic!("CLIENT INFO is text");
+    };
+    assert!(info.starts_with("id=7 "), "{info}");
+    assert!(info.contains(" name=conn1 "), "{info}");
+    assert!(
+        info.contains(" lib-name=redis-py lib-ver=5.0.1 resp=2\n"),
+        "{info}"
+    );
+    assert!(matches!(client.reply("CLIENT HELP"), Reply::Array(_)));
+}
+
+#[test]
+fn command_introspection() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.reply("COMMAND COUNT"),
+        Reply::Integer(COMMANDS.len() as i64)
+    );
+    let Reply::Array(all) = client.reply("COMMAND") else {
+        panic!("COMMAND is an array");
+    };
+    assert_eq!(all.len(), COMMANDS.len());
+    let Reply::Array(info) = client.reply("COMMAND INFO get nosuch") else {
+        panic!("COMMAND INFO is an array");
+    };
+    assert_eq!(info[1], Reply::Null);
+    let Reply::Array(get) = &info[0] else {
+        panic!("an entry is an array");
+    };
+    assert_eq!(get[0], bulk("get"));
+    assert_eq!(get[1], Reply::Integer(2));
+    assert_eq!(
+        get[2],
+        Reply::Array(vec![Reply::Simple("readonly"), Reply::Simple("fast")])
+    );
+    assert_eq!(
+        &get[3..6],
+        &[Reply::Integer(1), Reply::Integer(1), Reply::Integer(1)]
+    );
+    let Reply::Map(all) = client.reply("COMMAND DOCS") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    assert_eq!(all.len(), COMMANDS.len());
+    let Reply::Map(get) = client.reply("COMMAND DOCS get") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    assert_eq!(get.len(), 1);
+    assert_eq!(get[0].0, bulk("get"));
+}
+
+#[test]
+fn config_get_returns_pairs() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.reply("CONFIG GET save"),
+        Reply::Map(vec![(bulk("save"), bulk(""))])
+    );
+    assert_eq!(
+        client.reply("CONFIG GET appendonly SAVE"),
+        Reply::Map(vec![
+            (bulk("save"), bulk("")),
+            (bulk("appendonly"), bulk("no"))
+        ])
+    );
+    assert_eq!(client.reply("CONFIG GET nosuch"), Reply::Map(vec![]));
+    let Reply::Map(pairs) = client.reply("CONFIG GET maxmemory*") else {
+        panic!("CONFIG GET is a map");
+    };
+    assert_eq!(pairs.len(), 3);
+    assert_eq!(
+        client.error("CONFIG GET"),
+        "ERR wrong number of arguments for 'config|get' command"
+    );
+}
+
+#[test]
+fn glob_matches_like_redis() {
+    assert!(glob_match(b"*", b"save"));
+    assert!(glob_match(b"max*", b"maxmemory-policy"));
+    assert!(glob_match(b"s?ve", b"save"));
+    assert!(glob_match(b"*memory*", b"maxmemory"));
+    assert!(!glob_match(b"max", b"maxmemory"));
+    assert!(!glob_match(b"*x", b"save"));
+}
+
+#[test]
+fn info_has_redis_sections_and_raft() {
+    let mut client = Client::new();
+    let Reply::Verbatim(all) = client.reply("INFO") else {
+        panic!("INFO is text");
+    };
+    for header in [
+        "# Server\r\n",
+        "# Clients\r\n",
+        "# Persistence\r\n",
+        "# Replication\r\n",
+        "# Raft\r\n",
+        "# Keyspace\r\n",
+    ] {
+        assert!(all.contains(header), "{header} missing in {all}");
+    }
+    assert!(all.contains("\r\nloading:0\r\n"));
+    assert!(all.contains("\r\nrole:master\r\n"));
+    assert!(all.contains("\r\nraft_term:3\r\n"));
+    assert!(all.contains("\r\nraft_commit_index:7\r\n"));
+    assert_eq!(
+        client.reply("INFO keyspace"),
+        Reply::Verbatim("# Keyspace\r\n".into())
+    );
+    client.reply("SET a 1");
+    assert_eq!(
+        client.reply("INFO KEYSPACE"),
+        Reply::Verbatim("# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n".into())
+    );
+    assert_eq!(client.reply("INFO nosuch"), Reply::Verbatim(String::new()));
+    let Reply::Verbatim(two) = client.reply("INFO clients keyspace") else {
+        panic!("INFO is text");
+    };
+    assert!(two.starts_with("# Clients\r\n"));
+    assert!(two.contains("\r\n\r\n# Keyspace\r\n"));
+}
+
+#[test]
+fn counters_count_ok_and_errors() {
+    let counters = CommandCounters::register();
+    let mut client = Client::new();
+    counters.record(&client.run("PING"));
+    counters.record(&client.run("nosuch"));
+    counters.record(&client.run("GET"));
+}

@@ -1,0 +1,233 @@
+//! Introspection: COMMAND (COUNT, DOCS, INFO, LIST), CONFIG GET/SET, INFO,
+//! TIME, LASTSAVE.
+
+use bytes::Bytes;
+
+use super::connection::help;
+use super::COMMANDS;
+use crate::kv::{Op, DATABASES, MAX_STRING_BYTES};
+use crate::server::command::{lookup, preview, Action, CommandError, CommandSpec, Env, Session};
+use crate::server::info::{self, InfoInput};
+use crate::server::reply::Reply;
+
+/// One command's `COMMAND INFO` entry (Redis 7 layout: name, arity, flags, first
+/// key, last key, step, ACL categories, tips, key specs, subcommands).
+pub fn command_entry(spec: &CommandSpec) -> Reply {
+    let subcommands = spec
+        .subcommands
+        .iter()
+        .map(|sub| {
+            Reply::Array(vec![
+                Reply::bulk_str(sub.full_name),
+                Reply::Integer(i64::from(sub.arity)),
+                Reply::Array(spec.flags.redis_names()),
+                Reply::Integer(0),
+                Reply::Integer(0),
+                Reply::Integer(0),
+                Reply::Array(spec.flags.acl_categories(spec.group)),
+                Reply::Array(vec![]),
+                Reply::Array(vec![]),
+                Reply::Array(vec![]),
+            ])
+        })
+        .collect();
+    Reply::Array(vec![
+        Reply::bulk_str(spec.name),
+        Reply::Integer(i64::from(spec.arity)),
+        Reply::Array(spec.flags.redis_names()),
+        Reply::Integer(spec.first_key),
+        Reply::Integer(spec.last_key),
+        Reply::Integer(spec.key_step),
+        Reply::Array(spec.flags.acl_categories(spec.group)),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(subcommands),
+    ])
+}
+
+pub fn command_all(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::Array(
+        COMMANDS.iter().map(command_entry).collect(),
+    )))
+}
+
+pub fn command_count(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::Integer(COMMANDS.len() as i64)))
+}
+
+pub fn command_info(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    if args.len() == 2 {
+        return Ok(Action::Reply(Reply::Array(
+            COMMANDS.iter().map(command_entry).collect(),
+        )));
+    }
+    Ok(Action::Reply(Reply::Array(
+        args[2..]
+            .iter()
+            .map(|name| lookup(name).map_or(Reply::Null, |(_, spec)| command_entry(spec)))
+            .collect(),
+    )))
+}
+
+/// Redis-shaped docs (summary, since, group, complexity, arguments) for the
+/// requested commands, or all of them: redis-cli's interactive hints read them.
+pub fn command_docs(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let specs: Vec<&CommandSpec> = if args.len() == 2 {
+        COMMANDS.iter().collect()
+    } else {
+        args[2..]
+            .iter()
+            .filter_map(|name| lookup(name).map(|(_, spec)| spec))
+            .collect()
+    };
+    Ok(Action::Reply(Reply::Map(
+        specs
+            .into_iter()
+            .map(|spec| (Reply::bulk_str(spec.name), super::docs::doc(spec)))
+            .collect(),
+    )))
+}
+
+pub fn command_list(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::Array(
+        COMMANDS
+            .iter()
+            .map(|spec| Reply::bulk_str(spec.name))
+            .collect(),
+    )))
+}
+
+pub fn command_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    help(&[
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all commands.",
+        "COUNT",
+        "    Return the total number of commands in this server.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple commands (none in dkv).",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple commands.",
+        "LIST",
+        "    Return a list of all commands in this server.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+// ---- CONFIG --------------------------------------------------------------
+
+/// The parameters `CONFIG GET` answers, in output order.
+fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
+    let facts = env.facts();
+    let kv = env.kv_info();
+    vec![
+        ("save", String::new()),
+        ("appendonly", "no".to_string()),
+        ("maxmemory", kv.maxmemory.to_string()),
+        ("maxmemory-policy", kv.policy.to_string()),
+        ("maxmemory-samples", "5".to_string()),
+        ("maxclients", facts.max_clients.to_string()),
+        ("databases", DATABASES.to_string()),
+        ("port", facts.tcp_port.to_string()),
+        ("bind", String::new()),
+        ("timeout", "0".to_string()),
+        ("cluster-enabled", "no".to_string()),
+        ("proto-max-bulk-len", MAX_STRING_BYTES.to_string()),
+    ]
+}
+
+/// Redis-style glob match, case-insensitive (CONFIG GET).
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    crate::kv::glob::matches(pattern, text, true)
+}
+
+pub fn config_get(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let pairs = config_params(env)
+        .into_iter()
+        .filter(|(name, _)| {
+            args[2..]
+                .iter()
+                .any(|pattern| glob_match(pattern, name.as_bytes()))
+        })
+        .map(|(name, value)| (Reply::bulk_str(name), Reply::bulk(value)))
+        .collect();
+    Ok(Action::Reply(Reply::Map(pairs)))
+}
+
+/// `CONFIG SET`: `maxmemory` and `maxmemory-policy` are replicated (one log
+/// entry, so every replica enforces the same limit); others are refused.
+pub fn config_set(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    if args.len() % 2 == 1 {
+        return Err(CommandError::WrongArity { name: "config|set" });
+    }
+    for pair in args[2..].chunks(2) {
+        let name = &pair[0];
+        if !(name.eq_ignore_ascii_case(b"maxmemory")
+            || name.eq_ignore_ascii_case(b"maxmemory-policy"))
+        {
+            return Err(CommandError::UnknownConfig(preview(name, 128)));
+        }
+    }
+    Ok(Action::Write(Op::Exec {
+        db: 0,
+        args: args.to_vec(),
+    }))
+}
+
+pub fn config_resetstat(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::OK))
+}
+
+pub fn config_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    help(&[
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value> (maxmemory, maxmemory-policy).",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command (no-op in dkv).",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+// ---- INFO, TIME, LASTSAVE -------------------------------------------------
+
+pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let requested: Vec<&[u8]> = args[1..].iter().map(|a| &a[..]).collect();
+    let sections = info::select_sections(&requested);
+    let status = env.status();
+    let text = info::render(
+        &sections,
+        &InfoInput {
+            facts: env.facts(),
+            status: &status,
+            kv: &env.kv_info(),
+            connected_clients: env.connected_clients(),
+        },
+    );
+    Ok(Action::Reply(Reply::Verbatim(text)))
+}
+
+fn unix_now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+pub fn time(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    let now = unix_now();
+    Ok(Action::Reply(Reply::Array(vec![
+        Reply::bulk(now.as_secs().to_string()),
+        Reply::bulk(now.subsec_micros().to_string()),
+    ])))
+}
+
+/// The process start: data is durable in the WAL continuously, so the last
+/// "save" is as old as the process.
+pub fn lastsave(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    let started = unix_now().saturating_sub(env.facts().started_at.elapsed());
+    Ok(Action::Reply(Reply::Integer(started.as_secs() as i64)))
+}
