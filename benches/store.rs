@@ -158,8 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let med = |k: usize, f: fn(&Sample) -> f64| median(samples[k].iter().map(f).collect());
     println!(
-        "\nstorage benchmark: {} on {}, {rounds} interleaved rounds of {budget:?}, medians",
-        "dkv WAL",
+        "\nstorage benchmark: dkv WAL on {}, {rounds} interleaved rounds of {budget:?}, medians",
         root.display()
     );
     println!(

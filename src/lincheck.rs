@@ -301,6 +301,9 @@ pub fn check<M: Model>(
     }
 }
 
+/// The operations of one model's history.
+type History<M> = Vec<Operation<<M as Model>::Input, <M as Model>::Output>>;
+
 /// Checks each partition of the history separately: `key` maps an input to
 /// the independent object (e.g. the Redis key) it touches. The budget applies
 /// per partition. The first non-linearizable partition is reported (its reason
@@ -313,7 +316,7 @@ pub fn check_partitioned<M: Model, K: Eq + Hash + Clone>(
     max_steps: u64,
 ) -> CheckResult {
     let mut order: Vec<K> = Vec::new();
-    let mut parts: HashMap<K, Vec<Operation<M::Input, M::Output>>> = HashMap::new();
+    let mut parts: HashMap<K, History<M>> = HashMap::new();
     for op in history {
         let k = key(&op.input);
         let part = parts.entry(k.clone()).or_insert_with(|| {

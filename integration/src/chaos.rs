@@ -419,7 +419,7 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
         *reason_counts.entry(reason).or_default() += 1;
     }
     let mut reasons: Vec<(String, usize)> = reason_counts.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     reasons.truncate(8);
     let windows = merge(nemesis.windows.clone());
     let fault_ns: u64 = windows.iter().map(|(a, b)| b - a).sum();

@@ -509,7 +509,7 @@ pub fn lost_writes(records: &[Record]) -> Vec<String> {
         let candidates: Vec<&&Record> = ws
             .iter()
             .filter(|w| {
-                !(w.is_ok() && w.ret < last_acked.call) && !matches!(w.outcome, Outcome::Fail(_))
+                !(matches!(w.outcome, Outcome::Fail(_)) || w.is_ok() && w.ret < last_acked.call)
             })
             .collect();
         let explained = candidates.iter().any(|w| match (&w.input, v) {
@@ -575,8 +575,8 @@ pub fn session_violations(records: &[Record]) -> Vec<String> {
                             .is_some_and(|w| !(w.is_ok() && w.ret < own.call)),
                         None => dels.get(key).is_some_and(|ds| {
                             ds.iter().any(|d| {
-                                !matches!(d.outcome, Outcome::Fail(_))
-                                    && !(d.is_ok() && d.ret < own.call)
+                                !(matches!(d.outcome, Outcome::Fail(_))
+                                    || d.is_ok() && d.ret < own.call)
                             })
                         }),
                     };

@@ -27,14 +27,14 @@
 
 pub mod chaos;
 pub mod client;
+pub mod cluster;
 pub mod history;
+pub mod http;
 /// The linearizability checker shared with the simulator: `src/lincheck.rs` of the
 /// `dkv` crate, compiled here from the same file (it uses only `std`), so this crate
 /// does not depend on the whole server library building.
 #[path = "../../src/lincheck.rs"]
 pub mod lincheck;
-pub mod cluster;
-pub mod http;
 pub mod nemesis;
 pub mod process;
 pub mod proxy;
@@ -44,8 +44,8 @@ pub mod workload;
 
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use client::{is_retryable, RetryClient};
-pub use nemesis::Schedule;
 pub use cluster::{Cluster, ClusterOptions, NodeConfig};
+pub use nemesis::Schedule;
 pub use process::{cli_binary, rss_bytes, run_until_exit, server_binary, ExitReport};
 pub use proxy::{LinkMode, ProxyMesh};
 pub use resp::{RawConn, Reply};

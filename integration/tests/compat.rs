@@ -63,7 +63,7 @@ async fn redis_cli_pipe_resp3_and_command_docs() -> Result<()> {
         println!("SKIPPED: redis-cli is not installed");
         return Ok(());
     }
-    let (_cluster, addr) = cluster().await?;
+    let (cluster, addr) = cluster().await?;
     // --pipe mass insert of 10,000 SETs.
     let mut input = Vec::new();
     for i in 0..10_000 {
@@ -155,6 +155,7 @@ async fn redis_cli_pipe_resp3_and_command_docs() -> Result<()> {
         "INFO",
     )?;
     assert!(info.contains("db5:keys=1"), "{info}");
+    cluster.shutdown();
     Ok(())
 }
 
@@ -170,7 +171,7 @@ async fn redis_py_resp2_resp3_pipeline_transaction_expiry_scan() -> Result<()> {
         println!("SKIPPED: redis-py is not installed (apt-get install python3-redis)");
         return Ok(());
     };
-    let (_cluster, addr) = cluster().await?;
+    let (cluster, addr) = cluster().await?;
     let mut c = Command::new(python);
     c.arg(compat_dir().join("redis_py_compat.py"))
         .arg(addr.ip().to_string())
@@ -178,6 +179,7 @@ async fn redis_py_resp2_resp3_pipeline_transaction_expiry_scan() -> Result<()> {
     let out = run(c, "redis-py compat script")?;
     println!("{out}");
     assert!(out.contains("all checks passed"));
+    cluster.shutdown();
     Ok(())
 }
 
@@ -187,7 +189,7 @@ async fn ioredis_ready_check_pipeline_multi_expiry_scan_stream() -> Result<()> {
         println!("SKIPPED: node or ioredis is not installed (cd integration/compat && npm install ioredis)");
         return Ok(());
     }
-    let (_cluster, addr) = cluster().await?;
+    let (cluster, addr) = cluster().await?;
     let mut c = Command::new("node");
     c.current_dir(compat_dir())
         .arg("ioredis_compat.js")
@@ -196,12 +198,13 @@ async fn ioredis_ready_check_pipeline_multi_expiry_scan_stream() -> Result<()> {
     let out = run(c, "ioredis compat script")?;
     println!("{out}");
     assert!(out.contains("all checks passed"));
+    cluster.shutdown();
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_crate_resp2_and_resp3() -> Result<()> {
-    let (_cluster, addr) = cluster().await?;
+    let (cluster, addr) = cluster().await?;
     for (protocol, url) in [
         ("resp2", format!("redis://{addr}/")),
         ("resp3", format!("redis://{addr}/?protocol=resp3")),
@@ -281,5 +284,6 @@ async fn redis_crate_resp2_and_resp3() -> Result<()> {
             .unwrap_err();
         assert!(err.to_string().contains("WRONGTYPE"), "{protocol}: {err}");
     }
+    cluster.shutdown();
     Ok(())
 }

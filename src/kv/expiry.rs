@@ -52,7 +52,7 @@ fn expire_generic(
         return Output::err(NOT_INTEGER);
     };
     if seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return invalid(cmd);
         }
         when *= 1000;

@@ -239,19 +239,22 @@ pub(crate) fn hstrlen(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
 /// HSCAN returns the whole hash in one reply (cursor 0), as Redis does for
 /// small (listpack) hashes; COUNT is only a hint in Redis too.
 pub(crate) fn hscan(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
+    // Redis 7.0 order: cursor, then the key (absent: an empty scan, options
+    // unchecked; WRONGTYPE), then the options.
     if let Err(e) = parse_cursor(&args[2]) {
         return e;
     }
+    let h = match read_hash(db, ctx, &args[1]) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Output::Array(vec![Output::bulk("0"), Output::Array(vec![])]),
+        Err(e) => return e,
+    };
     let o = match parse_scan_options(args, 3, false) {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let h = match read_hash(db, ctx, &args[1]) {
-        Ok(h) => h,
-        Err(e) => return e,
-    };
     let mut items = Vec::new();
-    for (f, v) in h.into_iter().flatten() {
+    for (f, v) in h {
         if o.pattern
             .as_ref()
             .is_none_or(|p| glob::matches(p, f, false))
@@ -287,7 +290,7 @@ pub(crate) fn hrandfield(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         return Output::err(SYNTAX);
     }
     let with_values = args.len() == 4;
-    if with_values && (count < -(i64::MAX / 2) || count > i64::MAX / 2) {
+    if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return Output::err("ERR value is out of range");
     }
     let h = match read_hash(db, ctx, &args[1]) {

@@ -184,13 +184,34 @@ pub(crate) struct ScanOptions {
     pub type_name: Option<Bytes>,
 }
 
-/// Redis's cursor parse (`strtoull`, all digits).
+/// Redis's cursor parse (`strtoul` on the whole argument): an optional sign,
+/// decimal digits, a negative value wraps; the empty string is 0; leading
+/// space, other characters or overflow are `invalid cursor`.
 pub(crate) fn parse_cursor(arg: &[u8]) -> Result<u64, Output> {
-    std::str::from_utf8(arg)
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Output::err("ERR invalid cursor"))
+    let invalid = || Output::err("ERR invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 pub(crate) fn parse_scan_options(
@@ -239,13 +260,11 @@ pub(crate) fn scan(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     let ks = &db.dbs[ctx.db];
     let mut found = Vec::new();
     let mut next = 0;
-    let mut visited = 0;
-    for (&seq, key) in ks.by_seq.range(cursor.max(1)..) {
+    for (visited, (&seq, key)) in ks.by_seq.range(cursor.max(1)..).enumerate() {
         if visited == o.count {
             next = seq;
             break;
         }
-        visited += 1;
         let Some(entry) = ks.live(key, ctx.now) else {
             continue;
         };

@@ -229,14 +229,13 @@ pub(crate) fn getex(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
             db.remove(ctx.db, &args[1]);
         }
         Some(at) => db.set_expiry(ctx.db, &args[1], Some(at)),
-        None if o.persist => {
-            if db.dbs[ctx.db]
+        None if o.persist
+            && db.dbs[ctx.db]
                 .map
                 .get(&args[1][..])
-                .is_some_and(|e| e.expires_at_ms.is_some())
-            {
-                db.set_expiry(ctx.db, &args[1], None);
-            }
+                .is_some_and(|e| e.expires_at_ms.is_some()) =>
+        {
+            db.set_expiry(ctx.db, &args[1], None);
         }
         None => {}
     }

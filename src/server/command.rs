@@ -274,7 +274,10 @@ pub trait Env {
 }
 
 /// A read to run on the map once it is safe to (linearizable).
-pub type ReadFn = Box<dyn FnOnce(&Db, ReadCtx) -> Reply + Send>;
+pub type ReadFn = ReadWith<Reply>;
+
+/// A read producing any `R` (WATCH's tokens).
+pub type ReadWith<R> = Box<dyn FnOnce(&Db, ReadCtx) -> R + Send>;
 
 /// The node as the command path uses it: [`Env`] plus reads and writes.
 pub trait Backend: Env + Sync {
@@ -283,7 +286,7 @@ pub trait Backend: Env + Sync {
     /// Runs `f` on the map after a linearizable read barrier.
     fn read<R: Send + 'static>(
         &self,
-        f: Box<dyn FnOnce(&Db, ReadCtx) -> R + Send>,
+        f: ReadWith<R>,
     ) -> impl Future<Output = Result<R, RequestError>> + Send;
     /// Runs `f` on the local map at once (READONLY connections): possibly stale.
     fn read_local<R>(&self, f: impl FnOnce(&Db, ReadCtx) -> R) -> Result<R, RequestError>;
@@ -623,7 +626,7 @@ pub(crate) mod fake {
         }
         fn read<R: Send + 'static>(
             &self,
-            f: Box<dyn FnOnce(&Db, ReadCtx) -> R + Send>,
+            f: ReadWith<R>,
         ) -> impl Future<Output = Result<R, RequestError>> + Send {
             std::future::ready(self.read_local(f))
         }

@@ -150,7 +150,7 @@ impl command::Backend for ServerContext {
 
     fn read<R: Send + 'static>(
         &self,
-        f: Box<dyn FnOnce(&crate::kv::Db, ReadCtx) -> R + Send>,
+        f: command::ReadWith<R>,
     ) -> impl Future<Output = Result<R, RequestError>> + Send {
         self.inner.node.read(f)
     }

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// An open file. All offsets are byte offsets from the start of the file.
+#[allow(clippy::len_without_is_empty)] // a file's emptiness is not a question the WAL asks
 pub trait StorageFile: Send + fmt::Debug {
     /// Writes all of `data` at `offset` (growing the file if needed).
     ///

@@ -244,7 +244,7 @@ impl SnapshotStore {
                 parse_name(&name).map(|(index, term)| (index, term, self.dir.join(name)))
             })
             .collect();
-        found.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        found.sort_unstable_by_key(|f| std::cmp::Reverse((f.0, f.1)));
         Ok(found)
     }
 

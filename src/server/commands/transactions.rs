@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::connection::parse_db_index;
 use crate::kv::{self, Op, Output};
 use crate::server::command::{
-    dispatch, lookup, Action, Backend, CommandError, Env, Queued, Session,
+    dispatch, lookup, Action, Backend, CommandError, Env, Queued, ReadWith, Session,
 };
 use crate::server::reply::Reply;
 
@@ -98,12 +98,11 @@ pub fn queue(session: &mut Session, args: &[Bytes]) {
 /// `WATCH`: one linearizable read for the tokens of all the keys.
 pub async fn watch<B: Backend>(backend: &B, session: &mut Session, keys: Vec<Bytes>) -> Reply {
     let db = session.db;
-    let read: Box<dyn FnOnce(&kv::Db, crate::node::ReadCtx) -> Vec<kv::WatchToken> + Send> =
-        Box::new(move |map, ctx| {
-            keys.into_iter()
-                .map(|k| map.watch_token(db, k, ctx.now_ms))
-                .collect()
-        });
+    let read: ReadWith<Vec<kv::WatchToken>> = Box::new(move |map, ctx| {
+        keys.into_iter()
+            .map(|k| map.watch_token(db, k, ctx.now_ms))
+            .collect()
+    });
     let tokens = if session.readonly {
         backend.read_local(read)
     } else {
@@ -151,7 +150,7 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
             continue;
         }
         let reply = match lookup(&q.args[0]) {
-            None => CommandError::from(crate::server::command::unknown_command(&q.args)).into(),
+            None => crate::server::command::unknown_command(&q.args).into(),
             Some((_, spec)) => match dispatch(spec, session, backend, &q.args) {
                 Err(e) => e.into(),
                 // Local commands (connection, introspection) answer at once:
