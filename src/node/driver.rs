@@ -39,6 +39,11 @@ use crate::transport::Transport;
 /// Inputs handled per wake-up before the driver turns to Ready, so a flood of one
 /// kind cannot starve the others.
 const MAX_INPUTS_PER_TURN: usize = 4096;
+/// How often the leader looks for expired keys and eviction victims (Redis runs
+/// its active expiry cycle 10 times a second too).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// Most keys one housekeeping entry deletes.
+const HOUSEKEEPING_MAX_KEYS: usize = 200;
 
 pub(super) struct DriverParts {
     pub raft: Raft,
@@ -75,6 +80,11 @@ pub(super) struct Driver {
     last_role: Role,
     /// The hard state covered by the last fsync (`None` before the first).
     synced_hard_state: Option<HardState>,
+    /// Ticks between two housekeeping rounds, and since the last one.
+    housekeeping_every_ticks: u64,
+    ticks_since_housekeeping: u64,
+    /// Index of the last housekeeping entry proposed.
+    housekeeping_in_flight: Option<LogIndex>,
 }
 
 impl Driver {
@@ -90,6 +100,11 @@ impl Driver {
             last_leader: None,
             last_role: Role::Follower,
             synced_hard_state: None,
+            housekeeping_every_ticks: (HOUSEKEEPING_INTERVAL.as_millis() as u64
+                / parts.tick.as_millis().max(1) as u64)
+                .max(1),
+            ticks_since_housekeeping: 0,
+            housekeeping_in_flight: None,
             parts,
         }
     }
@@ -132,6 +147,7 @@ impl Driver {
                 _ = ticker.tick() => {
                     self.parts.raft.tick();
                     self.forget_abandoned_reads();
+                    self.housekeeping();
                 }
                 Some(request) = self.parts.requests.recv() => {
                     self.handle_request(request);
@@ -266,6 +282,47 @@ impl Driver {
             }
             Err(_) => {
                 let _ = reply.send(LocalRead::NotLeader(self.parts.raft.status().leader));
+            }
+        }
+    }
+
+    /// Active expiry and eviction (ARCHITECTURE.md, the state machine): every
+    /// [`HOUSEKEEPING_INTERVAL`] the leader proposes deleting keys that expired by
+    /// its clock and, over `maxmemory`, the victims its policy picks, so every
+    /// replica removes the same keys at the same log index. One housekeeping entry
+    /// is in flight at a time.
+    fn housekeeping(&mut self) {
+        self.ticks_since_housekeeping += 1;
+        if self.ticks_since_housekeeping < self.housekeeping_every_ticks {
+            return;
+        }
+        self.ticks_since_housekeeping = 0;
+        let status = self.parts.raft.status();
+        if status.role != Role::Leader || self.loading || status.transferring_to.is_some() {
+            return;
+        }
+        if self
+            .housekeeping_in_flight
+            .is_some_and(|index| index > status.last_applied)
+        {
+            return;
+        }
+        let now_ms = wall_clock_ms();
+        let ops: Vec<kv::Op> = {
+            let db = self.parts.db.read().unwrap_or_else(|e| e.into_inner());
+            [
+                db.active_expiry_op(now_ms, HOUSEKEEPING_MAX_KEYS),
+                db.eviction_op(HOUSEKEEPING_MAX_KEYS),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        };
+        for op in ops {
+            let command = kv::Command { ts_ms: now_ms, op };
+            match self.parts.raft.propose(command.encode()) {
+                Ok((index, _)) => self.housekeeping_in_flight = Some(index),
+                Err(e) => tracing::debug!(error = %e, "housekeeping proposal refused"),
             }
         }
     }

@@ -733,6 +733,31 @@ mod tests {
         node.shutdown().await.unwrap();
     }
 
+    /// Active expiry: a key past its deadline disappears from the map (and from
+    /// DBSIZE) without any client touching it, through a leader-proposed entry.
+    #[tokio::test]
+    async fn expired_keys_are_removed_without_being_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = single_node_config(dir.path());
+        let node = Node::start(&config, Metrics::new()).await.unwrap();
+        let handle = node.handle();
+        let args = ["SET", "short", "v", "PX", "30"]
+            .iter()
+            .map(|a| bytes::Bytes::from(a.to_string()))
+            .collect();
+        handle.write(kv::Op::Exec { db: 0, args }).await.unwrap();
+        assert_eq!(handle.read_local(|db| db.len()), 1, "stored with its TTL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handle.read_local(|db| db.len()) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "expired key still in the map after 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node.shutdown().await.unwrap();
+    }
+
     /// A second node on the same data directory is refused while the first runs.
     #[tokio::test]
     async fn second_node_on_the_same_data_dir_is_refused() {
