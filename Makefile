@@ -204,10 +204,15 @@ BENCH_VALUE_SIZE ?= 64
 BENCH_ROUNDS ?= 3
 BENCH_SCALE ?= 1
 BENCH_MEMORY_KEYS ?= 1000000
+SNAP_KEYS ?= 1000000
 .PHONY: bench
 bench: build ## dkv vs Redis (appendfsync always / no persistence), interleaved; table + target/bench/results.csv
 	python3 bench/bench.py --server-bin $(SERVER) --nodes $(BENCH_NODES) --value-size $(BENCH_VALUE_SIZE) \
 	  --rounds $(BENCH_ROUNDS) --scale $(BENCH_SCALE) --memory-keys $(BENCH_MEMORY_KEYS)
+
+.PHONY: bench-snapshot
+bench-snapshot: build ## Snapshot time and size, data-dir size and restart-to-serving for 1M keys (SNAP_KEYS=N)
+	python3 bench/snapshot.py --server-bin $(SERVER) --nodes $(BENCH_NODES) --keys $(SNAP_KEYS)
 
 .PHONY: bench-store
 bench-store: ## Storage benchmark: fsync'd WAL appends vs raw fdatasync (DKV_BENCH_DIR=dir)

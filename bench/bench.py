@@ -106,8 +106,11 @@ class RedisTarget(Target):
 
 
 class DkvTarget(Target):
-    def __init__(self, workdir, nodes, server_bin, data_dir):
+    def __init__(self, workdir, nodes, server_bin, data_dir, raft_keys="", log_level="warn"):
         self.name = "dkv"
+        self.workdir = workdir
+        self.server_bin = server_bin
+        self.log_level = log_level
         self.nodes = []
         for i in range(1, nodes + 1):
             self.nodes.append({"id": i, "resp": free_port(), "http": free_port()})
@@ -128,20 +131,29 @@ class DkvTarget(Target):
             for p in peers:
                 lines.append(f"  - {{ id: {p['id']}, resp_addr: 127.0.0.1:{p['resp']}, "
                              f"http_addr: 127.0.0.1:{p['http']} }}")
+            if raft_keys:
+                lines.append(f"raft: {{ {raft_keys} }}")
             path = os.path.join(workdir, f"node{node['id']}.yaml")
             with open(path, "w") as f:
                 f.write("\n".join(lines) + "\n")
-            log = open(os.path.join(workdir, f"node{node['id']}.log"), "w")
-            self.logs.append(log)
-            env = dict(os.environ, RUST_LOG="warn", NO_COLOR="1")
-            self.procs.append(subprocess.Popen([server_bin, "--config", path], stdout=log,
-                                               stderr=subprocess.STDOUT, env=env))
+            node["config"] = path
+            node["dir"] = node_dir
+            node["log"] = os.path.join(workdir, f"node{node['id']}.log")
+            self.procs.append(self.spawn(node))
         try:
             wait_until("a dkv leader", self._leader_known, 30)
         except BaseException:
             self.stop()
             raise
         self.port = self.nodes[self.leader_index]["resp"]
+
+    def spawn(self, node):
+        """Starts one node's process (appending to its log)."""
+        log = open(node["log"], "a")
+        self.logs.append(log)
+        env = dict(os.environ, RUST_LOG=self.log_level, NO_COLOR="1")
+        return subprocess.Popen([self.server_bin, "--config", node["config"]], stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
 
     def status(self, node):
         with urllib.request.urlopen(f"http://127.0.0.1:{node['http']}/status", timeout=2) as r:

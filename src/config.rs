@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Smallest InstallSnapshot chunk (smaller ones cost a request per few records).
+pub const MIN_SNAPSHOT_CHUNK_BYTES: usize = 4096;
+/// Largest InstallSnapshot chunk: well under the peer route's body cap (64 MiB).
+pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = 32 << 20;
+
 /// How a follower treats a write from a client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,6 +70,11 @@ pub struct RaftConfig {
     /// How far (in ticks) two nodes' clocks may drift apart within an election
     /// timeout; the lease is shortened by it.
     pub clock_drift_bound_ticks: u32,
+    /// Take a snapshot of the state machine (and compact the log behind it)
+    /// once this many entries were applied since the last one; 0 never does.
+    pub snapshot_every_entries: u64,
+    /// Payload bytes per InstallSnapshot chunk streamed to a lagging follower.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl Default for RaftConfig {
@@ -80,6 +90,8 @@ impl Default for RaftConfig {
             check_quorum: true,
             lease_reads: false,
             clock_drift_bound_ticks: 5,
+            snapshot_every_entries: 100_000,
+            snapshot_chunk_bytes: 1 << 20,
         }
     }
 }
@@ -485,6 +497,17 @@ impl Config {
                 format!(
                     "{} must be less than raft.election_timeout_min_ticks ({}) for lease reads",
                     raft.clock_drift_bound_ticks, raft.election_timeout_min_ticks
+                ),
+            ));
+        }
+        if !(MIN_SNAPSHOT_CHUNK_BYTES..=MAX_SNAPSHOT_CHUNK_BYTES)
+            .contains(&raft.snapshot_chunk_bytes)
+        {
+            return Err(invalid(
+                "raft.snapshot_chunk_bytes",
+                format!(
+                    "{} must be between {MIN_SNAPSHOT_CHUNK_BYTES} and {MAX_SNAPSHOT_CHUNK_BYTES}",
+                    raft.snapshot_chunk_bytes
                 ),
             ));
         }

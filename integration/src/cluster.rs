@@ -59,6 +59,8 @@ pub struct NodeConfig {
     pub max_bulk_len_bytes: u64,
     /// Extra top-level YAML appended verbatim (e.g. an unknown key, for bad-config tests).
     pub extra_yaml: String,
+    /// Extra `raft:` keys, as flow-map entries (e.g. `snapshot_every_entries: 500`).
+    pub raft_extra: String,
 }
 
 impl NodeConfig {
@@ -83,9 +85,14 @@ impl NodeConfig {
                 );
             }
         }
+        let raft_extra = if self.raft_extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.raft_extra)
+        };
         let _ = writeln!(
             y,
-            "raft: {{ tick_ms: {}, election_timeout_min_ticks: 30, election_timeout_max_ticks: 60, heartbeat_interval_ticks: 5 }}",
+            "raft: {{ tick_ms: {}, election_timeout_min_ticks: 30, election_timeout_max_ticks: 60, heartbeat_interval_ticks: 5{raft_extra} }}",
             self.tick_ms
         );
         let _ = writeln!(
@@ -254,6 +261,7 @@ impl Cluster {
                 request_timeout_ms: 5000,
                 max_bulk_len_bytes: 512 * 1024 * 1024,
                 extra_yaml: String::new(),
+                raft_extra: String::new(),
             };
             adjust(&mut config);
             let config_path = dir.path().join(format!("node{id}.yaml"));
@@ -899,6 +907,7 @@ mod tests {
             request_timeout_ms: 5000,
             max_bulk_len_bytes: 536870912,
             extra_yaml: String::new(),
+            raft_extra: String::new(),
         };
         let y = c.to_yaml();
         assert!(y.contains("id: 1\n"), "{y}");

@@ -224,6 +224,7 @@ fn base_config(dir: &std::path::Path) -> Result<NodeConfig> {
         request_timeout_ms: 5000,
         max_bulk_len_bytes: 512 * 1024 * 1024,
         extra_yaml: String::new(),
+        raft_extra: String::new(),
     })
 }
 

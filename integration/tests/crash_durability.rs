@@ -8,6 +8,9 @@
 //! and restarts them while the clients keep retrying. After the last round,
 //! every acknowledged key must read back with its value. A SET that was not
 //! acknowledged may or may not be present; it is never checked.
+//!
+//! Snapshots are taken every few hundred entries, so kills also land while a
+//! snapshot is written, right after one, and while a follower installs one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,7 +100,10 @@ async fn verify(c: &Cluster, node: usize, acked: Vec<(String, String)>) -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_writes_survive_repeated_kill_9_of_every_node_under_load() -> Result<()> {
     let started = Instant::now();
-    let mut c = Cluster::start(3).await?;
+    let mut c = Cluster::start_with(3, |config| {
+        config.raft_extra = "snapshot_every_entries: 250, snapshot_chunk_bytes: 16384".into();
+    })
+    .await?;
     let acked: Acked = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = spawn_writers(&c, &acked, &stop);

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
-pub use snapshot::SnapshotChunks;
+pub use snapshot::{SnapshotChunks, SnapshotError};
 pub use table::{command_kind, names as command_names, CommandKind};
 
 /// Number of databases (`SELECT 0` … `SELECT 15`).

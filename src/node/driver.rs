@@ -11,6 +11,15 @@
 //! raft.advance(ready)
 //! ```
 //!
+//! Before step 1, a Ready that carries an installed snapshot replaces the map
+//! and resets the WAL to it (`snapshot.rs`). After step 3, once
+//! `raft.snapshot_every_entries` entries were applied since the last snapshot,
+//! the map is copied (a clone of its structure, values shared) and written to
+//! a snapshot file on a blocking thread while the node keeps serving; when it
+//! is durable the core and the WAL are compacted through the older retained
+//! snapshot. An outgoing InstallSnapshot message is held back while the
+//! snapshot's data is streamed to its follower, and sent after it.
+//!
 //! Step 2 after step 1 is what makes a vote or an append acknowledgement safe: the
 //! term, vote and entries it depends on are on disk first. A failed write or fsync
 //! stops the driver with an error (the page cache can no longer be trusted; never
@@ -25,15 +34,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
+use super::snapshot::{self as snap, SnapshotReceiver, Taken};
 use super::{
     LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus, RequestError, TransferError,
 };
 use crate::kv;
 use crate::metrics::Metrics;
 use crate::raft::{
-    Entry, EntryKind, Envelope, HardState, LogIndex, NodeId, Raft, Ready, Role, Term,
+    Entry, EntryKind, Envelope, HardState, LogIndex, Message, NodeId, Raft, Ready, Role,
+    SnapshotMeta, Term,
 };
-use crate::store::{LogStore, Wal};
+use crate::store::{LogStore, SnapshotStore, Wal};
 use crate::transport::Transport;
 
 /// Inputs handled per wake-up before the driver turns to Ready, so a flood of one
@@ -60,6 +71,28 @@ pub(super) struct DriverParts {
     pub max_pending_proposals: usize,
     /// [`super::TestFault::EarlyAck`]: answer writes once persisted here.
     pub early_ack: bool,
+    /// This node's snapshot directory.
+    pub snapshots: Arc<SnapshotStore>,
+    /// Snapshots streamed to this node by a leader.
+    pub receiver: Arc<SnapshotReceiver>,
+    /// `raft.snapshot_every_entries` (0: never).
+    pub snapshot_every_entries: u64,
+    /// `raft.snapshot_chunk_bytes`.
+    pub snapshot_chunk_bytes: usize,
+    /// The voters, recorded in every snapshot's meta.
+    pub voters: Vec<NodeId>,
+    /// The snapshot the map was restored from at start (0: none).
+    pub snapshot_index: LogIndex,
+    /// Its term.
+    pub snapshot_term: Term,
+}
+
+/// Results of background storage work, reported back to the driver.
+enum StorageEvent {
+    /// A local snapshot was written (or failed).
+    SnapshotTaken(Result<Taken, crate::store::SnapshotError>),
+    /// A stream of a snapshot to a follower ended.
+    StreamEnded { peer: NodeId },
 }
 
 struct PendingWrite {
@@ -85,12 +118,33 @@ pub(super) struct Driver {
     ticks_since_housekeeping: u64,
     /// Index of the last housekeeping entry proposed.
     housekeeping_in_flight: Option<LogIndex>,
+    /// Index and term of the last entry applied to the map (or of the
+    /// snapshot it was restored from).
+    applied: (LogIndex, Term),
+    /// Index of the newest snapshot taken or installed (0: none).
+    last_snapshot_index: LogIndex,
+    /// A local snapshot is being written.
+    snapshot_in_flight: bool,
+    /// Index of the newest snapshot on disk, taken or installed (0: none).
+    durable_snapshot_index: LogIndex,
+    /// Followers a snapshot is being streamed to, and which one.
+    streams: HashMap<NodeId, SnapshotMeta>,
+    storage_events_tx: mpsc::UnboundedSender<StorageEvent>,
+    storage_events: mpsc::UnboundedReceiver<StorageEvent>,
 }
 
 impl Driver {
     pub(super) fn new(parts: DriverParts, wal: Wal) -> Driver {
-        let loading = parts.replay_target > LogIndex(0);
+        let loading = parts.replay_target > parts.snapshot_index;
+        let (storage_events_tx, storage_events) = mpsc::unbounded_channel();
         Driver {
+            applied: (parts.snapshot_index, parts.snapshot_term),
+            last_snapshot_index: parts.snapshot_index,
+            snapshot_in_flight: false,
+            durable_snapshot_index: parts.snapshot_index,
+            streams: HashMap::new(),
+            storage_events_tx,
+            storage_events,
             wal: Some(wal),
             pending_writes: BTreeMap::new(),
             pending_reads: HashMap::new(),
@@ -158,6 +212,9 @@ impl Driver {
                         }
                     }
                 }
+                Some(event) = self.storage_events.recv() => {
+                    self.storage_event(event).await?;
+                }
                 Some(envelope) = self.parts.inbound.recv() => {
                     self.step(envelope);
                     for _ in 0..MAX_INPUTS_PER_TURN {
@@ -174,6 +231,18 @@ impl Driver {
 
     fn step(&mut self, envelope: Envelope) {
         let from = envelope.from;
+        if let Message::InstallSnapshot { meta, .. } = &envelope.message {
+            // Its data must be here, complete and durable, before the core
+            // may install it (snapshot.rs); the leader sends it again later.
+            if !self.parts.receiver.has_received(meta) {
+                tracing::debug!(
+                    from = from.0,
+                    index = meta.last_included_index.0,
+                    "InstallSnapshot without its data dropped"
+                );
+                return;
+            }
+        }
         if let Err(e) = self.parts.raft.step(envelope) {
             tracing::warn!(from = from.0, error = %e, "raft message rejected");
         }
@@ -336,12 +405,9 @@ impl Driver {
     /// One pass of the Ready contract; see the module docs for the order.
     async fn handle_ready(&mut self) -> Result<(), NodeError> {
         let mut ready = self.parts.raft.ready();
-        if let Some(meta) = &ready.snapshot {
-            // This driver never compacts, so no leader of this build sends
-            // InstallSnapshot; a snapshot here means a mixed-version cluster.
-            return Err(NodeError::SnapshotUnsupported {
-                index: meta.last_included_index,
-            });
+        // 0. An installed snapshot replaces the map and the stored log first.
+        if let Some(meta) = ready.snapshot.clone() {
+            self.install_snapshot(meta).await?;
         }
 
         // 1. Persist before anything that depends on it leaves the node.
@@ -358,11 +424,17 @@ impl Driver {
         }
         // 2. Send.
         for envelope in ready.messages.drain(..) {
-            self.parts.transport.send(envelope);
+            if let Message::InstallSnapshot { meta, .. } = &envelope.message {
+                let meta = meta.clone();
+                self.stream_snapshot(envelope, meta);
+            } else {
+                self.parts.transport.send(envelope);
+            }
         }
         // 3. Apply.
         if !ready.committed_entries.is_empty() {
             self.apply(&ready.committed_entries)?;
+            self.maybe_snapshot();
         }
         // 4. Reads confirmed by a quorum; callers wait for apply >= index.
         if !ready.read_states.is_empty() {
@@ -388,32 +460,44 @@ impl Driver {
         Ok(())
     }
 
+    /// Runs `op` on the WAL on a blocking thread; the driver waits for it.
+    async fn with_wal<T: Send + 'static>(
+        &mut self,
+        op: impl FnOnce(&mut Wal) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let mut wal = self.wal.take().expect(
+            "the WAL is only absent while a blocking WAL task runs, and they never overlap",
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            let out = op(&mut wal);
+            (wal, out)
+        })
+        .await;
+        let (wal, out) = joined.map_err(|e| NodeError::StorageTask(e.to_string()))?;
+        self.wal = Some(wal);
+        Ok(out)
+    }
+
     /// Writes the Ready's entries and hard state and fsyncs, on a blocking thread.
     async fn persist(&mut self, ready: &mut Ready) -> Result<(), NodeError> {
-        let mut wal = self
-            .wal
-            .take()
-            .expect("the WAL is only absent while a persist runs, and persists never overlap");
         let synced = ready.hard_state.or(self.synced_hard_state);
         let entries = std::mem::take(&mut ready.entries);
         let hard_state = ready.hard_state;
-        let joined = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let result = (|| {
-                if !entries.is_empty() {
-                    wal.append(&entries)?;
-                }
-                if let Some(hard_state) = hard_state {
-                    wal.set_hard_state(hard_state)?;
-                }
-                wal.sync()
-            })();
-            (wal, entries, result, started.elapsed())
-        })
-        .await;
-        let (wal, entries, result, elapsed) =
-            joined.map_err(|e| NodeError::StorageTask(e.to_string()))?;
-        self.wal = Some(wal);
+        let (entries, result, elapsed) = self
+            .with_wal(move |wal| {
+                let started = std::time::Instant::now();
+                let result = (|| {
+                    if !entries.is_empty() {
+                        wal.append(&entries)?;
+                    }
+                    if let Some(hard_state) = hard_state {
+                        wal.set_hard_state(hard_state)?;
+                    }
+                    wal.sync()
+                })();
+                (entries, result, started.elapsed())
+            })
+            .await?;
         ready.entries = entries;
         self.parts.metrics.wal_fsync.record(elapsed.as_secs_f64());
         result.map_err(NodeError::Store)?;
@@ -421,10 +505,139 @@ impl Driver {
         Ok(())
     }
 
+    /// Step 0 of a Ready carrying `meta` (snapshot.rs): the map becomes the
+    /// snapshot's, the WAL restarts at it with the suffix the core kept.
+    async fn install_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), NodeError> {
+        let store = self.parts.snapshots.clone();
+        let kept = self.parts.raft.entries_after_snapshot();
+        let install_meta = meta.clone();
+        let db = self
+            .with_wal(move |wal| snap::install_snapshot(&store, wal, &install_meta, &kept))
+            .await??;
+        let keys = db.len();
+        *self.parts.db.write().unwrap_or_else(|e| e.into_inner()) = db;
+        self.parts.metrics.keys.set(keys as f64);
+        let index = meta.last_included_index;
+        self.applied = (index, meta.last_included_term);
+        self.last_snapshot_index = self.last_snapshot_index.max(index);
+        self.durable_snapshot_index = self.durable_snapshot_index.max(index);
+        // Writes proposed here at covered indexes (as a leader of an older
+        // term) cannot be matched to what committed there.
+        let covered: Vec<LogIndex> = self
+            .pending_writes
+            .range(..=index)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in covered {
+            if let Some(pending) = self.pending_writes.remove(&i) {
+                let _ = pending
+                    .reply
+                    .send(LocalWrite::Done(Err(RequestError::OutcomeUnknown(
+                        "leadership changed; the write may or may not have been applied"
+                            .to_string(),
+                    ))));
+            }
+        }
+        if self.loading && index >= self.parts.replay_target {
+            self.loading = false;
+        }
+        info!(
+            index = index.0,
+            term = meta.last_included_term.0,
+            keys,
+            "snapshot installed"
+        );
+        Ok(())
+    }
+
+    /// After applying: starts a local snapshot when enough entries were
+    /// applied since the last one and none is being written.
+    fn maybe_snapshot(&mut self) {
+        let every = self.parts.snapshot_every_entries;
+        let (index, term) = self.applied;
+        if every == 0
+            || self.snapshot_in_flight
+            || index.0.saturating_sub(self.last_snapshot_index.0) < every
+        {
+            return;
+        }
+        let meta = snap::local_meta(index, term, &self.parts.voters);
+        // The copy is taken now, at exactly `index`; encoding and writing it
+        // happen on a blocking thread while the node goes on.
+        let chunks = self
+            .parts
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshot_chunks(self.parts.snapshot_chunk_bytes);
+        self.snapshot_in_flight = true;
+        self.last_snapshot_index = index;
+        let store = self.parts.snapshots.clone();
+        let events = self.storage_events_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = snap::write_snapshot(&store, meta, chunks);
+            let _ = events.send(StorageEvent::SnapshotTaken(result));
+        });
+    }
+
+    /// Leader: streams the snapshot to the follower before the message goes,
+    /// one stream per follower; a repeat while one runs is dropped.
+    fn stream_snapshot(&mut self, envelope: Envelope, meta: SnapshotMeta) {
+        let peer = envelope.to;
+        if self
+            .streams
+            .get(&peer)
+            .is_some_and(|running| snap::same_snapshot(running, &meta))
+        {
+            return;
+        }
+        self.streams.insert(peer, meta.clone());
+        let store = self.parts.snapshots.clone();
+        let transport = self.parts.transport.clone();
+        let chunk_bytes = self.parts.snapshot_chunk_bytes;
+        let events = self.storage_events_tx.clone();
+        tokio::spawn(async move {
+            snap::stream_snapshot(store, transport, envelope, meta, chunk_bytes).await;
+            let _ = events.send(StorageEvent::StreamEnded { peer });
+        });
+    }
+
+    async fn storage_event(&mut self, event: StorageEvent) -> Result<(), NodeError> {
+        match event {
+            StorageEvent::StreamEnded { peer } => {
+                self.streams.remove(&peer);
+                Ok(())
+            }
+            StorageEvent::SnapshotTaken(result) => {
+                self.snapshot_in_flight = false;
+                // Like a failed WAL fsync, a failed snapshot write stops the
+                // node (etcd does the same): the disk cannot be trusted.
+                let taken = result?;
+                info!(
+                    index = taken.meta.last_included_index.0,
+                    payload_bytes = taken.payload_bytes,
+                    elapsed_ms = taken.elapsed.as_millis() as u64,
+                    compact_through = taken.floor.last_included_index.0,
+                    "snapshot taken"
+                );
+                self.durable_snapshot_index = self
+                    .durable_snapshot_index
+                    .max(taken.meta.last_included_index);
+                let through = taken.floor.last_included_index;
+                self.parts.raft.compact(taken.floor);
+                let deleted = self.with_wal(move |wal| wal.compact(through)).await??;
+                if deleted > 0 {
+                    info!(through = through.0, segments = deleted, "WAL compacted");
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn wal_mut(&mut self) -> &mut Wal {
         self.wal
             .as_mut()
-            .expect("the WAL is only absent while a persist runs, and persists never overlap")
+            .expect("the WAL is only absent while a blocking WAL task runs, and they never overlap")
     }
 
     /// The deliberately unsafe `EarlyAck` test fault: acknowledge writes the
@@ -477,6 +690,7 @@ impl Driver {
             }
         }
         if let Some(last) = entries.last() {
+            self.applied = (last.index, last.term);
             if self.loading && last.index >= self.parts.replay_target {
                 self.loading = false;
                 info!(applied = last.index.0, "write-ahead log replayed");
@@ -528,6 +742,7 @@ impl Driver {
             last_log_index: status.last_log_index,
             loading: self.loading,
             leader_changes: self.leader_changes,
+            snapshot_index: self.durable_snapshot_index,
         };
         let metrics = &self.parts.metrics;
         metrics.role.set(match status.role {

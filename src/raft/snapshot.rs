@@ -10,7 +10,7 @@
 //! entries are never replaced; an installed snapshot is handed out in a
 //! `Ready` before any entry committed after it.
 
-use super::types::{LogIndex, NodeId, SnapshotMeta};
+use super::types::{Entry, LogIndex, NodeId, SnapshotMeta};
 use super::{Message, Raft, Role};
 
 impl Raft {
@@ -28,6 +28,15 @@ impl Raft {
         if self.log.compact(self.term, meta) {
             tracing::info!(id = %self.id, term = %self.term, index = %index, "log compacted");
         }
+    }
+
+    /// The entries after the snapshot that the log still holds: after
+    /// installing a snapshot, the matching suffix the core kept (§7), which
+    /// the driver writes again after resetting its stored log to the
+    /// snapshot, so the store never holds less than the core counts on.
+    pub fn entries_after_snapshot(&self) -> Vec<Entry> {
+        self.log
+            .slice(self.log.first_index(), usize::MAX, usize::MAX)
     }
 
     /// Leader: sends the latest snapshot to `to`, whose `next_index` fell

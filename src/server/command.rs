@@ -603,6 +603,7 @@ pub(crate) mod fake {
                 last_log_index: LogIndex(8),
                 loading: false,
                 leader_changes: 1,
+                snapshot_index: LogIndex(0),
             }
         }
         fn kv_info(&self) -> KvInfo {

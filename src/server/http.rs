@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use crate::node::NodeHandle;
 use crate::raft::{Envelope, NodeId};
 use crate::transport::{
-    self, CLUSTER_HEADER, FORWARD_PATH, FROM_HEADER, MSG_PATH, READ_INDEX_PATH,
+    self, CLUSTER_HEADER, FORWARD_PATH, FROM_HEADER, MSG_PATH, READ_INDEX_PATH, SNAPSHOT_PATH,
 };
 
 /// What the HTTP routes need.
@@ -79,6 +79,7 @@ async fn route(state: &HttpState, request: Request<Incoming>) -> Response<Full<B
         (&Method::POST, MSG_PATH) => peer_route(state, request, PeerRoute::Messages).await,
         (&Method::POST, FORWARD_PATH) => peer_route(state, request, PeerRoute::Forward).await,
         (&Method::POST, READ_INDEX_PATH) => peer_route(state, request, PeerRoute::ReadIndex).await,
+        (&Method::POST, SNAPSHOT_PATH) => peer_route(state, request, PeerRoute::Snapshot).await,
         (&Method::POST, "/admin/transfer-leader") => {
             transfer_leader(state, request.uri().query()).await
         }
@@ -163,6 +164,7 @@ enum PeerRoute {
     Messages,
     Forward,
     ReadIndex,
+    Snapshot,
 }
 
 async fn peer_route(
@@ -243,6 +245,22 @@ async fn peer_route(
                 "application/octet-stream",
                 transport::encode(&answer),
             )
+        }
+        PeerRoute::Snapshot => {
+            let chunk = match transport::decode(&body) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        format!("bad snapshot chunk: {e}\n"),
+                    )
+                }
+            };
+            match node.receive_snapshot_chunk(from, chunk).await {
+                Ok(()) => reply(StatusCode::NO_CONTENT, "text/plain", ""),
+                Err(reason) => reply(StatusCode::CONFLICT, "text/plain", format!("{reason}\n")),
+            }
         }
     }
 }

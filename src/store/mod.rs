@@ -20,7 +20,7 @@ pub mod wal;
 pub use fs::{real_fs, FaultyFs, RealFs, SharedFs, StorageFile, StorageFs};
 pub use mem::MemStore;
 pub use snapshot::{SnapshotError, SnapshotReader, SnapshotStore, SnapshotWriter};
-pub use wal::{Wal, WalOptions, WalStats};
+pub use wal::{DataDirLock, Wal, WalOptions, WalStats};
 
 use crate::raft::{Entry, HardState, LogIndex};
 use std::path::PathBuf;

@@ -421,6 +421,12 @@ impl SnapshotWriter {
         self.payload_len
     }
 
+    /// CRC32C of the payload accepted so far (compared with the sender's
+    /// [`SnapshotReader::payload_crc`] when a received stream ends).
+    pub fn payload_crc(&self) -> u32 {
+        self.crc
+    }
+
     /// Appends `data` to the payload.
     ///
     /// # Errors
@@ -657,6 +663,11 @@ impl SnapshotReader {
     /// The payload's length in bytes.
     pub fn payload_len(&self) -> u64 {
         self.payload_len
+    }
+
+    /// The payload's CRC32C as recorded in the trailer.
+    pub fn payload_crc(&self) -> u32 {
+        self.expected_crc
     }
 
     /// Payload bytes returned so far (the offset of the next chunk).

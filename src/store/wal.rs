@@ -210,6 +210,22 @@ struct ClosedSegment {
     max_index: LogIndex,
 }
 
+/// The data directory's lock, taken before the log is opened
+/// ([`Wal::lock`]); the [`Wal`] opened from it keeps holding it.
+pub struct DataDirLock {
+    fs: SharedFs,
+    dir: PathBuf,
+    lock: FsLock,
+}
+
+impl std::fmt::Debug for DataDirLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDirLock")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The file-backed [`LogStore`]. See the module doc for format and contract.
 pub struct Wal {
     fs: SharedFs,
@@ -306,7 +322,47 @@ impl Wal {
     ) -> Result<(Wal, InitialState), WalError> {
         create_dir_durably(&*fs, dir)?;
         let lock = lock_dir(&*fs, dir)?;
+        Wal::open_inner(fs, dir, lock, snapshot, options)
+    }
 
+    /// Takes the data directory's lock (creating the directory if missing)
+    /// without opening the log, for a node that must read other files of the
+    /// directory (its snapshots) before it knows how to open the log; then
+    /// [`Wal::open_locked`].
+    ///
+    /// # Errors
+    /// [`WalError::Locked`] if another process holds the directory,
+    /// [`WalError::Io`] if it cannot be created or locked.
+    pub fn lock(dir: &Path) -> Result<DataDirLock, WalError> {
+        let fs = real_fs();
+        create_dir_durably(&*fs, dir)?;
+        let lock = lock_dir(&*fs, dir)?;
+        Ok(DataDirLock {
+            fs,
+            dir: dir.to_path_buf(),
+            lock,
+        })
+    }
+
+    /// [`Wal::open_with_snapshot`] under a lock from [`Wal::lock`].
+    ///
+    /// # Errors
+    /// As [`Wal::open_with_snapshot`].
+    pub fn open_locked(
+        lock: DataDirLock,
+        snapshot: Option<&SnapshotMeta>,
+    ) -> Result<(Wal, InitialState), WalError> {
+        let DataDirLock { fs, dir, lock } = lock;
+        Wal::open_inner(fs, &dir, lock, snapshot, WalOptions::default())
+    }
+
+    fn open_inner(
+        fs: SharedFs,
+        dir: &Path,
+        lock: FsLock,
+        snapshot: Option<&SnapshotMeta>,
+        options: WalOptions,
+    ) -> Result<(Wal, InitialState), WalError> {
         let segments = list_segments(&*fs, dir)?;
         let mut replay = Replay::new(snapshot);
         let mut stats = WalStats::default();

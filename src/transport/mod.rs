@@ -7,6 +7,10 @@
 //!   leader; answered with a [`ForwardReply`].
 //! - `POST /raft/read-index`: a follower asks the leader for a read index;
 //!   answered with a [`ReadIndexReply`].
+//! - `POST /raft/snapshot`: one [`SnapshotChunk`] of a snapshot the leader
+//!   streams to a follower before it delivers the InstallSnapshot message
+//!   (`node` module docs); answered `204` once written, `409` when the chunk
+//!   does not continue the stream the follower is receiving.
 //!
 //! Every request carries the cluster id ([`CLUSTER_HEADER`]) and the sender's node
 //! id ([`FROM_HEADER`]); a node rejects requests from another cluster.
@@ -31,7 +35,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::kv;
 use crate::node::RequestError;
-use crate::raft::{Envelope, LogIndex, NodeId};
+use crate::raft::{Envelope, LogIndex, NodeId, SnapshotMeta};
 
 /// Header naming the sender's cluster.
 pub const CLUSTER_HEADER: &str = "x-dkv-cluster";
@@ -43,6 +47,9 @@ pub const MSG_PATH: &str = "/raft/msg";
 pub const FORWARD_PATH: &str = "/raft/forward";
 /// Route for read-index requests.
 pub const READ_INDEX_PATH: &str = "/raft/read-index";
+
+/// Route for InstallSnapshot data chunks.
+pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE_MESSAGES: usize = 1024;
@@ -83,6 +90,23 @@ pub enum ReadIndexReply {
     },
     /// The request failed on the leader.
     Failed(RequestError),
+}
+
+/// One piece of a snapshot's payload streamed to a follower. Chunks of one
+/// stream are sent in order, one at a time; the last one is empty, carries
+/// `done` and the payload's CRC32C, and seals the received file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// The snapshot this chunk belongs to.
+    pub meta: SnapshotMeta,
+    /// Byte offset of `data` in the payload.
+    pub offset: u64,
+    /// The payload bytes.
+    pub data: Bytes,
+    /// The stream ends here: `offset` is the payload's length.
+    pub done: bool,
+    /// With `done`: the payload's CRC32C as the leader's file records it.
+    pub payload_crc: u32,
 }
 
 /// Why an RPC failed.
@@ -225,6 +249,22 @@ impl Transport {
             peer,
             reason: format!("bad read-index reply: {e}"),
         })
+    }
+
+    /// Sends one snapshot chunk to `peer` and waits until it is written there.
+    ///
+    /// # Errors
+    /// When the call fails or the peer refuses the chunk (the stream is then
+    /// abandoned; the leader sends the snapshot again later).
+    pub async fn send_snapshot_chunk(
+        &self,
+        peer: NodeId,
+        chunk: &SnapshotChunk,
+        timeout: Duration,
+    ) -> Result<(), RpcError> {
+        self.call(peer, SNAPSHOT_PATH, encode(chunk), timeout)
+            .await
+            .map(|_| ())
     }
 
     async fn call(

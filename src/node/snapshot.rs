@@ -1,0 +1,301 @@
+//! Snapshots in the node: taking one, streaming one to a follower, receiving
+//! one, loading one. The driver decides when (`driver.rs`); the file format is
+//! `store::snapshot`; the payload is `kv::Db::snapshot_chunks`.
+//!
+//! # The InstallSnapshot path (raft/mod.rs, "Snapshots and compaction")
+//!
+//! ```text
+//! leader driver   sees InstallSnapshot{meta} for peer P in a Ready
+//!                 └─ stream task: chunks of snap-<meta>.snap ─► POST /raft/snapshot on P
+//!                    (in order, one at a time; the last one carries the payload CRC)
+//!                 └─ all written on P ─► the InstallSnapshot message itself to P
+//! follower        chunks ─► SnapshotReceiver ─► temp file ─► finish (fsync, rename)
+//!                 InstallSnapshot{meta} is stepped into the core only once a
+//!                 complete file for that meta was received; otherwise dropped
+//!                 (the leader sends it again after an election timeout)
+//! follower driver Ready.snapshot = meta: load the file (CRC checked), replace the
+//!                 map, reset the WAL to meta and write back the log suffix the
+//!                 core kept, fsync — all before this Ready's entries, messages
+//!                 (the InstallSnapshot reply) and applies.
+//! ```
+//!
+//! Invariants: a snapshot file is complete and durable before anything refers
+//! to it (the WAL's reset record, the core's compaction, a reply to the
+//! leader); the WAL never holds less than the core counts as persisted.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use super::NodeError;
+use crate::kv;
+use crate::raft::{Entry, Envelope, LogIndex, NodeId, SnapshotMeta, Term};
+use crate::store::snapshot::snapshot_file_name;
+use crate::store::{LogStore, SnapshotError, SnapshotStore, SnapshotWriter, Wal};
+use crate::transport::{SnapshotChunk, Transport};
+
+/// How long one chunk may take to reach a follower and be written there.
+const CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The path of the finished snapshot file for `meta`.
+pub(super) fn snapshot_path(store: &SnapshotStore, meta: &SnapshotMeta) -> PathBuf {
+    store.dir().join(snapshot_file_name(meta))
+}
+
+/// Whether two metas name the same snapshot (index and term).
+pub(super) fn same_snapshot(a: &SnapshotMeta, b: &SnapshotMeta) -> bool {
+    a.last_included_index == b.last_included_index && a.last_included_term == b.last_included_term
+}
+
+/// A snapshot just written by this node, and the one the log may now be
+/// compacted through (the older retained snapshot, so a damaged newest one
+/// still has a fallback that the log continues).
+#[derive(Debug)]
+pub(super) struct Taken {
+    pub meta: SnapshotMeta,
+    pub floor: SnapshotMeta,
+    pub payload_bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Writes `chunks` (a point-in-time copy of the map as of `meta`) as a
+/// snapshot file. Blocking: run it on a blocking thread.
+pub(super) fn write_snapshot(
+    store: &SnapshotStore,
+    meta: SnapshotMeta,
+    chunks: kv::SnapshotChunks,
+) -> Result<Taken, SnapshotError> {
+    let started = std::time::Instant::now();
+    let mut writer = store.begin(&meta)?;
+    for chunk in chunks {
+        writer.write_chunk(&chunk)?;
+    }
+    let payload_bytes = writer.payload_len();
+    writer.finish()?;
+    // The older of the retained snapshots, unless a newer file (received
+    // from a leader, not yet installed) pushed ours down the list: never
+    // compact beyond what this node has applied.
+    let floor = store
+        .list()?
+        .into_iter()
+        .take(crate::store::snapshot::RETAINED_SNAPSHOTS)
+        .next_back()
+        .filter(|(index, _, _)| *index <= meta.last_included_index)
+        .map_or_else(
+            || meta.clone(),
+            |(index, term, _)| SnapshotMeta {
+                last_included_index: index,
+                last_included_term: term,
+                voters: meta.voters.clone(),
+            },
+        );
+    Ok(Taken {
+        meta,
+        floor,
+        payload_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Reads and decodes the snapshot file for `meta` (its CRCs are checked as
+/// it is read). Blocking.
+pub(super) fn load_snapshot(
+    store: &SnapshotStore,
+    meta: &SnapshotMeta,
+) -> Result<kv::Db, NodeError> {
+    let path = snapshot_path(store, meta);
+    let bytes = store.open_reader(&path)?.read_to_end()?;
+    kv::Db::restore(&bytes).map_err(|source| NodeError::SnapshotDecode { path, source })
+}
+
+/// The follower's install step for `Ready.snapshot` (module docs): load the
+/// file, reset the WAL to it and store the kept suffix again, fsync.
+/// Blocking; returns the rebuilt map.
+pub(super) fn install_snapshot(
+    store: &SnapshotStore,
+    wal: &mut Wal,
+    meta: &SnapshotMeta,
+    kept_suffix: &[Entry],
+) -> Result<kv::Db, NodeError> {
+    let db = load_snapshot(store, meta)?;
+    wal.reset_to_snapshot(meta)?;
+    if !kept_suffix.is_empty() {
+        wal.append(kept_suffix)?;
+    }
+    wal.sync()?;
+    Ok(db)
+}
+
+/// The leader's side of InstallSnapshot for one follower: streams the
+/// snapshot file named by the message's meta, then hands the message to the
+/// transport. Returns whether the whole stream went through.
+pub(super) async fn stream_snapshot(
+    store: Arc<SnapshotStore>,
+    transport: Transport,
+    envelope: Envelope,
+    meta: SnapshotMeta,
+    chunk_bytes: usize,
+) -> bool {
+    let peer = envelope.to;
+    let started = std::time::Instant::now();
+    match send_chunks(&store, &transport, peer, &meta, chunk_bytes).await {
+        Ok(bytes) => {
+            info!(
+                peer = peer.0,
+                index = meta.last_included_index.0,
+                bytes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot streamed"
+            );
+            transport.send(envelope);
+            true
+        }
+        Err(reason) => {
+            warn!(peer = peer.0, index = meta.last_included_index.0, %reason,
+                "snapshot stream abandoned; it is sent again after an election timeout");
+            false
+        }
+    }
+}
+
+async fn send_chunks(
+    store: &Arc<SnapshotStore>,
+    transport: &Transport,
+    peer: NodeId,
+    meta: &SnapshotMeta,
+    chunk_bytes: usize,
+) -> Result<u64, String> {
+    let path = snapshot_path(store, meta);
+    let opener = store.clone();
+    let mut reader = tokio::task::spawn_blocking(move || opener.open_reader(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let payload_crc = reader.payload_crc();
+    loop {
+        let offset = reader.offset();
+        let (back, read) = tokio::task::spawn_blocking(move || {
+            let read = reader.read_chunk(chunk_bytes);
+            (reader, read)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        reader = back;
+        let data = read.map_err(|e| e.to_string())?;
+        let done = data.is_none();
+        let chunk = SnapshotChunk {
+            meta: meta.clone(),
+            offset,
+            data: data.map(bytes::Bytes::from).unwrap_or_default(),
+            done,
+            payload_crc: if done { payload_crc } else { 0 },
+        };
+        transport
+            .send_snapshot_chunk(peer, &chunk, CHUNK_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if done {
+            return Ok(offset);
+        }
+    }
+}
+
+/// The follower's side of the stream: one snapshot received at a time into a
+/// temp file; a finished one is remembered so the driver can tell whether an
+/// InstallSnapshot message has its data here.
+pub(super) struct SnapshotReceiver {
+    store: Arc<SnapshotStore>,
+    /// The stream being received: its sender and writer.
+    current: Mutex<Option<(NodeId, SnapshotWriter)>>,
+    /// The last snapshot received completely.
+    received: Mutex<Option<SnapshotMeta>>,
+}
+
+impl SnapshotReceiver {
+    pub(super) fn new(store: Arc<SnapshotStore>) -> SnapshotReceiver {
+        SnapshotReceiver {
+            store,
+            current: Mutex::new(None),
+            received: Mutex::new(None),
+        }
+    }
+
+    /// Whether a complete, durable file for `meta` was received.
+    pub(super) fn has_received(&self, meta: &SnapshotMeta) -> bool {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|r| same_snapshot(r, meta))
+    }
+
+    /// Writes one chunk. A chunk at offset 0 starts a new stream (abandoning
+    /// any other); any other chunk must continue the current stream exactly.
+    /// Blocking.
+    pub(super) fn receive(&self, from: NodeId, chunk: SnapshotChunk) -> Result<(), String> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if chunk.offset == 0 && !chunk.done {
+            // Drop the old writer first: it deletes its temp file, which may
+            // have the same name as the new one.
+            *current = None;
+            let writer = self
+                .store
+                .begin_receive(&chunk.meta)
+                .map_err(|e| e.to_string())?;
+            debug!(
+                from = from.0,
+                index = chunk.meta.last_included_index.0,
+                "receiving snapshot"
+            );
+            *current = Some((from, writer));
+        }
+        let Some((sender, writer)) = current.as_mut() else {
+            return Err(format!(
+                "snapshot chunk at offset {} but no snapshot is being received",
+                chunk.offset
+            ));
+        };
+        if *sender != from || !same_snapshot(writer.meta(), &chunk.meta) {
+            return Err(format!(
+                "snapshot chunk from node {from} for index {} does not belong to the stream \
+                 being received (node {sender}, index {})",
+                chunk.meta.last_included_index,
+                writer.meta().last_included_index
+            ));
+        }
+        if let Err(e) = writer.write_chunk_at(chunk.offset, &chunk.data) {
+            *current = None;
+            return Err(e.to_string());
+        }
+        if !chunk.done {
+            return Ok(());
+        }
+        let Some((_, writer)) = current.take() else {
+            return Err("snapshot stream vanished".to_string());
+        };
+        if writer.payload_crc() != chunk.payload_crc {
+            return Err(format!(
+                "snapshot for index {} arrived damaged: payload CRC {:08x}, the leader's is {:08x}",
+                chunk.meta.last_included_index,
+                writer.payload_crc(),
+                chunk.payload_crc
+            ));
+        }
+        let (meta, path) = writer.finish().map_err(|e| e.to_string())?;
+        info!(from = from.0, index = meta.last_included_index.0, path = %path.display(),
+            "snapshot received");
+        *self.received.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta);
+        Ok(())
+    }
+}
+
+/// The meta of a snapshot this node takes at `index` (term `term`).
+pub(super) fn local_meta(index: LogIndex, term: Term, voters: &[NodeId]) -> SnapshotMeta {
+    SnapshotMeta {
+        last_included_index: index,
+        last_included_term: term,
+        voters: voters.to_vec(),
+    }
+}
