@@ -250,11 +250,28 @@ impl Driver {
 
     fn handle_request(&mut self, request: NodeRequest) {
         match request {
-            NodeRequest::Propose { op, reply } => self.propose(op, reply),
+            NodeRequest::Propose { batch } => self.propose_batch(batch),
             NodeRequest::ReadIndex { reply } => self.read_index(reply),
             NodeRequest::TransferLeader { to, reply } => {
                 let _ = reply.send(self.transfer_leader(to));
             }
+        }
+    }
+
+    /// Proposes a batch in order, or answers all of it `NotLeader` (the
+    /// caller then sends the whole batch elsewhere, keeping its order).
+    fn propose_batch(&mut self, batch: Vec<(kv::Op, oneshot::Sender<LocalWrite>)>) {
+        let status = self.parts.raft.status();
+        if status.role != Role::Leader || status.transferring_to.is_some() {
+            // During a transfer the caller waits for the new leader.
+            let leader = status.transferring_to.map_or(status.leader, |_| None);
+            for (_, reply) in batch {
+                let _ = reply.send(LocalWrite::NotLeader(leader));
+            }
+            return;
+        }
+        for (op, reply) in batch {
+            self.propose(op, reply);
         }
     }
 

@@ -153,6 +153,14 @@ enum LocalWrite {
     Done(Result<kv::Output, RequestError>),
 }
 
+/// The fate of a batch handed to the local driver.
+enum Proposed {
+    /// Each write's outcome, in order.
+    Done(Vec<Result<kv::Output, RequestError>>),
+    /// This node does not lead: nothing was appended.
+    NotLeader(Option<NodeId>),
+}
+
 /// A read-index request handed to the driver.
 enum LocalRead {
     NotLeader(Option<NodeId>),
@@ -170,9 +178,10 @@ pub struct ReadCtx {
 
 /// Work for the driver.
 enum NodeRequest {
+    /// Writes to propose in this order, all or none: a node that does not
+    /// lead answers `NotLeader` to every one.
     Propose {
-        op: kv::Op,
-        reply: oneshot::Sender<LocalWrite>,
+        batch: Vec<(kv::Op, oneshot::Sender<LocalWrite>)>,
     },
     ReadIndex {
         reply: oneshot::Sender<LocalRead>,
@@ -464,61 +473,101 @@ impl NodeHandle {
     /// # Errors
     /// See [`RequestError`].
     pub async fn write(&self, op: kv::Op) -> Result<kv::Output, RequestError> {
+        self.write_batch(vec![op]).await.pop().unwrap_or_else(|| {
+            Err(RequestError::OutcomeUnknown(
+                "no reply for the write".to_string(),
+            ))
+        })
+    }
+
+    /// Proposes writes that must apply in this order (one connection's
+    /// pipelined writes), forwarding them together to the leader when this
+    /// node follows; returns each one's output, in order. The batch is handed
+    /// to one node at a time and proposed there in order, so the log holds
+    /// them in order; a retry happens only when none was appended.
+    pub async fn write_batch(&self, ops: Vec<kv::Op>) -> Vec<Result<kv::Output, RequestError>> {
+        let n = ops.len();
+        let all = |e: RequestError| vec![Err(e); n];
+        if n == 0 {
+            return Vec::new();
+        }
         let deadline = Instant::now() + self.inner.request_timeout;
         loop {
-            self.check_loaded()?;
-            let leader = match self.propose_here(op.clone(), deadline).await? {
-                LocalWrite::Done(result) => return result,
-                LocalWrite::NotLeader(leader) => leader,
+            if let Err(e) = self.check_loaded() {
+                return all(e);
+            }
+            let leader = match self.propose_here(ops.clone(), deadline).await {
+                Ok(Proposed::Done(results)) => return results,
+                Ok(Proposed::NotLeader(leader)) => leader,
+                Err(e) => return all(e),
             };
             match leader {
                 Some(leader) if leader != self.inner.id => {
                     if self.inner.follower_writes == FollowerWrites::Redirect {
                         if let Some(addr) = self.inner.resp_addrs.get(&leader) {
-                            return Err(RequestError::Moved(addr.to_string()));
+                            return all(RequestError::Moved(addr.to_string()));
                         }
                     }
                     let remaining = self.attempt_timeout(deadline);
-                    match self.inner.transport.forward(leader, &op, remaining).await {
-                        Ok(ForwardReply::Applied(output)) => return Ok(output),
-                        Ok(ForwardReply::Failed(e)) => return Err(e),
+                    match self.inner.transport.forward(leader, &ops, remaining).await {
+                        Ok(ForwardReply::Done(results)) if results.len() == n => return results,
+                        Ok(ForwardReply::Done(results)) => {
+                            return all(RequestError::OutcomeUnknown(format!(
+                                "the leader answered {} of {n} forwarded writes",
+                                results.len()
+                            )))
+                        }
+                        Ok(ForwardReply::Failed(e)) => return all(e),
                         // Not appended anywhere yet: wait for news of the leader, retry.
                         Ok(ForwardReply::NotLeader { .. }) | Err(RpcError::NotSent { .. }) => {
-                            self.pause_until_news(deadline).await?
+                            if let Err(e) = self.pause_until_news(deadline).await {
+                                return all(e);
+                            }
                         }
                         Err(e @ RpcError::Unknown { .. }) => {
-                            return Err(RequestError::OutcomeUnknown(e.to_string()));
+                            return all(RequestError::OutcomeUnknown(e.to_string()));
                         }
                     }
                 }
-                _ => self.pause_until_news(deadline).await?,
+                _ => {
+                    if let Err(e) = self.pause_until_news(deadline).await {
+                        return all(e);
+                    }
+                }
             }
         }
     }
 
-    /// A write from a follower's forward: proposed here only if this node leads.
-    pub async fn write_as_leader(&self, op: kv::Op) -> ForwardReply {
+    /// Writes from a follower's forward: proposed here, in order, only if this
+    /// node leads.
+    pub async fn write_as_leader(&self, ops: Vec<kv::Op>) -> ForwardReply {
         let deadline = Instant::now() + self.inner.request_timeout;
         if let Err(e) = self.check_loaded() {
             return ForwardReply::Failed(e);
         }
-        match self.propose_here(op, deadline).await {
-            Ok(LocalWrite::Done(Ok(output))) => ForwardReply::Applied(output),
-            Ok(LocalWrite::Done(Err(e))) | Err(e) => ForwardReply::Failed(e),
-            Ok(LocalWrite::NotLeader(leader)) => ForwardReply::NotLeader { leader },
+        match self.propose_here(ops, deadline).await {
+            Ok(Proposed::Done(results)) => ForwardReply::Done(results),
+            Ok(Proposed::NotLeader(leader)) => ForwardReply::NotLeader { leader },
+            Err(e) => ForwardReply::Failed(e),
         }
     }
 
-    /// Hands a write to the local driver and waits for its fate.
+    /// Hands writes to the local driver, in order, and waits for their fate.
     async fn propose_here(
         &self,
-        op: kv::Op,
+        ops: Vec<kv::Op>,
         deadline: Instant,
-    ) -> Result<LocalWrite, RequestError> {
-        let (reply, rx) = oneshot::channel();
+    ) -> Result<Proposed, RequestError> {
+        let mut batch = Vec::with_capacity(ops.len());
+        let mut receivers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (reply, rx) = oneshot::channel();
+            batch.push((op, reply));
+            receivers.push(rx);
+        }
         match tokio::time::timeout_at(
             deadline,
-            self.inner.requests.send(NodeRequest::Propose { op, reply }),
+            self.inner.requests.send(NodeRequest::Propose { batch }),
         )
         .await
         {
@@ -526,15 +575,23 @@ impl NodeHandle {
             Ok(Err(_)) => return Err(RequestError::ShuttingDown),
             Ok(Ok(())) => {}
         }
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => Err(RequestError::OutcomeUnknown(
-                "the node stopped before the write was applied".to_string(),
-            )),
-            Err(_) => Err(RequestError::OutcomeUnknown(
-                "timed out waiting for the write to commit; it may still be applied".to_string(),
-            )),
+        let mut results = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            let result = match tokio::time::timeout_at(deadline, rx).await {
+                // The driver answers a whole batch `NotLeader` or none of it.
+                Ok(Ok(LocalWrite::NotLeader(leader))) => return Ok(Proposed::NotLeader(leader)),
+                Ok(Ok(LocalWrite::Done(result))) => result,
+                Ok(Err(_)) => Err(RequestError::OutcomeUnknown(
+                    "the node stopped before the write was applied".to_string(),
+                )),
+                Err(_) => Err(RequestError::OutcomeUnknown(
+                    "timed out waiting for the write to commit; it may still be applied"
+                        .to_string(),
+                )),
+            };
+            results.push(result);
         }
+        Ok(Proposed::Done(results))
     }
 
     /// A linearizable read: waits for a ReadIndex and for apply to reach it, then

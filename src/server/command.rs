@@ -283,6 +283,12 @@ pub type ReadWith<R> = Box<dyn FnOnce(&Db, ReadCtx) -> R + Send>;
 pub trait Backend: Env + Sync {
     /// Proposes a write and returns the output apply computed.
     fn write(&self, op: Op) -> impl Future<Output = Result<Output, RequestError>> + Send;
+    /// Proposes writes that must apply in this order (one connection's
+    /// pipelined writes) and returns each one's output, in order.
+    fn write_batch(
+        &self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Vec<Result<Output, RequestError>>> + Send;
     /// Runs `f` on the map after a linearizable read barrier.
     fn read<R: Send + 'static>(
         &self,
@@ -388,15 +394,46 @@ pub struct Executed {
 /// checked (unknown name, arity, subcommand — Redis's queue-time checks, which
 /// make EXEC answer EXECABORT) and queued with `+QUEUED`.
 pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -> Executed {
+    match prepare(backend, session, args) {
+        Prepared::Done(executed) => executed,
+        Prepared::Action { action, command } => {
+            let (reply, close) = run_action(backend, session, action).await;
+            Executed {
+                reply,
+                close,
+                command: Some(command),
+            }
+        }
+    }
+}
+
+/// A request checked and dispatched, not yet carried out.
+pub enum Prepared {
+    /// Answered already (errors, `QUEUED`, replies that need no node).
+    Done(Executed),
+    /// Needs the node: carry `action` out ([`run_action`]), in request order.
+    Action {
+        /// What the handler decided.
+        action: Action,
+        /// Index in [`COMMANDS`] of the command.
+        command: usize,
+    },
+}
+
+/// Everything [`execute`] does before it waits for the node: lookup, queuing
+/// inside `MULTI`, arity and subcommand checks, the handler. Synchronous, so
+/// a connection can prepare a pipeline's requests in order and then carry
+/// out their writes as one ordered batch.
+pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -> Prepared {
     let Some((index, spec)) = args.first().and_then(|name| lookup(name)) else {
         if session.multi.is_some() {
             session.multi_error = true;
         }
-        return Executed {
+        return Prepared::Done(Executed {
             reply: unknown_command(args).into(),
             close: false,
             command: None,
-        };
+        });
     };
     session.last_command = spec.name;
     if session.multi.is_some() && !spec.flags.contains(Flags::NO_QUEUE) {
@@ -410,20 +447,35 @@ pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Byt
                 Reply::Simple("QUEUED")
             }
         };
-        return Executed {
+        return Prepared::Done(Executed {
             reply,
             close: false,
             command: Some(index),
-        };
+        });
     }
-    let (reply, close) = match dispatch(spec, session, backend, args) {
-        Err(error) => (error.into(), false),
-        Ok(action) => run_action(backend, session, action).await,
-    };
-    Executed {
-        reply,
-        close,
-        command: Some(index),
+    match dispatch(spec, session, backend, args) {
+        Err(error) => Prepared::Done(Executed {
+            reply: error.into(),
+            close: false,
+            command: Some(index),
+        }),
+        Ok(Action::Reply(reply)) => Prepared::Done(Executed {
+            reply,
+            close: false,
+            command: Some(index),
+        }),
+        Ok(action) => Prepared::Action {
+            action,
+            command: index,
+        },
+    }
+}
+
+/// The reply for a write's outcome.
+pub fn write_reply(result: Result<Output, RequestError>) -> Reply {
+    match result {
+        Ok(output) => output.into(),
+        Err(error) => CommandError::from(error).into(),
     }
 }
 
@@ -436,10 +488,7 @@ pub(crate) async fn run_action<B: Backend>(
     match action {
         Action::Reply(reply) => (reply, false),
         Action::Quit => (Reply::OK, true),
-        Action::Write(op) => match backend.write(op).await {
-            Ok(output) => (output.into(), false),
-            Err(error) => (CommandError::from(error).into(), false),
-        },
+        Action::Write(op) => (write_reply(backend.write(op).await), false),
         Action::Read(f) => {
             let result = if session.readonly {
                 backend.read_local(f)
@@ -573,6 +622,8 @@ pub(crate) mod fake {
         pub role: Role,
         pub error: Option<RequestError>,
         pub now_ms: u64,
+        /// `write_batch` calls so far.
+        pub batches: Mutex<usize>,
     }
 
     impl FakeBackend {
@@ -583,6 +634,7 @@ pub(crate) mod fake {
                 role: Role::Leader,
                 error: None,
                 now_ms: 1_000_000,
+                batches: Mutex::new(0),
             }
         }
     }
@@ -624,6 +676,18 @@ pub(crate) mod fake {
                 })),
             };
             std::future::ready(result)
+        }
+        fn write_batch(
+            &self,
+            ops: Vec<Op>,
+        ) -> impl Future<Output = Vec<Result<Output, RequestError>>> + Send {
+            *self.batches.lock().expect("not poisoned") += 1;
+            let results = ops
+                .into_iter()
+                .map(|op| futures_util::FutureExt::now_or_never(self.write(op)))
+                .map(|r| r.expect("the fake's writes are ready at once"))
+                .collect();
+            std::future::ready(results)
         }
         fn read<R: Send + 'static>(
             &self,

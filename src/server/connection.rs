@@ -1,10 +1,18 @@
 //! One client connection: read, frame, execute in order, write.
 //!
-//! Pipelining: every complete request in the read buffer is executed in order
-//! and its reply appended to one output buffer, which is written once per batch
-//! (or earlier when it grows past [`FLUSH_AT_BYTES`]), never once per reply.
-//! Requests of one connection are executed one after the other, so replies stay
-//! in request order.
+//! Pipelining: every complete request in the read buffer is prepared in order
+//! ([`prepare`]: checks, queuing, the handler) and its reply appended to one
+//! output buffer, which is written once per batch (or earlier when it grows
+//! past [`FLUSH_AT_BYTES`]), never once per reply.
+//!
+//! Consecutive writes of a batch are carried out as one ordered group
+//! ([`Backend::write_batch`]): proposed together, in request order, to one
+//! leader, so they share fsyncs and round trips and still apply in order.
+//! Consecutive reads share one linearizable read barrier. A read waits for the
+//! writes before it (it sees them), a write for the reads before it, and any
+//! other command (connection state, transactions, admin) for everything
+//! before it; replies always leave in request order, each encoded with the
+//! protocol in force when its request was read.
 //!
 //! A framing error is answered with Redis's text and the connection is closed;
 //! a command error is answered and the connection stays open. The loop is
@@ -13,13 +21,17 @@
 
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::codec::{FrameLimits, RequestParser};
-use super::command::{execute, Backend, CommandCounters, Session};
-use super::reply::Reply;
+use super::command::{
+    lookup, prepare, run_action, write_reply, Action, Backend, CommandCounters, CommandError,
+    Executed, Flags, Prepared, ReadFn, Session,
+};
+use super::reply::{Protocol, Reply};
+use crate::kv::Op;
 
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -28,6 +40,58 @@ const MAX_RESERVE_BYTES: usize = 1024 * 1024;
 /// Output written mid-batch once it is this large, to bound memory with deep
 /// pipelines (and to give back-pressure to clients that do not read).
 pub const FLUSH_AT_BYTES: usize = 1024 * 1024;
+/// Most requests carried out as one group.
+const MAX_GROUP_REQUESTS: usize = 1024;
+/// A write group is carried out once its arguments reach this size.
+const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+
+/// One prepared request of a group, and how to answer it.
+struct Member<T> {
+    item: T,
+    command: usize,
+    protocol: Protocol,
+}
+
+/// Requests prepared and waiting to be carried out together.
+enum Group {
+    Empty,
+    Writes {
+        members: Vec<Member<Op>>,
+        bytes: usize,
+    },
+    Reads(Vec<Member<ReadFn>>),
+}
+
+impl Group {
+    fn len(&self) -> usize {
+        match self {
+            Group::Empty => 0,
+            Group::Writes { members, .. } => members.len(),
+            Group::Reads(members) => members.len(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() >= MAX_GROUP_REQUESTS
+            || matches!(self, Group::Writes { bytes, .. } if *bytes >= MAX_GROUP_BYTES)
+    }
+}
+
+/// Whether a request may join a group without first waiting for the requests
+/// before it: a key-space read or write outside `MULTI`. Anything else
+/// (connection state, transactions, admin, unknown names) is prepared only
+/// after every earlier request was carried out, as if run alone.
+fn groupable(session: &Session, args: &[Bytes]) -> bool {
+    if session.multi.is_some() {
+        return false;
+    }
+    args.first()
+        .and_then(|name| lookup(name))
+        .is_some_and(|(_, spec)| {
+            (spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY))
+                && !spec.flags.contains(Flags::NO_QUEUE)
+        })
+}
 
 /// Serves one connection until the client closes it, sends QUIT, breaks the
 /// protocol, or `shutdown` turns true.
@@ -49,18 +113,85 @@ where
     let mut parser = RequestParser::new(limits);
     let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut group = Group::Empty;
     loop {
         loop {
             match parser.next_request(&mut input) {
                 Ok(Some(args)) => {
-                    let executed = execute(backend, &mut session, &args).await;
-                    if let Some(counters) = counters {
-                        counters.record(&executed);
+                    if !groupable(&session, &args) {
+                        carry_out(backend, &session, &mut group, counters, &mut output).await;
                     }
-                    // After `HELLO 3` this is already RESP3, as in Redis.
-                    executed.reply.encode(session.protocol, &mut output);
-                    if executed.close {
-                        return close(&mut stream, &output).await;
+                    let protocol = session.protocol;
+                    let close = match prepare(backend, &mut session, &args) {
+                        Prepared::Action {
+                            action: Action::Write(op),
+                            command,
+                        } => {
+                            if matches!(group, Group::Reads(_)) {
+                                carry_out(backend, &session, &mut group, counters, &mut output)
+                                    .await;
+                            }
+                            let size: usize = args.iter().map(Bytes::len).sum();
+                            let member = Member {
+                                item: op,
+                                command,
+                                protocol,
+                            };
+                            match &mut group {
+                                Group::Writes { members, bytes } => {
+                                    members.push(member);
+                                    *bytes += size;
+                                }
+                                _ => {
+                                    group = Group::Writes {
+                                        members: vec![member],
+                                        bytes: size,
+                                    }
+                                }
+                            }
+                            false
+                        }
+                        Prepared::Action {
+                            action: Action::Read(f),
+                            command,
+                        } => {
+                            if matches!(group, Group::Writes { .. }) {
+                                carry_out(backend, &session, &mut group, counters, &mut output)
+                                    .await;
+                            }
+                            let member = Member {
+                                item: f,
+                                command,
+                                protocol,
+                            };
+                            match &mut group {
+                                Group::Reads(members) => members.push(member),
+                                _ => group = Group::Reads(vec![member]),
+                            }
+                            false
+                        }
+                        Prepared::Action { action, command } => {
+                            carry_out(backend, &session, &mut group, counters, &mut output).await;
+                            let (reply, close) = run_action(backend, &mut session, action).await;
+                            let executed = Executed {
+                                reply,
+                                close,
+                                command: Some(command),
+                            };
+                            answer(executed, protocol, counters, &mut output)
+                        }
+                        Prepared::Done(executed) => {
+                            carry_out(backend, &session, &mut group, counters, &mut output).await;
+                            // After `HELLO 3` this is already RESP3, as in Redis.
+                            answer(executed, session.protocol, counters, &mut output)
+                        }
+                    };
+                    if close {
+                        carry_out(backend, &session, &mut group, counters, &mut output).await;
+                        return close_with(&mut stream, &output).await;
+                    }
+                    if group.is_full() {
+                        carry_out(backend, &session, &mut group, counters, &mut output).await;
                     }
                     if output.len() >= FLUSH_AT_BYTES {
                         stream.write_all(&output).await?;
@@ -69,18 +200,20 @@ where
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    carry_out(backend, &session, &mut group, counters, &mut output).await;
                     tracing::debug!(%error, "protocol error");
                     Reply::Error(error.to_string()).encode(session.protocol, &mut output);
-                    return close(&mut stream, &output).await;
+                    return close_with(&mut stream, &output).await;
                 }
             }
         }
+        carry_out(backend, &session, &mut group, counters, &mut output).await;
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
         }
         if *shutdown.borrow() {
-            return close(&mut stream, &[]).await;
+            return close_with(&mut stream, &[]).await;
         }
         let wanted = parser
             .bytes_needed(&input)
@@ -90,7 +223,7 @@ where
         }
         let read = tokio::select! {
             read = stream.read_buf(&mut input) => read?,
-            _ = shutdown.changed() => return close(&mut stream, &[]).await,
+            _ = shutdown.changed() => return close_with(&mut stream, &[]).await,
         };
         if read == 0 {
             return Ok(());
@@ -98,8 +231,90 @@ where
     }
 }
 
+/// Counts a request and appends its reply; returns whether to close.
+fn answer(
+    executed: Executed,
+    protocol: Protocol,
+    counters: Option<&CommandCounters>,
+    output: &mut BytesMut,
+) -> bool {
+    if let Some(counters) = counters {
+        counters.record(&executed);
+    }
+    executed.reply.encode(protocol, output);
+    executed.close
+}
+
+/// Carries out the waiting group (one ordered write batch, or one read
+/// barrier for all its reads) and appends the replies in request order.
+async fn carry_out<B: Backend>(
+    backend: &B,
+    session: &Session,
+    group: &mut Group,
+    counters: Option<&CommandCounters>,
+    output: &mut BytesMut,
+) {
+    match std::mem::replace(group, Group::Empty) {
+        Group::Empty => {}
+        Group::Writes { members, .. } => {
+            let (ops, answers): (Vec<Op>, Vec<(usize, Protocol)>) = members
+                .into_iter()
+                .map(|m| (m.item, (m.command, m.protocol)))
+                .unzip();
+            let mut results = backend.write_batch(ops).await.into_iter();
+            for (command, protocol) in answers {
+                let result = results.next().unwrap_or_else(|| {
+                    Err(crate::node::RequestError::OutcomeUnknown(
+                        "no reply for the write".to_string(),
+                    ))
+                });
+                let executed = Executed {
+                    reply: write_reply(result),
+                    close: false,
+                    command: Some(command),
+                };
+                answer(executed, protocol, counters, output);
+            }
+        }
+        Group::Reads(members) => {
+            let (reads, answers): (Vec<ReadFn>, Vec<(usize, Protocol)>) = members
+                .into_iter()
+                .map(|m| (m.item, (m.command, m.protocol)))
+                .unzip();
+            let all = Box::new(move |db: &crate::kv::Db, ctx| {
+                reads
+                    .into_iter()
+                    .map(|f| f(db, ctx))
+                    .collect::<Vec<Reply>>()
+            });
+            let replies = if session.readonly {
+                backend.read_local(all)
+            } else {
+                backend.read(all).await
+            };
+            let mut replies = match replies {
+                Ok(replies) => replies.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
+                Err(error) => vec![Err(error); answers.len()].into_iter(),
+            };
+            for (command, protocol) in answers {
+                let reply = match replies.next() {
+                    Some(Ok(reply)) => reply,
+                    Some(Err(error)) => CommandError::from(error).into(),
+                    None => Reply::Error("ERR no reply for the read".to_string()),
+                };
+                let executed = Executed {
+                    reply,
+                    close: false,
+                    command: Some(command),
+                };
+                answer(executed, protocol, counters, output);
+            }
+        }
+    }
+}
+
 /// Writes the last replies and closes our side.
-async fn close<S: AsyncWrite + Unpin>(stream: &mut S, output: &[u8]) -> io::Result<()> {
+async fn close_with<S: AsyncWrite + Unpin>(stream: &mut S, output: &[u8]) -> io::Result<()> {
     stream.write_all(output).await?;
     stream.shutdown().await
 }
@@ -213,6 +428,58 @@ mod tests {
             "+OK\r\n$1\r\n1\r\n$-1\r\n+PONG\r\n-ERR unknown command 'NOSUCH', with args beginning with: \r\n:1\r\n"
         );
         assert_eq!(out.writes, 1, "one write for the whole batch");
+    }
+
+    /// Consecutive pipelined writes go to the node as one ordered batch; a
+    /// read after them waits for them and sees their effect; a write after a
+    /// read starts a new batch; replies stay in request order.
+    #[tokio::test]
+    async fn pipelined_writes_are_one_ordered_batch_and_reads_see_them() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"SET a 1\r\nINCR n\r\nINCR n\r\nGET a\r\nGET n\r\nSET a 2\r\nGET a\r\n",
+            true,
+        )
+        .await;
+        assert!(out.result.is_ok());
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            "+OK\r\n:1\r\n:2\r\n$1\r\n1\r\n$1\r\n2\r\n+OK\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            *backend.batches.lock().unwrap(),
+            2,
+            "SET INCR INCR is one batch, the last SET another"
+        );
+    }
+
+    /// A request that changes connection state waits for the group before it,
+    /// whose replies keep the protocol they were read under.
+    #[tokio::test]
+    async fn hello_inside_a_pipeline_leaves_earlier_replies_in_resp2() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"SET a 1\r\nGET nosuch\r\nHELLO 3\r\nGET nosuch\r\n",
+            true,
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.output).to_string();
+        assert!(text.starts_with("+OK\r\n$-1\r\n%"), "{text:?}");
+        assert!(text.ends_with("_\r\n"), "{text:?}");
+    }
+
+    /// A bad command among pipelined writes gets its error in its place, and
+    /// the writes around it still apply in order.
+    #[tokio::test]
+    async fn an_error_inside_a_write_pipeline_keeps_its_place() {
+        let backend = FakeBackend::new();
+        let out = converse(&backend, b"SET a 1\r\nSET b\r\nINCR a\r\n", true).await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            "+OK\r\n-ERR wrong number of arguments for 'set' command\r\n:2\r\n"
+        );
     }
 
     #[tokio::test]

@@ -221,8 +221,8 @@ async fn peer_route(
             reply(StatusCode::NO_CONTENT, "text/plain", "")
         }
         PeerRoute::Forward => {
-            let op = match transport::decode(&body) {
-                Ok(op) => op,
+            let ops: Vec<crate::kv::Op> = match transport::decode(&body) {
+                Ok(ops) => ops,
                 Err(e) => {
                     return reply(
                         StatusCode::BAD_REQUEST,
@@ -231,7 +231,7 @@ async fn peer_route(
                     )
                 }
             };
-            let answer = node.write_as_leader(op).await;
+            let answer = node.write_as_leader(ops).await;
             reply(
                 StatusCode::OK,
                 "application/octet-stream",

@@ -148,6 +148,13 @@ impl command::Backend for ServerContext {
         self.inner.node.write(op)
     }
 
+    fn write_batch(
+        &self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Vec<Result<Output, RequestError>>> + Send {
+        self.inner.node.write_batch(ops)
+    }
+
     fn read<R: Send + 'static>(
         &self,
         f: command::ReadWith<R>,

@@ -3,8 +3,9 @@
 //! Routes (served by `server::http`):
 //! - `POST /raft/msg`: a batch of Raft [`Envelope`]s, fire-and-forget (Raft replies
 //!   are messages of their own). Answered `204` once queued for the driver.
-//! - `POST /raft/forward`: a client write ([`kv::Op`]) sent by a follower to the
-//!   leader; answered with a [`ForwardReply`].
+//! - `POST /raft/forward`: client writes (a batch of [`kv::Op`]s, one
+//!   connection's pipelined writes, in order) sent by a follower to the leader,
+//!   which proposes them in that order; answered with a [`ForwardReply`].
 //! - `POST /raft/read-index`: a follower asks the leader for a read index;
 //!   answered with a [`ReadIndexReply`].
 //! - `POST /raft/snapshot`: one [`SnapshotChunk`] of a snapshot the leader
@@ -58,17 +59,17 @@ const MAX_BATCH_MESSAGES: usize = 256;
 /// Deadline for one `/raft/msg` request.
 const MSG_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// The leader's answer to a forwarded write.
+/// The leader's answer to a forwarded batch of writes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ForwardReply {
-    /// Committed and applied; the output of apply.
-    Applied(kv::Output),
-    /// The receiver is not the leader; the write was not appended.
+    /// Each write's fate, in order: the output of apply, or why it failed.
+    Done(Vec<Result<kv::Output, RequestError>>),
+    /// The receiver is not the leader; no write of the batch was appended.
     NotLeader {
         /// The leader it knows of.
         leader: Option<NodeId>,
     },
-    /// The write failed on the leader as described.
+    /// The whole batch failed on the leader as described.
     Failed(RequestError),
 }
 
@@ -216,17 +217,18 @@ impl Transport {
         }
     }
 
-    /// Sends a client write to the leader `peer` and waits for its reply.
+    /// Sends client writes to the leader `peer`, to be proposed in this order,
+    /// and waits for its reply.
     ///
     /// # Errors
     /// [`RpcError::NotSent`] when it certainly had no effect, else [`RpcError::Unknown`].
     pub async fn forward(
         &self,
         peer: NodeId,
-        op: &kv::Op,
+        ops: &[kv::Op],
         timeout: Duration,
     ) -> Result<ForwardReply, RpcError> {
-        let body = self.call(peer, FORWARD_PATH, encode(op), timeout).await?;
+        let body = self.call(peer, FORWARD_PATH, encode(&ops), timeout).await?;
         decode(&body).map_err(|e| RpcError::Unknown {
             peer,
             reason: format!("bad forward reply: {e}"),
