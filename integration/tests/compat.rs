@@ -1,8 +1,10 @@
 //! Real clients against a dkv cluster, each in its own idiom: redis-cli
 //! (`--pipe` mass insert, `-3`, COMMAND DOCS for interactive hints), redis-py
 //! (integration/compat/redis_py_compat.py), the `redis` crate (RESP2 and RESP3)
-//! and ioredis (integration/compat/ioredis_compat.js). A test whose client is
-//! not installed is skipped with a printed reason (.ci/run installs them all).
+//! and ioredis (integration/compat/ioredis_compat.js); redis-py 5+ from the
+//! venv integration/compat/venv runs the same script as a RESP3 client; raw
+//! connections check CLIENT LIST / CLIENT KILL. A test whose client is not
+//! installed is skipped with a printed reason (.ci/run installs them all).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -183,6 +185,168 @@ async fn redis_py_resp2_resp3_pipeline_transaction_expiry_scan() -> Result<()> {
     Ok(())
 }
 
+/// redis-py 5 or later from the venv `integration/compat/venv` (made by
+/// .ci/run: `python3 -m venv integration/compat/venv && integration/compat/venv/bin/pip
+/// install 'redis>=5'`): the same script, which then also runs as a RESP3
+/// client (`protocol=3`). Debian's python3-redis (4.3) is RESP2 only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_5_resp3_from_the_compat_venv() -> Result<()> {
+    let python = compat_dir().join("venv/bin/python3");
+    let version = Command::new(&python)
+        .args(["-c", "import redis; print(redis.__version__.split('.')[0])"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let Some(major) = version
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&m| m >= 5)
+    else {
+        println!(
+            "SKIPPED: no redis-py >= 5 in {} (python3 -m venv integration/compat/venv && integration/compat/venv/bin/pip install 'redis>=5')",
+            python.display()
+        );
+        return Ok(());
+    };
+    let (cluster, addr) = cluster().await?;
+    let mut c = Command::new(&python);
+    c.arg(compat_dir().join("redis_py_compat.py"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string());
+    let out = run(c, "redis-py (venv) compat script")?;
+    println!("{out}");
+    assert!(out.contains("all checks passed"), "{out}");
+    assert!(
+        out.contains("ok resp3 "),
+        "redis-py {major} ran no RESP3 check:\n{out}"
+    );
+    cluster.shutdown();
+    Ok(())
+}
+
+/// CLIENT LIST shows other connections in Redis's format, and CLIENT KILL
+/// (ID, ADDR, LADDR + SKIPME, and the old `CLIENT KILL ip:port`) closes the
+/// connection it names, not just in name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_and_kill_close_the_named_connection() -> Result<()> {
+    use dkv_integration::{RawConn, Reply};
+    let (cluster, addr) = cluster().await?;
+    let wait = Duration::from_secs(10);
+    let text = |r: Reply| -> Result<String> {
+        match r {
+            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            other => bail!("expected a bulk string, got {other:?}"),
+        }
+    };
+    let int = |r: Reply| -> Result<i64> {
+        match r {
+            Reply::Integer(n) => Ok(n),
+            other => bail!("expected an integer, got {other:?}"),
+        }
+    };
+    let mut admin = RawConn::connect(addr).await?;
+    let mut victim = RawConn::connect(addr).await?;
+    let victim_id = int(victim.command(&[b"CLIENT", b"ID"]).await?)?;
+    let _ = victim.command(&[b"CLIENT", b"SETNAME", b"victim"]).await?;
+    let info = text(victim.command(&[b"CLIENT", b"INFO"]).await?)?;
+    let victim_addr = info
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .context("addr= in CLIENT INFO")?
+        .to_string();
+    let list = text(admin.command(&[b"CLIENT", b"LIST"]).await?)?;
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={victim_id} ")))
+        .with_context(|| format!("victim {victim_id} not in CLIENT LIST:\n{list}"))?;
+    assert!(
+        line.contains(&format!(" addr={victim_addr} ")) && line.contains(" name=victim "),
+        "{line}"
+    );
+    assert!(line.contains(" cmd=client|info user=default "), "{line}");
+    // KILL ID: the victim's socket closes; the killer's stays open.
+    assert_eq!(
+        int(admin
+            .command(&[b"CLIENT", b"KILL", b"ID", victim_id.to_string().as_bytes()])
+            .await?)?,
+        1
+    );
+    victim.expect_closed(wait).await.context("killed by ID")?;
+    assert_eq!(
+        admin.command(&[b"PING"]).await?,
+        Reply::Simple("PONG".into())
+    );
+    let list = text(admin.command(&[b"CLIENT", b"LIST"]).await?)?;
+    assert!(
+        !list.contains(&format!("id={victim_id} ")),
+        "a killed client leaves CLIENT LIST:\n{list}"
+    );
+    // Old form: CLIENT KILL ip:port.
+    let mut victim = RawConn::connect(addr).await?;
+    let info = text(victim.command(&[b"CLIENT", b"INFO"]).await?)?;
+    let victim_addr = info
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .context("addr= in CLIENT INFO")?
+        .to_string();
+    assert_eq!(
+        admin
+            .command(&[b"CLIENT", b"KILL", victim_addr.as_bytes()])
+            .await?,
+        Reply::Simple("OK".into())
+    );
+    victim
+        .expect_closed(wait)
+        .await
+        .context("killed by ip:port")?;
+    assert_eq!(
+        admin
+            .command(&[b"CLIENT", b"KILL", victim_addr.as_bytes()])
+            .await?,
+        Reply::Error("ERR No such client".into())
+    );
+    // LADDR matches every connection to this node; SKIPME yes spares the caller.
+    let mut other = RawConn::connect(addr).await?;
+    assert_eq!(
+        other.command(&[b"PING"]).await?,
+        Reply::Simple("PONG".into())
+    );
+    let killed = int(admin
+        .command(&[
+            b"CLIENT",
+            b"KILL",
+            b"LADDR",
+            addr.to_string().as_bytes(),
+            b"SKIPME",
+            b"yes",
+        ])
+        .await?)?;
+    assert!(killed >= 1, "{killed}");
+    other.expect_closed(wait).await.context("killed by LADDR")?;
+    assert_eq!(
+        admin.command(&[b"PING"]).await?,
+        Reply::Simple("PONG".into())
+    );
+    // SKIPME no: the caller gets its reply, then its connection closes.
+    let me = int(admin.command(&[b"CLIENT", b"ID"]).await?)?;
+    assert_eq!(
+        int(admin
+            .command(&[
+                b"CLIENT",
+                b"KILL",
+                b"ID",
+                me.to_string().as_bytes(),
+                b"SKIPME",
+                b"no"
+            ])
+            .await?)?,
+        1
+    );
+    admin.expect_closed(wait).await.context("killed itself")?;
+    cluster.shutdown();
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ioredis_ready_check_pipeline_multi_expiry_scan_stream() -> Result<()> {
     if !available("node", "--version") || !compat_dir().join("node_modules/ioredis").exists() {
@@ -283,6 +447,40 @@ async fn redis_crate_resp2_and_resp3() -> Result<()> {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("WRONGTYPE"), "{protocol}: {err}");
+        // Redis 7: HRANDFIELD … WITHVALUES is flat in RESP2 and an array of
+        // [field, value] pairs in RESP3.
+        let _: () = redis::cmd("HSET")
+            .arg("h")
+            .arg("g")
+            .arg("2")
+            .query_async(&mut conn)
+            .await?;
+        let pairs: redis::Value = redis::cmd("HRANDFIELD")
+            .arg("h")
+            .arg(-3)
+            .arg("WITHVALUES")
+            .query_async(&mut conn)
+            .await?;
+        let redis::Value::Array(items) = &pairs else {
+            bail!("{protocol} HRANDFIELD WITHVALUES: not an array: {pairs:?}");
+        };
+        if protocol == "resp3" {
+            assert_eq!(items.len(), 3, "{protocol}: {pairs:?}");
+            assert!(
+                items
+                    .iter()
+                    .all(|p| matches!(p, redis::Value::Array(fv) if fv.len() == 2)),
+                "{protocol}: {pairs:?}"
+            );
+        } else {
+            assert_eq!(items.len(), 6, "{protocol}: {pairs:?}");
+            assert!(
+                items
+                    .iter()
+                    .all(|p| matches!(p, redis::Value::BulkString(_))),
+                "{protocol}: {pairs:?}"
+            );
+        }
     }
     cluster.shutdown();
     Ok(())

@@ -17,7 +17,9 @@
 //! - RANDOMKEY: both nil or both a key; HRANDFIELD: same shape and length
 //!   (and the same set when the whole hash is returned).
 //! - Not generated, with the reason: TIME, INFO, CLIENT ID/LIST/INFO, HELLO,
-//!   LASTSAVE (server identity and clocks); OBJECT, DEBUG (not implemented);
+//!   LASTSAVE (server identity and clocks); OBJECT (not implemented), DEBUG
+//!   other than DIGEST / DIGEST-VALUE, and DEBUG inside MULTI (dkv runs it
+//!   after the transaction's entry);
 //!   SET … EXAT/PXAT in the past (Redis stores the dead key and DBSIZE counts
 //!   it until its active expiry runs: a timing artefact); sub-second TTLs.
 //!
@@ -161,6 +163,15 @@ const FLOATS: &[&str] = &[
     "5.",
     "1e",
     "",
+    // strtold's hexadecimal form, which Redis accepts.
+    "0x10",
+    "-0x1.8p1",
+    "0X1P-2",
+    "0x",
+    "0x1p",
+    "0xg",
+    "nan",
+    "1e-320",
 ];
 const FIELDS: &[&str] = &["f", "g", "h", "n", "x", ""];
 
@@ -443,6 +454,19 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
             "NOSUCHCMD",
             "TTL",
         ]))]),
+        63 if r.chance(50) => {
+            // Redis's dataset digest, bit for bit (TTLs here never run out
+            // during a run, so both servers store the same keys).
+            if r.chance(50) {
+                exact(vec![b("DEBUG"), b("DIGEST")])
+            } else {
+                let mut a = vec![b("DEBUG"), b("DIGEST-VALUE")];
+                for _ in 0..r.below(3) {
+                    a.push(key(r));
+                }
+                exact(a)
+            }
+        }
         _ => exact(vec![
             b("SCAN"),
             b(r.pick(&["x", " 0", "0x", "99999999999999999999"])),
@@ -484,7 +508,8 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
                 } else {
                     gen_command(r, now_s)
                 };
-                if c.args[0] == b"SELECT" || c.args[0] == b"RANDOMKEY" {
+                // DEBUG runs after the EXEC entry in dkv (not in queue order).
+                if c.args[0] == b"SELECT" || c.args[0] == b"RANDOMKEY" || c.args[0] == b"DEBUG" {
                     continue;
                 }
                 checks.push(c.check.clone());
@@ -645,6 +670,8 @@ async fn start_redis() -> Result<(RedisServer, RawConn)> {
             "",
             "--appendonly",
             "no",
+            "--enable-debug-command",
+            "yes",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -98,6 +98,9 @@ pub enum Output {
     Map(Vec<(Output, Output)>),
     /// An error reply (full text, code included).
     Error(String),
+    /// Field/value pairs: a flat array in RESP2, an array of 2-element
+    /// arrays in RESP3 (`HRANDFIELD … WITHVALUES`, as Redis 7).
+    Pairs(Vec<(Output, Output)>),
 }
 
 impl Output {

@@ -230,6 +230,8 @@ impl Big {
 const MAX_EXP: i64 = 16383;
 /// Smallest binary exponent of the leading bit of a normal x87 value.
 const MIN_EXP: i64 = -16382;
+/// Binary exponent of the smallest x87 subnormal (2^-16445).
+const MIN_SUBNORMAL_EXP: i64 = -16445;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -327,6 +329,9 @@ impl LongDouble {
                 kind: Kind::Inf,
             });
         }
+        if rest.len() >= 2 && rest[0] == b'0' && (rest[1] == b'x' || rest[1] == b'X') {
+            return Self::parse_hex(negative, &rest[2..]);
+        }
         let mut digits = Big(vec![]);
         let mut n_digits = 0u64;
         let mut any_digit = false;
@@ -404,10 +409,86 @@ impl LongDouble {
                 (digits, p.shl((-k) as u64))
             };
             let (q, r) = a.divmod(&b);
-            Self::round(negative, &q, -k, !r.is_zero())
+            let top = q.bits() as i64 - 1 - k;
+            return Self::accept(Self::round(negative, &q, -k, !r.is_zero()), top);
         };
+        Self::accept(value, MIN_EXP)
+    }
+
+    /// `strtold`'s hexadecimal form after the sign and `0x`: hex digits with
+    /// an optional point (at least one digit), then an optional binary
+    /// exponent `p[+-]digits`; Redis wants the whole string consumed.
+    fn parse_hex(negative: bool, text: &[u8]) -> Option<LongDouble> {
+        let mut mantissa = Big(vec![]);
+        let (mut any_digit, mut seen_dot, mut frac_digits) = (false, false, 0i64);
+        let mut i = 0;
+        while i < text.len() {
+            let c = text[i];
+            if let Some(d) = char::from(c).to_digit(16) {
+                any_digit = true;
+                if !mantissa.is_zero() || d != 0 {
+                    mantissa.mul_small(16);
+                    mantissa.add_small(d);
+                    if seen_dot {
+                        frac_digits += 1;
+                    }
+                } else if seen_dot {
+                    frac_digits += 1;
+                }
+            } else if c == b'.' && !seen_dot {
+                seen_dot = true;
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        if !any_digit {
+            return None;
+        }
+        let mut exp2 = 0i64;
+        if i < text.len() {
+            if text[i] != b'p' && text[i] != b'P' {
+                return None;
+            }
+            let (eneg, digits) = match text.get(i + 1) {
+                Some(b'-') => (true, &text[i + 2..]),
+                Some(b'+') => (false, &text[i + 2..]),
+                _ => (false, &text[i + 1..]),
+            };
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            for &c in digits {
+                exp2 = (exp2 * 10 + i64::from(c - b'0')).min(1_000_000);
+            }
+            if eneg {
+                exp2 = -exp2;
+            }
+        }
+        if mantissa.is_zero() {
+            return Some(LongDouble {
+                negative,
+                kind: Kind::Zero,
+            });
+        }
+        let exp2 = exp2 - 4 * frac_digits;
+        let top = mantissa.bits() as i64 - 1 + exp2;
+        if top > MAX_EXP + 1 {
+            return None;
+        }
+        Self::accept(Self::round(negative, &mantissa, exp2, false), top)
+    }
+
+    /// `string2ld`'s verdict on a parsed non-zero value whose leading bit
+    /// has binary exponent `top`: overflow to infinity is refused; so is
+    /// underflow to zero, but a subnormal (`strtold` returns it with
+    /// `ERANGE`, and Redis accepts it) is kept — as a signed zero, since
+    /// subnormals are not modelled (it prints as `0` either way).
+    fn accept(value: LongDouble, top: i64) -> Option<LongDouble> {
         match value.kind {
-            Kind::Inf | Kind::Zero => None,
+            Kind::Inf => None,
+            Kind::Zero if top >= MIN_SUBNORMAL_EXP => Some(value),
+            Kind::Zero => None,
             Kind::Finite { .. } => Some(value),
         }
     }

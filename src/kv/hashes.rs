@@ -266,6 +266,9 @@ pub(crate) fn hscan(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     Output::Array(vec![Output::bulk("0"), Output::Array(items)])
 }
 
+/// The most fields `HRANDFIELD key <negative count>` returns.
+pub const MAX_RANDOM_FIELDS: i64 = 1_000_000;
+
 pub(crate) fn hrandfield(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     if args.len() == 2 {
         return match read_hash(db, ctx, &args[1]) {
@@ -301,6 +304,14 @@ pub(crate) fn hrandfield(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     if count == 0 {
         return Output::Array(vec![]);
     }
+    // A negative count repeats fields, so the reply is as long as the client
+    // asks; Redis streams it, dkv builds it in memory (in apply, inside MULTI),
+    // so it is bounded (DoS and crash guard, not a Redis rule).
+    if count < -MAX_RANDOM_FIELDS {
+        return Output::err(format!(
+            "ERR count is out of range (dkv returns at most {MAX_RANDOM_FIELDS} repeated random fields)"
+        ));
+    }
     let fields: Vec<(&Bytes, &Bytes)> = h.iter().collect();
     let mut seed = ctx.seed;
     let picks: Vec<usize> = if count < 0 {
@@ -323,12 +334,22 @@ pub(crate) fn hrandfield(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         order.truncate(count as usize);
         order
     };
-    let mut out = Vec::new();
-    for i in picks {
-        out.push(Output::bulk(fields[i].0.clone()));
-        if with_values {
-            out.push(Output::bulk(fields[i].1.clone()));
-        }
+    if with_values {
+        let pairs = picks
+            .into_iter()
+            .map(|i| {
+                (
+                    Output::bulk(fields[i].0.clone()),
+                    Output::bulk(fields[i].1.clone()),
+                )
+            })
+            .collect();
+        return Output::Pairs(pairs);
     }
-    Output::Array(out)
+    Output::Array(
+        picks
+            .into_iter()
+            .map(|i| Output::bulk(fields[i].0.clone()))
+            .collect(),
+    )
 }

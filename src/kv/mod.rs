@@ -20,10 +20,11 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`float`] (x87 long double
+//! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 mod command;
+pub mod digest;
 mod evict;
 mod expiry;
 pub mod float;

@@ -15,10 +15,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::commands::clients::{ClientRegistry, ClientShared};
 use super::commands::transactions;
 pub use super::commands::COMMANDS;
 use super::info::ServerFacts;
@@ -73,12 +75,33 @@ pub enum CommandError {
     /// `WATCH` after `MULTI`.
     #[error("ERR WATCH inside MULTI is not allowed")]
     WatchInsideMulti,
+    /// A command queued after `MULTI` beyond dkv's bound on a transaction
+    /// (the transaction is then discarded at `EXEC`, with `EXECABORT`).
+    #[error("ERR MULTI queue is full: a transaction holds at most {max_commands} commands and {max_bytes} bytes of arguments in dkv; EXEC will discard it")]
+    MultiQueueFull {
+        /// [`transactions::MAX_QUEUED_COMMANDS`].
+        max_commands: usize,
+        /// [`transactions::MAX_QUEUED_BYTES`].
+        max_bytes: usize,
+    },
     /// `EXEC` of a transaction with a queuing error.
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
     /// `CLIENT KILL` found nobody.
     #[error("ERR No such client")]
     NoSuchClient,
+    /// `CLIENT KILL ID` with a value that is not a positive integer.
+    #[error("ERR client-id should be greater than 0")]
+    ClientIdNotPositive,
+    /// `CLIENT LIST ID` with a value that is not an integer.
+    #[error("ERR Invalid client ID")]
+    InvalidClientId,
+    /// `CLIENT LIST TYPE` / `CLIENT KILL TYPE` with an unknown type.
+    #[error("ERR Unknown client type '{0}'")]
+    UnknownClientType(String),
+    /// `CLIENT KILL USER` naming a user that does not exist.
+    #[error("ERR No such user '{0}'")]
+    NoSuchUser(String),
     /// `CONFIG SET` of a parameter dkv does not have or cannot change.
     #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
     UnknownConfig(String),
@@ -223,12 +246,18 @@ pub struct Session {
     pub multi_error: bool,
     /// The database the next queued command runs in (SELECT inside MULTI).
     pub multi_db: u8,
+    /// Argument bytes queued since `MULTI` (bounded, see
+    /// [`transactions::MAX_QUEUED_BYTES`]).
+    pub multi_bytes: usize,
     /// `WATCH`ed keys with what was seen of them.
     pub watched: Vec<WatchToken>,
     /// `READONLY`: reads skip the ReadIndex wait (stale reads).
     pub readonly: bool,
-    /// The last command name (CLIENT LIST's `cmd`).
+    /// The last command name (CLIENT LIST's `cmd`: `get`, `client|list`).
     pub last_command: &'static str,
+    /// This connection's entry in the client registry (CLIENT LIST / KILL),
+    /// refreshed after every command; None when not registered (tests).
+    pub client: Option<Arc<ClientShared>>,
 }
 
 impl Session {
@@ -247,9 +276,11 @@ impl Session {
             multi: None,
             multi_error: false,
             multi_db: 0,
+            multi_bytes: 0,
             watched: Vec::new(),
             readonly: false,
             last_command: "NULL",
+            client: None,
         }
     }
 
@@ -257,6 +288,7 @@ impl Session {
     pub fn discard_transaction(&mut self) {
         self.multi = None;
         self.multi_error = false;
+        self.multi_bytes = 0;
         self.watched.clear();
     }
 }
@@ -271,6 +303,11 @@ pub trait Env {
     fn kv_info(&self) -> KvInfo;
     /// Open client connections.
     fn connected_clients(&self) -> usize;
+    /// The registry of open connections (CLIENT LIST / KILL); None when the
+    /// environment has none (then only the current connection is known).
+    fn clients(&self) -> Option<&ClientRegistry> {
+        None
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).
@@ -394,7 +431,7 @@ pub struct Executed {
 /// checked (unknown name, arity, subcommand — Redis's queue-time checks, which
 /// make EXEC answer EXECABORT) and queued with `+QUEUED`.
 pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -> Executed {
-    match prepare(backend, session, args) {
+    let executed = match prepare(backend, session, args) {
         Prepared::Done(executed) => executed,
         Prepared::Action { action, command } => {
             let (reply, close) = run_action(backend, session, action).await;
@@ -404,7 +441,27 @@ pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Byt
                 command: Some(command),
             }
         }
+    };
+    publish(session);
+    executed
+}
+
+/// Refreshes this connection's CLIENT LIST entry (after each request).
+pub fn publish(session: &Session) {
+    if let Some(client) = &session.client {
+        client.publish(session);
     }
+}
+
+/// `cmd=` of CLIENT LIST: the subcommand's full name when there is one.
+fn command_label(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
+    args.get(1)
+        .and_then(|sub| {
+            spec.subcommands
+                .iter()
+                .find(|s| sub.eq_ignore_ascii_case(s.name.as_bytes()))
+        })
+        .map_or(spec.name, |s| s.full_name)
 }
 
 /// A request checked and dispatched, not yet carried out.
@@ -435,17 +492,20 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             command: None,
         });
     };
-    session.last_command = spec.name;
+    session.last_command = command_label(spec, args);
     if session.multi.is_some() && !spec.flags.contains(Flags::NO_QUEUE) {
         let reply = match resolve(spec, args) {
             Err(error) => {
                 session.multi_error = true;
                 error.into()
             }
-            Ok(_) => {
-                transactions::queue(session, args);
-                Reply::Simple("QUEUED")
-            }
+            Ok(_) => match transactions::queue(session, args) {
+                Ok(()) => Reply::Simple("QUEUED"),
+                Err(error) => {
+                    session.multi_error = true;
+                    error.into()
+                }
+            },
         };
         return Prepared::Done(Executed {
             reply,

@@ -27,8 +27,8 @@ use tokio::sync::watch;
 
 use super::codec::{FrameLimits, RequestParser};
 use super::command::{
-    lookup, prepare, run_action, write_reply, Action, Backend, CommandCounters, CommandError,
-    Executed, Flags, Prepared, ReadFn, Session,
+    lookup, prepare, publish, run_action, write_reply, Action, Backend, CommandCounters,
+    CommandError, Executed, Flags, Prepared, ReadFn, Session,
 };
 use super::reply::{Protocol, Reply};
 use crate::kv::Op;
@@ -186,6 +186,7 @@ where
                             answer(executed, session.protocol, counters, &mut output)
                         }
                     };
+                    publish(&session);
                     if close {
                         carry_out(backend, &session, &mut group, counters, &mut output).await;
                         return close_with(&mut stream, &output).await;

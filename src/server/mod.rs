@@ -55,6 +55,7 @@ struct Inner {
     counters: command::CommandCounters,
     connected_clients: AtomicUsize,
     next_client_id: AtomicU64,
+    clients: Arc<commands::clients::ClientRegistry>,
 }
 
 impl ServerContext {
@@ -74,6 +75,7 @@ impl ServerContext {
                 counters: command::CommandCounters::register(),
                 connected_clients: AtomicUsize::new(0),
                 next_client_id: AtomicU64::new(1),
+                clients: Arc::default(),
             }),
         }
     }
@@ -141,6 +143,10 @@ impl command::Env for ServerContext {
     fn connected_clients(&self) -> usize {
         self.inner.connected_clients.load(Ordering::Relaxed)
     }
+
+    fn clients(&self) -> Option<&commands::clients::ClientRegistry> {
+        Some(&self.inner.clients)
+    }
 }
 
 impl command::Backend for ServerContext {
@@ -192,7 +198,6 @@ fn wall_clock_ms() -> u64 {
 /// the batch they are executing, flush it and close; `serve` returns when they
 /// are all gone, or after `request_timeout_ms` + 1 s at most.
 pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Future<Output = ()>) {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Each connection task holds a sender; `recv` returns None once all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -222,19 +227,25 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
         };
         let id = ctx.next_client_id();
         let span = tracing::info_span!("conn", id, %peer);
+        // The connection closes when this flag turns true: on shutdown, or
+        // when CLIENT KILL picks it (registered before the task starts, so
+        // the shutdown below reaches every connection).
+        let (kill_tx, kill_rx) = watch::channel(false);
+        let mut session = command::Session::new(id, Some(peer), stream.local_addr().ok());
+        let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
+        let registration = ctx.inner.clients.register(&session, fd, kill_tx);
+        session.client = Some(registration.shared.clone());
         let ctx = ctx.clone();
-        let shutdown_rx = shutdown_rx.clone();
         let alive = alive_tx.clone();
         tokio::spawn(
             async move {
                 let _alive = alive;
                 let _slot = slot;
-                let local = stream.local_addr().ok();
-                let session = command::Session::new(id, Some(peer), local);
+                let _registration = registration;
                 tracing::debug!("client connected");
                 let limits = codec::FrameLimits::from(ctx.limits());
                 let counters = Some(ctx.counters());
-                match connection::run(stream, &ctx, session, limits, counters, shutdown_rx).await {
+                match connection::run(stream, &ctx, session, limits, counters, kill_rx).await {
                     Ok(()) => tracing::debug!("client disconnected"),
                     Err(error) => tracing::debug!(%error, "client connection failed"),
                 }
@@ -242,7 +253,7 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
             .instrument(span),
         );
     }
-    let _ = shutdown_tx.send(true);
+    ctx.inner.clients.kill_all();
     drop(alive_tx);
     let drain = Duration::from_millis(ctx.limits().request_timeout_ms) + Duration::from_secs(1);
     if tokio::time::timeout(drain, alive_rx.recv()).await.is_err() {

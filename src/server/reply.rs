@@ -55,6 +55,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// Text such as INFO: a bulk string in RESP2, a verbatim `txt` string in RESP3.
     Verbatim(String),
+    /// Pairs: a flat array in RESP2, an array of 2-element arrays in RESP3
+    /// (`HRANDFIELD … WITHVALUES`).
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -118,7 +121,7 @@ impl Reply {
                 }
                 return;
             }
-            Reply::Map(pairs) => {
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 write_header(buf, b'*', pairs.len() * 2);
                 for (key, value) in pairs {
                     key.encode_resp2(buf);
@@ -175,6 +178,15 @@ impl Reply {
                 }
                 return;
             }
+            Reply::Pairs(pairs) => {
+                write_header(buf, b'*', pairs.len());
+                for (key, value) in pairs {
+                    write_header(buf, b'*', 2);
+                    key.encode_resp3(buf);
+                    value.encode_resp3(buf);
+                }
+                return;
+            }
         };
         redis_protocol::resp3::encode::complete::extend_encode(buf, &frame, false)
             .expect("encoding into a growable buffer cannot fail");
@@ -197,6 +209,12 @@ impl From<crate::kv::Output> for Reply {
             Output::Array(items) => Reply::Array(items.into_iter().map(Reply::from).collect()),
             Output::NilArray => Reply::NilArray,
             Output::Map(pairs) => Reply::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Reply::from(k), Reply::from(v)))
+                    .collect(),
+            ),
+            Output::Pairs(pairs) => Reply::Pairs(
                 pairs
                     .into_iter()
                     .map(|(k, v)| (Reply::from(k), Reply::from(v)))
@@ -320,6 +338,29 @@ mod tests {
         assert_eq!(
             Reply::from(Output::Status("string".into())).to_bytes(Protocol::Resp2),
             &b"+string\r\n"[..]
+        );
+    }
+
+    /// Redis 7: `HRANDFIELD … WITHVALUES` is a flat array in RESP2 and an
+    /// array of [field, value] arrays in RESP3 (bytes from redis-server 7.0.15).
+    #[test]
+    fn pairs_are_flat_in_resp2_and_nested_in_resp3() {
+        use crate::kv::Output;
+        let reply = Reply::from(Output::Pairs(vec![
+            (Output::bulk("a"), Output::bulk("1")),
+            (Output::bulk("b"), Output::bulk("2")),
+        ]));
+        assert_eq!(
+            reply.to_bytes(Protocol::Resp2),
+            &b"*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"[..]
+        );
+        assert_eq!(
+            reply.to_bytes(Protocol::Resp3),
+            &b"*2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"[..]
+        );
+        assert_eq!(
+            Reply::Pairs(vec![]).to_bytes(Protocol::Resp3),
+            &b"*0\r\n"[..]
         );
     }
 }

@@ -422,7 +422,7 @@ fn client_subcommands() {
     assert!(info.starts_with("id=7 "), "{info}");
     assert!(info.contains(" name=conn1 "), "{info}");
     assert!(
-        info.contains(" lib-name=redis-py lib-ver=5.0.1 resp=2\n"),
+        info.contains(" resp=2 lib-name=redis-py lib-ver=5.0.1\n"),
         "{info}"
     );
     assert!(matches!(client.reply("CLIENT HELP"), Reply::Array(_)));

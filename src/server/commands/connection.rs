@@ -1,9 +1,13 @@
 //! Connection commands: PING, ECHO, QUIT, RESET, HELLO, AUTH, SELECT,
-//! READONLY/READWRITE and CLIENT. They change the session only, never the map.
+//! READONLY/READWRITE and CLIENT. They change the session only, never the map
+//! (CLIENT LIST / KILL see other connections through the registry in
+//! [`super::clients`]).
 
-use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
+
+use super::clients::ClientView;
 
 use crate::kv::DATABASES;
 use crate::server::command::{
@@ -201,33 +205,8 @@ pub fn client_id(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Acti
 
 /// This connection's `CLIENT INFO` / `CLIENT LIST` line.
 fn client_line(session: &Session) -> String {
-    let text = |v: &Option<Bytes>| {
-        v.as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    };
-    let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
-    let flags = match (&session.multi, session.readonly) {
-        (Some(_), _) => "x",
-        (None, true) => "r",
-        (None, false) => "N",
-    };
-    format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle=0 flags={} db={} sub=0 psub=0 ssub=0 multi={} watch={} cmd={} user=default lib-name={} lib-ver={} resp={}\n",
-        session.id,
-        addr(session.peer),
-        addr(session.local),
-        text(&session.name),
-        session.connected_at.elapsed().as_secs(),
-        flags,
-        session.db,
-        session.multi.as_ref().map_or(-1, |q| q.len() as i64),
-        session.watched.len(),
-        session.last_command,
-        text(&session.lib_name),
-        text(&session.lib_ver),
-        session.protocol.version(),
-    )
+    let fd = session.client.as_ref().map_or(-1, |c| c.fd());
+    ClientView::of(session, fd).line(Instant::now())
 }
 
 pub fn client_info(
@@ -238,87 +217,173 @@ pub fn client_info(
     Ok(Action::Reply(Reply::Verbatim(client_line(session))))
 }
 
-/// Only this connection is listed: connections are not registered with each
-/// other (each is one task), so dkv reports what it knows.
-pub fn client_list(
-    session: &mut Session,
-    _: &dyn Env,
-    args: &[Bytes],
-) -> Result<Action, CommandError> {
-    if args.len() > 2 {
-        let by_id = args.len() >= 4 && args[2].eq_ignore_ascii_case(b"id");
-        let by_type = args.len() == 4 && args[2].eq_ignore_ascii_case(b"type");
-        if !(by_id || by_type) {
-            return Err(CommandError::Syntax);
-        }
-        if by_id {
-            let mut mine = false;
-            for id in &args[3..] {
-                match parse_i64(id) {
-                    Some(n) if n > 0 => mine |= n as u64 == session.id,
-                    _ => return Err(CommandError::NotInteger),
-                }
-            }
-            if !mine {
-                return Ok(Action::Reply(Reply::Verbatim(String::new())));
-            }
-        }
+/// Redis's client types: every dkv client is `normal`.
+fn type_matches_normal(name: &[u8]) -> Result<bool, CommandError> {
+    if name.eq_ignore_ascii_case(b"normal") {
+        Ok(true)
+    } else if ["master", "replica", "slave", "pubsub"]
+        .iter()
+        .any(|t| name.eq_ignore_ascii_case(t.as_bytes()))
+    {
+        Ok(false)
+    } else {
+        Err(CommandError::UnknownClientType(preview(name, 128)))
     }
-    Ok(Action::Reply(Reply::Verbatim(client_line(session))))
 }
 
-/// `CLIENT KILL addr` (old form) or `CLIENT KILL <filter> <value> ...`. Only
-/// this connection is known (see [`client_list`]); with `SKIPME yes` (the
-/// default) nothing matches.
-pub fn client_kill(
+/// `CLIENT LIST [TYPE type] [ID id ...]`: every open connection of this node
+/// (this connection's line is current; the others' are as of their last
+/// command).
+pub fn client_list(
     session: &mut Session,
-    _: &dyn Env,
+    env: &dyn Env,
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
-    let own_addr = session.peer.map(|a| a.to_string()).unwrap_or_default();
-    if args.len() == 3 {
-        return if args[2][..] == *own_addr.as_bytes() {
-            Ok(Action::Quit)
-        } else {
-            Err(CommandError::NoSuchClient)
-        };
-    }
-    if args.len() % 2 == 1 {
-        return Err(CommandError::Syntax);
-    }
-    let mut skip_me = true;
-    let mut matches = true;
-    for pair in args[2..].chunks(2) {
-        let (filter, value) = (&pair[0], &pair[1]);
-        if filter.eq_ignore_ascii_case(b"id") {
-            match parse_i64(value) {
-                Some(n) if n > 0 => matches &= n as u64 == session.id,
-                _ => return Err(CommandError::Syntax),
+    let mut ids: Option<Vec<u64>> = None;
+    let mut normal = true;
+    if args.len() > 2 {
+        if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
+            normal = type_matches_normal(&args[3])?;
+        } else if args.len() >= 4 && args[2].eq_ignore_ascii_case(b"id") {
+            let mut wanted = Vec::new();
+            for id in &args[3..] {
+                match parse_i64(id) {
+                    // Ids are positive: zero and negatives match nobody.
+                    Some(n) => wanted.extend(u64::try_from(n).ok()),
+                    None => return Err(CommandError::InvalidClientId),
+                }
             }
-        } else if filter.eq_ignore_ascii_case(b"addr") {
-            matches &= value[..] == *own_addr.as_bytes();
-        } else if filter.eq_ignore_ascii_case(b"skipme") {
+            ids = Some(wanted);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let selected = |id: u64| normal && ids.as_ref().is_none_or(|ids| ids.contains(&id));
+    let now = Instant::now();
+    let mut text = String::new();
+    match env.clients() {
+        Some(registry) => {
+            for view in registry.views() {
+                if !selected(view.id) {
+                    continue;
+                }
+                if view.id == session.id {
+                    text.push_str(&client_line(session));
+                } else {
+                    text.push_str(&view.line(now));
+                }
+            }
+        }
+        None if selected(session.id) => text.push_str(&client_line(session)),
+        None => {}
+    }
+    Ok(Action::Reply(Reply::Verbatim(text)))
+}
+
+/// A `CLIENT KILL` filter.
+#[derive(Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<Bytes>,
+    laddr: Option<Bytes>,
+    /// False when TYPE names a type no dkv client has.
+    normal: bool,
+    skip_me: bool,
+}
+
+impl KillFilter {
+    fn matches(&self, view: &ClientView, me: u64) -> bool {
+        self.normal
+            && !(self.skip_me && view.id == me)
+            && self.id.is_none_or(|id| id == view.id)
+            && self
+                .addr
+                .as_ref()
+                .is_none_or(|a| a[..] == *view.addr().as_bytes())
+            && self
+                .laddr
+                .as_ref()
+                .is_none_or(|a| a[..] == *view.laddr().as_bytes())
+    }
+}
+
+/// Redis 7.0's `CLIENT KILL <filter> <value> ...` arguments.
+fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, CommandError> {
+    let mut filter = KillFilter {
+        normal: true,
+        skip_me: true,
+        ..KillFilter::default()
+    };
+    let mut pairs = args[2..].chunks(2);
+    for pair in pairs.by_ref() {
+        let [name, value] = pair else {
+            return Err(CommandError::Syntax);
+        };
+        if name.eq_ignore_ascii_case(b"id") {
+            match parse_i64(value) {
+                Some(n) if n > 0 => filter.id = Some(n as u64),
+                _ => return Err(CommandError::ClientIdNotPositive),
+            }
+        } else if name.eq_ignore_ascii_case(b"type") {
+            filter.normal &= type_matches_normal(value)?;
+        } else if name.eq_ignore_ascii_case(b"user") {
+            check_credentials(value).map_err(|_| CommandError::NoSuchUser(preview(value, 128)))?;
+        } else if name.eq_ignore_ascii_case(b"addr") {
+            filter.addr = Some(value.clone());
+        } else if name.eq_ignore_ascii_case(b"laddr") {
+            filter.laddr = Some(value.clone());
+        } else if name.eq_ignore_ascii_case(b"skipme") {
             if value.eq_ignore_ascii_case(b"yes") {
-                skip_me = true;
+                filter.skip_me = true;
             } else if value.eq_ignore_ascii_case(b"no") {
-                skip_me = false;
+                filter.skip_me = false;
             } else {
                 return Err(CommandError::Syntax);
             }
-        } else if filter.eq_ignore_ascii_case(b"laddr")
-            || filter.eq_ignore_ascii_case(b"user")
-            || filter.eq_ignore_ascii_case(b"type")
-            || filter.eq_ignore_ascii_case(b"maxage")
-        {
-            matches = false;
         } else {
             return Err(CommandError::Syntax);
         }
     }
-    if matches && !skip_me {
-        Ok(Action::Quit)
+    Ok(filter)
+}
+
+/// `CLIENT KILL ip:port` (old form: `+OK`, or `-ERR No such client`) or
+/// `CLIENT KILL <filter> <value> ...` (the number killed). Killed
+/// connections close after the batch they are executing; this connection,
+/// when it kills itself, after this reply.
+pub fn client_kill(
+    session: &mut Session,
+    env: &dyn Env,
+    args: &[Bytes],
+) -> Result<Action, CommandError> {
+    let old_form = args.len() == 3;
+    let filter = if old_form {
+        KillFilter {
+            addr: Some(args[2].clone()),
+            normal: true,
+            skip_me: false,
+            ..KillFilter::default()
+        }
     } else {
-        Ok(Action::Reply(Reply::Integer(0)))
+        parse_kill_filter(args)?
+    };
+    let me = session.id;
+    let (killed, killed_me) = match env.clients() {
+        Some(registry) => {
+            let killed_me = filter.matches(&ClientView::of(session, -1), me);
+            (registry.kill(|view| filter.matches(view, me)), killed_me)
+        }
+        None => {
+            let mine = filter.matches(&ClientView::of(session, -1), me);
+            (usize::from(mine), mine)
+        }
+    };
+    match (old_form, killed) {
+        (true, 0) => Err(CommandError::NoSuchClient),
+        // Without a registry, closing this connection is up to the caller.
+        (true, _) if killed_me && env.clients().is_none() => Ok(Action::Quit),
+        (true, _) => Ok(Action::Reply(Reply::OK)),
+        (false, n) => Ok(Action::Reply(Reply::Integer(n as i64))),
     }
 }
 
@@ -337,8 +402,11 @@ pub fn client_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
         "    Return the ID of the current connection.",
         "INFO",
         "    Return information about the current client connection.",
-        "KILL <ip:port> | <option> <value> [<option> <value> [...]]",
-        "    Kill connections (dkv knows only the current one).",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID <client-id>, TYPE <normal|master|replica|pubsub>,",
+        "    USER <username>, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO) (default YES).",
         "LIST [TYPE <type>] [ID <id> [<id> ...]]",
         "    Return information about client connections.",
         "SETINFO <option> <value>",

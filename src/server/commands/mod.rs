@@ -1,10 +1,12 @@
 //! The command table ([`COMMANDS`]) and the handlers, one module per group:
 //! [`data`] (every key-space command: strings, keys, expiry, hashes — routed
-//! to the Raft log or to a read, interpreted by `kv`), [`connection`],
+//! to the Raft log or to a read, interpreted by `kv`), [`connection`], [`debug`],
 //! [`introspection`] and [`transactions`].
 
+pub mod clients;
 pub mod connection;
 pub mod data;
+pub mod debug;
 mod docs;
 pub mod introspection;
 pub mod transactions;
@@ -247,6 +249,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         )
     },
     spec("info", -1, LOADING, "@server", NO_KEYS, introspection::info),
+    spec(
+        "debug",
+        -2,
+        ADMIN.or(LOADING),
+        "@server",
+        NO_KEYS,
+        debug::debug,
+    ),
     spec(
         "time",
         1,

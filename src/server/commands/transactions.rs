@@ -30,6 +30,7 @@ pub fn multi(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
     }
     session.multi = Some(Vec::new());
     session.multi_error = false;
+    session.multi_bytes = 0;
     session.multi_db = session.db;
     Ok(Action::Reply(Reply::OK))
 }
@@ -78,8 +79,30 @@ fn in_log(args: &[Bytes]) -> bool {
     kv::command_kind(name).is_some()
 }
 
+/// Most commands one transaction may queue. Redis has no such limit; dkv
+/// bounds every per-connection buffer (STYLE.md §2). The whole EXEC is one
+/// log entry, so it must also fit `raft.max_bytes_per_append`.
+pub const MAX_QUEUED_COMMANDS: usize = 100_000;
+/// Most argument bytes one transaction may queue.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+
 /// Queues a command that passed the queue-time checks.
-pub fn queue(session: &mut Session, args: &[Bytes]) {
+///
+/// # Errors
+/// [`CommandError::MultiQueueFull`] past [`MAX_QUEUED_COMMANDS`] or
+/// [`MAX_QUEUED_BYTES`]: the command is not queued, and the caller marks
+/// the transaction failed (EXEC answers EXECABORT, as for any queuing error).
+pub fn queue(session: &mut Session, args: &[Bytes]) -> Result<(), CommandError> {
+    let bytes: usize = args.iter().map(Bytes::len).sum();
+    let queued = session.multi.as_ref().map_or(0, Vec::len);
+    if queued >= MAX_QUEUED_COMMANDS || session.multi_bytes.saturating_add(bytes) > MAX_QUEUED_BYTES
+    {
+        return Err(CommandError::MultiQueueFull {
+            max_commands: MAX_QUEUED_COMMANDS,
+            max_bytes: MAX_QUEUED_BYTES,
+        });
+    }
+    session.multi_bytes += bytes;
     let db = session.multi_db;
     if args[0].eq_ignore_ascii_case(b"select") {
         if let Ok(next) = parse_db_index(&args[1]) {
@@ -93,6 +116,7 @@ pub fn queue(session: &mut Session, args: &[Bytes]) {
             in_log: in_log(args),
         });
     }
+    Ok(())
 }
 
 /// `WATCH`: one linearizable read for the tokens of all the keys.
@@ -121,6 +145,7 @@ pub async fn watch<B: Backend>(backend: &B, session: &mut Session, keys: Vec<Byt
 /// keys are watched), then the local ones; replies in queue order.
 pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     let queued = session.multi.take().unwrap_or_default();
+    session.multi_bytes = 0;
     let aborted = std::mem::take(&mut session.multi_error);
     let watched = std::mem::take(&mut session.watched);
     if aborted {
@@ -153,9 +178,17 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
             None => crate::server::command::unknown_command(&q.args).into(),
             Some((_, spec)) => match dispatch(spec, session, backend, &q.args) {
                 Err(e) => e.into(),
-                // Local commands (connection, introspection) answer at once:
-                // every read or write of the key space is in the log entry.
+                // Local commands (connection, introspection, DEBUG) run
+                // after the entry: every key-space command is in it.
                 Ok(Action::Reply(r)) => r,
+                Ok(Action::Read(f)) => {
+                    let read = if session.readonly {
+                        backend.read_local(f)
+                    } else {
+                        backend.read(f).await
+                    };
+                    read.unwrap_or_else(|e| CommandError::from(e).into())
+                }
                 Ok(_) => Reply::OK,
             },
         };
@@ -163,4 +196,80 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     }
     session.db = final_db;
     Reply::Array(replies)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::{MAX_QUEUED_BYTES, MAX_QUEUED_COMMANDS};
+    use crate::server::command::fake::FakeBackend;
+    use crate::server::command::{execute, Session};
+    use crate::server::reply::Reply;
+
+    fn run(backend: &FakeBackend, session: &mut Session, args: &[&[u8]]) -> Reply {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        futures_util::FutureExt::now_or_never(execute(backend, session, &args))
+            .expect("the fake backend never waits")
+            .reply
+    }
+
+    fn queue_full() -> Reply {
+        Reply::Error(format!(
+            "ERR MULTI queue is full: a transaction holds at most {MAX_QUEUED_COMMANDS} commands and {MAX_QUEUED_BYTES} bytes of arguments in dkv; EXEC will discard it"
+        ))
+    }
+
+    #[test]
+    fn multi_queue_is_bounded_in_commands_and_exec_aborts() {
+        let backend = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        assert_eq!(run(&backend, &mut session, &[b"MULTI"]), Reply::OK);
+        for _ in 0..MAX_QUEUED_COMMANDS {
+            assert_eq!(
+                run(&backend, &mut session, &[b"INCR", b"n"]),
+                Reply::Simple("QUEUED")
+            );
+        }
+        assert_eq!(run(&backend, &mut session, &[b"INCR", b"n"]), queue_full());
+        assert_eq!(
+            session.multi.as_ref().map(Vec::len),
+            Some(MAX_QUEUED_COMMANDS)
+        );
+        assert_eq!(
+            run(&backend, &mut session, &[b"EXEC"]),
+            Reply::Error("EXECABORT Transaction discarded because of previous errors.".into())
+        );
+        assert_eq!(run(&backend, &mut session, &[b"GET", b"n"]), Reply::Null);
+        // The next transaction starts empty.
+        assert_eq!(run(&backend, &mut session, &[b"MULTI"]), Reply::OK);
+        assert_eq!(
+            run(&backend, &mut session, &[b"INCR", b"n"]),
+            Reply::Simple("QUEUED")
+        );
+        assert_eq!(
+            run(&backend, &mut session, &[b"EXEC"]),
+            Reply::Array(vec![Reply::Integer(1)])
+        );
+    }
+
+    #[test]
+    fn multi_queue_is_bounded_in_bytes() {
+        let backend = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        let big = vec![b'x'; MAX_QUEUED_BYTES / 4];
+        assert_eq!(run(&backend, &mut session, &[b"MULTI"]), Reply::OK);
+        for _ in 0..3 {
+            assert_eq!(
+                run(&backend, &mut session, &[b"SET", b"k", &big]),
+                Reply::Simple("QUEUED")
+            );
+        }
+        assert_eq!(
+            run(&backend, &mut session, &[b"SET", b"k", &big]),
+            queue_full()
+        );
+        assert_eq!(run(&backend, &mut session, &[b"DISCARD"]), Reply::OK);
+        assert_eq!(session.multi_bytes, 0);
+    }
 }
