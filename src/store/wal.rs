@@ -661,21 +661,27 @@ impl Wal {
         }
         let new_hard_state = self.pending_hard_state.unwrap_or(self.synced_hard_state);
 
-        let mut batch = Vec::with_capacity(self.pending_entry_records.len() + 64);
+        let mut hard_state_record = Vec::new();
         if hard_state_changed {
-            encode_hard_state_record(&new_hard_state, &mut batch)?;
+            encode_hard_state_record(&new_hard_state, &mut hard_state_record)?;
         }
-        let batch_len_bytes = (batch.len() + self.pending_entry_records.len()) as u64;
+        let mut batch =
+            Vec::with_capacity(self.pending_entry_records.len() + 2 * hard_state_record.len() + 64);
+        let batch_len_bytes = (hard_state_record.len() + self.pending_entry_records.len()) as u64;
         let roll = self.segment_len_bytes > 0
             && self.segment_len_bytes + batch_len_bytes > self.options.segment_size_bytes;
         if roll {
             self.roll_segment()?;
-            if !hard_state_changed {
-                // Each segment starts with the hard state (module doc).
-                encode_hard_state_record(&new_hard_state, &mut batch)?;
-            }
+            // Each segment starts with the hard state (module doc): the one
+            // already durable; a changed one follows the entries below.
+            encode_hard_state_record(&self.synced_hard_state, &mut batch)?;
         }
+        // Ordering: entries before the hard state of the same batch. A write
+        // torn by a power cut keeps a prefix of the batch, so a commit index
+        // (or vote) is never kept without the entries it covers: a commit
+        // index over stale entries would apply them after a restart.
         batch.extend_from_slice(&self.pending_entry_records);
+        batch.extend_from_slice(&hard_state_record);
         self.write_and_sync(&batch)?;
 
         self.segment_max_index = self.segment_max_index.max(self.pending_max_index);

@@ -702,9 +702,10 @@ fn power_cut_tearing_any_byte_of_unsynced_writes_recovers_the_synced_state() {
         // Unsynced: a hard state and a suffix replacement.
         wal.set_hard_state(hard_state(2, Some(1), 9)).expect("set");
         wal.append(&entries(10, 14, 2)).expect("append");
+        // In the order the WAL writes a batch: entries, then the hard state.
         let mut pending = Vec::new();
-        encode_hard_state_record(&hard_state(2, Some(1), 9), &mut pending).expect("encode");
         encode_entries_records(&entries(10, 14, 2), &mut pending).expect("encode");
+        encode_hard_state_record(&hard_state(2, Some(1), 9), &mut pending).expect("encode");
         // Write without fsync: what the disk might hold when power goes.
         let offset = wal.segment_len_bytes;
         wal.segment.write_at(offset, &pending).expect("write");
@@ -746,11 +747,16 @@ fn power_cut_tearing_any_byte_of_unsynced_writes_recovers_the_synced_state() {
                     initial.entries.len() >= synced.entries.len() || initial.entries.len() == 9,
                     "{options:?} keep {keep}"
                 );
+                // A prefix of the batch in record order: the replacing
+                // entries first, the hard state only once all of them are in.
+                let replaced = initial.entries.len() >= 10 && initial.entries[9].term.0 == 2;
                 assert!(
-                    initial.entries == synced.entries
-                        || initial.hard_state == hard_state(2, Some(1), 9),
+                    initial.entries == synced.entries || replaced,
                     "{options:?} keep {keep}: {initial:?}"
                 );
+                if initial.hard_state == hard_state(2, Some(1), 9) {
+                    assert_eq!(initial.entries.len(), 14, "{options:?} keep {keep}");
+                }
             }
             let next = wal.last_index().0 + 1;
             wal.append(&entries(next, next, 7)).expect("append");
@@ -807,5 +813,58 @@ fn a_bit_flip_in_any_preallocated_record_is_detected() {
             Err(other) => panic!("flip at {position}: {other}"),
         }
         assert!(faulty.flip_bit(&segment, position, bit));
+    }
+}
+
+/// A batch that replaces a conflicting suffix and raises the commit index over
+/// it, cut by a power failure at any byte, never recovers a commit index that
+/// covers a stale entry (that entry would be applied after the restart). The
+/// WAL writes a batch's entries before its hard state for this.
+#[test]
+fn torn_batch_never_keeps_a_commit_index_over_stale_entries() {
+    for options in [WalOptions::default(), PLAIN] {
+        let faulty = FaultyFs::new();
+        let (mut wal, _) = faulty_open(&faulty, None, options).expect("open");
+        wal.append(&entries(1, 12, 1)).expect("append");
+        wal.set_hard_state(hard_state(1, Some(1), 5)).expect("set");
+        wal.sync().expect("sync");
+        let offset = wal.segment_len_bytes;
+        // The batch a follower persists for an AppendEntries that replaces
+        // 10..12 with term-2 entries and commits through 14.
+        wal.append(&entries(10, 14, 2)).expect("append");
+        wal.set_hard_state(hard_state(2, None, 14)).expect("set");
+        wal.sync().expect("sync");
+        let written = wal.segment_len_bytes;
+        drop(wal);
+        let segment = faulty
+            .files_in(Path::new("/data"))
+            .into_iter()
+            .rfind(|p| p.to_string_lossy().ends_with(".log"))
+            .expect("segment");
+        let full = faulty.contents(&segment).expect("contents");
+        for keep in 0..=(written - offset) {
+            let trial = FaultyFs::new();
+            for path in faulty.files_in(Path::new("/data")) {
+                trial.put(&path, &faulty.contents(&path).expect("contents"));
+            }
+            let mut bytes = full.clone();
+            let end = (offset + keep) as usize;
+            if options.preallocate_bytes > 0 {
+                bytes[end..written as usize].fill(0);
+            } else {
+                bytes.truncate(end);
+            }
+            trial.put(&segment, &bytes);
+            let (_, initial) = faulty_open(&trial, None, options)
+                .unwrap_or_else(|e| panic!("{options:?} keep {keep}: {e}"));
+            let commit = initial.hard_state.commit_index.0;
+            for entry in initial.entries.iter().filter(|e| e.index.0 <= commit) {
+                let want = if entry.index.0 >= 10 { 2 } else { 1 };
+                assert_eq!(
+                    entry.term.0, want,
+                    "{options:?} keep {keep}: commit index {commit} covers stale entry {entry:?}"
+                );
+            }
+        }
     }
 }
