@@ -214,6 +214,10 @@ bench: build ## dkv vs Redis (appendfsync always / no persistence), interleaved;
 bench-snapshot: build ## Snapshot time and size, data-dir size and restart-to-serving for 1M keys (SNAP_KEYS=N)
 	python3 bench/snapshot.py --server-bin $(SERVER) --nodes $(BENCH_NODES) --keys $(SNAP_KEYS)
 
+.PHONY: bench-hot
+bench-hot: ## criterion benches of the hot paths: RESP decode/encode, raft commit, WAL batch, kv apply
+	$(CARGO) bench --bench hot_paths
+
 .PHONY: bench-store
 bench-store: ## Storage benchmark: fsync'd WAL appends vs raw fdatasync (DKV_BENCH_DIR=dir)
 	$(CARGO) bench --bench store

@@ -1,0 +1,222 @@
+//! criterion benches for the hot paths of a write (issue 7): RESP decode of a
+//! pipelined batch, reply encode, the Raft core replicating and committing a
+//! batch of proposals on three in-memory nodes, the WAL appending and syncing a
+//! batch, and the state machine applying SETs.
+//!
+//! Run: `make bench-hot` (or `cargo bench --bench hot_paths`). Per-iteration
+//! figures are for a whole batch; divide by the batch size for one request.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dkv::kv::{Command, Db, Op};
+use dkv::raft::{
+    Config, Entry, EntryKind, Envelope, InitialState, LogIndex, NodeId, Raft, Role, SnapshotMeta,
+    Term,
+};
+use dkv::server::codec::{FrameLimits, RequestParser};
+use dkv::server::reply::{Protocol, Reply};
+use dkv::store::{LogStore, Wal};
+
+const BATCH: usize = 256;
+const VALUE: [u8; 64] = [b'v'; 64];
+
+fn key(i: usize) -> Bytes {
+    Bytes::from(format!("key:{i:012}"))
+}
+
+fn pipelined_sets(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$16\r\n");
+        out.extend_from_slice(&key(i));
+        out.extend_from_slice(b"\r\n$64\r\n");
+        out.extend_from_slice(&VALUE);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn resp(c: &mut Criterion) {
+    let input = pipelined_sets(BATCH);
+    let mut group = c.benchmark_group("resp");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("decode 256 pipelined SETs", |b| {
+        b.iter_batched(
+            || BytesMut::from(&input[..]),
+            |mut buf| {
+                let mut parser = RequestParser::new(FrameLimits::default());
+                let mut n = 0;
+                while let Ok(Some(args)) = parser.next_request(&mut buf) {
+                    n += args.len();
+                }
+                black_box(n)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let value = Bytes::from_static(&VALUE);
+    group.bench_function("encode 256 replies (+OK and bulk)", |b| {
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        b.iter(|| {
+            out.clear();
+            for i in 0..BATCH {
+                if i % 2 == 0 {
+                    Reply::OK.encode(Protocol::Resp2, &mut out);
+                } else {
+                    Reply::Bulk(value.clone()).encode(Protocol::Resp2, &mut out);
+                }
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+/// Three Raft cores with a perfect in-memory network; persisting is free.
+struct Trio {
+    nodes: Vec<Raft>,
+}
+
+impl Trio {
+    fn new() -> Trio {
+        let voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                Raft::new(
+                    Config::new(id, voters.clone()),
+                    InitialState::default(),
+                    id.0,
+                )
+                .expect("a valid config")
+            })
+            .collect();
+        let mut trio = Trio { nodes };
+        while trio.nodes[0].status().role != Role::Leader {
+            trio.nodes[0].tick();
+            trio.settle();
+        }
+        trio
+    }
+
+    /// Delivers every message until no node has anything to do.
+    fn settle(&mut self) {
+        let mut queue: VecDeque<Envelope> = VecDeque::new();
+        loop {
+            for node in &mut self.nodes {
+                while node.has_ready() {
+                    let mut ready = node.ready();
+                    queue.extend(ready.messages.drain(..));
+                    node.advance(ready);
+                }
+            }
+            let Some(envelope) = queue.pop_front() else {
+                return;
+            };
+            let to = (envelope.to.0 - 1) as usize;
+            let _ = self.nodes[to].step(envelope);
+        }
+    }
+}
+
+fn raft(c: &mut Criterion) {
+    let mut group = c.benchmark_group("raft");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let payload = Bytes::from(vec![b'x'; 100]);
+    let mut trio = Trio::new();
+    group.bench_function(
+        "propose, replicate and commit 256 entries on 3 nodes",
+        |b| {
+            b.iter(|| {
+                let before = trio.nodes[0].status().commit_index;
+                for _ in 0..BATCH {
+                    trio.nodes[0]
+                        .propose(payload.clone())
+                        .expect("the leader takes proposals");
+                }
+                trio.settle();
+                let after = trio.nodes[0].status().commit_index;
+                assert!(
+                    after.0 >= before.0 + BATCH as u64,
+                    "{before:?} -> {after:?}"
+                );
+                // Keep the log (and memory) bounded across iterations.
+                for node in &mut trio.nodes {
+                    let status = node.status();
+                    node.compact(SnapshotMeta {
+                        last_included_index: status.last_applied,
+                        last_included_term: status.term,
+                        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+                    });
+                }
+                black_box(after)
+            })
+        },
+    );
+    group.finish();
+}
+
+fn wal(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
+    let (mut wal, _) = Wal::open(dir.path()).expect("a fresh WAL");
+    let mut next = 1u64;
+    let data = Bytes::from(vec![b'x'; 100]);
+    let mut group = c.benchmark_group("wal");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(20);
+    group.bench_function("append 256 entries and fdatasync", |b| {
+        b.iter(|| {
+            let entries: Vec<Entry> = (0..BATCH as u64)
+                .map(|i| Entry {
+                    term: Term(1),
+                    index: LogIndex(next + i),
+                    kind: EntryKind::Normal,
+                    data: data.clone(),
+                })
+                .collect();
+            next += BATCH as u64;
+            wal.append(&entries).expect("append");
+            wal.sync().expect("fdatasync");
+        })
+    });
+    group.finish();
+}
+
+fn kv(c: &mut Criterion) {
+    let commands: Vec<Command> = (0..BATCH)
+        .map(|i| Command {
+            ts_ms: 1_000_000,
+            op: Op::Set {
+                key: key(i),
+                value: Bytes::from_static(&VALUE),
+            },
+        })
+        .collect();
+    let mut group = c.benchmark_group("kv");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("apply 256 SETs (overwrites)", |b| {
+        let mut db = Db::new();
+        b.iter(|| {
+            for command in &commands {
+                black_box(db.apply(command));
+            }
+        })
+    });
+    group.bench_function("decode and apply 256 encoded SET entries", |b| {
+        let encoded: Vec<Bytes> = commands.iter().map(Command::encode).collect();
+        let mut db = Db::new();
+        b.iter(|| {
+            for bytes in &encoded {
+                let command = Command::decode(bytes).expect("decodes");
+                black_box(db.apply(&command));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resp, raft, wal, kv);
+criterion_main!(benches);
