@@ -16,6 +16,17 @@
 //! - **Monotonicity**: on a running node term, commit index and applied index
 //!   never decrease; across a restart the term never goes below the durable
 //!   one and the commit index restarts at the durable one.
+//! - **Snapshots** (§7, part of state machine safety): at every checkpoint
+//!   index (where nodes may snapshot) every node's state machine is the same,
+//!   whether it got there by applying entries or from a snapshot; a snapshot
+//!   (taken, installed or restored at a restart) covers the entry known
+//!   applied at its index, and restoring it gives exactly the state recorded
+//!   there by the nodes that applied the entries.
+//!
+//! A log that starts after a snapshot is compared only where the node still
+//! has entries (and at the snapshot's last index, whose term it keeps);
+//! compacted entries were applied, so the known-applied terms stand in for
+//! them.
 
 use std::collections::HashMap;
 
@@ -78,6 +89,8 @@ pub struct Checker {
     /// Decoded commands of `applied` (decoding is slow in debug builds, and
     /// every node applies the same entries).
     commands: Vec<Option<Command>>,
+    /// Checkpoint index → the state machine's snapshot bytes there, first seen.
+    states: HashMap<u64, Bytes>,
 }
 
 impl Checker {
@@ -86,7 +99,10 @@ impl Checker {
     pub fn on_persist(&mut self, node: &SimNode, ready: &Ready) -> Result<(), Violation> {
         for entry in &ready.entries {
             let i = entry.index.0;
-            let prev_term = node.term_at(i - 1).expect("mirror holds the prefix").0;
+            let prev_term = node
+                .term_at(i - 1)
+                .expect("mirror holds the prefix after the snapshot")
+                .0;
             let key = (i, entry.term.0);
             match self.entries.get(&key) {
                 None => {
@@ -195,8 +211,17 @@ impl Checker {
     pub fn on_restart(&mut self, node: &SimNode) -> Result<(), Violation> {
         let status = node.status().expect("node is up");
         let durable = node.store.initial_state();
-        let last_index = durable.entries.last().map_or(0, |e| e.index.0);
-        let expected_commit = durable.hard_state.commit_index.0.min(last_index);
+        let snapshot_index = durable
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.last_included_index.0);
+        let last_index = durable.entries.last().map_or(snapshot_index, |e| e.index.0);
+        let expected_commit = durable
+            .hard_state
+            .commit_index
+            .0
+            .min(last_index)
+            .max(snapshot_index);
         if status.term < node.durable_term {
             return fail(
                 Check::Monotonicity,
@@ -218,8 +243,92 @@ impl Checker {
         Ok(())
     }
 
+    /// The state machine of `node` right after applying checkpoint `index`
+    /// (encoded as snapshot bytes) must be the one every other node had there.
+    pub fn on_checkpoint(
+        &mut self,
+        node: &SimNode,
+        index: u64,
+        state: &Bytes,
+    ) -> Result<(), Violation> {
+        match self.states.get(&index) {
+            None => {
+                self.states.insert(index, state.clone());
+                Ok(())
+            }
+            Some(known) if known == state => Ok(()),
+            Some(_) => fail(
+                Check::StateMachineSafety,
+                format!(
+                    "node {}: state machine after applying through {index} differs from \
+                     another node's there",
+                    node.id
+                ),
+            ),
+        }
+    }
+
+    /// `node` now runs from a snapshot (installed from the leader, or
+    /// restored at a restart): it must cover the entry known applied at its
+    /// index, and the restored state machine must be the one recorded at that
+    /// checkpoint by the nodes that applied the entries (and encode back to
+    /// the same bytes, `data`).
+    pub fn on_snapshot_restored(&mut self, node: &SimNode, data: &Bytes) -> Result<(), Violation> {
+        let Some((meta, _)) = &node.snapshot else {
+            return Ok(());
+        };
+        let index = meta.last_included_index.0;
+        let applied = self.applied.get(index as usize - 1).map(|(t, _)| *t);
+        if applied != Some(meta.last_included_term) {
+            return fail(
+                Check::StateMachineSafety,
+                format!(
+                    "node {} restored a snapshot through {index}@{} but {:?} was applied there",
+                    node.id, meta.last_included_term, applied
+                ),
+            );
+        }
+        let restored = node.db.snapshot_bytes();
+        if restored != *data {
+            return fail(
+                Check::StateMachineSafety,
+                format!(
+                    "node {}: the snapshot through {index} does not restore to the state it encodes",
+                    node.id
+                ),
+            );
+        }
+        match self.states.get(&index) {
+            Some(known) if *known == restored => Ok(()),
+            found => {
+                fail(
+                    Check::StateMachineSafety,
+                    format!(
+                    "node {}: the snapshot through {index} restores a state machine other than \
+                     the one applying the entries gave ({})",
+                    node.id,
+                    if found.is_some() { "differs" } else { "none recorded" }
+                ),
+                )
+            }
+        }
+    }
+
+    /// The term of committed `index` on `node`: from its log, or, where it
+    /// compacted the entry, the term known applied there.
+    fn committed_term_at(&self, node: &SimNode, index: u64) -> Option<Term> {
+        node.term_at(index).or_else(|| {
+            (index <= node.log_offset)
+                .then(|| self.applied.get(index as usize - 1).map(|(t, _)| *t))
+                .flatten()
+        })
+    }
+
     fn check_completeness(&self, node: &SimNode, status: &Status) -> Result<(), Violation> {
-        for (i, &term) in self.committed.iter().enumerate() {
+        // Below the snapshot's last index the entries were applied by this
+        // node (or it restored a checked snapshot): they are committed ones.
+        let start = node.log_offset.max(1) as usize - 1;
+        for (i, &term) in self.committed.iter().enumerate().skip(start) {
             let index = i as u64 + 1;
             match node.term_at(index) {
                 Some(t) if t == term => {}
@@ -241,27 +350,29 @@ impl Checker {
     /// Extends the known-committed prefix from this node's commit index and
     /// checks that its committed entries agree with it.
     fn learn_commit(&mut self, node: &SimNode, status: &Status) -> Result<(), Violation> {
-        let commit = status.commit_index.0.min(node.log.len() as u64);
+        let commit = status.commit_index.0.min(node.last_index());
         let known = self.committed.len() as u64;
         // Agreement on the overlap is checked for the newest overlapping index
         // (log matching extends it to the prefix).
         let overlap = commit.min(known);
         if overlap > 0 {
-            let mine = node.term_at(overlap).expect("within the log");
+            let mine = self.committed_term_at(node, overlap);
             let theirs = self.committed[overlap as usize - 1];
-            if mine != theirs {
+            if mine != Some(theirs) {
                 return fail(
                     Check::StateMachineSafety,
                     format!(
-                        "node {} committed {overlap}@{mine}, but {overlap}@{theirs} is committed",
+                        "node {} committed {overlap}@{mine:?}, but {overlap}@{theirs} is committed",
                         node.id
                     ),
                 );
             }
         }
         for index in known + 1..=commit {
-            self.committed
-                .push(node.term_at(index).expect("within the log"));
+            let term = self
+                .committed_term_at(node, index)
+                .expect("within the log, or compacted after being applied");
+            self.committed.push(term);
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! Each client has at most one operation in flight on a few shared keys:
 //! - a write (SET/DEL) is proposed on the node the client believes leads; it
 //!   completes when that node applies the proposal's (index, term), fails
-//!   definitely (and leaves no trace in the history) on `NotLeader` or when a
+//!   definitely (and leaves no trace in the history) on `NotLeader` or
+//!   `TransferInProgress` (nothing was appended), or when a
 //!   different term is applied at that index, and has an unknown outcome if
 //!   the node crashes or the write does not resolve before its deadline;
 //! - a read (GET) goes through `read_index` and is answered from the node's
@@ -178,6 +179,11 @@ impl Clients {
             match result {
                 Err(Error::NotLeader { leader }) => {
                     self.clients[c].leader_hint = leader;
+                    self.clients[c].pending = idle;
+                }
+                // Not appended: the leader is handing over (thesis §3.10).
+                Err(Error::TransferInProgress { to }) => {
+                    self.clients[c].leader_hint = Some(to);
                     self.clients[c].pending = idle;
                 }
                 Err(other) => panic!("unexpected error from the core: {other}"),

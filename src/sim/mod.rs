@@ -5,7 +5,19 @@
 //! [`crate::kv::Db`] (`node.rs`); a seeded network that delays, drops,
 //! duplicates and reorders messages and makes partitions (`network.rs`);
 //! crashes (also in the middle of a Ready, before the fsync or torn) and
-//! restarts; clients writing and reading throughout (`client.rs`).
+//! restarts; clients writing and reading throughout (`client.rs`); random
+//! leadership transfers (thesis §3.10).
+//!
+//! Snapshots (§7): every node encodes its state machine at each multiple of
+//! the seed's snapshot interval (10 to 200 entries) and compacts its log
+//! behind it once a whole interval is applied; the store keeps the snapshot
+//! with crash semantics (`store/mem.rs`); a leader's InstallSnapshot travels
+//! with its snapshot bytes, and the follower restores its map from them when
+//! the Ready hands the snapshot out; a restart restores the stored snapshot
+//! and replays the log after it.
+//!
+//! Scripted schedules (`figure8.rs`) drive the same machinery with chosen
+//! partitions and crashes instead of random ones.
 //!
 //! One seed fixes everything (the cluster size too: even seeds run 3 nodes,
 //! odd seeds 5), so the same seed replays the same run bit for bit. Time is a
@@ -15,8 +27,11 @@
 //! # Checks
 //!
 //! After every step, the safety checkers of `checks.rs`: election safety, log
-//! matching, leader completeness, state machine safety, monotonic term /
-//! commit / applied index. After the chaos phase the network heals and every
+//! matching, leader completeness, state machine safety (including snapshots:
+//! every node's map agrees at every checkpoint index, and a restored
+//! snapshot gives the map applying the entries gave), monotonic term /
+//! commit / applied index; on a log after a snapshot, only the indexes the
+//! node still has. After the chaos phase the network heals and every
 //! node restarts; within [`HEAL_TICKS`] there must be exactly one leader that
 //! every node follows, with every log fully committed and applied and every
 //! replica's map identical (liveness). Then the client history, closed by a
@@ -34,6 +49,8 @@
 
 mod checks;
 mod client;
+#[cfg(test)]
+mod figure8;
 mod network;
 mod node;
 #[cfg(test)]
@@ -48,7 +65,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::kv::Output;
 use crate::lincheck::{check_registers, CheckResult};
-use crate::raft::{Config, EntryKind, NodeId, Role, RuleBreaks};
+use crate::raft::{Config, EntryKind, Message, NodeId, Role, RuleBreaks};
 pub use checks::Check;
 use checks::{fail, Checker, Violation};
 use client::{Clients, KEYS};
@@ -125,6 +142,24 @@ pub struct Summary {
     pub crashes: u64,
     /// Leaders elected (distinct terms with a leader).
     pub final_term: u64,
+    /// What the run exercised beyond the basics: snapshots taken, installed
+    /// from a leader, restored at a restart; leadership transfers asked for.
+    pub paths: PathStats,
+}
+
+/// Counts of the snapshot and transfer paths a run went through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// Logs compacted behind a snapshot of the node's own state machine.
+    pub taken: u64,
+    /// Snapshots installed from a leader (InstallSnapshot).
+    pub installed: u64,
+    /// Restarts that restored the state machine from a snapshot.
+    pub restored: u64,
+    /// Leadership transfers requested.
+    pub transfers: u64,
+    /// TimeoutNow messages sent (transfers that caught their target up).
+    pub timeout_now_sent: u64,
 }
 
 /// A cheap running hash of the run's events (for the replay test).
@@ -153,19 +188,43 @@ struct Sim {
     crash_next_ready: Vec<bool>,
     /// This seed crashes nodes often and restarts them fast.
     crashy: bool,
+    /// Nodes check their state machines at every multiple of this index
+    /// and compact their logs behind them (0: never).
+    snapshot_interval: u64,
+    stats: PathStats,
+}
+
+/// The shape of a cluster, drawn from the seed (or fixed by a script).
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    nodes: usize,
+    max_entries_per_append: usize,
+    crashy: bool,
+    snapshot_interval: u64,
+    profile: NetProfile,
 }
 
 /// Runs one seed; a panic inside counts as a failure.
 pub fn run(seed: u64, opts: Options) -> Result<Summary, Failure> {
+    run_with(seed, || Sim::new(seed, opts), Sim::run)
+}
+
+/// Builds a cluster with `build` and drives it with `body` (the random
+/// schedule, or a script); a panic inside counts as a failure.
+fn run_with<T>(
+    seed: u64,
+    build: impl FnOnce() -> Sim,
+    body: impl FnOnce(&mut Sim) -> Result<T, Violation>,
+) -> Result<T, Failure> {
     let mut tick = 0;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut sim = Sim::new(seed, opts);
-        let result = sim.run();
+        let mut sim = build();
+        let result = body(&mut sim);
         tick = sim.now;
         result
     }));
     let violation = match result {
-        Ok(Ok(summary)) => return Ok(summary),
+        Ok(Ok(value)) => return Ok(value),
         Ok(Err(violation)) => violation,
         Err(panic) => Violation {
             check: Check::Panic,
@@ -186,17 +245,32 @@ pub fn run(seed: u64, opts: Options) -> Result<Summary, Failure> {
 impl Sim {
     fn new(seed: u64, opts: Options) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let n = if seed % 2 == 0 { 3 } else { 5 };
-        let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let nodes = if seed % 2 == 0 { 3 } else { 5 };
         // Small batches separate an old-term entry from the new leader's
         // no-op (what the Figure 8 rule is about).
         let max_entries_per_append = [1, 2, 4, 64, 256][rng.random_range(0..5)];
         let crashy = rng.random_range(0..2) == 0;
+        let profile = NetProfile::random(&mut rng);
+        // Short intervals make lagging followers need InstallSnapshot often.
+        let snapshot_interval = [10, 25, 60, 200][rng.random_range(0..4)];
+        let setup = Setup {
+            nodes,
+            max_entries_per_append,
+            crashy,
+            snapshot_interval,
+            profile,
+        };
+        Sim::with_setup(seed, opts, rng, setup)
+    }
+
+    fn with_setup(seed: u64, opts: Options, mut rng: ChaCha8Rng, setup: Setup) -> Sim {
+        let n = setup.nodes;
+        let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
         let nodes = voters
             .iter()
             .map(|&id| {
                 let mut config = Config::new(id, voters.clone());
-                config.max_entries_per_append = max_entries_per_append;
+                config.max_entries_per_append = setup.max_entries_per_append;
                 let mut node = SimNode::new(config, seed);
                 node.forget_vote = opts.breaks.forget_vote;
                 node.raft
@@ -206,7 +280,6 @@ impl Sim {
                 node
             })
             .collect();
-        let profile = NetProfile::random(&mut rng);
         let net_seed: u64 = rng.random();
         let mut clients = Clients::new(3);
         clients.read_without_read_index = opts.breaks.read_without_read_index;
@@ -215,13 +288,15 @@ impl Sim {
             rng,
             now: 0,
             nodes,
-            net: Network::new(n, profile, net_seed),
+            net: Network::new(n, setup.profile, net_seed),
             checker: Checker::default(),
             clients,
             trace: Trace(0xcbf2_9ce4_8422_2325),
             crashes: 0,
             crash_next_ready: vec![false; n],
-            crashy,
+            crashy: setup.crashy,
+            snapshot_interval: setup.snapshot_interval,
+            stats: PathStats::default(),
         }
     }
 
@@ -239,6 +314,7 @@ impl Sim {
             acked_writes: self.clients.acked.len(),
             crashes: self.crashes,
             final_term: self.nodes[0].status().map_or(0, |s| s.term.0),
+            paths: self.stats,
         })
     }
 
@@ -251,9 +327,16 @@ impl Sim {
                 raft.tick();
             }
         }
-        for envelope in self.net.take_due(now) {
+        for (envelope, snapshot_data) in self.net.take_due(now) {
             let to = envelope.to.0 as usize - 1;
-            if let Some(raft) = self.nodes[to].raft.as_mut() {
+            let node = &mut self.nodes[to];
+            if let Some(raft) = node.raft.as_mut() {
+                if let (Message::InstallSnapshot { meta, .. }, Some(data)) =
+                    (&envelope.message, snapshot_data)
+                {
+                    // The stream completed before the message is delivered.
+                    node.received.push((meta.clone(), data));
+                }
                 raft.step(envelope).expect("sim sends only to members");
             }
         }
@@ -291,7 +374,8 @@ impl Sim {
             }
             let mut ready = raft.ready();
             let crash = if std::mem::take(&mut self.crash_next_ready[i]) {
-                let pending = usize::from(ready.hard_state.is_some())
+                let pending = usize::from(ready.snapshot.is_some())
+                    + usize::from(ready.hard_state.is_some())
                     + usize::from(!ready.entries.is_empty());
                 Some(match self.rng.random_range(0..3) {
                     0 if pending > 0 => CrashPoint::Torn {
@@ -302,30 +386,74 @@ impl Sim {
             } else {
                 None
             };
-            if !node.persist(&ready, crash) {
+            let mut installed = None;
+            if !node.persist(&ready, crash, &mut installed) {
                 self.after_crash(i);
                 return Ok(());
             }
+            if let Some(data) = installed {
+                self.checker.on_snapshot_restored(node, &data)?;
+                self.stats.installed += 1;
+                self.trace.write_u64(0x5AA9 ^ node.applied_index << 8);
+            }
             self.checker.on_persist(node, &ready)?;
             for envelope in std::mem::take(&mut ready.messages) {
-                self.net.send(now, envelope);
+                let data = match &envelope.message {
+                    Message::InstallSnapshot { meta, .. } => {
+                        let (ours, data) = node
+                            .snapshot
+                            .as_ref()
+                            .expect("a node sending InstallSnapshot has a snapshot");
+                        assert_eq!(
+                            ours,
+                            meta,
+                            "node {id} sends a snapshot it does not hold",
+                            id = node.id
+                        );
+                        Some(data.clone())
+                    }
+                    Message::TimeoutNow { .. } => {
+                        self.stats.timeout_now_sent += 1;
+                        None
+                    }
+                    _ => None,
+                };
+                self.net.send(now, envelope, data);
             }
             let id = node.id;
+            let mut checkpoint = None;
             for entry in &ready.committed_entries {
                 self.checker.on_apply(node, entry)?;
                 self.trace.write_u64(entry.index.0 ^ entry.term.0 << 40);
-                if entry.kind != EntryKind::Normal {
-                    continue;
+                if entry.kind == EntryKind::Normal {
+                    let output: Output = node.db.apply(self.checker.command(entry.index.0));
+                    self.clients
+                        .on_apply(now, id, entry.index, entry.term, &output);
                 }
-                let output: Output = node.db.apply(self.checker.command(entry.index.0));
-                self.clients
-                    .on_apply(now, id, entry.index, entry.term, &output);
+                if self.snapshot_interval > 0 && entry.index.0 % self.snapshot_interval == 0 {
+                    let state = node.db.snapshot_bytes();
+                    self.checker.on_checkpoint(node, entry.index.0, &state)?;
+                    checkpoint = Some((entry.index.0, state));
+                }
+            }
+            // §7: compact behind the newest checkpoint once the log holds a
+            // whole interval of applied entries (and only committed ones: rule
+            // break (c) applies entries before they commit).
+            if let Some((index, state)) = checkpoint {
+                let commit_index = node.status().map_or(0, |s| s.commit_index.0);
+                if index >= node.log_offset + self.snapshot_interval && index <= commit_index {
+                    node.take_snapshot(index, state);
+                    self.stats.taken += 1;
+                    self.trace.write_u64(0x5AA9 ^ index << 8 ^ id.0);
+                }
             }
             for read in &ready.read_states {
                 self.clients.on_read_state(id, read.ctx, read.index);
             }
             node.raft.as_mut().expect("up").advance(ready);
         }
+        // Snapshots streamed this tick that no Ready installed were stale.
+        self.nodes[i].received.clear();
         if std::mem::take(&mut self.crash_next_ready[i]) {
             // Nothing to persist this tick: crash between Readies.
             self.nodes[i].crash();
@@ -350,7 +478,12 @@ impl Sim {
             .as_mut()
             .expect("restarted")
             .set_rule_breaks(breaks);
-        self.checker.on_restart(node)
+        self.checker.on_restart(node)?;
+        if let Some((_, data)) = node.snapshot.clone() {
+            self.checker.on_snapshot_restored(node, &data)?;
+            self.stats.restored += 1;
+        }
+        Ok(())
     }
 
     /// The chaos schedule: partitions and heals, crashes and restarts.
@@ -372,6 +505,20 @@ impl Sim {
         // Partitions do not last forever.
         if self.net.is_partitioned() && self.rng.random_range(0..200) == 0 {
             self.net.heal();
+        }
+        // Leadership transfer (thesis §3.10) to a random voter (itself:
+        // cancels one in flight).
+        if self.rng.random_range(0..150) == 0 {
+            let target = NodeId(self.rng.random_range(1..=n as u64));
+            if let Some(node) = self.nodes.iter_mut().find(|n| n.is_leader()) {
+                node.raft
+                    .as_mut()
+                    .expect("a leader is up")
+                    .transfer_leader(target)
+                    .expect("a leader accepts a transfer to a voter");
+                self.stats.transfers += 1;
+                self.trace.write_u64(0x7F ^ target.0);
+            }
         }
         // Rule break (d) needs a node to restart within the term it voted in.
         let (crash_one_in, restart_one_in) = if self.opts.breaks.forget_vote {

@@ -4,8 +4,14 @@
 //!
 //! Partitions are a set of cut directed links; the shapes the simulator uses
 //! (random, majority/minority, a bridge node, an isolated node) are built
-//! here. Nothing here reads a clock: time is the tick passed in.
+//! here, and scripted schedules cut single directed links. Nothing here reads
+//! a clock: time is the tick passed in.
+//!
+//! An InstallSnapshot travels with the sender's snapshot bytes: the real
+//! transport streams them before delivering the message (ARCHITECTURE.md),
+//! so a delivered InstallSnapshot always arrives with its data.
 
+use bytes::Bytes;
 use rand::rngs::ChaCha8Rng;
 use rand::RngExt;
 
@@ -20,6 +26,9 @@ pub struct NetProfile {
     pub duplicate_per_mille: u32,
     /// Largest delivery delay in ticks (at least 1).
     pub max_delay_ticks: u64,
+    /// Messages due in the same tick arrive in random order (else in the
+    /// order they were sent).
+    pub reorder: bool,
 }
 
 impl NetProfile {
@@ -29,14 +38,27 @@ impl NetProfile {
             drop_per_mille: rng.random_range(0..100),
             duplicate_per_mille: rng.random_range(0..50),
             max_delay_ticks: rng.random_range(1..5),
+            reorder: true,
+        }
+    }
+
+    /// No loss, no duplication, every message delivered the next tick in
+    /// the order sent (for scripted schedules).
+    pub fn lossless() -> NetProfile {
+        NetProfile {
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            max_delay_ticks: 1,
+            reorder: false,
         }
     }
 }
 
-/// A message on its way.
+/// A message on its way, with the snapshot bytes of an InstallSnapshot.
 struct InFlight {
     deliver_at: u64,
     envelope: Envelope,
+    snapshot_data: Option<Bytes>,
 }
 
 /// The network between `n` nodes (ids 1..=n).
@@ -99,8 +121,9 @@ impl Network {
         self.cut.iter().any(|row| row.iter().any(|&c| c))
     }
 
-    /// Queues `envelope` sent at tick `now`, applying loss and duplication.
-    pub fn send(&mut self, now: u64, envelope: Envelope) {
+    /// Queues `envelope` sent at tick `now` (with the snapshot bytes of an
+    /// InstallSnapshot), applying loss and duplication.
+    pub fn send(&mut self, now: u64, envelope: Envelope, snapshot_data: Option<Bytes>) {
         if self.is_cut(envelope.from, envelope.to) {
             return;
         }
@@ -116,25 +139,38 @@ impl Network {
             self.in_flight.push(InFlight {
                 deliver_at: now + delay(48, self.profile.max_delay_ticks + 2),
                 envelope: envelope.clone(),
+                snapshot_data: snapshot_data.clone(),
             });
         }
         self.sent_total += 1;
         self.in_flight.push(InFlight {
             deliver_at: now + delay(32, self.profile.max_delay_ticks),
             envelope,
+            snapshot_data,
         });
     }
 
-    /// Removes and returns the messages due at `now` whose link is intact, in
-    /// a random order.
-    pub fn take_due(&mut self, now: u64) -> Vec<Envelope> {
+    /// Removes and returns the messages due at `now` whose link is intact
+    /// (with their snapshot bytes), in a random order.
+    pub fn take_due(&mut self, now: u64) -> Vec<(Envelope, Option<Bytes>)> {
+        if !self.profile.reorder {
+            let (due, later): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .partition(|m| m.deliver_at <= now);
+            self.in_flight = later;
+            return due
+                .into_iter()
+                .filter(|m| !self.is_cut(m.envelope.from, m.envelope.to))
+                .map(|m| (m.envelope, m.snapshot_data))
+                .collect();
+        }
         let mut due = Vec::new();
         let mut i = 0;
         while i < self.in_flight.len() {
             if self.in_flight[i].deliver_at <= now {
                 let message = self.in_flight.swap_remove(i);
                 if !self.is_cut(message.envelope.from, message.envelope.to) {
-                    due.push(message.envelope);
+                    due.push((message.envelope, message.snapshot_data));
                 }
             } else {
                 i += 1;
@@ -215,6 +251,22 @@ impl Network {
                     self.cut_both(a, b);
                 }
             }
+        }
+    }
+
+    /// Cuts the directed link `from` → `to` (a scripted schedule's tool).
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
+        self.cut[from.0 as usize][to.0 as usize] = true;
+    }
+
+    /// Cuts every link but those between the given pairs (both directions).
+    pub fn connect_only(&mut self, pairs: &[(u64, u64)]) {
+        for row in &mut self.cut {
+            row.fill(true);
+        }
+        for &(a, b) in pairs {
+            self.cut[a as usize][b as usize] = false;
+            self.cut[b as usize][a as usize] = false;
         }
     }
 

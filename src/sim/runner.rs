@@ -3,9 +3,17 @@
 use super::tests::{env_u64, CI_STEPS};
 use super::*;
 
-/// `SIM_SEED=<seed> [SIM_STEPS=<n>] cargo test --lib sim::replay -- --nocapture`
-/// replays one seed (without `SIM_SEED` it runs seed 0).
+/// `SIM_SEED=<seed> [SIM_STEPS=<n>] [SIM_LOG=info] cargo test --lib
+/// sim::replay -- --nocapture` replays one seed (without `SIM_SEED` it runs
+/// seed 0), logging the cores' events at `SIM_LOG`'s level if given.
 pub(super) fn replay() {
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        // `SIM_LOG=info` prints the cores' role, snapshot and transfer events.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .without_time()
+            .try_init();
+    }
     let seed = env_u64("SIM_SEED").unwrap_or(0);
     let opts = Options {
         steps: env_u64("SIM_STEPS").unwrap_or(CI_STEPS),

@@ -88,3 +88,28 @@ fn same_seed_replays_bit_for_bit() {
     let c = run(5, opts).expect("passes");
     assert_ne!(run(3, opts).expect("passes").trace_hash, c.trace_hash);
 }
+
+/// The random schedule reaches the §7 and §3.10 paths: logs are compacted,
+/// lagging followers install snapshots from the leader, restarts restore
+/// from a snapshot, and leadership transfers are requested.
+#[test]
+fn schedules_exercise_snapshots_and_transfers() {
+    let opts = Options {
+        steps: 1_000,
+        ..Options::default()
+    };
+    let mut total = PathStats::default();
+    for seed in 0..16 {
+        let s = run(seed, opts).expect("passes").paths;
+        total.taken += s.taken;
+        total.installed += s.installed;
+        total.restored += s.restored;
+        total.transfers += s.transfers;
+        total.timeout_now_sent += s.timeout_now_sent;
+    }
+    println!("{total:?}");
+    assert!(
+        total.taken > 0 && total.installed > 0 && total.restored > 0 && total.timeout_now_sent > 0,
+        "{total:?}"
+    );
+}

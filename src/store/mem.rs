@@ -9,23 +9,34 @@
 //! [`MemStore::fail_next_sync`] a failed fsync, after which the store is
 //! poisoned like [`super::Wal`].
 //!
+//! It also keeps the newest snapshot (metadata and state-machine bytes):
+//! [`MemStore::save_snapshot`] is a buffered write like the others, so a
+//! snapshot not yet synced is lost on a crash, and once durable it drops the
+//! log entries it covers (the WAL deletes the segments below a snapshot). The
+//! stored log then continues at `last_included_index + 1`.
+//!
 //! It does no I/O and reads no clock; everything is driven by its caller.
 
 use super::wal::assert_appendable;
 use super::{LogStore, WalError};
-use crate::raft::{Entry, HardState, InitialState, LogIndex};
+use bytes::Bytes;
+
+use crate::raft::{Entry, HardState, InitialState, LogIndex, SnapshotMeta};
 
 /// One buffered write, in the order it was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum PendingOp {
     Append(Vec<Entry>),
     SetHardState(HardState),
+    Snapshot(SnapshotMeta, Bytes),
 }
 
 /// The in-memory [`LogStore`]. See the module doc.
 #[derive(Clone, Debug, Default)]
 pub struct MemStore {
     durable: InitialState,
+    /// The state-machine bytes of `durable.snapshot`.
+    durable_snapshot_data: Bytes,
     pending: Vec<PendingOp>,
     /// Last index including unsynced appends (0: empty log).
     last_index: LogIndex,
@@ -42,7 +53,7 @@ impl MemStore {
 
     /// A store whose durable state is `state`, as if reopened after a crash.
     pub fn from_initial_state(state: InitialState) -> MemStore {
-        let last_index = state.entries.last().map_or(LogIndex(0), |e| e.index);
+        let last_index = durable_last_index(&state);
         MemStore {
             durable: state,
             last_index,
@@ -53,6 +64,38 @@ impl MemStore {
     /// What a restart would restore: the state as of the last successful sync.
     pub fn initial_state(&self) -> InitialState {
         self.durable.clone()
+    }
+
+    /// The state-machine bytes of the durable snapshot (empty without one).
+    pub fn snapshot_data(&self) -> Bytes {
+        self.durable_snapshot_data.clone()
+    }
+
+    /// Buffers a snapshot of the state machine through
+    /// `meta.last_included_index` (taken by this node, or received from the
+    /// leader): once synced it replaces the stored one and the log is fixed
+    /// as the Ready contract says (§7): if the log (synced or not) holds the
+    /// snapshot's last entry with its term, the entries up to it are dropped,
+    /// otherwise every entry is. Lost on a crash before the sync.
+    ///
+    /// # Errors
+    /// [`WalError::Poisoned`] after an injected sync failure.
+    pub fn save_snapshot(&mut self, meta: SnapshotMeta, data: Bytes) -> Result<(), WalError> {
+        self.check_usable()?;
+        let op = PendingOp::Snapshot(meta, data);
+        // The log as it will be after the sync, to know where it then ends.
+        let mut view = InitialState {
+            hard_state: HardState::default(),
+            snapshot: self.durable.snapshot.clone(),
+            entries: self.durable.entries.clone(),
+        };
+        let mut data = Bytes::new();
+        for pending in self.pending.iter().chain(std::iter::once(&op)) {
+            apply_op(&mut view, &mut data, pending.clone());
+        }
+        self.last_index = durable_last_index(&view);
+        self.pending.push(op);
+        Ok(())
     }
 
     /// The last log index, including appends not yet synced (0: empty log).
@@ -90,10 +133,10 @@ impl MemStore {
         let kept = op_count.min(self.pending.len());
         let survivors: Vec<PendingOp> = self.pending.drain(..kept).collect();
         for op in survivors {
-            apply_op(&mut self.durable, op);
+            apply_op(&mut self.durable, &mut self.durable_snapshot_data, op);
         }
         self.pending.clear();
-        self.last_index = self.durable.entries.last().map_or(LogIndex(0), |e| e.index);
+        self.last_index = durable_last_index(&self.durable);
         self.fail_next_sync = false;
         self.poisoned = false;
     }
@@ -114,18 +157,59 @@ impl MemStore {
     }
 }
 
-fn apply_op(state: &mut InitialState, op: PendingOp) {
+/// Index of the snapshot's last entry (0 without a snapshot).
+fn snapshot_index(state: &InitialState) -> u64 {
+    state
+        .snapshot
+        .as_ref()
+        .map_or(0, |s| s.last_included_index.0)
+}
+
+/// The last index of a stored log (the snapshot's when no entry follows it).
+fn durable_last_index(state: &InitialState) -> LogIndex {
+    state
+        .entries
+        .last()
+        .map_or(LogIndex(snapshot_index(state)), |e| e.index)
+}
+
+fn apply_op(state: &mut InitialState, snapshot_data: &mut Bytes, op: PendingOp) {
     match op {
         PendingOp::Append(entries) => {
             if let Some(first) = entries.first() {
+                let offset = snapshot_index(state);
+                assert!(
+                    first.index.0 > offset,
+                    "append at index {} at or below the snapshot's last index {offset}",
+                    first.index
+                );
                 // A later append at a stored index replaces the suffix (§5.3).
                 state
                     .entries
-                    .truncate(first.index.0.saturating_sub(1) as usize);
+                    .truncate((first.index.0 - offset - 1) as usize);
                 state.entries.extend(entries);
             }
         }
         PendingOp::SetHardState(hard_state) => state.hard_state = hard_state,
+        PendingOp::Snapshot(meta, data) => {
+            if meta.last_included_index.0 <= snapshot_index(state) {
+                // Not newer than the stored one: nothing to replace.
+                return;
+            }
+            let index = meta.last_included_index;
+            let matching = state
+                .entries
+                .iter()
+                .position(|e| e.index == index && e.term == meta.last_included_term);
+            match matching {
+                Some(position) => {
+                    state.entries.drain(..=position);
+                }
+                None => state.entries.clear(),
+            }
+            state.snapshot = Some(meta);
+            *snapshot_data = data;
+        }
     }
 }
 
@@ -169,7 +253,7 @@ impl LogStore for MemStore {
             });
         }
         for op in std::mem::take(&mut self.pending) {
-            apply_op(&mut self.durable, op);
+            apply_op(&mut self.durable, &mut self.durable_snapshot_data, op);
         }
         self.syncs_total += 1;
         Ok(())
@@ -182,7 +266,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::raft::{EntryKind, NodeId, Term};
+    use crate::raft::{EntryKind, NodeId, SnapshotMeta, Term};
     use crate::store::Wal;
 
     fn entries(first: u64, last: u64, term: u64) -> Vec<Entry> {
@@ -288,6 +372,87 @@ mod tests {
         store.append(&entries(3, 3, 3)).expect("append");
         store.sync().expect("sync");
         assert_eq!(store.initial_state().entries, entries(1, 3, 3));
+    }
+
+    fn snapshot_meta(index: u64, term: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            last_included_index: LogIndex(index),
+            last_included_term: Term(term),
+            voters: vec![NodeId(1)],
+        }
+    }
+
+    /// A snapshot is a buffered write: lost on a crash before the sync, with
+    /// the entries it would have dropped still stored.
+    #[test]
+    fn unsynced_snapshot_is_lost_on_crash() {
+        let mut store = MemStore::new();
+        store.append(&entries(1, 4, 1)).expect("append");
+        store.sync().expect("sync");
+        store
+            .save_snapshot(snapshot_meta(3, 1), Bytes::from_static(b"state@3"))
+            .expect("save");
+        store.crash();
+        let restored = store.initial_state();
+        assert_eq!(restored.snapshot, None);
+        assert_eq!(restored.entries, entries(1, 4, 1));
+        assert!(store.snapshot_data().is_empty());
+    }
+
+    /// §7: a synced snapshot whose last entry the log holds drops the entries
+    /// up to it and keeps the suffix; appends continue after the log.
+    #[test]
+    fn synced_snapshot_drops_covered_entries_and_keeps_the_suffix() {
+        let mut store = MemStore::new();
+        store.append(&entries(1, 5, 1)).expect("append");
+        store
+            .save_snapshot(snapshot_meta(3, 1), Bytes::from_static(b"state@3"))
+            .expect("save");
+        assert_eq!(store.last_index(), LogIndex(5));
+        store.sync().expect("sync");
+        let restored = store.initial_state();
+        assert_eq!(restored.snapshot, Some(snapshot_meta(3, 1)));
+        assert_eq!(restored.entries, entries(4, 5, 1));
+        assert_eq!(store.snapshot_data(), Bytes::from_static(b"state@3"));
+        store.append(&entries(5, 6, 2)).expect("append");
+        store.sync().expect("sync");
+        let mut expected = entries(4, 4, 1);
+        expected.extend(entries(5, 6, 2));
+        assert_eq!(store.initial_state().entries, expected);
+        // An older snapshot changes nothing.
+        store
+            .save_snapshot(snapshot_meta(2, 1), Bytes::from_static(b"state@2"))
+            .expect("save");
+        store.sync().expect("sync");
+        assert_eq!(store.initial_state().snapshot, Some(snapshot_meta(3, 1)));
+        assert_eq!(store.snapshot_data(), Bytes::from_static(b"state@3"));
+    }
+
+    /// §7: a snapshot whose last entry the log lacks (or holds with another
+    /// term) replaces the whole log, the unsynced appends included.
+    #[test]
+    fn conflicting_snapshot_replaces_the_whole_log() {
+        let mut store = MemStore::new();
+        store.append(&entries(1, 3, 1)).expect("append");
+        store.sync().expect("sync");
+        store.append(&entries(4, 6, 1)).expect("append");
+        store
+            .save_snapshot(snapshot_meta(5, 2), Bytes::from_static(b"state@5"))
+            .expect("save");
+        assert_eq!(store.last_index(), LogIndex(5));
+        store
+            .append(&entries(6, 6, 2))
+            .expect("append after the snapshot");
+        // A torn write keeping the appends and the snapshot but not the last
+        // append.
+        store.crash_keeping(2);
+        let restored = store.initial_state();
+        assert_eq!(restored.snapshot, Some(snapshot_meta(5, 2)));
+        assert_eq!(restored.entries, Vec::new());
+        assert_eq!(store.last_index(), LogIndex(5));
+        store.append(&entries(6, 7, 2)).expect("append");
+        store.sync().expect("sync");
+        assert_eq!(store.initial_state().entries, entries(6, 7, 2));
     }
 
     #[derive(Clone, Debug)]
