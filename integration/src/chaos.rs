@@ -176,8 +176,15 @@ impl ChaosReport {
         if let Some(e) = &self.nemesis_error {
             let _ = writeln!(s, "NEMESIS ERROR: {e}");
         }
-        for (name, n, result) in &self.verdict.lin {
-            let _ = writeln!(s, "check {name} ({n} ops): {result:?}");
+        for l in &self.verdict.lin {
+            let _ = writeln!(
+                s,
+                "check {} ({} ops, {:.1} s): {:?}",
+                l.name,
+                l.ops,
+                l.took.as_secs_f64(),
+                l.result
+            );
         }
         let _ = writeln!(s, "acknowledged writes lost: {}", self.verdict.lost.len());
         for l in self.verdict.lost.iter().take(10) {
@@ -190,6 +197,16 @@ impl ChaosReport {
         );
         for l in self.verdict.session.iter().take(10) {
             let _ = writeln!(s, "  SESSION: {l}");
+        }
+        if !self.verdict.phantom.is_empty() {
+            let _ = writeln!(
+                s,
+                "failed writes that took effect: {}",
+                self.verdict.phantom.len()
+            );
+            for l in self.verdict.phantom.iter().take(10) {
+                let _ = writeln!(s, "  PHANTOM: {l}");
+            }
         }
         if let Some(p) = &self.saved {
             let _ = writeln!(s, "history saved: {}", p.display());
@@ -376,16 +393,49 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
         }
     }
     let mut records = std::mem::take(&mut *shared.records.lock().expect("not poisoned"));
-    // Unique keys: every acknowledged one must be there.
+    // Unique keys, and the markers of acknowledged transfers: every one must be there.
     let acked_unique: Vec<String> = records
         .iter()
         .filter_map(|r| match (&r.input, &r.outcome) {
-            (Input::SetUnique { key }, Outcome::Ok(_)) => Some(key.clone()),
+            (Input::SetUnique { key } | Input::Transfer { tx: key, .. }, Outcome::Ok(_)) => {
+                Some(key.clone())
+            }
             _ => None,
         })
         .collect();
-    let (missing, final_error) = match read_unique(&cluster, leader, &acked_unique).await {
-        Ok(missing) => (missing, None),
+    // The markers of the other transfers say which of them took effect; read after
+    // every other final read (see `Input::ReadTx`).
+    let unsure_tx: Vec<String> = records
+        .iter()
+        .filter_map(|r| match (&r.input, &r.outcome) {
+            (Input::Transfer { tx, .. }, Outcome::Unknown(_) | Outcome::Fail(_)) => {
+                Some(tx.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let read_back = async {
+        let markers = read_keys(&cluster, leader, &unsure_tx, origin).await?;
+        let unique = read_keys(&cluster, leader, &acked_unique, origin).await?;
+        Ok::<_, anyhow::Error>((markers, unique))
+    };
+    let (missing, final_error) = match read_back.await {
+        Ok((markers, unique)) => {
+            final_records.extend(markers.into_iter().map(|(key, value, call, ret)| Record {
+                client: FINAL_CLIENT_BASE + cluster.len() as u64,
+                node: leader,
+                input: Input::ReadTx { key },
+                call,
+                ret,
+                outcome: Outcome::Ok(crate::history::Output::Value(value)),
+            }));
+            let missing = unique
+                .into_iter()
+                .filter(|(_, value, _, _)| value.is_none())
+                .map(|(key, ..)| key)
+                .collect();
+            (missing, None)
+        }
         // A cluster that cannot serve reads after the heal is a finding, not a
         // harness error: report it and go on checking what we have.
         Err(e) => (Vec::new(), Some(format!("{e:#}"))),
@@ -497,26 +547,32 @@ fn short(e: &str) -> String {
     s.chars().take(70).collect()
 }
 
-/// GET every key in `keys` from node `node`, in pipelined batches with retries;
-/// returns the keys not found.
-async fn read_unique(cluster: &Cluster, node: usize, keys: &[String]) -> Result<Vec<String>> {
+/// Read every key in `keys` from node `node` (MGET in batches, with retries);
+/// returns (key, value, call, return) with the batch's times (ns since `origin`).
+async fn read_keys(
+    cluster: &Cluster,
+    node: usize,
+    keys: &[String],
+    origin: Instant,
+) -> Result<Vec<(String, Option<String>, u64, u64)>> {
     let addr = cluster.resp_addr(node);
-    let mut missing = Vec::new();
-    for chunk in keys.chunks(200) {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let call = workload::ns_since(origin);
         let values: Vec<Option<String>> = loop {
             let attempt = async {
                 let mut conn = workload::connect(addr, Duration::from_secs(5))
                     .await
                     .map_err(|e| anyhow::anyhow!(e))?;
-                let mut p = redis::pipe();
-                for k in chunk {
-                    p.cmd("GET").arg(k);
-                }
-                let v: Vec<Option<String>> =
-                    tokio::time::timeout(Duration::from_secs(10), p.query_async(&mut conn))
-                        .await
-                        .context("timed out")??;
+                // One MGET per chunk: one linearizable read, where pipelined GETs
+                // would wait for a read index each.
+                let v: Vec<Option<String>> = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    redis::cmd("MGET").arg(chunk).query_async(&mut conn),
+                )
+                .await
+                .context("timed out")??;
                 Ok::<_, anyhow::Error>(v)
             };
             match attempt.await {
@@ -527,13 +583,15 @@ async fn read_unique(cluster: &Cluster, node: usize, keys: &[String]) -> Result<
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        for (k, v) in chunk.iter().zip(values) {
-            if v.is_none() {
-                missing.push(k.clone());
-            }
-        }
+        let ret = workload::ns_since(origin);
+        out.extend(
+            chunk
+                .iter()
+                .zip(values)
+                .map(|(k, v)| (k.clone(), v, call, ret)),
+        );
     }
-    Ok(missing)
+    Ok(out)
 }
 
 fn save_failure(report: &ChaosReport, records: &[Record], cluster: &Cluster) -> Result<PathBuf> {

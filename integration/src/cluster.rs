@@ -138,16 +138,19 @@ pub struct Cluster {
     proxies: Option<ProxyMesh>,
 }
 
-/// Free loopback ports: bind `count` listeners on port 0 at once (so they differ), then
-/// release them all.
-fn free_ports(count: usize) -> Result<Vec<u16>> {
+/// Free loopback ports: bind `count` listeners on port 0 at once (so they differ).
+/// The ports stay bound until the listeners (the second value) are dropped, so that
+/// binding other port-0 listeners meanwhile (the link proxies) cannot be given one
+/// of them; drop the listeners just before the servers bind.
+fn reserve_ports(count: usize) -> Result<(Vec<u16>, Vec<TcpListener>)> {
     let listeners = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0"))
         .collect::<Result<Vec<_>>>()?;
-    listeners
+    let ports = listeners
         .iter()
         .map(|l| Ok(l.local_addr().context("local_addr")?.port()))
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((ports, listeners))
 }
 
 impl Cluster {
@@ -202,7 +205,10 @@ impl Cluster {
             match cluster.boot().await {
                 Ok(()) => return Ok(cluster),
                 Err(e) => {
-                    let port_clash = cluster.logs_mention("in use");
+                    // A port taken by another process ("in use"), or a clash
+                    // the config check caught ("already used by").
+                    let port_clash =
+                        cluster.logs_mention("in use") || cluster.logs_mention("already used");
                     let report = cluster.log_report();
                     cluster.clean_shutdown = true; // already reported in the error
                     drop(cluster);
@@ -228,7 +234,7 @@ impl Cluster {
             .prefix("dkv-it-")
             .tempdir()
             .context("create temp dir")?;
-        let ports = free_ports(2 * n)?;
+        let (ports, reserved) = reserve_ports(2 * n)?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let members: Vec<(u64, SocketAddr, SocketAddr)> = (0..n)
             .map(|i| (i as u64 + 1, addr(ports[2 * i]), addr(ports[2 * i + 1])))
@@ -239,6 +245,8 @@ impl Cluster {
         } else {
             None
         };
+        // The proxies hold their own ports now; free the nodes' for the nodes.
+        drop(reserved);
         let mut nodes = Vec::with_capacity(n);
         for (i, &(id, resp_addr, http_addr)) in members.iter().enumerate() {
             let peers = members
@@ -921,7 +929,11 @@ mod tests {
 
     #[test]
     fn free_ports_are_distinct() {
-        let ports = free_ports(6).unwrap();
+        let (ports, reserved) = reserve_ports(6).unwrap();
+        // While reserved, no other port-0 listener gets one of them.
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(!ports.contains(&other.local_addr().unwrap().port()));
+        drop(reserved);
         let mut sorted = ports.clone();
         sorted.sort_unstable();
         sorted.dedup();

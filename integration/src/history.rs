@@ -5,6 +5,7 @@
 //! Timestamps are nanoseconds since the run started, from one monotonic clock.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use crate::lincheck::{self, CheckResult, Model, Operation, RegisterInput, RegisterOutput};
 use serde_json::{json, Value};
@@ -42,7 +43,10 @@ pub enum Input {
         /// Counter index.
         key: u8,
     },
-    /// `MULTI; INCRBY acct:<from> -amount; INCRBY acct:<to> amount; EXEC`.
+    /// `MULTI; INCRBY acct:<from> -amount; INCRBY acct:<to> amount; SET <tx> 1; EXEC`.
+    ///
+    /// The marker key `tx` (unique per run) shows after the heal whether a transfer
+    /// whose outcome the client does not know took effect ([`Input::ReadTx`]).
     Transfer {
         /// Debited account.
         from: u8,
@@ -50,9 +54,18 @@ pub enum Input {
         to: u8,
         /// Amount moved.
         amount: i64,
+        /// The transfer's marker key.
+        tx: String,
     },
     /// `MULTI; GET acct:0; …; GET acct:<ACCOUNTS-1>; EXEC`.
     ReadBank,
+    /// `GET <tx>` of a transfer's marker key, after the heal and after every other
+    /// final read (present: the transfer took effect; absent: it never did, or
+    /// only after every read of the run, which is the same to the checker).
+    ReadTx {
+        /// The marker key.
+        key: String,
+    },
     /// `SET <key> 1` on a key written once (checked for loss at the end only).
     SetUnique {
         /// The key.
@@ -65,7 +78,7 @@ impl Input {
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
-            Input::Get { .. } | Input::ReadCounter { .. } | Input::ReadBank
+            Input::Get { .. } | Input::ReadCounter { .. } | Input::ReadBank | Input::ReadTx { .. }
         )
     }
 
@@ -76,10 +89,16 @@ impl Input {
             Input::Del { key } => json!({"f": "del", "key": key}),
             Input::Incr { key } => json!({"f": "incr", "key": key}),
             Input::ReadCounter { key } => json!({"f": "read-counter", "key": key}),
-            Input::Transfer { from, to, amount } => {
-                json!({"f": "transfer", "from": from, "to": to, "amount": amount})
+            Input::Transfer {
+                from,
+                to,
+                amount,
+                tx,
+            } => {
+                json!({"f": "transfer", "from": from, "to": to, "amount": amount, "tx": tx})
             }
             Input::ReadBank => json!({"f": "read-bank"}),
+            Input::ReadTx { key } => json!({"f": "read-tx", "key": key}),
             Input::SetUnique { key } => json!({"f": "set-unique", "key": key}),
         }
     }
@@ -159,6 +178,114 @@ pub fn history_json(records: &[Record]) -> Value {
     Value::Array(records.iter().map(Record::to_json).collect())
 }
 
+/// Parse a history saved by [`history_json`] (the `history` array of a saved
+/// run's `history.json`) back into records, e.g. to re-run the checks on it.
+///
+/// # Errors
+/// A record whose input or result does not parse.
+pub fn records_from_json(history: &Value) -> Result<Vec<Record>, String> {
+    let items = history.as_array().ok_or("history is not an array")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| record_from_json(r).map_err(|e| format!("record {i}: {e}: {r}")))
+        .collect()
+}
+
+fn record_from_json(r: &Value) -> Result<Record, String> {
+    let u = |v: &Value, name: &str| v[name].as_u64().ok_or(format!("no {name}"));
+    let i = |v: &Value, name: &str| v[name].as_i64().ok_or(format!("no {name}"));
+    let small = |v: &Value, name: &str| -> Result<u8, String> {
+        u8::try_from(u(v, name)?).map_err(|e| format!("{name}: {e}"))
+    };
+    let s = |v: &Value, name: &str| {
+        v[name]
+            .as_str()
+            .map(String::from)
+            .ok_or(format!("no {name}"))
+    };
+    let inp = &r["input"];
+    let input = match inp["f"].as_str().ok_or("no input.f")? {
+        "set" => Input::Set {
+            key: small(inp, "key")?,
+            value: s(inp, "value")?,
+        },
+        "get" => Input::Get {
+            key: small(inp, "key")?,
+        },
+        "del" => Input::Del {
+            key: small(inp, "key")?,
+        },
+        "incr" => Input::Incr {
+            key: small(inp, "key")?,
+        },
+        "read-counter" => Input::ReadCounter {
+            key: small(inp, "key")?,
+        },
+        "transfer" => Input::Transfer {
+            from: small(inp, "from")?,
+            to: small(inp, "to")?,
+            amount: i(inp, "amount")?,
+            // Histories saved before transfers had markers.
+            tx: s(inp, "tx").unwrap_or_default(),
+        },
+        "read-bank" => Input::ReadBank,
+        "read-tx" => Input::ReadTx {
+            key: s(inp, "key")?,
+        },
+        "set-unique" => Input::SetUnique {
+            key: s(inp, "key")?,
+        },
+        other => return Err(format!("unknown input {other:?}")),
+    };
+    let result = s(r, "result")?;
+    let outcome = match r["type"].as_str().ok_or("no type")? {
+        "ok" => Outcome::Ok(parse_output(&result).ok_or(format!("bad result {result:?}"))?),
+        "fail" => Outcome::Fail(result),
+        "info" => Outcome::Unknown(result),
+        other => return Err(format!("unknown type {other:?}")),
+    };
+    Ok(Record {
+        client: u(r, "client")?,
+        node: usize::try_from(u(r, "node")?).map_err(|e| e.to_string())?,
+        input,
+        call: u(r, "call_ns")?,
+        ret: u(r, "ret_ns")?,
+        outcome,
+    })
+}
+
+/// Parse an [`Output`]'s `Debug` text (as [`history_json`] writes it).
+fn parse_output(text: &str) -> Option<Output> {
+    let ints = |inner: &str| -> Option<Vec<i64>> {
+        inner
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().ok())
+            .collect()
+    };
+    let (name, rest) = text.split_once('(').unwrap_or((text, ")"));
+    let inner = rest.strip_suffix(')')?;
+    match name {
+        "Ok" => Some(Output::Ok),
+        "Deleted" => inner.parse().ok().map(Output::Deleted),
+        "Int" => inner.parse().ok().map(Output::Int),
+        "Pair" => match ints(inner)?.as_slice() {
+            [a, b] => Some(Output::Pair(*a, *b)),
+            _ => None,
+        },
+        "Balances" => ints(inner.strip_prefix('[')?.strip_suffix(']')?).map(Output::Balances),
+        "Value" if inner == "None" => Some(Output::Value(None)),
+        // The value is a Debug-quoted string; ours never need escapes.
+        "Value" => inner
+            .strip_prefix("Some(\"")?
+            .strip_suffix("\")")
+            .map(|v| Output::Value(Some(v.to_string()))),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------- models
 
 /// A counter per key: INCR returns the new value; GET reads it (absent is 0).
@@ -181,6 +308,10 @@ impl Model for CounterModel {
 
     fn init(&self) -> i64 {
         0
+    }
+
+    fn same_effect(&self, a: &CounterInput, b: &CounterInput) -> bool {
+        a == b
     }
 
     fn step(&self, state: &i64, input: &CounterInput, output: Option<&i64>) -> Option<i64> {
@@ -218,6 +349,9 @@ pub enum BankInput {
 pub enum BankOutput {
     /// The two new balances.
     Transferred(i64, i64),
+    /// A transfer whose reply was lost but which took effect (its marker key
+    /// was there after the heal): any balances.
+    Applied,
     /// Every balance.
     Balances(Vec<i64>),
 }
@@ -229,6 +363,10 @@ impl Model for BankModel {
 
     fn init(&self) -> [i64; ACCOUNTS] {
         [0; ACCOUNTS]
+    }
+
+    fn same_effect(&self, a: &BankInput, b: &BankInput) -> bool {
+        a == b
     }
 
     fn step(
@@ -243,7 +381,7 @@ impl Model for BankModel {
                 next[*from] -= amount;
                 next[*to] += amount;
                 match output {
-                    None => Some(next),
+                    None | Some(BankOutput::Applied) => Some(next),
                     Some(BankOutput::Transferred(a, b)) => {
                         (*a == next[*from] && *b == next[*to]).then_some(next)
                     }
@@ -255,7 +393,7 @@ impl Model for BankModel {
                 Some(BankOutput::Balances(b)) => {
                     (b.as_slice() == state.as_slice()).then_some(*state)
                 }
-                Some(BankOutput::Transferred(..)) => None,
+                Some(BankOutput::Transferred(..) | BankOutput::Applied) => None,
             },
         }
     }
@@ -263,27 +401,45 @@ impl Model for BankModel {
 
 // ---------------------------------------------------------------- checks
 
+/// One workload's linearizability check.
+#[derive(Debug, Clone)]
+pub struct LinVerdict {
+    /// The workload.
+    pub name: String,
+    /// Operations checked.
+    pub ops: usize,
+    /// The checker's verdict.
+    pub result: CheckResult,
+    /// How long the check took.
+    pub took: Duration,
+}
+
 /// The verdict of every check on one history.
 #[derive(Debug, Clone)]
 pub struct Verdict {
-    /// Per workload: (name, operations checked, result).
-    pub lin: Vec<(String, usize, CheckResult)>,
+    /// Per workload: the linearizability check's result.
+    pub lin: Vec<LinVerdict>,
     /// Acknowledged writes missing at the end, described.
     pub lost: Vec<String>,
     /// Session-order violations (a client not seeing its own writes), described.
     pub session: Vec<String>,
+    /// Writes that failed with a "not applied" error but took effect, described.
+    pub phantom: Vec<String>,
 }
 
 impl Verdict {
     /// True if every history is linearizable (not merely "unknown") and nothing
     /// else failed.
     pub fn ok(&self) -> bool {
-        self.linearizable() && self.lost.is_empty() && self.session.is_empty()
+        self.linearizable()
+            && self.lost.is_empty()
+            && self.session.is_empty()
+            && self.phantom.is_empty()
     }
 
     /// True if every linearizability check said `Linearizable`.
     pub fn linearizable(&self) -> bool {
-        self.lin.iter().all(|(_, _, r)| r.is_linearizable())
+        self.lin.iter().all(|l| l.result.is_linearizable())
     }
 }
 
@@ -357,29 +513,66 @@ pub fn counter_history(records: &[Record]) -> Vec<Operation<(u8, CounterInput), 
     ops
 }
 
+/// The marker reads after the heal ([`Input::ReadTx`]): marker key → (when the
+/// read returned, whether the marker was there).
+fn marker_reads(records: &[Record]) -> HashMap<&str, (u64, bool)> {
+    records
+        .iter()
+        .filter_map(|r| match (&r.input, &r.outcome) {
+            (Input::ReadTx { key }, Outcome::Ok(Output::Value(v))) => {
+                Some((key.as_str(), (r.ret, v.is_some())))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Bank history (transfers and atomic reads).
+///
+/// A transfer with an unknown outcome is resolved by its marker read after the
+/// heal: present, it took effect at some point after its call (completed, any
+/// result, returning when the marker was read); absent, it never took effect
+/// before the last read of the run and is left out. Unresolved ones stay unknown.
+/// Without this, every unknown transfer that never took effect stays pending to the
+/// end of the history and the search tries every subset of them at every read.
 pub fn bank_history(records: &[Record]) -> Vec<Operation<BankInput, BankOutput>> {
+    let markers = marker_reads(records);
     let mut ops = Vec::new();
     for r in records {
-        let input = match &r.input {
-            Input::Transfer { from, to, amount } => BankInput::Transfer {
-                from: usize::from(*from),
-                to: usize::from(*to),
-                amount: *amount,
-            },
-            Input::ReadBank => BankInput::Read,
+        let (input, tx) = match &r.input {
+            Input::Transfer {
+                from,
+                to,
+                amount,
+                tx,
+            } => (
+                BankInput::Transfer {
+                    from: usize::from(*from),
+                    to: usize::from(*to),
+                    amount: *amount,
+                },
+                Some(tx.as_str()),
+            ),
+            Input::ReadBank => (BankInput::Read, None),
             _ => continue,
         };
         if input == BankInput::Read && !r.is_ok() {
             continue;
         }
-        let Some(ret) = ret_of(r, |o| match o {
+        let Some(mut ret) = ret_of(r, |o| match o {
             Output::Pair(a, b) => Some(BankOutput::Transferred(*a, *b)),
             Output::Balances(b) => Some(BankOutput::Balances(b.clone())),
             _ => None,
         }) else {
             continue;
         };
+        if ret.is_none() {
+            match tx.and_then(|tx| markers.get(tx)) {
+                Some(&(_, false)) => continue,
+                Some(&(at, true)) => ret = Some((at, BankOutput::Applied)),
+                None => {}
+            }
+        }
         ops.push(Operation {
             client: r.client,
             input,
@@ -388,6 +581,26 @@ pub fn bank_history(records: &[Record]) -> Vec<Operation<BankInput, BankOutput>>
         });
     }
     ops
+}
+
+/// Transfers that failed with an error promising they were not applied
+/// (`CLUSTERDOWN`, `TRYAGAIN`, …) but whose marker was there after the heal.
+pub fn phantom_transfers(records: &[Record]) -> Vec<String> {
+    let markers = marker_reads(records);
+    records
+        .iter()
+        .filter_map(|r| match (&r.input, &r.outcome) {
+            (Input::Transfer { tx, .. }, Outcome::Fail(e))
+                if markers.get(tx.as_str()).is_some_and(|m| m.1) =>
+            {
+                Some(format!(
+                    "{:?} by client {} failed with {e:?} (call {} ns) but took effect: its marker is there after the heal",
+                    r.input, r.client, r.call
+                ))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// A counter keyed by index, for [`lincheck::check_partitioned`].
@@ -400,6 +613,9 @@ impl Model for KeyedCounter {
     fn init(&self) -> i64 {
         0
     }
+    fn same_effect(&self, a: &(u8, CounterInput), b: &(u8, CounterInput)) -> bool {
+        a == b
+    }
     fn step(&self, s: &i64, (_, i): &(u8, CounterInput), o: Option<&i64>) -> Option<i64> {
         CounterModel.step(s, i, o)
     }
@@ -411,30 +627,30 @@ impl Model for KeyedCounter {
 /// linearizability search (per partition).
 pub fn check_all(records: &[Record], unique_missing: &[String], max_steps: u64) -> Verdict {
     let mut lin = Vec::new();
+    let mut timed = |name: &str, ops: usize, check: &dyn Fn() -> CheckResult| {
+        if ops > 0 {
+            let started = Instant::now();
+            let result = check();
+            lin.push(LinVerdict {
+                name: name.to_string(),
+                ops,
+                result,
+                took: started.elapsed(),
+            });
+        }
+    };
     let regs = register_history(records);
-    if !regs.is_empty() {
-        lin.push((
-            "registers (SET/GET/DEL)".to_string(),
-            regs.len(),
-            lincheck::check_registers(&regs, max_steps),
-        ));
-    }
+    timed("registers (SET/GET/DEL)", regs.len(), &|| {
+        lincheck::check_registers(&regs, max_steps)
+    });
     let ctrs = counter_history(records);
-    if !ctrs.is_empty() {
-        lin.push((
-            "counters (INCR/GET)".to_string(),
-            ctrs.len(),
-            lincheck::check_partitioned(&KeyedCounter, &ctrs, |(k, _)| *k, max_steps),
-        ));
-    }
+    timed("counters (INCR/GET)", ctrs.len(), &|| {
+        lincheck::check_partitioned(&KeyedCounter, &ctrs, |(k, _)| *k, max_steps)
+    });
     let bank = bank_history(records);
-    if !bank.is_empty() {
-        lin.push((
-            "bank (MULTI/EXEC transfers)".to_string(),
-            bank.len(),
-            lincheck::check(&BankModel, &bank, max_steps),
-        ));
-    }
+    timed("bank (MULTI/EXEC transfers)", bank.len(), &|| {
+        lincheck::check(&BankModel, &bank, max_steps)
+    });
     let mut lost = lost_writes(records);
     lost.extend(
         unique_missing
@@ -445,6 +661,7 @@ pub fn check_all(records: &[Record], unique_missing: &[String], max_steps: u64) 
         lin,
         lost,
         session: session_violations(records),
+        phantom: phantom_transfers(records),
     }
 }
 
@@ -649,6 +866,7 @@ mod tests {
             from: 0,
             to: 1,
             amount: 5,
+            tx: "tx:1".into(),
         };
         let h = vec![
             rec(1, t, 0, 10, Outcome::Unknown("timeout".into())),
@@ -666,6 +884,57 @@ mod tests {
         assert!(lincheck::check(&BankModel, &bank_history(&h2), 1000).is_linearizable());
         h2[1].outcome = Outcome::Ok(Output::Balances(vec![-5, 0, 0, 0]));
         assert!(!lincheck::check(&BankModel, &bank_history(&h2), 1000).is_linearizable());
+    }
+
+    fn marker(present: bool, at: u64) -> Record {
+        rec(
+            FINAL_CLIENT_BASE,
+            Input::ReadTx { key: "tx:1".into() },
+            at,
+            at + 1,
+            Outcome::Ok(Output::Value(present.then(|| "1".to_string()))),
+        )
+    }
+
+    #[test]
+    fn marker_reads_resolve_unknown_transfers() {
+        let t = Input::Transfer {
+            from: 0,
+            to: 1,
+            amount: 5,
+            tx: "tx:1".into(),
+        };
+        let read = |b: Vec<i64>| rec(2, Input::ReadBank, 20, 30, Outcome::Ok(Output::Balances(b)));
+        let unknown = rec(1, t.clone(), 0, 10, Outcome::Unknown("timeout".into()));
+        let check = |h: &[Record]| lincheck::check(&BankModel, &bank_history(h), 1000);
+        // Absent marker: the transfer never happened, so a read showing it is wrong.
+        let h = [unknown.clone(), read(vec![-5, 5, 0, 0]), marker(false, 40)];
+        assert_eq!(bank_history(&h).len(), 1);
+        assert!(!check(&h).is_linearizable());
+        let h = [unknown.clone(), read(vec![0, 0, 0, 0]), marker(false, 40)];
+        assert!(check(&h).is_linearizable());
+        // Present marker: it happened before the marker read, maybe after the read.
+        let h = [unknown.clone(), read(vec![-5, 5, 0, 0]), marker(true, 40)];
+        assert!(check(&h).is_linearizable());
+        let h = [unknown.clone(), read(vec![0, 0, 0, 0]), marker(true, 40)];
+        assert!(check(&h).is_linearizable());
+        // ...but then a later read must show it.
+        let late = rec(
+            3,
+            Input::ReadBank,
+            50,
+            60,
+            Outcome::Ok(Output::Balances(vec![0; 4])),
+        );
+        let h = [unknown, read(vec![0, 0, 0, 0]), marker(true, 40), late];
+        assert!(!check(&h).is_linearizable());
+        // A transfer that failed "for certain" must not have a marker.
+        let failed = rec(1, t, 0, 10, Outcome::Fail("CLUSTERDOWN".into()));
+        assert_eq!(
+            phantom_transfers(&[failed.clone(), marker(true, 40)]).len(),
+            1
+        );
+        assert!(phantom_transfers(&[failed, marker(false, 40)]).is_empty());
     }
 
     #[test]

@@ -92,6 +92,17 @@ impl Schedule {
     }
 }
 
+/// How a fault window ends.
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    /// Heal every link.
+    Heal,
+    /// SIGCONT the node.
+    Resume(usize),
+    /// Restart the (killed) node.
+    Restart(usize),
+}
+
 /// One logged nemesis action.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -153,6 +164,55 @@ impl Nemesis {
     async fn sleep(&mut self, d: Duration, until: Instant) {
         let left = until.saturating_duration_since(Instant::now());
         tokio::time::sleep(d.min(left)).await;
+    }
+
+    /// One fault window: `apply` starts the fault (returning what to log and how to
+    /// undo it); the fault holds for a random time in `hold` (ms), is undone, and
+    /// the cluster settles for a random time in `settle` (ms) before the next step.
+    async fn fault_window(
+        &mut self,
+        cluster: &mut Cluster,
+        until: Instant,
+        apply: impl FnOnce(&mut Cluster) -> Result<(String, Undo)>,
+        hold: (u64, u64),
+        settle: (u64, u64),
+    ) -> Result<()> {
+        self.fault_begins();
+        let (what, undo) = apply(cluster)?;
+        self.log(what);
+        let d = self.rng.millis(hold.0, hold.1);
+        self.sleep(d, until).await;
+        self.end_window(cluster, until, undo, settle).await
+    }
+
+    /// Ends a fault window: undo the fault, log it, and let the cluster settle for
+    /// a random time in `settle` (ms).
+    async fn end_window(
+        &mut self,
+        cluster: &mut Cluster,
+        until: Instant,
+        undo: Undo,
+        settle: (u64, u64),
+    ) -> Result<()> {
+        let undone = match undo {
+            Undo::Heal => {
+                cluster.heal()?;
+                "heal".to_string()
+            }
+            Undo::Resume(i) => {
+                cluster.resume(i)?;
+                format!("SIGCONT node {i}")
+            }
+            Undo::Restart(i) => {
+                cluster.restart(i).await?;
+                format!("restarted node {i}")
+            }
+        };
+        self.fault_ends();
+        self.log(undone);
+        let d = self.rng.millis(settle.0, settle.1);
+        self.sleep(d, until).await;
+        Ok(())
     }
 
     async fn leader_or_any(&mut self, cluster: &Cluster) -> usize {
@@ -231,17 +291,13 @@ impl Nemesis {
         match schedule {
             Schedule::KillLeader => {
                 let l = self.leader_or_any(cluster).await;
-                self.fault_begins();
                 self.leader_kills.push(ns_since(self.origin));
-                cluster.kill9(l)?;
-                self.log(format!("kill -9 leader node {l}"));
-                let d = self.rng.millis(1000, 2500);
-                self.sleep(d, until).await;
-                cluster.restart(l).await?;
-                self.fault_ends();
-                self.log(format!("restarted node {l}"));
-                let d = self.rng.millis(1000, 2000);
-                self.sleep(d, until).await;
+                let kill = |c: &mut Cluster| {
+                    c.kill9(l)?;
+                    Ok((format!("kill -9 leader node {l}"), Undo::Restart(l)))
+                };
+                self.fault_window(cluster, until, kill, (1000, 2500), (1000, 2000))
+                    .await?;
             }
             Schedule::RandomKill => {
                 let live = cluster.live();
@@ -272,46 +328,33 @@ impl Nemesis {
             }
             Schedule::PauseLeader => {
                 let l = self.leader_or_any(cluster).await;
-                self.fault_begins();
-                cluster.pause(l)?;
-                self.log(format!("SIGSTOP leader node {l}"));
-                let d = self.rng.millis(1000, 2500);
-                self.sleep(d, until).await;
-                cluster.resume(l)?;
-                self.fault_ends();
-                self.log(format!("SIGCONT node {l}"));
-                let d = self.rng.millis(1000, 2000);
-                self.sleep(d, until).await;
+                let pause = |c: &mut Cluster| {
+                    c.pause(l)?;
+                    Ok((format!("SIGSTOP leader node {l}"), Undo::Resume(l)))
+                };
+                self.fault_window(cluster, until, pause, (1000, 2500), (1000, 2000))
+                    .await?;
             }
             Schedule::IsolateLeader => {
                 let l = self.leader_or_any(cluster).await;
-                self.fault_begins();
-                cluster.isolate(l)?;
-                self.log(format!("isolate leader node {l}"));
-                let d = self.rng.millis(1500, 3000);
-                self.sleep(d, until).await;
-                cluster.heal()?;
-                self.fault_ends();
-                self.log("heal".into());
-                let d = self.rng.millis(1000, 2000);
-                self.sleep(d, until).await;
+                let isolate = |c: &mut Cluster| {
+                    c.isolate(l)?;
+                    Ok((format!("isolate leader node {l}"), Undo::Heal))
+                };
+                self.fault_window(cluster, until, isolate, (1500, 3000), (1000, 2000))
+                    .await?;
             }
             Schedule::MajorityMinority => {
                 let mut nodes: Vec<usize> = (0..n).collect();
                 self.rng.shuffle(&mut nodes);
                 let (minority, majority) = nodes.split_at(n / 2);
-                self.fault_begins();
-                cluster.partition(&[minority, majority])?;
-                self.log(format!(
-                    "partition minority {minority:?} | majority {majority:?}"
-                ));
-                let d = self.rng.millis(1500, 3000);
-                self.sleep(d, until).await;
-                cluster.heal()?;
-                self.fault_ends();
-                self.log("heal".into());
-                let d = self.rng.millis(1000, 2000);
-                self.sleep(d, until).await;
+                let split = |c: &mut Cluster| {
+                    c.partition(&[minority, majority])?;
+                    let what = format!("partition minority {minority:?} | majority {majority:?}");
+                    Ok((what, Undo::Heal))
+                };
+                self.fault_window(cluster, until, split, (1500, 3000), (1000, 2000))
+                    .await?;
             }
             Schedule::Bridge => {
                 let mut nodes: Vec<usize> = (0..n).collect();
@@ -319,18 +362,15 @@ impl Nemesis {
                 let bridge = nodes[0];
                 let rest = &nodes[1..];
                 let (a, b) = rest.split_at(rest.len() / 2);
-                self.fault_begins();
-                cluster.bridge(bridge, a, b)?;
-                self.log(format!(
-                    "bridge: node {bridge} sees {a:?} and {b:?}, which do not see each other"
-                ));
-                let d = self.rng.millis(2000, 3500);
-                self.sleep(d, until).await;
-                cluster.heal()?;
-                self.fault_ends();
-                self.log("heal".into());
-                let d = self.rng.millis(1000, 2000);
-                self.sleep(d, until).await;
+                let cut = |c: &mut Cluster| {
+                    c.bridge(bridge, a, b)?;
+                    let what = format!(
+                        "bridge: node {bridge} sees {a:?} and {b:?}, which do not see each other"
+                    );
+                    Ok((what, Undo::Heal))
+                };
+                self.fault_window(cluster, until, cut, (2000, 3500), (1000, 2000))
+                    .await?;
             }
             Schedule::Flapping => {
                 let flap_until = Instant::now() + self.rng.millis(3000, 5000);
@@ -357,11 +397,8 @@ impl Nemesis {
                     let d = self.rng.millis(100, 400);
                     self.sleep(d, until).await;
                 }
-                cluster.heal()?;
-                self.fault_ends();
-                self.log("heal".into());
-                let d = self.rng.millis(1000, 2000);
-                self.sleep(d, until).await;
+                self.end_window(cluster, until, Undo::Heal, (1000, 2000))
+                    .await?;
             }
             Schedule::RollingRestart => {
                 for i in 0..n {

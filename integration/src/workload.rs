@@ -1,7 +1,9 @@
 //! Chaos workloads: concurrent `redis`-crate clients, one connection each, bound to
 //! one node each, doing SET (unique values) / GET / DEL on registers, INCR / GET on
 //! counters, and MULTI/EXEC transfers and atomic reads on a small bank; every
-//! invocation and completion recorded as a [`Record`].
+//! invocation and completion recorded as a [`Record`]. Each transfer also sets a
+//! marker key of its own, so that after the heal a transfer whose outcome was
+//! unknown can be told applied or not (see [`crate::history::bank_history`]).
 //!
 //! Every request has a timeout; a client that times out or loses its connection
 //! records an unknown outcome and reconnects. A workload whose command the server
@@ -197,7 +199,7 @@ pub fn decode(input: &Input, v: &Value) -> Result<Output, String> {
             Value::SimpleString(s) if s == "OK" => Ok(Output::Ok),
             _ => Err(bad()),
         },
-        Input::Get { .. } => value_str(v).map(Output::Value).ok_or_else(bad),
+        Input::Get { .. } | Input::ReadTx { .. } => value_str(v).map(Output::Value).ok_or_else(bad),
         Input::Del { .. } => match v {
             Value::Int(n) => Ok(Output::Deleted(*n)),
             _ => Err(bad()),
@@ -208,8 +210,11 @@ pub fn decode(input: &Input, v: &Value) -> Result<Output, String> {
         },
         Input::ReadCounter { .. } => value_int(v).map(Output::Int).ok_or_else(bad),
         Input::Transfer { .. } => match v {
-            Value::Array(items) if items.len() == 2 => match (&items[0], &items[1]) {
-                (Value::Int(a), Value::Int(b)) => Ok(Output::Pair(*a, *b)),
+            Value::Array(items) if items.len() == 3 => match (&items[0], &items[1], &items[2]) {
+                (Value::Int(a), Value::Int(b), Value::Okay) => Ok(Output::Pair(*a, *b)),
+                (Value::Int(a), Value::Int(b), Value::SimpleString(ok)) if ok == "OK" => {
+                    Ok(Output::Pair(*a, *b))
+                }
                 _ => Err(bad()),
             },
             _ => Err(bad()),
@@ -223,6 +228,45 @@ pub fn decode(input: &Input, v: &Value) -> Result<Output, String> {
                 .ok_or_else(bad),
             _ => Err(bad()),
         },
+    }
+}
+
+/// Run `p` (plain commands, no MULTI/EXEC of its own) as one transaction and
+/// return EXEC's reply, or EXEC's error as an error.
+///
+/// The `redis` crate's atomic pipelines turn an error answer to EXEC
+/// (`-CLUSTERDOWN`, `-TRYAGAIN`, `-EXECABORT`, `-ERR outcome unknown …`) into
+/// "Invalid response when parsing multi response", which hides whether the
+/// transaction certainly failed; so MULTI and EXEC are sent by hand.
+async fn transaction(
+    conn: &mut MultiplexedConnection,
+    commands: &redis::Pipeline,
+) -> Result<Value, RedisError> {
+    let mut p = redis::pipe();
+    p.ignore_errors().cmd("MULTI");
+    for c in commands.cmd_iter() {
+        p.add_command(c.clone());
+    }
+    p.cmd("EXEC");
+    let mut replies: Vec<Value> = p.query_async(conn).await?;
+    let unexpected = |what: &str, v: &Value| {
+        RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected transaction reply",
+            format!("{what}: {v:?}"),
+        ))
+    };
+    let exec = replies.pop().unwrap_or(Value::Nil);
+    match replies.first() {
+        Some(Value::Okay) => {}
+        Some(Value::SimpleString(s)) if s == "OK" => {}
+        // The queued commands may then have run one by one: outcome unknown.
+        other => return Err(unexpected("MULTI", other.unwrap_or(&Value::Nil))),
+    }
+    match exec {
+        Value::ServerError(e) => Err(e.into()),
+        Value::Array(_) => Ok(exec),
+        other => Err(unexpected("EXEC", &other)),
     }
 }
 
@@ -261,26 +305,32 @@ pub async fn execute(conn: &mut MultiplexedConnection, input: &Input) -> Result<
                 .query_async(conn)
                 .await
         }
-        Input::Transfer { from, to, amount } => {
-            redis::pipe()
-                .atomic()
-                .cmd("INCRBY")
+        Input::Transfer {
+            from,
+            to,
+            amount,
+            tx,
+        } => {
+            let mut p = redis::pipe();
+            p.cmd("INCRBY")
                 .arg(format!("acct:{from}"))
                 .arg(-amount)
                 .cmd("INCRBY")
                 .arg(format!("acct:{to}"))
                 .arg(*amount)
-                .query_async(conn)
-                .await
+                .cmd("SET")
+                .arg(tx)
+                .arg("1");
+            transaction(conn, &p).await
         }
         Input::ReadBank => {
             let mut p = redis::pipe();
-            p.atomic();
             for a in 0..ACCOUNTS {
                 p.cmd("GET").arg(format!("acct:{a}"));
             }
-            p.query_async(conn).await
+            transaction(conn, &p).await
         }
+        Input::ReadTx { key } => redis::cmd("GET").arg(key).query_async(conn).await,
     }
 }
 
@@ -389,6 +439,7 @@ pub async fn client_loop(
                         from,
                         to,
                         amount: 1 + rng.below(10) as i64,
+                        tx: format!("acct-tx:{client}:{seq}"),
                     }
                 }
             }
