@@ -285,6 +285,9 @@ fn merge(mut w: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
+/// Raft settings of every chaos cluster (see [`run_chaos`]).
+pub const CHAOS_RAFT_KEYS: &str = "snapshot_every_entries: 1500, snapshot_chunk_bytes: 65536";
+
 /// Run one chaos test.
 ///
 /// # Errors
@@ -295,7 +298,12 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
         proxies: true,
         server_args: config.server_args.clone(),
     };
-    let mut cluster = Cluster::start_opts(config.nodes, opts, |_| {}).await?;
+    // Snapshots every few thousand entries, so faults also land while nodes
+    // snapshot, compact, and catch up by InstallSnapshot.
+    let mut cluster = Cluster::start_opts(config.nodes, opts, |node| {
+        node.raft_extra = CHAOS_RAFT_KEYS.to_string();
+    })
+    .await?;
     let origin = Instant::now();
     let stop_at = origin + config.duration;
     let shared = Arc::new(Shared::default());
