@@ -167,6 +167,32 @@ fn default_http_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7379))
 }
 
+impl Config {
+    /// A one-node cluster in `dir` for in-process tests: a 1 ms tick (fast
+    /// elections) and a 10 s request timeout; placeholder listen addresses
+    /// (the tests talk to the node directly).
+    #[cfg(test)]
+    pub(crate) fn single_node_for_tests(dir: &Path) -> Config {
+        Config {
+            id: 1,
+            cluster_id: "test".to_string(),
+            resp_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 2)),
+            data_dir: dir.to_path_buf(),
+            peers: vec![],
+            follower_writes: FollowerWrites::Forward,
+            raft: RaftConfig {
+                tick_ms: 1,
+                ..RaftConfig::default()
+            },
+            limits: LimitsConfig {
+                request_timeout_ms: 10_000,
+                ..LimitsConfig::default()
+            },
+        }
+    }
+}
+
 /// Values given on the command line; each one that is set replaces the file's value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {

@@ -445,6 +445,35 @@ fn snapshot_round_trips_exactly() {
     assert!(Db::restore(&all[..all.len() - 3]).is_err());
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// The snapshot payload decoder (what a node restores from a file or a
+    /// leader's stream) never panics and never allocates from a length field
+    /// beyond the input: arbitrary bytes, and a real snapshot with bytes
+    /// flipped or cut, are an error or a state, never a crash.
+    #[test]
+    fn snapshot_decoder_survives_arbitrary_bytes(
+        garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+        flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..8),
+        cut in 0usize..4096,
+    ) {
+        let _ = Db::restore(&garbage);
+        let mut m = Machine::new();
+        for i in 0..20 {
+            m.exec(&format!("SET k{i} v{i} PX {}", 1000 + i));
+            m.exec(&format!("HSET h f{i} {i}"));
+        }
+        let mut real = m.db.snapshot_bytes().to_vec();
+        for (at, byte) in flips {
+            let len = real.len();
+            real[at % len] ^= byte;
+        }
+        let _ = Db::restore(&real);
+        let _ = Db::restore(&real[..cut.min(real.len())]);
+    }
+}
+
 #[test]
 fn replicas_applying_same_log_are_identical() {
     let lines = [

@@ -796,26 +796,9 @@ impl NodeHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LimitsConfig, RaftConfig};
 
     fn single_node_config(dir: &std::path::Path) -> Config {
-        Config {
-            id: 1,
-            cluster_id: "test".to_string(),
-            resp_addr: "127.0.0.1:1".parse().unwrap(),
-            http_addr: "127.0.0.1:2".parse().unwrap(),
-            data_dir: dir.to_path_buf(),
-            peers: vec![],
-            follower_writes: FollowerWrites::Forward,
-            raft: RaftConfig {
-                tick_ms: 1,
-                ..RaftConfig::default()
-            },
-            limits: LimitsConfig {
-                request_timeout_ms: 10_000,
-                ..LimitsConfig::default()
-            },
-        }
+        Config::single_node_for_tests(dir)
     }
 
     fn set(key: &str, value: &str) -> kv::Op {

@@ -267,28 +267,13 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::config::{Config, FollowerWrites, RaftConfig};
+    use crate::config::Config;
     use crate::node::Node;
 
     fn single_node_config(dir: &std::path::Path) -> Config {
-        Config {
-            id: 1,
-            cluster_id: "server-test".to_string(),
-            resp_addr: "127.0.0.1:1".parse().expect("valid address"),
-            http_addr: "127.0.0.1:2".parse().expect("valid address"),
-            data_dir: dir.to_path_buf(),
-            peers: vec![],
-            follower_writes: FollowerWrites::Forward,
-            raft: RaftConfig {
-                tick_ms: 1,
-                ..RaftConfig::default()
-            },
-            limits: LimitsConfig {
-                request_timeout_ms: 10_000,
-                max_clients: 1,
-                ..LimitsConfig::default()
-            },
-        }
+        let mut config = Config::single_node_for_tests(dir);
+        config.limits.max_clients = 1;
+        config
     }
 
     /// Reads until `expected.len()` bytes arrived (or EOF) and returns them.
