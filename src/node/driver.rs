@@ -25,6 +25,12 @@
 //! stops the driver with an error (the page cache can no longer be trusted; never
 //! retry an fsync). Proposals that arrive while an fsync runs queue in the request
 //! channel and go into the next Ready together: one fsync covers them all.
+//!
+//! The one exception to "1 before 2": a leader whose term and vote did not
+//! change in this Ready sends its messages first and writes meanwhile (thesis
+//! §10.2.1). Its AppendEntries and heartbeats acknowledge nothing, and the core
+//! counts the leader toward a majority only for entries `advance` confirmed
+//! durable, so a commit still needs a majority of fsyncs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -427,6 +433,16 @@ impl Driver {
             self.install_snapshot(meta).await?;
         }
 
+        // A leader's messages (AppendEntries, heartbeats) do not depend on its
+        // own log being durable: it counts itself toward a commit only for
+        // entries acknowledged by `advance` (raft/mod.rs), so it sends them
+        // while it writes (thesis §10.2.1). Not when its term or vote changed
+        // in this Ready: those must be durable before anything leaves.
+        let send_early = self.parts.raft.status().role == Role::Leader
+            && !term_or_vote_changed(self.synced_hard_state, ready.hard_state);
+        if send_early {
+            self.send_messages(&mut ready);
+        }
         // 1. Persist before anything that depends on it leaves the node.
         if must_sync(self.synced_hard_state, ready.hard_state, &ready.entries) {
             self.persist(&mut ready).await?;
@@ -440,14 +456,7 @@ impl Driver {
             self.ack_early(&ready.entries);
         }
         // 2. Send.
-        for envelope in ready.messages.drain(..) {
-            if let Message::InstallSnapshot { meta, .. } = &envelope.message {
-                let meta = meta.clone();
-                self.stream_snapshot(envelope, meta);
-            } else {
-                self.parts.transport.send(envelope);
-            }
-        }
+        self.send_messages(&mut ready);
         // 3. Apply.
         if !ready.committed_entries.is_empty() {
             self.apply(&ready.committed_entries)?;
@@ -475,6 +484,19 @@ impl Driver {
         }
         self.parts.raft.advance(ready);
         Ok(())
+    }
+
+    /// Hands the Ready's messages to the transport (an InstallSnapshot waits
+    /// for its data to be streamed first).
+    fn send_messages(&mut self, ready: &mut Ready) {
+        for envelope in ready.messages.drain(..) {
+            if let Message::InstallSnapshot { meta, .. } = &envelope.message {
+                let meta = meta.clone();
+                self.stream_snapshot(envelope, meta);
+            } else {
+                self.parts.transport.send(envelope);
+            }
+        }
     }
 
     /// Runs `op` on the WAL on a blocking thread; the driver waits for it.
@@ -789,6 +811,12 @@ fn must_sync(synced: Option<HardState>, next: Option<HardState>, entries: &[Entr
     if !entries.is_empty() {
         return true;
     }
+    term_or_vote_changed(synced, next)
+}
+
+/// Whether `next` changes the term or vote of the last synced hard state (or
+/// nothing was synced yet).
+fn term_or_vote_changed(synced: Option<HardState>, next: Option<HardState>) -> bool {
     match (synced, next) {
         (_, None) => false,
         (None, Some(_)) => true,
