@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use dkv_integration::workload::Rng;
 use dkv_integration::Cluster;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
@@ -44,23 +45,6 @@ const KEYS_PER_WRITER: u64 = 400;
 const SETTLE_BUDGET: Duration = Duration::from_secs(60);
 /// Bound on one command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// SplitMix64: a seeded, reproducible stream for the workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 async fn connect(addr: SocketAddr, db: u8) -> Result<MultiplexedConnection> {
     let client = redis::Client::open(format!("redis://{addr}/{db}"))
@@ -87,7 +71,7 @@ struct Tally {
 /// not fatal: the test is about replicas agreeing, whatever the outcome.
 async fn writer(addr: SocketAddr, db: u8, id: usize, seed: u64, until: Instant) -> Result<Tally> {
     let mut conn = connect(addr, db).await?;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut tally = Tally::default();
     while Instant::now() < until {
         let key = if rng.below(10) == 0 {

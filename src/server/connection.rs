@@ -255,27 +255,23 @@ async fn carry_out<B: Backend>(
     counters: Option<&CommandCounters>,
     output: &mut BytesMut,
 ) {
-    match std::mem::replace(group, Group::Empty) {
-        Group::Empty => {}
+    let (replies, answers, missing) = match std::mem::replace(group, Group::Empty) {
+        Group::Empty => return,
         Group::Writes { members, .. } => {
             let (ops, answers): (Vec<Op>, Vec<(usize, Protocol)>) = members
                 .into_iter()
                 .map(|m| (m.item, (m.command, m.protocol)))
                 .unzip();
-            let mut results = backend.write_batch(ops).await.into_iter();
-            for (command, protocol) in answers {
-                let result = results.next().unwrap_or_else(|| {
-                    Err(crate::node::RequestError::OutcomeUnknown(
-                        "no reply for the write".to_string(),
-                    ))
-                });
-                let executed = Executed {
-                    reply: write_reply(result),
-                    close: false,
-                    command: Some(command),
-                };
-                answer(executed, protocol, counters, output);
-            }
+            let replies: Vec<Reply> = backend
+                .write_batch(ops)
+                .await
+                .into_iter()
+                .map(write_reply)
+                .collect();
+            let missing = write_reply(Err(crate::node::RequestError::OutcomeUnknown(
+                "no reply for the write".to_string(),
+            )));
+            (replies, answers, missing)
         }
         Group::Reads(members) => {
             let (reads, answers): (Vec<ReadFn>, Vec<(usize, Protocol)>) = members
@@ -288,29 +284,30 @@ async fn carry_out<B: Backend>(
                     .map(|f| f(db, ctx))
                     .collect::<Vec<Reply>>()
             });
-            let replies = if session.readonly {
+            let result = if session.readonly {
                 backend.read_local(all)
             } else {
                 backend.read(all).await
             };
-            let mut replies = match replies {
-                Ok(replies) => replies.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
-                Err(error) => vec![Err(error); answers.len()].into_iter(),
+            let replies = match result {
+                Ok(replies) => replies,
+                Err(error) => answers
+                    .iter()
+                    .map(|_| CommandError::from(error.clone()).into())
+                    .collect(),
             };
-            for (command, protocol) in answers {
-                let reply = match replies.next() {
-                    Some(Ok(reply)) => reply,
-                    Some(Err(error)) => CommandError::from(error).into(),
-                    None => Reply::Error("ERR no reply for the read".to_string()),
-                };
-                let executed = Executed {
-                    reply,
-                    close: false,
-                    command: Some(command),
-                };
-                answer(executed, protocol, counters, output);
-            }
+            let missing = Reply::Error("ERR no reply for the read".to_string());
+            (replies, answers, missing)
         }
+    };
+    let mut replies = replies.into_iter();
+    for (command, protocol) in answers {
+        let executed = Executed {
+            reply: replies.next().unwrap_or_else(|| missing.clone()),
+            close: false,
+            command: Some(command),
+        };
+        answer(executed, protocol, counters, output);
     }
 }
 
