@@ -40,6 +40,8 @@ pub struct ChaosConfig {
     pub max_steps: u64,
     /// Keep the nemesis log off stderr.
     pub quiet: bool,
+    /// Raft config keys added to [`CHAOS_RAFT_KEYS`] (e.g. `lease_reads: true`).
+    pub raft_extra: String,
 }
 
 impl ChaosConfig {
@@ -57,6 +59,7 @@ impl ChaosConfig {
             server_args: Vec::new(),
             max_steps: 50_000_000,
             quiet: false,
+            raft_extra: String::new(),
         }
     }
 }
@@ -300,8 +303,13 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
     };
     // Snapshots every few thousand entries, so faults also land while nodes
     // snapshot, compact, and catch up by InstallSnapshot.
+    let raft_keys = if config.raft_extra.is_empty() {
+        CHAOS_RAFT_KEYS.to_string()
+    } else {
+        format!("{CHAOS_RAFT_KEYS}, {}", config.raft_extra)
+    };
     let mut cluster = Cluster::start_opts(config.nodes, opts, |node| {
-        node.raft_extra = CHAOS_RAFT_KEYS.to_string();
+        node.raft_extra = raft_keys.clone();
     })
     .await?;
     let origin = Instant::now();

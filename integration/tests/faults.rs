@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use dkv_integration::{cli_binary, Cluster, Role};
+use dkv_integration::{cli_binary, resp, Cluster, ClusterOptions, RawConn, Reply, Role};
 use tokio::task::JoinSet;
 
 /// The longest election timeout of the harness's config (60 ticks of 10 ms).
@@ -224,6 +224,78 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
     );
     let s = c.status(target).await?;
     ensure!(s.role == Role::Leader, "{s:?}");
+    c.shutdown();
+    Ok(())
+}
+
+/// Leader lease under a process pause: a leader stopped (SIGSTOP) for longer
+/// than an election timeout, and cut off from its peers, must not answer a read
+/// from the lease it held before the pause once it resumes, although its timer
+/// fired only once meanwhile. A new leader has acknowledged a newer value by
+/// then, so the old one would be a stale read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_leader_does_not_serve_reads_from_an_expired_lease() -> Result<()> {
+    let opts = ClusterOptions {
+        proxies: true,
+        server_args: Vec::new(),
+    };
+    let mut c = Cluster::start_opts(3, opts, |node| {
+        node.raft_extra = "lease_reads: true".into();
+    })
+    .await?;
+    let old = c.wait_for_leader(ELECTION_BUDGET).await?;
+    let mut conn = c.client(old).await?;
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("old")
+        .query_async(&mut conn)
+        .await?;
+    // A few heartbeat rounds, so the leader holds a fresh lease.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut raw = RawConn::connect(c.resp_addr(old)).await?;
+    c.isolate(old)?;
+    c.pause(old)?;
+    // Two election timeouts of real time pass while it is stopped; a new
+    // leader is elected and acknowledges a newer value.
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let deadline = Instant::now() + ELECTION_BUDGET;
+    let new = loop {
+        let mut found = None;
+        for &i in &others {
+            if c.status(i).await.is_ok_and(|s| s.is_leader()) {
+                found = Some(i);
+            }
+        }
+        if let Some(i) = found {
+            break i;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no new leader while the old one is paused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut new_conn = c.client(new).await?;
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("new")
+        .query_async(&mut new_conn)
+        .await?;
+    tokio::time::sleep(2 * ELECTION_TIMEOUT_MAX).await;
+    // The read waits in the paused leader's socket and is the first thing it
+    // sees on resuming; it still cannot hear the new leader.
+    raw.send(&resp::encode(&[b"GET", b"k"])).await?;
+    c.resume(old)?;
+    let reply = raw.read_reply(Duration::from_secs(10)).await;
+    println!("GET on the resumed old leader -> {reply:?}");
+    if let Ok(Reply::Bulk(Some(value))) = &reply {
+        ensure!(
+            value.as_slice() != b"old",
+            "stale read: the resumed old leader served k=old from an expired lease while node {} had acknowledged k=new",
+            c.config(new).id
+        );
+    }
+    c.heal()?;
     c.shutdown();
     Ok(())
 }

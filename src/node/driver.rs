@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
@@ -74,6 +74,10 @@ pub(super) struct DriverParts {
     pub resp_addrs: HashMap<NodeId, SocketAddr>,
     pub replay_target: LogIndex,
     pub tick: Duration,
+    /// Most ticks owed after a pause that one catch-up delivers
+    /// (`raft.election_timeout_max_ticks`: past it every timer and lease the
+    /// ticks measure has run out anyway).
+    pub max_catch_up_ticks: u64,
     pub max_pending_proposals: usize,
     /// [`super::TestFault::EarlyAck`]: answer writes once persisted here.
     pub early_ack: bool,
@@ -137,6 +141,8 @@ pub(super) struct Driver {
     streams: HashMap<NodeId, SnapshotMeta>,
     storage_events_tx: mpsc::UnboundedSender<StorageEvent>,
     storage_events: mpsc::UnboundedReceiver<StorageEvent>,
+    /// Monotonic time the core's tick count stands for (see [`Driver::catch_up_ticks`]).
+    ticked_until: Instant,
 }
 
 impl Driver {
@@ -165,6 +171,7 @@ impl Driver {
                 .max(1),
             ticks_since_housekeeping: 0,
             housekeeping_in_flight: None,
+            ticked_until: Instant::now(),
             parts,
         }
     }
@@ -205,11 +212,14 @@ impl Driver {
                     }
                 }
                 _ = ticker.tick() => {
-                    self.parts.raft.tick();
+                    self.catch_up_ticks();
                     self.forget_abandoned_reads();
                     self.housekeeping();
                 }
                 Some(request) = self.parts.requests.recv() => {
+                    // A lease read is judged by the tick count: bring it up to
+                    // the clock first.
+                    self.catch_up_ticks();
                     self.handle_request(request);
                     for _ in 0..MAX_INPUTS_PER_TURN {
                         match self.parts.requests.try_recv() {
@@ -232,6 +242,38 @@ impl Driver {
                 }
             }
             self.notice_role_change();
+        }
+    }
+
+    /// Ticks the core once per whole tick period of monotonic time since the
+    /// last tick it got, at most `max_catch_up_ticks` at once.
+    ///
+    /// The tick count is the core's only clock: election timers, check-quorum
+    /// and the leader lease (`raft/read_index.rs`) all count ticks. One tick
+    /// per timer wake-up would let a node that was stopped (SIGSTOP, a VM
+    /// pause) or starved of CPU for seconds resume with its count barely
+    /// moved, and a leader would then serve reads from a lease that expired
+    /// in real time while another leader was elected. Counting whole periods
+    /// of `Instant` time keeps `ticks * tick <= elapsed`, so every lease the
+    /// core grants ends no later in real time than its tick arithmetic says.
+    fn catch_up_ticks(&mut self) {
+        let now = Instant::now();
+        let tick = self.parts.tick.max(Duration::from_millis(1));
+        let elapsed = now.saturating_duration_since(self.ticked_until);
+        let owed = (elapsed.as_nanos() / tick.as_nanos()).min(u128::from(u64::MAX)) as u64;
+        if owed == 0 {
+            return;
+        }
+        let cap = self.parts.max_catch_up_ticks.max(1);
+        if owed > cap {
+            // Everything the ticks measure has expired; skip the rest.
+            self.ticked_until = now;
+        } else {
+            // `owed` whole periods (u32 is plenty: owed <= cap, a config value).
+            self.ticked_until += tick * u32::try_from(owed).unwrap_or(u32::MAX);
+        }
+        for _ in 0..owed.min(cap) {
+            self.parts.raft.tick();
         }
     }
 

@@ -382,6 +382,7 @@ impl Node {
                 resp_addrs,
                 replay_target,
                 tick: Duration::from_millis(config.raft.tick_ms),
+                max_catch_up_ticks: u64::from(config.raft.election_timeout_max_ticks),
                 max_pending_proposals: config.limits.max_pending_proposals,
                 early_ack: test_fault == Some(TestFault::EarlyAck),
                 snapshots,
