@@ -2,7 +2,9 @@
 """`make bench`: dkv beside Redis on this machine, in one interleaved run.
 
 Starts, on free loopback ports:
-  * a dkv cluster of --nodes nodes (release build, data under --data-dir),
+  * a dkv cluster of --nodes nodes (release build, data under --data-dir)
+    with the default ReadIndex reads ("dkv"), and one with leader-lease
+    reads, raft.lease_reads ("dkv-lease"); --reads picks one or both,
   * redis-server with appendonly yes / appendfsync always  ("redis-always"),
   * redis-server with no persistence                        ("redis-none"),
 then runs redis-benchmark with the same arguments against each target,
@@ -106,8 +108,9 @@ class RedisTarget(Target):
 
 
 class DkvTarget(Target):
-    def __init__(self, workdir, nodes, server_bin, data_dir, raft_keys="", log_level="warn"):
-        self.name = "dkv"
+    def __init__(self, workdir, nodes, server_bin, data_dir, raft_keys="", log_level="warn",
+                 name="dkv"):
+        self.name = name
         self.workdir = workdir
         self.server_bin = server_bin
         self.log_level = log_level
@@ -118,7 +121,7 @@ class DkvTarget(Target):
         self.logs = []
         for node in self.nodes:
             peers = [n for n in self.nodes if n["id"] != node["id"]]
-            node_dir = os.path.join(data_dir, f"node{node['id']}")
+            node_dir = os.path.join(data_dir, name, f"node{node['id']}")
             shutil.rmtree(node_dir, ignore_errors=True)
             lines = [
                 f"id: {node['id']}",
@@ -133,12 +136,12 @@ class DkvTarget(Target):
                              f"http_addr: 127.0.0.1:{p['http']} }}")
             if raft_keys:
                 lines.append(f"raft: {{ {raft_keys} }}")
-            path = os.path.join(workdir, f"node{node['id']}.yaml")
+            path = os.path.join(workdir, f"{name}-node{node['id']}.yaml")
             with open(path, "w") as f:
                 f.write("\n".join(lines) + "\n")
             node["config"] = path
             node["dir"] = node_dir
-            node["log"] = os.path.join(workdir, f"node{node['id']}.log")
+            node["log"] = os.path.join(workdir, f"{name}-node{node['id']}.log")
             self.procs.append(self.spawn(node))
         try:
             wait_until("a dkv leader", self._leader_known, 30)
@@ -221,6 +224,9 @@ def main():
     ap.add_argument("--server-bin", default="target/release/dkv-server")
     ap.add_argument("--data-dir", default="target/bench/data", help="dkv data (on the disk under test)")
     ap.add_argument("--csv", default="target/bench/results.csv")
+    ap.add_argument("--reads", choices=("index", "lease", "both"), default="both",
+                    help="dkv clusters to run: ReadIndex reads (the default config, target "
+                         "'dkv'), leader-lease reads (raft.lease_reads, target 'dkv-lease'), or both")
     args = ap.parse_args()
 
     for tool in ("redis-server", "redis-cli", "redis-benchmark"):
@@ -234,12 +240,18 @@ def main():
     os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
     targets = []
     try:
-        targets.append(DkvTarget(workdir, args.nodes, os.path.abspath(args.server_bin),
-                                 os.path.abspath(args.data_dir)))
+        if args.reads in ("index", "both"):
+            targets.append(DkvTarget(workdir, args.nodes, os.path.abspath(args.server_bin),
+                                     os.path.abspath(args.data_dir)))
+        if args.reads in ("lease", "both"):
+            targets.append(DkvTarget(workdir, args.nodes, os.path.abspath(args.server_bin),
+                                     os.path.abspath(args.data_dir), raft_keys="lease_reads: true",
+                                     name="dkv-lease"))
+        dkv_targets = list(targets)
         targets.append(RedisTarget("redis-always", workdir, persistence=True))
         targets.append(RedisTarget("redis-none", workdir, persistence=False))
-        print(f"bench: dkv ({args.nodes} nodes, leader RESP port {targets[0].port}), "
-              f"redis-always :{targets[1].port}, redis-none :{targets[2].port}; "
+        print("bench: " + ", ".join(f"{t.name} :{t.port}" for t in targets)
+              + f" ({args.nodes} dkv nodes each, leader ports shown); "
               f"{args.rounds} rounds, -d {args.value_size}", flush=True)
 
         samples = {}  # (target, scenario, test) -> list of result dicts
@@ -268,7 +280,7 @@ def main():
                     rps = med(target.name, label, test, "rps")
                     p50 = med(target.name, label, test, "p50")
                     p99 = med(target.name, label, test, "p99")
-                    ratio = rps / anchor_rps if target.name == "dkv" and anchor_rps else None
+                    ratio = rps / anchor_rps if target in dkv_targets and anchor_rps else None
                     rows.append({"scenario": label, "test": test, "target": target.name,
                                  "rps": round(rps), "p50_ms": p50, "p99_ms": p99,
                                  "ratio_vs_" + anchor: round(ratio, 3) if ratio else ""})
@@ -278,7 +290,8 @@ def main():
         if args.memory_keys > 0:
             pipe_file = os.path.join(workdir, "keys.resp")
             mem = {}
-            for target in (targets[0], targets[2]):
+            redis_none = next(t for t in targets if t.name == "redis-none")
+            for target in (dkv_targets[0], redis_none):
                 redis_cli(target.port, "FLUSHALL")
                 started = time.monotonic()
                 load_keys(target.port, args.memory_keys, pipe_file)
@@ -286,10 +299,11 @@ def main():
                 mem[target.name] = used_memory(target.port)
                 print(f"memory: {target.name:10} {args.memory_keys:,} keys loaded in {took:.1f}s, "
                       f"used_memory {mem[target.name] / 2**20:,.1f} MiB")
-            ratio = mem["dkv"] / mem["redis-none"]
-            print(f"memory: dkv/redis used_memory ratio {ratio:.2f}")
+            dkv_name = dkv_targets[0].name
+            ratio = mem[dkv_name] / mem["redis-none"]
+            print(f"memory: {dkv_name}/redis used_memory ratio {ratio:.2f}")
             rows.append({"scenario": f"memory-{args.memory_keys}-keys", "test": "used_memory",
-                         "target": "dkv", "rps": mem["dkv"], "p50_ms": "", "p99_ms": "",
+                         "target": dkv_name, "rps": mem[dkv_name], "p50_ms": "", "p99_ms": "",
                          "ratio_vs_redis-none": round(ratio, 3)})
 
         fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k)

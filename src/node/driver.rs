@@ -95,6 +95,8 @@ pub(super) struct DriverParts {
     pub snapshot_index: LogIndex,
     /// Its term.
     pub snapshot_term: Term,
+    /// Where the lease deadline for direct reads is published (`lease.rs`).
+    pub lease: Arc<super::lease::LeaseGate>,
 }
 
 /// Results of background storage work, reported back to the driver.
@@ -202,6 +204,7 @@ impl Driver {
             while self.parts.raft.has_ready() {
                 self.handle_ready().await?;
             }
+            self.publish_lease();
             self.publish_status();
             tokio::select! {
                 biased;
@@ -470,6 +473,9 @@ impl Driver {
     /// One pass of the Ready contract; see the module docs for the order.
     async fn handle_ready(&mut self) -> Result<(), NodeError> {
         let mut ready = self.parts.raft.ready();
+        // Before any message leaves: a transfer's TimeoutNow must not be sent
+        // while direct reads still trust the lease it ends.
+        self.publish_lease();
         // 0. An installed snapshot replaces the map and the stored log first.
         if let Some(meta) = ready.snapshot.clone() {
             self.install_snapshot(meta).await?;
@@ -804,6 +810,30 @@ impl Driver {
         }
         if status.leader.is_some() {
             self.last_leader = status.leader;
+        }
+    }
+
+    /// Publishes the core's lease as a deadline for direct reads (`lease.rs`),
+    /// or revokes it: only a leader that has applied an entry of its own term
+    /// grants one.
+    fn publish_lease(&self) {
+        let status = self.parts.raft.status();
+        let remaining = match self.parts.raft.lease_remaining_ticks() {
+            Some(ticks) if status.role == Role::Leader && self.applied.1 == status.term => ticks,
+            _ => {
+                self.parts.lease.revoke();
+                return;
+            }
+        };
+        // The tick count stands for `ticked_until`; the lease ends when the
+        // count reaches `remaining` more, which is no earlier than this.
+        let ticks = u32::try_from(remaining).unwrap_or(u32::MAX);
+        match self
+            .ticked_until
+            .checked_add(self.parts.tick.saturating_mul(ticks))
+        {
+            Some(until) => self.parts.lease.grant(until),
+            None => self.parts.lease.revoke(),
         }
     }
 

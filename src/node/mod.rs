@@ -18,6 +18,7 @@
 //! write was certainly not appended; an unknown outcome is an `ERR outcome unknown`.
 
 mod driver;
+mod lease;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -349,6 +350,7 @@ impl Node {
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let lease = Arc::new(lease::LeaseGate::new());
 
         let handle = NodeHandle {
             inner: Arc::new(HandleInner {
@@ -367,6 +369,7 @@ impl Node {
                 follower_writes: config.follower_writes,
                 test_fault,
                 receiver: receiver.clone(),
+                lease: lease.clone(),
             }),
         };
         let driver = driver::Driver::new(
@@ -392,6 +395,7 @@ impl Node {
                 voters: config.voter_ids().into_iter().map(NodeId).collect(),
                 snapshot_index,
                 snapshot_term,
+                lease,
             },
             wal,
         );
@@ -444,6 +448,8 @@ struct HandleInner {
     follower_writes: FollowerWrites,
     test_fault: Option<TestFault>,
     receiver: Arc<snapshot::SnapshotReceiver>,
+    /// The leader lease for direct reads (`lease.rs`).
+    lease: Arc<lease::LeaseGate>,
 }
 
 /// A cheap, cloneable handle for client-facing code.
@@ -603,8 +609,13 @@ impl NodeHandle {
     /// [`RequestError::NoLeader`] (reads are safe to retry).
     pub async fn read<R>(&self, f: impl FnOnce(&kv::Db, ReadCtx) -> R) -> Result<R, RequestError> {
         let deadline = Instant::now() + self.inner.request_timeout;
-        if self.inner.test_fault == Some(TestFault::StaleReads) {
+        let stale_reads = self.inner.test_fault == Some(TestFault::StaleReads);
+        if stale_reads {
             self.check_loaded()?;
+        }
+        // The leader lease needs no read index (lease.rs says why); the test
+        // fault skips it on purpose.
+        if stale_reads || self.inner.lease.holds() {
             return Ok(self.read_local(|db| {
                 let now_ms = driver::wall_clock_ms().max(db.now_ms());
                 f(db, ReadCtx { now_ms })

@@ -214,6 +214,36 @@ impl Raft {
         self.leader_ticks < started.saturating_add(lease_ticks)
     }
 
+    /// How many more leader ticks the current lease holds (`None`: no lease).
+    ///
+    /// For a driver that serves lease reads without handing each one to the
+    /// core: while fewer ticks than this have passed, [`Raft::read_index`]
+    /// would confirm a read at once. Reads served that way must still see
+    /// every entry of earlier terms, so the caller also waits until it has
+    /// applied an entry of the current term.
+    pub fn lease_remaining_ticks(&self) -> Option<u64> {
+        if !self.config.lease_reads || self.reads.lease_revoked || self.role != Role::Leader {
+            return None;
+        }
+        let round = self.confirmed_round()?;
+        let started = self
+            .reads
+            .round_ticks
+            .iter()
+            .rev()
+            .find(|&&(r, _)| r == round)
+            .map(|&(_, tick)| tick)?;
+        let lease_ticks = u64::from(
+            self.config
+                .election_timeout_min_ticks
+                .saturating_sub(self.config.clock_drift_bound_ticks),
+        );
+        let remaining = started
+            .saturating_add(lease_ticks)
+            .saturating_sub(self.leader_ticks);
+        (remaining > 0).then_some(remaining)
+    }
+
     /// Emits every pending read whose round a majority (self included) acked.
     pub(super) fn confirm_reads(&mut self) {
         if self.role != Role::Leader || self.reads.pending.is_empty() {

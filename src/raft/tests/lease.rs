@@ -81,6 +81,64 @@ fn leadership_transfer_revokes_the_lease() {
     net.raft(1).advance(ready);
 }
 
+/// `lease_remaining_ticks` (direct reads in the node) agrees with
+/// `read_index`: it counts down with the leader's ticks from the round a
+/// majority acked, is `None` once that many ticks passed without acks, and
+/// `None` on followers and after a transfer started.
+#[test]
+fn lease_remaining_ticks_counts_down_and_ends_with_the_lease() {
+    let mut net = Network::with_config(3, 4, lease_config);
+    net.elect(1);
+    for _ in 0..HEARTBEAT {
+        net.tick_all();
+    }
+    let drift = lease_config(1, 3).clock_drift_bound_ticks;
+    let full = net.raft(1).lease_remaining_ticks().expect("a fresh lease");
+    assert!(
+        full <= u64::from(ELECTION_MIN - drift) && full > 0,
+        "remaining {full} beyond the lease length"
+    );
+    assert_eq!(
+        net.raft(2).lease_remaining_ticks(),
+        None,
+        "followers hold no lease"
+    );
+    net.isolate(1);
+    for k in 1..full {
+        net.raft(1).tick();
+        net.process(1);
+        assert_eq!(net.raft(1).lease_remaining_ticks(), Some(full - k));
+    }
+    net.raft(1).tick();
+    net.process(1);
+    assert_eq!(
+        net.raft(1).lease_remaining_ticks(),
+        None,
+        "the lease ran out"
+    );
+    // What read_index does at the same moment: no immediate answer.
+    net.raft(1).read_index(3).expect("still leader");
+    let ready = net.raft(1).ready();
+    assert!(ready.read_states.is_empty());
+    net.raft(1).advance(ready);
+
+    let mut net = Network::with_config(3, 5, lease_config);
+    net.elect(1);
+    for _ in 0..HEARTBEAT {
+        net.tick_all();
+    }
+    assert!(net.raft(1).lease_remaining_ticks().is_some());
+    net.cut(1, 2);
+    net.raft(1)
+        .transfer_leader(crate::raft::NodeId(2))
+        .expect("leader");
+    assert_eq!(
+        net.raft(1).lease_remaining_ticks(),
+        None,
+        "a transfer revokes it"
+    );
+}
+
 /// The lease relies on check-quorum's stickiness and needs a drift bound
 /// below the minimum election timeout.
 #[test]
