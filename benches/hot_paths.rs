@@ -205,6 +205,34 @@ fn kv(c: &mut Criterion) {
             }
         })
     });
+    // redis-benchmark's -r 100000: SETs land on random keys of a 100,000-key
+    // map, so every lookup walks a big tree (and misses the cache).
+    let spread: Vec<Command> = (0..BATCH)
+        .map(|i| Command {
+            ts_ms: 1_000_000,
+            op: Op::Set {
+                key: key((i * 7_919 + 13) % 100_000),
+                value: Bytes::from_static(&VALUE),
+            },
+        })
+        .collect();
+    group.bench_function("apply 256 SETs over 100,000 keys", |b| {
+        let mut db = Db::new();
+        for i in 0..100_000 {
+            db.apply(&Command {
+                ts_ms: 1_000_000,
+                op: Op::Set {
+                    key: key(i),
+                    value: Bytes::from_static(&VALUE),
+                },
+            });
+        }
+        b.iter(|| {
+            for command in &spread {
+                black_box(db.apply(command));
+            }
+        })
+    });
     group.bench_function("decode and apply 256 encoded SET entries", |b| {
         let encoded: Vec<Bytes> = commands.iter().map(Command::encode).collect();
         let mut db = Db::new();

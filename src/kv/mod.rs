@@ -35,7 +35,7 @@ mod snapshot;
 mod strings;
 mod table;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -513,37 +513,46 @@ impl Db {
     /// replaced key keeps its SCAN position).
     pub(crate) fn put(&mut self, db: usize, key: Bytes, value: Value, expires_at_ms: Option<u64>) {
         let version = self.bump();
-        let now = self.now_ms;
-        let seq = match self.dbs[db].map.get(&key) {
-            Some(old) => {
-                let old_bytes = entry_bytes(&key, old);
-                let (old_seq, old_at) = (old.seq, old.expires_at_ms);
-                self.used_bytes -= old_bytes;
-                if let Some(at) = old_at {
-                    self.dbs[db].expiring.remove(&(at, key.clone()));
-                }
-                old_seq
-            }
-            None => {
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                self.dbs[db].by_seq.insert(seq, key.clone());
-                seq
-            }
-        };
         let entry = Entry {
             value,
             expires_at_ms,
             version,
-            seq,
+            seq: 0,
             access: Access::default(),
         };
-        entry.access.touch(now);
-        self.used_bytes += entry_bytes(&key, &entry);
-        if let Some(at) = expires_at_ms {
-            self.dbs[db].expiring.insert((at, key.clone()));
+        entry.access.touch(self.now_ms);
+        // One walk of the tree (SET is the hottest write): the slot is found
+        // once and filled in place.
+        let ks = &mut self.dbs[db];
+        match ks.map.entry(key) {
+            btree_map::Entry::Occupied(mut slot) => {
+                let old = slot.get();
+                self.used_bytes -= entry_bytes(slot.key(), old);
+                if let Some(at) = old.expires_at_ms {
+                    ks.expiring.remove(&(at, slot.key().clone()));
+                }
+                let entry = Entry {
+                    seq: old.seq,
+                    ..entry
+                };
+                self.used_bytes += entry_bytes(slot.key(), &entry);
+                if let Some(at) = expires_at_ms {
+                    ks.expiring.insert((at, slot.key().clone()));
+                }
+                slot.insert(entry);
+            }
+            btree_map::Entry::Vacant(slot) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                ks.by_seq.insert(seq, slot.key().clone());
+                let entry = Entry { seq, ..entry };
+                self.used_bytes += entry_bytes(slot.key(), &entry);
+                if let Some(at) = expires_at_ms {
+                    ks.expiring.insert((at, slot.key().clone()));
+                }
+                slot.insert(entry);
+            }
         }
-        self.dbs[db].map.insert(key, entry);
     }
 
     /// Changes a present key's value in place (TTL kept); returns what `f` returns.
@@ -581,6 +590,25 @@ impl Db {
         }
         entry.expires_at_ms = expires_at_ms;
         entry.version = version;
+    }
+
+    /// True if `key` holds a live entry, for a write: an expired one is
+    /// deleted (and counted) first, a live one's access recorded. One walk
+    /// of the tree when the key is live or absent.
+    pub(crate) fn exists_for_write(&mut self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        match self.dbs[db].map.get(key) {
+            None => false,
+            Some(entry) if !entry.is_expired(now) => {
+                entry.access.touch(now);
+                true
+            }
+            Some(_) => {
+                self.remove(db, key);
+                self.stats.expired_keys += 1;
+                false
+            }
+        }
     }
 
     /// The live entry at `key` for a write: expired keys are deleted first.

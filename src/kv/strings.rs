@@ -153,7 +153,7 @@ fn set_generic(
     } else {
         None
     };
-    let found = db.lookup_write(ctx.db, key).is_some();
+    let found = db.exists_for_write(ctx.db, key);
     if (o.nx && found) || (o.xx && !found) {
         return if o.get { opt_bulk(old) } else { Output::NIL };
     }
@@ -181,7 +181,7 @@ pub(crate) fn set(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
 }
 
 pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    if db.lookup_write(ctx.db, &args[1]).is_some() {
+    if db.exists_for_write(ctx.db, &args[1]) {
         return Output::Integer(0);
     }
     db.put(ctx.db, args[1].clone(), Value::Str(args[2].clone()), None);
