@@ -4,33 +4,46 @@
 //!
 //! ```text
 //! ready = raft.ready()
-//!   1. WAL: append ready.entries, write ready.hard_state, fsync   (blocking thread)
-//!   2. transport: send ready.messages          -- only after 1 returned Ok
+//!   1. WAL: queue ready.entries and ready.hard_state         (blocking thread)
+//!   2. once they, and everything queued before, are fsynced:
+//!        transport: send ready.messages; raft.advance (entries persisted)
 //!   3. kv: apply ready.committed_entries in order; answer their clients
 //!   4. answer ready.read_states (callers then wait for apply >= index)
-//! raft.advance(ready)
 //! ```
 //!
-//! Before step 1, a Ready that carries an installed snapshot replaces the map
-//! and resets the WAL to it (`snapshot.rs`). After step 3, once
-//! `raft.snapshot_every_entries` entries were applied since the last snapshot,
-//! the map is copied (a clone of its structure, values shared) and written to
-//! a snapshot file on a blocking thread while the node keeps serving; when it
-//! is durable the core and the WAL are compacted through the older retained
-//! snapshot. An outgoing InstallSnapshot message is held back while the
-//! snapshot's data is streamed to its follower, and sent after it.
+//! The driver does not wait for the fsync: it queues the Ready's WAL work and
+//! keeps the Ready's messages in `unsynced` until a batch covering them is
+//! durable, and meanwhile goes on stepping messages and proposals. One
+//! blocking task at a time writes everything queued and fsyncs once (group
+//! commit); the Readies it covered then finish step 2 in order, and a Ready
+//! with no WAL work of its own still waits for those before it. So a follower
+//! takes the next AppendEntries while it fsyncs the last, and a leader
+//! counts acknowledgements and commits while its own write runs.
 //!
-//! Step 2 after step 1 is what makes a vote or an append acknowledgement safe: the
-//! term, vote and entries it depends on are on disk first. A failed write or fsync
-//! stops the driver with an error (the page cache can no longer be trusted; never
-//! retry an fsync). Proposals that arrive while an fsync runs queue in the request
-//! channel and go into the next Ready together: one fsync covers them all.
+//! Step 2 after step 1 is what makes a vote or an append acknowledgement safe:
+//! the term, vote and entries it depends on are on disk first. A failed write or
+//! fsync stops the driver with an error (the page cache can no longer be
+//! trusted; never retry an fsync).
+//!
+//! Step 3 does not wait for step 1: committed entries are on a majority's
+//! disks already (the core counts this node only for entries `advance`
+//! confirmed). A crash before this node's own copy is durable loses only that
+//! copy, which the leader sends again; a snapshot taken meanwhile is itself
+//! durable storage of what it covers.
 //!
 //! The one exception to "1 before 2": a leader whose term and vote did not
-//! change in this Ready sends its messages first and writes meanwhile (thesis
-//! §10.2.1). Its AppendEntries and heartbeats acknowledge nothing, and the core
-//! counts the leader toward a majority only for entries `advance` confirmed
-//! durable, so a commit still needs a majority of fsyncs.
+//! change in this Ready sends its messages at once (thesis §10.2.1). Its
+//! AppendEntries and heartbeats acknowledge nothing.
+//!
+//! Before step 1, a Ready that carries an installed snapshot replaces the map
+//! and resets the WAL to it (`snapshot.rs`), after every queued write ended.
+//! After step 3, once `raft.snapshot_every_entries` entries were applied since
+//! the last snapshot, the map is copied (a clone of its structure, values
+//! shared) and written to a snapshot file on a blocking thread while the node
+//! keeps serving; when it is durable the core and the WAL are compacted
+//! through the older retained snapshot. An outgoing InstallSnapshot message is
+//! held back while the snapshot's data is streamed to its follower, and sent
+//! after it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -107,6 +120,33 @@ enum StorageEvent {
     StreamEnded { peer: NodeId },
 }
 
+/// Entries and hard state of one Ready, for the WAL.
+struct PersistJob {
+    id: u64,
+    entries: Vec<Entry>,
+    hard_state: Option<HardState>,
+    /// Needs an fsync (new entries, term or vote); a commit index alone
+    /// rides along with the next one.
+    sync: bool,
+}
+
+/// What a WAL batch reports back: the WAL, the result, how long the write
+/// and fsync took, and the last job it covered.
+type WalBatchDone = (Wal, Result<(), crate::store::WalError>, Duration, u64);
+
+/// The part of a Ready that waits until its WAL work (and all before it)
+/// is durable.
+struct Unsynced {
+    /// Its job (`None`: it had none and only waits for the ones before it).
+    job: Option<u64>,
+    /// Its last entry, reported to the core as persisted.
+    last_entry: Option<Entry>,
+    /// Messages that depend on it (acks, votes).
+    messages: Vec<Envelope>,
+    /// [`super::TestFault::EarlyAck`] only: its entries.
+    entries: Vec<Entry>,
+}
+
 struct PendingWrite {
     term: Term,
     reply: oneshot::Sender<LocalWrite>,
@@ -114,8 +154,17 @@ struct PendingWrite {
 
 pub(super) struct Driver {
     parts: DriverParts,
-    /// `None` only while a blocking persist owns it.
+    /// `None` only while a blocking WAL task owns it (`wal_task`).
     wal: Option<Wal>,
+    /// The WAL batch being written and fsynced on a blocking thread.
+    wal_task: Option<tokio::task::JoinHandle<WalBatchDone>>,
+    /// WAL work waiting for the running batch; it all goes in the next one.
+    wal_queue: Vec<PersistJob>,
+    /// Id of the last job queued (ids count up from 1).
+    last_job: u64,
+    /// Readies whose WAL work is not durable yet, oldest first, with what
+    /// must wait for it.
+    unsynced: std::collections::VecDeque<Unsynced>,
     pending_writes: BTreeMap<LogIndex, PendingWrite>,
     pending_reads: HashMap<u64, oneshot::Sender<LocalRead>>,
     next_read_ctx: u64,
@@ -123,8 +172,9 @@ pub(super) struct Driver {
     leader_changes: u64,
     last_leader: Option<NodeId>,
     last_role: Role,
-    /// The hard state covered by the last fsync (`None` before the first).
-    synced_hard_state: Option<HardState>,
+    /// The last hard state handed to the WAL, written or queued (`None`
+    /// before the first).
+    queued_hard_state: Option<HardState>,
     /// Ticks between two housekeeping rounds, and since the last one.
     housekeeping_every_ticks: u64,
     ticks_since_housekeeping: u64,
@@ -160,6 +210,10 @@ impl Driver {
             storage_events_tx,
             storage_events,
             wal: Some(wal),
+            wal_task: None,
+            wal_queue: Vec::new(),
+            last_job: 0,
+            unsynced: std::collections::VecDeque::new(),
             pending_writes: BTreeMap::new(),
             pending_reads: HashMap::new(),
             next_read_ctx: 1,
@@ -167,7 +221,7 @@ impl Driver {
             leader_changes: 0,
             last_leader: None,
             last_role: Role::Follower,
-            synced_hard_state: None,
+            queued_hard_state: None,
             housekeeping_every_ticks: (HOUSEKEEPING_INTERVAL.as_millis() as u64
                 / parts.tick.as_millis().max(1) as u64)
                 .max(1),
@@ -194,6 +248,11 @@ impl Driver {
         if let Err(e) = &result {
             error!(error = %e, "node stopped");
         }
+        // A batch still writing owns the WAL (and its data-dir lock): let it
+        // end, so the lock is free once this returns.
+        if let Some(task) = self.wal_task.take() {
+            let _ = task.await;
+        }
         // Whatever is still waiting gets a definite answer from its sender closing.
         result
     }
@@ -213,6 +272,10 @@ impl Driver {
                         info!("driver stopping");
                         return Ok(());
                     }
+                }
+                joined = wal_batch(&mut self.wal_task) => {
+                    self.wal_task = None;
+                    self.wal_batch_done(joined)?;
                 }
                 _ = ticker.tick() => {
                     self.catch_up_ticks();
@@ -487,25 +550,52 @@ impl Driver {
         // while it writes (thesis §10.2.1). Not when its term or vote changed
         // in this Ready: those must be durable before anything leaves.
         let send_early = self.parts.raft.status().role == Role::Leader
-            && !term_or_vote_changed(self.synced_hard_state, ready.hard_state);
+            && !term_or_vote_changed(self.queued_hard_state, ready.hard_state);
         if send_early {
-            self.send_messages(&mut ready);
+            self.send_messages(&mut ready.messages);
         }
-        // 1. Persist before anything that depends on it leaves the node.
-        if must_sync(self.synced_hard_state, ready.hard_state, &ready.entries) {
-            self.persist(&mut ready).await?;
+        // 1. Hand entries and hard state to the WAL; what depends on them
+        //    (step 2) waits in `unsynced` until they are durable.
+        let sync = must_sync(self.queued_hard_state, ready.hard_state, &ready.entries);
+        let entries = std::mem::take(&mut ready.entries);
+        let mut record = Unsynced {
+            job: None,
+            last_entry: entries.last().cloned(),
+            messages: std::mem::take(&mut ready.messages),
+            entries: if self.parts.early_ack {
+                entries.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        if let Some(hard_state) = ready.hard_state {
+            self.queued_hard_state = Some(hard_state);
+        }
+        if sync || (ready.hard_state.is_some() && self.wal.is_none()) {
+            // Entries imply `sync`; a commit index alone is queued only
+            // because a batch holds the WAL, and nothing waits for it.
+            self.last_job += 1;
+            record.job = sync.then_some(self.last_job);
+            self.wal_queue.push(PersistJob {
+                id: self.last_job,
+                entries,
+                hard_state: ready.hard_state,
+                sync,
+            });
         } else if let Some(hard_state) = ready.hard_state {
             // Only the commit index moved: nothing sent depends on it being
             // durable, so it rides along with the next fsync (a restart that
             // misses it replays less and relearns the rest from the leader).
             self.wal_mut().set_hard_state(hard_state)?;
         }
-        if self.parts.early_ack {
-            self.ack_early(&ready.entries);
+        if record.job.is_none() && self.unsynced.is_empty() {
+            // 2. Nothing it depends on is still being written.
+            self.finish_unsynced(record);
+        } else {
+            self.unsynced.push_back(record);
         }
-        // 2. Send.
-        self.send_messages(&mut ready);
-        // 3. Apply.
+        self.start_wal_batch();
+        // 3. Apply, without waiting for step 1 (module docs).
         if !ready.committed_entries.is_empty() {
             self.apply(&ready.committed_entries)?;
             self.maybe_snapshot();
@@ -530,14 +620,99 @@ impl Driver {
                 }
             }
         }
-        self.parts.raft.advance(ready);
         Ok(())
     }
 
-    /// Hands the Ready's messages to the transport (an InstallSnapshot waits
-    /// for its data to be streamed first).
-    fn send_messages(&mut self, ready: &mut Ready) {
-        for envelope in ready.messages.drain(..) {
+    /// Step 2 for one Ready whose WAL work, and all before it, is durable:
+    /// its messages leave and the core learns its entries are persisted.
+    fn finish_unsynced(&mut self, mut record: Unsynced) {
+        if self.parts.early_ack {
+            self.ack_early(&record.entries);
+        }
+        self.send_messages(&mut record.messages);
+        if let Some(last) = record.last_entry {
+            self.parts.raft.advance(Ready {
+                entries: vec![last],
+                ..Ready::default()
+            });
+        }
+    }
+
+    /// Starts writing and fsyncing everything queued, as one batch on a
+    /// blocking thread (group commit), unless a batch is running or nothing
+    /// queued needs an fsync.
+    fn start_wal_batch(&mut self) {
+        if self.wal_task.is_some() || !self.wal_queue.iter().any(|job| job.sync) {
+            return;
+        }
+        let Some(mut wal) = self.wal.take() else {
+            return;
+        };
+        let jobs = std::mem::take(&mut self.wal_queue);
+        let through = jobs.last().map_or(0, |job| job.id);
+        self.wal_task = Some(tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = (|| {
+                for job in &jobs {
+                    if !job.entries.is_empty() {
+                        wal.append(&job.entries)?;
+                    }
+                    if let Some(hard_state) = job.hard_state {
+                        wal.set_hard_state(hard_state)?;
+                    }
+                }
+                wal.sync()
+            })();
+            (wal, result, started.elapsed(), through)
+        }));
+    }
+
+    /// A WAL batch ended: on success, every Ready it covered (and those
+    /// without WAL work queued behind them) finishes step 2, in order, and
+    /// the next batch starts. A failed write or fsync stops the node.
+    fn wal_batch_done(
+        &mut self,
+        joined: Result<WalBatchDone, tokio::task::JoinError>,
+    ) -> Result<(), NodeError> {
+        let (wal, result, elapsed, through) =
+            joined.map_err(|e| NodeError::StorageTask(e.to_string()))?;
+        self.wal = Some(wal);
+        self.parts.metrics.wal_fsync.record(elapsed.as_secs_f64());
+        result.map_err(NodeError::Store)?;
+        while self
+            .unsynced
+            .front()
+            .is_some_and(|record| record.job.is_none_or(|id| id <= through))
+        {
+            if let Some(record) = self.unsynced.pop_front() {
+                self.finish_unsynced(record);
+            }
+        }
+        if !self.wal_queue.iter().any(|job| job.sync) {
+            // Only commit indexes queued meanwhile: buffer them for the next fsync.
+            for job in std::mem::take(&mut self.wal_queue) {
+                if let Some(hard_state) = job.hard_state {
+                    self.wal_mut().set_hard_state(hard_state)?;
+                }
+            }
+        }
+        self.start_wal_batch();
+        Ok(())
+    }
+
+    /// Waits until no WAL batch runs and nothing waits to be written.
+    async fn drain_wal(&mut self) -> Result<(), NodeError> {
+        while let Some(task) = self.wal_task.take() {
+            let joined = task.await;
+            self.wal_batch_done(joined)?;
+        }
+        Ok(())
+    }
+
+    /// Hands messages to the transport (an InstallSnapshot waits for its data
+    /// to be streamed first).
+    fn send_messages(&mut self, messages: &mut Vec<Envelope>) {
+        for envelope in messages.drain(..) {
             if let Message::InstallSnapshot { meta, .. } = &envelope.message {
                 let meta = meta.clone();
                 self.stream_snapshot(envelope, meta);
@@ -547,14 +722,16 @@ impl Driver {
         }
     }
 
-    /// Runs `op` on the WAL on a blocking thread; the driver waits for it.
+    /// Runs `op` on the WAL on a blocking thread once every queued WAL write
+    /// is durable; the driver waits for it.
     async fn with_wal<T: Send + 'static>(
         &mut self,
         op: impl FnOnce(&mut Wal) -> T + Send + 'static,
     ) -> Result<T, NodeError> {
-        let mut wal = self.wal.take().expect(
-            "the WAL is only absent while a blocking WAL task runs, and they never overlap",
-        );
+        self.drain_wal().await?;
+        let mut wal = self.wal.take().ok_or_else(|| {
+            NodeError::StorageTask("the WAL is held by a batch that never ended".to_string())
+        })?;
         let joined = tokio::task::spawn_blocking(move || {
             let out = op(&mut wal);
             (wal, out)
@@ -563,33 +740,6 @@ impl Driver {
         let (wal, out) = joined.map_err(|e| NodeError::StorageTask(e.to_string()))?;
         self.wal = Some(wal);
         Ok(out)
-    }
-
-    /// Writes the Ready's entries and hard state and fsyncs, on a blocking thread.
-    async fn persist(&mut self, ready: &mut Ready) -> Result<(), NodeError> {
-        let synced = ready.hard_state.or(self.synced_hard_state);
-        let entries = std::mem::take(&mut ready.entries);
-        let hard_state = ready.hard_state;
-        let (entries, result, elapsed) = self
-            .with_wal(move |wal| {
-                let started = std::time::Instant::now();
-                let result = (|| {
-                    if !entries.is_empty() {
-                        wal.append(&entries)?;
-                    }
-                    if let Some(hard_state) = hard_state {
-                        wal.set_hard_state(hard_state)?;
-                    }
-                    wal.sync()
-                })();
-                (entries, result, started.elapsed())
-            })
-            .await?;
-        ready.entries = entries;
-        self.parts.metrics.wal_fsync.record(elapsed.as_secs_f64());
-        result.map_err(NodeError::Store)?;
-        self.synced_hard_state = synced;
-        Ok(())
     }
 
     /// Step 0 of a Ready carrying `meta` (snapshot.rs): the map becomes the
@@ -872,6 +1022,16 @@ impl Driver {
                 true
             }
         });
+    }
+}
+
+/// The running WAL batch's outcome; pending forever when none runs.
+async fn wal_batch(
+    task: &mut Option<tokio::task::JoinHandle<WalBatchDone>>,
+) -> Result<WalBatchDone, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
     }
 }
 
