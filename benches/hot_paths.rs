@@ -238,7 +238,7 @@ fn kv(c: &mut Criterion) {
         let mut db = Db::new();
         b.iter(|| {
             for bytes in &encoded {
-                let command = Command::decode(bytes).expect("decodes");
+                let command = Command::decode_shared(bytes).expect("decodes");
                 black_box(db.apply(&command));
             }
         })

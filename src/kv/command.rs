@@ -137,6 +137,68 @@ impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         Ok(postcard::from_bytes(bytes)?)
     }
+
+    /// [`Command::decode`] for a payload held in `Bytes`, as apply sees it:
+    /// a plain `SET` (the hottest entry) comes out with its value sharing
+    /// the payload's buffer instead of copied out of it, so the map keeps
+    /// the bytes that arrived in the log entry. Other commands decode as
+    /// [`Command::decode`] does; both give the same `Command`.
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the bytes are not a command.
+    pub fn decode_shared(bytes: &Bytes) -> Result<Command, DecodeError> {
+        match shared_set(bytes) {
+            Some(command) => Ok(command),
+            None => Command::decode(bytes),
+        }
+    }
+}
+
+/// Postcard's encoding of `Command { ts_ms, op: Op::Set { key, value } }`:
+/// varint `ts_ms`, varint variant index 0, then key and value as varint
+/// length and bytes, and nothing after. `None` for anything else (the
+/// general decoder then decides, errors included).
+fn shared_set(bytes: &Bytes) -> Option<Command> {
+    let mut at = 0;
+    let ts_ms = varint(bytes, &mut at)?;
+    if varint(bytes, &mut at)? != SET_VARIANT {
+        return None;
+    }
+    let field = |at: &mut usize| -> Option<Bytes> {
+        let len = usize::try_from(varint(bytes, at)?).ok()?;
+        let end = at.checked_add(len).filter(|&end| end <= bytes.len())?;
+        let out = bytes.slice(*at..end);
+        *at = end;
+        Some(out)
+    };
+    // The key is copied: the map keeps the key of the first SET of a key
+    // across overwrites, and a slice would pin that first entry's buffer,
+    // old value and all, for as long as the key lives.
+    let key = Bytes::copy_from_slice(&field(&mut at)?);
+    let value = field(&mut at)?;
+    (at == bytes.len()).then_some(Command {
+        ts_ms,
+        op: Op::Set { key, value },
+    })
+}
+
+/// `Op::Set`'s variant index (its position in the enum).
+const SET_VARIANT: u64 = 0;
+
+/// A postcard (LEB128) varint of at most 64 bits at `*at`; `None` when
+/// truncated or too long.
+fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            // The tenth byte may carry only the top bit.
+            return (shift < 63 || byte <= 1).then_some(value);
+        }
+    }
+    None
 }
 
 impl Output {
@@ -157,6 +219,103 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared decoder gives exactly what postcard gives, for SETs of
+    /// every size (the zero-copy path) and for other commands (the fallback),
+    /// and the SET's value (not its key) points into the payload.
+    #[test]
+    fn shared_decode_matches_postcard() {
+        let big = vec![b'x'; 70_000];
+        for (ts_ms, key, value) in [
+            (0u64, &b""[..], &b""[..]),
+            (1_700_000_000_000, b"k", b"v"),
+            (u64::MAX, b"key:000000000042", &big[..]),
+            (127, &big[..200], b"\x00\xff"),
+        ] {
+            let c = Command {
+                ts_ms,
+                op: Op::Set {
+                    key: Bytes::copy_from_slice(key),
+                    value: Bytes::copy_from_slice(value),
+                },
+            };
+            let encoded = c.encode();
+            let shared = Command::decode_shared(&encoded).unwrap();
+            assert_eq!(shared, c);
+            assert_eq!(shared, Command::decode(&encoded).unwrap());
+            let Op::Set { key: k, value: v } = &shared.op else {
+                unreachable!()
+            };
+            let range = encoded.as_ptr_range();
+            if !v.is_empty() {
+                assert!(range.contains(&v.as_ptr()), "the value was copied");
+            }
+            // A key sharing the entry's buffer would pin it (old value and
+            // all) in the map after the key is overwritten.
+            assert!(
+                !range.contains(&k.as_ptr()),
+                "the key shares the entry's buffer"
+            );
+        }
+        let del = Command {
+            ts_ms: 5,
+            op: Op::Del {
+                keys: vec!["a".into()],
+            },
+        };
+        assert_eq!(Command::decode_shared(&del.encode()).unwrap(), del);
+    }
+
+    /// Damaged SET payloads: the shared decoder never panics and agrees with
+    /// postcard on whether the bytes are a command (and on the command).
+    #[test]
+    fn shared_decode_of_damaged_sets_agrees_with_postcard() {
+        let c = Command {
+            ts_ms: 300,
+            op: Op::Set {
+                key: "key".into(),
+                value: "value".into(),
+            },
+        };
+        let encoded = c.encode().to_vec();
+        let mut cases: Vec<Vec<u8>> = (0..encoded.len()).map(|n| encoded[..n].to_vec()).collect();
+        let mut longer = encoded.clone();
+        longer.push(0);
+        cases.push(longer);
+        for i in 0..encoded.len() {
+            for bit in 0..8 {
+                let mut flipped = encoded.clone();
+                flipped[i] ^= 1 << bit;
+                cases.push(flipped);
+            }
+        }
+        cases.push(vec![0xff; 11]);
+        cases.push(vec![
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 0,
+        ]);
+        for case in cases {
+            let bytes = Bytes::from(case.clone());
+            let shared = Command::decode_shared(&bytes).ok();
+            let general = Command::decode(&case).ok();
+            assert_eq!(shared, general, "payload {case:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any payload that starts like a SET (a varint time, variant 0):
+        /// the shared decoder agrees with postcard.
+        #[test]
+        fn shared_decode_agrees_on_arbitrary_set_like_payloads(
+            ts in proptest::prelude::any::<u64>(),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let mut payload = postcard::to_allocvec(&ts).unwrap();
+            payload.push(0);
+            payload.extend_from_slice(&tail);
+            let shared = Command::decode_shared(&Bytes::from(payload.clone())).ok();
+            proptest::prop_assert_eq!(shared, Command::decode(&payload).ok());
+        }
+    }
 
     #[test]
     fn command_round_trips() {

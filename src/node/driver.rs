@@ -895,7 +895,7 @@ impl Driver {
                 let output = match entry.kind {
                     EntryKind::Noop => None,
                     EntryKind::Normal => {
-                        let command = kv::Command::decode(&entry.data).map_err(|source| {
+                        let command = kv::Command::decode_shared(&entry.data).map_err(|source| {
                             NodeError::Decode {
                                 index: entry.index,
                                 source,
