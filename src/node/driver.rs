@@ -895,12 +895,13 @@ impl Driver {
                 let output = match entry.kind {
                     EntryKind::Noop => None,
                     EntryKind::Normal => {
-                        let command = kv::Command::decode_shared(&entry.data).map_err(|source| {
-                            NodeError::Decode {
-                                index: entry.index,
-                                source,
-                            }
-                        })?;
+                        let command =
+                            kv::Command::decode_shared(&entry.data).map_err(|source| {
+                                NodeError::Decode {
+                                    index: entry.index,
+                                    source,
+                                }
+                            })?;
                         Some(db.apply(&command))
                     }
                 };
