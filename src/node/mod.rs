@@ -370,6 +370,8 @@ impl Node {
                 test_fault,
                 receiver: receiver.clone(),
                 lease: lease.clone(),
+                read_round: std::sync::Mutex::new(None),
+                read_wake: tokio::sync::Notify::new(),
             }),
         };
         let driver = driver::Driver::new(
@@ -401,6 +403,7 @@ impl Node {
         );
         let span = tracing::info_span!("node", id = id.0);
         let driver = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        tokio::spawn(read_rounds(handle.clone(), shutdown_tx.subscribe()));
         Ok(Node {
             handle,
             driver,
@@ -450,6 +453,47 @@ struct HandleInner {
     receiver: Arc<snapshot::SnapshotReceiver>,
     /// The leader lease for direct reads (`lease.rs`).
     lease: Arc<lease::LeaseGate>,
+    /// The read round readers are joining, not yet requested (see
+    /// [`NodeHandle::read`]).
+    read_round: std::sync::Mutex<Option<Arc<ReadRound>>>,
+    /// Wakes the task that requests read rounds.
+    read_wake: tokio::sync::Notify,
+}
+
+/// One shared read round: its readers wait for the outcome to be set.
+type ReadRound = watch::Sender<Option<Result<(LogIndex, u64), RequestError>>>;
+
+/// The read-round task of a node (see [`NodeHandle::join_read_round`]):
+/// takes the waiting round, requests its ReadIndex, publishes the outcome,
+/// and repeats while readers keep coming. Ends at shutdown, dropping any
+/// round it holds (its readers then get `ShuttingDown`).
+async fn read_rounds(handle: NodeHandle, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = handle.inner.read_wake.notified() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let round = handle
+            .inner
+            .read_round
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(round) = round else {
+            continue;
+        };
+        let deadline = Instant::now() + handle.inner.request_timeout;
+        let outcome = tokio::select! {
+            outcome = handle.request_read_index(deadline) => outcome,
+            _ = shutdown.changed() => return,
+        };
+        round.send_replace(Some(outcome));
+    }
 }
 
 /// A cheap, cloneable handle for client-facing code.
@@ -621,7 +665,50 @@ impl NodeHandle {
                 f(db, ReadCtx { now_ms })
             }));
         }
-        let (index, now_ms) = loop {
+        let (index, now_ms) = self.join_read_round(deadline).await?;
+        self.wait_applied(index, deadline).await?;
+        Ok(self.read_local(|db| {
+            let now_ms = now_ms.max(db.now_ms());
+            f(db, ReadCtx { now_ms })
+        }))
+    }
+
+    /// Joins the read round that has not been requested yet and waits for
+    /// its read index (and the leader's "now").
+    ///
+    /// Reads are confirmed in shared rounds, as etcd's linearizable read loop
+    /// does: every reader that arrives while a round is in flight joins the
+    /// next one, and one task ([`read_rounds`]) requests one ReadIndex per
+    /// round, after taking the round, so after every reader in it arrived.
+    /// The index it gets therefore covers every write acknowledged before any
+    /// of those reads started. One request per round instead of one per read
+    /// takes a channel send, a oneshot and a driver wake-up off each read.
+    async fn join_read_round(&self, deadline: Instant) -> Result<(LogIndex, u64), RequestError> {
+        let mut outcome = {
+            let mut waiting = self
+                .inner
+                .read_round
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            waiting
+                .get_or_insert_with(|| Arc::new(watch::channel(None).0))
+                .subscribe()
+        };
+        self.inner.read_wake.notify_one();
+        let waited = tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(result)) => result.clone().unwrap_or(Err(RequestError::NoLeader)),
+            // The round task stopped: the node is shutting down.
+            Ok(Err(_)) => Err(RequestError::ShuttingDown),
+            Err(_) => Err(RequestError::NoLeader),
+        }
+    }
+
+    /// One read round's ReadIndex: from the local driver when this node
+    /// leads, else from the leader over RPC, retried across leader changes
+    /// until `deadline`.
+    async fn request_read_index(&self, deadline: Instant) -> Result<(LogIndex, u64), RequestError> {
+        let found = loop {
             self.check_loaded()?;
             match self.read_index_here(deadline).await? {
                 LocalRead::Index { index, now_ms } => break (index, now_ms),
@@ -638,11 +725,7 @@ impl NodeHandle {
                 LocalRead::NotLeader(_) => self.pause_until_news(deadline).await?,
             }
         };
-        self.wait_applied(index, deadline).await?;
-        Ok(self.read_local(|db| {
-            let now_ms = now_ms.max(db.now_ms());
-            f(db, ReadCtx { now_ms })
-        }))
+        Ok(found)
     }
 
     /// A follower's read-index request, answered only if this node leads.
@@ -822,6 +905,59 @@ mod tests {
 
     /// A single node elects itself, acknowledges a write only once applied, serves
     /// it to a linearizable read, and after a restart rebuilds the map from its WAL.
+    /// Shared read rounds (`join_read_round`): with many clients reading and
+    /// writing at once, every read sees every write acknowledged before it
+    /// started, and no reader is left waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_in_shared_rounds_see_every_acknowledged_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = single_node_config(dir.path());
+        let node = Node::start(&config, Metrics::new()).await.unwrap();
+        let handle = node.handle();
+        // acked[c]: 1 + the last value client c's write of k{c} was acknowledged for.
+        let acked: Arc<Vec<std::sync::atomic::AtomicU32>> = Arc::new(
+            (0..16)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in 0..16usize {
+            let handle = handle.clone();
+            let acked = acked.clone();
+            tasks.spawn(async move {
+                let key = format!("k{client}");
+                let other = (client + 1) % 16;
+                let other_key = format!("k{other}");
+                for i in 0..40u32 {
+                    let value = i.to_string();
+                    assert_eq!(handle.write(set(&key, &value)).await, Ok(kv::Output::Ok));
+                    acked[client].store(i + 1, std::sync::atomic::Ordering::SeqCst);
+                    let seen = handle
+                        .read(|db, _| db.get(key.as_bytes()).cloned())
+                        .await
+                        .unwrap();
+                    assert_eq!(seen.as_deref(), Some(value.as_bytes()), "client {client}");
+                    // Another client's write acknowledged before this read
+                    // started is visible too.
+                    let floor = acked[other].load(std::sync::atomic::Ordering::SeqCst);
+                    let theirs = handle
+                        .read(|db, _| db.get(other_key.as_bytes()).cloned())
+                        .await
+                        .unwrap();
+                    let theirs = theirs.map_or(0, |v| {
+                        1 + String::from_utf8_lossy(&v).parse::<u32>().unwrap()
+                    });
+                    assert!(theirs >= floor, "client {client} read {other_key} = {theirs} - 1 after {floor} - 1 was acknowledged");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        assert_eq!(handle.read(|db, _| db.len()).await.unwrap(), 16);
+        node.shutdown().await.unwrap();
+    }
+
     #[tokio::test]
     async fn single_node_write_read_and_restart_from_wal() {
         let dir = tempfile::tempdir().unwrap();
