@@ -171,12 +171,13 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         http_state,
         stopped(stop_rx.clone()),
     ));
-    let facts = server::info::ServerFacts::new(
+    let mut facts = server::info::ServerFacts::new(
         config.resp_addr.port(),
         Some(config.http_addr),
         Some(config_path),
         config.limits.max_clients,
     );
+    facts.mem_allocator = "mimalloc";
     let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts);
     let resp = tokio::spawn(server::serve(
         resp_listener,

@@ -34,6 +34,8 @@ pub struct ServerFacts {
     pub config_file: Option<PathBuf>,
     /// The connection cap.
     pub max_clients: usize,
+    /// The process's global allocator, as `INFO memory` names it.
+    pub mem_allocator: &'static str,
 }
 
 impl ServerFacts {
@@ -50,6 +52,7 @@ impl ServerFacts {
             http_addr,
             run_id: new_run_id(),
             started_at: Instant::now(),
+            mem_allocator: "libc",
             config_file,
             max_clients,
         }
@@ -179,13 +182,20 @@ fn render_section(section: &str, input: &InfoInput<'_>, out: &mut String) {
         }
         "memory" => {
             let kv = input.kv;
+            // used_memory is the replicated estimate of the data that
+            // maxmemory is enforced against (identical on every replica, so
+            // every replica evicts alike); the process's real footprint is
+            // used_memory_rss.
+            let rss = resident_bytes();
             field("used_memory", &kv.used_memory);
             field("used_memory_human", &human_bytes(kv.used_memory));
+            field("used_memory_rss", &rss);
+            field("used_memory_rss_human", &human_bytes(rss));
             field("used_memory_dataset", &kv.used_memory);
             field("maxmemory", &kv.maxmemory);
             field("maxmemory_human", &human_bytes(kv.maxmemory));
             field("maxmemory_policy", &kv.policy);
-            field("mem_allocator", &"libc");
+            field("mem_allocator", &facts.mem_allocator);
         }
         "persistence" => {
             field("loading", &u8::from(status.loading));
@@ -279,4 +289,16 @@ fn human_bytes(n: u64) -> String {
     } else {
         format!("{n}B")
     }
+}
+
+/// This process's resident set in bytes (`/proc/self/statm`), 0 where that
+/// cannot be read.
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages.saturating_mul(u64::try_from(page).unwrap_or(0))
 }

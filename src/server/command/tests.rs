@@ -539,6 +539,32 @@ fn info_has_redis_sections_and_raft() {
     assert!(two.contains("\r\n\r\n# Keyspace\r\n"));
 }
 
+/// INFO memory: used_memory is the replicated data estimate, and the
+/// process's resident set and allocator are reported beside it.
+#[test]
+fn info_memory_reports_rss_and_the_allocator() {
+    let mut client = Client::new();
+    client.backend.facts.mem_allocator = "mimalloc";
+    let Reply::Verbatim(memory) = client.reply("INFO memory") else {
+        panic!("INFO is text");
+    };
+    let field = |name: &str| -> String {
+        memory
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing in {memory}"))
+            .to_string()
+    };
+    let rss: u64 = field("used_memory_rss").parse().unwrap();
+    assert!(
+        rss > 1 << 20,
+        "a running test process has more than 1 MiB resident: {rss}"
+    );
+    assert!(field("used_memory_rss_human").ends_with('M'));
+    assert_eq!(field("mem_allocator"), "mimalloc");
+    assert_eq!(field("used_memory"), field("used_memory_dataset"));
+}
+
 #[test]
 fn counters_count_ok_and_errors() {
     let counters = CommandCounters::register();
