@@ -19,7 +19,7 @@ use dkv::server;
 
 /// mimalloc instead of glibc malloc: glibc's per-thread arenas grow and shrink
 /// with an `mprotect` per step, which a profile of SET traffic showed as one of
-/// the node's most frequent syscalls (README, performance).
+/// the node's most frequent syscalls (bench/PERFORMANCE.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
