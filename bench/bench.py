@@ -218,19 +218,6 @@ def used_memory(port):
     return info_memory(port, "used_memory")
 
 
-def process_rss(target):
-    """Resident set of the process serving `target.port` (the dkv leader, or
-    Redis as its own INFO reports it)."""
-    if isinstance(target, DkvTarget):
-        pid = target.procs[target.leader_index].pid
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError(f"no VmRSS for pid {pid}")
-    return info_memory(target.port, "used_memory_rss")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=3)
@@ -314,7 +301,8 @@ def main():
                 load_keys(target.port, args.memory_keys, pipe_file)
                 took = time.monotonic() - started
                 mem[target.name] = used_memory(target.port)
-                rss[target.name] = process_rss(target)
+                # dkv answers with its own resident set (/proc/self/statm).
+                rss[target.name] = info_memory(target.port, "used_memory_rss")
                 print(f"memory: {target.name:10} {args.memory_keys:,} keys loaded in {took:.1f}s, "
                       f"used_memory {mem[target.name] / 2**20:,.1f} MiB, "
                       f"RSS {rss[target.name] / 2**20:,.1f} MiB")
