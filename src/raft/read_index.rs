@@ -100,17 +100,6 @@ impl ReadQueue {
         self.round
     }
 
-    /// The tick at which `round` started, if remembered (forgets older ones).
-    fn round_start_tick(&mut self, round: u64) -> Option<u64> {
-        while self.round_ticks.front().is_some_and(|&(r, _)| r < round) {
-            self.round_ticks.pop_front();
-        }
-        self.round_ticks
-            .front()
-            .filter(|&&(r, _)| r == round)
-            .map(|&(_, tick)| tick)
-    }
-
     /// True when a round must start or confirmed reads wait to be handed out.
     pub(crate) fn has_ready(&self) -> bool {
         self.round_requested || !self.confirmed.is_empty()
@@ -196,22 +185,8 @@ impl Raft {
     /// Thesis §6.4.1: the lease holds while a round acked by a majority
     /// started less than `election_timeout_min - clock_drift_bound` ticks ago
     /// (and no transfer started this term).
-    fn lease_valid(&mut self) -> bool {
-        if !self.config.lease_reads || self.reads.lease_revoked || self.role != Role::Leader {
-            return false;
-        }
-        let Some(round) = self.confirmed_round() else {
-            return false;
-        };
-        let Some(started) = self.reads.round_start_tick(round) else {
-            return false;
-        };
-        let lease_ticks = u64::from(
-            self.config
-                .election_timeout_min_ticks
-                .saturating_sub(self.config.clock_drift_bound_ticks),
-        );
-        self.leader_ticks < started.saturating_add(lease_ticks)
+    fn lease_valid(&self) -> bool {
+        self.lease_remaining_ticks().is_some()
     }
 
     /// How many more leader ticks the current lease holds (`None`: no lease).
@@ -225,6 +200,8 @@ impl Raft {
         if !self.config.lease_reads || self.reads.lease_revoked || self.role != Role::Leader {
             return None;
         }
+        // Rounds acked by a quorum only move forward within a term, so the
+        // one sought is among the newest remembered.
         let round = self.confirmed_round()?;
         let started = self
             .reads
