@@ -485,13 +485,17 @@ impl Db {
     /// Deletes `key` if it is expired now; true if it did (counted).
     pub(crate) fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
         let now = self.now_ms;
-        if self.dbs[db].map.get(key).is_some_and(|e| e.is_expired(now)) {
-            self.remove(db, key);
-            self.stats.expired_keys += 1;
-            true
-        } else {
-            false
+        let expired = self.dbs[db].map.get(key).is_some_and(|e| e.is_expired(now));
+        if expired {
+            self.expire(db, key);
         }
+        expired
+    }
+
+    /// Deletes an expired `key` and counts it (INFO's `expired_keys`).
+    fn expire(&mut self, db: usize, key: &[u8]) {
+        self.remove(db, key);
+        self.stats.expired_keys += 1;
     }
 
     /// Removes a key (expired or not) and returns its entry.
@@ -604,8 +608,7 @@ impl Db {
                 true
             }
             Some(_) => {
-                self.remove(db, key);
-                self.stats.expired_keys += 1;
+                self.expire(db, key);
                 false
             }
         }
@@ -613,11 +616,11 @@ impl Db {
 
     /// The live entry at `key` for a write: expired keys are deleted first.
     pub(crate) fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(db, key);
-        let now = self.now_ms;
-        let entry = self.dbs[db].map.get(key)?;
-        entry.access.touch(now);
-        Some(entry)
+        if self.exists_for_write(db, key) {
+            self.dbs[db].map.get(key)
+        } else {
+            None
+        }
     }
 
     /// The live entry at `key` for a read at `now` (records the access).
