@@ -708,14 +708,14 @@ impl NodeHandle {
     /// leads, else from the leader over RPC, retried across leader changes
     /// until `deadline`.
     async fn request_read_index(&self, deadline: Instant) -> Result<(LogIndex, u64), RequestError> {
-        let found = loop {
+        loop {
             self.check_loaded()?;
             match self.read_index_here(deadline).await? {
-                LocalRead::Index { index, now_ms } => break (index, now_ms),
+                LocalRead::Index { index, now_ms } => return Ok((index, now_ms)),
                 LocalRead::NotLeader(Some(leader)) if leader != self.inner.id => {
                     let remaining = self.attempt_timeout(deadline);
                     match self.inner.transport.read_index(leader, remaining).await {
-                        Ok(ReadIndexReply::Index { index, now_ms }) => break (index, now_ms),
+                        Ok(ReadIndexReply::Index { index, now_ms }) => return Ok((index, now_ms)),
                         Ok(ReadIndexReply::Failed(e)) => return Err(e),
                         Ok(ReadIndexReply::NotLeader { .. }) | Err(_) => {
                             self.pause_until_news(deadline).await?
@@ -724,8 +724,7 @@ impl NodeHandle {
                 }
                 LocalRead::NotLeader(_) => self.pause_until_news(deadline).await?,
             }
-        };
-        Ok(found)
+        }
     }
 
     /// A follower's read-index request, answered only if this node leads.
@@ -903,8 +902,6 @@ mod tests {
         }
     }
 
-    /// A single node elects itself, acknowledges a write only once applied, serves
-    /// it to a linearizable read, and after a restart rebuilds the map from its WAL.
     /// Shared read rounds (`join_read_round`): with many clients reading and
     /// writing at once, every read sees every write acknowledged before it
     /// started, and no reader is left waiting.
@@ -958,6 +955,8 @@ mod tests {
         node.shutdown().await.unwrap();
     }
 
+    /// A single node elects itself, acknowledges a write only once applied, serves
+    /// it to a linearizable read, and after a restart rebuilds the map from its WAL.
     #[tokio::test]
     async fn single_node_write_read_and_restart_from_wal() {
         let dir = tempfile::tempdir().unwrap();
@@ -1121,14 +1120,11 @@ mod tests {
             // A linearizable read: the entries after the last durable commit
             // index commit again once the node leads and commits its term's
             // first entry.
-            let acked = Arc::new(acked);
-            let check = acked.clone();
             let missing: Vec<String> = handle
                 .read(move |db, _| {
-                    check
-                        .iter()
+                    acked
+                        .into_iter()
                         .filter(|k| db.get(k.as_bytes()).is_none())
-                        .cloned()
                         .collect()
                 })
                 .await
