@@ -14,6 +14,9 @@
 //! before it; replies always leave in request order, each encoded with the
 //! protocol in force when its request was read.
 //!
+//! The connection's `CLIENT LIST` entry is refreshed once per batch, before
+//! its replies are written, so no request pays a lock of its own.
+//!
 //! A framing error is answered with Redis's text and the connection is closed;
 //! a command error is answered and the connection stays open. The loop is
 //! generic over the stream and the [`Backend`], so tests drive it through an
@@ -186,7 +189,6 @@ where
                             answer(executed, session.protocol, counters, &mut output)
                         }
                     };
-                    publish(&session);
                     if close {
                         carry_out(backend, &session, &mut group, counters, &mut output).await;
                         return close_with(&mut stream, &output).await;
@@ -195,6 +197,7 @@ where
                         carry_out(backend, &session, &mut group, counters, &mut output).await;
                     }
                     if output.len() >= FLUSH_AT_BYTES {
+                        publish(&session);
                         stream.write_all(&output).await?;
                         output.clear();
                     }
@@ -209,6 +212,9 @@ where
             }
         }
         carry_out(backend, &session, &mut group, counters, &mut output).await;
+        // Other connections' CLIENT LIST sees this one as of its last batch:
+        // one uncontended lock per read, not per request.
+        publish(&session);
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();

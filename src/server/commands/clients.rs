@@ -2,9 +2,9 @@
 //! `CLIENT KILL` closes.
 //!
 //! Each connection registers when accepted and gets a [`ClientView`] behind
-//! its own mutex, which its session refreshes after every command (an
-//! uncontended lock: only `CLIENT LIST`/`KILL` read other connections'
-//! views), and a kill switch: the `watch` flag its connection loop already
+//! its own mutex, which its connection refreshes once per batch of requests,
+//! before the batch's replies are written (an uncontended lock: only
+//! `CLIENT LIST`/`KILL` read other connections' views), and a kill switch: the `watch` flag its connection loop already
 //! watches for shutdown, so a killed connection closes after the batch it is
 //! executing, as Redis closes a killed client asynchronously. The registry's
 //! own lock is taken only to register, deregister, list and kill.
@@ -132,7 +132,7 @@ impl ClientShared {
         self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Refreshes the view from the session after a command.
+    /// Refreshes the view from the session (once per batch of requests).
     pub fn publish(&self, session: &Session) {
         let mut view = self.lock();
         let fd = view.fd;
