@@ -150,11 +150,26 @@ async fn acked_writes_survive_leader_kill_and_node_restart() -> Result<()> {
         new_leader != old_leader,
         "killed node {old_leader} still reported as leader"
     );
-    let new_term = c.status(new_leader).await?.term;
+    let new_status = c.status(new_leader).await?;
+    let new_term = new_status.term;
     ensure!(
         new_term > old_term,
         "new leader's term {new_term} is not above the old leader's {old_term}"
     );
+    // The status a node publishes follows the leader change, address included
+    // (INFO raft and `dkv-cli status` show it).
+    let new_address = c.resp_addr(new_leader).to_string();
+    for i in c.live() {
+        let s = c.status(i).await?;
+        if s.leader == Some(new_status.id) {
+            ensure!(
+                s.leader_resp_addr.as_deref() == Some(new_address.as_str()),
+                "node {i} names leader {} at {:?}, not {new_address}",
+                new_status.id,
+                s.leader_resp_addr
+            );
+        }
+    }
 
     let survivors = c.live();
     acked.extend(

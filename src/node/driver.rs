@@ -995,10 +995,8 @@ impl Driver {
             role: status.role,
             term: status.term,
             leader: status.leader,
-            leader_resp_addr: status
-                .leader
-                .and_then(|l| self.parts.resp_addrs.get(&l))
-                .map(|a| a.to_string()),
+            // Filled in below, from the current status while the leader stays.
+            leader_resp_addr: None,
             commit_index: status.commit_index,
             last_applied: status.last_applied,
             last_log_index: status.last_log_index,
@@ -1015,13 +1013,21 @@ impl Driver {
         metrics.term.set(status.term.0 as f64);
         metrics.commit_index.set(status.commit_index.0 as f64);
         metrics.applied_index.set(status.last_applied.0 as f64);
+        // This runs on every turn of the loop: the leader's address is looked
+        // up and formatted only when the leader changes, never per request.
+        let resp_addrs = &self.parts.resp_addrs;
         self.parts.status.send_if_modified(|current| {
-            if *current == next {
-                false
+            let address = if current.leader == next.leader {
+                current.leader_resp_addr.take()
             } else {
-                *current = next;
-                true
-            }
+                next.leader
+                    .and_then(|l| resp_addrs.get(&l))
+                    .map(|a| a.to_string())
+            };
+            let changed = *current != next;
+            *current = next;
+            current.leader_resp_addr = address;
+            changed
         });
     }
 }
