@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 GET over a tokio `TcpStream`, enough for `/status`, `/health` and
-//! `/metrics` (no new dependencies). Handles `Content-Length`, chunked bodies and
+//! A minimal HTTP/1.1 GET and POST over a tokio `TcpStream`, enough for `/status`,
+//! `/health`, `/metrics` and hand-made peer requests (no new dependencies). Handles `Content-Length`, chunked bodies and
 //! bodies delimited by connection close. Every call is bounded by a timeout.
 
 use std::net::SocketAddr;
@@ -41,13 +41,43 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Http
 }
 
 async fn get_inner(addr: SocketAddr, path: &str) -> Result<HttpResponse> {
-    let mut stream = TcpStream::connect(addr).await.context("connect")?;
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
+    exchange(addr, request.into_bytes()).await
+}
+
+/// `POST path` on `addr` with `Connection: close`, the given extra headers and a
+/// `Content-Length` body.
+///
+/// # Errors
+/// Connection refused, timeout, or a response that is not HTTP/1.x.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<HttpResponse> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    tokio::time::timeout(timeout, exchange(addr, request))
         .await
-        .context("write request")?;
+        .with_context(|| format!("POST http://{addr}{path}: no response within {timeout:?}"))?
+        .with_context(|| format!("POST http://{addr}{path}"))
+}
+
+/// Sends `request` on a new connection and reads the response.
+async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Result<HttpResponse> {
+    let mut stream = TcpStream::connect(addr).await.context("connect")?;
+    stream.write_all(&request).await.context("write request")?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {

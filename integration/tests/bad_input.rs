@@ -1,6 +1,7 @@
 //! Hostile and broken input: malformed RESP, absurd nesting and lengths, unknown
-//! commands, wrong arity, clients that vanish mid-request, invalid config files. Each
-//! case then checks the node still serves another client.
+//! commands, wrong arity, clients that vanish mid-request, invalid config files,
+//! peers of another cluster and broken Raft message streams. Each case then checks
+//! the node still serves another client.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use dkv_integration::{
-    rss_bytes, run_until_exit, server_binary, Cluster, NodeConfig, RawConn, Reply,
+    http, rss_bytes, run_until_exit, server_binary, Cluster, NodeConfig, RawConn, Reply,
 };
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -198,6 +199,85 @@ async fn client_disconnecting_mid_request_does_not_hurt_the_server() -> Result<(
         let mut conn = RawConn::connect(c.resp_addr(0)).await?;
         conn.send(b"*2\r\n$3\r\nGET\r\n$100\r\n").await?;
         drop(conn);
+    }
+    assert_serves(&c, 0).await?;
+    c.shutdown();
+    Ok(())
+}
+
+/// The peer routes (see `transport`): a sender naming another cluster, or a
+/// node that is not a member, is refused with `403` before its body is read;
+/// a Raft message stream with a frame over the limit, a frame that does not
+/// decode, messages sent in another node's name or a frame cut short is ended
+/// with a status and text that say which. The node keeps serving throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_of_another_cluster_and_broken_message_streams_are_refused() -> Result<()> {
+    let mut c = Cluster::start(3).await?;
+    c.wait_for_leader(Duration::from_secs(10)).await?;
+    let http = c.http_addr(0); // node id 1; its peers are 2 and 3
+    let peer = |cluster, from| [("x-dkv-cluster", cluster), ("x-dkv-from", from)];
+    for path in [
+        "/raft/stream",
+        "/raft/msg",
+        "/raft/forward",
+        "/raft/read-index",
+        "/raft/snapshot",
+    ] {
+        let r = http::post(http, path, &peer("other", "2"), b"\x01\x00", REPLY_TIMEOUT).await?;
+        ensure!(
+            r.status == 403
+                && r.text().contains(
+                    "cluster id mismatch: this node is in cluster 'test', the request names 'other'"
+                ),
+            "{path} from another cluster: {} {:?}",
+            r.status,
+            r.text()
+        );
+        let r = http::post(http, path, &peer("test", "7"), b"", REPLY_TIMEOUT).await?;
+        ensure!(
+            r.status == 403 && r.text().contains("is not a member of cluster 'test'"),
+            "{path} from node 7: {} {:?}",
+            r.status,
+            r.text()
+        );
+    }
+    // Frames: a little-endian u32 length, then a postcard batch of envelopes.
+    // `01 03 01 01 00 00` is one envelope from 3 to 1: RequestVoteResponse,
+    // term 0, not granted.
+    let cases: [(&[u8], u16, &str); 5] = [
+        (
+            &u32::MAX.to_le_bytes(),
+            413,
+            "frame of 4294967295 bytes is over the limit",
+        ),
+        (b"\x03\x00\x00\x00\xff\xff\xff", 400, "bad message batch"),
+        (
+            b"\x06\x00\x00\x00\x01\x03\x01\x01\x00\x00",
+            400,
+            "message from 3 to 1 sent by node 2 to node 1",
+        ),
+        (
+            b"\x06\x00\x00\x00\x01\x02",
+            400,
+            "stream ended inside a frame",
+        ),
+        (b"", 204, ""),
+    ];
+    for (body, status, text) in cases {
+        let r = http::post(
+            http,
+            "/raft/stream",
+            &peer("test", "2"),
+            body,
+            REPLY_TIMEOUT,
+        )
+        .await?;
+        ensure!(
+            r.status == status && r.text().contains(text),
+            "stream {body:02x?}: expected {status} {text:?}, got {} {:?}",
+            r.status,
+            r.text()
+        );
     }
     assert_serves(&c, 0).await?;
     c.shutdown();

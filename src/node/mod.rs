@@ -878,12 +878,19 @@ impl NodeHandle {
 
     /// Queues Raft messages that arrived from a peer for the driver. Messages that
     /// do not fit are dropped (Raft tolerates loss).
-    pub fn deliver(&self, envelopes: Vec<Envelope>) {
+    ///
+    /// Returns false once the driver has stopped and takes no more messages.
+    pub fn deliver(&self, envelopes: Vec<Envelope>) -> bool {
         for envelope in envelopes {
-            if self.inner.inbound.try_send(envelope).is_err() {
-                tracing::debug!("inbound raft queue full, message dropped");
+            match self.inner.inbound.try_send(envelope) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!("inbound raft queue full, message dropped");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
             }
         }
+        true
     }
 }
 

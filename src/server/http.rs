@@ -4,13 +4,14 @@
 //!
 //! Peer requests must name this node's cluster and a configured peer; anything
 //! else is refused with `403` before its body is decoded, so a node of another
-//! cluster that was given our address cannot disturb us. Bodies are capped.
+//! cluster that was given our address cannot disturb us. Bodies are capped, and
+//! so is each frame of a message stream.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -25,6 +26,7 @@ use crate::node::NodeHandle;
 use crate::raft::{Envelope, NodeId};
 use crate::transport::{
     self, CLUSTER_HEADER, FORWARD_PATH, FROM_HEADER, MSG_PATH, READ_INDEX_PATH, SNAPSHOT_PATH,
+    STREAM_PATH,
 };
 
 /// What the HTTP routes need.
@@ -76,6 +78,7 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
 
 async fn route(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
+        (&Method::POST, STREAM_PATH) => message_stream(state, request).await,
         (&Method::POST, MSG_PATH) => peer_route(state, request, PeerRoute::Messages).await,
         (&Method::POST, FORWARD_PATH) => peer_route(state, request, PeerRoute::Forward).await,
         (&Method::POST, READ_INDEX_PATH) => peer_route(state, request, PeerRoute::ReadIndex).await,
@@ -191,35 +194,10 @@ async fn peer_route(
     };
     let node = &state.node;
     match kind {
-        PeerRoute::Messages => {
-            let envelopes: Vec<Envelope> = match transport::decode(&body) {
-                Ok(envelopes) => envelopes,
-                Err(e) => {
-                    return reply(
-                        StatusCode::BAD_REQUEST,
-                        "text/plain",
-                        format!("bad message batch: {e}\n"),
-                    )
-                }
-            };
-            if let Some(bad) = envelopes
-                .iter()
-                .find(|e| e.from != from || e.to != node.id())
-            {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    "text/plain",
-                    format!(
-                        "message from {} to {} sent by node {from} to node {}\n",
-                        bad.from,
-                        bad.to,
-                        node.id()
-                    ),
-                );
-            }
-            node.deliver(envelopes);
-            reply(StatusCode::NO_CONTENT, "text/plain", "")
-        }
+        PeerRoute::Messages => match deliver_batch(node, from, &body) {
+            Ok(_) => reply(StatusCode::NO_CONTENT, "text/plain", ""),
+            Err(refusal) => refusal,
+        },
         PeerRoute::Forward => {
             let ops: Vec<crate::kv::Op> = match transport::decode(&body) {
                 Ok(ops) => ops,
@@ -266,6 +244,103 @@ async fn peer_route(
 }
 
 /// Refuses requests from another cluster or an unknown node.
+/// Decodes one batch of Raft messages from peer `from` and hands it to the
+/// node. `Ok(false)`: the node has stopped taking messages.
+#[allow(clippy::result_large_err)]
+fn deliver_batch(
+    node: &NodeHandle,
+    from: NodeId,
+    batch: &[u8],
+) -> Result<bool, Response<Full<Bytes>>> {
+    let envelopes: Vec<Envelope> = transport::decode(batch).map_err(|e| {
+        reply(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            format!("bad message batch: {e}\n"),
+        )
+    })?;
+    if let Some(bad) = envelopes
+        .iter()
+        .find(|e| e.from != from || e.to != node.id())
+    {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            format!(
+                "message from {} to {} sent by node {from} to node {}\n",
+                bad.from,
+                bad.to,
+                node.id()
+            ),
+        ));
+    }
+    Ok(node.deliver(envelopes))
+}
+
+/// `POST /raft/stream`: frames of message batches from one peer, delivered as
+/// they arrive, until the peer ends the stream. A bad frame ends it with an
+/// error status (the peer reopens it); so does this node's driver stopping, so
+/// a peer's stream never outlives the node it feeds.
+async fn message_stream(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let from = match check_peer(state, &request) {
+        Ok(from) => from,
+        Err(refusal) => return refusal,
+    };
+    let node = &state.node;
+    let mut body = request.into_body();
+    let mut buffer = BytesMut::new();
+    loop {
+        let data = match body.frame().await {
+            None if buffer.is_empty() => return reply(StatusCode::NO_CONTENT, "text/plain", ""),
+            None => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    format!(
+                        "stream ended inside a frame ({} bytes left)\n",
+                        buffer.len()
+                    ),
+                )
+            }
+            Some(Err(e)) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    format!("stream: {e}\n"),
+                )
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers carry nothing for us
+            },
+        };
+        buffer.extend_from_slice(&data);
+        loop {
+            match transport::take_frame(&mut buffer, state.max_body_bytes) {
+                Ok(None) => break,
+                Ok(Some(batch)) => match deliver_batch(node, from, &batch) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return reply(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "text/plain",
+                            "node stopping\n",
+                        )
+                    }
+                    Err(refusal) => return refusal,
+                },
+                Err(e) => {
+                    return reply(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "text/plain",
+                        format!("{e}\n"),
+                    )
+                }
+            }
+        }
+    }
+}
+
 #[allow(clippy::result_large_err)]
 fn check_peer(
     state: &HttpState,

@@ -1,8 +1,15 @@
 //! Outbound peer RPC over HTTP/1.1 (hyper), with compact binary bodies (postcard).
 //!
 //! Routes (served by `server::http`):
-//! - `POST /raft/msg`: a batch of Raft [`Envelope`]s, fire-and-forget (Raft replies
-//!   are messages of their own). Answered `204` once queued for the driver.
+//! - `POST /raft/stream`: how Raft messages travel. One long-lived request per
+//!   directed link whose chunked body is a stream of frames, each a
+//!   little-endian `u32` length and a batch of [`Envelope`]s
+//!   ([`encode_frame`]). Fire-and-forget (Raft replies are messages of their
+//!   own); the receiver answers only when the stream ends, or at once with an
+//!   error status when it refuses the sender.
+//! - `POST /raft/msg`: one batch of Raft [`Envelope`]s in a request of its own,
+//!   answered `204` once queued for the driver (still served; senders use the
+//!   stream).
 //! - `POST /raft/forward`: client writes (a batch of [`kv::Op`]s, one
 //!   connection's pipelined writes, in order) sent by a follower to the leader,
 //!   which proposes them in that order; answered with a [`ForwardReply`].
@@ -17,12 +24,19 @@
 //! id ([`FROM_HEADER`]); a node rejects requests from another cluster.
 //!
 //! One sender task per peer drains that peer's bounded queue, batching what is
-//! queued into one request, so a dead or slow peer only fills (and then drops from)
-//! its own queue and never stalls the driver or the other peers. Dropping Raft
-//! messages is always safe: the protocol retries.
+//! queued into one frame of its stream, so a dead or slow peer only fills (and
+//! then drops from) its own queue and never stalls the driver or the other
+//! peers. A stream that ends or fails, or that takes no frame for
+//! [`MSG_TIMEOUT`], is dropped and opened again after a short pause; what was
+//! in flight is lost. Dropping Raft messages is always safe: the protocol
+//! retries. The stream saves a request and a response per batch, and with them
+//! two task wake-ups on each side, against a request per batch.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,8 +56,10 @@ use crate::raft::{Envelope, LogIndex, NodeId, SnapshotMeta};
 pub const CLUSTER_HEADER: &str = "x-dkv-cluster";
 /// Header naming the sender's node id.
 pub const FROM_HEADER: &str = "x-dkv-from";
-/// Route for Raft message batches.
+/// Route for Raft message batches, one per request.
 pub const MSG_PATH: &str = "/raft/msg";
+/// Route for a stream of Raft message batches.
+pub const STREAM_PATH: &str = "/raft/stream";
 /// Route for forwarded writes.
 pub const FORWARD_PATH: &str = "/raft/forward";
 /// Route for read-index requests.
@@ -56,8 +72,12 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 const PEER_QUEUE_MESSAGES: usize = 1024;
 /// Most messages sent in one `/raft/msg` request.
 const MAX_BATCH_MESSAGES: usize = 256;
-/// Deadline for one `/raft/msg` request.
+/// A stream that has not taken a frame for this long is dropped and reopened.
 const MSG_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Frames handed to a stream's connection and not yet written.
+const STREAM_FRAMES_QUEUED: usize = 16;
+/// Bytes of a frame's length prefix.
+pub const FRAME_HEADER_BYTES: usize = 4;
 
 /// The leader's answer to a forwarded batch of writes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +166,57 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Er
     postcard::from_bytes(bytes)
 }
 
+/// One frame of a `/raft/stream` body: the batch's encoded length as a
+/// little-endian `u32`, then the batch.
+pub fn encode_frame(batch: &[Envelope]) -> Bytes {
+    let mut frame = vec![0u8; FRAME_HEADER_BYTES];
+    // Serialising owned in-memory values cannot fail with postcard.
+    frame = postcard::to_extend(&batch, frame).expect("postcard serialises in-memory values");
+    // A batch is at most MAX_BATCH_MESSAGES messages of bounded size, far below 4 GiB;
+    // an oversized one is refused by the receiver's frame limit.
+    let len = u32::try_from(frame.len() - FRAME_HEADER_BYTES).unwrap_or(u32::MAX);
+    frame[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+    Bytes::from(frame)
+}
+
+/// Why a stream's bytes cannot be read as frames.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// A frame declares more bytes than the receiver accepts.
+    #[error("frame of {len} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// Declared length.
+        len: usize,
+        /// The receiver's limit.
+        limit: usize,
+    },
+}
+
+/// Takes the next complete frame's batch bytes off the front of `buffer`, or
+/// `None` while the frame is still incomplete.
+///
+/// # Errors
+/// The frame's declared length is over `limit`.
+pub fn take_frame(buffer: &mut bytes::BytesMut, limit: usize) -> Result<Option<Bytes>, FrameError> {
+    let Some(header) = buffer.get(..FRAME_HEADER_BYTES) else {
+        return Ok(None);
+    };
+    let mut len = [0u8; FRAME_HEADER_BYTES];
+    len.copy_from_slice(header);
+    let len = u32::from_le_bytes(len) as usize;
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
+    }
+    if buffer.len() < FRAME_HEADER_BYTES + len {
+        buffer.reserve(FRAME_HEADER_BYTES + len - buffer.len());
+        return Ok(None);
+    }
+    let _ = buffer.split_to(FRAME_HEADER_BYTES);
+    Ok(Some(buffer.split_to(len).freeze()))
+}
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type StreamClient = Client<HttpConnector, FrameBody>;
 
 /// The outbound side of peer RPC: per-peer sender tasks and request/response calls.
 #[derive(Clone)]
@@ -172,6 +242,12 @@ impl Transport {
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector.clone());
+        // Streams hold their connection for as long as they last; the pool only
+        // matters for a stream reopened after one ended cleanly.
+        let streams: StreamClient = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         let mut links = HashMap::new();
         for &(id, http_addr) in peers {
@@ -185,10 +261,9 @@ impl Transport {
             );
             let sender = PeerSender {
                 me,
-                peer: id,
                 cluster_id: cluster_id.clone(),
-                uri: format!("http://{http_addr}{MSG_PATH}"),
-                client: client.clone(),
+                uri: format!("http://{http_addr}{STREAM_PATH}"),
+                client: streams.clone(),
             };
             tokio::spawn(
                 sender
@@ -284,7 +359,7 @@ impl Transport {
             &format!("http://{}{path}", link.http_addr),
             &self.cluster_id,
             self.me,
-            body,
+            Full::new(body),
         )
         .map_err(|e| RpcError::NotSent {
             peer,
@@ -338,49 +413,70 @@ impl Transport {
     }
 }
 
-fn build_request(
+fn build_request<B>(
     uri: &str,
     cluster_id: &str,
     me: NodeId,
-    body: Bytes,
-) -> Result<http::Request<Full<Bytes>>, http::Error> {
+    body: B,
+) -> Result<http::Request<B>, http::Error> {
     http::Request::post(uri)
         .header(CLUSTER_HEADER, cluster_id)
         .header(FROM_HEADER, me.0.to_string())
         .header(http::header::CONTENT_TYPE, "application/octet-stream")
-        .body(Full::new(body))
+        .body(body)
+}
+
+/// The body of a `/raft/stream` request: the frames its sender hands over,
+/// until the sender drops its end.
+struct FrameBody {
+    frames: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for FrameBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.frames
+            .poll_recv(cx)
+            .map(|frame| frame.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
+/// Why a stream ended.
+enum StreamEnd {
+    /// The transport was dropped: the node is stopping.
+    QueueClosed,
+    /// The stream failed or the peer ended it; it is reopened.
+    Failed(String),
 }
 
 struct PeerSender {
     me: NodeId,
-    peer: NodeId,
     cluster_id: String,
     uri: String,
-    client: HttpClient,
+    client: StreamClient,
 }
 
 impl PeerSender {
     async fn run(self, mut queue: mpsc::Receiver<Envelope>) {
         let mut failures: u32 = 0;
         while let Some(first) = queue.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH_MESSAGES {
-                match queue.try_recv() {
-                    Ok(envelope) => batch.push(envelope),
-                    Err(_) => break,
-                }
-            }
-            match self.post(encode(&batch)).await {
-                Ok(()) => {
-                    if failures > 0 {
-                        debug!(failures, "peer reachable again");
+            let opened = tokio::time::Instant::now();
+            match self.stream(first, &mut queue).await {
+                StreamEnd::QueueClosed => return,
+                StreamEnd::Failed(reason) => {
+                    // A stream that lasted is a working link that broke, not one
+                    // more failure in a row (a refusing peer ends ours at once).
+                    if opened.elapsed() >= MSG_TIMEOUT {
+                        failures = 0;
                     }
-                    failures = 0;
-                }
-                Err(reason) => {
                     failures = failures.saturating_add(1);
                     if failures == 1 || failures % 100 == 0 {
-                        debug!(failures, %reason, "sending to peer failed; messages dropped");
+                        debug!(failures, %reason, "stream to peer ended; messages dropped");
                     }
                     // Do not spin on a dead peer; what queues meanwhile is mostly
                     // heartbeats that the next ones supersede.
@@ -390,28 +486,148 @@ impl PeerSender {
         }
     }
 
-    async fn post(&self, body: Bytes) -> Result<(), String> {
-        let request =
-            build_request(&self.uri, &self.cluster_id, self.me, body).map_err(|e| e.to_string())?;
-        match tokio::time::timeout(MSG_TIMEOUT, self.client.request(request)).await {
-            Err(_) => Err("timed out".to_string()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(response)) => {
-                let status = response.status();
-                // Drain the body so the connection returns to the pool.
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    let _ = self.peer;
-                    Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
+    /// Opens a stream and feeds it frames, starting with `first`, until it
+    /// ends.
+    async fn stream(&self, first: Envelope, queue: &mut mpsc::Receiver<Envelope>) -> StreamEnd {
+        let (frames, body) = mpsc::channel(STREAM_FRAMES_QUEUED);
+        let request = match build_request(
+            &self.uri,
+            &self.cluster_id,
+            self.me,
+            FrameBody { frames: body },
+        ) {
+            Ok(request) => request,
+            Err(e) => return StreamEnd::Failed(e.to_string()),
+        };
+        // Resolves only when the stream is over: the peer answers at the end,
+        // or at once when it refuses us; the connection runs on its own task.
+        let ended = self.client.request(request);
+        tokio::pin!(ended);
+        let mut next = Some(first);
+        loop {
+            let envelope = match next.take() {
+                Some(envelope) => envelope,
+                None => tokio::select! {
+                    biased;
+                    outcome = &mut ended => return StreamEnd::Failed(stream_outcome(outcome).await),
+                    envelope = queue.recv() => match envelope {
+                        Some(envelope) => envelope,
+                        None => return StreamEnd::QueueClosed,
+                    },
+                },
+            };
+            let mut batch = vec![envelope];
+            while batch.len() < MAX_BATCH_MESSAGES {
+                match queue.try_recv() {
+                    Ok(envelope) => batch.push(envelope),
+                    Err(_) => break,
                 }
             }
+            let frame = encode_frame(&batch);
+            tokio::select! {
+                biased;
+                outcome = &mut ended => return StreamEnd::Failed(stream_outcome(outcome).await),
+                room = tokio::time::timeout(MSG_TIMEOUT, frames.reserve()) => match room {
+                    Ok(Ok(permit)) => permit.send(frame),
+                    Ok(Err(_)) => return StreamEnd::Failed("stream body dropped".to_string()),
+                    Err(_) => return StreamEnd::Failed(format!("no frame taken for {MSG_TIMEOUT:?}")),
+                },
+            }
         }
+    }
+}
+
+/// What ended a stream, for the log.
+async fn stream_outcome(
+    outcome: Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+) -> String {
+    match outcome {
+        Err(e) => e.to_string(),
+        Ok(response) => {
+            let status = response.status();
+            let body = tokio::time::timeout(MSG_TIMEOUT, response.into_body().collect())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body).trim_end()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Message, Term};
+    use bytes::BytesMut;
+
+    fn vote(from: u64, term: u64) -> Envelope {
+        Envelope {
+            from: NodeId(from),
+            to: NodeId(9),
+            message: Message::RequestVoteResponse {
+                term: Term(term),
+                vote_granted: term % 2 == 0,
+            },
+        }
+    }
+
+    #[test]
+    fn frames_come_back_whole_however_the_stream_is_cut() {
+        let batches: Vec<Vec<Envelope>> = vec![
+            vec![vote(1, 1)],
+            (0..200).map(|t| vote(2, t)).collect(),
+            vec![vote(3, 7), vote(3, 8)],
+        ];
+        let stream: Vec<u8> = batches
+            .iter()
+            .flat_map(|b| encode_frame(b).to_vec())
+            .collect();
+        for cut in [1, 2, 3, 5, 64, 1000, stream.len()] {
+            let mut buffer = BytesMut::new();
+            let mut got: Vec<Vec<Envelope>> = Vec::new();
+            for piece in stream.chunks(cut) {
+                buffer.extend_from_slice(piece);
+                while let Some(batch) = take_frame(&mut buffer, 1 << 20).unwrap() {
+                    got.push(decode(&batch).unwrap());
+                }
+            }
+            assert_eq!(got, batches, "pieces of {cut} bytes");
+            assert!(buffer.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_before_it_is_buffered() {
+        let frame = encode_frame(&(0..100).map(|t| vote(1, t)).collect::<Vec<_>>());
+        let declared = frame.len() - FRAME_HEADER_BYTES;
+        let mut buffer = BytesMut::from(&frame[..FRAME_HEADER_BYTES]);
+        assert_eq!(
+            take_frame(&mut buffer, declared - 1),
+            Err(FrameError::TooLarge {
+                len: declared,
+                limit: declared - 1
+            })
+        );
+        // A declared length of 4 GiB - 1 is refused from its header alone.
+        let mut buffer = BytesMut::from(&u32::MAX.to_le_bytes()[..]);
+        assert!(take_frame(&mut buffer, 64 << 20).is_err());
+        assert!(buffer.capacity() < 1 << 20);
+    }
+
+    #[test]
+    fn an_incomplete_frame_waits_for_the_rest() {
+        let frame = encode_frame(&[vote(1, 1)]);
+        let mut buffer = BytesMut::from(&frame[..frame.len() - 1]);
+        assert_eq!(take_frame(&mut buffer, 1 << 20), Ok(None));
+        buffer.extend_from_slice(&frame[frame.len() - 1..]);
+        let batch = take_frame(&mut buffer, 1 << 20).unwrap().unwrap();
+        assert_eq!(decode::<Vec<Envelope>>(&batch).unwrap(), vec![vote(1, 1)]);
+        let mut empty = BytesMut::new();
+        assert_eq!(take_frame(&mut empty, 1 << 20), Ok(None));
     }
 }
