@@ -241,8 +241,8 @@ async fn peers_of_another_cluster_and_broken_message_streams_are_refused() -> Re
             r.text()
         );
     }
-    // Frames: a little-endian u32 length, then a postcard batch of envelopes.
-    // `01 03 01 01 00 00` is one envelope from 3 to 1: RequestVoteResponse,
+    // Frames: a little-endian u32 length, then postcard envelopes back to back.
+    // `03 01 01 00 00` is one envelope from 3 to 1: RequestVoteResponse,
     // term 0, not granted.
     let cases: [(&[u8], u16, &str); 5] = [
         (
@@ -252,7 +252,7 @@ async fn peers_of_another_cluster_and_broken_message_streams_are_refused() -> Re
         ),
         (b"\x03\x00\x00\x00\xff\xff\xff", 400, "bad message batch"),
         (
-            b"\x06\x00\x00\x00\x01\x03\x01\x01\x00\x00",
+            b"\x05\x00\x00\x00\x03\x01\x01\x00\x00",
             400,
             "message from 3 to 1 sent by node 2 to node 1",
         ),

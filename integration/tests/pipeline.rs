@@ -69,3 +69,40 @@ async fn pipelined_writes_apply_in_order_on_leader_and_followers() -> Result<()>
     c.shutdown();
     Ok(())
 }
+
+/// Values of several MiB, pipelined to the leader, make AppendEntries larger
+/// than a stream frame's byte budget (4 MiB): each must still reach every
+/// follower, one frame per large message, and read back whole everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_multi_megabyte_values_replicate_to_every_node() -> Result<()> {
+    const VALUES: usize = 6;
+    const VALUE_BYTES: usize = 5 << 20;
+    let mut c = Cluster::start(3).await?;
+    let leader = c.wait_for_leader(ELECTION_BUDGET).await?;
+    let mut conn = c.client(leader).await?;
+    let mut pipe = redis::pipe();
+    for i in 0..VALUES {
+        pipe.cmd("SET")
+            .arg(format!("big:{i}"))
+            .arg(vec![b'a' + i as u8; VALUE_BYTES])
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await?;
+    for node in 0..3 {
+        let mut conn = c.client(node).await?;
+        for i in 0..VALUES {
+            let value: Vec<u8> = redis::cmd("GET")
+                .arg(format!("big:{i}"))
+                .query_async(&mut conn)
+                .await?;
+            ensure!(
+                value.len() == VALUE_BYTES && value.iter().all(|&b| b == b'a' + i as u8),
+                "node {node}: big:{i} is {} bytes, not {VALUE_BYTES} of {:?}",
+                value.len(),
+                (b'a' + i as u8) as char
+            );
+        }
+    }
+    c.shutdown();
+    Ok(())
+}

@@ -194,7 +194,7 @@ async fn peer_route(
     };
     let node = &state.node;
     match kind {
-        PeerRoute::Messages => match deliver_batch(node, from, &body) {
+        PeerRoute::Messages => match deliver_batch(node, from, transport::decode(&body)) {
             Ok(_) => reply(StatusCode::NO_CONTENT, "text/plain", ""),
             Err(refusal) => refusal,
         },
@@ -244,15 +244,16 @@ async fn peer_route(
 }
 
 /// Refuses requests from another cluster or an unknown node.
-/// Decodes one batch of Raft messages from peer `from` and hands it to the
-/// node. `Ok(false)`: the node has stopped taking messages.
+/// Hands Raft messages from peer `from` to the node once each names `from` as
+/// its sender and this node as its recipient. `Ok(false)`: the node has
+/// stopped taking messages.
 #[allow(clippy::result_large_err)]
 fn deliver_batch(
     node: &NodeHandle,
     from: NodeId,
-    batch: &[u8],
+    envelopes: Result<Vec<Envelope>, postcard::Error>,
 ) -> Result<bool, Response<Full<Bytes>>> {
-    let envelopes: Vec<Envelope> = transport::decode(batch).map_err(|e| {
+    let envelopes = envelopes.map_err(|e| {
         reply(
             StatusCode::BAD_REQUEST,
             "text/plain",
@@ -318,17 +319,19 @@ async fn message_stream(state: &HttpState, request: Request<Incoming>) -> Respon
         loop {
             match transport::take_frame(&mut buffer, state.max_body_bytes) {
                 Ok(None) => break,
-                Ok(Some(batch)) => match deliver_batch(node, from, &batch) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return reply(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "text/plain",
-                            "node stopping\n",
-                        )
+                Ok(Some(payload)) => {
+                    match deliver_batch(node, from, transport::decode_frame(&payload)) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return reply(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "text/plain",
+                                "node stopping\n",
+                            )
+                        }
+                        Err(refusal) => return refusal,
                     }
-                    Err(refusal) => return refusal,
-                },
+                }
                 Err(e) => {
                     return reply(
                         StatusCode::PAYLOAD_TOO_LARGE,

@@ -3,8 +3,8 @@
 //! Routes (served by `server::http`):
 //! - `POST /raft/stream`: how Raft messages travel. One long-lived request per
 //!   directed link whose chunked body is a stream of frames, each a
-//!   little-endian `u32` length and a batch of [`Envelope`]s
-//!   ([`encode_frame`]). Fire-and-forget (Raft replies are messages of their
+//!   little-endian `u32` length and [`Envelope`]s back to back
+//!   ([`FrameBuilder`]). Fire-and-forget (Raft replies are messages of their
 //!   own); the receiver answers only when the stream ends, or at once with an
 //!   error status when it refuses the sender.
 //! - `POST /raft/msg`: one batch of Raft [`Envelope`]s in a request of its own,
@@ -70,10 +70,12 @@ pub const SNAPSHOT_PATH: &str = "/raft/snapshot";
 
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE_MESSAGES: usize = 1024;
-/// Most messages sent in one `/raft/msg` request.
+/// Most messages sent in one frame of a stream.
 const MAX_BATCH_MESSAGES: usize = 256;
 /// A stream that has not taken a frame for this long is dropped and reopened.
 const MSG_TIMEOUT: Duration = Duration::from_millis(1000);
+/// A stream frame takes no further message once its envelopes reach this size.
+pub const FRAME_BUDGET_BYTES: usize = 4 << 20;
 /// Frames handed to a stream's connection and not yet written.
 const STREAM_FRAMES_QUEUED: usize = 16;
 /// Bytes of a frame's length prefix.
@@ -166,17 +168,81 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Er
     postcard::from_bytes(bytes)
 }
 
-/// One frame of a `/raft/stream` body: the batch's encoded length as a
-/// little-endian `u32`, then the batch.
-pub fn encode_frame(batch: &[Envelope]) -> Bytes {
-    let mut frame = vec![0u8; FRAME_HEADER_BYTES];
-    // Serialising owned in-memory values cannot fail with postcard.
-    frame = postcard::to_extend(&batch, frame).expect("postcard serialises in-memory values");
-    // A batch is at most MAX_BATCH_MESSAGES messages of bounded size, far below 4 GiB;
-    // an oversized one is refused by the receiver's frame limit.
-    let len = u32::try_from(frame.len() - FRAME_HEADER_BYTES).unwrap_or(u32::MAX);
-    frame[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
-    Bytes::from(frame)
+/// A `/raft/stream` frame being built: the length of what follows as a
+/// little-endian `u32`, then postcard-encoded [`Envelope`]s back to back.
+///
+/// A frame takes messages until it holds [`MAX_BATCH_MESSAGES`] of them or
+/// [`FRAME_BUDGET_BYTES`]; its first message always fits, so a frame is at
+/// most the budget or one message, whichever is larger (one AppendEntries
+/// carries up to `raft.max_bytes_per_append`, and a receiver accepts frames of
+/// twice that).
+pub struct FrameBuilder {
+    bytes: Vec<u8>,
+    messages: usize,
+}
+
+impl FrameBuilder {
+    /// A frame holding `first`.
+    pub fn new(first: &Envelope) -> FrameBuilder {
+        let mut frame = FrameBuilder {
+            bytes: vec![0u8; FRAME_HEADER_BYTES],
+            messages: 0,
+        };
+        frame.append(first);
+        frame
+    }
+
+    fn append(&mut self, envelope: &Envelope) {
+        // Serialising owned in-memory values cannot fail with postcard.
+        self.bytes = postcard::to_extend(envelope, std::mem::take(&mut self.bytes))
+            .expect("postcard serialises in-memory values");
+        self.messages += 1;
+    }
+
+    /// Adds `envelope`, or hands it back when it would take the frame over
+    /// its byte budget (it starts the next frame).
+    ///
+    /// # Errors
+    /// The frame is full; the envelope is returned untouched.
+    pub fn push(&mut self, envelope: Envelope) -> Result<(), Envelope> {
+        let mark = self.bytes.len();
+        self.append(&envelope);
+        if self.bytes.len() - FRAME_HEADER_BYTES > FRAME_BUDGET_BYTES {
+            self.bytes.truncate(mark);
+            self.messages -= 1;
+            return Err(envelope);
+        }
+        Ok(())
+    }
+
+    /// Whether the frame takes no more messages.
+    pub fn is_full(&self) -> bool {
+        self.messages >= MAX_BATCH_MESSAGES
+            || self.bytes.len() - FRAME_HEADER_BYTES >= FRAME_BUDGET_BYTES
+    }
+
+    /// The frame's bytes, length prefix filled in.
+    pub fn finish(mut self) -> Bytes {
+        // Over 4 GiB cannot happen (see the type's docs); were it to, the
+        // receiver's limit refuses the frame.
+        let len = u32::try_from(self.bytes.len() - FRAME_HEADER_BYTES).unwrap_or(u32::MAX);
+        self.bytes[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+        Bytes::from(self.bytes)
+    }
+}
+
+/// The envelopes of one frame's payload (as [`take_frame`] returns it).
+///
+/// # Errors
+/// The bytes are not a sequence of encoded envelopes.
+pub fn decode_frame(mut payload: &[u8]) -> Result<Vec<Envelope>, postcard::Error> {
+    let mut envelopes = Vec::new();
+    while !payload.is_empty() {
+        let (envelope, rest) = postcard::take_from_bytes(payload)?;
+        envelopes.push(envelope);
+        payload = rest;
+    }
+    Ok(envelopes)
 }
 
 /// Why a stream's bytes cannot be read as frames.
@@ -516,14 +582,19 @@ impl PeerSender {
                     },
                 },
             };
-            let mut batch = vec![envelope];
-            while batch.len() < MAX_BATCH_MESSAGES {
+            let mut frame = FrameBuilder::new(&envelope);
+            while !frame.is_full() {
                 match queue.try_recv() {
-                    Ok(envelope) => batch.push(envelope),
+                    Ok(envelope) => {
+                        if let Err(envelope) = frame.push(envelope) {
+                            next = Some(envelope);
+                            break;
+                        }
+                    }
                     Err(_) => break,
                 }
             }
-            let frame = encode_frame(&batch);
+            let frame = frame.finish();
             tokio::select! {
                 biased;
                 outcome = &mut ended => return StreamEnd::Failed(stream_outcome(outcome).await),
@@ -576,6 +647,14 @@ mod tests {
         }
     }
 
+    fn frame_of(batch: &[Envelope]) -> Bytes {
+        let mut frame = FrameBuilder::new(&batch[0]);
+        for envelope in &batch[1..] {
+            assert!(frame.push(envelope.clone()).is_ok());
+        }
+        frame.finish()
+    }
+
     #[test]
     fn frames_come_back_whole_however_the_stream_is_cut() {
         let batches: Vec<Vec<Envelope>> = vec![
@@ -583,17 +662,14 @@ mod tests {
             (0..200).map(|t| vote(2, t)).collect(),
             vec![vote(3, 7), vote(3, 8)],
         ];
-        let stream: Vec<u8> = batches
-            .iter()
-            .flat_map(|b| encode_frame(b).to_vec())
-            .collect();
+        let stream: Vec<u8> = batches.iter().flat_map(|b| frame_of(b).to_vec()).collect();
         for cut in [1, 2, 3, 5, 64, 1000, stream.len()] {
             let mut buffer = BytesMut::new();
             let mut got: Vec<Vec<Envelope>> = Vec::new();
             for piece in stream.chunks(cut) {
                 buffer.extend_from_slice(piece);
-                while let Some(batch) = take_frame(&mut buffer, 1 << 20).unwrap() {
-                    got.push(decode(&batch).unwrap());
+                while let Some(payload) = take_frame(&mut buffer, 1 << 20).unwrap() {
+                    got.push(decode_frame(&payload).unwrap());
                 }
             }
             assert_eq!(got, batches, "pieces of {cut} bytes");
@@ -601,9 +677,72 @@ mod tests {
         }
     }
 
+    fn append_of(bytes: usize, index: u64) -> Envelope {
+        Envelope {
+            from: NodeId(1),
+            to: NodeId(2),
+            message: Message::AppendEntries {
+                term: Term(1),
+                prev_log_index: crate::raft::LogIndex(index),
+                prev_log_term: Term(1),
+                entries: vec![crate::raft::Entry {
+                    index: crate::raft::LogIndex(index + 1),
+                    term: Term(1),
+                    kind: crate::raft::EntryKind::Normal,
+                    data: Bytes::from(vec![7u8; bytes]),
+                }],
+                leader_commit: crate::raft::LogIndex(0),
+                read_ctx: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_frame_stops_at_its_budget_and_hands_the_next_message_back() {
+        // Three appends of 40% of the budget: two fit, the third starts a new frame.
+        let big = FRAME_BUDGET_BYTES * 2 / 5;
+        let mut frame = FrameBuilder::new(&append_of(big, 1));
+        assert!(frame.push(append_of(big, 2)).is_ok());
+        assert!(!frame.is_full());
+        let back = frame.push(append_of(big, 3)).unwrap_err();
+        assert_eq!(back, append_of(big, 3));
+        let payload = frame.finish();
+        assert!(payload.len() - FRAME_HEADER_BYTES <= FRAME_BUDGET_BYTES);
+        let mut buffer = BytesMut::from(&payload[..]);
+        let decoded = decode_frame(&take_frame(&mut buffer, usize::MAX).unwrap().unwrap()).unwrap();
+        assert_eq!(decoded, vec![append_of(big, 1), append_of(big, 2)]);
+        // A single message over the budget still makes a frame of its own.
+        let alone = FrameBuilder::new(&append_of(FRAME_BUDGET_BYTES + 1, 9));
+        assert!(alone.is_full());
+        let mut buffer = BytesMut::from(&alone.finish()[..]);
+        let decoded = decode_frame(&take_frame(&mut buffer, usize::MAX).unwrap().unwrap()).unwrap();
+        assert_eq!(decoded, vec![append_of(FRAME_BUDGET_BYTES + 1, 9)]);
+    }
+
+    #[test]
+    fn a_frame_holds_at_most_the_batch_limit() {
+        let mut frame = FrameBuilder::new(&vote(1, 0));
+        let mut pushed = 1;
+        while !frame.is_full() {
+            assert!(frame.push(vote(1, pushed)).is_ok());
+            pushed += 1;
+        }
+        assert_eq!(pushed as usize, MAX_BATCH_MESSAGES);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_envelopes_is_an_error() {
+        assert!(decode_frame(&[0xff, 0xff, 0xff]).is_err());
+        // A valid envelope followed by a truncated one.
+        let frame = frame_of(&[vote(1, 1), vote(1, 2)]);
+        let payload = &frame[FRAME_HEADER_BYTES..frame.len() - 1];
+        assert!(decode_frame(payload).is_err());
+        assert_eq!(decode_frame(&[]).unwrap(), Vec::<Envelope>::new());
+    }
+
     #[test]
     fn a_frame_over_the_limit_is_refused_before_it_is_buffered() {
-        let frame = encode_frame(&(0..100).map(|t| vote(1, t)).collect::<Vec<_>>());
+        let frame = frame_of(&(0..100).map(|t| vote(1, t)).collect::<Vec<_>>());
         let declared = frame.len() - FRAME_HEADER_BYTES;
         let mut buffer = BytesMut::from(&frame[..FRAME_HEADER_BYTES]);
         assert_eq!(
@@ -621,12 +760,12 @@ mod tests {
 
     #[test]
     fn an_incomplete_frame_waits_for_the_rest() {
-        let frame = encode_frame(&[vote(1, 1)]);
+        let frame = frame_of(&[vote(1, 1)]);
         let mut buffer = BytesMut::from(&frame[..frame.len() - 1]);
         assert_eq!(take_frame(&mut buffer, 1 << 20), Ok(None));
         buffer.extend_from_slice(&frame[frame.len() - 1..]);
-        let batch = take_frame(&mut buffer, 1 << 20).unwrap().unwrap();
-        assert_eq!(decode::<Vec<Envelope>>(&batch).unwrap(), vec![vote(1, 1)]);
+        let payload = take_frame(&mut buffer, 1 << 20).unwrap().unwrap();
+        assert_eq!(decode_frame(&payload).unwrap(), vec![vote(1, 1)]);
         let mut empty = BytesMut::new();
         assert_eq!(take_frame(&mut empty, 1 << 20), Ok(None));
     }
