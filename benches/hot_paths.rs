@@ -244,6 +244,42 @@ fn kv(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Restart: rebuilding the map from a snapshot of 100,000 keys (with
+    // TTLs on a tenth of them), as a node does before replaying its log.
+    let mut db = Db::new();
+    for i in 0..100_000 {
+        db.apply(&Command {
+            ts_ms: 1_000_000,
+            op: Op::Set {
+                key: key(i),
+                value: Bytes::from_static(&VALUE),
+            },
+        });
+        if i % 10 == 0 {
+            db.apply(&Command {
+                ts_ms: 1_000_000,
+                op: Op::Exec {
+                    db: 0,
+                    args: vec![
+                        Bytes::from_static(b"EXPIRE"),
+                        key(i),
+                        Bytes::from_static(b"3600"),
+                    ],
+                },
+            });
+        }
+    }
+    let snapshot = db.snapshot_bytes();
+    let mut group = c.benchmark_group("kv");
+    group.throughput(Throughput::Elements(100_000));
+    group.bench_function("write a snapshot of 100,000 keys", |b| {
+        b.iter(|| black_box(db.snapshot_bytes()))
+    });
+    group.bench_function("restore a snapshot of 100,000 keys", |b| {
+        b.iter(|| black_box(Db::restore(&snapshot).expect("restores")))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, resp, raft, wal, kv);

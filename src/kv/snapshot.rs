@@ -7,7 +7,9 @@
 //! (replicated now, counters, stats, config, WATCH tombstones), then one
 //! `Entry` per key in database then key order, then `End`. Identical states
 //! give identical bytes (replicas can be compared byte for byte).
-//! [`Db::restore`] rebuilds exactly the same state (local access info aside).
+//! [`Db::restore`] rebuilds exactly the same state (local access info aside),
+//! and refuses a snapshot whose keys are not in strictly increasing order
+//! within each database.
 
 use std::collections::BTreeMap;
 
@@ -47,9 +49,15 @@ pub struct SnapshotChunks {
 }
 
 fn push(buf: &mut BytesMut, record: &Record) {
-    let bytes = postcard::to_allocvec(record).expect("postcard serialises in-memory records");
-    buf.put_u32_le(bytes.len() as u32);
-    buf.put_slice(&bytes);
+    // Encoded in place behind a length prefix filled in afterwards: no
+    // allocation per record.
+    let start = buf.len();
+    buf.put_u32_le(0);
+    let mut out = std::mem::take(buf);
+    out = postcard::to_extend(record, out).expect("postcard serialises in-memory records");
+    *buf = out;
+    let len = (buf.len() - start - 4) as u32;
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 impl Iterator for SnapshotChunks {
@@ -89,26 +97,31 @@ impl Iterator for SnapshotChunks {
                 self.done = true;
                 break;
             }
+            // One tree search per chunk and database, then a walk in key order.
             let map = &self.copy.dbs[self.db].map;
-            let next = match &self.after {
-                None => map.iter().next(),
+            let rest = match &self.after {
+                None => map.range::<Bytes, _>(..),
                 Some(k) => map
-                    .range::<Bytes, _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))
-                    .next(),
+                    .range::<Bytes, _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
             };
-            match next {
-                Some((key, entry)) => {
-                    push(
-                        &mut buf,
-                        &Record::Entry {
-                            db: self.db as u8,
-                            key: key.clone(),
-                            entry: entry.clone(),
-                        },
-                    );
-                    self.after = Some(key.clone());
+            let mut last = None;
+            for (key, entry) in rest {
+                push(
+                    &mut buf,
+                    &Record::Entry {
+                        db: self.db as u8,
+                        key: key.clone(),
+                        entry: entry.clone(),
+                    },
+                );
+                last = Some(key);
+                if buf.len() >= self.chunk_size {
+                    break;
                 }
-                None => {
+            }
+            match last {
+                Some(key) if buf.len() >= self.chunk_size => self.after = Some(key.clone()),
+                _ => {
                     self.db += 1;
                     self.after = None;
                 }
@@ -154,6 +167,26 @@ impl Db {
         all.freeze()
     }
 
+    /// Fills database `d` from its entries, sorted by key and unique: each
+    /// tree is built from a sorted run (`from_iter` sorts what is already in
+    /// order in linear time and then fills nodes without searching), not key
+    /// by key.
+    fn restore_keyspace(&mut self, d: usize, entries: Vec<(Bytes, Entry)>) {
+        let mut by_seq = Vec::with_capacity(entries.len());
+        let mut expiring = Vec::new();
+        for (key, entry) in &entries {
+            by_seq.push((entry.seq, key.clone()));
+            if let Some(at) = entry.expires_at_ms {
+                expiring.push((at, key.clone()));
+            }
+            self.used_bytes += entry_bytes(key, entry);
+        }
+        let ks = &mut self.dbs[d];
+        ks.map = entries.into_iter().collect();
+        ks.by_seq = by_seq.into_iter().collect();
+        ks.expiring = expiring.into_iter().collect();
+    }
+
     /// Rebuilds the state from the concatenated chunks.
     ///
     /// # Errors
@@ -166,6 +199,10 @@ impl Db {
             reason: reason.to_string(),
         };
         let mut saw_meta = false;
+        // Each database's entries, checked to arrive in strictly increasing key
+        // order (as written), so the trees are built from sorted runs.
+        let mut entries: [Vec<(Bytes, Entry)>; DATABASES] = std::array::from_fn(|_| Vec::new());
+        let mut last_db = 0;
         loop {
             if bytes.len() < offset + 4 {
                 return Err(corrupt(offset, "truncated before the end record"));
@@ -205,15 +242,22 @@ impl Db {
                     if !saw_meta || usize::from(d) >= DATABASES {
                         return Err(corrupt(offset, "entry before meta or bad database"));
                     }
-                    let ks = &mut db.dbs[usize::from(d)];
-                    ks.by_seq.insert(entry.seq, key.clone());
-                    if let Some(at) = entry.expires_at_ms {
-                        ks.expiring.insert((at, key.clone()));
+                    let d = usize::from(d);
+                    if d < last_db {
+                        return Err(corrupt(offset, "databases out of order"));
                     }
-                    db.used_bytes += entry_bytes(&key, &entry);
-                    ks.map.insert(key, entry);
+                    last_db = d;
+                    if entries[d].last().is_some_and(|(last, _)| *last >= key) {
+                        return Err(corrupt(offset, "keys out of order or repeated"));
+                    }
+                    entries[d].push((key, entry));
                 }
-                Record::End => return Ok(db),
+                Record::End => {
+                    for (d, entries) in entries.into_iter().enumerate() {
+                        db.restore_keyspace(d, entries);
+                    }
+                    return Ok(db);
+                }
             }
             offset += 4 + len;
         }

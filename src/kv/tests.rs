@@ -445,6 +445,72 @@ fn snapshot_round_trips_exactly() {
     assert!(Db::restore(&all[..all.len() - 3]).is_err());
 }
 
+#[test]
+fn snapshot_bytes_do_not_depend_on_the_chunk_size() {
+    let mut m = Machine::new();
+    for i in 0..300 {
+        m.exec_in(
+            (i % 4) as u8,
+            &format!("SET key:{i:04} {}", "v".repeat(i % 40)),
+        );
+    }
+    m.exec_in(15, "SET last 1");
+    let whole = m.db.snapshot_bytes();
+    for chunk in [1, 7, 100, 512, 4096, 1 << 20] {
+        let joined: Vec<u8> =
+            m.db.snapshot_chunks(chunk)
+                .flat_map(|c| c.to_vec())
+                .collect();
+        assert_eq!(joined, whole.to_vec(), "chunks of {chunk} bytes");
+    }
+}
+
+/// The length-prefixed records of a snapshot.
+fn snapshot_records(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        records.push(bytes[at..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+    records
+}
+
+#[test]
+fn snapshot_with_keys_out_of_order_or_repeated_is_corrupt() {
+    let mut m = Machine::new();
+    m.exec("SET a 1");
+    m.exec("SET b 2");
+    let records = snapshot_records(&m.db.snapshot_bytes());
+    assert_eq!(records.len(), 4, "meta, a, b, end");
+    let join =
+        |order: &[usize]| -> Vec<u8> { order.iter().flat_map(|&i| records[i].clone()).collect() };
+    assert!(Db::restore(&join(&[0, 1, 2, 3])).is_ok());
+    for (order, reason) in [
+        (&[0, 2, 1, 3][..], "keys out of order or repeated"),
+        (&[0, 1, 1, 2, 3][..], "keys out of order or repeated"),
+    ] {
+        match Db::restore(&join(order)) {
+            Err(SnapshotError::Corrupt { reason: r, .. }) => assert_eq!(r, reason),
+            other => panic!("{order:?}: {other:?}"),
+        }
+    }
+    // A key of database 1 before one of database 0.
+    let mut m = Machine::new();
+    m.exec_in(1, "SET a 1");
+    m.exec_in(0, "SET b 1");
+    let records = snapshot_records(&m.db.snapshot_bytes());
+    let swapped: Vec<u8> = [0, 2, 1, 3]
+        .iter()
+        .flat_map(|&i| records[i].clone())
+        .collect();
+    match Db::restore(&swapped) {
+        Err(SnapshotError::Corrupt { reason, .. }) => assert_eq!(reason, "databases out of order"),
+        other => panic!("{other:?}"),
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
