@@ -185,6 +185,34 @@ fn wal(c: &mut Criterion) {
     group.finish();
 }
 
+/// A map of `n` keys with 64-byte values; every `ttl_every`-th key has a TTL.
+fn db_with_keys(n: usize, ttl_every: Option<usize>) -> Db {
+    let mut db = Db::new();
+    for i in 0..n {
+        db.apply(&Command {
+            ts_ms: 1_000_000,
+            op: Op::Set {
+                key: key(i),
+                value: Bytes::from_static(&VALUE),
+            },
+        });
+        if ttl_every.is_some_and(|every| i % every == 0) {
+            db.apply(&Command {
+                ts_ms: 1_000_000,
+                op: Op::Exec {
+                    db: 0,
+                    args: vec![
+                        Bytes::from_static(b"EXPIRE"),
+                        key(i),
+                        Bytes::from_static(b"3600"),
+                    ],
+                },
+            });
+        }
+    }
+    db
+}
+
 fn kv(c: &mut Criterion) {
     let commands: Vec<Command> = (0..BATCH)
         .map(|i| Command {
@@ -217,16 +245,7 @@ fn kv(c: &mut Criterion) {
         })
         .collect();
     group.bench_function("apply 256 SETs over 100,000 keys", |b| {
-        let mut db = Db::new();
-        for i in 0..100_000 {
-            db.apply(&Command {
-                ts_ms: 1_000_000,
-                op: Op::Set {
-                    key: key(i),
-                    value: Bytes::from_static(&VALUE),
-                },
-            });
-        }
+        let mut db = db_with_keys(100_000, None);
         b.iter(|| {
             for command in &spread {
                 black_box(db.apply(command));
@@ -247,29 +266,7 @@ fn kv(c: &mut Criterion) {
 
     // Restart: rebuilding the map from a snapshot of 100,000 keys (with
     // TTLs on a tenth of them), as a node does before replaying its log.
-    let mut db = Db::new();
-    for i in 0..100_000 {
-        db.apply(&Command {
-            ts_ms: 1_000_000,
-            op: Op::Set {
-                key: key(i),
-                value: Bytes::from_static(&VALUE),
-            },
-        });
-        if i % 10 == 0 {
-            db.apply(&Command {
-                ts_ms: 1_000_000,
-                op: Op::Exec {
-                    db: 0,
-                    args: vec![
-                        Bytes::from_static(b"EXPIRE"),
-                        key(i),
-                        Bytes::from_static(b"3600"),
-                    ],
-                },
-            });
-        }
-    }
+    let db = db_with_keys(100_000, Some(10));
     let snapshot = db.snapshot_bytes();
     let mut group = c.benchmark_group("kv");
     group.throughput(Throughput::Elements(100_000));
