@@ -243,7 +243,6 @@ async fn peer_route(
     }
 }
 
-/// Refuses requests from another cluster or an unknown node.
 /// Hands Raft messages from peer `from` to the node once each names `from` as
 /// its sender and this node as its recipient. `Ok(false)`: the node has
 /// stopped taking messages.
@@ -344,6 +343,7 @@ async fn message_stream(state: &HttpState, request: Request<Incoming>) -> Respon
     }
 }
 
+/// Refuses requests from another cluster or an unknown node.
 #[allow(clippy::result_large_err)]
 fn check_peer(
     state: &HttpState,

@@ -4,9 +4,10 @@
 //! Each connection registers when accepted and gets a [`ClientView`] behind
 //! its own mutex, which its connection refreshes once per batch of requests,
 //! before the batch's replies are written (an uncontended lock: only
-//! `CLIENT LIST`/`KILL` read other connections' views), and a kill switch: the `watch` flag its connection loop already
-//! watches for shutdown, so a killed connection closes after the batch it is
-//! executing, as Redis closes a killed client asynchronously. The registry's
+//! `CLIENT LIST`/`KILL` read other connections' views), and a kill switch:
+//! the `watch` flag its connection loop already watches for shutdown, so a
+//! killed connection closes after the batch it is executing, as Redis closes
+//! a killed client asynchronously. The registry's
 //! own lock is taken only to register, deregister, list and kill.
 
 use std::collections::BTreeMap;
