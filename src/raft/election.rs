@@ -62,11 +62,14 @@ impl Raft {
         self.votes_granted.clear();
         self.votes_granted.insert(self.id);
         tracing::debug!(id = %self.id, term = %self.term, "starting pre-vote");
+        // Checked: a node at the last term has no term left to campaign in.
+        let Some(term) = self.next_term() else {
+            return;
+        };
         if self.votes_granted.len() >= self.quorum() {
             self.campaign(false);
             return;
         }
-        let term = Term(self.term.0 + 1);
         let last_log_index = self.log.last_index();
         let last_log_term = self.log.last_term();
         for peer in self.peers() {
@@ -86,7 +89,10 @@ impl Raft {
     /// leader's `TimeoutNow` (thesis §3.10).
     pub(super) fn campaign(&mut self, transfer: bool) {
         self.pre_campaign = false;
-        self.term = Term(self.term.0 + 1);
+        let Some(term) = self.next_term() else {
+            return;
+        };
+        self.term = term;
         self.voted_for = Some(self.id);
         self.role = Role::Candidate;
         self.leader = None;
@@ -113,6 +119,17 @@ impl Raft {
                 },
             );
         }
+    }
+
+    /// `term + 1`, or `None` (logged) when the term is at `u64::MAX`: such a
+    /// node never campaigns (it can still follow a leader of its term).
+    fn next_term(&self) -> Option<Term> {
+        let next = self.term.0.checked_add(1).map(Term);
+        if next.is_none() {
+            tracing::error!(id = %self.id, term = %self.term,
+                "term is at its maximum: this node cannot start an election");
+        }
+        next
     }
 
     /// Becomes a follower in `term` (§5.1: a higher term clears the vote).
@@ -247,7 +264,7 @@ impl Raft {
         term: Term,
         vote_granted: bool,
     ) {
-        if !self.pre_campaign || !vote_granted || term != Term(self.term.0 + 1) {
+        if !self.pre_campaign || !vote_granted || Some(term.0) != self.term.0.checked_add(1) {
             return;
         }
         self.votes_granted.insert(from);

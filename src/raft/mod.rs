@@ -14,7 +14,9 @@
 //! (check-quorum, leader stickiness), `replication.rs` (AppendEntries,
 //! heartbeats, commit), `snapshot.rs` (compaction, InstallSnapshot),
 //! `transfer.rs` (leadership transfer), `read_index.rs` (§6.4 reads and the
-//! lease), `ready.rs` (the hand-off below), `faults.rs` (test-only rule
+//! lease), `ready.rs` (the hand-off below), `validate.rs` (the checks every
+//! inbound message passes before [`Raft::step`] acts on it: what a faulty or
+//! hostile member's message is refused for), `faults.rs` (test-only rule
 //! breaks for the simulator's self-test).
 //!
 //! # The Ready contract
@@ -147,6 +149,7 @@ mod snapshot;
 mod tests;
 mod transfer;
 pub mod types;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -159,6 +162,7 @@ pub(crate) use faults::RuleBreaks;
 pub use message::{Envelope, Message};
 pub use progress::MAX_INFLIGHT_APPENDS;
 pub use types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, SnapshotMeta, Term};
+pub use validate::Refusal;
 
 /// Core configuration (times in ticks).
 #[derive(Clone, Debug)]
@@ -191,13 +195,18 @@ pub struct Config {
     /// election timeout; the lease is shortened by it. Must be below
     /// `election_timeout_min_ticks` when `lease_reads` is on.
     pub clock_drift_bound_ticks: u32,
+    /// With pre-vote on: the most a message's term may exceed ours unless a
+    /// majority of voters vouches for it (`validate.rs`); 0 turns the rule
+    /// off.
+    pub max_term_jump: u64,
 }
 
 impl Config {
     /// A configuration for node `id` among `voters` with the defaults: election
     /// timeout in [10, 20) ticks, heartbeat every 2 ticks, at most 256 entries
     /// and 1 MiB of payload per AppendEntries, pre-vote and check-quorum on,
-    /// lease reads off (drift bound 2 ticks). Code outside the core should
+    /// lease reads off (drift bound 2 ticks), a term may jump at most 1000
+    /// ahead without a majority vouching for it. Code outside the core should
     /// build configs with this and then override fields, so it keeps compiling
     /// when fields are added.
     pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
@@ -213,6 +222,7 @@ impl Config {
             check_quorum: true,
             lease_reads: false,
             clock_drift_bound_ticks: 2,
+            max_term_jump: 1000,
         }
     }
 }
@@ -295,6 +305,15 @@ pub enum Error {
         /// Recipient.
         to: NodeId,
     },
+    /// An inbound message broke one of Raft's invariants and was refused
+    /// before it changed anything (`validate.rs`).
+    #[error("message from {from} refused: {refusal}")]
+    Refused {
+        /// Sender.
+        from: NodeId,
+        /// Why.
+        refusal: Refusal,
+    },
     /// The configuration is invalid.
     #[error("invalid raft config: {0}")]
     InvalidConfig(&'static str),
@@ -369,6 +388,8 @@ pub struct Raft {
     messages: Vec<Envelope>,
     /// The hard state most recently handed out (or restored).
     handed_out_hard_state: HardState,
+    /// The highest term each peer has shown (`validate.rs`).
+    peer_terms: validate::PeerTerms,
     /// Deliberate rule breaks for the simulator's self-test (`faults.rs`).
     #[cfg(test)]
     rule_breaks: faults::RuleBreaks,
@@ -427,6 +448,7 @@ impl Raft {
             reads: read_index::ReadQueue::default(),
             messages: Vec::new(),
             handed_out_hard_state: hard_state,
+            peer_terms: validate::PeerTerms::default(),
             #[cfg(test)]
             rule_breaks: faults::RuleBreaks::default(),
             config,
@@ -448,17 +470,19 @@ impl Raft {
 
     /// Feeds a message from a peer.
     ///
-    /// A message with a higher term first turns this node into a follower of
-    /// that term (§5.1); one with a lower term is answered with our term
-    /// (requests) or ignored (responses).
+    /// The message is first checked against Raft's invariants (`validate.rs`
+    /// lists what is refused); a refused one changes nothing. A message with
+    /// a higher term then turns this node into a follower of that term
+    /// (§5.1); one with a lower term is answered with our term (requests) or
+    /// ignored (responses).
     ///
     /// # Errors
-    /// [`Error::UnknownPeer`] when the sender is not another voter or the message
-    /// is not for us.
+    /// [`Error::Refused`] when the message was refused: the sender is not
+    /// another voter, the message is not for us, or it breaks an invariant.
     pub fn step(&mut self, envelope: Envelope) -> Result<(), Error> {
         let Envelope { from, to, message } = envelope;
-        if to != self.id || from == self.id || !self.config.voters.contains(&from) {
-            return Err(Error::UnknownPeer { from, to });
+        if let Err(refusal) = self.validate_inbound(from, to, &message) {
+            return Err(Error::Refused { from, refusal });
         }
         let term = message.term();
         if term > self.term {

@@ -188,8 +188,9 @@ impl Raft {
         }
     }
 
-    /// Receiver side of AppendEntries (Figure 2), after the term check in `step`
-    /// (the request's term equals ours).
+    /// Receiver side of AppendEntries (Figure 2), after `validate.rs` and the
+    /// term check in `step` (the request's term equals ours, and we do not
+    /// lead it).
     pub(super) fn handle_append_entries(&mut self, from: NodeId, request: AppendRequest) {
         assert!(
             self.role != Role::Leader,
@@ -207,14 +208,9 @@ impl Raft {
             leader_commit,
             read_ctx,
         } = request;
-        let well_formed = entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.index.0 == prev_log_index.0 + 1 + i as u64 && e.term <= self.term);
-        if !well_formed {
-            tracing::warn!(id = %self.id, term = %self.term, leader = %from, "malformed AppendEntries dropped");
-            return;
-        }
+        // `validate.rs` refused entries that are not consecutive after
+        // `prev_log_index`, go backwards in term, or exceed our term, and any
+        // that contradict our committed entries, before `step` got here.
         let reply = |raft: &mut Raft, success, match_index, conflict_index, conflict_term| {
             raft.send(
                 from,
@@ -268,11 +264,14 @@ impl Raft {
         }
         let last_index = self.log.last_index();
         let now = self.leader_ticks;
+        let round = self.reads.current_round();
         let Some(progress) = self.progress.get_mut(&from) else {
             return;
         };
         // Any reply of our term shows `from` still follows us (§6.4, §6.2).
-        progress.read_ack = progress.read_ack.max(reply.read_ctx);
+        // A round not started yet cannot have been acknowledged: a reply
+        // claiming one is from a faulty peer and confirms nothing ahead.
+        progress.read_ack = progress.read_ack.max(reply.read_ctx.min(round));
         progress.last_heard_tick = now;
         if reply.success {
             if reply.match_index > last_index {

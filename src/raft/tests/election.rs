@@ -5,7 +5,7 @@ use super::network::{
     HEARTBEAT,
 };
 use crate::raft::{
-    EntryKind, Error, HardState, InitialState, LogIndex, Message, NodeId, Raft, Role, Term,
+    EntryKind, Error, HardState, InitialState, LogIndex, Message, NodeId, Raft, Refusal, Role, Term,
 };
 
 /// Votes granted in a Ready, by recipient.
@@ -443,16 +443,22 @@ fn step_rejects_unknown_peer() {
     };
     assert_eq!(
         raft.step(envelope(9, 1, vote.clone())),
-        Err(Error::UnknownPeer {
+        Err(Error::Refused {
             from: NodeId(9),
-            to: NodeId(1)
+            refusal: Refusal::NotMember {
+                from: NodeId(9),
+                to: NodeId(1)
+            }
         })
     );
     assert_eq!(
         raft.step(envelope(2, 3, vote)),
-        Err(Error::UnknownPeer {
+        Err(Error::Refused {
             from: NodeId(2),
-            to: NodeId(3)
+            refusal: Refusal::NotMember {
+                from: NodeId(2),
+                to: NodeId(3)
+            }
         })
     );
     assert!(!raft.has_ready());

@@ -4,6 +4,7 @@
 
 mod election;
 mod faults;
+mod hostile;
 mod lease;
 mod network;
 mod prevote;

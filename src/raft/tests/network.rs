@@ -153,6 +153,9 @@ pub struct Network {
     n: u64,
     /// Builds each node's config (also on restart).
     make_config: ConfigFn,
+    /// Messages the recipient refused (`validate.rs`), as `(to, refusal)`:
+    /// dropped like lost messages.
+    pub refused: Vec<(NodeId, crate::raft::Refusal)>,
 }
 
 impl Network {
@@ -205,6 +208,7 @@ impl Network {
             cut: BTreeSet::new(),
             n,
             make_config,
+            refused: Vec::new(),
         }
     }
 
@@ -277,7 +281,11 @@ impl Network {
                 .expect("the sender holds the snapshot it sends");
             self.node(to.0).incoming_snapshot = Some(data);
         }
-        self.raft(to.0).step(envelope).expect("known peer");
+        match self.raft(to.0).step(envelope) {
+            Ok(()) => {}
+            Err(crate::raft::Error::Refused { refusal, .. }) => self.refused.push((to, refusal)),
+            Err(e) => panic!("known peer: {e}"),
+        }
         self.process(to.0);
     }
 
@@ -378,10 +386,12 @@ impl Network {
         let node = self.node(id);
         let index = node.applied.len() as u64;
         let term = node.applied.last().map_or(Term(0), |e| e.term);
+        let voters = self.nodes.keys().copied().collect();
+        let node = self.node(id);
         let meta = SnapshotMeta {
             last_included_index: LogIndex(index),
             last_included_term: term,
-            voters: Vec::new(),
+            voters,
         };
         node.raft.compact(meta.clone());
         node.log.retain(|e| e.index.0 > index);

@@ -72,10 +72,10 @@ fn leader_does_not_commit_previous_term_entry_by_counting() {
 }
 
 /// §5.4.3 / Log Matching: a follower never truncates a committed entry. A
-/// conflicting entry at or below the commit index can only come from a bug,
-/// so it is an invariant violation and panics with node id, term and indexes.
+/// conflicting entry at or below the commit index can only come from a
+/// faulty sender (Leader Completeness), so the message is refused before it
+/// changes anything, and the committed entries stay.
 #[test]
-#[should_panic(expected = "at or below commit_index")]
 fn follower_never_truncates_committed_entries() {
     let mut raft = Raft::new(config(2, 3), InitialState::default(), 2).expect("valid");
     let append = |term: u64, entries: Vec<Entry>, commit: u64| {
@@ -95,7 +95,23 @@ fn follower_never_truncates_committed_entries() {
     raft.step(append(1, log_of_terms(&[1, 1]), 2))
         .expect("peer");
     assert_eq!(raft.status().commit_index, LogIndex(2));
-    let _ = raft.step(append(2, log_of_terms(&[2]), 0));
+    let refused = raft.step(append(2, log_of_terms(&[2]), 0));
+    assert!(
+        matches!(
+            refused,
+            Err(crate::raft::Error::Refused {
+                refusal: crate::raft::Refusal::ContradictsCommitted { .. },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(raft.status().last_log_index, LogIndex(2));
+    assert_eq!(
+        raft.status().term,
+        Term(1),
+        "a refused message changes nothing"
+    );
 }
 
 /// §5.4.3 Leader Completeness: entries committed under one leader are in the
