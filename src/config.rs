@@ -75,6 +75,12 @@ pub struct RaftConfig {
     pub snapshot_every_entries: u64,
     /// Payload bytes per InstallSnapshot chunk streamed to a lagging follower.
     pub snapshot_chunk_bytes: usize,
+    /// With pre-vote: the most a peer's message may raise the term in one step
+    /// unless a majority of voters shows the higher term (0: no limit).
+    pub max_term_jump: u64,
+    /// Largest snapshot payload accepted from the leader, in bytes; a longer
+    /// stream is refused.
+    pub max_snapshot_receive_bytes: u64,
 }
 
 impl Default for RaftConfig {
@@ -92,6 +98,8 @@ impl Default for RaftConfig {
             clock_drift_bound_ticks: 5,
             snapshot_every_entries: 100_000,
             snapshot_chunk_bytes: 1 << 20,
+            max_term_jump: 1000,
+            max_snapshot_receive_bytes: 16 << 30,
         }
     }
 }
@@ -506,6 +514,27 @@ impl Config {
         if raft.max_bytes_per_append == 0 {
             return Err(invalid(
                 "raft.max_bytes_per_append",
+                "must be at least 1".to_string(),
+            ));
+        }
+        // The leader refuses a write whose entry is over max_bytes_per_append
+        // (the client gets an error); one under it must fit a WAL record, or
+        // the WAL write fails and the node stops.
+        if raft.max_bytes_per_append > crate::store::wal::MAX_ENTRY_DATA_BYTES {
+            return Err(invalid(
+                "raft.max_bytes_per_append",
+                format!(
+                    "{} is above {}, the largest entry a WAL record holds ({} bytes less \
+                     its encoding overhead): one write that large would stop the node",
+                    raft.max_bytes_per_append,
+                    crate::store::wal::MAX_ENTRY_DATA_BYTES,
+                    crate::store::wal::MAX_RECORD_PAYLOAD_BYTES
+                ),
+            ));
+        }
+        if raft.max_snapshot_receive_bytes == 0 {
+            return Err(invalid(
+                "raft.max_snapshot_receive_bytes",
                 "must be at least 1".to_string(),
             ));
         }
@@ -991,6 +1020,8 @@ peers:
             "heartbeat_interval_ticks:",
             "max_entries_per_append:",
             "max_bytes_per_append:",
+            "max_term_jump:",
+            "max_snapshot_receive_bytes:",
             "max_clients:",
             "max_bulk_len_bytes:",
             "max_request_args:",
@@ -1225,7 +1256,7 @@ peers:
 
     #[test]
     fn raft_timings_are_checked() {
-        let cases: [(RaftEdit, &str); 7] = [
+        let cases: [(RaftEdit, &str); 9] = [
             (|r| r.tick_ms = 0, "raft.tick_ms: must be at least 1"),
             (
                 |r| r.heartbeat_interval_ticks = 0,
@@ -1250,6 +1281,15 @@ peers:
             (
                 |r| r.max_bytes_per_append = 0,
                 "raft.max_bytes_per_append: must be at least 1",
+            ),
+            // One write of that size could not be logged: it would stop the node.
+            (
+                |r| r.max_bytes_per_append = 64 << 20,
+                "raft.max_bytes_per_append: 67108864 is above 67108833, the largest entry",
+            ),
+            (
+                |r| r.max_snapshot_receive_bytes = 0,
+                "raft.max_snapshot_receive_bytes: must be at least 1",
             ),
         ];
         for (mutate, expected) in cases {

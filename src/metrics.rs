@@ -20,6 +20,9 @@ pub const RAFT_APPLIED_INDEX: &str = "raft_applied_index";
 pub const RAFT_LEADER_CHANGES_TOTAL: &str = "raft_leader_changes_total";
 /// Client proposals committed and applied on this node as leader.
 pub const RAFT_PROPOSALS_COMMITTED_TOTAL: &str = "raft_proposals_committed_total";
+/// Peer messages, forwarded writes and snapshot chunks refused by the
+/// validation (`raft/validate.rs`, `node/validate.rs`), by `reason`.
+pub const RAFT_PEER_INPUT_REFUSED_TOTAL: &str = "raft_peer_input_refused_total";
 /// WAL fsync latency.
 pub const WAL_FSYNC_DURATION_SECONDS: &str = "wal_fsync_duration_seconds";
 /// Commands by name and result.
@@ -87,6 +90,12 @@ impl Metrics {
     /// Callers register each pair once and keep the handle.
     pub fn command(name: &'static str, result: &'static str) -> Counter {
         counter!(CACHE_COMMANDS_TOTAL, "cmd" => name, "result" => result)
+    }
+
+    /// The counter of refused peer input for one `reason` (a short stable
+    /// name such as `term_too_far`).
+    pub fn peer_input_refused(reason: &'static str) -> Counter {
+        counter!(RAFT_PEER_INPUT_REFUSED_TOTAL, "reason" => reason)
     }
 }
 

@@ -110,6 +110,8 @@ pub(super) struct DriverParts {
     pub snapshot_term: Term,
     /// Where the lease deadline for direct reads is published (`lease.rs`).
     pub lease: Arc<super::lease::LeaseGate>,
+    /// Refused peer input: counted, logged rate-limited.
+    pub refusals: Arc<std::sync::Mutex<super::validate::RefusalLog>>,
 }
 
 /// Results of background storage work, reported back to the driver.
@@ -357,8 +359,24 @@ impl Driver {
                 return;
             }
         }
-        if let Err(e) = self.parts.raft.step(envelope) {
-            tracing::warn!(from = from.0, error = %e, "raft message rejected");
+        // The payloads first (the core never looks into them), then Raft's
+        // own rules (`raft/validate.rs`); a refused message changes nothing.
+        let refused = match super::validate::check_entry_payloads(&envelope) {
+            Err(refusal) => Some((refusal.kind(), refusal.to_string())),
+            Ok(()) => match self.parts.raft.step(envelope) {
+                Ok(()) => None,
+                Err(crate::raft::Error::Refused { refusal, .. }) => {
+                    Some((refusal.kind(), refusal.to_string()))
+                }
+                Err(e) => Some(("other", e.to_string())),
+            },
+        };
+        if let Some((kind, reason)) = refused {
+            self.parts
+                .refusals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .refused(std::time::Instant::now(), from, kind, &reason);
         }
     }
 

@@ -20,6 +20,7 @@
 mod driver;
 mod lease;
 mod snapshot;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -103,6 +104,10 @@ pub enum NodeError {
         /// The decode error.
         source: kv::SnapshotError,
     },
+    /// The data directory belongs to another node or cluster, or its
+    /// identity record cannot be read or written.
+    #[error("{0}")]
+    Identity(#[from] crate::store::identity::IdentityError),
     /// A blocking store task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     StorageTask(String),
@@ -231,6 +236,8 @@ const INBOUND_QUEUE: usize = 8192;
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// No new attempt starts with less than this left before a request's deadline.
 const ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
+/// At most one log line about refused peer input per this interval.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Opens the data directory (blocking): takes its lock, finds the newest valid
 /// snapshot and loads it, then opens the WAL that continues it. Returns the
@@ -238,10 +245,19 @@ const ATTEMPT_MARGIN: Duration = Duration::from_millis(100);
 /// snapshot (empty without one).
 fn open_storage(
     data_dir: &std::path::Path,
+    cluster_id: &str,
+    node_id: u64,
 ) -> Result<(Wal, raft::InitialState, SnapshotStore, kv::Db), NodeError> {
     // Lock first: opening the snapshot directory deletes temp files, which
     // must never be another live process's snapshot in progress.
     let lock = Wal::lock(data_dir)?;
+    // Then make sure the log here is this node's (`store::identity`).
+    if crate::store::identity::check_or_record(data_dir, cluster_id, node_id)?
+        == crate::store::identity::IdentityOutcome::Recorded
+    {
+        tracing::info!(dir = %data_dir.display(), cluster_id, node_id,
+            "identity record written to the data directory");
+    }
     let snapshots = SnapshotStore::open(data_dir)?;
     let (db, meta) = match snapshots.latest()? {
         Some((meta, path)) => {
@@ -294,8 +310,9 @@ impl Node {
             );
         }
         let data_dir = config.data_dir.clone();
+        let (cluster_id, node_id) = (config.cluster_id.clone(), config.id);
         let (wal, initial, snapshots, restored) =
-            tokio::task::spawn_blocking(move || open_storage(&data_dir))
+            tokio::task::spawn_blocking(move || open_storage(&data_dir, &cluster_id, node_id))
                 .await
                 .map_err(|e| NodeError::StorageTask(e.to_string()))??;
         let snapshots = Arc::new(snapshots);
@@ -319,6 +336,7 @@ impl Node {
         raft_config.check_quorum = config.raft.check_quorum;
         raft_config.lease_reads = config.raft.lease_reads;
         raft_config.clock_drift_bound_ticks = config.raft.clock_drift_bound_ticks;
+        raft_config.max_term_jump = config.raft.max_term_jump;
         let replay_target = initial.hard_state.commit_index;
         let raft = raft::Raft::new(raft_config, initial, rand::random::<u64>())?;
 
@@ -351,6 +369,11 @@ impl Node {
         let (status_tx, status_rx) = watch::channel(first_status);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let lease = Arc::new(lease::LeaseGate::new());
+        let refusals = Arc::new(std::sync::Mutex::new(validate::RefusalLog::new(
+            REFUSAL_LOG_INTERVAL,
+        )));
+        let mut voters: Vec<NodeId> = config.voter_ids().into_iter().map(NodeId).collect();
+        voters.sort_unstable();
 
         let handle = NodeHandle {
             inner: Arc::new(HandleInner {
@@ -372,6 +395,9 @@ impl Node {
                 lease: lease.clone(),
                 read_round: std::sync::Mutex::new(None),
                 read_wake: tokio::sync::Notify::new(),
+                refusals: refusals.clone(),
+                voters,
+                max_snapshot_receive_bytes: config.raft.max_snapshot_receive_bytes,
             }),
         };
         let driver = driver::Driver::new(
@@ -398,6 +424,7 @@ impl Node {
                 snapshot_index,
                 snapshot_term,
                 lease,
+                refusals,
             },
             wal,
         );
@@ -458,6 +485,12 @@ struct HandleInner {
     read_round: std::sync::Mutex<Option<Arc<ReadRound>>>,
     /// Wakes the task that requests read rounds.
     read_wake: tokio::sync::Notify,
+    /// Refused peer input: counted, logged rate-limited (`validate.rs`).
+    refusals: Arc<std::sync::Mutex<validate::RefusalLog>>,
+    /// The voters, sorted (a received snapshot must name them).
+    voters: Vec<NodeId>,
+    /// `raft.max_snapshot_receive_bytes`.
+    max_snapshot_receive_bytes: u64,
 }
 
 /// One shared read round: its readers wait for the outcome to be set.
@@ -589,9 +622,14 @@ impl NodeHandle {
         }
     }
 
-    /// Writes from a follower's forward: proposed here, in order, only if this
-    /// node leads.
-    pub async fn write_as_leader(&self, ops: Vec<kv::Op>) -> ForwardReply {
+    /// Writes forwarded by peer `from`: proposed here, in order, only if this
+    /// node leads, and only if each is an operation a client can send
+    /// (`validate.rs`); otherwise the whole batch is refused, unproposed.
+    pub async fn write_as_leader(&self, from: NodeId, ops: Vec<kv::Op>) -> ForwardReply {
+        if let Err(refusal) = validate::check_forwarded_ops(&ops) {
+            self.refused(from, refusal.kind(), &refusal);
+            return ForwardReply::Failed(RequestError::Rejected(refusal.to_string()));
+        }
         let deadline = Instant::now() + self.inner.request_timeout;
         if let Err(e) = self.check_loaded() {
             return ForwardReply::Failed(e);
@@ -870,10 +908,33 @@ impl NodeHandle {
         from: NodeId,
         chunk: SnapshotChunk,
     ) -> Result<(), String> {
+        let ctx = {
+            let status = self.inner.status.borrow();
+            snapshot::ReceiveContext {
+                term: status.term,
+                leader: status.leader.filter(|&l| l != self.inner.id),
+                commit_index: status.commit_index,
+                voters: self.inner.voters.clone(),
+                max_bytes: self.inner.max_snapshot_receive_bytes,
+            }
+        };
         let receiver = self.inner.receiver.clone();
-        tokio::task::spawn_blocking(move || receiver.receive(from, chunk))
+        let result = tokio::task::spawn_blocking(move || receiver.receive(from, chunk, &ctx))
             .await
-            .map_err(|e| format!("snapshot receive task failed: {e}"))?
+            .map_err(|e| format!("snapshot receive task failed: {e}"))?;
+        result.map_err(|refusal| {
+            self.refused(from, refusal.kind, &refusal);
+            refusal.reason
+        })
+    }
+
+    /// Counts and (rate-limited) logs refused input from peer `from`.
+    fn refused(&self, from: NodeId, kind: &'static str, reason: &dyn std::fmt::Display) {
+        self.inner
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refused(std::time::Instant::now(), from, kind, reason);
     }
 
     /// Queues Raft messages that arrived from a peer for the driver. Messages that

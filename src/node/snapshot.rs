@@ -19,6 +19,16 @@
 //!                 (the InstallSnapshot reply) and applies.
 //! ```
 //!
+//! The receiver trusts no chunk: it takes one only from the leader of the
+//! current term, for a snapshot beyond the commit index, of a term not above
+//! the current one and for this cluster's voters; a stream is tied to the
+//! leader and term it started in, continues at exactly the offset received so
+//! far, stays within `raft.max_snapshot_receive_bytes`, and its payload CRC
+//! must match the leader's. A finished stream is a *received* file, which
+//! neither a restart nor retention treats as a snapshot until it is
+//! installed (`store::snapshot` module docs): the payload is decoded first,
+//! then the file promoted, then the WAL reset.
+//!
 //! Invariants: a snapshot file is complete and durable before anything refers
 //! to it (the WAL's reset record, the core's compaction, a reply to the
 //! leader); the WAL never holds less than the core counts as persisted.
@@ -119,7 +129,18 @@ pub(super) fn install_snapshot(
     meta: &SnapshotMeta,
     kept_suffix: &[Entry],
 ) -> Result<kv::Db, NodeError> {
-    let db = load_snapshot(store, meta)?;
+    // The received file is decoded before it becomes a snapshot of ours, so
+    // a payload that does not decode never replaces a good one.
+    let received = store.received_path(meta);
+    let path = if store.open_reader(&received).is_ok() {
+        received
+    } else {
+        snapshot_path(store, meta)
+    };
+    let bytes = store.open_reader(&path)?.read_to_end()?;
+    let db =
+        kv::Db::restore(&bytes).map_err(|source| NodeError::SnapshotDecode { path, source })?;
+    store.promote_received(meta)?;
     wal.reset_to_snapshot(meta)?;
     if !kept_suffix.is_empty() {
         wal.append(kept_suffix)?;
@@ -202,13 +223,49 @@ async fn send_chunks(
     }
 }
 
+/// What the receiver checks a chunk against: the node's state now.
+#[derive(Clone, Debug)]
+pub(crate) struct ReceiveContext {
+    /// The current term.
+    pub term: Term,
+    /// The leader of the current term, if known (never this node).
+    pub leader: Option<NodeId>,
+    /// The commit index: a snapshot at or below it would not be installed.
+    pub commit_index: LogIndex,
+    /// This cluster's voters, sorted.
+    pub voters: Vec<NodeId>,
+    /// `raft.max_snapshot_receive_bytes`.
+    pub max_bytes: u64,
+}
+
+/// Why a snapshot chunk was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ChunkRefused {
+    /// A short stable name, for the refusal metric.
+    pub kind: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn refused(kind: &'static str, reason: String) -> ChunkRefused {
+    ChunkRefused { kind, reason }
+}
+
+/// The stream being received.
+struct Stream {
+    from: NodeId,
+    term: Term,
+    writer: SnapshotWriter,
+}
+
 /// The follower's side of the stream: one snapshot received at a time into a
 /// temp file; a finished one is remembered so the driver can tell whether an
 /// InstallSnapshot message has its data here.
 pub(super) struct SnapshotReceiver {
     store: Arc<SnapshotStore>,
-    /// The stream being received: its sender and writer.
-    current: Mutex<Option<(NodeId, SnapshotWriter)>>,
+    /// The stream being received.
+    current: Mutex<Option<Stream>>,
     /// The last snapshot received completely.
     received: Mutex<Option<SnapshotMeta>>,
 }
@@ -231,11 +288,22 @@ impl SnapshotReceiver {
             .is_some_and(|r| same_snapshot(r, meta))
     }
 
-    /// Writes one chunk. A chunk at offset 0 starts a new stream (abandoning
-    /// any other); any other chunk must continue the current stream exactly.
-    /// Blocking.
-    pub(super) fn receive(&self, from: NodeId, chunk: SnapshotChunk) -> Result<(), String> {
+    /// Writes one chunk from `from`, checked against `ctx` (module docs). A
+    /// chunk at offset 0 starts a new stream (abandoning any other); any
+    /// other chunk must continue the current stream exactly. Blocking.
+    pub(super) fn receive(
+        &self,
+        from: NodeId,
+        chunk: SnapshotChunk,
+        ctx: &ReceiveContext,
+    ) -> Result<(), ChunkRefused> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = check_chunk(from, &chunk, ctx) {
+            // Whatever stream was running is not from the current leader
+            // and term any more (or this one is bad): drop it.
+            *current = None;
+            return Err(e);
+        }
         if chunk.offset == 0 && !chunk.done {
             // Drop the old writer first: it deletes its temp file, which may
             // have the same name as the new one.
@@ -243,52 +311,132 @@ impl SnapshotReceiver {
             let writer = self
                 .store
                 .begin_receive(&chunk.meta)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| refused("snapshot_io", e.to_string()))?;
             debug!(
                 from = from.0,
                 index = chunk.meta.last_included_index.0,
                 "receiving snapshot"
             );
-            *current = Some((from, writer));
+            *current = Some(Stream {
+                from,
+                term: ctx.term,
+                writer,
+            });
         }
-        let Some((sender, writer)) = current.as_mut() else {
-            return Err(format!(
-                "snapshot chunk at offset {} but no snapshot is being received",
-                chunk.offset
+        let Some(stream) = current.as_mut() else {
+            return Err(refused(
+                "snapshot_stream",
+                format!(
+                    "snapshot chunk at offset {} but no snapshot is being received",
+                    chunk.offset
+                ),
             ));
         };
-        if *sender != from || !same_snapshot(writer.meta(), &chunk.meta) {
-            return Err(format!(
-                "snapshot chunk from node {from} for index {} does not belong to the stream \
-                 being received (node {sender}, index {})",
+        if stream.from != from
+            || stream.term != ctx.term
+            || !same_snapshot(stream.writer.meta(), &chunk.meta)
+        {
+            let reason = format!(
+                "snapshot chunk from node {from} (term {}) for index {} does not belong to the \
+                 stream being received (node {}, term {}, index {})",
+                ctx.term,
                 chunk.meta.last_included_index,
-                writer.meta().last_included_index
-            ));
-        }
-        if let Err(e) = writer.write_chunk_at(chunk.offset, &chunk.data) {
+                stream.from,
+                stream.term,
+                stream.writer.meta().last_included_index
+            );
             *current = None;
-            return Err(e.to_string());
+            return Err(refused("snapshot_stream", reason));
+        }
+        if let Err(e) = stream.writer.write_chunk_at(chunk.offset, &chunk.data) {
+            *current = None;
+            return Err(refused("snapshot_stream", e.to_string()));
         }
         if !chunk.done {
             return Ok(());
         }
-        let Some((_, writer)) = current.take() else {
-            return Err("snapshot stream vanished".to_string());
+        let Some(stream) = current.take() else {
+            return Err(refused(
+                "snapshot_stream",
+                "snapshot stream vanished".to_string(),
+            ));
         };
+        let writer = stream.writer;
         if writer.payload_crc() != chunk.payload_crc {
-            return Err(format!(
-                "snapshot for index {} arrived damaged: payload CRC {:08x}, the leader's is {:08x}",
-                chunk.meta.last_included_index,
-                writer.payload_crc(),
-                chunk.payload_crc
+            return Err(refused(
+                "snapshot_crc",
+                format!(
+                    "snapshot for index {} arrived damaged: payload CRC {:08x}, the leader's is \
+                     {:08x}",
+                    chunk.meta.last_included_index,
+                    writer.payload_crc(),
+                    chunk.payload_crc
+                ),
             ));
         }
-        let (meta, path) = writer.finish().map_err(|e| e.to_string())?;
+        let (meta, path) = writer
+            .finish()
+            .map_err(|e| refused("snapshot_io", e.to_string()))?;
         info!(from = from.0, index = meta.last_included_index.0, path = %path.display(),
             "snapshot received");
         *self.received.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta);
         Ok(())
     }
+}
+
+/// The checks a chunk must pass whatever the stream (module docs).
+fn check_chunk(
+    from: NodeId,
+    chunk: &SnapshotChunk,
+    ctx: &ReceiveContext,
+) -> Result<(), ChunkRefused> {
+    let meta = &chunk.meta;
+    if ctx.leader != Some(from) {
+        return Err(refused(
+            "snapshot_not_from_leader",
+            format!(
+                "snapshot chunk from node {from}, which is not the leader of term {} (leader: {:?})",
+                ctx.term, ctx.leader
+            ),
+        ));
+    }
+    if meta.last_included_term > ctx.term || meta.last_included_term == Term(0) {
+        return Err(refused(
+            "snapshot_malformed",
+            format!(
+                "snapshot of term {} in term {}",
+                meta.last_included_term, ctx.term
+            ),
+        ));
+    }
+    if meta.last_included_index <= ctx.commit_index {
+        return Err(refused(
+            "snapshot_stale",
+            format!(
+                "snapshot through index {} is not beyond the commit index {}",
+                meta.last_included_index, ctx.commit_index
+            ),
+        ));
+    }
+    let mut voters = meta.voters.clone();
+    voters.sort_unstable();
+    if voters != ctx.voters {
+        return Err(refused(
+            "snapshot_malformed",
+            "snapshot for another set of voters".to_string(),
+        ));
+    }
+    let end = chunk.offset.checked_add(chunk.data.len() as u64);
+    if end.is_none_or(|end| end > ctx.max_bytes) {
+        return Err(refused(
+            "snapshot_too_large",
+            format!(
+                "snapshot stream past raft.max_snapshot_receive_bytes ({} bytes)",
+                ctx.max_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The meta of a snapshot this node takes at `index` (term `term`).

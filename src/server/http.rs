@@ -209,7 +209,7 @@ async fn peer_route(
                     )
                 }
             };
-            let answer = node.write_as_leader(ops).await;
+            let answer = node.write_as_leader(from, ops).await;
             reply(
                 StatusCode::OK,
                 "application/octet-stream",

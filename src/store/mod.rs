@@ -8,11 +8,14 @@
 //! - [`MemStore`] (`mem.rs`): in memory, for the deterministic simulator, whose
 //!   `crash` drops everything not yet synced.
 //!
+//! [`identity`] records which cluster and node a data directory belongs to.
+//!
 //! This module does blocking I/O: the driver calls it from a dedicated thread
 //! or `spawn_blocking`. It never interprets entries (that is `kv/`) and never
 //! decides what is committed (that is `raft/`).
 
 pub mod fs;
+pub mod identity;
 pub mod mem;
 pub mod snapshot;
 pub mod wal;

@@ -42,6 +42,18 @@
 //! 3. deletes all but the [`RETAINED_SNAPSHOTS`] newest snapshots, fsyncs the
 //!    directory.
 //!
+//! A snapshot *received* from the leader is written the same way but under a
+//! name of its own, `received-snap-….snap` ([`SnapshotStore::begin_receive`]),
+//! which [`SnapshotStore::list`] and [`SnapshotStore::latest`] never show and
+//! retention never counts: until the node installs it, it is input, not a
+//! snapshot of ours. Finishing one deletes the other received files only.
+//! Installing it ([`SnapshotStore::promote_received`], after its payload
+//! decoded) renames it to its snapshot name and only then applies retention,
+//! so retention never deletes the last good (loaded, taken or installed)
+//! snapshot for one that is not installed, and a restart never loads one that
+//! was not. Received files left by a crash are deleted by
+//! [`SnapshotStore::open`] (the leader sends the snapshot again).
+//!
 //! Only after `finish` returns may the WAL be compacted
 //! ([`super::Wal::compact`]) or reset ([`super::Wal::reset_to_snapshot`]).
 //!
@@ -85,6 +97,7 @@ const TRAILER_BYTES: usize = 20;
 const NAME_PREFIX: &str = "snap-";
 const NAME_SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".tmp";
+const RECEIVED_PREFIX: &str = "received-";
 const INDEX_DIGITS: usize = 20;
 /// Payload bytes buffered by a writer before one write call.
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
@@ -154,6 +167,11 @@ pub fn snapshot_file_name(meta: &SnapshotMeta) -> String {
     )
 }
 
+/// The file name of a received, not yet installed snapshot for `meta`.
+fn received_file_name(meta: &SnapshotMeta) -> String {
+    format!("{RECEIVED_PREFIX}{}", snapshot_file_name(meta))
+}
+
 fn parse_name(name: &str) -> Option<(LogIndex, Term)> {
     let rest = name.strip_prefix(NAME_PREFIX)?.strip_suffix(NAME_SUFFIX)?;
     let (index, term) = rest.split_once('-')?;
@@ -199,7 +217,7 @@ impl SnapshotStore {
         let store = SnapshotStore { fs, dir };
         let mut removed = false;
         for name in store.names()? {
-            if name.ends_with(TMP_SUFFIX) {
+            if name.ends_with(TMP_SUFFIX) || name.starts_with(RECEIVED_PREFIX) {
                 let path = store.dir.join(&name);
                 warn!(path = %path.display(), "deleting an unfinished snapshot");
                 store
@@ -254,16 +272,63 @@ impl SnapshotStore {
     /// [`SnapshotError::Io`] if the temp file cannot be created or written;
     /// [`SnapshotError::Encode`] if the meta does not encode.
     pub fn begin(&self, meta: &SnapshotMeta) -> Result<SnapshotWriter, SnapshotError> {
-        SnapshotWriter::create(self.fs.clone(), &self.dir, meta)
+        SnapshotWriter::create(self.fs.clone(), &self.dir, meta, false)
     }
 
     /// Starts receiving a snapshot streamed by the leader (InstallSnapshot):
-    /// feed it with [`SnapshotWriter::write_chunk_at`].
+    /// feed it with [`SnapshotWriter::write_chunk_at`]. Finished, it is a
+    /// received file ([`SnapshotStore::received_path`]) until
+    /// [`SnapshotStore::promote_received`] (module doc).
     ///
     /// # Errors
     /// As [`SnapshotStore::begin`].
     pub fn begin_receive(&self, meta: &SnapshotMeta) -> Result<SnapshotWriter, SnapshotError> {
-        SnapshotWriter::create(self.fs.clone(), &self.dir, meta)
+        SnapshotWriter::create(self.fs.clone(), &self.dir, meta, true)
+    }
+
+    /// Where a finished, not yet installed received snapshot for `meta` is.
+    pub fn received_path(&self, meta: &SnapshotMeta) -> PathBuf {
+        self.dir.join(received_file_name(meta))
+    }
+
+    /// Installs the received snapshot for `meta`: renames it to its snapshot
+    /// name, fsyncs the directory, then applies retention. A no-op returning
+    /// the path when it was already promoted. Call it only once its payload
+    /// was read back and decoded.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`] if the rename, fsync or a deletion fails.
+    pub fn promote_received(&self, meta: &SnapshotMeta) -> Result<PathBuf, SnapshotError> {
+        let received = received_file_name(meta);
+        let path = self.dir.join(snapshot_file_name(meta));
+        if !self.names()?.contains(&received) {
+            return Ok(path);
+        }
+        let from = self.dir.join(received);
+        self.fs
+            .rename(&from, &path)
+            .map_err(io_error("rename received snapshot", &from))?;
+        self.sync_dir()?;
+        self.retain_newest()?;
+        Ok(path)
+    }
+
+    /// Deletes every received file but `keep` (a newer stream supersedes).
+    fn drop_other_received(&self, keep: &Path) -> Result<(), SnapshotError> {
+        let mut removed = false;
+        for name in self.names()? {
+            let path = self.dir.join(&name);
+            if name.starts_with(RECEIVED_PREFIX) && !name.ends_with(TMP_SUFFIX) && path != keep {
+                self.fs
+                    .remove(&path)
+                    .map_err(io_error("delete superseded received snapshot", &path))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.sync_dir()?;
+        }
+        Ok(())
     }
 
     /// The newest snapshot that validates completely, if any. A damaged newer
@@ -373,6 +438,8 @@ pub struct SnapshotWriter {
     buffer: Vec<u8>,
     crc: u32,
     done: bool,
+    /// Received from the leader: finished under the received name.
+    received: bool,
 }
 
 impl SnapshotWriter {
@@ -380,8 +447,13 @@ impl SnapshotWriter {
         fs: SharedFs,
         dir: &Path,
         meta: &SnapshotMeta,
+        received: bool,
     ) -> Result<SnapshotWriter, SnapshotError> {
-        let name = snapshot_file_name(meta);
+        let name = if received {
+            received_file_name(meta)
+        } else {
+            snapshot_file_name(meta)
+        };
         let final_path = dir.join(&name);
         let tmp_path = dir.join(format!("{name}{TMP_SUFFIX}"));
         if fs.read(&tmp_path).is_ok() {
@@ -408,6 +480,7 @@ impl SnapshotWriter {
             buffer: Vec::new(),
             crc: 0,
             done: false,
+            received,
         })
     }
 
@@ -518,7 +591,11 @@ impl SnapshotWriter {
             fs: self.fs.clone(),
             dir: self.dir.clone(),
         };
-        store.retain_newest()?;
+        if self.received {
+            store.drop_other_received(&self.final_path)?;
+        } else {
+            store.retain_newest()?;
+        }
         Ok((self.meta.clone(), self.final_path.clone()))
     }
 

@@ -149,6 +149,14 @@ pub const DEFAULT_PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
 /// field can claim and what a single entry may weigh once encoded.
 pub const MAX_RECORD_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
 
+/// The most an [`Entry`]'s postcard encoding adds to its data: term, index
+/// and the data's length as varints (at most 10 bytes each) and the kind.
+pub const ENTRY_ENCODING_OVERHEAD_BYTES: usize = 3 * 10 + 1;
+
+/// The largest entry data that always fits one WAL record; config
+/// validation keeps `raft.max_bytes_per_append` at or below it.
+pub const MAX_ENTRY_DATA_BYTES: usize = MAX_RECORD_PAYLOAD_BYTES - ENTRY_ENCODING_OVERHEAD_BYTES;
+
 /// `len` (4) + `crc` (4) + `kind` (1).
 const RECORD_HEADER_LEN_BYTES: usize = 9;
 

@@ -868,3 +868,30 @@ fn torn_batch_never_keeps_a_commit_index_over_stale_entries() {
         }
     }
 }
+
+/// `raft.max_bytes_per_append` is validated against `MAX_ENTRY_DATA_BYTES`:
+/// an entry of that much data, with the largest term and index, still fits
+/// one record, so a write the leader accepts can always be logged.
+#[test]
+fn the_largest_accepted_entry_fits_one_record() {
+    let entry = Entry {
+        term: Term(u64::MAX),
+        index: LogIndex(u64::MAX),
+        kind: EntryKind::Normal,
+        data: bytes::Bytes::from(vec![7u8; MAX_ENTRY_DATA_BYTES]),
+    };
+    let encoded = postcard::to_stdvec(&entry).expect("encodes");
+    assert!(
+        encoded.len() <= MAX_RECORD_PAYLOAD_BYTES,
+        "{}",
+        encoded.len()
+    );
+    let mut out = Vec::new();
+    encode_entries_records(std::slice::from_ref(&entry), &mut out).expect("one record");
+    // One byte more of data could not be promised.
+    let over = Entry {
+        data: bytes::Bytes::from(vec![7u8; MAX_RECORD_PAYLOAD_BYTES]),
+        ..entry
+    };
+    assert!(encode_entries_records(std::slice::from_ref(&over), &mut Vec::new()).is_err());
+}
