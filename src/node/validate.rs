@@ -506,7 +506,7 @@ mod tests {
             db: 0,
             args: vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")],
         };
-        assert!(check_forwarded_ops(&[set.clone()]).is_ok());
+        assert!(check_forwarded_ops(std::slice::from_ref(&set)).is_ok());
         let bad_db = kv::Op::Exec {
             db: 16,
             args: vec![Bytes::from_static(b"SET")],

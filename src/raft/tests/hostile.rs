@@ -247,9 +247,5 @@ fn a_lagging_node_rejoins_a_cluster_whose_term_ran_far_ahead() {
         .propose(Bytes::from("after"))
         .expect("leader");
     net.settle();
-    assert!(net
-        .node(3)
-        .applied
-        .iter()
-        .any(|e| e.data == Bytes::from("after")));
+    assert!(net.node(3).applied.iter().any(|e| e.data == "after"));
 }

@@ -264,3 +264,64 @@ proptest! {
         }
     }
 }
+
+/// A received snapshot is not one of ours until installed: received files
+/// never push the last good snapshots out of retention, never show in
+/// `list`/`latest`, are gone after a restart, and become a snapshot (with
+/// retention applied then) only through `promote_received`.
+#[test]
+fn received_snapshots_never_displace_the_last_good_one_until_installed() {
+    let fs = FaultyFs::new();
+    let store = store(&fs);
+    write(&store, &meta(10, 1), &payload(100, 1), 64);
+    write(&store, &meta(20, 1), &payload(100, 2), 64);
+    let receive = |index: u64| {
+        let mut writer = store.begin_receive(&meta(index, 2)).expect("begin");
+        writer.write_chunk_at(0, &payload(50, 3)).expect("chunk");
+        writer.finish().expect("finish")
+    };
+    receive(1_000);
+    receive(2_000);
+    let indexes = |store: &SnapshotStore| -> Vec<u64> {
+        store
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|(index, _, _)| index.0)
+            .collect()
+    };
+    assert_eq!(
+        indexes(&store),
+        vec![20, 10],
+        "received files are not ours yet"
+    );
+    assert_eq!(
+        store
+            .latest()
+            .expect("latest")
+            .map(|(m, _)| m.last_included_index),
+        Some(LogIndex(20))
+    );
+    // Only the newest received file is kept.
+    assert!(store
+        .open_reader(&store.received_path(&meta(1_000, 2)))
+        .is_err());
+    assert!(store
+        .open_reader(&store.received_path(&meta(2_000, 2)))
+        .is_ok());
+    // Installing it makes it a snapshot; retention applies from there.
+    store.promote_received(&meta(2_000, 2)).expect("promote");
+    assert_eq!(indexes(&store), vec![2_000, 20]);
+    // A restart forgets a received file that was never installed.
+    let again = |store: &SnapshotStore| {
+        let mut writer = store.begin_receive(&meta(3_000, 2)).expect("begin");
+        writer.write_chunk_at(0, &payload(50, 4)).expect("chunk");
+        writer.finish().expect("finish");
+    };
+    again(&store);
+    let reopened = SnapshotStore::open_with(fs.shared(), Path::new("/data")).expect("reopen");
+    assert!(reopened
+        .open_reader(&reopened.received_path(&meta(3_000, 2)))
+        .is_err());
+    assert_eq!(indexes(&reopened), vec![2_000, 20]);
+}
