@@ -205,7 +205,7 @@ async fn a_hostile_members_messages_change_nothing() -> Result<()> {
 
     // 1. TimeoutNow from a follower: on a build without the check the
     //    target campaigns at once and wins.
-    for t in [term, Term(term.0 + 1)] {
+    for t in [term, Term(term.0 + 1)].into_iter().filter(|_| runs(1)) {
         forger
             .send(&c, target, Message::TimeoutNow { term: t })
             .await?;
