@@ -140,12 +140,18 @@ pub struct PeerTlsConfig {
     pub key_path: PathBuf,
 }
 
+/// Smallest `http.header_read_timeout_ms`: hyper's header timer also runs on
+/// an idle keep-alive connection, and peers keep idle connections pooled for up
+/// to 900 ms (`transport`).
+pub const MIN_HEADER_READ_TIMEOUT_MS: u64 = 1_000;
+
 /// Bounds on the HTTP listeners (peer RPC and the operator port).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// How long a connection may take to send a request's headers (and, on the
-    /// TLS listener, to finish its handshake) before it is closed.
+    /// TLS listener, to finish its handshake) before it is closed; an idle
+    /// keep-alive connection is closed after this too. At least 1000.
     pub header_read_timeout_ms: u64,
     /// Most open HTTP connections per listener; more are closed at accept.
     pub max_connections: usize,
@@ -673,6 +679,16 @@ impl Config {
             return Err(invalid("admin_token_path", "must not be empty"));
         }
         let http = &self.http;
+        if http.header_read_timeout_ms < MIN_HEADER_READ_TIMEOUT_MS {
+            return Err(invalid(
+                "http.header_read_timeout_ms",
+                &format!(
+                    "{} is below the minimum of {MIN_HEADER_READ_TIMEOUT_MS} (it also closes \
+                     idle keep-alive connections, which peers pool for up to 900 ms)",
+                    http.header_read_timeout_ms
+                ),
+            ));
+        }
         for (key, value) in [
             ("http.header_read_timeout_ms", http.header_read_timeout_ms),
             ("http.max_connections", http.max_connections as u64),

@@ -86,6 +86,11 @@ const MSG_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const FRAME_BUDGET_BYTES: usize = 4 << 20;
 /// Frames handed to a stream's connection and not yet written.
 const STREAM_FRAMES_QUEUED: usize = 16;
+/// Idle pooled connections are closed after this: below the receiver's
+/// smallest header-read timeout (`http.header_read_timeout_ms` >= 1000), which
+/// also closes idle keep-alive connections, so a request rarely meets a
+/// connection the peer is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(900);
 /// Bytes of a frame's length prefix.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
@@ -456,13 +461,13 @@ impl Transport {
         let scheme = connector.scheme();
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector.clone());
         // Streams hold their connection for as long as they last; the pool only
         // matters for a stream reopened after one ended cleanly.
         let streams: StreamClient = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         let mut links = HashMap::new();
         for &(id, http_addr) in peers {
