@@ -1567,7 +1567,8 @@ insecure_peer_rpc: true
 
     #[test]
     fn http_bounds_are_non_zero_and_metrics_addr_is_not_shared() {
-        let edits: [(fn(&mut HttpConfig), &str); 4] = [
+        type HttpEdit = fn(&mut HttpConfig);
+        let edits: [(HttpEdit, &str); 4] = [
             (
                 |h| h.header_read_timeout_ms = 0,
                 "http.header_read_timeout_ms: must be non-zero",
