@@ -1570,8 +1570,8 @@ insecure_peer_rpc: true
         type HttpEdit = fn(&mut HttpConfig);
         let edits: [(HttpEdit, &str); 4] = [
             (
-                |h| h.header_read_timeout_ms = 0,
-                "http.header_read_timeout_ms: must be non-zero",
+                |h| h.header_read_timeout_ms = 999,
+                "http.header_read_timeout_ms: 999 is below the minimum of 1000",
             ),
             (
                 |h| h.max_connections = 0,
