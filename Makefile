@@ -14,6 +14,8 @@ SERVER     := $(TARGET_DIR)/release/dkv-server
 CLI        := $(TARGET_DIR)/release/dkv-cli
 RUN_DIR    := run
 NODES      := 1 2 3
+# The local cluster's CA, node certificates and admin token (configs/node*.yaml).
+CERT_DIR   := $(RUN_DIR)/certs
 # Seconds `make cluster` waits for a leader.
 LEADER_TIMEOUT_S ?= 15
 # Seconds `make stop` waits for a node to exit after SIGTERM before SIGKILL.
@@ -35,8 +37,8 @@ help: ## List the targets
 	grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
 	  | awk 'BEGIN { FS = ":.*## " } { printf "  make %-11s %s\n", $$1, $$2 }'
 	echo
-	echo "The local cluster uses configs/node{1,2,3}.yaml (RESP 7001-7003, HTTP 8001-8003);"
-	echo "data and logs go to $(RUN_DIR)/."
+	echo "The local cluster uses configs/node{1,2,3}.yaml (RESP 7001-7003, peer mTLS 8001-8003,"
+	echo "operator HTTP 9101-9103); data, logs and certificates ($(CERT_DIR)) go to $(RUN_DIR)/."
 
 build: ## Build the release binaries (dkv-server, dkv-cli)
 	$(CARGO) build --release --bins
@@ -85,7 +87,7 @@ cluster: build ## Start the local 3-node cluster in the background and wait for 
 	# Check every port before starting anything, so a conflict leaves nothing half-started.
 	busy=0
 	for n in "$${to_start[@]}"; do
-	  for key in resp_addr http_addr; do
+	  for key in resp_addr http_addr metrics_addr; do
 	    addr=$$(config_addr $$n $$key)
 	    [[ -n "$$addr" ]] || { echo "error: no $$key in configs/node$$n.yaml" >&2; exit 1; }
 	    if port_busy "$$addr"; then
@@ -96,6 +98,15 @@ cluster: build ## Start the local 3-node cluster in the background and wait for 
 	  done
 	done
 	[[ $$busy == 0 ]] || exit 1
+	# Peer mTLS material: made once, kept across restarts (new certs from the same
+	# CA would also do; a new CA needs every node restarted with it).
+	if [[ ! -f $(CERT_DIR)/ca.pem ]]; then
+	  $(CLI) certs ca --dir $(CERT_DIR) --cluster-id dkv-local
+	fi
+	for n in $(NODES); do
+	  [[ -f $(CERT_DIR)/node$$n.pem ]] || $(CLI) certs node --dir $(CERT_DIR) --id $$n --names 127.0.0.1,localhost
+	done
+	[[ -f $(CERT_DIR)/admin-token ]] || $(CLI) certs token --out $(CERT_DIR)/admin-token
 	for n in "$${to_start[@]}"; do
 	  echo "=== make cluster: starting node $$n at $$(date '+%F %T') ===" >> $(RUN_DIR)/node$$n.log
 	  nohup $(SERVER) --config configs/node$$n.yaml >> $(RUN_DIR)/node$$n.log 2>&1 < /dev/null &
@@ -136,7 +147,7 @@ cluster: build ## Start the local 3-node cluster in the background and wait for 
 	echo
 	echo "The cluster is up. Connect with any Redis client to any node:"
 	echo "  redis-cli -p 7001        (nodes: 127.0.0.1:7001, 127.0.0.1:7002, 127.0.0.1:7003)"
-	echo "  $(CLI:$(CURDIR)/%=%) status"
+	echo "  $(CLI:$(CURDIR)/%=%) status    (operator ports 9101-9103; peers use mTLS on 8001-8003)"
 	echo "  $(CLI:$(CURDIR)/%=%) set greeting hello && $(CLI:$(CURDIR)/%=%) get greeting"
 	echo "Logs: $(RUN_DIR)/node{1,2,3}.log   Stop: make stop   Wipe data: make clean-data"
 

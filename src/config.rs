@@ -135,6 +135,51 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Peer RPC over mutual TLS: the cluster CA and this node's certificate and key
+/// (PEM files; relative paths resolve against the working directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerTlsConfig {
+    /// The cluster CA certificate: peers must present a certificate it signed.
+    pub ca_cert_path: PathBuf,
+    /// This node's certificate (chain), naming its member id (`dkv-cli certs node`).
+    pub cert_path: PathBuf,
+    /// This node's private key.
+    pub key_path: PathBuf,
+}
+
+/// Smallest `http.header_read_timeout_ms`: hyper's header timer also runs on
+/// an idle keep-alive connection, and peers keep idle connections pooled for up
+/// to 900 ms (`transport`).
+pub const MIN_HEADER_READ_TIMEOUT_MS: u64 = 1_000;
+
+/// Bounds on the HTTP listeners (peer RPC and the operator port).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How long a connection may take to send a request's headers (and, on the
+    /// TLS listener, to finish its handshake) before it is closed; an idle
+    /// keep-alive connection is closed after this too. At least 1000.
+    pub header_read_timeout_ms: u64,
+    /// Most open HTTP connections per listener; more are closed at accept.
+    pub max_connections: usize,
+    /// Largest request body on the operator routes (`/admin/*`).
+    pub max_admin_body_bytes: usize,
+    /// Refused requests are logged at most once per this interval, with a count.
+    pub refused_log_interval_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: 5_000,
+            max_connections: 1_024,
+            max_admin_body_bytes: 4_096,
+            refused_log_interval_ms: 10_000,
+        }
+    }
+}
+
 /// A node's whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +208,25 @@ pub struct Config {
     /// Client limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Peer RPC over mutual TLS (required unless `insecure_peer_rpc`).
+    #[serde(default)]
+    pub peer_tls: Option<PeerTlsConfig>,
+    /// Plain, unauthenticated peer RPC: anyone who reaches `http_addr` can act as
+    /// a member. For tests and trusted networks only; logged loudly at start.
+    #[serde(default)]
+    pub insecure_peer_rpc: bool,
+    /// A plain-HTTP listener for `/metrics`, `/health`, `/status` and `/admin/*`
+    /// (no client certificate needed). With `peer_tls`, `http_addr` only takes
+    /// mutually authenticated peers, so set this for Prometheus and `dkv-cli`.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// A file holding the admin bearer token that `/admin/*` requires; without
+    /// it the admin routes are refused.
+    #[serde(default)]
+    pub admin_token_path: Option<PathBuf>,
+    /// HTTP listener bounds.
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 fn default_cluster_id() -> String {
@@ -197,6 +261,11 @@ impl Config {
                 request_timeout_ms: 10_000,
                 ..LimitsConfig::default()
             },
+            peer_tls: None,
+            insecure_peer_rpc: true,
+            metrics_addr: None,
+            admin_token_path: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -474,6 +543,7 @@ impl Config {
 
         self.validate_peer_ids(path)?;
         self.validate_addresses(path)?;
+        self.validate_peer_security(path)?;
 
         let raft = &self.raft;
         if raft.tick_ms == 0 {
@@ -593,6 +663,77 @@ impl Config {
         Ok(())
     }
 
+    /// Peer RPC is either mutually authenticated (`peer_tls`) or explicitly
+    /// insecure; a cluster config that says neither is refused, so no node ends
+    /// up open to forged peer messages by omission. HTTP bounds are non-zero.
+    fn validate_peer_security(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::InvalidValue {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        match (&self.peer_tls, self.insecure_peer_rpc) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    "insecure_peer_rpc",
+                    "cannot be true together with peer_tls (choose one)",
+                ))
+            }
+            (None, false) if !self.peers.is_empty() => {
+                return Err(invalid(
+                    "peer_tls",
+                    "required: set peer_tls { ca_cert_path, cert_path, key_path } \
+                     (make them with `dkv-cli certs`), or insecure_peer_rpc: true \
+                     to accept unauthenticated peer RPC",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(tls) = &self.peer_tls {
+            for (key, file) in [
+                ("peer_tls.ca_cert_path", &tls.ca_cert_path),
+                ("peer_tls.cert_path", &tls.cert_path),
+                ("peer_tls.key_path", &tls.key_path),
+            ] {
+                if file.as_os_str().is_empty() {
+                    return Err(invalid(key, "must not be empty"));
+                }
+            }
+        }
+        if self
+            .admin_token_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(invalid("admin_token_path", "must not be empty"));
+        }
+        let http = &self.http;
+        if http.header_read_timeout_ms < MIN_HEADER_READ_TIMEOUT_MS {
+            return Err(invalid(
+                "http.header_read_timeout_ms",
+                &format!(
+                    "{} is below the minimum of {MIN_HEADER_READ_TIMEOUT_MS} (it also closes \
+                     idle keep-alive connections, which peers pool for up to 900 ms)",
+                    http.header_read_timeout_ms
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("http.header_read_timeout_ms", http.header_read_timeout_ms),
+            ("http.max_connections", http.max_connections as u64),
+            (
+                "http.max_admin_body_bytes",
+                http.max_admin_body_bytes as u64,
+            ),
+            ("http.refused_log_interval_ms", http.refused_log_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be non-zero"));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_peer_ids(&self, path: &Path) -> Result<(), ConfigError> {
         for (index, peer) in self.peers.iter().enumerate() {
             if peer.id == 0 {
@@ -626,6 +767,9 @@ impl Config {
             ("resp_addr".to_string(), self.resp_addr, true),
             ("http_addr".to_string(), self.http_addr, true),
         ];
+        if let Some(addr) = self.metrics_addr {
+            seen.push(("metrics_addr".to_string(), addr, true));
+        }
         for (index, peer) in self.peers.iter().enumerate() {
             for (name, addr) in [("resp_addr", peer.resp_addr), ("http_addr", peer.http_addr)] {
                 let key = format!("peers[{index}].{name}");
@@ -894,6 +1038,7 @@ peers:
   - id: 3
     resp_addr: 127.0.0.1:7003
     http_addr: 127.0.0.1:8003
+insecure_peer_rpc: true
 ";
 
     type RaftEdit = fn(&mut RaftConfig);
@@ -943,7 +1088,7 @@ peers:
     /// The integration harness writes flow-style peers and JSON-quoted strings.
     #[test]
     fn flow_style_yaml_parses() {
-        let text = "id: 1\ncluster_id: \"test\"\nresp_addr: 127.0.0.1:7001\n\
+        let text = "id: 1\ninsecure_peer_rpc: true\ncluster_id: \"test\"\nresp_addr: 127.0.0.1:7001\n\
             http_addr: 127.0.0.1:8001\ndata_dir: \"/tmp/d 1\"\npeers:\n\
             \x20 - { id: 2, resp_addr: 127.0.0.1:7002, http_addr: 127.0.0.1:8002 }\n\
             raft: { tick_ms: 5, election_timeout_min_ticks: 30, election_timeout_max_ticks: 60, heartbeat_interval_ticks: 5 }\n\
@@ -1028,6 +1173,17 @@ peers:
             "max_inline_len_bytes:",
             "max_pending_proposals:",
             "request_timeout_ms:",
+            "peer_tls:",
+            "ca_cert_path:",
+            "cert_path:",
+            "key_path:",
+            "insecure_peer_rpc:",
+            "metrics_addr:",
+            "admin_token_path:",
+            "header_read_timeout_ms:",
+            "max_connections:",
+            "max_admin_body_bytes:",
+            "refused_log_interval_ms:",
         ] {
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with(key)),
@@ -1090,7 +1246,7 @@ peers:
     fn unknown_nested_key_is_named_with_its_path() {
         let (err, text) = parse_error_of(&format!("{VALID}raft:\n  tick_msec: 5\n"));
         assert!(
-            matches!(&err, ConfigError::UnknownKey { key, line: 14, .. } if key == "raft.tick_msec"),
+            matches!(&err, ConfigError::UnknownKey { key, line: 15, .. } if key == "raft.tick_msec"),
             "{text}"
         );
         let (_, text) = parse_error_of(&VALID.replace(
@@ -1151,7 +1307,7 @@ peers:
     fn duplicate_yaml_key_is_refused() {
         let (_, text) = parse_error_of(&format!("{VALID}id: 4\n"));
         assert!(
-            text.starts_with("configs/test.yaml:13:1: id: duplicate mapping key"),
+            text.starts_with("configs/test.yaml:14:1: id: duplicate mapping key"),
             "{text}"
         );
     }
@@ -1424,5 +1580,64 @@ peers:
         assert_eq!(path(5), "peers[1].id");
         assert_eq!(path(8), "peers[1].y[1]");
         assert_eq!(path(10), "raft.tick_ms");
+    }
+
+    #[test]
+    fn a_cluster_config_must_choose_mtls_or_say_insecure() {
+        let mut config = valid();
+        config.insecure_peer_rpc = false;
+        let text = error_of(&config);
+        assert!(text.contains("peer_tls: required"), "{text}");
+        config.peer_tls = Some(PeerTlsConfig {
+            ca_cert_path: "certs/ca.pem".into(),
+            cert_path: "certs/node1.pem".into(),
+            key_path: "certs/node1-key.pem".into(),
+        });
+        config.validate_for(file()).expect("mTLS alone is valid");
+        config.insecure_peer_rpc = true;
+        let text = error_of(&config);
+        assert!(
+            text.contains("insecure_peer_rpc: cannot be true together with peer_tls"),
+            "{text}"
+        );
+        // A single node has no peers to authenticate.
+        let single = parse("id: 7\ndata_dir: /tmp/x\npeers: []\n").expect("valid");
+        assert!(single.peer_tls.is_none() && !single.insecure_peer_rpc);
+    }
+
+    #[test]
+    fn http_bounds_are_non_zero_and_metrics_addr_is_not_shared() {
+        type HttpEdit = fn(&mut HttpConfig);
+        let edits: [(HttpEdit, &str); 4] = [
+            (
+                |h| h.header_read_timeout_ms = 999,
+                "http.header_read_timeout_ms: 999 is below the minimum of 1000",
+            ),
+            (
+                |h| h.max_connections = 0,
+                "http.max_connections: must be non-zero",
+            ),
+            (
+                |h| h.max_admin_body_bytes = 0,
+                "http.max_admin_body_bytes: must be non-zero",
+            ),
+            (
+                |h| h.refused_log_interval_ms = 0,
+                "http.refused_log_interval_ms: must be non-zero",
+            ),
+        ];
+        for (edit, expected) in edits {
+            let mut config = valid();
+            edit(&mut config.http);
+            let text = error_of(&config);
+            assert!(text.contains(expected), "{text}");
+        }
+        let mut config = valid();
+        config.metrics_addr = Some(config.http_addr);
+        let text = error_of(&config);
+        assert!(
+            text.contains("metrics_addr: address 127.0.0.1:8001 is already used by http_addr"),
+            "{text}"
+        );
     }
 }

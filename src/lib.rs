@@ -15,4 +15,5 @@ pub mod server;
 #[cfg(test)]
 mod sim;
 pub mod store;
+pub mod tls;
 pub mod transport;

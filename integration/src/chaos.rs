@@ -300,6 +300,7 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
     let opts = ClusterOptions {
         proxies: true,
         server_args: config.server_args.clone(),
+        ..ClusterOptions::default()
     };
     // Snapshots every few thousand entries, so faults also land while nodes
     // snapshot, compact, and catch up by InstallSnapshot.

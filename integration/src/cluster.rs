@@ -7,6 +7,13 @@
 //! [`Cluster::shutdown`], dropping the cluster prints the tail of every node's log, so a
 //! failing test (panic or `?`) shows what the servers said. `DKV_KEEP_LOGS=1` keeps the
 //! temp dir and prints its path.
+//!
+//! Every cluster runs peer RPC over mutual TLS unless asked otherwise
+//! ([`ClusterOptions::insecure_peer_rpc`], or `insecure_peer_rpc` in a node's
+//! `extra_yaml`): the harness makes a CA and one certificate per node with
+//! `dkv::tls` in `<dir>/certs`. Each node also gets an operator port
+//! (`metrics_addr`, plain HTTP) that the harness uses for `/status`, and an
+//! admin token ([`Cluster::admin_token_path`]).
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -61,6 +68,24 @@ pub struct NodeConfig {
     pub extra_yaml: String,
     /// Extra `raft:` keys, as flow-map entries (e.g. `snapshot_every_entries: 500`).
     pub raft_extra: String,
+    /// `metrics_addr`: the plain operator port (`/status`, `/metrics`, `/admin/*`).
+    pub metrics_addr: Option<SocketAddr>,
+    /// `peer_tls`; `None` with peers writes `insecure_peer_rpc: true` (unless
+    /// `extra_yaml` sets that key itself).
+    pub peer_tls: Option<PeerTlsPaths>,
+    /// `admin_token_path`.
+    pub admin_token_path: Option<PathBuf>,
+}
+
+/// A node's peer TLS files (`peer_tls` in its config).
+#[derive(Debug, Clone)]
+pub struct PeerTlsPaths {
+    /// The cluster CA certificate.
+    pub ca_cert_path: PathBuf,
+    /// The node's certificate.
+    pub cert_path: PathBuf,
+    /// The node's key.
+    pub key_path: PathBuf,
 }
 
 impl NodeConfig {
@@ -100,6 +125,28 @@ impl NodeConfig {
             "limits: {{ max_clients: 10000, max_bulk_len_bytes: {}, request_timeout_ms: {} }}",
             self.max_bulk_len_bytes, self.request_timeout_ms
         );
+        if let Some(addr) = self.metrics_addr {
+            let _ = writeln!(y, "metrics_addr: {addr}");
+        }
+        let path = |p: &Path| q(&p.to_string_lossy());
+        match &self.peer_tls {
+            Some(tls) => {
+                let _ = writeln!(
+                    y,
+                    "peer_tls: {{ ca_cert_path: {}, cert_path: {}, key_path: {} }}",
+                    path(&tls.ca_cert_path),
+                    path(&tls.cert_path),
+                    path(&tls.key_path)
+                );
+            }
+            None if !self.peers.is_empty() && !self.extra_yaml.contains("insecure_peer_rpc") => {
+                let _ = writeln!(y, "insecure_peer_rpc: true");
+            }
+            None => {}
+        }
+        if let Some(token) = &self.admin_token_path {
+            let _ = writeln!(y, "admin_token_path: {}", path(token));
+        }
         y.push_str(&self.extra_yaml);
         y
     }
@@ -123,6 +170,9 @@ pub struct ClusterOptions {
     /// Extra `dkv-server` arguments after `--config <file>` (every node, every
     /// spawn), e.g. `--unsafe-test-fault stale-reads`.
     pub server_args: Vec<String>,
+    /// Plain, unauthenticated peer RPC instead of mutual TLS (tests that play a
+    /// member with hand-made requests on [`Cluster::http_addr`]).
+    pub insecure_peer_rpc: bool,
 }
 
 /// A running cluster of `dkv-server` processes. Node indexes are 0-based; node `i` has
@@ -134,8 +184,30 @@ pub struct Cluster {
     leader: Option<usize>,
     clean_shutdown: bool,
     server_args: Vec<String>,
+    admin_token_path: PathBuf,
     // Declared last: dropped after the nodes are killed.
     proxies: Option<ProxyMesh>,
+}
+
+/// Makes a cluster CA, a certificate for each of node ids `1..=n` (also valid
+/// for 127.0.0.1) in `dir`, and an admin token in `token_path`.
+fn make_credentials(dir: &Path, n: usize, token_path: &Path) -> Result<()> {
+    use dkv::raft::NodeId;
+    let ca = dkv::tls::generate_ca("test", 30).context("make the test cluster CA")?;
+    dkv::tls::write_ca(dir, &ca, false).context("write the test cluster CA")?;
+    for id in 1..=n as u64 {
+        let node = dkv::tls::generate_node_cert(&ca, NodeId(id), &["127.0.0.1".to_string()], 30)
+            .with_context(|| format!("make node {id}'s certificate"))?;
+        dkv::tls::write_node(dir, NodeId(id), &node, false)
+            .with_context(|| format!("write node {id}'s certificate"))?;
+    }
+    let mut random = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+        .context("read /dev/urandom for the admin token")?;
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    dkv::tls::write_file(token_path, &token, 0o600, false).context("write the admin token")?;
+    Ok(())
 }
 
 /// Free loopback ports: bind `count` listeners on port 0 at once (so they differ).
@@ -234,8 +306,11 @@ impl Cluster {
             .prefix("dkv-it-")
             .tempdir()
             .context("create temp dir")?;
-        let (ports, reserved) = reserve_ports(2 * n)?;
+        let (ports, reserved) = reserve_ports(3 * n)?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let certs = dir.path().join("certs");
+        let admin_token_path = certs.join("admin-token");
+        make_credentials(&certs, n, &admin_token_path)?;
         let members: Vec<(u64, SocketAddr, SocketAddr)> = (0..n)
             .map(|i| (i as u64 + 1, addr(ports[2 * i]), addr(ports[2 * i + 1])))
             .collect();
@@ -270,8 +345,18 @@ impl Cluster {
                 max_bulk_len_bytes: 512 * 1024 * 1024,
                 extra_yaml: String::new(),
                 raft_extra: String::new(),
+                metrics_addr: Some(addr(ports[2 * n + i])),
+                peer_tls: (!opts.insecure_peer_rpc).then(|| PeerTlsPaths {
+                    ca_cert_path: certs.join(dkv::tls::CA_CERT_FILE),
+                    cert_path: certs.join(dkv::tls::node_cert_file(dkv::raft::NodeId(id))),
+                    key_path: certs.join(dkv::tls::node_key_file(dkv::raft::NodeId(id))),
+                }),
+                admin_token_path: Some(admin_token_path.clone()),
             };
             adjust(&mut config);
+            if config.extra_yaml.contains("insecure_peer_rpc") {
+                config.peer_tls = None;
+            }
             let config_path = dir.path().join(format!("node{id}.yaml"));
             std::fs::write(&config_path, config.to_yaml())
                 .with_context(|| format!("write {}", config_path.display()))?;
@@ -290,6 +375,7 @@ impl Cluster {
             leader: None,
             clean_shutdown: false,
             server_args: opts.server_args.clone(),
+            admin_token_path,
             proxies,
         })
     }
@@ -369,12 +455,36 @@ impl Cluster {
         self.nodes[i].config.resp_addr
     }
 
-    /// Node `i`'s HTTP address.
+    /// Node `i`'s HTTP address: the peer listener (mutual TLS unless the
+    /// cluster runs with `insecure_peer_rpc`).
     ///
     /// # Panics
     /// If `i` is out of range.
     pub fn http_addr(&self, i: usize) -> SocketAddr {
         self.nodes[i].config.http_addr
+    }
+
+    /// Node `i`'s operator address (`metrics_addr`, plain HTTP): `/status`,
+    /// `/metrics`, `/health`, `/admin/*`. A config whose hook removed
+    /// `metrics_addr` is asked on `http_addr` (which then must be plain).
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn operator_addr(&self, i: usize) -> SocketAddr {
+        let config = &self.nodes[i].config;
+        config.metrics_addr.unwrap_or(config.http_addr)
+    }
+
+    /// The admin token file every node is configured with (`dkv-cli
+    /// --admin-token-file`).
+    pub fn admin_token_path(&self) -> &Path {
+        &self.admin_token_path
+    }
+
+    /// The directory holding the cluster CA (`ca.pem`, `ca-key.pem`) and the
+    /// nodes' certificates.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir().join("certs")
     }
 
     /// Node `i`'s config.
@@ -403,7 +513,8 @@ impl Cluster {
     /// # Errors
     /// The node does not answer (within 2 s), answers non-200, or the JSON is malformed.
     pub async fn status(&self, i: usize) -> Result<Status> {
-        let addr = self.node(i)?.config.http_addr;
+        self.node(i)?;
+        let addr = self.operator_addr(i);
         let resp = crate::http::get(addr, "/status", STATUS_TIMEOUT)
             .await
             .with_context(|| format!("status of node {i}"))?;
@@ -421,7 +532,8 @@ impl Cluster {
     /// # Errors
     /// The node does not answer within 2 s.
     pub async fn http_get(&self, i: usize, path: &str) -> Result<crate::http::HttpResponse> {
-        let addr = self.node(i)?.config.http_addr;
+        self.node(i)?;
+        let addr = self.operator_addr(i);
         crate::http::get(addr, path, STATUS_TIMEOUT)
             .await
             .with_context(|| format!("node {i}"))
@@ -759,7 +871,7 @@ impl Cluster {
     pub async fn find_leader(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for i in self.responsive() {
-            let addr = self.nodes[i].config.http_addr;
+            let addr = self.operator_addr(i);
             let Ok(resp) = crate::http::get(addr, "/status", Duration::from_millis(500)).await
             else {
                 continue;
@@ -916,8 +1028,13 @@ mod tests {
             max_bulk_len_bytes: 536870912,
             extra_yaml: String::new(),
             raft_extra: String::new(),
+            metrics_addr: Some(a(9001)),
+            peer_tls: None,
+            admin_token_path: None,
         };
         let y = c.to_yaml();
+        assert!(y.contains("metrics_addr: 127.0.0.1:9001\n"), "{y}");
+        assert!(y.contains("insecure_peer_rpc: true\n"), "{y}");
         assert!(y.contains("id: 1\n"), "{y}");
         assert!(y.contains("data_dir: \"/tmp/x/node1\"\n"), "{y}");
         assert!(

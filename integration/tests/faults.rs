@@ -138,7 +138,7 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
     let leader = c.wait_for_leader(ELECTION_BUDGET).await?;
     let target = (leader + 1) % 3;
     let target_id = c.config(target).id;
-    let endpoints: Vec<String> = (0..3).map(|i| c.http_addr(i).to_string()).collect();
+    let endpoints: Vec<String> = (0..3).map(|i| c.operator_addr(i).to_string()).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
@@ -177,6 +177,8 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
         .arg(target_id.to_string())
         .arg("--endpoints")
         .arg(endpoints.join(","))
+        .arg("--admin-token-file")
+        .arg(c.admin_token_path())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(20), out)
@@ -238,6 +240,7 @@ async fn paused_leader_does_not_serve_reads_from_an_expired_lease() -> Result<()
     let opts = ClusterOptions {
         proxies: true,
         server_args: Vec::new(),
+        ..ClusterOptions::default()
     };
     let mut c = Cluster::start_opts(3, opts, |node| {
         node.raft_extra = "lease_reads: true".into();

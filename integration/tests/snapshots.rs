@@ -18,7 +18,7 @@ const WRITES_WHILE_DOWN: usize = 2_000;
 
 /// The `snapshot_index` field of node `i`'s `/status`.
 async fn snapshot_index(c: &Cluster, i: usize) -> Result<u64> {
-    let response = http::get(c.http_addr(i), "/status", Duration::from_secs(5)).await?;
+    let response = http::get(c.operator_addr(i), "/status", Duration::from_secs(5)).await?;
     let v: serde_json::Value = serde_json::from_slice(&response.body)
         .with_context(|| format!("node {i} /status: {}", response.text()))?;
     v.get("snapshot_index")

@@ -5,6 +5,11 @@
 //! - `transfer-leader` finds the leader and asks it (`POST /admin/transfer-leader`)
 //!   to hand leadership to another node.
 //! - `get`, `set`, `del` speak RESP2 to one node, and print replies as redis-cli does.
+//! - `certs ca|node|token` makes a cluster CA, a node's certificate and key, or an
+//!   admin token, into files (keys and tokens mode 0600; see `dkv::tls`).
+//!
+//! `status` and `transfer-leader` talk to the nodes' operator port
+//! (`metrics_addr`, plain HTTP); `transfer-leader` sends the admin token.
 //!
 //! Plain blocking std sockets with timeouts: one request per run, so no runtime is
 //! needed, and a dead node costs at most the timeout.
@@ -13,6 +18,7 @@ use std::error::Error;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,11 +53,12 @@ enum Command {
     /// HTTP port), then the leader and whether commit indexes agree. Exits 1 if no
     /// node answers.
     Status {
-        /// Comma-separated HTTP addresses (host:port) of the nodes to ask.
+        /// Comma-separated operator addresses (the nodes' `metrics_addr`, host:port)
+        /// of the nodes to ask.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"
+            default_value = "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103"
         )]
         endpoints: Vec<String>,
         /// Connect and read timeout per node, in milliseconds.
@@ -64,18 +71,25 @@ enum Command {
         /// Node id of the new leader; omitted: the leader picks a peer.
         #[arg(long)]
         to: Option<u64>,
-        /// Comma-separated HTTP addresses (host:port) of the nodes; the leader is
-        /// found among them.
+        /// Comma-separated operator addresses (the nodes' `metrics_addr`,
+        /// host:port); the leader is found among them.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003"
+            default_value = "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103"
         )]
         endpoints: Vec<String>,
         /// How long to wait for the transfer, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        /// File holding the admin token (the nodes' `admin_token_path`); default:
+        /// $DKV_ADMIN_TOKEN_FILE, else run/certs/admin-token.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
     },
+    /// Make TLS material for a cluster: a CA, node certificates, an admin token.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Print the value of KEY: "value", or (nil) if it does not exist.
     Get {
         /// The key to read.
@@ -93,6 +107,56 @@ enum Command {
         /// The keys to delete.
         #[arg(required = true)]
         keys: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCommand {
+    /// Make a cluster CA: DIR/ca.pem and DIR/ca-key.pem (0600). Keep the key
+    /// private: whoever holds it can make member certificates.
+    Ca {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = "run/certs")]
+        dir: PathBuf,
+        /// The cluster id, written into the CA's name.
+        #[arg(long, default_value = "dkv")]
+        cluster_id: String,
+        /// Days the CA is valid.
+        #[arg(long, default_value_t = 3650)]
+        valid_days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make node ID's certificate and key, signed by DIR's CA: DIR/nodeID.pem and
+    /// DIR/nodeID-key.pem (0600). The certificate names the member id
+    /// (DNS name node-ID.dkv), which is what peers check.
+    Node {
+        /// Directory holding the CA and receiving the files.
+        #[arg(long, default_value = "run/certs")]
+        dir: PathBuf,
+        /// The member id the certificate names.
+        #[arg(long)]
+        id: u64,
+        /// Extra DNS names or IP addresses (comma-separated), for clients that
+        /// check the host they connect to (e.g. RESP over TLS).
+        #[arg(long, value_delimiter = ',')]
+        names: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 825)]
+        valid_days: u32,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a random admin token (256 bits, hex) in FILE (0600).
+    Token {
+        /// The file to write.
+        #[arg(long, default_value = "run/certs/admin-token")]
+        out: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -122,7 +186,14 @@ fn main() -> ExitCode {
             to,
             endpoints,
             timeout_ms,
-        } => transfer_leader(to, &endpoints, Duration::from_millis(timeout_ms.max(1))),
+            admin_token_file,
+        } => transfer_leader(
+            to,
+            &endpoints,
+            Duration::from_millis(timeout_ms.max(1)),
+            admin_token_file,
+        ),
+        Command::Certs(command) => certs(command),
         Command::Get { key } => resp_command(&cli.resp, &["GET", &key]),
         Command::Set { key, value } => resp_command(&cli.resp, &["SET", &key, &value]),
         Command::Del { keys } => {
@@ -369,7 +440,20 @@ fn transfer_leader(
     to: Option<u64>,
     endpoints: &[String],
     timeout: Duration,
+    admin_token_file: Option<PathBuf>,
 ) -> Result<ExitCode, Box<dyn Error>> {
+    let token_file = admin_token_file
+        .or_else(|| std::env::var_os("DKV_ADMIN_TOKEN_FILE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("run/certs/admin-token"));
+    let token = std::fs::read_to_string(&token_file)
+        .map_err(|err| CliError(format!("admin token {}: {err}", token_file.display())))?;
+    let token = token.trim().to_string();
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return fail(format!(
+            "admin token {}: empty or not printable ASCII",
+            token_file.display()
+        ));
+    }
     let probe = Duration::from_millis(2000);
     let statuses: Vec<(String, NodeStatus)> = endpoints
         .iter()
@@ -396,7 +480,19 @@ fn transfer_leader(
         None => "/admin/transfer-leader".to_string(),
     };
     // The server waits for the new leader itself; give it room beyond that.
-    let (code, body) = http_request("POST", host, &path, timeout + Duration::from_secs(5))?;
+    let (code, body) = http_request(
+        "POST",
+        host,
+        &path,
+        &format!("Authorization: Bearer {token}\r\n"),
+        timeout + Duration::from_secs(5),
+    )?;
+    if code == 401 || code == 403 {
+        return fail(format!(
+            "node {leader_id} refused the admin request (HTTP {code}): {}",
+            String::from_utf8_lossy(&body).trim_end()
+        ));
+    }
     let answer: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|err| CliError(format!("bad reply from {host}: {err}")))?;
     if code == 200 && answer["ok"] == serde_json::Value::Bool(true) {
@@ -413,9 +509,67 @@ fn transfer_leader(
     }
 }
 
+/// `certs ca|node|token`: writes TLS material with `dkv::tls`.
+fn certs(command: CertsCommand) -> Result<ExitCode, Box<dyn Error>> {
+    use dkv::raft::NodeId;
+    use dkv::tls;
+    match command {
+        CertsCommand::Ca {
+            dir,
+            cluster_id,
+            valid_days,
+            force,
+        } => {
+            let ca = tls::generate_ca(&cluster_id, valid_days)?;
+            tls::write_ca(&dir, &ca, force)?;
+            println!(
+                "wrote {} and {} (cluster {cluster_id}, {valid_days} days)",
+                dir.join(tls::CA_CERT_FILE).display(),
+                dir.join(tls::CA_KEY_FILE).display()
+            );
+        }
+        CertsCommand::Node {
+            dir,
+            id,
+            names,
+            valid_days,
+            force,
+        } => {
+            if id == 0 {
+                return fail("--id: node id must be non-zero");
+            }
+            let ca = tls::read_ca(&dir)?;
+            let node = tls::generate_node_cert(&ca, NodeId(id), &names, valid_days)?;
+            let (cert, key) = tls::write_node(&dir, NodeId(id), &node, force)?;
+            println!(
+                "wrote {} and {} (names {}, {valid_days} days)",
+                cert.display(),
+                key.display(),
+                std::iter::once(tls::peer_name_string(NodeId(id)))
+                    .chain(names)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        CertsCommand::Token { out, force } => {
+            use rand::RngExt;
+            let mut rng = rand::rng();
+            let token: String = (0..32)
+                .map(|_| format!("{:02x}", rng.random::<u8>()))
+                .collect();
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            tls::write_file(&out, &format!("{token}\n"), 0o600, force)?;
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A minimal HTTP/1.1 GET; anything but 200 is an error.
 fn http_get(host: &str, path: &str, timeout: Duration) -> Result<Vec<u8>, Box<dyn Error>> {
-    let (code, body) = http_request("GET", host, path, timeout)?;
+    let (code, body) = http_request("GET", host, path, "", timeout)?;
     if code != 200 {
         return fail(format!("GET {path}: HTTP {code}"));
     }
@@ -428,12 +582,13 @@ fn http_request(
     method: &str,
     host: &str,
     path: &str,
+    extra_headers: &str,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), Box<dyn Error>> {
     let mut stream = connect(host, timeout)?;
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
-         User-Agent: dkv-cli\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+         User-Agent: dkv-cli\r\n{extra_headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();

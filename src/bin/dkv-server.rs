@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -116,6 +117,26 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
     let http_listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on http_addr {}", config.http_addr))?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on metrics_addr {addr}"))?,
+        ),
+        None => None,
+    };
+    let admin_token = match &config.admin_token_path {
+        Some(path) => Some(read_admin_token(path)?),
+        None => None,
+    };
+    if config.insecure_peer_rpc && !config.peers.is_empty() {
+        tracing::warn!(
+            http = %config.http_addr,
+            "INSECURE PEER RPC: insecure_peer_rpc is true, so anyone who can reach http_addr \
+             can act as a cluster member (move leadership, raise the term, write keys). \
+             Use peer_tls outside tests and trusted networks."
+        );
+    }
     let mut node = Node::start_with_fault(&config, metrics.clone(), fault)
         .await
         .with_context(|| {
@@ -130,6 +151,8 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         cluster = %config.cluster_id,
         resp = %config.resp_addr,
         http = %config.http_addr,
+        metrics = ?config.metrics_addr,
+        peer_mtls = config.peer_tls.is_some(),
         data_dir = %config.data_dir.display(),
         peers = config.peers.len(),
         "dkv-server started"
@@ -165,10 +188,30 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
             .saturating_mul(2)
             .max(64 << 20),
         transfer_timeout,
+        admin_token,
+        limits: server::http::HttpLimits {
+            header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+            max_connections: config.http.max_connections,
+            max_admin_body_bytes: config.http.max_admin_body_bytes,
+        },
+        refused: Arc::new(server::http::RefusedLog::new(Duration::from_millis(
+            config.http.refused_log_interval_ms,
+        ))),
     };
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(server::http::serve(
+            listener,
+            http_state.clone(),
+            server::http::Routes::Operator,
+            None,
+            stopped(stop_rx.clone()),
+        ));
+    }
     let http = tokio::spawn(server::http::serve(
         http_listener,
         http_state,
+        server::http::Routes::Peer,
+        node.handle().peer_tls_server(),
         stopped(stop_rx.clone()),
     ));
     let mut facts = server::info::ServerFacts::new(
@@ -213,6 +256,18 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         node.shutdown().await.context("stopping the node")?;
     }
     outcome
+}
+
+/// Reads the admin bearer token: the file's content without surrounding
+/// whitespace, which must not be empty.
+fn read_admin_token(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("admin_token_path {}: cannot read", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("admin_token_path {}: the file is empty", path.display());
+    }
+    Ok(Arc::from(token.as_bytes()))
 }
 
 /// Resolves with the name of the first SIGINT or SIGTERM.

@@ -82,6 +82,9 @@ pub enum NodeError {
     /// The WAL failed (open, write or fsync): the node must stop.
     #[error("write-ahead log: {0}")]
     Store(#[from] WalError),
+    /// The peer TLS files could not be loaded (the error names the file).
+    #[error("peer_tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The Raft core refused its configuration.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
@@ -347,7 +350,20 @@ impl Node {
             resp_addrs.insert(NodeId(peer.id), peer.resp_addr);
             http_peers.push((NodeId(peer.id), peer.http_addr));
         }
-        let transport = Transport::start(id, config.cluster_id.clone(), &http_peers);
+        let peer_tls = match &config.peer_tls {
+            Some(files) => Some(crate::tls::PeerTls::load(
+                &files.ca_cert_path,
+                &files.cert_path,
+                &files.key_path,
+            )?),
+            None => None,
+        };
+        let transport = Transport::start(
+            id,
+            config.cluster_id.clone(),
+            &http_peers,
+            peer_tls.as_ref().map(|tls| tls.client.clone()),
+        );
 
         let db = Arc::new(RwLock::new(restored));
         let receiver = Arc::new(snapshot::SnapshotReceiver::new(snapshots.clone()));
@@ -379,6 +395,7 @@ impl Node {
             inner: Arc::new(HandleInner {
                 id,
                 cluster_id: config.cluster_id.clone(),
+                peer_tls,
                 requests: request_tx,
                 inbound: inbound_tx,
                 db: db.clone(),
@@ -467,6 +484,8 @@ impl Node {
 struct HandleInner {
     id: NodeId,
     cluster_id: String,
+    /// Peer mTLS material (`None`: `insecure_peer_rpc`).
+    peer_tls: Option<crate::tls::PeerTls>,
     requests: mpsc::Sender<NodeRequest>,
     inbound: mpsc::Sender<Envelope>,
     db: Arc<RwLock<kv::Db>>,
@@ -544,6 +563,11 @@ impl NodeHandle {
     /// The cluster this node belongs to.
     pub fn cluster_id(&self) -> &str {
         &self.inner.cluster_id
+    }
+
+    /// The server side of peer mTLS, when `peer_tls` is configured.
+    pub fn peer_tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.inner.peer_tls.as_ref().map(|tls| tls.server.clone())
     }
 
     /// True if `id` is a configured peer of this node.

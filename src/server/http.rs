@@ -2,14 +2,32 @@
 //! operator routes `/metrics` (Prometheus text), `/status` (JSON), `/health`
 //! and `POST /admin/transfer-leader[?to=ID]`.
 //!
-//! Peer requests must name this node's cluster and a configured peer; anything
-//! else is refused with `403` before its body is decoded, so a node of another
-//! cluster that was given our address cannot disturb us. Bodies are capped, and
-//! so is each frame of a message stream.
+//! Two kinds of listener ([`Routes`]):
+//! - the peer listener (`http_addr`) serves every route. With peer TLS it speaks
+//!   only mutual TLS: a client must present a certificate chaining to the cluster
+//!   CA to finish the handshake, and a peer route is served only when that
+//!   certificate names the member id the request claims in `x-dkv-from` and that
+//!   id is a configured peer ([`PeerAuth`]). With `insecure_peer_rpc` it is
+//!   plain HTTP and the headers are all there is.
+//! - the operator listener (`metrics_addr`, plain HTTP) serves `/metrics`,
+//!   `/health`, `/status` and `/admin/*`, never a peer route, so Prometheus and
+//!   `dkv-cli` need no certificate.
+//!
+//! `/admin/*` needs the admin bearer token on either listener (compared in
+//! constant time); without a configured token the admin routes are refused.
+//!
+//! Peer requests must also name this node's cluster; anything else is refused
+//! with `403` before its body is decoded. Every listener bounds its open
+//! connections, the time a connection may take to send its headers (and its TLS
+//! handshake), and every request body (operator routes: `max_admin_body_bytes`;
+//! peer routes: `max_body_bytes`, and so is each frame of a message stream).
+//! Refused connections and requests are logged at most once per interval, with
+//! a count ([`RefusedLog`]).
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode};
@@ -17,9 +35,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::PrometheusHandle;
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::node::NodeHandle;
@@ -28,6 +48,86 @@ use crate::transport::{
     self, CLUSTER_HEADER, FORWARD_PATH, FROM_HEADER, MSG_PATH, READ_INDEX_PATH, SNAPSHOT_PATH,
     STREAM_PATH,
 };
+
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// The peer listener: peer RPC and the operator routes.
+    Peer,
+    /// The operator listener: `/metrics`, `/health`, `/status`, `/admin/*` only.
+    Operator,
+}
+
+/// What a connection proved about its sender, decided once per connection.
+#[derive(Clone, Debug)]
+pub enum PeerAuth {
+    /// The operator listener: peer routes do not exist here.
+    NotPeer,
+    /// A plain peer listener (`insecure_peer_rpc`): the headers are believed.
+    Insecure,
+    /// Mutual TLS: the client's leaf certificate, verified against the cluster
+    /// CA during the handshake.
+    Verified(CertificateDer<'static>),
+}
+
+/// Bounds of one HTTP listener.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Time to send the request headers (and to finish the TLS handshake).
+    pub header_read_timeout: Duration,
+    /// Most open connections; more are closed at accept.
+    pub max_connections: usize,
+    /// Largest body on operator routes.
+    pub max_admin_body_bytes: usize,
+}
+
+/// Counts refused connections and requests and logs them at most once per
+/// interval: anyone who can reach the port can cause refusals, so one line
+/// per refusal would let them fill the disk.
+pub struct RefusedLog {
+    interval: Duration,
+    state: Mutex<RefusedState>,
+}
+
+struct RefusedState {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusedLog {
+    /// A log that writes at most one line per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        RefusedLog {
+            interval,
+            state: Mutex::new(RefusedState {
+                last_logged: None,
+                unlogged: 0,
+            }),
+        }
+    }
+
+    /// Counts one refusal; logs it with the refusals counted since the last line
+    /// when an interval has passed. Returns whether a line was written.
+    pub fn note(&self, peer: std::net::SocketAddr, reason: &str) -> bool {
+        let now = Instant::now();
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.unlogged += 1;
+        let due = state
+            .last_logged
+            .is_none_or(|last| now.duration_since(last) >= self.interval);
+        if !due {
+            return false;
+        }
+        let refused = std::mem::take(&mut state.unlogged);
+        state.last_logged = Some(now);
+        drop(state);
+        warn!(refused, last_from = %peer, last_reason = reason, "http requests refused");
+        true
+    }
+}
 
 /// What the HTTP routes need.
 #[derive(Clone)]
@@ -40,11 +140,27 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// How long `/admin/transfer-leader` waits for the target to take over.
     pub transfer_timeout: std::time::Duration,
+    /// The bearer token `/admin/*` requires; `None` refuses every admin request.
+    pub admin_token: Option<Arc<[u8]>>,
+    /// Connection and request bounds.
+    pub limits: HttpLimits,
+    /// Where refusals are counted.
+    pub refused: Arc<RefusedLog>,
 }
 
-/// Serves HTTP until `shutdown` completes.
-pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Future<Output = ()>) {
+/// Serves HTTP on `listener` until `shutdown` completes: `routes` says which
+/// routes exist; with `tls`, every connection must finish a TLS handshake first
+/// (the peer listener's config requires a client certificate).
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    routes: Routes,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let state = Arc::new(state);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let open = Arc::new(Semaphore::new(state.limits.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,32 +175,131 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
                 }
             },
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            state.refused.note(peer, "too many open http connections");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, request).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, error = %e, "http connection ended with an error");
+            let _permit = permit;
+            let timeout = state.limits.header_read_timeout;
+            match acceptor {
+                None => {
+                    let auth = match routes {
+                        Routes::Peer => PeerAuth::Insecure,
+                        Routes::Operator => PeerAuth::NotPeer,
+                    };
+                    serve_connection(state, TokioIo::new(stream), peer, auth).await;
+                }
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            state.refused.note(peer, &format!("tls handshake: {e}"));
+                            return;
+                        }
+                        Err(_) => {
+                            state.refused.note(peer, "tls handshake timed out");
+                            return;
+                        }
+                    };
+                    let leaf = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|cert| cert.clone().into_owned());
+                    let auth = match (routes, leaf) {
+                        (Routes::Peer, Some(leaf)) => PeerAuth::Verified(leaf),
+                        _ => PeerAuth::NotPeer,
+                    };
+                    serve_connection(state, TokioIo::new(stream), peer, auth).await;
+                }
             }
         });
     }
 }
 
-async fn route(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    match (request.method(), request.uri().path()) {
-        (&Method::POST, STREAM_PATH) => message_stream(state, request).await,
-        (&Method::POST, MSG_PATH) => peer_route(state, request, PeerRoute::Messages).await,
-        (&Method::POST, FORWARD_PATH) => peer_route(state, request, PeerRoute::Forward).await,
-        (&Method::POST, READ_INDEX_PATH) => peer_route(state, request, PeerRoute::ReadIndex).await,
-        (&Method::POST, SNAPSHOT_PATH) => peer_route(state, request, PeerRoute::Snapshot).await,
+async fn serve_connection<I>(
+    state: Arc<HttpState>,
+    io: TokioIo<I>,
+    peer: std::net::SocketAddr,
+    auth: PeerAuth,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = state.limits.header_read_timeout;
+    let auth = Arc::new(auth);
+    let service = service_fn(move |request| {
+        let state = state.clone();
+        let auth = auth.clone();
+        async move { Ok::<_, Infallible>(route(&state, &auth, peer, request).await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(io, service)
+        .await
+    {
+        debug!(%peer, error = %e, "http connection ended with an error");
+    }
+}
+
+async fn route(
+    state: &HttpState,
+    auth: &PeerAuth,
+    peer: std::net::SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if path.starts_with("/raft/") {
+        if matches!(auth, PeerAuth::NotPeer) {
+            state
+                .refused
+                .note(peer, "peer route without a peer credential");
+            return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+        }
+        return match (request.method(), path) {
+            (&Method::POST, STREAM_PATH) => message_stream(state, auth, peer, request).await,
+            (&Method::POST, MSG_PATH) => {
+                peer_route(state, auth, peer, request, PeerRoute::Messages).await
+            }
+            (&Method::POST, FORWARD_PATH) => {
+                peer_route(state, auth, peer, request, PeerRoute::Forward).await
+            }
+            (&Method::POST, READ_INDEX_PATH) => {
+                peer_route(state, auth, peer, request, PeerRoute::ReadIndex).await
+            }
+            (&Method::POST, SNAPSHOT_PATH) => {
+                peer_route(state, auth, peer, request, PeerRoute::Snapshot).await
+            }
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        };
+    }
+    // Operator routes take no body worth more than a few bytes; read (and
+    // bound) whatever was sent so a client cannot park data on the connection.
+    let (parts, body) = request.into_parts();
+    if let Err(e) = Limited::new(body, state.limits.max_admin_body_bytes)
+        .collect()
+        .await
+    {
+        state.refused.note(peer, "operator request body too large");
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            format!("body: {e}\n"),
+        );
+    }
+    match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/admin/transfer-leader") => {
-            transfer_leader(state, request.uri().query()).await
+            if let Err(refusal) = check_admin(state, &parts.headers, peer) {
+                return refusal;
+            }
+            transfer_leader(state, parts.uri.query()).await
         }
         (&Method::GET, "/metrics") => match &state.prometheus {
             Some(handle) => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
@@ -125,6 +340,55 @@ async fn route(state: &HttpState, request: Request<Incoming>) -> Response<Full<B
         }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// Refuses an admin request without the configured bearer token.
+#[allow(clippy::result_large_err)]
+fn check_admin(
+    state: &HttpState,
+    headers: &http::HeaderMap,
+    peer: std::net::SocketAddr,
+) -> Result<(), Response<Full<Bytes>>> {
+    let Some(token) = &state.admin_token else {
+        state
+            .refused
+            .note(peer, "admin request: no admin token configured");
+        return Err(reply(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "admin routes are disabled: no admin_token_path configured\n",
+        ));
+    };
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or(b"");
+    if constant_time_eq(presented, token) {
+        return Ok(());
+    }
+    state
+        .refused
+        .note(peer, "admin request: missing or wrong token");
+    let mut refusal = reply(
+        StatusCode::UNAUTHORIZED,
+        "text/plain",
+        "admin token missing or wrong\n",
+    );
+    refusal.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    Err(refusal)
+}
+
+/// Compares two secrets in time that depends only on their lengths, not on
+/// where they first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// `POST /admin/transfer-leader[?to=ID]`: hands leadership to `ID` (or a peer
@@ -172,10 +436,12 @@ enum PeerRoute {
 
 async fn peer_route(
     state: &HttpState,
+    auth: &PeerAuth,
+    peer: std::net::SocketAddr,
     request: Request<Incoming>,
     kind: PeerRoute,
 ) -> Response<Full<Bytes>> {
-    let from = match check_peer(state, &request) {
+    let from = match check_peer(state, auth, peer, &request) {
         Ok(from) => from,
         Err(refusal) => return refusal,
     };
@@ -281,8 +547,13 @@ fn deliver_batch(
 /// they arrive, until the peer ends the stream. A bad frame ends it with an
 /// error status (the peer reopens it); so does this node's driver stopping, so
 /// a peer's stream never outlives the node it feeds.
-async fn message_stream(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let from = match check_peer(state, &request) {
+async fn message_stream(
+    state: &HttpState,
+    auth: &PeerAuth,
+    peer: std::net::SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let from = match check_peer(state, auth, peer, &request) {
         Ok(from) => from,
         Err(refusal) => return refusal,
     };
@@ -343,35 +614,40 @@ async fn message_stream(state: &HttpState, request: Request<Incoming>) -> Respon
     }
 }
 
-/// Refuses requests from another cluster or an unknown node.
+/// Refuses requests from another cluster, from an id that is not a configured
+/// peer, and (with mTLS) from a connection whose certificate does not name the
+/// id the request claims. Refusals do not tell the sender our cluster id.
 #[allow(clippy::result_large_err)]
 fn check_peer(
     state: &HttpState,
+    auth: &PeerAuth,
+    peer: std::net::SocketAddr,
     request: &Request<Incoming>,
 ) -> Result<NodeId, Response<Full<Bytes>>> {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let cluster = header(CLUSTER_HEADER).unwrap_or("");
-    if cluster != state.node.cluster_id() {
-        warn!(
-            theirs = cluster,
-            "peer request from another cluster refused"
-        );
-        return Err(reply(
+    let refuse = |reason: &str| {
+        state.refused.note(peer, reason);
+        Err(reply(
             StatusCode::FORBIDDEN,
             "text/plain",
-            format!("cluster id mismatch: this node is in cluster '{}', the request names '{cluster}'\n", state.node.cluster_id()),
-        ));
+            format!("{reason}\n"),
+        ))
+    };
+    if header(CLUSTER_HEADER).unwrap_or("") != state.node.cluster_id() {
+        return refuse("peer request names another cluster");
     }
-    match header(FROM_HEADER)
+    let Some(from) = header(FROM_HEADER)
         .and_then(|v| v.parse::<u64>().ok())
         .map(NodeId)
-    {
-        Some(from) if state.node.is_peer(from) => Ok(from),
-        other => Err(reply(
-            StatusCode::FORBIDDEN,
-            "text/plain",
-            format!("sender {other:?} is not a member of cluster '{cluster}'\n"),
-        )),
+        .filter(|&from| state.node.is_peer(from))
+    else {
+        return refuse("peer request from a sender that is not a member");
+    };
+    match auth {
+        PeerAuth::Insecure => Ok(from),
+        PeerAuth::Verified(leaf) if crate::tls::cert_names_node(leaf, from) => Ok(from),
+        PeerAuth::Verified(_) => refuse("peer certificate does not name the sender id"),
+        PeerAuth::NotPeer => refuse("peer route without a peer credential"),
     }
 }
 
@@ -387,4 +663,32 @@ fn reply(
         http::HeaderValue::from_static(content_type),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_equal_only_when_identical() {
+        assert!(constant_time_eq(b"s3cret-token", b"s3cret-token"));
+        assert!(!constant_time_eq(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!constant_time_eq(b"s3cret-token", b"s3cret-toke"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_interval_and_counted() {
+        let log = RefusedLog::new(Duration::from_secs(3600));
+        let peer: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert!(log.note(peer, "first"), "the first refusal is logged");
+        for _ in 0..1000 {
+            assert!(!log.note(peer, "flood"));
+        }
+        let state = log.state.lock().unwrap();
+        assert_eq!(state.unlogged, 1000, "suppressed refusals are counted");
+        drop(state);
+        let zero = RefusedLog::new(Duration::ZERO);
+        assert!(zero.note(peer, "a") && zero.note(peer, "b"));
+    }
 }

@@ -23,6 +23,13 @@
 //! Every request carries the cluster id ([`CLUSTER_HEADER`]) and the sender's node
 //! id ([`FROM_HEADER`]); a node rejects requests from another cluster.
 //!
+//! With peer TLS (`peer_tls` in the config) every connection is mutual TLS
+//! ([`PeerConnector`]): the client presents this node's certificate and accepts
+//! the server only if its certificate chains to the cluster CA and names the
+//! member id it meant to reach ([`crate::tls::peer_name`]), whatever address
+//! it connected to. The receiving side checks that the client certificate names
+//! the id in [`FROM_HEADER`] (`server::http`).
+//!
 //! One sender task per peer drains that peer's bounded queue, batching what is
 //! queued into one frame of its stream, so a dead or slow peer only fills (and
 //! then drops from) its own queue and never stalls the driver or the other
@@ -36,6 +43,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -43,7 +51,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, warn, Instrument};
@@ -78,6 +86,11 @@ const MSG_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const FRAME_BUDGET_BYTES: usize = 4 << 20;
 /// Frames handed to a stream's connection and not yet written.
 const STREAM_FRAMES_QUEUED: usize = 16;
+/// Idle pooled connections are closed after this: below the receiver's
+/// smallest header-read timeout (`http.header_read_timeout_ms` >= 1000), which
+/// also closes idle keep-alive connections, so a request rarely meets a
+/// connection the peer is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(900);
 /// Bytes of a frame's length prefix.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
@@ -281,8 +294,140 @@ pub fn take_frame(buffer: &mut bytes::BytesMut, limit: usize) -> Result<Option<B
     Ok(Some(buffer.split_to(len).freeze()))
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type StreamClient = Client<HttpConnector, FrameBody>;
+type HttpClient = Client<PeerConnector, Full<Bytes>>;
+type StreamClient = Client<PeerConnector, FrameBody>;
+
+/// Opens connections to peers: TCP, then (with peer TLS) a TLS handshake that
+/// presents this node's certificate and requires the server's to name the
+/// member id this address belongs to.
+#[derive(Clone)]
+pub struct PeerConnector {
+    tcp: HttpConnector,
+    tls: Option<PeerTlsClient>,
+}
+
+#[derive(Clone)]
+struct PeerTlsClient {
+    connector: tokio_rustls::TlsConnector,
+    /// Which member each configured peer address belongs to.
+    ids: Arc<HashMap<SocketAddr, NodeId>>,
+}
+
+impl PeerConnector {
+    fn new(tls: Option<(Arc<rustls::ClientConfig>, HashMap<SocketAddr, NodeId>)>) -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(Duration::from_millis(500)));
+        // The scheme says "https" with TLS; the TCP part is the same.
+        tcp.enforce_http(false);
+        PeerConnector {
+            tcp,
+            tls: tls.map(|(config, ids)| PeerTlsClient {
+                connector: tokio_rustls::TlsConnector::from(config),
+                ids: Arc::new(ids),
+            }),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for PeerConnector {
+    type Response = TokioIo<PeerStream>;
+    type Error = BoxError;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let mut tcp = self.tcp.clone();
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let target = uri
+                .authority()
+                .and_then(|a| a.as_str().parse::<SocketAddr>().ok());
+            let stream = tower_service::Service::call(&mut tcp, uri)
+                .await?
+                .into_inner();
+            let Some(tls) = tls else {
+                return Ok(TokioIo::new(PeerStream::Plain(stream)));
+            };
+            let id = target
+                .and_then(|addr| tls.ids.get(&addr).copied())
+                .ok_or("peer address is not a configured peer")?;
+            let stream = tls
+                .connector
+                .connect(crate::tls::peer_name(id), stream)
+                .await?;
+            Ok(TokioIo::new(PeerStream::Tls(Box::new(stream))))
+        })
+    }
+}
+
+/// A connection to a peer: plain TCP, or TLS over it.
+pub enum PeerStream {
+    /// `insecure_peer_rpc`.
+    Plain(tokio::net::TcpStream),
+    /// Mutual TLS.
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl hyper_util::client::legacy::connect::Connection for PeerStream {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+impl tokio::io::AsyncRead for PeerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for PeerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            PeerStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            PeerStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// The outbound side of peer RPC: per-peer sender tasks and request/response calls.
 #[derive(Clone)]
@@ -290,6 +435,7 @@ pub struct Transport {
     me: NodeId,
     cluster_id: String,
     client: HttpClient,
+    scheme: &'static str,
     peers: HashMap<NodeId, PeerLink>,
 }
 
@@ -300,20 +446,28 @@ struct PeerLink {
 }
 
 impl Transport {
-    /// Starts one sender task per peer (must run inside a tokio runtime).
-    pub fn start(me: NodeId, cluster_id: String, peers: &[(NodeId, SocketAddr)]) -> Transport {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_millis(500)));
+    /// Starts one sender task per peer (must run inside a tokio runtime). With
+    /// `tls` (this node's peer client configuration) every connection is mutual
+    /// TLS; without it, plain HTTP (`insecure_peer_rpc`).
+    pub fn start(
+        me: NodeId,
+        cluster_id: String,
+        peers: &[(NodeId, SocketAddr)],
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Transport {
+        let connector = PeerConnector::new(
+            tls.map(|config| (config, peers.iter().map(|&(id, addr)| (addr, id)).collect())),
+        );
+        let scheme = connector.scheme();
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector.clone());
         // Streams hold their connection for as long as they last; the pool only
         // matters for a stream reopened after one ended cleanly.
         let streams: StreamClient = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         let mut links = HashMap::new();
         for &(id, http_addr) in peers {
@@ -328,7 +482,7 @@ impl Transport {
             let sender = PeerSender {
                 me,
                 cluster_id: cluster_id.clone(),
-                uri: format!("http://{http_addr}{STREAM_PATH}"),
+                uri: format!("{scheme}://{http_addr}{STREAM_PATH}"),
                 client: streams.clone(),
             };
             tokio::spawn(
@@ -341,6 +495,7 @@ impl Transport {
             me,
             cluster_id,
             client,
+            scheme,
             peers: links,
         }
     }
@@ -422,7 +577,7 @@ impl Transport {
             reason: "not a configured peer".to_string(),
         })?;
         let request = build_request(
-            &format!("http://{}{path}", link.http_addr),
+            &format!("{}://{}{path}", self.scheme, link.http_addr),
             &self.cluster_id,
             self.me,
             Full::new(body),
