@@ -17,6 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::{entry_bytes, Db, Entry, KvConfig, Stats, DATABASES};
+use crate::acl::Users;
 
 #[derive(Serialize, Deserialize)]
 enum Record {
@@ -35,6 +36,10 @@ enum Record {
         entry: Entry,
     },
     End,
+    /// The ACL users. Written after `Meta` by snapshots since ACLs exist;
+    /// a snapshot without it (older) restores with only the default user.
+    /// Last in the enum: variant indexes are the file format.
+    Users(Users),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -90,6 +95,7 @@ impl Iterator for SnapshotChunks {
                     config: db.config.clone(),
                 },
             );
+            push(&mut buf, &Record::Users((*db.users).clone()));
         }
         while buf.len() < self.chunk_size {
             if self.db >= DATABASES {
@@ -251,6 +257,12 @@ impl Db {
                         return Err(corrupt(offset, "keys out of order or repeated"));
                     }
                     entries[d].push((key, entry));
+                }
+                Record::Users(users) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "users before meta"));
+                    }
+                    db.users = std::sync::Arc::new(users);
                 }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {

@@ -25,6 +25,7 @@ use super::commands::transactions;
 pub use super::commands::COMMANDS;
 use super::info::ServerFacts;
 use super::reply::{Protocol, Reply};
+use crate::acl::{Categories, KeyAccess};
 use crate::kv::{Db, KvInfo, Op, Output, WatchToken};
 use crate::node::{NodeStatus, ReadCtx, RequestError};
 
@@ -187,24 +188,6 @@ impl Flags {
         }
         names
     }
-
-    /// The ACL categories (`COMMAND` output).
-    pub(crate) fn acl_categories(self, group: &'static str) -> Vec<Reply> {
-        let mut names = Vec::new();
-        for (flag, name) in [
-            (Flags::WRITE, "@write"),
-            (Flags::READONLY, "@read"),
-            (Flags::ADMIN, "@admin"),
-            (Flags::FAST, "@fast"),
-            (Flags::CONNECTION, "@connection"),
-        ] {
-            if self.contains(flag) {
-                names.push(Reply::Simple(name));
-            }
-        }
-        names.push(Reply::Simple(group));
-        names
-    }
 }
 
 /// A command queued by `MULTI`.
@@ -364,6 +347,8 @@ pub struct SubcommandSpec {
     pub arity: i32,
     /// The handler (gets all arguments, container name included).
     pub handler: Handler,
+    /// Redis 7's ACL categories of the subcommand.
+    pub acl_categories: Categories,
 }
 
 /// One row of the command table.
@@ -388,6 +373,24 @@ pub struct CommandSpec {
     pub subcommands: &'static [SubcommandSpec],
     /// One-line summary (`COMMAND DOCS`).
     pub summary: &'static str,
+    /// Redis 7's ACL categories of the command (`COMMAND INFO`, `+@cat`).
+    pub acl_categories: Categories,
+    /// What the command does to its first key (ACL `%R~` / `%W~` checks).
+    pub first_key_access: KeyAccess,
+    /// What it does to its other keys.
+    pub other_key_access: KeyAccess,
+}
+
+impl CommandSpec {
+    /// The row with its ACL categories and key access (first key, others).
+    pub const fn acl(self, categories: Categories, keys: (KeyAccess, KeyAccess)) -> CommandSpec {
+        CommandSpec {
+            acl_categories: categories,
+            first_key_access: keys.0,
+            other_key_access: keys.1,
+            ..self
+        }
+    }
 }
 
 impl CommandSpec {

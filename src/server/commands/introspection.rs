@@ -24,7 +24,7 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
                 Reply::Integer(0),
                 Reply::Integer(0),
                 Reply::Integer(0),
-                Reply::Array(spec.flags.acl_categories(spec.group)),
+                category_names(sub.acl_categories),
                 Reply::Array(vec![]),
                 Reply::Array(vec![]),
                 Reply::Array(vec![]),
@@ -38,11 +38,16 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
         Reply::Integer(spec.first_key),
         Reply::Integer(spec.last_key),
         Reply::Integer(spec.key_step),
-        Reply::Array(spec.flags.acl_categories(spec.group)),
+        category_names(spec.acl_categories),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
         Reply::Array(subcommands),
     ])
+}
+
+/// ACL categories as `COMMAND INFO` shows them (`@read`, `@string` ...).
+fn category_names(categories: crate::acl::Categories) -> Reply {
+    Reply::Array(categories.names().map(Reply::Simple).collect())
 }
 
 pub fn command_all(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
