@@ -127,6 +127,35 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Client authentication (Redis's `requirepass`, `protected-mode`,
+/// `aclfile`, `acllog-max-len`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The default user's password. The users are cluster state: at start
+    /// the node proposes it (once a leader is known) unless the replicated
+    /// default user already has exactly this password.
+    pub requirepass: Option<String>,
+    /// Refuse clients from addresses other than 127.0.0.1 and ::1 while the
+    /// default user needs no password (Redis's protected mode).
+    pub protected_mode: bool,
+    /// The file `ACL LOAD` reads and `ACL SAVE` writes (not read at start).
+    pub aclfile: Option<PathBuf>,
+    /// Entries kept in this node's ACL LOG.
+    pub acl_log_max_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            requirepass: None,
+            protected_mode: true,
+            aclfile: None,
+            acl_log_max_entries: 128,
+        }
+    }
+}
+
 /// A node's whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +184,9 @@ pub struct Config {
     /// Client limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Client authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 fn default_cluster_id() -> String {
@@ -189,6 +221,7 @@ impl Config {
                 request_timeout_ms: 10_000,
                 ..LimitsConfig::default()
             },
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -166,6 +166,17 @@ pub fn hash_rules(rules: &[Bytes]) -> Vec<Bytes> {
         .collect()
 }
 
+/// The rules `requirepass <password>` stands for on the default user:
+/// `resetpass` then the password's hash, or `nopass` for an empty one.
+pub fn requirepass_rules(password: &[u8]) -> Vec<Bytes> {
+    let last = if password.is_empty() {
+        Bytes::from_static(b"nopass")
+    } else {
+        Bytes::from(format!("#{}", hash_password(password)))
+    };
+    vec![Bytes::from_static(b"resetpass"), last]
+}
+
 /// Sets or clears one command (and, for a container, all its subcommands).
 fn change_command(allowed: &mut BTreeSet<String>, index: usize, allow: bool) {
     let spec = &COMMANDS[index];
@@ -266,7 +277,7 @@ impl User {
             return true;
         }
         let hash = hash_password(password);
-        self.passwords.iter().any(|p| *p == hash)
+        self.passwords.contains(&hash)
     }
 
     /// True if the command or subcommand `full_name` is allowed.

@@ -166,6 +166,14 @@ pub fn config_set(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action
     if args.len() % 2 == 1 {
         return Err(CommandError::WrongArity { name: "config|set" });
     }
+    // `requirepass` alone: the default user's password, replicated as an
+    // ACL change (as Redis: resetpass, then the password or nopass).
+    if args.len() == 4 && args[2].eq_ignore_ascii_case(b"requirepass") {
+        return Ok(Action::Write(Op::Acl(crate::acl::AclOp::SetUser {
+            name: Bytes::from_static(b"default"),
+            rules: crate::acl::user::requirepass_rules(&args[3]),
+        })));
+    }
     for pair in args[2..].chunks(2) {
         let name = &pair[0];
         if !(name.eq_ignore_ascii_case(b"maxmemory")

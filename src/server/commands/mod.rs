@@ -3,6 +3,7 @@
 //! to the Raft log or to a read, interpreted by `kv`), [`connection`], [`debug`],
 //! [`introspection`] and [`transactions`].
 
+pub mod acl;
 pub mod clients;
 pub mod connection;
 pub mod data;
@@ -117,6 +118,24 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         connection::client_help,
         cats(&[SLOW, CONNECTION])
     ),
+];
+
+const ACL_ADMIN: C = cats(&[ADMIN_CAT, SLOW, DANGEROUS]);
+
+static ACL_SUBCOMMANDS: &[SubcommandSpec] = &[
+    sub!("acl", "cat", -2, acl::cat, cats(&[SLOW])),
+    sub!("acl", "deluser", -3, acl::deluser, ACL_ADMIN),
+    sub!("acl", "dryrun", -4, acl::dryrun, ACL_ADMIN),
+    sub!("acl", "genpass", -2, acl::genpass, cats(&[SLOW])),
+    sub!("acl", "getuser", 3, acl::getuser, ACL_ADMIN),
+    sub!("acl", "list", 2, acl::list, ACL_ADMIN),
+    sub!("acl", "load", 2, acl::load, ACL_ADMIN),
+    sub!("acl", "log", -2, acl::log, ACL_ADMIN),
+    sub!("acl", "save", 2, acl::save, ACL_ADMIN),
+    sub!("acl", "setuser", -3, acl::setuser, ACL_ADMIN),
+    sub!("acl", "users", 2, acl::users, ACL_ADMIN),
+    sub!("acl", "whoami", 2, acl::whoami, cats(&[SLOW])),
+    sub!("acl", "help", 2, acl::acl_help, cats(&[SLOW])),
 ];
 
 static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
@@ -382,6 +401,18 @@ pub static COMMANDS: &[CommandSpec] = &[
             -2,
             CONN.or(LOADING),
             CN,
+            NO_KEYS,
+            connection::missing_subcommand,
+        )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+    },
+    CommandSpec {
+        subcommands: ACL_SUBCOMMANDS,
+        ..spec(
+            "acl",
+            -2,
+            ADMIN.or(LOADING),
+            "@server",
             NO_KEYS,
             connection::missing_subcommand,
         )
