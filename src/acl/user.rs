@@ -403,9 +403,14 @@ impl User {
                             at += 1;
                             break;
                         }
+                        // `%R` alone: the pattern is what follows (nothing).
+                        None => break,
                         _ => return Err(RuleError::Syntax),
                     }
                     at += 1;
+                }
+                if !read && !write {
+                    return Err(RuleError::Syntax);
                 }
                 (read, write, &rule[at..])
             } else {

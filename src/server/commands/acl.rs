@@ -84,9 +84,9 @@ impl AclLog {
         self.add(session, reason, object, session.user.clone());
     }
 
-    /// Records a failed AUTH / HELLO AUTH for `username`.
-    pub fn record_auth(&self, session: &Session, username: Bytes) {
-        self.add(session, "auth", Bytes::from_static(b"AUTH"), username);
+    /// Records a failed AUTH / HELLO AUTH (`command`, as sent) for `username`.
+    pub fn record_auth(&self, session: &Session, command: Bytes, username: Bytes) {
+        self.add(session, "auth", command, username);
     }
 
     fn add(&self, session: &Session, reason: &'static str, object: Bytes, username: Bytes) {
@@ -165,11 +165,13 @@ fn text(bytes: &[u8]) -> String {
 /// `ACL SETUSER name [rule ...]`.
 pub fn setuser(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
     let name = args[2].clone();
-    let rules = hash_rules(&args[3..]);
-    // Checked here against this node's users: most errors need no log entry.
+    // Checked here against this node's users, with the rules as given (so
+    // an error quotes them as the client wrote them): most errors need no
+    // log entry.
     env.users()
-        .preview(&name, &rules)
+        .preview(&name, &args[3..])
         .map_err(|e| CommandError::Acl(e.to_string()))?;
+    let rules = hash_rules(&args[3..]);
     Ok(Action::Write(Op::Acl(AclOp::SetUser { name, rules })))
 }
 

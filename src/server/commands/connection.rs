@@ -37,13 +37,14 @@ pub fn quit(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, Command
 pub fn authenticate(
     session: &mut Session,
     env: &dyn Env,
+    command: &Bytes,
     user: &Bytes,
     password: &[u8],
 ) -> Result<(), CommandError> {
     let accepted = env.users().get(user).is_some_and(|u| u.accepts(password));
     if !accepted {
         if let Some(log) = env.acl_log() {
-            log.record_auth(session, user.clone());
+            log.record_auth(session, command.clone(), user.clone());
         }
         return Err(CommandError::WrongPass);
     }
@@ -65,7 +66,7 @@ pub fn auth(session: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
         3 => (args[1].clone(), &args[2]),
         _ => return Err(CommandError::Syntax),
     };
-    authenticate(session, env, &user, password)?;
+    authenticate(session, env, &args[0], &user, password)?;
     Ok(Action::Reply(Reply::OK))
 }
 
@@ -101,7 +102,7 @@ pub fn hello(session: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Act
         }
     }
     if let Some((user, password)) = credentials {
-        authenticate(session, env, &user, &password)?;
+        authenticate(session, env, &args[0], &user, &password)?;
     }
     if let Some(name) = name {
         set_client_name(session, name)?;
