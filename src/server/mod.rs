@@ -421,3 +421,34 @@ mod tests {
         node.shutdown().await.expect("node stops");
     }
 }
+
+#[cfg(test)]
+mod protected_mode_tests {
+    use super::protected_mode_refuses;
+    use crate::acl::{AclOp, Users};
+
+    /// Redis 7.0 counts exactly 127.0.0.1 and ::1 as local: the rest of
+    /// 127/8 is refused like any remote address, while no password is set.
+    #[test]
+    fn only_127_0_0_1_and_ipv6_loopback_are_local() {
+        let open = Users::default();
+        let refused = |users: &Users, addr: &str, on: bool| {
+            protected_mode_refuses(on, users, addr.parse().unwrap())
+        };
+        assert!(!refused(&open, "127.0.0.1", true));
+        assert!(!refused(&open, "::1", true));
+        assert!(!refused(&open, "::ffff:127.0.0.1", true));
+        assert!(refused(&open, "127.0.0.2", true));
+        assert!(refused(&open, "10.1.2.3", true));
+        assert!(refused(&open, "fe80::1", true));
+        assert!(!refused(&open, "10.1.2.3", false));
+        let mut locked = Users::default();
+        locked
+            .apply(&AclOp::SetUser {
+                name: "default".into(),
+                rules: crate::acl::user::requirepass_rules(b"pw"),
+            })
+            .unwrap();
+        assert!(!refused(&locked, "10.1.2.3", true));
+    }
+}
