@@ -1227,6 +1227,13 @@ fn acl_sequence() -> Vec<(usize, usize, Vec<&'static str>, AclCheck)> {
         e(0, 0, &["ACL", "DELUSER", "default"]),
         e(0, 0, &["ACL", "DELUSER", "nosuch", "empty", "flags"]),
         e(0, 1, &["ACL", "USERS"]),
+        // ACL changes inside MULTI run at EXEC (dkv: as their own entry).
+        e(0, 0, &["MULTI"]),
+        e(0, 0, &["ACL", "SETUSER", "txuser", "on", "nopass", "+get"]),
+        e(0, 0, &["SET", "txkey", "v"]),
+        e(0, 0, &["EXEC"]),
+        (0, 1, vec!["ACL", "GETUSER", "txuser"], Words),
+        e(0, 0, &["ACL", "DELUSER", "txuser"]),
         // requirepass is the default user's password.
         e(0, 0, &["CONFIG", "SET", "requirepass", "topsecret"]),
         (0, 1, vec!["ACL", "GETUSER", "default"], Words),
