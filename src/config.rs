@@ -180,6 +180,35 @@ impl Default for HttpConfig {
     }
 }
 
+/// Client authentication (Redis's `requirepass`, `protected-mode`,
+/// `aclfile`, `acllog-max-len`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The default user's password. The users are cluster state: at start
+    /// the node proposes it (once a leader is known) unless the replicated
+    /// default user already has exactly this password.
+    pub requirepass: Option<String>,
+    /// Refuse clients from addresses other than 127.0.0.1 and ::1 while the
+    /// default user needs no password (Redis's protected mode).
+    pub protected_mode: bool,
+    /// The file `ACL LOAD` reads and `ACL SAVE` writes (not read at start).
+    pub aclfile: Option<PathBuf>,
+    /// Entries kept in this node's ACL LOG.
+    pub acl_log_max_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            requirepass: None,
+            protected_mode: true,
+            aclfile: None,
+            acl_log_max_entries: 128,
+        }
+    }
+}
+
 /// A node's whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +256,9 @@ pub struct Config {
     /// HTTP listener bounds.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Client authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 fn default_cluster_id() -> String {
@@ -266,6 +298,7 @@ impl Config {
             metrics_addr: None,
             admin_token_path: None,
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -1159,6 +1192,10 @@ insecure_peer_rpc: true
             "data_dir:",
             "peers:",
             "follower_writes:",
+            "requirepass:",
+            "protected_mode:",
+            "aclfile:",
+            "acl_log_max_entries:",
             "tick_ms:",
             "election_timeout_min_ticks:",
             "election_timeout_max_ticks:",

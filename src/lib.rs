@@ -5,6 +5,7 @@
 //! listeners, `transport` the outbound peer RPC, `node` the driver joining them,
 //! `config` the YAML config, `metrics` the metric handles.
 
+pub mod acl;
 pub mod config;
 pub mod kv;
 pub mod lincheck;

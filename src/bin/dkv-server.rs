@@ -221,7 +221,9 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         config.limits.max_clients,
     );
     facts.mem_allocator = "mimalloc";
-    let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts);
+    let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts)
+        .with_auth(config.auth.clone());
+    tokio::spawn(server::apply_requirepass(context.clone()));
     let resp = tokio::spawn(server::serve(
         resp_listener,
         context,

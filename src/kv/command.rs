@@ -77,6 +77,9 @@ pub enum Op {
         /// `(db, key)` pairs.
         keys: Vec<(u8, Bytes)>,
     },
+    /// A change to the ACL users (`ACL SETUSER/DELUSER/LOAD`, `CONFIG SET
+    /// requirepass`). Last in the enum: variant indexes are the log format.
+    Acl(crate::acl::AclOp),
 }
 
 /// The result of applying a command, turned into a RESP reply by the server.

@@ -37,9 +37,12 @@ mod table;
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+use crate::acl::{AclOp, Users};
 
 pub use command::{Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
@@ -245,6 +248,8 @@ pub struct Db {
     used_bytes: u64,
     pub(crate) stats: Stats,
     pub(crate) config: KvConfig,
+    /// The ACL users (replicated; shared with readers, copied on change).
+    pub(crate) users: Arc<Users>,
 }
 
 impl Default for Db {
@@ -260,6 +265,7 @@ impl Default for Db {
             used_bytes: 0,
             stats: Stats::default(),
             config: KvConfig::default(),
+            users: Arc::default(),
         }
     }
 }
@@ -336,7 +342,29 @@ impl Db {
                 }
                 Output::Integer(count)
             }
+            Op::Acl(op) => self.apply_acl(op),
         }
+    }
+
+    /// Applies a change to the users; the output is what the ACL command
+    /// answers (`OK`, the number deleted, or Redis's error text).
+    fn apply_acl(&mut self, op: &AclOp) -> Output {
+        let mut users = (*self.users).clone();
+        match users.apply(op) {
+            Ok(deleted) => {
+                self.users = Arc::new(users);
+                match op {
+                    AclOp::DelUser { .. } => Output::Integer(deleted as i64),
+                    _ => Output::Ok,
+                }
+            }
+            Err(error) => Output::err(format!("ERR {error}")),
+        }
+    }
+
+    /// The ACL users as of the last applied entry (cheap: shared).
+    pub fn users(&self) -> Arc<Users> {
+        Arc::clone(&self.users)
     }
 
     /// Runs one interpreter command (read or write) at the current now.

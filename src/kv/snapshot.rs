@@ -4,8 +4,10 @@
 //! `Bytes`, so this copies the maps' structure, not the data) and then encodes
 //! it record by record, so the live map is never frozen during the write. The
 //! encoding is a sequence of length-prefixed postcard records: one `Meta`
-//! (replicated now, counters, stats, config, WATCH tombstones), then one
-//! `Entry` per key in database then key order, then `End`. Identical states
+//! (replicated now, counters, stats, config, WATCH tombstones), one `Users`
+//! (the ACL users; absent in snapshots written before ACLs, which then
+//! restore with only the default user), then one `Entry` per key in database
+//! then key order, then `End`. Identical states
 //! give identical bytes (replicas can be compared byte for byte).
 //! [`Db::restore`] rebuilds exactly the same state (local access info aside),
 //! and refuses a snapshot whose keys are not in strictly increasing order
@@ -17,6 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::{entry_bytes, Db, Entry, KvConfig, Stats, DATABASES};
+use crate::acl::Users;
 
 #[derive(Serialize, Deserialize)]
 enum Record {
@@ -35,6 +38,10 @@ enum Record {
         entry: Entry,
     },
     End,
+    /// The ACL users. Written after `Meta` by snapshots since ACLs exist;
+    /// a snapshot without it (older) restores with only the default user.
+    /// Last in the enum: variant indexes are the file format.
+    Users(Users),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -90,6 +97,7 @@ impl Iterator for SnapshotChunks {
                     config: db.config.clone(),
                 },
             );
+            push(&mut buf, &Record::Users((*db.users).clone()));
         }
         while buf.len() < self.chunk_size {
             if self.db >= DATABASES {
@@ -252,6 +260,12 @@ impl Db {
                     }
                     entries[d].push((key, entry));
                 }
+                Record::Users(users) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "users before meta"));
+                    }
+                    db.users = std::sync::Arc::new(users);
+                }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {
                         db.restore_keyspace(d, entries);
@@ -261,5 +275,77 @@ impl Db {
             }
             offset += 4 + len;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::AclOp;
+    use crate::kv::{Command, Op};
+
+    fn db_with_user() -> Db {
+        let mut db = Db::new();
+        db.apply(&Command {
+            ts_ms: 1,
+            op: Op::Set {
+                key: "k".into(),
+                value: "v".into(),
+            },
+        });
+        let out = db.apply(&Command {
+            ts_ms: 2,
+            op: Op::Acl(AclOp::SetUser {
+                name: "alice".into(),
+                rules: vec!["on".into(), ">pw".into(), "~a*".into(), "+get".into()],
+            }),
+        });
+        assert_eq!(out, crate::kv::Output::Ok);
+        db
+    }
+
+    /// The users are part of the snapshot: restored identical, and the
+    /// snapshot bytes differ when only a user differs.
+    #[test]
+    fn users_round_trip_through_snapshots() {
+        let db = db_with_user();
+        let restored = Db::restore(&db.snapshot_bytes()).unwrap();
+        assert_eq!(restored, db);
+        assert!(restored.users().get(b"alice").unwrap().accepts(b"pw"));
+        let mut other = db.clone();
+        other.apply(&Command {
+            ts_ms: 3,
+            op: Op::Acl(AclOp::DelUser {
+                names: vec!["alice".into()],
+            }),
+        });
+        assert_ne!(other.snapshot_bytes(), db.snapshot_bytes());
+    }
+
+    /// A snapshot written before users existed (no `Users` record) restores
+    /// with only the default user, its keys intact.
+    #[test]
+    fn snapshots_without_users_restore_with_the_default_user() {
+        let db = db_with_user();
+        let bytes = db.snapshot_bytes();
+        // Meta is the first record, Users the second: cut the second out.
+        let record_end =
+            |at: usize| at + 4 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let meta_end = record_end(0);
+        let users_end = record_end(meta_end);
+        let mut old = bytes[..meta_end].to_vec();
+        old.extend_from_slice(&bytes[users_end..]);
+        let restored = Db::restore(&old).unwrap();
+        assert!(restored.users().get(b"alice").is_none());
+        assert!(restored.users().get(b"default").unwrap().nopass);
+        assert_eq!(restored.dbs, db.dbs);
+    }
+
+    /// Users before Meta: refused, not half-applied.
+    #[test]
+    fn users_before_meta_is_corrupt() {
+        let mut buf = BytesMut::new();
+        push(&mut buf, &Record::Users(Users::default()));
+        assert!(Db::restore(&buf).is_err());
     }
 }

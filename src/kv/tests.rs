@@ -473,13 +473,13 @@ fn snapshot_with_keys_out_of_order_or_repeated_is_corrupt() {
     m.exec("SET a 1");
     m.exec("SET b 2");
     let records = snapshot_records(&m.db.snapshot_bytes());
-    assert_eq!(records.len(), 4, "meta, a, b, end");
+    assert_eq!(records.len(), 5, "meta, users, a, b, end");
     let join =
         |order: &[usize]| -> Vec<u8> { order.iter().flat_map(|&i| records[i].clone()).collect() };
-    assert!(Db::restore(&join(&[0, 1, 2, 3])).is_ok());
+    assert!(Db::restore(&join(&[0, 1, 2, 3, 4])).is_ok());
     for (order, reason) in [
-        (&[0, 2, 1, 3][..], "keys out of order or repeated"),
-        (&[0, 1, 1, 2, 3][..], "keys out of order or repeated"),
+        (&[0, 1, 3, 2, 4][..], "keys out of order or repeated"),
+        (&[0, 1, 2, 2, 3, 4][..], "keys out of order or repeated"),
     ] {
         match Db::restore(&join(order)) {
             Err(SnapshotError::Corrupt { reason: r, .. }) => assert_eq!(r, reason),
@@ -491,7 +491,7 @@ fn snapshot_with_keys_out_of_order_or_repeated_is_corrupt() {
     m.exec_in(1, "SET a 1");
     m.exec_in(0, "SET b 1");
     let records = snapshot_records(&m.db.snapshot_bytes());
-    let swapped: Vec<u8> = [0, 2, 1, 3]
+    let swapped: Vec<u8> = [0, 1, 3, 2, 4]
         .iter()
         .flat_map(|&i| records[i].clone())
         .collect();

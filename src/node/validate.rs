@@ -113,7 +113,9 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
     };
     for op in ops {
         match op {
-            kv::Op::Set { .. } | kv::Op::Del { .. } => {}
+            // A user change a client sent to a follower: the follower
+            // checked the client's permissions before forwarding it.
+            kv::Op::Set { .. } | kv::Op::Del { .. } | kv::Op::Acl(_) => {}
             kv::Op::Exec { db, args } => command_ok(*db, args)?,
             kv::Op::Multi { commands, watched } => {
                 for (db, args) in commands {

@@ -20,11 +20,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::commands::acl::AclLog;
 use super::commands::clients::{ClientRegistry, ClientShared};
 use super::commands::transactions;
 pub use super::commands::COMMANDS;
 use super::info::ServerFacts;
 use super::reply::{Protocol, Reply};
+use crate::acl::{Categories, Denied, KeyAccess, Users};
 use crate::kv::{Db, KvInfo, Op, Output, WatchToken};
 use crate::node::{NodeStatus, ReadCtx, RequestError};
 
@@ -117,9 +119,30 @@ pub enum CommandError {
     /// `AUTH password` while no password is configured.
     #[error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")]
     AuthWithoutPassword,
-    /// `AUTH user password` for a user other than `default`.
+    /// Wrong user name or password, or a disabled user.
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
+    /// A command other than AUTH / HELLO before authenticating.
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    /// `HELLO` without `AUTH` on a connection not authenticated.
+    #[error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")]
+    HelloNoAuth,
+    /// The user may not run this command (its full name).
+    #[error("NOPERM this user has no permissions to run the '{0}' command")]
+    NoPermCommand(&'static str),
+    /// The user may not access one of the command's keys.
+    #[error("NOPERM this user has no permissions to access one of the keys used as arguments")]
+    NoPermKey,
+    /// The user may not use one of the command's channels.
+    #[error("NOPERM this user has no permissions to access one of the channels used as arguments")]
+    NoPermChannel,
+    /// The connection's user no longer exists (it is closed).
+    #[error("ERR the user of this connection was deleted")]
+    UserDeleted,
+    /// An ACL command's error with Redis's text (after `ERR `).
+    #[error("ERR {0}")]
+    Acl(String),
     /// A client name with spaces or control characters.
     #[error("ERR Client names cannot contain spaces, newlines or special characters.")]
     InvalidClientName,
@@ -187,24 +210,6 @@ impl Flags {
         }
         names
     }
-
-    /// The ACL categories (`COMMAND` output).
-    pub(crate) fn acl_categories(self, group: &'static str) -> Vec<Reply> {
-        let mut names = Vec::new();
-        for (flag, name) in [
-            (Flags::WRITE, "@write"),
-            (Flags::READONLY, "@read"),
-            (Flags::ADMIN, "@admin"),
-            (Flags::FAST, "@fast"),
-            (Flags::CONNECTION, "@connection"),
-        ] {
-            if self.contains(flag) {
-                names.push(Reply::Simple(name));
-            }
-        }
-        names.push(Reply::Simple(group));
-        names
-    }
 }
 
 /// A command queued by `MULTI`.
@@ -258,6 +263,11 @@ pub struct Session {
     /// This connection's entry in the client registry (CLIENT LIST / KILL),
     /// refreshed after every command; None when not registered (tests).
     pub client: Option<Arc<ClientShared>>,
+    /// The ACL user this connection runs as (`default` until AUTH).
+    pub user: Bytes,
+    /// False until the client authenticates, unless the default user needed
+    /// no password when the connection was accepted (as Redis decides).
+    pub authenticated: bool,
 }
 
 impl Session {
@@ -281,7 +291,16 @@ impl Session {
             readonly: false,
             last_command: "NULL",
             client: None,
+            user: Bytes::from_static(b"default"),
+            authenticated: true,
         }
+    }
+
+    /// Runs as the `default` user, authenticated only if it needs no
+    /// password (a new connection, `RESET`).
+    pub fn reset_user(&mut self, users: &Users) {
+        self.user = Bytes::from_static(b"default");
+        self.authenticated = users.get(b"default").is_some_and(|u| u.enabled && u.nopass);
     }
 
     /// Leaves any transaction and forgets the watched keys.
@@ -306,6 +325,18 @@ pub trait Env {
     /// The registry of open connections (CLIENT LIST / KILL); None when the
     /// environment has none (then only the current connection is known).
     fn clients(&self) -> Option<&ClientRegistry> {
+        None
+    }
+    /// The ACL users as this node has applied them (permission checks).
+    fn users(&self) -> Arc<Users> {
+        Arc::default()
+    }
+    /// This node's ACL LOG; None when the environment keeps none.
+    fn acl_log(&self) -> Option<&AclLog> {
+        None
+    }
+    /// The ACL file (`ACL LOAD` / `ACL SAVE`), if configured.
+    fn acl_file(&self) -> Option<&std::path::Path> {
         None
     }
 }
@@ -364,6 +395,8 @@ pub struct SubcommandSpec {
     pub arity: i32,
     /// The handler (gets all arguments, container name included).
     pub handler: Handler,
+    /// Redis 7's ACL categories of the subcommand.
+    pub acl_categories: Categories,
 }
 
 /// One row of the command table.
@@ -388,6 +421,24 @@ pub struct CommandSpec {
     pub subcommands: &'static [SubcommandSpec],
     /// One-line summary (`COMMAND DOCS`).
     pub summary: &'static str,
+    /// Redis 7's ACL categories of the command (`COMMAND INFO`, `+@cat`).
+    pub acl_categories: Categories,
+    /// What the command does to its first key (ACL `%R~` / `%W~` checks).
+    pub first_key_access: KeyAccess,
+    /// What it does to its other keys.
+    pub other_key_access: KeyAccess,
+}
+
+impl CommandSpec {
+    /// The row with its ACL categories and key access (first key, others).
+    pub const fn acl(self, categories: Categories, keys: (KeyAccess, KeyAccess)) -> CommandSpec {
+        CommandSpec {
+            acl_categories: categories,
+            first_key_access: keys.0,
+            other_key_access: keys.1,
+            ..self
+        }
+    }
 }
 
 impl CommandSpec {
@@ -493,6 +544,17 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
         });
     };
     session.last_command = command_label(spec, args);
+    if let Err(error) = gate(backend, session, spec, args) {
+        if session.multi.is_some() {
+            session.multi_error = true;
+        }
+        let close = error == CommandError::UserDeleted;
+        return Prepared::Done(Executed {
+            reply: error.into(),
+            close,
+            command: Some(index),
+        });
+    }
     if session.multi.is_some() && !spec.flags.contains(Flags::NO_QUEUE) {
         let reply = match resolve(spec, args) {
             Err(error) => {
@@ -529,6 +591,49 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             command: index,
         },
     }
+}
+
+/// Authentication and ACL checks, in Redis's order: a command that fails
+/// the arity or subcommand check is left to report that; then NOAUTH for a
+/// connection not authenticated (AUTH, HELLO and QUIT excepted); then the
+/// user's permissions (NOPERM, recorded in the ACL LOG). A connection whose
+/// user was deleted gets [`CommandError::UserDeleted`] and is closed (Redis
+/// closes such connections when the user is deleted).
+fn gate(
+    env: &dyn Env,
+    session: &Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Result<(), CommandError> {
+    if resolve(spec, args).is_err() {
+        return Ok(());
+    }
+    let no_auth = matches!(spec.name, "auth" | "hello" | "quit");
+    if !session.authenticated {
+        return if no_auth {
+            Ok(())
+        } else {
+            Err(CommandError::NoAuth)
+        };
+    }
+    if no_auth {
+        return Ok(());
+    }
+    let users = env.users();
+    let Some(user) = users.get(&session.user) else {
+        return Err(CommandError::UserDeleted);
+    };
+    let full_name = command_label(spec, args);
+    crate::acl::check(user, spec, full_name, args).map_err(|denied| {
+        if let Some(log) = env.acl_log() {
+            log.record(session, &denied, args);
+        }
+        match denied {
+            Denied::Command(name) => CommandError::NoPermCommand(name),
+            Denied::Key(_) => CommandError::NoPermKey,
+            Denied::Channel(_) => CommandError::NoPermChannel,
+        }
+    })
 }
 
 /// The reply for a write's outcome.
@@ -723,6 +828,9 @@ pub(crate) mod fake {
         }
         fn connected_clients(&self) -> usize {
             1
+        }
+        fn users(&self) -> Arc<Users> {
+            self.db.lock().expect("not poisoned").users()
         }
     }
 

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::config::LimitsConfig;
+use crate::config::{AuthConfig, LimitsConfig};
 use crate::kv::{Op, Output};
 use crate::metrics::Metrics;
 use crate::node::{NodeHandle, NodeStatus, ReadCtx, RequestError};
@@ -56,6 +56,8 @@ struct Inner {
     connected_clients: AtomicUsize,
     next_client_id: AtomicU64,
     clients: Arc<commands::clients::ClientRegistry>,
+    auth: AuthConfig,
+    acl_log: commands::acl::AclLog,
 }
 
 impl ServerContext {
@@ -76,8 +78,21 @@ impl ServerContext {
                 connected_clients: AtomicUsize::new(0),
                 next_client_id: AtomicU64::new(1),
                 clients: Arc::default(),
+                auth: AuthConfig::default(),
+                acl_log: commands::acl::AclLog::default(),
             }),
         }
+    }
+
+    /// The context with client authentication settings.
+    ///
+    /// # Panics
+    /// If called after the context was cloned (it is a setup step).
+    pub fn with_auth(mut self, auth: AuthConfig) -> ServerContext {
+        let inner = Arc::get_mut(&mut self.inner).expect("with_auth is called before sharing");
+        inner.acl_log = commands::acl::AclLog::new(auth.acl_log_max_entries);
+        inner.auth = auth;
+        self
     }
 
     /// The node handle.
@@ -147,6 +162,74 @@ impl command::Env for ServerContext {
     fn clients(&self) -> Option<&commands::clients::ClientRegistry> {
         Some(&self.inner.clients)
     }
+
+    fn users(&self) -> Arc<crate::acl::Users> {
+        self.inner.node.read_local(|db| db.users())
+    }
+
+    fn acl_log(&self) -> Option<&commands::acl::AclLog> {
+        Some(&self.inner.acl_log)
+    }
+
+    fn acl_file(&self) -> Option<&std::path::Path> {
+        self.inner.auth.aclfile.as_deref()
+    }
+}
+
+/// Redis's protected-mode text, sent before closing a refused connection.
+const PROTECTED_MODE_REPLY: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Redis's protected-mode decision: refuse `peer` when protected mode is on,
+/// the default user needs no password, and the peer is not local — which
+/// for Redis 7.0 means exactly 127.0.0.1 or ::1 (not the rest of 127/8).
+pub fn protected_mode_refuses(
+    protected_mode: bool,
+    users: &crate::acl::Users,
+    peer: std::net::IpAddr,
+) -> bool {
+    let default_nopass = users.get(b"default").is_some_and(|u| u.nopass);
+    let local = match peer.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(v6) => v6 == std::net::Ipv6Addr::LOCALHOST,
+    };
+    protected_mode && default_nopass && !local
+}
+
+/// Proposes the configured `requirepass` as the default user's password
+/// once the cluster can take writes, unless the replicated default user
+/// already has exactly that password. Retries (bounded) while there is no
+/// leader.
+pub async fn apply_requirepass(ctx: ServerContext) {
+    let Some(password) = ctx.inner.auth.requirepass.clone() else {
+        return;
+    };
+    let rules = crate::acl::user::requirepass_rules(password.as_bytes());
+    for _ in 0..600 {
+        let users = command::Env::users(&ctx);
+        let done = users.get(b"default").is_some_and(|u| {
+            if password.is_empty() {
+                u.nopass && u.passwords.is_empty()
+            } else {
+                !u.nopass && u.passwords == [crate::acl::hash_password(password.as_bytes())]
+            }
+        });
+        if done {
+            return;
+        }
+        let op = Op::Acl(crate::acl::AclOp::SetUser {
+            name: bytes::Bytes::from_static(b"default"),
+            rules: rules.clone(),
+        });
+        match ctx.inner.node.write(op).await {
+            Ok(_) => {
+                tracing::info!("requirepass applied to the default user");
+                return;
+            }
+            Err(error) => tracing::debug!(%error, "requirepass not applied yet"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tracing::warn!("requirepass could not be applied: no leader took the write");
 }
 
 impl command::Backend for ServerContext {
@@ -225,6 +308,17 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
             });
             continue;
         };
+        let users = command::Env::users(&ctx);
+        if protected_mode_refuses(ctx.inner.auth.protected_mode, &users, peer.ip()) {
+            tracing::debug!(%peer, "protected mode: non-local client refused");
+            tokio::spawn(async move {
+                let _slot = slot;
+                let mut stream = stream;
+                let _ = stream.write_all(PROTECTED_MODE_REPLY).await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        }
         let id = ctx.next_client_id();
         let span = tracing::info_span!("conn", id, %peer);
         // The connection closes when this flag turns true: on shutdown, or
@@ -232,6 +326,7 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
         // the shutdown below reaches every connection).
         let (kill_tx, kill_rx) = watch::channel(false);
         let mut session = command::Session::new(id, Some(peer), stream.local_addr().ok());
+        session.reset_user(&users);
         let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
         let registration = ctx.inner.clients.register(&session, fd, kill_tx);
         session.client = Some(registration.shared.clone());
@@ -324,5 +419,36 @@ mod tests {
         server.await.expect("serve returns after shutdown");
         assert!(read_n(&mut first, 1).await.is_empty(), "closed on shutdown");
         node.shutdown().await.expect("node stops");
+    }
+}
+
+#[cfg(test)]
+mod protected_mode_tests {
+    use super::protected_mode_refuses;
+    use crate::acl::{AclOp, Users};
+
+    /// Redis 7.0 counts exactly 127.0.0.1 and ::1 as local: the rest of
+    /// 127/8 is refused like any remote address, while no password is set.
+    #[test]
+    fn only_127_0_0_1_and_ipv6_loopback_are_local() {
+        let open = Users::default();
+        let refused = |users: &Users, addr: &str, on: bool| {
+            protected_mode_refuses(on, users, addr.parse().unwrap())
+        };
+        assert!(!refused(&open, "127.0.0.1", true));
+        assert!(!refused(&open, "::1", true));
+        assert!(!refused(&open, "::ffff:127.0.0.1", true));
+        assert!(refused(&open, "127.0.0.2", true));
+        assert!(refused(&open, "10.1.2.3", true));
+        assert!(refused(&open, "fe80::1", true));
+        assert!(!refused(&open, "10.1.2.3", false));
+        let mut locked = Users::default();
+        locked
+            .apply(&AclOp::SetUser {
+                name: "default".into(),
+                rules: crate::acl::user::requirepass_rules(b"pw"),
+            })
+            .unwrap();
+        assert!(!refused(&locked, "10.1.2.3", true));
     }
 }

@@ -53,6 +53,8 @@ pub struct ClientView {
     pub cmd: &'static str,
     /// RESP version.
     pub resp: i64,
+    /// The ACL user (`user=`, `CLIENT KILL USER`).
+    pub user: Bytes,
 }
 
 impl ClientView {
@@ -74,6 +76,7 @@ impl ClientView {
             readonly: session.readonly,
             cmd: session.last_command,
             resp: session.protocol.version(),
+            user: session.user.clone(),
         }
     }
 
@@ -102,7 +105,7 @@ impl ClientView {
             (false, false) => "N",
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.addr(),
             self.laddr(),
@@ -114,6 +117,7 @@ impl ClientView {
             self.db,
             self.multi,
             self.cmd,
+            String::from_utf8_lossy(&self.user),
             self.resp,
             text(&self.lib_name),
             text(&self.lib_ver),

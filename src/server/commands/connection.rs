@@ -32,22 +32,42 @@ pub fn quit(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, Command
     Ok(Action::Quit)
 }
 
-/// No password is configured: the `default` user accepts any password, as in
-/// Redis with `nopass`; other users do not exist.
-pub fn check_credentials(user: &[u8]) -> Result<(), CommandError> {
-    if user == b"default" {
-        Ok(())
-    } else {
-        Err(CommandError::WrongPass)
+/// Authenticates `session` as `user` with `password` (AUTH, HELLO AUTH);
+/// a failure is recorded in the ACL LOG and leaves the session as it was.
+pub fn authenticate(
+    session: &mut Session,
+    env: &dyn Env,
+    command: &Bytes,
+    user: &Bytes,
+    password: &[u8],
+) -> Result<(), CommandError> {
+    let accepted = env.users().get(user).is_some_and(|u| u.accepts(password));
+    if !accepted {
+        if let Some(log) = env.acl_log() {
+            log.record_auth(session, command.clone(), user.clone());
+        }
+        return Err(CommandError::WrongPass);
     }
+    session.user = user.clone();
+    session.authenticated = true;
+    Ok(())
 }
 
-pub fn auth(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
-    match args.len() {
-        2 => Err(CommandError::AuthWithoutPassword),
-        3 => check_credentials(&args[1]).map(|()| Action::Reply(Reply::OK)),
-        _ => Err(CommandError::Syntax),
-    }
+/// `AUTH password` (the default user) or `AUTH user password`.
+pub fn auth(session: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let (user, password) = match args.len() {
+        2 => {
+            let default_nopass = env.users().get(b"default").is_some_and(|u| u.nopass);
+            if default_nopass {
+                return Err(CommandError::AuthWithoutPassword);
+            }
+            (Bytes::from_static(b"default"), &args[1])
+        }
+        3 => (args[1].clone(), &args[2]),
+        _ => return Err(CommandError::Syntax),
+    };
+    authenticate(session, env, &args[0], &user, password)?;
+    Ok(Action::Reply(Reply::OK))
 }
 
 /// Valid client names and library infos: printable ASCII without spaces.
@@ -72,7 +92,7 @@ pub fn hello(session: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Act
         let more = args.len() - 1 - j;
         let option = &args[j];
         if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
-            credentials = Some(args[j + 1].clone());
+            credentials = Some((args[j + 1].clone(), args[j + 2].clone()));
             j += 3;
         } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
             name = Some(args[j + 1].clone());
@@ -81,11 +101,14 @@ pub fn hello(session: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Act
             return Err(CommandError::HelloOption(preview(option, 128)));
         }
     }
-    if let Some(user) = credentials {
-        check_credentials(&user)?;
+    if let Some((user, password)) = credentials {
+        authenticate(session, env, &args[0], &user, &password)?;
     }
     if let Some(name) = name {
         set_client_name(session, name)?;
+    }
+    if !session.authenticated {
+        return Err(CommandError::HelloNoAuth);
     }
     session.protocol = protocol;
     let status = env.status();
@@ -122,7 +145,8 @@ pub fn parse_db_index(arg: &[u8]) -> Result<u8, CommandError> {
     }
 }
 
-pub fn reset(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+pub fn reset(session: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    session.reset_user(&env.users());
     session.discard_transaction();
     session.db = 0;
     session.protocol = Protocol::Resp2;
@@ -284,6 +308,7 @@ pub fn client_list(
 #[derive(Default)]
 struct KillFilter {
     id: Option<u64>,
+    user: Option<Bytes>,
     addr: Option<Bytes>,
     laddr: Option<Bytes>,
     /// False when TYPE names a type no dkv client has.
@@ -296,6 +321,7 @@ impl KillFilter {
         self.normal
             && !(self.skip_me && view.id == me)
             && self.id.is_none_or(|id| id == view.id)
+            && self.user.as_ref().is_none_or(|u| *u == view.user)
             && self
                 .addr
                 .as_ref()
@@ -308,7 +334,7 @@ impl KillFilter {
 }
 
 /// Redis 7.0's `CLIENT KILL <filter> <value> ...` arguments.
-fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, CommandError> {
+fn parse_kill_filter(env: &dyn Env, args: &[Bytes]) -> Result<KillFilter, CommandError> {
     let mut filter = KillFilter {
         normal: true,
         skip_me: true,
@@ -327,7 +353,10 @@ fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, CommandError> {
         } else if name.eq_ignore_ascii_case(b"type") {
             filter.normal &= type_matches_normal(value)?;
         } else if name.eq_ignore_ascii_case(b"user") {
-            check_credentials(value).map_err(|_| CommandError::NoSuchUser(preview(value, 128)))?;
+            if env.users().get(value).is_none() {
+                return Err(CommandError::NoSuchUser(preview(value, 128)));
+            }
+            filter.user = Some(value.clone());
         } else if name.eq_ignore_ascii_case(b"addr") {
             filter.addr = Some(value.clone());
         } else if name.eq_ignore_ascii_case(b"laddr") {
@@ -365,7 +394,7 @@ pub fn client_kill(
             ..KillFilter::default()
         }
     } else {
-        parse_kill_filter(args)?
+        parse_kill_filter(env, args)?
     };
     let me = session.id;
     let (killed, killed_me) = match env.clients() {

@@ -24,7 +24,7 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
                 Reply::Integer(0),
                 Reply::Integer(0),
                 Reply::Integer(0),
-                Reply::Array(spec.flags.acl_categories(spec.group)),
+                category_names(sub.acl_categories),
                 Reply::Array(vec![]),
                 Reply::Array(vec![]),
                 Reply::Array(vec![]),
@@ -38,11 +38,16 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
         Reply::Integer(spec.first_key),
         Reply::Integer(spec.last_key),
         Reply::Integer(spec.key_step),
-        Reply::Array(spec.flags.acl_categories(spec.group)),
+        category_names(spec.acl_categories),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
         Reply::Array(subcommands),
     ])
+}
+
+/// ACL categories as `COMMAND INFO` shows them (`@read`, `@string` ...).
+fn category_names(categories: crate::acl::Categories) -> Reply {
+    Reply::Array(categories.names().map(Reply::Simple).collect())
 }
 
 pub fn command_all(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
@@ -160,6 +165,14 @@ pub fn config_get(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
 pub fn config_set(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
     if args.len() % 2 == 1 {
         return Err(CommandError::WrongArity { name: "config|set" });
+    }
+    // `requirepass` alone: the default user's password, replicated as an
+    // ACL change (as Redis: resetpass, then the password or nopass).
+    if args.len() == 4 && args[2].eq_ignore_ascii_case(b"requirepass") {
+        return Ok(Action::Write(Op::Acl(crate::acl::AclOp::SetUser {
+            name: Bytes::from_static(b"default"),
+            rules: crate::acl::user::requirepass_rules(&args[3]),
+        })));
     }
     for pair in args[2..].chunks(2) {
         let name = &pair[0];

@@ -3,6 +3,7 @@
 //! to the Raft log or to a read, interpreted by `kv`), [`connection`], [`debug`],
 //! [`introspection`] and [`transactions`].
 
+pub mod acl;
 pub mod clients;
 pub mod connection;
 pub mod data;
@@ -23,40 +24,187 @@ const LOADING: Flags = Flags::LOADING;
 const NOQ: Flags = Flags::NO_QUEUE;
 
 macro_rules! sub {
-    ($parent:literal, $name:literal, $arity:expr, $handler:expr) => {
+    ($parent:literal, $name:literal, $arity:expr, $handler:expr, $categories:expr) => {
         SubcommandSpec {
             name: $name,
             full_name: concat!($parent, "|", $name),
             arity: $arity,
             handler: $handler,
+            acl_categories: $categories,
         }
     };
 }
 
+// ACL categories, as Redis 7.0's `COMMAND INFO` lists them for each command.
+use crate::acl::Categories as C;
+const KEYSPACE: C = C::KEYSPACE;
+const READ: C = C::READ;
+const WRITE: C = C::WRITE;
+const HASH_CAT: C = C::HASH;
+const STRING: C = C::STRING;
+const ADMIN_CAT: C = C::ADMIN;
+const FAST_CAT: C = C::FAST;
+const SLOW: C = C::SLOW;
+const DANGEROUS: C = C::DANGEROUS;
+const CONNECTION: C = C::CONNECTION;
+const TRANSACTION: C = C::TRANSACTION;
+
+const fn cats(list: &[C]) -> C {
+    C::of(list)
+}
+
+// What each command does to its keys (first key, other keys), from Redis
+// 7.0's key specs: reading the value needs `%R`, changing the key `%W`.
+use crate::acl::KeyAccess;
+const KA_NONE: KeyAccess = KeyAccess::NONE;
+const KA_R: KeyAccess = KeyAccess::R;
+const KA_W: KeyAccess = KeyAccess::W;
+const KA_RW: KeyAccess = KeyAccess::RW;
+
 static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
-    sub!("client", "setname", 3, connection::client_setname),
-    sub!("client", "getname", 2, connection::client_getname),
-    sub!("client", "setinfo", 4, connection::client_setinfo),
-    sub!("client", "id", 2, connection::client_id),
-    sub!("client", "info", 2, connection::client_info),
-    sub!("client", "list", -2, connection::client_list),
-    sub!("client", "kill", -3, connection::client_kill),
-    sub!("client", "help", 2, connection::client_help),
+    sub!(
+        "client",
+        "setname",
+        3,
+        connection::client_setname,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "getname",
+        2,
+        connection::client_getname,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "setinfo",
+        4,
+        connection::client_setinfo,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "id",
+        2,
+        connection::client_id,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "info",
+        2,
+        connection::client_info,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "list",
+        -2,
+        connection::client_list,
+        cats(&[ADMIN_CAT, SLOW, DANGEROUS, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "kill",
+        -3,
+        connection::client_kill,
+        cats(&[ADMIN_CAT, SLOW, DANGEROUS, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "help",
+        2,
+        connection::client_help,
+        cats(&[SLOW, CONNECTION])
+    ),
+];
+
+const ACL_ADMIN: C = cats(&[ADMIN_CAT, SLOW, DANGEROUS]);
+
+static ACL_SUBCOMMANDS: &[SubcommandSpec] = &[
+    sub!("acl", "cat", -2, acl::cat, cats(&[SLOW])),
+    sub!("acl", "deluser", -3, acl::deluser, ACL_ADMIN),
+    sub!("acl", "dryrun", -4, acl::dryrun, ACL_ADMIN),
+    sub!("acl", "genpass", -2, acl::genpass, cats(&[SLOW])),
+    sub!("acl", "getuser", 3, acl::getuser, ACL_ADMIN),
+    sub!("acl", "list", 2, acl::list, ACL_ADMIN),
+    sub!("acl", "load", 2, acl::load, ACL_ADMIN),
+    sub!("acl", "log", -2, acl::log, ACL_ADMIN),
+    sub!("acl", "save", 2, acl::save, ACL_ADMIN),
+    sub!("acl", "setuser", -3, acl::setuser, ACL_ADMIN),
+    sub!("acl", "users", 2, acl::users, ACL_ADMIN),
+    sub!("acl", "whoami", 2, acl::whoami, cats(&[SLOW])),
+    sub!("acl", "help", 2, acl::acl_help, cats(&[SLOW])),
 ];
 
 static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
-    sub!("command", "count", 2, introspection::command_count),
-    sub!("command", "docs", -2, introspection::command_docs),
-    sub!("command", "info", -2, introspection::command_info),
-    sub!("command", "list", -2, introspection::command_list),
-    sub!("command", "help", 2, introspection::command_help),
+    sub!(
+        "command",
+        "count",
+        2,
+        introspection::command_count,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "command",
+        "docs",
+        -2,
+        introspection::command_docs,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "command",
+        "info",
+        -2,
+        introspection::command_info,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "command",
+        "list",
+        -2,
+        introspection::command_list,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "command",
+        "help",
+        2,
+        introspection::command_help,
+        cats(&[SLOW, CONNECTION])
+    ),
 ];
 
 static CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
-    sub!("config", "get", -3, introspection::config_get),
-    sub!("config", "set", -4, introspection::config_set),
-    sub!("config", "resetstat", 2, introspection::config_resetstat),
-    sub!("config", "help", 2, introspection::config_help),
+    sub!(
+        "config",
+        "get",
+        -3,
+        introspection::config_get,
+        cats(&[ADMIN_CAT, SLOW, DANGEROUS])
+    ),
+    sub!(
+        "config",
+        "set",
+        -4,
+        introspection::config_set,
+        cats(&[ADMIN_CAT, SLOW, DANGEROUS])
+    ),
+    sub!(
+        "config",
+        "resetstat",
+        2,
+        introspection::config_resetstat,
+        cats(&[ADMIN_CAT, SLOW, DANGEROUS])
+    ),
+    sub!(
+        "config",
+        "help",
+        2,
+        introspection::config_help,
+        cats(&[SLOW])
+    ),
 ];
 
 const fn spec(
@@ -78,6 +226,9 @@ const fn spec(
         handler,
         subcommands: &[],
         summary: "",
+        acl_categories: C::of(&[]),
+        first_key_access: KA_NONE,
+        other_key_access: KA_NONE,
     }
 }
 
@@ -99,70 +250,85 @@ const CN: &str = "@connection";
 /// The command table.
 pub static COMMANDS: &[CommandSpec] = &[
     // strings
-    spec("get", 2, RF, STR, K1, rd),
-    spec("set", -3, W, STR, K1, wr),
-    spec("setnx", 3, WF, STR, K1, wr),
-    spec("setex", 4, W, STR, K1, wr),
-    spec("psetex", 4, W, STR, K1, wr),
-    spec("getex", -2, WF, STR, K1, wr),
-    spec("getdel", 2, WF, STR, K1, wr),
-    spec("getset", 3, WF, STR, K1, wr),
-    spec("mget", -2, RF, STR, KN, rd),
-    spec("mset", -3, W, STR, KV, wr),
-    spec("msetnx", -3, W, STR, KV, wr),
-    spec("incr", 2, WF, STR, K1, wr),
-    spec("decr", 2, WF, STR, K1, wr),
-    spec("incrby", 3, WF, STR, K1, wr),
-    spec("decrby", 3, WF, STR, K1, wr),
-    spec("incrbyfloat", 3, WF, STR, K1, wr),
-    spec("append", 3, WF, STR, K1, wr),
-    spec("strlen", 2, RF, STR, K1, rd),
-    spec("getrange", 4, R, STR, K1, rd),
-    spec("substr", 4, R, STR, K1, rd),
-    spec("setrange", 4, W, STR, K1, wr),
+    spec("get", 2, RF, STR, K1, rd).acl(cats(&[READ, STRING, FAST_CAT]), (KA_R, KA_R)),
+    spec("set", -3, W, STR, K1, wr)
+        // `SET ... GET` also reads the key: the ACL check adds read access then.
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    spec("setnx", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_W, KA_W)),
+    spec("setex", 4, W, STR, K1, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    spec("psetex", 4, W, STR, K1, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    spec("getex", -2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("getdel", 2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("getset", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("mget", -2, RF, STR, KN, rd).acl(cats(&[READ, STRING, FAST_CAT]), (KA_R, KA_R)),
+    spec("mset", -3, W, STR, KV, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    spec("msetnx", -3, W, STR, KV, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    spec("incr", 2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("decr", 2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("incrby", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("decrby", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("incrbyfloat", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("append", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_W, KA_W)),
+    spec("strlen", 2, RF, STR, K1, rd).acl(cats(&[READ, STRING, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("getrange", 4, R, STR, K1, rd).acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
+    spec("substr", 4, R, STR, K1, rd).acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
+    spec("setrange", 4, W, STR, K1, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
     // keys
-    spec("del", -2, W, KEY, KN, wr),
-    spec("unlink", -2, WF, KEY, KN, wr),
-    spec("exists", -2, RF, KEY, KN, rd),
-    spec("type", 2, RF, KEY, K1, rd),
-    spec("touch", -2, RF, KEY, KN, rd),
-    spec("rename", 3, W, KEY, K12, wr),
-    spec("renamenx", 3, WF, KEY, K12, wr),
-    spec("copy", -3, W, KEY, K12, wr),
-    spec("move", 3, WF, KEY, K1, wr),
-    spec("randomkey", 1, R, KEY, NO_KEYS, rd),
-    spec("keys", 2, R, KEY, NO_KEYS, rd),
-    spec("scan", -2, R, KEY, NO_KEYS, rd),
-    spec("dbsize", 1, RF, KEY, NO_KEYS, rd),
-    spec("flushdb", -1, W, KEY, NO_KEYS, wr),
-    spec("flushall", -1, W, KEY, NO_KEYS, wr),
-    spec("swapdb", 3, WF, KEY, NO_KEYS, wr),
-    spec("expire", -3, WF, KEY, K1, wr),
-    spec("pexpire", -3, WF, KEY, K1, wr),
-    spec("expireat", -3, WF, KEY, K1, wr),
-    spec("pexpireat", -3, WF, KEY, K1, wr),
-    spec("ttl", 2, RF, KEY, K1, rd),
-    spec("pttl", 2, RF, KEY, K1, rd),
-    spec("expiretime", 2, RF, KEY, K1, rd),
-    spec("pexpiretime", 2, RF, KEY, K1, rd),
-    spec("persist", 2, WF, KEY, K1, wr),
+    spec("del", -2, W, KEY, KN, wr).acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_W, KA_W)),
+    spec("unlink", -2, WF, KEY, KN, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
+    spec("exists", -2, RF, KEY, KN, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("type", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("touch", -2, RF, KEY, KN, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("rename", 3, W, KEY, K12, wr).acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_RW, KA_W)),
+    spec("renamenx", 3, WF, KEY, K12, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_RW, KA_W)),
+    spec("copy", -3, W, KEY, K12, wr).acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_R, KA_W)),
+    spec("move", 3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("randomkey", 1, R, KEY, NO_KEYS, rd)
+        .acl(cats(&[KEYSPACE, READ, SLOW]), (KA_NONE, KA_NONE)),
+    spec("keys", 2, R, KEY, NO_KEYS, rd)
+        .acl(cats(&[KEYSPACE, READ, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
+    spec("scan", -2, R, KEY, NO_KEYS, rd).acl(cats(&[KEYSPACE, READ, SLOW]), (KA_NONE, KA_NONE)),
+    spec("dbsize", 1, RF, KEY, NO_KEYS, rd)
+        .acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("flushdb", -1, W, KEY, NO_KEYS, wr).acl(
+        cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]),
+        (KA_NONE, KA_NONE),
+    ),
+    spec("flushall", -1, W, KEY, NO_KEYS, wr).acl(
+        cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]),
+        (KA_NONE, KA_NONE),
+    ),
+    spec("swapdb", 3, WF, KEY, NO_KEYS, wr).acl(
+        cats(&[KEYSPACE, WRITE, FAST_CAT, DANGEROUS]),
+        (KA_NONE, KA_NONE),
+    ),
+    spec("expire", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
+    spec("pexpire", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
+    spec("expireat", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
+    spec("pexpireat", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
+    spec("ttl", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
+    spec("pttl", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
+    spec("expiretime", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
+    spec("pexpiretime", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
+    spec("persist", 2, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
     // hashes
-    spec("hset", -4, WF, HASH, K1, wr),
-    spec("hmset", -4, WF, HASH, K1, wr),
-    spec("hsetnx", 4, WF, HASH, K1, wr),
-    spec("hget", 3, RF, HASH, K1, rd),
-    spec("hmget", -3, RF, HASH, K1, rd),
-    spec("hgetall", 2, R, HASH, K1, rd),
-    spec("hdel", -3, WF, HASH, K1, wr),
-    spec("hexists", 3, RF, HASH, K1, rd),
-    spec("hincrby", 4, WF, HASH, K1, wr),
-    spec("hincrbyfloat", 4, WF, HASH, K1, wr),
-    spec("hlen", 2, RF, HASH, K1, rd),
-    spec("hkeys", 2, R, HASH, K1, rd),
-    spec("hvals", 2, R, HASH, K1, rd),
-    spec("hstrlen", 3, RF, HASH, K1, rd),
-    spec("hscan", -3, R, HASH, K1, rd),
-    spec("hrandfield", -2, R, HASH, K1, rd),
+    spec("hset", -4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
+    spec("hmset", -4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
+    spec("hsetnx", 4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
+    spec("hget", 3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_R, KA_R)),
+    spec("hmget", -3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_R, KA_R)),
+    spec("hgetall", 2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
+    spec("hdel", -3, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
+    spec("hexists", 3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("hincrby", 4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("hincrbyfloat", 4, WF, HASH, K1, wr)
+        .acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_RW, KA_RW)),
+    spec("hlen", 2, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("hkeys", 2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
+    spec("hvals", 2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
+    spec("hstrlen", 3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_NONE, KA_NONE)),
+    spec("hscan", -3, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
+    spec("hrandfield", -2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
     // transactions
     spec(
         "multi",
@@ -171,7 +337,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         TX,
         NO_KEYS,
         transactions::multi,
-    ),
+    )
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
     spec(
         "exec",
         1,
@@ -179,7 +346,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         TX,
         NO_KEYS,
         transactions::exec_command,
-    ),
+    )
+    .acl(cats(&[SLOW, TRANSACTION]), (KA_NONE, KA_NONE)),
     spec(
         "discard",
         1,
@@ -187,7 +355,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         TX,
         NO_KEYS,
         transactions::discard,
-    ),
+    )
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
     spec(
         "watch",
         -2,
@@ -195,7 +364,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         TX,
         KN,
         transactions::watch_command,
-    ),
+    )
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
     spec(
         "unwatch",
         1,
@@ -203,17 +373,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         TX,
         NO_KEYS,
         transactions::unwatch,
-    ),
+    )
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
     // connection
-    spec("ping", -1, FAST.or(CONN), CN, NO_KEYS, connection::ping),
-    spec("echo", 2, FAST.or(CONN), CN, NO_KEYS, connection::echo),
-    spec("quit", -1, CF.or(NOQ), CN, NO_KEYS, connection::quit),
-    spec("reset", 1, CF.or(NOQ), CN, NO_KEYS, connection::reset),
-    spec("hello", -1, CF, CN, NO_KEYS, connection::hello),
-    spec("auth", -2, CF, CN, NO_KEYS, connection::auth),
-    spec("select", 2, CF, CN, NO_KEYS, connection::select),
-    spec("readonly", 1, CF, CN, NO_KEYS, connection::readonly),
-    spec("readwrite", 1, CF, CN, NO_KEYS, connection::readwrite),
+    spec("ping", -1, FAST.or(CONN), CN, NO_KEYS, connection::ping)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("echo", 2, FAST.or(CONN), CN, NO_KEYS, connection::echo)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("quit", -1, CF.or(NOQ), CN, NO_KEYS, connection::quit)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("reset", 1, CF.or(NOQ), CN, NO_KEYS, connection::reset)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("hello", -1, CF, CN, NO_KEYS, connection::hello)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("auth", -2, CF, CN, NO_KEYS, connection::auth)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("select", 2, CF, CN, NO_KEYS, connection::select)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("readonly", 1, CF, CN, NO_KEYS, connection::readonly)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("readwrite", 1, CF, CN, NO_KEYS, connection::readwrite)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
     CommandSpec {
         subcommands: CLIENT_SUBCOMMANDS,
         ..spec(
@@ -224,6 +404,19 @@ pub static COMMANDS: &[CommandSpec] = &[
             NO_KEYS,
             connection::missing_subcommand,
         )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+    },
+    CommandSpec {
+        subcommands: ACL_SUBCOMMANDS,
+        ..spec(
+            "acl",
+            -2,
+            ADMIN.or(LOADING),
+            "@server",
+            NO_KEYS,
+            connection::missing_subcommand,
+        )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
     },
     // introspection
     CommandSpec {
@@ -236,6 +429,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             NO_KEYS,
             introspection::command_all,
         )
+        .acl(cats(&[SLOW, CONNECTION]), (KA_NONE, KA_NONE))
     },
     CommandSpec {
         subcommands: CONFIG_SUBCOMMANDS,
@@ -247,8 +441,10 @@ pub static COMMANDS: &[CommandSpec] = &[
             NO_KEYS,
             connection::missing_subcommand,
         )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
     },
-    spec("info", -1, LOADING, "@server", NO_KEYS, introspection::info),
+    spec("info", -1, LOADING, "@server", NO_KEYS, introspection::info)
+        .acl(cats(&[SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
     spec(
         "debug",
         -2,
@@ -256,7 +452,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "@server",
         NO_KEYS,
         debug::debug,
-    ),
+    )
+    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
     spec(
         "time",
         1,
@@ -264,7 +461,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "@server",
         NO_KEYS,
         introspection::time,
-    ),
+    )
+    .acl(cats(&[FAST_CAT]), (KA_NONE, KA_NONE)),
     spec(
         "lastsave",
         1,
@@ -272,5 +470,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         "@server",
         NO_KEYS,
         introspection::lastsave,
-    ),
+    )
+    .acl(cats(&[ADMIN_CAT, FAST_CAT, DANGEROUS]), (KA_NONE, KA_NONE)),
 ];

@@ -74,7 +74,11 @@ pub fn unwatch(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action
 fn in_log(args: &[Bytes]) -> bool {
     let name = &args[0];
     if name.eq_ignore_ascii_case(b"config") {
-        return args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"set"));
+        // `requirepass` is an ACL change, carried out after the entry.
+        return args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"set"))
+            && !args
+                .get(2)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"requirepass"));
     }
     kv::command_kind(name).is_some()
 }
@@ -188,6 +192,11 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
                         backend.read(f).await
                     };
                     read.unwrap_or_else(|e| CommandError::from(e).into())
+                }
+                // ACL changes (ACL SETUSER, CONFIG SET requirepass): their
+                // own entry, after the transaction's.
+                Ok(Action::Write(op)) => {
+                    crate::server::command::write_reply(backend.write(op).await)
                 }
                 Ok(_) => Reply::OK,
             },

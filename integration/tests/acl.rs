@@ -1,0 +1,227 @@
+//! ACL users are cluster state: a user created through one node
+//! authenticates on every node, with the same permissions, and is still there
+//! after every node of the cluster was stopped and started again. Also:
+//! `CONFIG SET requirepass` on one node makes new connections to every node
+//! answer `NOAUTH`, and protected mode refuses a client whose address is not
+//! 127.0.0.1 while the default user has no password.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dkv_integration::{Cluster, RawConn, Reply};
+
+fn ok() -> Reply {
+    Reply::Simple("OK".into())
+}
+
+fn err(text: &str) -> Reply {
+    Reply::Error(text.into())
+}
+
+/// Waits (bounded) until node `i` has applied everything committed so far:
+/// a linearizable read there (`ACL USERS`) returns only after it has.
+async fn barrier(cluster: &Cluster, i: usize, auth: Option<(&str, &str)>) -> Result<()> {
+    let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+    if let Some((user, pass)) = auth {
+        conn.command(&[b"AUTH", user.as_bytes(), pass.as_bytes()])
+            .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.command(&[b"ACL", b"USERS"]).await? {
+            Reply::Array(Some(_)) => return Ok(()),
+            other if Instant::now() > deadline => bail!("ACL USERS on node {i}: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// `alice` authenticates on every node and has exactly her permissions there.
+async fn check_alice_everywhere(cluster: &Cluster) -> Result<()> {
+    for i in 0..cluster.len() {
+        barrier(cluster, i, None).await?;
+        let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+        assert_eq!(
+            conn.command(&[b"AUTH", b"alice", b"wrong"]).await?,
+            err("WRONGPASS invalid username-password pair or user is disabled."),
+            "node {i}"
+        );
+        assert_eq!(
+            conn.command(&[b"AUTH", b"alice", b"s3cret"]).await?,
+            ok(),
+            "node {i}"
+        );
+        assert_eq!(
+            conn.command(&[b"ACL", b"WHOAMI"]).await?,
+            Reply::Bulk(Some(b"alice".to_vec()))
+        );
+        let key = format!("app:{i}");
+        assert_eq!(
+            conn.command(&[b"SET", key.as_bytes(), b"v"]).await?,
+            ok(),
+            "node {i}"
+        );
+        assert_eq!(
+            conn.command(&[b"GET", key.as_bytes()]).await?,
+            Reply::Bulk(Some(b"v".to_vec()))
+        );
+        assert_eq!(
+            conn.command(&[b"SET", b"other", b"v"]).await?,
+            err("NOPERM this user has no permissions to access one of the keys used as arguments"),
+            "node {i}"
+        );
+        assert_eq!(
+            conn.command(&[b"FLUSHALL"]).await?,
+            err("NOPERM this user has no permissions to run the 'flushall' command"),
+            "node {i}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_replicated_and_survive_a_full_restart() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    // Created through a follower: the write is forwarded, and the permission
+    // check happened at the follower.
+    let follower = (cluster.leader() + 1) % cluster.len();
+    let mut admin = RawConn::connect(cluster.resp_addr(follower)).await?;
+    let reply = admin
+        .command(&[
+            b"ACL",
+            b"SETUSER",
+            b"alice",
+            b"on",
+            b">s3cret",
+            b"~app:*",
+            b"+@all",
+            b"-@dangerous",
+        ])
+        .await?;
+    assert_eq!(reply, ok());
+    check_alice_everywhere(&cluster)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
+
+    // Every node down, then up again: the users come back from the WAL
+    // (and snapshots, when one was taken).
+    for i in 0..cluster.len() {
+        cluster.stop(i).await?;
+    }
+    for i in 0..cluster.len() {
+        cluster.restart(i).await?;
+    }
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    check_alice_everywhere(&cluster)
+        .await
+        .map_err(|e| anyhow::anyhow!("after restart: {e:#}\n{}", cluster.log_report()))?;
+
+    // ACL DELUSER on one node: alice is gone everywhere.
+    let mut admin = RawConn::connect(cluster.resp_addr(0)).await?;
+    assert_eq!(
+        admin.command(&[b"ACL", b"DELUSER", b"alice"]).await?,
+        Reply::Integer(1)
+    );
+    for i in 0..cluster.len() {
+        barrier(&cluster, i, None).await?;
+        let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+        assert_eq!(
+            conn.command(&[b"AUTH", b"alice", b"s3cret"]).await?,
+            err("WRONGPASS invalid username-password pair or user is disabled."),
+            "node {i}"
+        );
+    }
+    cluster.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirepass_set_on_one_node_applies_to_new_connections_on_all() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let mut admin = RawConn::connect(cluster.resp_addr(0)).await?;
+    assert_eq!(
+        admin
+            .command(&[b"CONFIG", b"SET", b"requirepass", b"pw"])
+            .await?,
+        ok()
+    );
+    for i in 0..cluster.len() {
+        barrier(&cluster, i, Some(("default", "pw"))).await?;
+        let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+        assert_eq!(
+            conn.command(&[b"GET", b"k"]).await?,
+            err("NOAUTH Authentication required."),
+            "node {i}"
+        );
+        assert_eq!(conn.command(&[b"AUTH", b"pw"]).await?, ok(), "node {i}");
+        assert_eq!(
+            conn.command(&[b"GET", b"k"]).await?,
+            Reply::Bulk(None),
+            "node {i}"
+        );
+    }
+    // The connection that set it was authenticated before: it still is.
+    assert_eq!(
+        admin
+            .command(&[b"CONFIG", b"SET", b"requirepass", b""])
+            .await?,
+        ok()
+    );
+    cluster.shutdown();
+    Ok(())
+}
+
+/// Connects to `addr` from source address 127.0.0.2 (loopback, but not
+/// what Redis 7.0 counts as local).
+async fn connect_from_127_0_0_2(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.2:0".parse()?)?;
+    tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
+        .await
+        .context("connect timed out")?
+        .context("connect from 127.0.0.2")
+}
+
+async fn read_all(stream: &mut tokio::net::TcpStream) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
+        .await
+        .context("the server did not close the connection")??;
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_mode_refuses_non_local_clients_while_no_password_is_set() -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let addr = cluster.resp_addr(0);
+    let mut stream = connect_from_127_0_0_2(addr).await?;
+    let refused = read_all(&mut stream).await?;
+    let text = String::from_utf8_lossy(&refused);
+    assert!(
+        text.starts_with("-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user.")
+            && text.ends_with("from the outside.\r\n"),
+        "{text}"
+    );
+    // With a password, the same client is let in (and must authenticate).
+    let mut admin = RawConn::connect(addr).await?;
+    assert_eq!(
+        admin
+            .command(&[b"CONFIG", b"SET", b"requirepass", b"pw"])
+            .await?,
+        ok()
+    );
+    let mut stream = connect_from_127_0_0_2(addr).await?;
+    stream.write_all(b"PING\r\nQUIT\r\n").await?;
+    let answered = read_all(&mut stream).await?;
+    assert_eq!(
+        String::from_utf8_lossy(&answered),
+        "-NOAUTH Authentication required.\r\n+OK\r\n"
+    );
+    cluster.shutdown();
+    Ok(())
+}
