@@ -21,7 +21,7 @@ use bytes::Bytes;
 use dkv::kv;
 use dkv::raft::{Entry, EntryKind, Envelope, LogIndex, Message, NodeId, SnapshotMeta, Term};
 use dkv::transport::{self, ForwardReply, SnapshotChunk};
-use dkv_integration::{http, Cluster};
+use dkv_integration::{http, process, Cluster};
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 const ELECTION_BUDGET: Duration = Duration::from_secs(20);
@@ -376,6 +376,62 @@ async fn a_hostile_members_messages_change_nothing() -> Result<()> {
     for i in 0..3 {
         check_data(&c, i).await?;
     }
+    c.shutdown();
+    Ok(())
+}
+
+/// Identity on disk: a node pointed at another node's data directory, or a
+/// node of another cluster pointed at this one's, exits with an error that
+/// names the directory, the ids recorded there and the ids configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_another_node_or_cluster_refuses_to_start() -> Result<()> {
+    let extra = insecure_peer_rpc_yaml();
+    let mut c = Cluster::start_with(3, |n| n.extra_yaml.push_str(extra)).await?;
+    c.wait_for_leader(ELECTION_BUDGET).await?;
+    for i in 0..3 {
+        c.stop(i).await?;
+    }
+    let scratch = tempfile::tempdir()?;
+    let bin = process::server_binary()?;
+    let node1_dir = c.config(0).data_dir.clone();
+    let wrong_node = {
+        let mut config = c.config(1).clone();
+        config.data_dir = node1_dir.clone();
+        config
+    };
+    let wrong_cluster = {
+        let mut config = c.config(0).clone();
+        config.cluster_id = "other".to_string();
+        config
+    };
+    for (name, config, must_name) in [
+        (
+            "node2-on-node1.yaml",
+            wrong_node,
+            "configured as cluster 'test' node 2",
+        ),
+        (
+            "other-cluster.yaml",
+            wrong_cluster,
+            "configured as cluster 'other' node 1",
+        ),
+    ] {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, config.to_yaml())?;
+        let report =
+            process::run_until_exit(&bin, &path, scratch.path(), Duration::from_secs(20)).await?;
+        ensure!(!report.status.success(), "{name}: the node started");
+        let dir = node1_dir.display().to_string();
+        for needle in [dir.as_str(), "belongs to cluster 'test' node 1", must_name] {
+            ensure!(
+                report.stderr.contains(needle),
+                "{name}: stderr does not say {needle:?}:\n{}",
+                report.stderr
+            );
+        }
+    }
+    // The rightful node still starts on it.
+    c.restart(0).await?;
     c.shutdown();
     Ok(())
 }

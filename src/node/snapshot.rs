@@ -447,3 +447,92 @@ pub(super) fn local_meta(index: LogIndex, term: Term, voters: &[NodeId]) -> Snap
         voters: voters.to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FaultyFs;
+
+    fn voters() -> Vec<NodeId> {
+        vec![NodeId(1), NodeId(2), NodeId(3)]
+    }
+
+    fn ctx() -> ReceiveContext {
+        ReceiveContext {
+            term: Term(5),
+            leader: Some(NodeId(1)),
+            commit_index: LogIndex(10),
+            voters: voters(),
+            max_bytes: 100,
+        }
+    }
+
+    fn chunk(index: u64, term: u64, offset: u64, data: &[u8], done: bool) -> SnapshotChunk {
+        SnapshotChunk {
+            meta: SnapshotMeta {
+                last_included_index: LogIndex(index),
+                last_included_term: Term(term),
+                voters: voters(),
+            },
+            offset,
+            data: bytes::Bytes::copy_from_slice(data),
+            done,
+            payload_crc: if done { crc32c::crc32c(b"abc") } else { 0 },
+        }
+    }
+
+    fn receiver() -> SnapshotReceiver {
+        let fs = FaultyFs::new();
+        let store =
+            SnapshotStore::open_with(fs.shared(), std::path::Path::new("/data")).expect("store");
+        SnapshotReceiver::new(Arc::new(store))
+    }
+
+    #[test]
+    fn a_snapshot_stream_is_taken_only_from_the_current_leader_within_bounds() {
+        let r = receiver();
+        let kind = |result: Result<(), ChunkRefused>| result.expect_err("refused").kind;
+        // Not the leader, a stale snapshot, a term from the future, too big.
+        assert_eq!(
+            kind(r.receive(NodeId(2), chunk(20, 5, 0, b"abc", false), &ctx())),
+            "snapshot_not_from_leader"
+        );
+        assert_eq!(
+            kind(r.receive(NodeId(1), chunk(10, 5, 0, b"abc", false), &ctx())),
+            "snapshot_stale"
+        );
+        assert_eq!(
+            kind(r.receive(NodeId(1), chunk(20, 6, 0, b"abc", false), &ctx())),
+            "snapshot_malformed"
+        );
+        assert_eq!(
+            kind(r.receive(NodeId(1), chunk(20, 5, 0, &[0; 101], false), &ctx())),
+            "snapshot_too_large"
+        );
+        // A stream that started under one term does not continue in the next.
+        r.receive(NodeId(1), chunk(20, 5, 0, b"ab", false), &ctx())
+            .expect("first chunk");
+        let next_term = ReceiveContext {
+            term: Term(6),
+            ..ctx()
+        };
+        assert_eq!(
+            kind(r.receive(NodeId(1), chunk(20, 5, 2, b"c", false), &next_term)),
+            "snapshot_stream"
+        );
+        // A gap in the offsets is refused; an exact stream is received.
+        r.receive(NodeId(1), chunk(20, 5, 0, b"ab", false), &ctx())
+            .expect("restart");
+        assert_eq!(
+            kind(r.receive(NodeId(1), chunk(20, 5, 3, b"c", false), &ctx())),
+            "snapshot_stream"
+        );
+        r.receive(NodeId(1), chunk(20, 5, 0, b"ab", false), &ctx())
+            .expect("restart");
+        r.receive(NodeId(1), chunk(20, 5, 2, b"c", false), &ctx())
+            .expect("continues");
+        r.receive(NodeId(1), chunk(20, 5, 3, b"", true), &ctx())
+            .expect("sealed");
+        assert!(r.has_received(&chunk(20, 5, 0, b"", false).meta));
+    }
+}
