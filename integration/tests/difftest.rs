@@ -1298,3 +1298,65 @@ async fn acl_and_auth_replies_match_redis_server() -> Result<()> {
     cluster.shutdown();
     Ok(())
 }
+
+/// The ACL categories `COMMAND INFO` shows for every dkv command and
+/// subcommand are the ones Redis 7 gives it (as sets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_info_categories_match_redis_server() -> Result<()> {
+    if !redis_server_available() {
+        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+        return Ok(());
+    }
+    let (_redis, mut redis) = start_redis().await?;
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let mut dkv = RawConn::connect(cluster.resp_addr(0)).await?;
+    let Reply::Array(Some(names)) = dkv.command(&[b"COMMAND", b"LIST"]).await? else {
+        bail!("COMMAND LIST")
+    };
+    // (name, categories) of an entry and of its subcommands.
+    fn categories(entry: &Reply) -> Vec<(String, std::collections::BTreeSet<String>)> {
+        let Reply::Array(Some(fields)) = entry else {
+            return vec![];
+        };
+        let text = |r: &Reply| match r {
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Simple(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        let cats = match &fields[6] {
+            Reply::Array(Some(c)) => c.iter().map(text).collect(),
+            _ => Default::default(),
+        };
+        let mut out = vec![(text(&fields[0]), cats)];
+        if let Some(Reply::Array(Some(subs))) = fields.get(9) {
+            out.extend(subs.iter().flat_map(categories));
+        }
+        out
+    }
+    let mut compared = 0;
+    for name in names {
+        let Reply::Bulk(Some(name)) = name else {
+            bail!("COMMAND LIST entry {name:?}")
+        };
+        let r = redis.command(&[b"COMMAND", b"INFO", &name]).await?;
+        let d = dkv.command(&[b"COMMAND", b"INFO", &name]).await?;
+        let first = |reply: Reply| match reply {
+            Reply::Array(Some(mut entries)) if !entries.is_empty() => entries.remove(0),
+            other => other,
+        };
+        let redis_cats: BTreeMap<_, _> = categories(&first(r)).into_iter().collect();
+        for (full_name, cats) in categories(&first(d)) {
+            // client|setinfo is Redis 7.2's; 7.0 does not have it.
+            let Some(expected) = redis_cats.get(&full_name) else {
+                continue;
+            };
+            assert_eq!(&cats, expected, "categories of {full_name}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 90, "only {compared} commands compared");
+    println!("COMMAND INFO categories: {compared} commands and subcommands match");
+    cluster.shutdown();
+    Ok(())
+}
