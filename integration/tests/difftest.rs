@@ -1276,13 +1276,13 @@ async fn acl_and_auth_replies_match_redis_server() -> Result<()> {
     for (index, (conn, node, args, check)) in acl_sequence().into_iter().enumerate() {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let r = redis_conns[conn].command(&refs).await.context("redis")?;
-        // The user connection keeps its identity across nodes: AUTH it on
-        // the node it moves to as the sequence did on the previous one.
+        // The user connection keeps its identity across nodes: a successful
+        // AUTH is repeated on its connections to the other nodes.
         let d = dkv_conns[conn][node].command(&refs).await.context("dkv")?;
         if args[0] == "AUTH" && conn == 1 && r == Reply::Simple("OK".into()) {
-            for other in 0..cluster.len() {
+            for (other, c) in dkv_conns[conn].iter_mut().enumerate() {
                 if other != node {
-                    dkv_conns[conn][other].command(&refs).await?;
+                    c.command(&refs).await?;
                 }
             }
         }
