@@ -81,7 +81,12 @@ async fn check_alice_everywhere(cluster: &Cluster) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_replicated_and_survive_a_full_restart() -> Result<()> {
-    let mut cluster = Cluster::start(3).await?;
+    // Snapshots every few entries, so the restart restores users from a
+    // snapshot as well as from the log after it.
+    let mut cluster = Cluster::start_with(3, |c| {
+        c.raft_extra = "snapshot_every_entries: 8".to_string();
+    })
+    .await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
     // Created through a follower: the write is forwarded, and the permission
     // check happened at the follower.
@@ -104,8 +109,12 @@ async fn users_are_replicated_and_survive_a_full_restart() -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
 
-    // Every node down, then up again: the users come back from the WAL
-    // (and snapshots, when one was taken).
+    for n in 0..20 {
+        let key = format!("filler:{n}");
+        assert_eq!(admin.command(&[b"SET", key.as_bytes(), b"x"]).await?, ok());
+    }
+    // Every node down, then up again: the users come back from the
+    // snapshot and the log after it.
     for i in 0..cluster.len() {
         cluster.stop(i).await?;
     }
