@@ -1242,6 +1242,10 @@ fn acl_sequence() -> Vec<(usize, usize, Vec<&'static str>, AclCheck)> {
         e(0, 0, &["CONFIG", "SET", "requirepass", ""]),
         (0, 2, vec!["ACL", "GETUSER", "default"], Words),
         e(0, 0, &["AUTH", "x"]),
+        // CLIENT KILL USER: the user connection (on dkv: its connection to
+        // node 0, the node the command is sent to) runs as `sub` by now.
+        e(0, 0, &["CLIENT", "KILL", "USER", "nosuch"]),
+        e(0, 0, &["CLIENT", "KILL", "USER", "sub"]),
         e(
             0,
             0,
