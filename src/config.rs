@@ -1192,9 +1192,9 @@ insecure_peer_rpc: true
             "data_dir:",
             "peers:",
             "follower_writes:",
-            "requirepass:",
+            // `requirepass` and `aclfile` are shown commented out: no value
+            // is a safe example of them.
             "protected_mode:",
-            "aclfile:",
             "acl_log_max_entries:",
             "tick_ms:",
             "election_timeout_min_ticks:",

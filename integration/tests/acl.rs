@@ -81,7 +81,12 @@ async fn check_alice_everywhere(cluster: &Cluster) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_replicated_and_survive_a_full_restart() -> Result<()> {
-    let mut cluster = Cluster::start(3).await?;
+    // Snapshots every few entries, so the restart restores users from a
+    // snapshot as well as from the log after it.
+    let mut cluster = Cluster::start_with(3, |c| {
+        c.raft_extra = "snapshot_every_entries: 8".to_string();
+    })
+    .await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
     // Created through a follower: the write is forwarded, and the permission
     // check happened at the follower.
@@ -104,8 +109,12 @@ async fn users_are_replicated_and_survive_a_full_restart() -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
 
-    // Every node down, then up again: the users come back from the WAL
-    // (and snapshots, when one was taken).
+    for n in 0..20 {
+        let key = format!("filler:{n}");
+        assert_eq!(admin.command(&[b"SET", key.as_bytes(), b"x"]).await?, ok());
+    }
+    // Every node down, then up again: the users come back from the
+    // snapshot and the log after it.
     for i in 0..cluster.len() {
         cluster.stop(i).await?;
     }
@@ -222,6 +231,88 @@ async fn protected_mode_refuses_non_local_clients_while_no_password_is_set() -> 
         String::from_utf8_lossy(&answered),
         "-NOAUTH Authentication required.\r\n+OK\r\n"
     );
+    cluster.shutdown();
+    Ok(())
+}
+
+/// `auth.requirepass` from the config file reaches the cluster at start;
+/// `ACL SAVE` writes a node's users to `auth.aclfile`, and `ACL LOAD` makes
+/// the file's users every node's users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_requirepass_and_acl_save_load() -> Result<()> {
+    let acl_dir = tempfile::tempdir()?;
+    let acl_file = acl_dir.path().join("users.acl");
+    let file_for_config = acl_file.clone();
+    let mut cluster = Cluster::start_with(3, move |c| {
+        c.extra_yaml = format!(
+            "auth: {{ requirepass: cfgpw, aclfile: {:?} }}\n",
+            file_for_config.to_string_lossy()
+        );
+    })
+    .await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    // The password is proposed once a leader takes writes: wait (bounded)
+    // until a new connection to every node needs it.
+    for i in 0..cluster.len() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+            match conn.command(&[b"PING"]).await? {
+                Reply::Error(e) if e == "NOAUTH Authentication required." => {
+                    assert_eq!(conn.command(&[b"AUTH", b"cfgpw"]).await?, ok());
+                    break;
+                }
+                _ if Instant::now() > deadline => {
+                    bail!("node {i} never required the configured password")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    let mut admin = RawConn::connect(cluster.resp_addr(0)).await?;
+    assert_eq!(admin.command(&[b"AUTH", b"cfgpw"]).await?, ok());
+    assert_eq!(
+        admin
+            .command(&[b"ACL", b"SETUSER", b"bob", b"on", b">bobpw", b"~b:*", b"+get"])
+            .await?,
+        ok()
+    );
+    assert_eq!(admin.command(&[b"ACL", b"SAVE"]).await?, ok());
+    let saved = std::fs::read_to_string(&acl_file)?;
+    assert!(
+        saved.lines().any(|l| l.starts_with("user bob on #")),
+        "{saved}"
+    );
+    assert!(!saved.contains("bobpw"), "a plain password was saved");
+    // The file, edited: carol added, bob kept. LOAD replaces every user.
+    std::fs::write(
+        &acl_file,
+        format!("{saved}user carol on >carolpw ~* +@all\n"),
+    )?;
+    assert_eq!(admin.command(&[b"ACL", b"LOAD"]).await?, ok());
+    for i in 0..cluster.len() {
+        barrier(&cluster, i, Some(("default", "cfgpw"))).await?;
+        let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+        assert_eq!(
+            conn.command(&[b"AUTH", b"carol", b"carolpw"]).await?,
+            ok(),
+            "node {i}"
+        );
+        assert_eq!(
+            conn.command(&[b"AUTH", b"bob", b"bobpw"]).await?,
+            ok(),
+            "node {i}"
+        );
+    }
+    // A bad file is refused as a whole, with the line named.
+    std::fs::write(&acl_file, "user dave on +nosuch\n")?;
+    match admin.command(&[b"ACL", b"LOAD"]).await? {
+        Reply::Error(e) => assert!(
+            e.contains(":1: Error in ACL SETUSER modifier '+nosuch'"),
+            "{e}"
+        ),
+        other => bail!("ACL LOAD of a bad file: {other:?}"),
+    }
     cluster.shutdown();
     Ok(())
 }

@@ -1242,6 +1242,10 @@ fn acl_sequence() -> Vec<(usize, usize, Vec<&'static str>, AclCheck)> {
         e(0, 0, &["CONFIG", "SET", "requirepass", ""]),
         (0, 2, vec!["ACL", "GETUSER", "default"], Words),
         e(0, 0, &["AUTH", "x"]),
+        // CLIENT KILL USER: the user connection (on dkv: its connection to
+        // node 0, the node the command is sent to) runs as `sub` by now.
+        e(0, 0, &["CLIENT", "KILL", "USER", "nosuch"]),
+        e(0, 0, &["CLIENT", "KILL", "USER", "sub"]),
         e(
             0,
             0,
@@ -1276,13 +1280,13 @@ async fn acl_and_auth_replies_match_redis_server() -> Result<()> {
     for (index, (conn, node, args, check)) in acl_sequence().into_iter().enumerate() {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let r = redis_conns[conn].command(&refs).await.context("redis")?;
-        // The user connection keeps its identity across nodes: AUTH it on
-        // the node it moves to as the sequence did on the previous one.
+        // The user connection keeps its identity across nodes: a successful
+        // AUTH is repeated on its connections to the other nodes.
         let d = dkv_conns[conn][node].command(&refs).await.context("dkv")?;
         if args[0] == "AUTH" && conn == 1 && r == Reply::Simple("OK".into()) {
-            for other in 0..cluster.len() {
+            for (other, c) in dkv_conns[conn].iter_mut().enumerate() {
                 if other != node {
-                    dkv_conns[conn][other].command(&refs).await?;
+                    c.command(&refs).await?;
                 }
             }
         }
@@ -1295,6 +1299,68 @@ async fn acl_and_auth_replies_match_redis_server() -> Result<()> {
         compared += 1;
     }
     println!("acl difftest: {compared} commands, 0 differences");
+    cluster.shutdown();
+    Ok(())
+}
+
+/// The ACL categories `COMMAND INFO` shows for every dkv command and
+/// subcommand are the ones Redis 7 gives it (as sets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_info_categories_match_redis_server() -> Result<()> {
+    if !redis_server_available() {
+        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+        return Ok(());
+    }
+    let (_redis, mut redis) = start_redis().await?;
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let mut dkv = RawConn::connect(cluster.resp_addr(0)).await?;
+    let Reply::Array(Some(names)) = dkv.command(&[b"COMMAND", b"LIST"]).await? else {
+        bail!("COMMAND LIST")
+    };
+    // (name, categories) of an entry and of its subcommands.
+    fn categories(entry: &Reply) -> Vec<(String, std::collections::BTreeSet<String>)> {
+        let Reply::Array(Some(fields)) = entry else {
+            return vec![];
+        };
+        let text = |r: &Reply| match r {
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Simple(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        let cats = match &fields[6] {
+            Reply::Array(Some(c)) => c.iter().map(text).collect(),
+            _ => Default::default(),
+        };
+        let mut out = vec![(text(&fields[0]), cats)];
+        if let Some(Reply::Array(Some(subs))) = fields.get(9) {
+            out.extend(subs.iter().flat_map(categories));
+        }
+        out
+    }
+    let mut compared = 0;
+    for name in names {
+        let Reply::Bulk(Some(name)) = name else {
+            bail!("COMMAND LIST entry {name:?}")
+        };
+        let r = redis.command(&[b"COMMAND", b"INFO", &name]).await?;
+        let d = dkv.command(&[b"COMMAND", b"INFO", &name]).await?;
+        let first = |reply: Reply| match reply {
+            Reply::Array(Some(mut entries)) if !entries.is_empty() => entries.remove(0),
+            other => other,
+        };
+        let redis_cats: BTreeMap<_, _> = categories(&first(r)).into_iter().collect();
+        for (full_name, cats) in categories(&first(d)) {
+            // client|setinfo is Redis 7.2's; 7.0 does not have it.
+            let Some(expected) = redis_cats.get(&full_name) else {
+                continue;
+            };
+            assert_eq!(&cats, expected, "categories of {full_name}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 90, "only {compared} commands compared");
+    println!("COMMAND INFO categories: {compared} commands and subcommands match");
     cluster.shutdown();
     Ok(())
 }

@@ -437,25 +437,29 @@ pub fn load(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, Comma
 }
 
 /// `ACL SAVE`: this node's users to its `aclfile` (written to a temporary
-/// file, then renamed over it).
+/// file, then renamed over it). A linearizable read, so the file has every
+/// user change acknowledged before the command (the small write happens
+/// under the map's read lock; ACL SAVE is rare).
 pub fn save(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     let path = env
         .acl_file()
         .ok_or_else(|| CommandError::Acl(NO_ACL_FILE.to_string()))?
         .to_path_buf();
-    let mut contents = list_lines(&env.users()).join("\n");
-    contents.push('\n');
-    let tmp = path.with_extension("tmp");
-    let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, &path));
-    match written {
-        Ok(()) => Ok(Action::Reply(Reply::OK)),
-        Err(error) => {
-            tracing::warn!(%error, path = %path.display(), "ACL SAVE failed");
-            Err(CommandError::Acl(
-                "There was an error trying to save the ACLs. Please check the server logs for more information".to_string(),
-            ))
+    Ok(Action::Read(Box::new(move |db, _| {
+        let mut contents = list_lines(&db.users()).join("\n");
+        contents.push('\n');
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => Reply::OK,
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "ACL SAVE failed");
+                Reply::Error(
+                    "ERR There was an error trying to save the ACLs. Please check the server logs for more information".to_string(),
+                )
+            }
         }
-    }
+    })))
 }
 
 pub fn acl_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {

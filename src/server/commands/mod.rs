@@ -1,7 +1,9 @@
 //! The command table ([`COMMANDS`]) and the handlers, one module per group:
 //! [`data`] (every key-space command: strings, keys, expiry, hashes — routed
-//! to the Raft log or to a read, interpreted by `kv`), [`connection`], [`debug`],
-//! [`introspection`] and [`transactions`].
+//! to the Raft log or to a read, interpreted by `kv`), [`connection`], [`acl`],
+//! [`debug`], [`introspection`] and [`transactions`]. Each row also carries the
+//! command's ACL categories and what it does to its keys, as Redis 7.0 has
+//! them (`.acl(...)`).
 
 pub mod acl;
 pub mod clients;
