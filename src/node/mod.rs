@@ -1196,7 +1196,19 @@ mod tests {
                     }
                 });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Shut down once the writers are under way, however slow the
+            // machine: a fixed sleep left some rounds with nothing acked on
+            // a loaded machine.
+            let started = tokio::time::timeout(Duration::from_secs(30), async {
+                while acked.lock().unwrap().len() < 8 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await;
+            assert!(
+                started.is_ok(),
+                "round {round}: no write acknowledged in 30 s"
+            );
             node.shutdown().await.unwrap();
             writers.shutdown().await;
             let acked = std::mem::take(&mut *acked.lock().unwrap());
