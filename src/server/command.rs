@@ -102,6 +102,14 @@ pub enum CommandError {
     /// `CLIENT KILL USER` naming a user that does not exist.
     #[error("ERR No such user '{0}'")]
     NoSuchUser(String),
+    /// `CONFIG SET` of a known parameter with a value it refuses (Redis's text).
+    #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
+    ConfigSetFailed {
+        /// The parameter, as given.
+        name: String,
+        /// Why the value was refused.
+        reason: String,
+    },
     /// `CONFIG SET` of a parameter dkv does not have or cannot change.
     #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
     UnknownConfig(String),
@@ -306,6 +314,11 @@ pub trait Env {
     /// The registry of open connections (CLIENT LIST / KILL); None when the
     /// environment has none (then only the current connection is known).
     fn clients(&self) -> Option<&ClientRegistry> {
+        None
+    }
+    /// The client limits (CONFIG GET/SET, INFO); None when the environment
+    /// has none (then the defaults are shown and cannot be changed).
+    fn client_limits(&self) -> Option<&crate::server::client_limits::ClientLimits> {
         None
     }
 }

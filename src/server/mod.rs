@@ -12,6 +12,7 @@
 //! through [`NodeHandle`]. Limits come from [`LimitsConfig`]; nothing here grows
 //! without bound (connections, request size, argument count).
 
+pub mod client_limits;
 pub mod codec;
 pub mod command;
 pub mod commands;
@@ -56,6 +57,7 @@ struct Inner {
     connected_clients: AtomicUsize,
     next_client_id: AtomicU64,
     clients: Arc<commands::clients::ClientRegistry>,
+    client_limits: Arc<client_limits::ClientLimits>,
 }
 
 impl ServerContext {
@@ -66,6 +68,12 @@ impl ServerContext {
         metrics: Metrics,
         facts: ServerFacts,
     ) -> ServerContext {
+        let clients: Arc<commands::clients::ClientRegistry> = Arc::default();
+        let client_limits = Arc::new(client_limits::ClientLimits::new(
+            client_limits::ClientSettings::from(&limits),
+            Some(metrics.clients_closed.clone()),
+            Some(clients.clone()),
+        ));
         ServerContext {
             inner: Arc::new(Inner {
                 node,
@@ -75,9 +83,15 @@ impl ServerContext {
                 counters: command::CommandCounters::register(),
                 connected_clients: AtomicUsize::new(0),
                 next_client_id: AtomicU64::new(1),
-                clients: Arc::default(),
+                clients,
+                client_limits,
             }),
         }
+    }
+
+    /// The client limits in force (CONFIG SET changes them).
+    pub fn client_limits(&self) -> &Arc<client_limits::ClientLimits> {
+        &self.inner.client_limits
     }
 
     /// The node handle.
@@ -146,6 +160,10 @@ impl command::Env for ServerContext {
 
     fn clients(&self) -> Option<&commands::clients::ClientRegistry> {
         Some(&self.inner.clients)
+    }
+
+    fn client_limits(&self) -> Option<&client_limits::ClientLimits> {
+        Some(&self.inner.client_limits)
     }
 }
 
@@ -245,7 +263,12 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
                 tracing::debug!("client connected");
                 let limits = codec::FrameLimits::from(ctx.limits());
                 let counters = Some(ctx.counters());
-                match connection::run(stream, &ctx, session, limits, counters, kill_rx).await {
+                let account =
+                    client_limits::ClientAccount::tracked(ctx.client_limits().clone(), id);
+                let served =
+                    connection::run(stream, &ctx, session, limits, counters, kill_rx, account)
+                        .await;
+                match served {
                     Ok(()) => tracing::debug!("client disconnected"),
                     Err(error) => tracing::debug!(%error, "client connection failed"),
                 }
