@@ -61,6 +61,9 @@ pub struct NodeConfig {
     pub extra_yaml: String,
     /// Extra `raft:` keys, as flow-map entries (e.g. `snapshot_every_entries: 500`).
     pub raft_extra: String,
+    /// Extra `limits:` keys, as flow-map entries (e.g.
+    /// `client_output_buffer_limit: "normal 64mb 32mb 10"`).
+    pub limits_extra: String,
 }
 
 impl NodeConfig {
@@ -95,9 +98,14 @@ impl NodeConfig {
             "raft: {{ tick_ms: {}, election_timeout_min_ticks: 30, election_timeout_max_ticks: 60, heartbeat_interval_ticks: 5{raft_extra} }}",
             self.tick_ms
         );
+        let limits_extra = if self.limits_extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.limits_extra)
+        };
         let _ = writeln!(
             y,
-            "limits: {{ max_clients: 10000, max_bulk_len_bytes: {}, request_timeout_ms: {} }}",
+            "limits: {{ max_clients: 10000, max_bulk_len_bytes: {}, request_timeout_ms: {}{limits_extra} }}",
             self.max_bulk_len_bytes, self.request_timeout_ms
         );
         y.push_str(&self.extra_yaml);
@@ -270,6 +278,7 @@ impl Cluster {
                 max_bulk_len_bytes: 512 * 1024 * 1024,
                 extra_yaml: String::new(),
                 raft_extra: String::new(),
+                limits_extra: String::new(),
             };
             adjust(&mut config);
             let config_path = dir.path().join(format!("node{id}.yaml"));
@@ -916,6 +925,7 @@ mod tests {
             max_bulk_len_bytes: 536870912,
             extra_yaml: String::new(),
             raft_extra: String::new(),
+            limits_extra: String::new(),
         };
         let y = c.to_yaml();
         assert!(y.contains("id: 1\n"), "{y}");

@@ -378,7 +378,7 @@ impl ClientLimits {
                 .is_ok()
         {
             tracing::warn!(
-                clients = ids.len(),
+                clients = ?ids,
                 total_bytes = self.total_bytes(),
                 "evicting clients: client buffers over maxmemory-clients"
             );

@@ -49,6 +49,8 @@ use crate::kv::Op;
 
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// An empty read buffer with more capacity than this is replaced by a small one.
+const SHRINK_INPUT_ABOVE_BYTES: usize = 4 * READ_CHUNK_BYTES;
 /// Most the read buffer is grown by at once for a pending large bulk.
 const MAX_RESERVE_BYTES: usize = 1024 * 1024;
 /// Output written mid-batch once it is this large, to bound memory with deep
@@ -243,8 +245,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     fn account<B: Env + ?Sized>(&mut self, env: &B, parser: &RequestParser) -> Result<(), End> {
         self.settings = self.limits.settings();
         let bound = match self.settings.maxmemory_clients {
-            MaxMemoryClients::Bytes(0) => 0,
-            other => other.bytes(env.kv_info().maxmemory),
+            MaxMemoryClients::Bytes(bytes) => bytes,
+            percent => percent.bytes(env.kv_info().maxmemory),
         };
         if let Some(slot) = &self.slot {
             let held = self.input.capacity() + parser.held_bytes() + self.output.capacity();
@@ -585,6 +587,14 @@ where
         // one uncontended lock per read, not per request.
         publish(session);
         io.check_output()?;
+        if io.input.is_empty() && io.input.capacity() > SHRINK_INPUT_ABOVE_BYTES {
+            // Give back what a big request grew the buffer to (Redis resizes
+            // idle query buffers too); it counts against maxmemory-clients.
+            io.input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+        // Counted before the replies leave, so a client that has its reply
+        // is never still counted at its old size.
+        io.account(backend, parser)?;
         io.try_write()?;
         if *io.shutdown.borrow() {
             return Err(End::Killed);
