@@ -305,6 +305,7 @@ fn base_config(dir: &std::path::Path) -> Result<NodeConfig> {
         max_bulk_len_bytes: 512 * 1024 * 1024,
         extra_yaml: String::new(),
         raft_extra: String::new(),
+        limits_extra: String::new(),
     })
 }
 
