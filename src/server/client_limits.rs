@@ -331,6 +331,7 @@ pub struct ClientLimits {
     metrics: Option<crate::metrics::ClientLimitCounters>,
     registry: Option<Arc<ClientRegistry>>,
     last_eviction_log_ms: AtomicU64,
+    generation: AtomicU64,
 }
 
 impl Default for ClientLimits {
@@ -355,6 +356,7 @@ impl ClientLimits {
             metrics,
             registry,
             last_eviction_log_ms: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -390,9 +392,16 @@ impl ClientLimits {
         *self.settings.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Changes with every [`ClientLimits::set`]: a connection re-reads the
+    /// settings only when this moved (a load, not a lock, per batch).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Replaces the settings (CONFIG SET).
     pub fn set(&self, settings: ClientSettings) {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Counts a client closed for `why`.
@@ -508,6 +517,9 @@ impl MemorySlot {
     /// ids of clients to close when the sum passes `bound_bytes` (0: no bound).
     pub fn update(&self, bytes: usize, bound_bytes: u64) -> Vec<u64> {
         let previous = self.bytes.swap(bytes, Ordering::Relaxed);
+        if bytes == previous && bound_bytes == 0 {
+            return Vec::new();
+        }
         if bytes >= previous {
             self.limits
                 .total_bytes

@@ -190,6 +190,8 @@ struct Io<S> {
     /// The last read or write (the idle `timeout` counts from it).
     last_interaction: Instant,
     settings: ClientSettings,
+    /// The [`ClientLimits::generation`] `settings` were read at.
+    generation: u64,
     limits: Arc<ClientLimits>,
     slot: Option<MemorySlot>,
     shutdown: watch::Receiver<bool>,
@@ -243,7 +245,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Refreshes the settings and this client's entry in the memory table;
     /// closes the biggest clients when all together pass `maxmemory-clients`.
     fn account<B: Env + ?Sized>(&mut self, env: &B, parser: &RequestParser) -> Result<(), End> {
-        self.settings = self.limits.settings();
+        let generation = self.limits.generation();
+        if generation != self.generation {
+            self.settings = self.limits.settings();
+            self.generation = generation;
+        }
         let bound = match self.settings.maxmemory_clients {
             MaxMemoryClients::Bytes(bytes) => bytes,
             percent => percent.bytes(env.kv_info().maxmemory),
@@ -290,11 +296,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Enforces the output limit; true when enough output is pending that
+    /// [`Io::settle`] has work (the common case, false, costs no await).
+    fn must_settle(&mut self) -> Result<bool, End> {
+        self.check_output()?;
+        Ok(self.output.len() >= FLUSH_AT_BYTES.min(self.stall_bytes()))
+    }
+
     /// After a reply was appended: enforces the output limit, writes when
     /// enough is pending, and waits (reading nothing) while the client is
     /// behind by [`Io::stall_bytes`] or more.
     async fn settle(&mut self) -> Result<(), End> {
-        self.check_output()?;
+        if !self.must_settle()? {
+            return Ok(());
+        }
         if self.output.len() >= FLUSH_AT_BYTES {
             self.try_write()?;
         }
@@ -446,6 +461,7 @@ where
         unflushed: false,
         soft_since: None,
         last_interaction: Instant::now(),
+        generation: client_limits.generation(),
         settings: client_limits.settings(),
         limits: client_limits.clone(),
         slot,
@@ -552,7 +568,9 @@ where
                                 command: Some(command),
                             };
                             let close = answer(executed, protocol, counters, &mut io.output);
-                            io.settle().await?;
+                            if io.must_settle()? {
+                                io.settle().await?;
+                            }
                             close
                         }
                         Prepared::Done(executed) => {
@@ -560,7 +578,9 @@ where
                             // After `HELLO 3` this is already RESP3, as in Redis.
                             let close =
                                 answer(executed, session.protocol, counters, &mut io.output);
-                            io.settle().await?;
+                            if io.must_settle()? {
+                                io.settle().await?;
+                            }
                             close
                         }
                     };
@@ -608,7 +628,9 @@ where
         // Wait for input, writing pending output meanwhile; stop reading
         // while the client is behind by the stall bound.
         loop {
-            io.account(backend, parser)?;
+            if !io.output.is_empty() {
+                io.account(backend, parser)?;
+            }
             let read = io.output.len() < io.stall_bytes();
             let woken = io.wait(read).await?;
             io.check_output()?;
@@ -766,7 +788,9 @@ async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
             command: Some(command),
         };
         answer(executed, protocol, counters, &mut io.output);
-        io.settle().await?;
+        if io.must_settle()? {
+            io.settle().await?;
+        }
     }
     Ok(())
 }
