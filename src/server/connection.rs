@@ -22,6 +22,7 @@
 //! generic over the stream and the [`Backend`], so tests drive it through an
 //! in-memory pipe with a fake or a real node.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,6 +128,72 @@ impl From<io::Error> for End {
     }
 }
 
+/// Output is encoded into `current`; once that holds [`SEAL_AT_BYTES`] it is
+/// sealed into the queue and a new buffer starts, so a large backlog is a list
+/// of chunks, never one buffer re-grown (and copied) by doubling.
+#[derive(Default)]
+struct Outbuf {
+    sealed: VecDeque<Bytes>,
+    sealed_bytes: usize,
+    current: BytesMut,
+}
+
+/// The size at which the output buffer is sealed into a chunk.
+const SEAL_AT_BYTES: usize = 64 * 1024;
+
+impl Outbuf {
+    /// Bytes not yet written.
+    fn len(&self) -> usize {
+        self.sealed_bytes + self.current.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Memory held, in bytes.
+    fn capacity(&self) -> usize {
+        self.sealed_bytes + self.current.capacity()
+    }
+
+    /// The buffer the next reply is encoded into.
+    fn encoder(&mut self) -> &mut BytesMut {
+        if self.current.len() >= SEAL_AT_BYTES {
+            let chunk = self.current.split().freeze();
+            self.sealed_bytes += chunk.len();
+            self.sealed.push_back(chunk);
+        }
+        &mut self.current
+    }
+
+    /// The oldest unwritten bytes.
+    fn front(&self) -> &[u8] {
+        self.sealed
+            .front()
+            .map_or(&self.current[..], |chunk| &chunk[..])
+    }
+
+    /// `written` bytes of [`Outbuf::front`] left for the socket.
+    fn advance(&mut self, written: usize) {
+        match self.sealed.front_mut() {
+            Some(chunk) => {
+                chunk.advance(written);
+                self.sealed_bytes -= written;
+                if chunk.is_empty() {
+                    self.sealed.pop_front();
+                }
+            }
+            None => {
+                self.current.advance(written);
+                if self.current.is_empty() && self.current.capacity() > 2 * FLUSH_AT_BYTES {
+                    // Give back what a big reply grew the buffer to.
+                    self.current = BytesMut::with_capacity(READ_CHUNK_BYTES);
+                }
+            }
+        }
+    }
+}
+
 /// What woke [`Io::wait`].
 enum Woken {
     /// Bytes arrived.
@@ -182,7 +249,7 @@ fn log_limit_close(why: LimitClose, session: &Session, pending: usize, qbuf: usi
 struct Io<S> {
     stream: S,
     input: BytesMut,
-    output: BytesMut,
+    output: Outbuf,
     /// Written to the stream since the last flush.
     unflushed: bool,
     /// Since when the output has been at or over the soft limit.
@@ -270,7 +337,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Writes what the socket takes now, without waiting.
     fn try_write(&mut self) -> Result<(), End> {
         while !self.output.is_empty() {
-            match self.stream.write(&self.output).now_or_never() {
+            match self.stream.write(self.output.front()).now_or_never() {
                 None => break,
                 Some(Ok(0)) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
                 Some(Ok(written)) => self.wrote(written),
@@ -290,10 +357,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         self.output.advance(written);
         self.unflushed = true;
         self.last_interaction = Instant::now();
-        if self.output.is_empty() && self.output.capacity() > 2 * FLUSH_AT_BYTES {
-            // Give back what a burst of big replies grew the buffer to.
-            self.output = BytesMut::with_capacity(READ_CHUNK_BYTES);
-        }
     }
 
     /// Enforces the output limit; true when enough output is pending that
@@ -362,7 +425,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         } = self;
         let io = std::future::poll_fn(move |cx| {
             if !output.is_empty() {
-                if let Poll::Ready(result) = Pin::new(&mut *stream).poll_write(cx, output) {
+                if let Poll::Ready(result) = Pin::new(&mut *stream).poll_write(cx, output.front()) {
                     return Poll::Ready(result.map(IoEvent::Wrote));
                 }
             } else if *unflushed {
@@ -457,7 +520,7 @@ where
     let mut io = Io {
         stream,
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
-        output: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        output: Outbuf::default(),
         unflushed: false,
         soft_since: None,
         last_interaction: Instant::now(),
@@ -567,7 +630,7 @@ where
                                 close,
                                 command: Some(command),
                             };
-                            let close = answer(executed, protocol, counters, &mut io.output);
+                            let close = answer(executed, protocol, counters, io.output.encoder());
                             if io.must_settle()? {
                                 io.settle().await?;
                             }
@@ -577,7 +640,7 @@ where
                             carry_out(backend, session, &mut group, counters, io).await?;
                             // After `HELLO 3` this is already RESP3, as in Redis.
                             let close =
-                                answer(executed, session.protocol, counters, &mut io.output);
+                                answer(executed, session.protocol, counters, io.output.encoder());
                             if io.must_settle()? {
                                 io.settle().await?;
                             }
@@ -597,7 +660,7 @@ where
                 Err(error) => {
                     carry_out(backend, session, &mut group, counters, io).await?;
                     tracing::debug!(%error, "protocol error");
-                    Reply::Error(error.to_string()).encode(session.protocol, &mut io.output);
+                    Reply::Error(error.to_string()).encode(session.protocol, io.output.encoder());
                     return io.finish().await;
                 }
             }
@@ -787,7 +850,7 @@ async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
             close: false,
             command: Some(command),
         };
-        answer(executed, protocol, counters, &mut io.output);
+        answer(executed, protocol, counters, io.output.encoder());
         if io.must_settle()? {
             io.settle().await?;
         }
