@@ -120,6 +120,20 @@ pub struct LimitsConfig {
     pub max_pending_proposals: usize,
     /// How long a request waits for a leader, a forward or a read index.
     pub request_timeout_ms: u64,
+    /// Redis's `client-output-buffer-limit`, in Redis's syntax
+    /// (`<class> <hard> <soft> <soft-seconds>` ..., sizes like `64mb`).
+    pub client_output_buffer_limit: String,
+    /// Redis's `client-query-buffer-limit`: a client whose unparsed input
+    /// grows past this is closed (at least 1 MiB).
+    pub client_query_buffer_limit_bytes: u64,
+    /// Redis's `timeout`: a client idle this long is closed (0: never).
+    pub client_idle_timeout_seconds: u64,
+    /// Redis's `maxmemory-clients`: when all clients' buffers together pass
+    /// this, the biggest clients are closed (0: no bound).
+    pub maxmemory_clients_bytes: u64,
+    /// Pending output at which a connection stops reading and running
+    /// requests until its client reads, when no output limit bounds it.
+    pub client_output_backpressure_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -131,6 +145,12 @@ impl Default for LimitsConfig {
             max_inline_len_bytes: 64 * 1024,
             max_pending_proposals: 100_000,
             request_timeout_ms: 5_000,
+            client_output_buffer_limit:
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60".to_string(),
+            client_query_buffer_limit_bytes: 1 << 30,
+            client_idle_timeout_seconds: 0,
+            maxmemory_clients_bytes: 0,
+            client_output_backpressure_bytes: 1 << 20,
         }
     }
 }
@@ -692,6 +712,44 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key, "must be non-zero".to_string()));
             }
+        }
+        self.validate_client_limits(path)
+    }
+
+    /// The client limits Redis also checks, with Redis's words.
+    fn validate_client_limits(&self, path: &Path) -> Result<(), ConfigError> {
+        use crate::server::client_limits::{
+            OutputLimits, MAX_IDLE_TIMEOUT_SECONDS, MIN_QUERY_BUFFER_LIMIT_BYTES,
+        };
+        let invalid = |key: &str, reason: String| ConfigError::InvalidValue {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        let limits = &self.limits;
+        if let Err(error) = OutputLimits::default().with(&limits.client_output_buffer_limit) {
+            return Err(invalid(
+                "limits.client_output_buffer_limit",
+                error.to_string(),
+            ));
+        }
+        if limits.client_query_buffer_limit_bytes < MIN_QUERY_BUFFER_LIMIT_BYTES {
+            return Err(invalid(
+                "limits.client_query_buffer_limit_bytes",
+                format!("must be at least {MIN_QUERY_BUFFER_LIMIT_BYTES}"),
+            ));
+        }
+        if limits.client_idle_timeout_seconds > MAX_IDLE_TIMEOUT_SECONDS {
+            return Err(invalid(
+                "limits.client_idle_timeout_seconds",
+                format!("must be at most {MAX_IDLE_TIMEOUT_SECONDS}"),
+            ));
+        }
+        if limits.client_output_backpressure_bytes == 0 {
+            return Err(invalid(
+                "limits.client_output_backpressure_bytes",
+                "must be non-zero".to_string(),
+            ));
         }
         Ok(())
     }

@@ -31,6 +31,9 @@ pub const CACHE_COMMANDS_TOTAL: &str = "cache_commands_total";
 pub const CACHE_CONNECTED_CLIENTS: &str = "cache_connected_clients";
 /// Keys in the map.
 pub const CACHE_KEYS: &str = "cache_keys";
+/// Clients closed by a client limit, by `reason`: `output_hard`,
+/// `output_soft`, `query_buffer`, `idle`, `maxmemory_clients`.
+pub const CACHE_CLIENTS_CLOSED_TOTAL: &str = "cache_clients_closed_total";
 
 /// Installs the process-wide Prometheus recorder.
 ///
@@ -68,6 +71,44 @@ pub struct Metrics {
     pub connected_clients: Gauge,
     /// [`CACHE_KEYS`].
     pub keys: Gauge,
+    /// [`CACHE_CLIENTS_CLOSED_TOTAL`].
+    pub clients_closed: ClientLimitCounters,
+}
+
+/// [`CACHE_CLIENTS_CLOSED_TOTAL`], one handle per reason.
+#[derive(Clone)]
+pub struct ClientLimitCounters {
+    output_hard: Counter,
+    output_soft: Counter,
+    query_buffer: Counter,
+    idle: Counter,
+    evicted: Counter,
+}
+
+impl ClientLimitCounters {
+    fn register() -> ClientLimitCounters {
+        let reason = |r: &'static str| counter!(CACHE_CLIENTS_CLOSED_TOTAL, "reason" => r);
+        ClientLimitCounters {
+            output_hard: reason("output_hard"),
+            output_soft: reason("output_soft"),
+            query_buffer: reason("query_buffer"),
+            idle: reason("idle"),
+            evicted: reason("maxmemory_clients"),
+        }
+    }
+
+    /// Counts one client closed for `why`.
+    pub fn count(&self, why: crate::server::client_limits::LimitClose) {
+        use crate::server::client_limits::LimitClose;
+        match why {
+            LimitClose::OutputHard => &self.output_hard,
+            LimitClose::OutputSoft => &self.output_soft,
+            LimitClose::QueryBuffer => &self.query_buffer,
+            LimitClose::Idle => &self.idle,
+            LimitClose::Evicted => &self.evicted,
+        }
+        .increment(1);
+    }
 }
 
 impl Metrics {
@@ -83,6 +124,7 @@ impl Metrics {
             wal_fsync: histogram!(WAL_FSYNC_DURATION_SECONDS),
             connected_clients: gauge!(CACHE_CONNECTED_CLIENTS),
             keys: gauge!(CACHE_KEYS),
+            clients_closed: ClientLimitCounters::register(),
         }
     }
 

@@ -68,6 +68,9 @@ pub struct NodeConfig {
     pub extra_yaml: String,
     /// Extra `raft:` keys, as flow-map entries (e.g. `snapshot_every_entries: 500`).
     pub raft_extra: String,
+    /// Extra `limits:` keys, as flow-map entries (e.g.
+    /// `client_output_buffer_limit: "normal 64mb 32mb 10"`).
+    pub limits_extra: String,
     /// `metrics_addr`: the plain operator port (`/status`, `/metrics`, `/admin/*`).
     pub metrics_addr: Option<SocketAddr>,
     /// `peer_tls`; `None` with peers writes `insecure_peer_rpc: true` (unless
@@ -120,9 +123,14 @@ impl NodeConfig {
             "raft: {{ tick_ms: {}, election_timeout_min_ticks: 30, election_timeout_max_ticks: 60, heartbeat_interval_ticks: 5{raft_extra} }}",
             self.tick_ms
         );
+        let limits_extra = if self.limits_extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.limits_extra)
+        };
         let _ = writeln!(
             y,
-            "limits: {{ max_clients: 10000, max_bulk_len_bytes: {}, request_timeout_ms: {} }}",
+            "limits: {{ max_clients: 10000, max_bulk_len_bytes: {}, request_timeout_ms: {}{limits_extra} }}",
             self.max_bulk_len_bytes, self.request_timeout_ms
         );
         if let Some(addr) = self.metrics_addr {
@@ -352,6 +360,7 @@ impl Cluster {
                     key_path: certs.join(dkv::tls::node_key_file(dkv::raft::NodeId(id))),
                 }),
                 admin_token_path: Some(admin_token_path.clone()),
+                limits_extra: String::new(),
             };
             adjust(&mut config);
             if config.extra_yaml.contains("insecure_peer_rpc") {
@@ -1031,6 +1040,7 @@ mod tests {
             metrics_addr: Some(a(9001)),
             peer_tls: None,
             admin_token_path: None,
+            limits_extra: String::new(),
         };
         let y = c.to_yaml();
         assert!(y.contains("metrics_addr: 127.0.0.1:9001\n"), "{y}");

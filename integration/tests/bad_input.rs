@@ -317,6 +317,7 @@ fn base_config(dir: &std::path::Path) -> Result<NodeConfig> {
         metrics_addr: None,
         peer_tls: None,
         admin_token_path: None,
+        limits_extra: String::new(),
     })
 }
 

@@ -230,6 +230,12 @@ impl RequestParser {
         }
     }
 
+    /// Bytes of the request in progress already taken out of the buffer (its
+    /// complete arguments): with the buffer, the client's query buffer.
+    pub fn held_bytes(&self) -> usize {
+        self.args.iter().map(Bytes::len).sum()
+    }
+
     /// Finds `delimiter` in `buf` (after the already scanned part). A line ending
     /// in `\r` needs the byte after it too (`\r\n`, skipped as Redis does).
     fn find_line_end(
@@ -596,6 +602,14 @@ mod tests {
         let mut buf = BytesMut::from(&b"*1\r\n$100\r\nabc"[..]);
         assert_eq!(parser.next_request(&mut buf), Ok(None));
         assert_eq!(parser.bytes_needed(&buf), 99);
+    }
+
+    #[test]
+    fn held_bytes_counts_the_complete_arguments_of_a_partial_request() {
+        let mut parser = RequestParser::new(limits());
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$5\r\nhello\r\n$10\r\nab"[..]);
+        assert_eq!(parser.next_request(&mut buf), Ok(None));
+        assert_eq!(parser.held_bytes(), 8);
     }
 
     #[test]

@@ -104,6 +104,14 @@ pub enum CommandError {
     /// `CLIENT KILL USER` naming a user that does not exist.
     #[error("ERR No such user '{0}'")]
     NoSuchUser(String),
+    /// `CONFIG SET` of a known parameter with a value it refuses (Redis's text).
+    #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
+    ConfigSetFailed {
+        /// The parameter, as given.
+        name: String,
+        /// Why the value was refused.
+        reason: String,
+    },
     /// `CONFIG SET` of a parameter dkv does not have or cannot change.
     #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
     UnknownConfig(String),
@@ -337,6 +345,11 @@ pub trait Env {
     }
     /// The ACL file (`ACL LOAD` / `ACL SAVE`), if configured.
     fn acl_file(&self) -> Option<&std::path::Path> {
+        None
+    }
+    /// The client limits (CONFIG GET/SET, INFO); None when the environment
+    /// has none (then the defaults are shown and cannot be changed).
+    fn client_limits(&self) -> Option<&crate::server::client_limits::ClientLimits> {
         None
     }
 }

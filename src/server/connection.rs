@@ -22,22 +22,36 @@
 //! generic over the stream and the [`Backend`], so tests drive it through an
 //! in-memory pipe with a fake or a real node.
 
+use std::collections::VecDeque;
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use super::client_limits::{
+    ClientAccount, ClientClass, ClientLimits, ClientSettings, LimitClose, MaxMemoryClients,
+    MemorySlot, OutputLimit,
+};
 use super::codec::{FrameLimits, RequestParser};
 use super::command::{
     lookup, prepare, publish, run_action, write_reply, Action, Backend, CommandCounters,
-    CommandError, Executed, Flags, Prepared, ReadFn, Session,
+    CommandError, Env, Executed, Flags, Prepared, ReadFn, ReadWith, Session,
 };
 use super::reply::{Protocol, Reply};
 use crate::kv::Op;
 
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// An empty read buffer with more capacity than this is replaced by a small one.
+const SHRINK_INPUT_ABOVE_BYTES: usize = 4 * READ_CHUNK_BYTES;
 /// Most the read buffer is grown by at once for a pending large bulk.
 const MAX_RESERVE_BYTES: usize = 1024 * 1024;
 /// Output written mid-batch once it is this large, to bound memory with deep
@@ -96,43 +110,479 @@ fn groupable(session: &Session, args: &[Bytes]) -> bool {
         })
 }
 
+/// Why the loop stopped serving a connection.
+enum End {
+    /// The client closed its side.
+    Eof,
+    /// `CLIENT KILL`, eviction or shutdown: close after what is written.
+    Killed,
+    /// A client limit was broken: close at once, dropping pending output.
+    Limit(LimitClose),
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for End {
+    fn from(error: io::Error) -> End {
+        End::Io(error)
+    }
+}
+
+/// Output is encoded into `current`; once that holds [`SEAL_AT_BYTES`] it is
+/// sealed into the queue and a new buffer starts, so a large backlog is a list
+/// of chunks, never one buffer re-grown (and copied) by doubling.
+#[derive(Default)]
+struct Outbuf {
+    sealed: VecDeque<Bytes>,
+    sealed_bytes: usize,
+    current: BytesMut,
+}
+
+/// The size at which the output buffer is sealed into a chunk.
+const SEAL_AT_BYTES: usize = 64 * 1024;
+
+impl Outbuf {
+    /// Bytes not yet written.
+    fn len(&self) -> usize {
+        self.sealed_bytes + self.current.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Memory held, in bytes.
+    fn capacity(&self) -> usize {
+        self.sealed_bytes + self.current.capacity()
+    }
+
+    /// The buffer the next reply is encoded into.
+    fn encoder(&mut self) -> &mut BytesMut {
+        if self.current.len() >= SEAL_AT_BYTES {
+            let chunk = self.current.split().freeze();
+            self.sealed_bytes += chunk.len();
+            self.sealed.push_back(chunk);
+        }
+        &mut self.current
+    }
+
+    /// The oldest unwritten bytes.
+    fn front(&self) -> &[u8] {
+        self.sealed
+            .front()
+            .map_or(&self.current[..], |chunk| &chunk[..])
+    }
+
+    /// `written` bytes of [`Outbuf::front`] left for the socket.
+    fn advance(&mut self, written: usize) {
+        match self.sealed.front_mut() {
+            Some(chunk) => {
+                chunk.advance(written);
+                self.sealed_bytes -= written;
+                if chunk.is_empty() {
+                    self.sealed.pop_front();
+                }
+            }
+            None => {
+                self.current.advance(written);
+                if self.current.is_empty() && self.current.capacity() > 2 * FLUSH_AT_BYTES {
+                    // Give back what a big reply grew the buffer to.
+                    self.current = BytesMut::with_capacity(READ_CHUNK_BYTES);
+                }
+            }
+        }
+    }
+}
+
+/// What woke [`Io::wait`].
+enum Woken {
+    /// Bytes arrived.
+    Read,
+    /// Output was written or flushed, or a timer fired.
+    Other,
+}
+
+/// At most one "closing client" line per this interval (a client can trigger
+/// them at will).
+const LIMIT_LOG_INTERVAL_MS: u64 = 1_000;
+
+static LAST_LIMIT_LOG_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a limit close, at most once per [`LIMIT_LOG_INTERVAL_MS`] process-wide.
+fn log_limit_close(why: LimitClose, session: &Session, pending: usize, qbuf: usize) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let last = LAST_LIMIT_LOG_MS.load(Ordering::Relaxed);
+    if now_ms.saturating_sub(last) < LIMIT_LOG_INTERVAL_MS
+        || LAST_LIMIT_LOG_MS
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let id = session.id;
+    match why {
+        LimitClose::OutputHard | LimitClose::OutputSoft => tracing::warn!(
+            id,
+            omem = pending,
+            soft = why == LimitClose::OutputSoft,
+            "client scheduled to be closed ASAP for overcoming of output buffer limits"
+        ),
+        LimitClose::QueryBuffer => tracing::warn!(
+            id,
+            qbuf,
+            "closing client that reached max query buffer length"
+        ),
+        LimitClose::Idle => tracing::info!(id, "closing idle client"),
+        LimitClose::Evicted => tracing::warn!(id, "evicting client (maxmemory-clients)"),
+    }
+}
+
+/// The connection's socket and buffers, and the output accounting.
+///
+/// Output a reply was encoded into and the socket has not taken yet is the
+/// client's output buffer: it is checked against `client-output-buffer-limit`
+/// after every reply and whenever a timer fires. While it is at or above
+/// [`Io::stall_bytes`] the connection reads and runs nothing more, so memory
+/// per connection is bounded even with no limit set.
+struct Io<S> {
+    stream: S,
+    input: BytesMut,
+    output: Outbuf,
+    /// Written to the stream since the last flush.
+    unflushed: bool,
+    /// Since when the output has been at or over the soft limit.
+    soft_since: Option<Instant>,
+    /// The last read or write (the idle `timeout` counts from it).
+    last_interaction: Instant,
+    settings: ClientSettings,
+    /// The [`ClientLimits::generation`] `settings` were read at.
+    generation: u64,
+    limits: Arc<ClientLimits>,
+    slot: Option<MemorySlot>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    fn output_limit(&self) -> OutputLimit {
+        self.settings.output.of(ClientClass::Normal)
+    }
+
+    /// Pending output at which reading and running stop: never below the
+    /// output limit that would close the client (so the limit can be
+    /// reached), else the configured back-pressure point.
+    fn stall_bytes(&self) -> usize {
+        let limit = self.output_limit();
+        let bound = if limit.hard_bytes > 0 {
+            u64::MAX
+        } else if limit.soft_bytes > 0 {
+            limit.soft_bytes
+        } else {
+            self.settings.output_backpressure_bytes
+        };
+        usize::try_from(bound).unwrap_or(usize::MAX)
+    }
+
+    /// Checks the output buffer against the limits (Redis's rules: at or
+    /// over hard closes; at or over soft for more than soft-seconds closes).
+    fn check_output(&mut self) -> Result<(), End> {
+        let limit = self.output_limit();
+        let pending = self.output.len() as u64;
+        if limit.hard_bytes > 0 && pending >= limit.hard_bytes {
+            return Err(End::Limit(LimitClose::OutputHard));
+        }
+        if limit.soft_bytes > 0 && pending >= limit.soft_bytes {
+            let since = *self.soft_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(limit.soft_seconds) {
+                return Err(End::Limit(LimitClose::OutputSoft));
+            }
+        } else {
+            self.soft_since = None;
+        }
+        Ok(())
+    }
+
+    /// The client's query buffer: unparsed input plus the arguments of the
+    /// request in progress.
+    fn query_bytes(&self, parser: &RequestParser) -> usize {
+        self.input.len() + parser.held_bytes()
+    }
+
+    /// Refreshes the settings and this client's entry in the memory table;
+    /// closes the biggest clients when all together pass `maxmemory-clients`.
+    fn account<B: Env + ?Sized>(&mut self, env: &B, parser: &RequestParser) -> Result<(), End> {
+        let generation = self.limits.generation();
+        if generation != self.generation {
+            self.settings = self.limits.settings();
+            self.generation = generation;
+        }
+        let bound = match self.settings.maxmemory_clients {
+            MaxMemoryClients::Bytes(bytes) => bytes,
+            percent => percent.bytes(env.kv_info().maxmemory),
+        };
+        if let Some(slot) = &self.slot {
+            let held = self.input.capacity() + parser.held_bytes() + self.output.capacity();
+            let picked = slot.update(held, bound);
+            if !picked.is_empty() {
+                self.limits.evict(&picked);
+            }
+            if slot.evicted() {
+                return Err(End::Killed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the socket takes now, without waiting.
+    fn try_write(&mut self) -> Result<(), End> {
+        while !self.output.is_empty() {
+            match self.stream.write(self.output.front()).now_or_never() {
+                None => break,
+                Some(Ok(0)) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
+                Some(Ok(written)) => self.wrote(written),
+                Some(Err(error)) => return Err(End::Io(error)),
+            }
+        }
+        if self.output.is_empty() && self.unflushed {
+            if let Some(flushed) = self.stream.flush().now_or_never() {
+                flushed?;
+                self.unflushed = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn wrote(&mut self, written: usize) {
+        self.output.advance(written);
+        self.unflushed = true;
+        self.last_interaction = Instant::now();
+    }
+
+    /// Enforces the output limit; true when enough output is pending that
+    /// [`Io::settle`] has work (the common case, false, costs no await).
+    fn must_settle(&mut self) -> Result<bool, End> {
+        self.check_output()?;
+        Ok(self.output.len() >= FLUSH_AT_BYTES.min(self.stall_bytes()))
+    }
+
+    /// After a reply was appended: enforces the output limit, writes when
+    /// enough is pending, and waits (reading nothing) while the client is
+    /// behind by [`Io::stall_bytes`] or more.
+    async fn settle(&mut self) -> Result<(), End> {
+        if !self.must_settle()? {
+            return Ok(());
+        }
+        if self.output.len() >= FLUSH_AT_BYTES {
+            self.try_write()?;
+        }
+        while self.output.len() >= self.stall_bytes() {
+            self.account_output();
+            self.wait(false).await?;
+            self.check_output()?;
+        }
+        Ok(())
+    }
+
+    /// Updates this client's entry in the memory table while it is stalled
+    /// mid-batch (the query buffer is left as last counted).
+    fn account_output(&mut self) {
+        if let Some(slot) = &self.slot {
+            let held = self.input.capacity() + self.output.capacity();
+            let bound = match self.settings.maxmemory_clients {
+                MaxMemoryClients::Bytes(bytes) => bytes,
+                // A percentage needs maxmemory: checked at the next batch.
+                MaxMemoryClients::Percent(_) => 0,
+            };
+            let picked = slot.update(held, bound);
+            if !picked.is_empty() {
+                self.limits.evict(&picked);
+            }
+        }
+    }
+
+    /// Waits for the socket to take output (and, with `read`, for input), a
+    /// limit timer, or the kill switch.
+    async fn wait(&mut self, read: bool) -> Result<Woken, End> {
+        let limit = self.output_limit();
+        let soft_deadline = self
+            .soft_since
+            .filter(|_| limit.soft_bytes > 0)
+            .map(|since| {
+                since + Duration::from_secs(limit.soft_seconds) + Duration::from_millis(1)
+            });
+        let idle_deadline = self
+            .settings
+            .idle_timeout()
+            .map(|timeout| self.last_interaction + timeout);
+        let Io {
+            stream,
+            input,
+            output,
+            unflushed,
+            shutdown,
+            ..
+        } = self;
+        let io = std::future::poll_fn(move |cx| {
+            if !output.is_empty() {
+                if let Poll::Ready(result) = Pin::new(&mut *stream).poll_write(cx, output.front()) {
+                    return Poll::Ready(result.map(IoEvent::Wrote));
+                }
+            } else if *unflushed {
+                if let Poll::Ready(result) = Pin::new(&mut *stream).poll_flush(cx) {
+                    return Poll::Ready(result.map(|()| IoEvent::Flushed));
+                }
+            }
+            if read {
+                if let Poll::Ready(result) =
+                    tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut *input)
+                {
+                    return Poll::Ready(result.map(IoEvent::Read));
+                }
+            }
+            Poll::Pending
+        });
+        let event = tokio::select! {
+            event = io => event?,
+            _ = shutdown.changed() => return Err(End::Killed),
+            () = sleep_until(soft_deadline) => return Ok(Woken::Other),
+            () = sleep_until(idle_deadline) => {
+                return Err(End::Limit(LimitClose::Idle));
+            }
+        };
+        match event {
+            IoEvent::Wrote(0) => Err(End::Io(io::ErrorKind::WriteZero.into())),
+            IoEvent::Wrote(written) => {
+                self.wrote(written);
+                Ok(Woken::Other)
+            }
+            IoEvent::Flushed => {
+                self.unflushed = false;
+                Ok(Woken::Other)
+            }
+            IoEvent::Read(0) => Err(End::Eof),
+            IoEvent::Read(_) => {
+                self.last_interaction = Instant::now();
+                Ok(Woken::Read)
+            }
+        }
+    }
+
+    /// Writes everything pending (limits and the kill switch still apply),
+    /// then closes our side.
+    async fn finish(&mut self) -> Result<(), End> {
+        while !self.output.is_empty() || self.unflushed {
+            self.wait(false).await?;
+            self.check_output()?;
+        }
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the socket did.
+enum IoEvent {
+    Wrote(usize),
+    Flushed,
+    Read(usize),
+}
+
 /// Serves one connection until the client closes it, sends QUIT, breaks the
-/// protocol, or `shutdown` turns true.
+/// protocol, breaks a client limit, or `shutdown` turns true.
 ///
 /// # Errors
 /// I/O errors on the stream.
 pub async fn run<S, B>(
-    mut stream: S,
+    stream: S,
     backend: &B,
-    mut session: Session,
+    session: Session,
     limits: FrameLimits,
     counters: Option<&CommandCounters>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    account: ClientAccount,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     B: Backend,
 {
+    let ClientAccount {
+        limits: client_limits,
+        slot,
+    } = account;
+    let mut io = Io {
+        stream,
+        input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        output: Outbuf::default(),
+        unflushed: false,
+        soft_since: None,
+        last_interaction: Instant::now(),
+        generation: client_limits.generation(),
+        settings: client_limits.settings(),
+        limits: client_limits.clone(),
+        slot,
+        shutdown,
+    };
+    let mut session = session;
     let mut parser = RequestParser::new(limits);
-    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let result = match serve(&mut io, &mut parser, backend, &mut session, counters).await {
+        // The client closed its side: it still gets the replies it is owed.
+        Err(End::Eof) if !io.output.is_empty() => io.finish().await,
+        other => other,
+    };
+    match result {
+        Ok(()) | Err(End::Eof) => Ok(()),
+        Err(End::Killed) => {
+            // Whatever the socket takes at once; a client that does not read
+            // does not hold up a kill or a shutdown.
+            let _ = io.try_write();
+            let _ = io.stream.shutdown().now_or_never();
+            Ok(())
+        }
+        Err(End::Limit(why)) => {
+            log_limit_close(why, &session, io.output.len(), io.query_bytes(&parser));
+            client_limits.count_close(why);
+            Ok(())
+        }
+        Err(End::Io(error)) => Err(error),
+    }
+}
+
+/// The read → execute → write loop; returns when the connection must close.
+async fn serve<S, B>(
+    io: &mut Io<S>,
+    parser: &mut RequestParser,
+    backend: &B,
+    session: &mut Session,
+    counters: Option<&CommandCounters>,
+) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: Backend,
+{
     let mut group = Group::Empty;
     loop {
         loop {
-            match parser.next_request(&mut input) {
+            match parser.next_request(&mut io.input) {
                 Ok(Some(args)) => {
-                    if !groupable(&session, &args) {
-                        carry_out(backend, &session, &mut group, counters, &mut output).await;
+                    if !groupable(session, &args) {
+                        carry_out(backend, session, &mut group, counters, io).await?;
                     }
                     let protocol = session.protocol;
-                    let close = match prepare(backend, &mut session, &args) {
+                    let close = match prepare(backend, session, &args) {
                         Prepared::Action {
                             action: Action::Write(op),
                             command,
                         } => {
                             if matches!(group, Group::Reads(_)) {
-                                carry_out(backend, &session, &mut group, counters, &mut output)
-                                    .await;
+                                carry_out(backend, session, &mut group, counters, io).await?;
                             }
                             let size: usize = args.iter().map(Bytes::len).sum();
                             let member = Member {
@@ -159,8 +609,7 @@ where
                             command,
                         } => {
                             if matches!(group, Group::Writes { .. }) {
-                                carry_out(backend, &session, &mut group, counters, &mut output)
-                                    .await;
+                                carry_out(backend, session, &mut group, counters, io).await?;
                             }
                             let member = Member {
                                 item: f,
@@ -174,66 +623,87 @@ where
                             false
                         }
                         Prepared::Action { action, command } => {
-                            carry_out(backend, &session, &mut group, counters, &mut output).await;
-                            let (reply, close) = run_action(backend, &mut session, action).await;
+                            carry_out(backend, session, &mut group, counters, io).await?;
+                            let (reply, close) = run_action(backend, session, action).await;
                             let executed = Executed {
                                 reply,
                                 close,
                                 command: Some(command),
                             };
-                            answer(executed, protocol, counters, &mut output)
+                            let close = answer(executed, protocol, counters, io.output.encoder());
+                            if io.must_settle()? {
+                                io.settle().await?;
+                            }
+                            close
                         }
                         Prepared::Done(executed) => {
-                            carry_out(backend, &session, &mut group, counters, &mut output).await;
+                            carry_out(backend, session, &mut group, counters, io).await?;
                             // After `HELLO 3` this is already RESP3, as in Redis.
-                            answer(executed, session.protocol, counters, &mut output)
+                            let close =
+                                answer(executed, session.protocol, counters, io.output.encoder());
+                            if io.must_settle()? {
+                                io.settle().await?;
+                            }
+                            close
                         }
                     };
                     if close {
-                        carry_out(backend, &session, &mut group, counters, &mut output).await;
-                        return close_with(&mut stream, &output).await;
+                        carry_out(backend, session, &mut group, counters, io).await?;
+                        publish(session);
+                        return io.finish().await;
                     }
                     if group.is_full() {
-                        carry_out(backend, &session, &mut group, counters, &mut output).await;
-                    }
-                    if output.len() >= FLUSH_AT_BYTES {
-                        publish(&session);
-                        stream.write_all(&output).await?;
-                        output.clear();
+                        carry_out(backend, session, &mut group, counters, io).await?;
                     }
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    carry_out(backend, &session, &mut group, counters, &mut output).await;
+                    carry_out(backend, session, &mut group, counters, io).await?;
                     tracing::debug!(%error, "protocol error");
-                    Reply::Error(error.to_string()).encode(session.protocol, &mut output);
-                    return close_with(&mut stream, &output).await;
+                    Reply::Error(error.to_string()).encode(session.protocol, io.output.encoder());
+                    return io.finish().await;
                 }
             }
         }
-        carry_out(backend, &session, &mut group, counters, &mut output).await;
+        carry_out(backend, session, &mut group, counters, io).await?;
         // Other connections' CLIENT LIST sees this one as of its last batch:
         // one uncontended lock per read, not per request.
-        publish(&session);
-        if !output.is_empty() {
-            stream.write_all(&output).await?;
-            output.clear();
+        publish(session);
+        io.check_output()?;
+        if io.input.is_empty() && io.input.capacity() > SHRINK_INPUT_ABOVE_BYTES {
+            // Give back what a big request grew the buffer to (Redis resizes
+            // idle query buffers too); it counts against maxmemory-clients.
+            io.input = BytesMut::with_capacity(READ_CHUNK_BYTES);
         }
-        if *shutdown.borrow() {
-            return close_with(&mut stream, &[]).await;
+        // Counted before the replies leave, so a client that has its reply
+        // is never still counted at its old size.
+        io.account(backend, parser)?;
+        io.try_write()?;
+        if *io.shutdown.borrow() {
+            return Err(End::Killed);
         }
         let wanted = parser
-            .bytes_needed(&input)
+            .bytes_needed(&io.input)
             .clamp(READ_CHUNK_BYTES, MAX_RESERVE_BYTES);
-        if input.capacity() - input.len() < wanted {
-            input.reserve(wanted);
+        if io.input.capacity() - io.input.len() < wanted {
+            io.input.reserve(wanted);
         }
-        let read = tokio::select! {
-            read = stream.read_buf(&mut input) => read?,
-            _ = shutdown.changed() => return close_with(&mut stream, &[]).await,
-        };
-        if read == 0 {
-            return Ok(());
+        // Wait for input, writing pending output meanwhile; stop reading
+        // while the client is behind by the stall bound.
+        loop {
+            if !io.output.is_empty() {
+                io.account(backend, parser)?;
+            }
+            let read = io.output.len() < io.stall_bytes();
+            let woken = io.wait(read).await?;
+            io.check_output()?;
+            if matches!(woken, Woken::Read) {
+                let query = io.query_bytes(parser) as u64;
+                if query > io.settings.query_buffer_limit_bytes {
+                    return Err(End::Limit(LimitClose::QueryBuffer));
+                }
+                break;
+            }
         }
     }
 }
@@ -252,17 +722,45 @@ fn answer(
     executed.close
 }
 
-/// Carries out the waiting group (one ordered write batch, or one read
-/// barrier for all its reads) and appends the replies in request order.
-async fn carry_out<B: Backend>(
+/// About how many bytes `reply` takes encoded (the read barrier's budget).
+fn reply_bytes(reply: &Reply) -> usize {
+    const FRAME: usize = 16;
+    match reply {
+        Reply::Bulk(bytes) => FRAME + bytes.len(),
+        Reply::Error(text) | Reply::Status(text) | Reply::Verbatim(text) => FRAME + text.len(),
+        Reply::Array(items) => FRAME + items.iter().map(reply_bytes).sum::<usize>(),
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            FRAME
+                + pairs
+                    .iter()
+                    .map(|(k, v)| reply_bytes(k) + reply_bytes(v))
+                    .sum::<usize>()
+        }
+        _ => FRAME,
+    }
+}
+
+/// The replies one read barrier produces before the rest of its group waits
+/// for another: a deep pipeline of big reads is answered a bounded amount at
+/// a time, so its replies never all sit in memory at once.
+const READ_BARRIER_BUDGET_BYTES: usize = FLUSH_AT_BYTES;
+
+/// Carries out the waiting group (one ordered write batch, or read barriers
+/// for its reads) and appends the replies in request order, settling the
+/// output (limits, writes, back-pressure) as they are appended.
+async fn carry_out<B, S>(
     backend: &B,
     session: &Session,
     group: &mut Group,
     counters: Option<&CommandCounters>,
-    output: &mut BytesMut,
-) {
-    let (replies, answers, missing) = match std::mem::replace(group, Group::Empty) {
-        Group::Empty => return,
+    io: &mut Io<S>,
+) -> Result<(), End>
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match std::mem::replace(group, Group::Empty) {
+        Group::Empty => Ok(()),
         Group::Writes { members, .. } => {
             let (ops, answers): (Vec<Op>, Vec<(usize, Protocol)>) = members
                 .into_iter()
@@ -277,35 +775,74 @@ async fn carry_out<B: Backend>(
             let missing = write_reply(Err(crate::node::RequestError::OutcomeUnknown(
                 "no reply for the write".to_string(),
             )));
-            (replies, answers, missing)
+            emit(replies, answers, missing, counters, io).await
         }
         Group::Reads(members) => {
-            let (reads, answers): (Vec<ReadFn>, Vec<(usize, Protocol)>) = members
+            let (mut reads, mut answers): (Vec<ReadFn>, Vec<(usize, Protocol)>) = members
                 .into_iter()
                 .map(|m| (m.item, (m.command, m.protocol)))
                 .unzip();
-            let all = Box::new(move |db: &crate::kv::Db, ctx| {
-                reads
-                    .into_iter()
-                    .map(|f| f(db, ctx))
-                    .collect::<Vec<Reply>>()
-            });
-            let result = if session.readonly {
-                backend.read_local(all)
-            } else {
-                backend.read(all).await
-            };
-            let replies = match result {
-                Ok(replies) => replies,
-                Err(error) => answers
-                    .iter()
-                    .map(|_| CommandError::from(error.clone()).into())
-                    .collect(),
-            };
-            let missing = Reply::Error("ERR no reply for the read".to_string());
-            (replies, answers, missing)
+            // The reads left for later barriers, last first. Shared with the
+            // barrier's closure rather than returned from it: the read's
+            // result type cannot hold the reads themselves.
+            reads.reverse();
+            let left = Arc::new(std::sync::Mutex::new(reads));
+            loop {
+                let queue = left.clone();
+                let some: ReadWith<Vec<Reply>> = Box::new(move |db, ctx| {
+                    let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut replies = Vec::new();
+                    let mut bytes = 0;
+                    while let Some(f) = queue.pop() {
+                        let reply = f(db, ctx);
+                        bytes += reply_bytes(&reply);
+                        replies.push(reply);
+                        if bytes >= READ_BARRIER_BUDGET_BYTES {
+                            break;
+                        }
+                    }
+                    replies
+                });
+                let result = if session.readonly {
+                    backend.read_local(some)
+                } else {
+                    backend.read(some).await
+                };
+                let remaining = {
+                    let mut queue = left.lock().unwrap_or_else(|e| e.into_inner());
+                    if result.is_err() {
+                        queue.clear();
+                    }
+                    queue.len()
+                };
+                let replies = match result {
+                    Ok(replies) => replies,
+                    Err(error) => answers
+                        .iter()
+                        .map(|_| CommandError::from(error.clone()).into())
+                        .collect(),
+                };
+                let done: Vec<(usize, Protocol)> =
+                    answers.drain(..answers.len() - remaining).collect();
+                let missing = Reply::Error("ERR no reply for the read".to_string());
+                emit(replies, done, missing, counters, io).await?;
+                if remaining == 0 {
+                    break;
+                }
+            }
+            Ok(())
         }
-    };
+    }
+}
+
+/// Appends `replies` for `answers` in order, settling after each.
+async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
+    replies: Vec<Reply>,
+    answers: Vec<(usize, Protocol)>,
+    missing: Reply,
+    counters: Option<&CommandCounters>,
+    io: &mut Io<S>,
+) -> Result<(), End> {
     let mut replies = replies.into_iter();
     for (command, protocol) in answers {
         let executed = Executed {
@@ -313,14 +850,12 @@ async fn carry_out<B: Backend>(
             close: false,
             command: Some(command),
         };
-        answer(executed, protocol, counters, output);
+        answer(executed, protocol, counters, io.output.encoder());
+        if io.must_settle()? {
+            io.settle().await?;
+        }
     }
-}
-
-/// Writes the last replies and closes our side.
-async fn close_with<S: AsyncWrite + Unpin>(stream: &mut S, output: &[u8]) -> io::Result<()> {
-    stream.write_all(output).await?;
-    stream.shutdown().await
+    Ok(())
 }
 
 #[cfg(test)]
@@ -329,6 +864,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Context, Poll};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use tokio::io::{duplex, DuplexStream, ReadBuf};
 
@@ -396,6 +932,7 @@ mod tests {
             FrameLimits::default(),
             None,
             shutdown_rx,
+            ClientAccount::untracked(Arc::new(ClientLimits::default())),
         );
         let talk = async {
             client_write.write_all(input).await.expect("pipe open");
@@ -546,6 +1083,7 @@ mod tests {
             FrameLimits::default(),
             None,
             shutdown_rx,
+            ClientAccount::untracked(Arc::new(ClientLimits::default())),
         );
         let talk = async {
             for part in [&b"*2\r\n$4\r\nEC"[..], b"HO\r\n$3\r\nab", b"c\r\n"] {
@@ -574,6 +1112,7 @@ mod tests {
             FrameLimits::default(),
             None,
             shutdown_rx,
+            ClientAccount::untracked(Arc::new(ClientLimits::default())),
         );
         let talk = async {
             client.write_all(b"PING\r\n").await.expect("pipe open");
@@ -588,5 +1127,244 @@ mod tests {
         assert!(result.is_ok());
         assert_eq!(&reply, b"+PONG\r\n");
         assert!(rest.is_empty());
+    }
+
+    /// Limits with `output` as `client-output-buffer-limit` and `timeout`.
+    fn limits_with(output: &str, idle_timeout_seconds: u64) -> Arc<ClientLimits> {
+        let limits = Arc::new(ClientLimits::default());
+        let mut settings = limits.settings();
+        settings.output = settings.output.with(output).expect("valid limit");
+        settings.idle_timeout_seconds = idle_timeout_seconds;
+        settings.query_buffer_limit_bytes = 1 << 20;
+        limits.set(settings);
+        limits
+    }
+
+    /// `SET k <value>` as a multibulk request.
+    fn set_request(value_bytes: usize) -> Vec<u8> {
+        let mut request = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${value_bytes}\r\n").into_bytes();
+        request.extend(std::iter::repeat_n(b'x', value_bytes));
+        request.extend_from_slice(b"\r\n");
+        request
+    }
+
+    const BIG_BYTES: usize = 256 * 1024;
+
+    /// A client that pipelines GETs of a big value and never reads is closed
+    /// once its pending replies reach the hard limit, and counted.
+    #[tokio::test]
+    async fn a_client_past_the_hard_output_limit_is_closed_and_counted() {
+        let backend = FakeBackend::new();
+        let limits = limits_with("normal 1mb 0 0", 0);
+        let (mut client, server) = duplex(64 * 1024);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+            ClientAccount::untracked(limits.clone()),
+        );
+        let talk = async {
+            client
+                .write_all(&set_request(BIG_BYTES))
+                .await
+                .expect("pipe open");
+            client
+                .write_all(&b"GET k\r\n".repeat(20))
+                .await
+                .expect("pipe open");
+        };
+        let (result, ()) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.expect("closed");
+        assert!(
+            got.len() < 20 * BIG_BYTES / 2,
+            "closed early: {}",
+            got.len()
+        );
+        assert_eq!(
+            limits
+                .stats
+                .output_limit_disconnections
+                .load(Ordering::Relaxed),
+            1
+        );
+    }
+
+    /// Over the soft limit, the client is closed only after soft-seconds
+    /// (virtual time: the clock is paused and jumps to the next timer).
+    #[tokio::test(start_paused = true)]
+    async fn a_client_over_the_soft_limit_for_soft_seconds_is_closed() {
+        let backend = FakeBackend::new();
+        let limits = limits_with("normal 0 512kb 2", 0);
+        let (mut client, server) = duplex(64 * 1024);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let started = Instant::now();
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+            ClientAccount::untracked(limits.clone()),
+        );
+        let talk = async {
+            client
+                .write_all(&set_request(BIG_BYTES))
+                .await
+                .expect("pipe open");
+            client
+                .write_all(&b"GET k\r\n".repeat(4))
+                .await
+                .expect("pipe open");
+        };
+        let (result, ()) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        assert!(started.elapsed() > Duration::from_secs(2));
+        assert_eq!(
+            limits
+                .stats
+                .output_limit_disconnections
+                .load(Ordering::Relaxed),
+            1
+        );
+    }
+
+    /// With no output limit, a client that does not read stops the
+    /// connection at the back-pressure bound (its buffers stay small), and it
+    /// still gets every reply, in order, once it reads.
+    #[tokio::test]
+    async fn a_slow_reader_without_limits_is_held_back_not_buffered() {
+        const GETS: usize = 100;
+        let backend = FakeBackend::new();
+        let limits = limits_with("normal 0 0 0", 0);
+        let slot = Some(limits.track(1));
+        let (mut client, server) = duplex(64 * 1024);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+            ClientAccount {
+                limits: limits.clone(),
+                slot,
+            },
+        );
+        let talk = async {
+            client
+                .write_all(&set_request(BIG_BYTES))
+                .await
+                .expect("pipe open");
+            client
+                .write_all(&b"GET k\r\n".repeat(GETS))
+                .await
+                .expect("pipe open");
+            let mut most_held = 0;
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+                most_held = most_held.max(limits.total_bytes());
+            }
+            assert!(most_held > 0, "the connection accounted its buffers");
+            assert!(
+                most_held < 4 << 20,
+                "held {most_held} bytes for {} bytes of replies",
+                GETS * BIG_BYTES
+            );
+            client.shutdown().await.expect("pipe open");
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.expect("closed");
+            got
+        };
+        let (result, got) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        let reply = format!("${BIG_BYTES}\r\n{}\r\n", "x".repeat(BIG_BYTES));
+        let mut expected = b"+OK\r\n".to_vec();
+        for _ in 0..GETS {
+            expected.extend_from_slice(reply.as_bytes());
+        }
+        assert!(got == expected, "got {} bytes", got.len());
+        assert_eq!(limits.total_bytes(), 0, "freed when the connection ended");
+    }
+
+    /// `timeout`: a client idle that long is closed; one that keeps talking
+    /// is not.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_client_is_closed_after_timeout_seconds() {
+        let backend = FakeBackend::new();
+        let limits = limits_with("normal 0 0 0", 5);
+        let (mut client, server) = duplex(64 * 1024);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let started = Instant::now();
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+            ClientAccount::untracked(limits.clone()),
+        );
+        let talk = async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                client.write_all(b"PING\r\n").await.expect("pipe open");
+                let mut pong = [0u8; 7];
+                client.read_exact(&mut pong).await.expect("still open");
+            }
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).await.expect("closed");
+            rest
+        };
+        let (result, rest) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        assert!(rest.is_empty());
+        assert!(started.elapsed() >= Duration::from_secs(17));
+        assert_eq!(limits.stats.idle_disconnections.load(Ordering::Relaxed), 1);
+    }
+
+    /// A request whose unparsed bytes pass `client-query-buffer-limit`
+    /// closes the connection, as Redis does.
+    #[tokio::test]
+    async fn a_query_buffer_past_its_limit_closes_the_client() {
+        let backend = FakeBackend::new();
+        let limits = limits_with("normal 0 0 0", 0);
+        let (mut client, server) = duplex(64 * 1024);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let serve = run(
+            server,
+            &backend,
+            Session::new(1, None, None),
+            FrameLimits::default(),
+            None,
+            shutdown_rx,
+            ClientAccount::untracked(limits.clone()),
+        );
+        let talk = async {
+            let mut request = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n".to_vec();
+            request.extend(std::iter::repeat_n(b'x', 1_500_000));
+            // The server closes mid-request: the write may fail.
+            let _ = client.write_all(&request).await;
+            let mut rest = Vec::new();
+            let _ = client.read_to_end(&mut rest).await;
+            rest
+        };
+        let (result, rest) = tokio::join!(serve, talk);
+        assert!(result.is_ok());
+        assert!(rest.is_empty());
+        assert_eq!(
+            limits
+                .stats
+                .query_limit_disconnections
+                .load(Ordering::Relaxed),
+            1
+        );
     }
 }

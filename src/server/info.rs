@@ -92,6 +92,8 @@ pub struct InfoInput<'a> {
     pub kv: &'a KvInfo,
     /// Open client connections.
     pub connected_clients: usize,
+    /// Clients closed by client limits (None: all zero).
+    pub client_stats: Option<&'a crate::server::client_limits::LimitStats>,
 }
 
 /// Redis's name for this node's replication role: `master` on the leader.
@@ -210,6 +212,24 @@ fn render_section(section: &str, input: &InfoInput<'_>, out: &mut String) {
             field("evicted_keys", &input.kv.stats.evicted_keys);
             field("keyspace_hits", &0);
             field("keyspace_misses", &0);
+            let count = |pick: fn(
+                &crate::server::client_limits::LimitStats,
+            ) -> &std::sync::atomic::AtomicU64| {
+                input.client_stats.map_or(0, |stats| {
+                    pick(stats).load(std::sync::atomic::Ordering::Relaxed)
+                })
+            };
+            // evicted_clients is Redis 7.0's; the two disconnection counts
+            // are Redis 7.2's names for the same events.
+            field("evicted_clients", &count(|s| &s.evicted_clients));
+            field(
+                "client_query_buffer_limit_disconnections",
+                &count(|s| &s.query_limit_disconnections),
+            );
+            field(
+                "client_output_buffer_limit_disconnections",
+                &count(|s| &s.output_limit_disconnections),
+            );
         }
         "replication" => {
             let leader = status.role == Role::Leader;

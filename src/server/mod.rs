@@ -12,6 +12,7 @@
 //! through [`NodeHandle`]. Limits come from [`LimitsConfig`]; nothing here grows
 //! without bound (connections, request size, argument count).
 
+pub mod client_limits;
 pub mod codec;
 pub mod command;
 pub mod commands;
@@ -58,6 +59,7 @@ struct Inner {
     clients: Arc<commands::clients::ClientRegistry>,
     auth: AuthConfig,
     acl_log: commands::acl::AclLog,
+    client_limits: Arc<client_limits::ClientLimits>,
 }
 
 impl ServerContext {
@@ -68,6 +70,12 @@ impl ServerContext {
         metrics: Metrics,
         facts: ServerFacts,
     ) -> ServerContext {
+        let clients: Arc<commands::clients::ClientRegistry> = Arc::default();
+        let client_limits = Arc::new(client_limits::ClientLimits::new(
+            client_limits::ClientSettings::from(&limits),
+            Some(metrics.clients_closed.clone()),
+            Some(clients.clone()),
+        ));
         ServerContext {
             inner: Arc::new(Inner {
                 node,
@@ -77,9 +85,10 @@ impl ServerContext {
                 counters: command::CommandCounters::register(),
                 connected_clients: AtomicUsize::new(0),
                 next_client_id: AtomicU64::new(1),
-                clients: Arc::default(),
+                clients,
                 auth: AuthConfig::default(),
                 acl_log: commands::acl::AclLog::default(),
+                client_limits,
             }),
         }
     }
@@ -93,6 +102,11 @@ impl ServerContext {
         inner.acl_log = commands::acl::AclLog::new(auth.acl_log_max_entries);
         inner.auth = auth;
         self
+    }
+
+    /// The client limits in force (CONFIG SET changes them).
+    pub fn client_limits(&self) -> &Arc<client_limits::ClientLimits> {
+        &self.inner.client_limits
     }
 
     /// The node handle.
@@ -173,6 +187,10 @@ impl command::Env for ServerContext {
 
     fn acl_file(&self) -> Option<&std::path::Path> {
         self.inner.auth.aclfile.as_deref()
+    }
+
+    fn client_limits(&self) -> Option<&client_limits::ClientLimits> {
+        Some(&self.inner.client_limits)
     }
 }
 
@@ -340,7 +358,12 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
                 tracing::debug!("client connected");
                 let limits = codec::FrameLimits::from(ctx.limits());
                 let counters = Some(ctx.counters());
-                match connection::run(stream, &ctx, session, limits, counters, kill_rx).await {
+                let account =
+                    client_limits::ClientAccount::tracked(ctx.client_limits().clone(), id);
+                let served =
+                    connection::run(stream, &ctx, session, limits, counters, kill_rx, account)
+                        .await;
+                match served {
                     Ok(()) => tracing::debug!("client disconnected"),
                     Err(error) => tracing::debug!(%error, "client connection failed"),
                 }

@@ -485,7 +485,7 @@ fn config_get_returns_pairs() {
     let Reply::Map(pairs) = client.reply("CONFIG GET maxmemory*") else {
         panic!("CONFIG GET is a map");
     };
-    assert_eq!(pairs.len(), 3);
+    assert_eq!(pairs.len(), 4, "maxmemory, -policy, -samples, -clients");
     assert_eq!(
         client.error("CONFIG GET"),
         "ERR wrong number of arguments for 'config|get' command"

@@ -6,6 +6,10 @@ use bytes::Bytes;
 use super::connection::help;
 use super::COMMANDS;
 use crate::kv::{Op, DATABASES, MAX_STRING_BYTES};
+use crate::server::client_limits::{
+    parse_memory, ClientLimits, ClientSettings, MaxMemoryClients, MAX_IDLE_TIMEOUT_SECONDS,
+    MIN_QUERY_BUFFER_LIMIT_BYTES,
+};
 use crate::server::command::{lookup, preview, Action, CommandError, CommandSpec, Env, Session};
 use crate::server::info::{self, InfoInput};
 use crate::server::reply::Reply;
@@ -126,6 +130,9 @@ pub fn command_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action,
 fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
     let facts = env.facts();
     let kv = env.kv_info();
+    let client = env
+        .client_limits()
+        .map_or_else(ClientSettings::default, ClientLimits::settings);
     vec![
         ("save", String::new()),
         ("appendonly", "no".to_string()),
@@ -136,7 +143,13 @@ fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
         ("databases", DATABASES.to_string()),
         ("port", facts.tcp_port.to_string()),
         ("bind", String::new()),
-        ("timeout", "0".to_string()),
+        ("timeout", client.idle_timeout_seconds.to_string()),
+        ("client-output-buffer-limit", client.output.render()),
+        (
+            "client-query-buffer-limit",
+            client.query_buffer_limit_bytes.to_string(),
+        ),
+        ("maxmemory-clients", client.maxmemory_clients.render()),
         ("cluster-enabled", "no".to_string()),
         ("proto-max-bulk-len", MAX_STRING_BYTES.to_string()),
     ]
@@ -160,10 +173,75 @@ pub fn config_get(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
     Ok(Action::Reply(Reply::Map(pairs)))
 }
 
+/// Whether `name` is one of the client limits, which `CONFIG SET` changes
+/// on this node only (as Redis's CONFIG SET changes one server).
+fn is_client_limit(name: &[u8]) -> bool {
+    [
+        &b"client-output-buffer-limit"[..],
+        b"client-query-buffer-limit",
+        b"timeout",
+        b"maxmemory-clients",
+    ]
+    .iter()
+    .any(|known| name.eq_ignore_ascii_case(known))
+}
+
+/// `settings` with the client limit `name` set to `value`.
+fn set_client_limit(
+    mut settings: ClientSettings,
+    name: &[u8],
+    value: &[u8],
+) -> Result<ClientSettings, CommandError> {
+    let failed = |reason: String| CommandError::ConfigSetFailed {
+        name: String::from_utf8_lossy(name).into_owned(),
+        reason,
+    };
+    let text =
+        std::str::from_utf8(value).map_err(|_| failed("argument must be a memory value".into()))?;
+    let lower = name.to_ascii_lowercase();
+    match &lower[..] {
+        b"client-output-buffer-limit" => {
+            settings.output = settings
+                .output
+                .with(text)
+                .map_err(|error| failed(error.to_string()))?;
+        }
+        b"client-query-buffer-limit" => {
+            let bytes = parse_memory(text)
+                .ok_or_else(|| failed("argument must be a memory value".into()))?;
+            if bytes < MIN_QUERY_BUFFER_LIMIT_BYTES || bytes > i64::MAX as u64 {
+                return Err(failed(format!(
+                    "argument must be between {MIN_QUERY_BUFFER_LIMIT_BYTES} and {} inclusive",
+                    i64::MAX
+                )));
+            }
+            settings.query_buffer_limit_bytes = bytes;
+        }
+        b"timeout" => {
+            let seconds = text
+                .parse::<i64>()
+                .map_err(|_| failed("argument couldn't be parsed into an integer".into()))?;
+            if !(0..=MAX_IDLE_TIMEOUT_SECONDS as i64).contains(&seconds) {
+                return Err(failed(format!(
+                    "argument must be between 0 and {MAX_IDLE_TIMEOUT_SECONDS} inclusive"
+                )));
+            }
+            settings.idle_timeout_seconds = seconds as u64;
+        }
+        _ => {
+            settings.maxmemory_clients = MaxMemoryClients::parse(text)
+                .ok_or_else(|| failed("argument must be a memory or percent value".into()))?;
+        }
+    }
+    Ok(settings)
+}
+
 /// `CONFIG SET`: `maxmemory` and `maxmemory-policy` are replicated (one log
-/// entry, so every replica enforces the same limit); others are refused.
-pub fn config_set(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
-    if args.len() % 2 == 1 {
+/// entry, so every replica enforces the same limit); the client limits are
+/// this node's own and change at once; others are refused. Every value is
+/// checked before any is applied.
+pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    if args.len() % 2 == 1 || args.len() < 4 {
         return Err(CommandError::WrongArity { name: "config|set" });
     }
     // `requirepass` alone: the default user's password, replicated as an
@@ -174,17 +252,35 @@ pub fn config_set(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action
             rules: crate::acl::user::requirepass_rules(&args[3]),
         })));
     }
+    let current = env.client_limits().map(ClientLimits::settings);
+    let mut client = current;
+    let mut replicated = args[..2].to_vec();
     for pair in args[2..].chunks(2) {
         let name = &pair[0];
-        if !(name.eq_ignore_ascii_case(b"maxmemory")
-            || name.eq_ignore_ascii_case(b"maxmemory-policy"))
+        if is_client_limit(name) {
+            let Some(settings) = client else {
+                return Err(CommandError::UnknownConfig(preview(name, 128)));
+            };
+            client = Some(set_client_limit(settings, name, &pair[1])?);
+        } else if name.eq_ignore_ascii_case(b"maxmemory")
+            || name.eq_ignore_ascii_case(b"maxmemory-policy")
         {
+            replicated.extend_from_slice(pair);
+        } else {
             return Err(CommandError::UnknownConfig(preview(name, 128)));
         }
     }
+    if let (Some(limits), Some(settings)) = (env.client_limits(), client) {
+        if client != current {
+            limits.set(settings);
+        }
+    }
+    if replicated.len() == 2 {
+        return Ok(Action::Reply(Reply::OK));
+    }
     Ok(Action::Write(Op::Exec {
         db: 0,
-        args: args.to_vec(),
+        args: replicated,
     }))
 }
 
@@ -198,7 +294,9 @@ pub fn config_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
         "GET <pattern>",
         "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>",
-        "    Set the configuration <directive> to <value> (maxmemory, maxmemory-policy).",
+        "    Set the configuration <directive> to <value> (maxmemory, maxmemory-policy,",
+        "    and this node's client-output-buffer-limit, client-query-buffer-limit,",
+        "    timeout, maxmemory-clients).",
         "RESETSTAT",
         "    Reset statistics reported by the INFO command (no-op in dkv).",
         "HELP",
@@ -219,6 +317,7 @@ pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, Co
             status: &status,
             kv: &env.kv_info(),
             connected_clients: env.connected_clients(),
+            client_stats: env.client_limits().map(|limits| &limits.stats),
         },
     );
     Ok(Action::Reply(Reply::Verbatim(text)))
