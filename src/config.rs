@@ -168,6 +168,58 @@ pub struct PeerTlsConfig {
     pub key_path: PathBuf,
 }
 
+/// Whether the TLS RESP listener asks clients for certificates (Redis's
+/// `tls-auth-clients`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthClients {
+    /// No client certificate is asked for.
+    No,
+    /// A client may present a certificate; one that is presented must be
+    /// signed by `ca_cert_path`.
+    Optional,
+    /// Every client must present a certificate signed by `ca_cert_path`.
+    #[default]
+    Yes,
+}
+
+/// RESP over TLS on `tls_resp_addr`: the server's certificate and key, and
+/// how clients are authenticated (PEM files; relative paths resolve against
+/// the working directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// The certificate (chain) presented to clients.
+    pub cert_path: PathBuf,
+    /// Its private key.
+    pub key_path: PathBuf,
+    /// The CA that signs client certificates; required unless `auth_clients: no`.
+    #[serde(default)]
+    pub ca_cert_path: Option<PathBuf>,
+    /// Whether clients must present a certificate (`no`, `optional`, `yes`).
+    #[serde(default)]
+    pub auth_clients: AuthClients,
+    /// How long a client may take to finish its TLS handshake before it is closed.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_handshake_timeout_ms() -> u64 {
+    5_000
+}
+
+impl ClientTlsConfig {
+    /// The client-certificate rule for [`crate::tls::server_config`].
+    pub fn client_auth(&self) -> crate::tls::ClientAuth {
+        match (self.auth_clients, &self.ca_cert_path) {
+            (AuthClients::Yes, Some(ca)) => crate::tls::ClientAuth::Required(ca.clone()),
+            (AuthClients::Optional, Some(ca)) => crate::tls::ClientAuth::Optional(ca.clone()),
+            // Validation refuses `yes`/`optional` without a CA.
+            _ => crate::tls::ClientAuth::None,
+        }
+    }
+}
+
 /// Smallest `http.header_read_timeout_ms`: hyper's header timer also runs on
 /// an idle keep-alive connection, and peers keep idle connections pooled for up
 /// to 900 ms (`transport`).
@@ -260,6 +312,12 @@ pub struct Config {
     /// Peer RPC over mutual TLS (required unless `insecure_peer_rpc`).
     #[serde(default)]
     pub peer_tls: Option<PeerTlsConfig>,
+    /// A second RESP listener speaking TLS (Redis's `tls-port`); needs `client_tls`.
+    #[serde(default)]
+    pub tls_resp_addr: Option<SocketAddr>,
+    /// Certificates for `tls_resp_addr`.
+    #[serde(default)]
+    pub client_tls: Option<ClientTlsConfig>,
     /// Plain, unauthenticated peer RPC: anyone who reaches `http_addr` can act as
     /// a member. For tests and trusted networks only; logged loudly at start.
     #[serde(default)]
@@ -314,6 +372,8 @@ impl Config {
                 ..LimitsConfig::default()
             },
             peer_tls: None,
+            tls_resp_addr: None,
+            client_tls: None,
             insecure_peer_rpc: true,
             metrics_addr: None,
             admin_token_path: None,
@@ -597,6 +657,7 @@ impl Config {
         self.validate_peer_ids(path)?;
         self.validate_addresses(path)?;
         self.validate_peer_security(path)?;
+        self.validate_client_tls(path)?;
 
         let raft = &self.raft;
         if raft.tick_ms == 0 {
@@ -825,6 +886,58 @@ impl Config {
         Ok(())
     }
 
+    /// `tls_resp_addr` and `client_tls` come together; client certificates
+    /// need a CA to check them against; no path is empty; the handshake
+    /// timeout is non-zero. (The files themselves are read at start, and a
+    /// missing or bad one fails the start naming the file.)
+    fn validate_client_tls(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::InvalidValue {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        let tls = match (&self.client_tls, self.tls_resp_addr) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "client_tls",
+                    "required with tls_resp_addr: set client_tls { cert_path, key_path, \
+                     ca_cert_path, auth_clients }",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_resp_addr",
+                    "required with client_tls (the port TLS clients connect to)",
+                ))
+            }
+            (Some(tls), Some(_)) => tls,
+        };
+        for (key, file) in [
+            ("client_tls.cert_path", Some(&tls.cert_path)),
+            ("client_tls.key_path", Some(&tls.key_path)),
+            ("client_tls.ca_cert_path", tls.ca_cert_path.as_ref()),
+        ] {
+            if file.is_some_and(|f| f.as_os_str().is_empty()) {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        if tls.auth_clients != AuthClients::No && tls.ca_cert_path.is_none() {
+            return Err(invalid(
+                "client_tls.ca_cert_path",
+                "required unless auth_clients is no (client certificates are checked \
+                 against this CA)",
+            ));
+        }
+        if tls.handshake_timeout_ms == 0 {
+            return Err(invalid(
+                "client_tls.handshake_timeout_ms",
+                "must be non-zero",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_peer_ids(&self, path: &Path) -> Result<(), ConfigError> {
         for (index, peer) in self.peers.iter().enumerate() {
             if peer.id == 0 {
@@ -858,6 +971,9 @@ impl Config {
             ("resp_addr".to_string(), self.resp_addr, true),
             ("http_addr".to_string(), self.http_addr, true),
         ];
+        if let Some(addr) = self.tls_resp_addr {
+            seen.push(("tls_resp_addr".to_string(), addr, true));
+        }
         if let Some(addr) = self.metrics_addr {
             seen.push(("metrics_addr".to_string(), addr, true));
         }

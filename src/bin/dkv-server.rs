@@ -125,6 +125,22 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         ),
         None => None,
     };
+    // Loaded before the node starts, so a missing or bad file fails the start
+    // with its name.
+    let tls_resp = match (config.tls_resp_addr, &config.client_tls) {
+        (Some(addr), Some(tls)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on tls_resp_addr {addr}"))?;
+            let tls = server::TlsListener::load(
+                tls,
+                Duration::from_millis(config.http.refused_log_interval_ms),
+            )
+            .context("cannot load client_tls")?;
+            Some((listener, tls))
+        }
+        _ => None,
+    };
     let admin_token = match &config.admin_token_path {
         Some(path) => Some(read_admin_token(path)?),
         None => None,
@@ -153,6 +169,7 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         http = %config.http_addr,
         metrics = ?config.metrics_addr,
         peer_mtls = config.peer_tls.is_some(),
+        tls_resp = ?config.tls_resp_addr,
         data_dir = %config.data_dir.display(),
         peers = config.peers.len(),
         "dkv-server started"
@@ -224,6 +241,14 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
     let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts)
         .with_auth(config.auth.clone());
     tokio::spawn(server::apply_requirepass(context.clone()));
+    if let Some((listener, tls)) = tls_resp {
+        tokio::spawn(server::serve_tls(
+            listener,
+            context.clone(),
+            tls,
+            stopped(stop_rx.clone()),
+        ));
+    }
     let resp = tokio::spawn(server::serve(
         resp_listener,
         context,

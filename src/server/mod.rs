@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -292,6 +292,38 @@ fn wall_clock_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// What the TLS RESP listener (`tls_resp_addr`) adds to a plain one.
+#[derive(Clone)]
+pub struct TlsListener {
+    /// Performs the server side of each handshake (`client_tls`).
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// How long a client may take to finish its handshake.
+    pub handshake_timeout: Duration,
+    /// Failed handshakes are logged through this, rate-limited (an outsider
+    /// can fail as many as they like).
+    pub refused: Arc<http::RefusedLog>,
+}
+
+impl TlsListener {
+    /// Builds the listener's TLS side from `client_tls`, logging refusals at
+    /// most once per `refused_log_interval`.
+    ///
+    /// # Errors
+    /// When a file cannot be loaded or rustls refuses it; the error names the file.
+    pub fn load(
+        config: &crate::config::ClientTlsConfig,
+        refused_log_interval: Duration,
+    ) -> Result<TlsListener, crate::tls::TlsError> {
+        let server =
+            crate::tls::server_config(&config.cert_path, &config.key_path, &config.client_auth())?;
+        Ok(TlsListener {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            refused: Arc::new(http::RefusedLog::new(refused_log_interval)),
+        })
+    }
+}
+
 /// Serves RESP clients on `listener` until `shutdown` completes.
 ///
 /// Connections over `max_clients` get `-ERR max number of clients reached` and
@@ -299,6 +331,47 @@ fn wall_clock_ms() -> u64 {
 /// the batch they are executing, flush it and close; `serve` returns when they
 /// are all gone, or after `request_timeout_ms` + 1 s at most.
 pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, ctx, None, shutdown).await;
+}
+
+/// [`serve`] for the TLS RESP listener: each connection first finishes a TLS
+/// handshake (within `tls.handshake_timeout`), then is served exactly like a
+/// plain one (same client cap, protected mode, ACLs, limits, CLIENT LIST).
+/// A connection whose handshake fails is closed and affects no other client.
+pub async fn serve_tls(
+    listener: TcpListener,
+    ctx: ServerContext,
+    tls: TlsListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, ctx, Some(tls), shutdown).await;
+}
+
+/// How an accepted connection is to be answered, decided at accept time.
+enum Admission {
+    /// Over `max_clients`: Redis's reply, then close.
+    Full,
+    /// Protected mode refuses the peer: Redis's reply, then close.
+    Protected(ClientSlot),
+    /// Served.
+    Admitted(Box<Admitted>),
+}
+
+/// An admitted client's state, built before its task starts.
+struct Admitted {
+    slot: ClientSlot,
+    session: command::Session,
+    registration: commands::clients::Registration,
+    kill_rx: watch::Receiver<bool>,
+    id: u64,
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    ctx: ServerContext,
+    tls: Option<TlsListener>,
+    shutdown: impl Future<Output = ()>,
+) {
     // Each connection task holds a sender; `recv` returns None once all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -317,55 +390,37 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
         };
         // Latency matters more than packet count for request/reply traffic.
         let _ = stream.set_nodelay(true);
-        let Some(slot) = ctx.try_admit() else {
-            tracing::warn!(%peer, "max number of clients reached");
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let _ = stream.write_all(MAX_CLIENTS_REPLY).await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
+        let admission = admit(&ctx, &stream, peer);
+        let span = match &admission {
+            Admission::Admitted(admitted) => tracing::info_span!("conn", id = admitted.id, %peer),
+            _ => tracing::info_span!("conn", %peer),
         };
-        let users = command::Env::users(&ctx);
-        if protected_mode_refuses(ctx.inner.auth.protected_mode, &users, peer.ip()) {
-            tracing::debug!(%peer, "protected mode: non-local client refused");
-            tokio::spawn(async move {
-                let _slot = slot;
-                let mut stream = stream;
-                let _ = stream.write_all(PROTECTED_MODE_REPLY).await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        }
-        let id = ctx.next_client_id();
-        let span = tracing::info_span!("conn", id, %peer);
-        // The connection closes when this flag turns true: on shutdown, or
-        // when CLIENT KILL picks it (registered before the task starts, so
-        // the shutdown below reaches every connection).
-        let (kill_tx, kill_rx) = watch::channel(false);
-        let mut session = command::Session::new(id, Some(peer), stream.local_addr().ok());
-        session.reset_user(&users);
-        let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
-        let registration = ctx.inner.clients.register(&session, fd, kill_tx);
-        session.client = Some(registration.shared.clone());
         let ctx = ctx.clone();
         let alive = alive_tx.clone();
+        let tls = tls.clone();
         tokio::spawn(
             async move {
                 let _alive = alive;
-                let _slot = slot;
-                let _registration = registration;
-                tracing::debug!("client connected");
-                let limits = codec::FrameLimits::from(ctx.limits());
-                let counters = Some(ctx.counters());
-                let account =
-                    client_limits::ClientAccount::tracked(ctx.client_limits().clone(), id);
-                let served =
-                    connection::run(stream, &ctx, session, limits, counters, kill_rx, account)
-                        .await;
-                match served {
-                    Ok(()) => tracing::debug!("client disconnected"),
-                    Err(error) => tracing::debug!(%error, "client connection failed"),
+                match tls {
+                    None => serve_client(stream, &ctx, admission).await,
+                    // Over the cap, a TLS client is closed without a
+                    // handshake: the cap must also bound handshakes.
+                    Some(_) if matches!(admission, Admission::Full) => drop(stream),
+                    Some(tls) => {
+                        // A pending handshake holds its client slot, so the
+                        // number of handshakes in flight is capped too.
+                        let handshake = tls.acceptor.accept(stream);
+                        match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+                            Ok(Ok(stream)) => serve_client(stream, &ctx, admission).await,
+                            Ok(Err(error)) => {
+                                tls.refused
+                                    .note(peer, &format!("resp tls handshake: {error}"));
+                            }
+                            Err(_) => {
+                                tls.refused.note(peer, "resp tls handshake timed out");
+                            }
+                        }
+                    }
                 }
             }
             .instrument(span),
@@ -376,6 +431,76 @@ pub async fn serve(listener: TcpListener, ctx: ServerContext, shutdown: impl Fut
     let drain = Duration::from_millis(ctx.limits().request_timeout_ms) + Duration::from_secs(1);
     if tokio::time::timeout(drain, alive_rx.recv()).await.is_err() {
         tracing::warn!("client connections still open after the shutdown drain period");
+    }
+}
+
+/// Applies the client cap and protected mode to a new connection and, when
+/// it is admitted, registers it (before its task starts, so a shutdown's
+/// `kill_all` reaches every connection).
+fn admit(ctx: &ServerContext, stream: &TcpStream, peer: std::net::SocketAddr) -> Admission {
+    let Some(slot) = ctx.try_admit() else {
+        tracing::warn!(%peer, "max number of clients reached");
+        return Admission::Full;
+    };
+    let users = command::Env::users(ctx);
+    if protected_mode_refuses(ctx.inner.auth.protected_mode, &users, peer.ip()) {
+        tracing::debug!(%peer, "protected mode: non-local client refused");
+        return Admission::Protected(slot);
+    }
+    let id = ctx.next_client_id();
+    // The connection closes when this flag turns true: on shutdown, or
+    // when CLIENT KILL picks it.
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let mut session = command::Session::new(id, Some(peer), stream.local_addr().ok());
+    session.reset_user(&users);
+    let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(stream));
+    let registration = ctx.inner.clients.register(&session, fd, kill_tx);
+    session.client = Some(registration.shared.clone());
+    Admission::Admitted(Box::new(Admitted {
+        slot,
+        session,
+        registration,
+        kill_rx,
+        id,
+    }))
+}
+
+/// Answers one connection (plain, or TLS after its handshake) as `admission` says.
+async fn serve_client<S>(mut stream: S, ctx: &ServerContext, admission: Admission)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let admitted = match admission {
+        Admission::Full => {
+            let _ = stream.write_all(MAX_CLIENTS_REPLY).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Admission::Protected(slot) => {
+            let _slot = slot;
+            let _ = stream.write_all(PROTECTED_MODE_REPLY).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Admission::Admitted(admitted) => *admitted,
+    };
+    let Admitted {
+        slot,
+        session,
+        registration,
+        kill_rx,
+        id,
+    } = admitted;
+    let _slot = slot;
+    let _registration = registration;
+    tracing::debug!("client connected");
+    let limits = codec::FrameLimits::from(ctx.limits());
+    let counters = Some(ctx.counters());
+    let account = client_limits::ClientAccount::tracked(ctx.client_limits().clone(), id);
+    let served = connection::run(stream, ctx, session, limits, counters, kill_rx, account).await;
+    match served {
+        Ok(()) => tracing::debug!("client disconnected"),
+        Err(error) => tracing::debug!(%error, "client connection failed"),
     }
 }
 
