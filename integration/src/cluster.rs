@@ -78,6 +78,23 @@ pub struct NodeConfig {
     pub peer_tls: Option<PeerTlsPaths>,
     /// `admin_token_path`.
     pub admin_token_path: Option<PathBuf>,
+    /// A free address reserved for `tls_resp_addr`; written only with `client_tls`.
+    pub tls_resp_addr: SocketAddr,
+    /// `client_tls` (and `tls_resp_addr`): a TLS RESP listener.
+    pub client_tls: Option<ClientTlsPaths>,
+}
+
+/// A node's TLS RESP listener settings (`client_tls` in its config).
+#[derive(Debug, Clone)]
+pub struct ClientTlsPaths {
+    /// The server certificate presented to clients.
+    pub cert_path: PathBuf,
+    /// Its key.
+    pub key_path: PathBuf,
+    /// The CA client certificates must chain to.
+    pub ca_cert_path: Option<PathBuf>,
+    /// `no`, `optional` or `yes`.
+    pub auth_clients: String,
 }
 
 /// A node's peer TLS files (`peer_tls` in its config).
@@ -154,6 +171,21 @@ impl NodeConfig {
         }
         if let Some(token) = &self.admin_token_path {
             let _ = writeln!(y, "admin_token_path: {}", path(token));
+        }
+        if let Some(tls) = &self.client_tls {
+            let _ = writeln!(y, "tls_resp_addr: {}", self.tls_resp_addr);
+            let ca = tls
+                .ca_cert_path
+                .as_ref()
+                .map(|ca| format!(", ca_cert_path: {}", path(ca)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                y,
+                "client_tls: {{ cert_path: {}, key_path: {}{ca}, auth_clients: {} }}",
+                path(&tls.cert_path),
+                path(&tls.key_path),
+                tls.auth_clients
+            );
         }
         y.push_str(&self.extra_yaml);
         y
@@ -314,7 +346,7 @@ impl Cluster {
             .prefix("dkv-it-")
             .tempdir()
             .context("create temp dir")?;
-        let (ports, reserved) = reserve_ports(3 * n)?;
+        let (ports, reserved) = reserve_ports(4 * n)?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let certs = dir.path().join("certs");
         let admin_token_path = certs.join("admin-token");
@@ -361,6 +393,8 @@ impl Cluster {
                 }),
                 admin_token_path: Some(admin_token_path.clone()),
                 limits_extra: String::new(),
+                tls_resp_addr: addr(ports[3 * n + i]),
+                client_tls: None,
             };
             adjust(&mut config);
             if config.extra_yaml.contains("insecure_peer_rpc") {
@@ -462,6 +496,14 @@ impl Cluster {
     /// If `i` is out of range.
     pub fn resp_addr(&self, i: usize) -> SocketAddr {
         self.nodes[i].config.resp_addr
+    }
+
+    /// Node `i`'s TLS RESP address (meaningful when its config has `client_tls`).
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn tls_resp_addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].config.tls_resp_addr
     }
 
     /// Node `i`'s HTTP address: the peer listener (mutual TLS unless the
@@ -1041,8 +1083,11 @@ mod tests {
             peer_tls: None,
             admin_token_path: None,
             limits_extra: String::new(),
+            tls_resp_addr: a(6380),
+            client_tls: None,
         };
         let y = c.to_yaml();
+        assert!(!y.contains("tls_resp_addr"), "{y}");
         assert!(y.contains("metrics_addr: 127.0.0.1:9001\n"), "{y}");
         assert!(y.contains("insecure_peer_rpc: true\n"), "{y}");
         assert!(y.contains("id: 1\n"), "{y}");

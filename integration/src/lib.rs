@@ -44,7 +44,7 @@ pub mod workload;
 
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use client::{is_retryable, RetryClient};
-pub use cluster::{Cluster, ClusterOptions, NodeConfig, PeerTlsPaths};
+pub use cluster::{ClientTlsPaths, Cluster, ClusterOptions, NodeConfig, PeerTlsPaths};
 pub use nemesis::Schedule;
 pub use process::{cli_binary, rss_bytes, run_until_exit, server_binary, ExitReport};
 pub use proxy::{LinkMode, ProxyMesh};
