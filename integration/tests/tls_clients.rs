@@ -132,7 +132,13 @@ async fn redis_cli_redis_py_and_ioredis_over_tls() -> Result<()> {
     assert!(ok && out.trim() == "PONG", "{out}");
 
     // redis-py with ssl=True, verifying the server against the cluster CA.
-    if available("/usr/bin/python3", "-c") && available("/usr/bin/python3", "-c import redis") {
+    let redis_py = Command::new("/usr/bin/python3")
+        .args(["-c", "import redis"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if redis_py {
         let script = "import sys, redis\n\
             r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), ssl=True, ssl_ca_certs=sys.argv[2])\n\
             assert r.set('tls:py', 'x' * 1000)\n\
