@@ -13,6 +13,11 @@ req/s, p50 and p99 per target, and dkv's ratios to the Redis anchors. Absolute
 figures on a shared 2-core machine swing 2-3x between runs; only ratios
 measured in the same run mean anything (see shared/reference/baseline.md).
 
+The "dkv" cluster also serves RESP over TLS (tls_resp_addr, certificates made
+with dkv-cli certs, auth_clients: no); "dkv-tls" is that cluster's TLS port,
+benchmarked with `redis-benchmark --tls --cacert` in the same rotation, and
+reported beside "dkv" with the TLS/plain ratio (--no-tls skips it).
+
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
 64-byte values) into dkv and into redis-none and compares INFO memory's
 used_memory.
@@ -107,16 +112,40 @@ class RedisTarget(Target):
             raise
 
 
+def make_certs(cli_bin, certs_dir):
+    """A cluster CA in certs_dir (dkv-cli certs ca)."""
+    subprocess.run([cli_bin, "certs", "ca", "--dir", certs_dir], check=True,
+                   capture_output=True)
+
+
+def make_node_cert(cli_bin, certs_dir, node_id):
+    """Node node_id's certificate, also valid for 127.0.0.1 and localhost."""
+    subprocess.run([cli_bin, "certs", "node", "--dir", certs_dir, "--id", str(node_id),
+                    "--names", "127.0.0.1,localhost"], check=True, capture_output=True)
+
+
+class TlsView(Target):
+    """The TLS port of a running dkv target (its processes belong to that target)."""
+
+    def __init__(self, plain, ca_path):
+        self.name = plain.name + "-tls"
+        self.plain = plain
+        self.port = plain.nodes[plain.leader_index]["tls"]
+        self.tls_ca = ca_path
+        self.procs = []
+
+
 class DkvTarget(Target):
     def __init__(self, workdir, nodes, server_bin, data_dir, raft_keys="", log_level="warn",
-                 name="dkv"):
+                 name="dkv", certs_dir=None, cli_bin=None):
         self.name = name
         self.workdir = workdir
         self.server_bin = server_bin
         self.log_level = log_level
         self.nodes = []
         for i in range(1, nodes + 1):
-            self.nodes.append({"id": i, "resp": free_port(), "http": free_port()})
+            self.nodes.append({"id": i, "resp": free_port(), "http": free_port(),
+                               "tls": free_port()})
         self.procs = []
         self.logs = []
         for node in self.nodes:
@@ -134,8 +163,16 @@ class DkvTarget(Target):
             for p in peers:
                 lines.append(f"  - {{ id: {p['id']}, resp_addr: 127.0.0.1:{p['resp']}, "
                              f"http_addr: 127.0.0.1:{p['http']} }}")
+            if peers:
+                # Benchmarks measure the data path; peer mTLS is not under test.
+                lines.append("insecure_peer_rpc: true")
             if raft_keys:
                 lines.append(f"raft: {{ {raft_keys} }}")
+            if certs_dir:
+                make_node_cert(cli_bin, certs_dir, node["id"])
+                lines.append(f"tls_resp_addr: 127.0.0.1:{node['tls']}")
+                lines.append(f"client_tls: {{ cert_path: {certs_dir}/node{node['id']}.pem, "
+                             f"key_path: {certs_dir}/node{node['id']}-key.pem, auth_clients: no }}")
             path = os.path.join(workdir, f"{name}-node{node['id']}.yaml")
             with open(path, "w") as f:
                 f.write("\n".join(lines) + "\n")
@@ -172,11 +209,12 @@ class DkvTarget(Target):
         return all(not s["loading"] for s in statuses)
 
 
-def benchmark(port, clients, pipeline, requests, value_size):
+def benchmark(port, clients, pipeline, requests, value_size, tls_ca=None):
+    tls = ["--tls", "--cacert", tls_ca] if tls_ca else []
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
          "-c", str(clients), "-P", str(pipeline), "-d", str(value_size), "-r", "100000",
-         "--csv"],
+         "--csv"] + tls,
         capture_output=True, text=True, timeout=900,
     )
     if out.returncode != 0:
@@ -231,6 +269,10 @@ def main():
     ap.add_argument("--reads", choices=("index", "lease", "both"), default="both",
                     help="dkv clusters to run: ReadIndex reads (the default config, target "
                          "'dkv'), leader-lease reads (raft.lease_reads, target 'dkv-lease'), or both")
+    ap.add_argument("--no-tls", action="store_true",
+                    help="skip the dkv-tls target (RESP over TLS on the dkv cluster)")
+    ap.add_argument("--cli-bin", default=None,
+                    help="dkv-cli, for the TLS certificates (default: beside --server-bin)")
     args = ap.parse_args()
 
     for tool in ("redis-server", "redis-cli", "redis-benchmark"):
@@ -243,15 +285,28 @@ def main():
     os.makedirs(args.data_dir, exist_ok=True)
     os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
     targets = []
+    tls_views = []
     try:
+        certs_dir = cli_bin = None
+        if not args.no_tls and args.reads in ("index", "both"):
+            cli_bin = os.path.abspath(args.cli_bin or os.path.join(
+                os.path.dirname(args.server_bin), "dkv-cli"))
+            if not os.access(cli_bin, os.X_OK):
+                sys.exit(f"bench: {cli_bin} not found (needed for TLS certificates; --no-tls skips)")
+            certs_dir = os.path.join(workdir, "certs")
+            make_certs(cli_bin, certs_dir)
         if args.reads in ("index", "both"):
             targets.append(DkvTarget(workdir, args.nodes, os.path.abspath(args.server_bin),
-                                     os.path.abspath(args.data_dir)))
+                                     os.path.abspath(args.data_dir), certs_dir=certs_dir,
+                                     cli_bin=cli_bin))
+            if certs_dir:
+                tls_views.append(TlsView(targets[-1], os.path.join(certs_dir, "ca.pem")))
         if args.reads in ("lease", "both"):
             targets.append(DkvTarget(workdir, args.nodes, os.path.abspath(args.server_bin),
                                      os.path.abspath(args.data_dir), raft_keys="lease_reads: true",
                                      name="dkv-lease"))
         dkv_targets = list(targets)
+        targets += tls_views
         targets.append(RedisTarget("redis-always", workdir, persistence=True))
         targets.append(RedisTarget("redis-none", workdir, persistence=False))
         print("bench: " + ", ".join(f"{t.name} :{t.port}" for t in targets)
@@ -264,7 +319,8 @@ def main():
             for label, clients, pipeline, requests in SCENARIOS:
                 n = max(1000, int(requests * args.scale))
                 for target in order:
-                    res = benchmark(target.port, clients, pipeline, n, args.value_size)
+                    res = benchmark(target.port, clients, pipeline, n, args.value_size,
+                                    getattr(target, "tls_ca", None))
                     for test in TESTS:
                         samples.setdefault((target.name, label, test), []).append(res[test])
                     print(f"  round {rnd + 1} {label:8} {target.name:13} "
@@ -290,6 +346,23 @@ def main():
                                  "ratio_vs_" + anchor: round(ratio, 3) if ratio else ""})
                     note = f"  {ratio:.2f}x {anchor}" if ratio else ""
                     print(f"{label:9} {test:4} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
+
+        if tls_views:
+            print()
+            print(f"{'scenario':9} {'test':4} {'plain req/s':>12} {'tls req/s':>12} "
+                  f"{'plain p50':>9} {'tls p50':>8}  tls/plain")
+            for label, _, _, _ in SCENARIOS:
+                for test in TESTS:
+                    for view in tls_views:
+                        plain_rps = med(view.plain.name, label, test, "rps")
+                        tls_rps = med(view.name, label, test, "rps")
+                        ratio = tls_rps / plain_rps if plain_rps else 0.0
+                        print(f"{label:9} {test:4} {plain_rps:>12,.0f} {tls_rps:>12,.0f} "
+                              f"{med(view.plain.name, label, test, 'p50'):>9.3f} "
+                              f"{med(view.name, label, test, 'p50'):>8.3f}  {ratio:.2f}x")
+                        rows.append({"scenario": label, "test": test, "target": view.name + "/plain",
+                                     "rps": round(tls_rps), "p50_ms": "", "p99_ms": "",
+                                     "ratio_vs_" + view.plain.name: round(ratio, 3)})
 
         if args.memory_keys > 0:
             pipe_file = os.path.join(workdir, "keys.resp")
