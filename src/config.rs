@@ -1817,6 +1817,65 @@ insecure_peer_rpc: true
     }
 
     #[test]
+    fn client_tls_needs_its_port_a_ca_for_client_certs_and_a_free_address() {
+        let text = "id: 7\ndata_dir: /tmp/x\npeers: []\ntls_resp_addr: 127.0.0.1:6380\n\
+                    client_tls: { cert_path: s.pem, key_path: s-key.pem, ca_cert_path: ca.pem }\n";
+        let mut config = parse(text).expect("valid");
+        let tls = config.client_tls.clone().expect("client_tls parsed");
+        assert_eq!(tls.auth_clients, AuthClients::Yes, "Redis's default");
+        assert_eq!(tls.handshake_timeout_ms, 5_000);
+        assert!(matches!(
+            tls.client_auth(),
+            crate::tls::ClientAuth::Required(ca) if ca == Path::new("ca.pem")
+        ));
+        config.validate_for(file()).expect("valid");
+
+        let mut no_port = config.clone();
+        no_port.tls_resp_addr = None;
+        assert!(error_of(&no_port).contains("tls_resp_addr: required with client_tls"));
+        let mut no_tls = config.clone();
+        no_tls.client_tls = None;
+        assert!(error_of(&no_tls).contains("client_tls: required with tls_resp_addr"));
+
+        let edit = |f: fn(&mut ClientTlsConfig)| {
+            let mut c = config.clone();
+            f(c.client_tls.as_mut().expect("set"));
+            c
+        };
+        let optional_without_ca = edit(|t| {
+            t.auth_clients = AuthClients::Optional;
+            t.ca_cert_path = None;
+        });
+        assert!(error_of(&optional_without_ca)
+            .contains("client_tls.ca_cert_path: required unless auth_clients is no"));
+        let no_without_ca = edit(|t| {
+            t.auth_clients = AuthClients::No;
+            t.ca_cert_path = None;
+        });
+        no_without_ca
+            .validate_for(file())
+            .expect("no client certs, no CA");
+        assert!(matches!(
+            no_without_ca.client_tls.expect("set").client_auth(),
+            crate::tls::ClientAuth::None
+        ));
+        let empty_key = edit(|t| t.key_path = PathBuf::new());
+        assert!(error_of(&empty_key).contains("client_tls.key_path: must not be empty"));
+        let zero_timeout = edit(|t| t.handshake_timeout_ms = 0);
+        assert!(
+            error_of(&zero_timeout).contains("client_tls.handshake_timeout_ms: must be non-zero")
+        );
+
+        config.tls_resp_addr = Some(config.resp_addr);
+        assert!(error_of(&config).contains(&format!(
+            "tls_resp_addr: address {} is already used by resp_addr",
+            config.resp_addr
+        )));
+        let bad = parse(&text.replace("ca_cert_path: ca.pem", "auth_clients: maybe"));
+        assert!(bad.is_err(), "unknown auth_clients value accepted");
+    }
+
+    #[test]
     fn http_bounds_are_non_zero_and_metrics_addr_is_not_shared() {
         type HttpEdit = fn(&mut HttpConfig);
         let edits: [(HttpEdit, &str); 4] = [

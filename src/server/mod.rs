@@ -600,3 +600,51 @@ mod protected_mode_tests {
         assert!(!refused(&locked, "10.1.2.3", true));
     }
 }
+
+#[cfg(test)]
+mod tls_listener_tests {
+    use std::time::Duration;
+
+    use super::TlsListener;
+    use crate::config::{AuthClients, ClientTlsConfig};
+
+    /// A missing or unusable file fails the load with the file's name.
+    #[test]
+    fn load_errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = crate::tls::generate_ca("t", 1).expect("ca");
+        crate::tls::write_ca(dir.path(), &ca, false).expect("write ca");
+        let node =
+            crate::tls::generate_node_cert(&ca, crate::raft::NodeId(1), &[], 1).expect("node cert");
+        let (cert, key) = crate::tls::write_node(dir.path(), crate::raft::NodeId(1), &node, false)
+            .expect("write node");
+        let missing = dir.path().join("missing-ca.pem");
+        let mut config = ClientTlsConfig {
+            cert_path: cert.clone(),
+            key_path: key.clone(),
+            ca_cert_path: Some(dir.path().join(crate::tls::CA_CERT_FILE)),
+            auth_clients: AuthClients::Yes,
+            handshake_timeout_ms: 1_000,
+        };
+        let interval = Duration::from_secs(1);
+        TlsListener::load(&config, interval).expect("good files load");
+        config.ca_cert_path = Some(missing.clone());
+        let err = TlsListener::load(&config, interval)
+            .err()
+            .expect("missing CA refused");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        config.auth_clients = AuthClients::No;
+        TlsListener::load(&config, interval).expect("no client certs: the CA is not read");
+        config.key_path = cert.clone();
+        let err = TlsListener::load(&config, interval)
+            .err()
+            .expect("a certificate is not a key");
+        assert!(
+            err.to_string().contains(&cert.display().to_string()),
+            "{err}"
+        );
+    }
+}
