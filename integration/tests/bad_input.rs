@@ -318,6 +318,8 @@ fn base_config(dir: &std::path::Path) -> Result<NodeConfig> {
         peer_tls: None,
         admin_token_path: None,
         limits_extra: String::new(),
+        tls_resp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        client_tls: None,
     })
 }
 

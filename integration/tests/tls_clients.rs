@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use dkv::raft::NodeId;
-use dkv_integration::{ClientTlsPaths, Cluster};
+use dkv_integration::{run_until_exit, server_binary, ClientTlsPaths, Cluster, NodeConfig};
 
 fn available(program: &str, arg: &str) -> bool {
     Command::new(program)
@@ -241,5 +241,61 @@ async fn auth_clients_yes_requires_a_ca_signed_certificate() -> Result<()> {
         "good"
     );
     cluster.shutdown();
+    Ok(())
+}
+
+/// A `client_tls` file that does not exist stops the start, and the error
+/// names that file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_client_tls_file_stops_the_start_naming_it() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let addr = |l: &std::net::TcpListener| l.local_addr();
+    let ports = [
+        std::net::TcpListener::bind("127.0.0.1:0")?,
+        std::net::TcpListener::bind("127.0.0.1:0")?,
+        std::net::TcpListener::bind("127.0.0.1:0")?,
+    ];
+    let missing = dir.path().join("no-such-server.pem");
+    let config = NodeConfig {
+        id: 1,
+        cluster_id: "test".into(),
+        resp_addr: addr(&ports[0])?,
+        http_addr: addr(&ports[1])?,
+        data_dir: dir.path().join("data"),
+        peers: Vec::new(),
+        tick_ms: 10,
+        request_timeout_ms: 5000,
+        max_bulk_len_bytes: 1 << 20,
+        extra_yaml: String::new(),
+        raft_extra: String::new(),
+        metrics_addr: None,
+        peer_tls: None,
+        admin_token_path: None,
+        limits_extra: String::new(),
+        tls_resp_addr: addr(&ports[2])?,
+        client_tls: Some(ClientTlsPaths {
+            cert_path: missing.clone(),
+            key_path: dir.path().join("key.pem"),
+            ca_cert_path: None,
+            auth_clients: "no".into(),
+        }),
+    };
+    drop(ports);
+    let path = dir.path().join("node.yaml");
+    std::fs::write(&path, config.to_yaml())?;
+    let report = run_until_exit(
+        &server_binary()?,
+        &path,
+        dir.path(),
+        std::time::Duration::from_secs(20),
+    )
+    .await?;
+    assert!(!report.status.success(), "started without its certificate");
+    assert!(
+        report.stderr.contains(&missing.display().to_string()),
+        "stderr does not name {}:\n{}",
+        missing.display(),
+        report.stderr
+    );
     Ok(())
 }
