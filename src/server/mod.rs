@@ -648,3 +648,116 @@ mod tls_listener_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod serve_tls_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rustls_pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::config::{AuthClients, ClientTlsConfig, Config};
+    use crate::node::Node;
+
+    /// A connection that never finishes its handshake holds its client slot
+    /// until the handshake timeout closes it, without delaying other TLS
+    /// clients; over the cap a connection is closed without a handshake.
+    #[tokio::test]
+    async fn stalled_handshakes_time_out_and_the_cap_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = crate::tls::generate_ca("t", 1).expect("ca");
+        crate::tls::write_ca(dir.path(), &ca, false).expect("write ca");
+        let node_cert = crate::tls::generate_node_cert(
+            &ca,
+            crate::raft::NodeId(1),
+            &["127.0.0.1".to_string()],
+            1,
+        )
+        .expect("cert");
+        let (cert_path, key_path) =
+            crate::tls::write_node(dir.path(), crate::raft::NodeId(1), &node_cert, false)
+                .expect("write");
+        let ca_path = dir.path().join(crate::tls::CA_CERT_FILE);
+        let tls = TlsListener::load(
+            &ClientTlsConfig {
+                cert_path,
+                key_path,
+                ca_cert_path: None,
+                auth_clients: AuthClients::No,
+                handshake_timeout_ms: 300,
+            },
+            Duration::from_secs(1),
+        )
+        .expect("tls loads");
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(
+            crate::tls::client_config(&ca_path, None).expect("client config"),
+        ));
+
+        let mut config = Config::single_node_for_tests(&dir.path().join("data"));
+        config.limits.max_clients = 2;
+        let node = Node::start(&config, Metrics::new())
+            .await
+            .expect("node starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let facts = ServerFacts::new(addr.port(), None, None, config.limits.max_clients);
+        let ctx = ServerContext::new(node.handle(), config.limits.clone(), Metrics::new(), facts);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_tls(listener, ctx, tls, async {
+            let _ = stop_rx.await;
+        }));
+
+        // Slot 1: a connection that sends nothing.
+        let mut stalled = TcpStream::connect(addr).await.expect("connect");
+        // Slot 2: a TLS client, served while the first one stalls.
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from("127.0.0.1").expect("ip name");
+        let mut served = connector.connect(name, tcp).await.expect("handshake");
+        served.write_all(b"PING\r\n").await.expect("send");
+        let mut reply = vec![0; 7];
+        served.read_exact(&mut reply).await.expect("reply");
+        assert_eq!(reply, b"+PONG\r\n");
+        // Over the cap: closed before any handshake, so a TLS client's
+        // handshake fails (it would succeed if the server answered it).
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from("127.0.0.1").expect("ip name");
+        let over = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+            .await
+            .expect("closed, not left hanging");
+        assert!(over.is_err(), "an over-cap client got a handshake");
+        let mut buf = [0u8; 64];
+        // The stalled handshake is closed by the timeout, freeing its slot.
+        let read = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut buf))
+            .await
+            .expect("stalled handshake closed by the timeout");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "stalled got bytes: {read:?}"
+        );
+        let mut ok = false;
+        for _ in 0..50 {
+            // The slot is freed when the task ends, just after the close.
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = ServerName::try_from("127.0.0.1").expect("ip name");
+            if let Ok(mut tls) = connector.connect(name, tcp).await {
+                let mut reply = vec![0; 7];
+                if tls.write_all(b"PING\r\n").await.is_ok()
+                    && tls.read_exact(&mut reply).await.is_ok()
+                    && reply == b"+PONG\r\n"
+                {
+                    ok = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ok, "the timed-out handshake's slot was not freed");
+        drop(served);
+        stop_tx.send(()).expect("server running");
+        server.await.expect("serve returns");
+        node.shutdown().await.expect("node stops");
+    }
+}
