@@ -211,9 +211,10 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
             max_connections: config.http.max_connections,
             max_admin_body_bytes: config.http.max_admin_body_bytes,
         },
-        refused: Arc::new(server::http::RefusedLog::new(Duration::from_millis(
-            config.http.refused_log_interval_ms,
-        ))),
+        refused: Arc::new(server::http::RefusedLog::new(
+            "http requests",
+            Duration::from_millis(config.http.refused_log_interval_ms),
+        )),
     };
     if let Some(listener) = metrics_listener {
         tokio::spawn(server::http::serve(

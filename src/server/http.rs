@@ -85,6 +85,7 @@ pub struct HttpLimits {
 /// interval: anyone who can reach the port can cause refusals, so one line
 /// per refusal would let them fill the disk.
 pub struct RefusedLog {
+    what: &'static str,
     interval: Duration,
     state: Mutex<RefusedState>,
 }
@@ -95,9 +96,11 @@ struct RefusedState {
 }
 
 impl RefusedLog {
-    /// A log that writes at most one line per `interval`.
-    pub fn new(interval: Duration) -> Self {
+    /// A log of refused `what` ("http requests", "client connections")
+    /// that writes at most one line per `interval`.
+    pub fn new(what: &'static str, interval: Duration) -> Self {
         RefusedLog {
+            what,
             interval,
             state: Mutex::new(RefusedState {
                 last_logged: None,
@@ -124,7 +127,7 @@ impl RefusedLog {
         let refused = std::mem::take(&mut state.unlogged);
         state.last_logged = Some(now);
         drop(state);
-        warn!(refused, last_from = %peer, last_reason = reason, "http requests refused");
+        warn!(refused, last_from = %peer, last_reason = reason, "{} refused", self.what);
         true
     }
 }
@@ -679,7 +682,7 @@ mod tests {
 
     #[test]
     fn refusals_are_logged_once_per_interval_and_counted() {
-        let log = RefusedLog::new(Duration::from_secs(3600));
+        let log = RefusedLog::new("http requests", Duration::from_secs(3600));
         let peer: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert!(log.note(peer, "first"), "the first refusal is logged");
         for _ in 0..1000 {
@@ -688,7 +691,7 @@ mod tests {
         let state = log.state.lock().unwrap();
         assert_eq!(state.unlogged, 1000, "suppressed refusals are counted");
         drop(state);
-        let zero = RefusedLog::new(Duration::ZERO);
+        let zero = RefusedLog::new("http requests", Duration::ZERO);
         assert!(zero.note(peer, "a") && zero.note(peer, "b"));
     }
 }

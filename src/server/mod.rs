@@ -40,6 +40,9 @@ pub use command::CommandError;
 pub use info::ServerFacts;
 
 /// Redis's reply to a connection over `maxclients`, sent before closing it.
+/// At most one line per this interval about connections refused at the cap.
+const REFUSED_CLIENTS_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// Everything the RESP listener needs; cheap to clone (one `Arc`).
@@ -60,6 +63,9 @@ struct Inner {
     auth: AuthConfig,
     acl_log: commands::acl::AclLog,
     client_limits: Arc<client_limits::ClientLimits>,
+    /// Connections refused at the client cap, logged rate-limited (anyone
+    /// who can reach the port can cause them).
+    refused_clients: http::RefusedLog,
 }
 
 impl ServerContext {
@@ -89,6 +95,10 @@ impl ServerContext {
                 auth: AuthConfig::default(),
                 acl_log: commands::acl::AclLog::default(),
                 client_limits,
+                refused_clients: http::RefusedLog::new(
+                    "client connections",
+                    REFUSED_CLIENTS_LOG_INTERVAL,
+                ),
             }),
         }
     }
@@ -319,7 +329,10 @@ impl TlsListener {
         Ok(TlsListener {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
             handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
-            refused: Arc::new(http::RefusedLog::new(refused_log_interval)),
+            refused: Arc::new(http::RefusedLog::new(
+                "tls client handshakes",
+                refused_log_interval,
+            )),
         })
     }
 }
@@ -439,7 +452,9 @@ async fn serve_with(
 /// `kill_all` reaches every connection).
 fn admit(ctx: &ServerContext, stream: &TcpStream, peer: std::net::SocketAddr) -> Admission {
     let Some(slot) = ctx.try_admit() else {
-        tracing::warn!(%peer, "max number of clients reached");
+        ctx.inner
+            .refused_clients
+            .note(peer, "max number of clients reached");
         return Admission::Full;
     };
     let users = command::Env::users(ctx);
