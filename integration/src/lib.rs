@@ -46,7 +46,9 @@ pub use chaos::{run_chaos, ChaosConfig, ChaosReport};
 pub use client::{is_retryable, RetryClient};
 pub use cluster::{ClientTlsPaths, Cluster, ClusterOptions, NodeConfig, PeerTlsPaths};
 pub use nemesis::Schedule;
-pub use process::{cli_binary, rss_bytes, run_until_exit, server_binary, ExitReport};
+pub use process::{
+    cli_binary, program_available, rss_bytes, run_until_exit, server_binary, ExitReport,
+};
 pub use proxy::{LinkMode, ProxyMesh};
 pub use resp::{RawConn, Reply};
 pub use status::{Role, Status};

@@ -12,6 +12,17 @@ use anyhow::{bail, Context, Result};
 /// How often waits poll.
 pub(crate) const POLL: Duration = Duration::from_millis(25);
 
+/// True if `program arg` (e.g. `redis-cli --version`) runs and exits 0: the
+/// tests that drive an outside client skip, saying so, when it is missing.
+pub fn program_available(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The `dkv-server` binary: `$DKV_SERVER_BIN`, else `<workspace>/target/release/dkv-server`,
 /// else `<workspace>/target/debug/dkv-server`.
 ///

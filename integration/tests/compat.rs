@@ -13,19 +13,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dkv_integration::Cluster;
+use dkv_integration::{program_available, Cluster};
 
 fn compat_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
-}
-
-fn available(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 async fn cluster() -> Result<(Cluster, SocketAddr)> {
@@ -61,7 +52,7 @@ fn cli(addr: SocketAddr) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_pipe_resp3_and_command_docs() -> Result<()> {
-    if !available("redis-cli", "--version") {
+    if !program_available("redis-cli", "--version") {
         println!("SKIPPED: redis-cli is not installed");
         return Ok(());
     }
@@ -349,7 +340,9 @@ async fn client_list_and_kill_close_the_named_connection() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ioredis_ready_check_pipeline_multi_expiry_scan_stream() -> Result<()> {
-    if !available("node", "--version") || !compat_dir().join("node_modules/ioredis").exists() {
+    if !program_available("node", "--version")
+        || !compat_dir().join("node_modules/ioredis").exists()
+    {
         println!("SKIPPED: node or ioredis is not installed (cd integration/compat && npm install ioredis)");
         return Ok(());
     }

@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dkv_integration::{Cluster, RawConn, Reply};
+use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
 // ---- generator -------------------------------------------------------------
 
@@ -650,14 +650,6 @@ impl Drop for RedisServer {
     }
 }
 
-fn redis_server_available() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 async fn start_redis() -> Result<(RedisServer, RawConn)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new("redis-server")
@@ -869,7 +861,7 @@ async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dkv_replies_match_redis_server() -> Result<()> {
-    if !redis_server_available() {
+    if !program_available("redis-server", "--version") {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
         return Ok(());
     }
@@ -1258,7 +1250,7 @@ fn acl_sequence() -> Vec<(usize, usize, Vec<&'static str>, AclCheck)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_and_auth_replies_match_redis_server() -> Result<()> {
-    if !redis_server_available() {
+    if !program_available("redis-server", "--version") {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
         return Ok(());
     }
@@ -1307,7 +1299,7 @@ async fn acl_and_auth_replies_match_redis_server() -> Result<()> {
 /// subcommand are the ones Redis 7 gives it (as sets).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_info_categories_match_redis_server() -> Result<()> {
-    if !redis_server_available() {
+    if !program_available("redis-server", "--version") {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
         return Ok(());
     }

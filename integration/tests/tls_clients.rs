@@ -12,16 +12,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use dkv::raft::NodeId;
-use dkv_integration::{run_until_exit, server_binary, ClientTlsPaths, Cluster, NodeConfig};
-
-fn available(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use dkv_integration::{
+    program_available, run_until_exit, server_binary, ClientTlsPaths, Cluster, NodeConfig,
+};
 
 /// A one-node cluster whose TLS listener uses the node's certificate and
 /// asks clients for certificates as `auth_clients` says.
@@ -101,7 +94,7 @@ fn plain_cli(addr: SocketAddr, args: &[&str]) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_redis_py_and_ioredis_over_tls() -> Result<()> {
-    if !available("redis-cli", "--version") {
+    if !program_available("redis-cli", "--version") {
         println!("SKIPPED: redis-cli is not installed");
         return Ok(());
     }
@@ -170,7 +163,7 @@ async fn redis_cli_redis_py_and_ioredis_over_tls() -> Result<()> {
 
     // ioredis with tls: { ca }.
     let compat = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat");
-    if available("node", "--version") && compat.join("node_modules/ioredis").exists() {
+    if program_available("node", "--version") && compat.join("node_modules/ioredis").exists() {
         let script = "const fs = require('fs'); const Redis = require('ioredis');\n\
             const r = new Redis({ host: '127.0.0.1', port: Number(process.argv[1]),\n\
               tls: { ca: fs.readFileSync(process.argv[2]) }, maxRetriesPerRequest: 1 });\n\
@@ -210,7 +203,7 @@ async fn redis_cli_redis_py_and_ioredis_over_tls() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_clients_yes_requires_a_ca_signed_certificate() -> Result<()> {
-    if !available("redis-cli", "--version") {
+    if !program_available("redis-cli", "--version") {
         println!("SKIPPED: redis-cli is not installed");
         return Ok(());
     }
