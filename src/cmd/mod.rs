@@ -144,6 +144,28 @@ pub struct KeyNum {
     pub index: usize,
 }
 
+/// Where a blocking command's timeout argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutAt {
+    /// The last argument (BLPOP, BLMOVE, BZPOPMIN ...).
+    Last,
+    /// This position (BLMPOP, BZMPOP: right after the name).
+    Index(usize),
+}
+
+/// How a blocking command waits. Outside MULTI it is proposed as itself (an
+/// attempt: apply pops if it can, else answers nil); while it gets nil it
+/// waits for a write to its keys and attempts again, until its timeout.
+/// Inside MULTI the same attempt is all it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// The timeout argument (seconds, fractional; 0 waits forever).
+    pub timeout_at: TimeoutAt,
+    /// Only the first key can unblock it (BLMOVE's source, not its
+    /// destination); otherwise every key.
+    pub first_key_only: bool,
+}
+
 /// A subcommand of a container command (`CLIENT SETNAME`).
 pub struct SubcommandSpec {
     /// Lower-case name.
@@ -176,6 +198,8 @@ pub struct CommandSpec {
     pub key_step: i64,
     /// Keys counted by a `numkeys` argument, if any.
     pub key_num: Option<KeyNum>,
+    /// How the command blocks, for blocking commands (BLPOP ...).
+    pub blocking: Option<Blocking>,
     /// Where it runs.
     pub kind: Kind,
     /// Subcommands (empty for plain commands).
@@ -222,6 +246,7 @@ const fn row(
         last_key: keys.1,
         key_step: keys.2,
         key_num: None,
+        blocking: None,
         kind,
         subcommands: &[],
         summary: "",
@@ -315,6 +340,18 @@ impl CommandSpec {
         CommandSpec {
             key_num: Some(KeyNum { index }),
             flags: self.flags.or(Flags::MOVABLE_KEYS),
+            ..self
+        }
+    }
+
+    /// The row of a blocking command (`blocking` flag, `@blocking`).
+    pub const fn blocks(self, timeout_at: TimeoutAt, first_key_only: bool) -> CommandSpec {
+        CommandSpec {
+            blocking: Some(Blocking {
+                timeout_at,
+                first_key_only,
+            }),
+            flags: self.flags.or(Flags::BLOCKING),
             ..self
         }
     }

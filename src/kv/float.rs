@@ -258,6 +258,45 @@ impl LongDouble {
         kind: Kind::Zero,
     };
 
+    /// `(long long)(x * 1000)` as Redis computes a timeout in milliseconds
+    /// from seconds on x86-64: truncated toward zero, and anything out of
+    /// range (infinities included) becomes `i64::MIN`.
+    pub fn times_1000_truncated(&self) -> i64 {
+        let magnitude: Option<u128> = match self.kind {
+            Kind::Zero => Some(0),
+            Kind::Inf => None,
+            // The significand's top bit is set, so any `exp >= 0` is at
+            // least 2^63: out of range once multiplied.
+            Kind::Finite { exp, .. } if exp >= 0 => None,
+            Kind::Finite { significand, exp } => {
+                // The x87 product is rounded to 64 significant bits (half to
+                // even) before the cast truncates it.
+                let mut product = u128::from(significand) * 1000;
+                let extra = (128 - product.leading_zeros()).saturating_sub(64);
+                if extra > 0 {
+                    let unit = 1u128 << extra;
+                    let rest = product & (unit - 1);
+                    product -= rest;
+                    let half = unit >> 1;
+                    if rest > half || (rest == half && product & unit != 0) {
+                        product += unit;
+                    }
+                }
+                Some(
+                    u32::try_from(-exp)
+                        .ok()
+                        .and_then(|shift| product.checked_shr(shift))
+                        .unwrap_or(0),
+                )
+            }
+        };
+        match magnitude {
+            Some(m) if !self.negative && m <= i64::MAX as u128 => m as i64,
+            Some(m) if self.negative && m <= i64::MAX as u128 => -(m as i64),
+            _ => i64::MIN,
+        }
+    }
+
     /// False for infinities.
     pub fn is_finite(&self) -> bool {
         self.kind != Kind::Inf

@@ -23,6 +23,7 @@
 //! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
+pub(crate) mod blocking;
 mod command;
 pub mod digest;
 mod evict;
@@ -229,6 +230,25 @@ pub struct KvInfo {
     pub now_ms: u64,
 }
 
+/// Keys apply created or changed, recorded only while a client blocks on
+/// keys somewhere on this node (BLPOP ...). Local: not replicated, not part
+/// of snapshots or equality.
+#[derive(Debug, Default)]
+struct Touched(Option<Vec<(u8, Bytes)>>);
+
+impl Clone for Touched {
+    fn clone(&self) -> Touched {
+        Touched(None)
+    }
+}
+
+impl PartialEq for Touched {
+    fn eq(&self, _: &Touched) -> bool {
+        true // local information, like `Access`
+    }
+}
+impl Eq for Touched {}
+
 /// Deleted keys remembered for WATCH, at most this many.
 const TOMBSTONES: usize = 100_000;
 
@@ -250,6 +270,7 @@ pub struct Db {
     pub(crate) config: KvConfig,
     /// The ACL users (replicated; shared with readers, copied on change).
     pub(crate) users: Arc<Users>,
+    touched: Touched,
 }
 
 impl Default for Db {
@@ -266,6 +287,7 @@ impl Default for Db {
             stats: Stats::default(),
             config: KvConfig::default(),
             users: Arc::default(),
+            touched: Touched::default(),
         }
     }
 }
@@ -518,6 +540,31 @@ impl Db {
         }
     }
 
+    /// Starts (or stops) recording the keys apply creates or changes, for
+    /// waking clients blocked on them; [`Db::take_touched`] collects them.
+    pub fn track_touched(&mut self, on: bool) {
+        match (on, &self.touched.0) {
+            (true, None) => self.touched.0 = Some(Vec::new()),
+            (false, Some(_)) => self.touched.0 = None,
+            _ => {}
+        }
+    }
+
+    /// The keys created or changed since the last call, while tracking.
+    pub fn take_touched(&mut self) -> Vec<(u8, Bytes)> {
+        self.touched
+            .0
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn record_touch(&mut self, db: usize, key: &[u8]) {
+        if let Some(touched) = &mut self.touched.0 {
+            touched.push((db as u8, Bytes::copy_from_slice(key)));
+        }
+    }
+
     // ---- mutation helpers: every change goes through these ---------------
 
     fn bump(&mut self) -> u64 {
@@ -559,6 +606,7 @@ impl Db {
     /// Stores `value` at `key` with `expires_at_ms`, replacing any value (a
     /// replaced key keeps its SCAN position).
     pub(crate) fn put(&mut self, db: usize, key: Bytes, value: Value, expires_at_ms: Option<u64>) {
+        self.record_touch(db, &key);
         let version = self.bump();
         let entry = Entry {
             value,
@@ -609,6 +657,7 @@ impl Db {
         key: &[u8],
         f: impl FnOnce(&mut Value) -> R,
     ) -> Option<R> {
+        self.record_touch(db, key);
         let version = self.bump();
         let now = self.now_ms;
         let entry = self.dbs[db].map.get_mut(key)?;
@@ -689,6 +738,13 @@ impl Db {
         let mut keys: Vec<Bytes> = self.dbs[a].map.keys().cloned().collect();
         keys.extend(self.dbs[b].map.keys().cloned());
         self.dbs.swap(a, b);
+        if self.touched.0.is_some() {
+            for db in [a, b] {
+                for key in &keys {
+                    self.record_touch(db, key);
+                }
+            }
+        }
         let version = self.bump();
         for db in [a, b] {
             for entry in self.dbs[db].map.values_mut() {

@@ -98,6 +98,8 @@ pub(super) struct DriverParts {
     pub snapshots: Arc<SnapshotStore>,
     /// Snapshots streamed to this node by a leader.
     pub receiver: Arc<SnapshotReceiver>,
+    /// Clients blocked on keys, woken with the keys each batch touched.
+    pub key_waits: Arc<super::wakeups::KeyWaits>,
     /// `raft.snapshot_every_entries` (0: never).
     pub snapshot_every_entries: u64,
     /// `raft.snapshot_chunk_bytes`.
@@ -771,6 +773,7 @@ impl Driver {
             .await??;
         let keys = db.len();
         *self.parts.db.write().unwrap_or_else(|e| e.into_inner()) = db;
+        self.parts.key_waits.touched_all();
         self.parts.metrics.keys.set(keys as f64);
         let index = meta.last_included_index;
         self.applied = (index, meta.last_included_term);
@@ -907,8 +910,9 @@ impl Driver {
 
     fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
         let mut outputs = Vec::with_capacity(entries.len());
-        {
+        let touched = {
             let mut db = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
+            db.track_touched(self.parts.key_waits.any());
             for entry in entries {
                 let output = match entry.kind {
                     EntryKind::Noop => None,
@@ -926,7 +930,10 @@ impl Driver {
                 outputs.push(output);
             }
             self.parts.metrics.keys.set(db.len() as f64);
-        }
+            db.take_touched()
+        };
+        // After the lock is released, so a woken client sees the writes.
+        self.parts.key_waits.touched(&touched);
         for (entry, output) in entries.iter().zip(outputs) {
             if entry.kind == EntryKind::Normal {
                 self.parts.metrics.proposals_committed.increment(1);

@@ -21,6 +21,7 @@ mod driver;
 mod lease;
 mod snapshot;
 pub mod validate;
+pub mod wakeups;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -385,6 +386,7 @@ impl Node {
         let (status_tx, status_rx) = watch::channel(first_status);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let lease = Arc::new(lease::LeaseGate::new());
+        let key_waits = Arc::new(wakeups::KeyWaits::new());
         let refusals = Arc::new(std::sync::Mutex::new(validate::RefusalLog::new(
             REFUSAL_LOG_INTERVAL,
         )));
@@ -413,6 +415,7 @@ impl Node {
                 read_round: std::sync::Mutex::new(None),
                 read_wake: tokio::sync::Notify::new(),
                 refusals: refusals.clone(),
+                key_waits: key_waits.clone(),
                 voters,
                 max_snapshot_receive_bytes: config.raft.max_snapshot_receive_bytes,
             }),
@@ -442,6 +445,7 @@ impl Node {
                 snapshot_term,
                 lease,
                 refusals,
+                key_waits,
             },
             wal,
         );
@@ -506,6 +510,8 @@ struct HandleInner {
     read_wake: tokio::sync::Notify,
     /// Refused peer input: counted, logged rate-limited (`validate.rs`).
     refusals: Arc<std::sync::Mutex<validate::RefusalLog>>,
+    /// Clients blocked on keys here, woken after apply (`wakeups.rs`).
+    key_waits: Arc<wakeups::KeyWaits>,
     /// The voters, sorted (a received snapshot must name them).
     voters: Vec<NodeId>,
     /// `raft.max_snapshot_receive_bytes`.
@@ -555,6 +561,11 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
+    /// The clients blocked on keys at this node (BLPOP ...).
+    pub fn key_waits(&self) -> &Arc<wakeups::KeyWaits> {
+        &self.inner.key_waits
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.inner.id

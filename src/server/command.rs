@@ -317,6 +317,12 @@ pub trait Env {
     fn client_limits(&self) -> Option<&crate::server::client_limits::ClientLimits> {
         None
     }
+    /// The clients blocked on keys here; None when the environment cannot
+    /// block (blocking commands then answer after one attempt, as their
+    /// timeout had passed).
+    fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
+        None
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).
@@ -358,6 +364,8 @@ pub enum Action {
     Watch(Vec<Bytes>),
     /// `EXEC` the queued transaction.
     Exec,
+    /// A blocking command outside MULTI: attempt, then wait for its keys.
+    Block(super::blocking::Block),
 }
 
 /// A handler: validated arguments in (name included), an action out.
@@ -565,10 +573,10 @@ pub(crate) async fn run_action<B: Backend>(
         }
         Action::Watch(keys) => (transactions::watch(backend, session, keys).await, false),
         Action::Exec => (transactions::exec(backend, session).await, false),
+        Action::Block(block) => (super::blocking::block(backend, block).await, false),
     }
 }
 
-/// The handler for `args` after the arity and subcommand checks.
 /// What carries out a request once its row is found.
 #[derive(Clone, Copy)]
 pub(crate) enum Resolved {
@@ -635,6 +643,11 @@ pub(crate) fn data_action(
     match spec.kind {
         Kind::Write { check, .. } => {
             check(args).map_err(CommandError::from_output)?;
+            if let Some(blocking) = spec.blocking {
+                return Ok(Action::Block(super::blocking::Block::new(
+                    spec, blocking, db, args,
+                )?));
+            }
             Ok(Action::Write(Op::Exec {
                 db,
                 args: args.to_vec(),
@@ -742,6 +755,8 @@ pub(crate) mod fake {
         pub batches: Mutex<usize>,
         /// Every operation proposed so far, in order.
         pub proposed: Mutex<Vec<Op>>,
+        /// Blocked clients, woken after each write as a node does.
+        pub key_waits: Arc<crate::node::wakeups::KeyWaits>,
     }
 
     impl FakeBackend {
@@ -754,6 +769,7 @@ pub(crate) mod fake {
                 now_ms: 1_000_000,
                 batches: Mutex::new(0),
                 proposed: Mutex::new(Vec::new()),
+                key_waits: Arc::default(),
             }
         }
     }
@@ -786,6 +802,9 @@ pub(crate) mod fake {
         fn users(&self) -> Arc<Users> {
             self.db.lock().expect("not poisoned").users()
         }
+        fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
+            Some(&self.key_waits)
+        }
     }
 
     impl Backend for FakeBackend {
@@ -793,10 +812,19 @@ pub(crate) mod fake {
             self.proposed.lock().expect("not poisoned").push(op.clone());
             let result = match &self.error {
                 Some(error) => Err(error.clone()),
-                None => Ok(self.db.lock().expect("not poisoned").apply(&Command {
-                    ts_ms: self.now_ms,
-                    op,
-                })),
+                None => {
+                    let (output, touched) = {
+                        let mut db = self.db.lock().expect("not poisoned");
+                        db.track_touched(self.key_waits.any());
+                        let output = db.apply(&Command {
+                            ts_ms: self.now_ms,
+                            op,
+                        });
+                        (output, db.take_touched())
+                    };
+                    self.key_waits.touched(&touched);
+                    Ok(output)
+                }
             };
             std::future::ready(result)
         }

@@ -622,6 +622,23 @@ where
                             }
                             false
                         }
+                        Prepared::Action {
+                            action: Action::Block(block),
+                            command,
+                        } => {
+                            carry_out(backend, session, &mut group, counters, io).await?;
+                            let reply = blocked(backend, block, io, parser).await?;
+                            let executed = Executed {
+                                reply,
+                                close: false,
+                                command: Some(command),
+                            };
+                            let close = answer(executed, protocol, counters, io.output.encoder());
+                            if io.must_settle()? {
+                                io.settle().await?;
+                            }
+                            close
+                        }
                         Prepared::Action { action, command } => {
                             carry_out(backend, session, &mut group, counters, io).await?;
                             let (reply, close) = run_action(backend, session, action).await;
@@ -704,6 +721,41 @@ where
                 }
                 break;
             }
+        }
+    }
+}
+
+/// Runs a blocking command while watching the socket: a client that closes
+/// its connection stops waiting at once (its place in line is given up), and
+/// what it sends meanwhile is kept for after the reply. A blocked client is
+/// not idle (Redis exempts blocked clients from `timeout`).
+async fn blocked<B, S>(
+    backend: &B,
+    block: super::blocking::Block,
+    io: &mut Io<S>,
+    parser: &RequestParser,
+) -> Result<Reply, End>
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let waiting = super::blocking::block(backend, block);
+    tokio::pin!(waiting);
+    loop {
+        let read = io.output.len() < io.stall_bytes();
+        tokio::select! {
+            reply = &mut waiting => return Ok(reply),
+            woken = io.wait(read) => match woken {
+                Ok(Woken::Read) => {
+                    let query = io.query_bytes(parser) as u64;
+                    if query > io.settings.query_buffer_limit_bytes {
+                        return Err(End::Limit(LimitClose::QueryBuffer));
+                    }
+                }
+                Ok(Woken::Other) => io.check_output()?,
+                Err(End::Limit(LimitClose::Idle)) => io.last_interaction = Instant::now(),
+                Err(end) => return Err(end),
+            },
         }
     }
 }

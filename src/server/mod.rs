@@ -12,6 +12,7 @@
 //! through [`NodeHandle`]. Limits come from [`LimitsConfig`]; nothing here grows
 //! without bound (connections, request size, argument count).
 
+pub mod blocking;
 pub mod client_limits;
 pub mod codec;
 pub mod command;
@@ -201,6 +202,10 @@ impl command::Env for ServerContext {
 
     fn client_limits(&self) -> Option<&client_limits::ClientLimits> {
         Some(&self.inner.client_limits)
+    }
+
+    fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
+        Some(self.inner.node.key_waits())
     }
 }
 
