@@ -20,7 +20,7 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`set`] (the set value), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
+//! [`hashes`], [`set`] (the set value), `sets` (its commands), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 mod command;
@@ -32,6 +32,7 @@ pub mod glob;
 pub(crate) mod hashes;
 pub(crate) mod keys;
 pub mod set;
+pub(crate) mod sets;
 mod snapshot;
 pub(crate) mod strings;
 pub(crate) mod table;
