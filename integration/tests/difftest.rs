@@ -527,10 +527,11 @@ fn set_key(r: &mut Rng) -> Vec<u8> {
 }
 
 fn member(r: &mut Rng) -> Vec<u8> {
-    if r.chance(5) {
-        (0..r.below(6)).map(|_| r.next() as u8).collect()
-    } else {
-        b(r.pick(MEMBERS))
+    match r.below(20) {
+        0 => (0..r.below(6)).map(|_| r.next() as u8).collect(),
+        // A few common members, so SISMEMBER/SREM/SMOVE/SINTER often hit.
+        1..=10 => b(r.pick(&["1", "2", "3", "a", "b", "-1"])),
+        _ => b(r.pick(MEMBERS)),
     }
 }
 
@@ -544,8 +545,8 @@ fn push_members(r: &mut Rng, a: &mut Vec<Vec<u8>>, most: usize) {
 /// [`Step::Pop`]; SRANDMEMBER is compared by shape).
 fn gen_sets(r: &mut Rng) -> Cmd {
     let k = set_key(r);
-    match r.below(24) {
-        0..=3 => {
+    match r.below(26) {
+        0..=3 | 24 | 25 => {
             let mut a = vec![b("SADD"), k];
             if r.chance(4) {
                 // Hundreds of integers: an intset past 512 members converts.
@@ -630,12 +631,15 @@ fn gen_sets(r: &mut Rng) -> Cmd {
             exact(a)
         }
         20 => {
-            let mut a = vec![
-                b("SINTERCARD"),
-                b(r.pick(&["1", "2", "2", "3", "0", "-1", "x", "9"])),
-                k,
-            ];
-            for _ in 0..r.below(3) {
+            // Mostly as many keys as numkeys says, sometimes not.
+            let keys = 1 + r.below(3);
+            let numkeys = if r.chance(80) {
+                keys.to_string()
+            } else {
+                r.pick(&["0", "-1", "x", "9", "2"]).to_string()
+            };
+            let mut a = vec![b("SINTERCARD"), b(&numkeys), k];
+            for _ in 1..keys {
                 a.push(set_key(r));
             }
             if r.chance(50) {
