@@ -3,7 +3,7 @@
 //! cluster, and every reply is compared.
 //!
 //! The generator covers every command of issue 5 — strings, keys, expiry,
-//! hashes, SELECT/SWAPDB/MOVE/COPY, MULTI/EXEC/DISCARD/WATCH blocks — with wrong
+//! hashes, sets, SELECT/SWAPDB/MOVE/COPY, MULTI/EXEC/DISCARD/WATCH blocks — with wrong
 //! types, bad options, edge and binary values, big and negative numbers.
 //! Redis gets one connection; dkv gets one connection per node and the
 //! generator moves to the next node every segment (outside transaction blocks,
@@ -14,8 +14,12 @@
 //!   stamp deadlines with their own clock at slightly different moments.
 //! - KEYS, HKEYS, HVALS, HGETALL, HSCAN: as multisets (hash field order is an
 //!   encoding detail in Redis too); full SCAN / HSCAN iterations: as sets.
-//! - RANDOMKEY: both nil or both a key; HRANDFIELD: same shape and length
-//!   (and the same set when the whole hash is returned).
+//! - RANDOMKEY: both nil or both a key; HRANDFIELD and SRANDMEMBER: same
+//!   shape and length (and the same set when the whole value is returned).
+//! - SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count: as multisets; full
+//!   SSCAN iterations: as sets. A random SPOP (a count below the size) is a
+//!   step of its own: the replies must have the same shape and length, then
+//!   each server gets back the members it popped, so both hold the same set.
 //! - Not generated, with the reason: TIME, INFO, CLIENT ID/LIST/INFO, HELLO,
 //!   LASTSAVE (server identity and clocks); OBJECT (not implemented), DEBUG
 //!   other than DIGEST / DIGEST-VALUE, and DEBUG inside MULTI (dkv runs it
@@ -64,6 +68,8 @@ enum Check {
     /// Integer within a tolerance unless negative (-1, -2 are exact).
     Near(i64),
     Multiset,
+    /// One SSCAN call: the same cursor, the members as a multiset.
+    ScanOnce,
     /// Flat field/value array compared as a multiset of pairs.
     Pairs,
     RandomKey,
@@ -83,12 +89,16 @@ struct Cmd {
 enum Step {
     One(Cmd),
     Block(Vec<Cmd>),
-    /// A SCAN or HSCAN iteration to the end; `args` without the cursor,
+    /// A SCAN, HSCAN or SSCAN iteration to the end; `args` without the cursor,
     /// which goes at `cursor_at`.
     ScanAll {
         args: Vec<Vec<u8>>,
         cursor_at: usize,
     },
+    /// A random SPOP: the replies are compared by shape, then each server
+    /// gets back the members it popped (SADD), so both hold the same set
+    /// again.
+    Pop(Vec<Vec<u8>>),
 }
 
 const KEYS: &[&str] = &[
@@ -252,6 +262,9 @@ fn expire_opts(r: &mut Rng, a: &mut Vec<Vec<u8>>) {
 }
 
 fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
+    if r.chance(20) {
+        return gen_sets(r);
+    }
     let k = key(r);
     match r.below(64) {
         0..=5 => set_cmd(r, now_s),
@@ -474,6 +487,189 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
     }
 }
 
+// ---- sets ---------------------------------------------------------------
+
+/// Set keys: mostly their own, sometimes the shared ones (other types,
+/// WRONGTYPE both ways).
+const SET_KEYS: &[&str] = &["s0", "s1", "s2"];
+/// Members: small and wide integers (intset widths), integers an intset
+/// refuses, strings, the empty string.
+const MEMBERS: &[&str] = &[
+    "1",
+    "2",
+    "3",
+    "0",
+    "-1",
+    "10",
+    "100",
+    "65536",
+    "-70000",
+    "4294967296",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "01",
+    "+1",
+    "-0",
+    "1.5",
+    "a",
+    "b",
+    "c",
+    "",
+    "x y",
+];
+
+fn set_key(r: &mut Rng) -> Vec<u8> {
+    if r.chance(75) {
+        b(r.pick(SET_KEYS))
+    } else {
+        key(r)
+    }
+}
+
+fn member(r: &mut Rng) -> Vec<u8> {
+    match r.below(20) {
+        0 => (0..r.below(6)).map(|_| r.next() as u8).collect(),
+        // A few common members, so SISMEMBER/SREM/SMOVE/SINTER often hit.
+        1..=10 => b(r.pick(&["1", "2", "3", "a", "b", "-1"])),
+        _ => b(r.pick(MEMBERS)),
+    }
+}
+
+fn push_members(r: &mut Rng, a: &mut Vec<Vec<u8>>, most: usize) {
+    for _ in 0..1 + r.below(most) {
+        a.push(member(r));
+    }
+}
+
+/// Set commands whose replies are deterministic (random SPOP is
+/// [`Step::Pop`]; SRANDMEMBER is compared by shape).
+fn gen_sets(r: &mut Rng) -> Cmd {
+    let k = set_key(r);
+    match r.below(26) {
+        0..=3 | 24 | 25 => {
+            let mut a = vec![b("SADD"), k];
+            if r.chance(4) {
+                // Hundreds of integers: an intset past 512 members converts.
+                let start = r.below(400) as i64 - 50;
+                let len = 100 + r.below(500) as i64;
+                a.extend((start..start + len).map(|i| b(&i.to_string())));
+            } else {
+                push_members(r, &mut a, 4);
+            }
+            exact(a)
+        }
+        4 | 5 => {
+            let mut a = vec![b("SREM"), k];
+            push_members(r, &mut a, 3);
+            exact(a)
+        }
+        6 => cmd(vec![b("SMEMBERS"), k], Check::Multiset),
+        7 => exact(vec![b("SISMEMBER"), k, member(r)]),
+        8 => {
+            let mut a = vec![b("SMISMEMBER"), k];
+            push_members(r, &mut a, 3);
+            exact(a)
+        }
+        9 => exact(vec![b("SCARD"), k]),
+        10 => {
+            // Deterministic SPOPs only: a missing key, count 0, a count past
+            // any size, bad counts, extra arguments.
+            let mut a = vec![b("SPOP"), k];
+            a.push(b(r.pick(&[
+                "0",
+                "100000",
+                "-1",
+                "x",
+                "1.5",
+                "9223372036854775807",
+            ])));
+            if r.chance(10) {
+                a.push(b("1"));
+            }
+            cmd(a, Check::Multiset)
+        }
+        11 | 12 => {
+            let mut a = vec![b("SRANDMEMBER"), k];
+            let mut n = None;
+            if r.chance(75) {
+                let count = r.pick(&[
+                    "1",
+                    "2",
+                    "5",
+                    "-3",
+                    "-10",
+                    "0",
+                    "1000",
+                    "x",
+                    "-9223372036854775808",
+                ]);
+                a.push(b(count));
+                n = count.parse::<i64>().ok();
+                if r.chance(5) {
+                    a.push(b("1"));
+                }
+            }
+            cmd(a, Check::RandField(n))
+        }
+        13 | 14 => exact(vec![b("SMOVE"), k, set_key(r), member(r)]),
+        15..=17 => {
+            let mut a = vec![b(r.pick(&["SINTER", "SUNION", "SDIFF"])), k];
+            for _ in 0..r.below(3) {
+                a.push(set_key(r));
+            }
+            cmd(a, Check::Multiset)
+        }
+        18 | 19 => {
+            let mut a = vec![
+                b(r.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])),
+                set_key(r),
+                k,
+            ];
+            for _ in 0..r.below(3) {
+                a.push(set_key(r));
+            }
+            exact(a)
+        }
+        20 => {
+            // Mostly as many keys as numkeys says, sometimes not.
+            let keys = 1 + r.below(3);
+            let numkeys = if r.chance(80) {
+                keys.to_string()
+            } else {
+                r.pick(&["0", "-1", "x", "9", "2"]).to_string()
+            };
+            let mut a = vec![b("SINTERCARD"), b(&numkeys), k];
+            for _ in 1..keys {
+                a.push(set_key(r));
+            }
+            if r.chance(50) {
+                a.push(b(r.pick(&["LIMIT", "limit", "LIMIT", "FOO"])));
+                if r.chance(90) {
+                    a.push(b(r.pick(&["0", "1", "2", "-1", "x"])));
+                }
+            }
+            exact(a)
+        }
+        21 => {
+            // SSCAN's single calls: bad cursors, or one call covering the
+            // whole set (cursors differ by design; full iterations are a step).
+            let cursor = r.pick(&["x", "1x", " 1", "+", "0"]);
+            let mut a = vec![b("SSCAN"), k, b(cursor)];
+            if cursor == "0" {
+                a.extend([b("COUNT"), b("100000")]);
+                if r.chance(30) {
+                    a.extend([b("MATCH"), b(r.pick(&["*", "1*", "[a-c]"]))]);
+                }
+            } else if r.chance(50) {
+                a.extend([b("COUNT"), b(r.pick(&["0", "x", "1000"]))]);
+            }
+            cmd(a, Check::ScanOnce)
+        }
+        22 => exact(vec![b("DEBUG"), b("DIGEST-VALUE"), k, set_key(r)]),
+        _ => exact(vec![b(r.pick(&["TYPE", "DEL", "EXISTS", "SCARD"])), k]),
+    }
+}
+
 trait Truncate {
     fn truncate_if(self, f: impl Fn(&Cmd) -> bool, len: usize) -> Cmd;
 }
@@ -541,6 +737,23 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
             }
             Step::ScanAll { args, cursor_at: 1 }
         }
+        8 => {
+            let mut args = vec![b("SSCAN"), set_key(r)];
+            if r.chance(50) {
+                args.extend([b("MATCH"), b(r.pick(&["*", "1*", "[ab]", "-*", "z"]))]);
+            }
+            if r.chance(60) {
+                args.extend([b("COUNT"), b(r.pick(&["1", "3", "10", "0", "x"]))]);
+            }
+            Step::ScanAll { args, cursor_at: 2 }
+        }
+        9 => {
+            let mut args = vec![b("SPOP"), set_key(r)];
+            if r.chance(60) {
+                args.push(b(r.pick(&["1", "2", "3", "7", "30"])));
+            }
+            Step::Pop(args)
+        }
         7 => {
             let mut args = vec![b("HSCAN"), key(r)];
             if r.chance(50) {
@@ -603,6 +816,15 @@ fn compare(check: &Check, redis: &Reply, dkv: &Reply) -> std::result::Result<(),
             == multiset(b))
         .then_some(())
         .ok_or_else(|| "different members".into()),
+        (Check::ScanOnce, Reply::Array(Some(a)), Reply::Array(Some(b))) => match (&a[..], &b[..]) {
+            (
+                [cursor_a, Reply::Array(Some(members_a))],
+                [cursor_b, Reply::Array(Some(members_b))],
+            ) if cursor_a == cursor_b => (multiset(members_a) == multiset(members_b))
+                .then_some(())
+                .ok_or_else(|| "different members".into()),
+            _ => Err("scan replies differ".into()),
+        },
         (Check::Pairs, Reply::Array(Some(a)), Reply::Array(Some(b))) => (pairs(a) == pairs(b))
             .then_some(())
             .ok_or_else(|| "different pairs".into()),
@@ -781,6 +1003,55 @@ impl Run {
                     })?;
                 }
             }
+            Step::Pop(args) => {
+                let (r, d) = self.both(&args).await?;
+                let popped = |reply: &Reply| -> Vec<Vec<u8>> {
+                    match reply {
+                        Reply::Bulk(Some(m)) => vec![m.clone()],
+                        Reply::Array(Some(items)) => items
+                            .iter()
+                            .filter_map(|i| match i {
+                                Reply::Bulk(Some(m)) => Some(m.clone()),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    }
+                };
+                let (from_redis, from_dkv) = (popped(&r), popped(&d));
+                let shape_differs = match (&r, &d) {
+                    (Reply::Bulk(a), Reply::Bulk(b)) => a.is_some() != b.is_some(),
+                    (Reply::Array(Some(_)), Reply::Array(Some(_))) => {
+                        from_redis.len() != from_dkv.len()
+                    }
+                    _ => r != d,
+                };
+                if shape_differs {
+                    return Err(self.fail(
+                        seed,
+                        index,
+                        &format!("SPOP shapes differ: redis {r:?} dkv {d:?}"),
+                    ));
+                }
+                if !from_redis.is_empty() {
+                    // Each server gets back what it popped: the same set again.
+                    let mut restore = vec![b"SADD".to_vec(), args[1].clone()];
+                    restore.extend(from_redis);
+                    let refs: Vec<&[u8]> = restore.iter().map(|a| &a[..]).collect();
+                    let r = self.redis.command(&refs).await.context("redis")?;
+                    let mut restore = vec![b"SADD".to_vec(), args[1].clone()];
+                    restore.extend(from_dkv);
+                    let refs: Vec<&[u8]> = restore.iter().map(|a| &a[..]).collect();
+                    let d = self.dkv[self.node].command(&refs).await.context("dkv")?;
+                    if r != d {
+                        return Err(self.fail(
+                            seed,
+                            index,
+                            &format!("SADD after SPOP: redis {r:?} dkv {d:?}"),
+                        ));
+                    }
+                }
+            }
             Step::ScanAll { args, cursor_at } => {
                 self.history
                     .push(format!("{} (full iteration)", show(&args)));
@@ -790,7 +1061,7 @@ impl Run {
                 // Keys (SCAN) or field/value pairs (HSCAN) as sets: a full
                 // iteration may return an element twice in Redis.
                 let set = |items: &[Reply]| -> std::collections::BTreeSet<String> {
-                    if cursor_at == 2 {
+                    if args[0] == b"HSCAN" {
                         items.chunks(2).map(|p| format!("{p:?}")).collect()
                     } else {
                         items.iter().map(|i| format!("{i:?}")).collect()
@@ -923,6 +1194,20 @@ fn comparison_rules() {
         &arr(&["f", "2", "g", "1"])
     )
     .is_err());
+    let scan = |cursor: &str, members: &[&str]| {
+        Reply::Array(Some(vec![
+            Reply::Bulk(Some(cursor.as_bytes().to_vec())),
+            arr(members),
+        ]))
+    };
+    assert!(compare(
+        &Check::ScanOnce,
+        &scan("0", &["a", "b"]),
+        &scan("0", &["b", "a"])
+    )
+    .is_ok());
+    assert!(compare(&Check::ScanOnce, &scan("0", &["a"]), &scan("0", &["b"])).is_err());
+    assert!(compare(&Check::ScanOnce, &scan("0", &["a"]), &scan("5", &["a"])).is_err());
     // Generation is a pure function of the seed.
     let a: Vec<String> = (0..200)
         .map(|_| 0)

@@ -104,6 +104,9 @@ pub enum Output {
     /// Field/value pairs: a flat array in RESP2, an array of 2-element
     /// arrays in RESP3 (`HRANDFIELD … WITHVALUES`, as Redis 7).
     Pairs(Vec<(Output, Output)>),
+    /// A set reply: an array in RESP2, a set (`~`) in RESP3 (SMEMBERS,
+    /// SINTER, SPOP with a count ..., as Redis 7).
+    Set(Vec<Output>),
 }
 
 impl Output {

@@ -3,8 +3,8 @@
 //!
 //! [`Db::dataset_digest`] and [`Db::value_digest`] are Redis 7's algorithm
 //! (`computeDatasetDigest` / `xorObjectDigest` in `debug.c`), bit for bit: per
-//! key a SHA-1 chain over the key, the type and the value (hash fields XORed,
-//! so field order does not matter), XORed into the database's digest, so key
+//! key a SHA-1 chain over the key, the type and the value (hash fields and set
+//! members XORed, so their order does not matter), XORed into the database's digest, so key
 //! order does not matter either; a key with a TTL mixes in the constant
 //! `!!expire!!` (the deadline itself is not part of Redis's digest). An empty
 //! dataset digests to twenty zero bytes. Keys are digested as stored, expired
@@ -97,10 +97,11 @@ fn mix_digest(digest: &mut Digest, data: &[u8]) {
     *digest = sha1(digest);
 }
 
-/// Redis's object type numbers (`OBJ_STRING`, `OBJ_HASH`).
+/// Redis's object type numbers (`OBJ_STRING`, `OBJ_SET`, `OBJ_HASH`).
 fn redis_type(value: &Value) -> u32 {
     match value {
         Value::Str(_) => 0,
+        Value::Set(_) => 2,
         Value::Hash(_) => 4,
     }
 }
@@ -117,6 +118,13 @@ fn object_digest(digest: &mut Digest, entry: &Entry) {
                 mix_digest(&mut element, field);
                 mix_digest(&mut element, value);
                 xor_digest(digest, &element);
+            }
+        }
+        // Each member's text (an intset's integers in decimal) XORed in:
+        // member order does not matter, nor does the encoding.
+        Value::Set(set) => {
+            for member in set.iter() {
+                member.with_bytes(|text| xor_digest(digest, text));
             }
         }
     }

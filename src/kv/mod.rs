@@ -20,7 +20,7 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
+//! [`hashes`], [`set`] (the set value), `sets` (its commands), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 pub(crate) mod blocking;
@@ -32,6 +32,8 @@ pub mod float;
 pub mod glob;
 pub(crate) mod hashes;
 pub(crate) mod keys;
+pub mod set;
+pub(crate) mod sets;
 mod snapshot;
 pub(crate) mod strings;
 pub(crate) mod table;
@@ -78,6 +80,8 @@ pub enum Value {
     Str(Bytes),
     /// A hash (field order is not significant).
     Hash(BTreeMap<Bytes, Bytes>),
+    /// A set (`intset` or `hashtable`, see [`set`]).
+    Set(set::Set),
 }
 
 impl Value {
@@ -86,6 +90,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 }
@@ -306,6 +311,7 @@ fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
     let value = match &entry.value {
         Value::Str(s) => s.len() as u64,
         Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
+        Value::Set(s) => s.mem_bytes(),
     };
     key.len() as u64 + value + 64
 }

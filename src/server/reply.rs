@@ -58,6 +58,8 @@ pub enum Reply {
     /// Pairs: a flat array in RESP2, an array of 2-element arrays in RESP3
     /// (`HRANDFIELD … WITHVALUES`).
     Pairs(Vec<(Reply, Reply)>),
+    /// A set: an array in RESP2, `~` in RESP3 (SMEMBERS, SINTER ...).
+    Set(Vec<Reply>),
 }
 
 impl Reply {
@@ -114,7 +116,7 @@ impl Reply {
             Reply::Verbatim(text) => {
                 Resp2Frame::BulkString(Bytes::copy_from_slice(text.as_bytes()))
             }
-            Reply::Array(items) => {
+            Reply::Array(items) | Reply::Set(items) => {
                 write_header(buf, b'*', items.len());
                 for item in items {
                     item.encode_resp2(buf);
@@ -165,6 +167,13 @@ impl Reply {
             },
             Reply::Array(items) => {
                 write_header(buf, b'*', items.len());
+                for item in items {
+                    item.encode_resp3(buf);
+                }
+                return;
+            }
+            Reply::Set(items) => {
+                write_header(buf, b'~', items.len());
                 for item in items {
                     item.encode_resp3(buf);
                 }
@@ -221,6 +230,7 @@ impl From<crate::kv::Output> for Reply {
                     .collect(),
             ),
             Output::Error(text) => Reply::Error(text),
+            Output::Set(items) => Reply::Set(items.into_iter().map(Reply::from).collect()),
         }
     }
 }
@@ -339,6 +349,23 @@ mod tests {
             Reply::from(Output::Status("string".into())).to_bytes(Protocol::Resp2),
             &b"+string\r\n"[..]
         );
+    }
+
+    /// Redis 7: set replies (SMEMBERS ...) are arrays in RESP2 and `~` in
+    /// RESP3 (bytes from redis-server 7.0.15).
+    #[test]
+    fn sets_are_arrays_in_resp2_and_sets_in_resp3() {
+        use crate::kv::Output;
+        let reply = Reply::from(Output::Set(vec![Output::bulk("1"), Output::bulk("2")]));
+        assert_eq!(
+            reply.to_bytes(Protocol::Resp2),
+            &b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"[..]
+        );
+        assert_eq!(
+            reply.to_bytes(Protocol::Resp3),
+            &b"~2\r\n$1\r\n1\r\n$1\r\n2\r\n"[..]
+        );
+        assert_eq!(Reply::Set(vec![]).to_bytes(Protocol::Resp3), &b"~0\r\n"[..]);
     }
 
     /// Redis 7: `HRANDFIELD … WITHVALUES` is a flat array in RESP2 and an
