@@ -20,7 +20,7 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
+//! [`hashes`], [`list`] (the list value), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 mod command;
@@ -31,6 +31,7 @@ pub mod float;
 pub mod glob;
 mod hashes;
 mod keys;
+pub mod list;
 mod snapshot;
 mod strings;
 mod table;
@@ -77,6 +78,8 @@ pub enum Value {
     Str(Bytes),
     /// A hash (field order is not significant).
     Hash(BTreeMap<Bytes, Bytes>),
+    /// A list ([`list::List`]: packed nodes, OBJECT ENCODING `quicklist`).
+    List(list::List),
 }
 
 impl Value {
@@ -85,6 +88,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::List(_) => "list",
         }
     }
 }
@@ -284,6 +288,7 @@ fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
     let value = match &entry.value {
         Value::Str(s) => s.len() as u64,
         Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
+        Value::List(l) => l.mem_bytes(),
     };
     key.len() as u64 + value + 64
 }
