@@ -20,7 +20,7 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`list`] (the list value), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
+//! [`hashes`], [`list`] (the list value), [`lists`] (its commands), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 mod command;
@@ -32,6 +32,7 @@ pub mod glob;
 pub(crate) mod hashes;
 pub(crate) mod keys;
 pub mod list;
+pub(crate) mod lists;
 mod snapshot;
 pub(crate) mod strings;
 pub(crate) mod table;
