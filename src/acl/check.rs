@@ -21,45 +21,36 @@ pub enum Denied {
     Channel(usize),
 }
 
-/// The key positions of `args` for `spec` (first key, last key, step as the
-/// table has them), each with the access it needs.
+/// The key positions of `args` for `spec` (its fixed range and any
+/// `numkeys` keys), each with the access it needs.
 pub fn key_positions(spec: &CommandSpec, args: &[Bytes]) -> Vec<(usize, KeyAccess)> {
-    if spec.first_key <= 0 || args.len() < 2 {
-        return Vec::new();
-    }
-    let first = spec.first_key as usize;
-    let last = if spec.last_key < 0 {
-        args.len() as i64 + spec.last_key
-    } else {
-        spec.last_key
-    };
-    let Ok(last) = usize::try_from(last) else {
-        return Vec::new();
-    };
-    let step = usize::try_from(spec.key_step.max(1)).unwrap_or(1);
-    let mut positions = Vec::new();
-    let mut at = first;
-    while at <= last && at < args.len() {
-        let mut access = if at == first {
-            spec.first_key_access
-        } else {
-            spec.other_key_access
-        };
-        // `SET key value GET` returns the old value: a read too (Redis's
-        // variable key-spec flags for SET).
-        if spec.name == "set"
-            && args
-                .get(3..)
-                .unwrap_or_default()
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(b"get"))
-        {
-            access = access.or(KeyAccess::R);
-        }
-        positions.push((at, access));
-        at += step;
-    }
+    // `SET key value GET` returns the old value: a read too (Redis's
+    // variable key-spec flags for SET).
+    let set_get = spec.name == "set"
+        && args
+            .get(3..)
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(b"get"));
+    // An impossible `numkeys` names no key: the command refuses it itself.
+    let positions = spec.key_positions(args).unwrap_or_default();
+    let first = positions.first().copied();
     positions
+        .into_iter()
+        .map(|at| {
+            let access = if Some(at) == first {
+                spec.first_key_access
+            } else {
+                spec.other_key_access
+            };
+            let access = if set_get {
+                access.or(KeyAccess::R)
+            } else {
+                access
+            };
+            (at, access)
+        })
+        .collect()
 }
 
 /// Checks `args` (a command of row `spec`, subcommand `sub` if any) against

@@ -343,10 +343,10 @@ impl CommandSpec {
     }
 
     /// The positions of the keys in `args` (name at 0), in order, as
-    /// `COMMAND GETKEYS` and the ACL key checks see them. An impossible
-    /// `numkeys` gives the fixed positions only (the command's own check
-    /// refuses it).
-    pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+    /// `COMMAND GETKEYS` and the ACL key checks see them; `None` when a
+    /// `numkeys` argument is not a count of the arguments that follow it
+    /// (the command's own check refuses it too).
+    pub fn key_positions(&self, args: &[Bytes]) -> Option<Vec<usize>> {
         let mut positions = Vec::new();
         let argc = args.len() as i64;
         if self.first_key > 0 && argc > self.first_key {
@@ -366,15 +366,14 @@ impl CommandSpec {
             let count = args
                 .get(index)
                 .and_then(|n| crate::kv::parse_i64(n))
-                .and_then(|n| usize::try_from(n).ok());
-            if let Some(count) = count {
-                let first = index + 1;
-                if first.saturating_add(count) <= args.len() {
-                    positions.extend(first..first + count);
-                }
+                .and_then(|n| usize::try_from(n).ok())?;
+            let first = index + 1;
+            if first.saturating_add(count) > args.len() {
+                return None;
             }
+            positions.extend(first..first + count);
         }
-        positions
+        Some(positions)
     }
 }
 
@@ -478,13 +477,13 @@ mod tests {
     #[test]
     fn key_positions_follow_the_fixed_range() {
         let mset = lookup(b"mset").unwrap().1;
-        assert_eq!(mset.key_positions(&args("mset a 1 b 2")), vec![1, 3]);
+        assert_eq!(mset.key_positions(&args("mset a 1 b 2")), Some(vec![1, 3]));
         let get = lookup(b"get").unwrap().1;
-        assert_eq!(get.key_positions(&args("get a")), vec![1]);
+        assert_eq!(get.key_positions(&args("get a")), Some(vec![1]));
         let rename = lookup(b"rename").unwrap().1;
-        assert_eq!(rename.key_positions(&args("rename a b")), vec![1, 2]);
+        assert_eq!(rename.key_positions(&args("rename a b")), Some(vec![1, 2]));
         let ping = lookup(b"ping").unwrap().1;
-        assert!(ping.key_positions(&args("ping x")).is_empty());
+        assert_eq!(ping.key_positions(&args("ping x")), Some(vec![]));
     }
 
     #[test]
@@ -503,10 +502,14 @@ mod tests {
             )
         }
         .key_num(2);
-        assert_eq!(spec.key_positions(&args("x d 2 a b c")), vec![1, 3, 4]);
-        // An impossible count gives the fixed keys only.
-        assert_eq!(spec.key_positions(&args("x d 9 a")), vec![1]);
-        assert_eq!(spec.key_positions(&args("x d -1 a")), vec![1]);
-        assert_eq!(spec.key_positions(&args("x d nope a")), vec![1]);
+        assert_eq!(
+            spec.key_positions(&args("x d 2 a b c")),
+            Some(vec![1, 3, 4])
+        );
+        assert_eq!(spec.key_positions(&args("x d 0 a")), Some(vec![1]));
+        // A count that is not one of the arguments that follow.
+        assert_eq!(spec.key_positions(&args("x d 9 a")), None);
+        assert_eq!(spec.key_positions(&args("x d -1 a")), None);
+        assert_eq!(spec.key_positions(&args("x d nope a")), None);
     }
 }

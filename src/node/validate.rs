@@ -104,9 +104,26 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
                 reason: "database index out of range",
             });
         }
-        if args.first().is_none_or(|name| name.is_empty()) {
+        let Some(name) = args.first().filter(|name| !name.is_empty()) else {
             return Err(InputRefusal::ForwardedMalformed {
                 reason: "no command name",
+            });
+        };
+        // The replicated half of CONFIG SET (maxmemory, policy).
+        if name.eq_ignore_ascii_case(b"config") {
+            return Ok(());
+        }
+        // Only what a client's check accepted may reach the log: the
+        // follower ran the same check before forwarding.
+        let accepted = crate::cmd::lookup(name).is_some_and(|(_, spec)| match spec.kind {
+            crate::cmd::Kind::Read { check, .. } | crate::cmd::Kind::Write { check, .. } => {
+                spec.arity_ok(args.len()) && check(args).is_ok()
+            }
+            crate::cmd::Kind::Server(_) => false,
+        });
+        if !accepted {
+            return Err(InputRefusal::ForwardedMalformed {
+                reason: "not a valid key-space command",
             });
         }
         Ok(())
@@ -504,11 +521,37 @@ mod tests {
             check_forwarded_ops(&[kv::Op::Evict { keys }]),
             Err(InputRefusal::ForwardedInternalOp { op: "Evict" })
         ));
-        let set = kv::Op::Exec {
+        let exec = |line: &'static str| kv::Op::Exec {
             db: 0,
-            args: vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")],
+            args: line
+                .split(' ')
+                .map(|a| Bytes::from_static(a.as_bytes()))
+                .collect(),
         };
+        let set = exec("SET k v");
         assert!(check_forwarded_ops(std::slice::from_ref(&set)).is_ok());
+        // Only what a client's own check accepts: arity, syntax, and
+        // key-space commands only.
+        for refused in ["SET k", "SET k v EX soon", "CLIENT LIST", "NOSUCH k"] {
+            assert!(
+                matches!(
+                    check_forwarded_ops(&[exec(refused)]),
+                    Err(InputRefusal::ForwardedMalformed { .. })
+                ),
+                "{refused}"
+            );
+        }
+        let multi = |line: &'static str| kv::Op::Multi {
+            commands: vec![(
+                0,
+                line.split(' ')
+                    .map(|a| Bytes::from_static(a.as_bytes()))
+                    .collect(),
+            )],
+            watched: vec![],
+        };
+        assert!(check_forwarded_ops(&[multi("GET k")]).is_ok());
+        assert!(check_forwarded_ops(&[multi("SET k v PX -1")]).is_err());
         let bad_db = kv::Op::Exec {
             db: 16,
             args: vec![Bytes::from_static(b"SET")],

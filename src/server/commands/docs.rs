@@ -52,7 +52,14 @@ pub fn doc(spec: &CommandSpec) -> Reply {
     };
     Reply::Map(vec![
         pair("summary", Reply::bulk(summary)),
-        pair("since", Reply::bulk_str("1.0.0")),
+        pair(
+            "since",
+            Reply::bulk_str(if spec.since.is_empty() {
+                "1.0.0"
+            } else {
+                spec.since
+            }),
+        ),
         pair(
             "group",
             Reply::bulk_str(if group == "keyspace" {
@@ -61,7 +68,14 @@ pub fn doc(spec: &CommandSpec) -> Reply {
                 group
             }),
         ),
-        pair("complexity", Reply::bulk_str("O(1)")),
+        pair(
+            "complexity",
+            Reply::bulk_str(if spec.complexity.is_empty() {
+                "O(1)"
+            } else {
+                spec.complexity
+            }),
+        ),
         pair("arguments", Reply::Array(arguments)),
     ])
 }

@@ -102,6 +102,35 @@ pub fn command_docs(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Acti
     )))
 }
 
+/// `COMMAND GETKEYS command [arg ...]`: the keys the command would use,
+/// from its definition (fixed positions and any `numkeys` keys).
+pub fn command_getkeys(
+    _: &mut Session,
+    _: &dyn Env,
+    args: &[Bytes],
+) -> Result<Action, CommandError> {
+    let command = &args[2..];
+    let invalid = |what: &str| Ok(Action::Reply(Reply::Error(format!("ERR {what}"))));
+    let Some((_, spec)) = lookup(&command[0]) else {
+        return invalid("Invalid command specified");
+    };
+    if !spec.arity_ok(command.len()) {
+        return invalid("Invalid number of arguments specified for command");
+    }
+    let Some(positions) = spec.key_positions(command) else {
+        return invalid("Invalid arguments specified for command");
+    };
+    if positions.is_empty() {
+        return invalid("The command has no key arguments");
+    }
+    Ok(Action::Reply(Reply::Array(
+        positions
+            .into_iter()
+            .map(|at| Reply::Bulk(command[at].clone()))
+            .collect(),
+    )))
+}
+
 pub fn command_list(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     Ok(Action::Reply(Reply::Array(
         COMMANDS
@@ -347,4 +376,58 @@ pub fn time(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, Command
 pub fn lastsave(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     let started = unix_now().saturating_sub(env.facts().started_at.elapsed());
     Ok(Action::Reply(Reply::Integer(started.as_secs() as i64)))
+}
+
+#[cfg(test)]
+mod getkeys_tests {
+    use bytes::Bytes;
+
+    use crate::server::command::fake::FakeBackend;
+    use crate::server::command::{execute, Session};
+    use crate::server::reply::Reply;
+
+    fn run(line: &str) -> Reply {
+        let backend = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        futures_util::FutureExt::now_or_never(execute(&backend, &mut session, &args))
+            .expect("the fake backend never waits")
+            .reply
+    }
+
+    fn keys(names: &[&str]) -> Reply {
+        Reply::Array(names.iter().map(|k| Reply::bulk_str(k)).collect())
+    }
+
+    /// Replies and errors as Redis 7.0.15 gives them.
+    #[test]
+    fn getkeys_reads_the_definitions() {
+        assert_eq!(run("COMMAND GETKEYS SET a b"), keys(&["a"]));
+        assert_eq!(run("COMMAND GETKEYS mset a 1 b 2"), keys(&["a", "b"]));
+        assert_eq!(run("COMMAND GETKEYS RENAME x y"), keys(&["x", "y"]));
+        for (line, error) in [
+            ("COMMAND GETKEYS nosuch a", "ERR Invalid command specified"),
+            (
+                "COMMAND GETKEYS get a b",
+                "ERR Invalid number of arguments specified for command",
+            ),
+            (
+                "COMMAND GETKEYS ping x",
+                "ERR The command has no key arguments",
+            ),
+            (
+                "COMMAND GETKEYS ping",
+                "ERR wrong number of arguments for 'command|getkeys' command",
+            ),
+            (
+                "COMMAND GETKEYS get",
+                "ERR wrong number of arguments for 'command|getkeys' command",
+            ),
+        ] {
+            assert_eq!(run(line), Reply::Error(error.into()), "{line}");
+        }
+    }
 }

@@ -145,6 +145,13 @@ static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
     ),
     sub!(
         "command",
+        "getkeys",
+        -4,
+        introspection::command_getkeys,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "command",
         "info",
         -2,
         introspection::command_info,

@@ -18,6 +18,7 @@
 use bytes::Bytes;
 
 use super::connection::parse_db_index;
+use crate::cmd::Kind;
 use crate::kv::{self, Op, Output};
 use crate::server::command::{
     dispatch, lookup, Action, Backend, CommandError, Env, Queued, ReadWith, Session,
@@ -155,10 +156,27 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     if aborted {
         return CommandError::ExecAbort.into();
     }
+    // Each key-space command's check runs now, as it would outside MULTI: a
+    // command that fails it is answered in its place and left out of the
+    // entry (Redis reports such errors inside EXEC's reply, and a command
+    // that fails its parse changes nothing, so leaving it out is the same).
+    let refused: Vec<Option<Reply>> = queued
+        .iter()
+        .map(|q| {
+            let spec = q.in_log.then(|| lookup(&q.args[0])).flatten()?.1;
+            match spec.kind {
+                Kind::Read { check, .. } | Kind::Write { check, .. } => {
+                    check(&q.args).err().map(Reply::from)
+                }
+                Kind::Server(_) => None,
+            }
+        })
+        .collect();
     let commands: Vec<(u8, Vec<Bytes>)> = queued
         .iter()
-        .filter(|q| q.in_log)
-        .map(|q| (q.db, q.args.clone()))
+        .zip(&refused)
+        .filter(|(q, refused)| q.in_log && refused.is_none())
+        .map(|(q, _)| (q.db, q.args.clone()))
         .collect();
     let mut outputs = if commands.is_empty() && watched.is_empty() {
         Vec::new()
@@ -173,7 +191,11 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     .into_iter();
     let final_db = session.multi_db;
     let mut replies = Vec::with_capacity(queued.len());
-    for q in queued {
+    for (q, refused) in queued.into_iter().zip(refused) {
+        if let Some(reply) = refused {
+            replies.push(reply);
+            continue;
+        }
         if q.in_log {
             replies.push(outputs.next().map_or(Reply::Null, Reply::from));
             continue;
@@ -227,6 +249,38 @@ mod tests {
         Reply::Error(format!(
             "ERR MULTI queue is full: a transaction holds at most {MAX_QUEUED_COMMANDS} commands and {MAX_QUEUED_BYTES} bytes of arguments in dkv; EXEC will discard it"
         ))
+    }
+
+    /// A queued command that fails its own check is answered inside EXEC's
+    /// reply, in its place, as Redis does, and is not part of the entry.
+    #[test]
+    fn exec_answers_failed_checks_in_place_and_proposes_only_the_rest() {
+        let backend = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        assert_eq!(run(&backend, &mut session, &[b"MULTI"]), Reply::OK);
+        for args in [
+            &[&b"SET"[..], b"a", b"1"][..],
+            &[b"SET", b"b", b"2", b"EX", b"soon"],
+            &[b"SET", b"c", b"3", b"NX", b"XX"],
+            &[b"GET", b"a"],
+        ] {
+            assert_eq!(run(&backend, &mut session, args), Reply::Simple("QUEUED"));
+        }
+        assert_eq!(
+            run(&backend, &mut session, &[b"EXEC"]),
+            Reply::Array(vec![
+                Reply::OK,
+                Reply::Error("ERR value is not an integer or out of range".into()),
+                Reply::Error("ERR syntax error".into()),
+                Reply::bulk_str("1"),
+            ])
+        );
+        let proposed = backend.proposed.lock().unwrap();
+        let [crate::kv::Op::Multi { commands, .. }] = &proposed[..] else {
+            panic!("one EXEC entry expected, got {proposed:?}");
+        };
+        let names: Vec<&[u8]> = commands.iter().map(|(_, args)| &args[1][..]).collect();
+        assert_eq!(names, vec![&b"a"[..], b"a"]);
     }
 
     #[test]
