@@ -4,7 +4,8 @@
 //!
 //! The generator covers every command of issue 5 — strings, keys, expiry,
 //! hashes, sets, SELECT/SWAPDB/MOVE/COPY, MULTI/EXEC/DISCARD/WATCH blocks — with wrong
-//! types, bad options, edge and binary values, big and negative numbers.
+//! types, bad options, edge and binary values, big and negative numbers —
+//! and the non-blocking list commands of issue 13 (`gen_lists`).
 //! Redis gets one connection; dkv gets one connection per node and the
 //! generator moves to the next node every segment (outside transaction blocks,
 //! re-sending `SELECT` first, which is not compared).
@@ -265,6 +266,9 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
     if r.chance(20) {
         return gen_sets(r);
     }
+    if r.chance(25) {
+        return gen_lists(r);
+    }
     let k = key(r);
     match r.below(64) {
         0..=5 => set_cmd(r, now_s),
@@ -484,6 +488,147 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
             b("SCAN"),
             b(r.pick(&["x", " 0", "0x", "99999999999999999999"])),
         ]),
+    }
+}
+
+/// List keys, and shared keys that usually hold other types (WRONGTYPE).
+fn list_key(r: &mut Rng) -> Vec<u8> {
+    if r.chance(75) {
+        b(r.pick(&["l0", "l1", "l2"]))
+    } else {
+        key(r)
+    }
+}
+
+/// A list element: mostly a few short values (so pivots, LREM and LPOS
+/// find matches), sometimes any value (long ones fill 8 KiB nodes).
+fn element(r: &mut Rng) -> Vec<u8> {
+    if r.chance(75) {
+        b(r.pick(&["a", "b", "c", "1", "-1", "10", "", "x y"]))
+    } else {
+        value(r)
+    }
+}
+
+fn list_index(r: &mut Rng) -> Vec<u8> {
+    b(r.pick(&[
+        "0",
+        "1",
+        "2",
+        "-1",
+        "-2",
+        "5",
+        "-100",
+        "100",
+        "x",
+        "1.5",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ]))
+}
+
+fn list_end(r: &mut Rng) -> Vec<u8> {
+    b(r.pick(&["LEFT", "RIGHT", "left", "Right", "up"]))
+}
+
+/// The list commands (non-blocking): LPUSH … LMPOP.
+fn gen_lists(r: &mut Rng) -> Cmd {
+    let k = list_key(r);
+    match r.below(40) {
+        0..=9 => {
+            let name = r.pick(&["LPUSH", "RPUSH", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]);
+            let n = if r.chance(5) {
+                20 + r.below(60)
+            } else {
+                1 + r.below(5)
+            };
+            let mut a = vec![b(name), k];
+            for _ in 0..n {
+                a.push(element(r));
+            }
+            exact(a)
+        }
+        10..=13 => {
+            let mut a = vec![b(r.pick(&["LPOP", "RPOP"])), k];
+            if r.chance(50) {
+                a.push(b(r.pick(&[
+                    "0",
+                    "1",
+                    "2",
+                    "5",
+                    "-1",
+                    "x",
+                    "9223372036854775807",
+                ])));
+                if r.chance(5) {
+                    a.push(b("1"));
+                }
+            }
+            exact(a)
+        }
+        14 => exact(vec![b("LLEN"), k]),
+        15..=17 => exact(vec![b("LRANGE"), k, list_index(r), list_index(r)]),
+        18 | 19 => exact(vec![b("LINDEX"), k, list_index(r)]),
+        20 => exact(vec![b("LSET"), k, list_index(r), element(r)]),
+        21 | 22 => exact(vec![
+            b("LINSERT"),
+            k,
+            b(r.pick(&["BEFORE", "AFTER", "after", "middle"])),
+            element(r),
+            element(r),
+        ]),
+        23 | 24 => exact(vec![
+            b("LREM"),
+            k,
+            b(r.pick(&["0", "1", "-1", "2", "-2", "x"])),
+            element(r),
+        ]),
+        25 => exact(vec![
+            b("LTRIM"),
+            k,
+            b(r.pick(&["0", "1", "-5", "x", "100"])),
+            b(r.pick(&["-1", "50", "3", "-3", "0"])),
+        ]),
+        26..=28 => {
+            let mut a = vec![b("LPOS"), k, element(r)];
+            for _ in 0..r.below(4) {
+                match r.below(4) {
+                    0 => a.extend([
+                        b("RANK"),
+                        b(r.pick(&["1", "2", "-1", "-2", "0", "x", "-9223372036854775808"])),
+                    ]),
+                    1 => a.extend([b("COUNT"), b(r.pick(&["0", "1", "2", "-1", "x"]))]),
+                    2 => a.extend([b("MAXLEN"), b(r.pick(&["0", "1", "3", "-1"]))]),
+                    _ => a.push(b(r.pick(&["COUNT", "FOO"]))),
+                }
+            }
+            exact(a)
+        }
+        29..=31 => exact(vec![b("LMOVE"), k, list_key(r), list_end(r), list_end(r)]),
+        32 | 33 => exact(vec![b("RPOPLPUSH"), k, list_key(r)]),
+        34..=36 => {
+            let keys = 1 + r.below(3);
+            let numkeys = if r.chance(90) {
+                keys.to_string()
+            } else {
+                r.pick(&["0", "x", "5", "-1"]).to_string()
+            };
+            let mut a = vec![b("LMPOP"), b(&numkeys), k];
+            for _ in 1..keys {
+                a.push(list_key(r));
+            }
+            a.push(list_end(r));
+            if r.chance(50) {
+                a.extend([b("COUNT"), b(r.pick(&["1", "2", "10", "0", "-1", "x"]))]);
+            }
+            if r.chance(5) {
+                a.push(b("COUNT"));
+            }
+            exact(a)
+        }
+        37 => exact(vec![b("TYPE"), k]),
+        38 => exact(vec![b("DEBUG"), b("DIGEST-VALUE"), k, list_key(r)]),
+        _ => exact(vec![b("DEL"), k]),
     }
 }
 

@@ -431,20 +431,19 @@ pub(crate) fn no_check(_: &[Bytes]) -> Result<(), Output> {
 }
 
 /// Every group's rows, in the order [`COMMANDS`] lists them.
-fn groups() -> [&'static [CommandSpec]; 6] {
-    [
-        crate::kv::strings::COMMANDS,
-        crate::kv::keys::COMMANDS,
-        crate::kv::expiry::COMMANDS,
-        crate::kv::hashes::COMMANDS,
-        crate::kv::sets::COMMANDS,
-        crate::server::commands::SERVER_COMMANDS,
-    ]
-}
+static GROUPS: &[&[CommandSpec]] = &[
+    crate::kv::strings::COMMANDS,
+    crate::kv::keys::COMMANDS,
+    crate::kv::expiry::COMMANDS,
+    crate::kv::hashes::COMMANDS,
+    crate::kv::sets::COMMANDS,
+    crate::kv::lists::COMMANDS,
+    crate::server::commands::SERVER_COMMANDS,
+];
 
 /// Every command, in a fixed order (its index there identifies it).
 pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> =
-    LazyLock::new(|| groups().into_iter().flatten().collect());
+    LazyLock::new(|| GROUPS.iter().copied().flatten().collect());
 
 static INDEX: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
     COMMANDS

@@ -20,7 +20,9 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`set`] (the set value), `sets` (its commands), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
+//! [`hashes`], [`set`] (the set value), `sets` (its commands), [`list`] (the
+//! list value), [`lists`] (its commands), [`expiry`], [`evict`], [`snapshot`],
+//! [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 pub(crate) mod blocking;
@@ -32,6 +34,8 @@ pub mod float;
 pub mod glob;
 pub(crate) mod hashes;
 pub(crate) mod keys;
+pub mod list;
+pub(crate) mod lists;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
@@ -82,6 +86,8 @@ pub enum Value {
     Hash(BTreeMap<Bytes, Bytes>),
     /// A set (`intset` or `hashtable`, see [`set`]).
     Set(set::Set),
+    /// A list ([`list::List`]: packed nodes, OBJECT ENCODING `quicklist`).
+    List(list::List),
 }
 
 impl Value {
@@ -91,6 +97,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 }
@@ -312,6 +319,7 @@ fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
         Value::Str(s) => s.len() as u64,
         Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
         Value::Set(s) => s.mem_bytes(),
+        Value::List(l) => l.mem_bytes(),
     };
     key.len() as u64 + value + 64
 }
