@@ -740,6 +740,8 @@ pub(crate) mod fake {
         pub now_ms: u64,
         /// `write_batch` calls so far.
         pub batches: Mutex<usize>,
+        /// Ops proposed so far (each `write`, batched or not).
+        pub proposals: Mutex<usize>,
     }
 
     impl FakeBackend {
@@ -751,6 +753,7 @@ pub(crate) mod fake {
                 error: None,
                 now_ms: 1_000_000,
                 batches: Mutex::new(0),
+                proposals: Mutex::new(0),
             }
         }
     }
@@ -787,6 +790,7 @@ pub(crate) mod fake {
 
     impl Backend for FakeBackend {
         fn write(&self, op: Op) -> impl Future<Output = Result<Output, RequestError>> + Send {
+            *self.proposals.lock().expect("not poisoned") += 1;
             let result = match &self.error {
                 Some(error) => Err(error.clone()),
                 None => Ok(self.db.lock().expect("not poisoned").apply(&Command {

@@ -163,6 +163,71 @@ fn set_get_del_exists_dbsize() {
     assert_eq!(client.error("SET a b EX"), "ERR syntax error");
 }
 
+/// A write whose arguments fail its check is answered at once, with Redis's
+/// text, and never proposed; a write whose error depends on the data is.
+#[test]
+fn writes_failing_their_check_are_answered_without_being_proposed() {
+    let mut client = Client::new();
+    let proposals = |client: &Client| *client.backend.proposals.lock().unwrap();
+    let refused = [
+        (
+            "EXPIRE k notanumber",
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            "PEXPIRE k 1 NX XX",
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ),
+        ("INCRBY k x", "ERR value is not an integer or out of range"),
+        (
+            "DECRBY k -9223372036854775808",
+            "ERR decrement would overflow",
+        ),
+        (
+            "HSET k f v g",
+            "ERR wrong number of arguments for 'hset' command",
+        ),
+        ("HINCRBYFLOAT k f inf", "ERR value is NaN or Infinity"),
+        ("SETRANGE k -1 v", "ERR offset is out of range"),
+        (
+            "COPY a b DB x",
+            "ERR value is not an integer or out of range",
+        ),
+        ("MOVE k 16", "ERR DB index is out of range"),
+        (
+            "MSET a 1 b",
+            "ERR wrong number of arguments for 'mset' command",
+        ),
+        ("SWAPDB 0 x", "ERR invalid second DB index"),
+        ("FLUSHALL now", "ERR syntax error"),
+        ("SET k v EX 0", "ERR invalid expire time in 'set' command"),
+    ];
+    for (line, text) in refused {
+        assert_eq!(client.error(line), text, "{line}");
+    }
+    assert_eq!(proposals(&client), 0);
+    // Data-dependent errors are apply's: proposed, then answered.
+    assert_eq!(
+        client.error("INCRBYFLOAT k x"),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(proposals(&client), 1);
+    assert_eq!(client.reply("EXPIRE k 10"), Reply::Integer(0));
+    assert_eq!(proposals(&client), 2);
+    // Inside MULTI only the arity is checked at queue time; EXEC answers
+    // the failing check in place.
+    client.reply("MULTI");
+    assert_eq!(client.reply("INCRBY k x"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("SET k 1"), Reply::Simple("QUEUED"));
+    assert_eq!(
+        client.reply("EXEC"),
+        Reply::Array(vec![
+            Reply::error("ERR value is not an integer or out of range"),
+            Reply::OK,
+        ])
+    );
+}
+
 #[test]
 fn node_errors_become_their_resp_text() {
     let mut client = Client::new();
