@@ -6,6 +6,10 @@
 //! (the soonest deadlines first, from the per-database deadline index — no
 //! random sampling is needed to find them) and proposes their deletion; apply
 //! deletes only those still expired at the entry's time.
+//!
+//! EXPIRE and its kin parse their options and time before proposing; only
+//! the overflow of "now + relative time", which needs the entry's time, is
+//! checked by apply (before the key, as Redis).
 
 use bytes::Bytes;
 

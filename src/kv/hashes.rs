@@ -1,4 +1,8 @@
 //! Hash commands.
+//!
+//! HSET/HMSET pairs, HINCRBY/HINCRBYFLOAT increments, HSCAN's cursor and
+//! HRANDFIELD's count are checked by the parse, before proposing or reading;
+//! HSCAN's options only after the key, as Redis 7.0 does.
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,11 @@
 //! SCAN's cursor is a creation sequence number: keys are walked in the order
 //! they were created (a replaced value keeps its place), so a key present for
 //! the whole scan is returned exactly once, and deleted keys leave no gap.
+//!
+//! COPY, MOVE, SCAN, FLUSHDB/FLUSHALL and SWAPDB parse their options and
+//! database indexes before proposing (or reading), with Redis's texts; only
+//! "the same database" for COPY/MOVE with an explicit index is apply's, as
+//! the parse does not know the client's database.
 
 use bytes::Bytes;
 
