@@ -532,6 +532,43 @@ fn command_introspection() {
     assert_eq!(get[0].0, bulk("get"));
 }
 
+/// A row's `.doc(...)` is what COMMAND DOCS shows (Redis 7.0.15's values).
+#[test]
+fn command_docs_show_the_rows_summary_since_and_complexity() {
+    let mut client = Client::new();
+    let Reply::Map(entries) = client.reply("COMMAND DOCS getex") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    let Reply::Map(fields) = &entries[0].1 else {
+        panic!("an entry is a map")
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == bulk(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        field("summary"),
+        Some(bulk(
+            "Get the value of a key and optionally set its expiration"
+        ))
+    );
+    assert_eq!(field("since"), Some(bulk("6.2.0")));
+    assert_eq!(field("complexity"), Some(bulk("O(1)")));
+    let Reply::Map(entries) = client.reply("COMMAND DOCS hkeys") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    let Reply::Map(fields) = &entries[0].1 else {
+        panic!("an entry is a map")
+    };
+    assert!(fields.contains(&(
+        bulk("complexity"),
+        bulk("O(N) where N is the size of the hash.")
+    )));
+    assert!(fields.contains(&(bulk("since"), bulk("2.0.0"))));
+}
+
 #[test]
 fn config_get_returns_pairs() {
     let mut client = Client::new();
