@@ -620,21 +620,31 @@ pub(crate) fn dispatch(
 ) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
         Resolved::Handler(handler) => handler(session, env, args),
-        Resolved::Data(spec) => data_action(spec, session.db, args),
+        Resolved::Data(spec) => data_action(spec, env, session.db, args),
     }
 }
 
 /// A key-space command in database `db`: its check, then a write proposed
 /// to the log (the checked arguments, run by apply) or a read run on the map
-/// after the read barrier. Nothing that fails the check is proposed.
+/// after the read barrier. Nothing that fails the check is proposed, except
+/// a `denyoom` write while the map is over `maxmemory`: Redis answers OOM
+/// before looking at the arguments, and only apply knows whether it must.
 pub(crate) fn data_action(
     spec: &'static CommandSpec,
+    env: &dyn Env,
     db: u8,
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
     match spec.kind {
         Kind::Write { check, .. } => {
-            check(args).map_err(CommandError::from_output)?;
+            if let Err(error) = check(args) {
+                let info = spec.flags.contains(Flags::DENYOOM).then(|| env.kv_info());
+                // Apply answers OOM, or this same error if memory was freed.
+                let over = info.is_some_and(|i| i.maxmemory > 0 && i.used_memory > i.maxmemory);
+                if !over {
+                    return Err(CommandError::from_output(error));
+                }
+            }
             Ok(Action::Write(Op::Exec {
                 db,
                 args: args.to_vec(),

@@ -228,6 +228,33 @@ fn writes_failing_their_check_are_answered_without_being_proposed() {
     );
 }
 
+/// Over maxmemory Redis answers OOM to a `denyoom` write before checking
+/// its arguments; other writes still get their argument error at once.
+#[test]
+fn over_maxmemory_a_denyoom_write_gets_oom_before_its_argument_error() {
+    let mut client = Client::new();
+    let proposals = |client: &Client| *client.backend.proposals.lock().unwrap();
+    assert_eq!(client.reply("CONFIG SET maxmemory 1"), Reply::OK);
+    assert_eq!(client.reply("SET a b"), Reply::OK);
+    let before = proposals(&client);
+    let oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    assert_eq!(client.error("INCRBY k x"), oom);
+    assert_eq!(client.error("SET k v EX 0"), oom);
+    assert_eq!(proposals(&client), before + 2);
+    assert_eq!(
+        client.error("EXPIRE k x"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(proposals(&client), before + 2);
+    assert_eq!(client.reply("CONFIG SET maxmemory 0"), Reply::OK);
+    let before = proposals(&client);
+    assert_eq!(
+        client.error("INCRBY k x"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(proposals(&client), before);
+}
+
 #[test]
 fn node_errors_become_their_resp_text() {
     let mut client = Client::new();
