@@ -6,99 +6,121 @@
 //! (the soonest deadlines first, from the per-database deadline index — no
 //! random sampling is needed to find them) and proposes their deletion; apply
 //! deletes only those still expired at the entry's time.
+//!
+//! EXPIRE and its kin parse their options and time before proposing; only
+//! the overflow of "now + relative time", which needs the entry's time, is
+//! checked by apply (before the key, as Redis).
 
 use bytes::Bytes;
 
 use super::errors::NOT_INTEGER;
+use super::table::{Apply, Parse};
 use super::{parse_i64, Ctx, Db, Op, Output, DATABASES};
 
 fn invalid(cmd: &str) -> Output {
     Output::err(format!("ERR invalid expire time in '{cmd}' command"))
 }
 
-/// Redis's `expireGenericCommand`.
-fn expire_generic(
-    db: &mut Db,
-    ctx: &Ctx,
-    args: &[Bytes],
-    base: i64,
-    seconds: bool,
-    cmd: &str,
-) -> Output {
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for opt in &args[3..] {
-        if opt.eq_ignore_ascii_case(b"nx") {
-            nx = true;
-        } else if opt.eq_ignore_ascii_case(b"xx") {
-            xx = true;
-        } else if opt.eq_ignore_ascii_case(b"gt") {
-            gt = true;
-        } else if opt.eq_ignore_ascii_case(b"lt") {
-            lt = true;
+/// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT key time [NX | XX | GT | LT]`
+/// (Redis's `expireGenericCommand`). The options, the time and its unit
+/// conversion are checked before proposing; adding a relative time to the
+/// entry's now (which may overflow) is apply's, as it needs the time.
+pub(crate) struct Expire {
+    key: Bytes,
+    /// Milliseconds: relative to now, or since the epoch if not `relative`.
+    when_ms: i64,
+    relative: bool,
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    cmd: &'static str,
+}
+
+impl Parse for Expire {
+    fn parse(args: &[Bytes]) -> Result<Expire, Output> {
+        let name = &args[0];
+        let (cmd, seconds, relative) = if name.eq_ignore_ascii_case(b"expire") {
+            ("expire", true, true)
+        } else if name.eq_ignore_ascii_case(b"pexpire") {
+            ("pexpire", false, true)
+        } else if name.eq_ignore_ascii_case(b"expireat") {
+            ("expireat", true, false)
         } else {
-            return Output::err(format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(opt)
+            ("pexpireat", false, false)
+        };
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for opt in &args[3..] {
+            if opt.eq_ignore_ascii_case(b"nx") {
+                nx = true;
+            } else if opt.eq_ignore_ascii_case(b"xx") {
+                xx = true;
+            } else if opt.eq_ignore_ascii_case(b"gt") {
+                gt = true;
+            } else if opt.eq_ignore_ascii_case(b"lt") {
+                lt = true;
+            } else {
+                return Err(Output::err(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                )));
+            }
+        }
+        if nx && (xx || gt || lt) {
+            return Err(Output::err(
+                "ERR NX and XX, GT or LT options at the same time are not compatible",
             ));
         }
-    }
-    if nx && (xx || gt || lt) {
-        return Output::err("ERR NX and XX, GT or LT options at the same time are not compatible");
-    }
-    if gt && lt {
-        return Output::err("ERR GT and LT options at the same time are not compatible");
-    }
-    let Some(mut when) = parse_i64(&args[2]) else {
-        return Output::err(NOT_INTEGER);
-    };
-    if seconds {
-        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
-            return invalid(cmd);
+        if gt && lt {
+            return Err(Output::err(
+                "ERR GT and LT options at the same time are not compatible",
+            ));
         }
-        when *= 1000;
+        let mut when_ms = parse_i64(&args[2]).ok_or_else(|| Output::err(NOT_INTEGER))?;
+        if seconds {
+            if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when_ms) {
+                return Err(invalid(cmd));
+            }
+            when_ms *= 1000;
+        }
+        Ok(Expire {
+            key: args[1].clone(),
+            when_ms,
+            relative,
+            nx,
+            xx,
+            gt,
+            lt,
+            cmd,
+        })
     }
-    if when > i64::MAX - base {
-        return invalid(cmd);
-    }
-    when += base;
-    let Some(entry) = db.lookup_write(ctx.db, &args[1]) else {
-        return Output::Integer(0);
-    };
-    let current = entry.expires_at_ms.map(|at| at as i64);
-    if nx && current.is_some() {
-        return Output::Integer(0);
-    }
-    if xx && current.is_none() {
-        return Output::Integer(0);
-    }
-    if gt && current.is_none_or(|c| when <= c) {
-        return Output::Integer(0);
-    }
-    if lt && current.is_some_and(|c| when >= c) {
-        return Output::Integer(0);
-    }
-    if when <= ctx.now as i64 {
-        db.remove(ctx.db, &args[1]);
-    } else {
-        db.set_expiry(ctx.db, &args[1], Some(when as u64));
-    }
-    Output::Integer(1)
 }
 
-pub(crate) fn expire(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    expire_generic(db, ctx, args, ctx.now as i64, true, "expire")
-}
-
-pub(crate) fn pexpire(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    expire_generic(db, ctx, args, ctx.now as i64, false, "pexpire")
-}
-
-pub(crate) fn expireat(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    expire_generic(db, ctx, args, 0, true, "expireat")
-}
-
-pub(crate) fn pexpireat(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    expire_generic(db, ctx, args, 0, false, "pexpireat")
+impl Apply for Expire {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        let base = if self.relative { ctx.now as i64 } else { 0 };
+        if self.when_ms > i64::MAX - base {
+            return invalid(self.cmd);
+        }
+        let when = self.when_ms + base;
+        let Some(entry) = db.lookup_write(ctx.db, &self.key) else {
+            return Output::Integer(0);
+        };
+        let current = entry.expires_at_ms.map(|at| at as i64);
+        let refused = (self.nx && current.is_some())
+            || (self.xx && current.is_none())
+            || (self.gt && current.is_none_or(|c| when <= c))
+            || (self.lt && current.is_some_and(|c| when >= c));
+        if refused {
+            return Output::Integer(0);
+        }
+        if when <= ctx.now as i64 {
+            db.remove(ctx.db, &self.key);
+        } else {
+            db.set_expiry(ctx.db, &self.key, Some(when as u64));
+        }
+        Output::Integer(1)
+    }
 }
 
 /// Redis's `ttlGenericCommand`.
@@ -168,47 +190,68 @@ impl Db {
 
 // ---- definitions -------------------------------------------------------------
 
-use super::table::{unchecked_read, unchecked_write};
+use super::table::{typed_write, unchecked_read, unchecked_write};
 use crate::cmd::cat::*;
 use crate::cmd::{read, write, CommandSpec, K1};
 
 const KEY_GROUP: &str = "@keyspace";
 
 /// This group's command definitions (see `crate::cmd`).
+///
+/// The `unchecked_*` rows (TTL ..., PERSIST) take only a key: no argument
+/// list of the right arity is a syntax error.
 pub(crate) static COMMANDS: &[CommandSpec] = &[
-    write("expire", -3, F_FAST, KEY_GROUP, K1, unchecked_write(expire))
-        .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    write("expire", -3, F_FAST, KEY_GROUP, K1, typed_write::<Expire>())
+        .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W))
+        .doc("Set a key's time to live in seconds", "1.0.0", "O(1)"),
     write(
         "pexpire",
         -3,
         F_FAST,
         KEY_GROUP,
         K1,
-        unchecked_write(pexpire),
+        typed_write::<Expire>(),
     )
-    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W))
+    .doc("Set a key's time to live in milliseconds", "2.6.0", "O(1)"),
     write(
         "expireat",
         -3,
         F_FAST,
         KEY_GROUP,
         K1,
-        unchecked_write(expireat),
+        typed_write::<Expire>(),
     )
-    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W))
+    .doc(
+        "Set the expiration for a key as a UNIX timestamp",
+        "1.2.0",
+        "O(1)",
+    ),
     write(
         "pexpireat",
         -3,
         F_FAST,
         KEY_GROUP,
         K1,
-        unchecked_write(pexpireat),
+        typed_write::<Expire>(),
     )
-    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W))
+    .doc(
+        "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+        "2.6.0",
+        "O(1)",
+    ),
     read("ttl", 2, F_FAST, KEY_GROUP, K1, unchecked_read(ttl))
-        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R))
+        .doc("Get the time to live for a key in seconds", "1.0.0", "O(1)"),
     read("pttl", 2, F_FAST, KEY_GROUP, K1, unchecked_read(pttl))
-        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R))
+        .doc(
+            "Get the time to live for a key in milliseconds",
+            "2.6.0",
+            "O(1)",
+        ),
     read(
         "expiretime",
         2,
@@ -217,7 +260,12 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         K1,
         unchecked_read(expiretime),
     )
-    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R))
+    .doc(
+        "Get the expiration Unix timestamp for a key",
+        "7.0.0",
+        "O(1)",
+    ),
     read(
         "pexpiretime",
         2,
@@ -226,7 +274,12 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         K1,
         unchecked_read(pexpiretime),
     )
-    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R))
+    .doc(
+        "Get the expiration Unix timestamp for a key in milliseconds",
+        "7.0.0",
+        "O(1)",
+    ),
     write(
         "persist",
         2,
@@ -235,5 +288,77 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         K1,
         unchecked_write(persist),
     )
-    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W))
+    .doc("Remove the expiration from a key", "2.2.0", "O(1)"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::testing::{assert_checks, exec};
+    use super::*;
+
+    #[test]
+    fn expire_options_and_time_are_refused_before_proposing() {
+        let nx = "ERR NX and XX, GT or LT options at the same time are not compatible";
+        assert_checks(&[
+            (
+                "EXPIRE k x",
+                Some("ERR value is not an integer or out of range"),
+            ),
+            ("EXPIRE k x NX XX", Some(nx)),
+            ("PEXPIRE k 1 NX GT", Some(nx)),
+            ("EXPIREAT k 1 nx lt", Some(nx)),
+            (
+                "PEXPIREAT k 1 GT LT",
+                Some("ERR GT and LT options at the same time are not compatible"),
+            ),
+            ("EXPIRE k 1 bogus", Some("ERR Unsupported option bogus")),
+            ("EXPIRE k 1 NX bogus", Some("ERR Unsupported option bogus")),
+            (
+                "EXPIRE k 9223372036854776",
+                Some("ERR invalid expire time in 'expire' command"),
+            ),
+            (
+                "EXPIREAT k -9223372036854776",
+                Some("ERR invalid expire time in 'expireat' command"),
+            ),
+            ("EXPIRE k -5 XX GT", None),
+            ("PEXPIREAT k 9223372036854775807", None),
+            // Adding now may overflow: apply knows the time.
+            ("PEXPIRE k 9223372036854775807", None),
+            ("EXPIRE k 9223372036854775", None),
+        ]);
+        let mut map = Db::new();
+        assert_eq!(
+            exec(&mut map, 0, 1000, "PEXPIRE k 9223372036854775807"),
+            Output::err("ERR invalid expire time in 'pexpire' command")
+        );
+        assert_eq!(
+            exec(&mut map, 0, 1000, "EXPIRE k 9223372036854775"),
+            Output::err("ERR invalid expire time in 'expire' command")
+        );
+        assert_eq!(
+            exec(&mut map, 0, 1000, "PEXPIREAT k 9223372036854775807"),
+            Output::Integer(0)
+        );
+        exec(&mut map, 0, 1000, "SET k v");
+        assert_eq!(
+            exec(&mut map, 0, 1000, "EXPIRE k 10 GT"),
+            Output::Integer(0)
+        );
+        assert_eq!(
+            exec(&mut map, 0, 1000, "EXPIRE k 10 NX"),
+            Output::Integer(1)
+        );
+        assert_eq!(
+            map.entry(0, b"k").and_then(|e| e.expires_at_ms),
+            Some(11_000)
+        );
+        assert_eq!(
+            exec(&mut map, 0, 1000, "PEXPIREAT k 5000 LT"),
+            Output::Integer(1)
+        );
+        assert_eq!(exec(&mut map, 0, 1000, "EXPIREAT k 0"), Output::Integer(1));
+        assert!(map.entry(0, b"k").is_none());
+    }
+}

@@ -74,6 +74,9 @@ pub(crate) mod errors {
     pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 }
 
+/// Redis's reply to a `denyoom` command over `maxmemory`.
+pub const OOM_TEXT: &str = errors::OOM;
+
 /// Redis's `proto-max-bulk-len`: the largest string value.
 pub const MAX_STRING_BYTES: u64 = 512 * 1024 * 1024;
 

@@ -1,4 +1,9 @@
 //! String commands, with Redis 7.0's option parsing and error texts.
+//!
+//! A command with options is a typed operation whose parse answers every
+//! error Redis reports before looking at the key, so such a write is refused
+//! before proposing; what Redis checks after the key (GETEX's time, SETRANGE's
+//! size, INCRBYFLOAT's increment) stays in apply, in Redis's order.
 
 use bytes::{Bytes, BytesMut};
 
@@ -321,37 +326,51 @@ pub(crate) fn mget(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     )
 }
 
-fn wrong_arity(name: &str) -> Output {
-    Output::err(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
+/// `MSET key value [key value ...]` and MSETNX (`nx`): an odd number of
+/// arguments is refused before proposing.
+pub(crate) struct MSet {
+    pairs: Vec<(Bytes, Bytes)>,
+    nx: bool,
 }
 
-pub(crate) fn mset(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    if args.len() % 2 == 0 {
-        return wrong_arity("mset");
+impl Parse for MSet {
+    fn parse(args: &[Bytes]) -> Result<MSet, Output> {
+        let nx = is(&args[0], b"msetnx");
+        if args.len() % 2 == 0 {
+            let name = if nx { "msetnx" } else { "mset" };
+            return Err(Output::err(format!(
+                "ERR wrong number of arguments for '{name}' command"
+            )));
+        }
+        let pairs = args[1..]
+            .chunks(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        Ok(MSet { pairs, nx })
     }
-    for pair in args[1..].chunks(2) {
-        db.expire_if_needed(ctx.db, &pair[0]);
-        db.put(ctx.db, pair[0].clone(), Value::Str(pair[1].clone()), None);
-    }
-    Output::Ok
 }
 
-pub(crate) fn msetnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    if args.len() % 2 == 0 {
-        return wrong_arity("msetnx");
+impl Apply for MSet {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        if self.nx {
+            let any = self
+                .pairs
+                .iter()
+                .any(|(key, _)| db.lookup_write(ctx.db, key).is_some());
+            if any {
+                return Output::Integer(0);
+            }
+        }
+        for (key, value) in self.pairs {
+            db.expire_if_needed(ctx.db, &key);
+            db.put(ctx.db, key, Value::Str(value), None);
+        }
+        if self.nx {
+            Output::Integer(1)
+        } else {
+            Output::Ok
+        }
     }
-    let any = args[1..]
-        .chunks(2)
-        .any(|pair| db.lookup_write(ctx.db, &pair[0]).is_some());
-    if any {
-        return Output::Integer(0);
-    }
-    for pair in args[1..].chunks(2) {
-        db.put(ctx.db, pair[0].clone(), Value::Str(pair[1].clone()), None);
-    }
-    Output::Integer(1)
 }
 
 /// Stores `value` at `key`, keeping the TTL of an existing key.
@@ -383,26 +402,39 @@ fn incr_generic(db: &mut Db, ctx: &Ctx, key: &Bytes, incr: i64) -> Output {
     Output::Integer(new)
 }
 
-pub(crate) fn incr(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    incr_generic(db, ctx, &args[1], 1)
+/// `INCR`, `DECR`, `INCRBY key n`, `DECRBY key n`: the amount is checked
+/// before the key (Redis's order), so a bad one is refused before proposing.
+pub(crate) struct IncrBy {
+    key: Bytes,
+    by: i64,
 }
 
-pub(crate) fn decr(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    incr_generic(db, ctx, &args[1], -1)
-}
-
-pub(crate) fn incrby(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    match parse_i64(&args[2]) {
-        Some(n) => incr_generic(db, ctx, &args[1], n),
-        None => Output::err(NOT_INTEGER),
+impl Parse for IncrBy {
+    fn parse(args: &[Bytes]) -> Result<IncrBy, Output> {
+        let by = if is(&args[0], b"incr") {
+            1
+        } else if is(&args[0], b"decr") {
+            -1
+        } else {
+            let n = parse_i64(&args[2]).ok_or_else(|| Output::err(NOT_INTEGER))?;
+            if !is(&args[0], b"decrby") {
+                n
+            } else if n == i64::MIN {
+                return Err(Output::err("ERR decrement would overflow"));
+            } else {
+                -n
+            }
+        };
+        Ok(IncrBy {
+            key: args[1].clone(),
+            by,
+        })
     }
 }
 
-pub(crate) fn decrby(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    match parse_i64(&args[2]) {
-        Some(i64::MIN) => Output::err("ERR decrement would overflow"),
-        Some(n) => incr_generic(db, ctx, &args[1], -n),
-        None => Output::err(NOT_INTEGER),
+impl Apply for IncrBy {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        incr_generic(db, ctx, &self.key, self.by)
     }
 }
 
@@ -510,33 +542,51 @@ fn getrange(db: &Db, ctx: &Ctx, key: &[u8], start: i64, end: i64) -> Output {
     Output::bulk(s.slice(start as usize..=end as usize))
 }
 
-pub(crate) fn setrange(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    let Some(offset) = parse_i64(&args[2]) else {
-        return Output::err(NOT_INTEGER);
-    };
-    if offset < 0 {
-        return Output::err("ERR offset is out of range");
+/// `SETRANGE key offset value`: the offset is checked before the key
+/// (Redis's order); the size limit only after it (an empty value on an
+/// absent key answers 0 whatever the offset).
+pub(crate) struct SetRange {
+    key: Bytes,
+    offset: u64,
+    value: Bytes,
+}
+
+impl Parse for SetRange {
+    fn parse(args: &[Bytes]) -> Result<SetRange, Output> {
+        let offset = parse_i64(&args[2]).ok_or_else(|| Output::err(NOT_INTEGER))?;
+        let offset =
+            u64::try_from(offset).map_err(|_| Output::err("ERR offset is out of range"))?;
+        Ok(SetRange {
+            key: args[1].clone(),
+            offset,
+            value: args[3].clone(),
+        })
     }
-    let value = &args[3];
-    let old = match write_str(db, ctx, &args[1]) {
-        Ok(v) => v,
-        Err(e) => return e,
-    };
-    if value.is_empty() {
-        return Output::Integer(old.map_or(0, |o| o.len() as i64));
+}
+
+impl Apply for SetRange {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        let old = match write_str(db, ctx, &self.key) {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        let value = &self.value;
+        if value.is_empty() {
+            return Output::Integer(old.map_or(0, |o| o.len() as i64));
+        }
+        if self.offset + value.len() as u64 > MAX_STRING_BYTES {
+            return Output::err(TOO_BIG);
+        }
+        let offset = self.offset as usize;
+        let mut buf = BytesMut::from(old.as_deref().unwrap_or(&[]));
+        if buf.len() < offset + value.len() {
+            buf.resize(offset + value.len(), 0);
+        }
+        buf[offset..offset + value.len()].copy_from_slice(value);
+        let len = buf.len();
+        overwrite(db, ctx, &self.key, buf.freeze());
+        Output::Integer(len as i64)
     }
-    if offset as u64 + value.len() as u64 > MAX_STRING_BYTES {
-        return Output::err(TOO_BIG);
-    }
-    let offset = offset as usize;
-    let mut buf = BytesMut::from(old.as_deref().unwrap_or(&[]));
-    if buf.len() < offset + value.len() {
-        buf.resize(offset + value.len(), 0);
-    }
-    buf[offset..offset + value.len()].copy_from_slice(value);
-    let len = buf.len();
-    overwrite(db, ctx, &args[1], buf.freeze());
-    Output::Integer(len as i64)
 }
 
 // ---- definitions -------------------------------------------------------------
@@ -548,124 +598,76 @@ use crate::cmd::{read, write, CommandSpec, K1, KN, KV};
 const STR_GROUP: &str = "@string";
 
 /// This group's command definitions (see `crate::cmd`).
+///
+/// The `unchecked_*` rows take only keys and values: no argument list of
+/// the right arity is a syntax error. INCRBYFLOAT too: Redis checks its
+/// increment only after the key's type and stored value, so a bad one is
+/// a data-dependent error, answered by apply.
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     read("get", 2, F_FAST, STR_GROUP, K1, unchecked_read(get))
-        .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R)),
+        .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R))
+        .doc("Get the value of a key", "1.0.0", "O(1)"),
     write("set", -3, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
-        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    write(
-        "setnx",
-        3,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(setnx),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W)),
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
+        .doc("Set the string value of a key", "1.0.0", "O(1)"),
+    write("setnx", 3, F_FAST_DENYOOM, STR_GROUP, K1, unchecked_write(setnx))
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W))
+        .doc("Set the value of a key, only if the key does not exist", "1.0.0", "O(1)"),
     write("setex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
-        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
+        .doc("Set the value and expiration of a key", "2.0.0", "O(1)"),
     write("psetex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
-        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
+        .doc("Set the value and expiration in milliseconds of a key", "2.6.0", "O(1)"),
     write("getex", -2, F_FAST, STR_GROUP, K1, typed_write::<GetEx>())
-        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Get the value of a key and optionally set its expiration", "6.2.0", "O(1)"),
     write("getdel", 2, F_FAST, STR_GROUP, K1, unchecked_write(getdel))
-        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
-    write(
-        "getset",
-        3,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(getset),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Get the value of a key and delete the key", "6.2.0", "O(1)"),
+    write("getset", 3, F_FAST_DENYOOM, STR_GROUP, K1, unchecked_write(getset))
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Set the string value of a key and return its old value", "1.0.0", "O(1)"),
     read("mget", -2, F_FAST, STR_GROUP, KN, unchecked_read(mget))
-        .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R)),
-    write("mset", -3, F_DENYOOM, STR_GROUP, KV, unchecked_write(mset))
-        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    write(
-        "msetnx",
-        -3,
-        F_DENYOOM,
-        STR_GROUP,
-        KV,
-        unchecked_write(msetnx),
-    )
-    .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    write(
-        "incr",
-        2,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(incr),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
-    write(
-        "decr",
-        2,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(decr),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
-    write(
-        "incrby",
-        3,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(incrby),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
-    write(
-        "decrby",
-        3,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(decrby),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
-    write(
-        "incrbyfloat",
-        3,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(incrbyfloat),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
-    write(
-        "append",
-        3,
-        F_FAST_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(append),
-    )
-    .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W)),
+        .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R))
+        .doc("Get the values of all the given keys", "1.0.0", "O(N) where N is the number of keys to retrieve."),
+    write("mset", -3, F_DENYOOM, STR_GROUP, KV, typed_write::<MSet>())
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
+        .doc("Set multiple keys to multiple values", "1.0.1", "O(N) where N is the number of keys to set."),
+    write("msetnx", -3, F_DENYOOM, STR_GROUP, KV, typed_write::<MSet>())
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
+        .doc("Set multiple keys to multiple values, only if none of the keys exist", "1.0.1", "O(N) where N is the number of keys to set."),
+    write("incr", 2, F_FAST_DENYOOM, STR_GROUP, K1, typed_write::<IncrBy>())
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Increment the integer value of a key by one", "1.0.0", "O(1)"),
+    write("decr", 2, F_FAST_DENYOOM, STR_GROUP, K1, typed_write::<IncrBy>())
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Decrement the integer value of a key by one", "1.0.0", "O(1)"),
+    write("incrby", 3, F_FAST_DENYOOM, STR_GROUP, K1, typed_write::<IncrBy>())
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Increment the integer value of a key by the given amount", "1.0.0", "O(1)"),
+    write("decrby", 3, F_FAST_DENYOOM, STR_GROUP, K1, typed_write::<IncrBy>())
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Decrement the integer value of a key by the given number", "1.0.0", "O(1)"),
+    write("incrbyfloat", 3, F_FAST_DENYOOM, STR_GROUP, K1, unchecked_write(incrbyfloat))
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW))
+        .doc("Increment the float value of a key by the given amount", "2.6.0", "O(1)"),
+    write("append", 3, F_FAST_DENYOOM, STR_GROUP, K1, unchecked_write(append))
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W))
+        .doc("Append a value to a key", "2.0.0", "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation."),
     read("strlen", 2, F_FAST, STR_GROUP, K1, unchecked_read(strlen))
-        .acl(cats(&[READ, STRING, FAST]), (KA_NONE, KA_NONE)),
-    read(
-        "getrange",
-        4,
-        F_NONE,
-        STR_GROUP,
-        K1,
-        typed_read::<GetRange>(),
-    )
-    .acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
+        .acl(cats(&[READ, STRING, FAST]), (KA_NONE, KA_NONE))
+        .doc("Get the length of the value stored in a key", "2.2.0", "O(1)"),
+    read("getrange", 4, F_NONE, STR_GROUP, K1, typed_read::<GetRange>())
+        .acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R))
+        .doc("Get a substring of the string stored at a key", "2.4.0", "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings."),
     read("substr", 4, F_NONE, STR_GROUP, K1, typed_read::<GetRange>())
-        .acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
-    write(
-        "setrange",
-        4,
-        F_DENYOOM,
-        STR_GROUP,
-        K1,
-        unchecked_write(setrange),
-    )
-    .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+        .acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R))
+        .doc("Get a substring of the string stored at a key", "1.0.0", "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings."),
+    write("setrange", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<SetRange>())
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
+        .doc("Overwrite part of a string at key starting at the specified offset", "2.2.0", "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument."),
 ];
+
+#[cfg(test)]
+mod tests;

@@ -70,3 +70,58 @@ pub(crate) const fn unchecked_write(run: WriteRun) -> (Check, WriteRun) {
 pub(crate) const fn unchecked_read(run: ReadRun) -> (Check, ReadRun) {
     (no_check, run)
 }
+
+/// Running a row's check from a command line, for the groups' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use bytes::Bytes;
+
+    use crate::cmd::Kind;
+    use crate::kv::{Command, Db, Op, Output};
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    /// What the row's check answers for `line` (space-separated, the right
+    /// arity): `Err(text)` is the reply given before proposing.
+    pub(crate) fn check(line: &str) -> Result<(), String> {
+        let args = args(line);
+        let (_, spec) = crate::cmd::lookup(&args[0]).expect("a known command");
+        assert!(spec.arity_ok(args.len()), "{line}: wrong arity");
+        let check = match spec.kind {
+            Kind::Read { check, .. } | Kind::Write { check, .. } => check,
+            Kind::Server(_) => panic!("{line}: not a key-space command"),
+        };
+        match check(&args) {
+            Ok(()) => Ok(()),
+            Err(Output::Error(text)) => Err(text),
+            Err(other) => panic!("{line}: a check answers errors only, got {other:?}"),
+        }
+    }
+
+    /// Asserts each `(line, Redis's error)`: the check refuses it with that
+    /// text (`None`: the check lets it through to the data).
+    pub(crate) fn assert_checks(cases: &[(&str, Option<&str>)]) {
+        for (line, expected) in cases {
+            let expected = match expected {
+                Some(text) => Err(text.to_string()),
+                None => Ok(()),
+            };
+            assert_eq!(check(line), expected, "{line}");
+        }
+    }
+
+    /// Runs `line` as one log entry at `now_ms` in database `db`.
+    pub(crate) fn exec(map: &mut Db, db: u8, now_ms: u64, line: &str) -> Output {
+        map.apply(&Command {
+            ts_ms: now_ms,
+            op: Op::Exec {
+                db,
+                args: args(line),
+            },
+        })
+    }
+}

@@ -628,22 +628,34 @@ pub(crate) fn dispatch(
 ) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
         Resolved::Handler(handler) => handler(session, env, args),
-        Resolved::Data(spec) => data_action(spec, session.db, args),
+        Resolved::Data(spec) => data_action(spec, env, session.db, args),
     }
 }
 
 /// A key-space command in database `db`: its check, then a write proposed
 /// to the log (the checked arguments, run by apply) or a read run on the map
-/// after the read barrier. Nothing that fails the check is proposed.
+/// after the read barrier. Nothing that fails the check is proposed, except
+/// a `denyoom` write while the map is over `maxmemory`: Redis answers OOM
+/// before looking at the arguments, and only apply knows whether it must.
 pub(crate) fn data_action(
     spec: &'static CommandSpec,
+    env: &dyn Env,
     db: u8,
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
     match spec.kind {
         Kind::Write { check, .. } => {
-            check(args).map_err(CommandError::from_output)?;
-            if let Some(blocking) = spec.blocking {
+            if let Err(error) = check(args) {
+                // Redis refuses a `denyoom` command over maxmemory before it
+                // looks at its arguments; nothing invalid is proposed either way.
+                let info = spec.flags.contains(Flags::DENYOOM).then(|| env.kv_info());
+                let over = info.is_some_and(|i| i.maxmemory > 0 && i.used_memory > i.maxmemory);
+                return Err(if over {
+                    CommandError::Data(crate::kv::OOM_TEXT.to_string())
+                } else {
+                    CommandError::from_output(error)
+                });
+            } else if let Some(blocking) = spec.blocking {
                 return Ok(Action::Block(super::blocking::Block::new(
                     spec, blocking, db, args,
                 )?));
@@ -755,6 +767,8 @@ pub(crate) mod fake {
         pub batches: Mutex<usize>,
         /// Every operation proposed so far, in order.
         pub proposed: Mutex<Vec<Op>>,
+        /// Ops proposed so far (each `write`, batched or not).
+        pub proposals: Mutex<usize>,
         /// Blocked clients, woken after each write as a node does.
         pub key_waits: Arc<crate::node::wakeups::KeyWaits>,
     }
@@ -769,6 +783,7 @@ pub(crate) mod fake {
                 now_ms: 1_000_000,
                 batches: Mutex::new(0),
                 proposed: Mutex::new(Vec::new()),
+                proposals: Mutex::new(0),
                 key_waits: Arc::default(),
             }
         }
@@ -810,6 +825,7 @@ pub(crate) mod fake {
     impl Backend for FakeBackend {
         fn write(&self, op: Op) -> impl Future<Output = Result<Output, RequestError>> + Send {
             self.proposed.lock().expect("not poisoned").push(op.clone());
+            *self.proposals.lock().expect("not poisoned") += 1;
             let result = match &self.error {
                 Some(error) => Err(error.clone()),
                 None => {

@@ -163,6 +163,99 @@ fn set_get_del_exists_dbsize() {
     assert_eq!(client.error("SET a b EX"), "ERR syntax error");
 }
 
+/// A write whose arguments fail its check is answered at once, with Redis's
+/// text, and never proposed; a write whose error depends on the data is.
+#[test]
+fn writes_failing_their_check_are_answered_without_being_proposed() {
+    let mut client = Client::new();
+    let proposals = |client: &Client| *client.backend.proposals.lock().unwrap();
+    let refused = [
+        (
+            "EXPIRE k notanumber",
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            "PEXPIRE k 1 NX XX",
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ),
+        ("INCRBY k x", "ERR value is not an integer or out of range"),
+        (
+            "DECRBY k -9223372036854775808",
+            "ERR decrement would overflow",
+        ),
+        (
+            "HSET k f v g",
+            "ERR wrong number of arguments for 'hset' command",
+        ),
+        ("HINCRBYFLOAT k f inf", "ERR value is NaN or Infinity"),
+        ("SETRANGE k -1 v", "ERR offset is out of range"),
+        (
+            "COPY a b DB x",
+            "ERR value is not an integer or out of range",
+        ),
+        ("MOVE k 16", "ERR DB index is out of range"),
+        (
+            "MSET a 1 b",
+            "ERR wrong number of arguments for 'mset' command",
+        ),
+        ("SWAPDB 0 x", "ERR invalid second DB index"),
+        ("FLUSHALL now", "ERR syntax error"),
+        ("SET k v EX 0", "ERR invalid expire time in 'set' command"),
+    ];
+    for (line, text) in refused {
+        assert_eq!(client.error(line), text, "{line}");
+    }
+    assert_eq!(proposals(&client), 0);
+    // Data-dependent errors are apply's: proposed, then answered.
+    assert_eq!(
+        client.error("INCRBYFLOAT k x"),
+        "ERR value is not a valid float"
+    );
+    assert_eq!(proposals(&client), 1);
+    assert_eq!(client.reply("EXPIRE k 10"), Reply::Integer(0));
+    assert_eq!(proposals(&client), 2);
+    // Inside MULTI only the arity is checked at queue time; EXEC answers
+    // the failing check in place.
+    client.reply("MULTI");
+    assert_eq!(client.reply("INCRBY k x"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("SET k 1"), Reply::Simple("QUEUED"));
+    assert_eq!(
+        client.reply("EXEC"),
+        Reply::Array(vec![
+            Reply::error("ERR value is not an integer or out of range"),
+            Reply::OK,
+        ])
+    );
+}
+
+/// Over maxmemory Redis answers OOM to a `denyoom` write before checking
+/// its arguments; other writes still get their argument error at once.
+/// Neither is proposed: only valid operations reach the log.
+#[test]
+fn over_maxmemory_a_denyoom_write_gets_oom_before_its_argument_error() {
+    let mut client = Client::new();
+    let proposals = |client: &Client| *client.backend.proposals.lock().unwrap();
+    assert_eq!(client.reply("CONFIG SET maxmemory 1"), Reply::OK);
+    assert_eq!(client.reply("SET a b"), Reply::OK);
+    let before = proposals(&client);
+    let oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    assert_eq!(client.error("INCRBY k x"), oom);
+    assert_eq!(client.error("SET k v EX 0"), oom);
+    assert_eq!(proposals(&client), before);
+    assert_eq!(
+        client.error("EXPIRE k x"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(proposals(&client), before);
+    assert_eq!(client.reply("CONFIG SET maxmemory 0"), Reply::OK);
+    let before = proposals(&client);
+    assert_eq!(
+        client.error("INCRBY k x"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(proposals(&client), before);
+}
+
 #[test]
 fn node_errors_become_their_resp_text() {
     let mut client = Client::new();
@@ -465,6 +558,43 @@ fn command_introspection() {
     };
     assert_eq!(get.len(), 1);
     assert_eq!(get[0].0, bulk("get"));
+}
+
+/// A row's `.doc(...)` is what COMMAND DOCS shows (Redis 7.0.15's values).
+#[test]
+fn command_docs_show_the_rows_summary_since_and_complexity() {
+    let mut client = Client::new();
+    let Reply::Map(entries) = client.reply("COMMAND DOCS getex") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    let Reply::Map(fields) = &entries[0].1 else {
+        panic!("an entry is a map")
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == bulk(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        field("summary"),
+        Some(bulk(
+            "Get the value of a key and optionally set its expiration"
+        ))
+    );
+    assert_eq!(field("since"), Some(bulk("6.2.0")));
+    assert_eq!(field("complexity"), Some(bulk("O(1)")));
+    let Reply::Map(entries) = client.reply("COMMAND DOCS hkeys") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    let Reply::Map(fields) = &entries[0].1 else {
+        panic!("an entry is a map")
+    };
+    assert!(fields.contains(&(
+        bulk("complexity"),
+        bulk("O(N) where N is the size of the hash.")
+    )));
+    assert!(fields.contains(&(bulk("since"), bulk("2.0.0"))));
 }
 
 #[test]

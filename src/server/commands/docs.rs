@@ -24,6 +24,15 @@ fn argument(name: &'static str, kind: &'static str, multiple: bool) -> Reply {
     Reply::Map(fields)
 }
 
+/// The row's value, or `default` for a row without docs yet.
+fn or(value: &'static str, default: &'static str) -> &'static str {
+    if value.is_empty() {
+        default
+    } else {
+        value
+    }
+}
+
 /// The docs of one command.
 pub fn doc(spec: &CommandSpec) -> Reply {
     let group = spec.group.trim_start_matches('@');
@@ -52,14 +61,7 @@ pub fn doc(spec: &CommandSpec) -> Reply {
     };
     Reply::Map(vec![
         pair("summary", Reply::bulk(summary)),
-        pair(
-            "since",
-            Reply::bulk_str(if spec.since.is_empty() {
-                "1.0.0"
-            } else {
-                spec.since
-            }),
-        ),
+        pair("since", Reply::bulk_str(or(spec.since, "1.0.0"))),
         pair(
             "group",
             Reply::bulk_str(if group == "keyspace" {
@@ -68,14 +70,7 @@ pub fn doc(spec: &CommandSpec) -> Reply {
                 group
             }),
         ),
-        pair(
-            "complexity",
-            Reply::bulk_str(if spec.complexity.is_empty() {
-                "O(1)"
-            } else {
-                spec.complexity
-            }),
-        ),
+        pair("complexity", Reply::bulk_str(or(spec.complexity, "O(1)"))),
         pair("arguments", Reply::Array(arguments)),
     ])
 }
