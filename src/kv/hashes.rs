@@ -41,7 +41,7 @@ fn with_hash<R>(
     let result = db
         .modify(ctx.db, key, |v| match v {
             Value::Hash(h) => f(h),
-            Value::Str(_) => unreachable!("checked to be a hash above"),
+            _ => unreachable!("checked to be a hash above"),
         })
         .expect("the hash exists: checked or created above");
     if matches!(db.dbs[ctx.db].map.get(&key[..]).map(|e| &e.value), Some(Value::Hash(h)) if h.is_empty())

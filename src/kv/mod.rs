@@ -20,7 +20,7 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
+//! [`hashes`], [`zset`] (the sorted-set value), [`expiry`], [`evict`], [`snapshot`], [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
 //! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
 
 mod command;
@@ -34,6 +34,7 @@ mod keys;
 mod snapshot;
 mod strings;
 mod table;
+pub mod zset;
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +78,8 @@ pub enum Value {
     Str(Bytes),
     /// A hash (field order is not significant).
     Hash(BTreeMap<Bytes, Bytes>),
+    /// A sorted set.
+    ZSet(zset::ZSet),
 }
 
 impl Value {
@@ -85,6 +88,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -284,6 +288,7 @@ fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
     let value = match &entry.value {
         Value::Str(s) => s.len() as u64,
         Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
+        Value::ZSet(z) => z.mem_bytes(),
     };
     key.len() as u64 + value + 64
 }
