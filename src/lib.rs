@@ -6,6 +6,7 @@
 //! `config` the YAML config, `metrics` the metric handles.
 
 pub mod acl;
+pub mod cmd;
 pub mod config;
 pub mod kv;
 pub mod lincheck;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::categories::{Categories, KeyAccess, CATEGORY_NAMES};
-use crate::server::commands::COMMANDS;
+use crate::cmd::COMMANDS;
 
 /// Why an `ACL SETUSER` rule was refused; `Display` is Redis's text (the
 /// part after `Error in ACL SETUSER modifier '...': `).
@@ -623,7 +623,7 @@ fn count_category(set: &BTreeSet<String>, category: Categories) -> (usize, usize
             off += 1;
         }
     };
-    for spec in COMMANDS {
+    for spec in COMMANDS.iter() {
         if spec.acl_categories.contains(category) {
             count(spec.name);
         }

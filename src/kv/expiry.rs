@@ -165,3 +165,75 @@ impl Db {
         }
     }
 }
+
+// ---- definitions -------------------------------------------------------------
+
+use super::table::{unchecked_read, unchecked_write};
+use crate::cmd::cat::*;
+use crate::cmd::{read, write, CommandSpec, K1};
+
+const KEY_GROUP: &str = "@keyspace";
+
+/// This group's command definitions (see `crate::cmd`).
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    write("expire", -3, F_FAST, KEY_GROUP, K1, unchecked_write(expire))
+        .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    write(
+        "pexpire",
+        -3,
+        F_FAST,
+        KEY_GROUP,
+        K1,
+        unchecked_write(pexpire),
+    )
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    write(
+        "expireat",
+        -3,
+        F_FAST,
+        KEY_GROUP,
+        K1,
+        unchecked_write(expireat),
+    )
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    write(
+        "pexpireat",
+        -3,
+        F_FAST,
+        KEY_GROUP,
+        K1,
+        unchecked_write(pexpireat),
+    )
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    read("ttl", 2, F_FAST, KEY_GROUP, K1, unchecked_read(ttl))
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+    read("pttl", 2, F_FAST, KEY_GROUP, K1, unchecked_read(pttl))
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+    read(
+        "expiretime",
+        2,
+        F_FAST,
+        KEY_GROUP,
+        K1,
+        unchecked_read(expiretime),
+    )
+    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+    read(
+        "pexpiretime",
+        2,
+        F_FAST,
+        KEY_GROUP,
+        K1,
+        unchecked_read(pexpiretime),
+    )
+    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_R, KA_R)),
+    write(
+        "persist",
+        2,
+        F_FAST,
+        KEY_GROUP,
+        K1,
+        unchecked_write(persist),
+    )
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+];

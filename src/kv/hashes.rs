@@ -353,3 +353,110 @@ pub(crate) fn hrandfield(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
             .collect(),
     )
 }
+
+// ---- definitions -------------------------------------------------------------
+
+use super::table::{unchecked_read, unchecked_write};
+use crate::cmd::cat::*;
+use crate::cmd::{read, write, CommandSpec, K1};
+
+const HASH_GROUP: &str = "@hash";
+
+/// This group's command definitions (see `crate::cmd`).
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    write(
+        "hset",
+        -4,
+        F_FAST_DENYOOM,
+        HASH_GROUP,
+        K1,
+        unchecked_write(hset),
+    )
+    .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W)),
+    write(
+        "hmset",
+        -4,
+        F_FAST_DENYOOM,
+        HASH_GROUP,
+        K1,
+        unchecked_write(hmset),
+    )
+    .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W)),
+    write(
+        "hsetnx",
+        4,
+        F_FAST_DENYOOM,
+        HASH_GROUP,
+        K1,
+        unchecked_write(hsetnx),
+    )
+    .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W)),
+    read("hget", 3, F_FAST, HASH_GROUP, K1, unchecked_read(hget))
+        .acl(cats(&[READ, HASH, FAST]), (KA_R, KA_R)),
+    read("hmget", -3, F_FAST, HASH_GROUP, K1, unchecked_read(hmget))
+        .acl(cats(&[READ, HASH, FAST]), (KA_R, KA_R)),
+    read(
+        "hgetall",
+        2,
+        F_NONE,
+        HASH_GROUP,
+        K1,
+        unchecked_read(hgetall),
+    )
+    .acl(cats(&[READ, HASH, SLOW]), (KA_R, KA_R)),
+    write("hdel", -3, F_FAST, HASH_GROUP, K1, unchecked_write(hdel))
+        .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W)),
+    read(
+        "hexists",
+        3,
+        F_FAST,
+        HASH_GROUP,
+        K1,
+        unchecked_read(hexists),
+    )
+    .acl(cats(&[READ, HASH, FAST]), (KA_NONE, KA_NONE)),
+    write(
+        "hincrby",
+        4,
+        F_FAST_DENYOOM,
+        HASH_GROUP,
+        K1,
+        unchecked_write(hincrby),
+    )
+    .acl(cats(&[WRITE, HASH, FAST]), (KA_RW, KA_RW)),
+    write(
+        "hincrbyfloat",
+        4,
+        F_FAST_DENYOOM,
+        HASH_GROUP,
+        K1,
+        unchecked_write(hincrbyfloat),
+    )
+    .acl(cats(&[WRITE, HASH, FAST]), (KA_RW, KA_RW)),
+    read("hlen", 2, F_FAST, HASH_GROUP, K1, unchecked_read(hlen))
+        .acl(cats(&[READ, HASH, FAST]), (KA_NONE, KA_NONE)),
+    read("hkeys", 2, F_NONE, HASH_GROUP, K1, unchecked_read(hkeys))
+        .acl(cats(&[READ, HASH, SLOW]), (KA_R, KA_R)),
+    read("hvals", 2, F_NONE, HASH_GROUP, K1, unchecked_read(hvals))
+        .acl(cats(&[READ, HASH, SLOW]), (KA_R, KA_R)),
+    read(
+        "hstrlen",
+        3,
+        F_FAST,
+        HASH_GROUP,
+        K1,
+        unchecked_read(hstrlen),
+    )
+    .acl(cats(&[READ, HASH, FAST]), (KA_NONE, KA_NONE)),
+    read("hscan", -3, F_NONE, HASH_GROUP, K1, unchecked_read(hscan))
+        .acl(cats(&[READ, HASH, SLOW]), (KA_R, KA_R)),
+    read(
+        "hrandfield",
+        -2,
+        F_NONE,
+        HASH_GROUP,
+        K1,
+        unchecked_read(hrandfield),
+    )
+    .acl(cats(&[READ, HASH, SLOW]), (KA_R, KA_R)),
+];

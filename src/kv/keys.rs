@@ -331,23 +331,97 @@ pub(crate) fn swapdb(db: &mut Db, _: &Ctx, args: &[Bytes]) -> Output {
     }
 }
 
-/// SELECT inside MULTI: the server switches the session's database; apply
-/// only reports the outcome.
-pub(crate) fn select(_: &Db, _: &Ctx, args: &[Bytes]) -> Output {
-    match parse_db(&args[1], NOT_INTEGER).and_then(db_index) {
-        Ok(_) => Output::Ok,
-        Err(e) => e,
-    }
-}
+// ---- definitions -------------------------------------------------------------
 
-pub(crate) fn ping(_: &Db, _: &Ctx, args: &[Bytes]) -> Output {
-    match args.len() {
-        1 => Output::Status("PONG".into()),
-        2 => Output::bulk(args[1].clone()),
-        _ => Output::err("ERR wrong number of arguments for 'ping' command"),
-    }
-}
+use super::table::{unchecked_read, unchecked_write};
+use crate::cmd::cat::*;
+use crate::cmd::{read, write, CommandSpec, K1, K12, KN, NO_KEYS};
 
-pub(crate) fn echo(_: &Db, _: &Ctx, args: &[Bytes]) -> Output {
-    Output::bulk(args[1].clone())
-}
+const KEY_GROUP: &str = "@keyspace";
+
+/// This group's command definitions (see `crate::cmd`).
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    write("del", -2, F_NONE, KEY_GROUP, KN, unchecked_write(del))
+        .acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_W, KA_W)),
+    write("unlink", -2, F_FAST, KEY_GROUP, KN, unchecked_write(del))
+        .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W)),
+    read("exists", -2, F_FAST, KEY_GROUP, KN, unchecked_read(exists))
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_NONE, KA_NONE)),
+    read("type", 2, F_FAST, KEY_GROUP, K1, unchecked_read(type_))
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_NONE, KA_NONE)),
+    read("touch", -2, F_FAST, KEY_GROUP, KN, unchecked_read(exists))
+        .acl(cats(&[KEYSPACE, READ, FAST]), (KA_NONE, KA_NONE)),
+    write("rename", 3, F_NONE, KEY_GROUP, K12, unchecked_write(rename))
+        .acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_RW, KA_W)),
+    write(
+        "renamenx",
+        3,
+        F_FAST,
+        KEY_GROUP,
+        K12,
+        unchecked_write(renamenx),
+    )
+    .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_RW, KA_W)),
+    write("copy", -3, F_DENYOOM, KEY_GROUP, K12, unchecked_write(copy))
+        .acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_R, KA_W)),
+    write("move", 3, F_FAST, KEY_GROUP, K1, unchecked_write(move_))
+        .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_RW, KA_RW)),
+    read(
+        "randomkey",
+        1,
+        F_NONE,
+        KEY_GROUP,
+        NO_KEYS,
+        unchecked_read(randomkey),
+    )
+    .acl(cats(&[KEYSPACE, READ, SLOW]), (KA_NONE, KA_NONE)),
+    read("keys", 2, F_NONE, KEY_GROUP, NO_KEYS, unchecked_read(keys))
+        .acl(cats(&[KEYSPACE, READ, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
+    read("scan", -2, F_NONE, KEY_GROUP, NO_KEYS, unchecked_read(scan))
+        .acl(cats(&[KEYSPACE, READ, SLOW]), (KA_NONE, KA_NONE)),
+    read(
+        "dbsize",
+        1,
+        F_FAST,
+        KEY_GROUP,
+        NO_KEYS,
+        unchecked_read(dbsize),
+    )
+    .acl(cats(&[KEYSPACE, READ, FAST]), (KA_NONE, KA_NONE)),
+    write(
+        "flushdb",
+        -1,
+        F_NONE,
+        KEY_GROUP,
+        NO_KEYS,
+        unchecked_write(flushdb),
+    )
+    .acl(
+        cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]),
+        (KA_NONE, KA_NONE),
+    ),
+    write(
+        "flushall",
+        -1,
+        F_NONE,
+        KEY_GROUP,
+        NO_KEYS,
+        unchecked_write(flushall),
+    )
+    .acl(
+        cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]),
+        (KA_NONE, KA_NONE),
+    ),
+    write(
+        "swapdb",
+        3,
+        F_FAST,
+        KEY_GROUP,
+        NO_KEYS,
+        unchecked_write(swapdb),
+    )
+    .acl(
+        cats(&[KEYSPACE, WRITE, FAST, DANGEROUS]),
+        (KA_NONE, KA_NONE),
+    ),
+];

@@ -26,14 +26,14 @@
 mod command;
 pub mod digest;
 mod evict;
-mod expiry;
+pub(crate) mod expiry;
 pub mod float;
 pub mod glob;
-mod hashes;
-mod keys;
+pub(crate) mod hashes;
+pub(crate) mod keys;
 mod snapshot;
-mod strings;
-mod table;
+pub(crate) mod strings;
+pub(crate) mod table;
 pub mod zset;
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
@@ -45,10 +45,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclOp, Users};
 
+use crate::cmd::{Flags, Kind};
 pub use command::{Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
 pub use snapshot::{SnapshotChunks, SnapshotError};
-pub use table::{command_kind, names as command_names, CommandKind};
 
 /// Number of databases (`SELECT 0` … `SELECT 15`).
 pub const DATABASES: usize = 16;
@@ -323,7 +323,7 @@ impl Db {
                 if usize::from(*db) >= DATABASES {
                     return Output::err(errors::DB_RANGE);
                 }
-                self.exec(usize::from(*db), args, now)
+                self.exec(usize::from(*db), args, now, true)
             }
             Op::Multi { commands, watched } => self.exec_multi(commands, watched, now),
             Op::Expire { keys } => {
@@ -372,32 +372,44 @@ impl Db {
         Arc::clone(&self.users)
     }
 
-    /// Runs one interpreter command (read or write) at the current now.
-    fn exec(&mut self, db: usize, args: &[Bytes], now: u64) -> Output {
-        let Some(spec) = args.first().and_then(|name| table::lookup(name)) else {
-            return Output::err(format!(
-                "ERR unknown command '{}'",
-                String::from_utf8_lossy(args.first().map_or(&b""[..], |a| &a[..]))
-            ));
-        };
-        if !table::arity_ok(spec.arity, args.len()) {
-            return Output::err(format!(
-                "ERR wrong number of arguments for '{}' command",
-                spec.name
-            ));
-        }
+    /// Runs one key-space command (read or write) at the current now: the
+    /// row's own parser and run (`crate::cmd`). Names that are not key-space
+    /// commands get an error, the same on every replica.
+    fn exec(&mut self, db: usize, args: &[Bytes], now: u64, check_memory: bool) -> Output {
         let ctx = Ctx {
             db,
             now,
             seed: self.mod_counter ^ now,
         };
-        match spec.handler {
-            table::Handler::Read(f) => f(self, &ctx, args),
-            table::Handler::Write(f) => {
-                if spec.denyoom && self.out_of_memory() {
+        let Some(name) = args.first() else {
+            return Output::err("ERR empty command");
+        };
+        if name.eq_ignore_ascii_case(b"config") {
+            // The log's form of CONFIG SET for the replicated parameters.
+            return evict::config(self, &ctx, args);
+        }
+        let Some((_, spec)) = crate::cmd::lookup(name) else {
+            return Output::err(format!(
+                "ERR unknown command '{}'",
+                String::from_utf8_lossy(name)
+            ));
+        };
+        if !spec.arity_ok(args.len()) {
+            return Output::err(format!(
+                "ERR wrong number of arguments for '{}' command",
+                spec.name
+            ));
+        }
+        match spec.kind {
+            Kind::Read { run, .. } => run(self, &ctx, args),
+            Kind::Write { run, .. } => {
+                if check_memory && spec.flags.contains(Flags::DENYOOM) && self.out_of_memory() {
                     return Output::err(errors::OOM);
                 }
-                f(self, &ctx, args)
+                run(self, &ctx, args)
+            }
+            Kind::Server(_) => {
+                Output::err(format!("ERR '{}' is not a key-space command", spec.name))
             }
         }
     }
@@ -413,8 +425,8 @@ impl Db {
         }
         let denyoom = commands.iter().any(|(_, args)| {
             args.first()
-                .and_then(|n| table::lookup(n))
-                .is_some_and(|s| s.denyoom)
+                .and_then(|n| crate::cmd::lookup(n))
+                .is_some_and(|(_, s)| s.flags.contains(Flags::DENYOOM))
         });
         if denyoom && self.out_of_memory() {
             return Output::err(errors::OOM);
@@ -425,20 +437,7 @@ impl Db {
                 if usize::from(*db) >= DATABASES {
                     Output::err(errors::DB_RANGE)
                 } else {
-                    let ctx = Ctx {
-                        db: usize::from(*db),
-                        now,
-                        seed: self.mod_counter ^ now,
-                    };
-                    match args.first().and_then(|n| table::lookup(n)) {
-                        Some(spec) if table::arity_ok(spec.arity, args.len()) => {
-                            match spec.handler {
-                                table::Handler::Read(f) => f(self, &ctx, args),
-                                table::Handler::Write(f) => f(self, &ctx, args),
-                            }
-                        }
-                        _ => self.exec(usize::from(*db), args, now),
-                    }
+                    self.exec(usize::from(*db), args, now, false)
                 }
             })
             .collect();
@@ -449,28 +448,44 @@ impl Db {
     /// read path, after a ReadIndex). `now_ms` is the read's "now"; `seed` feeds
     /// RANDOMKEY / HRANDFIELD. Write commands are refused with an error.
     pub fn query(&self, db: u8, args: &[Bytes], now_ms: u64, seed: u64) -> Output {
-        let db = usize::from(db);
-        if db >= DATABASES {
-            return Output::err(errors::DB_RANGE);
-        }
-        let Some(spec) = args.first().and_then(|name| table::lookup(name)) else {
+        let Some((_, spec)) = args.first().and_then(|name| crate::cmd::lookup(name)) else {
             return Output::err("ERR unknown command");
         };
-        if !table::arity_ok(spec.arity, args.len()) {
+        if !spec.arity_ok(args.len()) {
             return Output::err(format!(
                 "ERR wrong number of arguments for '{}' command",
                 spec.name
             ));
+        }
+        match spec.kind {
+            Kind::Read { check, run } => match check(args) {
+                Ok(()) => self.run_read(db, run, args, now_ms, seed),
+                Err(error) => error,
+            },
+            _ => Output::err("ERR not a read command"),
+        }
+    }
+
+    /// Runs the read `run` (a row's, its arguments checked) in database `db`
+    /// at the read's `now_ms` (never before the replicated now).
+    pub(crate) fn run_read(
+        &self,
+        db: u8,
+        run: crate::cmd::ReadRun,
+        args: &[Bytes],
+        now_ms: u64,
+        seed: u64,
+    ) -> Output {
+        let db = usize::from(db);
+        if db >= DATABASES {
+            return Output::err(errors::DB_RANGE);
         }
         let ctx = Ctx {
             db,
             now: now_ms.max(self.now_ms),
             seed,
         };
-        match spec.handler {
-            table::Handler::Read(f) => f(self, &ctx, args),
-            table::Handler::Write(_) => Output::err("ERR not a read command"),
-        }
+        run(self, &ctx, args)
     }
 
     /// What `WATCH key` records: the modification counter now and whether the

@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::errors::{NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, TOO_BIG, WRONGTYPE};
+use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{float, parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
 
 /// The string at `key` for a read: `Err(WRONGTYPE)` for another type.
@@ -105,6 +106,20 @@ fn expire_kind(opt: &[u8]) -> Option<(bool, bool)> {
     }
 }
 
+/// The part of Redis's `getExpireMillisecondsOrReply` that does not depend
+/// on the time: the value is a positive integer whose milliseconds fit.
+fn expire_value(value: &[u8], seconds: bool, cmd: &str) -> Result<i64, Output> {
+    let ms = parse_i64(value).ok_or_else(|| Output::err(NOT_INTEGER))?;
+    if ms <= 0 || (seconds && ms > i64::MAX / 1000) {
+        return Err(invalid_expire(cmd));
+    }
+    Ok(ms)
+}
+
+fn invalid_expire(cmd: &str) -> Output {
+    Output::err(format!("ERR invalid expire time in '{cmd}' command"))
+}
+
 /// Redis's `getExpireMillisecondsOrReply`: the absolute deadline.
 fn deadline(
     now: u64,
@@ -113,11 +128,8 @@ fn deadline(
     absolute: bool,
     cmd: &str,
 ) -> Result<u64, Output> {
-    let invalid = || Output::err(format!("ERR invalid expire time in '{cmd}' command"));
-    let mut ms = parse_i64(value).ok_or_else(|| Output::err(NOT_INTEGER))?;
-    if ms <= 0 || (seconds && ms > i64::MAX / 1000) {
-        return Err(invalid());
-    }
+    let invalid = || invalid_expire(cmd);
+    let mut ms = expire_value(value, seconds, cmd)?;
     if seconds {
         ms *= 1000;
     }
@@ -173,10 +185,43 @@ fn set_generic(
     }
 }
 
-pub(crate) fn set(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    match parse_set_options(args, 3, OptionsOf::Set) {
-        Ok(o) => set_generic(db, ctx, &args[1], &args[2], &o, "set"),
-        Err(e) => e,
+/// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`,
+/// and SETEX / PSETEX (`cmd` names which).
+pub(crate) struct Set {
+    key: Bytes,
+    value: Bytes,
+    options: SetOptions,
+    cmd: &'static str,
+}
+
+impl Parse for Set {
+    fn parse(args: &[Bytes]) -> Result<Set, Output> {
+        let (options, cmd, value) = if args[0].eq_ignore_ascii_case(b"set") {
+            (parse_set_options(args, 3, OptionsOf::Set)?, "set", &args[2])
+        } else {
+            let seconds = args[0].eq_ignore_ascii_case(b"setex");
+            let options = SetOptions {
+                expire: Some((args[2].clone(), seconds, false)),
+                ..SetOptions::default()
+            };
+            (options, if seconds { "setex" } else { "psetex" }, &args[3])
+        };
+        // Checked before the key is looked at, as Redis does.
+        if let Some((time, seconds, _)) = &options.expire {
+            expire_value(time, *seconds, cmd)?;
+        }
+        Ok(Set {
+            key: args[1].clone(),
+            value: value.clone(),
+            options,
+            cmd,
+        })
+    }
+}
+
+impl Apply for Set {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        set_generic(db, ctx, &self.key, &self.value, &self.options, self.cmd)
     }
 }
 
@@ -188,30 +233,33 @@ pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     Output::Integer(1)
 }
 
-fn setex_generic(db: &mut Db, ctx: &Ctx, args: &[Bytes], seconds: bool, cmd: &str) -> Output {
-    let o = SetOptions {
-        expire: Some((args[2].clone(), seconds, false)),
-        ..SetOptions::default()
-    };
-    set_generic(db, ctx, &args[1], &args[3], &o, cmd)
+/// `GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]`: the options
+/// are checked before proposing; the time value only after the key (Redis
+/// 7.0's order: a missing key answers nil whatever the time).
+pub(crate) struct GetEx {
+    key: Bytes,
+    options: SetOptions,
 }
 
-pub(crate) fn setex(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    setex_generic(db, ctx, args, true, "setex")
+impl Parse for GetEx {
+    fn parse(args: &[Bytes]) -> Result<GetEx, Output> {
+        Ok(GetEx {
+            key: args[1].clone(),
+            options: parse_set_options(args, 2, OptionsOf::GetEx)?,
+        })
+    }
 }
 
-pub(crate) fn psetex(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    setex_generic(db, ctx, args, false, "psetex")
+impl Apply for GetEx {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        getex(db, ctx, &self.key, &self.options)
+    }
 }
 
-pub(crate) fn getex(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    let o = match parse_set_options(args, 2, OptionsOf::GetEx) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
+fn getex(db: &mut Db, ctx: &Ctx, key: &Bytes, o: &SetOptions) -> Output {
     // Redis 7.0 order: options, then the key (nil if absent, WRONGTYPE),
     // then the expire value.
-    let value = match write_str(db, ctx, &args[1]) {
+    let value = match write_str(db, ctx, key) {
         Ok(Some(v)) => v,
         Ok(None) => return Output::NIL,
         Err(e) => return e,
@@ -226,16 +274,16 @@ pub(crate) fn getex(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     let absolute = o.expire.as_ref().is_some_and(|(_, _, a)| *a);
     match at {
         Some(at) if absolute && at <= ctx.now => {
-            db.remove(ctx.db, &args[1]);
+            db.remove(ctx.db, key);
         }
-        Some(at) => db.set_expiry(ctx.db, &args[1], Some(at)),
+        Some(at) => db.set_expiry(ctx.db, key, Some(at)),
         None if o.persist
             && db.dbs[ctx.db]
                 .map
-                .get(&args[1][..])
+                .get(&key[..])
                 .is_some_and(|e| e.expires_at_ms.is_some()) =>
         {
-            db.set_expiry(ctx.db, &args[1], None);
+            db.set_expiry(ctx.db, key, None);
         }
         None => {}
     }
@@ -408,11 +456,34 @@ pub(crate) fn strlen(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     }
 }
 
-pub(crate) fn getrange(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
-        return Output::err(NOT_INTEGER);
-    };
-    let s = match read_str(db, ctx, &args[1]) {
+/// `GETRANGE key start end` (and its old name SUBSTR).
+pub(crate) struct GetRange {
+    key: Bytes,
+    start: i64,
+    end: i64,
+}
+
+impl Parse for GetRange {
+    fn parse(args: &[Bytes]) -> Result<GetRange, Output> {
+        let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+            return Err(Output::err(NOT_INTEGER));
+        };
+        Ok(GetRange {
+            key: args[1].clone(),
+            start,
+            end,
+        })
+    }
+}
+
+impl Query for GetRange {
+    fn query(self, db: &Db, ctx: &Ctx) -> Output {
+        getrange(db, ctx, &self.key, self.start, self.end)
+    }
+}
+
+fn getrange(db: &Db, ctx: &Ctx, key: &[u8], start: i64, end: i64) -> Output {
+    let s = match read_str(db, ctx, key) {
         Ok(Some(s)) => s,
         Ok(None) => return Output::bulk(Bytes::new()),
         Err(e) => return e,
@@ -467,3 +538,134 @@ pub(crate) fn setrange(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     overwrite(db, ctx, &args[1], buf.freeze());
     Output::Integer(len as i64)
 }
+
+// ---- definitions -------------------------------------------------------------
+
+use super::table::{unchecked_read, unchecked_write};
+use crate::cmd::cat::*;
+use crate::cmd::{read, write, CommandSpec, K1, KN, KV};
+
+const STR_GROUP: &str = "@string";
+
+/// This group's command definitions (see `crate::cmd`).
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    read("get", 2, F_FAST, STR_GROUP, K1, unchecked_read(get))
+        .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R)),
+    write("set", -3, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    write(
+        "setnx",
+        3,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(setnx),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W)),
+    write("setex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    write("psetex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    write("getex", -2, F_FAST, STR_GROUP, K1, typed_write::<GetEx>())
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write("getdel", 2, F_FAST, STR_GROUP, K1, unchecked_write(getdel))
+        .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write(
+        "getset",
+        3,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(getset),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    read("mget", -2, F_FAST, STR_GROUP, KN, unchecked_read(mget))
+        .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R)),
+    write("mset", -3, F_DENYOOM, STR_GROUP, KV, unchecked_write(mset))
+        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    write(
+        "msetnx",
+        -3,
+        F_DENYOOM,
+        STR_GROUP,
+        KV,
+        unchecked_write(msetnx),
+    )
+    .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+    write(
+        "incr",
+        2,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(incr),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write(
+        "decr",
+        2,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(decr),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write(
+        "incrby",
+        3,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(incrby),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write(
+        "decrby",
+        3,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(decrby),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write(
+        "incrbyfloat",
+        3,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(incrbyfloat),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_RW, KA_RW)),
+    write(
+        "append",
+        3,
+        F_FAST_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(append),
+    )
+    .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W)),
+    read("strlen", 2, F_FAST, STR_GROUP, K1, unchecked_read(strlen))
+        .acl(cats(&[READ, STRING, FAST]), (KA_NONE, KA_NONE)),
+    read(
+        "getrange",
+        4,
+        F_NONE,
+        STR_GROUP,
+        K1,
+        typed_read::<GetRange>(),
+    )
+    .acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
+    read("substr", 4, F_NONE, STR_GROUP, K1, typed_read::<GetRange>())
+        .acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
+    write(
+        "setrange",
+        4,
+        F_DENYOOM,
+        STR_GROUP,
+        K1,
+        unchecked_write(setrange),
+    )
+    .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
+];

@@ -23,10 +23,10 @@ use bytes::Bytes;
 use super::commands::acl::AclLog;
 use super::commands::clients::{ClientRegistry, ClientShared};
 use super::commands::transactions;
-pub use super::commands::COMMANDS;
 use super::info::ServerFacts;
 use super::reply::{Protocol, Reply};
-use crate::acl::{Categories, Denied, KeyAccess, Users};
+use crate::acl::{Denied, Users};
+pub use crate::cmd::{arity_ok, lookup, CommandSpec, Flags, Kind, SubcommandSpec, COMMANDS};
 use crate::kv::{Db, KvInfo, Op, Output, WatchToken};
 use crate::node::{NodeStatus, ReadCtx, RequestError};
 
@@ -160,63 +160,28 @@ pub enum CommandError {
     /// `CLIENT SETINFO` with a value containing spaces or control characters.
     #[error("ERR {0} cannot contain spaces, newlines or special characters.")]
     InvalidLibInfo(&'static str),
+    /// A key-space command's error from its own parser (Redis's full text,
+    /// code included).
+    #[error("{0}")]
+    Data(String),
     /// The node could not serve the request.
     #[error("{}", .0.resp_text())]
     Request(#[from] RequestError),
 }
 
-impl From<CommandError> for Reply {
-    fn from(error: CommandError) -> Reply {
-        Reply::Error(error.to_string())
+impl CommandError {
+    /// The error a key-space check answered (an `Output::Error`).
+    pub(crate) fn from_output(output: Output) -> CommandError {
+        match output {
+            Output::Error(text) => CommandError::Data(text),
+            other => CommandError::Data(format!("ERR unexpected check result {other:?}")),
+        }
     }
 }
 
-/// Redis command flags (shown by `COMMAND`), as bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flags(u8);
-
-impl Flags {
-    /// Modifies the key space (goes through the Raft log).
-    pub const WRITE: Flags = Flags(1);
-    /// Reads the key space (linearizable read).
-    pub const READONLY: Flags = Flags(1 << 1);
-    /// Administrative.
-    pub const ADMIN: Flags = Flags(1 << 2);
-    /// Connection state only (HELLO, AUTH, SELECT, CLIENT ...).
-    pub const CONNECTION: Flags = Flags(1 << 3);
-    /// O(1) or O(log n).
-    pub const FAST: Flags = Flags(1 << 4);
-    /// Served while the node is loading.
-    pub const LOADING: Flags = Flags(1 << 5);
-    /// Runs at once inside MULTI instead of being queued (EXEC, DISCARD,
-    /// MULTI, WATCH, QUIT, RESET).
-    pub const NO_QUEUE: Flags = Flags(1 << 6);
-
-    /// Both sets of flags.
-    pub const fn or(self, other: Flags) -> Flags {
-        Flags(self.0 | other.0)
-    }
-
-    /// True if every bit of `other` is set.
-    pub fn contains(self, other: Flags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The Redis flag names (`COMMAND` output).
-    pub(crate) fn redis_names(self) -> Vec<Reply> {
-        let mut names = Vec::new();
-        for (flag, name) in [
-            (Flags::WRITE, "write"),
-            (Flags::READONLY, "readonly"),
-            (Flags::ADMIN, "admin"),
-            (Flags::LOADING, "loading"),
-            (Flags::FAST, "fast"),
-        ] {
-            if self.contains(flag) {
-                names.push(Reply::Simple(name));
-            }
-        }
-        names
+impl From<CommandError> for Reply {
+    fn from(error: CommandError) -> Reply {
+        Reply::Error(error.to_string())
     }
 }
 
@@ -397,86 +362,6 @@ pub enum Action {
 
 /// A handler: validated arguments in (name included), an action out.
 pub type Handler = fn(&mut Session, &dyn Env, &[Bytes]) -> Result<Action, CommandError>;
-
-/// A subcommand of a container command (`CLIENT SETNAME`).
-pub struct SubcommandSpec {
-    /// Lower-case name.
-    pub name: &'static str,
-    /// Full name as Redis shows it: `client|setname`.
-    pub full_name: &'static str,
-    /// Arity counted from the container's name.
-    pub arity: i32,
-    /// The handler (gets all arguments, container name included).
-    pub handler: Handler,
-    /// Redis 7's ACL categories of the subcommand.
-    pub acl_categories: Categories,
-}
-
-/// One row of the command table.
-pub struct CommandSpec {
-    /// Lower-case name.
-    pub name: &'static str,
-    /// Redis arity: `n` exactly, `-n` at least n arguments (name included).
-    pub arity: i32,
-    /// Flags.
-    pub flags: Flags,
-    /// ACL group shown by `COMMAND` (`@string`, `@keyspace` ...).
-    pub group: &'static str,
-    /// Position of the first key (0: none).
-    pub first_key: i64,
-    /// Position of the last key (-1: the last argument).
-    pub last_key: i64,
-    /// Step between keys.
-    pub key_step: i64,
-    /// The handler (for containers: called when no subcommand is given).
-    pub handler: Handler,
-    /// Subcommands (empty for plain commands).
-    pub subcommands: &'static [SubcommandSpec],
-    /// One-line summary (`COMMAND DOCS`).
-    pub summary: &'static str,
-    /// Redis 7's ACL categories of the command (`COMMAND INFO`, `+@cat`).
-    pub acl_categories: Categories,
-    /// What the command does to its first key (ACL `%R~` / `%W~` checks).
-    pub first_key_access: KeyAccess,
-    /// What it does to its other keys.
-    pub other_key_access: KeyAccess,
-}
-
-impl CommandSpec {
-    /// The row with its ACL categories and key access (first key, others).
-    pub const fn acl(self, categories: Categories, keys: (KeyAccess, KeyAccess)) -> CommandSpec {
-        CommandSpec {
-            acl_categories: categories,
-            first_key_access: keys.0,
-            other_key_access: keys.1,
-            ..self
-        }
-    }
-}
-
-impl CommandSpec {
-    /// True if `argc` arguments (name included) satisfy the arity.
-    pub fn arity_ok(&self, argc: usize) -> bool {
-        arity_ok(self.arity, argc)
-    }
-}
-
-pub(crate) fn arity_ok(arity: i32, argc: usize) -> bool {
-    let n = arity.unsigned_abs() as usize;
-    if arity >= 0 {
-        argc == n
-    } else {
-        argc >= n
-    }
-}
-
-/// The row for `name` (case-insensitive), with its index in [`COMMANDS`].
-pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
-    COMMANDS
-        .iter()
-        .enumerate()
-        .find(|(_, spec)| name.eq_ignore_ascii_case(spec.name.as_bytes()))
-}
 
 /// The outcome of one request.
 #[derive(Debug)]
@@ -684,12 +569,29 @@ pub(crate) async fn run_action<B: Backend>(
 }
 
 /// The handler for `args` after the arity and subcommand checks.
-pub(crate) fn resolve(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Handler, CommandError> {
+/// What carries out a request once its row is found.
+#[derive(Clone, Copy)]
+pub(crate) enum Resolved {
+    /// A connection-level handler (the command's or its subcommand's).
+    Handler(Handler),
+    /// A key-space command, run by `kv` (see [`data_action`]).
+    Data(&'static CommandSpec),
+}
+
+/// Arity and subcommand checks: what runs `args`.
+pub(crate) fn resolve(
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Result<Resolved, CommandError> {
     if !spec.arity_ok(args.len()) {
         return Err(CommandError::WrongArity { name: spec.name });
     }
+    let handler = match spec.kind {
+        Kind::Server(handler) => handler,
+        Kind::Read { .. } | Kind::Write { .. } => return Ok(Resolved::Data(spec)),
+    };
     if spec.subcommands.is_empty() || args.len() < 2 {
-        return Ok(spec.handler);
+        return Ok(Resolved::Handler(handler));
     }
     let Some(sub) = spec
         .subcommands
@@ -706,7 +608,7 @@ pub(crate) fn resolve(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Hand
             name: sub.full_name,
         });
     }
-    Ok(sub.handler)
+    Ok(Resolved::Handler(sub.handler))
 }
 
 /// Arity checks, subcommand routing, then the handler.
@@ -716,7 +618,43 @@ pub(crate) fn dispatch(
     env: &dyn Env,
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
-    resolve(spec, args)?(session, env, args)
+    match resolve(spec, args)? {
+        Resolved::Handler(handler) => handler(session, env, args),
+        Resolved::Data(spec) => data_action(spec, session.db, args),
+    }
+}
+
+/// A key-space command in database `db`: its check, then a write proposed
+/// to the log (the checked arguments, run by apply) or a read run on the map
+/// after the read barrier. Nothing that fails the check is proposed.
+pub(crate) fn data_action(
+    spec: &'static CommandSpec,
+    db: u8,
+    args: &[Bytes],
+) -> Result<Action, CommandError> {
+    match spec.kind {
+        Kind::Write { check, .. } => {
+            check(args).map_err(CommandError::from_output)?;
+            Ok(Action::Write(Op::Exec {
+                db,
+                args: args.to_vec(),
+            }))
+        }
+        Kind::Read { check, run } => {
+            check(args).map_err(CommandError::from_output)?;
+            let args = args.to_vec();
+            // RANDOMKEY / HRANDFIELD: reads are local, so their randomness
+            // may be too.
+            let seed: u64 = rand::random();
+            Ok(Action::Read(Box::new(move |map, ctx| {
+                Reply::from(map.run_read(db, run, &args, ctx.now_ms, seed))
+            })))
+        }
+        Kind::Server(_) => Err(CommandError::Data(format!(
+            "ERR '{}' is not a key-space command",
+            spec.name
+        ))),
+    }
 }
 
 /// Up to `max` bytes of `bytes`, as text.

@@ -46,7 +46,7 @@ fn bulk(text: &str) -> Reply {
 #[test]
 fn every_command_reports_arity_errors_with_its_lower_case_name() {
     let mut client = Client::new();
-    for spec in COMMANDS {
+    for spec in COMMANDS.iter() {
         // One argument short of the minimum, or one too many for exact arities.
         let argc = if spec.arity > 0 {
             spec.arity as usize + 1
@@ -71,7 +71,7 @@ fn every_command_reports_arity_errors_with_its_lower_case_name() {
 #[test]
 fn subcommands_report_arity_errors_with_their_full_name() {
     let mut client = Client::new();
-    for spec in COMMANDS {
+    for spec in COMMANDS.iter() {
         for sub in spec.subcommands {
             let argc = if sub.arity > 0 {
                 sub.arity as usize + 1

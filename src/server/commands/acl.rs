@@ -20,9 +20,9 @@ use rand::RngExt;
 
 use super::clients::ClientView;
 use super::connection::help;
-use super::COMMANDS;
 use crate::acl::user::{hash_rules, AclOp};
 use crate::acl::{Categories, Denied, User, Users, CATEGORY_NAMES};
+use crate::cmd::COMMANDS;
 use crate::kv::Op;
 use crate::server::command::{lookup, parse_i64, resolve, Action, CommandError, Env, Session};
 use crate::server::reply::Reply;
@@ -272,7 +272,7 @@ pub fn cat(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, Comma
         ))
     })?;
     let mut names = Vec::new();
-    for spec in COMMANDS {
+    for spec in COMMANDS.iter() {
         if spec.acl_categories.contains(category) {
             names.push(Reply::bulk_str(spec.name));
         }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::connection::help;
-use super::COMMANDS;
+use crate::cmd::COMMANDS;
 use crate::kv::{Op, DATABASES, MAX_STRING_BYTES};
 use crate::server::client_limits::{
     parse_memory, ClientLimits, ClientSettings, MaxMemoryClients, MAX_IDLE_TIMEOUT_SECONDS,
@@ -24,7 +24,7 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
             Reply::Array(vec![
                 Reply::bulk_str(sub.full_name),
                 Reply::Integer(i64::from(sub.arity)),
-                Reply::Array(spec.flags.redis_names()),
+                flag_names(spec.flags),
                 Reply::Integer(0),
                 Reply::Integer(0),
                 Reply::Integer(0),
@@ -38,7 +38,7 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk_str(spec.name),
         Reply::Integer(i64::from(spec.arity)),
-        Reply::Array(spec.flags.redis_names()),
+        flag_names(spec.flags),
         Reply::Integer(spec.first_key),
         Reply::Integer(spec.last_key),
         Reply::Integer(spec.key_step),
@@ -49,6 +49,11 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
     ])
 }
 
+/// Flags as `COMMAND INFO` shows them.
+fn flag_names(flags: crate::cmd::Flags) -> Reply {
+    Reply::Array(flags.redis_names().map(Reply::Simple).collect())
+}
+
 /// ACL categories as `COMMAND INFO` shows them (`@read`, `@string` ...).
 fn category_names(categories: crate::acl::Categories) -> Reply {
     Reply::Array(categories.names().map(Reply::Simple).collect())
@@ -56,7 +61,7 @@ fn category_names(categories: crate::acl::Categories) -> Reply {
 
 pub fn command_all(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     Ok(Action::Reply(Reply::Array(
-        COMMANDS.iter().map(command_entry).collect(),
+        COMMANDS.iter().map(|spec| command_entry(spec)).collect(),
     )))
 }
 
@@ -67,7 +72,7 @@ pub fn command_count(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action
 pub fn command_info(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
     if args.len() == 2 {
         return Ok(Action::Reply(Reply::Array(
-            COMMANDS.iter().map(command_entry).collect(),
+            COMMANDS.iter().map(|spec| command_entry(spec)).collect(),
         )));
     }
     Ok(Action::Reply(Reply::Array(
@@ -82,7 +87,7 @@ pub fn command_info(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Acti
 /// requested commands, or all of them: redis-cli's interactive hints read them.
 pub fn command_docs(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
     let specs: Vec<&CommandSpec> = if args.len() == 2 {
-        COMMANDS.iter().collect()
+        COMMANDS.iter().copied().collect()
     } else {
         args[2..]
             .iter()

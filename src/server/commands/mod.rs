@@ -8,17 +8,13 @@
 pub mod acl;
 pub mod clients;
 pub mod connection;
-pub mod data;
 pub mod debug;
 mod docs;
 pub mod introspection;
 pub mod transactions;
 
-use super::command::{CommandSpec, Flags, Handler, SubcommandSpec};
-use data::{kv_read as rd, kv_write as wr};
+use crate::cmd::{server as spec, CommandSpec, Flags, SubcommandSpec, KN, NO_KEYS};
 
-const W: Flags = Flags::WRITE;
-const R: Flags = Flags::READONLY;
 const ADMIN: Flags = Flags::ADMIN;
 const CONN: Flags = Flags::CONNECTION;
 const FAST: Flags = Flags::FAST;
@@ -39,11 +35,6 @@ macro_rules! sub {
 
 // ACL categories, as Redis 7.0's `COMMAND INFO` lists them for each command.
 use crate::acl::Categories as C;
-const KEYSPACE: C = C::KEYSPACE;
-const READ: C = C::READ;
-const WRITE: C = C::WRITE;
-const HASH_CAT: C = C::HASH;
-const STRING: C = C::STRING;
 const ADMIN_CAT: C = C::ADMIN;
 const FAST_CAT: C = C::FAST;
 const SLOW: C = C::SLOW;
@@ -59,9 +50,6 @@ const fn cats(list: &[C]) -> C {
 // 7.0's key specs: reading the value needs `%R`, changing the key `%W`.
 use crate::acl::KeyAccess;
 const KA_NONE: KeyAccess = KeyAccess::NONE;
-const KA_R: KeyAccess = KeyAccess::R;
-const KA_W: KeyAccess = KeyAccess::W;
-const KA_RW: KeyAccess = KeyAccess::RW;
 
 static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
     sub!(
@@ -209,128 +197,12 @@ static CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
     ),
 ];
 
-const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: Flags,
-    group: &'static str,
-    keys: (i64, i64, i64),
-    handler: Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        group,
-        first_key: keys.0,
-        last_key: keys.1,
-        key_step: keys.2,
-        handler,
-        subcommands: &[],
-        summary: "",
-        acl_categories: C::of(&[]),
-        first_key_access: KA_NONE,
-        other_key_access: KA_NONE,
-    }
-}
-
-const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
-const K1: (i64, i64, i64) = (1, 1, 1);
-const KN: (i64, i64, i64) = (1, -1, 1);
-const K12: (i64, i64, i64) = (1, 2, 1);
-const KV: (i64, i64, i64) = (1, -1, 2);
-
-const WF: Flags = W.or(FAST);
-const RF: Flags = R.or(FAST);
 const CF: Flags = CONN.or(FAST).or(LOADING);
-const STR: &str = "@string";
-const KEY: &str = "@keyspace";
-const HASH: &str = "@hash";
 const TX: &str = "@transaction";
 const CN: &str = "@connection";
 
-/// The command table.
-pub static COMMANDS: &[CommandSpec] = &[
-    // strings
-    spec("get", 2, RF, STR, K1, rd).acl(cats(&[READ, STRING, FAST_CAT]), (KA_R, KA_R)),
-    spec("set", -3, W, STR, K1, wr)
-        // `SET ... GET` also reads the key: the ACL check adds read access then.
-        .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    spec("setnx", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_W, KA_W)),
-    spec("setex", 4, W, STR, K1, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    spec("psetex", 4, W, STR, K1, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    spec("getex", -2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("getdel", 2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("getset", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("mget", -2, RF, STR, KN, rd).acl(cats(&[READ, STRING, FAST_CAT]), (KA_R, KA_R)),
-    spec("mset", -3, W, STR, KV, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    spec("msetnx", -3, W, STR, KV, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    spec("incr", 2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("decr", 2, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("incrby", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("decrby", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("incrbyfloat", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("append", 3, WF, STR, K1, wr).acl(cats(&[WRITE, STRING, FAST_CAT]), (KA_W, KA_W)),
-    spec("strlen", 2, RF, STR, K1, rd).acl(cats(&[READ, STRING, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("getrange", 4, R, STR, K1, rd).acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
-    spec("substr", 4, R, STR, K1, rd).acl(cats(&[READ, STRING, SLOW]), (KA_R, KA_R)),
-    spec("setrange", 4, W, STR, K1, wr).acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W)),
-    // keys
-    spec("del", -2, W, KEY, KN, wr).acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_W, KA_W)),
-    spec("unlink", -2, WF, KEY, KN, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
-    spec("exists", -2, RF, KEY, KN, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("type", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("touch", -2, RF, KEY, KN, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("rename", 3, W, KEY, K12, wr).acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_RW, KA_W)),
-    spec("renamenx", 3, WF, KEY, K12, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_RW, KA_W)),
-    spec("copy", -3, W, KEY, K12, wr).acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_R, KA_W)),
-    spec("move", 3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("randomkey", 1, R, KEY, NO_KEYS, rd)
-        .acl(cats(&[KEYSPACE, READ, SLOW]), (KA_NONE, KA_NONE)),
-    spec("keys", 2, R, KEY, NO_KEYS, rd)
-        .acl(cats(&[KEYSPACE, READ, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
-    spec("scan", -2, R, KEY, NO_KEYS, rd).acl(cats(&[KEYSPACE, READ, SLOW]), (KA_NONE, KA_NONE)),
-    spec("dbsize", 1, RF, KEY, NO_KEYS, rd)
-        .acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("flushdb", -1, W, KEY, NO_KEYS, wr).acl(
-        cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]),
-        (KA_NONE, KA_NONE),
-    ),
-    spec("flushall", -1, W, KEY, NO_KEYS, wr).acl(
-        cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]),
-        (KA_NONE, KA_NONE),
-    ),
-    spec("swapdb", 3, WF, KEY, NO_KEYS, wr).acl(
-        cats(&[KEYSPACE, WRITE, FAST_CAT, DANGEROUS]),
-        (KA_NONE, KA_NONE),
-    ),
-    spec("expire", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
-    spec("pexpire", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
-    spec("expireat", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
-    spec("pexpireat", -3, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
-    spec("ttl", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
-    spec("pttl", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
-    spec("expiretime", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
-    spec("pexpiretime", 2, RF, KEY, K1, rd).acl(cats(&[KEYSPACE, READ, FAST_CAT]), (KA_R, KA_R)),
-    spec("persist", 2, WF, KEY, K1, wr).acl(cats(&[KEYSPACE, WRITE, FAST_CAT]), (KA_W, KA_W)),
-    // hashes
-    spec("hset", -4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
-    spec("hmset", -4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
-    spec("hsetnx", 4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
-    spec("hget", 3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_R, KA_R)),
-    spec("hmget", -3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_R, KA_R)),
-    spec("hgetall", 2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
-    spec("hdel", -3, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_W, KA_W)),
-    spec("hexists", 3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("hincrby", 4, WF, HASH, K1, wr).acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("hincrbyfloat", 4, WF, HASH, K1, wr)
-        .acl(cats(&[WRITE, HASH_CAT, FAST_CAT]), (KA_RW, KA_RW)),
-    spec("hlen", 2, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("hkeys", 2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
-    spec("hvals", 2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
-    spec("hstrlen", 3, RF, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, FAST_CAT]), (KA_NONE, KA_NONE)),
-    spec("hscan", -3, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
-    spec("hrandfield", -2, R, HASH, K1, rd).acl(cats(&[READ, HASH_CAT, SLOW]), (KA_R, KA_R)),
+/// The connection, transaction and admin commands (see `crate::cmd`).
+pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     // transactions
     spec(
         "multi",

@@ -80,7 +80,7 @@ fn in_log(args: &[Bytes]) -> bool {
                 .get(2)
                 .is_some_and(|p| p.eq_ignore_ascii_case(b"requirepass"));
     }
-    kv::command_kind(name).is_some()
+    lookup(name).is_some_and(|(_, spec)| spec.is_data())
 }
 
 /// Most commands one transaction may queue. Redis has no such limit; dkv

@@ -1,0 +1,511 @@
+//! The command definitions: every command dkv serves is one [`CommandSpec`],
+//! used by the server (lookup, arity, ACL, `COMMAND INFO/DOCS/COUNT/LIST/
+//! GETKEYS`, routing), by the log (only arguments the command's own check
+//! accepts are proposed) and by apply (the same row runs the command).
+//!
+//! A row is built once, next to the code that runs the command: key-space
+//! commands in their `kv` module (`kv::strings::COMMANDS` ...), connection
+//! and admin commands in `server::commands`. [`COMMANDS`] is every group's
+//! rows in one list, in a fixed order; a command's index there is stable
+//! for the life of the process (metrics use it).
+//!
+//! Invariants:
+//! - Names are unique, lower case, at most [`MAX_NAME_BYTES`] bytes (a test
+//!   checks every row).
+//! - A [`Kind::Read`] or [`Kind::Write`] row's `check` accepts exactly the
+//!   argument lists its `run` can execute without a syntax error: what is
+//!   answered before proposing is what apply would have answered, and only
+//!   accepted arguments reach the log. Errors that depend on the data
+//!   (WRONGTYPE, "value is not an integer" for the stored value) are apply's.
+//! - `run` is deterministic (see `kv`): it reads time and randomness only
+//!   from its [`Ctx`].
+//!
+//! The log carries an accepted command as its argument list (as Redis's own
+//! replication stream does), and apply parses it again with the same parser:
+//! one format for every command, compact, and stable across versions.
+
+pub mod cat;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+
+use crate::acl::{Categories, KeyAccess};
+use crate::kv::{Ctx, Db, Output};
+use crate::server::command::Handler;
+
+/// Longest command name (`COMMAND` names are far shorter; longer input is
+/// simply unknown).
+pub const MAX_NAME_BYTES: usize = 32;
+
+/// Redis command flags (shown by `COMMAND`), as bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// Modifies the key space (goes through the Raft log).
+    pub const WRITE: Flags = Flags(1);
+    /// Reads the key space (linearizable read).
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// Administrative.
+    pub const ADMIN: Flags = Flags(1 << 2);
+    /// Connection state only (HELLO, AUTH, SELECT, CLIENT ...).
+    pub const CONNECTION: Flags = Flags(1 << 3);
+    /// O(1) or O(log n).
+    pub const FAST: Flags = Flags(1 << 4);
+    /// Served while the node is loading.
+    pub const LOADING: Flags = Flags(1 << 5);
+    /// Runs at once inside MULTI instead of being queued (EXEC, DISCARD,
+    /// MULTI, WATCH, QUIT, RESET).
+    pub const NO_QUEUE: Flags = Flags(1 << 6);
+    /// Refused with `-OOM` over `maxmemory` (Redis's `denyoom`).
+    pub const DENYOOM: Flags = Flags(1 << 7);
+    /// May block the client (BLPOP ...).
+    pub const BLOCKING: Flags = Flags(1 << 8);
+    /// Key positions depend on the arguments (a `numkeys` argument).
+    pub const MOVABLE_KEYS: Flags = Flags(1 << 9);
+    /// The reply depends on randomness (SPOP, RANDOMKEY ...).
+    pub const NONDETERMINISTIC: Flags = Flags(1 << 10);
+    /// No flag.
+    pub const NONE: Flags = Flags(0);
+
+    /// Both sets of flags.
+    pub const fn or(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// True if every bit of `other` is set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The Redis flag names, in Redis's order (`COMMAND` output).
+    pub fn redis_names(self) -> impl Iterator<Item = &'static str> {
+        [
+            (Flags::WRITE, "write"),
+            (Flags::READONLY, "readonly"),
+            (Flags::DENYOOM, "denyoom"),
+            (Flags::ADMIN, "admin"),
+            (Flags::NO_QUEUE, "no_multi"),
+            (Flags::BLOCKING, "blocking"),
+            (Flags::LOADING, "loading"),
+            (Flags::FAST, "fast"),
+            (Flags::MOVABLE_KEYS, "movablekeys"),
+        ]
+        .into_iter()
+        .filter(move |(flag, name)| {
+            // NO_QUEUE is dkv's "runs at once inside MULTI"; Redis shows
+            // `no_multi` only for commands refused inside MULTI.
+            *name != "no_multi" && self.contains(*flag)
+        })
+        .map(|(_, name)| name)
+    }
+}
+
+/// Checks a key-space command's arguments (arity already checked) without
+/// the data: `Err` is the reply, and nothing is proposed.
+pub(crate) type Check = fn(&[Bytes]) -> Result<(), Output>;
+/// Runs a read on the map.
+pub(crate) type ReadRun = fn(&Db, &Ctx, &[Bytes]) -> Output;
+/// Runs a write on the map (apply).
+pub(crate) type WriteRun = fn(&mut Db, &Ctx, &[Bytes]) -> Output;
+
+/// Where a command runs.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// On the connection (connection state, introspection, admin): its
+    /// handler decides what to do.
+    Server(Handler),
+    /// A key-space read, run on the local map after the read barrier.
+    #[allow(private_interfaces)]
+    Read {
+        /// Syntax check before running.
+        check: Check,
+        /// The read.
+        run: ReadRun,
+    },
+    /// A key-space write: checked, proposed to the log, run by apply.
+    #[allow(private_interfaces)]
+    Write {
+        /// Syntax check before proposing.
+        check: Check,
+        /// The write, as apply runs it.
+        run: WriteRun,
+    },
+}
+
+/// How to find a command's keys beyond the fixed range: a `numkeys`
+/// argument at `index`, followed by that many keys (Redis's "keynum" key
+/// spec: ZUNIONSTORE, LMPOP, SINTERCARD, EVAL ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyNum {
+    /// Position of the `numkeys` argument.
+    pub index: usize,
+}
+
+/// A subcommand of a container command (`CLIENT SETNAME`).
+pub struct SubcommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Full name as Redis shows it: `client|setname`.
+    pub full_name: &'static str,
+    /// Arity counted from the container's name.
+    pub arity: i32,
+    /// The handler (gets all arguments, container name included).
+    pub handler: Handler,
+    /// Redis 7's ACL categories of the subcommand.
+    pub acl_categories: Categories,
+}
+
+/// One command.
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly, `-n` at least n arguments (name included).
+    pub arity: i32,
+    /// Flags.
+    pub flags: Flags,
+    /// ACL group shown by `COMMAND` (`@string`, `@keyspace` ...).
+    pub group: &'static str,
+    /// Position of the first key (0: none).
+    pub first_key: i64,
+    /// Position of the last key (-1: the last argument, -2 the one before).
+    pub last_key: i64,
+    /// Step between keys.
+    pub key_step: i64,
+    /// Keys counted by a `numkeys` argument, if any.
+    pub key_num: Option<KeyNum>,
+    /// Where it runs.
+    pub kind: Kind,
+    /// Subcommands (empty for plain commands).
+    pub subcommands: &'static [SubcommandSpec],
+    /// One-line summary (`COMMAND DOCS`).
+    pub summary: &'static str,
+    /// The Redis version that introduced it (`COMMAND DOCS`).
+    pub since: &'static str,
+    /// Time complexity (`COMMAND DOCS`).
+    pub complexity: &'static str,
+    /// Redis 7's ACL categories of the command (`COMMAND INFO`, `+@cat`).
+    pub acl_categories: Categories,
+    /// What the command does to its first key (ACL `%R~` / `%W~` checks).
+    pub first_key_access: KeyAccess,
+    /// What it does to its other keys.
+    pub other_key_access: KeyAccess,
+}
+
+/// Fixed key positions `(first, last, step)`: none.
+pub const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
+/// The first argument.
+pub const K1: (i64, i64, i64) = (1, 1, 1);
+/// Every argument.
+pub const KN: (i64, i64, i64) = (1, -1, 1);
+/// The first two arguments.
+pub const K12: (i64, i64, i64) = (1, 2, 1);
+/// Every other argument from the first (key value pairs).
+pub const KV: (i64, i64, i64) = (1, -1, 2);
+
+const fn row(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    group: &'static str,
+    keys: (i64, i64, i64),
+    kind: Kind,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        group,
+        first_key: keys.0,
+        last_key: keys.1,
+        key_step: keys.2,
+        key_num: None,
+        kind,
+        subcommands: &[],
+        summary: "",
+        since: "",
+        complexity: "",
+        acl_categories: Categories::of(&[]),
+        first_key_access: KeyAccess::NONE,
+        other_key_access: KeyAccess::NONE,
+    }
+}
+
+/// A command run on the connection by `handler`.
+pub const fn server(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    group: &'static str,
+    keys: (i64, i64, i64),
+    handler: Handler,
+) -> CommandSpec {
+    row(name, arity, flags, group, keys, Kind::Server(handler))
+}
+
+/// A key-space read (`READONLY` is added to `flags`).
+pub(crate) const fn read(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    group: &'static str,
+    keys: (i64, i64, i64),
+    (check, run): (Check, ReadRun),
+) -> CommandSpec {
+    row(
+        name,
+        arity,
+        flags.or(Flags::READONLY),
+        group,
+        keys,
+        Kind::Read { check, run },
+    )
+}
+
+/// A key-space write (`WRITE` is added to `flags`).
+pub(crate) const fn write(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    group: &'static str,
+    keys: (i64, i64, i64),
+    (check, run): (Check, WriteRun),
+) -> CommandSpec {
+    row(
+        name,
+        arity,
+        flags.or(Flags::WRITE),
+        group,
+        keys,
+        Kind::Write { check, run },
+    )
+}
+
+impl CommandSpec {
+    /// The row with its ACL categories and key access (first key, others).
+    pub const fn acl(self, categories: Categories, keys: (KeyAccess, KeyAccess)) -> CommandSpec {
+        CommandSpec {
+            acl_categories: categories,
+            first_key_access: keys.0,
+            other_key_access: keys.1,
+            ..self
+        }
+    }
+
+    /// The row with its `COMMAND DOCS` summary, first version and complexity.
+    pub const fn doc(
+        self,
+        summary: &'static str,
+        since: &'static str,
+        complexity: &'static str,
+    ) -> CommandSpec {
+        CommandSpec {
+            summary,
+            since,
+            complexity,
+            ..self
+        }
+    }
+
+    /// The row with keys counted by the `numkeys` argument at `index`
+    /// (`movablekeys`).
+    pub const fn key_num(self, index: usize) -> CommandSpec {
+        CommandSpec {
+            key_num: Some(KeyNum { index }),
+            flags: self.flags.or(Flags::MOVABLE_KEYS),
+            ..self
+        }
+    }
+
+    /// The row with subcommands.
+    pub const fn subcommands(self, subcommands: &'static [SubcommandSpec]) -> CommandSpec {
+        CommandSpec {
+            subcommands,
+            ..self
+        }
+    }
+
+    /// True if `argc` arguments (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        arity_ok(self.arity, argc)
+    }
+
+    /// True for key-space commands (run by `kv`, reads or writes).
+    pub fn is_data(&self) -> bool {
+        !matches!(self.kind, Kind::Server(_))
+    }
+
+    /// True for key-space writes (proposed to the log).
+    pub fn is_write(&self) -> bool {
+        matches!(self.kind, Kind::Write { .. })
+    }
+
+    /// The positions of the keys in `args` (name at 0), in order, as
+    /// `COMMAND GETKEYS` and the ACL key checks see them. An impossible
+    /// `numkeys` gives the fixed positions only (the command's own check
+    /// refuses it).
+    pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        let mut positions = Vec::new();
+        let argc = args.len() as i64;
+        if self.first_key > 0 && argc > self.first_key {
+            let last = if self.last_key < 0 {
+                argc + self.last_key
+            } else {
+                self.last_key.min(argc - 1)
+            };
+            let step = self.key_step.max(1);
+            let mut at = self.first_key;
+            while at <= last {
+                positions.push(at as usize);
+                at += step;
+            }
+        }
+        if let Some(KeyNum { index }) = self.key_num {
+            let count = args
+                .get(index)
+                .and_then(|n| crate::kv::parse_i64(n))
+                .and_then(|n| usize::try_from(n).ok());
+            if let Some(count) = count {
+                let first = index + 1;
+                if first.saturating_add(count) <= args.len() {
+                    positions.extend(first..first + count);
+                }
+            }
+        }
+        positions
+    }
+}
+
+/// Redis arity: `n` exactly, `-n` at least `n` arguments.
+pub fn arity_ok(arity: i32, argc: usize) -> bool {
+    let n = arity.unsigned_abs() as usize;
+    if arity >= 0 {
+        argc == n
+    } else {
+        argc >= n
+    }
+}
+
+/// A check for commands whose every argument list passing the arity check
+/// is valid (GET, DEL ...).
+pub(crate) fn no_check(_: &[Bytes]) -> Result<(), Output> {
+    Ok(())
+}
+
+/// Every group's rows, in the order [`COMMANDS`] lists them.
+fn groups() -> [&'static [CommandSpec]; 5] {
+    [
+        crate::kv::strings::COMMANDS,
+        crate::kv::keys::COMMANDS,
+        crate::kv::expiry::COMMANDS,
+        crate::kv::hashes::COMMANDS,
+        crate::server::commands::SERVER_COMMANDS,
+    ]
+}
+
+/// Every command, in a fixed order (its index there identifies it).
+pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> =
+    LazyLock::new(|| groups().into_iter().flatten().collect());
+
+static INDEX: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| (spec.name.as_bytes(), i))
+        .collect()
+});
+
+/// The command named `name` (case-insensitive), with its index in
+/// [`COMMANDS`].
+pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    if name.len() > MAX_NAME_BYTES {
+        return None;
+    }
+    let mut lower = [0u8; MAX_NAME_BYTES];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let &index = INDEX.get(&*lower)?;
+    Some((index, COMMANDS[index]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lower_case_and_short() {
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in COMMANDS.iter() {
+            assert!(seen.insert(spec.name), "{} defined twice", spec.name);
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(spec.name.len() <= MAX_NAME_BYTES, "{}", spec.name);
+            assert_ne!(spec.arity, 0, "{}", spec.name);
+        }
+        assert_eq!(INDEX.len(), COMMANDS.len());
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive_and_refuses_long_names() {
+        let (index, spec) = lookup(b"GeT").unwrap();
+        assert_eq!(spec.name, "get");
+        assert_eq!(COMMANDS[index].name, "get");
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+        assert!(lookup(b"").is_none());
+    }
+
+    #[test]
+    fn data_rows_carry_their_routing_flag() {
+        for spec in COMMANDS.iter() {
+            match spec.kind {
+                Kind::Read { .. } => assert!(spec.flags.contains(Flags::READONLY), "{}", spec.name),
+                Kind::Write { .. } => assert!(spec.flags.contains(Flags::WRITE), "{}", spec.name),
+                Kind::Server(_) => {}
+            }
+        }
+    }
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn key_positions_follow_the_fixed_range() {
+        let mset = lookup(b"mset").unwrap().1;
+        assert_eq!(mset.key_positions(&args("mset a 1 b 2")), vec![1, 3]);
+        let get = lookup(b"get").unwrap().1;
+        assert_eq!(get.key_positions(&args("get a")), vec![1]);
+        let rename = lookup(b"rename").unwrap().1;
+        assert_eq!(rename.key_positions(&args("rename a b")), vec![1, 2]);
+        let ping = lookup(b"ping").unwrap().1;
+        assert!(ping.key_positions(&args("ping x")).is_empty());
+    }
+
+    #[test]
+    fn key_positions_count_numkeys() {
+        let spec = CommandSpec {
+            ..row(
+                "x",
+                -3,
+                Flags::NONE,
+                "",
+                K1,
+                Kind::Read {
+                    check: no_check,
+                    run: |_, _, _| Output::Ok,
+                },
+            )
+        }
+        .key_num(2);
+        assert_eq!(spec.key_positions(&args("x d 2 a b c")), vec![1, 3, 4]);
+        // An impossible count gives the fixed keys only.
+        assert_eq!(spec.key_positions(&args("x d 9 a")), vec![1]);
+        assert_eq!(spec.key_positions(&args("x d -1 a")), vec![1]);
+        assert_eq!(spec.key_positions(&args("x d nope a")), vec![1]);
+    }
+}
