@@ -395,12 +395,13 @@ pub(crate) fn no_check(_: &[Bytes]) -> Result<(), Output> {
 }
 
 /// Every group's rows, in the order [`COMMANDS`] lists them.
-fn groups() -> [&'static [CommandSpec]; 5] {
+fn groups() -> [&'static [CommandSpec]; 6] {
     [
         crate::kv::strings::COMMANDS,
         crate::kv::keys::COMMANDS,
         crate::kv::expiry::COMMANDS,
         crate::kv::hashes::COMMANDS,
+        crate::kv::zsets::COMMANDS,
         crate::server::commands::SERVER_COMMANDS,
     ]
 }

@@ -104,6 +104,9 @@ pub enum Output {
     /// Field/value pairs: a flat array in RESP2, an array of 2-element
     /// arrays in RESP3 (`HRANDFIELD … WITHVALUES`, as Redis 7).
     Pairs(Vec<(Output, Output)>),
+    /// A double, already printed as Redis prints it (`%.17g`, `inf`): a
+    /// bulk string in RESP2, a `,` double in RESP3 (sorted-set scores).
+    Double(String),
 }
 
 impl Output {

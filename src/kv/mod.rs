@@ -35,6 +35,8 @@ mod snapshot;
 pub(crate) mod strings;
 pub(crate) mod table;
 pub mod zset;
+pub(crate) mod zsets;
+mod zsets_store;
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -58,6 +58,9 @@ pub enum Reply {
     /// Pairs: a flat array in RESP2, an array of 2-element arrays in RESP3
     /// (`HRANDFIELD … WITHVALUES`).
     Pairs(Vec<(Reply, Reply)>),
+    /// A double printed as Redis prints it: a bulk string in RESP2, `,text`
+    /// in RESP3 (sorted-set scores).
+    Double(String),
 }
 
 impl Reply {
@@ -111,7 +114,7 @@ impl Reply {
             Reply::Integer(n) => Resp2Frame::Integer(*n),
             Reply::Bulk(b) => Resp2Frame::BulkString(b.clone()),
             Reply::Null => Resp2Frame::Null,
-            Reply::Verbatim(text) => {
+            Reply::Verbatim(text) | Reply::Double(text) => {
                 Resp2Frame::BulkString(Bytes::copy_from_slice(text.as_bytes()))
             }
             Reply::Array(items) => {
@@ -136,6 +139,12 @@ impl Reply {
 
     fn encode_resp3(&self, buf: &mut BytesMut) {
         let frame = match self {
+            Reply::Double(text) => {
+                buf.put_u8(b',');
+                buf.put_slice(text.as_bytes());
+                buf.put_slice(b"\r\n");
+                return;
+            }
             Reply::Simple(s) => Resp3Frame::SimpleString {
                 data: Bytes::from_static(s.as_bytes()),
                 attributes: None,
@@ -221,6 +230,7 @@ impl From<crate::kv::Output> for Reply {
                     .collect(),
             ),
             Output::Error(text) => Reply::Error(text),
+            Output::Double(text) => Reply::Double(text),
         }
     }
 }
@@ -296,6 +306,15 @@ mod tests {
             resp3,
             &b"%3\r\n$6\r\nserver\r\n$3\r\ndkv\r\n$5\r\nproto\r\n:3\r\n$7\r\nmodules\r\n*0\r\n"[..]
         );
+    }
+
+    #[test]
+    fn double_is_bulk_in_resp2_and_comma_in_resp3() {
+        let (resp2, resp3) = both(&Reply::Double("0.10000000000000001".into()));
+        assert_eq!(resp2, &b"$19\r\n0.10000000000000001\r\n"[..]);
+        assert_eq!(resp3, &b",0.10000000000000001\r\n"[..]);
+        let (_, inf) = both(&Reply::Double("-inf".into()));
+        assert_eq!(inf, &b",-inf\r\n"[..]);
     }
 
     #[test]
