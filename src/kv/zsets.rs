@@ -95,7 +95,7 @@ pub(crate) fn parse_score(arg: &[u8]) -> Option<f64> {
     if text.is_empty() || text.as_bytes()[0].is_ascii_whitespace() {
         return None;
     }
-    let value: f64 = text.parse().ok()?;
+    let value = parse_c_double(text)?;
     if value.is_nan() {
         return None;
     }
@@ -112,6 +112,56 @@ pub(crate) fn parse_score(arg: &[u8]) -> Option<f64> {
     Some(value)
 }
 
+/// The whole of `text` as C's `strtod` reads a number: decimal (as Rust
+/// parses it: `inf`, `infinity`, `nan`, exponents) or hexadecimal
+/// (`0x1.8p3`), with an optional sign.
+fn parse_c_double(text: &str) -> Option<f64> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    else {
+        return text.parse().ok();
+    };
+    let (digits, exp) = match hex.find(['p', 'P']) {
+        Some(at) => (&hex[..at], hex[at + 1..].parse::<i32>().ok()?),
+        None => (hex, 0),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    // Up to 32 significant hex digits exactly; any further nonzero digit
+    // only sets a sticky bit (far below the 53 kept), so rounding is right.
+    let mut mantissa: u128 = 0;
+    let mut shift: i64 = 0;
+    let mut sticky = false;
+    for (i, c) in int.chars().chain(frac.chars()).enumerate() {
+        let d = c.to_digit(16)?;
+        if mantissa >> 124 == 0 {
+            mantissa = (mantissa << 4) | u128::from(d);
+            if i >= int.len() {
+                shift -= 4;
+            }
+        } else {
+            sticky |= d != 0;
+            if i < int.len() {
+                shift += 4;
+            }
+        }
+    }
+    if sticky {
+        mantissa |= 1;
+    }
+    let exp2 = i64::from(exp) + shift;
+    let value = (mantissa as f64) * 2f64.powi(exp2.clamp(-2000, 2000) as i32);
+    Some(if negative { -value } else { value })
+}
+
 /// `strtod` as `zslParseRange` uses it: leading spaces allowed, the text up
 /// to a NUL must all be consumed, overflow gives infinity, the empty string
 /// is 0; NaN is refused.
@@ -122,7 +172,7 @@ fn parse_range_float(arg: &[u8]) -> Option<f64> {
     }
     let text = std::str::from_utf8(arg).ok()?;
     let trimmed = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
-    let value: f64 = trimmed.parse().ok()?;
+    let value = parse_c_double(trimmed)?;
     (!value.is_nan()).then_some(value)
 }
 

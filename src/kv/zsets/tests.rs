@@ -271,3 +271,22 @@ fn scan_randmember_rem_and_encoding_growth() {
         other => panic!("expected a zset, got {other:?}"),
     }
 }
+
+#[test]
+fn scores_parse_as_strtod_does() {
+    use super::{parse_score, parse_score_range};
+    assert_eq!(parse_score(b"0x10"), Some(16.0));
+    assert_eq!(parse_score(b"-0x1.8p1"), Some(-3.0));
+    assert_eq!(parse_score(b"0X1P-2"), Some(0.25));
+    for bad in [
+        "0x", "0x1p", "0xg", "nan", "", " 1", "1e400", "1e-400", "1e", "x",
+    ] {
+        assert_eq!(parse_score(bad.as_bytes()), None, "{bad}");
+    }
+    assert_eq!(parse_score(b"1e-320"), Some(1e-320));
+    assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+    // zslParseRange: "(" alone is an open 0, leading spaces pass, overflow is inf.
+    let r = parse_score_range(b"(", b" 1e400").expect("valid");
+    assert!(r.min == 0.0 && r.min_exclusive && r.max == f64::INFINITY);
+    assert!(parse_score_range(b"nan", b"1").is_err());
+}
