@@ -14,8 +14,12 @@
 //!   stamp deadlines with their own clock at slightly different moments.
 //! - KEYS, HKEYS, HVALS, HGETALL, HSCAN: as multisets (hash field order is an
 //!   encoding detail in Redis too); full SCAN / HSCAN iterations: as sets.
-//! - RANDOMKEY: both nil or both a key; HRANDFIELD: same shape and length
-//!   (and the same set when the whole hash is returned).
+//! - RANDOMKEY: both nil or both a key; HRANDFIELD and ZRANDMEMBER: same
+//!   shape and length (and the same set when the whole hash/zset is returned);
+//!   full ZSCAN iterations: member/score pairs as sets.
+//! - Sorted sets (`gen_zsets`, issue 13): lex-range commands use `zl`, which
+//!   only ever holds score 0 (Redis leaves lex ranges over mixed scores
+//!   unspecified; on a skiplist its answer depends on random node levels).
 //! - Not generated, with the reason: TIME, INFO, CLIENT ID/LIST/INFO, HELLO,
 //!   LASTSAVE (server identity and clocks); OBJECT (not implemented), DEBUG
 //!   other than DIGEST / DIGEST-VALUE, and DEBUG inside MULTI (dkv runs it
