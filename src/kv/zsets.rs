@@ -773,13 +773,11 @@ impl Parse for ZPop {
         }
         let count = match args.get(2) {
             None => None,
-            Some(arg) => {
-                let n = int_arg(arg)?;
-                if n < 0 {
-                    return Err(Output::err("ERR value is out of range, must be positive"));
-                }
-                Some(n as usize)
-            }
+            // getPositiveLongFromObjectOrReply: one text for both errors.
+            Some(arg) => match parse_i64(arg) {
+                Some(n) if n >= 0 => Some(n as usize),
+                _ => return Err(Output::err("ERR value is out of range, must be positive")),
+            },
         };
         Ok(ZPop {
             key: args[1].clone(),

@@ -155,6 +155,10 @@ fn pops_and_zmpop() {
                 "zpopmin z -1",
                 "!ERR value is out of range, must be positive",
             ),
+            (
+                "zpopmin z x",
+                "!ERR value is out of range, must be positive",
+            ),
             ("zpopmin z 1 2", "!ERR syntax error"),
             ("zpopmin nokey", "[]"),
             ("zmpop 1 nokey min", "nil[]"),
