@@ -15,12 +15,17 @@
 //!   stamp deadlines with their own clock at slightly different moments.
 //! - KEYS, HKEYS, HVALS, HGETALL, HSCAN: as multisets (hash field order is an
 //!   encoding detail in Redis too); full SCAN / HSCAN iterations: as sets.
-//! - RANDOMKEY: both nil or both a key; HRANDFIELD and SRANDMEMBER: same
-//!   shape and length (and the same set when the whole value is returned).
+//! - RANDOMKEY: both nil or both a key; HRANDFIELD, SRANDMEMBER and
+//!   ZRANDMEMBER: same shape and length (and the same set when the whole value
+//!   is returned).
 //! - SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count: as multisets; full
 //!   SSCAN iterations: as sets. A random SPOP (a count below the size) is a
 //!   step of its own: the replies must have the same shape and length, then
 //!   each server gets back the members it popped, so both hold the same set.
+//! - Full ZSCAN iterations: member/score pairs as sets.
+//! - Sorted sets (`gen_zsets`, issue 13): lex-range commands use `zl`, which
+//!   only ever holds score 0 (Redis leaves lex ranges over mixed scores
+//!   unspecified; on a skiplist its answer depends on random node levels).
 //! - Not generated, with the reason: TIME, INFO, CLIENT ID/LIST/INFO, HELLO,
 //!   LASTSAVE (server identity and clocks); OBJECT (not implemented), DEBUG
 //!   other than DIGEST / DIGEST-VALUE, and DEBUG inside MULTI (dkv runs it
@@ -270,7 +275,8 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
         return gen_lists(r);
     }
     let k = key(r);
-    match r.below(64) {
+    match r.below(72) {
+        64..=71 => gen_zsets(r),
         0..=5 => set_cmd(r, now_s),
         6 | 7 => exact(vec![b("GET"), k]),
         8 => exact(vec![b("SETNX"), k, value(r)]),
@@ -899,6 +905,16 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
             }
             Step::Pop(args)
         }
+        7 if r.chance(40) => {
+            let mut args = vec![b("ZSCAN"), zkey(r)];
+            if r.chance(50) {
+                args.extend([b("MATCH"), b(r.pick(&["*", "a*", "[ab]", "z"]))]);
+            }
+            if r.chance(30) {
+                args.extend([b("COUNT"), b(r.pick(&["1", "10", "0", "x"]))]);
+            }
+            Step::ScanAll { args, cursor_at: 2 }
+        }
         7 => {
             let mut args = vec![b("HSCAN"), key(r)];
             if r.chance(50) {
@@ -910,6 +926,286 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
             Step::ScanAll { args, cursor_at: 2 }
         }
         _ => Step::One(gen_command(r, now_s)),
+    }
+}
+
+// ---- sorted sets ---------------------------------------------------------------
+
+/// Sorted-set keys: mostly `z0`..`z2` and `zbig` (grown past the listpack
+/// limit), sometimes a shared key of another type (WRONGTYPE).
+fn zkey(r: &mut Rng) -> Vec<u8> {
+    if r.chance(80) {
+        b(r.pick(&["z0", "z1", "z2", "z0", "z1", "zbig"]))
+    } else {
+        key(r)
+    }
+}
+
+/// Keys for lex commands: `zl` only ever holds score 0 (Redis leaves lex
+/// ranges over mixed scores unspecified, and its skiplist answer depends on
+/// random node levels), or a shared key of another type.
+fn zlexkey(r: &mut Rng) -> Vec<u8> {
+    if r.chance(85) {
+        b("zl")
+    } else {
+        b(r.pick(&["k0", "h0"]))
+    }
+}
+
+/// A destination for the STORE forms (never `zl` or `zbig`).
+fn zdst(r: &mut Rng) -> Vec<u8> {
+    b(r.pick(&["z0", "z1", "z2", "zd", "k0"]))
+}
+
+const ZSCORES: &[&str] = &[
+    "1", "2", "3", "-1", "0", "-0", "1.5", "0.1", "inf", "-inf", "+inf", "1e20", "-2.5", "x",
+    "nan", "", "1e400", " 1", "10", "0x10",
+];
+const ZMEMBERS: &[&str] = &["a", "b", "c", "d", "e", "", "0", "1", "aa", "bin\0"];
+
+fn zmember(r: &mut Rng) -> Vec<u8> {
+    b(r.pick(ZMEMBERS))
+}
+
+fn zscore_arg(r: &mut Rng) -> Vec<u8> {
+    b(r.pick(ZSCORES))
+}
+
+fn zscore_bound(r: &mut Rng) -> Vec<u8> {
+    let v = r.pick(&[
+        "-inf", "+inf", "inf", "0", "1", "2", "1.5", "3", "-1", "x", "", "nan",
+    ]);
+    if r.chance(30) {
+        b(&format!("({v}"))
+    } else {
+        b(v)
+    }
+}
+
+fn zlex_bound(r: &mut Rng) -> Vec<u8> {
+    match r.below(10) {
+        0 => b("-"),
+        1 => b("+"),
+        2 => b(r.pick(&["x", "", "+a", "-a"])),
+        _ => {
+            let m = r.pick(&["a", "b", "c", "d", "e", "", "aa", "bb"]);
+            b(&format!("{}{m}", r.pick(&["[", "("])))
+        }
+    }
+}
+
+fn zindex(r: &mut Rng) -> Vec<u8> {
+    b(r.pick(&["0", "1", "-1", "-2", "2", "5", "-100", "100", "x"]))
+}
+
+fn zlimit(r: &mut Rng, a: &mut Vec<Vec<u8>>) {
+    if r.chance(30) {
+        a.extend([
+            b("LIMIT"),
+            b(r.pick(&["0", "1", "2", "-1", "x"])),
+            b(r.pick(&["1", "2", "-1", "0", "10"])),
+        ]);
+    }
+}
+
+fn znumkeys(r: &mut Rng, a: &mut Vec<Vec<u8>>) -> usize {
+    let n = 1 + r.below(3);
+    a.push(b(&if r.chance(5) {
+        r.pick(&["0", "-1", "x", "9"]).to_string()
+    } else {
+        n.to_string()
+    }));
+    for _ in 0..n {
+        a.push(zkey(r));
+    }
+    n
+}
+
+/// Sorted-set commands (all but the blocking pops).
+fn gen_zsets(r: &mut Rng) -> Cmd {
+    let k = zkey(r);
+    match r.below(28) {
+        0..=3 => {
+            let mut a = vec![b("ZADD"), k];
+            for _ in 0..r.below(3) {
+                a.push(b(r.pick(&["NX", "XX", "GT", "LT", "CH", "INCR", "ch"])));
+            }
+            for _ in 0..1 + r.below(3) {
+                a.push(zscore_arg(r));
+                a.push(zmember(r));
+            }
+            if r.chance(5) {
+                a.pop();
+            }
+            exact(a)
+        }
+        4 => {
+            // Grow a set past zset-max-listpack-entries, or add a long member.
+            if r.chance(50) {
+                let mut a = vec![b("ZADD"), b("zbig")];
+                let base = r.below(1000);
+                for i in 0..130 {
+                    a.push(b(&((base + i) % 17).to_string()));
+                    a.push(b(&format!("m{}", base + i)));
+                }
+                exact(a)
+            } else {
+                exact(vec![b("ZADD"), k, b("5"), vec![b'L'; 65 + r.below(10)]])
+            }
+        }
+        5 => {
+            let mut a = vec![b("ZADD"), b("zl")];
+            for _ in 0..1 + r.below(3) {
+                a.push(b("0"));
+                a.push(b(r.pick(&["a", "b", "c", "d", "e", "", "aa", "bb"])));
+            }
+            exact(a)
+        }
+        6 => exact(vec![b("ZINCRBY"), k, zscore_arg(r), zmember(r)]),
+        7 => exact(vec![b("ZREM"), k, zmember(r), zmember(r)]),
+        8 => exact(vec![b("ZCARD"), k]),
+        9 => exact(vec![
+            b(r.pick(&["ZSCORE", "ZRANK", "ZREVRANK"])),
+            k,
+            zmember(r),
+        ]),
+        10 => exact(vec![b("ZMSCORE"), k, zmember(r), zmember(r)]),
+        11 => exact(vec![b("ZCOUNT"), k, zscore_bound(r), zscore_bound(r)]),
+        12 => exact(vec![
+            b("ZLEXCOUNT"),
+            zlexkey(r),
+            zlex_bound(r),
+            zlex_bound(r),
+        ]),
+        13 | 14 => {
+            let mut a = vec![b(r.pick(&["ZRANGE", "ZREVRANGE"])), k, zindex(r), zindex(r)];
+            if r.chance(50) {
+                a.push(b(r.pick(&["WITHSCORES", "withscores", "REV", "BAD"])));
+            }
+            exact(a)
+        }
+        15 => {
+            let byscore = r.chance(60);
+            let (name, k) = if byscore {
+                (r.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), k)
+            } else {
+                (r.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"]), zlexkey(r))
+            };
+            let mut a = vec![b(name), k];
+            if byscore {
+                a.extend([zscore_bound(r), zscore_bound(r)]);
+                if r.chance(50) {
+                    a.push(b("WITHSCORES"));
+                }
+            } else {
+                a.extend([zlex_bound(r), zlex_bound(r)]);
+            }
+            zlimit(r, &mut a);
+            exact(a)
+        }
+        16 | 17 => {
+            // ZRANGE / ZRANGESTORE with BYSCORE, BYLEX, REV, LIMIT.
+            let store = r.chance(30);
+            let mut a = if store {
+                vec![b("ZRANGESTORE"), zdst(r)]
+            } else {
+                vec![b("ZRANGE")]
+            };
+            match r.below(3) {
+                0 => a.extend([k, zindex(r), zindex(r)]),
+                1 => a.extend([k, zscore_bound(r), zscore_bound(r), b("BYSCORE")]),
+                _ => a.extend([zlexkey(r), zlex_bound(r), zlex_bound(r), b("BYLEX")]),
+            }
+            if r.chance(40) {
+                a.push(b("REV"));
+            }
+            if !store && r.chance(40) {
+                a.push(b("WITHSCORES"));
+            }
+            zlimit(r, &mut a);
+            exact(a)
+        }
+        18 => exact(vec![b("ZREMRANGEBYRANK"), k, zindex(r), zindex(r)]),
+        19 => exact(vec![
+            b("ZREMRANGEBYSCORE"),
+            k,
+            zscore_bound(r),
+            zscore_bound(r),
+        ]),
+        20 => exact(vec![
+            b("ZREMRANGEBYLEX"),
+            zlexkey(r),
+            zlex_bound(r),
+            zlex_bound(r),
+        ]),
+        21 => {
+            let mut a = vec![b(r.pick(&["ZPOPMIN", "ZPOPMAX"])), k];
+            if r.chance(60) {
+                a.push(b(r.pick(&["1", "2", "0", "-1", "x", "200"])));
+            }
+            exact(a)
+        }
+        22 => {
+            let mut a = vec![b("ZMPOP")];
+            znumkeys(r, &mut a);
+            a.push(b(r.pick(&["MIN", "MAX", "min", "BAD"])));
+            if r.chance(50) {
+                a.extend([b("COUNT"), b(r.pick(&["1", "3", "0", "-1", "x"]))]);
+            }
+            exact(a)
+        }
+        23 => {
+            let mut a = vec![b("ZRANDMEMBER"), k];
+            let mut n = None;
+            if r.chance(70) {
+                let c = r.pick(&["1", "3", "-3", "0", "20", "x"]);
+                n = c.parse::<i64>().ok();
+                a.push(b(c));
+                if r.chance(40) {
+                    a.push(b(r.pick(&["WITHSCORES", "BAD"])));
+                }
+            }
+            cmd(a, Check::RandField(n))
+        }
+        24..=26 => {
+            let name = r.pick(&[
+                "ZUNION",
+                "ZINTER",
+                "ZDIFF",
+                "ZUNIONSTORE",
+                "ZINTERSTORE",
+                "ZDIFFSTORE",
+            ]);
+            let mut a = vec![b(name)];
+            if name.ends_with("STORE") {
+                a.push(zdst(r));
+            }
+            let n = znumkeys(r, &mut a);
+            if r.chance(40) {
+                a.push(b("WEIGHTS"));
+                for _ in 0..n + usize::from(r.chance(10)) {
+                    a.push(b(r.pick(&["1", "2", "-1", "0", "0.5", "inf", "x"])));
+                }
+            }
+            if r.chance(40) {
+                a.extend([
+                    b("AGGREGATE"),
+                    b(r.pick(&["SUM", "MIN", "MAX", "max", "BAD"])),
+                ]);
+            }
+            if r.chance(40) {
+                a.push(b("WITHSCORES"));
+            }
+            exact(a)
+        }
+        _ => {
+            let mut a = vec![b("ZINTERCARD")];
+            znumkeys(r, &mut a);
+            if r.chance(50) {
+                a.extend([b("LIMIT"), b(r.pick(&["0", "1", "2", "-1", "x"]))]);
+            }
+            exact(a)
+        }
     }
 }
 

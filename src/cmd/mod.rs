@@ -438,6 +438,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::hashes::COMMANDS,
     crate::kv::sets::COMMANDS,
     crate::kv::lists::COMMANDS,
+    crate::kv::zsets::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
 ];
 

@@ -107,6 +107,9 @@ pub enum Output {
     /// A set reply: an array in RESP2, a set (`~`) in RESP3 (SMEMBERS,
     /// SINTER, SPOP with a count ..., as Redis 7).
     Set(Vec<Output>),
+    /// A double, already printed as Redis prints it (`%.17g`, `inf`): a
+    /// bulk string in RESP2, a `,` double in RESP3 (sorted-set scores).
+    Double(String),
 }
 
 impl Output {

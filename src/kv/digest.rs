@@ -98,12 +98,13 @@ fn mix_digest(digest: &mut Digest, data: &[u8]) {
 }
 
 /// Redis's object type numbers (`OBJ_STRING`, `OBJ_LIST`, `OBJ_SET`,
-/// `OBJ_HASH`).
+/// `OBJ_ZSET`, `OBJ_HASH`).
 fn redis_type(value: &Value) -> u32 {
     match value {
         Value::Str(_) => 0,
         Value::List(_) => 1,
         Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
     }
 }
@@ -135,6 +136,13 @@ fn object_digest(digest: &mut Digest, entry: &Entry) {
                 mix_digest(digest, element);
             }
         }
+        // Per member: the member, then its score printed "%.17g".
+        Value::ZSet(zset) => zset.digest_into(|member, score| {
+            let mut element = [0u8; 20];
+            mix_digest(&mut element, member);
+            mix_digest(&mut element, score);
+            xor_digest(digest, &element);
+        }),
     }
     if entry.expires_at_ms.is_some() {
         xor_digest(digest, b"!!expire!!");

@@ -22,8 +22,10 @@
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
 //! [`hashes`], [`set`] (the set value), `sets` (its commands), [`list`] (the
 //! list value), [`lists`] (its commands), [`expiry`], [`evict`], [`snapshot`],
-//! [`digest`] (DEBUG DIGEST), [`float`] (x87 long double
-//! arithmetic for INCRBYFLOAT), [`glob`] (Redis's pattern matcher).
+//! [`zset`] (the sorted-set value), `zsets` and `zsets_store` (its commands),
+//! [`blocking`] (timeouts of blocking commands), [`digest`] (DEBUG DIGEST),
+//! [`float`] (x87 long double arithmetic for INCRBYFLOAT), [`glob`] (Redis's
+//! pattern matcher).
 
 pub(crate) mod blocking;
 mod command;
@@ -41,6 +43,9 @@ pub(crate) mod sets;
 mod snapshot;
 pub(crate) mod strings;
 pub(crate) mod table;
+pub mod zset;
+pub(crate) mod zsets;
+mod zsets_store;
 
 use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,6 +96,8 @@ pub enum Value {
     Set(set::Set),
     /// A list ([`list::List`]: packed nodes, OBJECT ENCODING `quicklist`).
     List(list::List),
+    /// A sorted set.
+    ZSet(zset::ZSet),
 }
 
 impl Value {
@@ -101,6 +108,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -323,6 +331,7 @@ fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
         Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
         Value::Set(s) => s.mem_bytes(),
         Value::List(l) => l.mem_bytes(),
+        Value::ZSet(z) => z.mem_bytes(),
     };
     key.len() as u64 + value + 64
 }

@@ -60,6 +60,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// A set: an array in RESP2, `~` in RESP3 (SMEMBERS, SINTER ...).
     Set(Vec<Reply>),
+    /// A double printed as Redis prints it: a bulk string in RESP2, `,text`
+    /// in RESP3 (sorted-set scores).
+    Double(String),
 }
 
 impl Reply {
@@ -113,7 +116,7 @@ impl Reply {
             Reply::Integer(n) => Resp2Frame::Integer(*n),
             Reply::Bulk(b) => Resp2Frame::BulkString(b.clone()),
             Reply::Null => Resp2Frame::Null,
-            Reply::Verbatim(text) => {
+            Reply::Verbatim(text) | Reply::Double(text) => {
                 Resp2Frame::BulkString(Bytes::copy_from_slice(text.as_bytes()))
             }
             Reply::Array(items) | Reply::Set(items) => {
@@ -138,6 +141,12 @@ impl Reply {
 
     fn encode_resp3(&self, buf: &mut BytesMut) {
         let frame = match self {
+            Reply::Double(text) => {
+                buf.put_u8(b',');
+                buf.put_slice(text.as_bytes());
+                buf.put_slice(b"\r\n");
+                return;
+            }
             Reply::Simple(s) => Resp3Frame::SimpleString {
                 data: Bytes::from_static(s.as_bytes()),
                 attributes: None,
@@ -231,6 +240,7 @@ impl From<crate::kv::Output> for Reply {
             ),
             Output::Error(text) => Reply::Error(text),
             Output::Set(items) => Reply::Set(items.into_iter().map(Reply::from).collect()),
+            Output::Double(text) => Reply::Double(text),
         }
     }
 }
@@ -306,6 +316,15 @@ mod tests {
             resp3,
             &b"%3\r\n$6\r\nserver\r\n$3\r\ndkv\r\n$5\r\nproto\r\n:3\r\n$7\r\nmodules\r\n*0\r\n"[..]
         );
+    }
+
+    #[test]
+    fn double_is_bulk_in_resp2_and_comma_in_resp3() {
+        let (resp2, resp3) = both(&Reply::Double("0.10000000000000001".into()));
+        assert_eq!(resp2, &b"$19\r\n0.10000000000000001\r\n"[..]);
+        assert_eq!(resp3, &b",0.10000000000000001\r\n"[..]);
+        let (_, inf) = both(&Reply::Double("-inf".into()));
+        assert_eq!(inf, &b",-inf\r\n"[..]);
     }
 
     #[test]
