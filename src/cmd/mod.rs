@@ -439,6 +439,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::sets::COMMANDS,
     crate::kv::lists::COMMANDS,
     crate::kv::zsets::COMMANDS,
+    crate::kv::blocking::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
 ];
 

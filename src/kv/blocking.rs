@@ -50,3 +50,237 @@ mod tests {
         }
     }
 }
+
+// ---- the blocking commands' attempts ---------------------------------------
+//
+// Each is the command as apply runs it: one non-blocking try that answers
+// nil (a nil array, or a nil bulk for BLMOVE / BRPOPLPUSH) when no key holds
+// anything, which is also what the command answers inside MULTI and at its
+// timeout. The server's waiting is in `server::blocking`.
+
+use bytes::Bytes;
+
+use super::lists::{lmove, mpop, End, LMPop};
+use super::table::{typed_write, Apply, Parse};
+use super::zsets::{ZMPop, ZPop};
+use super::{Ctx, Db};
+use crate::cmd::cat::*;
+use crate::cmd::{write, CommandSpec, TimeoutAt, K12, NO_KEYS};
+
+fn bulks(elements: Vec<Bytes>) -> Output {
+    Output::Array(elements.into_iter().map(Output::bulk).collect())
+}
+
+/// `BLPOP key [key ...] timeout` (`LEFT`) and `BRPOP` (`!LEFT`).
+pub(crate) struct BPop<const LEFT: bool> {
+    keys: Vec<Bytes>,
+}
+
+impl<const LEFT: bool> Parse for BPop<LEFT> {
+    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+        let (timeout, keys) = args[1..]
+            .split_last()
+            .ok_or_else(|| Output::err(super::errors::SYNTAX))?;
+        parse_timeout(timeout)?;
+        Ok(BPop {
+            keys: keys.to_vec(),
+        })
+    }
+}
+
+impl<const LEFT: bool> Apply for BPop<LEFT> {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        let end = if LEFT { End::Left } else { End::Right };
+        match mpop(db, ctx, &self.keys, end, 1) {
+            Err(error) => error,
+            Ok(None) => Output::NilArray,
+            Ok(Some((key, mut elements))) => match elements.pop() {
+                Some(element) => Output::Array(vec![Output::bulk(key), Output::bulk(element)]),
+                None => Output::NilArray,
+            },
+        }
+    }
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout` and
+/// `BRPOPLPUSH source destination timeout` (`RIGHT LEFT`).
+pub(crate) struct BLMove {
+    source: Bytes,
+    destination: Bytes,
+    from: End,
+    to: End,
+}
+
+impl Parse for BLMove {
+    fn parse(args: &[Bytes]) -> Result<BLMove, Output> {
+        let (from, to) = if args.len() == 6 {
+            (End::parse(&args[3])?, End::parse(&args[4])?)
+        } else {
+            (End::Right, End::Left)
+        };
+        parse_timeout(&args[args.len() - 1])?;
+        Ok(BLMove {
+            source: args[1].clone(),
+            destination: args[2].clone(),
+            from,
+            to,
+        })
+    }
+}
+
+impl Apply for BLMove {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        match lmove(db, ctx, &self.source, &self.destination, self.from, self.to) {
+            Ok(element) => Output::Bulk(element),
+            Err(error) => error,
+        }
+    }
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
+pub(crate) struct BLMPop(LMPop);
+
+impl Parse for BLMPop {
+    fn parse(args: &[Bytes]) -> Result<BLMPop, Output> {
+        parse_timeout(&args[1])?;
+        Ok(BLMPop(LMPop::parse_at(args, 2)?))
+    }
+}
+
+impl Apply for BLMPop {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        let BLMPop(op) = self;
+        match mpop(db, ctx, &op.keys, op.end, op.count) {
+            Err(error) => error,
+            Ok(None) => Output::NilArray,
+            Ok(Some((key, elements))) => Output::Array(vec![Output::bulk(key), bulks(elements)]),
+        }
+    }
+}
+
+/// `BZPOPMIN key [key ...] timeout` (`!MAX`) and `BZPOPMAX`.
+pub(crate) struct BZPop<const MAX: bool> {
+    keys: Vec<Bytes>,
+}
+
+impl<const MAX: bool> Parse for BZPop<MAX> {
+    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+        let (timeout, keys) = args[1..]
+            .split_last()
+            .ok_or_else(|| Output::err(super::errors::SYNTAX))?;
+        parse_timeout(timeout)?;
+        Ok(BZPop {
+            keys: keys.to_vec(),
+        })
+    }
+}
+
+impl<const MAX: bool> Apply for BZPop<MAX> {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        for key in self.keys {
+            match ZPop::one(key.clone(), MAX).run(db, ctx) {
+                Err(error) => return error,
+                Ok(None) => {}
+                Ok(Some(Output::Array(mut pair))) => {
+                    pair.insert(0, Output::bulk(key));
+                    return Output::Array(pair);
+                }
+                Ok(Some(other)) => return other,
+            }
+        }
+        Output::NilArray
+    }
+}
+
+/// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`.
+pub(crate) struct BZMPop(ZMPop);
+
+impl Parse for BZMPop {
+    fn parse(args: &[Bytes]) -> Result<BZMPop, Output> {
+        parse_timeout(&args[1])?;
+        Ok(BZMPop(ZMPop::parse_from(args, 2)?))
+    }
+}
+
+impl Apply for BZMPop {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        match self.0.run(db, ctx) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => Output::NilArray,
+            Err(error) => error,
+        }
+    }
+}
+
+/// Every key but the last argument (the timeout).
+const KEYS_BEFORE_TIMEOUT: (i64, i64, i64) = (1, -2, 1);
+
+/// The blocking commands (see `crate::cmd::Blocking`).
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    write("blpop", -3, F_NONE, "@list", KEYS_BEFORE_TIMEOUT, typed_write::<BPop<true>>())
+        .acl(cats(&[WRITE, LIST, SLOW, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+            "2.0.0",
+            "O(N) where N is the number of provided keys.",
+        )
+        .blocks(TimeoutAt::Last, false),
+    write("brpop", -3, F_NONE, "@list", KEYS_BEFORE_TIMEOUT, typed_write::<BPop<false>>())
+        .acl(cats(&[WRITE, LIST, SLOW, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+            "2.0.0",
+            "O(N) where N is the number of provided keys.",
+        )
+        .blocks(TimeoutAt::Last, false),
+    write("blmove", 6, F_DENYOOM, "@list", K12, typed_write::<BLMove>())
+        .acl(cats(&[WRITE, LIST, SLOW, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
+            "6.2.0",
+            "O(1)",
+        )
+        .blocks(TimeoutAt::Last, true),
+    write("brpoplpush", 4, F_DENYOOM, "@list", K12, typed_write::<BLMove>())
+        .acl(cats(&[WRITE, LIST, SLOW, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
+            "2.2.0",
+            "O(1)",
+        )
+        .blocks(TimeoutAt::Last, true),
+    write("blmpop", -5, F_NONE, "@list", NO_KEYS, typed_write::<BLMPop>())
+        .key_num(2)
+        .acl(cats(&[WRITE, LIST, SLOW, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+            "7.0.0",
+            "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
+        )
+        .blocks(TimeoutAt::Index(1), false),
+    write("bzpopmin", -3, F_FAST, "@sortedset", KEYS_BEFORE_TIMEOUT, typed_write::<BZPop<false>>())
+        .acl(cats(&[WRITE, SORTEDSET, FAST, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+            "5.0.0",
+            "O(log(N)) with N being the number of elements in the sorted set.",
+        )
+        .blocks(TimeoutAt::Last, false),
+    write("bzpopmax", -3, F_FAST, "@sortedset", KEYS_BEFORE_TIMEOUT, typed_write::<BZPop<true>>())
+        .acl(cats(&[WRITE, SORTEDSET, FAST, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
+            "5.0.0",
+            "O(log(N)) with N being the number of elements in the sorted set.",
+        )
+        .blocks(TimeoutAt::Last, false),
+    write("bzmpop", -5, F_NONE, "@sortedset", NO_KEYS, typed_write::<BZMPop>())
+        .key_num(2)
+        .acl(cats(&[WRITE, SORTEDSET, SLOW, BLOCKING]), (KA_RW, KA_RW))
+        .doc(
+            "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+            "7.0.0",
+            "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
+        )
+        .blocks(TimeoutAt::Index(1), false),
+];

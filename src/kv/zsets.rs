@@ -788,6 +788,15 @@ impl Parse for ZPop {
 }
 
 impl ZPop {
+    /// One pop without a count from `key` (BZPOPMIN / BZPOPMAX's attempt).
+    pub(crate) fn one(key: Bytes, max: bool) -> ZPop {
+        ZPop {
+            key,
+            max,
+            count: None,
+        }
+    }
+
     /// Pops from `key`: the reply, or `None` if the key is absent (the
     /// blocking form then waits; this form replies an empty array).
     pub(crate) fn run(&self, db: &mut Db, ctx: &Ctx) -> Result<Option<Output>, Output> {

@@ -286,3 +286,90 @@ mod tests {
         assert_eq!(backend.key_waits.count(), 0);
     }
 }
+
+#[cfg(test)]
+mod command_tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use crate::server::command::fake::FakeBackend;
+    use crate::server::command::{execute, Session};
+    use crate::server::reply::Reply;
+
+    async fn run(backend: &FakeBackend, session: &mut Session, line: &str) -> Reply {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        execute(backend, session, &args).await.reply
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::bulk_str(s)
+    }
+
+    /// BLPOP waits for a push from another client; inside MULTI it is LPOP's
+    /// nil; bad timeouts are refused before anything is proposed.
+    #[tokio::test(start_paused = true)]
+    async fn blpop_is_served_by_a_later_push() {
+        let backend = Arc::new(FakeBackend::new());
+        let waiting = tokio::spawn({
+            let backend = Arc::clone(&backend);
+            async move {
+                let mut session = Session::new(1, None, None);
+                run(&backend, &mut session, "BLPOP q1 q2 0").await
+            }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(backend.key_waits.count(), 1);
+        let mut other = Session::new(2, None, None);
+        assert_eq!(
+            run(&backend, &mut other, "RPUSH q2 a b").await,
+            Reply::Integer(2)
+        );
+        assert_eq!(
+            waiting.await.unwrap(),
+            Reply::Array(vec![bulk("q2"), bulk("a")])
+        );
+        assert_eq!(
+            run(&backend, &mut other, "LRANGE q2 0 -1").await,
+            Reply::Array(vec![bulk("b")])
+        );
+        // Inside MULTI the attempt is all it does.
+        assert_eq!(run(&backend, &mut other, "MULTI").await, Reply::OK);
+        assert_eq!(
+            run(&backend, &mut other, "BRPOP empty 0").await,
+            Reply::Simple("QUEUED")
+        );
+        assert_eq!(
+            run(&backend, &mut other, "EXEC").await,
+            Reply::Array(vec![Reply::NilArray])
+        );
+        let before = backend.proposed.lock().unwrap().len();
+        for (line, error) in [
+            ("BLPOP q x", "ERR timeout is not a float or out of range"),
+            ("BLPOP q -1", "ERR timeout is negative"),
+            ("BLMOVE a b UP LEFT 0", "ERR syntax error"),
+            ("BZMPOP 0 0 z MIN", "ERR numkeys should be greater than 0"),
+        ] {
+            assert_eq!(
+                run(&backend, &mut other, line).await,
+                Reply::Error(error.into()),
+                "{line}"
+            );
+        }
+        assert_eq!(backend.proposed.lock().unwrap().len(), before);
+        // A timeout answers nil (a nil bulk for BLMOVE).
+        assert_eq!(
+            run(&backend, &mut other, "BLMOVE a b LEFT LEFT 0.5").await,
+            Reply::Null
+        );
+        assert_eq!(
+            run(&backend, &mut other, "BZPOPMIN z 0.1").await,
+            Reply::NilArray
+        );
+    }
+}
