@@ -1,10 +1,17 @@
-//! What blocking commands (BLPOP, BLMOVE, BZPOPMIN ...) share in the state
-//! machine: their timeout argument. Waiting itself is the server's
-//! (`server::blocking`); apply only ever runs a blocking command's attempt,
-//! which never waits.
+//! The blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP) as the state machine sees them: their timeout argument
+//! and their attempt. Waiting itself is the server's (`server::blocking`);
+//! apply only ever runs an attempt, which never waits.
+
+use bytes::Bytes;
 
 use super::float::LongDouble;
-use super::Output;
+use super::lists::{lmove, mpop, End, LMPop};
+use super::table::{typed_write, Apply, Parse};
+use super::zsets::{ZMPop, ZPop};
+use super::{Ctx, Db, Output};
+use crate::cmd::cat::*;
+use crate::cmd::{write, CommandSpec, TimeoutAt, K12, NO_KEYS};
 
 /// Redis 7.0's `getTimeoutFromObjectOrReply` for a timeout in seconds: the
 /// timeout in milliseconds, 0 for "forever". Fractions of a millisecond are
@@ -18,54 +25,12 @@ pub(crate) fn parse_timeout(arg: &[u8]) -> Result<u64, Output> {
     u64::try_from(ms).map_err(|_| Output::err("ERR timeout is negative"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each case as Redis 7.0.15 answers `BLPOP nosuchkey <timeout>`.
-    #[test]
-    fn timeouts_parse_as_redis_does() {
-        let not_float = Err(Output::err("ERR timeout is not a float or out of range"));
-        let negative = Err(Output::err("ERR timeout is negative"));
-        for (arg, want) in [
-            ("1", Ok(1000)),
-            ("1.5", Ok(1500)),
-            ("0", Ok(0)),
-            ("-0", Ok(0)),
-            ("0.0001", Ok(0)),
-            ("-0.0001", Ok(0)),
-            ("0.01", Ok(10)),
-            ("0x10", Ok(16_000)),
-            ("abc", not_float.clone()),
-            ("nan", not_float.clone()),
-            (" 1", not_float.clone()),
-            ("", not_float.clone()),
-            ("-1", negative.clone()),
-            ("1e30", negative.clone()),
-            ("inf", negative.clone()),
-            ("1e16", negative.clone()),
-            ("9223372036854776", negative.clone()),
-        ] {
-            assert_eq!(parse_timeout(arg.as_bytes()), want, "{arg}");
-        }
-    }
-}
-
 // ---- the blocking commands' attempts ---------------------------------------
 //
 // Each is the command as apply runs it: one non-blocking try that answers
 // nil (a nil array, or a nil bulk for BLMOVE / BRPOPLPUSH) when no key holds
 // anything, which is also what the command answers inside MULTI and at its
 // timeout. The server's waiting is in `server::blocking`.
-
-use bytes::Bytes;
-
-use super::lists::{lmove, mpop, End, LMPop};
-use super::table::{typed_write, Apply, Parse};
-use super::zsets::{ZMPop, ZPop};
-use super::{Ctx, Db};
-use crate::cmd::cat::*;
-use crate::cmd::{write, CommandSpec, TimeoutAt, K12, NO_KEYS};
 
 fn bulks(elements: Vec<Bytes>) -> Output {
     Output::Array(elements.into_iter().map(Output::bulk).collect())
@@ -284,3 +249,36 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         )
         .blocks(TimeoutAt::Index(1), false),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each case as Redis 7.0.15 answers `BLPOP nosuchkey <timeout>`.
+    #[test]
+    fn timeouts_parse_as_redis_does() {
+        let not_float = Err(Output::err("ERR timeout is not a float or out of range"));
+        let negative = Err(Output::err("ERR timeout is negative"));
+        for (arg, want) in [
+            ("1", Ok(1000)),
+            ("1.5", Ok(1500)),
+            ("0", Ok(0)),
+            ("-0", Ok(0)),
+            ("0.0001", Ok(0)),
+            ("-0.0001", Ok(0)),
+            ("0.01", Ok(10)),
+            ("0x10", Ok(16_000)),
+            ("abc", not_float.clone()),
+            ("nan", not_float.clone()),
+            (" 1", not_float.clone()),
+            ("", not_float.clone()),
+            ("-1", negative.clone()),
+            ("1e30", negative.clone()),
+            ("inf", negative.clone()),
+            ("1e16", negative.clone()),
+            ("9223372036854776", negative.clone()),
+        ] {
+            assert_eq!(parse_timeout(arg.as_bytes()), want, "{arg}");
+        }
+    }
+}
