@@ -155,22 +155,46 @@ impl ZSetOp {
         Ok(o)
     }
 
-    fn inputs<'a>(&self, db: &'a Db, ctx: &Ctx) -> Result<Vec<Input<'a>>, Output> {
+    /// The plain sets among the inputs as sorted sets, every score 1 (Redis
+    /// accepts sets wherever these commands take a sorted set); `None` for
+    /// the other inputs. WRONGTYPE for any other type, in key order.
+    fn converted_sets(&self, db: &Db, ctx: &Ctx) -> Result<Vec<Option<ZSet>>, Output> {
         self.keys
             .iter()
             .map(
                 |k| match db.lookup_read(ctx.db, k, ctx.now).map(|e| &e.value) {
-                    None => Ok(None),
-                    Some(Value::ZSet(z)) => Ok(Some(z)),
+                    None | Some(Value::ZSet(_)) => Ok(None),
+                    Some(Value::Set(set)) => {
+                        let mut z = ZSet::new();
+                        for member in set.iter() {
+                            member.with_bytes(|m| z.add(m, 1.0, AddFlags::default()));
+                        }
+                        Ok(Some(z))
+                    }
                     Some(_) => Err(Output::err(WRONGTYPE)),
                 },
             )
             .collect()
     }
 
+    fn inputs<'a>(&self, db: &'a Db, ctx: &Ctx, sets: &'a [Option<ZSet>]) -> Vec<Input<'a>> {
+        self.keys
+            .iter()
+            .zip(sets)
+            .map(|(k, converted)| match converted {
+                Some(z) => Some(z),
+                None => match db.lookup_read(ctx.db, k, ctx.now).map(|e| &e.value) {
+                    Some(Value::ZSet(z)) => Some(z),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
     /// The combined set (or, for ZINTERCARD, only its size).
     fn compute(&self, db: &Db, ctx: &Ctx, cardinality_only: bool) -> Result<Computed, Output> {
-        let inputs = self.inputs(db, ctx)?;
+        let sets = self.converted_sets(db, ctx)?;
+        let inputs = self.inputs(db, ctx, &sets);
         let o = self.options(cardinality_only)?;
         let len = |i: &Input| i.map_or(0, |z| z.len());
         let mut order: Vec<usize> = (0..inputs.len()).collect();

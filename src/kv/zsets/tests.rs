@@ -294,3 +294,28 @@ fn scores_parse_as_strtod_does() {
     assert!(r.min == 0.0 && r.min_exclusive && r.max == f64::INFINITY);
     assert!(parse_score_range(b"nan", b"1").is_err());
 }
+
+/// Plain sets are inputs with every score 1, as in Redis (replies printed
+/// by redis-server 7.0.15); other types are still WRONGTYPE, and options
+/// are parsed after the inputs are found.
+#[test]
+fn plain_sets_are_inputs_with_score_one() {
+    let mut db = Db::new();
+    check(
+        &mut db,
+        &[
+            ("SADD s a b", "2"),
+            ("ZADD z 2 a 5 c", "2"),
+            ("ZUNIONSTORE d 2 z s", "3"),
+            ("ZRANGE d 0 -1 WITHSCORES", "{b:~1 a:~3 c:~5}"),
+            ("ZDIFFSTORE d2 2 s z AGGREGATE SUM", "!ERR syntax error"),
+            ("ZINTER 2 s z WITHSCORES", "{a:~3}"),
+            ("ZDIFF 2 s z", "[b]"),
+            ("SET str x", "OK"),
+            (
+                "ZUNION 2 s str",
+                "!WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+        ],
+    );
+}
