@@ -9,26 +9,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use dkv_integration::client::connect;
 use dkv_integration::Cluster;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Bound on any one command (a blocked one included).
+/// Bound on waiting for a blocked client's reply (the connection's own bound
+/// is `dkv_integration::client::RESPONSE_TIMEOUT`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn connect(addr: SocketAddr) -> Result<MultiplexedConnection> {
-    let client = redis::Client::open(format!("redis://{addr}/0"))
-        .with_context(|| format!("client for {addr}"))?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(COMMAND_TIMEOUT));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .with_context(|| format!("connect to {addr}"))
-}
 
 /// `BLPOP`/`BRPOP`/`BZPOPMIN` reply as strings (nil: empty).
 fn strings(value: Value) -> Vec<String> {
