@@ -38,14 +38,19 @@ pub struct WatchToken {
 /// The operations in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    /// `SET key value` in database 0 (no options; clears any TTL).
+    /// `SET key value` in database 0 with no option (clears any TTL): the
+    /// server proposes a plain SET in db 0 in this form rather than as
+    /// `Exec`, so apply decodes it without copying the value
+    /// ([`Command::decode_shared`]). Applies exactly as `Exec` of the same
+    /// arguments.
     Set {
         /// Key.
         key: Bytes,
         /// Value.
         value: Bytes,
     },
-    /// `DEL key [key ...]` in database 0.
+    /// `DEL key [key ...]` in database 0: the server's form of a DEL in db 0
+    /// (no command name to carry). Applies exactly as `Exec` of `DEL`.
     Del {
         /// Keys to remove.
         keys: Vec<Bytes>,

@@ -17,8 +17,13 @@ use super::table::{Apply, Parse, Query};
 use super::{glob, mix, parse_i64, Ctx, Db, Output, DATABASES};
 
 pub(crate) fn del(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
+    del_keys(db, ctx, &args[1..])
+}
+
+/// `DEL` of `keys` (also [`crate::kv::Op::Del`]): how many existed.
+pub(crate) fn del_keys(db: &mut Db, ctx: &Ctx, keys: &[Bytes]) -> Output {
     let mut removed = 0;
-    for key in &args[1..] {
+    for key in keys {
         db.expire_if_needed(ctx.db, key);
         if db.remove(ctx.db, key).is_some() {
             removed += 1;

@@ -348,19 +348,24 @@ impl Db {
         let now = self.now_ms;
         match &command.op {
             Op::Set { key, value } => {
-                self.expire_if_needed(0, key);
-                self.put(0, key.clone(), Value::Str(value.clone()), None);
-                Output::Ok
+                // The same path as `Op::Exec` of `SET key value` in db 0.
+                if self.out_of_memory() {
+                    return Output::err(errors::OOM);
+                }
+                let ctx = Ctx {
+                    db: 0,
+                    now,
+                    seed: self.mod_counter ^ now,
+                };
+                strings::set_plain(self, &ctx, key, value)
             }
             Op::Del { keys } => {
-                let removed = keys
-                    .iter()
-                    .filter(|k| {
-                        self.expire_if_needed(0, k);
-                        self.remove(0, k).is_some()
-                    })
-                    .count();
-                Output::Integer(removed as i64)
+                let ctx = Ctx {
+                    db: 0,
+                    now,
+                    seed: self.mod_counter ^ now,
+                };
+                keys::del_keys(self, &ctx, keys)
             }
             Op::Exec { db, args } => {
                 if usize::from(*db) >= DATABASES {

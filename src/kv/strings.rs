@@ -230,6 +230,12 @@ impl Apply for Set {
     }
 }
 
+/// `SET key value` with no option, as [`crate::kv::Op::Set`] carries it:
+/// exactly what `Op::Exec` of the same three arguments does.
+pub(crate) fn set_plain(db: &mut Db, ctx: &Ctx, key: &Bytes, value: &Bytes) -> Output {
+    set_generic(db, ctx, key, value, &SetOptions::default(), "set")
+}
+
 pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     if db.exists_for_write(ctx.db, &args[1]) {
         return Output::Integer(0);

@@ -74,6 +74,52 @@ fn legacy_set_then_get_returns_value() {
     assert_eq!(db.len(), 1);
 }
 
+/// `Op::Set` and `Op::Del` (the server's forms of a plain SET and of DEL
+/// in db 0) leave the same map and answer the same as `Op::Exec` of the
+/// same command, from states where they could differ: a TTL to clear, a key
+/// of another type, an expired key, and over `maxmemory`.
+#[test]
+fn compact_set_and_del_apply_as_exec() {
+    let setups: [&[&str]; 5] = [
+        &[],
+        &["SET k old EX 100"],
+        &["HSET k f v", "RPUSH l a"],
+        &["SET k old PX 5", "SET gone x PX 5"],
+        &[
+            "SET k old",
+            "SET pad xxxxxxxxxxxxxxxxxxxx",
+            "CONFIG SET maxmemory 1",
+        ],
+    ];
+    for setup in setups {
+        let (mut compact, mut exec) = (Machine::new(), Machine::new());
+        for m in [&mut compact, &mut exec] {
+            for line in setup {
+                m.exec(line);
+            }
+            m.now += 10;
+        }
+        let set = Op::Set {
+            key: "k".into(),
+            value: "new".into(),
+        };
+        let del = Op::Del {
+            keys: vec!["gone".into(), "l".into(), "nope".into()],
+        };
+        for (op, line) in [(set, "SET k new"), (del, "DEL gone l nope")] {
+            let a = compact.db.apply(&cmd(compact.now, op));
+            let b = exec.exec(line);
+            assert_eq!(a, b, "{setup:?}: {line}");
+        }
+        assert_eq!(
+            compact.db.dataset_digest(),
+            exec.db.dataset_digest(),
+            "{setup:?}"
+        );
+        assert_eq!(compact.query("TTL k"), exec.query("TTL k"), "{setup:?}");
+    }
+}
+
 #[test]
 fn legacy_del_counts_only_existing_keys_once() {
     let mut db = Db::new();

@@ -660,10 +660,12 @@ pub(crate) fn data_action(
                     spec, blocking, db, args,
                 )?));
             }
-            Ok(Action::Write(Op::Exec {
-                db,
-                args: args.to_vec(),
-            }))
+            Ok(Action::Write(plain_op(spec, db, args).unwrap_or_else(
+                || Op::Exec {
+                    db,
+                    args: args.to_vec(),
+                },
+            )))
         }
         Kind::Read { check, run } => {
             check(args).map_err(CommandError::from_output)?;
@@ -679,6 +681,25 @@ pub(crate) fn data_action(
             "ERR '{}' is not a key-space command",
             spec.name
         ))),
+    }
+}
+
+/// The log's compact forms of the hottest writes in db 0: `SET key value`
+/// (no option) as [`Op::Set`], which apply decodes without copying the
+/// value, and `DEL` as [`Op::Del`]; `None` for anything else (`Op::Exec`).
+fn plain_op(spec: &CommandSpec, db: u8, args: &[Bytes]) -> Option<Op> {
+    if db != 0 {
+        return None;
+    }
+    match (spec.name, args) {
+        ("set", [_, key, value]) => Some(Op::Set {
+            key: key.clone(),
+            value: value.clone(),
+        }),
+        ("del", [_, keys @ ..]) => Some(Op::Del {
+            keys: keys.to_vec(),
+        }),
+        _ => None,
     }
 }
 

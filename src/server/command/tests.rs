@@ -163,6 +163,41 @@ fn set_get_del_exists_dbsize() {
     assert_eq!(client.error("SET a b EX"), "ERR syntax error");
 }
 
+/// A plain `SET key value` and a `DEL` in db 0 are proposed in the log's
+/// compact forms (`Op::Set`, `Op::Del`); with an option, in another
+/// database, or any other command, as `Op::Exec`.
+#[test]
+fn plain_set_and_del_in_db0_are_proposed_compactly() {
+    let mut client = Client::new();
+    for line in ["SET k v", "DEL a b", "SET k v EX 10", "SETNX k v"] {
+        client.reply(line);
+    }
+    client.reply("SELECT 1");
+    client.reply("SET k v");
+    client.reply("DEL a");
+    let proposed = client.backend.proposed.lock().unwrap().clone();
+    let shapes: Vec<String> = proposed
+        .iter()
+        .map(|op| match op {
+            Op::Set { key, value } => format!("Set {key:?} {value:?}"),
+            Op::Del { keys } => format!("Del {keys:?}"),
+            Op::Exec { db, args } => format!("Exec {db} {}", args.len()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            "Set b\"k\" b\"v\"",
+            "Del [b\"a\", b\"b\"]",
+            "Exec 0 5",
+            "Exec 0 3",
+            "Exec 1 3",
+            "Exec 1 2",
+        ]
+    );
+}
+
 /// A write whose arguments fail its check is answered at once, with Redis's
 /// text, and never proposed; a write whose error depends on the data is.
 #[test]
