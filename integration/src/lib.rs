@@ -38,6 +38,7 @@ pub mod lincheck;
 pub mod nemesis;
 pub mod process;
 pub mod proxy;
+pub mod queue;
 pub mod resp;
 pub mod status;
 pub mod workload;
