@@ -299,7 +299,7 @@ pub fn check(events: &[Event], end: &FinalState) -> Findings {
         let unseen_remove = replies.contains(&None);
         // An LREM answering 0 is fine only after an unknown one that may have
         // removed the element first.
-        if replies.iter().any(|r| *r == Some(0)) && !unseen_remove {
+        if replies.contains(&Some(0)) && !unseen_remove {
             f.vanished
                 .push(format!("{id}: LREM answered 0 with no earlier LREM"));
         }
