@@ -251,6 +251,15 @@ chaos: ## Fault-test a real cluster: make chaos SCHEDULE=… DURATION=… NODES=
 	CHAOS_SCHEDULE='$(SCHEDULE)' CHAOS_DURATION='$(DURATION)' CHAOS_NODES='$(CHAOS_NODES)' CHAOS_SEED='$(SEED)' \
 	  $(CARGO) test --release -p dkv-integration --test chaos chaos_from_env -- --nocapture
 
+# Queue chaos (issue 13): LPUSH producers, BLMOVE+LREM consumers on every node under
+# faults. `make queue-chaos DURATION=60 QUEUE_SCHEDULES=kill-leader,flapping`
+QUEUE_SCHEDULES ?= kill-leader,pause-leader,majority-minority
+.PHONY: queue-chaos
+queue-chaos: ## Reliable-queue fault test: make queue-chaos DURATION=… QUEUE_SCHEDULES=…
+	$(CARGO) build --release --bins
+	QUEUE_CHAOS_SECS='$(DURATION)' QUEUE_CHAOS_SCHEDULES='$(QUEUE_SCHEDULES)' \
+	  $(CARGO) test --release -p dkv-integration --test queue_chaos -- --nocapture
+
 # Deterministic simulation over a seed range (src/sim/). Each failure prints its
 # seed and a replay command. `make sim SEEDS=100000 START=0 STEPS=3000`
 SEEDS ?= 1000
