@@ -215,12 +215,14 @@ BENCH_VALUE_SIZE ?= 64
 BENCH_ROUNDS ?= 3
 BENCH_SCALE ?= 1
 BENCH_MEMORY_KEYS ?= 1000000
+BENCH_MEMORY_COLLECTIONS ?= 100000
 BENCH_READS ?= both
 SNAP_KEYS ?= 1000000
 .PHONY: bench
 bench: build ## dkv vs Redis (appendfsync always / no persistence), interleaved; table + target/bench/results.csv
 	python3 bench/bench.py --server-bin $(SERVER) --nodes $(BENCH_NODES) --value-size $(BENCH_VALUE_SIZE) \
-	  --rounds $(BENCH_ROUNDS) --scale $(BENCH_SCALE) --memory-keys $(BENCH_MEMORY_KEYS) --reads $(BENCH_READS)
+	  --rounds $(BENCH_ROUNDS) --scale $(BENCH_SCALE) --memory-keys $(BENCH_MEMORY_KEYS) \
+	  --memory-collections $(BENCH_MEMORY_COLLECTIONS) --reads $(BENCH_READS)
 
 .PHONY: bench-snapshot
 bench-snapshot: build ## Snapshot time and size, data-dir size and restart-to-serving for 1M keys (SNAP_KEYS=N)

@@ -18,9 +18,14 @@ with dkv-cli certs, auth_clients: no); "dkv-tls" is that cluster's TLS port,
 benchmarked with `redis-benchmark --tls --cacert` in the same rotation, and
 reported beside "dkv" with the TLS/plain ratio (--no-tls skips it).
 
+Tests: redis-benchmark's SET GET LPUSH LPOP SADD ZADD, and the custom commands
+ZRANGE (by rank, 10 of 100 members) and BLPOP (on a list filled beforehand).
+Writes are compared with redis-always, reads (GET, ZRANGE) with redis-none.
+
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
 64-byte values) into dkv and into redis-none and compares INFO memory's
-used_memory.
+used_memory; with --memory-collections N (default 100,000), N lists of 10
+elements and then one sorted set of 10*N members.
 
 Everything it starts is stopped at the end, also on errors and Ctrl-C.
 Standard library only.
@@ -46,7 +51,17 @@ SCENARIOS = [
     ("c50-P16", 50, 16, 200_000),
     ("c1-P1", 1, 1, 5_000),
 ]
-TESTS = ("SET", "GET")
+# redis-benchmark's own tests, then custom commands (label -> argv): ZRANGE
+# by rank (10 elements of a 100-member sorted set) and BLPOP on a list filled
+# beforehand with one element per request, so every BLPOP is served.
+BUILTIN = ("SET", "GET", "LPUSH", "LPOP", "SADD", "ZADD")
+CUSTOM = {
+    "ZRANGE": ["ZRANGE", "bench:z", "0", "9"],
+    "BLPOP": ["BLPOP", "bench:bl", "1"],
+}
+TESTS = BUILTIN + tuple(CUSTOM)
+# Writes are compared with Redis appendfsync always, reads with no persistence.
+READS = ("GET", "ZRANGE")
 
 
 def free_port():
@@ -209,28 +224,67 @@ class DkvTarget(Target):
         return all(not s["loading"] for s in statuses)
 
 
-def benchmark(port, clients, pipeline, requests, value_size, tls_ca=None):
-    tls = ["--tls", "--cacert", tls_ca] if tls_ca else []
+def run_benchmark(port, clients, pipeline, requests, value_size, tls, extra):
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(requests),
-         "-c", str(clients), "-P", str(pipeline), "-d", str(value_size), "-r", "100000",
-         "--csv"] + tls,
+        ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
+         "-P", str(pipeline), "-d", str(value_size), "-r", "100000", "--csv"] + tls + extra,
         capture_output=True, text=True, timeout=900,
     )
     if out.returncode != 0:
         raise RuntimeError(f"redis-benchmark failed on port {port}: {out.stderr.strip()}")
-    rows = list(csv.DictReader(out.stdout.splitlines()))
+    return list(csv.DictReader(out.stdout.splitlines()))
+
+
+def pipe(port, commands):
+    """Send RESP `commands` (lists of str) with redis-cli --pipe."""
+    data = "".join(
+        f"*{len(c)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in c) for c in commands)
+    redis_cli(port, "--pipe", stdin=data.encode())
+
+
+def benchmark(port, clients, pipeline, requests, value_size, tls_ca=None):
+    tls = ["--tls", "--cacert", tls_ca] if tls_ca else []
     result = {}
-    for row in rows:
-        result[row["test"]] = {
+
+    def keep(test, row):
+        result[test] = {
             "rps": float(row["rps"]),
             "p50": float(row["p50_latency_ms"]),
             "p99": float(row["p99_latency_ms"]),
         }
+
+    for row in run_benchmark(port, clients, pipeline, requests, value_size, tls,
+                             ["-t", ",".join(t.lower() for t in BUILTIN)]):
+        if row["test"] in BUILTIN:
+            keep(row["test"], row)
+    # Fixtures for the custom commands, sent to the port under test (the
+    # leader's, for dkv): a 100-member sorted set, and one list element per
+    # BLPOP (and some to spare, so none waits for its timeout).
+    pipe(port, [["DEL", "bench:z", "bench:bl"],
+                ["ZADD", "bench:z"] + [x for i in range(100) for x in (str(i), f"m{i}")]])
+    chunk = 1000
+    pipe(port, [["RPUSH", "bench:bl"] + ["x"] * chunk
+                for _ in range(requests // chunk + 2)])
+    for test, argv in CUSTOM.items():
+        rows = run_benchmark(port, clients, pipeline, requests, value_size, tls, argv)
+        if rows:
+            keep(test, rows[0])
     missing = [t for t in TESTS if t not in result]
     if missing:
-        raise RuntimeError(f"redis-benchmark printed no {missing} on port {port}: {out.stdout!r}")
+        raise RuntimeError(f"redis-benchmark printed no {missing} on port {port}")
     return result
+
+
+def load_collections(port, kind, count):
+    """The memory fixtures: one sorted set of `count` members (ZADD, 100 a
+    command), or `count` lists of 10 elements."""
+    if kind == "zset":
+        pipe(port, [["ZADD", "bench:bigz"] + [x for i in range(start, min(start + 100, count))
+                                               for x in (str(i), f"member:{i:010d}")]
+                    for start in range(0, count, 100)])
+    else:
+        pipe(port, [["RPUSH", f"list:{i:08d}"] + [f"element:{j}" for j in range(10)]
+                    for i in range(count)])
 
 
 def load_keys(port, count, path):
@@ -263,6 +317,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's request count")
     ap.add_argument("--memory-keys", type=int, default=1_000_000, help="0 skips the memory comparison")
+    ap.add_argument("--memory-collections", type=int, default=100_000,
+                    help="N lists of 10 elements and one sorted set of 10*N members, "
+                         "dkv's used_memory beside Redis's; 0 skips")
     ap.add_argument("--server-bin", default="target/release/dkv-server")
     ap.add_argument("--data-dir", default="target/bench/data", help="dkv data (on the disk under test)")
     ap.add_argument("--csv", default="target/bench/results.csv")
@@ -324,17 +381,17 @@ def main():
                     for test in TESTS:
                         samples.setdefault((target.name, label, test), []).append(res[test])
                     print(f"  round {rnd + 1} {label:8} {target.name:13} "
-                          f"SET {res['SET']['rps']:>10,.0f}/s  GET {res['GET']['rps']:>10,.0f}/s", flush=True)
+                          + " ".join(f"{t} {res[t]['rps']:,.0f}/s" for t in TESTS), flush=True)
 
         def med(name, label, test, field):
             return statistics.median(s[field] for s in samples[(name, label, test)])
 
         rows = []
         print()
-        print(f"{'scenario':9} {'test':4} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
+        print(f"{'scenario':9} {'test':6} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
         for label, _, _, _ in SCENARIOS:
             for test in TESTS:
-                anchor = "redis-always" if test == "SET" else "redis-none"
+                anchor = "redis-none" if test in READS else "redis-always"
                 anchor_rps = med(anchor, label, test, "rps")
                 for target in targets:
                     rps = med(target.name, label, test, "rps")
@@ -345,7 +402,7 @@ def main():
                                  "rps": round(rps), "p50_ms": p50, "p99_ms": p99,
                                  "ratio_vs_" + anchor: round(ratio, 3) if ratio else ""})
                     note = f"  {ratio:.2f}x {anchor}" if ratio else ""
-                    print(f"{label:9} {test:4} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
+                    print(f"{label:9} {test:6} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
 
         if tls_views:
             print()
@@ -393,6 +450,27 @@ def main():
             rows.append({"scenario": f"memory-{args.memory_keys}-keys", "test": "rss",
                          "target": dkv_name, "rps": rss[dkv_name], "p50_ms": "", "p99_ms": "",
                          "ratio_vs_redis-none": round(rss_ratio, 3)})
+
+        if args.memory_collections > 0:
+            redis_none = next(t for t in targets if t.name == "redis-none")
+            dkv_name = dkv_targets[0].name
+            for kind, count in (("zset", args.memory_collections * 10),
+                                ("lists", args.memory_collections)):
+                mem = {}
+                for target in (dkv_targets[0], redis_none):
+                    redis_cli(target.port, "FLUSHALL")
+                    before = used_memory(target.port)
+                    started = time.monotonic()
+                    load_collections(target.port, kind, count)
+                    mem[target.name] = used_memory(target.port) - before
+                    print(f"memory: {target.name:10} {kind} ({count:,}"
+                          f"{' members' if kind == 'zset' else ' lists of 10'}) loaded in "
+                          f"{time.monotonic() - started:.1f}s, used_memory +{mem[target.name] / 2**20:,.1f} MiB")
+                ratio = mem[dkv_name] / mem["redis-none"]
+                print(f"memory: {kind}: {dkv_name}/redis used_memory ratio {ratio:.2f}")
+                rows.append({"scenario": f"memory-{kind}-{count}", "test": "used_memory",
+                             "target": dkv_name, "rps": mem[dkv_name], "p50_ms": "", "p99_ms": "",
+                             "ratio_vs_redis-none": round(ratio, 3)})
 
         fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k)
                         if k in rows[0] else 99)

@@ -421,3 +421,43 @@ async fn quorum_loss_gives_clusterdown_then_recovers() -> Result<()> {
     c.shutdown();
     Ok(())
 }
+
+/// WAIT on a real cluster: on the leader, both followers once they have the
+/// write (timeout 0 waits until they do); with one follower paused, the one
+/// that has it, after the timeout; on a follower, the one other member a
+/// majority proves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_counts_the_followers_that_hold_the_write() -> Result<()> {
+    let mut c = Cluster::start(3).await?;
+    c.wait_for_leader(ELECTION_BUDGET).await?;
+    let leader = c.leader();
+    let follower = (0..3).find(|&i| i != leader).context("a follower")?;
+    let mut conn = c.client(leader).await?;
+    let wait = |n: i64, ms: u64| redis::cmd("WAIT").arg(n).arg(ms).clone();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("1")
+        .query_async(&mut conn)
+        .await?;
+    let both: i64 = wait(2, 0).query_async(&mut conn).await?;
+    ensure!(both == 2, "WAIT 2 0 on the leader -> {both}");
+
+    c.pause(follower)?;
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("2")
+        .query_async(&mut conn)
+        .await?;
+    let one: i64 = wait(2, 300).query_async(&mut conn).await?;
+    c.resume(follower)?;
+    ensure!(
+        one == 1,
+        "WAIT 2 300 with a follower paused -> {one}, want 1"
+    );
+
+    let mut on_follower = c.client(follower).await?;
+    let there: i64 = wait(1, 0).query_async(&mut on_follower).await?;
+    ensure!(there == 1, "WAIT 1 0 on a follower -> {there}");
+    c.shutdown();
+    Ok(())
+}

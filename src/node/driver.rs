@@ -1028,6 +1028,9 @@ impl Driver {
             loading: self.loading,
             leader_changes: self.leader_changes,
             snapshot_index: self.durable_snapshot_index,
+            voters: self.parts.raft.voter_count(),
+            // Filled in below, without allocating unless it changed.
+            follower_match: Vec::new(),
         };
         let metrics = &self.parts.metrics;
         metrics.role.set(match status.role {
@@ -1041,7 +1044,14 @@ impl Driver {
         // This runs on every turn of the loop: the leader's address is looked
         // up and formatted only when the leader changes, never per request.
         let resp_addrs = &self.parts.resp_addrs;
+        let raft = &self.parts.raft;
         self.parts.status.send_if_modified(|current| {
+            let mut matches = std::mem::take(&mut current.follower_match);
+            let matches_changed = !matches.iter().copied().eq(raft.follower_matches());
+            if matches_changed {
+                matches.clear();
+                matches.extend(raft.follower_matches());
+            }
             let address = if current.leader == next.leader {
                 current.leader_resp_addr.take()
             } else {
@@ -1049,9 +1059,10 @@ impl Driver {
                     .and_then(|l| resp_addrs.get(&l))
                     .map(|a| a.to_string())
             };
-            let changed = *current != next;
+            let changed = *current != next || matches_changed;
             *current = next;
             current.leader_resp_addr = address;
+            current.follower_match = matches;
             changed
         });
     }

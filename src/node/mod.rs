@@ -142,6 +142,11 @@ pub struct NodeStatus {
     pub leader_changes: u64,
     /// Index of the newest snapshot this node took or installed (0: none).
     pub snapshot_index: LogIndex,
+    /// Voters in the cluster, this node included.
+    pub voters: usize,
+    /// Leader: how far each other voter's log is known to match ours, in
+    /// voter id order (WAIT counts them); empty elsewhere.
+    pub follower_match: Vec<LogIndex>,
 }
 
 /// A deliberate safety violation, for showing that the fault-testing checkers
@@ -382,6 +387,8 @@ impl Node {
             loading: replay_target > snapshot_index,
             leader_changes: 0,
             snapshot_index,
+            voters: config.voter_ids().len(),
+            follower_match: Vec::new(),
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -640,6 +640,21 @@ impl Raft {
         }
     }
 
+    /// Leader: the match index of every other voter, in id order (empty on a
+    /// follower or candidate). What WAIT counts.
+    pub fn follower_matches(&self) -> impl Iterator<Item = LogIndex> + '_ {
+        let leader = self.role == Role::Leader;
+        self.progress
+            .values()
+            .filter(move |_| leader)
+            .map(|p| p.match_index)
+    }
+
+    /// Number of voters, this node included.
+    pub fn voter_count(&self) -> usize {
+        self.config.voters.len()
+    }
+
     /// The durable part of our state, as it should be written now.
     fn hard_state(&self) -> HardState {
         HardState {

@@ -366,6 +366,8 @@ pub enum Action {
     Exec,
     /// A blocking command outside MULTI: attempt, then wait for its keys.
     Block(super::blocking::Block),
+    /// `WAIT`: count (and wait for) the members holding this client's writes.
+    Wait(super::commands::replication::Wait),
 }
 
 /// A handler: validated arguments in (name included), an action out.
@@ -574,6 +576,10 @@ pub(crate) async fn run_action<B: Backend>(
         Action::Watch(keys) => (transactions::watch(backend, session, keys).await, false),
         Action::Exec => (transactions::exec(backend, session).await, false),
         Action::Block(block) => (super::blocking::block(backend, block).await, false),
+        Action::Wait(wait) => (
+            super::commands::replication::run(backend, wait).await,
+            false,
+        ),
     }
 }
 
@@ -827,6 +833,12 @@ pub(crate) mod fake {
                 loading: false,
                 leader_changes: 1,
                 snapshot_index: LogIndex(0),
+                voters: 3,
+                follower_match: if self.role == Role::Leader {
+                    vec![LogIndex(8), LogIndex(5)]
+                } else {
+                    Vec::new()
+                },
             }
         }
         fn kv_info(&self) -> KvInfo {

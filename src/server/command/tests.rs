@@ -738,3 +738,31 @@ fn counters_count_ok_and_errors() {
     counters.record(&client.run("nosuch"));
     counters.record(&client.run("GET"));
 }
+
+/// WAIT: Redis's argument errors; on the leader the followers at or past
+/// the last log index (the fake's: one at 8 of 8, one at 5); inside MULTI
+/// at once; on a follower, after a read barrier, what a majority proves.
+#[test]
+fn wait_counts_followers_holding_the_writes() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.error("WAIT x 0"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(client.error("WAIT 1 -1"), "ERR timeout is negative");
+    assert_eq!(
+        client.error("WAIT 1 x"),
+        "ERR timeout is not an integer or out of range"
+    );
+    assert_eq!(
+        client.error("WAIT 1"),
+        "ERR wrong number of arguments for 'wait' command"
+    );
+    assert_eq!(client.reply("WAIT 1 0"), Reply::Integer(1));
+    assert_eq!(client.reply("WAIT -3 0"), Reply::Integer(1));
+    client.reply("MULTI");
+    assert_eq!(client.reply("WAIT 2 0"), Reply::Simple("QUEUED"));
+    assert_eq!(client.reply("EXEC"), Reply::Array(vec![Reply::Integer(1)]));
+    client.backend.role = crate::raft::Role::Follower;
+    assert_eq!(client.reply("WAIT 2 0"), Reply::Integer(1));
+}

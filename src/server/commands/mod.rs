@@ -11,6 +11,7 @@ pub mod connection;
 pub mod debug;
 mod docs;
 pub mod introspection;
+pub mod replication;
 pub mod transactions;
 
 use crate::cmd::{server as spec, CommandSpec, Flags, SubcommandSpec, KN, NO_KEYS};
@@ -257,6 +258,9 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     )
     .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
     // connection
+    spec("wait", 3, Flags::NONE, "@generic", NO_KEYS, replication::wait)
+        .acl(cats(&[SLOW, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Wait for the synchronous replication of all the write commands sent in the context of the current connection", "3.0.0", "O(1)"),
     spec("ping", -1, FAST.or(CONN), CN, NO_KEYS, connection::ping)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
     spec("echo", 2, FAST.or(CONN), CN, NO_KEYS, connection::echo)

@@ -220,6 +220,8 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
                 Ok(Action::Write(op)) => {
                     crate::server::command::write_reply(backend.write(op).await)
                 }
+                // WAIT inside MULTI answers at once, as in Redis.
+                Ok(Action::Wait(_)) => super::replication::count_now(backend),
                 Ok(_) => Reply::OK,
             },
         };

@@ -1,0 +1,141 @@
+//! `WAIT numreplicas timeout`: how many other members are known to hold
+//! every write this client was answered for.
+//!
+//! In dkv a write is answered only once it is on a majority, so WAIT never
+//! makes a write safer; it tells how far beyond the majority it has gone.
+//! The target is the node's last log index when WAIT runs: every write the
+//! client was answered for is committed, so it is in the current leader's
+//! log at or before that index (other clients' later writes may be included,
+//! which can only make WAIT wait a little longer, as Redis's offsets do).
+//!
+//! - On the leader: the followers whose log is known to match up to the
+//!   target, waiting (up to `timeout` ms, 0 = until reached) for
+//!   `numreplicas` of them; the wait also ends once every follower has it.
+//! - On a follower, which does not see the other followers' progress: after
+//!   a read barrier (so the client's writes are committed), the count it can
+//!   prove, `voters / 2` — a committed entry is on a majority, and at least
+//!   that many members other than this one are in every majority. It
+//!   answers at once.
+//! - Inside MULTI it answers at once, as Redis does.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::node::NodeStatus;
+use crate::raft::{LogIndex, Role};
+use crate::server::command::{parse_i64, Action, Backend, CommandError, Env, Session};
+use crate::server::reply::Reply;
+
+/// How often a waiting WAIT looks at the followers' progress again.
+const POLL: Duration = Duration::from_millis(5);
+
+/// A parsed WAIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    /// How many members to wait for.
+    pub replicas: i64,
+    /// `None`: until reached.
+    pub timeout: Option<Duration>,
+}
+
+/// The WAIT handler: parses, then [`Action::Wait`].
+pub fn wait(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let replicas = parse_i64(&args[1]).ok_or(CommandError::NotInteger)?;
+    let timeout = parse_i64(&args[2]).ok_or_else(|| {
+        CommandError::Data("ERR timeout is not an integer or out of range".to_string())
+    })?;
+    if timeout < 0 {
+        return Err(CommandError::Data("ERR timeout is negative".to_string()));
+    }
+    Ok(Action::Wait(Wait {
+        replicas,
+        timeout: (timeout > 0).then(|| Duration::from_millis(timeout.unsigned_abs())),
+    }))
+}
+
+/// Members other than this node known to hold everything up to `target`.
+fn count(status: &NodeStatus, target: LogIndex) -> i64 {
+    let known = if status.role == Role::Leader {
+        status
+            .follower_match
+            .iter()
+            .filter(|&&m| m >= target)
+            .count()
+    } else {
+        status.voters / 2
+    };
+    i64::try_from(known).unwrap_or(i64::MAX)
+}
+
+/// The count now, without waiting (WAIT inside MULTI).
+pub fn count_now(env: &dyn Env) -> Reply {
+    let status = env.status();
+    Reply::Integer(count(&status, status.last_log_index))
+}
+
+/// Runs a WAIT outside MULTI (see the module docs).
+pub async fn run<B: Backend>(backend: &B, wait: Wait) -> Reply {
+    let status = backend.status();
+    if status.role != Role::Leader {
+        // The read barrier: once it passes, the client's writes are
+        // committed (on a majority).
+        let barrier = backend.read(Box::new(|_, _| ())).await;
+        return match barrier {
+            Ok(()) => Reply::Integer(count(&backend.status(), LogIndex(0))),
+            Err(e) => CommandError::from(e).into(),
+        };
+    }
+    let target = status.last_log_index;
+    let deadline = wait.timeout.map(|t| tokio::time::Instant::now() + t);
+    loop {
+        let status = backend.status();
+        let known = count(&status, target);
+        let everyone =
+            status.role != Role::Leader || status.follower_match.iter().all(|&m| m >= target);
+        let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        if known >= wait.replicas || everyone || expired {
+            return Reply::Integer(known);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeStatus;
+    use crate::raft::{NodeId, Term};
+
+    fn status(role: Role, voters: usize, matches: &[u64]) -> NodeStatus {
+        NodeStatus {
+            id: NodeId(1),
+            role,
+            term: Term(2),
+            leader: Some(NodeId(1)),
+            leader_resp_addr: None,
+            commit_index: LogIndex(10),
+            last_applied: LogIndex(10),
+            last_log_index: LogIndex(10),
+            loading: false,
+            leader_changes: 1,
+            snapshot_index: LogIndex(0),
+            voters,
+            follower_match: matches.iter().map(|&m| LogIndex(m)).collect(),
+        }
+    }
+
+    /// The leader counts followers at or past the target; a follower
+    /// claims what a majority proves: one of 3, two of 5.
+    #[test]
+    fn counts() {
+        let leader = status(Role::Leader, 3, &[10, 7]);
+        assert_eq!(count(&leader, LogIndex(10)), 1);
+        assert_eq!(count(&leader, LogIndex(7)), 2);
+        assert_eq!(count(&leader, LogIndex(11)), 0);
+        let five = status(Role::Leader, 5, &[12, 10, 3, 0]);
+        assert_eq!(count(&five, LogIndex(10)), 2);
+        assert_eq!(count(&status(Role::Follower, 3, &[]), LogIndex(10)), 1);
+        assert_eq!(count(&status(Role::Follower, 5, &[]), LogIndex(10)), 2);
+    }
+}
