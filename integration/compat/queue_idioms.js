@@ -148,6 +148,8 @@ async function delayedJobs(leader, follower) {
   due = Object.fromEntries(range(300, (i) => [`e${i}`, base + 5 * (i % 60)]));
   await r.zadd("delayed", ...Object.entries(due).flatMap(([j, s]) => [s, j]));
   const early = [];
+  const counts = {};
+  const count = (what, n = 1) => { counts[what] = (counts[what] || 0) + n; };
   const moverZrem = async (addr) => {
     const m = conn(addr);
     while (Date.now() < DEADLINE) {
@@ -159,7 +161,10 @@ async function delayedJobs(leader, follower) {
       }
       for (const job of jobs) {
         if (due[job] > t) early.push(job);
-        if ((await m.zrem("delayed", job)) === 1) await m.rpush("ready", job);
+        if ((await m.zrem("delayed", job)) === 1) {
+          await m.rpush("ready", job);
+          count(`ZREM 1 on the ${addr === leader ? "leader" : "follower"}`);
+        } else count("zrem lost the race");
       }
     }
   };
@@ -181,6 +186,8 @@ async function delayedJobs(leader, follower) {
       const replies = await tx.exec();
       const mine = jobs.filter((_, i) => replies[i][0] === null && replies[i][1] === 1);
       if (mine.length > 0) await m.rpush("ready", ...mine);
+      count(`MULTI ZREM 1 on the ${addr === leader ? "leader" : "follower"}`, mine.length);
+      count("multi: ZREM answered 0", jobs.length - mine.length);
     }
   };
   await Promise.all([moverZrem(leader), moverZrem(follower), moverMulti(leader), moverMulti(follower)]);
@@ -188,6 +195,7 @@ async function delayedJobs(leader, follower) {
   const ready = await r.lrange("ready", 0, -1);
   check("delayed: 4 racing movers (ZREM reply / ZREMs in MULTI), 300 jobs, none lost", new Set(ready).size === 300, new Set(ready).size);
   check("delayed: none moved twice", ready.length === 300, ready.length);
+  console.log(`ok delayed: moves per mover ${JSON.stringify(counts)}`);
 }
 
 async function leaderboard(leader, follower) {

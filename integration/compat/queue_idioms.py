@@ -210,6 +210,10 @@ def delayed_jobs(leader, follower):
     due = {f"e{i}": base + 5 * (i % 60) for i in range(300)}
     r.zadd("delayed", due)
     early = []
+    counts = {}
+
+    def count(what):
+        counts[what] = counts.get(what, 0) + 1
 
     def mover_zrem(addr):
         c = conn(addr)
@@ -225,6 +229,9 @@ def delayed_jobs(leader, follower):
                     early.append(job)
                 if c.zrem("delayed", job) == 1:
                     c.rpush("ready", job)
+                    count(f"ZREM 1 on the {'leader' if addr == leader else 'follower'}")
+                else:
+                    count("zrem lost the race")
 
     def mover_multi(addr):
         c = conn(addr)
@@ -245,7 +252,10 @@ def delayed_jobs(leader, follower):
                     p.zrem("delayed", *jobs)
                     p.rpush("ready", *jobs)
                     p.execute()
+                    for _ in jobs:
+                        count(f"EXEC on the {'leader' if addr == leader else 'follower'}")
                 except redis.WatchError:
+                    count("EXEC aborted (WATCH)")
                     continue
 
     run_threads([Worker("mover-zrem-leader", lambda: mover_zrem(leader)),
@@ -258,6 +268,7 @@ def delayed_jobs(leader, follower):
     check("delayed: 4 racing movers (ZREM reply / WATCH+MULTI), 300 jobs, none lost",
           set(ready) == set(due), len(set(ready)))
     check("delayed: none moved twice", len(ready) == 300, len(ready))
+    print(f"ok delayed: moves per mover {sorted(counts.items())}", flush=True)
 
 
 def leaderboard(leader, follower):
