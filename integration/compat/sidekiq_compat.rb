@@ -17,7 +17,7 @@ require "json"
 
 Redis.silence_deprecations = true # redis-rb 4.8 warns on every SADD
 
-STEP_DEADLINE = 45 # seconds
+STEP_DEADLINE = 60 # seconds
 
 def clock
   Process.clock_gettime(Process::CLOCK_MONOTONIC)
