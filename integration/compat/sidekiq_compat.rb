@@ -35,13 +35,14 @@ def check(cond, msg)
   puts "ok #{msg}"
 end
 
-# Polls the block until it returns a truthy value; fails with `what` at the deadline.
-def wait_for(what, timeout: STEP_DEADLINE - (clock - T0))
+# Polls the block until it returns a truthy value; fails with `what` (and
+# what `detail` says then) at the deadline.
+def wait_for(what, timeout: STEP_DEADLINE - (clock - T0), detail: nil)
   until_t = clock + [timeout, 0.5].max
   loop do
     v = yield
     return v if v
-    fail!("timed out waiting for #{what}") if clock > until_t
+    fail!("timed out waiting for #{what} #{detail&.call}") if clock > until_t
     sleep 0.1
   end
 end
@@ -126,7 +127,8 @@ when "work"
   puts "ok a heartbeat reports the busy worker (busy >= 1, Sidekiq::Workers)"
   raw.set("t:release", "1")
 
-  wait_for("every plain job done") { PLAIN.all? { |id| raw.sismember("t:done", id) } }
+  missing = -> { "(not done: #{(PLAIN - raw.smembers("t:done")).first(10)})" }
+  wait_for("every plain job done", detail: missing) { raw.scard("t:done") >= PLAIN.size && PLAIN.all? { |id| raw.sismember("t:done", id) } }
   check(true, "#{PLAIN.size} plain jobs done (#{EARLY.size} pushed before the processes started)")
   runs = raw.mget(*PLAIN.map { |id| "t:runs:#{id}" })
   twice = PLAIN.zip(runs).reject { |_id, n| n == "1" }

@@ -153,24 +153,3 @@ impl Drop for Spawned {
         }
     }
 }
-
-/// Waits up to `timeout` for `check` to return `Some`, polling every 100 ms.
-///
-/// # Errors
-/// `check` fails, or `timeout` passes (the error names `what`).
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
