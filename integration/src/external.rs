@@ -53,8 +53,9 @@ pub fn command_succeeds(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> 
 /// stderr (in that order, as text).
 ///
 /// # Errors
-/// It cannot start, exits non-zero, or is still running at `timeout` (then it
-/// is killed); the error carries what it printed.
+/// It cannot start, exits non-zero (the error carries what it printed), or
+/// is still running at `timeout` (then it is killed and its output is lost:
+/// give scripts a deadline of their own below `timeout`).
 pub async fn run_bounded(mut command: Command, what: &str, timeout: Duration) -> Result<String> {
     die_with_parent(&mut command);
     let mut command = tokio::process::Command::from(command);
