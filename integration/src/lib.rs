@@ -6,6 +6,8 @@
 //! same data dir; with [`Cluster::start_with_proxies`], every directed peer link
 //! through a controllable TCP proxy: partitions, bridges, blackholes, delays) and
 //! clients (the `redis` crate, plus a raw RESP connection for malformed input).
+//! Outside programs (client scripts, Sidekiq, redis-benchmark) run through
+//! [`external`]: bounded runs, killed on drop, a missing one fails under CI.
 //!
 //! Fault testing (issue 6): [`nemesis`] (named, seeded fault schedules),
 //! [`workload`] (recorded concurrent clients), [`history`] (models and checks on top
@@ -28,6 +30,7 @@
 pub mod chaos;
 pub mod client;
 pub mod cluster;
+pub mod external;
 pub mod history;
 pub mod http;
 /// The linearizability checker shared with the simulator: `src/lincheck.rs` of the

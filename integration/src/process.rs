@@ -112,7 +112,7 @@ pub(crate) fn spawn_server_with_args(
         .with_context(|| format!("spawn {} --config {}", bin.display(), config.display()))
 }
 
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
     unsafe {
