@@ -18,6 +18,11 @@ use crate::cmd::{write, CommandSpec, TimeoutAt, K12, NO_KEYS};
 /// truncated (so `0.0001` means forever, as in Redis), and a value whose
 /// milliseconds do not fit (infinity, `1e30`) is "negative", as Redis
 /// reports it on x86-64.
+/// True for a blocking command's attempt that found nothing to pop.
+pub fn found_nothing(output: &Output) -> bool {
+    matches!(output, Output::NilArray | Output::Bulk(None))
+}
+
 pub(crate) fn parse_timeout(arg: &[u8]) -> Result<u64, Output> {
     let seconds = LongDouble::parse(arg)
         .ok_or_else(|| Output::err("ERR timeout is not a float or out of range"))?;

@@ -83,8 +83,19 @@ pub enum Op {
         keys: Vec<(u8, Bytes)>,
     },
     /// A change to the ACL users (`ACL SETUSER/DELUSER/LOAD`, `CONFIG SET
-    /// requirepass`). Last in the enum: variant indexes are the log format.
+    /// requirepass`).
     Acl(crate::acl::AclOp),
+    /// One connection's pipelined blocking commands (BLPOP, BLMOVE ...),
+    /// each with its database: their first attempts, applied in order until
+    /// one finds nothing to pop. That one and those after it are not
+    /// applied: the server then blocks that one and runs the rest after it,
+    /// as Redis would. The output is an array of the outputs of the commands
+    /// applied, the last one being the empty attempt if there was one.
+    /// Last in the enum: variant indexes are the log format.
+    Pops {
+        /// The commands as the client sent them.
+        commands: Vec<(u8, Vec<Bytes>)>,
+    },
 }
 
 /// The result of applying a command, turned into a RESP reply by the server.

@@ -374,6 +374,22 @@ impl Db {
                 self.exec(usize::from(*db), args, now, true)
             }
             Op::Multi { commands, watched } => self.exec_multi(commands, watched, now),
+            Op::Pops { commands } => {
+                let mut outputs = Vec::with_capacity(commands.len());
+                for (db, args) in commands {
+                    let output = if usize::from(*db) >= DATABASES {
+                        Output::err(errors::DB_RANGE)
+                    } else {
+                        self.exec(usize::from(*db), args, now, true)
+                    };
+                    let stop = blocking::found_nothing(&output);
+                    outputs.push(output);
+                    if stop {
+                        break;
+                    }
+                }
+                Output::Array(outputs)
+            }
             Op::Expire { keys } => {
                 let mut count = 0;
                 for (db, key) in keys {

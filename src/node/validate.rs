@@ -144,6 +144,20 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
                     });
                 }
             }
+            kv::Op::Pops { commands } => {
+                for (db, args) in commands {
+                    command_ok(*db, args)?;
+                    let blocking = args
+                        .first()
+                        .and_then(|name| crate::cmd::lookup(name))
+                        .is_some_and(|(_, spec)| spec.blocking.is_some());
+                    if !blocking {
+                        return Err(InputRefusal::ForwardedMalformed {
+                            reason: "not a blocking command in a batch of pops",
+                        });
+                    }
+                }
+            }
             kv::Op::Expire { .. } => {
                 return Err(InputRefusal::ForwardedInternalOp { op: "Expire" })
             }
@@ -551,6 +565,31 @@ mod tests {
             watched: vec![],
         };
         assert!(check_forwarded_ops(&[multi("GET k")]).is_ok());
+        // A batch of pops holds blocking commands only, each checked.
+        let pops = |lines: &[&'static str]| kv::Op::Pops {
+            commands: lines
+                .iter()
+                .map(|line| {
+                    (
+                        0,
+                        line.split(' ')
+                            .map(|a| Bytes::from_static(a.as_bytes()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        };
+        assert!(check_forwarded_ops(&[pops(&["BLPOP q 0", "BLMOVE a b LEFT RIGHT 1"])]).is_ok());
+        for refused in [
+            &["BLPOP q 0", "LPOP q"][..],
+            &["BLPOP q x"][..],
+            &["BLMOVE a b UP RIGHT 1"][..],
+        ] {
+            assert!(
+                check_forwarded_ops(&[pops(refused)]).is_err(),
+                "{refused:?}"
+            );
+        }
         assert!(check_forwarded_ops(&[multi("SET k v PX -1")]).is_err());
         let bad_db = kv::Op::Exec {
             db: 16,

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use super::command::{Backend, CommandError, CommandSpec};
 use super::reply::Reply;
 use crate::cmd::{Blocking, TimeoutAt};
-use crate::kv::{Op, Output};
+use crate::kv::Op;
 use crate::node::RequestError;
 
 /// How long to wait before attempting again when no leader took the attempt.
@@ -86,17 +86,21 @@ impl Block {
     }
 }
 
-/// True for an attempt that found nothing to pop.
-fn found_nothing(output: &Output) -> bool {
-    matches!(output, Output::NilArray | Output::Bulk(None))
-}
+use crate::kv::blocking::found_nothing;
 
 /// Errors after which no attempt was applied, so another may be made.
-fn retryable(error: &RequestError) -> bool {
+pub(crate) fn retryable(error: &RequestError) -> bool {
     matches!(
         error,
         RequestError::NoLeader | RequestError::TryAgain(_) | RequestError::Loading
     )
+}
+
+impl Block {
+    /// Its first attempt, as one command of [`Op::Pops`].
+    pub fn attempt(&self) -> (u8, Vec<Bytes>) {
+        (self.db, self.args.clone())
+    }
 }
 
 /// Runs `block` to its reply (see the module docs).

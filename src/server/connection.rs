@@ -77,6 +77,10 @@ enum Group {
         bytes: usize,
     },
     Reads(Vec<Member<ReadFn>>),
+    /// Pipelined blocking commands: their first attempts go to the log as
+    /// one [`Op::Pops`]; the first that finds nothing blocks, and those
+    /// after it run one by one after it.
+    Pops(Vec<Member<super::blocking::Block>>),
 }
 
 impl Group {
@@ -85,6 +89,7 @@ impl Group {
             Group::Empty => 0,
             Group::Writes { members, .. } => members.len(),
             Group::Reads(members) => members.len(),
+            Group::Pops(members) => members.len(),
         }
     }
 
@@ -573,7 +578,7 @@ where
             match parser.next_request(&mut io.input) {
                 Ok(Some(args)) => {
                     if !groupable(session, &args) {
-                        carry_out(backend, session, &mut group, counters, io).await?;
+                        carry_out(backend, session, &mut group, counters, io, parser).await?;
                     }
                     let protocol = session.protocol;
                     let close = match prepare(backend, session, &args) {
@@ -581,8 +586,9 @@ where
                             action: Action::Write(op),
                             command,
                         } => {
-                            if matches!(group, Group::Reads(_)) {
-                                carry_out(backend, session, &mut group, counters, io).await?;
+                            if !matches!(group, Group::Writes { .. } | Group::Empty) {
+                                carry_out(backend, session, &mut group, counters, io, parser)
+                                    .await?;
                             }
                             let size: usize = args.iter().map(Bytes::len).sum();
                             let member = Member {
@@ -608,8 +614,9 @@ where
                             action: Action::Read(f),
                             command,
                         } => {
-                            if matches!(group, Group::Writes { .. }) {
-                                carry_out(backend, session, &mut group, counters, io).await?;
+                            if !matches!(group, Group::Reads(_) | Group::Empty) {
+                                carry_out(backend, session, &mut group, counters, io, parser)
+                                    .await?;
                             }
                             let member = Member {
                                 item: f,
@@ -626,21 +633,23 @@ where
                             action: Action::Block(block),
                             command,
                         } => {
-                            carry_out(backend, session, &mut group, counters, io).await?;
-                            let reply = blocked(backend, block, io, parser).await?;
-                            let executed = Executed {
-                                reply,
-                                close: false,
-                                command: Some(command),
-                            };
-                            let close = answer(executed, protocol, counters, io.output.encoder());
-                            if io.must_settle()? {
-                                io.settle().await?;
+                            if !matches!(group, Group::Pops(_) | Group::Empty) {
+                                carry_out(backend, session, &mut group, counters, io, parser)
+                                    .await?;
                             }
-                            close
+                            let member = Member {
+                                item: block,
+                                command,
+                                protocol,
+                            };
+                            match &mut group {
+                                Group::Pops(members) => members.push(member),
+                                _ => group = Group::Pops(vec![member]),
+                            }
+                            false
                         }
                         Prepared::Action { action, command } => {
-                            carry_out(backend, session, &mut group, counters, io).await?;
+                            carry_out(backend, session, &mut group, counters, io, parser).await?;
                             let (reply, close) = run_action(backend, session, action).await;
                             let executed = Executed {
                                 reply,
@@ -654,7 +663,7 @@ where
                             close
                         }
                         Prepared::Done(executed) => {
-                            carry_out(backend, session, &mut group, counters, io).await?;
+                            carry_out(backend, session, &mut group, counters, io, parser).await?;
                             // After `HELLO 3` this is already RESP3, as in Redis.
                             let close =
                                 answer(executed, session.protocol, counters, io.output.encoder());
@@ -665,24 +674,24 @@ where
                         }
                     };
                     if close {
-                        carry_out(backend, session, &mut group, counters, io).await?;
+                        carry_out(backend, session, &mut group, counters, io, parser).await?;
                         publish(session);
                         return io.finish().await;
                     }
                     if group.is_full() {
-                        carry_out(backend, session, &mut group, counters, io).await?;
+                        carry_out(backend, session, &mut group, counters, io, parser).await?;
                     }
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    carry_out(backend, session, &mut group, counters, io).await?;
+                    carry_out(backend, session, &mut group, counters, io, parser).await?;
                     tracing::debug!(%error, "protocol error");
                     Reply::Error(error.to_string()).encode(session.protocol, io.output.encoder());
                     return io.finish().await;
                 }
             }
         }
-        carry_out(backend, session, &mut group, counters, io).await?;
+        carry_out(backend, session, &mut group, counters, io, parser).await?;
         // Other connections' CLIENT LIST sees this one as of its last batch:
         // one uncontended lock per read, not per request.
         publish(session);
@@ -760,6 +769,77 @@ where
     }
 }
 
+/// Carries out pipelined blocking commands (see [`Group::Pops`]): one
+/// attempt of all of them in one entry when there are several, then each
+/// one that still has to wait, in order, with the socket watched.
+async fn pops<B, S>(
+    backend: &B,
+    members: Vec<Member<super::blocking::Block>>,
+    counters: Option<&CommandCounters>,
+    io: &mut Io<S>,
+    parser: &RequestParser,
+) -> Result<(), End>
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let respond = |m: &Member<super::blocking::Block>, reply: Reply, io: &mut Io<S>| {
+        let executed = Executed {
+            reply,
+            close: false,
+            command: Some(m.command),
+        };
+        answer(executed, m.protocol, counters, io.output.encoder());
+    };
+    let mut waiting = members;
+    if waiting.len() > 1 {
+        let commands = waiting.iter().map(|m| m.item.attempt()).collect();
+        let result = backend.write(Op::Pops { commands }).await;
+        let mut all = std::mem::take(&mut waiting).into_iter();
+        match result {
+            Ok(crate::kv::Output::Array(outputs)) => {
+                for output in outputs {
+                    let Some(m) = all.next() else { break };
+                    if crate::kv::blocking::found_nothing(&output) {
+                        waiting.push(m);
+                        break;
+                    }
+                    respond(&m, Reply::from(output), io);
+                    if io.must_settle()? {
+                        io.settle().await?;
+                    }
+                }
+                waiting.extend(all);
+            }
+            // Nothing was applied: each one attempts on its own.
+            Err(e) if super::blocking::retryable(&e) => waiting.extend(all),
+            other => {
+                let reply = write_reply(other);
+                for m in all {
+                    respond(&m, reply.clone(), io);
+                    if io.must_settle()? {
+                        io.settle().await?;
+                    }
+                }
+            }
+        }
+    }
+    for m in waiting {
+        let (command, protocol) = (m.command, m.protocol);
+        let reply = blocked(backend, m.item, io, parser).await?;
+        let executed = Executed {
+            reply,
+            close: false,
+            command: Some(command),
+        };
+        answer(executed, protocol, counters, io.output.encoder());
+        if io.must_settle()? {
+            io.settle().await?;
+        }
+    }
+    Ok(())
+}
+
 /// Counts a request and appends its reply; returns whether to close.
 fn answer(
     executed: Executed,
@@ -806,6 +886,7 @@ async fn carry_out<B, S>(
     group: &mut Group,
     counters: Option<&CommandCounters>,
     io: &mut Io<S>,
+    parser: &RequestParser,
 ) -> Result<(), End>
 where
     B: Backend,
@@ -813,6 +894,7 @@ where
 {
     match std::mem::replace(group, Group::Empty) {
         Group::Empty => Ok(()),
+        Group::Pops(members) => pops(backend, members, counters, io, parser).await,
         Group::Writes { members, .. } => {
             let (ops, answers): (Vec<Op>, Vec<(usize, Protocol)>) = members
                 .into_iter()
@@ -1021,6 +1103,42 @@ mod tests {
             "+OK\r\n$1\r\n1\r\n$-1\r\n+PONG\r\n-ERR unknown command 'NOSUCH', with args beginning with: \r\n:1\r\n"
         );
         assert_eq!(out.writes, 1, "one write for the whole batch");
+    }
+
+    /// Pipelined blocking commands: their first attempts are one entry; the
+    /// first that finds nothing waits (here, for its timeout) before anything
+    /// after it runs, as in Redis; replies stay in request order.
+    #[tokio::test]
+    async fn pipelined_blocking_pops_are_one_entry_until_one_must_wait() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"RPUSH q a b c\r\nBLPOP q 0\r\nBLPOP q 0\r\nBRPOP q 0\r\nBLPOP q 0.02\r\nLPUSH q z\r\nBLPOP q 0\r\nQUIT\r\n",
+            // Not half-closed: a blocked client whose input ends has left.
+            false,
+        )
+        .await;
+        assert!(out.result.is_ok());
+        let pair = |v: &str| format!("*2\r\n$1\r\nq\r\n$1\r\n{v}\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            format!(
+                ":3\r\n{}{}{}*-1\r\n:1\r\n{}+OK\r\n",
+                pair("a"),
+                pair("b"),
+                pair("c"),
+                pair("z")
+            )
+        );
+        let proposed = backend.proposed.lock().unwrap().clone();
+        let pops: Vec<usize> = proposed
+            .iter()
+            .filter_map(|op| match op {
+                Op::Pops { commands } => Some(commands.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pops, [4], "one entry for the four pipelined pops");
     }
 
     /// Consecutive pipelined writes go to the node as one ordered batch; a
