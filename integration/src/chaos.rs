@@ -288,6 +288,31 @@ fn merge(mut w: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
+/// Waits up to `grace` for the clients to stop, then aborts the rest.
+pub async fn drain(tasks: &mut tokio::task::JoinSet<()>, grace: Duration) {
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+}
+
+/// The nemesis's error, if it had one, after making sure every node runs
+/// again and every link is healed (for the final reads).
+pub async fn settle_on_error(
+    nemesis: &mut Nemesis,
+    cluster: &mut Cluster,
+    result: Result<()>,
+) -> Option<String> {
+    match result {
+        Ok(()) => None,
+        Err(e) => {
+            let _ = nemesis.settle(cluster).await;
+            Some(format!("{e:#}"))
+        }
+    }
+}
+
 /// Raft settings of every chaos cluster (see [`run_chaos`]).
 pub const CHAOS_RAFT_KEYS: &str = "snapshot_every_entries: 1500, snapshot_chunk_bytes: 65536";
 
@@ -340,23 +365,13 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
     let mut nemesis = Nemesis::new(config.seed, origin, config.quiet);
     let nemesis_result = nemesis.run(&mut cluster, config.schedule, stop_at).await;
     // Clients stop at `stop_at`, each within one request timeout.
-    let drain = tokio::time::timeout(
+    drain(
+        &mut tasks,
         config.workload.op_timeout * 3 + Duration::from_secs(5),
-        async { while tasks.join_next().await.is_some() {} },
     )
     .await;
-    if drain.is_err() {
-        tasks.abort_all();
-    }
     let run_end = workload::ns_since(origin);
-    let nemesis_error = match nemesis_result {
-        Ok(()) => None,
-        Err(e) => {
-            // Make sure everything runs again before the final reads.
-            let _ = nemesis.settle(&mut cluster).await;
-            Some(format!("{e:#}"))
-        }
-    };
+    let nemesis_error = settle_on_error(&mut nemesis, &mut cluster, nemesis_result).await;
 
     // Final reads after the heal: every key, from every node.
     let leader = cluster

@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 
-use crate::chaos::CHAOS_RAFT_KEYS;
+use crate::chaos::{drain, settle_on_error, CHAOS_RAFT_KEYS};
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::history::Outcome;
 use crate::nemesis::{Nemesis, Schedule};
@@ -620,20 +620,8 @@ pub async fn run_queue_chaos(config: QueueConfig) -> Result<QueueReport> {
     }
     let mut nemesis = Nemesis::new(config.seed, origin, config.quiet);
     let nemesis_result = nemesis.run(&mut cluster, config.schedule, stop_at).await;
-    let drain = tokio::time::timeout(config.op_timeout * 3 + Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drain.is_err() {
-        tasks.abort_all();
-    }
-    let nemesis_error = match nemesis_result {
-        Ok(()) => None,
-        Err(e) => {
-            let _ = nemesis.settle(&mut cluster).await;
-            Some(format!("{e:#}"))
-        }
-    };
+    drain(&mut tasks, config.op_timeout * 3 + Duration::from_secs(5)).await;
+    let nemesis_error = settle_on_error(&mut nemesis, &mut cluster, nemesis_result).await;
     let leader = cluster
         .wait_for_leader(Duration::from_secs(30))
         .await

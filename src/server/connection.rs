@@ -783,19 +783,13 @@ where
     B: Backend,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let respond = |m: &Member<super::blocking::Block>, reply: Reply, io: &mut Io<S>| {
-        let executed = Executed {
-            reply,
-            close: false,
-            command: Some(m.command),
-        };
-        answer(executed, m.protocol, counters, io.output.encoder());
-    };
     let mut waiting = members;
     if waiting.len() > 1 {
         let commands = waiting.iter().map(|m| m.item.attempt()).collect();
         let result = backend.write(Op::Pops { commands }).await;
         let mut all = std::mem::take(&mut waiting).into_iter();
+        let (mut replies, mut answers) = (Vec::new(), Vec::new());
+        let mut failed = None;
         match result {
             Ok(crate::kv::Output::Array(outputs)) => {
                 for output in outputs {
@@ -804,38 +798,29 @@ where
                         waiting.push(m);
                         break;
                     }
-                    respond(&m, Reply::from(output), io);
-                    if io.must_settle()? {
-                        io.settle().await?;
-                    }
+                    replies.push(Reply::from(output));
+                    answers.push((m.command, m.protocol));
                 }
                 waiting.extend(all);
             }
             // Nothing was applied: each one attempts on its own.
             Err(e) if super::blocking::retryable(&e) => waiting.extend(all),
             other => {
-                let reply = write_reply(other);
-                for m in all {
-                    respond(&m, reply.clone(), io);
-                    if io.must_settle()? {
-                        io.settle().await?;
-                    }
-                }
+                answers.extend(all.map(|m| (m.command, m.protocol)));
+                failed = Some(write_reply(other));
             }
         }
+        let missing = failed.unwrap_or_else(|| {
+            write_reply(Err(crate::node::RequestError::OutcomeUnknown(
+                "no reply for the pop".to_string(),
+            )))
+        });
+        emit(replies, answers, missing, counters, io).await?;
     }
     for m in waiting {
-        let (command, protocol) = (m.command, m.protocol);
+        let answers = vec![(m.command, m.protocol)];
         let reply = blocked(backend, m.item, io, parser).await?;
-        let executed = Executed {
-            reply,
-            close: false,
-            command: Some(command),
-        };
-        answer(executed, protocol, counters, io.output.encoder());
-        if io.must_settle()? {
-            io.settle().await?;
-        }
+        emit(vec![reply], answers, Reply::Null, counters, io).await?;
     }
     Ok(())
 }
