@@ -25,11 +25,12 @@
 //! [`zset`] (the sorted-set value), `zsets` and `zsets_store` (its commands),
 //! [`blocking`] (timeouts of blocking commands), [`digest`] (DEBUG DIGEST),
 //! [`float`] (x87 long double arithmetic for INCRBYFLOAT), [`glob`] (Redis's
-//! pattern matcher).
+//! pattern matcher), [`dump`] (DUMP/RESTORE's serialization).
 
 pub(crate) mod blocking;
 mod command;
 pub mod digest;
+pub mod dump;
 mod evict;
 pub(crate) mod expiry;
 pub mod float;
