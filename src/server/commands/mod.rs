@@ -11,6 +11,7 @@ pub mod connection;
 pub mod debug;
 mod docs;
 pub mod introspection;
+pub mod objects;
 pub mod transactions;
 
 use crate::cmd::{server as spec, CommandSpec, Flags, SubcommandSpec, KN, NO_KEYS};
@@ -29,6 +30,8 @@ macro_rules! sub {
             arity: $arity,
             handler: $handler,
             acl_categories: $categories,
+            flags: None,
+            keys: NO_KEYS,
         }
     };
 }
