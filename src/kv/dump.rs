@@ -73,8 +73,9 @@ const TYPE_LIST_QUICKLIST_2: u8 = 18;
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
 
-/// Redis's `hash-max-listpack-entries` / `hash-max-listpack-value`.
-pub const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
+/// Redis 7.0's built-in `hash-max-listpack-entries` (512; the sample
+/// redis.conf sets 128) / `hash-max-listpack-value`.
+pub const HASH_MAX_LISTPACK_ENTRIES: usize = 512;
 /// See [`HASH_MAX_LISTPACK_ENTRIES`].
 pub const HASH_MAX_LISTPACK_VALUE: usize = 64;
 

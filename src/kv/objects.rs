@@ -17,7 +17,7 @@
 //! `quicklist`). Strings and hashes do not remember how they were built, so
 //! their names follow from the content, as Redis names a freshly stored
 //! value: strings `int` (a canonical integer of at most 20 characters),
-//! `embstr` (at most 44 bytes) or `raw`; hashes `listpack` (at most 128
+//! `embstr` (at most 44 bytes) or `raw`; hashes `listpack` (at most 512
 //! fields, fields and values at most 64 bytes) or `hashtable`. Redis differs
 //! after APPEND/SETRANGE/SETBIT (always `raw`) and for a hash that was once
 //! large (it stays `hashtable`).
