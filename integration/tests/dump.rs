@@ -327,6 +327,45 @@ async fn restore_and_object_replies_match_redis() -> Result<()> {
         "RESTORE/OBJECT/MEMORY: {} replies equal to Redis's",
         cases.len()
     );
+    // COMMAND INFO: name, arity, flags and key positions of the commands and
+    // of the key subcommands (the HELP subcommands differ: dkv has no
+    // `stale` flag).
+    fn head(entry: &Reply) -> Vec<Reply> {
+        match entry {
+            Reply::Array(Some(fields)) => fields.iter().take(6).cloned().collect(),
+            other => vec![other.clone()],
+        }
+    }
+    fn subs(entry: &Reply) -> Vec<Vec<Reply>> {
+        let is_help = |h: &Vec<Reply>| matches!(h.first(), Some(Reply::Bulk(Some(n))) if n.ends_with(b"|help"));
+        match entry {
+            Reply::Array(Some(fields)) => match fields.get(9) {
+                Some(Reply::Array(Some(subs))) => {
+                    subs.iter().map(head).filter(|h| !is_help(h)).collect()
+                }
+                _ => vec![],
+            },
+            _ => vec![],
+        }
+    }
+    for name in [&b"dump"[..], b"restore", b"object", b"memory"] {
+        let r = redis.command(&[b"COMMAND", b"INFO", name]).await?;
+        let d = dkv.command(&[b"COMMAND", b"INFO", name]).await?;
+        let (Reply::Array(Some(r)), Reply::Array(Some(d))) = (r, d) else {
+            bail!("COMMAND INFO {name:?}")
+        };
+        assert_eq!(head(&d[0]), head(&r[0]), "COMMAND INFO {name:?}");
+        let dkv_subs = subs(&d[0]);
+        // Redis's MEMORY DOCTOR/STATS/PURGE/MALLOC-STATS are not offered.
+        let mut redis_subs = subs(&r[0]);
+        redis_subs.retain(|h| dkv_subs.iter().any(|x| x.first() == h.first()));
+        let mut dkv_subs = dkv_subs.clone();
+        let key = |h: &Vec<Reply>| format!("{:?}", h.first());
+        redis_subs.sort_by_key(key);
+        dkv_subs.sort_by_key(key);
+        assert_eq!(dkv_subs.len(), redis_subs.len(), "{name:?} subcommands");
+        assert_eq!(dkv_subs, redis_subs, "COMMAND INFO {name:?} subcommands");
+    }
     cluster.shutdown();
     Ok(())
 }
