@@ -27,7 +27,8 @@
 //!   only ever holds score 0 (Redis leaves lex ranges over mixed scores
 //!   unspecified; on a skiplist its answer depends on random node levels).
 //! - Not generated, with the reason: TIME, INFO, CLIENT ID/LIST/INFO, HELLO,
-//!   LASTSAVE (server identity and clocks); OBJECT (not implemented), DEBUG
+//!   LASTSAVE (server identity and clocks); OBJECT IDLETIME, OBJECT ENCODING
+//!   of strings and hashes and DUMP (see `gen_objects`), DEBUG
 //!   other than DIGEST / DIGEST-VALUE, and DEBUG inside MULTI (dkv runs it
 //!   after the transaction's entry);
 //!   SET … EXAT/PXAT in the past (Redis stores the dead key and DBSIZE counts
@@ -268,6 +269,9 @@ fn expire_opts(r: &mut Rng, a: &mut Vec<Vec<u8>>) {
 }
 
 fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
+    if r.chance(3) {
+        return gen_objects(r);
+    }
     if r.chance(20) {
         return gen_sets(r);
     }
@@ -855,8 +859,14 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
                 } else {
                     gen_command(r, now_s)
                 };
-                // DEBUG runs after the EXEC entry in dkv (not in queue order).
-                if c.args[0] == b"SELECT" || c.args[0] == b"RANDOMKEY" || c.args[0] == b"DEBUG" {
+                // DEBUG, OBJECT and MEMORY run after the EXEC entry in dkv
+                // (not in queue order).
+                if c.args[0] == b"SELECT"
+                    || c.args[0] == b"RANDOMKEY"
+                    || c.args[0] == b"DEBUG"
+                    || c.args[0] == b"OBJECT"
+                    || c.args[0] == b"MEMORY"
+                {
                     continue;
                 }
                 checks.push(c.check.clone());
@@ -1211,6 +1221,75 @@ fn gen_zsets(r: &mut Rng) -> Cmd {
 
 fn gen_write_of(r: &mut Rng, k: &[u8]) -> Cmd {
     exact(vec![b(r.pick(&["SET", "APPEND"])), k.to_vec(), b("w")])
+}
+
+// ---- OBJECT, RESTORE, MEMORY USAGE -------------------------------------------
+
+/// Payloads Redis 7.0.15's DUMP gave for (key family, value): `SADD 1 2 3
+/// 100000` (intset), `SADD a b c` (hashtable), `RPUSH a 1 -5 "hello world"
+/// 70000 <70 b>`, `ZADD 1 a 2.5 b -3 c` (listpack), `SET hello`, `SET 12345`,
+/// `HSET f v n 1` (listpack).
+const DUMPS: &[(&str, &str)] = &[
+    ("s", "0b180400000004000000010000000200000003000000a08601000a001fae6e8f199a91fb"),
+    ("s", "02030162016101630a0099cc80dd5982d255"),
+    ("l", "120102c32b406a1f6a00000006008161020101dffb028b68656c6c6f20776f726c640cf27011010402e04662e03c000148ff0a0045cf1b2fc196b9ab"),
+    ("z", "111a1a0000000600816302dffd02816102010181620283322e3504ff0a00a68a1ab1a9f2dcc2"),
+    ("k", "000568656c6c6f0a006372df766534200a"),
+    ("k", "00c139300a009d94ea2793fc08b9"),
+    ("h", "1012120000000400816602817602816e020101ff0a00fce408f17922e016"),
+];
+
+/// OBJECT ENCODING on set, list and sorted-set keys (whose encodings dkv
+/// keeps as Redis does; strings and hashes are left out: after APPEND or
+/// once a hash was large, Redis remembers an encoding dkv derives from the
+/// content), OBJECT REFCOUNT/FREQ, MEMORY USAGE of a missing key, and
+/// RESTORE of Redis's own payloads (and corrupt ones) into keys of the
+/// payload's type. DUMP is not compared: Redis compresses with an
+/// uninitialised LZF hash table, so its bytes for the same value can vary.
+fn gen_objects(r: &mut Rng) -> Cmd {
+    let obj_key = |r: &mut Rng| {
+        b(r.pick(&[
+            "s0", "s1", "s2", "l0", "l1", "l2", "z0", "z1", "z2", "zbig", "zl", "nokey",
+        ]))
+    };
+    match r.below(10) {
+        0..=3 => exact(vec![b("OBJECT"), b("ENCODING"), obj_key(r)]),
+        4 => exact(vec![
+            b("OBJECT"),
+            b(r.pick(&["REFCOUNT", "FREQ", "encoding", "NOPE"])),
+            obj_key(r),
+        ]),
+        5 => exact(vec![b("MEMORY"), b("USAGE"), b("nokey")]),
+        _ => {
+            let (family, hex) = DUMPS[r.below(DUMPS.len())];
+            let mut payload: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+                .collect();
+            if r.chance(10) {
+                let at = r.below(payload.len());
+                payload[at] ^= 1 << r.below(8);
+            }
+            let key = match family {
+                "s" => b(r.pick(SET_KEYS)),
+                "l" => b(r.pick(&["l0", "l1", "l2"])),
+                "z" => b(r.pick(&["z0", "z1", "z2"])),
+                "k" => b(r.pick(&["k0", "k1"])),
+                _ => b(r.pick(&["h0", "h1"])),
+            };
+            let ttl = r.pick(&["0", "0", "0", "100000", "-1", "x"]);
+            let mut a = vec![b("RESTORE"), key, b(ttl), payload];
+            for _ in 0..r.below(3) {
+                match r.below(6) {
+                    0..=2 => a.push(b("REPLACE")),
+                    3 => a.extend([b("IDLETIME"), b(r.pick(&["5", "-1", "x"]))]),
+                    4 => a.extend([b("FREQ"), b(r.pick(&["3", "256"]))]),
+                    _ => a.push(b(r.pick(&["ABSTTL", "FOO"]))),
+                }
+            }
+            exact(a)
+        }
+    }
 }
 
 // ---- comparison -------------------------------------------------------------

@@ -178,6 +178,12 @@ pub struct SubcommandSpec {
     pub handler: Handler,
     /// Redis 7's ACL categories of the subcommand.
     pub acl_categories: Categories,
+    /// Flags `COMMAND INFO` shows for it (`None`: the container's).
+    pub flags: Option<Flags>,
+    /// Fixed key positions `(first, last, step)`, counted from the
+    /// container's name (`OBJECT ENCODING key`: `(2, 2, 1)`); [`NO_KEYS`]
+    /// for none. The container's key access applies to them.
+    pub keys: (i64, i64, i64),
 }
 
 /// One command.
@@ -386,14 +392,21 @@ impl CommandSpec {
     pub fn key_positions(&self, args: &[Bytes]) -> Option<Vec<usize>> {
         let mut positions = Vec::new();
         let argc = args.len() as i64;
-        if self.first_key > 0 && argc > self.first_key {
-            let last = if self.last_key < 0 {
-                argc + self.last_key
+        let sub = args.get(1).and_then(|name| {
+            self.subcommands
+                .iter()
+                .find(|s| name.eq_ignore_ascii_case(s.name.as_bytes()))
+        });
+        let (first_key, last_key, key_step) =
+            sub.map_or((self.first_key, self.last_key, self.key_step), |s| s.keys);
+        if first_key > 0 && argc > first_key {
+            let last = if last_key < 0 {
+                argc + last_key
             } else {
-                self.last_key.min(argc - 1)
+                last_key.min(argc - 1)
             };
-            let step = self.key_step.max(1);
-            let mut at = self.first_key;
+            let step = key_step.max(1);
+            let mut at = first_key;
             while at <= last {
                 positions.push(at as usize);
                 at += step;
@@ -440,7 +453,9 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::lists::COMMANDS,
     crate::kv::zsets::COMMANDS,
     crate::kv::blocking::COMMANDS,
+    crate::kv::objects::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
+    crate::server::commands::objects::OBJECT_COMMANDS,
 ];
 
 /// Every command, in a fixed order (its index there identifies it).

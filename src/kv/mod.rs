@@ -25,11 +25,13 @@
 //! [`zset`] (the sorted-set value), `zsets` and `zsets_store` (its commands),
 //! [`blocking`] (timeouts of blocking commands), [`digest`] (DEBUG DIGEST),
 //! [`float`] (x87 long double arithmetic for INCRBYFLOAT), [`glob`] (Redis's
-//! pattern matcher).
+//! pattern matcher), [`dump`] (DUMP/RESTORE's serialization), `objects`
+//! (DUMP, RESTORE, OBJECT and MEMORY USAGE).
 
 pub(crate) mod blocking;
 mod command;
 pub mod digest;
+pub mod dump;
 mod evict;
 pub(crate) mod expiry;
 pub mod float;
@@ -38,6 +40,7 @@ pub(crate) mod hashes;
 pub(crate) mod keys;
 pub mod list;
 pub(crate) mod lists;
+pub(crate) mod objects;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
@@ -161,6 +164,13 @@ impl Access {
     /// The LFU counter, decayed to `now_ms`.
     pub fn frequency(&self, now_ms: u64) -> u64 {
         self.decayed(self.last_ms.load(Ordering::Relaxed), now_ms)
+    }
+
+    /// Sets the last access time and the LFU counter (RESTORE's IDLETIME
+    /// and FREQ).
+    pub(crate) fn set(&self, last_ms: u64, count: u64) {
+        self.last_ms.store(last_ms, Ordering::Relaxed);
+        self.count.store(count.min(255), Ordering::Relaxed);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod connection;
 pub mod debug;
 mod docs;
 pub mod introspection;
+pub mod objects;
 pub mod replication;
 pub mod transactions;
 
@@ -30,6 +31,8 @@ macro_rules! sub {
             arity: $arity,
             handler: $handler,
             acl_categories: $categories,
+            flags: None,
+            keys: NO_KEYS,
         }
     };
 }
