@@ -20,8 +20,9 @@
 //!   snapshots or equality.
 //!
 //! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
-//! [`hashes`], [`set`] (the set value), `sets` (its commands), [`list`] (the
-//! list value), [`lists`] (its commands), [`expiry`], [`evict`], [`snapshot`],
+//! [`hash`] (the hash value), [`hashes`] (its commands), [`set`] (the set
+//! value), `sets` (its commands), [`list`] (the list value), [`lists`] (its
+//! commands), [`expiry`], [`evict`], [`snapshot`],
 //! [`zset`] (the sorted-set value), `zsets` and `zsets_store` (its commands),
 //! [`blocking`] (timeouts of blocking commands), [`digest`] (DEBUG DIGEST),
 //! [`float`] (x87 long double arithmetic for INCRBYFLOAT), [`glob`] (Redis's
@@ -36,6 +37,7 @@ mod evict;
 pub(crate) mod expiry;
 pub mod float;
 pub mod glob;
+pub mod hash;
 pub(crate) mod hashes;
 pub(crate) mod keys;
 pub mod list;
@@ -93,8 +95,8 @@ pub const MAX_STRING_BYTES: u64 = 512 * 1024 * 1024;
 pub enum Value {
     /// A string.
     Str(Bytes),
-    /// A hash (field order is not significant).
-    Hash(BTreeMap<Bytes, Bytes>),
+    /// A hash ([`hash::Hash`]; field order is not significant).
+    Hash(hash::Hash),
     /// A set (`intset` or `hashtable`, see [`set`]).
     Set(set::Set),
     /// A list ([`list::List`]: packed nodes, OBJECT ENCODING `quicklist`).
@@ -338,7 +340,7 @@ pub(crate) struct Ctx {
 fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
     let value = match &entry.value {
         Value::Str(s) => s.len() as u64,
-        Value::Hash(h) => h.iter().map(|(f, v)| (f.len() + v.len()) as u64 + 32).sum(),
+        Value::Hash(h) => h.mem_bytes(),
         Value::Set(s) => s.mem_bytes(),
         Value::List(l) => l.mem_bytes(),
         Value::ZSet(z) => z.mem_bytes(),
