@@ -46,6 +46,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::hash::Hash;
 use super::list::List;
 use super::set::{Member, Set};
 use super::zset::{AddFlags, AddOutcome, ZSet};
@@ -365,14 +366,14 @@ fn put_zset(out: &mut Vec<u8>, zset: &ZSet) {
 /// True if Redis would keep `hash` as a listpack (by size alone: a hash
 /// that was larger once is a `hashtable` in Redis for good; dkv does not
 /// remember that).
-pub fn hash_is_listpack(hash: &BTreeMap<Bytes, Bytes>) -> bool {
+pub fn hash_is_listpack(hash: &Hash) -> bool {
     hash.len() <= HASH_MAX_LISTPACK_ENTRIES
         && hash
             .iter()
             .all(|(f, v)| f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE)
 }
 
-fn put_hash(out: &mut Vec<u8>, hash: &BTreeMap<Bytes, Bytes>) {
+fn put_hash(out: &mut Vec<u8>, hash: &Hash) {
     if hash_is_listpack(hash) {
         out.push(TYPE_HASH_LISTPACK);
         let mut lp = ListpackWriter::new();
@@ -583,7 +584,7 @@ impl<'a> Reader<'a> {
                         return Err(DumpError::BadData);
                     }
                 }
-                non_empty(Value::Hash(hash), n)
+                non_empty(Value::Hash(hash.into()), n)
             }
             TYPE_LIST_QUICKLIST | TYPE_LIST_QUICKLIST_2 => {
                 let n = self.count(2)?;
@@ -660,7 +661,7 @@ impl<'a> Reader<'a> {
                         return Err(DumpError::BadData);
                     }
                 }
-                non_empty(Value::Hash(hash), entries.len())
+                non_empty(Value::Hash(hash.into()), entries.len())
             }
             // Zipmaps (Redis 2.4), modules, streams and unknown types.
             _ => Err(DumpError::BadData),

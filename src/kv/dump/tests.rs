@@ -438,7 +438,7 @@ fn sample_values() -> Vec<Value> {
         ])),
         Value::ZSet(big_zset),
         hash(&[("", b""), ("1", b"2"), ("long", &[b'q'; 100])]),
-        Value::Hash(big_hash),
+        Value::Hash(big_hash.into()),
     ]
 }
 
