@@ -1009,6 +1009,8 @@ fn gen_sort(r: &mut Rng) -> Step {
     };
     let mut a = vec![b(if readonly { "SORT_RO" } else { "SORT" }), source.clone()];
     let mut by: Option<&str> = None;
+    // Redis's "don't sort" is sticky: any BY without `*` sets it.
+    let mut nosort = false;
     let mut alpha = false;
     let mut limit = false;
     let mut store = false;
@@ -1019,6 +1021,7 @@ fn gen_sort(r: &mut Rng) -> Step {
                     "w_*", "wh_*->f", "wh_*->g", "nosort", "k*", "h*->f", "w_*->f", "*", "wh_*->",
                 ]);
                 by = Some(p);
+                nosort |= !p.contains('*');
                 a.extend([b("BY"), b(p)]);
             }
             5..=7 => {
@@ -1050,7 +1053,6 @@ fn gen_sort(r: &mut Rng) -> Step {
     }
     let listish = matches!(&source[..], b"l0" | b"l1" | b"l2");
     let orderedish = listish || source.first() == Some(&b'z');
-    let nosort = by.is_some_and(|p| !p.contains('*'));
     let ties = alpha && by.is_some_and(|p| p.contains('*'));
     if store && ties && (!listish || limit) {
         // The stored order of ALPHA BY ties is Redis's unspecified one.

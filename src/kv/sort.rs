@@ -53,6 +53,9 @@ pub(crate) struct Sort {
     alpha: bool,
     limit: (i64, i64),
     by: Option<Bytes>,
+    /// Set by any BY pattern without `*`, even if a later BY has one (the
+    /// last pattern is still the one looked up): Redis's sticky `dontsort`.
+    dontsort: bool,
     gets: Vec<Bytes>,
     store: Option<Bytes>,
 }
@@ -68,6 +71,7 @@ impl Sort {
             alpha: false,
             limit: (0, -1),
             by: None,
+            dontsort: false,
             gets: Vec::new(),
             store: None,
         };
@@ -91,6 +95,7 @@ impl Sort {
                 j += 1;
             } else if word.eq_ignore_ascii_case(b"by") && left >= 1 {
                 sort.by = Some(args[j + 1].clone());
+                sort.dontsort |= !c_str(&args[j + 1]).contains(&b'*');
                 j += 1;
             } else if word.eq_ignore_ascii_case(b"get") && left >= 1 {
                 sort.gets.push(args[j + 1].clone());
@@ -280,10 +285,7 @@ struct Sorted {
 impl Sort {
     /// Runs the sort over `source`; patterns are looked up in `db`.
     fn run(&self, db: &Db, ctx: &Ctx, source: &Source<'_>) -> Result<Sorted, Output> {
-        let mut dontsort = self
-            .by
-            .as_ref()
-            .is_some_and(|by| !c_str(by).contains(&b'*'));
+        let mut dontsort = self.dontsort;
         let mut alpha = self.alpha;
         let mut by = self.by.as_ref();
         if dontsort && matches!(source, Source::Set(_)) && self.store.is_some() {

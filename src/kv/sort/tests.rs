@@ -116,6 +116,8 @@ fn sort_matches_redis() {
         ("SORT l BY nosort DESC LIMIT 1 2", "[\"-5\",\"10\"]"),
         ("SORT l BY nosort LIMIT 5 10", "[\"1.5\"]"),
         ("SORT l BY nosort LIMIT 6 10", "[]"),
+        ("SORT l BY nosort BY w_*", "[\"3\",\"1\",\"2\",\"10\",\"-5\",\"1.5\"]"),
+        ("SORT l BY w_* BY nosort DESC", "[\"1.5\",\"-5\",\"10\",\"2\",\"1\",\"3\"]"),
         ("SORT l BY nosort GET w_* GET #", "[\"30\",\"3\",\"10\",\"1\",\"-20\",\"2\",\"5\",\"10\",(nil),\"-5\",(nil),\"1.5\"]"),
         ("HSET o_1 f a g 1", ":2"),
         ("HSET o_2 f b g 2", ":2"),
