@@ -5,7 +5,9 @@
 //! The generator covers every command of issue 5 — strings, keys, expiry,
 //! hashes, sets, SELECT/SWAPDB/MOVE/COPY, MULTI/EXEC/DISCARD/WATCH blocks — with wrong
 //! types, bad options, edge and binary values, big and negative numbers —
-//! and the non-blocking list commands of issue 13 (`gen_lists`).
+//! and the non-blocking list commands of issue 13 (`gen_lists`), SORT and
+//! SORT_RO (`gen_sort`, its comparison rules there) and the blocking pops
+//! with short timeouts, also inside MULTI (`gen_blocking`).
 //! Redis gets one connection; dkv gets one connection per node and the
 //! generator moves to the next node every segment (outside transaction blocks,
 //! re-sending `SELECT` first, which is not compared).
@@ -84,6 +86,9 @@ enum Check {
     RandField(Option<i64>),
     /// EXEC: one check per queued command.
     Exec(Vec<Check>),
+    /// Arrays of the same length (SORT with a LIMIT window over ties whose
+    /// order Redis leaves unspecified).
+    SameLength,
 }
 
 #[derive(Clone, Debug)]
@@ -839,6 +844,12 @@ impl Truncate for Cmd {
 }
 
 fn gen_step(r: &mut Rng, now_s: u64) -> Step {
+    if r.chance(4) {
+        return gen_sort(r);
+    }
+    if r.below(1000) < 15 {
+        return Step::One(gen_blocking(r, false));
+    }
     match r.below(100) {
         0..=3 => {
             // MULTI … EXEC / DISCARD, sometimes with WATCH, sometimes with errors.
@@ -856,6 +867,8 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
             for _ in 0..r.below(6) {
                 let c = if r.chance(5) {
                     exact(vec![b("GET")]) // arity error: EXECABORT
+                } else if r.chance(5) {
+                    gen_blocking(r, true) // the non-blocking form
                 } else {
                     gen_command(r, now_s)
                 };
@@ -936,6 +949,242 @@ fn gen_step(r: &mut Rng, now_s: u64) -> Step {
             Step::ScanAll { args, cursor_at: 2 }
         }
         _ => Step::One(gen_command(r, now_s)),
+    }
+}
+
+// ---- SORT / SORT_RO ------------------------------------------------------------
+
+/// Elements the weight keys are named after (`w_<e>` strings, `wh_<e>`
+/// hashes): the common list, set and sorted-set elements.
+const SORT_ELEMENTS: &[&str] = &["a", "b", "c", "d", "1", "2", "3", "-1", "10", "0", ""];
+/// Values of weight keys: numbers (ties included), a few non-numbers.
+const SORT_WEIGHTS: &[&str] = &[
+    "1", "2", "-1", "0", "1.5", "10", "3", "1", "-0", "inf", "x", "",
+];
+
+/// A key to sort: lists, sets and sorted sets, sometimes a shared key
+/// (any type: WRONGTYPE, or a value another generator left there).
+fn sort_source(r: &mut Rng) -> Vec<u8> {
+    if r.chance(85) {
+        b(r.pick(&[
+            "l0", "l1", "l2", "s0", "s1", "s2", "z0", "z1", "z2", "zbig", "zl",
+        ]))
+    } else {
+        key(r)
+    }
+}
+
+/// SORT / SORT_RO with BY, GET, LIMIT, ASC/DESC, ALPHA and STORE over the
+/// small key space, patterns naming string and hash keys (`w_*`, `wh_*->f`,
+/// the shared `k*`, `h*->f`), or a write of a weight key.
+///
+/// Comparison: Redis's order is total except (1) a set's own order (`BY`
+/// without `*`, no STORE): compared as a multiset, or by length with a
+/// LIMIT; (2) ALPHA BY ties (equal or missing BY values): the input order of
+/// a list is kept (glibc's stable qsort), anything else is compared as a
+/// multiset, or by length with a LIMIT (Redis's partial sort is not stable).
+/// STORE is only generated where the stored order is Redis's total order.
+/// SORT_RO reads only the list and set keys: Redis converts a `listpack`
+/// sorted set to `skiplist` even for SORT_RO, which dkv (a read) does not
+/// (see kv/sort.rs), and any key here may hold a small sorted set.
+///
+/// Each SORT is preceded by `ZADD zerrno XX 0 m` (a no-op on both servers):
+/// Redis's SORT tests `errno` without clearing it, so a range error left by
+/// an earlier command (INCRBYFLOAT 1e4000, ZADD 1e400 ...) would fail its
+/// numeric sort; a successful score parse clears it.
+fn gen_sort(r: &mut Rng) -> Step {
+    if r.chance(20) {
+        let e = r.pick(SORT_ELEMENTS);
+        let c = if r.chance(50) {
+            exact(vec![
+                b("SET"),
+                b(&format!("w_{e}")),
+                b(r.pick(SORT_WEIGHTS)),
+            ])
+        } else {
+            exact(vec![
+                b("HSET"),
+                b(&format!("wh_{e}")),
+                b(r.pick(&["f", "g"])),
+                b(r.pick(SORT_WEIGHTS)),
+            ])
+        };
+        return Step::One(c);
+    }
+    let readonly = r.chance(30);
+    let source = if readonly {
+        b(r.pick(&["l0", "l1", "l2", "s0", "s1", "s2"]))
+    } else {
+        sort_source(r)
+    };
+    let mut a = vec![b(if readonly { "SORT_RO" } else { "SORT" }), source.clone()];
+    let mut by: Option<&str> = None;
+    // Redis's "don't sort" is sticky: any BY without `*` sets it.
+    let mut nosort = false;
+    let mut alpha = false;
+    let mut limit = false;
+    let mut store = false;
+    for _ in 0..r.below(5) {
+        match r.below(20) {
+            0..=4 => {
+                let p = r.pick(&[
+                    "w_*", "wh_*->f", "wh_*->g", "nosort", "k*", "h*->f", "w_*->f", "*", "wh_*->",
+                ]);
+                by = Some(p);
+                nosort |= !p.contains('*');
+                a.extend([b("BY"), b(p)]);
+            }
+            5..=7 => {
+                limit = true;
+                a.extend([
+                    b("LIMIT"),
+                    b(r.pick(&["0", "1", "2", "-1", "5", "0", "x"])),
+                    b(r.pick(&["1", "2", "-1", "0", "10", "3"])),
+                ]);
+            }
+            8..=10 => {
+                let p = r.pick(&[
+                    "#", "w_*", "wh_*->f", "wh_*->g", "k*", "h*->f", "nokey", "#",
+                ]);
+                a.extend([b("GET"), b(p)]);
+            }
+            11 | 12 => a.push(b(r.pick(&["ASC", "DESC", "desc"]))),
+            13..=15 => {
+                alpha = true;
+                a.push(b(r.pick(&["ALPHA", "alpha"])));
+            }
+            16 | 17 if !readonly => {
+                store = true;
+                a.extend([b("STORE"), b(r.pick(&["sd", "sd", "l2", "k0"]))]);
+            }
+            18 if r.chance(30) => a.push(b(r.pick(&["FOO", "LIMIT", "BY", "GET", "STORE"]))),
+            _ => {}
+        }
+    }
+    let listish = matches!(&source[..], b"l0" | b"l1" | b"l2");
+    let orderedish = listish || source.first() == Some(&b'z');
+    let ties = alpha && by.is_some_and(|p| p.contains('*'));
+    if store && ties && (!listish || limit) {
+        // The stored order of ALPHA BY ties is Redis's unspecified one.
+        let at = a.iter().position(|w| w == b"STORE").unwrap_or(a.len());
+        a.truncate(at);
+        store = false;
+    }
+    let check = if store {
+        Check::Exact
+    } else if nosort && !orderedish {
+        if limit {
+            Check::SameLength
+        } else {
+            Check::Multiset
+        }
+    } else if ties && limit {
+        Check::SameLength
+    } else if ties && !listish {
+        Check::Multiset
+    } else {
+        Check::Exact
+    };
+    Step::Block(vec![
+        exact(vec![b("ZADD"), b("zerrno"), b("XX"), b("0"), b("m")]),
+        cmd(a, check),
+    ])
+}
+
+// ---- blocking pops ---------------------------------------------------------------
+
+/// A timeout: mostly 10–50 ms (keys are often empty, and then both servers
+/// wait it out), sometimes invalid; inside MULTI also 0 (never waits there).
+fn block_timeout(r: &mut Rng, in_multi: bool) -> Vec<u8> {
+    if r.chance(4) {
+        return b(r.pick(&["-1", "x", "-0.01", "1e400"]));
+    }
+    if in_multi && r.chance(30) {
+        return b("0");
+    }
+    b(r.pick(&["0.01", "0.02", "0.03", "0.05", ".01"]))
+}
+
+/// List keys for blocking pops: the lists (`le` only ever empty), sometimes
+/// a shared key (WRONGTYPE).
+fn block_list_key(r: &mut Rng) -> Vec<u8> {
+    if r.chance(85) {
+        b(r.pick(&["l0", "l1", "l2", "le"]))
+    } else {
+        key(r)
+    }
+}
+
+fn block_zset_key(r: &mut Rng) -> Vec<u8> {
+    if r.chance(85) {
+        b(r.pick(&["z0", "z1", "z2", "ze", "zl"]))
+    } else {
+        key(r)
+    }
+}
+
+/// BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP with short
+/// timeouts over keys that are sometimes empty (nil after the timeout on
+/// both) and sometimes not; inside MULTI they act as the non-blocking forms.
+/// 1.5% of the steps, most of them waiting ~30 ms on each server: about 10 s
+/// of waiting over the CI's 22,000 steps.
+fn gen_blocking(r: &mut Rng, in_multi: bool) -> Cmd {
+    let t = block_timeout(r, in_multi);
+    match r.below(8) {
+        0 | 1 => {
+            let mut a = vec![b(r.pick(&["BLPOP", "BRPOP"]))];
+            for _ in 0..1 + r.below(3) {
+                a.push(block_list_key(r));
+            }
+            a.push(t);
+            exact(a)
+        }
+        2 => exact(vec![
+            b("BLMOVE"),
+            block_list_key(r),
+            block_list_key(r),
+            list_end(r),
+            list_end(r),
+            t,
+        ]),
+        3 => exact(vec![
+            b("BRPOPLPUSH"),
+            block_list_key(r),
+            block_list_key(r),
+            t,
+        ]),
+        4 => {
+            let n = 1 + r.below(3);
+            let mut a = vec![b("BLMPOP"), t, b(&n.to_string())];
+            for _ in 0..n {
+                a.push(block_list_key(r));
+            }
+            a.push(list_end(r));
+            if r.chance(40) {
+                a.extend([b("COUNT"), b(r.pick(&["1", "2", "5", "0", "-1", "x"]))]);
+            }
+            exact(a)
+        }
+        5 | 6 => {
+            let mut a = vec![b(r.pick(&["BZPOPMIN", "BZPOPMAX"]))];
+            for _ in 0..1 + r.below(3) {
+                a.push(block_zset_key(r));
+            }
+            a.push(t);
+            exact(a)
+        }
+        _ => {
+            let n = 1 + r.below(3);
+            let mut a = vec![b("BZMPOP"), t, b(&n.to_string())];
+            for _ in 0..n {
+                a.push(block_zset_key(r));
+            }
+            a.push(b(r.pick(&["MIN", "MAX", "min", "up"])));
+            if r.chance(40) {
+                a.extend([b("COUNT"), b(r.pick(&["1", "2", "5", "0", "-1", "x"]))]);
+            }
+            exact(a)
+        }
     }
 }
 
@@ -1365,6 +1614,9 @@ fn compare(check: &Check, redis: &Reply, dkv: &Reply) -> std::result::Result<(),
         (Check::RandField(None), Reply::Bulk(a), Reply::Bulk(b)) => (a.is_some() == b.is_some())
             .then_some(())
             .ok_or_else(|| "nil vs field".into()),
+        (Check::SameLength, Reply::Array(Some(a)), Reply::Array(Some(b))) => (a.len() == b.len())
+            .then_some(())
+            .ok_or_else(|| "different lengths".into()),
         (Check::Exec(checks), Reply::Array(Some(a)), Reply::Array(Some(b))) => {
             if a.len() != b.len() || a.len() != checks.len() {
                 return Err("EXEC lengths differ".into());

@@ -144,6 +144,9 @@ pub struct KeyNum {
     pub index: usize,
 }
 
+/// A command's own key finder: the key positions in `args` (name at 0).
+pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
+
 /// Where a blocking command's timeout argument is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeoutAt {
@@ -204,6 +207,10 @@ pub struct CommandSpec {
     pub key_step: i64,
     /// Keys counted by a `numkeys` argument, if any.
     pub key_num: Option<KeyNum>,
+    /// Finds the keys itself when neither the fixed range nor a `numkeys`
+    /// argument says where they are (SORT's `STORE` destination: Redis's
+    /// `getkeys_proc`); replaces both when set.
+    pub key_finder: Option<KeyFinder>,
     /// How the command blocks, for blocking commands (BLPOP ...).
     pub blocking: Option<Blocking>,
     /// Where it runs.
@@ -252,6 +259,7 @@ const fn row(
         last_key: keys.1,
         key_step: keys.2,
         key_num: None,
+        key_finder: None,
         blocking: None,
         kind,
         subcommands: &[],
@@ -350,6 +358,16 @@ impl CommandSpec {
         }
     }
 
+    /// The row with keys found by `finder` from the arguments
+    /// (`movablekeys`): SORT's `STORE` destination.
+    pub const fn keys_by(self, finder: KeyFinder) -> CommandSpec {
+        CommandSpec {
+            key_finder: Some(finder),
+            flags: self.flags.or(Flags::MOVABLE_KEYS),
+            ..self
+        }
+    }
+
     /// The row of a blocking command (`blocking` flag, `@blocking`).
     pub const fn blocks(self, timeout_at: TimeoutAt, first_key_only: bool) -> CommandSpec {
         CommandSpec {
@@ -390,6 +408,9 @@ impl CommandSpec {
     /// `numkeys` argument is not a count of the arguments that follow it
     /// (the command's own check refuses it too).
     pub fn key_positions(&self, args: &[Bytes]) -> Option<Vec<usize>> {
+        if let Some(finder) = self.key_finder {
+            return Some(finder(args));
+        }
         let mut positions = Vec::new();
         let argc = args.len() as i64;
         let sub = args.get(1).and_then(|name| {
@@ -454,6 +475,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::zsets::COMMANDS,
     crate::kv::blocking::COMMANDS,
     crate::kv::objects::COMMANDS,
+    crate::kv::sort::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
     crate::server::commands::objects::OBJECT_COMMANDS,
 ];

@@ -112,8 +112,10 @@ pub(crate) struct BLMPop(LMPop);
 
 impl Parse for BLMPop {
     fn parse(args: &[Bytes]) -> Result<BLMPop, Output> {
+        // Redis checks numkeys, the end and COUNT before the timeout.
+        let op = LMPop::parse_at(args, 2)?;
         parse_timeout(&args[1])?;
-        Ok(BLMPop(LMPop::parse_at(args, 2)?))
+        Ok(BLMPop(op))
     }
 }
 
@@ -167,8 +169,10 @@ pub(crate) struct BZMPop(ZMPop);
 
 impl Parse for BZMPop {
     fn parse(args: &[Bytes]) -> Result<BZMPop, Output> {
+        // Redis checks numkeys, MIN|MAX and COUNT before the timeout.
+        let op = ZMPop::parse_from(args, 2)?;
         parse_timeout(&args[1])?;
-        Ok(BZMPop(ZMPop::parse_from(args, 2)?))
+        Ok(BZMPop(op))
     }
 }
 
@@ -258,6 +262,31 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// BLMPOP and BZMPOP check numkeys, the end and COUNT before the
+    /// timeout; BLMOVE its ends (redis-server 7.0.15's replies).
+    #[test]
+    fn timeout_is_checked_after_the_other_arguments() {
+        crate::kv::table::testing::assert_checks(&[
+            ("BLMPOP -1 1 l LEFT", Some("ERR timeout is negative")),
+            ("BLMPOP -1 1 l UP", Some("ERR syntax error")),
+            (
+                "BLMPOP x 0 l LEFT",
+                Some("ERR numkeys should be greater than 0"),
+            ),
+            (
+                "BLMPOP -1 1 l LEFT COUNT 0",
+                Some("ERR count should be greater than 0"),
+            ),
+            ("BLMOVE a b UP LEFT -1", Some("ERR syntax error")),
+            ("BLMOVE a b LEFT LEFT -1", Some("ERR timeout is negative")),
+            ("BZMPOP -1 2 z0 z0 up COUNT 5", Some("ERR syntax error")),
+            (
+                "BZMPOP -1 1 z MIN COUNT x",
+                Some("ERR count should be greater than 0"),
+            ),
+        ]);
+    }
 
     /// Each case as Redis 7.0.15 answers `BLPOP nosuchkey <timeout>`.
     #[test]

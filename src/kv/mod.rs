@@ -27,7 +27,7 @@
 //! [`blocking`] (timeouts of blocking commands), [`digest`] (DEBUG DIGEST),
 //! [`float`] (x87 long double arithmetic for INCRBYFLOAT), [`glob`] (Redis's
 //! pattern matcher), [`dump`] (DUMP/RESTORE's serialization), `objects`
-//! (DUMP, RESTORE, OBJECT and MEMORY USAGE).
+//! (DUMP, RESTORE, OBJECT and MEMORY USAGE), [`sort`] (SORT and SORT_RO).
 
 pub(crate) mod blocking;
 mod command;
@@ -46,6 +46,7 @@ pub(crate) mod objects;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
+pub(crate) mod sort;
 pub(crate) mod strings;
 pub(crate) mod table;
 pub mod zset;
@@ -727,6 +728,21 @@ impl Db {
         let after = entry_bytes(key, entry);
         self.used_bytes = self.used_bytes - before + after;
         Some(result)
+    }
+
+    /// Changes a present key's value in place without counting it as a
+    /// change: no version bump (WATCH does not fire), no touch, no access
+    /// record; memory is recounted. For encoding conversions Redis makes
+    /// outside any modification (SORT turning a `listpack` sorted set into a
+    /// `skiplist`). Deterministic like every apply path.
+    pub(crate) fn convert_quietly(&mut self, db: usize, key: &[u8], f: impl FnOnce(&mut Value)) {
+        let Some(entry) = self.dbs[db].map.get_mut(key) else {
+            return;
+        };
+        let before = entry_bytes(key, entry);
+        f(&mut entry.value);
+        let after = entry_bytes(key, entry);
+        self.used_bytes = self.used_bytes - before + after;
     }
 
     /// Sets or clears a present key's deadline.

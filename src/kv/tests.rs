@@ -819,3 +819,23 @@ fn pops_apply_in_order_until_one_finds_nothing() {
     // Not applied: it comes after the one that found nothing.
     assert_eq!(m.query("LLEN r"), int(1));
 }
+
+#[test]
+fn info_keyspace_counts_keys_of_every_type() {
+    // Redis 7.0.15 after RPUSH l a, SADD s 1, ZADD z 1 a, HSET h f v,
+    // SET k v EX 100: `db0:keys=5,expires=1` (no line for empty databases).
+    let mut m = Machine::new();
+    for line in [
+        "RPUSH l a",
+        "SADD s 1",
+        "ZADD z 1 a",
+        "HSET h f v",
+        "SET k v EX 100",
+    ] {
+        assert!(!matches!(m.exec(line), Output::Error(_)), "{line}");
+    }
+    let info = m.db.info(m.db.now_ms());
+    assert_eq!(info.keyspace.len(), 1);
+    let (db, keys, expires, _) = info.keyspace[0];
+    assert_eq!((db, keys, expires), (0, 5, 1));
+}

@@ -802,6 +802,12 @@ impl ZSet {
         }
     }
 
+    /// Converts to `skiplist` for good (Redis's `zsetConvert(.., SKIPLIST)`,
+    /// which SORT does to its input); a no-op if already there.
+    pub fn convert_to_skiplist(&mut self) {
+        self.convert_to_tree();
+    }
+
     /// Converts to `skiplist` (once; a no-op if already there).
     fn convert_to_tree(&mut self) {
         if let Enc::Packed(p) = &self.enc {

@@ -115,7 +115,7 @@ pub(crate) fn parse_score(arg: &[u8]) -> Option<f64> {
 /// The whole of `text` as C's `strtod` reads a number: decimal (as Rust
 /// parses it: `inf`, `infinity`, `nan`, exponents) or hexadecimal
 /// (`0x1.8p3`), with an optional sign.
-fn parse_c_double(text: &str) -> Option<f64> {
+pub(crate) fn parse_c_double(text: &str) -> Option<f64> {
     let (negative, unsigned) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -158,8 +158,40 @@ fn parse_c_double(text: &str) -> Option<f64> {
         mantissa |= 1;
     }
     let exp2 = i64::from(exp) + shift;
-    let value = (mantissa as f64) * 2f64.powi(exp2.clamp(-2000, 2000) as i32);
+    // Scale in two exact steps: down to the smallest normal exponent at
+    // most, then by an exact (possibly subnormal) power of two, so tiny
+    // results round once instead of flushing to zero (`powi(-1074)` is 0).
+    let first = exp2.clamp(-1022, 2000);
+    let value = if mantissa == 0 {
+        0.0
+    } else {
+        (mantissa as f64) * 2f64.powi(first as i32) * pow2((exp2 - first).min(0))
+    };
     Some(if negative { -value } else { value })
+}
+
+/// 2^`exp` for `exp <= 0`, exact down to the smallest subnormal, else 0.
+fn pow2(exp: i64) -> f64 {
+    if exp >= -1022 {
+        2f64.powi(exp as i32)
+    } else if exp >= -1074 {
+        f64::from_bits(1u64 << (exp + 1074))
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn hexadecimal_subnormals_are_not_flushed_to_zero() {
+    // Redis 7.0.15: ZADD zq 0x1p-1074 m 0x1p-1030 n, then ZRANGE WITHSCORES
+    // prints 4.9406564584124654e-324 and 8.6916947597937554e-311.
+    assert_eq!(parse_c_double("0x1p-1074"), Some(f64::from_bits(1)));
+    assert_eq!(
+        crate::kv::zset::format_score(parse_c_double("0x1p-1030").unwrap_or(0.0)),
+        "8.6916947597937554e-311"
+    );
+    assert_eq!(parse_c_double("0x1p-1080"), Some(0.0));
 }
 
 /// `strtod` as `zslParseRange` uses it: leading spaces allowed, the text up

@@ -129,7 +129,10 @@ pub async fn block<B: Backend>(backend: &B, block: Block) -> Reply {
             {
                 Ok(output) if found_nothing(&output) => {
                     if last_attempt {
-                        return Reply::from(output);
+                        // Redis answers every timed-out list or sorted-set
+                        // pop with a nil array, BLMOVE and BRPOPLPUSH too
+                        // (their non-blocking nil, in MULTI, is a nil bulk).
+                        return Reply::NilArray;
                     }
                 }
                 Ok(output) => return Reply::from(output),
@@ -265,7 +268,7 @@ mod tests {
         settle().await;
         assert!(!waiting.is_finished());
         tokio::time::advance(Duration::from_millis(2)).await;
-        assert_eq!(waiting.await.unwrap(), Reply::Null);
+        assert_eq!(waiting.await.unwrap(), Reply::NilArray);
         let proposed = backend.proposed.lock().unwrap().len();
         assert_eq!(proposed, 2, "the first attempt and the last one");
         assert_eq!(backend.key_waits.count(), 0);
@@ -366,10 +369,15 @@ mod command_tests {
             );
         }
         assert_eq!(backend.proposed.lock().unwrap().len(), before);
-        // A timeout answers nil (a nil bulk for BLMOVE).
+        // A timeout answers a nil array, BLMOVE's too (redis-server 7.0.15:
+        // `*-1` for BLMOVE, BRPOPLPUSH, BLPOP, BZPOPMIN, BLMPOP, BZMPOP).
         assert_eq!(
             run(&backend, &mut other, "BLMOVE a b LEFT LEFT 0.5").await,
-            Reply::Null
+            Reply::NilArray
+        );
+        assert_eq!(
+            run(&backend, &mut other, "BRPOPLPUSH a b 0.1").await,
+            Reply::NilArray
         );
         assert_eq!(
             run(&backend, &mut other, "BZPOPMIN z 0.1").await,
