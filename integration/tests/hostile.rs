@@ -155,6 +155,29 @@ async fn observe(c: &mut Cluster) -> Result<Observed> {
     })
 }
 
+/// [`observe`] once the nodes have finished the snapshots the writes before
+/// the attacks started: no snapshot file half written, and the same files
+/// twice in a row 200 ms apart (at most 10 s). A snapshot still being
+/// written when "before" is taken would look like a change made by the
+/// attacks.
+async fn settled(c: &mut Cluster) -> Result<Observed> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut last = observe(c).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = observe(c).await?;
+        let writing = now
+            .snapshots
+            .iter()
+            .flat_map(|files| files.keys())
+            .any(|path| path.extension().is_some_and(|e| e == "tmp"));
+        if (now == last && !writing) || tokio::time::Instant::now() >= deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
 fn attacker_credentials(c: &Cluster, impersonate: u64) -> Result<Vec<Approach>> {
     let ca = c.certs_dir().join(dkv::tls::CA_CERT_FILE);
     let no_cert = dkv::tls::client_config(&ca, None)?;
@@ -358,7 +381,7 @@ async fn an_outsider_without_credentials_changes_nothing() -> Result<()> {
     for i in 0..c.len() {
         c.wait_applied(i, applied, Duration::from_secs(10)).await?;
     }
-    let before = observe(&mut c).await?;
+    let before = settled(&mut c).await?;
     ensure!(
         before.snapshots.iter().all(|files| !files.is_empty()),
         "every node should hold a snapshot before the attacks: {before:?}"
