@@ -1018,10 +1018,6 @@ fn gen_sort(r: &mut Rng) -> Step {
         sort_source(r)
     };
     let mut a = vec![b(if readonly { "SORT_RO" } else { "SORT" }), source.clone()];
-    let mut by: Option<&str> = None;
-    // Redis's "don't sort" is sticky: any BY without `*` sets it.
-    let mut nosort = false;
-    let mut alpha = false;
     let mut limit = false;
     let mut store = false;
     for _ in 0..r.below(5) {
@@ -1030,8 +1026,6 @@ fn gen_sort(r: &mut Rng) -> Step {
                 let p = r.pick(&[
                     "w_*", "wh_*->f", "wh_*->g", "nosort", "k*", "h*->f", "w_*->f", "*", "wh_*->",
                 ]);
-                by = Some(p);
-                nosort |= !p.contains('*');
                 a.extend([b("BY"), b(p)]);
             }
             5..=7 => {
@@ -1049,10 +1043,7 @@ fn gen_sort(r: &mut Rng) -> Step {
                 a.extend([b("GET"), b(p)]);
             }
             11 | 12 => a.push(b(r.pick(&["ASC", "DESC", "desc"]))),
-            13..=15 => {
-                alpha = true;
-                a.push(b(r.pick(&["ALPHA", "alpha"])));
-            }
+            13..=15 => a.push(b(r.pick(&["ALPHA", "alpha"]))),
             16 | 17 if !readonly => {
                 store = true;
                 a.extend([b("STORE"), b(r.pick(&["sd", "sd", "l2", "k0"]))]);
@@ -1061,9 +1052,32 @@ fn gen_sort(r: &mut Rng) -> Step {
             _ => {}
         }
     }
+    // What Redis makes of the words, junk included ("BY ALPHA" is a BY
+    // pattern `ALPHA`, so no sort): its own left-to-right parse. Redis's
+    // "don't sort" is sticky: any BY without `*` sets it.
+    let (mut j, mut by_star, mut nosort, mut alpha) = (2, false, false, false);
+    while j < a.len() {
+        let word = a[j].to_ascii_lowercase();
+        let left = a.len() - j - 1;
+        match &word[..] {
+            b"by" if left >= 1 => {
+                let star = a[j + 1].contains(&b'*');
+                nosort |= !star;
+                by_star = star;
+                j += 2;
+            }
+            b"limit" if left >= 2 => j += 3,
+            b"get" | b"store" if left >= 1 => j += 2,
+            b"alpha" => {
+                alpha = true;
+                j += 1;
+            }
+            _ => j += 1,
+        }
+    }
     let listish = matches!(&source[..], b"l0" | b"l1" | b"l2");
     let orderedish = listish || source.first() == Some(&b'z');
-    let ties = alpha && by.is_some_and(|p| p.contains('*'));
+    let ties = alpha && by_star;
     if store && ties && (!listish || limit) {
         // The stored order of ALPHA BY ties is Redis's unspecified one.
         let at = a.iter().position(|w| w == b"STORE").unwrap_or(a.len());
