@@ -42,6 +42,7 @@ pub mod nemesis;
 pub mod process;
 pub mod proxy;
 pub mod queue;
+pub mod redis_server;
 pub mod resp;
 pub mod status;
 pub mod workload;

@@ -41,11 +41,10 @@
 //! index and the last commands sent, to replay with the same seed.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::redis_server::start_redis;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
 // ---- generator -------------------------------------------------------------
@@ -1645,55 +1644,6 @@ fn compare(check: &Check, redis: &Reply, dkv: &Reply) -> std::result::Result<(),
 }
 
 // ---- servers ----------------------------------------------------------------
-
-struct RedisServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_redis() -> Result<(RedisServer, RawConn)> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawn redis-server")?;
-    let server = RedisServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut conn) = RawConn::connect(server.addr).await {
-            if conn.command(&[b"PING"]).await.is_ok() {
-                return Ok((server, conn));
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("redis-server did not answer PING on {}", server.addr);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn show(args: &[Vec<u8>]) -> String {
     args.iter()

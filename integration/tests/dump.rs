@@ -11,58 +11,11 @@
 //! OBJECT / MEMORY USAGE replies for missing keys are compared reply for
 //! reply.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use dkv_integration::redis_server::start_redis;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
-
-struct RedisServer {
-    child: Child,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_redis() -> Result<(RedisServer, RawConn)> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawn redis-server")?;
-    let server = RedisServer { child };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut conn) = RawConn::connect(addr).await {
-            if conn.command(&[b"PING"]).await.is_ok() {
-                return Ok((server, conn));
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("redis-server did not answer PING on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Sends one command given as owned arguments.
 async fn send(conn: &mut RawConn, args: &[Vec<u8>]) -> Result<Reply> {
