@@ -778,6 +778,18 @@ impl CommandCounters {
 /// A backend without Raft for tests: writes apply directly to a local map.
 #[cfg(test)]
 pub(crate) mod fake {
+    /// Runs one space-separated request line on `backend` and returns its
+    /// reply (the fake never waits, so it completes at once).
+    pub(crate) fn run_line(backend: &FakeBackend, session: &mut Session, line: &str) -> Reply {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        futures_util::FutureExt::now_or_never(execute(backend, session, &args))
+            .expect("the fake backend never waits")
+            .reply
+    }
+
     use std::sync::Mutex;
 
     use super::*;

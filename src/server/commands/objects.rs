@@ -198,20 +198,12 @@ pub static OBJECT_COMMANDS: &[CommandSpec] = &[
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use crate::server::command::fake::FakeBackend;
-    use crate::server::command::{execute, Session};
+    use crate::server::command::Session;
     use crate::server::reply::Reply;
 
     fn run(backend: &FakeBackend, session: &mut Session, line: &str) -> Reply {
-        let args: Vec<Bytes> = line
-            .split(' ')
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        futures_util::FutureExt::now_or_never(execute(backend, session, &args))
-            .expect("the fake backend never waits")
-            .reply
+        crate::server::command::fake::run_line(backend, session, line)
     }
 
     fn err(text: &str) -> Reply {
