@@ -235,11 +235,12 @@ def run_benchmark(port, clients, pipeline, requests, value_size, tls, extra):
     return list(csv.DictReader(out.stdout.splitlines()))
 
 
-def pipe(port, commands):
-    """Send RESP `commands` (lists of str) with redis-cli --pipe."""
+def pipe(port, commands, tls):
+    """Send RESP `commands` (lists of str) with redis-cli --pipe (`tls`: the
+    redis-cli options for a TLS port, empty for a plain one)."""
     data = "".join(
         f"*{len(c)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in c) for c in commands)
-    redis_cli(port, "--pipe", stdin=data.encode())
+    redis_cli(port, *tls, "--pipe", stdin=data.encode())
 
 
 def benchmark(port, clients, pipeline, requests, value_size, tls_ca=None):
@@ -261,10 +262,10 @@ def benchmark(port, clients, pipeline, requests, value_size, tls_ca=None):
     # leader's, for dkv): a 100-member sorted set, and one list element per
     # BLPOP (and some to spare, so none waits for its timeout).
     pipe(port, [["DEL", "bench:z", "bench:bl"],
-                ["ZADD", "bench:z"] + [x for i in range(100) for x in (str(i), f"m{i}")]])
+                ["ZADD", "bench:z"] + [x for i in range(100) for x in (str(i), f"m{i}")]], tls)
     chunk = 1000
     pipe(port, [["RPUSH", "bench:bl"] + ["x"] * chunk
-                for _ in range(requests // chunk + 2)])
+                for _ in range(requests // chunk + 2)], tls)
     for test, argv in CUSTOM.items():
         rows = run_benchmark(port, clients, pipeline, requests, value_size, tls, argv)
         if rows:
@@ -281,10 +282,10 @@ def load_collections(port, kind, count):
     if kind == "zset":
         pipe(port, [["ZADD", "bench:bigz"] + [x for i in range(start, min(start + 100, count))
                                                for x in (str(i), f"member:{i:010d}")]
-                    for start in range(0, count, 100)])
+                    for start in range(0, count, 100)], [])
     else:
         pipe(port, [["RPUSH", f"list:{i:08d}"] + [f"element:{j}" for j in range(10)]
-                    for i in range(count)])
+                    for i in range(count)], [])
 
 
 def load_keys(port, count, path):
