@@ -280,3 +280,11 @@ difftest: ## Compare dkv with redis-server: make difftest N=… SEED=…
 	$(CARGO) build --release --bins
 	DIFFTEST_SEEDS='$(or $(SEED),1,2,3,4)' DIFFTEST_COMMANDS='$(or $(N),5500)' \
 	  $(CARGO) test --release -p dkv-integration --test difftest -- --nocapture
+
+# The scripting difftest (integration/tests/script_difftest.rs): N generated
+# script calls per seed, compared byte for byte with redis-server.
+.PHONY: script-difftest
+script-difftest: ## Compare dkv's scripting with redis-server: make script-difftest N=… SEED=…
+	$(CARGO) build --release --bins
+	SCRIPT_DIFFTEST_SEEDS='$(or $(SEED),1,2,3,4)' SCRIPT_DIFFTEST_CALLS='$(or $(N),5100)' \
+	  $(CARGO) test --release -p dkv-integration --test script_difftest -- --nocapture --include-ignored

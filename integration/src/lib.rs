@@ -44,6 +44,7 @@ pub mod proxy;
 pub mod queue;
 pub mod redis_server;
 pub mod resp;
+pub mod rng;
 pub mod status;
 pub mod workload;
 

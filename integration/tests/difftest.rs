@@ -45,30 +45,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dkv_integration::redis_server::start_redis;
+use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
 // ---- generator -------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Check {
@@ -202,7 +182,7 @@ fn key(r: &mut Rng) -> Vec<u8> {
 
 fn value(r: &mut Rng) -> Vec<u8> {
     match r.below(10) {
-        0 => (0..r.below(12)).map(|_| r.next() as u8).collect(),
+        0 => (0..r.below(12)).map(|_| r.next_u64() as u8).collect(),
         1 => vec![b'x'; 200 + r.below(2000)],
         _ => r.pick(VALUES).as_bytes().to_vec(),
     }
@@ -687,7 +667,7 @@ fn set_key(r: &mut Rng) -> Vec<u8> {
 
 fn member(r: &mut Rng) -> Vec<u8> {
     match r.below(20) {
-        0 => (0..r.below(6)).map(|_| r.next() as u8).collect(),
+        0 => (0..r.below(6)).map(|_| r.next_u64() as u8).collect(),
         // A few common members, so SISMEMBER/SREM/SMOVE/SINTER often hit.
         1..=10 => b(r.pick(&["1", "2", "3", "a", "b", "-1"])),
         _ => b(r.pick(MEMBERS)),
