@@ -715,8 +715,11 @@ pub async fn run_lock_chaos(config: LockConfig) -> Result<LockReport> {
     );
     let mut nemesis = Nemesis::new(config.seed, origin, config.quiet);
     let nemesis_result = nemesis.run(&mut cluster, config.schedule, stop_at).await;
-    // A client's last section: acquire, INCR and release, each bounded.
-    drain(&mut tasks, config.op_timeout * 5 + Duration::from_secs(5)).await;
+    // A client's last iteration: the acquire, then the INCR and the release
+    // (EVALSHA, SCRIPT LOAD, EVALSHA), each a connect and a request bounded
+    // by the timeout. A client aborted mid-section would leave an
+    // acknowledged INCR out of the history, so the grace covers all of it.
+    drain(&mut tasks, config.op_timeout * 10 + Duration::from_secs(5)).await;
     let nemesis_error = settle_on_error(&mut nemesis, &mut cluster, nemesis_result).await;
     let leader = cluster
         .wait_for_leader(Duration::from_secs(30))

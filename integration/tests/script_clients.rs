@@ -17,10 +17,10 @@
 //! Every scenario runs against two targets: a 3-node dkv cluster (the
 //! leader and a follower) and a throwaway real `redis-server` 7.0.15 given
 //! as both addresses (there is no leader to kill: the failover scenario
-//! holds its locks across a pause instead). The redis-server runs are the
-//! reference: they show the scripts' checks hold on Redis itself. The dkv
-//! runs are `#[ignore]`d until EVAL/EVALSHA/SCRIPT land (issue 14); then the
-//! ignore goes and nothing else changes.
+//! runs the same steps, its "new leader" being the same server). The
+//! redis-server runs are the reference: they show the scripts' checks hold
+//! on Redis itself. The dkv runs are `#[ignore]`d until EVAL/EVALSHA/SCRIPT
+//! land (issue 14); then the ignore goes and nothing else changes.
 //!
 //! A missing client (or redis-server) is a printed skip on a developer's
 //! machine and a failure under CI (.ci/run installs them). Bounded: every
@@ -256,7 +256,7 @@ async fn redis_py_lock_on_redis_server() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_py_lock_held_across_a_pause_on_redis_server() -> Result<()> {
+async fn redis_py_lock_failover_steps_on_redis_server() -> Result<()> {
     if let Some(reason) = redis_py_missing() {
         return tool_missing(&reason);
     }
