@@ -38,6 +38,7 @@ pub mod http;
 /// does not depend on the whole server library building.
 #[path = "../../src/lincheck.rs"]
 pub mod lincheck;
+pub mod lock;
 pub mod nemesis;
 pub mod process;
 pub mod proxy;
