@@ -684,6 +684,11 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
     // What the replies were, by RESP type (errors by their first words), so
     // a run shows it exercised more than one outcome.
     let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut keep_going: usize = std::env::var("SCRIPT_DIFFTEST_KEEP_GOING")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut differences = 0;
     for index in 0..calls {
         if index % 50 == 49 {
             node = (node + 1) % nodes.len();
@@ -731,7 +736,18 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
             None => String::new(),
         };
         *kinds.entry(kind).or_default() += 1;
-        if a != b {
+        if a != b && keep_going > 0 {
+            // SCRIPT_DIFFTEST_KEEP_GOING=n: print up to n differences and go on
+            // (later replies may differ only because an earlier one did).
+            keep_going -= 1;
+            println!(
+                "DIFF seed {seed}, call {index}:\n  redis: {:?}\n  other: {:?}\n  {}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b),
+                history.last().map(String::as_str).unwrap_or("")
+            );
+            differences += 1;
+        } else if a != b {
             bail!(
                 "script difftest seed {seed}, call {index}: replies differ\n  redis: {:?}\n  other: {:?}\nlast calls (replay with SCRIPT_DIFFTEST_SEEDS={seed}):\n{}",
                 String::from_utf8_lossy(&a),
@@ -748,6 +764,11 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
         .map(|(n, k)| format!("{k:?} {n}"))
         .collect();
     println!("script difftest seed {seed}: replies {}", top.join(", "));
+    if differences > 0 {
+        bail!(
+            "script difftest seed {seed}: {differences} differences (SCRIPT_DIFFTEST_KEEP_GOING)"
+        );
+    }
     Ok(sent)
 }
 
