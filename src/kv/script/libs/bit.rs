@@ -82,10 +82,11 @@ fn tohex(lua: &Lua, args: &[Value]) -> Outcome {
 
 /// Sets the global `bit` table.
 pub(crate) fn open(lua: &Lua) -> mlua::Result<()> {
-    let t = lua.create_table()?;
+    // Pre-sized and filled in the order luaL_register uses, so `pairs(bit)`
+    // visits the functions in Redis's order.
+    let t = lua.create_table_with_capacity(0, 12)?;
     unary(lua, "tobit", &t, |b| b)?;
     unary(lua, "bnot", &t, |b| !b)?;
-    unary(lua, "bswap", &t, u32::swap_bytes)?;
     fold(lua, "band", &t, |a, b| a & b)?;
     fold(lua, "bor", &t, |a, b| a | b)?;
     fold(lua, "bxor", &t, |a, b| a ^ b)?;
@@ -94,6 +95,7 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<()> {
     shift(lua, "arshift", &t, |b, n| ((b as i32) >> n) as u32)?;
     shift(lua, "rol", &t, u32::rotate_left)?;
     shift(lua, "ror", &t, u32::rotate_right)?;
+    unary(lua, "bswap", &t, u32::swap_bytes)?;
     t.set("tohex", wrap(lua, tohex)?)?;
     lua.globals().set("bit", t)
 }

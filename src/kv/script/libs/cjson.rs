@@ -29,7 +29,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mlua::{LightUserData, Lua, Table, Value};
+use mlua::{Function, LightUserData, Lua, Table, Value};
 
 use super::{
     arg, check_bytes, check_integer, fmt_g, lua_type_name, number_of, strtod, to_bytes, wrap, Fail,
@@ -186,6 +186,11 @@ fn append_string(out: &mut Vec<u8>, s: &[u8]) {
 struct Encoder<'a> {
     cfg: &'a Config,
     out: Vec<u8>,
+    /// Raw `next`.
+    next: &'a Function,
+    /// The open tables (and, for objects, the current key), by slot: handles
+    /// are not held in Rust, so nesting is bounded by Lua's limits only.
+    spill: Table,
 }
 
 fn cannot(type_name: &str, reason: &str) -> Fail {
@@ -211,8 +216,72 @@ impl Encoder<'_> {
         Ok(())
     }
 
-    /// `json_append_data`: `v` at `depth`, with `top` Lua stack slots in use.
+    /// `json_append_data` for `v` at `depth`, with `top` Lua stack slots in
+    /// use. The C code recurses into tables; this keeps its own stack of open
+    /// tables, so deep nesting cannot overflow the Rust stack, and counts the
+    /// Lua slots the recursion would use.
     fn value(&mut self, v: &Value, depth: i32, top: usize) -> Result<(), Fail> {
+        let mut open: Vec<OpenTable> = Vec::new();
+        self.start(v, depth, top, &mut open)?;
+        while let Some(frame) = open.last_mut() {
+            match frame {
+                OpenTable::Array {
+                    slot,
+                    len,
+                    next,
+                    depth,
+                    top,
+                } => {
+                    if *next > *len {
+                        self.out.push(b']');
+                        open.pop();
+                        continue;
+                    }
+                    if *next > 1 {
+                        self.out.push(b',');
+                    }
+                    let t: Table = self.spill.raw_get(*slot).map_err(lua_err)?;
+                    let item: Value = t.raw_get(*next).map_err(lua_err)?;
+                    *next += 1;
+                    let (depth, top) = (*depth, *top + 1);
+                    self.start(&item, depth, top, &mut open)?;
+                }
+                OpenTable::Object {
+                    slot,
+                    first,
+                    depth,
+                    top,
+                } => {
+                    let t: Value = self.spill.raw_get(*slot).map_err(lua_err)?;
+                    let key: Value = self.spill.raw_get(*slot + 1).map_err(lua_err)?;
+                    let (k, v): (Value, Value) = self.next.call((t, key)).map_err(lua_err)?;
+                    if k.is_nil() {
+                        self.out.push(b'}');
+                        open.pop();
+                        continue;
+                    }
+                    self.spill.raw_set(*slot + 1, k.clone()).map_err(lua_err)?;
+                    if !*first {
+                        self.out.push(b',');
+                    }
+                    *first = false;
+                    let (depth, top) = (*depth, *top + 2);
+                    self.key(&k)?;
+                    self.start(&v, depth, top, &mut open)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a scalar, or opens a table (writing `[` or `{`).
+    fn start(
+        &mut self,
+        v: &Value,
+        depth: i32,
+        top: usize,
+        open: &mut Vec<OpenTable>,
+    ) -> Result<(), Fail> {
         match v {
             Value::String(s) => append_string(&mut self.out, &s.as_bytes()),
             Value::Integer(_) | Value::Number(_) => self.number(number_of(v).unwrap_or(0.0))?,
@@ -230,21 +299,51 @@ impl Encoder<'_> {
                     )));
                 }
                 let len = self.array_length(t)?;
+                let slot = 2 * open.len() as i64 + 1;
+                self.spill.raw_set(slot, t.clone()).map_err(lua_err)?;
+                self.spill.raw_set(slot + 1, Value::Nil).map_err(lua_err)?;
                 if len > 0 {
                     self.out.push(b'[');
-                    for i in 1..=len {
-                        if i > 1 {
-                            self.out.push(b',');
-                        }
-                        let item: Value = t.raw_get(i).map_err(lua_err)?;
-                        self.value(&item, depth, top + 1)?;
-                    }
-                    self.out.push(b']');
+                    open.push(OpenTable::Array {
+                        slot,
+                        len,
+                        next: 1,
+                        depth,
+                        top,
+                    });
                 } else {
-                    self.object(t, depth, top)?;
+                    self.out.push(b'{');
+                    open.push(OpenTable::Object {
+                        slot,
+                        first: true,
+                        depth,
+                        top,
+                    });
                 }
             }
             other => return Err(cannot(lua_type_name(other), "type not supported")),
+        }
+        Ok(())
+    }
+
+    /// An object key: a number (written as a string) or a string.
+    fn key(&mut self, k: &Value) -> Result<(), Fail> {
+        match k {
+            Value::Integer(_) | Value::Number(_) => {
+                self.out.push(b'"');
+                self.number(number_of(k).unwrap_or(0.0))?;
+                self.out.extend_from_slice(b"\":");
+            }
+            Value::String(s) => {
+                append_string(&mut self.out, &s.as_bytes());
+                self.out.push(b':');
+            }
+            other => {
+                return Err(cannot(
+                    lua_type_name(other),
+                    "table key must be a number or string",
+                ))
+            }
         }
         Ok(())
     }
@@ -282,45 +381,32 @@ impl Encoder<'_> {
         }
         Ok(max)
     }
+}
 
-    fn object(&mut self, t: &Table, depth: i32, top: usize) -> Result<(), Fail> {
-        self.out.push(b'{');
-        let mut first = true;
-        for pair in t.clone().pairs::<Value, Value>() {
-            let (k, v) = pair.map_err(lua_err)?;
-            if !first {
-                self.out.push(b',');
-            }
-            first = false;
-            match &k {
-                Value::Integer(_) | Value::Number(_) => {
-                    self.out.push(b'"');
-                    self.number(number_of(&k).unwrap_or(0.0))?;
-                    self.out.extend_from_slice(b"\":");
-                }
-                Value::String(s) => {
-                    append_string(&mut self.out, &s.as_bytes());
-                    self.out.push(b':');
-                }
-                other => {
-                    return Err(cannot(
-                        lua_type_name(other),
-                        "table key must be a number or string",
-                    ))
-                }
-            }
-            self.value(&v, depth, top + 2)?;
-        }
-        self.out.push(b'}');
-        Ok(())
-    }
+/// A table being written while encoding.
+enum OpenTable {
+    /// The table is in `spill[slot]`; `next` is the next index to write.
+    Array {
+        slot: i64,
+        len: i32,
+        next: i32,
+        depth: i32,
+        top: usize,
+    },
+    /// The table is in `spill[slot]`, the last key written in `spill[slot+1]`.
+    Object {
+        slot: i64,
+        first: bool,
+        depth: i32,
+        top: usize,
+    },
 }
 
 fn lua_err(_: mlua::Error) -> Fail {
     Fail::Raw(b"not enough memory".to_vec())
 }
 
-fn encode(lua: &Lua, cfg: &Shared, args: &[Value]) -> Outcome {
+fn encode(lua: &Lua, cfg: &Shared, next: &Function, args: &[Value]) -> Outcome {
     if args.len() != 1 {
         return Err(Fail::arg(1, "expected 1 argument"));
     }
@@ -328,6 +414,8 @@ fn encode(lua: &Lua, cfg: &Shared, args: &[Value]) -> Outcome {
     let mut enc = Encoder {
         cfg: &cfg,
         out: Vec::new(),
+        next,
+        spill: lua.create_table().map_err(lua_err)?,
     };
     enc.value(&args[0], 0, 1)?;
     Ok(vec![new_string(lua, &enc.out)?])
@@ -392,6 +480,10 @@ impl Token {
 
 struct Parser<'a> {
     lua: &'a Lua,
+    /// The open tables (and, for objects, the pending key), by slot:
+    /// handles are not held in Rust, so nesting is bounded by Lua's limits
+    /// only.
+    spill: Table,
     cfg: &'a Config,
     data: &'a [u8],
     pos: usize,
@@ -607,82 +699,127 @@ impl Parser<'_> {
         self.lua.create_table().map_err(lua_err)
     }
 
-    fn object(&mut self) -> Result<Value, Fail> {
-        self.descend(3)?;
-        let t = self.new_table()?;
+    /// After `{` and its first token: checks for a key and colon and returns
+    /// the key (on the Lua stack: `top` goes up by one).
+    fn object_key(&mut self, token: &Token) -> Result<Value, Fail> {
+        if token.kind != Kind::String {
+            return Err(self.parse_error("object key string", token));
+        }
+        let key = new_string(self.lua, &token.string)?;
         self.top += 1;
-        let mut token = self.next_token();
-        if token.kind == Kind::ObjEnd {
-            self.depth -= 1;
-            self.top -= 1;
-            return Ok(Value::Table(t));
+        let colon = self.next_token();
+        if colon.kind != Kind::Colon {
+            return Err(self.parse_error("colon", &colon));
         }
-        loop {
-            if token.kind != Kind::String {
-                return Err(self.parse_error("object key string", &token));
-            }
-            let key = new_string(self.lua, &token.string)?;
-            self.top += 1;
-            token = self.next_token();
-            if token.kind != Kind::Colon {
-                return Err(self.parse_error("colon", &token));
-            }
-            token = self.next_token();
-            let value = self.value(token)?;
-            self.top -= 1;
-            t.raw_set(key, value).map_err(lua_err)?;
-            token = self.next_token();
-            if token.kind == Kind::ObjEnd {
-                self.depth -= 1;
-                self.top -= 1;
-                return Ok(Value::Table(t));
-            }
-            if token.kind != Kind::Comma {
-                return Err(self.parse_error("comma or object end", &token));
-            }
-            token = self.next_token();
-        }
+        Ok(key)
     }
 
-    fn array(&mut self) -> Result<Value, Fail> {
-        self.descend(2)?;
-        let t = self.new_table()?;
-        self.top += 1;
-        let mut token = self.next_token();
-        if token.kind == Kind::ArrEnd {
-            self.depth -= 1;
-            self.top -= 1;
-            return Ok(Value::Table(t));
-        }
-        let mut i: i64 = 1;
+    /// `json_process_value` starting at `token`. The C code recurses into
+    /// arrays and objects; this keeps its own stack of open containers, so
+    /// deep input cannot overflow the Rust stack, and counts the Lua slots
+    /// the recursion would use.
+    fn value(&mut self, mut token: Token) -> Result<Value, Fail> {
+        let mut open: Vec<Open> = Vec::new();
         loop {
-            let value = self.value(token)?;
-            t.raw_set(i, value).map_err(lua_err)?;
-            i += 1;
-            token = self.next_token();
-            if token.kind == Kind::ArrEnd {
+            let slot = 2 * open.len() as i64 + 1;
+            let mut v = match token.kind {
+                Kind::String => new_string(self.lua, &token.string)?,
+                Kind::Number => Value::Number(token.number),
+                Kind::Boolean => Value::Boolean(token.boolean),
+                Kind::Null => null(),
+                Kind::ObjBegin => {
+                    self.descend(3)?;
+                    let t = self.new_table()?;
+                    self.top += 1;
+                    let first = self.next_token();
+                    if first.kind == Kind::ObjEnd {
+                        self.depth -= 1;
+                        self.top -= 1;
+                        Value::Table(t)
+                    } else {
+                        let key = self.object_key(&first)?;
+                        self.spill.raw_set(slot, t).map_err(lua_err)?;
+                        self.spill.raw_set(slot + 1, key).map_err(lua_err)?;
+                        open.push(Open::Object { slot });
+                        token = self.next_token();
+                        continue;
+                    }
+                }
+                Kind::ArrBegin => {
+                    self.descend(2)?;
+                    let t = self.new_table()?;
+                    self.top += 1;
+                    let first = self.next_token();
+                    if first.kind == Kind::ArrEnd {
+                        self.depth -= 1;
+                        self.top -= 1;
+                        Value::Table(t)
+                    } else {
+                        self.spill.raw_set(slot, t).map_err(lua_err)?;
+                        open.push(Open::Array { slot, index: 1 });
+                        token = first;
+                        continue;
+                    }
+                }
+                _ => return Err(self.parse_error("value", &token)),
+            };
+            // A value is complete: store it in the innermost open container,
+            // closing every container it completes.
+            loop {
+                let Some(top) = open.last_mut() else {
+                    return Ok(v);
+                };
+                match top {
+                    Open::Array { slot, index } => {
+                        let t: Table = self.spill.raw_get(*slot).map_err(lua_err)?;
+                        t.raw_set(*index, v).map_err(lua_err)?;
+                        *index += 1;
+                        let next = self.next_token();
+                        if next.kind != Kind::ArrEnd {
+                            if next.kind != Kind::Comma {
+                                return Err(self.parse_error("comma or array end", &next));
+                            }
+                            token = self.next_token();
+                            break;
+                        }
+                    }
+                    Open::Object { slot } => {
+                        let slot = *slot;
+                        self.top -= 1;
+                        let t: Table = self.spill.raw_get(slot).map_err(lua_err)?;
+                        let key: Value = self.spill.raw_get(slot + 1).map_err(lua_err)?;
+                        t.raw_set(key, v).map_err(lua_err)?;
+                        let next = self.next_token();
+                        if next.kind != Kind::ObjEnd {
+                            if next.kind != Kind::Comma {
+                                return Err(self.parse_error("comma or object end", &next));
+                            }
+                            let first = self.next_token();
+                            let key = self.object_key(&first)?;
+                            self.spill.raw_set(slot + 1, key).map_err(lua_err)?;
+                            token = self.next_token();
+                            break;
+                        }
+                    }
+                }
                 self.depth -= 1;
                 self.top -= 1;
-                return Ok(Value::Table(t));
+                v = match open.pop() {
+                    Some(Open::Array { slot, .. }) | Some(Open::Object { slot }) => {
+                        self.spill.raw_get(slot).map_err(lua_err)?
+                    }
+                    None => Value::Nil,
+                };
             }
-            if token.kind != Kind::Comma {
-                return Err(self.parse_error("comma or array end", &token));
-            }
-            token = self.next_token();
         }
     }
+}
 
-    fn value(&mut self, token: Token) -> Result<Value, Fail> {
-        Ok(match token.kind {
-            Kind::String => new_string(self.lua, &token.string)?,
-            Kind::Number => Value::Number(token.number),
-            Kind::Boolean => Value::Boolean(token.boolean),
-            Kind::ObjBegin => self.object()?,
-            Kind::ArrBegin => self.array()?,
-            Kind::Null => null(),
-            _ => return Err(self.parse_error("value", &token)),
-        })
-    }
+/// An array or object being filled while decoding.
+/// The table is in `spill[slot]`; an object's pending key in `spill[slot+1]`.
+enum Open {
+    Array { slot: i64, index: i64 },
+    Object { slot: i64 },
 }
 
 fn decode(lua: &Lua, cfg: &Shared, args: &[Value]) -> Outcome {
@@ -696,6 +833,7 @@ fn decode(lua: &Lua, cfg: &Shared, args: &[Value]) -> Outcome {
     let cfg = cfg.borrow().clone();
     let mut p = Parser {
         lua,
+        spill: lua.create_table().map_err(lua_err)?,
         cfg: &cfg,
         data: &data,
         pos: 0,
@@ -716,9 +854,15 @@ fn decode(lua: &Lua, cfg: &Shared, args: &[Value]) -> Outcome {
 /// A new `cjson` table with its own default configuration (`cjson.new`).
 fn new_table(lua: &Lua) -> mlua::Result<Table> {
     let cfg: Shared = Rc::new(RefCell::new(Config::default()));
+    // Fields are set in the C library's order, so `pairs(cjson)` visits
+    // them in Redis's order.
     let t = lua.create_table()?;
     let c = cfg.clone();
-    t.set("encode", wrap(lua, move |lua, args| encode(lua, &c, args))?)?;
+    let next = super::next_fn(lua)?;
+    t.set(
+        "encode",
+        wrap(lua, move |lua, args| encode(lua, &c, &next, args))?,
+    )?;
     let c = cfg.clone();
     t.set("decode", wrap(lua, move |lua, args| decode(lua, &c, args))?)?;
     let c = cfg.clone();
@@ -766,7 +910,6 @@ fn new_table(lua: &Lua) -> mlua::Result<Table> {
         )
     };
     bool_setting("encode_keep_buffer", |c| &mut c.encode_keep_buffer)?;
-    bool_setting("decode_invalid_numbers", |c| &mut c.decode_invalid_numbers)?;
     let c = cfg.clone();
     t.set(
         "encode_invalid_numbers",
@@ -782,6 +925,7 @@ fn new_table(lua: &Lua) -> mlua::Result<Table> {
             )?])
         })?,
     )?;
+    bool_setting("decode_invalid_numbers", |c| &mut c.decode_invalid_numbers)?;
     t.set(
         "new",
         wrap(lua, |lua, _| {
@@ -809,6 +953,815 @@ mod tests {
     /// in `testutil`.
     const CASES: &[(&str, &str)] = &[
         // @@CJSON_CASES@@
+        (r##"cjson.encode(1)"##, r##"true "1""##),
+        (r##"cjson.encode(-1)"##, r##"true "-1""##),
+        (r##"cjson.encode(0)"##, r##"true "0""##),
+        (r##"cjson.encode(-0.0)"##, r##"true "-0""##),
+        (r##"cjson.encode(1.5)"##, r##"true "1.5""##),
+        (r##"cjson.encode(0.1)"##, r##"true "0.1""##),
+        (r##"cjson.encode(1/3)"##, r##"true "0.33333333333333""##),
+        (
+            r##"cjson.encode(123456789012345)"##,
+            r##"true "1.2345678901234e+14""##,
+        ),
+        (
+            r##"cjson.encode(12345678901234567890)"##,
+            r##"true "1.2345678901235e+19""##,
+        ),
+        (r##"cjson.encode(1e14)"##, r##"true "1e+14""##),
+        (r##"cjson.encode(1e15)"##, r##"true "1e+15""##),
+        (r##"cjson.encode(1e-5)"##, r##"true "1e-05""##),
+        (r##"cjson.encode(0.0001)"##, r##"true "0.0001""##),
+        (r##"cjson.encode(1e300)"##, r##"true "1e+300""##),
+        (r##"cjson.encode(2^53)"##, r##"true "9.007199254741e+15""##),
+        (
+            r##"cjson.encode(-2^63)"##,
+            r##"true "-9.2233720368548e+18""##,
+        ),
+        (
+            r##"cjson.encode(5e-324)"##,
+            r##"true "4.9406564584125e-324""##,
+        ),
+        (
+            r##"cjson.encode(1/0)"##,
+            r##"false "user_script:1: Cannot serialise number: must not be NaN or Inf""##,
+        ),
+        (
+            r##"cjson.encode(-1/0)"##,
+            r##"false "user_script:1: Cannot serialise number: must not be NaN or Inf""##,
+        ),
+        (
+            r##"cjson.encode(0/0)"##,
+            r##"false "user_script:1: Cannot serialise number: must not be NaN or Inf""##,
+        ),
+        (r##"cjson.encode('abc')"##, r##"true ""abc"""##),
+        (r##"cjson.encode('')"##, r##"true """""##),
+        (r##"cjson.encode('a"b\\c/d')"##, r##"true ""a\"b\\c\/d"""##),
+        (
+            r##"cjson.encode('\0\1\7\8\9\10\11\12\13\14\31\127\128\255')"##,
+            r##"true ""\u0000\u0001\u0007\b\t\n\u000b\f\r\u000e\u001f\u007f\x80\xff"""##,
+        ),
+        (
+            r##"cjson.encode('h\195\169llo')"##,
+            r##"true ""h\xc3\xa9llo"""##,
+        ),
+        (
+            r##"cjson.encode('\237\160\128')"##,
+            r##"true ""\xed\xa0\x80"""##,
+        ),
+        (r##"cjson.encode(true)"##, r##"true "true""##),
+        (r##"cjson.encode(false)"##, r##"true "false""##),
+        (r##"cjson.encode(nil)"##, r##"true "null""##),
+        (r##"cjson.encode(cjson.null)"##, r##"true "null""##),
+        (r##"cjson.encode({})"##, r##"true "{}""##),
+        (r##"cjson.encode({1, 2, 3})"##, r##"true "[1,2,3]""##),
+        (
+            r##"cjson.encode({1, 'a', true, false})"##,
+            r##"true "[1,"a",true,false]""##,
+        ),
+        (r##"cjson.encode({1, nil, 3})"##, r##"true "[1,null,3]""##),
+        (
+            r##"cjson.encode({[1] = 1, [3] = 3})"##,
+            r##"true "[1,null,3]""##,
+        ),
+        (
+            r##"cjson.encode({[1] = 1, [10] = 10})"##,
+            r##"true "[1,null,null,null,null,null,null,null,null,10]""##,
+        ),
+        (
+            r##"cjson.encode({[1] = 1, [11] = 11})"##,
+            r##"false "user_script:1: Cannot serialise table: excessively sparse array""##,
+        ),
+        (
+            r##"cjson.encode({[11] = 11})"##,
+            r##"false "user_script:1: Cannot serialise table: excessively sparse array""##,
+        ),
+        (
+            r##"cjson.encode({[10] = 10})"##,
+            r##"true "[null,null,null,null,null,null,null,null,null,10]""##,
+        ),
+        (r##"cjson.encode({[2] = 2})"##, r##"true "[null,2]""##),
+        (
+            r##"cjson.encode({[1] = 1, [2] = 2, [5] = 5})"##,
+            r##"true "[1,2,null,null,5]""##,
+        ),
+        (r##"cjson.encode({[0] = 1})"##, r##"true "{"0":1}""##),
+        (r##"cjson.encode({[-1] = 1})"##, r##"true "{"-1":1}""##),
+        (r##"cjson.encode({[1.5] = 1})"##, r##"true "{"1.5":1}""##),
+        (
+            r##"cjson.encode({[1] = 1, x = 2})"##,
+            r##"true "{"1":1,"x":2}""##,
+        ),
+        (r##"cjson.encode({a = 1})"##, r##"true "{"a":1}""##),
+        (
+            r##"cjson.encode({a = {b = {c = {}}}})"##,
+            r##"true "{"a":{"b":{"c":{}}}}""##,
+        ),
+        (r##"cjson.encode({[1e20] = 1})"##, r##"true "{"1e+20":1}""##),
+        (
+            r##"cjson.encode({[2^31] = 1})"##,
+            r##"true "{"2147483648":1}""##,
+        ),
+        (
+            r##"cjson.encode({[2^31] = 1, [1] = 2})"##,
+            r##"true "[2]""##,
+        ),
+        (
+            r##"cjson.encode({[true] = 1})"##,
+            r##"false "user_script:1: Cannot serialise boolean: table key must be a number or string""##,
+        ),
+        (
+            r##"cjson.encode({[{}] = 1})"##,
+            r##"false "user_script:1: Cannot serialise table: table key must be a number or string""##,
+        ),
+        (
+            r##"cjson.encode({[1/0] = 1})"##,
+            r##"false "user_script:1: Cannot serialise number: must not be NaN or Inf""##,
+        ),
+        (
+            r##"cjson.encode({a = type})"##,
+            r##"false "user_script:1: Cannot serialise function: type not supported""##,
+        ),
+        (
+            r##"cjson.encode(type)"##,
+            r##"false "user_script:1: Cannot serialise function: type not supported""##,
+        ),
+        (
+            r##"cjson.encode(coroutine.create(function() end))"##,
+            r##"false "user_script:1: Cannot serialise thread: type not supported""##,
+        ),
+        (
+            r##"cjson.encode({cjson.null, cjson.null})"##,
+            r##"true "[null,null]""##,
+        ),
+        (
+            r##"cjson.encode({a = cjson.null})"##,
+            r##"true "{"a":null}""##,
+        ),
+        (
+            r##"cjson.encode({{}, {{}}, {a = {}}})"##,
+            r##"true "[{},[{}],{"a":{}}]""##,
+        ),
+        (
+            r##"cjson.encode({['a"b'] = '\n'})"##,
+            r##"true "{"a\"b":"\n"}""##,
+        ),
+        (
+            r##"cjson.encode({[1] = 'x', ['1'] = 'y'})"##,
+            r##"true "{"1":"x","1":"y"}""##,
+        ),
+        (
+            r##"cjson.encode({0.1, 1e100, -1e-100})"##,
+            r##"true "[0.1,1e+100,-1e-100]""##,
+        ),
+        (
+            r##"cjson.encode()"##,
+            r##"false "user_script:1: bad argument #1 to 'encode' (expected 1 argument)""##,
+        ),
+        (
+            r##"cjson.encode(1, 2)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode' (expected 1 argument)""##,
+        ),
+        (
+            r##"(function() local t = {} local c = t for i = 1, 999 do c[1] = {} c = c[1] end return #cjson.encode(t) end)()"##,
+            r##"true 2000"##,
+        ),
+        (
+            r##"(function() local t = {} local c = t for i = 1, 1000 do c[1] = {} c = c[1] end return #cjson.encode(t) end)()"##,
+            r##"false "user_script:1: Cannot serialise, excessive nesting (1001)""##,
+        ),
+        (
+            r##"(function() local t = {} local c = t for i = 1, 1000 do c.k = {} c = c.k end return #cjson.encode(t) end)()"##,
+            r##"false "user_script:1: Cannot serialise, excessive nesting (1001)""##,
+        ),
+        (
+            r##"(function() local t = {} t[1] = t return cjson.encode(t) end)()"##,
+            r##"false "user_script:1: Cannot serialise, excessive nesting (1001)""##,
+        ),
+        (
+            r##"(function() local t = {} for i = 1, 100 do t[i] = i end return cjson.encode(t) end)()"##,
+            r##"true "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100]""##,
+        ),
+        (
+            r##"(function() local t = {} for i = 1, 30 do t[i * 2] = i end return cjson.encode(t) end)()"##,
+            r##"true "[null,1,null,2,null,3,null,4,null,5,null,6,null,7,null,8,null,9,null,10,null,11,null,12,null,13,null,14,null,15,null,16,null,17,null,18,null,19,null,20,null,21,null,22,null,23,null,24,null,25,null,26,null,27,null,28,null,29,null,30]""##,
+        ),
+        (
+            r##"(function() local t = {} for i = 1, 30 do t[i * 3] = i end return cjson.encode(t) end)()"##,
+            r##"false "user_script:1: Cannot serialise table: excessively sparse array""##,
+        ),
+        (r##"cjson.decode('1')"##, r##"true 1"##),
+        (r##"cjson.decode('-1.5e3')"##, r##"true -1500"##),
+        (r##"cjson.decode('1E2')"##, r##"true 100"##),
+        (r##"cjson.decode('0')"##, r##"true 0"##),
+        (r##"cjson.decode('-0')"##, r##"true -0"##),
+        (r##"cjson.decode('01')"##, r##"true 1"##),
+        (r##"cjson.decode('0x10')"##, r##"true 16"##),
+        (r##"cjson.decode('-0x10')"##, r##"true -16"##),
+        (r##"cjson.decode('+1')"##, r##"true 1"##),
+        (
+            r##"cjson.decode('.5')"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (r##"cjson.decode('5.')"##, r##"true 5"##),
+        (
+            r##"cjson.decode('1e')"##,
+            r##"false "user_script:1: Expected the end but found invalid token at character 2""##,
+        ),
+        (
+            r##"cjson.decode('1e+')"##,
+            r##"false "user_script:1: Expected the end but found invalid token at character 2""##,
+        ),
+        (
+            r##"cjson.decode('-')"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (
+            r##"cjson.decode('- 1')"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (r##"cjson.decode('inf')"##, r##"true inf"##),
+        (r##"cjson.decode('-inf')"##, r##"true -inf"##),
+        (r##"cjson.decode('Infinity')"##, r##"true inf"##),
+        (r##"cjson.decode('-Infinity')"##, r##"true -inf"##),
+        (
+            r##"cjson.decode('infinit')"##,
+            r##"false "user_script:1: Expected the end but found invalid token at character 4""##,
+        ),
+        (r##"cjson.decode('nan')"##, r##"true nan"##),
+        (r##"cjson.decode('NaN')"##, r##"true nan"##),
+        (r##"cjson.decode('-nan')"##, r##"true -nan"##),
+        (r##"cjson.decode('nan(123)')"##, r##"true nan"##),
+        (
+            r##"cjson.decode('nul')"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (r##"cjson.decode('null')"##, r##"true cjson.null"##),
+        (r##"cjson.decode('true')"##, r##"true true"##),
+        (r##"cjson.decode('false')"##, r##"true false"##),
+        (
+            r##"cjson.decode('tru')"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"cjson.decode('truex')"##,
+            r##"false "user_script:1: Expected the end but found invalid token at character 5""##,
+        ),
+        (
+            r##"cjson.decode('True')"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (r##"cjson.decode('  1  ')"##, r##"true 1"##),
+        (r##"cjson.decode('\t\r\n1')"##, r##"true 1"##),
+        (
+            r##"cjson.decode('1 2')"##,
+            r##"false "user_script:1: Expected the end but found T_NUMBER at character 3""##,
+        ),
+        (
+            r##"cjson.decode('12345678901234567890')"##,
+            r##"true 1.2345678901234567e+19"##,
+        ),
+        (r##"cjson.decode('1e400')"##, r##"true inf"##),
+        (r##"cjson.decode('-1e400')"##, r##"true -inf"##),
+        (r##"cjson.decode('1e-400')"##, r##"true 0"##),
+        (r##"cjson.decode('0.1')"##, r##"true 0.10000000000000001"##),
+        (r##"cjson.decode('"abc"')"##, r##"true "abc""##),
+        (r##"cjson.decode('""')"##, r##"true """##),
+        (
+            r##"cjson.decode('"a\\"b\\\\c\\/d\\b\\f\\n\\r\\t"')"##,
+            r##"true "a"b\c/d\x08\x0c\x0a\x0d\x09""##,
+        ),
+        (r##"cjson.decode('"\\u0041"')"##, r##"true "A""##),
+        (r##"cjson.decode('"\\u00e9"')"##, r##"true "\xc3\xa9""##),
+        (r##"cjson.decode('"\\u20AC"')"##, r##"true "\xe2\x82\xac""##),
+        (
+            r##"cjson.decode('"\\ud83d\\ude00"')"##,
+            r##"true "\xf0\x9f\x98\x80""##,
+        ),
+        (
+            r##"cjson.decode('"\\ud83d"')"##,
+            r##"false "user_script:1: Expected value but found invalid unicode escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"\\ude00"')"##,
+            r##"false "user_script:1: Expected value but found invalid unicode escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"\\ud83dx"')"##,
+            r##"false "user_script:1: Expected value but found invalid unicode escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"\\ud83d\\u0041"')"##,
+            r##"false "user_script:1: Expected value but found invalid unicode escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"\\u12"')"##,
+            r##"false "user_script:1: Expected value but found invalid unicode escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"\\u12g4"')"##,
+            r##"false "user_script:1: Expected value but found invalid unicode escape code at character 2""##,
+        ),
+        (r##"cjson.decode('"\\u0000"')"##, r##"true "\x00""##),
+        (
+            r##"cjson.decode('"\\x"')"##,
+            r##"false "user_script:1: Expected value but found invalid escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"\\')"##,
+            r##"false "user_script:1: Expected value but found invalid escape code at character 2""##,
+        ),
+        (
+            r##"cjson.decode('"abc')"##,
+            r##"false "user_script:1: Expected value but found unexpected end of string at character 5""##,
+        ),
+        (
+            r##"cjson.decode('"a\0b"')"##,
+            r##"false "user_script:1: Expected value but found unexpected end of string at character 3""##,
+        ),
+        (r##"cjson.decode('"\1\255"')"##, r##"true "\x01\xff""##),
+        (r##"cjson.decode('"\195\169"')"##, r##"true "\xc3\xa9""##),
+        (r##"cjson.decode('[]')"##, r##"true {}"##),
+        (r##"cjson.decode('{}')"##, r##"true {}"##),
+        (
+            r##"cjson.decode('[1,2,3]')"##,
+            r##"true {[1]=1,[2]=2,[3]=3}"##,
+        ),
+        (
+            r##"cjson.decode('[1,[2,[3]]]')"##,
+            r##"true {[1]=1,[2]={[1]=2,[2]={[1]=3}}}"##,
+        ),
+        (
+            r##"cjson.decode('[1,]')"##,
+            r##"false "user_script:1: Expected value but found T_ARR_END at character 4""##,
+        ),
+        (
+            r##"cjson.decode('[,1]')"##,
+            r##"false "user_script:1: Expected value but found T_COMMA at character 2""##,
+        ),
+        (
+            r##"cjson.decode('[1 2]')"##,
+            r##"false "user_script:1: Expected comma or array end but found T_NUMBER at character 4""##,
+        ),
+        (
+            r##"cjson.decode('[1')"##,
+            r##"false "user_script:1: Expected comma or array end but found T_END at character 3""##,
+        ),
+        (
+            r##"cjson.decode('[')"##,
+            r##"false "user_script:1: Expected value but found T_END at character 2""##,
+        ),
+        (
+            r##"cjson.decode(']')"##,
+            r##"false "user_script:1: Expected value but found T_ARR_END at character 1""##,
+        ),
+        (
+            r##"cjson.decode('[null, 1, null]')"##,
+            r##"true {[1]=cjson.null,[2]=1,[3]=cjson.null}"##,
+        ),
+        (r##"cjson.decode('{"a":1}')"##, r##"true {["a"]=1}"##),
+        (
+            r##"cjson.decode('{"a":1,"b":[true,false,null]}')"##,
+            r##"true {["a"]=1,["b"]={[1]=true,[2]=false,[3]=cjson.null}}"##,
+        ),
+        (
+            r##"cjson.decode('{"a":1,}')"##,
+            r##"false "user_script:1: Expected object key string but found T_OBJ_END at character 8""##,
+        ),
+        (
+            r##"cjson.decode('{"a" 1}')"##,
+            r##"false "user_script:1: Expected colon but found T_NUMBER at character 6""##,
+        ),
+        (
+            r##"cjson.decode('{"a":}')"##,
+            r##"false "user_script:1: Expected value but found T_OBJ_END at character 6""##,
+        ),
+        (
+            r##"cjson.decode('{1:2}')"##,
+            r##"false "user_script:1: Expected object key string but found T_NUMBER at character 2""##,
+        ),
+        (
+            r##"cjson.decode('{"a":1 "b":2}')"##,
+            r##"false "user_script:1: Expected comma or object end but found T_STRING at character 8""##,
+        ),
+        (
+            r##"cjson.decode('{"a":1')"##,
+            r##"false "user_script:1: Expected comma or object end but found T_END at character 7""##,
+        ),
+        (
+            r##"cjson.decode('{"a"')"##,
+            r##"false "user_script:1: Expected colon but found T_END at character 5""##,
+        ),
+        (
+            r##"cjson.decode('{')"##,
+            r##"false "user_script:1: Expected object key string but found T_END at character 2""##,
+        ),
+        (
+            r##"cjson.decode('}')"##,
+            r##"false "user_script:1: Expected value but found T_OBJ_END at character 1""##,
+        ),
+        (r##"cjson.decode('{"a":1,"a":2}')"##, r##"true {["a"]=2}"##),
+        (r##"cjson.decode('{"":0}')"##, r##"true {[""]=0}"##),
+        (
+            r##"cjson.decode(':')"##,
+            r##"false "user_script:1: Expected value but found T_COLON at character 1""##,
+        ),
+        (
+            r##"cjson.decode(',')"##,
+            r##"false "user_script:1: Expected value but found T_COMMA at character 1""##,
+        ),
+        (
+            r##"cjson.decode('')"##,
+            r##"false "user_script:1: Expected value but found T_END at character 1""##,
+        ),
+        (
+            r##"cjson.decode(' ')"##,
+            r##"false "user_script:1: Expected value but found T_END at character 2""##,
+        ),
+        (
+            r##"cjson.decode('x')"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"cjson.decode('@')"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"cjson.decode('\0')"##,
+            r##"false "user_script:1: Expected value but found T_END at character 1""##,
+        ),
+        (
+            r##"cjson.decode('1\0garbage')"##,
+            r##"false "user_script:1: JSON parser does not support UTF-16 or UTF-32""##,
+        ),
+        (
+            r##"cjson.decode('\0\0')"##,
+            r##"false "user_script:1: JSON parser does not support UTF-16 or UTF-32""##,
+        ),
+        (
+            r##"cjson.decode('a\0')"##,
+            r##"false "user_script:1: JSON parser does not support UTF-16 or UTF-32""##,
+        ),
+        (
+            r##"cjson.decode('[1,2]x')"##,
+            r##"false "user_script:1: Expected the end but found invalid token at character 6""##,
+        ),
+        (r##"cjson.decode(12)"##, r##"true 12"##),
+        (r##"cjson.decode(1.5)"##, r##"true 1.5"##),
+        (
+            r##"cjson.decode({})"##,
+            r##"false "user_script:1: bad argument #1 to 'decode' (string expected, got table)""##,
+        ),
+        (
+            r##"cjson.decode()"##,
+            r##"false "user_script:1: bad argument #1 to 'decode' (expected 1 argument)""##,
+        ),
+        (
+            r##"cjson.decode(nil)"##,
+            r##"false "user_script:1: bad argument #1 to 'decode' (string expected, got nil)""##,
+        ),
+        (
+            r##"cjson.decode('1', 2)"##,
+            r##"false "user_script:1: bad argument #1 to 'decode' (expected 1 argument)""##,
+        ),
+        (
+            r##"cjson.decode('[' .. string.rep('[', 998) .. string.rep(']', 999))"##,
+            r##"true {[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={[1]={...}}}}}}}}}}}}}}}}}}}}}}"##,
+        ),
+        (
+            r##"#cjson.decode(string.rep('[', 1000) .. string.rep(']', 1000))"##,
+            r##"true 1"##,
+        ),
+        (
+            r##"cjson.decode(string.rep('[', 1001) .. string.rep(']', 1001))"##,
+            r##"false "user_script:1: Found too many nested data structures (1001) at character 1001""##,
+        ),
+        (
+            r##"cjson.decode(string.rep('{"a":', 1001))"##,
+            r##"false "user_script:1: Found too many nested data structures (1001) at character 5001""##,
+        ),
+        (
+            r##"cjson.decode('[1, {"x": [1, 2, {"y": null}]}]')"##,
+            r##"true {[1]=1,[2]={["x"]={[1]=1,[2]=2,[3]={["y"]=cjson.null}}}}"##,
+        ),
+        (
+            r##"cjson.encode(cjson.decode('{"a":[1,2,{"b":null}],"c":"d"}'))"##,
+            r##"true "{"a":[1,2,{"b":null}],"c":"d"}""##,
+        ),
+        (
+            r##"cjson.encode(cjson.decode('[1.5, -0, 1e300, "\\u00e9"]'))"##,
+            r##"true "[1.5,-0,1e+300,"\xc3\xa9"]""##,
+        ),
+        (r##"cjson.decode('{"a":1}').a"##, r##"true 1"##),
+        (
+            r##"cjson.decode('[null]')[1] == cjson.null"##,
+            r##"true true"##,
+        ),
+        (r##"type(cjson.null)"##, r##"true "userdata""##),
+        (r##"cjson.null == nil"##, r##"true false"##),
+        (r##"tostring(cjson.null)"##, r##"true "userdata: (nil)""##),
+        (r##"cjson._NAME"##, r##"true "cjson""##),
+        (r##"cjson._VERSION"##, r##"true "2.1.0""##),
+        (r##"cjson.encode_sparse_array()"##, r##"true false 2 10"##),
+        (
+            r##"cjson.encode_sparse_array(true)"##,
+            r##"true true 2 10"##,
+        ),
+        (
+            r##"cjson.encode_sparse_array('on')"##,
+            r##"true true 2 10"##,
+        ),
+        (
+            r##"cjson.encode_sparse_array('off')"##,
+            r##"true false 2 10"##,
+        ),
+        (
+            r##"cjson.encode_sparse_array('maybe')"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_sparse_array' (invalid option 'maybe')""##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(1)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_sparse_array' (invalid option '1')""##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(nil, 3)"##,
+            r##"true false 3 10"##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(nil, nil, 5)"##,
+            r##"true false 2 5"##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(nil, -1)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_sparse_array' (expected integer between 0 and 2147483647)""##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(nil, nil, -1)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_sparse_array' (expected integer between 0 and 2147483647)""##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(nil, 'x')"##,
+            r##"false "user_script:1: bad argument #2 to 'encode_sparse_array' (number expected, got string)""##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(nil, 2^32 + 3)"##,
+            r##"true false 3 10"##,
+        ),
+        (
+            r##"cjson.encode_sparse_array(true, 1, 2, 4)"##,
+            r##"false "user_script:1: bad argument #4 to 'encode_sparse_array' (found too many arguments)""##,
+        ),
+        (
+            r##"(function() cjson.encode_sparse_array(true) return cjson.encode({[1] = 1, [20] = 2}) end)()"##,
+            r##"true "{"1":1,"20":2}""##,
+        ),
+        (
+            r##"(function() cjson.encode_sparse_array(false, 0) return cjson.encode({[1] = 1, [20] = 2}) end)()"##,
+            r##"true "[1,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,null,2]""##,
+        ),
+        (
+            r##"(function() cjson.encode_sparse_array(false, 1, 0) return cjson.encode({[1] = 1, [3] = 2}) end)()"##,
+            r##"false "user_script:1: Cannot serialise table: excessively sparse array""##,
+        ),
+        (
+            r##"(function() cjson.encode_sparse_array(false, 2, 0) return cjson.encode({[1] = 1, [3] = 2}) end)()"##,
+            r##"true "[1,null,2]""##,
+        ),
+        (
+            r##"(function() cjson.encode_sparse_array(false, 2, 0) return cjson.encode({[1] = 1, [4] = 2}) end)()"##,
+            r##"true "[1,null,null,2]""##,
+        ),
+        (r##"cjson.encode_max_depth()"##, r##"true 1000"##),
+        (r##"cjson.encode_max_depth(5)"##, r##"true 5"##),
+        (
+            r##"cjson.encode_max_depth(0)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_max_depth' (expected integer between 1 and 2147483647)""##,
+        ),
+        (
+            r##"cjson.encode_max_depth(1, 2)"##,
+            r##"false "user_script:1: bad argument #2 to 'encode_max_depth' (found too many arguments)""##,
+        ),
+        (
+            r##"(function() cjson.encode_max_depth(2) return cjson.encode({{1}}) end)()"##,
+            r##"true "[[1]]""##,
+        ),
+        (
+            r##"(function() cjson.encode_max_depth(2) return cjson.encode({{{1}}}) end)()"##,
+            r##"false "user_script:1: Cannot serialise, excessive nesting (3)""##,
+        ),
+        (
+            r##"(function() cjson.encode_max_depth(100000) local t = {} local c = t for i = 1, 7996 do c[1] = {} c = c[1] end return #cjson.encode(t) end)()"##,
+            r##"true 15994"##,
+        ),
+        (
+            r##"(function() cjson.encode_max_depth(100000) local t = {} local c = t for i = 1, 7997 do c[1] = {} c = c[1] end return #cjson.encode(t) end)()"##,
+            r##"false "user_script:1: Cannot serialise, excessive nesting (7998)""##,
+        ),
+        (
+            r##"(function() cjson.encode_max_depth(100000) local t = {} local c = t for i = 1, 3998 do c.k = {} c = c.k end return #cjson.encode(t) end)()"##,
+            r##"true 23990"##,
+        ),
+        (
+            r##"(function() cjson.encode_max_depth(100000) local t = {} local c = t for i = 1, 3999 do c.k = {} c = c.k end return #cjson.encode(t) end)()"##,
+            r##"false "user_script:1: Cannot serialise, excessive nesting (4000)""##,
+        ),
+        (r##"cjson.decode_max_depth()"##, r##"true 1000"##),
+        (r##"cjson.decode_max_depth(3)"##, r##"true 3"##),
+        (
+            r##"(function() cjson.decode_max_depth(2) return cjson.decode('[[1]]') end)()"##,
+            r##"true {[1]={[1]=1}}"##,
+        ),
+        (
+            r##"(function() cjson.decode_max_depth(2) return cjson.decode('[[[1]]]') end)()"##,
+            r##"false "user_script:1: Found too many nested data structures (3) at character 3""##,
+        ),
+        (
+            r##"(function() cjson.decode_max_depth(2) return cjson.decode('{"a":{"b":{}}}') end)()"##,
+            r##"false "user_script:1: Found too many nested data structures (3) at character 11""##,
+        ),
+        (
+            r##"(function() cjson.decode_max_depth(100000) return #cjson.decode(string.rep('[', 7998) .. string.rep(']', 7998)) end)()"##,
+            r##"true 1"##,
+        ),
+        (
+            r##"(function() cjson.decode_max_depth(100000) return #cjson.decode(string.rep('[', 7999) .. string.rep(']', 7999)) end)()"##,
+            r##"false "user_script:1: Found too many nested data structures (7999) at character 7999""##,
+        ),
+        (
+            r##"(function() cjson.decode_max_depth(100000) return cjson.decode(string.rep('{"a":', 3999) .. '1' .. string.rep('}', 3999)) ~= nil end)()"##,
+            r##"true true"##,
+        ),
+        (
+            r##"(function() cjson.decode_max_depth(100000) return cjson.decode(string.rep('{"a":', 4000) .. '1' .. string.rep('}', 4000)) ~= nil end)()"##,
+            r##"false "user_script:1: Found too many nested data structures (4000) at character 19996""##,
+        ),
+        (
+            r##"cjson.decode_max_depth(-1)"##,
+            r##"false "user_script:1: bad argument #1 to 'decode_max_depth' (expected integer between 1 and 2147483647)""##,
+        ),
+        (r##"cjson.encode_number_precision()"##, r##"true 14"##),
+        (r##"cjson.encode_number_precision(3)"##, r##"true 3"##),
+        (
+            r##"cjson.encode_number_precision(15)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_number_precision' (expected integer between 1 and 14)""##,
+        ),
+        (
+            r##"cjson.encode_number_precision(0)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_number_precision' (expected integer between 1 and 14)""##,
+        ),
+        (
+            r##"(function() cjson.encode_number_precision(3) return cjson.encode({1/3, 12345, 0.0001234, 1e20}) end)()"##,
+            r##"true "[0.333,1.23e+04,0.000123,1e+20]""##,
+        ),
+        (
+            r##"(function() cjson.encode_number_precision(1) return cjson.encode({2.5, 15, 0.15}) end)()"##,
+            r##"true "[2,2e+01,0.1]""##,
+        ),
+        (r##"cjson.encode_keep_buffer()"##, r##"true true"##),
+        (r##"cjson.encode_keep_buffer(false)"##, r##"true false"##),
+        (r##"cjson.encode_keep_buffer('on')"##, r##"true true"##),
+        (
+            r##"cjson.encode_keep_buffer('x')"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_keep_buffer' (invalid option 'x')""##,
+        ),
+        (
+            r##"(function() cjson.encode_keep_buffer(false) return cjson.encode({1}) end)()"##,
+            r##"true "[1]""##,
+        ),
+        (r##"cjson.encode_invalid_numbers()"##, r##"true false"##),
+        (r##"cjson.encode_invalid_numbers(true)"##, r##"true true"##),
+        (
+            r##"cjson.encode_invalid_numbers('null')"##,
+            r##"true "null""##,
+        ),
+        (r##"cjson.encode_invalid_numbers('on')"##, r##"true true"##),
+        (
+            r##"cjson.encode_invalid_numbers('bogus')"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_invalid_numbers' (invalid option 'bogus')""##,
+        ),
+        (
+            r##"cjson.encode_invalid_numbers(5)"##,
+            r##"false "user_script:1: bad argument #1 to 'encode_invalid_numbers' (invalid option '5')""##,
+        ),
+        (
+            r##"(function() cjson.encode_invalid_numbers(true) return cjson.encode({1/0, -1/0, 0/0}) end)()"##,
+            r##"true "[inf,-inf,nan]""##,
+        ),
+        (
+            r##"(function() cjson.encode_invalid_numbers('null') return cjson.encode({1/0, -1/0, 0/0, 1}) end)()"##,
+            r##"true "[null,null,null,1]""##,
+        ),
+        (
+            r##"(function() cjson.encode_invalid_numbers(true) return cjson.encode({[1/0] = 1}) end)()"##,
+            r##"true "{"inf":1}""##,
+        ),
+        (r##"cjson.decode_invalid_numbers()"##, r##"true true"##),
+        (
+            r##"cjson.decode_invalid_numbers(false)"##,
+            r##"true false"##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('0x10') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('01') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('-0x1') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('inf') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('-inf') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('+1') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('-') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid number at character 1""##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('[1.5, -2]') end)()"##,
+            r##"true {[1]=1.5,[2]=-2}"##,
+        ),
+        (
+            r##"(function() cjson.decode_invalid_numbers(false) return cjson.decode('NaN') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"(function() local j = cjson.new() cjson.encode_max_depth(1) return j.encode({{1}}) end)()"##,
+            r##"true "[[1]]""##,
+        ),
+        (
+            r##"(function() local j = cjson.new() return j ~= cjson, j.null == cjson.null, j._NAME, j.new ~= nil end)()"##,
+            r##"true true true "cjson" true"##,
+        ),
+        (r##"cjson.new().encode_max_depth()"##, r##"true 1000"##),
+        (
+            r##"cjson:encode()"##,
+            r##"false "user_script:1: Cannot serialise function: type not supported""##,
+        ),
+        (
+            r##"select(2, pcall(cjson.encode))"##,
+            r##"true "bad argument #1 to '?' (expected 1 argument)""##,
+        ),
+        (
+            r##"select(2, pcall(cjson.decode, '['))"##,
+            r##"true "Expected value but found T_END at character 2""##,
+        ),
+        (
+            r##"(function() local f = cjson.decode return f('x') end)()"##,
+            r##"false "user_script:1: Expected value but found invalid token at character 1""##,
+        ),
+        (
+            r##"cjson.encode({1, 2, a = 3})"##,
+            r##"true "{"1":1,"2":2,"a":3}""##,
+        ),
+        (
+            r##"cjson.encode({['\1'] = 1})"##,
+            r##"true "{"\u0001":1}""##,
+        ),
+        (r##"cjson.encode({[-0.0] = 1})"##, r##"true "{"-0":1}""##),
+        (
+            r##"cjson.encode(cjson.decode('1e5'))"##,
+            r##"true "100000""##,
+        ),
+        (
+            r##"cjson.encode(cjson.decode('123456789.123456789'))"##,
+            r##"true "123456789.12346""##,
+        ),
+        (
+            r##"cjson.encode({cjson.encode})"##,
+            r##"false "user_script:1: Cannot serialise function: type not supported""##,
+        ),
+        (
+            r##"cjson.encode({coroutine.create(function() end)})"##,
+            r##"false "user_script:1: Cannot serialise thread: type not supported""##,
+        ),
+        (
+            r##"cjson.encode('\226\130\172')"##,
+            r##"true ""\xe2\x82\xac"""##,
+        ),
+        (
+            r##"(function() local t = {} for i = 1, 20000 do t['k' .. i] = {i, 'v'} end return #cjson.encode(t) end)()"##,
+            r##"true 397789"##,
+        ),
+        (
+            r##"(function() local t = {} for i = 1, 20000 do t['k' .. i] = {i, 'v'} end local u = cjson.decode(cjson.encode(t)) return u.k5[1], u.k20000[2] end)()"##,
+            r##"true 5 "v""##,
+        ),
+        (
+            r##"(function() local t = {} for i = 1, 20000 do t[i] = 'x' .. i end return #cjson.encode(t) end)()"##,
+            r##"true 168895"##,
+        ),
     ];
 
     #[test]

@@ -19,8 +19,8 @@
 use mlua::{Lua, Value};
 
 use super::{
-    check_bytes, check_number, double_to_i64, double_to_u64, opt_integer, to_number, wrap, Fail,
-    Outcome, MAX_C_STACK,
+    check_bytes, check_number, double_to_i64, double_to_u64, opt_integer, to_number, wrap,
+    wrap_packed, Fail, Outcome, PackedOutcome, MAX_C_STACK,
 };
 
 /// The maximum alignment `!` sets without a number (x86-64's `MAXALIGN`).
@@ -149,6 +149,15 @@ fn is_int_option(opt: u8) -> bool {
 }
 
 fn pack(lua: &Lua, args: &[Value]) -> Outcome {
+    // The C code pushes a nil above its arguments before reading them, so a
+    // missing first argument is "got nil", later ones "got no value". (Past
+    // 8 KiB of output, luaL_Buffer's own stack slots are what it reads; that
+    // is not emulated: those are "no value" here.)
+    let mut padded = args.to_vec();
+    if !padded.is_empty() {
+        padded.push(Value::Nil);
+    }
+    let args = padded.as_slice();
     let mut fmt = Format::new(check_bytes(lua, args, 1)?);
     let mut h = Header::new();
     let mut argi = 2;
@@ -240,7 +249,7 @@ fn get_integer(bytes: &[u8], endian: Endian, signed: bool) -> f64 {
     l as i64 as f64
 }
 
-fn unpack(lua: &Lua, args: &[Value]) -> Outcome {
+fn unpack(lua: &Lua, args: &[Value]) -> PackedOutcome {
     let mut fmt = Format::new(check_bytes(lua, args, 1)?);
     let data = check_bytes(lua, args, 2)?;
     let ld = data.len() as u64;
@@ -251,7 +260,16 @@ fn unpack(lua: &Lua, args: &[Value]) -> Outcome {
     pos -= 1;
     let too_short = || Fail::arg(2, "data string too short");
     let mut h = Header::new();
-    let mut out: Vec<Value> = Vec::new();
+    // The results, in a table: there may be thousands of strings.
+    let out = lua
+        .create_table()
+        .map_err(|_| Fail::Raw(b"not enough memory".to_vec()))?;
+    let mut n: usize = 0;
+    let push = |v: Value, n: &mut usize| {
+        *n += 1;
+        out.raw_set(*n, v)
+            .map_err(|_| Fail::Raw(b"not enough memory".to_vec()))
+    };
     let new_string = |bytes: &[u8]| {
         lua.create_string(bytes)
             .map(Value::String)
@@ -263,18 +281,15 @@ fn unpack(lua: &Lua, args: &[Value]) -> Outcome {
         if !(size <= ld && pos <= ld - size) {
             return Err(too_short());
         }
-        if args.len() + out.len() + 2 > MAX_C_STACK {
+        if args.len() + n + 2 > MAX_C_STACK {
             return Err(Fail::error("stack overflow (too many results)"));
         }
         let at = pos as usize;
         match opt {
             _ if is_int_option(opt) => {
                 let bytes = &data[at..at + size as usize];
-                out.push(Value::Number(get_integer(
-                    bytes,
-                    h.endian,
-                    opt.is_ascii_lowercase(),
-                )));
+                let v = get_integer(bytes, h.endian, opt.is_ascii_lowercase());
+                push(Value::Number(v), &mut n)?;
             }
             b'x' => {}
             b'f' => {
@@ -284,7 +299,7 @@ fn unpack(lua: &Lua, args: &[Value]) -> Outcome {
                     Endian::Little => f32::from_le_bytes(b),
                     Endian::Big => f32::from_be_bytes(b),
                 };
-                out.push(Value::Number(f64::from(f)));
+                push(Value::Number(f64::from(f)), &mut n)?;
             }
             b'd' => {
                 let mut b = [0u8; 8];
@@ -293,35 +308,43 @@ fn unpack(lua: &Lua, args: &[Value]) -> Outcome {
                     Endian::Little => f64::from_le_bytes(b),
                     Endian::Big => f64::from_be_bytes(b),
                 };
-                out.push(Value::Number(d));
+                push(Value::Number(d), &mut n)?;
             }
             b'c' => {
                 if size == 0 {
-                    let previous = out.last().and_then(|v| to_number(lua, v));
-                    let Some(n) = previous else {
+                    let previous = match n {
+                        0 => None,
+                        _ => out
+                            .raw_get::<Value>(n)
+                            .ok()
+                            .and_then(|v| to_number(lua, &v)),
+                    };
+                    let Some(len) = previous else {
                         return Err(Fail::error("format 'c0' needs a previous size"));
                     };
-                    size = double_to_u64(n);
-                    out.pop();
+                    size = double_to_u64(len);
+                    out.raw_set(n, Value::Nil)
+                        .map_err(|_| Fail::Raw(b"not enough memory".to_vec()))?;
+                    n -= 1;
                     if !(size <= ld && pos <= ld - size) {
                         return Err(too_short());
                     }
                 }
-                out.push(new_string(&data[at..at + size as usize])?);
+                push(new_string(&data[at..at + size as usize])?, &mut n)?;
             }
             b's' => {
                 let Some(len) = data[at..].iter().position(|&b| b == 0) else {
                     return Err(Fail::error("unfinished string in data"));
                 };
                 size = len as u64 + 1;
-                out.push(new_string(&data[at..at + len])?);
+                push(new_string(&data[at..at + len])?, &mut n)?;
             }
             _ => fmt.control(opt, &mut h)?,
         }
         pos = pos.wrapping_add(size);
     }
-    out.push(Value::Number(pos.wrapping_add(1) as i64 as f64));
-    Ok(out)
+    push(Value::Number(pos.wrapping_add(1) as i64 as f64), &mut n)?;
+    Ok((out, n))
 }
 
 fn size(lua: &Lua, args: &[Value]) -> Outcome {
@@ -347,9 +370,10 @@ fn size(lua: &Lua, args: &[Value]) -> Outcome {
 
 /// Sets the global `struct` table.
 pub(crate) fn open(lua: &Lua) -> mlua::Result<()> {
-    let t = lua.create_table()?;
+    // Pre-sized as luaL_register does, so `pairs(struct)` order is Redis's.
+    let t = lua.create_table_with_capacity(0, 3)?;
     t.set("pack", wrap(lua, pack)?)?;
-    t.set("unpack", wrap(lua, unpack)?)?;
+    t.set("unpack", wrap_packed(lua, unpack)?)?;
     t.set("size", wrap(lua, size)?)?;
     lua.globals().set("struct", t)
 }
@@ -362,11 +386,460 @@ mod tests {
     /// in `testutil`.
     const CASES: &[(&str, &str)] = &[
         // @@STRUCT_CASES@@
+        (r##"struct.pack('b', 1)"##, r##"true "\x01""##),
+        (r##"struct.pack('b', -1)"##, r##"true "\xff""##),
+        (r##"struct.pack('B', 255)"##, r##"true "\xff""##),
+        (r##"struct.pack('B', 256)"##, r##"true "\x00""##),
+        (r##"struct.pack('b', 128)"##, r##"true "\x80""##),
+        (r##"struct.pack('h', 1)"##, r##"true "\x01\x00""##),
+        (r##"struct.pack('>h', 1)"##, r##"true "\x00\x01""##),
+        (r##"struct.pack('<H', 0xabcd)"##, r##"true "\xcd\xab""##),
+        (r##"struct.pack('>H', 0xabcd)"##, r##"true "\xab\xcd""##),
+        (r##"struct.pack('i', 1)"##, r##"true "\x01\x00\x00\x00""##),
+        (r##"struct.pack('>i', -2)"##, r##"true "\xff\xff\xff\xfe""##),
+        (
+            r##"struct.pack('I', 4294967295)"##,
+            r##"true "\xff\xff\xff\xff""##,
+        ),
+        (
+            r##"struct.pack('l', -1)"##,
+            r##"true "\xff\xff\xff\xff\xff\xff\xff\xff""##,
+        ),
+        (
+            r##"struct.pack('>L', 2^40)"##,
+            r##"true "\x00\x00\x01\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('T', 5)"##,
+            r##"true "\x05\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (r##"struct.pack('i1', 300)"##, r##"true ",""##),
+        (r##"struct.pack('i3', 0x123456)"##, r##"true "V4\x12""##),
+        (r##"struct.pack('>i3', 0x123456)"##, r##"true "\x124V""##),
+        (
+            r##"struct.pack('i16', -1)"##,
+            r##"true "\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>I16', 1)"##,
+            r##"true "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01""##,
+        ),
+        (
+            r##"struct.pack('i32', 1)"##,
+            r##"true "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('i33', 1)"##,
+            r##"false "user_script:1: integral size 33 is larger than limit of 32""##,
+        ),
+        (r##"struct.pack('i0', 5)"##, r##"true """##),
+        (r##"struct.pack('f', 1.5)"##, r##"true "\x00\x00\xc0?""##),
+        (r##"struct.pack('>f', 1.5)"##, r##"true "?\xc0\x00\x00""##),
+        (r##"struct.pack('f', 0.1)"##, r##"true "\xcd\xcc\xcc=""##),
+        (
+            r##"struct.pack('f', 1e40)"##,
+            r##"true "\x00\x00\x80\x7f""##,
+        ),
+        (
+            r##"struct.pack('d', 1.5)"##,
+            r##"true "\x00\x00\x00\x00\x00\x00\xf8?""##,
+        ),
+        (
+            r##"struct.pack('>d', -0.0)"##,
+            r##"true "\x80\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('d', 1/0)"##,
+            r##"true "\x00\x00\x00\x00\x00\x00\xf0\x7f""##,
+        ),
+        (r##"struct.pack('x')"##, r##"true "\x00""##),
+        (r##"struct.pack('xxb', 1)"##, r##"true "\x00\x00\x01""##),
+        (r##"struct.pack('c3', 'abcdef')"##, r##"true "abc""##),
+        (
+            r##"struct.pack('c3', 'ab')"##,
+            r##"false "user_script:1: bad argument #3 to 'pack' (string too short)""##,
+        ),
+        (r##"struct.pack('c0', 'hello')"##, r##"true "hello""##),
+        (r##"struct.pack('c', 'xyz')"##, r##"true "x""##),
+        (r##"struct.pack('s', 'hi')"##, r##"true "hi\x00""##),
+        (r##"struct.pack('s', 'a\0b')"##, r##"true "a\x00b\x00""##),
+        (r##"struct.pack('c2', 12)"##, r##"true "12""##),
+        (r##"struct.pack('s', 3.5)"##, r##"true "3.5\x00""##),
+        (
+            r##"struct.pack('!4 b i', 1, 2)"##,
+            r##"true "\x01\x00\x00\x00\x02\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('!b i', 1, 2)"##,
+            r##"true "\x01\x00\x00\x00\x02\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('!2 b i', 1, 2)"##,
+            r##"true "\x01\x00\x02\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('!8 b d', 1, 2)"##,
+            r##"true "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00@""##,
+        ),
+        (
+            r##"struct.pack('!8 b h', 1, 2)"##,
+            r##"true "\x01\x00\x02\x00""##,
+        ),
+        (
+            r##"struct.pack('!16 b d', 1, 2)"##,
+            r##"true "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00@""##,
+        ),
+        (
+            r##"struct.pack('!3 b', 1)"##,
+            r##"false "user_script:1: alignment 3 is not a power of 2""##,
+        ),
+        (
+            r##"struct.pack('!0 b', 1)"##,
+            r##"false "user_script:1: alignment 0 is not a power of 2""##,
+        ),
+        (
+            r##"struct.pack('!4 b i3', 1, 2)"##,
+            r##"true "\x01\x00\x00\x02\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('!4 c1 i', 'a', 2)"##,
+            r##"true "a\x00\x00\x00\x02\x00\x00\x00""##,
+        ),
+        (r##"struct.pack('< >h', 1)"##, r##"true "\x00\x01""##),
+        (
+            r##"struct.pack('z', 1)"##,
+            r##"false "user_script:1: bad argument #1 to 'pack' (invalid format option 'z')""##,
+        ),
+        (
+            r##"struct.pack('b5', 1)"##,
+            r##"false "user_script:1: bad argument #1 to 'pack' (invalid format option '5')""##,
+        ),
+        (
+            r##"struct.pack('b', 'x')"##,
+            r##"false "user_script:1: bad argument #2 to 'pack' (number expected, got string)""##,
+        ),
+        (
+            r##"struct.pack('b')"##,
+            r##"false "user_script:1: bad argument #2 to 'pack' (number expected, got nil)""##,
+        ),
+        (r##"struct.pack('b', '12')"##, r##"true "\x0c""##),
+        (
+            r##"struct.pack()"##,
+            r##"false "user_script:1: bad argument #1 to 'pack' (string expected, got no value)""##,
+        ),
+        (
+            r##"struct.pack(12)"##,
+            r##"false "user_script:1: bad argument #1 to 'pack' (invalid format option '1')""##,
+        ),
+        (
+            r##"struct.pack('d', 'a')"##,
+            r##"false "user_script:1: bad argument #2 to 'pack' (number expected, got string)""##,
+        ),
+        (
+            r##"struct.pack('i99999999999', 1)"##,
+            r##"false "user_script:1: integral size overflow""##,
+        ),
+        (
+            r##"struct.pack('i2147483647', 1)"##,
+            r##"false "user_script:1: integral size 2147483647 is larger than limit of 32""##,
+        ),
+        (r##"struct.pack('b\0b', 1, 2)"##, r##"true "\x01""##),
+        (r##"struct.pack('B', -1)"##, r##"true "\xff""##),
+        (
+            r##"struct.pack('>I8', 2^64)"##,
+            r##"true "\x00\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>I8', 2^63)"##,
+            r##"true "\x80\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>i8', -2^63)"##,
+            r##"true "\x80\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>i8', -2^64)"##,
+            r##"true "\x80\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>I8', 0/0)"##,
+            r##"true "\x80\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>I8', 1/0)"##,
+            r##"true "\x00\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>i8', -1/0)"##,
+            r##"true "\x80\x00\x00\x00\x00\x00\x00\x00""##,
+        ),
+        (
+            r##"struct.pack('>I8', 1.9)"##,
+            r##"true "\x00\x00\x00\x00\x00\x00\x00\x01""##,
+        ),
+        (
+            r##"struct.pack('>i8', -1.9)"##,
+            r##"true "\xff\xff\xff\xff\xff\xff\xff\xff""##,
+        ),
+        (r##"struct.pack('b', 1, 2, 3)"##, r##"true "\x01""##),
+        (r##"struct.pack('', 1)"##, r##"true """##),
+        (
+            r##"struct.pack('\200', 1)"##,
+            r##"false "user_script:1: bad argument #1 to 'pack' (invalid format option '\xc8')""##,
+        ),
+        (r##"struct.unpack('b', '\255')"##, r##"true -1 2"##),
+        (r##"struct.unpack('B', '\255')"##, r##"true 255 2"##),
+        (r##"struct.unpack('>h', '\255\254')"##, r##"true -2 3"##),
+        (r##"struct.unpack('<H', '\1\2')"##, r##"true 513 3"##),
+        (r##"struct.unpack('i', '\1\0\0\0')"##, r##"true 1 5"##),
+        (
+            r##"struct.unpack('>i', '\255\255\255\254')"##,
+            r##"true -2 5"##,
+        ),
+        (
+            r##"struct.unpack('>I', '\255\255\255\255')"##,
+            r##"true 4294967295 5"##,
+        ),
+        (
+            r##"struct.unpack('l', '\255\255\255\255\255\255\255\255')"##,
+            r##"true -1 9"##,
+        ),
+        (
+            r##"struct.unpack('L', '\255\255\255\255\255\255\255\255')"##,
+            r##"true 1.8446744073709552e+19 9"##,
+        ),
+        (
+            r##"struct.unpack('>i3', '\128\0\0')"##,
+            r##"true -8388608 4"##,
+        ),
+        (
+            r##"struct.unpack('>I3', '\128\0\0')"##,
+            r##"true 8388608 4"##,
+        ),
+        (
+            r##"struct.unpack('>i9', '\255\255\255\255\255\255\255\255\255')"##,
+            r##"true -1 10"##,
+        ),
+        (
+            r##"struct.unpack('>i9', '\0\128\0\0\0\0\0\0\0')"##,
+            r##"true -128 10"##,
+        ),
+        (
+            r##"struct.unpack('>i16', string.rep('\255', 16))"##,
+            r##"true -1 17"##,
+        ),
+        (r##"struct.unpack('i0', 'abc')"##, r##"true 0 1"##),
+        (
+            r##"struct.unpack('f', struct.pack('f', 1.5))"##,
+            r##"true 1.5 5"##,
+        ),
+        (
+            r##"struct.unpack('>d', struct.pack('>d', 0.1))"##,
+            r##"true 0.10000000000000001 9"##,
+        ),
+        (
+            r##"struct.unpack('>d', struct.pack('<d', 0.1))"##,
+            r##"true -1.5423487136675799e-180 9"##,
+        ),
+        (r##"struct.unpack('c3', 'abcdef')"##, r##"true "abc" 4"##),
+        (
+            r##"struct.unpack('c3c3', 'abcdef')"##,
+            r##"true "abc" "def" 7"##,
+        ),
+        (
+            r##"struct.unpack('c3', 'ab')"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""##,
+        ),
+        (
+            r##"struct.unpack('b c0', '\3abcdef')"##,
+            r##"true "abc" 5"##,
+        ),
+        (
+            r##"struct.unpack('c0', 'abc')"##,
+            r##"false "user_script:1: format 'c0' needs a previous size""##,
+        ),
+        (r##"struct.unpack('c1 c0', '2abc')"##, r##"true "ab" 4"##),
+        (
+            r##"struct.unpack('c1 c0', 'xabc')"##,
+            r##"false "user_script:1: format 'c0' needs a previous size""##,
+        ),
+        (
+            r##"struct.unpack('b c0', '\9abc')"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""##,
+        ),
+        (
+            r##"struct.unpack('s', 'hello\0world')"##,
+            r##"true "hello" 7"##,
+        ),
+        (r##"struct.unpack('ss', 'a\0b\0')"##, r##"true "a" "b" 5"##),
+        (
+            r##"struct.unpack('s', 'hello')"##,
+            r##"false "user_script:1: unfinished string in data""##,
+        ),
+        (r##"struct.unpack('x b', '\1\2')"##, r##"true 2 3"##),
+        (r##"struct.unpack('b', '\1\2\3', 2)"##, r##"true 2 3"##),
+        (r##"struct.unpack('b', '\1\2\3', 3)"##, r##"true 3 4"##),
+        (
+            r##"struct.unpack('b', '\1\2\3', 4)"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""##,
+        ),
+        (
+            r##"struct.unpack('b', '\1\2\3', 0)"##,
+            r##"false "user_script:1: bad argument #3 to 'unpack' (offset must be 1 or greater)""##,
+        ),
+        (
+            r##"struct.unpack('b', '\1\2\3', -1)"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""##,
+        ),
+        (r##"struct.unpack('', 'abc', -5)"##, r##"true -5"##),
+        (r##"struct.unpack('', 'abc', 10)"##, r##"true 10"##),
+        (r##"struct.unpack('b', '\1\2\3', '2')"##, r##"true 2 3"##),
+        (
+            r##"struct.unpack('b', '\1\2\3', 'x')"##,
+            r##"false "user_script:1: bad argument #3 to 'unpack' (number expected, got string)""##,
+        ),
+        (r##"struct.unpack('b', '\1\2\3', 2.7)"##, r##"true 2 3"##),
+        (
+            r##"struct.unpack('b', '')"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""##,
+        ),
+        (
+            r##"struct.unpack('!4 b i', '\1\0\0\0\2\0\0\0')"##,
+            r##"true 1 2 9"##,
+        ),
+        (
+            r##"struct.unpack('!4 b i', '\1\0\0\0\2\0\0', 1)"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""##,
+        ),
+        (r##"struct.unpack('b', 'a', 1, 'extra')"##, r##"true 97 2"##),
+        (
+            r##"struct.unpack('z', 'abc')"##,
+            r##"false "user_script:1: bad argument #1 to 'unpack' (invalid format option 'z')""##,
+        ),
+        (
+            r##"struct.unpack('b')"##,
+            r##"false "user_script:1: bad argument #2 to 'unpack' (string expected, got no value)""##,
+        ),
+        (
+            r##"struct.unpack()"##,
+            r##"false "user_script:1: bad argument #1 to 'unpack' (string expected, got no value)""##,
+        ),
+        (r##"struct.unpack('>h', 12)"##, r##"true 12594 3"##),
+        (
+            r##"struct.unpack('!5', 'a')"##,
+            r##"false "user_script:1: alignment 5 is not a power of 2""##,
+        ),
+        (r##"struct.unpack('!', '')"##, r##"true 1"##),
+        (
+            r##"struct.unpack('i40', string.rep('a', 40))"##,
+            r##"false "user_script:1: integral size 40 is larger than limit of 32""##,
+        ),
+        (
+            r##"struct.unpack(string.rep('b', 100), string.rep('a', 100))"##,
+            r##"true 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 97 101"##,
+        ),
+        (
+            r##"select('#', struct.unpack(string.rep('b', 7997), string.rep('a', 7997)))"##,
+            r##"true 7998"##,
+        ),
+        (
+            r##"select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998)))"##,
+            r##"false "user_script:1: stack overflow (too many results)""##,
+        ),
+        (
+            r##"select('#', struct.unpack(string.rep('b', 7998), string.rep('a', 7998), 1))"##,
+            r##"false "user_script:1: stack overflow (too many results)""##,
+        ),
+        (r##"struct.size('b')"##, r##"true 1"##),
+        (r##"struct.size('bhilT')"##, r##"true 23"##),
+        (r##"struct.size('!bhilT')"##, r##"true 24"##),
+        (r##"struct.size('!4 b d')"##, r##"true 12"##),
+        (r##"struct.size('i3 i7')"##, r##"true 10"##),
+        (r##"struct.size('c10')"##, r##"true 10"##),
+        (
+            r##"struct.size('c0')"##,
+            r##"false "user_script:1: bad argument #1 to 'size' (option 'c0' has no fixed size)""##,
+        ),
+        (
+            r##"struct.size('s')"##,
+            r##"false "user_script:1: bad argument #1 to 'size' (option 's' has no fixed size)""##,
+        ),
+        (r##"struct.size('z')"##, r##"true 0"##),
+        (r##"struct.size('b z b')"##, r##"true 2"##),
+        (r##"struct.size('<>! x')"##, r##"true 1"##),
+        (
+            r##"struct.size('!7')"##,
+            r##"false "user_script:1: alignment 7 is not a power of 2""##,
+        ),
+        (r##"struct.size('')"##, r##"true 0"##),
+        (
+            r##"struct.size()"##,
+            r##"false "user_script:1: bad argument #1 to 'size' (string expected, got no value)""##,
+        ),
+        (
+            r##"struct.size('i40')"##,
+            r##"false "user_script:1: integral size 40 is larger than limit of 32""##,
+        ),
+        (r##"struct.size('d f x')"##, r##"true 13"##),
+        (
+            r##"struct.size('\200')"##,
+            r##"false "user_script:1: bad argument #1 to 'size' (invalid format option '\xc8')""##,
+        ),
+        (
+            r##"struct.pack('>b h i l', 1, 2, 3, 4)"##,
+            r##"true "\x01\x00\x02\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00\x04""##,
+        ),
+        (
+            r##"struct.unpack('<b h i l', struct.pack('<b h i l', -1, -2, -3, -4))"##,
+            r##"true -1 -2 -3 -4 16"##,
+        ),
+        (
+            r##"struct.unpack('>I2 c0', struct.pack('>I2 c0', 3, 'abc'))"##,
+            r##"true "abc" 6"##,
+        ),
+        (
+            r##"struct:pack('b')"##,
+            r##"false "user_script:1: calling 'pack' on bad self (string expected, got table)""##,
+        ),
+        (
+            r##"select(2, pcall(struct.pack, 'z'))"##,
+            r##"true "bad argument #1 to '?' (invalid format option 'z')""##,
+        ),
+        (
+            r##"select('#', struct.unpack(string.rep('c1', 7997), string.rep('a', 7997)))"##,
+            r##"true 7998"##,
+        ),
+        (
+            r##"(select(7000, struct.unpack(string.rep('c1', 7997), string.rep('ab', 4000))))"##,
+            r##"true "b""##,
+        ),
     ];
 
     #[test]
     fn matches_redis() {
         check(CASES);
+    }
+
+    /// Sizes far beyond the input are refused before anything is read or
+    /// allocated, inside a Lua state limited to 1 MiB more than it uses.
+    #[test]
+    fn sizes_are_checked_before_allocating() {
+        let lua = lua();
+        lua.set_memory_limit(lua.used_memory() + (1 << 20))
+            .expect("memory limit");
+        let too_short =
+            r#"false "user_script:1: bad argument #2 to 'unpack' (data string too short)""#;
+        for expr in [
+            "struct.unpack('c2000000000', 'abc')",
+            "struct.unpack('b c0', '\\127abc')",
+            "struct.unpack('c1 c0', '9abc')",
+        ] {
+            assert_eq!(run(&lua, expr), too_short, "{expr}");
+        }
+        assert_eq!(
+            run(&lua, "struct.pack('c2000000000', 'abc')"),
+            r#"false "user_script:1: bad argument #3 to 'pack' (string too short)""#
+        );
     }
 
     #[test]
