@@ -15,9 +15,11 @@
 //! nil`/`table index is NaN`. The C decoder recurses with no depth limit and
 //! stops only at Lua's 8000-slot stack limit; the slots it would use are
 //! counted here so the same inputs fail with the same `stack overflow (...)`
-//! texts. Every length read from the input is checked against the bytes left
-//! before anything is allocated, and tables are never pre-sized from a
-//! length, so memory is bounded by the input size.
+//! texts; the decoder itself does not recurse (open tables wait in a per-call
+//! Lua table) and its results come back packed in a table, so thousands of
+//! values never sit in mlua handles at once. Every length read from the input
+//! is checked against the bytes left before anything is allocated, and tables
+//! are never pre-sized from a length, so memory is bounded by the input size.
 
 use mlua::{Lua, Table, Value};
 
@@ -348,7 +350,7 @@ impl Decoder<'_> {
                 self.pos += 5;
                 self.string(0, len)?
             }
-            0xdc | 0xdd | 0xde | 0xdf => {
+            0xdc..=0xdf => {
                 let n = if b == 0xdc || b == 0xde { 2 } else { 4 };
                 self.need(1 + n)?;
                 let len = self.be(1, n);

@@ -23,6 +23,16 @@
 //! - `%.<p>g` formatting ([`fmt_g`]) and a `strtod` that accepts what glibc's
 //!   accepts ([`strtod`]), for `cjson`.
 //!
+//! - **Many results and deep tables.** mlua keeps each live handle (`Value`
+//!   of a string, table, function) in a slot of an auxiliary Lua stack of
+//!   about 8000 slots, and a Rust callback cannot return as many values as a
+//!   C function may. So bodies that can return thousands of values pack them
+//!   in a table ([`wrap_packed`]), which the trampoline unpacks, and the
+//!   decoders keep their open tables in a Lua table rather than in handles.
+//!   A call with thousands of string or table arguments still needs one
+//!   handle each for mlua's argument list (Redis's own limits stop most such
+//!   calls earlier: `cmsgpack.pack` refuses more than 4000 arguments).
+//!
 //! Invariants: no body panics or raises a Rust error on any input (bad input
 //! is a Lua error with Redis's text); no body allocates more than a small
 //! multiple of its input or output size (lengths read from input are checked
@@ -327,7 +337,7 @@ pub(crate) fn type_error(args: &[Value], i: usize, expected: &str) -> Fail {
 /// A C cast of a double to a 64-bit signed integer on x86-64 (`cvttsd2si`):
 /// truncation toward zero; NaN and values out of range give `i64::MIN`.
 pub(crate) fn double_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9_223_372_036_854_775_808.0 || n < -9_223_372_036_854_775_808.0 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64
