@@ -43,6 +43,7 @@ pub(crate) mod keys;
 pub mod list;
 pub(crate) mod lists;
 pub(crate) mod objects;
+pub(crate) mod script;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;

@@ -1,0 +1,3 @@
+//! Lua scripting (issue 14). This branch holds only the libraries; the engine is merged in by the lead.
+
+pub(crate) mod libs;
