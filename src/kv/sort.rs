@@ -185,7 +185,7 @@ fn lookup_pattern(db: &Db, ctx: &Ctx, pattern: &[u8], element: &Bytes) -> Option
     key.extend_from_slice(&pattern[star + 1..postfix_end]);
     match (&db.lookup_read(ctx.db, &key, ctx.now)?.value, field) {
         (Value::Hash(hash), Some(field)) => hash.get(field).cloned(),
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.bytes().clone()),
         _ => None,
     }
 }
