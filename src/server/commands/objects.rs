@@ -234,7 +234,7 @@ fn memory_stats_reply(m: &MemoryFigures) -> Reply {
         ));
     }
     let net = m.total; // total minus startup (0)
-    let per_key = if m.keys == 0 { 0 } else { net / m.keys };
+    let per_key = net.checked_div(m.keys).unwrap_or(0);
     let dataset_pct = if net == 0 {
         0.0
     } else {
