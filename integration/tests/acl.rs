@@ -316,3 +316,103 @@ async fn config_requirepass_and_acl_save_load() -> Result<()> {
     cluster.shutdown();
     Ok(())
 }
+
+/// The replies Redis 7.0.15 gives a user without read access to every key
+/// (`~k*`) for SORT's `BY`/`GET` patterns (captured from `redis-server`
+/// 7.0.15 with the same users and data).
+fn sort_denials() -> Vec<(&'static [&'static str], Reply)> {
+    let by = err("ERR BY option of SORT denied due to insufficient ACL permissions.");
+    let get = err("ERR GET option of SORT denied due to insufficient ACL permissions.");
+    vec![
+        (&["SORT", "k1", "BY", "w_*"], by.clone()),
+        (&["SORT", "k1", "GET", "#"], get.clone()),
+        (&["SORT_RO", "k1", "GET", "w_*"], get.clone()),
+        (&["SORT", "k1", "BY", "w_*", "STORE", "kout"], by.clone()),
+        (&["SORT", "k1", "GET", "#", "BY", "w_*"], get),
+        (&["SORT", "k1", "BY", "w_*", "foo"], by),
+        (&["SORT", "k1", "foo", "BY", "w_*"], err("ERR syntax error")),
+        (
+            &["SORT", "k1", "LIMIT", "x", "1", "BY", "w_*"],
+            err("ERR value is not an integer or out of range"),
+        ),
+    ]
+}
+
+async fn run(conn: &mut RawConn, args: &[&str]) -> Result<Reply> {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    conn.command(&args).await
+}
+
+fn bulks(items: &[&str]) -> Reply {
+    Reply::Array(Some(
+        items
+            .iter()
+            .map(|i| Reply::Bulk(Some(i.as_bytes().to_vec())))
+            .collect(),
+    ))
+}
+
+/// SORT's `BY` and `GET` patterns name keys the ACL check cannot see, so a
+/// user without read access to every key is refused them, on the leader and
+/// on a follower, before anything is read or stored; not logged in ACL LOG;
+/// inside MULTI refused at EXEC. `%R~*` is enough to use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_patterns_need_read_access_to_every_key() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let leader = cluster.leader();
+    let mut admin = RawConn::connect(cluster.resp_addr(leader)).await?;
+    for line in [
+        &["ACL", "SETUSER", "u", "on", ">p", "+@all", "~k*"][..],
+        &["ACL", "SETUSER", "r", "on", ">p", "+@all", "~k*", "%R~*"],
+        &["RPUSH", "k1", "3", "1", "2"],
+        &["SET", "w_1", "5"],
+    ] {
+        let reply = run(&mut admin, line).await?;
+        assert!(!matches!(reply, Reply::Error(_)), "{line:?}: {reply:?}");
+    }
+    for i in [leader, (leader + 1) % cluster.len()] {
+        barrier(&cluster, i, None).await?;
+        let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+        assert_eq!(run(&mut conn, &["AUTH", "u", "p"]).await?, ok());
+        for (line, expected) in sort_denials() {
+            assert_eq!(run(&mut conn, line).await?, expected, "node {i}: {line:?}");
+        }
+        assert_eq!(
+            run(&mut conn, &["SORT", "k1"]).await?,
+            bulks(&["1", "2", "3"])
+        );
+        assert_eq!(
+            run(&mut conn, &["SORT", "k1", "BY", "nosort"]).await?,
+            bulks(&["3", "1", "2"])
+        );
+        assert_eq!(run(&mut conn, &["MULTI"]).await?, ok());
+        for line in [&["SORT", "k1", "GET", "#"][..], &["LLEN", "k1"]] {
+            assert_eq!(run(&mut conn, line).await?, Reply::Simple("QUEUED".into()));
+        }
+        assert_eq!(
+            run(&mut conn, &["EXEC"]).await?,
+            Reply::Array(Some(vec![
+                err("ERR GET option of SORT denied due to insufficient ACL permissions."),
+                Reply::Integer(3),
+            ]))
+        );
+        let mut reader = RawConn::connect(cluster.resp_addr(i)).await?;
+        assert_eq!(run(&mut reader, &["AUTH", "r", "p"]).await?, ok());
+        assert_eq!(
+            run(&mut reader, &["SORT_RO", "k1", "BY", "w_*", "GET", "#"]).await?,
+            bulks(&["2", "3", "1"])
+        );
+    }
+    // Nothing stored by the refused SORT ... STORE, nothing logged.
+    assert_eq!(
+        run(&mut admin, &["EXISTS", "kout"]).await?,
+        Reply::Integer(0)
+    );
+    assert_eq!(
+        run(&mut admin, &["ACL", "LOG"]).await?,
+        Reply::Array(Some(vec![]))
+    );
+    cluster.shutdown();
+    Ok(())
+}

@@ -79,6 +79,21 @@ pub fn check(
     Ok(())
 }
 
+/// True if `user` may reach every key with `access` (Redis's
+/// `ACLUserCheckCmdWithUnrestrictedKeyAccess` for a command that already
+/// passed [`check`]): `allkeys`/`~*`, or a pattern that is exactly `*` and
+/// grants at least `access` (`%R~*` for reads). Commands that read keys
+/// named by patterns in their arguments (SORT's `BY` and `GET`) need it,
+/// since those keys cannot be checked one by one before the data is read.
+/// dkv users have only Redis's root selector, so that is the one looked at.
+pub fn unrestricted_key_access(user: &User, access: KeyAccess) -> bool {
+    user.all_keys
+        || user
+            .keys
+            .iter()
+            .any(|p| p.pattern[..] == *b"*" && p.access().contains(access))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +151,22 @@ mod tests {
         assert_eq!(run(&u, &["copy", "r1", "w1"]), Ok(()));
         assert_eq!(run(&u, &["copy", "w1", "r1"]), Err(Denied::Key(1)));
         assert_eq!(run(&u, &["mget", "r1", "both", "x"]), Err(Denied::Key(3)));
+    }
+
+    #[test]
+    fn unrestricted_key_access_needs_a_star_pattern_with_the_access() {
+        let read = KeyAccess::R;
+        assert!(unrestricted_key_access(&user(&["allkeys"]), read));
+        assert!(unrestricted_key_access(&user(&["~*"]), read));
+        assert!(unrestricted_key_access(&user(&["~k*", "%R~*"]), read));
+        assert!(unrestricted_key_access(&user(&["%RW~*"]), read));
+        assert!(!unrestricted_key_access(&user(&["%W~*", "~k*"]), read));
+        assert!(!unrestricted_key_access(&user(&["~k*"]), read));
+        // Only the literal `*` counts, not a pattern that happens to match
+        // every key.
+        assert!(!unrestricted_key_access(&user(&["~**"]), read));
+        assert!(!unrestricted_key_access(&user(&[]), read));
+        assert!(unrestricted_key_access(&User::new_default(), read));
     }
 
     #[test]

@@ -17,5 +17,5 @@ pub mod check;
 pub mod user;
 
 pub use categories::{Categories, KeyAccess, CATEGORY_NAMES};
-pub use check::{check, Denied};
+pub use check::{check, unrestricted_key_access, Denied};
 pub use user::{hash_password, AclOp, RuleError, User, Users};

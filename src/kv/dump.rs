@@ -49,6 +49,7 @@ use bytes::Bytes;
 use super::hash::Hash;
 use super::list::List;
 use super::set::{Member, Set};
+use super::string::Str;
 use super::zset::{AddFlags, AddOutcome, ZSet};
 use super::{parse_i64, Value};
 
@@ -76,9 +77,9 @@ const CONTAINER_PACKED: u64 = 2;
 
 /// Redis 7.0's built-in `hash-max-listpack-entries` (512; the sample
 /// redis.conf sets 128) / `hash-max-listpack-value`.
-pub const HASH_MAX_LISTPACK_ENTRIES: usize = 512;
+pub const HASH_MAX_LISTPACK_ENTRIES: usize = crate::kv::hash::LISTPACK_MAX_ENTRIES;
 /// See [`HASH_MAX_LISTPACK_ENTRIES`].
-pub const HASH_MAX_LISTPACK_VALUE: usize = 64;
+pub const HASH_MAX_LISTPACK_VALUE: usize = crate::kv::hash::LISTPACK_MAX_VALUE;
 
 /// Bytes of a quicklist node's listpack (`list-max-listpack-size -2`).
 const LIST_NODE_MAX_BYTES: usize = 8192;
@@ -363,14 +364,10 @@ fn put_zset(out: &mut Vec<u8>, zset: &ZSet) {
     }
 }
 
-/// True if Redis would keep `hash` as a listpack (by size alone: a hash
-/// that was larger once is a `hashtable` in Redis for good; dkv does not
-/// remember that).
+/// True if Redis would keep `hash` as a listpack: it was never too large
+/// (see [`Hash::is_hashtable`]).
 pub fn hash_is_listpack(hash: &Hash) -> bool {
-    hash.len() <= HASH_MAX_LISTPACK_ENTRIES
-        && hash
-            .iter()
-            .all(|(f, v)| f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE)
+    !hash.is_hashtable()
 }
 
 fn put_hash(out: &mut Vec<u8>, hash: &Hash) {
@@ -540,7 +537,7 @@ impl<'a> Reader<'a> {
 
     fn object(&mut self, kind: u8) -> Result<Value> {
         match kind {
-            TYPE_STRING => Ok(Value::Str(self.string()?)),
+            TYPE_STRING => Ok(Value::Str(Str::new(self.string()?))),
             TYPE_LIST => {
                 let n = self.count(1)?;
                 let mut list = List::new();

@@ -13,6 +13,13 @@
 //! - Serialized exactly as the `BTreeMap<Bytes, Bytes>` it wraps (a map of
 //!   byte strings in field order), so snapshots written before this type
 //!   existed load unchanged; the total is recomputed on load.
+//! - [`Hash::is_hashtable`] is Redis's encoding, kept as Redis keeps it: a
+//!   hash is `listpack` until an insert makes it too large (more than
+//!   [`LISTPACK_MAX_ENTRIES`] fields, or a field or value longer than
+//!   [`LISTPACK_MAX_VALUE`] bytes) and `hashtable` from then on, however it
+//!   shrinks. A hash built whole (RESTORE, a snapshot without the bit) takes
+//!   the encoding its content gives, as Redis's loader does. The bit is not
+//!   part of this type's serialization: `Value`'s carries it.
 
 use std::collections::{btree_map, BTreeMap};
 
@@ -28,12 +35,20 @@ fn pair_bytes(field: &[u8], value: &[u8]) -> u64 {
     (field.len() + value.len()) as u64 + FIELD_OVERHEAD
 }
 
+/// Redis 7.0's built-in `hash-max-listpack-entries` (512; the sample
+/// redis.conf's 128 is not the default).
+pub const LISTPACK_MAX_ENTRIES: usize = 512;
+/// Redis 7.0's `hash-max-listpack-value`.
+pub const LISTPACK_MAX_VALUE: usize = 64;
+
 /// A hash: fields to values, ordered by field, with its memory estimate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hash {
     fields: BTreeMap<Bytes, Bytes>,
     /// The sum of [`pair_bytes`] over `fields`.
     bytes: u64,
+    /// Redis's `hashtable` encoding (sticky, see the module docs).
+    hashtable: bool,
 }
 
 impl Hash {
@@ -62,10 +77,13 @@ impl Hash {
         self.fields.contains_key(field)
     }
 
-    /// Sets `field` to `value`; returns the value it replaces, if any.
+    /// Sets `field` to `value`; returns the value it replaces, if any. A
+    /// field or value longer than [`LISTPACK_MAX_VALUE`], or a field count
+    /// over [`LISTPACK_MAX_ENTRIES`], turns the hash into a `hashtable`.
     pub fn insert(&mut self, field: Bytes, value: Bytes) -> Option<Bytes> {
         let field_cost = pair_bytes(&field, b"");
         let value_len = value.len() as u64;
+        self.hashtable |= field.len() > LISTPACK_MAX_VALUE || value.len() > LISTPACK_MAX_VALUE;
         let old = self.fields.insert(field, value);
         match &old {
             // An overwrite keeps the stored field (equal to the new one, so
@@ -73,7 +91,29 @@ impl Hash {
             Some(old) => self.bytes = self.bytes - old.len() as u64 + value_len,
             None => self.bytes += field_cost + value_len,
         }
+        self.hashtable |= self.fields.len() > LISTPACK_MAX_ENTRIES;
         old
+    }
+
+    /// True if Redis would hold this hash as a `hashtable` (OBJECT
+    /// ENCODING, DUMP's type); false for `listpack`.
+    pub fn is_hashtable(&self) -> bool {
+        self.hashtable
+    }
+
+    /// Marks the hash `hashtable` (a snapshot that recorded the encoding).
+    pub(crate) fn set_hashtable(&mut self) {
+        self.hashtable = true;
+    }
+
+    /// True if the content fits a listpack (O(n)): what a hash built whole
+    /// is encoded as.
+    fn fits_listpack(&self) -> bool {
+        self.fields.len() <= LISTPACK_MAX_ENTRIES
+            && self
+                .fields
+                .iter()
+                .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
     }
 
     /// Removes `field`; returns its value, if it was present.
@@ -112,7 +152,13 @@ impl Hash {
 impl From<BTreeMap<Bytes, Bytes>> for Hash {
     fn from(fields: BTreeMap<Bytes, Bytes>) -> Hash {
         let bytes = fields.iter().map(|(f, v)| pair_bytes(f, v)).sum();
-        Hash { fields, bytes }
+        let mut hash = Hash {
+            fields,
+            bytes,
+            hashtable: false,
+        };
+        hash.hashtable = !hash.fits_listpack();
+        hash
     }
 }
 
@@ -123,11 +169,13 @@ impl From<Hash> for BTreeMap<Bytes, Bytes> {
 }
 
 impl FromIterator<(Bytes, Bytes)> for Hash {
+    /// A hash built whole: its encoding follows from its content.
     fn from_iter<I: IntoIterator<Item = (Bytes, Bytes)>>(pairs: I) -> Hash {
         let mut hash = Hash::new();
         for (field, value) in pairs {
             hash.insert(field, value);
         }
+        hash.hashtable = !hash.fits_listpack();
         hash
     }
 }

@@ -48,8 +48,10 @@ pub mod set;
 pub(crate) mod sets;
 mod snapshot;
 pub(crate) mod sort;
+pub mod string;
 pub(crate) mod strings;
 pub(crate) mod table;
+mod value_serde;
 pub mod zset;
 pub(crate) mod zsets;
 mod zsets_store;
@@ -92,11 +94,12 @@ pub const OOM_TEXT: &str = errors::OOM;
 /// Redis's `proto-max-bulk-len`: the largest string value.
 pub const MAX_STRING_BYTES: u64 = 512 * 1024 * 1024;
 
-/// A stored value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored value. Serialized by `value_serde` (the snapshot format, with
+/// the encoding bits of strings and hashes).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
-    /// A string.
-    Str(Bytes),
+    /// A string ([`string::Str`]: its bytes and its encoding bit).
+    Str(string::Str),
     /// A hash ([`hash::Hash`]; field order is not significant).
     Hash(hash::Hash),
     /// A set (`intset` or `hashtable`, see [`set`]).
@@ -859,7 +862,7 @@ impl Db {
     /// The string stored at `key` in database 0 (expiry not checked).
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
         match self.dbs[0].map.get(key).map(|e| &e.value) {
-            Some(Value::Str(s)) => Some(s),
+            Some(Value::Str(s)) => Some(s.bytes()),
             _ => None,
         }
     }

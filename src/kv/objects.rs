@@ -12,15 +12,12 @@
 //!   error, exactly as Redis would. Apply decodes the payload again and is
 //!   total (the decoder never panics).
 //!
-//! Encodings (`OBJECT ENCODING`): sets, sorted sets and lists report the
-//! encoding their value keeps (`intset`/`hashtable`, `listpack`/`skiplist`,
-//! `quicklist`). Strings and hashes do not remember how they were built, so
-//! their names follow from the content, as Redis names a freshly stored
-//! value: strings `int` (a canonical integer of at most 20 characters),
-//! `embstr` (at most 44 bytes) or `raw`; hashes `listpack` (at most 512
-//! fields, fields and values at most 64 bytes) or `hashtable`. Redis differs
-//! after APPEND/SETRANGE/SETBIT (always `raw`) and for a hash that was once
-//! large (it stays `hashtable`).
+//! Encodings (`OBJECT ENCODING`): every value reports the encoding it
+//! keeps, as Redis 7.0 does: sets `intset`/`hashtable`, sorted sets
+//! `listpack`/`skiplist`, lists `quicklist`; strings `int`/`embstr`/`raw` by
+//! their content, or `raw` after an in-place change (APPEND to an existing
+//! key, SETRANGE; [`super::string::Str`]); hashes `listpack` until they grow
+//! too large and `hashtable` from then on ([`super::hash::Hash`]).
 //!
 //! Access information (`OBJECT IDLETIME`, `OBJECT FREQ`, RESTORE's
 //! IDLETIME/FREQ) is the local, unreplicated [`super::Access`]: reads are
@@ -187,26 +184,15 @@ pub enum ObjectInfo {
 /// Redis's `OBJ_SHARED_REFCOUNT`: the count of the shared integers 0..9999.
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
-/// `OBJECT ENCODING`'s name for a string (see the module docs).
-pub fn string_encoding(s: &[u8]) -> &'static str {
-    if s.len() <= 20 && parse_i64(s).is_some() {
-        "int"
-    } else if s.len() <= 44 {
-        "embstr"
-    } else {
-        "raw"
-    }
-}
-
 /// `OBJECT ENCODING`'s name for `value`.
 pub fn encoding(value: &Value) -> &'static str {
     match value {
-        Value::Str(s) => string_encoding(s),
+        Value::Str(s) => s.encoding(),
         Value::Hash(h) => {
-            if dump::hash_is_listpack(h) {
-                "listpack"
-            } else {
+            if h.is_hashtable() {
                 "hashtable"
+            } else {
+                "listpack"
             }
         }
         Value::Set(s) => s.encoding(),
@@ -234,7 +220,7 @@ impl Db {
                 // Redis shares the integers 0..9999 unless an LRU/LFU
                 // policy with a maxmemory limit needs per-key access data.
                 let shared = matches!(&entry.value, Value::Str(s)
-                    if s.len() <= 20 && parse_i64(s).is_some_and(|v| (0..10_000).contains(&v)));
+                    if s.encoding() == "int" && parse_i64(s).is_some_and(|v| (0..10_000).contains(&v)));
                 let policy = self.config.policy;
                 let per_key = self.config.maxmemory > 0
                     && (lfu(policy)

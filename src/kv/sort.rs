@@ -43,6 +43,14 @@ use super::zset::ZSet;
 use super::zsets::parse_c_double;
 use super::{parse_i64, Ctx, Db, Output, Value};
 
+/// Redis's reply to `BY` with a pattern from a user who may not read every
+/// key.
+pub(crate) const BY_DENIED: &str =
+    "ERR BY option of SORT denied due to insufficient ACL permissions.";
+/// Redis's reply to any `GET` from a user who may not read every key.
+pub(crate) const GET_DENIED: &str =
+    "ERR GET option of SORT denied due to insufficient ACL permissions.";
+
 /// Redis's reply when a numeric sort meets a value that is not a double.
 const NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
 
@@ -64,7 +72,14 @@ pub(crate) struct Sort {
 pub(crate) struct SortRo(Sort);
 
 impl Sort {
-    fn parse_options(args: &[Bytes], readonly: bool) -> Result<Sort, Output> {
+    /// Parses the options left to right. `patterns_allowed` is false for a
+    /// user without read access to every key: then a `BY` pattern with `*`
+    /// or any `GET` is refused where the parse reaches it.
+    fn parse_options(
+        args: &[Bytes],
+        readonly: bool,
+        patterns_allowed: bool,
+    ) -> Result<Sort, Output> {
         let mut sort = Sort {
             key: args[1].clone(),
             desc: false,
@@ -94,10 +109,17 @@ impl Sort {
                 sort.store = Some(args[j + 1].clone());
                 j += 1;
             } else if word.eq_ignore_ascii_case(b"by") && left >= 1 {
+                let constant = !c_str(&args[j + 1]).contains(&b'*');
+                if !constant && !patterns_allowed {
+                    return Err(Output::err(BY_DENIED));
+                }
                 sort.by = Some(args[j + 1].clone());
-                sort.dontsort |= !c_str(&args[j + 1]).contains(&b'*');
+                sort.dontsort |= constant;
                 j += 1;
             } else if word.eq_ignore_ascii_case(b"get") && left >= 1 {
+                if !patterns_allowed {
+                    return Err(Output::err(GET_DENIED));
+                }
                 sort.gets.push(args[j + 1].clone());
                 j += 1;
             } else {
@@ -111,14 +133,25 @@ impl Sort {
 
 impl Parse for Sort {
     fn parse(args: &[Bytes]) -> Result<Sort, Output> {
-        Sort::parse_options(args, false)
+        Sort::parse_options(args, false, true)
     }
 }
 
 impl Parse for SortRo {
     fn parse(args: &[Bytes]) -> Result<SortRo, Output> {
-        Sort::parse_options(args, true).map(SortRo)
+        Sort::parse_options(args, true, true).map(SortRo)
     }
+}
+
+/// SORT's or SORT_RO's check (`args[0]` says which) for a user who may not
+/// read every key (see [`crate::acl::unrestricted_key_access`]): the row's
+/// check, plus Redis's refusal of `BY` patterns and `GET` at the point the
+/// parse reaches them, so an earlier syntax error still comes first. The
+/// server runs it instead of the row's check, before proposing or reading;
+/// apply never needs it (only checked commands reach the log).
+pub(crate) fn check_restricted(args: &[Bytes]) -> Result<(), Output> {
+    let readonly = args[0].eq_ignore_ascii_case(b"sort_ro");
+    Sort::parse_options(args, readonly, false).map(drop)
 }
 
 /// The part of `bytes` C string functions see: up to the first NUL.
@@ -152,7 +185,7 @@ fn lookup_pattern(db: &Db, ctx: &Ctx, pattern: &[u8], element: &Bytes) -> Option
     key.extend_from_slice(&pattern[star + 1..postfix_end]);
     match (&db.lookup_read(ctx.db, &key, ctx.now)?.value, field) {
         (Value::Hash(hash), Some(field)) => hash.get(field).cloned(),
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.bytes().clone()),
         _ => None,
     }
 }

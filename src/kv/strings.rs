@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::errors::{NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, TOO_BIG, WRONGTYPE};
+use super::string::Str;
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{float, parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
 
@@ -15,7 +16,7 @@ use super::{float, parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
 pub(crate) fn read_str<'a>(db: &'a Db, ctx: &Ctx, key: &[u8]) -> Result<Option<&'a Bytes>, Output> {
     match db.lookup_read(ctx.db, key, ctx.now).map(|e| &e.value) {
         None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s)),
+        Some(Value::Str(s)) => Ok(Some(s.bytes())),
         Some(_) => Err(Output::err(WRONGTYPE)),
     }
 }
@@ -24,7 +25,7 @@ pub(crate) fn read_str<'a>(db: &'a Db, ctx: &Ctx, key: &[u8]) -> Result<Option<&
 pub(crate) fn write_str(db: &mut Db, ctx: &Ctx, key: &[u8]) -> Result<Option<Bytes>, Output> {
     match db.lookup_write(ctx.db, key).map(|e| &e.value) {
         None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(Value::Str(s)) => Ok(Some(s.bytes().clone())),
         Some(_) => Err(Output::err(WRONGTYPE)),
     }
 }
@@ -182,7 +183,12 @@ fn set_generic(
     } else {
         at
     };
-    db.put(ctx.db, key.clone(), Value::Str(value.clone()), ttl);
+    db.put(
+        ctx.db,
+        key.clone(),
+        Value::Str(Str::new(value.clone())),
+        ttl,
+    );
     if o.get {
         opt_bulk(old)
     } else {
@@ -240,7 +246,12 @@ pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     if db.exists_for_write(ctx.db, &args[1]) {
         return Output::Integer(0);
     }
-    db.put(ctx.db, args[1].clone(), Value::Str(args[2].clone()), None);
+    db.put(
+        ctx.db,
+        args[1].clone(),
+        Value::Str(Str::new(args[2].clone())),
+        None,
+    );
     Output::Integer(1)
 }
 
@@ -369,7 +380,7 @@ impl Apply for MSet {
         }
         for (key, value) in self.pairs {
             db.expire_if_needed(ctx.db, &key);
-            db.put(ctx.db, key, Value::Str(value), None);
+            db.put(ctx.db, key, Value::Str(Str::new(value)), None);
         }
         if self.nx {
             Output::Integer(1)
@@ -380,7 +391,7 @@ impl Apply for MSet {
 }
 
 /// Stores `value` at `key`, keeping the TTL of an existing key.
-pub(crate) fn overwrite(db: &mut Db, ctx: &Ctx, key: &Bytes, value: Bytes) {
+pub(crate) fn overwrite(db: &mut Db, ctx: &Ctx, key: &Bytes, value: Str) {
     let exists = db.dbs[ctx.db].map.contains_key(&key[..]);
     if exists {
         db.modify(ctx.db, key, |v| *v = Value::Str(value));
@@ -404,7 +415,7 @@ fn incr_generic(db: &mut Db, ctx: &Ctx, key: &Bytes, incr: i64) -> Output {
     let Some(new) = value.checked_add(incr) else {
         return Output::err(OVERFLOW);
     };
-    overwrite(db, ctx, key, Bytes::from(new.to_string()));
+    overwrite(db, ctx, key, Str::new(Bytes::from(new.to_string())));
     Output::Integer(new)
 }
 
@@ -464,7 +475,7 @@ pub(crate) fn incrbyfloat(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         return Output::err(NAN_OR_INF);
     }
     let text = Bytes::from(sum.to_human());
-    overwrite(db, ctx, &args[1], text.clone());
+    overwrite(db, ctx, &args[1], Str::text(text.clone()));
     Output::bulk(text)
 }
 
@@ -483,7 +494,14 @@ pub(crate) fn append(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     }
     buf.extend_from_slice(&args[2]);
     let len = buf.len();
-    overwrite(db, ctx, &args[1], buf.freeze());
+    // Redis appends to an existing string in place (`raw` from then on,
+    // even an empty append) but stores a new key's value whole.
+    let value = if old.is_some() {
+        Str::raw(buf.freeze())
+    } else {
+        Str::new(buf.freeze())
+    };
+    overwrite(db, ctx, &args[1], value);
     Output::Integer(len as i64)
 }
 
@@ -590,7 +608,8 @@ impl Apply for SetRange {
         }
         buf[offset..offset + value.len()].copy_from_slice(value);
         let len = buf.len();
-        overwrite(db, ctx, &self.key, buf.freeze());
+        // Redis writes into the string in place: `raw`, new key or not.
+        overwrite(db, ctx, &self.key, Str::raw(buf.freeze()));
         Output::Integer(len as i64)
     }
 }

@@ -25,7 +25,7 @@ use super::commands::clients::{ClientRegistry, ClientShared};
 use super::commands::transactions;
 use super::info::ServerFacts;
 use super::reply::{Protocol, Reply};
-use crate::acl::{Denied, Users};
+use crate::acl::{Denied, KeyAccess, Users};
 pub use crate::cmd::{arity_ok, lookup, CommandSpec, Flags, Kind, SubcommandSpec, COMMANDS};
 use crate::kv::{Db, KvInfo, Op, Output, WatchToken};
 use crate::node::{NodeStatus, ReadCtx, RequestError};
@@ -634,8 +634,32 @@ pub(crate) fn dispatch(
 ) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
         Resolved::Handler(handler) => handler(session, env, args),
-        Resolved::Data(spec) => data_action(spec, env, session.db, args),
+        Resolved::Data(spec) => data_action(spec, env, session, args),
     }
+}
+
+/// A key-space command's check for `session`'s user: the row's `check`,
+/// except that SORT and SORT_RO from a user who may not read every key also
+/// refuse `BY`/`GET` patterns (Redis 7.0 refuses them in the parse: not
+/// NOPERM, not in the ACL LOG, inside MULTI at EXEC). Run before proposing
+/// or reading, so a refused pattern never reaches the data.
+pub(crate) fn key_space_check(
+    env: &dyn Env,
+    session: &Session,
+    spec: &CommandSpec,
+    check: crate::cmd::Check,
+    args: &[Bytes],
+) -> Result<(), Output> {
+    if matches!(spec.name, "sort" | "sort_ro") {
+        let users = env.users();
+        let restricted = users
+            .get(&session.user)
+            .is_some_and(|u| !crate::acl::unrestricted_key_access(u, KeyAccess::R));
+        if restricted {
+            return crate::kv::sort::check_restricted(args);
+        }
+    }
+    check(args)
 }
 
 /// A key-space command in database `db`: its check, then a write proposed
@@ -646,12 +670,13 @@ pub(crate) fn dispatch(
 pub(crate) fn data_action(
     spec: &'static CommandSpec,
     env: &dyn Env,
-    db: u8,
+    session: &Session,
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
+    let db = session.db;
     match spec.kind {
         Kind::Write { check, .. } => {
-            if let Err(error) = check(args) {
+            if let Err(error) = key_space_check(env, session, spec, check, args) {
                 // Redis refuses a `denyoom` command over maxmemory before it
                 // looks at its arguments; nothing invalid is proposed either way.
                 let info = spec.flags.contains(Flags::DENYOOM).then(|| env.kv_info());
@@ -674,7 +699,7 @@ pub(crate) fn data_action(
             )))
         }
         Kind::Read { check, run } => {
-            check(args).map_err(CommandError::from_output)?;
+            key_space_check(env, session, spec, check, args).map_err(CommandError::from_output)?;
             let args = args.to_vec();
             // RANDOMKEY / HRANDFIELD: reads are local, so their randomness
             // may be too.

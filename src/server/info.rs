@@ -313,7 +313,7 @@ fn human_bytes(n: u64) -> String {
 
 /// This process's resident set in bytes (`/proc/self/statm`), 0 where that
 /// cannot be read.
-fn resident_bytes() -> u64 {
+pub(crate) fn resident_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())

@@ -69,7 +69,7 @@ fn hash(items: &[(&str, &[u8])]) -> Value {
 }
 
 fn s(text: &[u8]) -> Value {
-    Value::Str(Bytes::copy_from_slice(text))
+    Value::Str(Bytes::copy_from_slice(text).into())
 }
 
 /// (command that made the value, Redis 7.0.15's DUMP in hex, the value,

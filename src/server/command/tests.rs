@@ -766,3 +766,61 @@ fn wait_counts_followers_holding_the_writes() {
     client.backend.role = crate::raft::Role::Follower;
     assert_eq!(client.reply("WAIT 2 0"), Reply::Integer(1));
 }
+
+/// Redis 7.0.15's SORT for a user who may not read every key: `BY` with a
+/// pattern and any `GET` are refused where the parse reaches them (an
+/// earlier syntax error first; a constant `BY` allowed), before anything is
+/// proposed; inside MULTI the command is queued and refused at EXEC.
+#[test]
+fn sort_patterns_need_access_to_every_key() {
+    let mut client = Client::new();
+    for line in [
+        "ACL SETUSER u on nopass +@all ~k*",
+        "ACL SETUSER r on nopass +@all ~k* %R~*",
+        "ACL SETUSER w on nopass +@all ~k* %W~*",
+        "RPUSH k1 3 1 2",
+        "SET w_1 5",
+    ] {
+        assert!(!client.reply(line).is_error(), "{line}");
+    }
+    let proposals = |client: &Client| *client.backend.proposals.lock().unwrap();
+    let by = "ERR BY option of SORT denied due to insufficient ACL permissions.";
+    let get = "ERR GET option of SORT denied due to insufficient ACL permissions.";
+    let sorted = Reply::Array(vec![bulk("1"), bulk("2"), bulk("3")]);
+    for user in ["u", "w"] {
+        assert_eq!(client.reply(&format!("AUTH {user} x")), Reply::OK);
+        let before = proposals(&client);
+        assert_eq!(client.error("SORT k1 BY w_*"), by);
+        assert_eq!(client.error("SORT k1 GET #"), get);
+        assert_eq!(client.error("SORT_RO k1 GET w_*"), get);
+        assert_eq!(client.error("SORT_RO k1 BY w_* GET #"), by);
+        assert_eq!(client.error("SORT k1 GET # BY w_*"), get);
+        assert_eq!(client.error("SORT k1 BY w_* STORE k2"), by);
+        assert_eq!(client.error("SORT k1 BY w_* foo"), by);
+        assert_eq!(client.error("SORT k1 foo BY w_*"), "ERR syntax error");
+        assert_eq!(
+            client.error("SORT k1 LIMIT x 1 BY w_*"),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(proposals(&client), before, "{user}: nothing proposed");
+        // A constant BY reads no other key.
+        assert_eq!(
+            client.reply("SORT_RO k1 BY nosort ASC"),
+            client.reply("LRANGE k1 0 -1")
+        );
+        assert_eq!(client.reply("SORT k1"), sorted);
+        assert_eq!(client.reply("MULTI"), Reply::OK);
+        assert_eq!(client.reply("SORT k1 BY w_*"), Reply::Simple("QUEUED"));
+        assert_eq!(client.reply("SORT k1"), Reply::Simple("QUEUED"));
+        assert_eq!(
+            client.reply("EXEC"),
+            Reply::Array(vec![Reply::Error(by.into()), sorted.clone()])
+        );
+    }
+    // Read access to `*` is enough.
+    assert_eq!(client.reply("AUTH r x"), Reply::OK);
+    assert_eq!(
+        client.reply("SORT_RO k1 BY w_* GET #"),
+        Reply::Array(vec![bulk("2"), bulk("3"), bulk("1")])
+    );
+}

@@ -6,8 +6,11 @@
 //! Syntax errors (`MEMORY USAGE key FOO`) are answered before the read, as
 //! Redis answers them before looking at the key. Inside MULTI they run
 //! after the transaction's log entry, as every container command does in
-//! dkv. Redis's other MEMORY subcommands (DOCTOR, STATS, PURGE,
-//! MALLOC-STATS) describe its allocator and are not offered.
+//! dkv. MEMORY STATS and DOCTOR answer from dkv's memory estimate and the
+//! process's resident size with Redis 7.0's reply shapes (what each field
+//! means in dkv: `MemoryFigures`); PURGE asks the system allocator to
+//! return free pages; MALLOC-STATS answers as a Redis built without
+//! jemalloc. These four answer at once from the local node.
 //!
 //! [`Db::object_info`]: crate::kv::Db::object_info
 //! [`Db::memory_usage`]: crate::kv::Db::memory_usage
@@ -96,12 +99,216 @@ fn memory_usage(
 fn memory_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     help(&[
         "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DOCTOR",
+        "    Return memory problems reports.",
+        "MALLOC-STATS",
+        "    Return internal statistics report from the memory allocator.",
+        "PURGE",
+        "    Attempt to purge dirty pages for reclamation by the allocator.",
+        "STATS",
+        "    Return information about the memory usage of the server.",
         "USAGE <key> [SAMPLES <count>]",
         "    Return memory in bytes used by <key> and its value. Nested values are",
         "    sampled up to <count> times (default: 5, 0 means sample all).",
         "HELP",
         "    Prints this help.",
     ])
+}
+
+// ---- MEMORY STATS / DOCTOR / PURGE / MALLOC-STATS ---------------------------
+
+/// dkv's fixed per-key overhead in its memory estimate (`kv::entry_bytes`
+/// counts the key's and value's bytes plus this): what MEMORY STATS reports
+/// as each database's `overhead.hashtable.main`.
+const KEY_OVERHEAD: u64 = 64;
+
+/// The figures of MEMORY STATS and MEMORY DOCTOR, from dkv's memory
+/// estimate (the replicated `used_memory` that `maxmemory` counts, INFO's
+/// `used_memory`) and the process's resident set size. What each of
+/// Redis's fields means here:
+/// - `peak.allocated`: dkv keeps no peak of its estimate (a figure computed
+///   from the data, not an allocator counter), so the current
+///   `total.allocated`; `peak.percentage` is then 100.
+/// - `total.allocated`: the estimate. `startup.allocated`: the estimate of
+///   the empty map a node starts with, 0.
+/// - `replication.backlog`, `clients.slaves`, `clients.normal`,
+///   `cluster.links`, `aof.buffer`, `lua.caches`, `functions.caches`: 0,
+///   none of it is in the estimate (the Raft log is on disk, followers are
+///   not clients, client buffers are not counted).
+/// - `db.N` (each database with keys): `overhead.hashtable.main` is the
+///   fixed per-key part of the estimate ([`KEY_OVERHEAD`] per key);
+///   `overhead.hashtable.expires` and `…slot-to-keys` are 0 (deadlines cost
+///   nothing extra in the estimate; no cluster slots).
+/// - `overhead.total`: the sum of the above; `dataset.bytes`: the rest of
+///   the estimate (keys and values); `keys.bytes-per-key` and
+///   `dataset.percentage` as Redis computes them from these.
+/// - `allocator.*`, `allocator-*` and `rss-overhead.*`: 0; dkv uses the
+///   system allocator and reads no allocator statistics.
+/// - `fragmentation` / `fragmentation.bytes`: the resident set size over /
+///   minus the estimate (Redis: RSS over / minus allocated bytes); 0 while
+///   the estimate is 0.
+#[derive(Clone, Debug, PartialEq)]
+struct MemoryFigures {
+    total: u64,
+    /// `(db, keys)` of each database with keys.
+    dbs: Vec<(usize, u64)>,
+    keys: u64,
+    rss: u64,
+}
+
+impl MemoryFigures {
+    fn of(env: &dyn Env) -> MemoryFigures {
+        let kv = env.kv_info();
+        let dbs: Vec<(usize, u64)> = kv
+            .keyspace
+            .iter()
+            .map(|&(db, keys, _, _)| (db, keys as u64))
+            .collect();
+        MemoryFigures {
+            total: kv.used_memory,
+            keys: dbs.iter().map(|(_, k)| k).sum(),
+            dbs,
+            rss: crate::server::info::resident_bytes(),
+        }
+    }
+
+    fn overhead(&self) -> u64 {
+        self.keys * KEY_OVERHEAD
+    }
+
+    fn dataset(&self) -> u64 {
+        self.total.saturating_sub(self.overhead())
+    }
+
+    /// Redis's `total_frag`: resident over allocated (0 with nothing allocated).
+    fn fragmentation(&self) -> f32 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.rss as f32 / self.total as f32
+        }
+    }
+
+    fn fragmentation_bytes(&self) -> i64 {
+        if self.total == 0 {
+            0
+        } else {
+            self.rss as i64 - self.total as i64
+        }
+    }
+}
+
+/// A ratio as Redis replies it: a C `float` printed as a double.
+fn ratio(value: f32) -> Reply {
+    Reply::Double(crate::kv::zset::format_score(f64::from(value)))
+}
+
+fn int(n: u64) -> Reply {
+    Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// MEMORY STATS' map, Redis 7.0.15's fields in its order (see
+/// [`MemoryFigures`] for what each means in dkv).
+fn memory_stats_reply(m: &MemoryFigures) -> Reply {
+    let field = |name: &str, value: Reply| (Reply::bulk_str(name), value);
+    let mut fields = vec![
+        field("peak.allocated", int(m.total)),
+        field("total.allocated", int(m.total)),
+        field("startup.allocated", int(0)),
+        field("replication.backlog", int(0)),
+        field("clients.slaves", int(0)),
+        field("clients.normal", int(0)),
+        field("cluster.links", int(0)),
+        field("aof.buffer", int(0)),
+        field("lua.caches", int(0)),
+        field("functions.caches", int(0)),
+    ];
+    for &(db, keys) in &m.dbs {
+        fields.push(field(
+            &format!("db.{db}"),
+            Reply::Map(vec![
+                field("overhead.hashtable.main", int(keys * KEY_OVERHEAD)),
+                field("overhead.hashtable.expires", int(0)),
+                field("overhead.hashtable.slot-to-keys", int(0)),
+            ]),
+        ));
+    }
+    let net = m.total; // total minus startup (0)
+    let per_key = net.checked_div(m.keys).unwrap_or(0);
+    let dataset_pct = if net == 0 {
+        0.0
+    } else {
+        m.dataset() as f32 * 100.0 / net as f32
+    };
+    fields.extend([
+        field("overhead.total", int(m.overhead())),
+        field("keys.count", int(m.keys)),
+        field("keys.bytes-per-key", int(per_key)),
+        field("dataset.bytes", int(m.dataset())),
+        field("dataset.percentage", ratio(dataset_pct)),
+        field("peak.percentage", ratio(100.0)),
+        field("allocator.allocated", int(0)),
+        field("allocator.active", int(0)),
+        field("allocator.resident", int(0)),
+        field("allocator-fragmentation.ratio", ratio(0.0)),
+        field("allocator-fragmentation.bytes", int(0)),
+        field("allocator-rss.ratio", ratio(0.0)),
+        field("allocator-rss.bytes", int(0)),
+        field("rss-overhead.ratio", ratio(0.0)),
+        field("rss-overhead.bytes", int(0)),
+        field("fragmentation", ratio(m.fragmentation())),
+        field(
+            "fragmentation.bytes",
+            Reply::Integer(m.fragmentation_bytes()),
+        ),
+    ]);
+    Reply::Map(fields)
+}
+
+fn memory_stats(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(memory_stats_reply(&MemoryFigures::of(env))))
+}
+
+/// Redis 7.0's MEMORY DOCTOR report over dkv's figures: "empty" under
+/// 5 MiB of estimate; otherwise the checks whose figures dkv has (a peak
+/// over 150%, which never fires since the peak is the current figure, and
+/// total RSS overhead over 1.4 and 10 MiB); the allocator, client, replica
+/// and script checks look at figures that are 0 in dkv and never fire.
+fn doctor_report(m: &MemoryFigures, allocator: &str) -> String {
+    if m.total < 5 * 1024 * 1024 {
+        return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string();
+    }
+    let high_frag = m.fragmentation() > 1.4 && m.fragmentation_bytes() > 10 << 20;
+    if !high_frag {
+        return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".to_string();
+    }
+    format!(
+        "Sam, I detected a few issues in this Redis instance memory implants:\n\n * High total RSS: This instance has a memory fragmentation and RSS overhead greater than 1.4 (this means that the Resident Set Size of the Redis process is much larger than the sum of the logical allocations Redis performed). This problem is usually due either to a large peak memory (check if there is a peak memory entry above in the report) or may result from a workload that causes the allocator to fragment memory a lot. If the problem is a large peak memory, then there is no issue. Otherwise, make sure you are using the Jemalloc allocator and not the default libc malloc. Note: The currently used allocator is \"{allocator}\".\n\nI'm here to keep you safe, Sam. I want to help you.\n"
+    )
+}
+
+fn memory_doctor(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    let report = doctor_report(&MemoryFigures::of(env), env.facts().mem_allocator);
+    Ok(Action::Reply(Reply::Verbatim(report)))
+}
+
+/// MEMORY PURGE: asks the system allocator to return free memory to the
+/// kernel (glibc's `malloc_trim`, Redis's jemalloc purge counterpart); OK.
+fn memory_purge(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    Ok(Action::Reply(Reply::OK))
+}
+
+/// MEMORY MALLOC-STATS: Redis's reply when built without jemalloc, which is
+/// dkv's case (the system allocator, no statistics report).
+fn memory_malloc_stats(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::bulk_str(
+        "Stats not supported for the current allocator",
+    )))
 }
 
 const KEY_READ: C = C::of(&[C::KEYSPACE, C::READ, C::SLOW]);
@@ -139,7 +346,28 @@ static OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
     },
 ];
 
+/// A MEMORY subcommand without arguments or keys (`@slow`, no flags).
+const fn memory_sub(
+    name: &'static str,
+    full_name: &'static str,
+    handler: crate::server::command::Handler,
+) -> SubcommandSpec {
+    SubcommandSpec {
+        name,
+        full_name,
+        arity: 2,
+        handler,
+        acl_categories: C::of(&[C::SLOW]),
+        flags: Some(Flags::NONE),
+        keys: NO_KEYS,
+    }
+}
+
 static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
+    memory_sub("doctor", "memory|doctor", memory_doctor),
+    memory_sub("malloc-stats", "memory|malloc-stats", memory_malloc_stats),
+    memory_sub("purge", "memory|purge", memory_purge),
+    memory_sub("stats", "memory|stats", memory_stats),
     SubcommandSpec {
         arity: -3,
         ..key_sub(
@@ -302,6 +530,162 @@ mod tests {
             run(&backend, &mut s, "MEMORY FOO"),
             err("ERR unknown subcommand 'FOO'. Try MEMORY HELP.")
         );
+    }
+
+    fn names(reply: &Reply) -> Vec<String> {
+        let Reply::Map(fields) = reply else {
+            panic!("a map, got {reply:?}")
+        };
+        fields
+            .iter()
+            .map(|(name, _)| match name {
+                Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("a bulk name, got {other:?}"),
+            })
+            .collect()
+    }
+
+    fn field<'a>(reply: &'a Reply, name: &str) -> &'a Reply {
+        let Reply::Map(fields) = reply else {
+            panic!("a map")
+        };
+        &fields
+            .iter()
+            .find(|(n, _)| *n == Reply::bulk_str(name))
+            .unwrap_or_else(|| panic!("no field {name}"))
+            .1
+    }
+
+    /// MEMORY STATS has Redis 7.0.15's fields in its order (captured with
+    /// keys in databases 0 and 3), with dkv's figures where it has them.
+    #[test]
+    fn memory_stats_has_redis_fields_in_order() {
+        let backend = FakeBackend::new();
+        let mut s = Session::new(1, None, None);
+        run(&backend, &mut s, "SET a 1");
+        run(&backend, &mut s, "SELECT 3");
+        run(&backend, &mut s, "SET bb 12345");
+        run(&backend, &mut s, "EXPIRE bb 100");
+        let stats = run(&backend, &mut s, "MEMORY STATS");
+        let redis = "peak.allocated total.allocated startup.allocated replication.backlog \
+            clients.slaves clients.normal cluster.links aof.buffer lua.caches functions.caches \
+            db.0 db.3 overhead.total keys.count keys.bytes-per-key dataset.bytes \
+            dataset.percentage peak.percentage allocator.allocated allocator.active \
+            allocator.resident allocator-fragmentation.ratio allocator-fragmentation.bytes \
+            allocator-rss.ratio allocator-rss.bytes rss-overhead.ratio rss-overhead.bytes \
+            fragmentation fragmentation.bytes";
+        assert_eq!(names(&stats), redis.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(
+            names(field(&stats, "db.3")),
+            [
+                "overhead.hashtable.main",
+                "overhead.hashtable.expires",
+                "overhead.hashtable.slot-to-keys"
+            ]
+        );
+        // dkv's estimate: key + value + 64 per key.
+        let total = (1 + 1 + 64) + (2 + 5 + 64);
+        assert_eq!(field(&stats, "total.allocated"), &Reply::Integer(total));
+        assert_eq!(field(&stats, "peak.allocated"), &Reply::Integer(total));
+        assert_eq!(field(&stats, "keys.count"), &Reply::Integer(2));
+        assert_eq!(field(&stats, "overhead.total"), &Reply::Integer(128));
+        assert_eq!(field(&stats, "dataset.bytes"), &Reply::Integer(total - 128));
+        assert_eq!(
+            field(&stats, "keys.bytes-per-key"),
+            &Reply::Integer(total / 2)
+        );
+        assert_eq!(
+            field(field(&stats, "db.0"), "overhead.hashtable.main"),
+            &Reply::Integer(64)
+        );
+        // Redis replies its ratios as doubles: a C float printed %.17g
+        // (9 * 100 / 137 as a float).
+        assert_eq!(
+            field(&stats, "dataset.percentage"),
+            &Reply::Double("6.569343090057373".into())
+        );
+        assert_eq!(
+            field(&stats, "peak.percentage"),
+            &Reply::Double("100".into())
+        );
+        assert_eq!(
+            run(&backend, &mut s, "MEMORY STATS x"),
+            err("ERR wrong number of arguments for 'memory|stats' command")
+        );
+    }
+
+    #[test]
+    fn memory_doctor_purge_and_malloc_stats_reply_like_redis() {
+        let backend = FakeBackend::new();
+        let mut s = Session::new(1, None, None);
+        assert_eq!(
+            run(&backend, &mut s, "MEMORY DOCTOR"),
+            Reply::Verbatim("Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".into())
+        );
+        assert_eq!(run(&backend, &mut s, "MEMORY PURGE"), Reply::OK);
+        assert_eq!(
+            run(&backend, &mut s, "MEMORY MALLOC-STATS"),
+            Reply::bulk_str("Stats not supported for the current allocator")
+        );
+        for sub in ["doctor", "purge", "malloc-stats"] {
+            assert_eq!(
+                run(&backend, &mut s, &format!("MEMORY {sub} x")),
+                err(&format!(
+                    "ERR wrong number of arguments for 'memory|{sub}' command"
+                ))
+            );
+        }
+        let Reply::Array(lines) = run(&backend, &mut s, "MEMORY HELP") else {
+            panic!("help is an array")
+        };
+        assert_eq!(lines.len(), 14, "Redis 7.0.15's MEMORY HELP has 14 lines");
+        assert_eq!(lines[1], Reply::Simple("DOCTOR"));
+        // COMMAND INFO rows as Redis 7.0.15's (tips aside: dkv shows none).
+        let Reply::Array(rows) = run(&backend, &mut s, "COMMAND INFO memory") else {
+            panic!("an array")
+        };
+        let Reply::Array(memory) = &rows[0] else {
+            panic!("a row")
+        };
+        let Reply::Array(subs) = &memory[9] else {
+            panic!("subcommands")
+        };
+        let stats = subs
+            .iter()
+            .find(|row| matches!(row, Reply::Array(r) if r[0] == Reply::bulk_str("memory|stats")))
+            .expect("memory|stats row");
+        assert_eq!(
+            stats,
+            &Reply::Array(vec![
+                Reply::bulk_str("memory|stats"),
+                Reply::Integer(2),
+                Reply::Array(vec![]),
+                Reply::Integer(0),
+                Reply::Integer(0),
+                Reply::Integer(0),
+                Reply::Array(vec![Reply::Simple("@slow")]),
+                Reply::Array(vec![]),
+                Reply::Array(vec![]),
+                Reply::Array(vec![]),
+            ])
+        );
+        assert_eq!(subs.len(), 6);
+    }
+
+    #[test]
+    fn memory_doctor_reports_from_dkv_figures() {
+        let figures = |total: u64, rss: u64| super::MemoryFigures {
+            total,
+            dbs: vec![(0, 10)],
+            keys: 10,
+            rss,
+        };
+        let fine = super::doctor_report(&figures(8 << 20, 9 << 20), "libc");
+        assert_eq!(fine, "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n");
+        let frag = super::doctor_report(&figures(8 << 20, 40 << 20), "libc");
+        assert!(frag.starts_with("Sam, I detected a few issues in this Redis instance memory implants:\n\n * High total RSS:"));
+        assert!(frag.contains("Note: The currently used allocator is \"libc\".\n\n"));
+        assert!(frag.ends_with("I'm here to keep you safe, Sam. I want to help you.\n"));
     }
 
     #[test]

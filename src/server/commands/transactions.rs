@@ -21,7 +21,8 @@ use super::connection::parse_db_index;
 use crate::cmd::Kind;
 use crate::kv::{self, Op, Output};
 use crate::server::command::{
-    dispatch, lookup, Action, Backend, CommandError, Env, Queued, ReadWith, Session,
+    dispatch, key_space_check, lookup, Action, Backend, CommandError, Env, Queued, ReadWith,
+    Session,
 };
 use crate::server::reply::Reply;
 
@@ -166,7 +167,9 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
             let spec = q.in_log.then(|| lookup(&q.args[0])).flatten()?.1;
             match spec.kind {
                 Kind::Read { check, .. } | Kind::Write { check, .. } => {
-                    check(&q.args).err().map(Reply::from)
+                    key_space_check(backend, session, spec, check, &q.args)
+                        .err()
+                        .map(Reply::from)
                 }
                 Kind::Server(_) => None,
             }
