@@ -126,6 +126,19 @@ pub enum Output {
     /// A double, already printed as Redis prints it (`%.17g`, `inf`): a
     /// bulk string in RESP2, a `,` double in RESP3 (sorted-set scores).
     Double(String),
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2 (a RESP3 script's
+    /// `true`/`false`).
+    Bool(bool),
+    /// A big number: `(` in RESP3, a bulk string in RESP2.
+    BigNumber(String),
+    /// A verbatim string with its 3-letter format: `=` in RESP3, a bulk
+    /// string in RESP2.
+    Verbatim {
+        /// `txt`, `mkd` ...
+        format: String,
+        /// The text.
+        text: Bytes,
+    },
 }
 
 impl Output {

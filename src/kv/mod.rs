@@ -43,6 +43,8 @@ pub(crate) mod keys;
 pub mod list;
 pub(crate) mod lists;
 pub(crate) mod objects;
+pub(crate) mod script;
+pub(crate) mod scripting;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
@@ -307,7 +309,26 @@ pub struct Db {
     /// The ACL users (replicated; shared with readers, copied on change).
     pub(crate) users: Arc<Users>,
     touched: Touched,
+    /// The script cache (EVAL, SCRIPT LOAD): lower-case sha1 → body.
+    /// Replicated state, in snapshots, counted in `used_bytes`.
+    pub(crate) scripts: BTreeMap<String, Bytes>,
+    /// The user of the entry being applied, when it carries one
+    /// ([`Op::AsUser`]): scripts check `redis.call` against it. Set only
+    /// during that apply.
+    pub(crate) script_user: ScriptUser,
 }
+
+/// The user an entry runs as (local to one apply: not part of snapshots or
+/// equality).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ScriptUser(pub(crate) Option<String>);
+
+impl PartialEq for ScriptUser {
+    fn eq(&self, _: &ScriptUser) -> bool {
+        true
+    }
+}
+impl Eq for ScriptUser {}
 
 impl Default for Db {
     fn default() -> Db {
@@ -324,6 +345,8 @@ impl Default for Db {
             config: KvConfig::default(),
             users: Arc::default(),
             touched: Touched::default(),
+            scripts: BTreeMap::new(),
+            script_user: ScriptUser::default(),
         }
     }
 }
@@ -335,6 +358,11 @@ pub(crate) struct Ctx {
     pub now: u64,
     /// Randomness for RANDOMKEY / HRANDFIELD (reads only).
     pub seed: u64,
+}
+
+/// Estimated bytes of one cached script (deterministic, like [`entry_bytes`]).
+fn script_bytes(sha: &str, body: &[u8]) -> u64 {
+    sha.len() as u64 + body.len() as u64 + 64
 }
 
 /// Estimated bytes of one entry (deterministic; the basis of `maxmemory`).
@@ -464,6 +492,10 @@ impl Db {
         if name.eq_ignore_ascii_case(b"config") {
             // The log's form of CONFIG SET for the replicated parameters.
             return evict::config(self, &ctx, args);
+        }
+        if name.eq_ignore_ascii_case(b"script") {
+            // SCRIPT LOAD / FLUSH: changes to the replicated script cache.
+            return scripting::apply_script(self, args);
         }
         let Some((_, spec)) = crate::cmd::lookup(name) else {
             return Output::err(format!(
@@ -622,6 +654,28 @@ impl Db {
     fn record_touch(&mut self, db: usize, key: &[u8]) {
         if let Some(touched) = &mut self.touched.0 {
             touched.push((db as u8, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    // ---- the script cache ---------------------------------------------------
+
+    /// The body of the cached script `sha` (lower case).
+    pub(crate) fn script(&self, sha: &str) -> Option<&Bytes> {
+        self.scripts.get(sha)
+    }
+
+    /// Caches `body` under `sha` (no-op when present).
+    pub(crate) fn add_script(&mut self, sha: String, body: Bytes) {
+        if !self.scripts.contains_key(&sha) {
+            self.used_bytes += script_bytes(&sha, &body);
+            self.scripts.insert(sha, body);
+        }
+    }
+
+    /// Empties the script cache (SCRIPT FLUSH).
+    pub(crate) fn flush_scripts(&mut self) {
+        for (sha, body) in std::mem::take(&mut self.scripts) {
+            self.used_bytes -= script_bytes(&sha, &body);
         }
     }
 

@@ -113,6 +113,11 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
         if name.eq_ignore_ascii_case(b"config") {
             return Ok(());
         }
+        // The replicated half of SCRIPT (LOAD, FLUSH), checked by the
+        // follower's handler before forwarding.
+        if name.eq_ignore_ascii_case(b"script") {
+            return Ok(());
+        }
         // Only what a client's check accepted may reach the log: the
         // follower ran the same check before forwarding.
         let accepted = crate::cmd::lookup(name).is_some_and(|(_, spec)| match spec.kind {

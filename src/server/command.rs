@@ -413,7 +413,7 @@ pub fn publish(session: &Session) {
 }
 
 /// `cmd=` of CLIENT LIST: the subcommand's full name when there is one.
-fn command_label(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
+pub(crate) fn command_label(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
     args.get(1)
         .and_then(|sub| {
             spec.subcommands
@@ -661,6 +661,19 @@ pub(crate) fn data_action(
                 } else {
                     CommandError::from_output(error)
                 });
+            } else if crate::kv::scripting::runs_as_read(spec.name, args) {
+                // `#!lua flags=no-writes`: a read, like EVAL_RO.
+                let args = args.to_vec();
+                let seed: u64 = rand::random();
+                return Ok(Action::Read(Box::new(move |map, ctx| {
+                    Reply::from(map.run_read(
+                        db,
+                        crate::kv::scripting::eval_as_read,
+                        &args,
+                        ctx.now_ms,
+                        seed,
+                    ))
+                })));
             } else if let Some(blocking) = spec.blocking {
                 return Ok(Action::Block(super::blocking::Block::new(
                     spec, blocking, db, args,
