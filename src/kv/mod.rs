@@ -65,7 +65,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{AclOp, Users};
 
 use crate::cmd::{Flags, Kind};
-pub use command::{Command, DecodeError, Op, Output, WatchToken};
+pub use command::{runs_script, Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
 pub use snapshot::{SnapshotChunks, SnapshotError};
 
@@ -387,7 +387,11 @@ impl Db {
     pub fn apply(&mut self, command: &Command) -> Output {
         self.now_ms = self.now_ms.max(command.ts_ms);
         let now = self.now_ms;
-        match &command.op {
+        self.apply_op(&command.op, now)
+    }
+
+    fn apply_op(&mut self, op: &Op, now: u64) -> Output {
+        match op {
             Op::Set { key, value } => {
                 // The same path as `Op::Exec` of `SET key value` in db 0.
                 if self.out_of_memory() {
@@ -453,6 +457,15 @@ impl Db {
                 Output::Integer(count)
             }
             Op::Acl(op) => self.apply_acl(op),
+            Op::AsUser { user, op } => {
+                if matches!(**op, Op::AsUser { .. }) {
+                    return Output::err("ERR nested user entries");
+                }
+                let previous = self.script_user.0.replace(user.clone());
+                let output = self.apply_op(op, now);
+                self.script_user.0 = previous;
+                output
+            }
         }
     }
 

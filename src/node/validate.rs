@@ -134,6 +134,20 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
         Ok(())
     };
     for op in ops {
+        let op = match op {
+            kv::Op::AsUser { op, .. } => {
+                if matches!(
+                    **op,
+                    kv::Op::AsUser { .. } | kv::Op::Expire { .. } | kv::Op::Evict { .. }
+                ) {
+                    return Err(InputRefusal::ForwardedMalformed {
+                        reason: "a user entry around an internal or user entry",
+                    });
+                }
+                &**op
+            }
+            other => other,
+        };
         match op {
             // A user change a client sent to a follower: the follower
             // checked the client's permissions before forwarding it.
@@ -167,6 +181,7 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
                 return Err(InputRefusal::ForwardedInternalOp { op: "Expire" })
             }
             kv::Op::Evict { .. } => return Err(InputRefusal::ForwardedInternalOp { op: "Evict" }),
+            kv::Op::AsUser { .. } => unreachable!("unwrapped above"),
         }
     }
     Ok(())

@@ -634,7 +634,17 @@ pub(crate) fn dispatch(
 ) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
         Resolved::Handler(handler) => handler(session, env, args),
-        Resolved::Data(spec) => data_action(spec, env, session.db, args),
+        Resolved::Data(spec) => {
+            let action = data_action(spec, env, session.db, args)?;
+            // A script's redis.calls are checked against the caller at apply.
+            Ok(match action {
+                Action::Write(op) if crate::kv::runs_script(args) => Action::Write(Op::AsUser {
+                    user: String::from_utf8_lossy(&session.user).into_owned(),
+                    op: Box::new(op),
+                }),
+                other => other,
+            })
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub(crate) fn number_arg(n: f64) -> String {
 /// The C cast `(long long)` of a Lua number as x86-64 does it: truncation,
 /// and `i64::MIN` for what does not fit (NaN included).
 pub(crate) fn number_to_integer(n: f64) -> i64 {
-    if n.is_nan() || n >= 9_223_372_036_854_775_808.0 || n < -9_223_372_036_854_775_808.0 {
+    if n.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64

@@ -78,7 +78,7 @@ mod tests {
     /// Redis 7.0.15's answers (EVAL's error texts after `ERR `).
     #[test]
     fn shebangs_as_redis() {
-        assert_eq!(parse(b"return 1").unwrap().0.compat, true);
+        assert!(parse(b"return 1").unwrap().0.compat);
         let (flags, len) = parse(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
         assert!(flags.no_writes && flags.allow_oom && !flags.compat);
         assert_eq!(len, 31);

@@ -565,3 +565,72 @@ fn the_budget_stops_every_loop_the_same_way() {
         assert_eq!(db.get(b"n").map(|b| b.to_vec()), Some((i + 1).to_string().into_bytes()));
     }
 }
+
+/// `redis.call` checks the entry's user (Redis 7.0.15's texts for a user
+/// with `~a* +eval +get`).
+#[test]
+fn redis_call_checks_the_entrys_user() {
+    let mut db = Db::new();
+    let out = db.apply(&Command {
+        ts_ms: 1,
+        op: Op::Acl(crate::acl::AclOp::SetUser {
+            name: "u".into(),
+            rules: ["on", "nopass", "~a*", "+eval", "+get"]
+                .iter()
+                .map(|r| Bytes::copy_from_slice(r.as_bytes()))
+                .collect(),
+        }),
+    });
+    assert_eq!(out, Output::Ok);
+    let as_user = |db: &mut Db, script: &str| {
+        db.apply(&Command {
+            ts_ms: 2,
+            op: Op::AsUser {
+                user: "u".into(),
+                op: Box::new(Op::Exec {
+                    db: 0,
+                    args: vec![
+                        "eval".into(),
+                        Bytes::copy_from_slice(script.as_bytes()),
+                        "0".into(),
+                    ],
+                }),
+            },
+        })
+    };
+    let script = "return redis.call('set','a','1')";
+    assert_eq!(
+        as_user(&mut db, script),
+        script_err(
+            "ERR The user executing the script can't run this command or subcommand",
+            script,
+            1
+        )
+    );
+    let script = "return redis.call('get','b')";
+    assert_eq!(
+        as_user(&mut db, script),
+        script_err(
+            "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments",
+            script,
+            1
+        )
+    );
+    assert_eq!(
+        as_user(&mut db, "return redis.call('get','a')"),
+        Output::NIL
+    );
+    assert_eq!(
+        as_user(
+            &mut db,
+            "return {redis.acl_check_cmd('set','a','1'), redis.acl_check_cmd('get','a'), redis.acl_check_cmd('get','b')}"
+        ),
+        Output::Array(vec![Output::NIL, Output::Integer(1), Output::NIL])
+    );
+    // Without a user (an entry from before, or a direct apply) nothing is checked.
+    assert_eq!(
+        eval(&mut db, "return redis.call('set','a','1')", &["0"]),
+        Output::Status("OK".into())
+    );
+    assert!(db.script_user.0.is_none());
+}
