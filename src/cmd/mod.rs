@@ -476,6 +476,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::blocking::COMMANDS,
     crate::kv::objects::COMMANDS,
     crate::kv::sort::COMMANDS,
+    crate::kv::scripting::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
     crate::server::commands::objects::OBJECT_COMMANDS,
 ];

@@ -96,6 +96,24 @@ pub enum Op {
         /// The commands as the client sent them.
         commands: Vec<(u8, Vec<Bytes>)>,
     },
+    /// `op` run on behalf of `user`: an entry that runs a script (EVAL,
+    /// EVALSHA, or a MULTI holding one), whose `redis.call`s are checked
+    /// against that user's permissions at apply (users are replicated, so
+    /// the check is the same everywhere). Last in the enum: variant indexes
+    /// are the log format.
+    AsUser {
+        /// The calling connection's user name.
+        user: String,
+        /// The operation (never `AsUser`, `Expire` or `Evict`).
+        op: Box<Op>,
+    },
+}
+
+/// Commands whose entries carry the calling user ([`Op::AsUser`]).
+pub fn runs_script(args: &[Bytes]) -> bool {
+    args.first().is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"eval") || name.eq_ignore_ascii_case(b"evalsha")
+    })
 }
 
 /// The result of applying a command, turned into a RESP reply by the server.
@@ -126,6 +144,19 @@ pub enum Output {
     /// A double, already printed as Redis prints it (`%.17g`, `inf`): a
     /// bulk string in RESP2, a `,` double in RESP3 (sorted-set scores).
     Double(String),
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2 (a RESP3 script's
+    /// `true`/`false`).
+    Bool(bool),
+    /// A big number: `(` in RESP3, a bulk string in RESP2.
+    BigNumber(String),
+    /// A verbatim string with its 3-letter format: `=` in RESP3, a bulk
+    /// string in RESP2.
+    Verbatim {
+        /// `txt`, `mkd` ...
+        format: String,
+        /// The text.
+        text: Bytes,
+    },
 }
 
 impl Output {

@@ -44,6 +44,7 @@ pub mod list;
 pub(crate) mod lists;
 pub(crate) mod objects;
 pub(crate) mod script;
+pub(crate) mod scripting;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
@@ -66,7 +67,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{AclOp, Users};
 
 use crate::cmd::{Flags, Kind};
-pub use command::{Command, DecodeError, Op, Output, WatchToken};
+pub use command::{runs_script, Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
 pub use snapshot::{SnapshotChunks, SnapshotError};
 
@@ -311,7 +312,26 @@ pub struct Db {
     /// The ACL users (replicated; shared with readers, copied on change).
     pub(crate) users: Arc<Users>,
     touched: Touched,
+    /// The script cache (EVAL, SCRIPT LOAD): lower-case sha1 → body.
+    /// Replicated state, in snapshots, counted in `used_bytes`.
+    pub(crate) scripts: BTreeMap<String, Bytes>,
+    /// The user of the entry being applied, when it carries one
+    /// ([`Op::AsUser`]): scripts check `redis.call` against it. Set only
+    /// during that apply.
+    pub(crate) script_user: ScriptUser,
 }
+
+/// The user an entry runs as (local to one apply: not part of snapshots or
+/// equality).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ScriptUser(pub(crate) Option<String>);
+
+impl PartialEq for ScriptUser {
+    fn eq(&self, _: &ScriptUser) -> bool {
+        true
+    }
+}
+impl Eq for ScriptUser {}
 
 impl Default for Db {
     fn default() -> Db {
@@ -328,6 +348,8 @@ impl Default for Db {
             config: KvConfig::default(),
             users: Arc::default(),
             touched: Touched::default(),
+            scripts: BTreeMap::new(),
+            script_user: ScriptUser::default(),
         }
     }
 }
@@ -339,6 +361,11 @@ pub(crate) struct Ctx {
     pub now: u64,
     /// Randomness for RANDOMKEY / HRANDFIELD (reads only).
     pub seed: u64,
+}
+
+/// Estimated bytes of one cached script (deterministic, like [`entry_bytes`]).
+fn script_bytes(sha: &str, body: &[u8]) -> u64 {
+    sha.len() as u64 + body.len() as u64 + 64
 }
 
 /// Estimated bytes of one entry (deterministic; the basis of `maxmemory`).
@@ -363,7 +390,11 @@ impl Db {
     pub fn apply(&mut self, command: &Command) -> Output {
         self.now_ms = self.now_ms.max(command.ts_ms);
         let now = self.now_ms;
-        match &command.op {
+        self.apply_op(&command.op, now)
+    }
+
+    fn apply_op(&mut self, op: &Op, now: u64) -> Output {
+        match op {
             Op::Set { key, value } => {
                 // The same path as `Op::Exec` of `SET key value` in db 0.
                 if self.out_of_memory() {
@@ -429,6 +460,15 @@ impl Db {
                 Output::Integer(count)
             }
             Op::Acl(op) => self.apply_acl(op),
+            Op::AsUser { user, op } => {
+                if matches!(**op, Op::AsUser { .. }) {
+                    return Output::err("ERR nested user entries");
+                }
+                let previous = self.script_user.0.replace(user.clone());
+                let output = self.apply_op(op, now);
+                self.script_user.0 = previous;
+                output
+            }
         }
     }
 
@@ -468,6 +508,10 @@ impl Db {
         if name.eq_ignore_ascii_case(b"config") {
             // The log's form of CONFIG SET for the replicated parameters.
             return evict::config(self, &ctx, args);
+        }
+        if name.eq_ignore_ascii_case(b"script") {
+            // SCRIPT LOAD / FLUSH: changes to the replicated script cache.
+            return scripting::apply_script(self, args);
         }
         let Some((_, spec)) = crate::cmd::lookup(name) else {
             return Output::err(format!(
@@ -626,6 +670,28 @@ impl Db {
     fn record_touch(&mut self, db: usize, key: &[u8]) {
         if let Some(touched) = &mut self.touched.0 {
             touched.push((db as u8, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    // ---- the script cache ---------------------------------------------------
+
+    /// The body of the cached script `sha` (lower case).
+    pub(crate) fn script(&self, sha: &str) -> Option<&Bytes> {
+        self.scripts.get(sha)
+    }
+
+    /// Caches `body` under `sha` (no-op when present).
+    pub(crate) fn add_script(&mut self, sha: String, body: Bytes) {
+        if !self.scripts.contains_key(&sha) {
+            self.used_bytes += script_bytes(&sha, &body);
+            self.scripts.insert(sha, body);
+        }
+    }
+
+    /// Empties the script cache (SCRIPT FLUSH).
+    pub(crate) fn flush_scripts(&mut self) {
+        for (sha, body) in std::mem::take(&mut self.scripts) {
+            self.used_bytes -= script_bytes(&sha, &body);
         }
     }
 

@@ -42,6 +42,11 @@ enum Record {
     /// a snapshot without it (older) restores with only the default user.
     /// Last in the enum: variant indexes are the file format.
     Users(Users),
+    /// The script cache (sha → body, in sha order). Written after `Users`
+    /// by snapshots since scripting exists; a snapshot without it (older)
+    /// restores with an empty cache. Last in the enum: variant indexes are
+    /// the file format.
+    Scripts(Vec<(String, Bytes)>),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -98,6 +103,12 @@ impl Iterator for SnapshotChunks {
                 },
             );
             push(&mut buf, &Record::Users((*db.users).clone()));
+            let scripts = db
+                .scripts
+                .iter()
+                .map(|(sha, body)| (sha.clone(), body.clone()))
+                .collect();
+            push(&mut buf, &Record::Scripts(scripts));
         }
         while buf.len() < self.chunk_size {
             if self.db >= DATABASES {
@@ -265,6 +276,14 @@ impl Db {
                         return Err(corrupt(offset, "users before meta"));
                     }
                     db.users = std::sync::Arc::new(users);
+                }
+                Record::Scripts(scripts) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "scripts before meta"));
+                    }
+                    for (sha, body) in scripts {
+                        db.add_script(sha, body);
+                    }
                 }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {

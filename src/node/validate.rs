@@ -113,6 +113,11 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
         if name.eq_ignore_ascii_case(b"config") {
             return Ok(());
         }
+        // The replicated half of SCRIPT (LOAD, FLUSH), checked by the
+        // follower's handler before forwarding.
+        if name.eq_ignore_ascii_case(b"script") {
+            return Ok(());
+        }
         // Only what a client's check accepted may reach the log: the
         // follower ran the same check before forwarding.
         let accepted = crate::cmd::lookup(name).is_some_and(|(_, spec)| match spec.kind {
@@ -129,6 +134,20 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
         Ok(())
     };
     for op in ops {
+        let op = match op {
+            kv::Op::AsUser { op, .. } => {
+                if matches!(
+                    **op,
+                    kv::Op::AsUser { .. } | kv::Op::Expire { .. } | kv::Op::Evict { .. }
+                ) {
+                    return Err(InputRefusal::ForwardedMalformed {
+                        reason: "a user entry around an internal or user entry",
+                    });
+                }
+                &**op
+            }
+            other => other,
+        };
         match op {
             // A user change a client sent to a follower: the follower
             // checked the client's permissions before forwarding it.
@@ -162,6 +181,7 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
                 return Err(InputRefusal::ForwardedInternalOp { op: "Expire" })
             }
             kv::Op::Evict { .. } => return Err(InputRefusal::ForwardedInternalOp { op: "Evict" }),
+            kv::Op::AsUser { .. } => unreachable!("unwrapped above"),
         }
     }
     Ok(())

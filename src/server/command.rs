@@ -413,7 +413,7 @@ pub fn publish(session: &Session) {
 }
 
 /// `cmd=` of CLIENT LIST: the subcommand's full name when there is one.
-fn command_label(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
+pub(crate) fn command_label(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
     args.get(1)
         .and_then(|sub| {
             spec.subcommands
@@ -634,7 +634,17 @@ pub(crate) fn dispatch(
 ) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
         Resolved::Handler(handler) => handler(session, env, args),
-        Resolved::Data(spec) => data_action(spec, env, session, args),
+        Resolved::Data(spec) => {
+            let action = data_action(spec, env, session, args)?;
+            // A script's redis.calls are checked against the caller at apply.
+            Ok(match action {
+                Action::Write(op) if crate::kv::runs_script(args) => Action::Write(Op::AsUser {
+                    user: String::from_utf8_lossy(&session.user).into_owned(),
+                    op: Box::new(op),
+                }),
+                other => other,
+            })
+        }
     }
 }
 
@@ -686,6 +696,19 @@ pub(crate) fn data_action(
                 } else {
                     CommandError::from_output(error)
                 });
+            } else if crate::kv::scripting::runs_as_read(spec.name, args) {
+                // `#!lua flags=no-writes`: a read, like EVAL_RO.
+                let args = args.to_vec();
+                let seed: u64 = rand::random();
+                return Ok(Action::Read(Box::new(move |map, ctx| {
+                    Reply::from(map.run_read(
+                        db,
+                        crate::kv::scripting::eval_as_read,
+                        &args,
+                        ctx.now_ms,
+                        seed,
+                    ))
+                })));
             } else if let Some(blocking) = spec.blocking {
                 return Ok(Action::Block(super::blocking::Block::new(
                     spec, blocking, db, args,

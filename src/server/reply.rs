@@ -63,6 +63,13 @@ pub enum Reply {
     /// A double printed as Redis prints it: a bulk string in RESP2, `,text`
     /// in RESP3 (sorted-set scores).
     Double(String),
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
+    Bool(bool),
+    /// A big number: `(` in RESP3, a bulk string in RESP2.
+    BigNumber(String),
+    /// A verbatim string with its format (`txt`, `mkd` ...): `=` in RESP3,
+    /// a bulk string in RESP2.
+    VerbatimAs(String, Bytes),
 }
 
 impl Reply {
@@ -106,6 +113,11 @@ impl Reply {
 
     fn encode_resp2(&self, buf: &mut BytesMut) {
         let frame = match self {
+            Reply::Bool(b) => Resp2Frame::Integer(i64::from(*b)),
+            Reply::BigNumber(text) => {
+                Resp2Frame::BulkString(Bytes::copy_from_slice(text.as_bytes()))
+            }
+            Reply::VerbatimAs(_, text) => Resp2Frame::BulkString(text.clone()),
             Reply::Simple(s) => Resp2Frame::SimpleString(Bytes::from_static(s.as_bytes())),
             Reply::Status(s) => Resp2Frame::SimpleString(Bytes::copy_from_slice(s.as_bytes())),
             Reply::NilArray => {
@@ -141,6 +153,24 @@ impl Reply {
 
     fn encode_resp3(&self, buf: &mut BytesMut) {
         let frame = match self {
+            Reply::Bool(b) => {
+                buf.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                return;
+            }
+            Reply::BigNumber(text) => {
+                buf.put_u8(b'(');
+                buf.put_slice(text.as_bytes());
+                buf.put_slice(b"\r\n");
+                return;
+            }
+            Reply::VerbatimAs(format, text) => {
+                write_header(buf, b'=', text.len() + 4);
+                buf.put_slice(format.as_bytes());
+                buf.put_u8(b':');
+                buf.put_slice(text);
+                buf.put_slice(b"\r\n");
+                return;
+            }
             Reply::Double(text) => {
                 buf.put_u8(b',');
                 buf.put_slice(text.as_bytes());
@@ -241,6 +271,9 @@ impl From<crate::kv::Output> for Reply {
             Output::Error(text) => Reply::Error(text),
             Output::Set(items) => Reply::Set(items.into_iter().map(Reply::from).collect()),
             Output::Double(text) => Reply::Double(text),
+            Output::Bool(b) => Reply::Bool(b),
+            Output::BigNumber(text) => Reply::BigNumber(text),
+            Output::Verbatim { format, text } => Reply::VerbatimAs(format, text),
         }
     }
 }

@@ -37,6 +37,7 @@ fn show(o: &Output) -> String {
         ),
         Output::Error(e) => format!("!{e}"),
         Output::Double(d) => format!("~{d}"),
+        other => format!("{other:?}"),
     }
 }
 

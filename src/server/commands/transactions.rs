@@ -184,7 +184,20 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     let mut outputs = if commands.is_empty() && watched.is_empty() {
         Vec::new()
     } else {
-        match backend.write(Op::Multi { commands, watched }).await {
+        let scripts = commands
+            .iter()
+            .any(|(_, args)| crate::kv::runs_script(args));
+        let op = Op::Multi { commands, watched };
+        // A queued script's redis.calls are checked against the caller.
+        let op = if scripts {
+            Op::AsUser {
+                user: String::from_utf8_lossy(&session.user).into_owned(),
+                op: Box::new(op),
+            }
+        } else {
+            op
+        };
+        match backend.write(op).await {
             Ok(Output::Array(outputs)) => outputs,
             Ok(Output::NilArray) => return Reply::NilArray,
             Ok(other) => return other.into(),

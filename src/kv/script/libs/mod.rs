@@ -40,9 +40,6 @@
 //! process (no randomness, no clock, no hash order): the same calls give the
 //! same results and the same tables (same insertion order) on every replica.
 
-// The engine (src/kv/script/mod.rs, merged separately) calls the `open`s.
-#![cfg_attr(not(test), allow(dead_code))]
-
 pub(crate) mod bit;
 pub(crate) mod cjson;
 pub(crate) mod cmsgpack;

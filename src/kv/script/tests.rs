@@ -1,0 +1,636 @@
+//! The engine against Redis 7.0.15's answers (captured from
+//! `redis-server` 7.0.15 with the same commands; the sha in each error is
+//! the sha1 of the script body).
+
+use bytes::Bytes;
+
+use crate::kv::{Command, Db, Op, Output};
+
+fn exec(db: &mut Db, args: &[&str]) -> Output {
+    db.apply(&Command {
+        ts_ms: 1_796_199_185_068,
+        op: Op::Exec {
+            db: 0,
+            args: args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect(),
+        },
+    })
+}
+
+fn eval(db: &mut Db, script: &str, rest: &[&str]) -> Output {
+    let mut args = vec!["eval", script];
+    args.extend_from_slice(rest);
+    exec(db, &args)
+}
+
+fn err(text: &str) -> Output {
+    Output::err(text)
+}
+
+fn script_err(msg: &str, script: &str, line: u32) -> Output {
+    err(&format!(
+        "{msg} script: {}, on @user_script:{line}.",
+        super::sha1_hex(script.as_bytes())
+    ))
+}
+
+fn bulk(s: &str) -> Output {
+    Output::bulk(s.to_string())
+}
+
+#[test]
+fn globals_are_those_redis_leaves() {
+    let mut db = Db::new();
+    let present = [
+        ("string", "table"),
+        ("math", "table"),
+        ("table", "table"),
+        ("redis", "table"),
+        ("__redis__err__handler", "function"),
+        ("xpcall", "function"),
+        ("tostring", "function"),
+        ("setmetatable", "function"),
+        ("next", "function"),
+        ("assert", "function"),
+        ("tonumber", "function"),
+        ("rawequal", "function"),
+        ("collectgarbage", "function"),
+        ("getmetatable", "function"),
+        ("rawset", "function"),
+        ("pcall", "function"),
+        ("coroutine", "table"),
+        ("type", "function"),
+        ("_G", "table"),
+        ("select", "function"),
+        ("unpack", "function"),
+        ("gcinfo", "function"),
+        ("pairs", "function"),
+        ("rawget", "function"),
+        ("loadstring", "function"),
+        ("ipairs", "function"),
+        ("_VERSION", "string"),
+        ("load", "function"),
+        ("error", "function"),
+        ("string.gfind", "function"),
+        ("math.mod", "function"),
+        ("table.getn", "function"),
+        ("string.dump", "function"),
+    ];
+    for (name, ty) in present {
+        let script = format!("return type({name})");
+        assert_eq!(eval(&mut db, &script, &["0"]), bulk(ty), "{name}");
+    }
+    for name in [
+        "getfenv", "setfenv", "newproxy", "debug", "dofile", "loadfile", "print", "os", "io",
+        "require", "module", "package",
+    ] {
+        let script = format!("return type({name})");
+        let msg = format!(
+            "ERR user_script:1: Script attempted to access nonexistent global variable '{name}'"
+        );
+        assert_eq!(
+            eval(&mut db, &script, &["0"]),
+            script_err(&msg, &script, 1),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn protected_tables_raise_redis_errors() {
+    let mut db = Db::new();
+    for script in ["x = 1", "redis.foo = 1", "string.x = 1", "_G.x = 1"] {
+        assert_eq!(
+            eval(&mut db, script, &["0"]),
+            script_err(
+                "ERR user_script:1: Attempt to modify a readonly table",
+                script,
+                1
+            ),
+            "{script}"
+        );
+    }
+    for script in ["rawset(_G, 'x', 1)", "setmetatable(_G, nil)"] {
+        assert_eq!(
+            eval(&mut db, script, &["0"]),
+            script_err("ERR Attempt to modify a readonly table", script, 1),
+            "{script}"
+        );
+    }
+    assert_eq!(
+        eval(&mut db, "local t = {}; t.x = 1; return t.x", &["0"]),
+        Output::Integer(1)
+    );
+}
+
+#[test]
+fn replies_convert_as_redis() {
+    let mut db = Db::new();
+    let cases: Vec<(&str, Output)> = vec![
+        ("return 1.9", Output::Integer(1)),
+        ("return -1.9", Output::Integer(-1)),
+        ("return -0.5", Output::Integer(0)),
+        ("return 1e20", Output::Integer(i64::MIN)),
+        (
+            "return {1,2,nil,3}",
+            Output::Array(vec![Output::Integer(1), Output::Integer(2)]),
+        ),
+        (
+            "return {1,'a',true,false,{ok='x'},{err='bad'}}",
+            Output::Array(vec![
+                Output::Integer(1),
+                bulk("a"),
+                Output::Integer(1),
+                Output::NIL,
+                Output::Status("x".into()),
+                err("bad"),
+            ]),
+        ),
+        ("return true", Output::Integer(1)),
+        ("return false", Output::NIL),
+        ("return nil", Output::NIL),
+        ("return {err='ERR my'}", err("ERR my")),
+        ("return {err='my'}", err("my")),
+        ("return redis.error_reply('my err')", err("my err")),
+        ("return redis.error_reply('-X my err')", err("X my err")),
+        (
+            "return redis.status_reply('fine')",
+            Output::Status("fine".into()),
+        ),
+        ("return {ok='a\\r\\nb'}", Output::Status("a  b".into())),
+        ("return {double=3.5}", Output::Double("3.5".into())),
+        (
+            "return {map={a=1}}",
+            Output::Map(vec![(bulk("a"), Output::Integer(1))]),
+        ),
+        ("return {set={a=true}}", Output::Set(vec![bulk("a")])),
+        ("redis.setresp(3); return true", Output::Bool(true)),
+        ("redis.setresp(3); return false", Output::Bool(false)),
+        ("return redis.call('incr', 'ctr'), 2", Output::Integer(1)),
+        (
+            "return {redis.REDIS_VERSION, redis.REDIS_VERSION_NUM}",
+            Output::Array(vec![bulk("7.0.15"), Output::Integer(458767)]),
+        ),
+        (
+            "return redis.sha1hex('')",
+            bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+        ),
+        ("return redis.replicate_commands()", Output::Integer(1)),
+        ("return redis.log(redis.LOG_WARNING, 'x')", Output::NIL),
+        ("return loadstring('return 1')()", Output::Integer(1)),
+        ("return redis.call('ping')", Output::Status("PONG".into())),
+        ("return redis.call('echo', 'hi')", bulk("hi")),
+        (
+            "return redis.call('time')",
+            Output::Array(vec![bulk("1796199185"), bulk("68000")]),
+        ),
+        (
+            "local ok, e = pcall(function() error('x') end); return e",
+            bulk("user_script:1: x"),
+        ),
+        (
+            "local ok, e = pcall(function() error({err='y'}) end); return e",
+            bulk("y"),
+        ),
+        (
+            "return xpcall(function() error('x') end, function(e) return e end)",
+            Output::NIL,
+        ),
+    ];
+    for (script, expected) in cases {
+        assert_eq!(eval(&mut db, script, &["0"]), expected, "{script}");
+    }
+    assert_eq!(
+        eval(
+            &mut db,
+            "return {KEYS[1], ARGV[1], #KEYS, #ARGV}",
+            &["1", "k", "a"]
+        ),
+        Output::Array(vec![
+            bulk("k"),
+            bulk("a"),
+            Output::Integer(1),
+            Output::Integer(1)
+        ])
+    );
+    exec(&mut db, &["hset", "h", "a", "1"]);
+    assert_eq!(
+        eval(&mut db, "return redis.call('hgetall', 'h')", &["0"]),
+        Output::Array(vec![bulk("a"), bulk("1")])
+    );
+    assert_eq!(
+        eval(
+            &mut db,
+            "redis.setresp(3); return redis.call('hgetall', 'h')",
+            &["0"]
+        ),
+        Output::Map(vec![(bulk("a"), bulk("1"))])
+    );
+    exec(&mut db, &["zadd", "z", "1.5", "m"]);
+    assert_eq!(
+        eval(
+            &mut db,
+            "redis.setresp(3); return redis.call('zscore', 'z', 'm')",
+            &["0"]
+        ),
+        Output::Double("1.5".into())
+    );
+    assert_eq!(
+        eval(
+            &mut db,
+            "redis.setresp(3); return type(redis.call('get', 'nokey'))",
+            &["0"]
+        ),
+        bulk("nil")
+    );
+    assert_eq!(
+        eval(&mut db, "return type(redis.call('get', 'nokey'))", &["0"]),
+        bulk("boolean")
+    );
+    assert_eq!(
+        eval(&mut db, "return redis.call('set', 'k', 1.5)", &["0"]),
+        Output::Status("OK".into())
+    );
+    assert_eq!(
+        eval(&mut db, "return redis.call('get', 'k')", &["0"]),
+        bulk("1.5")
+    );
+}
+
+#[test]
+fn errors_carry_redis_positions() {
+    // The helpers other than redis.call/pcall are Lua functions here (C in
+    // Redis): `return redis.sha1hex()` is a tail call that loses the
+    // script's frame, so they are checked in non-tail positions, where
+    // Redis reports the same line.
+    let mut db = Db::new();
+    exec(&mut db, &["set", "s", "abc"]);
+    exec(&mut db, &["hset", "h", "a", "1"]);
+    let cases: Vec<(&str, &str, u32)> = vec![
+        ("error('boom')", "ERR user_script:1: boom", 1),
+        ("error({err='ERR tbl'})", "ERR tbl", 1),
+        ("error('boom', 0)", "ERR boom", 1),
+        ("error()", "ERR nil", 1),
+        (
+            "return redis.call('incr', 's')",
+            "ERR value is not an integer or out of range",
+            1,
+        ),
+        (
+            "return redis.call('get', 'h')",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            1,
+        ),
+        (
+            "return redis.call('nosuch')",
+            "ERR Unknown Redis command called from script",
+            1,
+        ),
+        (
+            "return redis.call('get')",
+            "ERR Wrong number of args calling Redis command from script",
+            1,
+        ),
+        (
+            "return redis.call()",
+            "ERR Please specify at least one argument for this redis lib call",
+            1,
+        ),
+        (
+            "return redis.call({})",
+            "ERR Lua redis lib command arguments must be strings or integers",
+            1,
+        ),
+        (
+            "return redis.call('multi')",
+            "ERR This Redis command is not allowed from script",
+            1,
+        ),
+        (
+            "return redis.call('eval', 'return 1', '0')",
+            "ERR This Redis command is not allowed from script",
+            1,
+        ),
+        (
+            "return redis.call('blpop', 'nokey', '0')",
+            "ERR This Redis command is not allowed from script",
+            1,
+        ),
+        (
+            "local x = redis.sha1hex()",
+            "ERR wrong number of arguments",
+            1,
+        ),
+        (
+            "local x = redis.setresp(4)",
+            "ERR RESP version must be 2 or 3.",
+            1,
+        ),
+        (
+            "local x = redis.set_repl(99)",
+            "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            1,
+        ),
+        (
+            "local x = redis.log(99, 'x')",
+            "ERR Invalid debug level.",
+            1,
+        ),
+        (
+            "local x = redis.log(1)",
+            "ERR redis.log() requires two arguments or more.",
+            1,
+        ),
+        (
+            "local x = redis.acl_check_cmd('nosuch')",
+            "ERR Invalid command passed to redis.acl_check_cmd()",
+            1,
+        ),
+        (
+            "local t = {}\nlocal x = t.a.b\nreturn 1",
+            "ERR user_script:2: attempt to index field 'a' (a nil value)",
+            2,
+        ),
+        (
+            "local x = math.random(0)",
+            "ERR user_script:1: bad argument #1 to 'random' (interval is empty)",
+            1,
+        ),
+        (
+            "local x = math.random(1,2,3)",
+            "ERR user_script:1: wrong number of arguments",
+            1,
+        ),
+        (
+            "local x = math.random(\"x\")",
+            "ERR user_script:1: bad argument #1 to 'random' (number expected, got string)",
+            1,
+        ),
+        (
+            "local x = math.randomseed()",
+            "ERR user_script:1: bad argument #1 to 'randomseed' (number expected, got no value)",
+            1,
+        ),
+    ];
+    for (script, msg, line) in cases {
+        assert_eq!(
+            eval(&mut db, script, &["0"]),
+            script_err(msg, script, line),
+            "{script}"
+        );
+    }
+    assert_eq!(
+        eval(&mut db, "return redis.pcall('incr', 's')", &["0"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        eval(
+            &mut db,
+            "local r = redis.pcall('incr', 's'); return r['err']",
+            &["0"]
+        ),
+        bulk("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        eval(&mut db, "return (", &["0"]),
+        err("ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'")
+    );
+    assert_eq!(
+        eval(&mut db, "#!lua\nreturn (", &["0"]),
+        err("ERR Error compiling script (new function): user_script:2: unexpected symbol near '<eof>'")
+    );
+}
+
+#[test]
+fn random_numbers_equal_a_fresh_redis_on_every_call() {
+    let mut db = Db::new();
+    let script = "return {math.random(100), math.random(1,10), math.random(1000000), math.random(0,2147483646)}";
+    let expected = Output::Array(vec![
+        Output::Integer(40),
+        Output::Integer(9),
+        Output::Integer(353337),
+        Output::Integer(959030623),
+    ]);
+    assert_eq!(eval(&mut db, script, &["0"]), expected);
+    // Reset per call: the same numbers again.
+    assert_eq!(eval(&mut db, script, &["0"]), expected);
+    assert_eq!(
+        eval(
+            &mut db,
+            "math.randomseed(-5); return {math.random(1000000), tostring(math.random())}",
+            &["0"]
+        ),
+        Output::Array(vec![Output::Integer(816817), bulk("0.22694965928185")])
+    );
+}
+
+#[test]
+fn numkeys_noscript_and_cache() {
+    let mut db = Db::new();
+    use crate::kv::table::testing::assert_checks;
+    assert_checks(&[
+        (
+            "eval x x",
+            Some("ERR value is not an integer or out of range"),
+        ),
+        ("eval x -1", Some("ERR Number of keys can't be negative")),
+        (
+            "eval x 2 a",
+            Some("ERR Number of keys can't be greater than number of args"),
+        ),
+        (
+            "evalsha abc 0",
+            Some("NOSCRIPT No matching script. Please use EVAL."),
+        ),
+        ("eval x 1 a", None),
+    ]);
+    let sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db";
+    assert_eq!(
+        exec(&mut db, &["evalsha", sha, "0"]),
+        err("NOSCRIPT No matching script. Please use EVAL.")
+    );
+    let before = db.used_memory();
+    assert_eq!(eval(&mut db, "return 1", &["0"]), Output::Integer(1));
+    assert!(db.used_memory() > before);
+    assert_eq!(exec(&mut db, &["evalsha", sha, "0"]), Output::Integer(1));
+    assert_eq!(
+        exec(&mut db, &["evalsha", &sha.to_uppercase(), "0"]),
+        Output::Integer(1)
+    );
+    // The cache survives a snapshot.
+    let bytes: Vec<u8> = db.snapshot_chunks(1 << 16).flatten().collect();
+    let mut restored = Db::restore(&bytes).unwrap();
+    assert_eq!(restored.used_memory(), db.used_memory());
+    assert_eq!(
+        exec(&mut restored, &["evalsha", sha, "0"]),
+        Output::Integer(1)
+    );
+    assert_eq!(exec(&mut db, &["script", "flush"]), Output::Ok);
+    assert_eq!(db.used_memory(), before);
+    assert_eq!(
+        exec(&mut db, &["evalsha", sha, "0"]),
+        err("NOSCRIPT No matching script. Please use EVAL.")
+    );
+    assert_eq!(exec(&mut db, &["script", "load", "return 1"]), bulk(sha));
+    assert_eq!(exec(&mut db, &["evalsha", sha, "0"]), Output::Integer(1));
+    // A compile error is not cached.
+    assert_eq!(
+        exec(&mut db, &["script", "load", "return ("]),
+        err("ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'")
+    );
+    assert_eq!(db.scripts.len(), 1);
+}
+
+#[test]
+fn shebangs_and_read_only_scripts() {
+    let mut db = Db::new();
+    let script = "#!lua flags=no-writes\nreturn redis.call('set','x','1')";
+    assert_eq!(
+        eval(&mut db, script, &["0"]),
+        script_err(
+            "ERR Write commands are not allowed from read-only scripts.",
+            script,
+            2
+        )
+    );
+    assert_eq!(eval(&mut db, "#!lua\nreturn 1", &["0"]), Output::Integer(1));
+    assert_eq!(
+        eval(&mut db, "#!lua flags=bad\nreturn 1", &["0"]),
+        err("ERR Unexpected flag in script shebang: bad")
+    );
+    let ro = |db: &Db, script: &str| {
+        db.query(
+            0,
+            &[
+                "eval_ro".into(),
+                Bytes::copy_from_slice(script.as_bytes()),
+                "0".into(),
+            ],
+            0,
+            1,
+        )
+    };
+    let script = "return redis.call('set','x','1')";
+    assert_eq!(
+        ro(&db, script),
+        script_err(
+            "ERR Write commands are not allowed from read-only scripts.",
+            script,
+            1
+        )
+    );
+    assert_eq!(ro(&db, "return redis.call('get','x')"), Output::NIL);
+    assert_eq!(
+        ro(&db, "#!lua\nreturn 1"),
+        err("ERR Can not execute a script with write flag using *_ro command.")
+    );
+    assert_eq!(
+        ro(&db, "#!lua flags=no-writes\nreturn 1"),
+        Output::Integer(1)
+    );
+}
+
+#[test]
+fn the_budget_stops_every_loop_the_same_way() {
+    use crate::kv::script::{run_with_budget, Access, ScriptCall};
+    let mut db = Db::new();
+    let ctx = crate::kv::Ctx {
+        db: 0,
+        now: 1,
+        seed: 0,
+    };
+    for (i, code) in [
+        "redis.call('incr', 'n'); while true do end",
+        "redis.call('incr', 'n'); while true do pcall(function() while true do end end) end",
+        "redis.call('incr', 'n'); local co = coroutine.wrap(function() while true do end end); co()",
+        "redis.call('incr', 'n'); while true do xpcall(function() while true do end end, function(e) return e end) end",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let sha = super::sha1_hex(code.as_bytes());
+        let call = ScriptCall {
+            sha: &sha,
+            code: code.as_bytes(),
+            keys: &[],
+            args: &[],
+            read_only: false,
+            user: None,
+        };
+        let out = run_with_budget(Access::Write(&mut db), &ctx, &call, 1_000_000);
+        assert_eq!(out, err(&format!("{} script: {sha}", super::BUDGET_ERROR)), "{code}");
+        // The write before the loop stays.
+        assert_eq!(db.get(b"n").map(|b| b.to_vec()), Some((i + 1).to_string().into_bytes()));
+    }
+}
+
+/// `redis.call` checks the entry's user (Redis 7.0.15's texts for a user
+/// with `~a* +eval +get`).
+#[test]
+fn redis_call_checks_the_entrys_user() {
+    let mut db = Db::new();
+    let out = db.apply(&Command {
+        ts_ms: 1,
+        op: Op::Acl(crate::acl::AclOp::SetUser {
+            name: "u".into(),
+            rules: ["on", "nopass", "~a*", "+eval", "+get"]
+                .iter()
+                .map(|r| Bytes::copy_from_slice(r.as_bytes()))
+                .collect(),
+        }),
+    });
+    assert_eq!(out, Output::Ok);
+    let as_user = |db: &mut Db, script: &str| {
+        db.apply(&Command {
+            ts_ms: 2,
+            op: Op::AsUser {
+                user: "u".into(),
+                op: Box::new(Op::Exec {
+                    db: 0,
+                    args: vec![
+                        "eval".into(),
+                        Bytes::copy_from_slice(script.as_bytes()),
+                        "0".into(),
+                    ],
+                }),
+            },
+        })
+    };
+    let script = "return redis.call('set','a','1')";
+    assert_eq!(
+        as_user(&mut db, script),
+        script_err(
+            "ERR The user executing the script can't run this command or subcommand",
+            script,
+            1
+        )
+    );
+    let script = "return redis.call('get','b')";
+    assert_eq!(
+        as_user(&mut db, script),
+        script_err(
+            "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments",
+            script,
+            1
+        )
+    );
+    assert_eq!(
+        as_user(&mut db, "return redis.call('get','a')"),
+        Output::NIL
+    );
+    assert_eq!(
+        as_user(
+            &mut db,
+            "return {redis.acl_check_cmd('set','a','1'), redis.acl_check_cmd('get','a'), redis.acl_check_cmd('get','b')}"
+        ),
+        Output::Array(vec![Output::NIL, Output::Integer(1), Output::NIL])
+    );
+    // Without a user (an entry from before, or a direct apply) nothing is checked.
+    assert_eq!(
+        eval(&mut db, "return redis.call('set','a','1')", &["0"]),
+        Output::Status("OK".into())
+    );
+    assert!(db.script_user.0.is_none());
+}

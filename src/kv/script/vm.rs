@@ -1,0 +1,550 @@
+//! One Lua 5.1 VM set up as Redis 7.0 sets up its scripting VM, and the
+//! run of one script call on it (see the module docs of `kv::script` for
+//! the rules it keeps).
+//!
+//! A VM lives in a `thread_local!` (mlua's `Lua` is neither `Send` nor
+//! `Sync`): apply and reads each use their thread's VM. Compiled script
+//! functions are cached per VM by sha; nothing else survives a call.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use super::convert::{error_text, lua_to_output};
+use super::rand48::Rand48;
+use super::{dispatch, Access, ScriptCall};
+use crate::kv::{Ctx, Output};
+
+/// Lua instructions between two calls of the budget hook.
+const HOOK_EVERY: u32 = 10_000;
+
+/// Memory one VM may allocate (node-local safety net, far above what a
+/// sane script uses; see the module docs of `kv::script`).
+pub(crate) const MEMORY_LIMIT_BYTES: usize = 512 * 1024 * 1024;
+
+/// Compiled functions a VM keeps before it drops them all (not state:
+/// only a cache).
+const MAX_CACHED_FUNCTIONS: usize = 1024;
+
+/// The globals Redis 7.0.15 leaves to scripts besides the libraries.
+const KEPT_GLOBALS: &[&str] = &[
+    "xpcall",
+    "tostring",
+    "setmetatable",
+    "next",
+    "assert",
+    "tonumber",
+    "rawequal",
+    "collectgarbage",
+    "getmetatable",
+    "rawset",
+    "pcall",
+    "coroutine",
+    "type",
+    "select",
+    "unpack",
+    "gcinfo",
+    "pairs",
+    "rawget",
+    "loadstring",
+    "ipairs",
+    "_VERSION",
+    "load",
+    "error",
+];
+
+/// The library tables made read-only (the four of `libs` included once
+/// they are opened).
+const LIBRARIES: &[&str] = &[
+    "string",
+    "math",
+    "table",
+    "coroutine",
+    "cjson",
+    "bit",
+    "cmsgpack",
+    "struct",
+];
+
+/// What one call can change while it runs (shared with the VM's Rust
+/// functions).
+#[derive(Debug)]
+pub(crate) struct RunState {
+    /// `redis.setresp`: 2 or 3.
+    pub resp: u8,
+    /// `math.random`'s generator.
+    pub rand: Rand48,
+    /// The database `redis.call` runs in (SELECT inside the script).
+    pub db: usize,
+    /// A write command ran.
+    pub dirty: bool,
+    /// Write commands are refused (EVAL_RO, `no-writes`).
+    pub read_only: bool,
+    /// The map was over `maxmemory` when the script started.
+    pub oom_at_start: bool,
+    /// The execution budget ran out: every later instruction raises.
+    pub stopped: bool,
+    /// Hook calls so far.
+    pub steps: u64,
+    /// Hook calls allowed.
+    pub max_steps: u64,
+    /// Commands run so far (mixed into reads' seeds).
+    pub calls: u64,
+    /// The user the script runs as (`None`: no ACL check).
+    pub user: Option<String>,
+}
+
+impl RunState {
+    fn idle() -> RunState {
+        RunState {
+            resp: 2,
+            rand: Rand48::START,
+            db: 0,
+            dirty: false,
+            read_only: false,
+            oom_at_start: false,
+            stopped: false,
+            steps: 0,
+            max_steps: u64::MAX,
+            calls: 0,
+            user: None,
+        }
+    }
+}
+
+/// A VM ready to run scripts.
+pub(crate) struct Vm {
+    lua: Lua,
+    state: Rc<RefCell<RunState>>,
+    /// The real globals (KEYS and ARGV are set here).
+    real: Table,
+    /// The read-only view (every script function's environment).
+    view: Table,
+    /// The engine's functions, where the per-call `dispatch` goes.
+    internal: Table,
+    /// sha → compiled function.
+    functions: Table,
+    cached: usize,
+    xpcall: Function,
+    handler: Function,
+}
+
+thread_local! {
+    static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's VM (created on first use).
+pub(crate) fn with_vm<R>(f: impl FnOnce(&mut Vm) -> R) -> Result<R, String> {
+    VM.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| "ERR a script is already running on this thread".to_string())?;
+        if slot.is_none() {
+            *slot = Some(Vm::new().map_err(|e| format!("ERR cannot start the Lua VM: {e}"))?);
+        }
+        match slot.as_mut() {
+            Some(vm) => Ok(f(vm)),
+            None => Err("ERR cannot start the Lua VM".into()),
+        }
+    })
+}
+
+/// Opens the four libraries Redis scripts use (`cjson`, `cmsgpack`,
+/// `bit`, `struct`, written in `kv::script::libs`), in Redis's order. Each
+/// sets its global table before the globals are locked.
+fn open_libraries(lua: &Lua) -> mlua::Result<()> {
+    super::libs::cjson::open(lua)?;
+    super::libs::structlib::open(lua)?;
+    super::libs::cmsgpack::open(lua)?;
+    super::libs::bit::open(lua)
+}
+
+impl Vm {
+    fn new() -> mlua::Result<Vm> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
+        let lua = Lua::new_with(libs, LuaOptions::new())?;
+        lua.set_memory_limit(MEMORY_LIMIT_BYTES)?;
+        open_libraries(&lua)?;
+        let state = Rc::new(RefCell::new(RunState::idle()));
+        let real = lua.globals();
+        // Drop what Redis 7.0.15 does not leave to scripts.
+        let mut names = Vec::new();
+        for pair in real.clone().pairs::<Value, Value>() {
+            let (name, _) = pair?;
+            if let Value::String(s) = &name {
+                let s = s.to_str()?.to_string();
+                if !KEPT_GLOBALS.contains(&s.as_str()) && !LIBRARIES.contains(&s.as_str()) {
+                    names.push(s);
+                }
+            }
+        }
+        for name in names {
+            real.raw_set(name, Value::Nil)?;
+        }
+        let view = lua.create_table()?;
+        let internal = lua.create_table()?;
+        Vm::register_internal(&lua, &internal, &state)?;
+        let handler = Vm::error_handler(&lua)?;
+        real.raw_set("__redis__err__handler", handler.clone())?;
+        let xpcall: Function = real.raw_get("xpcall")?;
+        lua.load(include_str!("prelude.lua"))
+            .set_name("=dkv")
+            .set_environment(real.clone())
+            .call::<()>((real.clone(), view.clone(), internal.clone()))?;
+        lua.set_globals(view.clone())?;
+        let hook_state = Rc::clone(&state);
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                let mut st = hook_state.borrow_mut();
+                st.steps += 1;
+                if st.steps > st.max_steps {
+                    st.stopped = true;
+                }
+                if st.stopped {
+                    Err(mlua::Error::runtime(super::BUDGET_ERROR))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        )?;
+        Ok(Vm {
+            functions: lua.create_table()?,
+            lua,
+            state,
+            real,
+            view,
+            internal,
+            cached: 0,
+            xpcall,
+            handler,
+        })
+    }
+
+    fn register_internal(
+        lua: &Lua,
+        internal: &Table,
+        state: &Rc<RefCell<RunState>>,
+    ) -> mlua::Result<()> {
+        let st = Rc::clone(state);
+        internal.raw_set(
+            "stopped",
+            lua.create_function(move |_, ()| Ok(st.borrow().stopped))?,
+        )?;
+        let st = Rc::clone(state);
+        internal.raw_set(
+            "draw",
+            lua.create_function(move |_, ()| Ok(st.borrow_mut().rand.next_unit()))?,
+        )?;
+        let st = Rc::clone(state);
+        internal.raw_set(
+            "seed",
+            lua.create_function(move |_, seed: f64| {
+                // The C cast Redis applies (`luaL_checkint`), the value
+                // already truncated by the Lua side.
+                st.borrow_mut().rand = Rand48::seeded(seed as i64 as i32);
+                Ok(())
+            })?,
+        )?;
+        let st = Rc::clone(state);
+        internal.raw_set(
+            "setresp",
+            lua.create_function(move |_, resp: f64| {
+                st.borrow_mut().resp = if resp == 3.0 { 3 } else { 2 };
+                Ok(())
+            })?,
+        )?;
+        internal.raw_set(
+            "error_text",
+            lua.create_function(|_, text: mlua::String| Ok(error_text(&text.as_bytes())))?,
+        )?;
+        internal.raw_set(
+            "sha1",
+            lua.create_function(|_, text: mlua::String| Ok(super::sha1_hex(&text.as_bytes())))?,
+        )?;
+        internal.raw_set("version", super::REDIS_VERSION)?;
+        internal.raw_set("version_num", super::REDIS_VERSION_NUM)?;
+        let slot = internal.clone();
+        internal.raw_set(
+            "call",
+            lua.create_function(move |_, args: MultiValue| {
+                let dispatch: Function = slot.raw_get("dispatch")?;
+                let (ok, value): (bool, Value) = dispatch.call(args)?;
+                if ok {
+                    return Ok(value);
+                }
+                let text = match &value {
+                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                    _ => String::new(),
+                };
+                Err(mlua::Error::external(RaisedError(text)))
+            })?,
+        )?;
+        internal.raw_set(
+            "unwrap",
+            lua.create_function(|lua, err: Value| raised_table(lua, err))?,
+        )?;
+        let libraries = lua.create_sequence_from(LIBRARIES.iter().copied())?;
+        internal.raw_set("libraries", libraries)?;
+        Ok(())
+    }
+
+    /// Redis's `__redis__err__handler`: turns the error into a table with
+    /// `err`, and `source`/`line` of the script position that raised it
+    /// (the caller's when a C function raised it). Frames of the engine's
+    /// own Lua code (chunk `=dkv`) and the C functions it calls are
+    /// skipped, so positions are those Redis reports.
+    fn error_handler(lua: &Lua) -> mlua::Result<Function> {
+        lua.create_function(|lua, err: Value| {
+            let err = match raised_table(lua, err.clone())? {
+                Value::Table(t) => Value::Table(t),
+                _ => err,
+            };
+            let table = match err {
+                Value::Table(t) => t,
+                other => {
+                    let text = lua_tostring(lua, &other)?;
+                    let t = lua.create_table()?;
+                    let mut msg = b"ERR ".to_vec();
+                    msg.extend_from_slice(&text);
+                    t.raw_set("err", lua.create_string(&msg)?)?;
+                    t
+                }
+            };
+            let mut frames = Vec::new();
+            for level in 1..200 {
+                let frame = lua.inspect_stack(level, |d| {
+                    let s = d.source();
+                    (
+                        s.what.to_string(),
+                        s.source.map(|x| x.into_owned()),
+                        d.current_line(),
+                    )
+                });
+                match frame {
+                    Some(f) => frames.push(f),
+                    None => break,
+                }
+            }
+            let internal =
+                |f: &(String, Option<String>, Option<usize>)| f.1.as_deref() == Some("=dkv");
+            let mut visible = Vec::new();
+            for (i, frame) in frames.iter().enumerate() {
+                if internal(frame) {
+                    continue;
+                }
+                if frame.0 == "C" && frames.get(i + 1).is_some_and(internal) {
+                    continue;
+                }
+                visible.push(frame);
+            }
+            let mut at = visible.first().copied();
+            if at.is_some_and(|f| f.0 == "C") {
+                at = visible.get(1).copied();
+            }
+            if let Some((_, source, line)) = at {
+                if let Some(source) = source {
+                    table.raw_set("source", source.as_str())?;
+                }
+                table.raw_set("line", line.map_or(-1, |l| l as i64))?;
+            }
+            Ok(table)
+        })
+    }
+
+    /// The compiled function of `sha`, compiling `code` (the body after its
+    /// shebang line) when this VM does not have it yet.
+    fn function(&mut self, sha: &str, code: &[u8]) -> Result<Function, String> {
+        if let Ok(Value::Function(f)) = self.functions.raw_get::<Value>(sha) {
+            return Ok(f);
+        }
+        let f = compile(&self.lua, &self.view, code)?;
+        if self.cached >= MAX_CACHED_FUNCTIONS {
+            self.functions = self.lua.create_table().map_err(|e| format!("ERR {e}"))?;
+            self.cached = 0;
+        }
+        self.functions
+            .raw_set(sha, f.clone())
+            .map_err(|e| format!("ERR {e}"))?;
+        self.cached += 1;
+        Ok(f)
+    }
+
+    /// Compiles `code` (no caching): Redis's compile error text on failure.
+    pub(crate) fn check_compiles(&self, code: &[u8]) -> Result<(), String> {
+        compile(&self.lua, &self.view, code).map(drop)
+    }
+
+    /// Runs one script call: the output is the client's reply.
+    pub(crate) fn run(
+        &mut self,
+        access: &mut Access<'_>,
+        ctx: &Ctx,
+        call: &ScriptCall<'_>,
+        max_steps: u64,
+    ) -> Output {
+        let function = match self.function(call.sha, call.code) {
+            Ok(f) => f,
+            Err(text) => return Output::Error(text),
+        };
+        {
+            let mut st = self.state.borrow_mut();
+            *st = RunState::idle();
+            st.db = ctx.db;
+            st.read_only = call.read_only;
+            st.oom_at_start = access.db().out_of_memory();
+            st.max_steps = max_steps;
+            st.user = call.user.map(str::to_string);
+        }
+        let result = self.run_function(access, ctx, call, &function);
+        let stopped = self.state.borrow().stopped;
+        *self.state.borrow_mut() = RunState::idle();
+        // A script stopped by the budget answers the budget error, however
+        // its error travelled (through pcall, error handlers ...).
+        if stopped {
+            return Output::err(format!("{} script: {}", super::BUDGET_ERROR, call.sha));
+        }
+        match result {
+            Ok(output) => output,
+            Err(e) => Output::err(format!("ERR Error running script {}, {e}", call.sha)),
+        }
+    }
+
+    fn run_function(
+        &mut self,
+        access: &mut Access<'_>,
+        ctx: &Ctx,
+        call: &ScriptCall<'_>,
+        function: &Function,
+    ) -> mlua::Result<Output> {
+        let lua = &self.lua;
+        let keys = lua.create_table()?;
+        for (i, k) in call.keys.iter().enumerate() {
+            keys.raw_set(i + 1, lua.create_string(k)?)?;
+        }
+        let argv = lua.create_table()?;
+        for (i, a) in call.args.iter().enumerate() {
+            argv.raw_set(i + 1, lua.create_string(a)?)?;
+        }
+        self.real.raw_set("KEYS", keys)?;
+        self.real.raw_set("ARGV", argv)?;
+        let reset: Function = self.internal.raw_get("reset_ids")?;
+        reset.call::<()>(())?;
+        let state = Rc::clone(&self.state);
+        let internal = self.internal.clone();
+        let xpcall = self.xpcall.clone();
+        let handler = self.handler.clone();
+        let sha = call.sha;
+        let access = RefCell::new(access);
+        let access = &access;
+        let output = lua.scope(|scope| {
+            let st = Rc::clone(&state);
+            let dispatch = scope.create_function(move |lua, args: MultiValue| {
+                dispatch::call(lua, access, ctx, &st, args)
+            })?;
+            internal.raw_set("dispatch", dispatch)?;
+            let st = Rc::clone(&state);
+            let acl = scope.create_function(move |lua, args: MultiValue| {
+                dispatch::acl_check(lua, access, &st, args)
+            })?;
+            internal.raw_set("acl_check", acl)?;
+            let mut values = xpcall
+                .call::<MultiValue>((function.clone(), handler))?
+                .into_iter();
+            let ok = matches!(values.next(), Some(Value::Boolean(true)));
+            let value = values.next().unwrap_or(Value::Nil);
+            internal.raw_set("dispatch", Value::Nil)?;
+            internal.raw_set("acl_check", Value::Nil)?;
+            let resp3 = state.borrow().resp == 3;
+            if ok {
+                return Ok(lua_to_output(&value, resp3));
+            }
+            Ok(script_error(lua, &value, sha))
+        });
+        self.real.raw_set("KEYS", Value::Nil)?;
+        self.real.raw_set("ARGV", Value::Nil)?;
+        output
+    }
+}
+
+/// An error table raised by a Rust function (`redis.call`): its `err` text.
+#[derive(Debug)]
+struct RaisedError(String);
+
+impl std::fmt::Display for RaisedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RaisedError {}
+
+/// The error table for an error a Rust function raised (`{err = text}`),
+/// or the value unchanged.
+fn raised_table(lua: &Lua, err: Value) -> mlua::Result<Value> {
+    if let Value::Error(e) = &err {
+        if let Some(raised) = e.chain().find_map(|c| c.downcast_ref::<RaisedError>()) {
+            let t = lua.create_table()?;
+            t.raw_set("err", raised.0.as_str())?;
+            return Ok(Value::Table(t));
+        }
+    }
+    Ok(err)
+}
+
+/// Compiles `code` as the chunk `@user_script` with the read-only globals.
+fn compile(lua: &Lua, view: &Table, code: &[u8]) -> Result<Function, String> {
+    lua.load(code)
+        .set_name("@user_script")
+        .set_mode(mlua::ChunkMode::Text)
+        .set_environment(view.clone())
+        .into_function()
+        .map_err(|e| {
+            let message = match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                mlua::Error::MemoryError(m) => m,
+                other => other.to_string(),
+            };
+            format!("ERR Error compiling script (new function): {message}")
+        })
+}
+
+/// Lua's `tostring` of a value (`lua_tolstring` for strings and numbers).
+fn lua_tostring(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
+    if let Value::String(s) = value {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let s: mlua::String = lua
+        .coerce_string(value.clone())?
+        .map_or_else(|| lua.create_string(value.type_name()), Ok)?;
+    Ok(s.as_bytes().to_vec())
+}
+
+/// The reply for a script that raised `err` (the handler's table):
+/// Redis 7.0's `<err> script: <sha>, on <source>:<line>.`.
+fn script_error(lua: &Lua, err: &Value, sha: &str) -> Output {
+    let _ = lua;
+    let Value::Table(t) = err else {
+        let text = match err {
+            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            _ => "execution failure".into(),
+        };
+        let text: String = text.chars().take(100).collect();
+        return Output::err(format!("ERR Error running script {sha}, {text} "));
+    };
+    let field = |name: &str| -> Option<String> {
+        match t.raw_get::<Value>(name).ok()? {
+            Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            Value::Integer(i) => Some(i.to_string()),
+            Value::Number(n) => Some(super::convert::lua_number_text(n)),
+            _ => None,
+        }
+    };
+    let msg = field("err").unwrap_or_default();
+    let mut text = msg;
+    if let (Some(source), Some(line)) = (field("source"), field("line")) {
+        text.push_str(&format!(" script: {sha}, on {source}:{line}."));
+    }
+    Output::Error(text.replace(['\r', '\n'], " "))
+}

@@ -1,0 +1,385 @@
+//! The scripting commands: `EVAL`, `EVALSHA` (writes: one log entry, the
+//! script runs at apply on every replica), `EVAL_RO`, `EVALSHA_RO` (reads,
+//! after the read barrier), and `SCRIPT LOAD|EXISTS|FLUSH|HELP` (LOAD and
+//! FLUSH are log entries: the script cache is replicated state in `Db`).
+//!
+//! Invariants:
+//! - What is answered before proposing (numkeys errors, a shebang error, a
+//!   sha that is not 40 characters) is what apply would answer; everything
+//!   that depends on the cache (NOSCRIPT) or on compiling is apply's.
+//! - EVAL adds its body to the cache at apply, once it compiles; EVALSHA
+//!   of an unknown sha answers `NOSCRIPT` at apply (the same everywhere).
+//! - `EVAL` of a `#!lua flags=no-writes` script is served as a read by the
+//!   server ([`runs_as_read`]); EVAL_RO does not add its body to the cache
+//!   (a read cannot change the replicated state), where Redis would.
+
+use bytes::Bytes;
+
+use super::script::{self, Access, ScriptCall};
+use super::table::{Apply, Parse, Query};
+use super::{Ctx, Db, Output};
+use crate::acl::{Categories as C, KeyAccess};
+use crate::cmd::cat::*;
+use crate::cmd::{read, server, write, CommandSpec, Flags, SubcommandSpec, NO_KEYS};
+use crate::kv::table::{typed_read, typed_write};
+use crate::server::command::{Action, CommandError, Env, Session};
+use crate::server::commands::connection::{help, missing_subcommand};
+use crate::server::reply::Reply;
+
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+const RO_WRITE_FLAG: &str = "ERR Can not execute a script with write flag using *_ro command.";
+
+/// The arguments shared by the four EVAL forms.
+struct EvalArgs {
+    /// Body (EVAL) or sha (EVALSHA).
+    script: Bytes,
+    keys: Vec<Bytes>,
+    args: Vec<Bytes>,
+}
+
+fn parse_eval(args: &[Bytes], by_sha: bool) -> Result<EvalArgs, Output> {
+    if by_sha && args[1].len() != 40 {
+        return Err(Output::err(NOSCRIPT));
+    }
+    let numkeys =
+        super::parse_i64(&args[2]).ok_or_else(|| Output::err(super::errors::NOT_INTEGER))?;
+    if numkeys > (args.len() - 3) as i64 {
+        return Err(Output::err(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(Output::err("ERR Number of keys can't be negative"));
+    }
+    if !by_sha {
+        script::code_of(&args[1]).map_err(Output::Error)?;
+    }
+    let split = 3 + numkeys as usize;
+    Ok(EvalArgs {
+        script: args[1].clone(),
+        keys: args[3..split].to_vec(),
+        args: args[split..].to_vec(),
+    })
+}
+
+/// Runs a parsed EVAL/EVALSHA. `cache` adds an EVAL body to the cache
+/// (apply only); `ro_command` is EVAL_RO/EVALSHA_RO.
+fn run_eval(
+    mut access: Access<'_>,
+    ctx: &Ctx,
+    e: &EvalArgs,
+    by_sha: bool,
+    ro_command: bool,
+) -> Output {
+    let (sha, body) = if by_sha {
+        let sha = String::from_utf8_lossy(&e.script).to_ascii_lowercase();
+        match access.db().script(&sha) {
+            Some(body) => (sha, body.clone()),
+            None => return Output::err(NOSCRIPT),
+        }
+    } else {
+        (script::sha1_hex(&e.script), e.script.clone())
+    };
+    let (flags, code) = match script::code_of(&body) {
+        Ok(x) => x,
+        Err(text) => return Output::Error(text),
+    };
+    if !by_sha && access.db().script(&sha).is_none() {
+        if let Err(text) = script::check_body(&body) {
+            return Output::Error(text);
+        }
+        if let Access::Write(db) = &mut access {
+            db.add_script(sha.clone(), body.clone());
+        }
+    }
+    if ro_command && !flags.compat && !flags.no_writes {
+        return Output::err(RO_WRITE_FLAG);
+    }
+    let read_only = ro_command || flags.no_writes || matches!(access, Access::Read(_));
+    let user = access.db().script_user.0.clone();
+    let call = ScriptCall {
+        sha: &sha,
+        code,
+        keys: &e.keys,
+        args: &e.args,
+        read_only,
+        user: user.as_deref(),
+    };
+    script::run(access, ctx, &call)
+}
+
+/// `EVAL script numkeys [key ...] [arg ...]`.
+pub(crate) struct Eval(EvalArgs);
+/// `EVALSHA sha1 numkeys [key ...] [arg ...]`.
+pub(crate) struct EvalSha(EvalArgs);
+/// `EVAL_RO`.
+pub(crate) struct EvalRo(EvalArgs);
+/// `EVALSHA_RO`.
+pub(crate) struct EvalShaRo(EvalArgs);
+
+impl Parse for Eval {
+    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+        parse_eval(args, false).map(Eval)
+    }
+}
+impl Apply for Eval {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        run_eval(Access::Write(db), ctx, &self.0, false, false)
+    }
+}
+impl Parse for EvalSha {
+    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+        parse_eval(args, true).map(EvalSha)
+    }
+}
+impl Apply for EvalSha {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        run_eval(Access::Write(db), ctx, &self.0, true, false)
+    }
+}
+impl Parse for EvalRo {
+    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+        parse_eval(args, false).map(EvalRo)
+    }
+}
+impl Query for EvalRo {
+    fn query(self, db: &Db, ctx: &Ctx) -> Output {
+        run_eval(Access::Read(db), ctx, &self.0, false, true)
+    }
+}
+impl Parse for EvalShaRo {
+    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+        parse_eval(args, true).map(EvalShaRo)
+    }
+}
+impl Query for EvalShaRo {
+    fn query(self, db: &Db, ctx: &Ctx) -> Output {
+        run_eval(Access::Read(db), ctx, &self.0, true, true)
+    }
+}
+
+/// True when an accepted `EVAL` may be served as a read: its script
+/// declares `#!lua flags=no-writes` (Redis then treats the call as
+/// read-only too).
+pub(crate) fn runs_as_read(name: &str, args: &[Bytes]) -> bool {
+    name == "eval"
+        && args.len() > 1
+        && script::code_of(&args[1]).is_ok_and(|(flags, _)| flags.no_writes)
+}
+
+/// The read an accepted `no-writes` EVAL runs as (see [`runs_as_read`]).
+pub(crate) fn eval_as_read(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
+    match parse_eval(args, false) {
+        Ok(e) => run_eval(Access::Read(db), ctx, &e, false, false),
+        Err(error) => error,
+    }
+}
+
+/// SCRIPT LOAD / FLUSH at apply (the log carries `SCRIPT LOAD body` and
+/// `SCRIPT FLUSH`).
+pub(crate) fn apply_script(db: &mut Db, args: &[Bytes]) -> Output {
+    let sub = args.get(1).map(|s| s.to_ascii_lowercase());
+    match (sub.as_deref(), args.len()) {
+        (Some(b"load"), 3) => match script::check_body(&args[2]) {
+            Ok(_) => {
+                let sha = script::sha1_hex(&args[2]);
+                db.add_script(sha.clone(), args[2].clone());
+                Output::bulk(sha)
+            }
+            Err(text) => Output::Error(text),
+        },
+        (Some(b"flush"), 2 | 3) => {
+            db.flush_scripts();
+            Output::Ok
+        }
+        _ => Output::err("ERR unknown SCRIPT change"),
+    }
+}
+
+fn script_load(s: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    if let Err(text) = script::check_body(&args[2]) {
+        return Err(CommandError::Data(text));
+    }
+    Ok(Action::Write(crate::kv::Op::Exec {
+        db: s.db,
+        args: vec![
+            Bytes::from_static(b"script"),
+            Bytes::from_static(b"load"),
+            args[2].clone(),
+        ],
+    }))
+}
+
+fn script_flush(s: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let mode_ok = args.len() == 2
+        || (args.len() == 3
+            && (args[2].eq_ignore_ascii_case(b"sync") || args[2].eq_ignore_ascii_case(b"async")));
+    if !mode_ok {
+        return Err(CommandError::Data(
+            "ERR SCRIPT FLUSH only support SYNC|ASYNC option".into(),
+        ));
+    }
+    Ok(Action::Write(crate::kv::Op::Exec {
+        db: s.db,
+        args: vec![Bytes::from_static(b"script"), Bytes::from_static(b"flush")],
+    }))
+}
+
+fn script_exists(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let shas: Vec<String> = args[2..]
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    Ok(Action::Read(Box::new(move |map, _| {
+        Reply::Array(
+            shas.iter()
+                .map(|sha| Reply::Integer(i64::from(map.script(sha).is_some())))
+                .collect(),
+        )
+    })))
+}
+
+fn script_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    help(&[
+        "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DEBUG (YES|SYNC|NO)",
+        "    Set the debug mode for subsequent scripts executed.",
+        "EXISTS <sha1> [<sha1> ...]",
+        "    Return information about the existence of the scripts in the script cache.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Flush the Lua scripts cache. Very dangerous on replicas.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the scripts cache.",
+        "    * SYNC: Synchronously flush the scripts cache.",
+        "KILL",
+        "    Kill the currently executing Lua script.",
+        "LOAD <script>",
+        "    Load a script into the scripts cache without executing it.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+const SCRIPTING_SLOW: C = C::of(&[C::SLOW, C::SCRIPTING]);
+
+static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
+    SubcommandSpec {
+        name: "exists",
+        full_name: "script|exists",
+        arity: -3,
+        handler: script_exists,
+        acl_categories: SCRIPTING_SLOW,
+        flags: Some(Flags::NONE),
+        keys: NO_KEYS,
+    },
+    SubcommandSpec {
+        name: "flush",
+        full_name: "script|flush",
+        arity: -2,
+        handler: script_flush,
+        acl_categories: SCRIPTING_SLOW,
+        flags: Some(Flags::NONE),
+        keys: NO_KEYS,
+    },
+    SubcommandSpec {
+        name: "help",
+        full_name: "script|help",
+        arity: 2,
+        handler: script_help,
+        acl_categories: SCRIPTING_SLOW,
+        flags: Some(Flags::LOADING),
+        keys: NO_KEYS,
+    },
+    SubcommandSpec {
+        name: "load",
+        full_name: "script|load",
+        arity: 3,
+        handler: script_load,
+        acl_categories: SCRIPTING_SLOW,
+        flags: Some(Flags::NONE),
+        keys: NO_KEYS,
+    },
+];
+
+const EVAL_ACL: C = C::of(&[C::SLOW, C::SCRIPTING]);
+
+/// The scripting group's rows, as Redis 7.0.15's `COMMAND INFO` shows
+/// them (arity -3, keys counted by the `numkeys` argument at 2).
+pub(crate) static COMMANDS: &[CommandSpec] = &[
+    write(
+        "eval",
+        -3,
+        F_NONE,
+        "@scripting",
+        NO_KEYS,
+        typed_write::<Eval>(),
+    )
+    .key_num(2)
+    .acl(EVAL_ACL, (KA_RW, KA_RW))
+    .doc(
+        "Execute a Lua script server side",
+        "2.6.0",
+        "Depends on the script that is executed.",
+    ),
+    write(
+        "evalsha",
+        -3,
+        F_NONE,
+        "@scripting",
+        NO_KEYS,
+        typed_write::<EvalSha>(),
+    )
+    .key_num(2)
+    .acl(EVAL_ACL, (KA_RW, KA_RW))
+    .doc(
+        "Execute a Lua script server side",
+        "2.6.0",
+        "Depends on the script that is executed.",
+    ),
+    read(
+        "eval_ro",
+        -3,
+        F_NONE,
+        "@scripting",
+        NO_KEYS,
+        typed_read::<EvalRo>(),
+    )
+    .key_num(2)
+    .acl(EVAL_ACL, (KA_R, KA_R))
+    .doc(
+        "Execute a read-only Lua script server side",
+        "7.0.0",
+        "Depends on the script that is executed.",
+    ),
+    read(
+        "evalsha_ro",
+        -3,
+        F_NONE,
+        "@scripting",
+        NO_KEYS,
+        typed_read::<EvalShaRo>(),
+    )
+    .key_num(2)
+    .acl(EVAL_ACL, (KA_R, KA_R))
+    .doc(
+        "Execute a read-only Lua script server side",
+        "7.0.0",
+        "Depends on the script that is executed.",
+    ),
+    server(
+        "script",
+        -2,
+        Flags::NONE,
+        "@scripting",
+        NO_KEYS,
+        missing_subcommand,
+    )
+    .subcommands(SCRIPT_SUBCOMMANDS)
+    .acl(C::of(&[C::SLOW]), (KeyAccess::NONE, KeyAccess::NONE))
+    .doc(
+        "A container for Lua scripts management commands",
+        "2.6.0",
+        "Depends on subcommand.",
+    ),
+];
