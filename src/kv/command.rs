@@ -112,7 +112,9 @@ pub enum Op {
 /// Commands whose entries carry the calling user ([`Op::AsUser`]).
 pub fn runs_script(args: &[Bytes]) -> bool {
     args.first().is_some_and(|name| {
-        name.eq_ignore_ascii_case(b"eval") || name.eq_ignore_ascii_case(b"evalsha")
+        [&b"eval"[..], b"evalsha", b"eval_ro", b"evalsha_ro"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
     })
 }
 

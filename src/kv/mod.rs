@@ -315,6 +315,9 @@ pub struct Db {
     /// The script cache (EVAL, SCRIPT LOAD): lower-case sha1 → body.
     /// Replicated state, in snapshots, counted in `used_bytes`.
     pub(crate) scripts: BTreeMap<String, Bytes>,
+    /// `math.random`'s generator, one stream across script calls at apply
+    /// (Redis 7.0's), replicated and in snapshots.
+    pub(crate) script_rand: script::rand48::Rand48,
     /// The user of the entry being applied, when it carries one
     /// ([`Op::AsUser`]): scripts check `redis.call` against it. Set only
     /// during that apply.
@@ -349,6 +352,7 @@ impl Default for Db {
             users: Arc::default(),
             touched: Touched::default(),
             scripts: BTreeMap::new(),
+            script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
         }
     }
@@ -526,7 +530,11 @@ impl Db {
             ));
         }
         match spec.kind {
-            Kind::Read { run, .. } => run(self, &ctx, args),
+            Kind::Read { run, .. } => {
+                let output = run(self, &ctx, args);
+                scripting::cache_read_body(self, args);
+                output
+            }
             Kind::Write { run, .. } => {
                 if check_memory && spec.flags.contains(Flags::DENYOOM) && self.out_of_memory() {
                     return Output::err(errors::OOM);
@@ -596,7 +604,7 @@ impl Db {
     pub(crate) fn run_read(
         &self,
         db: u8,
-        run: crate::cmd::ReadRun,
+        run: impl FnOnce(&Db, &Ctx, &[Bytes]) -> Output,
         args: &[Bytes],
         now_ms: u64,
         seed: u64,

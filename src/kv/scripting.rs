@@ -10,8 +10,13 @@
 //! - EVAL adds its body to the cache at apply, once it compiles; EVALSHA
 //!   of an unknown sha answers `NOSCRIPT` at apply (the same everywhere).
 //! - `EVAL` of a `#!lua flags=no-writes` script is served as a read by the
-//!   server ([`runs_as_read`]); EVAL_RO does not add its body to the cache
-//!   (a read cannot change the replicated state), where Redis would.
+//!   server ([`runs_as_read`]). Redis caches the bodies of EVAL_RO and of
+//!   such EVALs too; a read cannot change the replicated cache, so while a
+//!   body is not cached the server proposes the call as a log entry, which
+//!   caches it at apply ([`read_body_sha`], [`cache_read_body`]): one entry
+//!   per script, then reads.
+//! - A call served as a read checks `redis.call` against the caller's ACL
+//!   user, as apply does with the user its entry carries.
 
 use bytes::Bytes;
 
@@ -70,6 +75,7 @@ fn run_eval(
     e: &EvalArgs,
     by_sha: bool,
     ro_command: bool,
+    user: Option<&str>,
 ) -> Output {
     let (sha, body) = if by_sha {
         let sha = String::from_utf8_lossy(&e.script).to_ascii_lowercase();
@@ -96,14 +102,13 @@ fn run_eval(
         return Output::err(RO_WRITE_FLAG);
     }
     let read_only = ro_command || flags.no_writes || matches!(access, Access::Read(_));
-    let user = access.db().script_user.0.clone();
     let call = ScriptCall {
         sha: &sha,
         code,
         keys: &e.keys,
         args: &e.args,
         read_only,
-        user: user.as_deref(),
+        user,
     };
     script::run(access, ctx, &call)
 }
@@ -124,7 +129,8 @@ impl Parse for Eval {
 }
 impl Apply for Eval {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        run_eval(Access::Write(db), ctx, &self.0, false, false)
+        let user = db.script_user.0.clone();
+        run_eval(Access::Write(db), ctx, &self.0, false, false, user.as_deref())
     }
 }
 impl Parse for EvalSha {
@@ -134,7 +140,8 @@ impl Parse for EvalSha {
 }
 impl Apply for EvalSha {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        run_eval(Access::Write(db), ctx, &self.0, true, false)
+        let user = db.script_user.0.clone();
+        run_eval(Access::Write(db), ctx, &self.0, true, false, user.as_deref())
     }
 }
 impl Parse for EvalRo {
@@ -144,7 +151,8 @@ impl Parse for EvalRo {
 }
 impl Query for EvalRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
-        run_eval(Access::Read(db), ctx, &self.0, false, true)
+        // At apply (proposed, or in MULTI): the entry's user.
+        run_eval(Access::Read(db), ctx, &self.0, false, true, db.script_user.0.as_deref())
     }
 }
 impl Parse for EvalShaRo {
@@ -154,7 +162,7 @@ impl Parse for EvalShaRo {
 }
 impl Query for EvalShaRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
-        run_eval(Access::Read(db), ctx, &self.0, true, true)
+        run_eval(Access::Read(db), ctx, &self.0, true, true, db.script_user.0.as_deref())
     }
 }
 
@@ -167,11 +175,38 @@ pub(crate) fn runs_as_read(name: &str, args: &[Bytes]) -> bool {
         && script::code_of(&args[1]).is_ok_and(|(flags, _)| flags.no_writes)
 }
 
-/// The read an accepted `no-writes` EVAL runs as (see [`runs_as_read`]).
-pub(crate) fn eval_as_read(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    match parse_eval(args, false) {
-        Ok(e) => run_eval(Access::Read(db), ctx, &e, false, false),
+/// A script call served as a read (EVAL_RO, EVALSHA_RO, and an `EVAL` that
+/// [`runs_as_read`]), its `redis.call`s checked against `user`'s
+/// permissions as at apply.
+pub(crate) fn read_call(db: &Db, ctx: &Ctx, args: &[Bytes], user: &str) -> Output {
+    let by_sha = args[0].eq_ignore_ascii_case(b"evalsha_ro");
+    let ro_command = !args[0].eq_ignore_ascii_case(b"eval");
+    match parse_eval(args, by_sha) {
+        Ok(e) => run_eval(Access::Read(db), ctx, &e, by_sha, ro_command, Some(user)),
         Err(error) => error,
+    }
+}
+
+/// The sha of the body a read script call would add to Redis's cache
+/// (`EVAL_RO`, or an `EVAL` that [`runs_as_read`]); `None` for calls by sha.
+/// The server proposes such a call as a log entry instead of a read while
+/// the body is not cached, so the cache stays replicated state: once per
+/// script, and every later call is a read.
+pub(crate) fn read_body_sha(args: &[Bytes]) -> Option<String> {
+    let by_body = args[0].eq_ignore_ascii_case(b"eval_ro") || args[0].eq_ignore_ascii_case(b"eval");
+    (by_body && args.len() > 1).then(|| script::sha1_hex(&args[1]))
+}
+
+/// After an `EVAL_RO` ran at apply (proposed because its body was not
+/// cached, or inside MULTI): caches the body if it compiles, as Redis
+/// caches every EVAL_RO body.
+pub(crate) fn cache_read_body(db: &mut Db, args: &[Bytes]) {
+    if !args[0].eq_ignore_ascii_case(b"eval_ro") || args.len() < 2 {
+        return;
+    }
+    let sha = script::sha1_hex(&args[1]);
+    if db.script(&sha).is_none() && script::check_body(&args[1]).is_ok() {
+        db.add_script(sha, args[1].clone());
     }
 }
 

@@ -46,7 +46,12 @@ enum Record {
     /// by snapshots since scripting exists; a snapshot without it (older)
     /// restores with an empty cache. Last in the enum: variant indexes are
     /// the file format.
-    Scripts(Vec<(String, Bytes)>),
+    Scripts {
+        /// `math.random`'s state (`Rand48::state`).
+        rand: u64,
+        /// sha → body.
+        scripts: Vec<(String, Bytes)>,
+    },
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -108,7 +113,13 @@ impl Iterator for SnapshotChunks {
                 .iter()
                 .map(|(sha, body)| (sha.clone(), body.clone()))
                 .collect();
-            push(&mut buf, &Record::Scripts(scripts));
+            push(
+                &mut buf,
+                &Record::Scripts {
+                    rand: db.script_rand.state(),
+                    scripts,
+                },
+            );
         }
         while buf.len() < self.chunk_size {
             if self.db >= DATABASES {
@@ -277,10 +288,11 @@ impl Db {
                     }
                     db.users = std::sync::Arc::new(users);
                 }
-                Record::Scripts(scripts) => {
+                Record::Scripts { rand, scripts } => {
                     if !saw_meta {
                         return Err(corrupt(offset, "scripts before meta"));
                     }
+                    db.script_rand = super::script::rand48::Rand48::from_state(rand);
                     for (sha, body) in scripts {
                         db.add_script(sha, body);
                     }

@@ -323,6 +323,12 @@ pub trait Env {
     fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
         None
     }
+    /// Whether this node's applied script cache holds `sha` (a read script
+    /// call whose body is not cached is proposed instead, to cache it).
+    fn script_cached(&self, sha: &str) -> bool {
+        let _ = sha;
+        true
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).
@@ -672,6 +678,29 @@ pub(crate) fn key_space_check(
     check(args)
 }
 
+/// Whether a read script call may be served as a read: its body (if it
+/// carries one) is in this node's cache (see `kv::scripting::read_body_sha`).
+fn read_body_cached(env: &dyn Env, args: &[Bytes]) -> bool {
+    crate::kv::scripting::read_body_sha(args).is_none_or(|sha| env.script_cached(&sha))
+}
+
+/// A script call served as a read, its `redis.call`s checked against the
+/// connection's user.
+fn script_read(session: &Session, db: u8, args: &[Bytes]) -> Action {
+    let args = args.to_vec();
+    let user = String::from_utf8_lossy(&session.user).into_owned();
+    let seed: u64 = rand::random();
+    Action::Read(Box::new(move |map, ctx| {
+        Reply::from(map.run_read(
+            db,
+            |map, ctx, args| crate::kv::scripting::read_call(map, ctx, args, &user),
+            &args,
+            ctx.now_ms,
+            seed,
+        ))
+    }))
+}
+
 /// A key-space command in database `db`: its check, then a write proposed
 /// to the log (the checked arguments, run by apply) or a read run on the map
 /// after the read barrier. Nothing that fails the check is proposed, except
@@ -696,19 +725,9 @@ pub(crate) fn data_action(
                 } else {
                     CommandError::from_output(error)
                 });
-            } else if crate::kv::scripting::runs_as_read(spec.name, args) {
+            } else if crate::kv::scripting::runs_as_read(spec.name, args) && read_body_cached(env, args) {
                 // `#!lua flags=no-writes`: a read, like EVAL_RO.
-                let args = args.to_vec();
-                let seed: u64 = rand::random();
-                return Ok(Action::Read(Box::new(move |map, ctx| {
-                    Reply::from(map.run_read(
-                        db,
-                        crate::kv::scripting::eval_as_read,
-                        &args,
-                        ctx.now_ms,
-                        seed,
-                    ))
-                })));
+                return Ok(script_read(session, db, args));
             } else if let Some(blocking) = spec.blocking {
                 return Ok(Action::Block(super::blocking::Block::new(
                     spec, blocking, db, args,
@@ -723,6 +742,15 @@ pub(crate) fn data_action(
         }
         Kind::Read { check, run } => {
             key_space_check(env, session, spec, check, args).map_err(CommandError::from_output)?;
+            if crate::kv::runs_script(args) {
+                if !read_body_cached(env, args) {
+                    return Ok(Action::Write(Op::Exec {
+                        db,
+                        args: args.to_vec(),
+                    }));
+                }
+                return Ok(script_read(session, db, args));
+            }
             let args = args.to_vec();
             // RANDOMKEY / HRANDFIELD: reads are local, so their randomness
             // may be too.

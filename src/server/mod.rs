@@ -207,6 +207,10 @@ impl command::Env for ServerContext {
     fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
         Some(self.inner.node.key_waits())
     }
+
+    fn script_cached(&self, sha: &str) -> bool {
+        self.inner.node.read_local(|db| db.script(sha).is_some())
+    }
 }
 
 /// Redis's protected-mode text, sent before closing a refused connection.

@@ -28,10 +28,14 @@
 //!
 //! Determinism (everything a script observes is a function of the
 //! replicated state and the entry):
-//! - `math.random` is Redis's rand48, reset to its start state before every
-//!   call: the numbers equal those of the first script on a freshly started
-//!   Redis (Redis 7.0 itself keeps one stream per process, which would make
-//!   replicas diverge); `math.randomseed` seeds it as Redis does;
+//! - `math.random` is Redis's rand48 and, as in Redis 7.0, one stream runs
+//!   across calls, starting where a fresh Redis starts: the numbers equal a
+//!   fresh Redis's given the same calls. Its state is replicated (`Db`,
+//!   snapshots): a call at apply draws from it and leaves it advanced, the
+//!   same on every replica; a read-only call (EVAL_RO, `no-writes`) draws from
+//!   a copy and leaves it as it was — where Redis would advance it, the one
+//!   difference. `math.randomseed` seeds it as Redis does (and, in a call at
+//!   apply, for the calls after it);
 //! - `redis.call('TIME')` answers the entry's time (`ctx.now`);
 //! - `collectgarbage` and `gcinfo` answer 0 and `tostring` of a table or
 //!   function numbers objects in order of first print (`table: 0x00000001`)
@@ -54,7 +58,7 @@
 mod convert;
 mod dispatch;
 pub(crate) mod libs;
-mod rand48;
+pub(crate) mod rand48;
 pub(crate) mod shebang;
 mod vm;
 

@@ -2,9 +2,11 @@
 //! `rand48` (`x' = a·x + c mod 2^48`), as Redis ships it in `rand.c`, so a
 //! script draws the same numbers here as on real Redis.
 //!
-//! Invariant: the state is a pure value; the engine resets it to
-//! [`Rand48::START`] before every script call (see the engine's module docs
-//! for how that differs from Redis 7.0, which keeps one stream per process).
+//! Invariant: the state is a pure value. As in Redis 7.0, one stream runs
+//! across calls: it starts at [`Rand48::START`] (a fresh Redis's state) and
+//! lives in `Db` as replicated state (in snapshots), advanced by the calls
+//! that run at apply; a read-only call draws from a copy (see the engine's
+//! module docs).
 
 /// The generator's state (48 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,9 +19,25 @@ const MASK: u64 = (1 << 48) - 1;
 /// Redis's `REDIS_LRAND48_MAX` (`INT32_MAX`).
 pub(crate) const LRAND48_MAX: i64 = i32::MAX as i64;
 
+impl Default for Rand48 {
+    fn default() -> Rand48 {
+        Rand48::START
+    }
+}
+
 impl Rand48 {
     /// The state before any seeding: rand48's `X0 X1 X2` (`0x1234ABCD330E`).
     pub(crate) const START: Rand48 = Rand48(0x1234_ABCD_330E);
+
+    /// The 48-bit state, as snapshots keep it.
+    pub(crate) fn state(self) -> u64 {
+        self.0
+    }
+
+    /// A generator at a state from [`Rand48::state`] (masked to 48 bits).
+    pub(crate) fn from_state(state: u64) -> Rand48 {
+        Rand48(state & MASK)
+    }
 
     /// `redisSrand48(seed)`: the seed's 32 bits above `0x330E`.
     pub(crate) fn seeded(seed: i32) -> Rand48 {

@@ -392,14 +392,22 @@ impl Vm {
             let mut st = self.state.borrow_mut();
             *st = RunState::idle();
             st.db = ctx.db;
+            st.rand = access.db().script_rand;
             st.read_only = call.read_only;
             st.oom_at_start = access.db().out_of_memory();
             st.max_steps = max_steps;
             st.user = call.user.map(str::to_string);
         }
         let result = self.run_function(access, ctx, call, &function);
-        let stopped = self.state.borrow().stopped;
+        let (stopped, rand) = {
+            let st = self.state.borrow();
+            (st.stopped, st.rand)
+        };
         *self.state.borrow_mut() = RunState::idle();
+        // The stream moves on only at apply: a read's draws were from a copy.
+        if let Access::Write(db) = access {
+            db.script_rand = rand;
+        }
         // A script stopped by the budget answers the budget error, however
         // its error travelled (through pcall, error handlers ...).
         if stopped {
