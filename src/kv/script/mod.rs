@@ -24,7 +24,13 @@
 //! metatables forward reads and refuse writes, and `rawset`,
 //! `setmetatable`, `table.insert/remove/sort/setn` refuse them. Observable
 //! differences: `pairs`/`next`/`rawget` on a library table or `_G` see
-//! nothing, and `getmetatable(_G)` is an empty read-only table.
+//! nothing, and `getmetatable(_G)` is an empty read-only table. `redis.call`
+//! is a Rust (C) function as in Redis; the other `redis.*` helpers and
+//! `math.random` are Lua functions in `prelude.lua`, so an error
+//! they raise from a tail call (`return redis.sha1hex()`) is reported at
+//! `=(tail call):-1` instead of the script's line (the same text otherwise).
+//! EVAL_RO of a body not in the cache does not add it (a read cannot change
+//! the replicated cache), where Redis would.
 //!
 //! Determinism (everything a script observes is a function of the
 //! replicated state and the entry):
