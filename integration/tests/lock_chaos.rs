@@ -144,7 +144,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (issue 14)"]
+#[ignore = "a chaos run: make lock-chaos"]
 async fn lock_is_safe_under_kill_pause_and_partition() -> Result<()> {
     let _lock = exclusive()?;
     let secs: u64 = env_or("LOCK_CHAOS_SECS", "20")

@@ -291,7 +291,6 @@ async fn ioredis_define_command_on_redis_server() -> Result<()> {
 // ---- against dkv: leader and follower -----------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (issue 14)"]
 async fn redis_py_lock_on_leader_and_follower() -> Result<()> {
     if let Some(reason) = redis_py_missing() {
         return tool_missing(&reason);
@@ -300,7 +299,6 @@ async fn redis_py_lock_on_leader_and_follower() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (issue 14)"]
 async fn redis_py_lock_survives_a_leader_kill() -> Result<()> {
     if let Some(reason) = redis_py_missing() {
         return tool_missing(&reason);
@@ -309,7 +307,6 @@ async fn redis_py_lock_survives_a_leader_kill() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (issue 14)"]
 async fn redlock_on_leader_and_follower() -> Result<()> {
     if let Some(reason) = node_missing("redlock") {
         return tool_missing(&reason);
@@ -318,7 +315,6 @@ async fn redlock_on_leader_and_follower() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (issue 14)"]
 async fn ioredis_define_command_on_leader_and_follower() -> Result<()> {
     if let Some(reason) = node_missing("ioredis") {
         return tool_missing(&reason);

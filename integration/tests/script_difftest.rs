@@ -773,7 +773,6 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs EVAL (issue 14): runs against a second redis-server with SCRIPT_DIFFTEST_AGAINST=redis"]
 async fn scripts_match_redis_server() -> Result<()> {
     if !program_available("redis-server", "--version") {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");

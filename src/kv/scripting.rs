@@ -130,7 +130,14 @@ impl Parse for Eval {
 impl Apply for Eval {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let user = db.script_user.0.clone();
-        run_eval(Access::Write(db), ctx, &self.0, false, false, user.as_deref())
+        run_eval(
+            Access::Write(db),
+            ctx,
+            &self.0,
+            false,
+            false,
+            user.as_deref(),
+        )
     }
 }
 impl Parse for EvalSha {
@@ -141,7 +148,14 @@ impl Parse for EvalSha {
 impl Apply for EvalSha {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let user = db.script_user.0.clone();
-        run_eval(Access::Write(db), ctx, &self.0, true, false, user.as_deref())
+        run_eval(
+            Access::Write(db),
+            ctx,
+            &self.0,
+            true,
+            false,
+            user.as_deref(),
+        )
     }
 }
 impl Parse for EvalRo {
@@ -152,7 +166,14 @@ impl Parse for EvalRo {
 impl Query for EvalRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         // At apply (proposed, or in MULTI): the entry's user.
-        run_eval(Access::Read(db), ctx, &self.0, false, true, db.script_user.0.as_deref())
+        run_eval(
+            Access::Read(db),
+            ctx,
+            &self.0,
+            false,
+            true,
+            db.script_user.0.as_deref(),
+        )
     }
 }
 impl Parse for EvalShaRo {
@@ -162,7 +183,14 @@ impl Parse for EvalShaRo {
 }
 impl Query for EvalShaRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
-        run_eval(Access::Read(db), ctx, &self.0, true, true, db.script_user.0.as_deref())
+        run_eval(
+            Access::Read(db),
+            ctx,
+            &self.0,
+            true,
+            true,
+            db.script_user.0.as_deref(),
+        )
     }
 }
 

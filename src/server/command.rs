@@ -725,7 +725,9 @@ pub(crate) fn data_action(
                 } else {
                     CommandError::from_output(error)
                 });
-            } else if crate::kv::scripting::runs_as_read(spec.name, args) && read_body_cached(env, args) {
+            } else if crate::kv::scripting::runs_as_read(spec.name, args)
+                && read_body_cached(env, args)
+            {
                 // `#!lua flags=no-writes`: a read, like EVAL_RO.
                 return Ok(script_read(session, db, args));
             } else if let Some(blocking) = spec.blocking {

@@ -29,8 +29,6 @@
 //! `math.random` are Lua functions in `prelude.lua`, so an error
 //! they raise from a tail call (`return redis.sha1hex()`) is reported at
 //! `=(tail call):-1` instead of the script's line (the same text otherwise).
-//! EVAL_RO of a body not in the cache does not add it (a read cannot change
-//! the replicated cache), where Redis would.
 //!
 //! Determinism (everything a script observes is a function of the
 //! replicated state and the entry):
