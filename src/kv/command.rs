@@ -91,11 +91,14 @@ pub enum Op {
     /// applied: the server then blocks that one and runs the rest after it,
     /// as Redis would. The output is an array of the outputs of the commands
     /// applied, the last one being the empty attempt if there was one.
-    /// Last in the enum: variant indexes are the log format.
     Pops {
         /// The commands as the client sent them.
         commands: Vec<(u8, Vec<Bytes>)>,
     },
+    /// A Pub/Sub change or message (`kv/pubsub.rs`): subscriptions are
+    /// replicated so every node counts PUBLISH's receivers alike.
+    /// Last in the enum: variant indexes are the log format.
+    PubSub(crate::kv::pubsub::PubSubOp),
 }
 
 /// The result of applying a command, turned into a RESP reply by the server.

@@ -43,6 +43,7 @@ pub(crate) mod keys;
 pub mod list;
 pub(crate) mod lists;
 pub(crate) mod objects;
+pub mod pubsub;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
@@ -307,6 +308,8 @@ pub struct Db {
     /// The ACL users (replicated; shared with readers, copied on change).
     pub(crate) users: Arc<Users>,
     touched: Touched,
+    /// Every Pub/Sub subscription in the cluster (`pubsub.rs`).
+    pub(crate) pubsub: pubsub::Registry,
 }
 
 impl Default for Db {
@@ -324,6 +327,7 @@ impl Default for Db {
             config: KvConfig::default(),
             users: Arc::default(),
             touched: Touched::default(),
+            pubsub: pubsub::Registry::default(),
         }
     }
 }
@@ -425,6 +429,7 @@ impl Db {
                 Output::Integer(count)
             }
             Op::Acl(op) => self.apply_acl(op),
+            Op::PubSub(op) => self.pubsub.apply(op),
         }
     }
 
