@@ -20,6 +20,7 @@ pub mod commands;
 pub mod connection;
 pub mod http;
 pub mod info;
+pub mod pubsub;
 pub mod reply;
 
 use std::future::Future;
@@ -206,6 +207,10 @@ impl command::Env for ServerContext {
 
     fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
         Some(self.inner.node.key_waits())
+    }
+
+    fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
+        Some(self.inner.node.pubsub())
     }
 }
 
