@@ -181,7 +181,11 @@ impl Frame {
                 Output::bulk(channel.clone()),
                 Output::bulk(message.clone()),
             ]),
-            Frame::Confirm { word: w, name, count } => Output::Array(vec![
+            Frame::Confirm {
+                word: w,
+                name,
+                count,
+            } => Output::Array(vec![
                 word(w),
                 Output::Bulk(name.clone()),
                 Output::Integer(*count),

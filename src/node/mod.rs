@@ -19,9 +19,9 @@
 
 mod driver;
 mod lease;
+pub mod pubsub;
 mod snapshot;
 pub mod validate;
-pub mod pubsub;
 pub mod wakeups;
 
 use std::collections::HashMap;

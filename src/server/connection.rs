@@ -548,7 +548,15 @@ where
     let mut session = session;
     let mut parser = RequestParser::new(limits);
     let mut subs = Subs::default();
-    let served = serve(&mut io, &mut parser, backend, &mut session, counters, &mut subs).await;
+    let served = serve(
+        &mut io,
+        &mut parser,
+        backend,
+        &mut session,
+        counters,
+        &mut subs,
+    )
+    .await;
     if subs.registered {
         // Its subscriptions leave the registry through the log.
         if let Some(hub) = backend.pubsub() {
@@ -600,7 +608,9 @@ where
                         carry_out(backend, session, &mut group, counters, io, parser).await?;
                     }
                     if session.subscribed()
-                        && args.first().is_some_and(|n| n.eq_ignore_ascii_case(b"reset"))
+                        && args
+                            .first()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(b"reset"))
                     {
                         leave_pubsub(backend, session, subs, io).await;
                     }
@@ -677,8 +687,8 @@ where
                             command,
                         } => {
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
-                            let error = change_subscriptions(backend, session, subs, change, io)
-                                .await?;
+                            let error =
+                                change_subscriptions(backend, session, subs, change, io).await?;
                             let failed = error.is_some();
                             if let Some(reply) = error {
                                 reply.encode(session.protocol, io.output.encoder());

@@ -121,7 +121,12 @@ fn sunsubscribe(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, 
     Ok(change(Kind::Shard, false, args))
 }
 
-fn publish_op(shard: bool, s: &Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+fn publish_op(
+    shard: bool,
+    s: &Session,
+    env: &dyn Env,
+    args: &[Bytes],
+) -> Result<Action, CommandError> {
     channels_allowed(s, env, args, 1, 2, false)?;
     Ok(Action::Write(Op::PubSub(PubSubOp::Publish {
         channel: args[1].clone(),
@@ -298,8 +303,20 @@ static PUBSUB_SUBCOMMANDS: &[SubcommandSpec] = &[
     sub!("channels", -2, pubsub_channels, SLOW_PUBSUB, SUB_FLAGS),
     sub!("numpat", 2, pubsub_numpat, SLOW_PUBSUB, SUB_FLAGS),
     sub!("numsub", -2, pubsub_numsub, SLOW_PUBSUB, SUB_FLAGS),
-    sub!("shardchannels", -2, pubsub_shardchannels, SLOW_PUBSUB, SUB_FLAGS),
-    sub!("shardnumsub", -2, pubsub_shardnumsub, SLOW_PUBSUB, SUB_FLAGS),
+    sub!(
+        "shardchannels",
+        -2,
+        pubsub_shardchannels,
+        SLOW_PUBSUB,
+        SUB_FLAGS
+    ),
+    sub!(
+        "shardnumsub",
+        -2,
+        pubsub_shardnumsub,
+        SLOW_PUBSUB,
+        SUB_FLAGS
+    ),
     sub!("help", 2, pubsub_help, C::of(&[C::SLOW]), Flags::LOADING),
 ];
 
