@@ -67,6 +67,8 @@ impl Flags {
     pub const MOVABLE_KEYS: Flags = Flags(1 << 9);
     /// The reply depends on randomness (SPOP, RANDOMKEY ...).
     pub const NONDETERMINISTIC: Flags = Flags(1 << 10);
+    /// A Pub/Sub command (Redis's `pubsub` flag).
+    pub const PUBSUB: Flags = Flags(1 << 11);
     /// No flag.
     pub const NONE: Flags = Flags(0);
 
@@ -87,6 +89,7 @@ impl Flags {
             (Flags::READONLY, "readonly"),
             (Flags::DENYOOM, "denyoom"),
             (Flags::ADMIN, "admin"),
+            (Flags::PUBSUB, "pubsub"),
             (Flags::NO_QUEUE, "no_multi"),
             (Flags::BLOCKING, "blocking"),
             (Flags::LOADING, "loading"),
@@ -479,6 +482,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::scripting::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
     crate::server::commands::objects::OBJECT_COMMANDS,
+    crate::server::pubsub::PUBSUB_COMMANDS,
 ];
 
 /// Every command, in a fixed order (its index there identifies it).

@@ -91,7 +91,6 @@ pub enum Op {
     /// applied: the server then blocks that one and runs the rest after it,
     /// as Redis would. The output is an array of the outputs of the commands
     /// applied, the last one being the empty attempt if there was one.
-    /// Last in the enum: variant indexes are the log format.
     Pops {
         /// The commands as the client sent them.
         commands: Vec<(u8, Vec<Bytes>)>,
@@ -99,14 +98,17 @@ pub enum Op {
     /// `op` run on behalf of `user`: an entry that runs a script (EVAL,
     /// EVALSHA, or a MULTI holding one), whose `redis.call`s are checked
     /// against that user's permissions at apply (users are replicated, so
-    /// the check is the same everywhere). Last in the enum: variant indexes
-    /// are the log format.
+    /// the check is the same everywhere).
     AsUser {
         /// The calling connection's user name.
         user: String,
         /// The operation (never `AsUser`, `Expire` or `Evict`).
         op: Box<Op>,
     },
+    /// A Pub/Sub change or message (`kv/pubsub.rs`): subscriptions are
+    /// replicated so every node counts PUBLISH's receivers alike.
+    /// Last in the enum: variant indexes are the log format.
+    PubSub(crate::kv::pubsub::PubSubOp),
 }
 
 /// Commands whose entries carry the calling user ([`Op::AsUser`]).

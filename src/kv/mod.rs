@@ -45,6 +45,7 @@ pub(crate) mod lists;
 pub(crate) mod objects;
 pub(crate) mod script;
 pub(crate) mod scripting;
+pub mod pubsub;
 pub mod set;
 pub(crate) mod sets;
 mod snapshot;
@@ -322,6 +323,8 @@ pub struct Db {
     /// ([`Op::AsUser`]): scripts check `redis.call` against it. Set only
     /// during that apply.
     pub(crate) script_user: ScriptUser,
+    /// Every Pub/Sub subscription in the cluster (`pubsub.rs`).
+    pub(crate) pubsub: pubsub::Registry,
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -354,6 +357,7 @@ impl Default for Db {
             scripts: BTreeMap::new(),
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
+            pubsub: pubsub::Registry::default(),
         }
     }
 }
@@ -473,6 +477,7 @@ impl Db {
                 self.script_user.0 = previous;
                 output
             }
+            Op::PubSub(op) => self.pubsub.apply(op),
         }
     }
 

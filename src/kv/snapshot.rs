@@ -6,7 +6,8 @@
 //! encoding is a sequence of length-prefixed postcard records: one `Meta`
 //! (replicated now, counters, stats, config, WATCH tombstones), one `Users`
 //! (the ACL users; absent in snapshots written before ACLs, which then
-//! restore with only the default user), then one `Entry` per key in database
+//! restore with only the default user), one `PubSub` (the subscription
+//! registry, only when someone subscribes), then one `Entry` per key in database
 //! then key order, then `End`. Identical states
 //! give identical bytes (replicas can be compared byte for byte).
 //! [`Db::restore`] rebuilds exactly the same state (local access info aside),
@@ -40,18 +41,21 @@ enum Record {
     End,
     /// The ACL users. Written after `Meta` by snapshots since ACLs exist;
     /// a snapshot without it (older) restores with only the default user.
-    /// Last in the enum: variant indexes are the file format.
     Users(Users),
     /// The script cache (sha → body, in sha order). Written after `Users`
     /// by snapshots since scripting exists; a snapshot without it (older)
-    /// restores with an empty cache. Last in the enum: variant indexes are
-    /// the file format.
+    /// restores with an empty cache.
     Scripts {
         /// `math.random`'s state (`Rand48::state`).
         rand: u64,
         /// sha → body.
         scripts: Vec<(String, Bytes)>,
     },
+    /// The Pub/Sub registry (`kv/pubsub.rs`), written after `Users` when
+    /// anyone subscribes: other nodes' subscriptions must survive a
+    /// snapshot install, or PUBLISH would count differently here.
+    /// Last in the enum: variant indexes are the file format.
+    PubSub(super::pubsub::Registry),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -120,6 +124,9 @@ impl Iterator for SnapshotChunks {
                     scripts,
                 },
             );
+            if !db.pubsub.is_empty() {
+                push(&mut buf, &Record::PubSub(db.pubsub.clone()));
+            }
         }
         while buf.len() < self.chunk_size {
             if self.db >= DATABASES {
@@ -297,6 +304,12 @@ impl Db {
                         db.add_script(sha, body);
                     }
                 }
+                Record::PubSub(registry) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "pub/sub registry before meta"));
+                    }
+                    db.pubsub = registry;
+                }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {
                         db.restore_keyspace(d, entries);
@@ -337,6 +350,42 @@ mod tests {
 
     /// The users are part of the snapshot: restored identical, and the
     /// snapshot bytes differ when only a user differs.
+    /// Subscriptions survive a snapshot (another node's subscribers must
+    /// still be counted after an install), and change its bytes.
+    #[test]
+    fn pubsub_registry_round_trips_through_snapshots() {
+        use crate::kv::pubsub::{Kind, PubSubOp, Subscriber};
+        let mut db = Db::new();
+        let empty = db.snapshot_bytes();
+        db.apply(&Command {
+            ts_ms: 1,
+            op: Op::PubSub(PubSubOp::Subscribe {
+                who: Subscriber {
+                    node: 2,
+                    incarnation: 9,
+                    client: 4,
+                },
+                kind: Kind::Pattern,
+                names: vec![Bytes::from_static(b"n*")],
+            }),
+        });
+        let bytes = db.snapshot_bytes();
+        assert_ne!(bytes, empty);
+        let mut restored = Db::restore(&bytes).unwrap();
+        assert_eq!(restored, db);
+        assert_eq!(restored.pubsub.numpat(), 1);
+        let count = restored.apply(&Command {
+            ts_ms: 2,
+            op: Op::PubSub(PubSubOp::Publish {
+                channel: Bytes::from_static(b"news"),
+                message: Bytes::from_static(b"m"),
+                shard: false,
+            }),
+        });
+        assert_eq!(count, crate::kv::Output::Integer(1));
+        assert_eq!(restored.len(), 0, "subscriptions are not keys");
+    }
+
     #[test]
     fn users_round_trip_through_snapshots() {
         let db = db_with_user();

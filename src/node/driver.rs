@@ -100,6 +100,8 @@ pub(super) struct DriverParts {
     pub receiver: Arc<SnapshotReceiver>,
     /// Clients blocked on keys, woken with the keys each batch touched.
     pub key_waits: Arc<super::wakeups::KeyWaits>,
+    /// Pub/Sub connections, handed the frames each batch queued.
+    pub pubsub: Arc<super::pubsub::PubSubHub>,
     /// `raft.snapshot_every_entries` (0: never).
     pub snapshot_every_entries: u64,
     /// `raft.snapshot_chunk_bytes`.
@@ -910,9 +912,11 @@ impl Driver {
 
     fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
         let mut outputs = Vec::with_capacity(entries.len());
-        let touched = {
+        let (touched, frames) = {
             let mut db = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
             db.track_touched(self.parts.key_waits.any());
+            let (node, incarnation) = self.parts.pubsub.local();
+            db.pubsub.set_local(node, incarnation);
             for entry in entries {
                 let output = match entry.kind {
                     EntryKind::Noop => None,
@@ -930,10 +934,13 @@ impl Driver {
                 outputs.push(output);
             }
             self.parts.metrics.keys.set(db.len() as f64);
-            db.take_touched()
+            (db.take_touched(), db.pubsub.take_frames())
         };
         // After the lock is released, so a woken client sees the writes.
         self.parts.key_waits.touched(&touched);
+        // Before any write of the batch is answered: an acknowledged
+        // (un)subscribe finds every frame of the entries before it queued.
+        self.parts.pubsub.deliver(frames);
         for (entry, output) in entries.iter().zip(outputs) {
             if entry.kind == EntryKind::Normal {
                 self.parts.metrics.proposals_committed.increment(1);

@@ -19,6 +19,7 @@
 
 mod driver;
 mod lease;
+pub mod pubsub;
 mod snapshot;
 pub mod validate;
 pub mod wakeups;
@@ -394,6 +395,10 @@ impl Node {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let lease = Arc::new(lease::LeaseGate::new());
         let key_waits = Arc::new(wakeups::KeyWaits::new());
+        let pubsub = Arc::new(pubsub::PubSubHub::new(
+            id.0,
+            pubsub::PubSubHub::new_incarnation(),
+        ));
         let refusals = Arc::new(std::sync::Mutex::new(validate::RefusalLog::new(
             REFUSAL_LOG_INTERVAL,
         )));
@@ -423,6 +428,7 @@ impl Node {
                 read_wake: tokio::sync::Notify::new(),
                 refusals: refusals.clone(),
                 key_waits: key_waits.clone(),
+                pubsub: pubsub.clone(),
                 voters,
                 max_snapshot_receive_bytes: config.raft.max_snapshot_receive_bytes,
             }),
@@ -453,12 +459,14 @@ impl Node {
                 lease,
                 refusals,
                 key_waits,
+                pubsub,
             },
             wal,
         );
         let span = tracing::info_span!("node", id = id.0);
         let driver = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
         tokio::spawn(read_rounds(handle.clone(), shutdown_tx.subscribe()));
+        tokio::spawn(pubsub::cleanup(handle.clone(), shutdown_tx.subscribe()));
         Ok(Node {
             handle,
             driver,
@@ -519,6 +527,8 @@ struct HandleInner {
     refusals: Arc<std::sync::Mutex<validate::RefusalLog>>,
     /// Clients blocked on keys here, woken after apply (`wakeups.rs`).
     key_waits: Arc<wakeups::KeyWaits>,
+    /// This node's Pub/Sub connections, fed after apply (`pubsub.rs`).
+    pubsub: Arc<pubsub::PubSubHub>,
     /// The voters, sorted (a received snapshot must name them).
     voters: Vec<NodeId>,
     /// `raft.max_snapshot_receive_bytes`.
@@ -571,6 +581,11 @@ impl NodeHandle {
     /// The clients blocked on keys at this node (BLPOP ...).
     pub fn key_waits(&self) -> &Arc<wakeups::KeyWaits> {
         &self.inner.key_waits
+    }
+
+    /// This node's Pub/Sub connections (SUBSCRIBE ...).
+    pub fn pubsub(&self) -> &Arc<pubsub::PubSubHub> {
+        &self.inner.pubsub
     }
 
     /// This node's id.

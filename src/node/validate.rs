@@ -151,7 +151,9 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
         match op {
             // A user change a client sent to a follower: the follower
             // checked the client's permissions before forwarding it.
-            kv::Op::Set { .. } | kv::Op::Del { .. } | kv::Op::Acl(_) => {}
+            // Pub/Sub: the follower checked channel permissions; any
+            // subscriber identity is harmless (it only names who hears).
+            kv::Op::Set { .. } | kv::Op::Del { .. } | kv::Op::Acl(_) | kv::Op::PubSub(_) => {}
             kv::Op::Exec { db, args } => command_ok(*db, args)?,
             kv::Op::Multi { commands, watched } => {
                 for (db, args) in commands {

@@ -241,6 +241,11 @@ pub struct Session {
     /// False until the client authenticates, unless the default user needed
     /// no password when the connection was accepted (as Redis decides).
     pub authenticated: bool,
+    /// Channels plus patterns subscribed to (Redis's count in SUBSCRIBE's
+    /// confirmations), as of the last confirmation sent.
+    pub subscriptions: i64,
+    /// Shard channels subscribed to.
+    pub shard_subscriptions: i64,
 }
 
 impl Session {
@@ -266,7 +271,15 @@ impl Session {
             client: None,
             user: Bytes::from_static(b"default"),
             authenticated: true,
+            subscriptions: 0,
+            shard_subscriptions: 0,
         }
+    }
+
+    /// True while the client holds any subscription (RESP2's subscribed
+    /// mode; the `pubsub` class of the output buffer limits).
+    pub fn subscribed(&self) -> bool {
+        self.subscriptions > 0 || self.shard_subscriptions > 0
     }
 
     /// Runs as the `default` user, authenticated only if it needs no
@@ -329,6 +342,11 @@ pub trait Env {
         let _ = sha;
         true
     }
+    /// This node's Pub/Sub connections; None when the environment has no
+    /// node (then SUBSCRIBE and its forms are refused).
+    fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
+        None
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).
@@ -374,6 +392,9 @@ pub enum Action {
     Block(super::blocking::Block),
     /// `WAIT`: count (and wait for) the members holding this client's writes.
     Wait(super::commands::replication::Wait),
+    /// `SUBSCRIBE`, `UNSUBSCRIBE` and their forms: carried out by the
+    /// connection (`server/pubsub.rs`).
+    PubSub(super::pubsub::Change),
 }
 
 /// A handler: validated arguments in (name included), an action out.
@@ -466,6 +487,16 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
         return Prepared::Done(Executed {
             reply: error.into(),
             close,
+            command: Some(index),
+        });
+    }
+    if session.protocol == Protocol::Resp2
+        && session.subscribed()
+        && !super::pubsub::allowed_in_subscribed_mode(spec.name)
+    {
+        return Prepared::Done(Executed {
+            reply: super::pubsub::not_in_subscribed_mode(command_label(spec, args)).into(),
+            close: false,
             command: Some(index),
         });
     }
@@ -582,6 +613,11 @@ pub(crate) async fn run_action<B: Backend>(
         Action::Watch(keys) => (transactions::watch(backend, session, keys).await, false),
         Action::Exec => (transactions::exec(backend, session).await, false),
         Action::Block(block) => (super::blocking::block(backend, block).await, false),
+        // Only a connection can hold a subscription (not EXEC's queue).
+        Action::PubSub(_) => (
+            Reply::error("ERR SUBSCRIBE and its forms are not supported inside MULTI in dkv"),
+            false,
+        ),
         Action::Wait(wait) => (
             super::commands::replication::run(backend, wait).await,
             false,

@@ -46,6 +46,7 @@ use super::command::{
     CommandError, Env, Executed, Flags, Prepared, ReadFn, ReadWith, Session,
 };
 use super::reply::{Protocol, Reply};
+use crate::kv::pubsub::Frame;
 use crate::kv::Op;
 
 /// Read buffer growth step.
@@ -110,8 +111,10 @@ fn groupable(session: &Session, args: &[Bytes]) -> bool {
     args.first()
         .and_then(|name| lookup(name))
         .is_some_and(|(_, spec)| {
-            (spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY))
-                && !spec.flags.contains(Flags::NO_QUEUE)
+            ((spec.flags.contains(Flags::WRITE) || spec.flags.contains(Flags::READONLY))
+                && !spec.flags.contains(Flags::NO_QUEUE))
+                // A write of its own, whatever the connection's state.
+                || matches!(spec.name, "publish" | "spublish")
         })
 }
 
@@ -267,11 +270,17 @@ struct Io<S> {
     limits: Arc<ClientLimits>,
     slot: Option<MemorySlot>,
     shutdown: watch::Receiver<bool>,
+    /// The client holds a subscription: the `pubsub` output limits apply.
+    pubsub: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     fn output_limit(&self) -> OutputLimit {
-        self.settings.output.of(ClientClass::Normal)
+        self.settings.output.of(if self.pubsub {
+            ClientClass::Pubsub
+        } else {
+            ClientClass::Normal
+        })
     }
 
     /// Pending output at which reading and running stop: never below the
@@ -534,10 +543,27 @@ where
         limits: client_limits.clone(),
         slot,
         shutdown,
+        pubsub: false,
     };
     let mut session = session;
     let mut parser = RequestParser::new(limits);
-    let result = match serve(&mut io, &mut parser, backend, &mut session, counters).await {
+    let mut subs = Subs::default();
+    let served = serve(
+        &mut io,
+        &mut parser,
+        backend,
+        &mut session,
+        counters,
+        &mut subs,
+    )
+    .await;
+    if subs.registered {
+        // Its subscriptions leave the registry through the log.
+        if let Some(hub) = backend.pubsub() {
+            hub.deregister(session.id);
+        }
+    }
+    let result = match served {
         // The client closed its side: it still gets the replies it is owed.
         Err(End::Eof) if !io.output.is_empty() => io.finish().await,
         other => other,
@@ -567,6 +593,7 @@ async fn serve<S, B>(
     backend: &B,
     session: &mut Session,
     counters: Option<&CommandCounters>,
+    subs: &mut Subs,
 ) -> Result<(), End>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -579,6 +606,13 @@ where
                 Ok(Some(args)) => {
                     if !groupable(session, &args) {
                         carry_out(backend, session, &mut group, counters, io, parser).await?;
+                    }
+                    if session.subscribed()
+                        && args
+                            .first()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(b"reset"))
+                    {
+                        leave_pubsub(backend, session, subs, io).await;
                     }
                     let protocol = session.protocol;
                     let close = match prepare(backend, session, &args) {
@@ -645,6 +679,34 @@ where
                             match &mut group {
                                 Group::Pops(members) => members.push(member),
                                 _ => group = Group::Pops(vec![member]),
+                            }
+                            false
+                        }
+                        Prepared::Action {
+                            action: Action::PubSub(change),
+                            command,
+                        } => {
+                            carry_out(backend, session, &mut group, counters, io, parser).await?;
+                            let error =
+                                change_subscriptions(backend, session, subs, change, io).await?;
+                            let failed = error.is_some();
+                            if let Some(reply) = error {
+                                reply.encode(session.protocol, io.output.encoder());
+                            }
+                            if let Some(counters) = counters {
+                                let reply = if failed {
+                                    Reply::error("ERR")
+                                } else {
+                                    Reply::OK
+                                };
+                                counters.record(&Executed {
+                                    reply,
+                                    close: false,
+                                    command: Some(command),
+                                });
+                            }
+                            if io.must_settle()? {
+                                io.settle().await?;
                             }
                             false
                         }
@@ -721,7 +783,14 @@ where
                 io.account(backend, parser)?;
             }
             let read = io.output.len() < io.stall_bytes();
-            let woken = io.wait(read).await?;
+            let woken = tokio::select! {
+                woken = io.wait(read) => woken?,
+                frame = next_frame(subs) => {
+                    push_frame(&frame, session, io);
+                    io.check_output()?;
+                    continue;
+                }
+            };
             io.check_output()?;
             if matches!(woken, Woken::Read) {
                 let query = io.query_bytes(parser) as u64;
@@ -732,6 +801,108 @@ where
             }
         }
     }
+}
+
+/// The connection's end of Pub/Sub delivery (`node/pubsub.rs`).
+#[derive(Default)]
+struct Subs {
+    /// Frames apply queued for this client, once it has subscribed.
+    rx: Option<tokio::sync::mpsc::UnboundedReceiver<Frame>>,
+    /// Registered with the hub at some point (it must hear of the close).
+    registered: bool,
+}
+
+/// The next frame for this client; never, when it has no subscription.
+async fn next_frame(subs: &mut Subs) -> Frame {
+    match &mut subs.rx {
+        Some(rx) => match rx.recv().await {
+            Some(frame) => frame,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Appends a frame for the client and follows its subscription counts.
+fn push_frame<S>(frame: &Frame, session: &mut Session, io: &mut Io<S>) {
+    if let Frame::Confirm { word, count, .. } = frame {
+        if word.starts_with('s') {
+            session.shard_subscriptions = *count;
+        } else {
+            session.subscriptions = *count;
+        }
+        io.pubsub = session.subscribed();
+    }
+    super::pubsub::encode_frame(frame, session.protocol, io.output.encoder());
+}
+
+/// Longest a connection waits for its own node to apply an (un)subscribe
+/// the cluster acknowledged (a follower may apply after the leader answers).
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// Carries out an (un)subscribe: registers with the hub, proposes the
+/// entry, then forwards every frame up to the entry's own confirmations.
+/// Returns the error reply when there is one.
+async fn change_subscriptions<B, S>(
+    backend: &B,
+    session: &mut Session,
+    subs: &mut Subs,
+    change: super::pubsub::Change,
+    io: &mut Io<S>,
+) -> Result<Option<Reply>, End>
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(hub) = backend.pubsub() else {
+        return Ok(Some(Reply::error("ERR Pub/Sub needs a node")));
+    };
+    if subs.rx.is_none() {
+        subs.rx = Some(hub.register(session.id));
+        subs.registered = true;
+    }
+    let op = Op::PubSub(change.op(hub.subscriber(session.id)));
+    if let Err(error) = backend.write(op).await {
+        return Ok(Some(write_reply(Err(error))));
+    }
+    let deadline = tokio::time::sleep(APPLY_WAIT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            frame = next_frame(subs) => {
+                if frame == Frame::Applied {
+                    return Ok(None);
+                }
+                push_frame(&frame, session, io);
+                if io.must_settle()? {
+                    io.settle().await?;
+                }
+            }
+            () = &mut deadline => {
+                return Ok(Some(Reply::error(
+                    "ERR the subscription change was applied by the cluster but not yet by this node; its confirmations will follow",
+                )));
+            }
+        }
+    }
+}
+
+/// `RESET` of a subscribed client: its subscriptions leave the registry
+/// and frames still on their way are dropped.
+async fn leave_pubsub<B, S>(backend: &B, session: &mut Session, subs: &mut Subs, io: &mut Io<S>)
+where
+    B: Backend,
+{
+    if let Some(hub) = backend.pubsub() {
+        let who = vec![hub.subscriber(session.id)];
+        let _ = backend
+            .write(Op::PubSub(crate::kv::pubsub::PubSubOp::DropClients { who }))
+            .await;
+    }
+    subs.rx = None;
+    session.subscriptions = 0;
+    session.shard_subscriptions = 0;
+    io.pubsub = false;
 }
 
 /// Runs a blocking command while watching the socket: a client that closes

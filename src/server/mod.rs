@@ -20,6 +20,7 @@ pub mod commands;
 pub mod connection;
 pub mod http;
 pub mod info;
+pub mod pubsub;
 pub mod reply;
 
 use std::future::Future;
@@ -210,6 +211,10 @@ impl command::Env for ServerContext {
 
     fn script_cached(&self, sha: &str) -> bool {
         self.inner.node.read_local(|db| db.script(sha).is_some())
+    }
+
+    fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
+        Some(self.inner.node.pubsub())
     }
 }
 

@@ -16,7 +16,16 @@ use crate::server::command::{
 use crate::server::info;
 use crate::server::reply::{Protocol, Reply};
 
-pub fn ping(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+pub fn ping(session: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    if session.protocol == Protocol::Resp2 && session.subscribed() && args.len() <= 2 {
+        // Subscribed mode (RESP2): `pong` and the argument, as a message-like
+        // array (Redis 7.0.15: `*2 $4 pong $0 ""` without one).
+        let echo = args.get(1).cloned().unwrap_or_default();
+        return Ok(Action::Reply(Reply::Array(vec![
+            Reply::Bulk(Bytes::from_static(b"pong")),
+            Reply::Bulk(echo),
+        ])));
+    }
     match args.len() {
         1 => Ok(Action::Reply(Reply::Simple("PONG"))),
         2 => Ok(Action::Reply(Reply::Bulk(args[1].clone()))),
@@ -152,6 +161,9 @@ pub fn reset(session: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action
     session.protocol = Protocol::Resp2;
     session.name = None;
     session.readonly = false;
+    // The connection dropped the subscriptions before this ran.
+    session.subscriptions = 0;
+    session.shard_subscriptions = 0;
     Ok(Action::Reply(Reply::Simple("RESET")))
 }
 
