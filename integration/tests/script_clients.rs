@@ -136,7 +136,9 @@ fn redis_py_missing() -> Option<String> {
 fn node_missing(package: &str) -> Option<String> {
     let ok = program_available("node", "--version")
         && compat_dir().join("node_modules").join(package).exists()
-        && compat_dir().join("node_modules/ioredis").exists();
+        && compat_dir().join("node_modules/ioredis").exists()
+        // script_clients.js loads both libraries, whichever part runs.
+        && compat_dir().join("node_modules/redlock").exists();
     (!ok).then(|| {
         format!(
             "node, ioredis or {package} is not installed (cd integration/compat && npm install)"
