@@ -22,9 +22,9 @@
 //! `Sidekiq.options[:scheduled_enq]` (a documented Sidekiq option) to a poller
 //! without Lua: ZRANGEBYSCORE … LIMIT 0 1, then ZREM, and only the process
 //! whose ZREM answered 1 pushes the job. Everything else is stock Sidekiq.
-//! The same test with Sidekiq's own Lua poller is
-//! `sidekiq_with_its_lua_scheduled_poller`, ignored until dkv has SCRIPT LOAD
-//! and EVALSHA (it fails today: the scheduled job never runs).
+//! The same test with Sidekiq's own Lua poller (SCRIPT LOAD, then EVALSHA of
+//! its `zpopbyscore` script, `perform_in` jobs included) is
+//! `sidekiq_with_its_lua_scheduled_poller`.
 //!
 //! Bounded: the whole test has [`DEADLINE`]; each script step has its own;
 //! the sidekiq processes are killed on every path (their guards' Drop) and
@@ -97,7 +97,6 @@ async fn sidekiq_push_work_retry_dead_and_heartbeat_on_leader_and_follower() -> 
 
 /// Stock Sidekiq, scheduled poller included: it needs SCRIPT LOAD and EVALSHA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs scripting: Sidekiq's scheduled poller sends SCRIPT LOAD and EVALSHA"]
 async fn sidekiq_with_its_lua_scheduled_poller() -> Result<()> {
     with_deadline(false).await
 }
