@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::script::rand48::Rand48;
 use super::{entry_bytes, Db, Entry, KvConfig, Stats, DATABASES};
 use crate::acl::Users;
 
@@ -42,9 +43,9 @@ enum Record {
     /// The ACL users. Written after `Meta` by snapshots since ACLs exist;
     /// a snapshot without it (older) restores with only the default user.
     Users(Users),
-    /// The script cache (sha → body, in sha order). Written after `Users`
-    /// by snapshots since scripting exists; a snapshot without it (older)
-    /// restores with an empty cache.
+    /// The script cache (sha → body, in sha order) and `math.random`'s
+    /// state. Written after `Users` once a script has run or been loaded; a
+    /// snapshot without it restores with an empty cache and the start state.
     Scripts {
         /// `math.random`'s state (`Rand48::state`).
         rand: u64,
@@ -112,18 +113,22 @@ impl Iterator for SnapshotChunks {
                 },
             );
             push(&mut buf, &Record::Users((*db.users).clone()));
-            let scripts = db
-                .scripts
-                .iter()
-                .map(|(sha, body)| (sha.clone(), body.clone()))
-                .collect();
-            push(
-                &mut buf,
-                &Record::Scripts {
-                    rand: db.script_rand.state(),
-                    scripts,
-                },
-            );
+            // Only once scripting has left state, so a map that never ran a
+            // script snapshots to the same bytes as before scripting existed.
+            if !db.scripts.is_empty() || db.script_rand != Rand48::START {
+                let scripts = db
+                    .scripts
+                    .iter()
+                    .map(|(sha, body)| (sha.clone(), body.clone()))
+                    .collect();
+                push(
+                    &mut buf,
+                    &Record::Scripts {
+                        rand: db.script_rand.state(),
+                        scripts,
+                    },
+                );
+            }
             if !db.pubsub.is_empty() {
                 push(&mut buf, &Record::PubSub(db.pubsub.clone()));
             }
