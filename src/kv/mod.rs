@@ -396,7 +396,13 @@ impl Db {
 
     /// Applies one committed command and returns the reply its client gets.
     pub fn apply(&mut self, command: &Command) -> Output {
-        self.now_ms = self.now_ms.max(command.ts_ms);
+        // Pub/Sub entries do not move the replicated clock: nothing they do
+        // depends on time, and a node's start-up clean-up (an entry that
+        // usually drops nothing) must leave the state as it was, so a
+        // restart rebuilds exactly the state it stopped with.
+        if !matches!(command.op, Op::PubSub(_)) {
+            self.now_ms = self.now_ms.max(command.ts_ms);
+        }
         let now = self.now_ms;
         self.apply_op(&command.op, now)
     }
