@@ -13,35 +13,21 @@
 //!    earlier EVAL (and one cached by SCRIPT LOAD on a follower) runs on
 //!    the new leader, and `SCRIPT EXISTS` agrees on every live node.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use dkv_integration::client::connect;
 use dkv_integration::Cluster;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 use tokio::time::Instant;
 
 /// Bound on electing a leader.
 const ELECTION_BUDGET: Duration = Duration::from_secs(30);
 /// Bound on the cluster becoming quiet at one applied index.
 const SETTLE_BUDGET: Duration = Duration::from_secs(60);
-/// Bound on one command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 /// Scripts per node in the digest run.
 const SCRIPTS_PER_NODE: usize = 60;
-
-async fn connect(addr: SocketAddr) -> Result<MultiplexedConnection> {
-    let client = redis::Client::open(format!("redis://{addr}/0"))
-        .with_context(|| format!("client for {addr}"))?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(COMMAND_TIMEOUT));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .with_context(|| format!("connect to {addr}"))
-}
 
 async fn eval(
     conn: &mut MultiplexedConnection,
