@@ -292,13 +292,21 @@ fn memory_doctor(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, 
     Ok(Action::Reply(Reply::Verbatim(report)))
 }
 
-/// MEMORY PURGE: asks the system allocator to return free memory to the
-/// kernel (glibc's `malloc_trim`, Redis's jemalloc purge counterpart); OK.
-fn memory_purge(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
+/// MEMORY PURGE: asks the process's allocator to return free memory to the
+/// kernel (Redis purges jemalloc's arenas); OK. The server binary runs on
+/// mimalloc (`mem_allocator`), whose forced collection frees its empty pages;
+/// a process on glibc's malloc (tests) trims its heap instead.
+fn memory_purge(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    if env.facts().mem_allocator == "mimalloc" {
+        // SAFETY: mi_collect takes no pointers; it only frees pages mimalloc
+        // holds empty, and is safe to call from any thread.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    } else {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
     Ok(Action::Reply(Reply::OK))
 }
@@ -623,6 +631,10 @@ mod tests {
             Reply::Verbatim("Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".into())
         );
         assert_eq!(run(&backend, &mut s, "MEMORY PURGE"), Reply::OK);
+        // The server binary's allocator takes the mimalloc path.
+        let mut on_mimalloc = FakeBackend::new();
+        on_mimalloc.facts.mem_allocator = "mimalloc";
+        assert_eq!(run(&on_mimalloc, &mut s, "MEMORY PURGE"), Reply::OK);
         assert_eq!(
             run(&backend, &mut s, "MEMORY MALLOC-STATS"),
             Reply::bulk_str("Stats not supported for the current allocator")
