@@ -1,6 +1,6 @@
-//! The hash value: fields and their values in field order, with a running
-//! count of the bytes they cost (no command parsing; the commands are in
-//! `hashes.rs`).
+//! The hash value: fields and their values in insertion order, with a
+//! running count of the bytes they cost (no command parsing; the commands are
+//! in `hashes.rs`).
 //!
 //! Invariants:
 //! - [`Hash::mem_bytes`] always equals the sum over fields of
@@ -10,9 +10,16 @@
 //!   of the contents only.
 //! - The fields are only reachable read-only from outside: all changes go
 //!   through [`Hash::insert`] and [`Hash::remove`], which keep the total.
-//! - Serialized exactly as the `BTreeMap<Bytes, Bytes>` it wraps (a map of
-//!   byte strings in field order), so snapshots written before this type
-//!   existed load unchanged; the total is recomputed on load.
+//! - Field order is Redis's listpack order: a new field goes to the end, an
+//!   overwrite keeps its place, a removal closes the gap. HGETALL, HKEYS,
+//!   HVALS, HSCAN and DUMP of a small hash list fields as Redis 7.0 does. A
+//!   `hashtable` hash (Redis's order there is its dict's, which no client can
+//!   rely on) removes by swapping the last field into the gap, so removal
+//!   stays O(1) for big hashes. The order is a function of the applied
+//!   commands, so it is the same on every replica.
+//! - Serialized as a map of byte strings in that order (the format of the
+//!   `BTreeMap<Bytes, Bytes>` this type once wrapped: snapshots written before
+//!   load unchanged, in field order); the total is recomputed on load.
 //! - [`Hash::is_hashtable`] is Redis's encoding, kept as Redis keeps it: a
 //!   hash is `listpack` until an insert makes it too large (more than
 //!   [`LISTPACK_MAX_ENTRIES`] fields, or a field or value longer than
@@ -21,9 +28,12 @@
 //!   the encoding its content gives, as Redis's loader does. The bit is not
 //!   part of this type's serialization: `Value`'s carries it.
 
-use std::collections::{btree_map, BTreeMap};
+use std::collections::BTreeMap;
+use std::fmt;
 
 use bytes::Bytes;
+use indexmap::{map, IndexMap};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The fixed cost the memory estimate counts per field, on top of the
@@ -41,10 +51,11 @@ pub const LISTPACK_MAX_ENTRIES: usize = 512;
 /// Redis 7.0's `hash-max-listpack-value`.
 pub const LISTPACK_MAX_VALUE: usize = 64;
 
-/// A hash: fields to values, ordered by field, with its memory estimate.
+/// A hash: fields to values in insertion order, with its memory estimate.
+/// Equality ignores the order (two hashes with the same pairs are equal).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hash {
-    fields: BTreeMap<Bytes, Bytes>,
+    fields: IndexMap<Bytes, Bytes>,
     /// The sum of [`pair_bytes`] over `fields`.
     bytes: u64,
     /// Redis's `hashtable` encoding (sticky, see the module docs).
@@ -116,30 +127,33 @@ impl Hash {
                 .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
     }
 
-    /// Removes `field`; returns its value, if it was present.
+    /// Removes `field`; returns its value, if it was present. A listpack
+    /// hash (at most [`LISTPACK_MAX_ENTRIES`] fields) keeps the order of the
+    /// rest, as Redis's listpack does; a hashtable hash moves its last field
+    /// into the gap (O(1)).
     pub fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
-        let (field, value) = self.fields.remove_entry(field)?;
+        let (field, value) = if self.hashtable {
+            self.fields.swap_remove_entry(field)?
+        } else {
+            self.fields.shift_remove_entry(field)?
+        };
         self.bytes -= pair_bytes(&field, &value);
         Some(value)
     }
 
-    /// Fields and values in field order.
-    pub fn iter(&self) -> btree_map::Iter<'_, Bytes, Bytes> {
+    /// Fields and values in order.
+    pub fn iter(&self) -> map::Iter<'_, Bytes, Bytes> {
         self.fields.iter()
     }
 
     /// Fields in order.
-    pub fn keys(&self) -> btree_map::Keys<'_, Bytes, Bytes> {
+    pub fn keys(&self) -> map::Keys<'_, Bytes, Bytes> {
         self.fields.keys()
     }
 
-    /// Fields and values whose field is in `range`, in field order (a pair
-    /// of `Bound<&[u8]>`: std's `a..b` forms need sized bounds).
-    pub fn range<R: std::ops::RangeBounds<[u8]>>(
-        &self,
-        range: R,
-    ) -> btree_map::Range<'_, Bytes, Bytes> {
-        self.fields.range::<[u8], R>(range)
+    /// The field and value at position `i` of the order (O(1)).
+    pub fn get_index(&self, i: usize) -> Option<(&Bytes, &Bytes)> {
+        self.fields.get_index(i)
     }
 
     /// The memory estimate of the fields and values (O(1)): the sum of their
@@ -150,21 +164,15 @@ impl Hash {
 }
 
 impl From<BTreeMap<Bytes, Bytes>> for Hash {
+    /// A hash built whole, in field order.
     fn from(fields: BTreeMap<Bytes, Bytes>) -> Hash {
-        let bytes = fields.iter().map(|(f, v)| pair_bytes(f, v)).sum();
-        let mut hash = Hash {
-            fields,
-            bytes,
-            hashtable: false,
-        };
-        hash.hashtable = !hash.fits_listpack();
-        hash
+        fields.into_iter().collect()
     }
 }
 
 impl From<Hash> for BTreeMap<Bytes, Bytes> {
     fn from(hash: Hash) -> BTreeMap<Bytes, Bytes> {
-        hash.fields
+        hash.fields.into_iter().collect()
     }
 }
 
@@ -182,23 +190,47 @@ impl FromIterator<(Bytes, Bytes)> for Hash {
 
 impl<'a> IntoIterator for &'a Hash {
     type Item = (&'a Bytes, &'a Bytes);
-    type IntoIter = btree_map::Iter<'a, Bytes, Bytes>;
+    type IntoIter = map::Iter<'a, Bytes, Bytes>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.fields.iter()
     }
 }
 
-/// Serialized as the map itself (the format snapshots have always used).
+/// Serialized as a map in the hash's order (the format snapshots have always
+/// used; older ones hold it in field order).
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.fields.serialize(serializer)
+        serializer.collect_map(self.fields.iter())
     }
 }
 
 impl<'de> Deserialize<'de> for Hash {
+    /// The pairs in their serialized order; the encoding from the content
+    /// (`Value`'s serialization restores a sticky `hashtable` bit).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Hash, D::Error> {
-        BTreeMap::deserialize(deserializer).map(Hash::from)
+        deserializer.deserialize_map(HashVisitor)
+    }
+}
+
+/// Reads a serialized map into a [`Hash`], keeping the pairs' order. A field
+/// that repeats (only a hostile or corrupt snapshot has one) keeps its first
+/// place and its last value, as inserting the pairs one by one does.
+struct HashVisitor;
+
+impl<'de> Visitor<'de> for HashVisitor {
+    type Value = Hash;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of byte strings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Hash, A::Error> {
+        let mut pairs = Vec::new();
+        while let Some(pair) = access.next_entry::<Bytes, Bytes>()? {
+            pairs.push(pair);
+        }
+        Ok(pairs.into_iter().collect())
     }
 }
 

@@ -387,7 +387,7 @@ impl Query for HRandField {
             return match read_hash(db, ctx, &self.key) {
                 Ok(Some(h)) => {
                     let i = (mix(ctx.seed) % h.len() as u64) as usize;
-                    Output::Bulk(h.keys().nth(i).cloned())
+                    Output::Bulk(h.get_index(i).map(|(f, _)| f.clone()))
                 }
                 Ok(None) => Output::NIL,
                 Err(e) => e,

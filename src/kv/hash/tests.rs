@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -65,17 +64,17 @@ fn mem_bytes_equals_a_recount_after_random_changes() {
             assert_eq!(h.mem_bytes(), recount(&h));
             assert_eq!(h.len(), model.len());
         }
-        assert!(h.iter().eq(model.iter()));
         assert_eq!(Hash::from(model.clone()), h);
         assert_eq!(BTreeMap::from(h), model);
     }
 }
 
-/// Serialized exactly as the `BTreeMap` it replaced, so old snapshots load;
-/// loading recomputes the total.
+/// Serialized as a map in the hash's order: the bytes of the `BTreeMap` it
+/// replaced when the fields were inserted in field order, so old snapshots
+/// load; loading keeps the order and recomputes the total.
 #[test]
 fn serializes_as_the_plain_map_and_recounts_on_load() {
-    let pairs = [("a", "1"), ("bb", ""), ("", "ccc"), ("zz", "0123456789")];
+    let pairs = [("", "ccc"), ("a", "1"), ("bb", ""), ("zz", "0123456789")];
     let map: BTreeMap<Bytes, Bytes> = pairs.iter().map(|(f, v)| (b(f), b(v))).collect();
     let hash: Hash = pairs.iter().map(|(f, v)| (b(f), b(v))).collect();
     let bytes = postcard::to_allocvec(&hash).expect("serializes");
@@ -88,27 +87,81 @@ fn serializes_as_the_plain_map_and_recounts_on_load() {
     assert_eq!(loaded, hash);
     assert_eq!(loaded.mem_bytes(), recount(&hash));
     assert_eq!(loaded.mem_bytes(), 1 + 1 + 2 + 3 + 2 + 10 + 4 * 32);
-}
 
-#[test]
-fn iterates_and_ranges_in_field_order() {
-    let hash: Hash = [("c", "3"), ("a", "1"), ("b", "2")]
+    // Any order survives a round trip.
+    let shuffled: Hash = [("zz", "1"), ("a", "2"), ("m", "3")]
         .iter()
         .map(|(f, v)| (b(f), b(v)))
         .collect();
-    let fields: Vec<&Bytes> = hash.keys().collect();
-    assert_eq!(fields, [&b("a"), &b("b"), &b("c")]);
+    let loaded: Hash = postcard::from_bytes(&postcard::to_allocvec(&shuffled).expect("serializes"))
+        .expect("deserializes");
+    assert_eq!(fields(&loaded), ["zz", "a", "m"]);
+}
+
+fn fields(hash: &Hash) -> Vec<String> {
+    hash.keys()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
+}
+
+/// Redis's listpack order: new fields at the end, an overwrite in place, a
+/// removal closing the gap (HGETALL after `HSET h c 3 a 1 b 2`, `HSET h a 9`,
+/// `HDEL h c`, `HSET h c 4` on Redis 7.0 lists a, b, c).
+#[test]
+fn keeps_redis_listpack_order() {
+    let mut hash: Hash = [("c", "3"), ("a", "1"), ("b", "2")]
+        .iter()
+        .map(|(f, v)| (b(f), b(v)))
+        .collect();
+    assert_eq!(fields(&hash), ["c", "a", "b"]);
+    assert_eq!(hash.insert(b("a"), b("9")), Some(b("1")));
+    assert_eq!(fields(&hash), ["c", "a", "b"]);
+    assert_eq!(hash.remove(b"c"), Some(b("3")));
+    assert_eq!(fields(&hash), ["a", "b"]);
+    assert_eq!(hash.insert(b("c"), b("4")), None);
+    assert_eq!(fields(&hash), ["a", "b", "c"]);
     let pairs: Vec<(&Bytes, &Bytes)> = (&hash).into_iter().collect();
     assert_eq!(
         pairs,
-        [(&b("a"), &b("1")), (&b("b"), &b("2")), (&b("c"), &b("3"))]
+        [(&b("a"), &b("9")), (&b("b"), &b("2")), (&b("c"), &b("4"))]
     );
-    let from_b: Vec<&Bytes> = hash
-        .range((Bound::Included(&b"b"[..]), Bound::Unbounded))
-        .map(|(f, _)| f)
-        .collect();
-    assert_eq!(from_b, [&b("b"), &b("c")]);
+    assert_eq!(hash.get_index(1), Some((&b("b"), &b("2"))));
+    assert_eq!(hash.get_index(3), None);
     assert_eq!(hash.get(b"b"), Some(&b("2")));
     assert!(hash.contains_key(b"c"));
     assert!(!hash.contains_key(b"d"));
+}
+
+/// A seeded random walk keeps a listpack hash in exactly the order of a
+/// plain vector model (append new, replace in place, remove and shift).
+#[test]
+fn listpack_order_matches_a_vector_model() {
+    for round in 0..20u64 {
+        let mut seed = round + 100;
+        let mut h = Hash::new();
+        let mut model: Vec<(Bytes, Bytes)> = Vec::new();
+        for _ in 0..300 {
+            seed = mix(seed);
+            let field = Bytes::from(format!("f{}", seed % 9));
+            seed = mix(seed);
+            let value = Bytes::from(format!("v{}", seed % 5));
+            seed = mix(seed);
+            let at = model.iter().position(|(f, _)| *f == field);
+            if seed % 3 == 0 {
+                let expected = at.map(|i| model.remove(i).1);
+                assert_eq!(h.remove(&field), expected);
+            } else {
+                let expected = match at {
+                    Some(i) => Some(std::mem::replace(&mut model[i].1, value.clone())),
+                    None => {
+                        model.push((field.clone(), value.clone()));
+                        None
+                    }
+                };
+                assert_eq!(h.insert(field, value), expected);
+            }
+            assert!(!h.is_hashtable());
+            assert!(h.iter().eq(model.iter().map(|(f, v)| (f, v))));
+        }
+    }
 }
