@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dkv_integration::redis_server::start_redis;
+use dkv_integration::redis_server::{start_redis, RedisServer};
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
@@ -1656,6 +1656,27 @@ struct Run {
 }
 
 impl Run {
+    /// A fresh redis-server (kept alive by the returned guard) beside a
+    /// connection to every node, each node's keyspace flushed.
+    async fn start(cluster: &Cluster) -> Result<(RedisServer, Run)> {
+        let (redis, redis_conn) = start_redis().await?;
+        let mut dkv = Vec::new();
+        for i in 0..cluster.len() {
+            let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
+            c.command(&[b"FLUSHALL"]).await?;
+            dkv.push(c);
+        }
+        let run = Run {
+            redis: redis_conn,
+            dkv,
+            node: 0,
+            db: b"0".to_vec(),
+            history: Vec::new(),
+            commands: 0,
+        };
+        Ok((redis, run))
+    }
+
     async fn both(&mut self, args: &[Vec<u8>]) -> Result<(Reply, Reply)> {
         let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         self.history.push(show(args));
@@ -1847,21 +1868,7 @@ fn listpack_ordered(c: &Cmd) -> Option<&[u8]> {
 }
 
 async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
-    let (_redis, redis_conn) = start_redis().await?;
-    let mut dkv = Vec::new();
-    for i in 0..cluster.len() {
-        let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
-        c.command(&[b"FLUSHALL"]).await?;
-        dkv.push(c);
-    }
-    let mut run = Run {
-        redis: redis_conn,
-        dkv,
-        node: 0,
-        db: b"0".to_vec(),
-        history: Vec::new(),
-        commands: 0,
-    };
+    let (_redis, mut run) = Run::start(cluster).await?;
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -1927,19 +1934,7 @@ async fn hash_field_order_matches_redis_server() -> Result<()> {
     }
     let mut cluster = Cluster::start(3).await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let (_redis, redis_conn) = start_redis().await?;
-    let mut dkv = Vec::new();
-    for i in 0..cluster.len() {
-        dkv.push(RawConn::connect(cluster.resp_addr(i)).await?);
-    }
-    let mut run = Run {
-        redis: redis_conn,
-        dkv,
-        node: 0,
-        db: b"0".to_vec(),
-        history: Vec::new(),
-        commands: 0,
-    };
+    let (_redis, mut run) = Run::start(&cluster).await?;
     let seed = 7;
     let mut r = Rng(seed);
     for index in 0..1_500 {
