@@ -1819,33 +1819,47 @@ impl Run {
     }
 }
 
+impl Run {
+    /// A run on `redis` and a connection to every node of `cluster`
+    /// (emptied first).
+    async fn start(cluster: &Cluster, redis: RawConn) -> Result<Run> {
+        let mut dkv = Vec::new();
+        for i in 0..cluster.len() {
+            let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
+            c.command(&[b"FLUSHALL"]).await?;
+            dkv.push(c);
+        }
+        Ok(Run {
+            redis,
+            dkv,
+            node: 0,
+            db: b"0".to_vec(),
+            history: Vec::new(),
+            commands: 0,
+        })
+    }
+
+    /// `steps` generated steps from `seed`, moving to the next node every 50.
+    async fn steps(&mut self, seed: u64, steps: usize) -> Result<()> {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let mut rng = Rng(seed);
+        for index in 0..steps {
+            if index % 50 == 49 {
+                self.rotate().await?;
+            }
+            let step = gen_step(&mut rng, now_s);
+            self.step(seed, index, step).await?;
+        }
+        Ok(())
+    }
+}
+
 async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
     let (_redis, redis_conn) = start_redis().await?;
-    let mut dkv = Vec::new();
-    for i in 0..cluster.len() {
-        let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
-        c.command(&[b"FLUSHALL"]).await?;
-        dkv.push(c);
-    }
-    let mut run = Run {
-        redis: redis_conn,
-        dkv,
-        node: 0,
-        db: b"0".to_vec(),
-        history: Vec::new(),
-        commands: 0,
-    };
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let mut rng = Rng(seed);
-    for index in 0..steps {
-        if index % 50 == 49 {
-            run.rotate().await?;
-        }
-        let step = gen_step(&mut rng, now_s);
-        run.step(seed, index, step).await?;
-    }
+    let mut run = Run::start(cluster, redis_conn).await?;
+    run.steps(seed, steps).await?;
     Ok(run.commands)
 }
 
@@ -2492,17 +2506,12 @@ async fn keyspace_events_match_redis_server() -> Result<()> {
 
 /// One run of [`keyspace_events_match_redis_server`]: (commands, events).
 async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize, usize)> {
-    let (redis, mut redis_conn) = start_redis().await?;
-    let mut dkv = Vec::new();
-    for i in 0..cluster.len() {
-        let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
-        c.command(&[b"FLUSHALL"]).await?;
-        dkv.push(c);
-    }
+    let (redis, redis_conn) = start_redis().await?;
+    let mut run = Run::start(cluster, redis_conn).await?;
     let set_flags: &[&[u8]] = &[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"];
     for reply in [
-        redis_conn.command(set_flags).await?,
-        dkv[0].command(set_flags).await?,
+        run.redis.command(set_flags).await?,
+        run.dkv[0].command(set_flags).await?,
     ] {
         if reply != Reply::Simple("OK".into()) {
             bail!("CONFIG SET notify-keyspace-events: {reply:?}");
@@ -2514,25 +2523,7 @@ async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize
         let subscriber = event_subscriber(cluster.resp_addr(i)).await?;
         node_events.push(tokio::spawn(collect_events(subscriber)));
     }
-    let mut run = Run {
-        redis: redis_conn,
-        dkv,
-        node: 0,
-        db: b"0".to_vec(),
-        history: Vec::new(),
-        commands: 0,
-    };
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let mut rng = Rng(seed);
-    for index in 0..steps {
-        if index % 50 == 49 {
-            run.rotate().await?;
-        }
-        let step = gen_step(&mut rng, now_s);
-        run.step(seed, index, step).await?;
-    }
+    run.steps(seed, steps).await?;
     // The end marker: a `set` in database 0 on both.
     run.both(&[b"SELECT".to_vec(), b"0".to_vec()]).await?;
     run.both(&[b"SET".to_vec(), EVENTS_END.to_vec(), b"1".to_vec()])
