@@ -292,6 +292,14 @@ difftest: ## Compare dkv with redis-server: make difftest N=… SEED=…
 	DIFFTEST_SEEDS='$(or $(SEED),1,2,3,4)' DIFFTEST_COMMANDS='$(or $(N),5500)' \
 	  $(CARGO) test --release -p dkv-integration --test difftest -- --nocapture
 
+# Keyspace notifications against redis-server (the difftest's command stream,
+# every dkv node's event stream compared with Redis's).
+.PHONY: events-difftest
+events-difftest: ## Compare dkv's keyspace events with redis-server: make events-difftest N=… SEED=…
+	$(CARGO) build --release --bins
+	DIFFTEST_EVENT_SEED='$(or $(SEED),11)' DIFFTEST_EVENT_COMMANDS='$(or $(N),5500)' \
+	  $(CARGO) test --release -p dkv-integration --test difftest keyspace_events -- --nocapture
+
 # The scripting difftest (integration/tests/script_difftest.rs): N generated
 # script calls per seed, compared byte for byte with redis-server.
 .PHONY: script-difftest

@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dkv_integration::redis_server::{start_redis, RedisServer};
+use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
@@ -1656,27 +1656,6 @@ struct Run {
 }
 
 impl Run {
-    /// A fresh redis-server (kept alive by the returned guard) beside a
-    /// connection to every node, each node's keyspace flushed.
-    async fn start(cluster: &Cluster) -> Result<(RedisServer, Run)> {
-        let (redis, redis_conn) = start_redis().await?;
-        let mut dkv = Vec::new();
-        for i in 0..cluster.len() {
-            let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
-            c.command(&[b"FLUSHALL"]).await?;
-            dkv.push(c);
-        }
-        let run = Run {
-            redis: redis_conn,
-            dkv,
-            node: 0,
-            db: b"0".to_vec(),
-            history: Vec::new(),
-            commands: 0,
-        };
-        Ok((redis, run))
-    }
-
     async fn both(&mut self, args: &[Vec<u8>]) -> Result<(Reply, Reply)> {
         let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         self.history.push(show(args));
@@ -1867,19 +1846,47 @@ fn listpack_ordered(c: &Cmd) -> Option<&[u8]> {
     ordered.then(|| c.args.get(1).map(|k| &k[..])).flatten()
 }
 
-async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
-    let (_redis, mut run) = Run::start(cluster).await?;
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let mut rng = Rng(seed);
-    for index in 0..steps {
-        if index % 50 == 49 {
-            run.rotate().await?;
+impl Run {
+    /// A run on `redis` and a connection to every node of `cluster`
+    /// (emptied first).
+    async fn start(cluster: &Cluster, redis: RawConn) -> Result<Run> {
+        let mut dkv = Vec::new();
+        for i in 0..cluster.len() {
+            let mut c = RawConn::connect(cluster.resp_addr(i)).await?;
+            c.command(&[b"FLUSHALL"]).await?;
+            dkv.push(c);
         }
-        let step = gen_step(&mut rng, now_s);
-        run.step(seed, index, step).await?;
+        Ok(Run {
+            redis,
+            dkv,
+            node: 0,
+            db: b"0".to_vec(),
+            history: Vec::new(),
+            commands: 0,
+        })
     }
+
+    /// `steps` generated steps from `seed`, moving to the next node every 50.
+    async fn steps(&mut self, seed: u64, steps: usize) -> Result<()> {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let mut rng = Rng(seed);
+        for index in 0..steps {
+            if index % 50 == 49 {
+                self.rotate().await?;
+            }
+            let step = gen_step(&mut rng, now_s);
+            self.step(seed, index, step).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
+    let (_redis, redis_conn) = start_redis().await?;
+    let mut run = Run::start(cluster, redis_conn).await?;
+    run.steps(seed, steps).await?;
     Ok(run.commands)
 }
 
@@ -1934,7 +1941,8 @@ async fn hash_field_order_matches_redis_server() -> Result<()> {
     }
     let mut cluster = Cluster::start(3).await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let (_redis, mut run) = Run::start(&cluster).await?;
+    let (_redis, redis_conn) = start_redis().await?;
+    let mut run = Run::start(&cluster, redis_conn).await?;
     let seed = 7;
     let mut r = Rng(seed);
     for index in 0..1_500 {
@@ -2456,4 +2464,187 @@ async fn command_info_categories_match_redis_server() -> Result<()> {
     println!("COMMAND INFO categories: {compared} commands and subcommands match");
     cluster.shutdown();
     Ok(())
+}
+
+// ---- keyspace notifications -------------------------------------------------
+
+/// The key whose `set` event ends a compared event stream.
+const EVENTS_END: &[u8] = b"__difftest_events_end__";
+
+/// One keyspace event as a subscriber got it: `(channel, message)`.
+type Event = (Vec<u8>, Vec<u8>);
+
+/// A `PSUBSCRIBE __key*__:*` connection to `addr`, confirmed.
+async fn event_subscriber(addr: std::net::SocketAddr) -> Result<RawConn> {
+    let mut conn = RawConn::connect(addr).await?;
+    conn.send(&dkv_integration::resp::encode(&[
+        b"PSUBSCRIBE",
+        b"__key*__:*",
+    ]))
+    .await?;
+    let confirm = conn.read_reply(Duration::from_secs(10)).await?;
+    let Reply::Array(Some(items)) = &confirm else {
+        bail!("not a psubscribe confirmation: {confirm:?}");
+    };
+    if items.len() != 3 {
+        bail!("not a psubscribe confirmation: {confirm:?}");
+    }
+    Ok(conn)
+}
+
+/// Reads `pmessage` frames until the end marker's keyevent (bounded: 60 s
+/// without a frame is a failure, and at most 2 million frames).
+async fn collect_events(mut conn: RawConn) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    let end_channel = b"__keyevent@0__:set".to_vec();
+    for _ in 0..2_000_000 {
+        let reply = conn.read_reply(Duration::from_secs(60)).await?;
+        let Reply::Array(Some(items)) = &reply else {
+            bail!("not a message frame: {reply:?}");
+        };
+        let (
+            Some(Reply::Bulk(Some(kind))),
+            Some(Reply::Bulk(Some(channel))),
+            Some(Reply::Bulk(Some(message))),
+        ) = (items.first(), items.get(2), items.get(3))
+        else {
+            bail!("not a pmessage frame: {reply:?}");
+        };
+        if kind != b"pmessage" {
+            bail!("not a pmessage frame: {reply:?}");
+        }
+        if *channel == end_channel && message == EVENTS_END {
+            return Ok(events);
+        }
+        events.push((channel.clone(), message.clone()));
+    }
+    bail!("no end marker within 2 million events")
+}
+
+fn is_expired_event((channel, message): &Event) -> bool {
+    message == b"expired" || channel.ends_with(b":expired")
+}
+
+fn show_event((channel, message): &Event) -> String {
+    format!(
+        "{} {}",
+        String::from_utf8_lossy(channel),
+        String::from_utf8_lossy(message)
+    )
+}
+
+/// The first index where `a` and `b` differ, with a window of both.
+fn first_difference(a: &[Event], b: &[Event]) -> Option<String> {
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))?;
+    let window = |events: &[Event]| -> Vec<String> {
+        events[at.saturating_sub(5)..(at + 5).min(events.len())]
+            .iter()
+            .map(show_event)
+            .collect()
+    };
+    Some(format!(
+        "at event {at} (of {} / {}):\n  {:?}\n  {:?}",
+        a.len(),
+        b.len(),
+        window(a),
+        window(b)
+    ))
+}
+
+/// Keyspace notifications against Redis: the difftest's command sequence
+/// runs on a real `redis-server` and on a 3-node dkv cluster, both with
+/// `notify-keyspace-events KEA`, with a `__key*__:*` pattern subscriber on
+/// Redis and one on every dkv node. The replies are compared as in
+/// [`dkv_replies_match_redis_server`]; then each node's event stream must
+/// equal Redis's, event for event. `expired` events are left out of the
+/// comparison with Redis (Redis expires on reads and on its own clock, dkv
+/// at the leader's entries), but every node's stream, `expired` included,
+/// must be the same: one cluster, one order.
+///
+/// `DIFFTEST_EVENT_SEED` and `DIFFTEST_EVENT_COMMANDS` change the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_events_match_redis_server() -> Result<()> {
+    if !program_available("redis-server", "--version") {
+        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+        return Ok(());
+    }
+    let seed: u64 = std::env::var("DIFFTEST_EVENT_SEED")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(11);
+    let steps: usize = std::env::var("DIFFTEST_EVENT_COMMANDS")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5_500);
+    let mut cluster = Cluster::start(3).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let started = Instant::now();
+    let result = events_run(&cluster, seed, steps).await;
+    let (commands, events) =
+        result.map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
+    println!(
+        "keyspace events difftest seed {seed}: {commands} commands, {events} events on Redis and on each of 3 nodes, 0 differences in {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// One run of [`keyspace_events_match_redis_server`]: (commands, events).
+async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize, usize)> {
+    let (redis, redis_conn) = start_redis().await?;
+    let mut run = Run::start(cluster, redis_conn).await?;
+    let set_flags: &[&[u8]] = &[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"];
+    for reply in [
+        run.redis.command(set_flags).await?,
+        run.dkv[0].command(set_flags).await?,
+    ] {
+        if reply != Reply::Simple("OK".into()) {
+            bail!("CONFIG SET notify-keyspace-events: {reply:?}");
+        }
+    }
+    let redis_events = tokio::spawn(collect_events(event_subscriber(redis.addr).await?));
+    let mut node_events = Vec::new();
+    for i in 0..cluster.len() {
+        let subscriber = event_subscriber(cluster.resp_addr(i)).await?;
+        node_events.push(tokio::spawn(collect_events(subscriber)));
+    }
+    run.steps(seed, steps).await?;
+    // The end marker: a `set` in database 0 on both.
+    run.both(&[b"SELECT".to_vec(), b"0".to_vec()]).await?;
+    run.both(&[b"SET".to_vec(), EVENTS_END.to_vec(), b"1".to_vec()])
+        .await?;
+    let from_redis: Vec<Event> = redis_events
+        .await??
+        .into_iter()
+        .filter(|e| !is_expired_event(e))
+        .collect();
+    let mut first_node: Option<Vec<Event>> = None;
+    for (node, events) in node_events.into_iter().enumerate() {
+        let events = events
+            .await?
+            .with_context(|| format!("node {node}'s events"))?;
+        if let Some(first) = &first_node {
+            if let Some(difference) = first_difference(first, &events) {
+                bail!("node 0's and node {node}'s event streams differ {difference}");
+            }
+        }
+        let compared: Vec<Event> = events
+            .iter()
+            .filter(|e| !is_expired_event(e))
+            .cloned()
+            .collect();
+        if let Some(difference) = first_difference(&from_redis, &compared) {
+            bail!(
+                "keyspace events differ (seed {seed}; Redis first, node {node} second) {difference}"
+            );
+        }
+        first_node.get_or_insert(events);
+    }
+    Ok((run.commands, from_redis.len()))
 }

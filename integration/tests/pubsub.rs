@@ -206,3 +206,349 @@ async fn a_closed_subscriber_leaves_the_registry_of_every_node() -> Result<()> {
     }
     Ok(())
 }
+
+// ---- one connection's Pub/Sub behaviour, as Redis 7.0.15 answers ------------
+
+/// Redis 7.0.15's reply to a command a RESP2 subscriber may not send.
+fn not_allowed(command: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR Can't execute '{command}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    ))
+}
+
+fn bulks(items: &[&[u8]]) -> Reply {
+    Reply::Array(Some(
+        items
+            .iter()
+            .map(|i| Reply::Bulk(Some(i.to_vec())))
+            .collect(),
+    ))
+}
+
+fn confirmation(word: &[u8], name: &[u8], count: i64) -> Reply {
+    Reply::Array(Some(vec![
+        Reply::Bulk(Some(word.to_vec())),
+        Reply::Bulk(Some(name.to_vec())),
+        Reply::Integer(count),
+    ]))
+}
+
+/// RESP2 subscribed mode as Redis answers it: only the Pub/Sub commands,
+/// PING, QUIT and RESET; PING answers `pong` as an array; RESET leaves
+/// every subscription (nothing is delivered or counted after it) and
+/// normal commands work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp2_subscribed_mode_allows_only_pubsub_commands_until_reset() -> Result<()> {
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let addr = cluster.resp_addr(0);
+    let mut conn = subscriber(addr, &[b"SUBSCRIBE", b"ch"], 1).await?;
+    let mut other = RawConn::connect(addr).await?;
+
+    for (args, name) in [
+        (&[&b"GET"[..], b"k"][..], "get"),
+        (&[b"SET", b"k", b"v"], "set"),
+        (&[b"PUBLISH", b"ch", b"x"], "publish"),
+        (&[b"MULTI"], "multi"),
+    ] {
+        let reply = conn.command(args).await?;
+        ensure!(reply == not_allowed(name), "{name}: {reply:?}");
+    }
+    ensure!(conn.command(&[b"PING"]).await? == bulks(&[b"pong", b""]));
+    ensure!(conn.command(&[b"PING", b"hi"]).await? == bulks(&[b"pong", b"hi"]));
+    // Still subscribed: a message arrives.
+    ensure!(integer(&mut other, &[b"PUBLISH", b"ch", b"m1"]).await? == 1);
+    let frame = conn.read_reply(Duration::from_secs(10)).await?;
+    ensure!(frame == bulks(&[b"message", b"ch", b"m1"]), "{frame:?}");
+
+    ensure!(conn.command(&[b"RESET"]).await? == Reply::Simple("RESET".into()));
+    ensure!(conn.command(&[b"GET", b"k"]).await? == Reply::Bulk(None));
+    let pong = conn.command(&[b"PING"]).await?;
+    ensure!(
+        pong == Reply::Simple("PONG".into()),
+        "PING after RESET: {pong:?}"
+    );
+    ensure!(integer(&mut other, &[b"PUBLISH", b"ch", b"m2"]).await? == 0);
+    let nothing = conn.read_reply(Duration::from_millis(300)).await;
+    ensure!(nothing.is_err(), "a frame after RESET: {nothing:?}");
+
+    // Unsubscribing everything leaves subscribed mode too.
+    let mut conn = subscriber(addr, &[b"SUBSCRIBE", b"a"], 1).await?;
+    conn.send(&dkv_integration::resp::encode(&[b"UNSUBSCRIBE"]))
+        .await?;
+    let reply = conn.read_reply(Duration::from_secs(10)).await?;
+    ensure!(reply == confirmation(b"unsubscribe", b"a", 0), "{reply:?}");
+    let pong = conn.command(&[b"PING"]).await?;
+    ensure!(
+        pong == Reply::Simple("PONG".into()),
+        "PING after UNSUBSCRIBE: {pong:?}"
+    );
+    Ok(())
+}
+
+/// ACL channel permissions refuse with Redis's text: SUBSCRIBE and PUBLISH
+/// of a channel outside the user's `&` patterns, and a PSUBSCRIBE pattern
+/// that is not one of them literally; `resetchannels` takes every channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_channel_permissions_refuse_with_redis_text() -> Result<()> {
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let addr = cluster.resp_addr(0);
+    let mut admin = RawConn::connect(addr).await?;
+    let setuser = admin
+        .command(&[
+            b"ACL",
+            b"SETUSER",
+            b"u",
+            b"on",
+            b">pw",
+            b"~*",
+            b"+@all",
+            b"resetchannels",
+            b"&news*",
+        ])
+        .await?;
+    ensure!(setuser == Reply::Simple("OK".into()), "{setuser:?}");
+    let noperm = Reply::Error(
+        "NOPERM this user has no permissions to access one of the channels used as arguments"
+            .into(),
+    );
+    let mut conn = RawConn::connect(addr).await?;
+    ensure!(conn.command(&[b"AUTH", b"u", b"pw"]).await? == Reply::Simple("OK".into()));
+    for args in [
+        &[&b"SUBSCRIBE"[..], b"other"][..],
+        &[b"PUBLISH", b"other", b"x"],
+        &[b"SPUBLISH", b"other", b"x"],
+        &[b"PSUBSCRIBE", b"n*"],
+        &[b"SUBSCRIBE", b"news1", b"other"],
+    ] {
+        let reply = conn.command(args).await?;
+        ensure!(reply == noperm, "{args:?}: {reply:?}");
+    }
+    ensure!(integer(&mut conn, &[b"PUBLISH", b"news1", b"x"]).await? == 0);
+    let reply = conn.command(&[b"PSUBSCRIBE", b"news*"]).await?;
+    ensure!(
+        reply == confirmation(b"psubscribe", b"news*", 1),
+        "{reply:?}"
+    );
+    ensure!(conn.command(&[b"RESET"]).await? == Reply::Simple("RESET".into()));
+
+    // resetchannels: nothing at all.
+    let reset = admin
+        .command(&[b"ACL", b"SETUSER", b"u", b"resetchannels"])
+        .await?;
+    ensure!(reset == Reply::Simple("OK".into()), "{reset:?}");
+    ensure!(conn.command(&[b"AUTH", b"u", b"pw"]).await? == Reply::Simple("OK".into()));
+    for args in [
+        &[&b"SUBSCRIBE"[..], b"news1"][..],
+        &[b"PUBLISH", b"news1", b"x"],
+        &[b"PSUBSCRIBE", b"news*"],
+    ] {
+        let reply = conn.command(args).await?;
+        ensure!(reply == noperm, "{args:?}: {reply:?}");
+    }
+    Ok(())
+}
+
+/// A subscriber that does not read is closed by the `pubsub` class of
+/// `client-output-buffer-limit` (here a 1 MiB hard limit), its
+/// subscription leaves the registry, and the node's memory stays bounded
+/// while a publisher keeps sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_closed_at_the_pubsub_output_limit() -> Result<()> {
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let addr = cluster.resp_addr(0);
+    let mut admin = RawConn::connect(addr).await?;
+    let set = admin
+        .command(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"pubsub 1mb 512kb 60",
+        ])
+        .await?;
+    ensure!(set == Reply::Simple("OK".into()), "{set:?}");
+    // Subscribed, then never read again.
+    let slow = subscriber(addr, &[b"SUBSCRIBE", b"firehose"], 1).await?;
+    let pid = cluster.pid(0).context("node 0 has no pid")?;
+    let rss_before = dkv_integration::rss_bytes(pid)?;
+    let payload = vec![b'x'; 64 * 1024];
+    let mut most_rss = rss_before;
+    let mut closed_after = None;
+    // 64 MiB at most: far past the limit, bounded in count.
+    for sent in 0..1024 {
+        let n = integer(&mut admin, &[b"PUBLISH", b"firehose", &payload]).await?;
+        most_rss = most_rss.max(dkv_integration::rss_bytes(pid)?);
+        if n == 0 {
+            closed_after = Some(sent);
+            break;
+        }
+    }
+    let sent = closed_after.context("the slow subscriber was never closed")?;
+    drop(slow);
+    let numsub = admin.command(&[b"PUBSUB", b"NUMSUB", b"firehose"]).await?;
+    ensure!(
+        numsub
+            == Reply::Array(Some(vec![
+                Reply::Bulk(Some(b"firehose".to_vec())),
+                Reply::Integer(0)
+            ])),
+        "still counted: {numsub:?}"
+    );
+    let grown = most_rss.saturating_sub(rss_before);
+    ensure!(
+        grown < 48 << 20,
+        "RSS grew by {grown} bytes while {sent} messages of 64 KiB were published"
+    );
+    eprintln!("slow subscriber closed after {sent} messages; RSS grew {grown} bytes");
+    Ok(())
+}
+
+// ---- keyspace notifications across the cluster ------------------------------
+
+/// Keyspace events are produced where entries are applied: a subscriber
+/// on each follower gets the events of writes made through the leader,
+/// and of the expirations the leader decides, once each and in the same
+/// order as a subscriber on the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_events_reach_every_node_in_one_order_expirations_included() -> Result<()> {
+    const KEYS: usize = 60;
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let mut writer = RawConn::connect(cluster.resp_addr(leader)).await?;
+    let set = writer
+        .command(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"])
+        .await?;
+    ensure!(set == Reply::Simple("OK".into()), "{set:?}");
+    let mut subscribers = Vec::new();
+    for node in 0..3 {
+        let conn = subscriber(cluster.resp_addr(node), &[b"PSUBSCRIBE", b"__key*__:*"], 1).await?;
+        subscribers.push((node, conn));
+    }
+    // Per key: SET PX (set, expire), RPUSH (rpush), INCR (incrby), and
+    // later its expiry (expired); each on both channels.
+    let frames = KEYS * 5 * 2;
+    let mut readers = JoinSet::new();
+    for (node, mut conn) in subscribers {
+        readers.spawn(async move {
+            let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
+            let mut got = Vec::with_capacity(frames);
+            while got.len() < frames {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let reply = conn
+                    .read_reply(left)
+                    .await
+                    .with_context(|| format!("node {node} after {} events", got.len()))?;
+                got.push(message(&reply).with_context(|| format!("not a message: {reply:?}"))?);
+            }
+            let extra = conn.read_reply(Duration::from_millis(500)).await;
+            ensure!(extra.is_err(), "node {node} got more: {extra:?}");
+            Ok::<_, anyhow::Error>((node, got))
+        });
+    }
+    for i in 0..KEYS {
+        let key = format!("e{i}");
+        let reply = writer
+            .command(&[b"SET", key.as_bytes(), b"v", b"PX", b"300"])
+            .await?;
+        ensure!(reply == Reply::Simple("OK".into()), "{reply:?}");
+        integer(&mut writer, &[b"RPUSH", b"list", key.as_bytes()]).await?;
+        integer(&mut writer, &[b"INCR", b"n"]).await?;
+    }
+    let mut streams = BTreeMap::new();
+    while let Some(done) = readers.join_next().await {
+        let (node, got) = done??;
+        streams.insert(node, got);
+    }
+    let on_leader = streams.get(&leader).context("no leader stream")?.clone();
+    let expired = on_leader
+        .iter()
+        .filter(|(channel, _)| channel == "__keyevent@0__:expired")
+        .count();
+    ensure!(expired == KEYS, "{expired} expired events, want {KEYS}");
+    let keys: BTreeSet<&String> = on_leader
+        .iter()
+        .filter(|(channel, _)| channel == "__keyevent@0__:expired")
+        .map(|(_, key)| key)
+        .collect();
+    ensure!(keys.len() == KEYS, "an expiry was sent twice");
+    for (node, stream) in &streams {
+        ensure!(
+            *stream == on_leader,
+            "node {node}'s events differ from the leader's ({leader})"
+        );
+    }
+    Ok(())
+}
+
+/// SUBSCRIBE and its forms inside MULTI, as Redis 7.0.15 answers: EXEC's
+/// array holds each one's confirmations in its place (one per channel, so
+/// with two channels there is one element more than the length says, as in
+/// Redis), the connection is subscribed afterwards, and in RESP3 the
+/// confirmations are push frames inside the array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_inside_multi_answers_as_redis() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let addr = cluster.resp_addr(0);
+    let ok = Reply::Simple("OK".into());
+    let queued = Reply::Simple("QUEUED".into());
+
+    let mut conn = RawConn::connect(addr).await?;
+    ensure!(conn.command(&[b"MULTI"]).await? == ok);
+    ensure!(conn.command(&[b"SUBSCRIBE", b"a", b"b"]).await? == queued);
+    ensure!(conn.command(&[b"SET", b"k", b"v"]).await? == queued);
+    // `*2`, then three replies: a's and b's confirmations, then SET's.
+    let exec = conn.command(&[b"EXEC"]).await?;
+    ensure!(
+        exec == Reply::Array(Some(vec![
+            confirmation(b"subscribe", b"a", 1),
+            confirmation(b"subscribe", b"b", 2)
+        ])),
+        "{exec:?}"
+    );
+    ensure!(conn.read_reply(Duration::from_secs(5)).await? == ok);
+    // Subscribed now: RESP2's subscribed mode, and messages arrive.
+    ensure!(conn.command(&[b"GET", b"k"]).await? == not_allowed("get"));
+    let mut other = RawConn::connect(addr).await?;
+    ensure!(integer(&mut other, &[b"PUBLISH", b"b", b"hi"]).await? == 1);
+    let frame = conn.read_reply(Duration::from_secs(10)).await?;
+    ensure!(frame == bulks(&[b"message", b"b", b"hi"]), "{frame:?}");
+    ensure!(conn.command(&[b"RESET"]).await? == Reply::Simple("RESET".into()));
+
+    // One pattern and a write: as many elements as commands.
+    ensure!(conn.command(&[b"MULTI"]).await? == ok);
+    ensure!(conn.command(&[b"PSUBSCRIBE", b"p*"]).await? == queued);
+    ensure!(conn.command(&[b"SET", b"k", b"w"]).await? == queued);
+    let exec = conn.command(&[b"EXEC"]).await?;
+    ensure!(
+        exec == Reply::Array(Some(vec![
+            confirmation(b"psubscribe", b"p*", 1),
+            ok.clone()
+        ])),
+        "{exec:?}"
+    );
+    ensure!(conn.command(&[b"RESET"]).await? == Reply::Simple("RESET".into()));
+
+    // RESP3: `*1` holding a `>3` push.
+    let mut raw = tokio::net::TcpStream::connect(addr).await?;
+    raw.write_all(&dkv_integration::resp::encode(&[b"HELLO", b"3"]))
+        .await?;
+    for args in [&[&b"MULTI"[..]][..], &[b"SUBSCRIBE", b"c"], &[b"EXEC"]] {
+        raw.write_all(&dkv_integration::resp::encode(args)).await?;
+    }
+    let want = b"+OK\r\n+QUEUED\r\n*1\r\n>3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n";
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !got.ends_with(want) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, raw.read(&mut chunk))
+            .await
+            .with_context(|| format!("RESP3 EXEC: have {:?}", String::from_utf8_lossy(&got)))??;
+        ensure!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}

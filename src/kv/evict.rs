@@ -111,9 +111,20 @@ pub(crate) fn config(db: &mut Db, _: &Ctx, args: &[Bytes]) -> Output {
         return Output::err("ERR wrong number of arguments for 'config|set' command");
     }
     let mut next = db.config.clone();
+    let mut notify_flags = db.notify_flags;
     for pair in pairs.chunks(2) {
         let (name, value) = (&pair[0], &pair[1]);
-        if name.eq_ignore_ascii_case(b"maxmemory") {
+        if name.eq_ignore_ascii_case(b"notify-keyspace-events") {
+            match super::notify::parse_flags(value) {
+                Some(flags) => notify_flags = flags,
+                None => {
+                    return Output::err(format!(
+                        "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - {}",
+                        super::notify::INVALID
+                    ))
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"maxmemory") {
             match parse_memory(value) {
                 Some(n) => next.maxmemory = n,
                 None => {
@@ -141,6 +152,7 @@ pub(crate) fn config(db: &mut Db, _: &Ctx, args: &[Bytes]) -> Output {
         }
     }
     db.config = next;
+    db.notify_flags = notify_flags;
     Output::Ok
 }
 

@@ -14,6 +14,7 @@
 use bytes::Bytes;
 
 use super::errors::NOT_INTEGER;
+use super::notify;
 use super::table::{Apply, Parse};
 use super::{parse_i64, Ctx, Db, Op, Output, DATABASES};
 
@@ -116,8 +117,10 @@ impl Apply for Expire {
         }
         if when <= ctx.now as i64 {
             db.remove(ctx.db, &self.key);
+            db.notify(notify::GENERIC, "del", ctx.db, &self.key);
         } else {
             db.set_expiry(ctx.db, &self.key, Some(when as u64));
+            db.notify(notify::GENERIC, "expire", ctx.db, &self.key);
         }
         Output::Integer(1)
     }
@@ -159,6 +162,7 @@ pub(crate) fn persist(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match db.lookup_write(ctx.db, &args[1]) {
         Some(entry) if entry.expires_at_ms.is_some() => {
             db.set_expiry(ctx.db, &args[1], None);
+            db.notify(notify::GENERIC, "persist", ctx.db, &args[1]);
             Output::Integer(1)
         }
         _ => Output::Integer(0),

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::errors::{NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE};
 use super::hash::Hash;
 use super::keys::{parse_cursor, parse_scan_options};
+use super::notify;
 use super::table::{Apply, Parse, Query};
 use super::{float, glob, mix, parse_i64, Ctx, Db, Output, Value};
 
@@ -90,6 +91,9 @@ impl Apply for HSet {
                 .filter(|(field, value)| h.insert(field.clone(), value.clone()).is_none())
                 .count() as i64
         });
+        if added.is_ok() {
+            db.notify(notify::HASH, "hset", ctx.db, &self.key);
+        }
         match added {
             Ok(_) if self.hmset => Output::Ok,
             Ok(added) => Output::Integer(added),
@@ -112,6 +116,9 @@ pub(crate) fn hsetnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     let set = with_hash(db, ctx, &args[1], |h| {
         h.insert(args[2].clone(), args[3].clone());
     });
+    if set.is_ok() {
+        db.notify(notify::HASH, "hset", ctx.db, &args[1]);
+    }
     set.map_or_else(|e| e, |_| Output::Integer(1))
 }
 
@@ -150,13 +157,19 @@ pub(crate) fn hdel(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match write_hash(db, ctx, &args[1]) {
         Err(e) => e,
         Ok(false) => Output::Integer(0),
-        Ok(true) => with_hash(db, ctx, &args[1], |h| {
-            args[2..]
-                .iter()
-                .filter(|f| h.remove(&f[..]).is_some())
-                .count() as i64
-        })
-        .map_or_else(|e| e, Output::Integer),
+        Ok(true) => {
+            let deleted = with_hash(db, ctx, &args[1], |h| {
+                args[2..]
+                    .iter()
+                    .filter(|f| h.remove(&f[..]).is_some())
+                    .count() as i64
+            });
+            if deleted.as_ref().is_ok_and(|&n| n > 0) {
+                db.notify(notify::HASH, "hdel", ctx.db, &args[1]);
+                db.notify_if_deleted(ctx.db, &args[1]);
+            }
+            deleted.map_or_else(|e| e, Output::Integer)
+        }
     }
 }
 
@@ -203,6 +216,9 @@ impl Apply for HIncrBy {
                 }
             }
         });
+        if matches!(result, Ok(Output::Integer(_))) {
+            db.notify(notify::HASH, "hincrby", ctx.db, &self.key);
+        }
         result.unwrap_or_else(|e| e)
     }
 }
@@ -248,6 +264,9 @@ impl Apply for HIncrByFloat {
             h.insert(self.field, text.clone());
             Output::bulk(text)
         });
+        if matches!(result, Ok(Output::Bulk(_))) {
+            db.notify(notify::HASH, "hincrbyfloat", ctx.db, &self.key);
+        }
         result.unwrap_or_else(|e| e)
     }
 }

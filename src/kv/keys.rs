@@ -13,6 +13,7 @@
 use bytes::Bytes;
 
 use super::errors::{DB_RANGE, NOT_INTEGER, NO_SUCH_KEY, SAME_OBJECT, SYNTAX};
+use super::notify;
 use super::table::{Apply, Parse, Query};
 use super::{glob, mix, parse_i64, Ctx, Db, Output, DATABASES};
 
@@ -26,6 +27,7 @@ pub(crate) fn del_keys(db: &mut Db, ctx: &Ctx, keys: &[Bytes]) -> Output {
     for key in keys {
         db.expire_if_needed(ctx.db, key);
         if db.remove(ctx.db, key).is_some() {
+            db.notify(notify::GENERIC, "del", ctx.db, key);
             removed += 1;
         }
     }
@@ -85,6 +87,8 @@ fn rename_generic(db: &mut Db, ctx: &Ctx, args: &[Bytes], nx: bool) -> Output {
     }
     db.remove(ctx.db, src);
     db.put(ctx.db, dst.clone(), value, ttl);
+    db.notify(notify::GENERIC, "rename_from", ctx.db, src);
+    db.notify(notify::GENERIC, "rename_to", ctx.db, dst);
     if nx {
         Output::Integer(1)
     } else {
@@ -156,7 +160,8 @@ impl Apply for CopyKey {
             }
             db.remove(target, &self.dst);
         }
-        db.put(target, self.dst, value, ttl);
+        db.put(target, self.dst.clone(), value, ttl);
+        db.notify(notify::GENERIC, "copy_to", target, &self.dst);
         Output::Integer(1)
     }
 }
@@ -190,7 +195,9 @@ impl Apply for MoveKey {
             return Output::Integer(0);
         }
         db.remove(ctx.db, &self.key);
-        db.put(self.target, self.key, value, ttl);
+        db.put(self.target, self.key.clone(), value, ttl);
+        db.notify(notify::GENERIC, "move_from", ctx.db, &self.key);
+        db.notify(notify::GENERIC, "move_to", self.target, &self.key);
         Output::Integer(1)
     }
 }

@@ -26,6 +26,7 @@ use bytes::Bytes;
 
 use super::errors::{NOT_INTEGER, NO_SUCH_KEY, SYNTAX, WRONGTYPE};
 use super::list::List;
+use super::notify;
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
@@ -47,6 +48,22 @@ pub(crate) enum End {
 }
 
 impl End {
+    /// Redis's event for a pop at this end.
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+
+    /// Redis's event for a push at this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
+    }
+
     /// `LEFT` or `RIGHT` in any case; anything else is Redis's syntax error.
     pub(crate) fn parse(arg: &[u8]) -> Result<End, Output> {
         if arg.eq_ignore_ascii_case(b"left") {
@@ -163,10 +180,13 @@ pub(crate) fn pop(
     if count == 0 {
         return Ok(Some(Vec::new()));
     }
-    Ok(Some(edit_list(db, ctx, key, |list| match end {
+    let popped = edit_list(db, ctx, key, |list| match end {
         End::Left => list.pop_front_many(count),
         End::Right => list.pop_back_many(count),
-    })))
+    });
+    db.notify(notify::LIST, end.pop_event(), ctx.db, key);
+    db.notify_if_deleted(ctx.db, key);
+    Ok(Some(popped))
 }
 
 /// LMPOP's pop: from the first of `keys` that holds a list, up to `count`
@@ -225,6 +245,10 @@ pub(crate) fn lmove(
             }
             element
         });
+        if moved.is_some() {
+            db.notify(notify::LIST, to.push_event(), ctx.db, destination);
+            db.notify(notify::LIST, from.pop_event(), ctx.db, source);
+        }
         return Ok(moved);
     }
     let Some(element) = edit_list(db, ctx, source, take) else {
@@ -238,6 +262,10 @@ pub(crate) fn lmove(
         to,
         destination_exists,
     );
+    // Redis's order: the push, the pop, then the emptied source's `del`.
+    db.notify(notify::LIST, to.push_event(), ctx.db, destination);
+    db.notify(notify::LIST, from.pop_event(), ctx.db, source);
+    db.notify_if_deleted(ctx.db, source);
     Ok(Some(element))
 }
 
@@ -269,7 +297,9 @@ impl<const LEFT: bool, const EXISTING: bool> Apply for Push<LEFT, EXISTING> {
             return Output::Integer(0);
         }
         let end = if LEFT { End::Left } else { End::Right };
-        Output::Integer(push(db, ctx, &self.key, &self.elements, end, exists) as i64)
+        let len = push(db, ctx, &self.key, &self.elements, end, exists);
+        db.notify(notify::LIST, end.push_event(), ctx.db, &self.key);
+        Output::Integer(len as i64)
     }
 }
 
@@ -546,6 +576,7 @@ impl Apply for LSet {
             return Output::err(OUT_OF_RANGE);
         }
         edit_list(db, ctx, &self.key, |list| list.set(index, &self.element));
+        db.notify(notify::LIST, "lset", ctx.db, &self.key);
         Output::Ok
     }
 }
@@ -589,6 +620,9 @@ impl Apply for LInsert {
         let len = edit_list(db, ctx, &self.key, |list| {
             list.insert(&self.pivot, &self.element, self.after)
         });
+        if len.is_some() {
+            db.notify(notify::LIST, "linsert", ctx.db, &self.key);
+        }
         Output::Integer(len.map_or(-1, |n| n as i64))
     }
 }
@@ -623,6 +657,10 @@ impl Apply for LRem {
         let removed = edit_list(db, ctx, &self.key, |list| {
             list.remove(&self.element, self.count)
         });
+        if removed > 0 {
+            db.notify(notify::LIST, "lrem", ctx.db, &self.key);
+        }
+        db.notify_if_deleted(ctx.db, &self.key);
         Output::Integer(removed as i64)
     }
 }
@@ -649,6 +687,8 @@ impl Apply for LTrim {
         match write_list(db, ctx, &self.key) {
             Ok(Some(_)) => {
                 edit_list(db, ctx, &self.key, |list| list.trim(self.start, self.stop));
+                db.notify(notify::LIST, "ltrim", ctx.db, &self.key);
+                db.notify_if_deleted(ctx.db, &self.key);
                 Output::Ok
             }
             Ok(None) => Output::Ok,

@@ -42,6 +42,7 @@ pub(crate) mod hashes;
 pub(crate) mod keys;
 pub mod list;
 pub(crate) mod lists;
+pub mod notify;
 pub(crate) mod objects;
 pub mod pubsub;
 pub(crate) mod script;
@@ -270,6 +271,8 @@ pub struct KvInfo {
     pub keyspace: Vec<(usize, usize, usize, u64)>,
     /// The replicated now.
     pub now_ms: u64,
+    /// `notify-keyspace-events` as CONFIG GET shows it.
+    pub notify_keyspace_events: String,
 }
 
 /// Keys apply created or changed, recorded only while a client blocks on
@@ -325,6 +328,8 @@ pub struct Db {
     pub(crate) script_user: ScriptUser,
     /// Every Pub/Sub subscription in the cluster (`pubsub.rs`).
     pub(crate) pubsub: pubsub::Registry,
+    /// `notify-keyspace-events` (`notify.rs`): replicated, in snapshots.
+    pub(crate) notify_flags: u32,
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -358,6 +363,7 @@ impl Default for Db {
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
             pubsub: pubsub::Registry::default(),
+            notify_flags: 0,
         }
     }
 }
@@ -468,6 +474,7 @@ impl Db {
                     if usize::from(*db) < DATABASES && self.remove(usize::from(*db), key).is_some()
                     {
                         self.stats.evicted_keys += 1;
+                        self.notify(notify::EVICTED, "evicted", usize::from(*db), key);
                         count += 1;
                     }
                 }
@@ -735,6 +742,7 @@ impl Db {
     fn expire(&mut self, db: usize, key: &[u8]) {
         self.remove(db, key);
         self.stats.expired_keys += 1;
+        self.notify(notify::EXPIRED, "expired", db, key);
     }
 
     /// Removes a key (expired or not) and returns its entry.
@@ -794,7 +802,12 @@ impl Db {
                 if let Some(at) = expires_at_ms {
                     ks.expiring.insert((at, slot.key().clone()));
                 }
+                // Redis's dbAdd: a created key is a `new` event.
+                let key = (self.notify_flags & notify::NEW != 0).then(|| slot.key().clone());
                 slot.insert(entry);
+                if let Some(key) = key {
+                    self.notify(notify::NEW, "new", db, &key);
+                }
             }
         }
     }
@@ -1023,6 +1036,7 @@ impl Db {
             stats: self.stats.clone(),
             keyspace,
             now_ms: self.now_ms,
+            notify_keyspace_events: notify::flags_text(self.notify_flags),
         }
     }
 }

@@ -31,6 +31,7 @@ use bytes::Bytes;
 
 use super::dump::{self, DumpError};
 use super::errors::{NOT_INTEGER, SYNTAX};
+use super::notify;
 use super::table::{typed_write, unchecked_read, Apply, Parse};
 use super::{entry_bytes, parse_i64, Ctx, Db, MaxmemoryPolicy, Output, Value};
 use crate::cmd::cat::*;
@@ -132,9 +133,10 @@ impl Apply for Restore {
             Ok(body) => body,
             Err(error) => return error,
         };
+        let mut deleted = false;
         if self.replace {
-            db.expire_if_needed(ctx.db, &self.key);
-            db.remove(ctx.db, &self.key);
+            // Redis's dbDelete: an expired key is deleted, not expired.
+            deleted = db.remove(ctx.db, &self.key).is_some();
         }
         let deadline = match (ttl, self.absttl) {
             (0, _) => None,
@@ -143,9 +145,13 @@ impl Apply for Restore {
         };
         // Redis's checkAlreadyExpired: a deadline not after now adds nothing.
         if deadline.is_some_and(|at| at <= ctx.now) {
+            if deleted {
+                db.notify(notify::GENERIC, "del", ctx.db, &self.key);
+            }
             return Output::Ok;
         }
         db.put(ctx.db, self.key.clone(), value, deadline);
+        db.notify(notify::GENERIC, "restore", ctx.db, &self.key);
         if let Some(entry) = db.dbs[ctx.db].map.get(&self.key) {
             let access = entry.access();
             if lfu(db.config.policy) {

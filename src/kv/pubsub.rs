@@ -472,6 +472,15 @@ impl Registry {
         count
     }
 
+    /// A keyspace event: delivered like a `PUBLISH` to this node's
+    /// subscribers (channel subscribers, then matching patterns), nothing
+    /// counted. Nothing to do when no one subscribes.
+    pub(crate) fn publish_event(&mut self, channel: &Bytes, message: &Bytes) {
+        if !self.clients.is_empty() {
+            self.publish(channel, message, false);
+        }
+    }
+
     /// `PUBSUB CHANNELS [pattern]` (or `SHARDCHANNELS`): active channels,
     /// in byte order.
     pub fn channel_names(&self, pattern: Option<&[u8]>, shard: bool) -> Vec<Bytes> {

@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::errors::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::keys::{parse_cursor, parse_scan_options};
+use super::notify;
 use super::set::{Member, Set};
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{glob, parse_i64, Ctx, Db, Output, Value};
@@ -108,6 +109,9 @@ impl Apply for SAdd {
         let added = with_set(db, ctx, &self.key, |s| {
             self.members.iter().filter(|m| s.insert(m)).count()
         });
+        if added > 0 {
+            db.notify(notify::SET, "sadd", ctx.db, &self.key);
+        }
         Output::Integer(added as i64)
     }
 }
@@ -136,6 +140,10 @@ impl Apply for SRem {
                 let removed = with_set(db, ctx, &self.key, |s| {
                     self.members.iter().filter(|m| s.remove(m)).count()
                 });
+                if removed > 0 {
+                    db.notify(notify::SET, "srem", ctx.db, &self.key);
+                    db.notify_if_deleted(ctx.db, &self.key);
+                }
                 Output::Integer(removed as i64)
             }
         }
@@ -270,15 +278,26 @@ impl Apply for SPop {
                 Some(_) => Output::Set(vec![]),
             },
             Ok(true) => match self.count {
-                None => Output::Bulk(with_set(db, ctx, &self.key, |s| s.pop(ctx.seed))),
+                None => {
+                    let popped = with_set(db, ctx, &self.key, |s| s.pop(ctx.seed));
+                    spop_events(db, ctx, &self.key);
+                    Output::Bulk(popped)
+                }
                 Some(0) => Output::Set(vec![]),
                 Some(count) => {
                     let popped = with_set(db, ctx, &self.key, |s| s.pop_many(count, ctx.seed));
+                    spop_events(db, ctx, &self.key);
                     Output::Set(popped.into_iter().map(Output::bulk).collect())
                 }
             },
         }
     }
+}
+
+/// SPOP's events: `spop`, then `del` if the set is gone.
+fn spop_events(db: &mut Db, ctx: &Ctx, key: &[u8]) {
+    db.notify(notify::SET, "spop", ctx.db, key);
+    db.notify_if_deleted(ctx.db, key);
 }
 
 /// `SRANDMEMBER key [count]`.
@@ -374,7 +393,11 @@ impl Apply for SMove {
         if !with_set(db, ctx, &self.source, |s| s.remove(&self.member)) {
             return Output::Integer(0);
         }
-        with_set(db, ctx, &self.destination, |s| s.insert(&self.member));
+        db.notify(notify::SET, "srem", ctx.db, &self.source);
+        db.notify_if_deleted(ctx.db, &self.source);
+        if with_set(db, ctx, &self.destination, |s| s.insert(&self.member)) {
+            db.notify(notify::SET, "sadd", ctx.db, &self.destination);
+        }
         Output::Integer(1)
     }
 }
@@ -553,12 +576,22 @@ impl Apply for CombineStore {
         };
         // The destination is replaced whatever it held (Redis's setKey),
         // its TTL dropped, or deleted when the result is empty.
-        db.expire_if_needed(ctx.db, &self.destination);
         let len = result.len();
         if len == 0 {
-            db.remove(ctx.db, &self.destination);
+            // Redis's dbDelete: an expired destination is deleted (a
+            // `del`), not expired.
+            if db.remove(ctx.db, &self.destination).is_some() {
+                db.notify(notify::GENERIC, "del", ctx.db, &self.destination);
+            }
         } else {
-            db.put(ctx.db, self.destination, Value::Set(result), None);
+            db.expire_if_needed(ctx.db, &self.destination);
+            db.put(ctx.db, self.destination.clone(), Value::Set(result), None);
+            let event = match self.algebra {
+                Algebra::Inter => "sinterstore",
+                Algebra::Union => "sunionstore",
+                Algebra::Diff => "sdiffstore",
+            };
+            db.notify(notify::SET, event, ctx.db, &self.destination);
         }
         Output::Integer(len as i64)
     }

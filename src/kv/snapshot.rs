@@ -7,7 +7,8 @@
 //! (replicated now, counters, stats, config, WATCH tombstones), one `Users`
 //! (the ACL users; absent in snapshots written before ACLs, which then
 //! restore with only the default user), one `PubSub` (the subscription
-//! registry, only when someone subscribes), then one `Entry` per key in database
+//! registry, only when someone subscribes), one `Notify` (the
+//! `notify-keyspace-events` flags, only when some are on), then one `Entry` per key in database
 //! then key order, then `End`. Identical states
 //! give identical bytes (replicas can be compared byte for byte).
 //! [`Db::restore`] rebuilds exactly the same state (local access info aside),
@@ -55,8 +56,11 @@ enum Record {
     /// The Pub/Sub registry (`kv/pubsub.rs`), written after `Users` when
     /// anyone subscribes: other nodes' subscriptions must survive a
     /// snapshot install, or PUBLISH would count differently here.
-    /// Last in the enum: variant indexes are the file format.
     PubSub(super::pubsub::Registry),
+    /// `notify-keyspace-events` (`kv/notify.rs`), written after the others
+    /// when not empty; a snapshot without it restores with notifications
+    /// off. Last in the enum: variant indexes are the file format.
+    Notify(u32),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -131,6 +135,9 @@ impl Iterator for SnapshotChunks {
             }
             if !db.pubsub.is_empty() {
                 push(&mut buf, &Record::PubSub(db.pubsub.clone()));
+            }
+            if db.notify_flags != 0 {
+                push(&mut buf, &Record::Notify(db.notify_flags));
             }
         }
         while buf.len() < self.chunk_size {
@@ -314,6 +321,12 @@ impl Db {
                         return Err(corrupt(offset, "pub/sub registry before meta"));
                     }
                     db.pubsub = registry;
+                }
+                Record::Notify(flags) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "notification flags before meta"));
+                    }
+                    db.notify_flags = flags;
                 }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {

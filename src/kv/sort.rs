@@ -37,6 +37,7 @@ use bytes::Bytes;
 
 use super::errors::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::list::List;
+use super::notify;
 use super::set::Set;
 use super::table::{Apply, Parse, Query};
 use super::zset::ZSet;
@@ -495,15 +496,20 @@ impl Apply for Sort {
             return reply(items);
         };
         let count = items.len();
-        db.expire_if_needed(ctx.db, dst);
         if count == 0 {
-            db.remove(ctx.db, dst);
+            // Redis's dbDelete: an expired destination is deleted (a
+            // `del`), not expired.
+            if db.remove(ctx.db, dst).is_some() {
+                db.notify(notify::GENERIC, "del", ctx.db, dst);
+            }
         } else {
             let list: List = items
                 .iter()
                 .map(|i| i.as_deref().unwrap_or_default())
                 .collect();
+            db.expire_if_needed(ctx.db, dst);
             db.put(ctx.db, dst.clone(), Value::List(list), None);
+            db.notify(notify::LIST, "sortstore", ctx.db, dst);
         }
         Output::Integer(count as i64)
     }

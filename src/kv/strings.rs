@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::errors::{NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, TOO_BIG, WRONGTYPE};
+use super::notify;
 use super::string::Str;
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{float, parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
@@ -189,6 +190,10 @@ fn set_generic(
         Value::Str(Str::new(value.clone())),
         ttl,
     );
+    db.notify(notify::STRING, "set", ctx.db, key);
+    if at.is_some() {
+        db.notify(notify::GENERIC, "expire", ctx.db, key);
+    }
     if o.get {
         opt_bulk(old)
     } else {
@@ -252,6 +257,7 @@ pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         Value::Str(Str::new(args[2].clone())),
         None,
     );
+    db.notify(notify::STRING, "set", ctx.db, &args[1]);
     Output::Integer(1)
 }
 
@@ -297,8 +303,12 @@ fn getex(db: &mut Db, ctx: &Ctx, key: &Bytes, o: &SetOptions) -> Output {
     match at {
         Some(at) if absolute && at <= ctx.now => {
             db.remove(ctx.db, key);
+            db.notify(notify::GENERIC, "del", ctx.db, key);
         }
-        Some(at) => db.set_expiry(ctx.db, key, Some(at)),
+        Some(at) => {
+            db.set_expiry(ctx.db, key, Some(at));
+            db.notify(notify::GENERIC, "expire", ctx.db, key);
+        }
         None if o.persist
             && db.dbs[ctx.db]
                 .map
@@ -306,6 +316,7 @@ fn getex(db: &mut Db, ctx: &Ctx, key: &Bytes, o: &SetOptions) -> Output {
                 .is_some_and(|e| e.expires_at_ms.is_some()) =>
         {
             db.set_expiry(ctx.db, key, None);
+            db.notify(notify::GENERIC, "persist", ctx.db, key);
         }
         None => {}
     }
@@ -316,6 +327,7 @@ pub(crate) fn getdel(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match write_str(db, ctx, &args[1]) {
         Ok(Some(v)) => {
             db.remove(ctx.db, &args[1]);
+            db.notify(notify::GENERIC, "del", ctx.db, &args[1]);
             Output::bulk(v)
         }
         Ok(None) => Output::NIL,
@@ -380,7 +392,8 @@ impl Apply for MSet {
         }
         for (key, value) in self.pairs {
             db.expire_if_needed(ctx.db, &key);
-            db.put(ctx.db, key, Value::Str(Str::new(value)), None);
+            db.put(ctx.db, key.clone(), Value::Str(Str::new(value)), None);
+            db.notify(notify::STRING, "set", ctx.db, &key);
         }
         if self.nx {
             Output::Integer(1)
@@ -416,6 +429,7 @@ fn incr_generic(db: &mut Db, ctx: &Ctx, key: &Bytes, incr: i64) -> Output {
         return Output::err(OVERFLOW);
     };
     overwrite(db, ctx, key, Str::new(Bytes::from(new.to_string())));
+    db.notify(notify::STRING, "incrby", ctx.db, key);
     Output::Integer(new)
 }
 
@@ -476,6 +490,7 @@ pub(crate) fn incrbyfloat(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     }
     let text = Bytes::from(sum.to_human());
     overwrite(db, ctx, &args[1], Str::text(text.clone()));
+    db.notify(notify::STRING, "incrbyfloat", ctx.db, &args[1]);
     Output::bulk(text)
 }
 
@@ -502,6 +517,7 @@ pub(crate) fn append(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         Str::new(buf.freeze())
     };
     overwrite(db, ctx, &args[1], value);
+    db.notify(notify::STRING, "append", ctx.db, &args[1]);
     Output::Integer(len as i64)
 }
 
@@ -610,6 +626,7 @@ impl Apply for SetRange {
         let len = buf.len();
         // Redis writes into the string in place: `raw`, new key or not.
         overwrite(db, ctx, &self.key, Str::raw(buf.freeze()));
+        db.notify(notify::STRING, "setrange", ctx.db, &self.key);
         Output::Integer(len as i64)
     }
 }

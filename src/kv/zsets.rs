@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use super::errors::{NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::keys::{parse_cursor, parse_scan_options};
+use super::notify;
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::zset::{format_score, AddFlags, AddOutcome, LexBound, LexRange, ScoreRange, ZSet};
 use super::{glob, mix, parse_i64, Ctx, Db, Output, Value};
@@ -75,16 +76,35 @@ pub(crate) fn modify_zset<R>(
 }
 
 /// Stores a freshly built set at `dst` (replacing any value and TTL), or
-/// deletes `dst` when the set is empty; replies its size.
-pub(crate) fn store_result(db: &mut Db, ctx: &Ctx, dst: &Bytes, set: ZSet) -> Output {
-    db.expire_if_needed(ctx.db, dst);
+/// deletes `dst` when the set is empty; replies its size. `event` is the
+/// command's keyspace event for a stored result (`zrangestore` ...).
+pub(crate) fn store_result(
+    db: &mut Db,
+    ctx: &Ctx,
+    dst: &Bytes,
+    set: ZSet,
+    event: &'static str,
+) -> Output {
     let len = set.len();
     if len == 0 {
-        db.remove(ctx.db, dst);
+        // Redis's dbDelete: an expired destination is deleted (a `del`),
+        // not expired.
+        if db.remove(ctx.db, dst).is_some() {
+            db.notify(notify::GENERIC, "del", ctx.db, dst);
+        }
     } else {
+        db.expire_if_needed(ctx.db, dst);
         db.put(ctx.db, dst.clone(), Value::ZSet(set), None);
+        db.notify(notify::ZSET, event, ctx.db, dst);
     }
     Output::Integer(len as i64)
+}
+
+/// The events of a removal from the sorted set at `key`: `event`, then
+/// `del` if it emptied.
+fn removed_events(db: &mut Db, ctx: &Ctx, key: &[u8], event: &'static str) {
+    db.notify(notify::ZSET, event, ctx.db, key);
+    db.notify_if_deleted(ctx.db, key);
 }
 
 /// Redis's `getDoubleFromObject`: the whole argument is a float (`inf`
@@ -357,14 +377,16 @@ impl Apply for ZAdd {
         }
         let flags = self.flags;
         let ch = self.ch;
-        modify_zset(db, ctx, &self.key, |z| {
+        let mut changed = false;
+        let output = modify_zset(db, ctx, &self.key, |z| {
             let (mut added, mut updated, mut processed) = (0i64, 0i64, 0);
             let mut last = 0.0;
             for (score, member) in &self.pairs {
                 let outcome = z.add(member, *score, flags);
                 match outcome {
                     AddOutcome::NotANumber => {
-                        return Output::err("ERR resulting score is not a number (NaN)")
+                        changed = added + updated > 0;
+                        return Output::err("ERR resulting score is not a number (NaN)");
                     }
                     AddOutcome::Added(s) => {
                         added += 1;
@@ -383,6 +405,7 @@ impl Apply for ZAdd {
                     AddOutcome::Skipped => {}
                 }
             }
+            changed = added + updated > 0;
             if flags.incr {
                 if processed > 0 {
                     score_reply(last)
@@ -392,7 +415,12 @@ impl Apply for ZAdd {
             } else {
                 Output::Integer(if ch { added + updated } else { added })
             }
-        })
+        });
+        if changed {
+            let event = if flags.incr { "zincr" } else { "zadd" };
+            db.notify(notify::ZSET, event, ctx.db, &self.key);
+        }
+        output
     }
 }
 
@@ -710,7 +738,7 @@ impl Apply for ZRange {
         for (member, score) in &selected {
             set.add(member, *score, AddFlags::default());
         }
-        store_result(db, ctx, &dst, set)
+        store_result(db, ctx, &dst, set, "zrangestore")
     }
 }
 
@@ -744,6 +772,9 @@ impl Apply for ZRem {
                 .filter(|m| z.remove(m).is_some())
                 .count()
         });
+        if removed > 0 {
+            removed_events(db, ctx, &self.key, "zrem");
+        }
         Output::Integer(removed as i64)
     }
 }
@@ -779,6 +810,14 @@ impl Apply for ZRemRange {
             let (first, end) = self.range.span(z, false);
             z.remove_span(first, end)
         });
+        if removed > 0 {
+            let event = match self.range {
+                RangeSpec::Rank(..) => "zremrangebyrank",
+                RangeSpec::Score(_) => "zremrangebyscore",
+                RangeSpec::Lex(_) => "zremrangebylex",
+            };
+            removed_events(db, ctx, &self.key, event);
+        }
         Output::Integer(removed as i64)
     }
 }
@@ -791,6 +830,15 @@ pub(crate) struct ZPop {
     max: bool,
     /// None: no count given (a flat `[member, score]` reply).
     count: Option<usize>,
+}
+
+/// Redis's event for a pop from the `max` (or min) end.
+fn pop_event(max: bool) -> &'static str {
+    if max {
+        "zpopmax"
+    } else {
+        "zpopmin"
+    }
 }
 
 /// The reply of a pop with an explicit count: pairs (nested in RESP3).
@@ -841,6 +889,7 @@ impl ZPop {
         let count = self.count.unwrap_or(1);
         let max = self.max;
         let popped = modify_zset(db, ctx, &self.key, |z| z.pop(count, max));
+        removed_events(db, ctx, &self.key, pop_event(max));
         Ok(Some(match self.count {
             None => Output::Array(
                 popped
@@ -921,6 +970,7 @@ impl ZMPop {
             }
             let (count, max) = (self.count, self.max);
             let popped = modify_zset(db, ctx, key, |z| z.pop(count, max));
+            removed_events(db, ctx, key, pop_event(max));
             let items = popped
                 .into_iter()
                 .map(|(m, s)| Output::Array(vec![Output::bulk(m), score_reply(s)]))

@@ -350,7 +350,12 @@ impl Apply for ZSetOp {
             Err(e) => return e,
         };
         let set = build(&computed.result);
-        store_result(db, ctx, &dst, set)
+        let event = match self.op {
+            SetOp::Union => "zunionstore",
+            SetOp::Inter => "zinterstore",
+            SetOp::Diff => "zdiffstore",
+        };
+        store_result(db, ctx, &dst, set, event)
     }
 }
 

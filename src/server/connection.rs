@@ -710,6 +710,29 @@ where
                             }
                             false
                         }
+                        Prepared::Action {
+                            action: Action::Exec,
+                            command,
+                        } if session.multi.as_ref().is_some_and(|queue| {
+                            queue
+                                .iter()
+                                .any(|q| super::commands::transactions::is_subscription(&q.args[0]))
+                        }) =>
+                        {
+                            carry_out(backend, session, &mut group, counters, io, parser).await?;
+                            exec_with_subscriptions(backend, session, subs, io).await?;
+                            if let Some(counters) = counters {
+                                counters.record(&Executed {
+                                    reply: Reply::OK,
+                                    close: false,
+                                    command: Some(command),
+                                });
+                            }
+                            if io.must_settle()? {
+                                io.settle().await?;
+                            }
+                            false
+                        }
                         Prepared::Action { action, command } => {
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
                             let (reply, close) = run_action(backend, session, action).await;
@@ -826,7 +849,9 @@ async fn next_frame(subs: &mut Subs) -> Frame {
 /// Appends a frame for the client and follows its subscription counts.
 fn push_frame<S>(frame: &Frame, session: &mut Session, io: &mut Io<S>) {
     if let Frame::Confirm { word, count, .. } = frame {
-        if word.starts_with('s') {
+        // `ssubscribe`/`sunsubscribe` (not `subscribe`, which also starts
+        // with an s): shard channels have their own count.
+        if matches!(*word, "ssubscribe" | "sunsubscribe") {
             session.shard_subscriptions = *count;
         } else {
             session.subscriptions = *count;
@@ -885,6 +910,59 @@ where
             }
         }
     }
+}
+
+/// `EXEC` of a transaction that queued (un)subscribes, as Redis 7.0
+/// answers it: the array's length counts the queued commands, and each
+/// (un)subscribe puts its confirmations in its place — one per channel, so
+/// with several channels there are more elements than the length says, as
+/// in Redis. The key-space commands run in the transaction's entry and the
+/// (un)subscribes after it, in queue order (like the other local commands).
+async fn exec_with_subscriptions<B, S>(
+    backend: &B,
+    session: &mut Session,
+    subs: &mut Subs,
+    io: &mut Io<S>,
+) -> Result<(), End>
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (total, taken) = super::commands::transactions::take_subscriptions(session);
+    let reply = super::commands::transactions::exec(backend, session).await;
+    let Reply::Array(replies) = reply else {
+        // EXECABORT, an aborted WATCH, an error of the entry: nothing ran.
+        reply.encode(session.protocol, io.output.encoder());
+        return Ok(());
+    };
+    io.output
+        .encoder()
+        .extend_from_slice(format!("*{total}\r\n").as_bytes());
+    let mut replies = replies.into_iter();
+    let mut taken = taken.into_iter().peekable();
+    for at in 0..total {
+        let Some((_, args)) = taken.next_if(|(place, _)| *place == at) else {
+            replies
+                .next()
+                .unwrap_or(Reply::Null)
+                .encode(session.protocol, io.output.encoder());
+            continue;
+        };
+        let error = match lookup(&args[0]) {
+            None => Some(super::command::unknown_command(&args).into()),
+            Some((_, spec)) => match super::command::dispatch(spec, session, backend, &args) {
+                Ok(Action::PubSub(change)) => {
+                    change_subscriptions(backend, session, subs, change, io).await?
+                }
+                Ok(_) => None,
+                Err(error) => Some(error.into()),
+            },
+        };
+        if let Some(reply) = error {
+            reply.encode(session.protocol, io.output.encoder());
+        }
+    }
+    Ok(())
 }
 
 /// `RESET` of a subscribed client: its subscriptions leave the registry

@@ -173,6 +173,7 @@ fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
         ("maxmemory", kv.maxmemory.to_string()),
         ("maxmemory-policy", kv.policy.to_string()),
         ("maxmemory-samples", "5".to_string()),
+        ("notify-keyspace-events", kv.notify_keyspace_events.clone()),
         ("maxclients", facts.max_clients.to_string()),
         ("databases", DATABASES.to_string()),
         ("port", facts.tcp_port.to_string()),
@@ -298,6 +299,7 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
             client = Some(set_client_limit(settings, name, &pair[1])?);
         } else if name.eq_ignore_ascii_case(b"maxmemory")
             || name.eq_ignore_ascii_case(b"maxmemory-policy")
+            || name.eq_ignore_ascii_case(b"notify-keyspace-events")
         {
             replicated.extend_from_slice(pair);
         } else {

@@ -147,6 +147,45 @@ pub async fn watch<B: Backend>(backend: &B, session: &mut Session, keys: Vec<Byt
     }
 }
 
+/// True for the (un)subscribe commands, which a connection carries out
+/// itself (`connection.rs`), also when EXEC runs them.
+pub fn is_subscription(name: &[u8]) -> bool {
+    [
+        &b"subscribe"[..],
+        b"unsubscribe",
+        b"psubscribe",
+        b"punsubscribe",
+        b"ssubscribe",
+        b"sunsubscribe",
+    ]
+    .iter()
+    .any(|known| name.eq_ignore_ascii_case(known))
+}
+
+/// Takes the queued (un)subscribes out of the transaction: the number of
+/// commands queued and, for each (un)subscribe, its place among them and
+/// its arguments. Empty when there are none (or no transaction).
+pub fn take_subscriptions(session: &mut Session) -> (usize, Vec<(usize, Vec<Bytes>)>) {
+    let Some(queue) = session.multi.as_mut() else {
+        return (0, Vec::new());
+    };
+    let total = queue.len();
+    if !queue.iter().any(|q| is_subscription(&q.args[0])) {
+        return (total, Vec::new());
+    }
+    let mut taken = Vec::new();
+    let mut at = 0;
+    queue.retain(|q| {
+        let keep = !is_subscription(&q.args[0]);
+        if !keep {
+            taken.push((at, q.args.clone()));
+        }
+        at += 1;
+        keep
+    });
+    (total, taken)
+}
+
 /// `EXEC`: one log entry for the queued key-space commands (if any, or if
 /// keys are watched), then the local ones; replies in queue order.
 pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
@@ -299,6 +338,36 @@ mod tests {
         };
         let names: Vec<&[u8]> = commands.iter().map(|(_, args)| &args[1][..]).collect();
         assert_eq!(names, vec![&b"a"[..], b"a"]);
+    }
+
+    /// The connection carries queued (un)subscribes out itself: they leave
+    /// the queue with their places, the rest stays in order.
+    #[test]
+    fn subscriptions_leave_the_queue_with_their_places() {
+        let backend = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        assert_eq!(run(&backend, &mut session, &[b"MULTI"]), Reply::OK);
+        for args in [
+            &[&b"SUBSCRIBE"[..], b"a", b"b"][..],
+            &[b"SET", b"k", b"v"],
+            &[b"punsubscribe"],
+            &[b"GET", b"k"],
+        ] {
+            assert_eq!(run(&backend, &mut session, args), Reply::Simple("QUEUED"));
+        }
+        let (total, taken) = super::take_subscriptions(&mut session);
+        assert_eq!(total, 4);
+        let places: Vec<usize> = taken.iter().map(|(at, _)| *at).collect();
+        assert_eq!(places, vec![0, 2]);
+        let left: Vec<&[u8]> = session
+            .multi
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|q| &q.args[0][..])
+            .collect();
+        assert_eq!(left, vec![&b"SET"[..], b"GET"]);
+        assert_eq!(super::take_subscriptions(&mut session).1, Vec::new());
     }
 
     #[test]

@@ -1,0 +1,491 @@
+//! Keyspace notifications (`notify-keyspace-events`), Redis 7.0's.
+//!
+//! The setting is replicated state: `CONFIG SET notify-keyspace-events` is a
+//! log entry (the replicated half of CONFIG SET, `evict::config`), and the
+//! flags are in snapshots (`Record::Notify`, written only when not empty).
+//! Commands call [`Db::notify`] at apply, at the points and in the order
+//! Redis calls `notifyKeyspaceEvent`; an event is published, like a
+//! `PUBLISH`, to `__keyspace@<db>__:<key>` (message: the event name) and
+//! `__keyevent@<db>__:<event>` (message: the key) through the replicated
+//! subscription registry, which queues frames for this node's subscribers.
+//!
+//! Invariants:
+//! - Events are a function of the entries applied: every node produces the
+//!   same events in log order, and delivers those whose subscribers are its
+//!   own. Publishing an event changes no replicated state (no counts, no
+//!   clock): only the local outbox.
+//! - With notifications off (the default) an event costs one test of the
+//!   flags: the key and the event name are only read when a class is on.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::Db;
+
+/// `K`: `__keyspace@<db>__:<key>` messages.
+pub const KEYSPACE: u32 = 1 << 0;
+/// `E`: `__keyevent@<db>__:<event>` messages.
+pub const KEYEVENT: u32 = 1 << 1;
+/// `g`: generic commands (DEL, EXPIRE, RENAME ...).
+pub const GENERIC: u32 = 1 << 2;
+/// `$`: string commands.
+pub const STRING: u32 = 1 << 3;
+/// `l`: list commands.
+pub const LIST: u32 = 1 << 4;
+/// `s`: set commands.
+pub const SET: u32 = 1 << 5;
+/// `h`: hash commands.
+pub const HASH: u32 = 1 << 6;
+/// `z`: sorted-set commands.
+pub const ZSET: u32 = 1 << 7;
+/// `x`: a key expired.
+pub const EXPIRED: u32 = 1 << 8;
+/// `e`: a key was evicted.
+pub const EVICTED: u32 = 1 << 9;
+/// `t`: stream commands (dkv has no streams: accepted, never emitted).
+pub const STREAM: u32 = 1 << 10;
+/// `m`: a key miss (not part of `A`; dkv serves reads off the log, so it
+/// has none to emit).
+pub const KEY_MISS: u32 = 1 << 11;
+/// `d`: module key types (dkv has no modules: accepted, never emitted).
+pub const MODULE: u32 = 1 << 13;
+/// `n`: a key was created (not part of `A`).
+pub const NEW: u32 = 1 << 14;
+/// `A`: every class but `m` and `n`.
+pub const ALL: u32 =
+    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+/// Redis's error text for a character that is no class.
+pub const INVALID: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
+
+/// Redis's `keyspaceEventsStringToFlags`: None for a character that names
+/// no class.
+pub fn parse_flags(classes: &[u8]) -> Option<u32> {
+    classes.iter().try_fold(0, |flags, c| {
+        let class = match c {
+            b'A' => ALL,
+            b'g' => GENERIC,
+            b'$' => STRING,
+            b'l' => LIST,
+            b's' => SET,
+            b'h' => HASH,
+            b'z' => ZSET,
+            b'x' => EXPIRED,
+            b'e' => EVICTED,
+            b'K' => KEYSPACE,
+            b'E' => KEYEVENT,
+            b't' => STREAM,
+            b'm' => KEY_MISS,
+            b'd' => MODULE,
+            b'n' => NEW,
+            _ => return None,
+        };
+        Some(flags | class)
+    })
+}
+
+/// Redis's `keyspaceEventsFlagsToString` (what CONFIG GET shows).
+pub fn flags_text(flags: u32) -> String {
+    let mut text = String::new();
+    if flags & ALL == ALL {
+        text.push('A');
+    } else {
+        for (class, c) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
+            if flags & class != 0 {
+                text.push(c);
+            }
+        }
+    }
+    for (class, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+        if flags & class != 0 {
+            text.push(c);
+        }
+    }
+    text
+}
+
+fn channel(prefix: &[u8], db: usize, suffix: &[u8]) -> Bytes {
+    let db = db.to_string();
+    let mut chan = BytesMut::with_capacity(prefix.len() + db.len() + 3 + suffix.len());
+    chan.put_slice(prefix);
+    chan.put_slice(db.as_bytes());
+    chan.put_slice(b"__:");
+    chan.put_slice(suffix);
+    chan.freeze()
+}
+
+impl Db {
+    /// The `notify-keyspace-events` flags.
+    pub fn notify_flags(&self) -> u32 {
+        self.notify_flags
+    }
+
+    /// Redis's `notifyKeyspaceEvent`: publishes `event` of `class` on `key`
+    /// in database `db` if the class is on (see the module docs).
+    #[inline]
+    pub(crate) fn notify(&mut self, class: u32, event: &'static str, db: usize, key: &[u8]) {
+        if self.notify_flags & class != 0 {
+            self.publish_event(event, db, key);
+        }
+    }
+
+    /// The work of [`Db::notify`] once the class is on: out of line, so
+    /// the hot path with notifications off is one test.
+    #[cold]
+    #[inline(never)]
+    fn publish_event(&mut self, event: &'static str, db: usize, key: &[u8]) {
+        let flags = self.notify_flags;
+        let event = Bytes::from_static(event.as_bytes());
+        if flags & KEYSPACE != 0 {
+            let chan = channel(b"__keyspace@", db, key);
+            self.pubsub.publish_event(&chan, &event);
+        }
+        if flags & KEYEVENT != 0 {
+            let chan = channel(b"__keyevent@", db, &event);
+            self.pubsub
+                .publish_event(&chan, &Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The `del` event Redis sends after a command emptied `key` (which
+    /// removed it): sent if `key` is gone.
+    pub(crate) fn notify_if_deleted(&mut self, db: usize, key: &[u8]) {
+        if self.notify_flags & GENERIC != 0 && !self.dbs[db].map.contains_key(key) {
+            self.notify(GENERIC, "del", db, key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::pubsub::{Frame, Kind, PubSubOp, Subscriber};
+    use crate::kv::{Command, Op, Output};
+
+    const ME: Subscriber = Subscriber {
+        node: 1,
+        incarnation: 1,
+        client: 9,
+    };
+
+    fn run(db: &mut Db, ts_ms: u64, op: Op) -> Output {
+        db.apply(&Command { ts_ms, op })
+    }
+
+    fn exec(db: &mut Db, index: u8, line: &str) -> Output {
+        let args = line
+            .split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        run(db, 1_000, Op::Exec { db: index, args })
+    }
+
+    /// A map with `flags` set through the log and a local subscriber to
+    /// every keyspace channel.
+    fn subscribed(flags: &str) -> Db {
+        let mut db = Db::new();
+        db.pubsub.set_local(ME.node, ME.incarnation);
+        let out = exec(
+            &mut db,
+            0,
+            &format!("config set notify-keyspace-events {flags}"),
+        );
+        assert_eq!(out, Output::Ok);
+        run(
+            &mut db,
+            1_000,
+            Op::PubSub(PubSubOp::Subscribe {
+                who: ME,
+                kind: Kind::Pattern,
+                names: vec![Bytes::from_static(b"__key*__:*")],
+            }),
+        );
+        db.pubsub.take_frames();
+        db
+    }
+
+    /// The events delivered since the last call, as `channel message`.
+    fn events(db: &mut Db) -> Vec<String> {
+        db.pubsub
+            .take_frames()
+            .into_iter()
+            .filter_map(|(_, frame)| match frame {
+                Frame::PMessage {
+                    channel, message, ..
+                } => Some(format!(
+                    "{} {}",
+                    String::from_utf8_lossy(&channel),
+                    String::from_utf8_lossy(&message)
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Redis 7.0.15 with `notify-keyspace-events KEA`, a `__keyevent@*__:*`
+    /// subscriber and these commands sent one by one: exactly these events.
+    #[test]
+    fn commands_emit_redis_events_in_redis_order() {
+        let mut db = subscribed("KEA");
+        let commands = [
+            "set k v ex 100",
+            "setnx k v",
+            "rpush l a b",
+            "lmove l l2 left right",
+            "lmove l l2 left left",
+            "hset h f v",
+            "hdel h f",
+            "sadd s a",
+            "smove s s2 a",
+            "zadd z 1 a",
+            "zincrby z 1 a",
+            "zadd z 2 b",
+            "zpopmin z 5",
+            "rename k k2",
+            "copy k2 k3",
+            "move k3 1",
+            "incr n",
+            "incrbyfloat n 1.5",
+            "append n x",
+            "setrange n 0 y",
+            "getex k2 persist",
+            "getdel k2",
+            "sadd s3 a b",
+            "sinterstore d s3 s3",
+            "sinterstore d nokey",
+            "rpush sl 3 1",
+            "sort sl store so",
+            "ltrim so 5 6",
+            "set e 1",
+            "expire e 0",
+        ];
+        let mut keyevents = Vec::new();
+        for line in commands {
+            exec(&mut db, 0, line);
+            let all = events(&mut db);
+            // Each event goes to the keyspace channel, then the keyevent one.
+            for pair in all.chunks(2) {
+                let (space, event) = (&pair[0], &pair[1]);
+                let (channel, key) = event.split_once(' ').unwrap();
+                let (prefix, name) = channel.split_once("__:").unwrap();
+                let index = prefix.trim_start_matches("__keyevent@");
+                assert_eq!(
+                    *space,
+                    format!("__keyspace@{index}__:{key} {name}"),
+                    "{line}"
+                );
+                keyevents.push(event.clone());
+            }
+        }
+        let expected = [
+            "0 set k",
+            "0 expire k",
+            "0 rpush l",
+            "0 rpush l2",
+            "0 lpop l",
+            "0 lpush l2",
+            "0 lpop l",
+            "0 del l",
+            "0 hset h",
+            "0 hdel h",
+            "0 del h",
+            "0 sadd s",
+            "0 srem s",
+            "0 del s",
+            "0 sadd s2",
+            "0 zadd z",
+            "0 zincr z",
+            "0 zadd z",
+            "0 zpopmin z",
+            "0 del z",
+            "0 rename_from k",
+            "0 rename_to k2",
+            "0 copy_to k3",
+            "0 move_from k3",
+            "1 move_to k3",
+            "0 incrby n",
+            "0 incrbyfloat n",
+            "0 append n",
+            "0 setrange n",
+            "0 persist k2",
+            "0 del k2",
+            "0 sadd s3",
+            "0 sinterstore d",
+            "0 del d",
+            "0 rpush sl",
+            "0 sortstore so",
+            "0 ltrim so",
+            "0 del so",
+            "0 set e",
+            "0 del e",
+        ]
+        .map(|e| {
+            let (db, rest) = e.split_once(' ').unwrap();
+            let (event, key) = rest.split_once(' ').unwrap();
+            format!("__keyevent@{db}__:{event} {key}")
+        });
+        assert_eq!(keyevents, expected);
+    }
+
+    /// Redis 7.0.15 with `En`: a created key is `new`, whatever created it
+    /// (RENAME and MOVE create their destination; SET over a key does not).
+    #[test]
+    fn created_keys_emit_new() {
+        let mut db = subscribed("En");
+        for line in [
+            "set a 1",
+            "set a 2",
+            "rpush l x",
+            "set b 1",
+            "rename a b",
+            "copy b c",
+            "lmove l l2 left left",
+            "zadd z xx 1 m",
+            "hincrby h f 1",
+            "incr n",
+            "sadd s a",
+            "sinterstore d s",
+        ] {
+            exec(&mut db, 0, line);
+        }
+        exec(&mut db, 0, "move d 1");
+        let expected: Vec<String> = [
+            "0 a", "0 l", "0 b", "0 b", "0 c", "0 l2", "0 h", "0 n", "0 s", "0 d", "1 d",
+        ]
+        .iter()
+        .map(|e| {
+            let (db, key) = e.split_once(' ').unwrap();
+            format!("__keyevent@{db}__:new {key}")
+        })
+        .collect();
+        assert_eq!(events(&mut db), expected);
+    }
+
+    #[test]
+    fn only_the_configured_classes_and_channels_are_published() {
+        let mut db = subscribed("K$");
+        exec(&mut db, 0, "set k v");
+        exec(&mut db, 0, "del k");
+        exec(&mut db, 0, "rpush l a");
+        assert_eq!(events(&mut db), vec!["__keyspace@0__:k set".to_string()]);
+        exec(&mut db, 0, "config set notify-keyspace-events ");
+        exec(&mut db, 0, "set k v");
+        assert!(events(&mut db).is_empty());
+        assert_eq!(db.notify_flags(), 0);
+    }
+
+    /// Expirations and evictions are entries the leader proposes; every
+    /// replica applying them publishes `expired` / `evicted`, and a write
+    /// that finds a key expired publishes `expired` before its own event.
+    #[test]
+    fn expirations_and_evictions_are_published() {
+        let mut db = subscribed("Exe$");
+        exec(&mut db, 0, "set a 1 px 10");
+        exec(&mut db, 0, "set b 1 px 10");
+        exec(&mut db, 0, "set c 1");
+        events(&mut db);
+        let expire = Op::Expire {
+            keys: vec![(0, Bytes::from_static(b"a"))],
+        };
+        assert_eq!(run(&mut db, 5_000, expire), Output::Integer(1));
+        assert_eq!(events(&mut db), vec!["__keyevent@0__:expired a"]);
+        exec(&mut db, 0, "set b 2");
+        assert_eq!(
+            events(&mut db),
+            vec!["__keyevent@0__:expired b", "__keyevent@0__:set b"]
+        );
+        let evict = Op::Evict {
+            keys: vec![(0, Bytes::from_static(b"c"))],
+        };
+        assert_eq!(run(&mut db, 5_000, evict), Output::Integer(1));
+        assert_eq!(events(&mut db), vec!["__keyevent@0__:evicted c"]);
+    }
+
+    #[test]
+    fn events_of_a_transaction_follow_its_commands() {
+        let mut db = subscribed("Eg$");
+        let commands = ["set a 1", "rename a b", "del b"]
+            .iter()
+            .map(|line| {
+                let args = line
+                    .split(' ')
+                    .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                    .collect();
+                (0u8, args)
+            })
+            .collect();
+        run(
+            &mut db,
+            1_000,
+            Op::Multi {
+                commands,
+                watched: vec![],
+            },
+        );
+        assert_eq!(
+            events(&mut db),
+            vec![
+                "__keyevent@0__:set a",
+                "__keyevent@0__:rename_from a",
+                "__keyevent@0__:rename_to b",
+                "__keyevent@0__:del b",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_setting_is_replicated_state_and_survives_a_snapshot() {
+        let mut db = Db::new();
+        assert_eq!(
+            exec(&mut db, 0, "config set notify-keyspace-events Kq"),
+            Output::err(
+                "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+            )
+        );
+        assert_eq!(db.notify_flags(), 0, "a refused value changes nothing");
+        let off = db.snapshot_bytes();
+        exec(&mut db, 0, "config set notify-keyspace-events KEA");
+        assert_eq!(db.info(0).notify_keyspace_events, "AKE");
+        let bytes = db.snapshot_bytes();
+        assert_ne!(bytes, off);
+        let restored = Db::restore(&bytes).unwrap();
+        assert_eq!(restored.notify_flags(), db.notify_flags());
+        assert_eq!(restored, db);
+    }
+
+    #[test]
+    fn flags_parse_and_print_as_redis_does() {
+        // Redis 7.0.15: CONFIG SET KEA then GET answers AKE; E answers E.
+        assert_eq!(parse_flags(b"KEA").map(flags_text).as_deref(), Some("AKE"));
+        assert_eq!(parse_flags(b"E").map(flags_text).as_deref(), Some("E"));
+        assert_eq!(parse_flags(b"").map(flags_text).as_deref(), Some(""));
+        // Redis 7.0.15 prints `A` for all of `A` and then drops `n`.
+        assert_eq!(
+            parse_flags(b"mnKlg$xedtshz").map(flags_text).as_deref(),
+            Some("AKm")
+        );
+        assert_eq!(
+            parse_flags(b"mnKlg$xedshz").map(flags_text).as_deref(),
+            Some("g$lshzxednKm")
+        );
+        assert_eq!(parse_flags(b"AKEn").map(|f| f & NEW), Some(NEW));
+        assert_eq!(
+            parse_flags(b"gl$shzxetdAnKEm").map(flags_text).as_deref(),
+            Some("AKEm")
+        );
+        assert_eq!(parse_flags(b"Kq"), None);
+        assert_eq!(parse_flags(b"a"), None);
+        assert_eq!(parse_flags(b"KEA").map(|f| f & NEW), Some(0));
+    }
+}
