@@ -757,35 +757,12 @@ where
                             }
                             false
                         }
-                        Prepared::Action {
-                            action: Action::Monitor,
-                            command,
-                        } => {
-                            carry_out(backend, session, &mut group, counters, io, parser).await?;
-                            let reply = match backend.stats() {
-                                Some(stats) => {
-                                    subs.monitor = Some(stats.monitors.attach(session.id));
-                                    Reply::OK
-                                }
-                                None => Reply::error("ERR MONITOR needs a node"),
-                            };
-                            let executed = Executed {
-                                reply,
-                                close: false,
-                                command: Some(command),
-                                rejected: false,
-                            };
-                            let pending = Pending {
-                                command,
-                                protocol,
-                                request,
-                            };
-                            answer(executed, &pending, counters, session, io.output.encoder());
-                            false
-                        }
                         Prepared::Action { action, command } => {
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
-                            let (reply, close) = run_action(backend, session, action).await;
+                            let (reply, close) = match action {
+                                Action::Monitor => (start_monitor(backend, session, subs), false),
+                                action => run_action(backend, session, action).await,
+                            };
                             let executed = Executed {
                                 reply,
                                 close,
@@ -918,6 +895,17 @@ async fn next_monitor_line(
     match monitor {
         Some(rx) if room => rx.recv().await,
         _ => std::future::pending().await,
+    }
+}
+
+/// `MONITOR`: attaches this connection to the node's feed.
+fn start_monitor<B: Env>(backend: &B, session: &Session, subs: &mut Subs) -> Reply {
+    match backend.stats() {
+        Some(stats) => {
+            subs.monitor = Some(stats.monitors.attach(session.id));
+            Reply::OK
+        }
+        None => Reply::error("ERR MONITOR needs a node"),
     }
 }
 

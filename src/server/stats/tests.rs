@@ -57,11 +57,7 @@ async fn serve(backend: &FakeBackend, lines: &[&str]) -> String {
 
 fn info(backend: &FakeBackend, args: &str) -> String {
     let mut session = Session::new(1, None, None);
-    match run_line(
-        backend,
-        &mut session,
-        format!("INFO {args}").trim_end(),
-    ) {
+    match run_line(backend, &mut session, format!("INFO {args}").trim_end()) {
         Reply::Verbatim(text) => text,
         other => panic!("INFO answered {other:?}"),
     }
