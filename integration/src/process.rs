@@ -112,7 +112,9 @@ pub(crate) fn spawn_server_with_args(
         .with_context(|| format!("spawn {} --config {}", bin.display(), config.display()))
 }
 
-pub(crate) fn die_with_parent(cmd: &mut Command) {
+/// Makes the child get SIGKILL when this process dies, so no program a test
+/// starts outlives it.
+pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
     unsafe {

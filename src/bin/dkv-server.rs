@@ -24,6 +24,34 @@ use dkv::server;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    /// mimalloc's process figures (`mimalloc.h`); linked with the allocator
+    /// (the Rust binding declares it only behind a feature).
+    fn mi_process_info(
+        elapsed_msecs: *mut usize,
+        user_msecs: *mut usize,
+        system_msecs: *mut usize,
+        current_rss: *mut usize,
+        peak_rss: *mut usize,
+        current_commit: *mut usize,
+        peak_commit: *mut usize,
+        page_faults: *mut usize,
+    );
+}
+
+/// The allocator's committed memory, for INFO's `used_memory`.
+fn mimalloc_figures() -> server::info::AllocatorFigures {
+    let mut out = [0usize; 8];
+    let [a, b, c, d, e, commit, peak, f] = &mut out;
+    // SAFETY: mi_process_info writes one usize through each pointer, all
+    // valid and distinct for the call.
+    unsafe { mi_process_info(a, b, c, d, e, commit, peak, f) };
+    server::info::AllocatorFigures {
+        committed_bytes: *commit as u64,
+        peak_committed_bytes: *peak as u64,
+    }
+}
+
 /// A Redis-protocol-compatible, Raft-replicated cache server.
 #[derive(Parser, Debug)]
 #[command(name = "dkv-server", version, about)]
@@ -239,6 +267,8 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         config.limits.max_clients,
     );
     facts.mem_allocator = "mimalloc";
+    facts.allocator_figures = Some(mimalloc_figures);
+    facts.data_dir = Some(config.data_dir.clone());
     let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts)
         .with_auth(config.auth.clone());
     tokio::spawn(server::apply_requirepass(context.clone()));

@@ -273,6 +273,10 @@ pub struct KvInfo {
     pub now_ms: u64,
     /// `notify-keyspace-events` as CONFIG GET shows it.
     pub notify_keyspace_events: String,
+    /// Reads on this node that found their key (not replicated).
+    pub keyspace_hits: u64,
+    /// Reads on this node that did not (not replicated).
+    pub keyspace_misses: u64,
 }
 
 /// Keys apply created or changed, recorded only while a client blocks on
@@ -293,6 +297,28 @@ impl PartialEq for Touched {
     }
 }
 impl Eq for Touched {}
+
+/// Reads that found their key and reads that did not (INFO's
+/// `keyspace_hits`/`keyspace_misses`), counted by [`Db::lookup_read`].
+/// Local to this node: not replicated, not part of snapshots or equality.
+#[derive(Debug, Default)]
+struct KeyReads {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Clone for KeyReads {
+    fn clone(&self) -> KeyReads {
+        KeyReads::default()
+    }
+}
+
+impl PartialEq for KeyReads {
+    fn eq(&self, _: &KeyReads) -> bool {
+        true // local information, like `Access`
+    }
+}
+impl Eq for KeyReads {}
 
 /// Deleted keys remembered for WATCH, at most this many.
 const TOMBSTONES: usize = 100_000;
@@ -316,6 +342,7 @@ pub struct Db {
     /// The ACL users (replicated; shared with readers, copied on change).
     pub(crate) users: Arc<Users>,
     touched: Touched,
+    reads: KeyReads,
     /// The script cache (EVAL, SCRIPT LOAD): lower-case sha1 → body.
     /// Replicated state, in snapshots, counted in `used_bytes`.
     pub(crate) scripts: BTreeMap<String, Bytes>,
@@ -359,6 +386,7 @@ impl Default for Db {
             config: KvConfig::default(),
             users: Arc::default(),
             touched: Touched::default(),
+            reads: KeyReads::default(),
             scripts: BTreeMap::new(),
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
@@ -894,9 +922,19 @@ impl Db {
 
     /// The live entry at `key` for a read at `now` (records the access).
     pub(crate) fn lookup_read(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
-        let entry = self.dbs[db].live(key, now)?;
+        let Some(entry) = self.dbs[db].live(key, now) else {
+            self.reads.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.reads.hits.fetch_add(1, Ordering::Relaxed);
         entry.access.touch(now);
         Some(entry)
+    }
+
+    /// Zeroes `keyspace_hits`/`keyspace_misses` (CONFIG RESETSTAT).
+    pub fn reset_read_stats(&self) {
+        self.reads.hits.store(0, Ordering::Relaxed);
+        self.reads.misses.store(0, Ordering::Relaxed);
     }
 
     /// Removes every key of one database.
@@ -1037,6 +1075,8 @@ impl Db {
             keyspace,
             now_ms: self.now_ms,
             notify_keyspace_events: notify::flags_text(self.notify_flags),
+            keyspace_hits: self.reads.hits.load(Ordering::Relaxed),
+            keyspace_misses: self.reads.misses.load(Ordering::Relaxed),
         }
     }
 }

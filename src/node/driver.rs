@@ -1037,7 +1037,7 @@ impl Driver {
             snapshot_index: self.durable_snapshot_index,
             voters: self.parts.raft.voter_count(),
             // Filled in below, without allocating unless it changed.
-            follower_match: Vec::new(),
+            followers: Vec::new(),
         };
         let metrics = &self.parts.metrics;
         metrics.role.set(match status.role {
@@ -1052,12 +1052,30 @@ impl Driver {
         // up and formatted only when the leader changes, never per request.
         let resp_addrs = &self.parts.resp_addrs;
         let raft = &self.parts.raft;
+        let tick_ms = u64::try_from(self.parts.tick.as_millis()).unwrap_or(u64::MAX);
+        // Lag changes in whole seconds, so the status changes at most once a
+        // second per follower for it.
+        let followers = || {
+            raft.follower_progress().map(|(id, match_index, ticks)| {
+                (id, match_index, ticks.saturating_mul(tick_ms) / 1000)
+            })
+        };
         self.parts.status.send_if_modified(|current| {
-            let mut matches = std::mem::take(&mut current.follower_match);
-            let matches_changed = !matches.iter().copied().eq(raft.follower_matches());
+            let mut matches = std::mem::take(&mut current.followers);
+            let matches_changed = !matches
+                .iter()
+                .map(|f| (f.id, f.match_index, f.last_heard_secs))
+                .eq(followers());
             if matches_changed {
                 matches.clear();
-                matches.extend(raft.follower_matches());
+                matches.extend(followers().map(|(id, match_index, last_heard_secs)| {
+                    crate::node::FollowerStatus {
+                        id,
+                        match_index,
+                        last_heard_secs,
+                        resp_addr: resp_addrs.get(&id).copied(),
+                    }
+                }));
             }
             let address = if current.leader == next.leader {
                 current.leader_resp_addr.take()
@@ -1069,7 +1087,7 @@ impl Driver {
             let changed = *current != next || matches_changed;
             *current = next;
             current.leader_resp_addr = address;
-            current.follower_match = matches;
+            current.followers = matches;
             changed
         });
     }

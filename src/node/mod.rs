@@ -145,9 +145,23 @@ pub struct NodeStatus {
     pub snapshot_index: LogIndex,
     /// Voters in the cluster, this node included.
     pub voters: usize,
-    /// Leader: how far each other voter's log is known to match ours, in
-    /// voter id order (WAIT counts them); empty elsewhere.
-    pub follower_match: Vec<LogIndex>,
+    /// Leader: each other voter, in id order, with how far its log is known
+    /// to match ours (WAIT counts them; INFO shows them as replicas);
+    /// empty elsewhere.
+    pub followers: Vec<FollowerStatus>,
+}
+
+/// A voter as its leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FollowerStatus {
+    /// The voter.
+    pub id: NodeId,
+    /// Highest index known replicated on it.
+    pub match_index: LogIndex,
+    /// Whole seconds since the leader last heard from it (Redis's `lag`).
+    pub last_heard_secs: u64,
+    /// Its RESP address, as configured.
+    pub resp_addr: Option<SocketAddr>,
 }
 
 /// A deliberate safety violation, for showing that the fault-testing checkers
@@ -389,7 +403,7 @@ impl Node {
             leader_changes: 0,
             snapshot_index,
             voters: config.voter_ids().len(),
-            follower_match: Vec::new(),
+            followers: Vec::new(),
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -640,14 +640,16 @@ impl Raft {
         }
     }
 
-    /// Leader: the match index of every other voter, in id order (empty on a
-    /// follower or candidate). What WAIT counts.
-    pub fn follower_matches(&self) -> impl Iterator<Item = LogIndex> + '_ {
+    /// Leader: every other voter's id, match index, and ticks since it was
+    /// last heard from, in id order (empty on a follower or candidate).
+    /// What WAIT counts and INFO replication shows.
+    pub fn follower_progress(&self) -> impl Iterator<Item = (NodeId, LogIndex, u64)> + '_ {
         let leader = self.role == Role::Leader;
+        let now = self.leader_ticks;
         self.progress
-            .values()
+            .iter()
             .filter(move |_| leader)
-            .map(|p| p.match_index)
+            .map(move |(id, p)| (*id, p.match_index, now.saturating_sub(p.last_heard_tick)))
     }
 
     /// Number of voters, this node included.

@@ -316,6 +316,20 @@ pub struct LimitStats {
     pub evicted_clients: AtomicU64,
 }
 
+impl LimitStats {
+    /// Zeroes every counter (CONFIG RESETSTAT).
+    pub fn reset(&self) {
+        for counter in [
+            &self.output_limit_disconnections,
+            &self.query_limit_disconnections,
+            &self.idle_disconnections,
+            &self.evicted_clients,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 struct MemoryEntry {
     bytes: Arc<AtomicUsize>,
     evicted: Arc<AtomicBool>,

@@ -347,6 +347,17 @@ pub trait Env {
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
         None
     }
+    /// This node's command statistics, slow log, latency monitor and
+    /// MONITOR clients; None when the environment keeps none.
+    fn stats(&self) -> Option<&Arc<super::stats::Stats>> {
+        None
+    }
+    /// `CONFIG RESETSTAT`: zeroes [`Env::stats`] and the map's read counts.
+    fn reset_stats(&self) {
+        if let Some(stats) = self.stats() {
+            stats.reset();
+        }
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).
@@ -395,6 +406,11 @@ pub enum Action {
     /// `SUBSCRIBE`, `UNSUBSCRIBE` and their forms: carried out by the
     /// connection (`server/pubsub.rs`).
     PubSub(super::pubsub::Change),
+    /// `MONITOR`: the connection attaches to the node's monitor feed
+    /// (`server/monitor.rs`) and answers `+OK`.
+    Monitor,
+    /// `DEBUG SLEEP`: answer `+OK` after this long.
+    Sleep(std::time::Duration),
 }
 
 /// A handler: validated arguments in (name included), an action out.
@@ -409,6 +425,9 @@ pub struct Executed {
     pub close: bool,
     /// Index in [`COMMANDS`] of the command run (None: unknown command).
     pub command: Option<usize>,
+    /// Refused before it ran (unknown command or subcommand, arity, NOAUTH,
+    /// NOPERM): Redis's `rejected_calls`, not a call.
+    pub rejected: bool,
 }
 
 /// Runs one request (`args[0]` is the command name; `args` is non-empty).
@@ -425,6 +444,7 @@ pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Byt
                 reply,
                 close,
                 command: Some(command),
+                rejected: false,
             }
         }
     };
@@ -476,6 +496,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             reply: unknown_command(args).into(),
             close: false,
             command: None,
+            rejected: true,
         });
     };
     session.last_command = command_label(spec, args);
@@ -488,6 +509,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             reply: error.into(),
             close,
             command: Some(index),
+            rejected: true,
         });
     }
     if session.protocol == Protocol::Resp2
@@ -498,12 +520,15 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             reply: super::pubsub::not_in_subscribed_mode(command_label(spec, args)).into(),
             close: false,
             command: Some(index),
+            rejected: true,
         });
     }
     if session.multi.is_some() && !spec.flags.contains(Flags::NO_QUEUE) {
+        let mut rejected = false;
         let reply = match resolve(spec, args) {
             Err(error) => {
                 session.multi_error = true;
+                rejected = true;
                 error.into()
             }
             Ok(_) => match transactions::queue(session, args) {
@@ -518,6 +543,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             reply,
             close: false,
             command: Some(index),
+            rejected,
         });
     }
     match dispatch(spec, session, backend, args) {
@@ -525,11 +551,15 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             reply: error.into(),
             close: false,
             command: Some(index),
+            // A handler's own error is a failed call; the table's checks
+            // (arity, subcommand) reject it.
+            rejected: resolve(spec, args).is_err(),
         }),
         Ok(Action::Reply(reply)) => Prepared::Done(Executed {
             reply,
             close: false,
             command: Some(index),
+            rejected: false,
         }),
         Ok(action) => Prepared::Action {
             action,
@@ -620,6 +650,15 @@ pub(crate) async fn run_action<B: Backend>(
         ),
         Action::Wait(wait) => (
             super::commands::replication::run(backend, wait).await,
+            false,
+        ),
+        Action::Sleep(pause) => {
+            tokio::time::sleep(pause).await;
+            (Reply::OK, false)
+        }
+        // MONITOR is `no-multi`: only a connection can watch.
+        Action::Monitor => (
+            Reply::error("ERR Command not allowed inside a transaction"),
             false,
         ),
     }
@@ -854,7 +893,8 @@ pub(crate) fn parse_i64(arg: &[u8]) -> Option<i64> {
 
 // ---- metrics -------------------------------------------------------------
 
-/// `cache_commands_total{cmd,result}` handles, registered once per command.
+/// `cache_commands_total{cmd,result}` handles, registered once per command,
+/// and the node's Redis-style statistics ([`super::stats`]).
 #[derive(Clone)]
 pub struct CommandCounters {
     /// `[ok, error]` per row of [`COMMANDS`].
@@ -862,6 +902,8 @@ pub struct CommandCounters {
     /// Unknown commands (`cmd="unknown"`); their names are not labels, so a
     /// client cannot create unbounded series.
     unknown: [metrics::Counter; 2],
+    /// INFO commandstats and the rest.
+    stats: Arc<super::stats::Stats>,
 }
 
 impl CommandCounters {
@@ -876,16 +918,44 @@ impl CommandCounters {
         CommandCounters {
             per_command: COMMANDS.iter().map(|spec| pair(spec.name)).collect(),
             unknown: pair("unknown"),
+            stats: Arc::default(),
         }
     }
 
-    /// Counts one executed request.
+    /// The counters, recording into `stats` (shared with whoever reads it).
+    pub fn with_stats(mut self, stats: Arc<super::stats::Stats>) -> CommandCounters {
+        self.stats = stats;
+        self
+    }
+
+    /// The statistics INFO, SLOWLOG, LATENCY and MONITOR read.
+    pub fn stats(&self) -> &Arc<super::stats::Stats> {
+        &self.stats
+    }
+
+    /// Counts one executed request in the Prometheus counters.
     pub fn record(&self, executed: &Executed) {
         let pair = executed
             .command
             .and_then(|i| self.per_command.get(i))
             .unwrap_or(&self.unknown);
         pair[usize::from(executed.reply.is_error())].increment(1);
+    }
+
+    /// Counts one finished request everywhere: the Prometheus counters and
+    /// the node's statistics (which time it from `request.started`).
+    pub fn finish(&self, executed: &Executed, request: &super::stats::Request, session: &Session) {
+        self.record(executed);
+        self.stats.record(
+            &super::stats::Finished {
+                command: executed.command,
+                args: &request.args,
+                reply: &executed.reply,
+                rejected: executed.rejected,
+                usec: request.elapsed_usec(),
+            },
+            session,
+        );
     }
 }
 
@@ -924,6 +994,8 @@ pub(crate) mod fake {
         pub proposals: Mutex<usize>,
         /// Blocked clients, woken after each write as a node does.
         pub key_waits: Arc<crate::node::wakeups::KeyWaits>,
+        /// Statistics, as a node keeps them.
+        pub stats: Arc<crate::server::stats::Stats>,
     }
 
     impl FakeBackend {
@@ -938,6 +1010,7 @@ pub(crate) mod fake {
                 proposed: Mutex::new(Vec::new()),
                 proposals: Mutex::new(0),
                 key_waits: Arc::default(),
+                stats: Arc::default(),
             }
         }
     }
@@ -960,8 +1033,16 @@ pub(crate) mod fake {
                 leader_changes: 1,
                 snapshot_index: LogIndex(0),
                 voters: 3,
-                follower_match: if self.role == Role::Leader {
-                    vec![LogIndex(8), LogIndex(5)]
+                followers: if self.role == Role::Leader {
+                    [(2, 8), (3, 5)]
+                        .into_iter()
+                        .map(|(id, at)| crate::node::FollowerStatus {
+                            id: NodeId(id),
+                            match_index: LogIndex(at),
+                            last_heard_secs: 0,
+                            resp_addr: Some(([127, 0, 0, 1], 6380 + id as u16).into()),
+                        })
+                        .collect()
                 } else {
                     Vec::new()
                 },
@@ -978,6 +1059,13 @@ pub(crate) mod fake {
         }
         fn key_waits(&self) -> Option<&Arc<crate::node::wakeups::KeyWaits>> {
             Some(&self.key_waits)
+        }
+        fn stats(&self) -> Option<&Arc<crate::server::stats::Stats>> {
+            Some(&self.stats)
+        }
+        fn reset_stats(&self) {
+            self.stats.reset();
+            self.db.lock().expect("not poisoned").reset_read_stats();
         }
     }
 

@@ -46,6 +46,7 @@ use super::command::{
     CommandError, Env, Executed, Flags, Prepared, ReadFn, ReadWith, Session,
 };
 use super::reply::{Protocol, Reply};
+use super::stats::{Request, Stats};
 use crate::kv::pubsub::Frame;
 use crate::kv::Op;
 
@@ -66,8 +67,15 @@ const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
 /// One prepared request of a group, and how to answer it.
 struct Member<T> {
     item: T,
+    answer: Pending,
+}
+
+/// A request waiting for its reply: its command, the protocol to answer in,
+/// and what the statistics need of it.
+struct Pending {
     command: usize,
     protocol: Protocol,
+    request: Request,
 }
 
 /// Requests prepared and waiting to be carried out together.
@@ -272,6 +280,8 @@ struct Io<S> {
     shutdown: watch::Receiver<bool>,
     /// The client holds a subscription: the `pubsub` output limits apply.
     pubsub: bool,
+    /// The node's statistics (network bytes), if the backend keeps them.
+    stats: Option<Arc<Stats>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
@@ -368,6 +378,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     fn wrote(&mut self, written: usize) {
+        if let Some(stats) = &self.stats {
+            stats
+                .traffic
+                .net_output_bytes
+                .fetch_add(written as u64, Ordering::Relaxed);
+        }
         self.output.advance(written);
         self.unflushed = true;
         self.last_interaction = Instant::now();
@@ -475,7 +491,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 Ok(Woken::Other)
             }
             IoEvent::Read(0) => Err(End::Eof),
-            IoEvent::Read(_) => {
+            IoEvent::Read(read) => {
+                if let Some(stats) = &self.stats {
+                    stats
+                        .traffic
+                        .net_input_bytes
+                        .fetch_add(read as u64, Ordering::Relaxed);
+                }
                 self.last_interaction = Instant::now();
                 Ok(Woken::Read)
             }
@@ -544,6 +566,7 @@ where
         slot,
         shutdown,
         pubsub: false,
+        stats: backend.stats().cloned(),
     };
     let mut session = session;
     let mut parser = RequestParser::new(limits);
@@ -561,6 +584,11 @@ where
         // Its subscriptions leave the registry through the log.
         if let Some(hub) = backend.pubsub() {
             hub.deregister(session.id);
+        }
+    }
+    if subs.monitor.is_some() {
+        if let Some(stats) = backend.stats() {
+            stats.monitors.detach(session.id);
         }
     }
     let result = match served {
@@ -607,15 +635,23 @@ where
                     if !groupable(session, &args) {
                         carry_out(backend, session, &mut group, counters, io, parser).await?;
                     }
-                    if session.subscribed()
-                        && args
-                            .first()
-                            .is_some_and(|n| n.eq_ignore_ascii_case(b"reset"))
-                    {
+                    let reset = args
+                        .first()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"reset"));
+                    if reset && session.subscribed() {
                         leave_pubsub(backend, session, subs, io).await;
                     }
+                    if reset && subs.monitor.take().is_some() {
+                        if let Some(stats) = backend.stats() {
+                            stats.monitors.detach(session.id);
+                        }
+                    }
                     let protocol = session.protocol;
-                    let close = match prepare(backend, session, &args) {
+                    let started = std::time::Instant::now();
+                    let prepared = prepare(backend, session, &args);
+                    feed_monitors(backend, session, &prepared, &args);
+                    let request = Request { started, args };
+                    let close = match prepared {
                         Prepared::Action {
                             action: Action::Write(op),
                             command,
@@ -624,11 +660,14 @@ where
                                 carry_out(backend, session, &mut group, counters, io, parser)
                                     .await?;
                             }
-                            let size: usize = args.iter().map(Bytes::len).sum();
+                            let size: usize = request.args.iter().map(Bytes::len).sum();
                             let member = Member {
                                 item: op,
-                                command,
-                                protocol,
+                                answer: Pending {
+                                    command,
+                                    protocol,
+                                    request,
+                                },
                             };
                             match &mut group {
                                 Group::Writes { members, bytes } => {
@@ -654,8 +693,11 @@ where
                             }
                             let member = Member {
                                 item: f,
-                                command,
-                                protocol,
+                                answer: Pending {
+                                    command,
+                                    protocol,
+                                    request,
+                                },
                             };
                             match &mut group {
                                 Group::Reads(members) => members.push(member),
@@ -673,8 +715,11 @@ where
                             }
                             let member = Member {
                                 item: block,
-                                command,
-                                protocol,
+                                answer: Pending {
+                                    command,
+                                    protocol,
+                                    request,
+                                },
                             };
                             match &mut group {
                                 Group::Pops(members) => members.push(member),
@@ -699,11 +744,13 @@ where
                                 } else {
                                     Reply::OK
                                 };
-                                counters.record(&Executed {
+                                let executed = Executed {
                                     reply,
                                     close: false,
                                     command: Some(command),
-                                });
+                                    rejected: false,
+                                };
+                                counters.finish(&executed, &request, session);
                             }
                             if io.must_settle()? {
                                 io.settle().await?;
@@ -722,11 +769,13 @@ where
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
                             exec_with_subscriptions(backend, session, subs, io).await?;
                             if let Some(counters) = counters {
-                                counters.record(&Executed {
+                                let executed = Executed {
                                     reply: Reply::OK,
                                     close: false,
                                     command: Some(command),
-                                });
+                                    rejected: false,
+                                };
+                                counters.finish(&executed, &request, session);
                             }
                             if io.must_settle()? {
                                 io.settle().await?;
@@ -735,13 +784,23 @@ where
                         }
                         Prepared::Action { action, command } => {
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
-                            let (reply, close) = run_action(backend, session, action).await;
+                            let (reply, close) = match action {
+                                Action::Monitor => (start_monitor(backend, session, subs), false),
+                                action => run_action(backend, session, action).await,
+                            };
                             let executed = Executed {
                                 reply,
                                 close,
                                 command: Some(command),
+                                rejected: false,
                             };
-                            let close = answer(executed, protocol, counters, io.output.encoder());
+                            let pending = Pending {
+                                command,
+                                protocol,
+                                request,
+                            };
+                            let close =
+                                answer(executed, &pending, counters, session, io.output.encoder());
                             if io.must_settle()? {
                                 io.settle().await?;
                             }
@@ -750,8 +809,13 @@ where
                         Prepared::Done(executed) => {
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
                             // After `HELLO 3` this is already RESP3, as in Redis.
+                            let pending = Pending {
+                                command: executed.command.unwrap_or(usize::MAX),
+                                protocol: session.protocol,
+                                request,
+                            };
                             let close =
-                                answer(executed, session.protocol, counters, io.output.encoder());
+                                answer(executed, &pending, counters, session, io.output.encoder());
                             if io.must_settle()? {
                                 io.settle().await?;
                             }
@@ -808,8 +872,17 @@ where
             let read = io.output.len() < io.stall_bytes();
             let woken = tokio::select! {
                 woken = io.wait(read) => woken?,
-                frame = next_frame(subs) => {
+                frame = next_frame(&mut subs.rx) => {
                     push_frame(&frame, session, io);
+                    io.check_output()?;
+                    continue;
+                }
+                line = next_monitor_line(&mut subs.monitor, read) => {
+                    match line {
+                        Some(line) => io.output.encoder().extend_from_slice(&line),
+                        // Dropped for falling behind: as an output limit.
+                        None => return Err(End::Limit(LimitClose::OutputHard)),
+                    }
                     io.check_output()?;
                     continue;
                 }
@@ -826,18 +899,62 @@ where
     }
 }
 
-/// The connection's end of Pub/Sub delivery (`node/pubsub.rs`).
+/// The connection's end of Pub/Sub delivery (`node/pubsub.rs`) and of the
+/// MONITOR feed (`server/monitor.rs`).
 #[derive(Default)]
 struct Subs {
     /// Frames apply queued for this client, once it has subscribed.
     rx: Option<tokio::sync::mpsc::UnboundedReceiver<Frame>>,
     /// Registered with the hub at some point (it must hear of the close).
     registered: bool,
+    /// Lines for this client once it sent MONITOR.
+    monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+}
+
+/// The next MONITOR line for this client (None: it was dropped for falling
+/// behind); never while it is not monitoring or may not take output.
+async fn next_monitor_line(
+    monitor: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    room: bool,
+) -> Option<Bytes> {
+    match monitor {
+        Some(rx) if room => rx.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// `MONITOR`: attaches this connection to the node's feed.
+fn start_monitor<B: Env>(backend: &B, session: &Session, subs: &mut Subs) -> Reply {
+    match backend.stats() {
+        Some(stats) => {
+            subs.monitor = Some(stats.monitors.attach(session.id));
+            Reply::OK
+        }
+        None => Reply::error("ERR MONITOR needs a node"),
+    }
+}
+
+/// Shows a prepared request to the MONITOR clients, unless it was refused.
+fn feed_monitors<B: Env>(backend: &B, session: &Session, prepared: &Prepared, args: &[Bytes]) {
+    let Some(stats) = backend.stats() else {
+        return;
+    };
+    if stats.monitors.is_empty() {
+        return;
+    }
+    let command = match prepared {
+        Prepared::Done(executed) if executed.rejected => None,
+        Prepared::Done(executed) => executed.command,
+        Prepared::Action { command, .. } => Some(*command),
+    };
+    if let Some(spec) = command.and_then(|i| super::command::COMMANDS.get(i)) {
+        stats.monitors.feed(spec, session, args);
+    }
 }
 
 /// The next frame for this client; never, when it has no subscription.
-async fn next_frame(subs: &mut Subs) -> Frame {
-    match &mut subs.rx {
+async fn next_frame(rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Frame>>) -> Frame {
+    match rx {
         Some(rx) => match rx.recv().await {
             Some(frame) => frame,
             None => std::future::pending().await,
@@ -894,7 +1011,7 @@ where
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            frame = next_frame(subs) => {
+            frame = next_frame(&mut subs.rx) => {
                 if frame == Frame::Applied {
                     return Ok(None);
                 }
@@ -1025,6 +1142,7 @@ async fn pops<B, S>(
     backend: &B,
     members: Vec<Member<super::blocking::Block>>,
     counters: Option<&CommandCounters>,
+    session: &Session,
     io: &mut Io<S>,
     parser: &RequestParser,
 ) -> Result<(), End>
@@ -1048,14 +1166,14 @@ where
                         break;
                     }
                     replies.push(Reply::from(output));
-                    answers.push((m.command, m.protocol));
+                    answers.push(m.answer);
                 }
                 waiting.extend(all);
             }
             // Nothing was applied: each one attempts on its own.
             Err(e) if super::blocking::retryable(&e) => waiting.extend(all),
             other => {
-                answers.extend(all.map(|m| (m.command, m.protocol)));
+                answers.extend(all.map(|m| m.answer));
                 failed = Some(write_reply(other));
             }
         }
@@ -1064,12 +1182,12 @@ where
                 "no reply for the pop".to_string(),
             )))
         });
-        emit(replies, answers, missing, counters, io).await?;
+        emit(replies, answers, missing, counters, session, io).await?;
     }
     for m in waiting {
-        let answers = vec![(m.command, m.protocol)];
+        let answers = vec![m.answer];
         let reply = blocked(backend, m.item, io, parser).await?;
-        emit(vec![reply], answers, Reply::Null, counters, io).await?;
+        emit(vec![reply], answers, Reply::Null, counters, session, io).await?;
     }
     Ok(())
 }
@@ -1077,14 +1195,15 @@ where
 /// Counts a request and appends its reply; returns whether to close.
 fn answer(
     executed: Executed,
-    protocol: Protocol,
+    pending: &Pending,
     counters: Option<&CommandCounters>,
+    session: &Session,
     output: &mut BytesMut,
 ) -> bool {
     if let Some(counters) = counters {
-        counters.record(&executed);
+        counters.finish(&executed, &pending.request, session);
     }
-    executed.reply.encode(protocol, output);
+    executed.reply.encode(pending.protocol, output);
     executed.close
 }
 
@@ -1128,12 +1247,10 @@ where
 {
     match std::mem::replace(group, Group::Empty) {
         Group::Empty => Ok(()),
-        Group::Pops(members) => pops(backend, members, counters, io, parser).await,
+        Group::Pops(members) => pops(backend, members, counters, session, io, parser).await,
         Group::Writes { members, .. } => {
-            let (ops, answers): (Vec<Op>, Vec<(usize, Protocol)>) = members
-                .into_iter()
-                .map(|m| (m.item, (m.command, m.protocol)))
-                .unzip();
+            let (ops, answers): (Vec<Op>, Vec<Pending>) =
+                members.into_iter().map(|m| (m.item, m.answer)).unzip();
             let replies: Vec<Reply> = backend
                 .write_batch(ops)
                 .await
@@ -1143,13 +1260,11 @@ where
             let missing = write_reply(Err(crate::node::RequestError::OutcomeUnknown(
                 "no reply for the write".to_string(),
             )));
-            emit(replies, answers, missing, counters, io).await
+            emit(replies, answers, missing, counters, session, io).await
         }
         Group::Reads(members) => {
-            let (mut reads, mut answers): (Vec<ReadFn>, Vec<(usize, Protocol)>) = members
-                .into_iter()
-                .map(|m| (m.item, (m.command, m.protocol)))
-                .unzip();
+            let (mut reads, mut answers): (Vec<ReadFn>, Vec<Pending>) =
+                members.into_iter().map(|m| (m.item, m.answer)).unzip();
             // The reads left for later barriers, last first. Shared with the
             // barrier's closure rather than returned from it: the read's
             // result type cannot hold the reads themselves.
@@ -1190,10 +1305,9 @@ where
                         .map(|_| CommandError::from(error.clone()).into())
                         .collect(),
                 };
-                let done: Vec<(usize, Protocol)> =
-                    answers.drain(..answers.len() - remaining).collect();
+                let done: Vec<Pending> = answers.drain(..answers.len() - remaining).collect();
                 let missing = Reply::Error("ERR no reply for the read".to_string());
-                emit(replies, done, missing, counters, io).await?;
+                emit(replies, done, missing, counters, session, io).await?;
                 if remaining == 0 {
                     break;
                 }
@@ -1206,19 +1320,21 @@ where
 /// Appends `replies` for `answers` in order, settling after each.
 async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
     replies: Vec<Reply>,
-    answers: Vec<(usize, Protocol)>,
+    answers: Vec<Pending>,
     missing: Reply,
     counters: Option<&CommandCounters>,
+    session: &Session,
     io: &mut Io<S>,
 ) -> Result<(), End> {
     let mut replies = replies.into_iter();
-    for (command, protocol) in answers {
+    for pending in answers {
         let executed = Executed {
             reply: replies.next().unwrap_or_else(|| missing.clone()),
             close: false,
-            command: Some(command),
+            command: Some(pending.command),
+            rejected: false,
         };
-        answer(executed, protocol, counters, io.output.encoder());
+        answer(executed, &pending, counters, session, io.output.encoder());
         if io.must_settle()? {
             io.settle().await?;
         }

@@ -20,8 +20,10 @@ pub mod commands;
 pub mod connection;
 pub mod http;
 pub mod info;
+pub mod monitor;
 pub mod pubsub;
 pub mod reply;
+pub mod stats;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -144,10 +146,13 @@ impl ServerContext {
     /// Counts a new connection unless the cap is reached.
     fn try_admit(&self) -> Option<ClientSlot> {
         let previous = self.inner.connected_clients.fetch_add(1, Ordering::AcqRel);
+        let traffic = &self.inner.counters.stats().traffic;
         if previous >= self.inner.limits.max_clients {
             self.inner.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            traffic.rejected_connections.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        traffic.connections_received.fetch_add(1, Ordering::Relaxed);
         self.inner.metrics.connected_clients.increment(1.0);
         Some(ClientSlot { ctx: self.clone() })
     }
@@ -215,6 +220,16 @@ impl command::Env for ServerContext {
 
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
         Some(self.inner.node.pubsub())
+    }
+
+    fn stats(&self) -> Option<&Arc<stats::Stats>> {
+        Some(self.inner.counters.stats())
+    }
+
+    fn reset_stats(&self) {
+        self.inner.counters.stats().reset();
+        self.inner.node.read_local(|db| db.reset_read_stats());
+        self.inner.client_limits.stats.reset();
     }
 }
 

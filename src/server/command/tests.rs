@@ -704,22 +704,32 @@ fn info_has_redis_sections_and_raft() {
     assert!(two.contains("\r\n\r\n# Keyspace\r\n"));
 }
 
-/// INFO memory: used_memory is the replicated data estimate, and the
-/// process's resident set and allocator are reported beside it.
+/// The text INFO answered.
+fn info_text(client: &mut Client, line: &str) -> String {
+    let Reply::Verbatim(text) = client.reply(line) else {
+        panic!("INFO is text");
+    };
+    text
+}
+
+/// One INFO field's value.
+fn info_field(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} missing in {text}"))
+        .to_string()
+}
+
+/// INFO memory: used_memory is the allocator's figure (the resident set
+/// when the allocator cannot be asked), the replicated data estimate that
+/// maxmemory counts is used_memory_dataset, and the allocator is named.
 #[test]
 fn info_memory_reports_rss_and_the_allocator() {
     let mut client = Client::new();
     client.backend.facts.mem_allocator = "mimalloc";
-    let Reply::Verbatim(memory) = client.reply("INFO memory") else {
-        panic!("INFO is text");
-    };
-    let field = |name: &str| -> String {
-        memory
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("{name} missing in {memory}"))
-            .to_string()
-    };
+    client.reply("SET a 1");
+    let memory = info_text(&mut client, "INFO memory");
+    let field = |name: &str| info_field(&memory, name);
     let rss: u64 = field("used_memory_rss").parse().unwrap();
     assert!(
         rss > 1 << 20,
@@ -727,7 +737,28 @@ fn info_memory_reports_rss_and_the_allocator() {
     );
     assert!(field("used_memory_rss_human").ends_with('M'));
     assert_eq!(field("mem_allocator"), "mimalloc");
-    assert_eq!(field("used_memory"), field("used_memory_dataset"));
+    let dataset: u64 = field("used_memory_dataset").parse().unwrap();
+    assert!(dataset > 0, "one key is held");
+    assert_eq!(field("maxmemory_used_memory"), field("used_memory_dataset"));
+    let used: u64 = field("used_memory").parse().unwrap();
+    assert!(
+        used > 1 << 20,
+        "no allocator figures: the resident set, {used}"
+    );
+
+    fn figures() -> crate::server::info::AllocatorFigures {
+        crate::server::info::AllocatorFigures {
+            committed_bytes: 5 << 20,
+            peak_committed_bytes: 6 << 20,
+        }
+    }
+    client.backend.facts.allocator_figures = Some(figures);
+    let memory = info_text(&mut client, "INFO memory");
+    let field = |name: &str| info_field(&memory, name);
+    assert_eq!(field("used_memory"), (5u64 << 20).to_string());
+    assert_eq!(field("used_memory_human"), "5.00M");
+    assert_eq!(field("used_memory_peak"), (6u64 << 20).to_string());
+    assert_eq!(field("used_memory_peak_perc"), "83.33%");
 }
 
 #[test]

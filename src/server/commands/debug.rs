@@ -9,7 +9,10 @@
 //! Comparing the nodes of a quiet cluster (equal applied indexes) shows
 //! whether they diverged. Inside MULTI, DEBUG runs after the transaction's
 //! log entry (as every non-key-space command does in dkv), not in order.
-//! Redis's other DEBUG subcommands (crash, sleep, reload ...) are not offered.
+//! `DEBUG SLEEP seconds` makes this connection (not the whole node, as in
+//! Redis) wait before answering `+OK`: a command of known minimum duration,
+//! for the slow log and latency monitor. Redis's other DEBUG subcommands
+//! (crash, reload ...) are not offered.
 
 use bytes::Bytes;
 
@@ -25,6 +28,9 @@ fn subcommand_error(args: &[Bytes]) -> Reply {
         String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
     ))
 }
+
+/// The longest `DEBUG SLEEP` (a bound like every other in dkv).
+const MAX_SLEEP_SECONDS: f64 = 3600.0;
 
 pub fn debug(session: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
     let sub = &args[1];
@@ -49,6 +55,16 @@ pub fn debug(session: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Actio
             )
         })));
     }
+    if sub.eq_ignore_ascii_case(b"sleep") && args.len() == 3 {
+        // Redis's strtod: what does not parse sleeps 0 s.
+        let seconds = std::str::from_utf8(&args[2])
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(0.0)
+            .min(MAX_SLEEP_SECONDS);
+        return Ok(Action::Sleep(std::time::Duration::from_secs_f64(seconds)));
+    }
     if sub.eq_ignore_ascii_case(b"help") && args.len() == 2 {
         return help(&[
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -59,6 +75,8 @@ pub fn debug(session: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Actio
             "STATE-DIGEST",
             "    Output a hex signature of all replicated state (dkv: TTL deadlines,",
             "    counters and configuration included), to compare replicas.",
+            "SLEEP <seconds>",
+            "    Stop this connection for <seconds> (dkv: the node keeps serving others).",
             "HELP",
             "    Print this help.",
         ]);

@@ -167,7 +167,7 @@ fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
     let client = env
         .client_limits()
         .map_or_else(ClientSettings::default, ClientLimits::settings);
-    vec![
+    let mut params = vec![
         ("save", String::new()),
         ("appendonly", "no".to_string()),
         ("maxmemory", kv.maxmemory.to_string()),
@@ -187,7 +187,92 @@ fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
         ("maxmemory-clients", client.maxmemory_clients.render()),
         ("cluster-enabled", "no".to_string()),
         ("proto-max-bulk-len", MAX_STRING_BYTES.to_string()),
+    ];
+    params.extend(diagnostics_params(env));
+    params
+}
+
+/// The slow log's and latency monitor's parameters (this node's own, like
+/// Redis's; CONFIG SET changes them at once).
+fn diagnostics_params(env: &dyn Env) -> Vec<(&'static str, String)> {
+    let (slower_than, max_len, threshold) = env.stats().map_or(
+        (
+            crate::server::stats::slowlog::DEFAULT_SLOWER_THAN_USEC,
+            crate::server::stats::slowlog::DEFAULT_MAX_LEN,
+            0,
+        ),
+        |s| {
+            (
+                s.slowlog.slower_than_usec(),
+                s.slowlog.max_len(),
+                s.latency.threshold_ms(),
+            )
+        },
+    );
+    vec![
+        ("slowlog-log-slower-than", slower_than.to_string()),
+        ("slowlog-max-len", max_len.to_string()),
+        ("latency-monitor-threshold", threshold.to_string()),
+        ("latency-tracking", "yes".to_string()),
+        (
+            "latency-tracking-info-percentiles",
+            "50 99 99.9".to_string(),
+        ),
     ]
+}
+
+/// A diagnostics parameter's new value, checked (Redis's ranges and texts).
+#[derive(Clone, Copy)]
+enum DiagnosticsSetting {
+    SlowerThan(i64),
+    MaxLen(usize),
+    Threshold(u64),
+}
+
+/// Parses `name value` if `name` is a diagnostics parameter.
+fn diagnostics_setting(
+    name: &[u8],
+    value: &[u8],
+) -> Option<Result<DiagnosticsSetting, CommandError>> {
+    let lower = name.to_ascii_lowercase();
+    let (min, max) = match &lower[..] {
+        b"slowlog-log-slower-than" => (-1, i64::MAX),
+        b"slowlog-max-len" => (0, crate::server::stats::slowlog::MAX_MAX_LEN as i64),
+        b"latency-monitor-threshold" => (0, i64::MAX),
+        _ => return None,
+    };
+    let failed = |reason: String| CommandError::ConfigSetFailed {
+        name: String::from_utf8_lossy(name).into_owned(),
+        reason,
+    };
+    let Some(n) = crate::server::command::parse_i64(value) else {
+        return Some(Err(failed(
+            "argument couldn't be parsed into an integer".into(),
+        )));
+    };
+    if !(min..=max).contains(&n) {
+        return Some(Err(failed(format!(
+            "argument must be between {min} and {max} inclusive"
+        ))));
+    }
+    Some(Ok(match &lower[..] {
+        b"slowlog-log-slower-than" => DiagnosticsSetting::SlowerThan(n),
+        b"slowlog-max-len" => DiagnosticsSetting::MaxLen(n as usize),
+        _ => DiagnosticsSetting::Threshold(n as u64),
+    }))
+}
+
+fn apply_diagnostics(env: &dyn Env, settings: &[DiagnosticsSetting]) {
+    let Some(stats) = env.stats() else {
+        return;
+    };
+    for setting in settings {
+        match *setting {
+            DiagnosticsSetting::SlowerThan(usec) => stats.slowlog.set_slower_than_usec(usec),
+            DiagnosticsSetting::MaxLen(len) => stats.slowlog.set_max_len(len),
+            DiagnosticsSetting::Threshold(ms) => stats.latency.set_threshold_ms(ms),
+        }
+    }
 }
 
 /// Redis-style glob match, case-insensitive (CONFIG GET).
@@ -290,9 +375,12 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
     let current = env.client_limits().map(ClientLimits::settings);
     let mut client = current;
     let mut replicated = args[..2].to_vec();
+    let mut diagnostics = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = &pair[0];
-        if is_client_limit(name) {
+        if let Some(setting) = diagnostics_setting(name, &pair[1]) {
+            diagnostics.push(setting?);
+        } else if is_client_limit(name) {
             let Some(settings) = client else {
                 return Err(CommandError::UnknownConfig(preview(name, 128)));
             };
@@ -311,6 +399,7 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
             limits.set(settings);
         }
     }
+    apply_diagnostics(env, &diagnostics);
     if replicated.len() == 2 {
         return Ok(Action::Reply(Reply::OK));
     }
@@ -320,7 +409,14 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
     }))
 }
 
-pub fn config_resetstat(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+/// `CONFIG RESETSTAT`: this node's command, error, latency and traffic
+/// statistics and its keyspace hits and misses start again from zero.
+pub fn config_resetstat(
+    _: &mut Session,
+    env: &dyn Env,
+    _: &[Bytes],
+) -> Result<Action, CommandError> {
+    env.reset_stats();
     Ok(Action::Reply(Reply::OK))
 }
 
@@ -332,9 +428,10 @@ pub fn config_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
         "SET <directive> <value>",
         "    Set the configuration <directive> to <value> (maxmemory, maxmemory-policy,",
         "    and this node's client-output-buffer-limit, client-query-buffer-limit,",
-        "    timeout, maxmemory-clients).",
+        "    timeout, maxmemory-clients, slowlog-log-slower-than, slowlog-max-len,",
+        "    latency-monitor-threshold).",
         "RESETSTAT",
-        "    Reset statistics reported by the INFO command (no-op in dkv).",
+        "    Reset statistics reported by the INFO command (this node's).",
         "HELP",
         "    Print this help.",
     ])
@@ -354,6 +451,7 @@ pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, Co
             kv: &env.kv_info(),
             connected_clients: env.connected_clients(),
             client_stats: env.client_limits().map(|limits| &limits.stats),
+            stats: env.stats().map(|stats| &**stats),
         },
     );
     Ok(Action::Reply(Reply::Verbatim(text)))
@@ -373,11 +471,13 @@ pub fn time(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, Command
     ])))
 }
 
-/// The process start: data is durable in the WAL continuously, so the last
-/// "save" is as old as the process.
+/// When this node last wrote a snapshot (or installed one from the
+/// leader), else when it started: Redis's last successful save.
 pub fn lastsave(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
-    let started = unix_now().saturating_sub(env.facts().started_at.elapsed());
-    Ok(Action::Reply(Reply::Integer(started.as_secs() as i64)))
+    let at = info::last_save_unix_secs(env.facts());
+    Ok(Action::Reply(Reply::Integer(
+        i64::try_from(at).unwrap_or(i64::MAX),
+    )))
 }
 
 #[cfg(test)]

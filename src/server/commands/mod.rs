@@ -9,6 +9,7 @@ pub mod acl;
 pub mod clients;
 pub mod connection;
 pub mod debug;
+pub mod diagnostics;
 mod docs;
 pub mod introspection;
 pub mod objects;
@@ -208,6 +209,65 @@ static CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
     ),
 ];
 
+static SLOWLOG_SUBCOMMANDS: &[SubcommandSpec] = &[
+    sub!("slowlog", "get", -2, diagnostics::slowlog_get, ACL_ADMIN),
+    sub!("slowlog", "len", 2, diagnostics::slowlog_len, ACL_ADMIN),
+    sub!("slowlog", "reset", 2, diagnostics::slowlog_reset, ACL_ADMIN),
+    sub!(
+        "slowlog",
+        "help",
+        2,
+        diagnostics::slowlog_help,
+        cats(&[SLOW])
+    ),
+];
+
+static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
+    sub!(
+        "latency",
+        "doctor",
+        2,
+        diagnostics::latency_doctor,
+        ACL_ADMIN
+    ),
+    sub!("latency", "graph", 3, diagnostics::latency_graph, ACL_ADMIN),
+    sub!(
+        "latency",
+        "help",
+        2,
+        diagnostics::latency_help,
+        cats(&[SLOW])
+    ),
+    sub!(
+        "latency",
+        "histogram",
+        -2,
+        diagnostics::latency_histogram,
+        ACL_ADMIN
+    ),
+    sub!(
+        "latency",
+        "history",
+        3,
+        diagnostics::latency_history,
+        ACL_ADMIN
+    ),
+    sub!(
+        "latency",
+        "latest",
+        2,
+        diagnostics::latency_latest,
+        ACL_ADMIN
+    ),
+    sub!(
+        "latency",
+        "reset",
+        -2,
+        diagnostics::latency_reset,
+        ACL_ADMIN
+    ),
+];
+
 const CF: Flags = CONN.or(FAST).or(LOADING);
 const TX: &str = "@transaction";
 const CN: &str = "@connection";
@@ -333,6 +393,39 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     },
     spec("info", -1, LOADING, "@server", NO_KEYS, introspection::info)
         .acl(cats(&[SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
+    CommandSpec {
+        subcommands: SLOWLOG_SUBCOMMANDS,
+        ..spec(
+            "slowlog",
+            -2,
+            ADMIN.or(LOADING),
+            "@server",
+            NO_KEYS,
+            connection::missing_subcommand,
+        )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+    },
+    CommandSpec {
+        subcommands: LATENCY_SUBCOMMANDS,
+        ..spec(
+            "latency",
+            -2,
+            ADMIN.or(LOADING),
+            "@server",
+            NO_KEYS,
+            connection::missing_subcommand,
+        )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+    },
+    spec(
+        "monitor",
+        1,
+        ADMIN.or(LOADING).or(NOQ),
+        "@server",
+        NO_KEYS,
+        diagnostics::monitor,
+    )
+    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
     spec(
         "debug",
         -2,

@@ -58,9 +58,9 @@ pub fn wait(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, Comm
 fn count(status: &NodeStatus, target: LogIndex) -> i64 {
     let known = if status.role == Role::Leader {
         status
-            .follower_match
+            .followers
             .iter()
-            .filter(|&&m| m >= target)
+            .filter(|f| f.match_index >= target)
             .count()
     } else {
         status.voters / 2
@@ -92,7 +92,7 @@ pub async fn run<B: Backend>(backend: &B, wait: Wait) -> Reply {
         let status = backend.status();
         let known = count(&status, target);
         let everyone =
-            status.role != Role::Leader || status.follower_match.iter().all(|&m| m >= target);
+            status.role != Role::Leader || status.followers.iter().all(|f| f.match_index >= target);
         let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if known >= wait.replicas || everyone || expired {
             return Reply::Integer(known);
@@ -121,7 +121,16 @@ mod tests {
             leader_changes: 1,
             snapshot_index: LogIndex(0),
             voters,
-            follower_match: matches.iter().map(|&m| LogIndex(m)).collect(),
+            followers: matches
+                .iter()
+                .enumerate()
+                .map(|(i, &m)| crate::node::FollowerStatus {
+                    id: NodeId(i as u64 + 2),
+                    match_index: LogIndex(m),
+                    last_heard_secs: 0,
+                    resp_addr: None,
+                })
+                .collect(),
         }
     }
 
