@@ -36,6 +36,7 @@ pub mod dump;
 mod evict;
 pub(crate) mod expiry;
 pub mod float;
+pub(crate) mod functions;
 pub mod glob;
 pub mod hash;
 pub(crate) mod hashes;
@@ -325,6 +326,9 @@ pub struct Db {
     pub(crate) script_user: ScriptUser,
     /// Every Pub/Sub subscription in the cluster (`pubsub.rs`).
     pub(crate) pubsub: pubsub::Registry,
+    /// The function libraries (`functions.rs`): replicated, in snapshots,
+    /// counted in `used_bytes`.
+    pub(crate) functions: functions::Libraries,
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -358,6 +362,7 @@ impl Default for Db {
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
             pubsub: pubsub::Registry::default(),
+            functions: functions::Libraries::default(),
         }
     }
 }
@@ -527,6 +532,10 @@ impl Db {
         if name.eq_ignore_ascii_case(b"script") {
             // SCRIPT LOAD / FLUSH: changes to the replicated script cache.
             return scripting::apply_script(self, args);
+        }
+        if name.eq_ignore_ascii_case(b"function") {
+            // FUNCTION LOAD / DELETE / FLUSH / RESTORE: the libraries.
+            return functions::apply_function(self, args);
         }
         let Some((_, spec)) = crate::cmd::lookup(name) else {
             return Output::err(format!(
