@@ -7,7 +7,8 @@
 //! (replicated now, counters, stats, config, WATCH tombstones), one `Users`
 //! (the ACL users; absent in snapshots written before ACLs, which then
 //! restore with only the default user), one `PubSub` (the subscription
-//! registry, only when someone subscribes), then one `Entry` per key in database
+//! registry, only when someone subscribes), one `Functions` (the function
+//! libraries, only when there is one), then one `Entry` per key in database
 //! then key order, then `End`. Identical states
 //! give identical bytes (replicas can be compared byte for byte).
 //! [`Db::restore`] rebuilds exactly the same state (local access info aside),
@@ -55,8 +56,12 @@ enum Record {
     /// The Pub/Sub registry (`kv/pubsub.rs`), written after `Users` when
     /// anyone subscribes: other nodes' subscriptions must survive a
     /// snapshot install, or PUBLISH would count differently here.
-    /// Last in the enum: variant indexes are the file format.
     PubSub(super::pubsub::Registry),
+    /// The function libraries (`kv/functions.rs`), in name order, written
+    /// after `Users` when there is one: a node that restarts or installs a
+    /// snapshot has the same functions as the others.
+    /// Last in the enum: variant indexes are the file format.
+    Functions(Vec<super::functions::Library>),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -131,6 +136,9 @@ impl Iterator for SnapshotChunks {
             }
             if !db.pubsub.is_empty() {
                 push(&mut buf, &Record::PubSub(db.pubsub.clone()));
+            }
+            if !db.functions.is_empty() {
+                push(&mut buf, &Record::Functions(db.functions.list()));
             }
         }
         while buf.len() < self.chunk_size {
@@ -314,6 +322,12 @@ impl Db {
                         return Err(corrupt(offset, "pub/sub registry before meta"));
                     }
                     db.pubsub = registry;
+                }
+                Record::Functions(libraries) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "functions before meta"));
+                    }
+                    db.set_libraries(super::functions::Libraries::from_list(libraries));
                 }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {

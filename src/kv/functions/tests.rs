@@ -281,3 +281,30 @@ fn dump_and_restore_round_trip_with_redis_payloads() {
         Output::Ok
     );
 }
+
+/// Libraries survive a snapshot, and count in used memory the same after.
+#[test]
+fn libraries_are_in_snapshots() {
+    let mut db = Db::new();
+    load(&mut db, LIB);
+    let bytes: Vec<u8> = db
+        .snapshot_chunks(1 << 16)
+        .flat_map(|c| c.to_vec())
+        .collect();
+    let restored = Db::restore(&bytes).unwrap();
+    assert_eq!(restored.functions, db.functions);
+    assert_eq!(restored.used_memory(), db.used_memory());
+    let mut restored = restored;
+    assert_eq!(
+        fcall(&mut restored, &["ro", "1", "k", "a"]),
+        Output::Array(vec![
+            Output::bulk("k"),
+            Output::bulk("a"),
+            Output::Integer(1),
+            Output::Integer(1)
+        ])
+    );
+    assert_eq!(exec(&mut restored, &[b"function", b"flush"]), Output::Ok);
+    assert!(restored.functions.is_empty());
+    assert_eq!(restored.used_memory(), Db::new().used_memory());
+}
