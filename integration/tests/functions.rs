@@ -214,8 +214,10 @@ async fn run(cluster: &mut Cluster, payload: &[u8]) -> Result<()> {
         .arg("STATS")
         .query_async(&mut on_f2)
         .await?;
+    let shown = format!("{stats:?}").to_lowercase();
     ensure!(
-        format!("{stats:?}").contains("Int(2)") && format!("{stats:?}").contains("Int(3)"),
+        shown.contains("\"libraries_count\"'), int(2)")
+            && shown.contains("\"functions_count\"'), int(3)"),
         "FUNCTION STATS {stats:?}: 2 libraries, 3 functions"
     );
     let listed = list(cluster, leader).await?;

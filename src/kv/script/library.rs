@@ -69,21 +69,13 @@ impl Vm {
             .internal()
             .raw_get("library_globals")
             .map_err(|e| format!("ERR {e}"))?;
-        let f = self
-            .lua()
-            .load(code)
-            .set_name("@user_function")
-            .set_mode(mlua::ChunkMode::Text)
-            .set_environment(globals)
-            .into_function()
-            .map_err(|e| {
-                let message = match e {
-                    mlua::Error::SyntaxError { message, .. } => message,
-                    mlua::Error::MemoryError(m) => m,
-                    other => other.to_string(),
-                };
-                format!("ERR Error compiling function: {message}")
-            })?;
+        let f = super::vm::compile_as(
+            self.lua(),
+            &globals,
+            code,
+            "@user_function",
+            "Error compiling function",
+        )?;
         self.cache_function(key, f.clone())?;
         Ok(f)
     }

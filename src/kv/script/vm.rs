@@ -556,10 +556,28 @@ fn raised_table(lua: &Lua, err: Value) -> mlua::Result<Value> {
 
 /// Compiles `code` as the chunk `@user_script` with the read-only globals.
 fn compile(lua: &Lua, view: &Table, code: &[u8]) -> Result<Function, String> {
+    compile_as(
+        lua,
+        view,
+        code,
+        "@user_script",
+        "Error compiling script (new function)",
+    )
+}
+
+/// Compiles `code` as the chunk `name` with the globals `env`; on failure
+/// `ERR <what>: <Lua's message>`.
+pub(super) fn compile_as(
+    lua: &Lua,
+    env: &Table,
+    code: &[u8],
+    name: &str,
+    what: &str,
+) -> Result<Function, String> {
     lua.load(code)
-        .set_name("@user_script")
+        .set_name(name)
         .set_mode(mlua::ChunkMode::Text)
-        .set_environment(view.clone())
+        .set_environment(env.clone())
         .into_function()
         .map_err(|e| {
             let message = match e {
@@ -567,7 +585,7 @@ fn compile(lua: &Lua, view: &Table, code: &[u8]) -> Result<Function, String> {
                 mlua::Error::MemoryError(m) => m,
                 other => other.to_string(),
             };
-            format!("ERR Error compiling script (new function): {message}")
+            format!("ERR {what}: {message}")
         })
 }
 
