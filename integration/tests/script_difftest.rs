@@ -605,11 +605,17 @@ fn gen_library(r: &mut Rng) -> String {
     let mut code = format!("#!lua name={name}\n");
     let mut used = Vec::new();
     for _ in 0..1 + r.below(3) {
-        let f = r.pick(FN_NAMES);
+        // Mostly names of this library's own (`la_fa`), sometimes shared
+        // ones, so loads collide now and then.
+        let f = if r.chance(70) {
+            format!("{name}_{}", r.pick(FN_NAMES))
+        } else {
+            r.pick(FN_NAMES).to_string()
+        };
         if used.contains(&f) && r.chance(80) {
             continue;
         }
-        used.push(f);
+        used.push(f.clone());
         let no_writes = r.chance(40);
         let (nkeys, nargs) = (r.below(3), r.below(3));
         let mut g = Gen {
@@ -645,8 +651,12 @@ fn gen_function_call(r: &mut Rng) -> Vec<Vec<u8>> {
     match r.below(40) {
         0..=7 => {
             let mut cmd = words(&["FUNCTION", "LOAD"]);
-            if r.chance(40) {
-                cmd.push(r.pick(&["REPLACE", "replace", "bogus"]).as_bytes().to_vec());
+            if r.chance(60) {
+                cmd.push(
+                    r.pick(&["REPLACE", "replace", "REPLACE", "bogus"])
+                        .as_bytes()
+                        .to_vec(),
+                );
             }
             cmd.push(gen_library(r).into_bytes());
             cmd
@@ -694,10 +704,13 @@ fn gen_function_call(r: &mut Rng) -> Vec<Vec<u8>> {
         ]),
         _ => {
             let verb = if r.chance(25) { "FCALL_RO" } else { "FCALL" };
+            let f = r.pick(FN_NAMES);
+            let own = format!("{}_{f}", r.pick(LIB_NAMES));
             let name = match r.below(12) {
                 0 => "nosuch".to_string(),
-                1 => r.pick(FN_NAMES).to_ascii_uppercase(),
-                _ => r.pick(FN_NAMES).to_string(),
+                1 => own.to_ascii_uppercase(),
+                2..=4 => f.to_string(),
+                _ => own,
             };
             let nkeys = r.below(3);
             let nargs = r.below(3);
@@ -959,8 +972,8 @@ fn show(args: &[Vec<u8>]) -> String {
     args.iter()
         .map(|a| {
             let s = String::from_utf8_lossy(a);
-            if s.len() > 400 {
-                format!("{:?}…", &s[..400])
+            if s.chars().count() > 400 {
+                format!("{:?}…", s.chars().take(400).collect::<String>())
             } else {
                 format!("{s:?}")
             }
@@ -1097,6 +1110,15 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
             Some(&c) => (c as char).to_string(),
             None => String::new(),
         };
+        // Function commands' replies are counted apart.
+        let is_function = [&b"function"[..], b"fcall", b"fcall_ro"]
+            .iter()
+            .any(|n| cmd[0].eq_ignore_ascii_case(n));
+        let kind = if is_function {
+            format!("fn {kind}")
+        } else {
+            kind
+        };
         *kinds.entry(kind).or_default() += 1;
         if a != b && keep_going > 0 {
             // SCRIPT_DIFFTEST_KEEP_GOING=n: print up to n differences and go on
@@ -1122,7 +1144,7 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
     tally.sort_by(|a, b| b.cmp(a));
     let top: Vec<String> = tally
         .iter()
-        .take(12)
+        .take(24)
         .map(|(n, k)| format!("{k:?} {n}"))
         .collect();
     println!("script difftest seed {seed}: replies {}", top.join(", "));
