@@ -17,6 +17,22 @@
 //! Every 100 calls `DEBUG DIGEST` of both servers is compared: the writes
 //! scripts made are the same.
 //!
+//! Functions: three calls in ten are `FUNCTION LOAD [REPLACE]` of generated
+//! libraries (one to three functions whose bodies are generated scripts,
+//! some `no-writes`, with flags and descriptions; and libraries that fail to
+//! load), `FCALL`/`FCALL_RO` (by name in any case, unknown names, bad
+//! `numkeys`), `FUNCTION LIST [WITHCODE] [LIBRARYNAME p]`, `DELETE`, `DUMP`,
+//! `RESTORE` of redis-server's last dump (each policy), `STATS`, `FLUSH`,
+//! `HELP`, `KILL`. Redis lists libraries and functions (and dumps libraries)
+//! in its hash order, which differs between two redis-servers: LIST replies
+//! are compared with their arrays of libraries and of functions in byte
+//! order, DUMP replies record by record in byte order when they differ
+//! (then only the checksum over the order may differ), and when several
+//! functions (or restored libraries) collide, any one may be named in the
+//! `already exists` error, as Redis names the first in its hash order.
+//! Bodies of `no-writes`
+//! functions never use `math.random` (dkv serves their calls as reads).
+//!
 //! What is not generated, and why: `TIME` and `redis.call('TIME')`, TTLs and
 //! expiries (the two servers' clocks differ); replies whose element order is
 //! an encoding detail (SMEMBERS, HGETALL of a hashtable: scripts sort them
@@ -556,9 +572,175 @@ fn sha1_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Library names the function calls use (few, so loads collide).
+const LIB_NAMES: &[&str] = &["la", "lb", "lc"];
+/// Function names (few, so names collide between libraries).
+const FN_NAMES: &[&str] = &["fa", "fb", "fc", "fd", "fe"];
+/// What `FUNCTION RESTORE` sends in place of this argument: the payload of
+/// redis-server's last `FUNCTION DUMP` (the generator cannot know it).
+const LAST_DUMP: &[u8] = b"<last FUNCTION DUMP>";
+
+/// A library: one to three functions whose bodies are generated scripts
+/// (the callback's parameters are named KEYS and ARGV, so a body reads as
+/// an EVAL script), some `no-writes` (their bodies read only and never use
+/// `math.random`: dkv serves them as reads), or a library that fails to load.
+fn gen_library(r: &mut Rng) -> String {
+    let name = r.pick(LIB_NAMES);
+    if r.chance(8) {
+        return r
+            .pick(&[
+                "#!lua name=la\nlocal x = 1",
+                "#!lua name=lb\nredis.register_function('fa')",
+                "#!lua name=lc\nlocal s = string.len('x')",
+                "#!lua name=la\nredis.call('ping')",
+                "#!lua name=bad-name\nredis.register_function('fa', function() return 1 end)",
+                "#!lua\nreturn 1",
+                "#!lua name=lb\nredis.register_function{function_name='fb', callback=function() return 1 end, flags={'nope'}}",
+                "#!lua name=lc\nredis.register_function('f-c', function() return 1 end)",
+                "#!lua name=la\nlocal x = ",
+                "no shebang",
+            ])
+            .to_string();
+    }
+    let mut code = format!("#!lua name={name}\n");
+    let mut used = Vec::new();
+    for _ in 0..1 + r.below(3) {
+        // Mostly names of this library's own (`la_fa`), sometimes shared
+        // ones, so loads collide now and then.
+        let f = if r.chance(70) {
+            format!("{name}_{}", r.pick(FN_NAMES))
+        } else {
+            r.pick(FN_NAMES).to_string()
+        };
+        if used.contains(&f) && r.chance(80) {
+            continue;
+        }
+        used.push(f.clone());
+        let no_writes = r.chance(40);
+        let (nkeys, nargs) = (r.below(3), r.below(3));
+        let mut g = Gen {
+            r,
+            nkeys,
+            nargs,
+            random_ok: !no_writes,
+        };
+        let body = g.script(!no_writes);
+        if no_writes || r.chance(20) {
+            let flags = if no_writes {
+                r.pick(&["'no-writes'", "'no-writes', 'allow-oom'", "'NO-WRITES'"])
+            } else {
+                r.pick(&["'allow-oom'", "'allow-stale'", ""])
+            };
+            let description = r.pick(&["", ", description='counts things'", ", description=7"]);
+            code.push_str(&format!(
+                "redis.register_function{{function_name='{f}', callback=function(KEYS, ARGV)\n{body}\nend, flags={{{flags}}}{description}}}\n"
+            ));
+        } else {
+            code.push_str(&format!(
+                "redis.register_function('{f}', function(KEYS, ARGV)\n{body}\nend)\n"
+            ));
+        }
+    }
+    code
+}
+
+/// A function command: FUNCTION LOAD/LIST/DELETE/DUMP/RESTORE/STATS/FLUSH,
+/// FCALL, FCALL_RO.
+fn gen_function_call(r: &mut Rng) -> Vec<Vec<u8>> {
+    let words = |w: &[&str]| w.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+    match r.below(40) {
+        0..=7 => {
+            let mut cmd = words(&["FUNCTION", "LOAD"]);
+            if r.chance(60) {
+                cmd.push(
+                    r.pick(&["REPLACE", "replace", "REPLACE", "bogus"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+            cmd.push(gen_library(r).into_bytes());
+            cmd
+        }
+        8..=10 => {
+            let mut cmd = words(&["FUNCTION", "LIST"]);
+            if r.chance(50) {
+                cmd.push(b"WITHCODE".to_vec());
+            }
+            if r.chance(40) {
+                cmd.push(b"LIBRARYNAME".to_vec());
+                cmd.push(
+                    r.pick(&["l*", "la", "LB", "*c", "x*", "l?"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+            if r.chance(5) {
+                cmd.push(r.pick(&["LIBRARYNAME", "bogus"]).as_bytes().to_vec());
+            }
+            cmd
+        }
+        11 | 12 => words(&[
+            "FUNCTION",
+            "DELETE",
+            r.pick(&["la", "lb", "lc", "LA", "zz"]),
+        ]),
+        13 | 14 => words(&["FUNCTION", "DUMP"]),
+        15 | 16 => {
+            let mut cmd = words(&["FUNCTION", "RESTORE"]);
+            cmd.push(LAST_DUMP.to_vec());
+            if r.chance(70) {
+                cmd.push(
+                    r.pick(&["APPEND", "REPLACE", "FLUSH", "flush", "bogus"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+            cmd
+        }
+        17 => words(&["FUNCTION", "STATS"]),
+        18 => words(&[
+            "FUNCTION",
+            r.pick(&["FLUSH", "FLUSH", "HELP", "KILL", "NOPE"]),
+        ]),
+        _ => {
+            let verb = if r.chance(25) { "FCALL_RO" } else { "FCALL" };
+            let f = r.pick(FN_NAMES);
+            let own = format!("{}_{f}", r.pick(LIB_NAMES));
+            let name = match r.below(12) {
+                0 => "nosuch".to_string(),
+                1 => own.to_ascii_uppercase(),
+                2..=4 => f.to_string(),
+                _ => own,
+            };
+            let nkeys = r.below(3);
+            let nargs = r.below(3);
+            let numkeys = if r.chance(4) {
+                r.pick(&["-1", "x", "99"]).to_string()
+            } else {
+                nkeys.to_string()
+            };
+            let mut cmd = vec![
+                verb.as_bytes().to_vec(),
+                name.into_bytes(),
+                numkeys.into_bytes(),
+            ];
+            for _ in 0..nkeys {
+                cmd.push(r.pick(KEY_NAMES).as_bytes().to_vec());
+            }
+            for _ in 0..nargs {
+                cmd.push(r.pick(ARGS).as_bytes().to_vec());
+            }
+            cmd
+        }
+    }
+}
+
 /// One generated call: the command to send to both servers. `seen` keeps
 /// the sha of every script sent before and whether it was read-only.
 fn gen_call(r: &mut Rng, seen: &mut Vec<(String, bool)>) -> Vec<Vec<u8>> {
+    if r.chance(30) {
+        return gen_function_call(r);
+    }
     let nkeys = r.below(3);
     let nargs = r.below(3);
     let read_only = r.chance(20);
@@ -623,14 +805,175 @@ fn gen_call(r: &mut Rng, seen: &mut Vec<(String, bool)>) -> Vec<Vec<u8>> {
     cmd
 }
 
+// ---- replies whose order is Redis's hash order ------------------------------
+
+/// One RESP frame as a tree: its first line (with `\r\n`), a bulk's body
+/// (with its `\r\n`), and an aggregate's elements.
+struct Node {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn parse(buf: &[u8], at: usize) -> Result<(Node, usize)> {
+        let len = frame_len(buf, at)?.context("incomplete frame")?;
+        let nl = buf[at..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("no line")?;
+        let head = buf[at..at + nl + 2].to_vec();
+        let kind = buf[at];
+        let mut node = Node {
+            head,
+            body: Vec::new(),
+            children: Vec::new(),
+        };
+        let n: i64 = std::str::from_utf8(&buf[at + 1..at + nl])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut next = at + nl + 2;
+        match kind {
+            b'*' | b'~' | b'>' | b'%' | b'|' if n > 0 => {
+                let count = if matches!(kind, b'%' | b'|') {
+                    2 * n
+                } else {
+                    n
+                };
+                for _ in 0..count {
+                    let (child, after) = Node::parse(buf, next)?;
+                    node.children.push(child);
+                    next = after;
+                }
+            }
+            b'$' | b'!' | b'=' => {
+                node.body = buf[next..at + len].to_vec();
+                next = at + len;
+            }
+            _ => {}
+        }
+        Ok((node, next))
+    }
+
+    /// The frame again, every array of aggregates (libraries, a library's
+    /// functions) in byte order: Redis lists them in hash order.
+    fn sorted_bytes(&self) -> Vec<u8> {
+        let mut children: Vec<Vec<u8>> = self.children.iter().map(Node::sorted_bytes).collect();
+        let all_aggregates = !self.children.is_empty()
+            && self
+                .children
+                .iter()
+                .all(|c| matches!(c.head[0], b'*' | b'%' | b'~'));
+        if self.head[0] == b'*' && all_aggregates {
+            children.sort();
+        }
+        let mut out = self.head.clone();
+        out.extend_from_slice(&self.body);
+        for c in children {
+            out.extend(c);
+        }
+        out
+    }
+}
+
+/// `FUNCTION LIST`'s reply with libraries and functions in byte order.
+fn sorted_list(reply: &[u8]) -> Vec<u8> {
+    match Node::parse(reply, 0) {
+        Ok((node, _)) => node.sorted_bytes(),
+        Err(_) => reply.to_vec(),
+    }
+}
+
+/// Skips one RDB string (any encoding) at `at`; where it ends.
+fn skip_rdb_string(p: &[u8], at: usize) -> Option<usize> {
+    fn len(p: &[u8], at: usize) -> Option<(u64, usize, bool)> {
+        let first = *p.get(at)?;
+        Some(match first >> 6 {
+            0 => (u64::from(first & 0x3f), at + 1, false),
+            1 => (
+                (u64::from(first & 0x3f) << 8) | u64::from(*p.get(at + 1)?),
+                at + 2,
+                false,
+            ),
+            2 if first == 0x80 => {
+                let b = p.get(at + 1..at + 5)?;
+                (
+                    u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+                    at + 5,
+                    false,
+                )
+            }
+            3 => (u64::from(first & 0x3f), at + 1, true),
+            _ => return None,
+        })
+    }
+    let (n, after, encoded) = len(p, at)?;
+    if !encoded {
+        return Some(after + n as usize);
+    }
+    match n {
+        0 => Some(after + 1),
+        1 => Some(after + 2),
+        2 => Some(after + 4),
+        3 => {
+            let (packed, after, _) = len(p, after)?;
+            let (_, after, _) = len(p, after)?;
+            Some(after + packed as usize)
+        }
+        _ => None,
+    }
+}
+
+/// A `FUNCTION DUMP` reply as its libraries' records in byte order and the
+/// RDB version: Redis writes the libraries in hash order (and the checksum
+/// over that order), so two servers with the same libraries agree on this.
+fn dump_parts(reply: &[u8]) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
+    let (node, _) = Node::parse(reply, 0).ok()?;
+    let body = node.body.get(..node.body.len().checked_sub(2)?)?;
+    let objects = body.get(..body.len().checked_sub(10)?)?;
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while at < objects.len() {
+        let end = skip_rdb_string(objects, at + 1)?;
+        parts.push(objects.get(at..end)?.to_vec());
+        at = end;
+    }
+    parts.sort();
+    Some((parts, body[objects.len()..objects.len() + 2].to_vec()))
+}
+
+/// Both replies say a function (or, from RESTORE, a library) already
+/// exists: when several collide, Redis names the first in its hash order.
+fn same_collision(a: &[u8], b: &[u8]) -> bool {
+    let kind = |r: &[u8]| {
+        let text = String::from_utf8_lossy(r);
+        let collides = text.ends_with(" already exists\r\n") && !text.contains('\'');
+        if collides && text.starts_with("-ERR Function ") {
+            Some("function")
+        } else if collides && text.starts_with("-ERR Library ") {
+            Some("library")
+        } else {
+            None
+        }
+    };
+    kind(a).is_some() && kind(a) == kind(b)
+}
+
+/// The bulk string inside a reply frame.
+fn bulk_of(reply: &[u8]) -> Option<Vec<u8>> {
+    let (node, _) = Node::parse(reply, 0).ok()?;
+    (node.head[0] == b'$').then(|| node.body[..node.body.len().saturating_sub(2)].to_vec())
+}
+
 // ---- the run ----------------------------------------------------------------
 
 fn show(args: &[Vec<u8>]) -> String {
     args.iter()
         .map(|a| {
             let s = String::from_utf8_lossy(a);
-            if s.len() > 400 {
-                format!("{:?}…", &s[..400])
+            if s.chars().count() > 400 {
+                format!("{:?}…", s.chars().take(400).collect::<String>())
             } else {
                 format!("{s:?}")
             }
@@ -673,6 +1016,7 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
         let mut c = Conn::connect(addr).await?;
         c.call(&[b"FLUSHALL".to_vec()]).await?;
         c.call(&[b"SCRIPT".to_vec(), b"FLUSH".to_vec()]).await?;
+        c.call(&[b"FUNCTION".to_vec(), b"FLUSH".to_vec()]).await?;
         nodes.push(c);
     }
     let mut r = Rng(seed);
@@ -689,6 +1033,8 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut differences = 0;
+    // redis-server's last FUNCTION DUMP payload (what RESTORE sends).
+    let mut last_dump: Vec<u8> = Vec::new();
     for index in 0..calls {
         if index % 50 == 49 {
             node = (node + 1) % nodes.len();
@@ -714,7 +1060,12 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
                 );
             }
         }
-        let cmd = gen_call(&mut r, &mut seen);
+        let mut cmd = gen_call(&mut r, &mut seen);
+        for arg in cmd.iter_mut() {
+            if arg.as_slice() == LAST_DUMP {
+                arg.clone_from(&last_dump);
+            }
+        }
         history.push(format!(
             "[{index}{}] {}",
             if resp3 { " resp3" } else { "" },
@@ -723,9 +1074,33 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
         if history.len() > 12 {
             history.remove(0);
         }
-        let a = redis.call(&cmd).await.context("redis")?;
-        let b = nodes[node].call(&cmd).await.context("other")?;
+        let mut a = redis.call(&cmd).await.context("redis")?;
+        let mut b = nodes[node].call(&cmd).await.context("other")?;
         sent += 1;
+        let sub = |name: &[u8]| {
+            cmd[0].eq_ignore_ascii_case(b"function")
+                && cmd.get(1).is_some_and(|s| s.eq_ignore_ascii_case(name))
+        };
+        if sub(b"list") {
+            a = sorted_list(&a);
+            b = sorted_list(&b);
+        } else if sub(b"dump") && a != b {
+            // Equal libraries in another order: equal records, and then
+            // only the checksum over the order differs.
+            if let (Some(x), Some(y)) = (dump_parts(&a), dump_parts(&b)) {
+                if x == y {
+                    b.clone_from(&a);
+                }
+            }
+        }
+        if a != b && same_collision(&a, &b) {
+            b.clone_from(&a);
+        }
+        if sub(b"dump") {
+            if let Some(payload) = bulk_of(&a) {
+                last_dump = payload;
+            }
+        }
         let kind = match a.first() {
             Some(b'-') => {
                 let text = String::from_utf8_lossy(&a[1..]);
@@ -734,6 +1109,15 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
             }
             Some(&c) => (c as char).to_string(),
             None => String::new(),
+        };
+        // Function commands' replies are counted apart.
+        let is_function = [&b"function"[..], b"fcall", b"fcall_ro"]
+            .iter()
+            .any(|n| cmd[0].eq_ignore_ascii_case(n));
+        let kind = if is_function {
+            format!("fn {kind}")
+        } else {
+            kind
         };
         *kinds.entry(kind).or_default() += 1;
         if a != b && keep_going > 0 {
@@ -760,7 +1144,7 @@ async fn run_seed(other: &Other, seed: u64, calls: usize) -> Result<usize> {
     tally.sort_by(|a, b| b.cmp(a));
     let top: Vec<String> = tally
         .iter()
-        .take(12)
+        .take(24)
         .map(|(n, k)| format!("{k:?} {n}"))
         .collect();
     println!("script difftest seed {seed}: replies {}", top.join(", "));

@@ -480,6 +480,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::objects::COMMANDS,
     crate::kv::sort::COMMANDS,
     crate::kv::scripting::COMMANDS,
+    crate::kv::functions::COMMANDS,
     crate::server::commands::SERVER_COMMANDS,
     crate::server::commands::objects::OBJECT_COMMANDS,
     crate::server::pubsub::PUBSUB_COMMANDS,

@@ -114,9 +114,16 @@ pub enum Op {
 /// Commands whose entries carry the calling user ([`Op::AsUser`]).
 pub fn runs_script(args: &[Bytes]) -> bool {
     args.first().is_some_and(|name| {
-        [&b"eval"[..], b"evalsha", b"eval_ro", b"evalsha_ro"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
+        [
+            &b"eval"[..],
+            b"evalsha",
+            b"eval_ro",
+            b"evalsha_ro",
+            b"fcall",
+            b"fcall_ro",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
     })
 }
 

@@ -115,10 +115,15 @@ pub fn dump(value: &Value) -> Vec<u8> {
         Value::ZSet(zset) => put_zset(&mut out, zset),
         Value::Hash(hash) => put_hash(&mut out, hash),
     }
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = crc64::crc64(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    seal(out)
+}
+
+/// `object` followed by the DUMP footer (RDB version, CRC-64): a payload.
+pub(crate) fn seal(mut object: Vec<u8>) -> Vec<u8> {
+    object.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64::crc64(&object);
+    object.extend_from_slice(&crc.to_le_bytes());
+    object
 }
 
 /// Redis's `rdbSaveLen`.
@@ -138,7 +143,7 @@ fn put_len(out: &mut Vec<u8>, len: u64) {
 }
 
 /// Redis's `rdbSaveRawString`: integer encoding, LZF, or raw.
-fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(v) = parse_i64(s) {
             if let Ok(v) = i8::try_from(v) {
@@ -420,6 +425,37 @@ pub fn restore(payload: &[u8]) -> Result<Value> {
         return Err(DumpError::BadData);
     }
     Ok(value)
+}
+
+/// Reads RDB strings and lengths from a payload's object bytes (FUNCTION
+/// RESTORE's libraries); every read is checked, `None` when it runs out.
+pub(crate) struct StringReader<'a>(Reader<'a>);
+
+impl<'a> StringReader<'a> {
+    /// Reads `buf`.
+    pub(crate) fn new(buf: &'a [u8]) -> StringReader<'a> {
+        StringReader(Reader { buf })
+    }
+
+    /// True when everything was read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.buf.is_empty()
+    }
+
+    /// One byte.
+    pub(crate) fn byte(&mut self) -> Option<u8> {
+        self.0.byte().ok()
+    }
+
+    /// A length (`rdbLoadLen`).
+    pub(crate) fn len(&mut self) -> Option<u64> {
+        self.0.len().ok()
+    }
+
+    /// A string in any of its encodings (`rdbGenericLoadStringObject`).
+    pub(crate) fn string(&mut self) -> Option<Bytes> {
+        self.0.string().ok()
+    }
 }
 
 /// A length or a string's special encoding (Redis's `rdbLoadLenByRef`).

@@ -36,6 +36,7 @@ pub mod dump;
 mod evict;
 pub(crate) mod expiry;
 pub mod float;
+pub(crate) mod functions;
 pub mod glob;
 pub mod hash;
 pub(crate) mod hashes;
@@ -357,6 +358,9 @@ pub struct Db {
     pub(crate) pubsub: pubsub::Registry,
     /// `notify-keyspace-events` (`notify.rs`): replicated, in snapshots.
     pub(crate) notify_flags: u32,
+    /// The function libraries (`functions.rs`): replicated, in snapshots,
+    /// counted in `used_bytes`.
+    pub(crate) functions: functions::Libraries,
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -392,6 +396,7 @@ impl Default for Db {
             script_user: ScriptUser::default(),
             pubsub: pubsub::Registry::default(),
             notify_flags: 0,
+            functions: functions::Libraries::default(),
         }
     }
 }
@@ -562,6 +567,10 @@ impl Db {
         if name.eq_ignore_ascii_case(b"script") {
             // SCRIPT LOAD / FLUSH: changes to the replicated script cache.
             return scripting::apply_script(self, args);
+        }
+        if name.eq_ignore_ascii_case(b"function") {
+            // FUNCTION LOAD / DELETE / FLUSH / RESTORE: the libraries.
+            return functions::apply_function(self, args);
         }
         let Some((_, spec)) = crate::cmd::lookup(name) else {
             return Output::err(format!(

@@ -103,6 +103,7 @@ fn run_eval(
     }
     let read_only = ro_command || flags.no_writes || matches!(access, Access::Read(_));
     let call = ScriptCall {
+        function: None,
         sha: &sha,
         code,
         keys: &e.keys,
@@ -207,6 +208,9 @@ pub(crate) fn runs_as_read(name: &str, args: &[Bytes]) -> bool {
 /// [`runs_as_read`]), its `redis.call`s checked against `user`'s
 /// permissions as at apply.
 pub(crate) fn read_call(db: &Db, ctx: &Ctx, args: &[Bytes], user: &str) -> Output {
+    if args[0].eq_ignore_ascii_case(b"fcall") || args[0].eq_ignore_ascii_case(b"fcall_ro") {
+        return super::functions::read_call(db, ctx, args, user);
+    }
     let by_sha = args[0].eq_ignore_ascii_case(b"evalsha_ro");
     let ro_command = !args[0].eq_ignore_ascii_case(b"eval");
     match parse_eval(args, by_sha) {

@@ -8,7 +8,8 @@
 //! (the ACL users; absent in snapshots written before ACLs, which then
 //! restore with only the default user), one `PubSub` (the subscription
 //! registry, only when someone subscribes), one `Notify` (the
-//! `notify-keyspace-events` flags, only when some are on), then one `Entry` per key in database
+//! `notify-keyspace-events` flags, only when some are on), one `Functions` (the
+//! function libraries, only when there is one), then one `Entry` per key in database
 //! then key order, then `End`. Identical states
 //! give identical bytes (replicas can be compared byte for byte).
 //! [`Db::restore`] rebuilds exactly the same state (local access info aside),
@@ -59,8 +60,13 @@ enum Record {
     PubSub(super::pubsub::Registry),
     /// `notify-keyspace-events` (`kv/notify.rs`), written after the others
     /// when not empty; a snapshot without it restores with notifications
-    /// off. Last in the enum: variant indexes are the file format.
+    /// off.
     Notify(u32),
+    /// The function libraries (`kv/functions.rs`), in name order, written
+    /// after `Users` when there is one: a node that restarts or installs a
+    /// snapshot has the same functions as the others.
+    /// Last in the enum: variant indexes are the file format.
+    Functions(Vec<super::functions::Library>),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -138,6 +144,9 @@ impl Iterator for SnapshotChunks {
             }
             if db.notify_flags != 0 {
                 push(&mut buf, &Record::Notify(db.notify_flags));
+            }
+            if !db.functions.is_empty() {
+                push(&mut buf, &Record::Functions(db.functions.list()));
             }
         }
         while buf.len() < self.chunk_size {
@@ -327,6 +336,12 @@ impl Db {
                         return Err(corrupt(offset, "notification flags before meta"));
                     }
                     db.notify_flags = flags;
+                }
+                Record::Functions(libraries) => {
+                    if !saw_meta {
+                        return Err(corrupt(offset, "functions before meta"));
+                    }
+                    db.set_libraries(super::functions::Libraries::from_list(libraries));
                 }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {

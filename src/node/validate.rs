@@ -115,7 +115,7 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
         }
         // The replicated half of SCRIPT (LOAD, FLUSH), checked by the
         // follower's handler before forwarding.
-        if name.eq_ignore_ascii_case(b"script") {
+        if name.eq_ignore_ascii_case(b"script") || name.eq_ignore_ascii_case(b"function") {
             return Ok(());
         }
         // Only what a client's check accepted may reach the log: the

@@ -342,6 +342,12 @@ pub trait Env {
         let _ = sha;
         true
     }
+    /// Whether this node's applied libraries give the function `name` the
+    /// `no-writes` flag (an `FCALL` of it is then served as a read).
+    fn function_reads(&self, name: &[u8]) -> bool {
+        let _ = name;
+        false
+    }
     /// This node's Pub/Sub connections; None when the environment has no
     /// node (then SUBSCRIBE and its forms are refused).
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
@@ -800,8 +806,9 @@ pub(crate) fn data_action(
                 } else {
                     CommandError::from_output(error)
                 });
-            } else if crate::kv::scripting::runs_as_read(spec.name, args)
-                && read_body_cached(env, args)
+            } else if (crate::kv::scripting::runs_as_read(spec.name, args)
+                && read_body_cached(env, args))
+                || (spec.name == "fcall" && env.function_reads(&args[1]))
             {
                 // `#!lua flags=no-writes`: a read, like EVAL_RO.
                 return Ok(script_read(session, db, args));

@@ -218,6 +218,12 @@ impl command::Env for ServerContext {
         self.inner.node.read_local(|db| db.script(sha).is_some())
     }
 
+    fn function_reads(&self, name: &[u8]) -> bool {
+        self.inner
+            .node
+            .read_local(|db| crate::kv::functions::fcall_reads(db, name))
+    }
+
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
         Some(self.inner.node.pubsub())
     }

@@ -61,6 +61,7 @@
 
 mod convert;
 mod dispatch;
+pub(crate) mod library;
 pub(crate) mod libs;
 pub(crate) mod rand48;
 pub(crate) mod shebang;
@@ -120,6 +121,17 @@ pub(crate) struct ScriptCall<'a> {
     pub read_only: bool,
     /// The user whose permissions `redis.call` checks (`None`: none).
     pub user: Option<&'a str>,
+    /// `FCALL`: the function's name. `code` is then its library's code
+    /// (after the shebang line) and `sha` that code's sha; errors name the
+    /// function instead of the sha.
+    pub function: Option<&'a str>,
+}
+
+impl ScriptCall<'_> {
+    /// What errors call the script: its sha, or the function's name.
+    pub(crate) fn label(&self) -> &str {
+        self.function.unwrap_or(self.sha)
+    }
 }
 
 /// The lower-case hex SHA-1 of `bytes` (script names, `redis.sha1hex`).
@@ -145,6 +157,12 @@ pub(crate) fn check_body(body: &[u8]) -> Result<ScriptFlags, String> {
     let (flags, code) = code_of(body)?;
     vm::with_vm(|vm| vm.check_compiles(code))??;
     Ok(flags)
+}
+
+/// Loads a library (its code after the `#!lua` line): the functions it
+/// registers, or Redis's error text (see [`library`]).
+pub(crate) fn load_library(sha: &str, code: &[u8]) -> Result<Vec<library::Registered>, String> {
+    vm::with_vm(|vm| vm.load_library(sha, code, BUDGET_INSTRUCTIONS / 10_000))?
 }
 
 /// Runs `call` with the production budget.

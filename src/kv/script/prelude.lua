@@ -198,6 +198,10 @@ redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 
 redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = I.version, I.version_num
 R.redis = protect(redis)
 
+-- What the FUNCTION side (library.lua) builds on.
+I.exports = {protect = protect, redis = redis, readonly = readonly, err_table = err_table,
+  getmetatable = getmetatable0, pcall = pcall0}
+
 -- Lock everything reachable from the globals, as Redis does once at start.
 local string_mt = getmetatable0('')
 for _, name in ipairs(I.libraries) do

@@ -567,6 +567,7 @@ fn the_budget_stops_every_loop_the_same_way() {
     {
         let sha = super::sha1_hex(code.as_bytes());
         let call = ScriptCall {
+            function: None,
             sha: &sha,
             code: code.as_bytes(),
             keys: &[],

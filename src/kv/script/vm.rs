@@ -192,6 +192,10 @@ impl Vm {
             .set_name("=dkv")
             .set_environment(real.clone())
             .call::<()>((real.clone(), view.clone(), internal.clone()))?;
+        lua.load(include_str!("library.lua"))
+            .set_name("=dkv")
+            .set_environment(real.clone())
+            .call::<()>((real.clone(), internal.clone()))?;
         lua.set_globals(view.clone())?;
         let hook_state = Rc::clone(&state);
         lua.set_global_hook(
@@ -360,15 +364,51 @@ impl Vm {
             return Ok(f);
         }
         let f = compile(&self.lua, &self.view, code)?;
+        self.cache_function(sha.to_string(), f.clone())?;
+        Ok(f)
+    }
+
+    /// Keeps a compiled function under `key` (dropping them all when full).
+    pub(super) fn cache_function(&mut self, key: String, f: Function) -> Result<(), String> {
         if self.cached >= MAX_CACHED_FUNCTIONS {
             self.functions = self.lua.create_table().map_err(|e| format!("ERR {e}"))?;
             self.cached = 0;
         }
         self.functions
-            .raw_set(sha, f.clone())
+            .raw_set(key, f)
             .map_err(|e| format!("ERR {e}"))?;
         self.cached += 1;
-        Ok(f)
+        Ok(())
+    }
+
+    /// The Lua state.
+    pub(super) fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// The engine's functions (`I` in the Lua files).
+    pub(super) fn internal(&self) -> &Table {
+        &self.internal
+    }
+
+    /// The compiled-function cache.
+    pub(super) fn functions(&self) -> &Table {
+        &self.functions
+    }
+
+    /// Runs `f` outside a call with a budget of `max_steps` hook calls;
+    /// whether the budget stopped it, and its result. The run state is idle
+    /// again after.
+    pub(super) fn with_budget<R>(&mut self, max_steps: u64, f: impl FnOnce() -> R) -> (bool, R) {
+        {
+            let mut st = self.state.borrow_mut();
+            *st = RunState::idle();
+            st.max_steps = max_steps;
+        }
+        let result = f();
+        let stopped = self.state.borrow().stopped;
+        *self.state.borrow_mut() = RunState::idle();
+        (stopped, result)
     }
 
     /// Compiles `code` (no caching): Redis's compile error text on failure.
@@ -384,7 +424,11 @@ impl Vm {
         call: &ScriptCall<'_>,
         max_steps: u64,
     ) -> Output {
-        let function = match self.function(call.sha, call.code) {
+        let function = match call.function {
+            Some(name) => self.library_callback(call.sha, call.code, name, max_steps),
+            None => self.function(call.sha, call.code),
+        };
+        let function = match function {
             Ok(f) => f,
             Err(text) => return Output::Error(text),
         };
@@ -411,11 +455,11 @@ impl Vm {
         // A script stopped by the budget answers the budget error, however
         // its error travelled (through pcall, error handlers ...).
         if stopped {
-            return Output::err(format!("{} script: {}", super::BUDGET_ERROR, call.sha));
+            return Output::err(format!("{} script: {}", super::BUDGET_ERROR, call.label()));
         }
         match result {
             Ok(output) => output,
-            Err(e) => Output::err(format!("ERR Error running script {}, {e}", call.sha)),
+            Err(e) => Output::err(format!("ERR Error running script {}, {e}", call.label())),
         }
     }
 
@@ -435,15 +479,24 @@ impl Vm {
         for (i, a) in call.args.iter().enumerate() {
             argv.raw_set(i + 1, lua.create_string(a)?)?;
         }
-        self.real.raw_set("KEYS", keys)?;
-        self.real.raw_set("ARGV", argv)?;
+        // EVAL: KEYS and ARGV are globals; a function gets them as its
+        // two arguments.
+        let function = match call.function {
+            Some(_) => self.bind_callback(function, keys, argv)?,
+            None => {
+                self.real.raw_set("KEYS", keys)?;
+                self.real.raw_set("ARGV", argv)?;
+                function.clone()
+            }
+        };
+        let function = &function;
         let reset: Function = self.internal.raw_get("reset_ids")?;
         reset.call::<()>(())?;
         let state = Rc::clone(&self.state);
         let internal = self.internal.clone();
         let xpcall = self.xpcall.clone();
         let handler = self.handler.clone();
-        let sha = call.sha;
+        let sha = call.label();
         let access = RefCell::new(access);
         let access = &access;
         let output = lua.scope(|scope| {
@@ -503,10 +556,28 @@ fn raised_table(lua: &Lua, err: Value) -> mlua::Result<Value> {
 
 /// Compiles `code` as the chunk `@user_script` with the read-only globals.
 fn compile(lua: &Lua, view: &Table, code: &[u8]) -> Result<Function, String> {
+    compile_as(
+        lua,
+        view,
+        code,
+        "@user_script",
+        "Error compiling script (new function)",
+    )
+}
+
+/// Compiles `code` as the chunk `name` with the globals `env`; on failure
+/// `ERR <what>: <Lua's message>`.
+pub(super) fn compile_as(
+    lua: &Lua,
+    env: &Table,
+    code: &[u8],
+    name: &str,
+    what: &str,
+) -> Result<Function, String> {
     lua.load(code)
-        .set_name("@user_script")
+        .set_name(name)
         .set_mode(mlua::ChunkMode::Text)
-        .set_environment(view.clone())
+        .set_environment(env.clone())
         .into_function()
         .map_err(|e| {
             let message = match e {
@@ -514,7 +585,7 @@ fn compile(lua: &Lua, view: &Table, code: &[u8]) -> Result<Function, String> {
                 mlua::Error::MemoryError(m) => m,
                 other => other.to_string(),
             };
-            format!("ERR Error compiling script (new function): {message}")
+            format!("ERR {what}: {message}")
         })
 }
 
