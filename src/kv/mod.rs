@@ -70,6 +70,8 @@ use crate::acl::{AclOp, Users};
 use crate::cmd::{Flags, Kind};
 pub use command::{runs_script, Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
+/// Running script calls as the node sees them (BUSY, SCRIPT KILL).
+pub use script::watch as script_watch;
 pub use snapshot::{SnapshotChunks, SnapshotError};
 
 /// Number of databases (`SELECT 0` … `SELECT 15`).
@@ -325,6 +327,9 @@ pub struct Db {
     pub(crate) script_user: ScriptUser,
     /// Every Pub/Sub subscription in the cluster (`pubsub.rs`).
     pub(crate) pubsub: pubsub::Registry,
+    /// The node's view of its running scripts (BUSY, SCRIPT KILL): not
+    /// state (`kv::script::watch`).
+    pub(crate) script_watch: script::watch::WatchSlot,
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -357,6 +362,7 @@ impl Default for Db {
             scripts: BTreeMap::new(),
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
+            script_watch: script::watch::WatchSlot::default(),
             pubsub: pubsub::Registry::default(),
         }
     }

@@ -216,6 +216,10 @@ impl command::Env for ServerContext {
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
         Some(self.inner.node.pubsub())
     }
+
+    fn scripts(&self) -> Option<&crate::node::scripts::ScriptMonitor> {
+        Some(self.inner.node.scripts())
+    }
 }
 
 /// Redis's protected-mode text, sent before closing a refused connection.

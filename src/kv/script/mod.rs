@@ -65,6 +65,7 @@ pub(crate) mod libs;
 pub(crate) mod rand48;
 pub(crate) mod shebang;
 mod vm;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -120,6 +121,8 @@ pub(crate) struct ScriptCall<'a> {
     pub read_only: bool,
     /// The user whose permissions `redis.call` checks (`None`: none).
     pub user: Option<&'a str>,
+    /// EVAL or FCALL family (which kill command may stop it).
+    pub kind: watch::CallKind,
 }
 
 /// The lower-case hex SHA-1 of `bytes` (script names, `redis.sha1hex`).
