@@ -26,7 +26,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dkv_integration::external::{command_succeeds, run_bounded, tool_missing, Spawned};
+use dkv_integration::external::{
+    command_succeeds, run_beside, run_bounded, stop_all, tool_missing, Spawned,
+};
 use dkv_integration::Cluster;
 
 /// The whole test, cluster start to the last check.
@@ -66,14 +68,15 @@ fn worker(url: &str, name: &str, dir: &Path) -> Result<Spawned> {
         .args(["--loglevel", "INFO", "--concurrency", "2"])
         .arg("--hostname")
         .arg(format!("{name}@dkv"));
-    Spawned::start(c, &format!("celery {name}"), &dir.join(format!("{name}.log")))
+    Spawned::start(
+        c,
+        &format!("celery {name}"),
+        &dir.join(format!("{name}.log")),
+    )
 }
 
 fn tail_of_log(worker: &Spawned) -> String {
-    let text = worker.log_text();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(60);
-    lines[start..].join("\n")
+    worker.log_tail(60)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,38 +102,17 @@ async fn run() -> Result<()> {
         worker(&follower_url, "on-follower", logs.path())?,
         worker(&leader_url, "on-leader", logs.path())?,
     ];
-    let work = run_bounded(
+    let work = run_beside(
         step("work", &leader_url, &follower_url),
         "celery_compat.py work",
         STEP_TIMEOUT,
+        &workers,
     )
-    .await;
-    let work = match work {
-        Ok(out) => out,
-        Err(e) => {
-            let logs: Vec<String> = workers.iter().map(tail_of_log).collect();
-            bail!("{e:#}\n{}", logs.join("\n"));
-        }
-    };
+    .await?;
     println!("{work}");
     assert!(work.contains("all checks passed"), "{work}");
 
-    for worker in &mut workers {
-        if let Some(status) = worker.exited()? {
-            bail!(
-                "a celery worker exited early ({status}):\n{}",
-                tail_of_log(worker)
-            );
-        }
-    }
-    for worker in &mut workers {
-        let status = worker.stop(STOP_GRACE).await?;
-        assert!(
-            status.success(),
-            "celery exit on SIGTERM: {status}\n{}",
-            tail_of_log(worker)
-        );
-    }
+    stop_all(&mut workers, STOP_GRACE).await?;
     for worker in &workers {
         let log = worker.log_text();
         assert!(log.contains("ready."), "{}", tail_of_log(worker));

@@ -92,6 +92,44 @@ async fn settled_digests(cluster: &Cluster, nodes: &[usize]) -> Result<Vec<(Stri
     }
 }
 
+/// EVALSHA of the counter script on `c` by 1 answers `want`.
+async fn incr_by_sha(
+    conn: &mut MultiplexedConnection,
+    sha: &str,
+    want: i64,
+    when: &str,
+) -> Result<()> {
+    let c: i64 = redis::cmd("EVALSHA")
+        .arg(sha)
+        .arg(1)
+        .arg("c")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .with_context(|| format!("EVALSHA {when}"))?;
+    ensure!(c == want, "EVALSHA {when} answered {c}, not {want}");
+    Ok(())
+}
+
+/// Every node in `nodes` has the same digests, and the data digest is
+/// `before`'s.
+async fn digests_as_before(
+    cluster: &Cluster,
+    nodes: &[usize],
+    before: &str,
+    after: &str,
+) -> Result<()> {
+    let digests = settled_digests(cluster, nodes).await?;
+    for (i, d) in digests.iter().enumerate() {
+        ensure!(
+            *d == digests[0] && d.0 == before,
+            "after {after}: node {i} digests {d:?}, node 0's {:?}, data before {before}",
+            digests[0]
+        );
+    }
+    Ok(())
+}
+
 /// The scripts of the digest run: each touches its own and shared keys.
 const SCRIPTS: &[&str] = &[
     "return redis.call('INCRBY', KEYS[1], ARGV[1])",
@@ -199,15 +237,7 @@ async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
     let new_leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;
     ensure!(new_leader != leader, "the killed node is still the leader");
     let mut conn = connect(cluster.resp_addr(new_leader)).await?;
-    let c: i64 = redis::cmd("EVALSHA")
-        .arg(&counter_sha)
-        .arg(1)
-        .arg("c")
-        .arg(1)
-        .query_async(&mut conn)
-        .await
-        .context("EVALSHA on the new leader")?;
-    ensure!(c == 13, "EVALSHA answered {c}");
+    incr_by_sha(&mut conn, &counter_sha, 13, "on the new leader").await?;
     let pair: Vec<String> = redis::cmd("EVALSHA")
         .arg(&loaded)
         .arg(1)
@@ -237,14 +267,7 @@ async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
 
     // 4. The killed node back, then every node restarted.
     cluster.restart(leader).await?;
-    let digests = settled_digests(&cluster, &all).await?;
-    for (i, d) in digests.iter().enumerate() {
-        ensure!(
-            *d == digests[0] && d.0 == before_restart,
-            "after the killed node's restart: node {i} digests {d:?}, node 0's {:?}, data before {before_restart}",
-            digests[0]
-        );
-    }
+    digests_as_before(&cluster, &all, &before_restart, "the killed node's restart").await?;
     for &i in &all {
         cluster.stop(i).await?;
     }
@@ -252,14 +275,7 @@ async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
         cluster.restart(i).await?;
     }
     let leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;
-    let digests = settled_digests(&cluster, &all).await?;
-    for (i, d) in digests.iter().enumerate() {
-        ensure!(
-            *d == digests[0] && d.0 == before_restart,
-            "after restarting every node: node {i} digests {d:?}, node 0's {:?}, data before {before_restart}",
-            digests[0]
-        );
-    }
+    digests_as_before(&cluster, &all, &before_restart, "restarting every node").await?;
     for &i in &all {
         let log = cluster.log_tail(i, 400);
         ensure!(
@@ -268,15 +284,7 @@ async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
         );
     }
     let mut conn = connect(cluster.resp_addr(leader)).await?;
-    let c: i64 = redis::cmd("EVALSHA")
-        .arg(&counter_sha)
-        .arg(1)
-        .arg("c")
-        .arg(1)
-        .query_async(&mut conn)
-        .await
-        .context("EVALSHA after restarting every node")?;
-    ensure!(c == 14, "EVALSHA answered {c}");
+    incr_by_sha(&mut conn, &counter_sha, 14, "after restarting every node").await?;
     cluster.shutdown();
     Ok(())
 }
