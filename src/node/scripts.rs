@@ -20,7 +20,7 @@
 //! answers `UNKILLABLE` (Redis's text when it has written, [`UNKILLABLE_AT_APPLY`]
 //! before), and the call ends at its deterministic execution budget.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -57,6 +57,9 @@ struct Running {
 pub struct ScriptMonitor {
     threshold_ms: AtomicU64,
     next_token: AtomicU64,
+    /// How many calls run: every command asks [`ScriptMonitor::busy`], and
+    /// with none running it answers without taking the lock.
+    count: AtomicUsize,
     running: Mutex<Vec<Running>>,
 }
 
@@ -72,6 +75,7 @@ impl ScriptMonitor {
         ScriptMonitor {
             threshold_ms: AtomicU64::new(threshold_ms),
             next_token: AtomicU64::new(1),
+            count: AtomicUsize::new(0),
             running: Mutex::new(Vec::new()),
         }
     }
@@ -96,6 +100,9 @@ impl ScriptMonitor {
     /// Redis's `BUSY` text when a call has run longer than the threshold
     /// (the FUNCTION text if that call is an FCALL); `None` otherwise.
     pub fn busy(&self) -> Option<&'static str> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let threshold = std::time::Duration::from_millis(self.threshold_ms());
         let calls = self.calls();
         let late = calls.iter().find(|r| r.started.elapsed() >= threshold)?;
@@ -151,13 +158,15 @@ fn other(kind: CallKind) -> CallKind {
 impl Watch for ScriptMonitor {
     fn start(&self, call: CallInfo) -> u64 {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.calls().push(Running {
+        let mut calls = self.calls();
+        calls.push(Running {
             token,
             call,
             started: Instant::now(),
             dirty: false,
             kill: false,
         });
+        self.count.store(calls.len(), Ordering::Release);
         token
     }
 
@@ -177,7 +186,9 @@ impl Watch for ScriptMonitor {
     }
 
     fn end(&self, token: u64) {
-        self.calls().retain(|r| r.token != token);
+        let mut calls = self.calls();
+        calls.retain(|r| r.token != token);
+        self.count.store(calls.len(), Ordering::Release);
     }
 }
 
