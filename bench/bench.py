@@ -19,8 +19,10 @@ benchmarked with `redis-benchmark --tls --cacert` in the same rotation, and
 reported beside "dkv" with the TLS/plain ratio (--no-tls skips it).
 
 Tests: redis-benchmark's SET GET LPUSH LPOP SADD ZADD, and the custom commands
-ZRANGE (by rank, 10 of 100 members) and BLPOP (on a list filled beforehand).
-Writes are compared with redis-always, reads (GET, ZRANGE) with redis-none.
+ZRANGE (by rank, 10 of 100 members), BLPOP (on a list filled beforehand),
+EVALSHA of a write script (INCR + EXPIRE) and EVALSHA_RO of a read script (a
+GET). Writes are compared with redis-always, reads (GET, ZRANGE, EVALSHA_RO)
+with redis-none; every row shows both Redis targets.
 
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
 64-byte values) into dkv and into redis-none and compares INFO memory's
@@ -33,6 +35,7 @@ Standard library only.
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -51,17 +54,33 @@ SCENARIOS = [
     ("c50-P16", 50, 16, 200_000),
     ("c1-P1", 1, 1, 5_000),
 ]
+# Lua scripts, loaded (SCRIPT LOAD) on every target before their tests: a
+# write (INCR + EXPIRE, a rate limiter's counter) and a read (a GET).
+INCR_EXPIRE = ("local n = redis.call('INCR', KEYS[1]) "
+               "redis.call('EXPIRE', KEYS[1], ARGV[1]) return n")
+GET_SCRIPT = "return redis.call('GET', KEYS[1])"
+SCRIPTS = (INCR_EXPIRE, GET_SCRIPT)
+
+
+def sha1_hex(text):
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 # redis-benchmark's own tests, then custom commands (label -> argv): ZRANGE
-# by rank (10 elements of a 100-member sorted set) and BLPOP on a list filled
-# beforehand with one element per request, so every BLPOP is served.
+# by rank (10 elements of a 100-member sorted set), BLPOP on a list filled
+# beforehand with one element per request, so every BLPOP is served, EVALSHA
+# of the INCR + EXPIRE script on random counters, and EVALSHA_RO of the GET
+# script on the SET test's keys.
 BUILTIN = ("SET", "GET", "LPUSH", "LPOP", "SADD", "ZADD")
 CUSTOM = {
     "ZRANGE": ["ZRANGE", "bench:z", "0", "9"],
     "BLPOP": ["BLPOP", "bench:bl", "1"],
+    "EVALSHA": ["EVALSHA", sha1_hex(INCR_EXPIRE), "1", "bench:rl:__rand_int__", "60"],
+    "EVALSHA_RO": ["EVALSHA_RO", sha1_hex(GET_SCRIPT), "1", "key:__rand_int__"],
 }
 TESTS = BUILTIN + tuple(CUSTOM)
 # Writes are compared with Redis appendfsync always, reads with no persistence.
-READS = ("GET", "ZRANGE")
+READS = ("GET", "ZRANGE", "EVALSHA_RO")
 
 
 def free_port():
@@ -266,6 +285,7 @@ def benchmark(port, clients, pipeline, requests, value_size, tls_ca=None):
     chunk = 1000
     pipe(port, [["RPUSH", "bench:bl"] + ["x"] * chunk
                 for _ in range(requests // chunk + 2)], tls)
+    pipe(port, [["SCRIPT", "LOAD", script] for script in SCRIPTS], tls)
     for test, argv in CUSTOM.items():
         rows = run_benchmark(port, clients, pipeline, requests, value_size, tls, argv)
         if rows:
@@ -389,7 +409,7 @@ def main():
 
         rows = []
         print()
-        print(f"{'scenario':9} {'test':6} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
+        print(f"{'scenario':9} {'test':10} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
         for label, _, _, _ in SCENARIOS:
             for test in TESTS:
                 anchor = "redis-none" if test in READS else "redis-always"
@@ -403,11 +423,11 @@ def main():
                                  "rps": round(rps), "p50_ms": p50, "p99_ms": p99,
                                  "ratio_vs_" + anchor: round(ratio, 3) if ratio else ""})
                     note = f"  {ratio:.2f}x {anchor}" if ratio else ""
-                    print(f"{label:9} {test:6} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
+                    print(f"{label:9} {test:10} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
 
         if tls_views:
             print()
-            print(f"{'scenario':9} {'test':4} {'plain req/s':>12} {'tls req/s':>12} "
+            print(f"{'scenario':9} {'test':10} {'plain req/s':>12} {'tls req/s':>12} "
                   f"{'plain p50':>9} {'tls p50':>8}  tls/plain")
             for label, _, _, _ in SCENARIOS:
                 for test in TESTS:
@@ -415,7 +435,7 @@ def main():
                         plain_rps = med(view.plain.name, label, test, "rps")
                         tls_rps = med(view.name, label, test, "rps")
                         ratio = tls_rps / plain_rps if plain_rps else 0.0
-                        print(f"{label:9} {test:4} {plain_rps:>12,.0f} {tls_rps:>12,.0f} "
+                        print(f"{label:9} {test:10} {plain_rps:>12,.0f} {tls_rps:>12,.0f} "
                               f"{med(view.plain.name, label, test, 'p50'):>9.3f} "
                               f"{med(view.name, label, test, 'p50'):>8.3f}  {ratio:.2f}x")
                         rows.append({"scenario": label, "test": test, "target": view.name + "/plain",

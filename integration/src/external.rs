@@ -112,6 +112,19 @@ impl Spawned {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `lines` lines of what the process printed, under a header
+    /// naming it.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log_text();
+        let all: Vec<&str> = log.lines().collect();
+        let start = all.len().saturating_sub(lines);
+        format!(
+            "--- {} log tail ---\n{}",
+            self.name,
+            all[start..].join("\n")
+        )
+    }
+
     /// The process's exit status if it has already exited.
     ///
     /// # Errors
@@ -144,6 +157,55 @@ impl Spawned {
             }
         }
     }
+}
+
+/// [`run_bounded`] while `workers` serve it: its output, or its error with
+/// every worker's log tail.
+///
+/// # Errors
+/// As [`run_bounded`].
+pub async fn run_beside(
+    command: Command,
+    what: &str,
+    timeout: Duration,
+    workers: &[Spawned],
+) -> Result<String> {
+    match run_bounded(command, what, timeout).await {
+        Ok(out) => Ok(out),
+        Err(e) => {
+            let logs: Vec<String> = workers.iter().map(|w| w.log_tail(60)).collect();
+            bail!("{e:#}\n{}", logs.join("\n"))
+        }
+    }
+}
+
+/// Checks that none of `workers` has exited, then stops each (SIGTERM,
+/// [`Spawned::stop`]) and checks that it exited 0.
+///
+/// # Errors
+/// One had exited already, did not stop within `grace` or exited non-zero;
+/// the error carries its log tail.
+pub async fn stop_all(workers: &mut [Spawned], grace: Duration) -> Result<()> {
+    for worker in workers.iter_mut() {
+        if let Some(status) = worker.exited()? {
+            bail!(
+                "{} exited early ({status}):\n{}",
+                worker.name,
+                worker.log_tail(60)
+            );
+        }
+    }
+    for worker in workers.iter_mut() {
+        let status = worker.stop(grace).await?;
+        if !status.success() {
+            bail!(
+                "{} exit on SIGTERM: {status}\n{}",
+                worker.name,
+                worker.log_tail(60)
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Spawned {

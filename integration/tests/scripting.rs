@@ -11,7 +11,12 @@
 //!    covers the script cache), different from an empty dataset's;
 //! 3. after `kill -9` of the leader, EVALSHA of a script cached only by an
 //!    earlier EVAL (and one cached by SCRIPT LOAD on a follower) runs on
-//!    the new leader, and `SCRIPT EXISTS` agrees on every live node.
+//!    the new leader, and `SCRIPT EXISTS` agrees on every live node;
+//! 4. the killed node comes back, then every node is stopped and started
+//!    again (each rebuilds its map from its latest snapshot — the nodes
+//!    snapshot every [`SNAPSHOT_EVERY`] entries, so the run crossed several
+//!    — and its WAL): every node's digests are again identical, the data
+//!    digest the one from before the restarts, and the scripts still run.
 
 use std::time::Duration;
 
@@ -28,6 +33,9 @@ const ELECTION_BUDGET: Duration = Duration::from_secs(30);
 const SETTLE_BUDGET: Duration = Duration::from_secs(60);
 /// Scripts per node in the digest run.
 const SCRIPTS_PER_NODE: usize = 60;
+/// Entries between two snapshots: the run crosses several, so a restart
+/// loads a snapshot that holds scripts' writes and the script cache.
+const SNAPSHOT_EVERY: u64 = 50;
 
 async fn eval(
     conn: &mut MultiplexedConnection,
@@ -84,6 +92,44 @@ async fn settled_digests(cluster: &Cluster, nodes: &[usize]) -> Result<Vec<(Stri
     }
 }
 
+/// EVALSHA of the counter script on `c` by 1 answers `want`.
+async fn incr_by_sha(
+    conn: &mut MultiplexedConnection,
+    sha: &str,
+    want: i64,
+    when: &str,
+) -> Result<()> {
+    let c: i64 = redis::cmd("EVALSHA")
+        .arg(sha)
+        .arg(1)
+        .arg("c")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .with_context(|| format!("EVALSHA {when}"))?;
+    ensure!(c == want, "EVALSHA {when} answered {c}, not {want}");
+    Ok(())
+}
+
+/// Every node in `nodes` has the same digests, and the data digest is
+/// `before`'s.
+async fn digests_as_before(
+    cluster: &Cluster,
+    nodes: &[usize],
+    before: &str,
+    after: &str,
+) -> Result<()> {
+    let digests = settled_digests(cluster, nodes).await?;
+    for (i, d) in digests.iter().enumerate() {
+        ensure!(
+            *d == digests[0] && d.0 == before,
+            "after {after}: node {i} digests {d:?}, node 0's {:?}, data before {before}",
+            digests[0]
+        );
+    }
+    Ok(())
+}
+
 /// The scripts of the digest run: each touches its own and shared keys.
 const SCRIPTS: &[&str] = &[
     "return redis.call('INCRBY', KEYS[1], ARGV[1])",
@@ -99,7 +145,10 @@ const SCRIPTS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
-    let mut cluster = Cluster::start(3).await?;
+    let mut cluster = Cluster::start_with(3, |c| {
+        c.raft_extra = format!("snapshot_every_entries: {SNAPSHOT_EVERY}");
+    })
+    .await?;
     let leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;
     let all = cluster.live();
     let follower = *all.iter().find(|&&i| i != leader).context("a follower")?;
@@ -188,15 +237,7 @@ async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
     let new_leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;
     ensure!(new_leader != leader, "the killed node is still the leader");
     let mut conn = connect(cluster.resp_addr(new_leader)).await?;
-    let c: i64 = redis::cmd("EVALSHA")
-        .arg(&counter_sha)
-        .arg(1)
-        .arg("c")
-        .arg(1)
-        .query_async(&mut conn)
-        .await
-        .context("EVALSHA on the new leader")?;
-    ensure!(c == 13, "EVALSHA answered {c}");
+    incr_by_sha(&mut conn, &counter_sha, 13, "on the new leader").await?;
     let pair: Vec<String> = redis::cmd("EVALSHA")
         .arg(&loaded)
         .arg(1)
@@ -222,6 +263,28 @@ async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
     for (i, d) in digests.iter().enumerate() {
         ensure!(*d == digests[0], "after failover: node {i} digests differ");
     }
+    let before_restart = digests[0].0.clone();
+
+    // 4. The killed node back, then every node restarted.
+    cluster.restart(leader).await?;
+    digests_as_before(&cluster, &all, &before_restart, "the killed node's restart").await?;
+    for &i in &all {
+        cluster.stop(i).await?;
+    }
+    for &i in &all {
+        cluster.restart(i).await?;
+    }
+    let leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;
+    digests_as_before(&cluster, &all, &before_restart, "restarting every node").await?;
+    for &i in &all {
+        let log = cluster.log_tail(i, 400);
+        ensure!(
+            log.contains("snapshot loaded"),
+            "node {i} restarted without a snapshot:\n{log}"
+        );
+    }
+    let mut conn = connect(cluster.resp_addr(leader)).await?;
+    incr_by_sha(&mut conn, &counter_sha, 14, "after restarting every node").await?;
     cluster.shutdown();
     Ok(())
 }

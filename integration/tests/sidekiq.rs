@@ -35,7 +35,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dkv_integration::external::{command_succeeds, run_bounded, tool_missing, Spawned};
+use dkv_integration::external::{
+    command_succeeds, run_beside, run_bounded, stop_all, tool_missing, Spawned,
+};
 use dkv_integration::Cluster;
 
 /// The whole test, cluster start to the last check.
@@ -133,38 +135,17 @@ async fn run(plain_poller: bool) -> Result<()> {
         sidekiq(&follower_url, "on-follower", logs.path(), plain_poller)?,
         sidekiq(&leader_url, "on-leader", logs.path(), plain_poller)?,
     ];
-    let work = run_bounded(
+    let work = run_beside(
         step("work", &leader_url, &follower_url),
         "sidekiq_compat.rb work",
         STEP_TIMEOUT,
+        &workers,
     )
-    .await;
-    let work = match work {
-        Ok(out) => out,
-        Err(e) => {
-            let logs: Vec<String> = workers.iter().map(tail_of_log).collect();
-            bail!("{e:#}\n{}", logs.join("\n"));
-        }
-    };
+    .await?;
     println!("{work}");
     assert!(work.contains("all checks passed"), "{work}");
 
-    for worker in &mut workers {
-        if let Some(status) = worker.exited()? {
-            bail!(
-                "a sidekiq process exited early ({status}):\n{}",
-                tail_of_log(worker)
-            );
-        }
-    }
-    for worker in &mut workers {
-        let status = worker.stop(STOP_GRACE).await?;
-        assert!(
-            status.success(),
-            "sidekiq exit on SIGTERM: {status}\n{}",
-            tail_of_log(worker)
-        );
-    }
+    stop_all(&mut workers, STOP_GRACE).await?;
     // What the processes logged: booted (INFO's redis_version >= 4), no
     // eviction warning (INFO's maxmemory_policy is noeviction), no Redis error.
     for worker in &workers {
@@ -201,8 +182,5 @@ async fn run(plain_poller: bool) -> Result<()> {
 
 /// The last 40 lines of a worker's log, for failure messages.
 fn tail_of_log(worker: &Spawned) -> String {
-    let log = worker.log_text();
-    let lines: Vec<&str> = log.lines().collect();
-    let start = lines.len().saturating_sub(40);
-    format!("--- sidekiq log tail ---\n{}", lines[start..].join("\n"))
+    worker.log_tail(40)
 }

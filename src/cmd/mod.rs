@@ -69,6 +69,23 @@ impl Flags {
     pub const NONDETERMINISTIC: Flags = Flags(1 << 10);
     /// A Pub/Sub command (Redis's `pubsub` flag).
     pub const PUBSUB: Flags = Flags(1 << 11);
+    /// Refused inside a script (Redis's `noscript`; `redis.call` checks
+    /// its own list, which also names commands dkv lacks).
+    pub const NOSCRIPT: Flags = Flags(1 << 12);
+    /// Redis runs it on a replica with stale data (`stale`; shown only).
+    pub const STALE: Flags = Flags(1 << 13);
+    /// Not shown to MONITOR clients as Redis's own (`skip_monitor`).
+    pub const SKIP_MONITOR: Flags = Flags(1 << 14);
+    /// Not in the slow log as Redis's own (`skip_slowlog`).
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 15);
+    /// May have no key though it has key specs (`no_mandatory_keys`).
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 16);
+    /// Served while a script runs past `busy-reply-threshold` (`allow_busy`);
+    /// everything else gets `BUSY`.
+    pub const ALLOW_BUSY: Flags = Flags(1 << 17);
+    /// `WRITE` routes the command through the log but Redis does not show
+    /// it (EVAL, EVALSHA: the script decides whether the call writes).
+    pub const WRITE_NOT_SHOWN: Flags = Flags(1 << 18);
     /// No flag.
     pub const NONE: Flags = Flags(0);
 
@@ -90,17 +107,25 @@ impl Flags {
             (Flags::DENYOOM, "denyoom"),
             (Flags::ADMIN, "admin"),
             (Flags::PUBSUB, "pubsub"),
+            (Flags::NOSCRIPT, "noscript"),
             (Flags::NO_QUEUE, "no_multi"),
             (Flags::BLOCKING, "blocking"),
             (Flags::LOADING, "loading"),
+            (Flags::STALE, "stale"),
+            (Flags::SKIP_MONITOR, "skip_monitor"),
+            (Flags::SKIP_SLOWLOG, "skip_slowlog"),
             (Flags::FAST, "fast"),
+            (Flags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
             (Flags::MOVABLE_KEYS, "movablekeys"),
+            (Flags::ALLOW_BUSY, "allow_busy"),
         ]
         .into_iter()
         .filter(move |(flag, name)| {
             // NO_QUEUE is dkv's "runs at once inside MULTI"; Redis shows
             // `no_multi` only for commands refused inside MULTI.
-            *name != "no_multi" && self.contains(*flag)
+            *name != "no_multi"
+                && !(*name == "write" && self.contains(Flags::WRITE_NOT_SHOWN))
+                && self.contains(*flag)
         })
         .map(|(_, name)| name)
     }

@@ -475,6 +475,7 @@ fn run_fcall(
         read_only,
         user,
         function: Some(&name),
+        kind: script::watch::CallKind::Function,
     };
     script::run(access, ctx, &call)
 }
@@ -705,12 +706,14 @@ fn function_stats(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, C
     })))
 }
 
-fn function_kill(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
-    // Nothing runs while another client's command is served (see
-    // `function_stats`).
-    Err(CommandError::Data(
-        "NOTBUSY No scripts in execution right now.".into(),
-    ))
+fn function_kill(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    let monitor = env
+        .scripts()
+        .ok_or_else(|| CommandError::Data(crate::node::scripts::NOTBUSY.into()))?;
+    match monitor.kill(script::watch::CallKind::Function) {
+        Ok(()) => Ok(Action::Reply(Reply::OK)),
+        Err(text) => Err(CommandError::Data(text.into())),
+    }
 }
 
 fn function_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
@@ -787,7 +790,7 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         function_kill,
         SCRIPTING_SLOW,
-        Flags::NONE,
+        Flags::NOSCRIPT.or(Flags::ALLOW_BUSY),
     ),
     sub(
         "stats",
@@ -795,7 +798,7 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         function_stats,
         SCRIPTING_SLOW,
-        Flags::NONE,
+        Flags::NOSCRIPT.or(Flags::ALLOW_BUSY),
     ),
     sub(
         "dump",

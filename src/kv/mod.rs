@@ -72,6 +72,8 @@ use crate::acl::{AclOp, Users};
 use crate::cmd::{Flags, Kind};
 pub use command::{runs_script, Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
+/// Running script calls as the node sees them (BUSY, SCRIPT KILL).
+pub use script::watch as script_watch;
 pub use snapshot::{SnapshotChunks, SnapshotError};
 
 /// Number of databases (`SELECT 0` … `SELECT 15`).
@@ -361,6 +363,9 @@ pub struct Db {
     /// The function libraries (`functions.rs`): replicated, in snapshots,
     /// counted in `used_bytes`.
     pub(crate) functions: functions::Libraries,
+    /// The node's view of its running scripts (BUSY, SCRIPT KILL): not
+    /// state (`kv::script::watch`).
+    pub(crate) script_watch: script::watch::WatchSlot,
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -394,6 +399,7 @@ impl Default for Db {
             scripts: BTreeMap::new(),
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
+            script_watch: script::watch::WatchSlot::default(),
             pubsub: pubsub::Registry::default(),
             notify_flags: 0,
             functions: functions::Libraries::default(),

@@ -110,6 +110,7 @@ fn run_eval(
         args: &e.args,
         read_only,
         user,
+        kind: script::watch::CallKind::Eval,
     };
     script::run(access, ctx, &call)
 }
@@ -306,6 +307,19 @@ fn script_exists(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action,
     })))
 }
 
+/// `SCRIPT KILL`: stops the EVAL-family calls running on this node that
+/// cannot write (`node::scripts` says why a call that may write cannot be
+/// killed).
+fn script_kill(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    let monitor = env
+        .scripts()
+        .ok_or_else(|| CommandError::Data(crate::node::scripts::NOTBUSY.into()))?;
+    match monitor.kill(script::watch::CallKind::Eval) {
+        Ok(()) => Ok(Action::Reply(Reply::OK)),
+        Err(text) => Err(CommandError::Data(text.into())),
+    }
+}
+
 fn script_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     help(&[
         "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -337,7 +351,7 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         arity: -3,
         handler: script_exists,
         acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NONE),
+        flags: Some(Flags::NOSCRIPT),
         keys: NO_KEYS,
     },
     SubcommandSpec {
@@ -346,7 +360,7 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         arity: -2,
         handler: script_flush,
         acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NONE),
+        flags: Some(Flags::NOSCRIPT),
         keys: NO_KEYS,
     },
     SubcommandSpec {
@@ -355,7 +369,16 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         arity: 2,
         handler: script_help,
         acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::LOADING),
+        flags: Some(Flags::LOADING.or(Flags::STALE)),
+        keys: NO_KEYS,
+    },
+    SubcommandSpec {
+        name: "kill",
+        full_name: "script|kill",
+        arity: 2,
+        handler: script_kill,
+        acl_categories: SCRIPTING_SLOW,
+        flags: Some(Flags::NOSCRIPT.or(Flags::ALLOW_BUSY)),
         keys: NO_KEYS,
     },
     SubcommandSpec {
@@ -364,12 +387,19 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         arity: 3,
         handler: script_load,
         acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NONE),
+        flags: Some(Flags::NOSCRIPT.or(Flags::STALE)),
         keys: NO_KEYS,
     },
 ];
 
 const EVAL_ACL: C = C::of(&[C::SLOW, C::SCRIPTING]);
+
+/// Redis 7.0's flags of the four EVAL forms (`movablekeys` comes with the
+/// `numkeys` key position; `readonly` with the `_RO` forms' read rows).
+const EVAL_FLAGS: Flags = Flags::NOSCRIPT
+    .or(Flags::STALE)
+    .or(Flags::SKIP_MONITOR)
+    .or(Flags::NO_MANDATORY_KEYS);
 
 /// The scripting group's rows, as Redis 7.0.15's `COMMAND INFO` shows
 /// them (arity -3, keys counted by the `numkeys` argument at 2).
@@ -377,7 +407,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     write(
         "eval",
         -3,
-        F_NONE,
+        EVAL_FLAGS.or(Flags::WRITE_NOT_SHOWN),
         "@scripting",
         NO_KEYS,
         typed_write::<Eval>(),
@@ -392,7 +422,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     write(
         "evalsha",
         -3,
-        F_NONE,
+        EVAL_FLAGS.or(Flags::WRITE_NOT_SHOWN),
         "@scripting",
         NO_KEYS,
         typed_write::<EvalSha>(),
@@ -407,7 +437,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     read(
         "eval_ro",
         -3,
-        F_NONE,
+        EVAL_FLAGS,
         "@scripting",
         NO_KEYS,
         typed_read::<EvalRo>(),
@@ -422,7 +452,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     read(
         "evalsha_ro",
         -3,
-        F_NONE,
+        EVAL_FLAGS,
         "@scripting",
         NO_KEYS,
         typed_read::<EvalShaRo>(),

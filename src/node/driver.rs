@@ -774,7 +774,13 @@ impl Driver {
             .with_wal(move |wal| snap::install_snapshot(&store, wal, &install_meta, &kept))
             .await??;
         let keys = db.len();
-        *self.parts.db.write().unwrap_or_else(|e| e.into_inner()) = db;
+        {
+            let mut current = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
+            let mut db = db;
+            // The node's script monitor is not state: it stays.
+            db.script_watch = current.script_watch.clone();
+            *current = db;
+        }
         self.parts.key_waits.touched_all();
         self.parts.metrics.keys.set(keys as f64);
         let index = meta.last_included_index;

@@ -20,6 +20,7 @@
 mod driver;
 mod lease;
 pub mod pubsub;
+pub mod scripts;
 mod snapshot;
 pub mod validate;
 pub mod wakeups;
@@ -386,6 +387,9 @@ impl Node {
             peer_tls.as_ref().map(|tls| tls.client.clone()),
         );
 
+        let scripts = Arc::new(scripts::ScriptMonitor::default());
+        let mut restored = restored;
+        restored.script_watch = kv::script_watch::WatchSlot(Some(scripts.clone()));
         let db = Arc::new(RwLock::new(restored));
         let receiver = Arc::new(snapshot::SnapshotReceiver::new(snapshots.clone()));
         let (request_tx, request_rx) = mpsc::channel(REQUEST_QUEUE);
@@ -442,6 +446,7 @@ impl Node {
                 read_wake: tokio::sync::Notify::new(),
                 refusals: refusals.clone(),
                 key_waits: key_waits.clone(),
+                scripts,
                 pubsub: pubsub.clone(),
                 voters,
                 max_snapshot_receive_bytes: config.raft.max_snapshot_receive_bytes,
@@ -543,6 +548,8 @@ struct HandleInner {
     key_waits: Arc<wakeups::KeyWaits>,
     /// This node's Pub/Sub connections, fed after apply (`pubsub.rs`).
     pubsub: Arc<pubsub::PubSubHub>,
+    /// The script calls running here (BUSY, SCRIPT KILL; `scripts.rs`).
+    scripts: Arc<scripts::ScriptMonitor>,
     /// The voters, sorted (a received snapshot must name them).
     voters: Vec<NodeId>,
     /// `raft.max_snapshot_receive_bytes`.
@@ -600,6 +607,11 @@ impl NodeHandle {
     /// This node's Pub/Sub connections (SUBSCRIBE ...).
     pub fn pubsub(&self) -> &Arc<pubsub::PubSubHub> {
         &self.inner.pubsub
+    }
+
+    /// The script calls running on this node (BUSY, SCRIPT KILL).
+    pub fn scripts(&self) -> &Arc<scripts::ScriptMonitor> {
+        &self.inner.scripts
     }
 
     /// This node's id.

@@ -364,6 +364,11 @@ pub trait Env {
             stats.reset();
         }
     }
+    /// The script calls running on this node (BUSY, SCRIPT KILL,
+    /// `busy-reply-threshold`); None when the environment runs none.
+    fn scripts(&self) -> Option<&crate::node::scripts::ScriptMonitor> {
+        None
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).
@@ -506,6 +511,19 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
         });
     };
     session.last_command = command_label(spec, args);
+    // Before anything that takes the map's lock, which a running script
+    // holds (the ACL check reads the users from the map).
+    if let Some(busy) = busy_refusal(backend, spec, args) {
+        if session.multi.is_some() {
+            session.multi_error = true;
+        }
+        return Prepared::Done(Executed {
+            reply: Reply::error(busy),
+            close: false,
+            command: Some(index),
+            rejected: true,
+        });
+    }
     if let Err(error) = gate(backend, session, spec, args) {
         if session.multi.is_some() {
             session.multi_error = true;
@@ -572,6 +590,21 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             command: index,
         },
     }
+}
+
+/// Redis's `BUSY` text when a script has run on this node longer than
+/// `busy-reply-threshold` and the command is not one Redis allows then
+/// (`allow_busy`: AUTH, HELLO, MULTI, DISCARD, WATCH, UNWATCH, QUIT, RESET,
+/// SCRIPT KILL, FUNCTION KILL|STATS, SHUTDOWN).
+fn busy_refusal(env: &dyn Env, spec: &'static CommandSpec, args: &[Bytes]) -> Option<&'static str> {
+    let busy = env.scripts()?.busy()?;
+    let sub = args.get(1).and_then(|name| {
+        spec.subcommands
+            .iter()
+            .find(|sub| name.eq_ignore_ascii_case(sub.name.as_bytes()))
+    });
+    let flags = sub.and_then(|sub| sub.flags).unwrap_or(spec.flags);
+    (!flags.contains(Flags::ALLOW_BUSY)).then_some(busy)
 }
 
 /// Authentication and ACL checks, in Redis's order: a command that fails

@@ -228,6 +228,10 @@ impl command::Env for ServerContext {
         Some(self.inner.node.pubsub())
     }
 
+    fn scripts(&self) -> Option<&crate::node::scripts::ScriptMonitor> {
+        Some(self.inner.node.scripts())
+    }
+
     fn stats(&self) -> Option<&Arc<stats::Stats>> {
         Some(self.inner.counters.stats())
     }

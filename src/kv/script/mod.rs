@@ -66,6 +66,7 @@ pub(crate) mod libs;
 pub(crate) mod rand48;
 pub(crate) mod shebang;
 mod vm;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -125,6 +126,8 @@ pub(crate) struct ScriptCall<'a> {
     /// (after the shebang line) and `sha` that code's sha; errors name the
     /// function instead of the sha.
     pub function: Option<&'a str>,
+    /// EVAL or FCALL family (which kill command may stop it).
+    pub kind: watch::CallKind,
 }
 
 impl ScriptCall<'_> {

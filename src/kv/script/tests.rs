@@ -574,6 +574,7 @@ fn the_budget_stops_every_loop_the_same_way() {
             args: &[],
             read_only: false,
             user: None,
+            kind: super::watch::CallKind::Eval,
         };
         let out = run_with_budget(Access::Write(&mut db), &ctx, &call, 1_000_000);
         assert_eq!(out, err(&format!("{} script: {sha}", super::BUDGET_ERROR)), "{code}");
@@ -649,4 +650,132 @@ fn redis_call_checks_the_entrys_user() {
         Output::Status("OK".into())
     );
     assert!(db.script_user.0.is_none());
+}
+
+/// A watch that asks every killable call to stop at its `kill_at`-th poll,
+/// and records the calls it saw start and end.
+#[derive(Default)]
+struct KillingWatch {
+    kill_at: u64,
+    polls: std::sync::atomic::AtomicU64,
+    started: std::sync::Mutex<Vec<super::watch::CallInfo>>,
+    ended: std::sync::atomic::AtomicU64,
+}
+
+impl super::watch::Watch for KillingWatch {
+    fn start(&self, call: super::watch::CallInfo) -> u64 {
+        let mut started = self.started.lock().unwrap();
+        started.push(call);
+        started.len() as u64
+    }
+    fn poll(&self, token: u64, _dirty: bool) -> super::watch::Poll {
+        use std::sync::atomic::Ordering;
+        let polls = self.polls.fetch_add(1, Ordering::Relaxed) + 1;
+        let killable = self.started.lock().unwrap()[token as usize - 1].killable;
+        if killable && polls >= self.kill_at {
+            super::watch::Poll::Kill
+        } else {
+            super::watch::Poll::Continue
+        }
+    }
+    fn end(&self, _token: u64) {
+        self.ended
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn watched(kill_at: u64) -> (Db, std::sync::Arc<KillingWatch>) {
+    let watch = std::sync::Arc::new(KillingWatch {
+        kill_at,
+        ..KillingWatch::default()
+    });
+    let mut db = Db::new();
+    db.script_watch = super::watch::WatchSlot(Some(watch.clone()));
+    (db, watch)
+}
+
+fn read_ctx() -> crate::kv::Ctx {
+    crate::kv::Ctx {
+        db: 0,
+        now: 1,
+        seed: 0,
+    }
+}
+
+/// SCRIPT KILL stops a read-only call with Redis 7.0.15's text and the
+/// script's position, and `pcall` cannot keep it running or hide it.
+#[test]
+fn a_killed_read_call_answers_redis_kill_error() {
+    let (db, watch) = watched(3);
+    let ctx = read_ctx();
+    for (code, line) in [
+        ("local i = 0\nwhile true do i = i + 1 end", Some(2)),
+        (
+            "while true do pcall(function() while true do end end) end",
+            Some(1),
+        ),
+        (
+            "local ok = pcall(function() while true do end end)\nreturn 'caught'",
+            None,
+        ),
+    ] {
+        let args: Vec<Bytes> = ["eval_ro", code, "0"]
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let out = crate::kv::scripting::read_call(&db, &ctx, &args, "default");
+        let sha = super::sha1_hex(code.as_bytes());
+        match line {
+            // Where the error surfaces through `pcall` the position may be
+            // the engine's (Redis would let `pcall` catch it once).
+            Some(1) | None => assert!(
+                matches!(&out, Output::Error(text)
+                    if text.starts_with(super::watch::KILLED_ERROR) && text.contains(&sha)),
+                "{code}: {out:?}"
+            ),
+            Some(line) => assert_eq!(
+                out,
+                script_err(super::watch::KILLED_ERROR, code, line),
+                "{code}"
+            ),
+        }
+    }
+    let started = watch.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 3);
+    assert!(started
+        .iter()
+        .all(|c| c.killable && c.kind == super::watch::CallKind::Eval));
+    assert_eq!(
+        watch.ended.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "every call told the watch it ended"
+    );
+}
+
+/// A call at apply is never killable (the watch is told so), even a
+/// read-only one, which moves the replicated `math.random` stream: the
+/// budget stops it, the same on every replica.
+#[test]
+fn calls_at_apply_are_not_killable() {
+    use crate::kv::script::{run_with_budget, Access, ScriptCall};
+    let (mut db, watch) = watched(1);
+    let ctx = read_ctx();
+    for read_only in [false, true] {
+        let code = "while true do end";
+        let sha = super::sha1_hex(code.as_bytes());
+        let call = ScriptCall {
+            sha: &sha,
+            code: code.as_bytes(),
+            keys: &[],
+            args: &[],
+            read_only,
+            user: None,
+            kind: super::watch::CallKind::Eval,
+        };
+        let out = run_with_budget(Access::Write(&mut db), &ctx, &call, 100_000);
+        assert_eq!(out, err(&format!("{} script: {sha}", super::BUDGET_ERROR)));
+    }
+    let started = watch.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 2);
+    assert!(started.iter().all(|c| !c.killable), "{started:?}");
 }

@@ -13,6 +13,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, V
 
 use super::convert::{error_text, lua_to_output};
 use super::rand48::Rand48;
+use super::watch::{CallInfo, Poll, WatchSlot, KILLED_ERROR};
 use super::{dispatch, Access, ScriptCall};
 use crate::kv::{Ctx, Output};
 
@@ -85,6 +86,13 @@ pub(crate) struct RunState {
     pub oom_at_start: bool,
     /// The execution budget ran out: every later instruction raises.
     pub stopped: bool,
+    /// SCRIPT KILL / FUNCTION KILL stopped the call: every later hook call
+    /// raises (only a call that cannot write is ever killed).
+    pub killed: bool,
+    /// The node's watch (empty in tests).
+    pub watch: WatchSlot,
+    /// This call's token there.
+    pub token: u64,
     /// Hook calls so far.
     pub steps: u64,
     /// Hook calls allowed.
@@ -105,6 +113,9 @@ impl RunState {
             read_only: false,
             oom_at_start: false,
             stopped: false,
+            killed: false,
+            watch: WatchSlot::default(),
+            token: 0,
             steps: 0,
             max_steps: u64::MAX,
             calls: 0,
@@ -207,10 +218,19 @@ impl Vm {
                     st.stopped = true;
                 }
                 if st.stopped {
-                    Err(mlua::Error::runtime(super::BUDGET_ERROR))
-                } else {
-                    Ok(VmState::Continue)
+                    return Err(mlua::Error::runtime(super::BUDGET_ERROR));
                 }
+                if !st.killed {
+                    if let Some(watch) = &st.watch.0 {
+                        st.killed = watch.poll(st.token, st.dirty) == Poll::Kill;
+                    }
+                }
+                if st.killed {
+                    // An error table, so the handler adds the script's
+                    // position, as Redis reports a killed script.
+                    return Err(mlua::Error::external(RaisedError(KILLED_ERROR.into())));
+                }
+                Ok(VmState::Continue)
             },
         )?;
         Ok(Vm {
@@ -234,7 +254,11 @@ impl Vm {
         let st = Rc::clone(state);
         internal.raw_set(
             "stopped",
-            lua.create_function(move |_, ()| Ok(st.borrow().stopped))?,
+            // A killed call is stopped too: nothing may catch its error.
+            lua.create_function(move |_, ()| {
+                let st = st.borrow();
+                Ok(st.stopped || st.killed)
+            })?,
         )?;
         let st = Rc::clone(state);
         internal.raw_set(
@@ -432,9 +456,22 @@ impl Vm {
             Ok(f) => f,
             Err(text) => return Output::Error(text),
         };
+        // Only a call whose outcome changes nothing but its own reply may
+        // be killed: one that cannot write and runs on a read (at apply,
+        // even a read-only call moves the replicated `math.random` stream).
+        let killable = call.read_only && matches!(access, Access::Read(_));
+        let watch = access.db().script_watch.clone();
+        let token = watch.0.as_ref().map_or(0, |watch| {
+            watch.start(CallInfo {
+                kind: call.kind,
+                killable,
+            })
+        });
         {
             let mut st = self.state.borrow_mut();
             *st = RunState::idle();
+            st.watch = watch.clone();
+            st.token = token;
             st.db = ctx.db;
             st.rand = access.db().script_rand;
             st.read_only = call.read_only;
@@ -443,11 +480,14 @@ impl Vm {
             st.user = call.user.map(str::to_string);
         }
         let result = self.run_function(access, ctx, call, &function);
-        let (stopped, rand) = {
+        let (stopped, killed, rand) = {
             let st = self.state.borrow();
-            (st.stopped, st.rand)
+            (st.stopped, st.killed, st.rand)
         };
         *self.state.borrow_mut() = RunState::idle();
+        if let Some(watch) = &watch.0 {
+            watch.end(token);
+        }
         // The stream moves on only at apply: a read's draws were from a copy.
         if let Access::Write(db) = access {
             db.script_rand = rand;
@@ -457,10 +497,17 @@ impl Vm {
         if stopped {
             return Output::err(format!("{} script: {}", super::BUDGET_ERROR, call.label()));
         }
-        match result {
+        let output = match result {
             Ok(output) => output,
             Err(e) => Output::err(format!("ERR Error running script {}, {e}", call.label())),
+        };
+        // A killed call answers the kill error even if it caught it
+        // (`pcall`) and returned before the next hook call raised it again.
+        let reports_kill = matches!(&output, Output::Error(text) if text.starts_with(KILLED_ERROR));
+        if killed && !reports_kill {
+            return Output::err(format!("{KILLED_ERROR} script: {}", call.label()));
         }
+        output
     }
 
     fn run_function(

@@ -187,6 +187,11 @@ fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
         ("maxmemory-clients", client.maxmemory_clients.render()),
         ("cluster-enabled", "no".to_string()),
         ("proto-max-bulk-len", MAX_STRING_BYTES.to_string()),
+        (
+            "busy-reply-threshold",
+            busy_reply_threshold_ms(env).to_string(),
+        ),
+        ("lua-time-limit", busy_reply_threshold_ms(env).to_string()),
     ];
     params.extend(diagnostics_params(env));
     params
@@ -273,6 +278,29 @@ fn apply_diagnostics(env: &dyn Env, settings: &[DiagnosticsSetting]) {
             DiagnosticsSetting::Threshold(ms) => stats.latency.set_threshold_ms(ms),
         }
     }
+}
+
+/// `busy-reply-threshold` (alias `lua-time-limit`): this node's, as Redis's
+/// is one server's (`node::scripts`).
+fn busy_reply_threshold_ms(env: &dyn Env) -> u64 {
+    env.scripts().map_or(
+        crate::node::scripts::DEFAULT_BUSY_REPLY_THRESHOLD_MS,
+        |scripts| scripts.threshold_ms(),
+    )
+}
+
+/// Parses a `busy-reply-threshold` value as Redis does (0 ..= LONG_MAX ms).
+fn parse_busy_reply_threshold(name: &[u8], value: &[u8]) -> Result<u64, CommandError> {
+    let failed = |reason: &str| CommandError::ConfigSetFailed {
+        name: String::from_utf8_lossy(name).into_owned(),
+        reason: reason.to_string(),
+    };
+    let ms = std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| failed("argument couldn't be parsed into an integer"))?;
+    u64::try_from(ms)
+        .map_err(|_| failed("argument must be between 0 and 9223372036854775807 inclusive"))
 }
 
 /// Redis-style glob match, case-insensitive (CONFIG GET).
@@ -376,10 +404,15 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
     let mut client = current;
     let mut replicated = args[..2].to_vec();
     let mut diagnostics = Vec::new();
+    let mut busy_reply_threshold = None;
     for pair in args[2..].chunks(2) {
         let name = &pair[0];
         if let Some(setting) = diagnostics_setting(name, &pair[1]) {
             diagnostics.push(setting?);
+        } else if name.eq_ignore_ascii_case(b"busy-reply-threshold")
+            || name.eq_ignore_ascii_case(b"lua-time-limit")
+        {
+            busy_reply_threshold = Some(parse_busy_reply_threshold(name, &pair[1])?);
         } else if is_client_limit(name) {
             let Some(settings) = client else {
                 return Err(CommandError::UnknownConfig(preview(name, 128)));
@@ -400,6 +433,9 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
         }
     }
     apply_diagnostics(env, &diagnostics);
+    if let (Some(scripts), Some(ms)) = (env.scripts(), busy_reply_threshold) {
+        scripts.set_threshold_ms(ms);
+    }
     if replicated.len() == 2 {
         return Ok(Action::Reply(Reply::OK));
     }
@@ -429,7 +465,7 @@ pub fn config_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
         "    Set the configuration <directive> to <value> (maxmemory, maxmemory-policy,",
         "    and this node's client-output-buffer-limit, client-query-buffer-limit,",
         "    timeout, maxmemory-clients, slowlog-log-slower-than, slowlog-max-len,",
-        "    latency-monitor-threshold).",
+        "    latency-monitor-threshold, busy-reply-threshold).",
         "RESETSTAT",
         "    Reset statistics reported by the INFO command (this node's).",
         "HELP",

@@ -23,6 +23,8 @@ const CONN: Flags = Flags::CONNECTION;
 const FAST: Flags = Flags::FAST;
 const LOADING: Flags = Flags::LOADING;
 const NOQ: Flags = Flags::NO_QUEUE;
+/// Served while a script is busy (Redis's `allow_busy`).
+const BUSY_OK: Flags = Flags::ALLOW_BUSY;
 
 macro_rules! sub {
     ($parent:literal, $name:literal, $arity:expr, $handler:expr, $categories:expr) => {
@@ -278,7 +280,7 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     spec(
         "multi",
         1,
-        FAST.or(NOQ).or(LOADING),
+        FAST.or(NOQ).or(LOADING).or(BUSY_OK),
         TX,
         NO_KEYS,
         transactions::multi,
@@ -296,7 +298,7 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     spec(
         "discard",
         1,
-        FAST.or(NOQ).or(LOADING),
+        FAST.or(NOQ).or(LOADING).or(BUSY_OK),
         TX,
         NO_KEYS,
         transactions::discard,
@@ -305,7 +307,7 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     spec(
         "watch",
         -2,
-        FAST.or(NOQ),
+        FAST.or(NOQ).or(BUSY_OK),
         TX,
         KN,
         transactions::watch_command,
@@ -314,7 +316,7 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     spec(
         "unwatch",
         1,
-        FAST.or(LOADING),
+        FAST.or(LOADING).or(BUSY_OK),
         TX,
         NO_KEYS,
         transactions::unwatch,
@@ -328,13 +330,13 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
     spec("echo", 2, FAST.or(CONN), CN, NO_KEYS, connection::echo)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
-    spec("quit", -1, CF.or(NOQ), CN, NO_KEYS, connection::quit)
+    spec("quit", -1, CF.or(NOQ).or(BUSY_OK), CN, NO_KEYS, connection::quit)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
-    spec("reset", 1, CF.or(NOQ), CN, NO_KEYS, connection::reset)
+    spec("reset", 1, CF.or(NOQ).or(BUSY_OK), CN, NO_KEYS, connection::reset)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
-    spec("hello", -1, CF, CN, NO_KEYS, connection::hello)
+    spec("hello", -1, CF.or(BUSY_OK), CN, NO_KEYS, connection::hello)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
-    spec("auth", -2, CF, CN, NO_KEYS, connection::auth)
+    spec("auth", -2, CF.or(BUSY_OK), CN, NO_KEYS, connection::auth)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
     spec("select", 2, CF, CN, NO_KEYS, connection::select)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
