@@ -770,6 +770,7 @@ fn calls_at_apply_are_not_killable() {
             args: &[],
             read_only,
             user: None,
+            function: None,
             kind: super::watch::CallKind::Eval,
         };
         let out = run_with_budget(Access::Write(&mut db), &ctx, &call, 100_000);
