@@ -19,8 +19,7 @@
 //! as both addresses (there is no leader to kill: the failover scenario
 //! runs the same steps, its "new leader" being the same server). The
 //! redis-server runs are the reference: they show the scripts' checks hold
-//! on Redis itself. The dkv runs are `#[ignore]`d until EVAL/EVALSHA/SCRIPT
-//! land (issue 14); then the ignore goes and nothing else changes.
+//! on Redis itself; the dkv runs must pass the same checks.
 //!
 //! A missing client (or redis-server) is a printed skip on a developer's
 //! machine and a failure under CI (.ci/run installs them). Bounded: every
