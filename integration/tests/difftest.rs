@@ -1883,6 +1883,19 @@ impl Run {
     }
 }
 
+/// The number in environment variable `name`, or `default` when it is unset.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    std::env::var(name)
+        .ok()
+        .map(|s| s.parse())
+        .transpose()
+        .with_context(|| format!("{name} is a number"))
+        .map(|v| v.unwrap_or(default))
+}
+
 async fn run_seed(cluster: &Cluster, seed: u64, steps: usize) -> Result<usize> {
     let (_redis, redis_conn) = start_redis().await?;
     let mut run = Run::start(cluster, redis_conn).await?;
@@ -1905,11 +1918,7 @@ async fn dkv_replies_match_redis_server() -> Result<()> {
                 .context("DIFFTEST_SEEDS is a list of integers")
         })
         .collect::<Result<_>>()?;
-    let steps: usize = std::env::var("DIFFTEST_COMMANDS")
-        .ok()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5_500);
+    let steps: usize = env_or("DIFFTEST_COMMANDS", 5_500)?;
     let mut cluster = Cluster::start(3).await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
     let started = Instant::now();
@@ -2572,16 +2581,8 @@ async fn keyspace_events_match_redis_server() -> Result<()> {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
         return Ok(());
     }
-    let seed: u64 = std::env::var("DIFFTEST_EVENT_SEED")
-        .ok()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(11);
-    let steps: usize = std::env::var("DIFFTEST_EVENT_COMMANDS")
-        .ok()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5_500);
+    let seed: u64 = env_or("DIFFTEST_EVENT_SEED", 11)?;
+    let steps: usize = env_or("DIFFTEST_EVENT_COMMANDS", 5_500)?;
     let mut cluster = Cluster::start(3).await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
     let started = Instant::now();

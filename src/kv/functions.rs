@@ -707,13 +707,7 @@ fn function_stats(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, C
 }
 
 fn function_kill(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
-    let monitor = env
-        .scripts()
-        .ok_or_else(|| CommandError::Data(crate::node::scripts::NOTBUSY.into()))?;
-    match monitor.kill(script::watch::CallKind::Function) {
-        Ok(()) => Ok(Action::Reply(Reply::OK)),
-        Err(text) => Err(CommandError::Data(text.into())),
-    }
+    crate::kv::scripting::kill_calls(env, script::watch::CallKind::Function)
 }
 
 fn function_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {

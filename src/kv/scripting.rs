@@ -311,10 +311,20 @@ fn script_exists(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action,
 /// cannot write (`node::scripts` says why a call that may write cannot be
 /// killed).
 fn script_kill(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    kill_calls(env, script::watch::CallKind::Eval)
+}
+
+/// SCRIPT KILL / FUNCTION KILL: stops this node's running call of `kind`
+/// if it may be stopped; otherwise the monitor's refusal (NOTBUSY,
+/// UNKILLABLE, the other family's BUSY).
+pub(crate) fn kill_calls(
+    env: &dyn Env,
+    kind: script::watch::CallKind,
+) -> Result<Action, CommandError> {
     let monitor = env
         .scripts()
         .ok_or_else(|| CommandError::Data(crate::node::scripts::NOTBUSY.into()))?;
-    match monitor.kill(script::watch::CallKind::Eval) {
+    match monitor.kill(kind) {
         Ok(()) => Ok(Action::Reply(Reply::OK)),
         Err(text) => Err(CommandError::Data(text.into())),
     }
