@@ -471,10 +471,6 @@ const LACKING: &[(&str, &str)] = &[
         "current_eviction_exceeded_time",
         "as total_eviction_exceeded_time",
     ),
-    (
-        "pubsubshard_channels",
-        "shard channels are counted with channels",
-    ),
     ("latest_fork_usec", "no fork"),
     ("migrate_cached_sockets", "no MIGRATE"),
     (
@@ -675,6 +671,153 @@ async fn info_fields_match_redis_7_in_name_and_type() -> Result<()> {
         "INFO differs from Redis 7.0:\n{}",
         problems.join("\n")
     );
+    cluster.shutdown();
+    Ok(())
+}
+
+/// One INFO field, as text (None: not present).
+async fn info_field(conn: &mut RawConn, section: &str, name: &str) -> Result<Option<String>> {
+    let text = match ok(conn, &["INFO", section]).await? {
+        Reply::Bulk(Some(text)) => String::from_utf8_lossy(&text).into_owned(),
+        other => bail!("INFO answered {other:?}"),
+    };
+    Ok(text.lines().find_map(|line| {
+        line.split_once(':')
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    }))
+}
+
+/// Polls `name` of `conn`'s INFO `section` until it reads `want` (bounded).
+async fn wait_field(conn: &mut RawConn, section: &str, name: &str, want: &str) -> Result<()> {
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = info_field(conn, section, name).await?;
+        if seen.as_deref() == Some(want) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("INFO {name} reads {seen:?}, expected {want}")
+}
+
+/// `blocked_clients` counts this node's clients waiting in a blocking pop;
+/// `pubsub_channels`, `pubsub_patterns` and `pubsubshard_channels` count the
+/// cluster's subscriptions (the replicated registry), so every node reads
+/// the same numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_counts_blocked_clients_and_the_cluster_subscriptions() -> Result<()> {
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let mut subscriber = RawConn::connect(cluster.resp_addr(follower)).await?;
+    ok(&mut subscriber, &["SUBSCRIBE", "news", "sport"]).await?;
+    subscriber.read_reply(Duration::from_secs(10)).await?; // the second confirmation
+    let mut patterns = RawConn::connect(cluster.resp_addr(other)).await?;
+    ok(&mut patterns, &["PSUBSCRIBE", "log.*"]).await?;
+    let mut shard = RawConn::connect(cluster.resp_addr(leader)).await?;
+    ok(&mut shard, &["SSUBSCRIBE", "orders"]).await?;
+    let mut blocked = RawConn::connect(cluster.resp_addr(follower)).await?;
+    blocked
+        .send(&dkv_integration::resp::encode(&[b"BLPOP", b"jobs", b"0"]))
+        .await?;
+
+    let mut views = Vec::new();
+    for i in 0..3 {
+        views.push(RawConn::connect(cluster.resp_addr(i)).await?);
+    }
+    for view in &mut views {
+        wait_field(view, "stats", "pubsub_channels", "2").await?;
+        wait_field(view, "stats", "pubsub_patterns", "1").await?;
+        wait_field(view, "stats", "pubsubshard_channels", "1").await?;
+    }
+    wait_field(&mut views[follower], "clients", "blocked_clients", "1").await?;
+    assert_eq!(
+        info_field(&mut views[leader], "clients", "blocked_clients")
+            .await?
+            .as_deref(),
+        Some("0"),
+        "blocked_clients is the node's own"
+    );
+
+    // Served and unsubscribed: the counts fall back on every node.
+    ok(&mut views[leader], &["RPUSH", "jobs", "x"]).await?;
+    blocked.read_reply(Duration::from_secs(10)).await?;
+    wait_field(&mut views[follower], "clients", "blocked_clients", "0").await?;
+    subscriber.close().await;
+    for view in &mut views {
+        wait_field(view, "stats", "pubsub_channels", "0").await?;
+        wait_field(view, "stats", "pubsub_patterns", "1").await?;
+    }
+    cluster.shutdown();
+    Ok(())
+}
+
+/// Every node's connections, as `dkv-cli clients` lists them: each node's
+/// CLIENT LIST from its operator port (`/admin/clients`, admin token
+/// required), each line tagged with its node; a named client on each node
+/// appears once, under its own node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkv_cli_clients_lists_every_nodes_connections() -> Result<()> {
+    let cli = dkv_integration::cli_binary()?;
+    let mut cluster = Cluster::start(3).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let mut named = Vec::new();
+    for i in 0..3 {
+        let mut conn = RawConn::connect(cluster.resp_addr(i)).await?;
+        ok(&mut conn, &["CLIENT", "SETNAME", &format!("app-on-{i}")]).await?;
+        named.push(conn);
+    }
+    let endpoints: Vec<String> = (0..3)
+        .map(|i| cluster.operator_addr(i).to_string())
+        .collect();
+    let run = |token: Option<std::path::PathBuf>| {
+        let mut command = tokio::process::Command::new(&cli);
+        command
+            .arg("clients")
+            .arg("--endpoints")
+            .arg(endpoints.join(","))
+            .arg("--admin-token-file")
+            .arg(token.unwrap_or_else(|| "/nonexistent/admin-token".into()))
+            .kill_on_drop(true)
+            .output()
+    };
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        run(Some(cluster.admin_token_path().to_path_buf())),
+    )
+    .await
+    .context("dkv-cli clients did not finish within 20 s")??;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "dkv-cli clients: {} {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..3 {
+        let id = cluster.config(i).id;
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!(" name=app-on-{i} ")))
+            .collect();
+        assert_eq!(lines.len(), 1, "app-on-{i} once in:\n{text}");
+        assert!(
+            lines[0].starts_with("id=") && lines[0].ends_with(&format!(" node={id}")),
+            "{}",
+            lines[0]
+        );
+    }
+    // Without the token, nothing is listed.
+    let refused = tokio::time::timeout(Duration::from_secs(20), run(None))
+        .await
+        .context("dkv-cli clients did not finish within 20 s")??;
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty());
+    let http = cluster.http_get(0, "/admin/clients").await?;
+    assert_eq!(http.status, 401, "no token: refused");
+    drop(named);
     cluster.shutdown();
     Ok(())
 }

@@ -4,12 +4,15 @@
 //!   whether there is a leader and whether the commit indexes agree.
 //! - `transfer-leader` finds the leader and asks it (`POST /admin/transfer-leader`)
 //!   to hand leadership to another node.
+//! - `clients` prints every node's CLIENT LIST (`GET /admin/clients`), each line
+//!   tagged `node=ID`.
 //! - `get`, `set`, `del` speak RESP2 to one node, and print replies as redis-cli does.
 //! - `certs ca|node|token` makes a cluster CA, a node's certificate and key, or an
 //!   admin token, into files (keys and tokens mode 0600; see `dkv::tls`).
 //!
-//! `status` and `transfer-leader` talk to the nodes' operator port
-//! (`metrics_addr`, plain HTTP); `transfer-leader` sends the admin token.
+//! `status`, `clients` and `transfer-leader` talk to the nodes' operator
+//! port (`metrics_addr`, plain HTTP); `clients` and `transfer-leader` send
+//! the admin token.
 //!
 //! Plain blocking std sockets with timeouts: one request per run, so no runtime is
 //! needed, and a dead node costs at most the timeout.
@@ -53,14 +56,8 @@ enum Command {
     /// HTTP port), then the leader and whether commit indexes agree. Exits 1 if no
     /// node answers.
     Status {
-        /// Comma-separated operator addresses (the nodes' `metrics_addr`, host:port)
-        /// of the nodes to ask.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103"
-        )]
-        endpoints: Vec<String>,
+        #[command(flatten)]
+        nodes: Endpoints,
         /// Connect and read timeout per node, in milliseconds.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
@@ -71,21 +68,26 @@ enum Command {
         /// Node id of the new leader; omitted: the leader picks a peer.
         #[arg(long)]
         to: Option<u64>,
-        /// Comma-separated operator addresses (the nodes' `metrics_addr`,
-        /// host:port); the leader is found among them.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103"
-        )]
-        endpoints: Vec<String>,
+        /// The leader is found among these.
+        #[command(flatten)]
+        nodes: Endpoints,
         /// How long to wait for the transfer, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
-        /// File holding the admin token (the nodes' `admin_token_path`); default:
-        /// $DKV_ADMIN_TOKEN_FILE, else run/certs/admin-token.
-        #[arg(long)]
-        admin_token_file: Option<PathBuf>,
+        #[command(flatten)]
+        token: AdminToken,
+    },
+    /// List every node's client connections: each node's CLIENT LIST (from
+    /// GET /admin/clients on its operator port, with the admin token), each
+    /// line tagged `node=ID`. Exits 1 if no node answers.
+    Clients {
+        #[command(flatten)]
+        nodes: Endpoints,
+        /// Connect and read timeout per node, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        #[command(flatten)]
+        token: AdminToken,
     },
     /// Make TLS material for a cluster: a CA, node certificates, an admin token.
     #[command(subcommand)]
@@ -160,6 +162,28 @@ enum CertsCommand {
     },
 }
 
+/// The nodes an admin command asks.
+#[derive(Args, Debug)]
+struct Endpoints {
+    /// Comma-separated operator addresses (the nodes' `metrics_addr`,
+    /// host:port) of the nodes to ask.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103"
+    )]
+    endpoints: Vec<String>,
+}
+
+/// Where the admin token is.
+#[derive(Args, Debug)]
+struct AdminToken {
+    /// File holding the admin token (the nodes' `admin_token_path`); default:
+    /// $DKV_ADMIN_TOKEN_FILE, else run/certs/admin-token.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 struct RespOpts {
     /// get/set/del: RESP address (host:port) of the node to send the command to.
@@ -178,20 +202,28 @@ struct RespOpts {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Status {
-            endpoints,
-            timeout_ms,
-        } => status(&endpoints, Duration::from_millis(timeout_ms.max(1))),
+        Command::Status { nodes, timeout_ms } => {
+            status(&nodes.endpoints, Duration::from_millis(timeout_ms.max(1)))
+        }
         Command::TransferLeader {
             to,
-            endpoints,
+            nodes,
             timeout_ms,
-            admin_token_file,
+            token,
         } => transfer_leader(
             to,
-            &endpoints,
+            &nodes.endpoints,
             Duration::from_millis(timeout_ms.max(1)),
-            admin_token_file,
+            token.admin_token_file,
+        ),
+        Command::Clients {
+            nodes,
+            timeout_ms,
+            token,
+        } => clients(
+            &nodes.endpoints,
+            Duration::from_millis(timeout_ms.max(1)),
+            token.admin_token_file,
         ),
         Command::Certs(command) => certs(command),
         Command::Get { key } => resp_command(&cli.resp, &["GET", &key]),
@@ -435,13 +467,9 @@ fn fetch_status(endpoint: &str, timeout: Duration) -> Result<NodeStatus, Box<dyn
     }
 }
 
-/// Finds the leader among `endpoints` and asks it to hand leadership over.
-fn transfer_leader(
-    to: Option<u64>,
-    endpoints: &[String],
-    timeout: Duration,
-    admin_token_file: Option<PathBuf>,
-) -> Result<ExitCode, Box<dyn Error>> {
+/// The admin token from `--admin-token-file`, $DKV_ADMIN_TOKEN_FILE or
+/// run/certs/admin-token.
+fn admin_token(admin_token_file: Option<PathBuf>) -> Result<String, Box<dyn Error>> {
     let token_file = admin_token_file
         .or_else(|| std::env::var_os("DKV_ADMIN_TOKEN_FILE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("run/certs/admin-token"));
@@ -454,6 +482,62 @@ fn transfer_leader(
             token_file.display()
         ));
     }
+    Ok(token)
+}
+
+/// `clients`: every node's CLIENT LIST, each line tagged with its node.
+fn clients(
+    endpoints: &[String],
+    timeout: Duration,
+    admin_token_file: Option<PathBuf>,
+) -> Result<ExitCode, Box<dyn Error>> {
+    let token = admin_token(admin_token_file)?;
+    let mut answered = 0;
+    for endpoint in endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let host = endpoint
+            .strip_prefix("http://")
+            .unwrap_or(endpoint)
+            .trim_end_matches('/');
+        let listed = fetch_status(host, timeout).and_then(|status| {
+            let (code, body) = http_request(
+                "GET",
+                host,
+                "/admin/clients",
+                &format!("Authorization: Bearer {token}\r\n"),
+                timeout,
+            )?;
+            if code != 200 {
+                return fail(format!(
+                    "HTTP {code}: {}",
+                    String::from_utf8_lossy(&body).trim_end()
+                ));
+            }
+            Ok((status.id, body))
+        });
+        match listed {
+            Ok((id, body)) => {
+                answered += 1;
+                for line in String::from_utf8_lossy(&body).lines() {
+                    println!("{line} node={id}");
+                }
+            }
+            Err(err) => eprintln!("dkv-cli: {endpoint}: {err}"),
+        }
+    }
+    if answered == 0 {
+        return fail("no node answered");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds the leader among `endpoints` and asks it to hand leadership over.
+fn transfer_leader(
+    to: Option<u64>,
+    endpoints: &[String],
+    timeout: Duration,
+    admin_token_file: Option<PathBuf>,
+) -> Result<ExitCode, Box<dyn Error>> {
+    let token = admin_token(admin_token_file)?;
     let probe = Duration::from_millis(2000);
     let statuses: Vec<(String, NodeStatus)> = endpoints
         .iter()

@@ -223,6 +223,17 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
     let transfer_timeout = Duration::from_millis(
         config.raft.tick_ms * u64::from(config.raft.election_timeout_max_ticks) * 2,
     );
+    let mut facts = server::info::ServerFacts::new(
+        config.resp_addr.port(),
+        Some(config.http_addr),
+        Some(config_path),
+        config.limits.max_clients,
+    );
+    facts.mem_allocator = "mimalloc";
+    facts.allocator_figures = Some(mimalloc_figures);
+    facts.data_dir = Some(config.data_dir.clone());
+    let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts)
+        .with_auth(config.auth.clone());
     let handle = node.handle();
     let http_state = server::http::HttpState {
         node: node.handle(),
@@ -243,6 +254,7 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
             "http requests",
             Duration::from_millis(config.http.refused_log_interval_ms),
         )),
+        clients: Some(context.clients()),
     };
     if let Some(listener) = metrics_listener {
         tokio::spawn(server::http::serve(
@@ -260,17 +272,6 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
         node.handle().peer_tls_server(),
         stopped(stop_rx.clone()),
     ));
-    let mut facts = server::info::ServerFacts::new(
-        config.resp_addr.port(),
-        Some(config.http_addr),
-        Some(config_path),
-        config.limits.max_clients,
-    );
-    facts.mem_allocator = "mimalloc";
-    facts.allocator_figures = Some(mimalloc_figures);
-    facts.data_dir = Some(config.data_dir.clone());
-    let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts)
-        .with_auth(config.auth.clone());
     tokio::spawn(server::apply_requirepass(context.clone()));
     if let Some((listener, tls)) = tls_resp {
         tokio::spawn(server::serve_tls(

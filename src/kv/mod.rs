@@ -280,6 +280,13 @@ pub struct KvInfo {
     pub keyspace_hits: u64,
     /// Reads on this node that did not (not replicated).
     pub keyspace_misses: u64,
+    /// Channels with a subscriber anywhere in the cluster (the replicated
+    /// registry; INFO's `pubsub_channels`).
+    pub pubsub_channels: usize,
+    /// Distinct patterns subscribed anywhere in the cluster.
+    pub pubsub_patterns: usize,
+    /// Shard channels with a subscriber anywhere in the cluster.
+    pub pubsub_shard_channels: usize,
 }
 
 /// Keys apply created or changed, recorded only while a client blocks on
@@ -1092,6 +1099,9 @@ impl Db {
             notify_keyspace_events: notify::flags_text(self.notify_flags),
             keyspace_hits: self.reads.hits.load(Ordering::Relaxed),
             keyspace_misses: self.reads.misses.load(Ordering::Relaxed),
+            pubsub_channels: self.pubsub.channel_count(false),
+            pubsub_patterns: self.pubsub.numpat(),
+            pubsub_shard_channels: self.pubsub.channel_count(true),
         }
     }
 }

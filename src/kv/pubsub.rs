@@ -491,6 +491,15 @@ impl Registry {
             .collect()
     }
 
+    /// Number of active channels (or shard channels), cluster-wide.
+    pub fn channel_count(&self, shard: bool) -> usize {
+        if shard {
+            self.shard.len()
+        } else {
+            self.channels.len()
+        }
+    }
+
     /// `PUBSUB NUMSUB` (or `SHARDNUMSUB`): subscribers of one channel,
     /// cluster-wide.
     pub fn numsub(&self, channel: &[u8], shard: bool) -> usize {

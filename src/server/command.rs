@@ -408,8 +408,9 @@ pub enum Action {
     Quit,
     /// `WATCH` these keys (a linearizable read of their versions).
     Watch(Vec<Bytes>),
-    /// `EXEC` the queued transaction.
-    Exec,
+    /// `EXEC` the queued transaction (the name as the client sent it, for
+    /// MONITOR).
+    Exec(Bytes),
     /// A blocking command outside MULTI: attempt, then wait for its keys.
     Block(super::blocking::Block),
     /// `WAIT`: count (and wait for) the members holding this client's writes.
@@ -439,6 +440,9 @@ pub struct Executed {
     /// Refused before it ran (unknown command or subcommand, arity, NOAUTH,
     /// NOPERM): Redis's `rejected_calls`, not a call.
     pub rejected: bool,
+    /// Queued inside MULTI (`+QUEUED`): not a call yet. EXEC counts it and
+    /// shows it to MONITOR when it runs, as Redis does.
+    pub queued: bool,
 }
 
 /// Runs one request (`args[0]` is the command name; `args` is non-empty).
@@ -456,6 +460,7 @@ pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Byt
                 close,
                 command: Some(command),
                 rejected: false,
+                queued: false,
             }
         }
     };
@@ -508,6 +513,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             close: false,
             command: None,
             rejected: true,
+            queued: false,
         });
     };
     session.last_command = command_label(spec, args);
@@ -522,6 +528,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             close: false,
             command: Some(index),
             rejected: true,
+            queued: false,
         });
     }
     if let Err(error) = gate(backend, session, spec, args) {
@@ -534,6 +541,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             close,
             command: Some(index),
             rejected: true,
+            queued: false,
         });
     }
     if session.protocol == Protocol::Resp2
@@ -545,6 +553,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             close: false,
             command: Some(index),
             rejected: true,
+            queued: false,
         });
     }
     if session.multi.is_some() && !spec.flags.contains(Flags::NO_QUEUE) {
@@ -563,11 +572,13 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
                 }
             },
         };
+        let queued = !rejected && !reply.is_error();
         return Prepared::Done(Executed {
             reply,
             close: false,
             command: Some(index),
             rejected,
+            queued,
         });
     }
     match dispatch(spec, session, backend, args) {
@@ -578,12 +589,14 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             // A handler's own error is a failed call; the table's checks
             // (arity, subcommand) reject it.
             rejected: resolve(spec, args).is_err(),
+            queued: false,
         }),
         Ok(Action::Reply(reply)) => Prepared::Done(Executed {
             reply,
             close: false,
             command: Some(index),
             rejected: false,
+            queued: false,
         }),
         Ok(action) => Prepared::Action {
             action,
@@ -680,7 +693,7 @@ pub(crate) async fn run_action<B: Backend>(
             }
         }
         Action::Watch(keys) => (transactions::watch(backend, session, keys).await, false),
-        Action::Exec => (transactions::exec(backend, session).await, false),
+        Action::Exec(name) => (transactions::exec(backend, session, name).await, false),
         Action::Block(block) => (super::blocking::block(backend, block).await, false),
         // Only a connection can hold a subscription (not EXEC's queue).
         Action::PubSub(_) => (
@@ -986,6 +999,9 @@ impl CommandCounters {
     /// the node's statistics (which time it from `request.started`).
     pub fn finish(&self, executed: &Executed, request: &super::stats::Request, session: &Session) {
         self.record(executed);
+        if executed.queued {
+            return; // counted by EXEC when it runs
+        }
         self.stats.record(
             &super::stats::Finished {
                 command: executed.command,

@@ -749,6 +749,7 @@ where
                                     close: false,
                                     command: Some(command),
                                     rejected: false,
+                                    queued: false,
                                 };
                                 counters.finish(&executed, &request, session);
                             }
@@ -758,7 +759,7 @@ where
                             false
                         }
                         Prepared::Action {
-                            action: Action::Exec,
+                            action: Action::Exec(name),
                             command,
                         } if session.multi.as_ref().is_some_and(|queue| {
                             queue
@@ -767,13 +768,14 @@ where
                         }) =>
                         {
                             carry_out(backend, session, &mut group, counters, io, parser).await?;
-                            exec_with_subscriptions(backend, session, subs, io).await?;
+                            exec_with_subscriptions(backend, session, name, subs, io).await?;
                             if let Some(counters) = counters {
                                 let executed = Executed {
                                     reply: Reply::OK,
                                     close: false,
                                     command: Some(command),
                                     rejected: false,
+                                    queued: false,
                                 };
                                 counters.finish(&executed, &request, session);
                             }
@@ -793,6 +795,7 @@ where
                                 close,
                                 command: Some(command),
                                 rejected: false,
+                                queued: false,
                             };
                             let pending = Pending {
                                 command,
@@ -934,7 +937,8 @@ fn start_monitor<B: Env>(backend: &B, session: &Session, subs: &mut Subs) -> Rep
     }
 }
 
-/// Shows a prepared request to the MONITOR clients, unless it was refused.
+/// Shows a prepared request to the MONITOR clients, unless it was refused
+/// (or is queued, or is EXEC: `transactions::exec` shows those).
 fn feed_monitors<B: Env>(backend: &B, session: &Session, prepared: &Prepared, args: &[Bytes]) {
     let Some(stats) = backend.stats() else {
         return;
@@ -943,8 +947,14 @@ fn feed_monitors<B: Env>(backend: &B, session: &Session, prepared: &Prepared, ar
         return;
     }
     let command = match prepared {
-        Prepared::Done(executed) if executed.rejected => None,
+        // Queued commands and EXEC are shown when EXEC runs them, in
+        // Redis's order: each queued command, then EXEC.
+        Prepared::Done(executed) if executed.rejected || executed.queued => None,
         Prepared::Done(executed) => executed.command,
+        Prepared::Action {
+            action: Action::Exec(_),
+            ..
+        } => None,
         Prepared::Action { command, .. } => Some(*command),
     };
     if let Some(spec) = command.and_then(|i| super::command::COMMANDS.get(i)) {
@@ -1038,6 +1048,7 @@ where
 async fn exec_with_subscriptions<B, S>(
     backend: &B,
     session: &mut Session,
+    name: Bytes,
     subs: &mut Subs,
     io: &mut Io<S>,
 ) -> Result<(), End>
@@ -1046,7 +1057,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (total, taken) = super::commands::transactions::take_subscriptions(session);
-    let reply = super::commands::transactions::exec(backend, session).await;
+    let reply = super::commands::transactions::exec(backend, session, name).await;
     let Reply::Array(replies) = reply else {
         // EXECABORT, an aborted WATCH, an error of the entry: nothing ran.
         reply.encode(session.protocol, io.output.encoder());
@@ -1333,6 +1344,7 @@ async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
             close: false,
             command: Some(pending.command),
             rejected: false,
+            queued: false,
         };
         answer(executed, &pending, counters, session, io.output.encoder());
         if io.must_settle()? {

@@ -149,6 +149,9 @@ pub struct HttpState {
     pub limits: HttpLimits,
     /// Where refusals are counted.
     pub refused: Arc<RefusedLog>,
+    /// The node's client connections (`/admin/clients`); `None`: no RESP
+    /// listener in this process.
+    pub clients: Option<Arc<crate::server::commands::clients::ClientRegistry>>,
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes: `routes` says which
@@ -303,6 +306,19 @@ async fn route(
                 return refusal;
             }
             transfer_leader(state, parts.uri.query()).await
+        }
+        (&Method::GET, "/admin/clients") => {
+            if let Err(refusal) = check_admin(state, &parts.headers, peer) {
+                return refusal;
+            }
+            // CLIENT LIST of this node: client ids, CLIENT KILL and the
+            // connections themselves are per node; `dkv-cli clients` asks
+            // every node and tags each line with its node.
+            let text = state
+                .clients
+                .as_ref()
+                .map_or_else(String::new, |clients| clients.list());
+            reply(StatusCode::OK, "text/plain", text)
         }
         (&Method::GET, "/metrics") => match &state.prometheus {
             Some(handle) => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),

@@ -126,6 +126,8 @@ pub struct InfoInput<'a> {
     pub kv: &'a KvInfo,
     /// Open client connections.
     pub connected_clients: usize,
+    /// This node's clients blocked in BLPOP, BZPOPMIN ... (waiting for a key).
+    pub blocked_clients: usize,
     /// Clients closed by client limits (None: all zero).
     pub client_stats: Option<&'a crate::server::client_limits::LimitStats>,
     /// The node's command statistics (None: all zero).
@@ -300,22 +302,19 @@ fn clients(input: &InfoInput<'_>, out: &mut String) {
     field(out, "connected_clients", input.connected_clients);
     field(out, "cluster_connections", 0);
     field(out, "maxclients", input.facts.max_clients);
-    field(out, "blocked_clients", 0);
+    field(out, "blocked_clients", input.blocked_clients);
     field(out, "tracking_clients", 0);
     field(out, "clients_in_timeout_table", 0);
 }
 
 fn memory(input: &InfoInput<'_>, out: &mut String) {
     let kv = input.kv;
-    let rss = resident_bytes();
-    // used_memory is what Redis tools read as the server's memory: the
-    // allocator's figure (the resident set where the allocator cannot be
-    // asked). maxmemory is enforced against the replicated estimate of the
-    // data, used_memory_dataset, identical on every replica so that every
-    // replica evicts the same keys at the same index.
-    let allocator = input.facts.allocator_figures.map(|figures| figures());
-    let used = allocator.map_or(rss, |a| a.committed_bytes);
-    let peak = allocator.map_or(used, |a| a.peak_committed_bytes.max(used));
+    let ProcessMemory {
+        used,
+        peak,
+        rss,
+        allocator,
+    } = process_memory(input.facts);
     field(out, "used_memory", used);
     field(out, "used_memory_human", human_bytes(used));
     field(out, "used_memory_rss", rss);
@@ -356,6 +355,37 @@ fn memory(input: &InfoInput<'_>, out: &mut String) {
     field(out, "mem_not_counted_for_evict", 0);
     field(out, "mem_allocator", input.facts.mem_allocator);
     field(out, "lazyfree_pending_objects", 0);
+}
+
+/// The process's memory as INFO and MEMORY STATS report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessMemory {
+    /// `used_memory` / `total.allocated`: the allocator's committed bytes
+    /// (the resident set where the allocator cannot be asked).
+    pub used: u64,
+    /// `used_memory_peak` / `peak.allocated` (at least `used`).
+    pub peak: u64,
+    /// `used_memory_rss`: the resident set size.
+    pub rss: u64,
+    /// The allocator's own figures, when it can be asked.
+    pub allocator: Option<AllocatorFigures>,
+}
+
+/// What Redis tools read as the server's memory: the allocator's figure.
+/// `maxmemory` is enforced against something else, the replicated estimate
+/// of the data (`used_memory_dataset`), identical on every replica so that
+/// every replica evicts the same keys at the same index.
+pub(crate) fn process_memory(facts: &ServerFacts) -> ProcessMemory {
+    let rss = resident_bytes();
+    let allocator = facts.allocator_figures.map(|figures| figures());
+    let used = allocator.map_or(rss, |a| a.committed_bytes);
+    let peak = allocator.map_or(used, |a| a.peak_committed_bytes.max(used));
+    ProcessMemory {
+        used,
+        peak,
+        rss,
+        allocator,
+    }
 }
 
 /// `part` as a percentage of `whole`, as Redis prints it (`12.34%`).
@@ -503,8 +533,10 @@ fn stats(input: &InfoInput<'_>, out: &mut String) {
     );
     field(out, "keyspace_hits", input.kv.keyspace_hits);
     field(out, "keyspace_misses", input.kv.keyspace_misses);
-    field(out, "pubsub_channels", 0);
-    field(out, "pubsub_patterns", 0);
+    // Cluster-wide, like PUBSUB NUMPAT/CHANNELS: the replicated registry.
+    field(out, "pubsub_channels", input.kv.pubsub_channels);
+    field(out, "pubsub_patterns", input.kv.pubsub_patterns);
+    field(out, "pubsubshard_channels", input.kv.pubsub_shard_channels);
     field(out, "total_forks", 0);
     field(
         out,

@@ -123,6 +123,12 @@ impl ServerContext {
         &self.inner.client_limits
     }
 
+    /// The registry of this node's client connections (CLIENT LIST, and
+    /// the operator route `/admin/clients`).
+    pub fn clients(&self) -> Arc<commands::clients::ClientRegistry> {
+        self.inner.clients.clone()
+    }
+
     /// The node handle.
     pub fn node(&self) -> &NodeHandle {
         &self.inner.node

@@ -231,6 +231,13 @@ impl ClientRegistry {
         self.kill(|_| true)
     }
 
+    /// `CLIENT LIST`'s text for every connection, by id (what the
+    /// operator route `/admin/clients` serves).
+    pub fn list(&self) -> String {
+        let now = Instant::now();
+        self.views().iter().map(|view| view.line(now)).collect()
+    }
+
     /// Open connections.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -6,8 +6,8 @@
 //! Syntax errors (`MEMORY USAGE key FOO`) are answered before the read, as
 //! Redis answers them before looking at the key. Inside MULTI they run
 //! after the transaction's log entry, as every container command does in
-//! dkv. MEMORY STATS and DOCTOR answer from dkv's memory estimate and the
-//! process's resident size with Redis 7.0's reply shapes (what each field
+//! dkv. MEMORY STATS and DOCTOR answer from the process's memory as INFO
+//! reports it and dkv's estimate of the data, with Redis 7.0's reply shapes (what each field
 //! means in dkv: `MemoryFigures`); PURGE asks the system allocator to
 //! return free pages; MALLOC-STATS answers as a Redis built without
 //! jemalloc. These four answer at once from the local node.
@@ -122,38 +122,39 @@ fn memory_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, Comm
 /// as each database's `overhead.hashtable.main`.
 const KEY_OVERHEAD: u64 = 64;
 
-/// The figures of MEMORY STATS and MEMORY DOCTOR, from dkv's memory
-/// estimate (the replicated `used_memory` that `maxmemory` counts, INFO's
-/// `used_memory`) and the process's resident set size. What each of
-/// Redis's fields means here:
-/// - `peak.allocated`: dkv keeps no peak of its estimate (a figure computed
-///   from the data, not an allocator counter), so the current
-///   `total.allocated`; `peak.percentage` is then 100.
-/// - `total.allocated`: the estimate. `startup.allocated`: the estimate of
-///   the empty map a node starts with, 0.
+/// The figures of MEMORY STATS and MEMORY DOCTOR: the process's memory as
+/// INFO reports it, and dkv's replicated estimate of the data (INFO's
+/// `used_memory_dataset`, what `maxmemory` counts). What each of Redis's
+/// fields means here:
+/// - `total.allocated` and `peak.allocated`: INFO's `used_memory` and
+///   `used_memory_peak` (the allocator's committed bytes).
+///   `startup.allocated`: 0 (not recorded).
 /// - `replication.backlog`, `clients.slaves`, `clients.normal`,
-///   `cluster.links`, `aof.buffer`, `lua.caches`, `functions.caches`: 0,
-///   none of it is in the estimate (the Raft log is on disk, followers are
-///   not clients, client buffers are not counted).
+///   `cluster.links`, `aof.buffer`, `lua.caches`, `functions.caches`: 0, not
+///   measured apart (the Raft log is on disk, followers are not clients).
+/// - `dataset.bytes`: the estimate, as INFO's `used_memory_dataset`;
+///   `overhead.total`: the rest of `total.allocated` (the Raft log's cache,
+///   buffers, the runtime), so the two add up to `total.allocated` as in
+///   Redis.
 /// - `db.N` (each database with keys): `overhead.hashtable.main` is the
-///   fixed per-key part of the estimate ([`KEY_OVERHEAD`] per key);
-///   `overhead.hashtable.expires` and `…slot-to-keys` are 0 (deadlines cost
-///   nothing extra in the estimate; no cluster slots).
-/// - `overhead.total`: the sum of the above; `dataset.bytes`: the rest of
-///   the estimate (keys and values); `keys.bytes-per-key` and
-///   `dataset.percentage` as Redis computes them from these.
-/// - `allocator.*`, `allocator-*` and `rss-overhead.*`: 0; dkv uses the
-///   system allocator and reads no allocator statistics.
-/// - `fragmentation` / `fragmentation.bytes`: the resident set size over /
-///   minus the estimate (Redis: RSS over / minus allocated bytes); 0 while
-///   the estimate is 0.
+///   fixed per-key part of the estimate ([`KEY_OVERHEAD`] per key, inside
+///   `dataset.bytes`); `overhead.hashtable.expires` and `…slot-to-keys` are
+///   0 (deadlines cost nothing extra in the estimate; no cluster slots).
+/// - `keys.bytes-per-key`, `dataset.percentage` and `peak.percentage` as
+///   Redis computes them from these.
+/// - `allocator.allocated` and `allocator.active`: the committed bytes;
+///   `allocator.resident`: the resident set (as INFO's `allocator_*`); the
+///   allocator ratios and `rss-overhead.*`: 0, not measured.
+/// - `fragmentation` / `fragmentation.bytes`: the resident set over / minus
+///   `total.allocated`, as INFO's `mem_fragmentation_*`.
 #[derive(Clone, Debug, PartialEq)]
 struct MemoryFigures {
-    total: u64,
+    memory: crate::server::info::ProcessMemory,
+    /// The replicated estimate of the data.
+    dataset: u64,
     /// `(db, keys)` of each database with keys.
     dbs: Vec<(usize, u64)>,
     keys: u64,
-    rss: u64,
 }
 
 impl MemoryFigures {
@@ -165,35 +166,35 @@ impl MemoryFigures {
             .map(|&(db, keys, _, _)| (db, keys as u64))
             .collect();
         MemoryFigures {
-            total: kv.used_memory,
+            memory: crate::server::info::process_memory(env.facts()),
+            dataset: kv.used_memory,
             keys: dbs.iter().map(|(_, k)| k).sum(),
             dbs,
-            rss: crate::server::info::resident_bytes(),
         }
     }
 
-    fn overhead(&self) -> u64 {
-        self.keys * KEY_OVERHEAD
+    fn total(&self) -> u64 {
+        self.memory.used
     }
 
-    fn dataset(&self) -> u64 {
-        self.total.saturating_sub(self.overhead())
+    fn overhead(&self) -> u64 {
+        self.total().saturating_sub(self.dataset)
     }
 
     /// Redis's `total_frag`: resident over allocated (0 with nothing allocated).
     fn fragmentation(&self) -> f32 {
-        if self.total == 0 {
+        if self.total() == 0 {
             0.0
         } else {
-            self.rss as f32 / self.total as f32
+            self.memory.rss as f32 / self.total() as f32
         }
     }
 
     fn fragmentation_bytes(&self) -> i64 {
-        if self.total == 0 {
+        if self.total() == 0 {
             0
         } else {
-            self.rss as i64 - self.total as i64
+            self.memory.rss as i64 - self.total() as i64
         }
     }
 }
@@ -211,9 +212,10 @@ fn int(n: u64) -> Reply {
 /// [`MemoryFigures`] for what each means in dkv).
 fn memory_stats_reply(m: &MemoryFigures) -> Reply {
     let field = |name: &str, value: Reply| (Reply::bulk_str(name), value);
+    let total = m.total();
     let mut fields = vec![
-        field("peak.allocated", int(m.total)),
-        field("total.allocated", int(m.total)),
+        field("peak.allocated", int(m.memory.peak)),
+        field("total.allocated", int(total)),
         field("startup.allocated", int(0)),
         field("replication.backlog", int(0)),
         field("clients.slaves", int(0)),
@@ -233,23 +235,29 @@ fn memory_stats_reply(m: &MemoryFigures) -> Reply {
             ]),
         ));
     }
-    let net = m.total; // total minus startup (0)
+    let net = total; // total minus startup (0)
     let per_key = net.checked_div(m.keys).unwrap_or(0);
     let dataset_pct = if net == 0 {
         0.0
     } else {
-        m.dataset() as f32 * 100.0 / net as f32
+        m.dataset as f32 * 100.0 / net as f32
     };
+    let peak_pct = if m.memory.peak == 0 {
+        0.0
+    } else {
+        total as f32 * 100.0 / m.memory.peak as f32
+    };
+    let committed = m.memory.allocator.map_or(0, |a| a.committed_bytes);
     fields.extend([
         field("overhead.total", int(m.overhead())),
         field("keys.count", int(m.keys)),
         field("keys.bytes-per-key", int(per_key)),
-        field("dataset.bytes", int(m.dataset())),
+        field("dataset.bytes", int(m.dataset)),
         field("dataset.percentage", ratio(dataset_pct)),
-        field("peak.percentage", ratio(100.0)),
-        field("allocator.allocated", int(0)),
-        field("allocator.active", int(0)),
-        field("allocator.resident", int(0)),
+        field("peak.percentage", ratio(peak_pct)),
+        field("allocator.allocated", int(committed)),
+        field("allocator.active", int(committed)),
+        field("allocator.resident", int(m.memory.rss)),
         field("allocator-fragmentation.ratio", ratio(0.0)),
         field("allocator-fragmentation.bytes", int(0)),
         field("allocator-rss.ratio", ratio(0.0)),
@@ -270,12 +278,13 @@ fn memory_stats(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, C
 }
 
 /// Redis 7.0's MEMORY DOCTOR report over dkv's figures: "empty" under
-/// 5 MiB of estimate; otherwise the checks whose figures dkv has (a peak
+/// 5 MiB of data estimate (Redis tests its allocated total, but a dkv node
+/// commits several MiB for the Raft log and runtime with no data at all); otherwise the checks whose figures dkv has (a peak
 /// over 150%, which never fires since the peak is the current figure, and
 /// total RSS overhead over 1.4 and 10 MiB); the allocator, client, replica
 /// and script checks look at figures that are 0 in dkv and never fire.
 fn doctor_report(m: &MemoryFigures, allocator: &str) -> String {
-    if m.total < 5 * 1024 * 1024 {
+    if m.dataset < 5 * 1024 * 1024 {
         return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string();
     }
     let high_frag = m.fragmentation() > 1.4 && m.fragmentation_bytes() > 10 << 20;
@@ -568,7 +577,14 @@ mod tests {
     /// keys in databases 0 and 3), with dkv's figures where it has them.
     #[test]
     fn memory_stats_has_redis_fields_in_order() {
-        let backend = FakeBackend::new();
+        fn figures() -> crate::server::info::AllocatorFigures {
+            crate::server::info::AllocatorFigures {
+                committed_bytes: 5 << 20,
+                peak_committed_bytes: 6 << 20,
+            }
+        }
+        let mut backend = FakeBackend::new();
+        backend.facts.allocator_figures = Some(figures);
         let mut s = Session::new(1, None, None);
         run(&backend, &mut s, "SET a 1");
         run(&backend, &mut s, "SELECT 3");
@@ -591,30 +607,37 @@ mod tests {
                 "overhead.hashtable.slot-to-keys"
             ]
         );
-        // dkv's estimate: key + value + 64 per key.
-        let total = (1 + 1 + 64) + (2 + 5 + 64);
+        // total.allocated and peak.allocated are INFO's used_memory and
+        // used_memory_peak (the allocator's figures); dataset.bytes is dkv's
+        // estimate (key + value + 64 per key), as INFO's used_memory_dataset.
+        let dataset = (1 + 1 + 64) + (2 + 5 + 64);
+        let total = 5 << 20;
         assert_eq!(field(&stats, "total.allocated"), &Reply::Integer(total));
-        assert_eq!(field(&stats, "peak.allocated"), &Reply::Integer(total));
+        assert_eq!(field(&stats, "peak.allocated"), &Reply::Integer(6 << 20));
         assert_eq!(field(&stats, "keys.count"), &Reply::Integer(2));
-        assert_eq!(field(&stats, "overhead.total"), &Reply::Integer(128));
-        assert_eq!(field(&stats, "dataset.bytes"), &Reply::Integer(total - 128));
+        assert_eq!(field(&stats, "dataset.bytes"), &Reply::Integer(dataset));
+        assert_eq!(
+            field(&stats, "overhead.total"),
+            &Reply::Integer(total - dataset)
+        );
         assert_eq!(
             field(&stats, "keys.bytes-per-key"),
             &Reply::Integer(total / 2)
         );
+        assert_eq!(field(&stats, "allocator.active"), &Reply::Integer(total));
         assert_eq!(
             field(field(&stats, "db.0"), "overhead.hashtable.main"),
             &Reply::Integer(64)
         );
         // Redis replies its ratios as doubles: a C float printed %.17g
-        // (9 * 100 / 137 as a float).
+        // (137 * 100 / 5 MiB and 5 MiB * 100 / 6 MiB as floats).
         assert_eq!(
             field(&stats, "dataset.percentage"),
-            &Reply::Double("6.569343090057373".into())
+            &Reply::Double("0.002613067626953125".into())
         );
         assert_eq!(
             field(&stats, "peak.percentage"),
-            &Reply::Double("100".into())
+            &Reply::Double("83.333335876464844".into())
         );
         assert_eq!(
             run(&backend, &mut s, "MEMORY STATS x"),
@@ -687,10 +710,15 @@ mod tests {
     #[test]
     fn memory_doctor_reports_from_dkv_figures() {
         let figures = |total: u64, rss: u64| super::MemoryFigures {
-            total,
+            memory: crate::server::info::ProcessMemory {
+                used: total,
+                peak: total,
+                rss,
+                allocator: None,
+            },
+            dataset: total,
             dbs: vec![(0, 10)],
             keys: 10,
-            rss,
         };
         let fine = super::doctor_report(&figures(8 << 20, 9 << 20), "libc");
         assert_eq!(fine, "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n");

@@ -40,12 +40,12 @@ pub fn multi(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
 pub fn exec_command(
     session: &mut Session,
     _: &dyn Env,
-    _: &[Bytes],
+    args: &[Bytes],
 ) -> Result<Action, CommandError> {
     if session.multi.is_none() {
         return Err(CommandError::ExecWithoutMulti);
     }
-    Ok(Action::Exec)
+    Ok(Action::Exec(args[0].clone()))
 }
 
 pub fn discard(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
@@ -187,8 +187,40 @@ pub fn take_subscriptions(session: &mut Session) -> (usize, Vec<(usize, Vec<Byte
 }
 
 /// `EXEC`: one log entry for the queued key-space commands (if any, or if
-/// keys are watched), then the local ones; replies in queue order.
-pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
+/// keys are watched), then the local ones; replies in queue order. As in
+/// Redis 7.0, each queued command counts as a call (INFO commandstats,
+/// `total_commands_processed`) and is shown to MONITOR now, when it runs,
+/// and EXEC after them; their time is counted in EXEC's own.
+pub async fn exec<B: Backend>(backend: &B, session: &mut Session, name: Bytes) -> Reply {
+    let reply = run_exec(backend, session).await;
+    if let Some((stats, (_, spec))) = backend.stats().zip(lookup(b"exec")) {
+        stats.monitors.feed(spec, session, &[name]);
+    }
+    reply
+}
+
+/// Counts one queued command that EXEC ran, and shows it to MONITOR.
+fn account_queued<B: Backend>(backend: &B, session: &Session, args: &[Bytes], reply: &Reply) {
+    let Some(stats) = backend.stats() else {
+        return;
+    };
+    let Some((index, spec)) = lookup(&args[0]) else {
+        return;
+    };
+    stats.record(
+        &crate::server::stats::Finished {
+            command: Some(index),
+            args,
+            reply,
+            rejected: false,
+            usec: 0,
+        },
+        session,
+    );
+    stats.monitors.feed(spec, session, args);
+}
+
+async fn run_exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     let queued = session.multi.take().unwrap_or_default();
     session.multi_bytes = 0;
     let aborted = std::mem::take(&mut session.multi_error);
@@ -248,11 +280,14 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
     let mut replies = Vec::with_capacity(queued.len());
     for (q, refused) in queued.into_iter().zip(refused) {
         if let Some(reply) = refused {
+            account_queued(backend, session, &q.args, &reply);
             replies.push(reply);
             continue;
         }
         if q.in_log {
-            replies.push(outputs.next().map_or(Reply::Null, Reply::from));
+            let reply = outputs.next().map_or(Reply::Null, Reply::from);
+            account_queued(backend, session, &q.args, &reply);
+            replies.push(reply);
             continue;
         }
         let reply = match lookup(&q.args[0]) {
@@ -280,6 +315,7 @@ pub async fn exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
                 Ok(_) => Reply::OK,
             },
         };
+        account_queued(backend, session, &q.args, &reply);
         replies.push(reply);
     }
     session.db = final_db;

@@ -142,6 +142,46 @@ async fn the_connection_loop_counts_calls_rejections_failures_and_errors() {
     assert_eq!(line(&info(&backend, "stats"), "keyspace_hits"), "0");
 }
 
+/// A queued command is a call when EXEC runs it (Redis 7.0's `call()` from
+/// `execCommand`), not when it is queued; a discarded one never is.
+#[tokio::test]
+async fn queued_commands_count_when_exec_runs_them() {
+    let backend = FakeBackend::new();
+    let out = serve(
+        &backend,
+        &[
+            "MULTI",
+            "SET a 1",
+            "INCR a",
+            "HSET a f v",
+            "EXEC",
+            "MULTI",
+            "SET b 2",
+            "DISCARD",
+        ],
+    )
+    .await;
+    assert!(out.contains("-WRONGTYPE"), "{out}");
+    let text = info(&backend, "commandstats");
+    let calls = |name: &str| {
+        line(&text, &format!("cmdstat_{name}"))
+            .split(',')
+            .take(1)
+            .collect::<String>()
+    };
+    assert_eq!(calls("set"), "calls=1");
+    assert_eq!(calls("incr"), "calls=1");
+    assert_eq!(calls("multi"), "calls=2");
+    assert_eq!(calls("exec"), "calls=1");
+    assert_eq!(calls("discard"), "calls=1");
+    assert!(
+        line(&text, "cmdstat_hset").contains("failed_calls=1"),
+        "{text}"
+    );
+    let stats = info(&backend, "stats");
+    assert_eq!(line(&stats, "total_commands_processed"), "7");
+}
+
 /// `INFO`, `default`, `all`, `everything` and lists of sections select what
 /// Redis 7.0 selects.
 #[test]
@@ -433,6 +473,12 @@ async fn monitor_shows_other_connections_commands() {
                 "CONFIG GET maxmemory",
                 "SELECT 2",
                 "GET k",
+                "MULTI",
+                "SET d 1",
+                "DISCARD",
+                "MULTI",
+                "SET m 1",
+                "exec",
             ],
         )
         .await;
@@ -445,7 +491,7 @@ async fn monitor_shows_other_connections_commands() {
     let (served, lines) = tokio::join!(monitor_conn, watch_it);
     served.expect("served");
     let lines: Vec<&str> = lines.split("\r\n").filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 8, "{lines:?}");
     assert!(lines[0].starts_with('+'), "{lines:?}");
     assert!(
         lines[0].ends_with(" [0 127.0.0.1:5555] \"SET\" \"k\" \"v\""),
@@ -458,6 +504,22 @@ async fn monitor_shows_other_connections_commands() {
     assert!(
         lines[2].ends_with(" [2 127.0.0.1:5555] \"GET\" \"k\""),
         "{lines:?}"
+    );
+    // Redis 7.0 shows a queued command when EXEC runs it, then EXEC (as
+    // the client spelled it); a discarded one never.
+    let tails: Vec<&str> = lines[3..]
+        .iter()
+        .map(|l| l.split_once("] ").map_or(*l, |(_, tail)| tail))
+        .collect();
+    assert_eq!(
+        tails,
+        [
+            "\"MULTI\"",
+            "\"DISCARD\"",
+            "\"MULTI\"",
+            "\"SET\" \"m\" \"1\"",
+            "\"exec\""
+        ]
     );
     assert!(backend.stats.monitors.is_empty(), "detached on close");
 
