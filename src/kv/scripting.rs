@@ -90,6 +90,15 @@ fn run_eval(
         Ok(x) => x,
         Err(text) => return Output::Error(text),
     };
+    // A script with a shebang and neither `allow-oom` nor `no-writes` is a
+    // `denyoom` command in Redis 7.0: refused over maxmemory before it is
+    // compiled or cached. A script without a shebang runs, and each of its
+    // denyoom calls is refused instead (script/dispatch.rs).
+    if let Access::Write(db) = &access {
+        if !flags.compat && !flags.allow_oom && !flags.no_writes && db.out_of_memory() {
+            return Output::err(super::errors::OOM);
+        }
+    }
     if !by_sha && access.db().script(&sha).is_none() {
         if let Err(text) = script::check_body(&body) {
             return Output::Error(text);

@@ -498,6 +498,32 @@ fn numkeys_noscript_and_cache() {
     assert_eq!(db.scripts.len(), 1);
 }
 
+/// Redis 7.0 over maxmemory: a shebang script without `allow-oom` or
+/// `no-writes` is refused before it runs (and is not cached); one without a
+/// shebang runs and only its denyoom calls are refused.
+#[test]
+fn scripts_over_maxmemory_as_redis() {
+    let mut db = Db::new();
+    exec(&mut db, &["set", "a", "b"]);
+    assert_eq!(
+        exec(&mut db, &["config", "set", "maxmemory", "1"]),
+        Output::Ok
+    );
+    let oom = err(crate::kv::errors::OOM);
+    assert_eq!(eval(&mut db, "#!lua\nreturn 1", &["0"]), oom);
+    assert!(db.scripts.is_empty(), "a refused script is not cached");
+    assert_eq!(eval(&mut db, "return 1", &["0"]), Output::Integer(1));
+    for flags in ["allow-oom", "no-writes"] {
+        let script = format!("#!lua flags={flags}\nreturn 1");
+        assert_eq!(eval(&mut db, &script, &["0"]), Output::Integer(1));
+    }
+    let script = "return redis.call('set','x','1')";
+    let Output::Error(text) = eval(&mut db, script, &["0"]) else {
+        panic!("the SET is refused")
+    };
+    assert!(text.starts_with(crate::kv::errors::OOM), "{text}");
+}
+
 #[test]
 fn shebangs_and_read_only_scripts() {
     let mut db = Db::new();
