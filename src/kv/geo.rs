@@ -376,30 +376,25 @@ fn parse_search(args: &[Bytes], variant: Variant, z: Option<&ZSet>) -> Result<Pl
         count: 0,
         store: None,
     };
+    // GEORADIUS's centre and radius, or GEORADIUSBYMEMBER's (not read at
+    // all when its key is missing).
+    let centre = match variant {
+        Variant::Radius { .. } => Some((long_lat(&args[2..4])?, 4)),
+        Variant::ByMember { .. } if z.is_some() => Some((member_position(&args[2])?, 3)),
+        _ => None,
+    };
+    if let Some(((longitude, latitude), at)) = centre {
+        let (radius, conversion) = radius_arg(&args[at..at + 2])?;
+        plan.search = Search {
+            shape: Shape::Radius(radius),
+            longitude,
+            latitude,
+            conversion,
+        };
+    }
     let base = match variant {
-        Variant::Radius { .. } => {
-            let (longitude, latitude) = long_lat(&args[2..4])?;
-            let (radius, conversion) = radius_arg(&args[4..6])?;
-            plan.search = Search {
-                shape: Shape::Radius(radius),
-                longitude,
-                latitude,
-                conversion,
-            };
-            6
-        }
-        Variant::ByMember { .. } if z.is_none() => 5,
-        Variant::ByMember { .. } => {
-            let (longitude, latitude) = member_position(&args[2])?;
-            let (radius, conversion) = radius_arg(&args[3..5])?;
-            plan.search = Search {
-                shape: Shape::Radius(radius),
-                longitude,
-                latitude,
-                conversion,
-            };
-            5
-        }
+        Variant::Radius { .. } => 6,
+        Variant::ByMember { .. } => 5,
         Variant::Search => 2,
         Variant::SearchStore => {
             plan.store = Some((args[1].clone(), false));

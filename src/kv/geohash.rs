@@ -239,45 +239,34 @@ pub fn geohash_string(score: f64) -> [u8; 11] {
     out
 }
 
-/// Moves a cell one column east (`d > 0`) or west, wrapping
-/// (`geohash_move_x`: the longitude bits).
-fn move_x(hash: &mut HashBits, d: i8) {
-    if d == 0 {
-        return;
-    }
-    let width = 64 - u32::from(hash.step) * 2;
-    let x = hash.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let y = hash.bits & 0x5555_5555_5555_5555;
-    let zz = 0x5555_5555_5555_5555u64 >> width;
-    let x = if d > 0 {
-        x.wrapping_add(zz.wrapping_add(1))
-    } else {
-        (x | zz).wrapping_sub(zz.wrapping_add(1))
-    };
-    hash.bits = (x & (0xaaaa_aaaa_aaaa_aaaa >> width)) | y;
-}
+const ODD_BITS: u64 = 0xaaaa_aaaa_aaaa_aaaa;
+const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 
-/// Moves a cell one row north (`d > 0`) or south (`geohash_move_y`).
-fn move_y(hash: &mut HashBits, d: i8) {
+/// Moves a cell one step up (`d > 0`) or down along the coordinate held in
+/// the `moving` bits, wrapping around the grid (`geohash_move_x` with the
+/// odd, longitude bits: east/west; `geohash_move_y` with the even, latitude
+/// bits: north/south).
+fn move_along(hash: &mut HashBits, d: i8, moving: u64) {
     if d == 0 {
         return;
     }
     let width = 64 - u32::from(hash.step) * 2;
-    let x = hash.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let y = hash.bits & 0x5555_5555_5555_5555;
-    let zz = 0xaaaa_aaaa_aaaa_aaaau64 >> width;
-    let y = if d > 0 {
-        y.wrapping_add(zz.wrapping_add(1))
+    let along = hash.bits & moving;
+    let kept = hash.bits & !moving;
+    // The other coordinate's bits set, so a carry or borrow crosses them.
+    let zz = !moving >> width;
+    let along = if d > 0 {
+        along.wrapping_add(zz.wrapping_add(1))
     } else {
-        (y | zz).wrapping_sub(zz.wrapping_add(1))
+        (along | zz).wrapping_sub(zz.wrapping_add(1))
     };
-    hash.bits = x | (y & (0x5555_5555_5555_5555 >> width));
+    hash.bits = (along & (moving >> width)) | kept;
 }
 
 fn moved(hash: HashBits, dx: i8, dy: i8) -> HashBits {
     let mut h = hash;
-    move_x(&mut h, dx);
-    move_y(&mut h, dy);
+    move_along(&mut h, dx, ODD_BITS);
+    move_along(&mut h, dy, EVEN_BITS);
     h
 }
 

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use crate::kv::{Command, Db, Op, Output};
+use crate::server::reply::{Protocol, Reply};
 
 fn exec(db: &mut Db, line: &str) -> Output {
     let args: Vec<Bytes> = line
@@ -16,31 +17,35 @@ fn exec(db: &mut Db, line: &str) -> Output {
     })
 }
 
-/// A compact rendering of the RESP2 reply: arrays `[..]`.
-fn show(o: &Output) -> String {
-    match o {
-        Output::Ok => "OK".into(),
-        Output::Status(s) => s.clone(),
-        Output::Integer(n) => n.to_string(),
-        Output::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        Output::Bulk(None) => "nil".into(),
-        Output::NilArray => "nil[]".into(),
-        Output::Array(items) | Output::Set(items) => {
-            format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(" "))
+/// The reply as a client reads it in RESP2, written compactly: arrays
+/// `[..]`, errors `!text`, nil `nil`, a null array `nil[]`.
+fn show(o: Output) -> String {
+    let wire = Reply::from(o).to_bytes(Protocol::Resp2);
+    let mut lines = wire
+        .split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    fn item<'a>(lines: &mut impl Iterator<Item = &'a [u8]>) -> String {
+        let line = lines.next().unwrap_or_default();
+        let text = String::from_utf8_lossy(&line[1..]).into_owned();
+        let count = || text.parse::<i64>().unwrap_or(-1);
+        match line[0] {
+            b'-' => format!("!{text}"),
+            b'$' if count() < 0 => "nil".into(),
+            b'$' => String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned(),
+            b'*' if count() < 0 => "nil[]".into(),
+            b'*' => {
+                let items: Vec<String> = (0..count()).map(|_| item(lines)).collect();
+                format!("[{}]", items.join(" "))
+            }
+            _ => text,
         }
-        Output::Pairs(p) => {
-            let flat: Vec<String> = p.iter().flat_map(|(k, v)| [show(k), show(v)]).collect();
-            format!("[{}]", flat.join(" "))
-        }
-        Output::Error(e) => format!("!{e}"),
-        Output::Double(d) => d.clone(),
-        other => format!("{other:?}"),
     }
+    item(&mut lines)
 }
 
 fn check(db: &mut Db, cases: &[(&str, &str)]) {
     for (line, want) in cases {
-        assert_eq!(show(&exec(db, line)), *want, "{line}");
+        assert_eq!(show(exec(db, line)), *want, "{line}");
     }
 }
 
