@@ -20,9 +20,10 @@ reported beside "dkv" with the TLS/plain ratio (--no-tls skips it).
 
 Tests: redis-benchmark's SET GET LPUSH LPOP SADD ZADD, and the custom commands
 ZRANGE (by rank, 10 of 100 members), BLPOP (on a list filled beforehand),
-EVALSHA of a write script (INCR + EXPIRE) and EVALSHA_RO of a read script (a
-GET). Writes are compared with redis-always, reads (GET, ZRANGE, EVALSHA_RO)
-with redis-none; every row shows both Redis targets.
+EVALSHA of a write script (INCR + EXPIRE), EVALSHA_RO of a read script (a
+GET) and GEOADD (one point, a random member). Writes are compared with
+redis-always, reads (GET, ZRANGE, EVALSHA_RO) with redis-none; every row shows
+both Redis targets.
 
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
 64-byte values) into dkv and into redis-none and compares INFO memory's
@@ -70,13 +71,15 @@ def sha1_hex(text):
 # by rank (10 elements of a 100-member sorted set), BLPOP on a list filled
 # beforehand with one element per request, so every BLPOP is served, EVALSHA
 # of the INCR + EXPIRE script on random counters, and EVALSHA_RO of the GET
-# script on the SET test's keys.
+# script on the SET test's keys, and GEOADD of one point (a random member) to
+# one geo set.
 BUILTIN = ("SET", "GET", "LPUSH", "LPOP", "SADD", "ZADD")
 CUSTOM = {
     "ZRANGE": ["ZRANGE", "bench:z", "0", "9"],
     "BLPOP": ["BLPOP", "bench:bl", "1"],
     "EVALSHA": ["EVALSHA", sha1_hex(INCR_EXPIRE), "1", "bench:rl:__rand_int__", "60"],
     "EVALSHA_RO": ["EVALSHA_RO", sha1_hex(GET_SCRIPT), "1", "key:__rand_int__"],
+    "GEOADD": ["GEOADD", "bench:geo", "13.361389", "38.115556", "m:__rand_int__"],
 }
 TESTS = BUILTIN + tuple(CUSTOM)
 # Writes are compared with Redis appendfsync always, reads with no persistence.

@@ -7,7 +7,8 @@
 //! types, bad options, edge and binary values, big and negative numbers —
 //! and the non-blocking list commands of issue 13 (`gen_lists`), SORT and
 //! SORT_RO (`gen_sort`, its comparison rules there) and the blocking pops
-//! with short timeouts, also inside MULTI (`gen_blocking`).
+//! with short timeouts, also inside MULTI (`gen_blocking`), and the GEO
+//! commands of issue 16 (`difftest/geo.rs`).
 //! Redis gets one connection; dkv gets one connection per node and the
 //! generator moves to the next node every segment (outside transaction blocks,
 //! re-sending `SELECT` first, which is not compared).
@@ -51,6 +52,9 @@ use anyhow::{bail, Context, Result};
 use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
+
+#[path = "difftest/geo.rs"]
+mod geo;
 
 // ---- generator -------------------------------------------------------------
 
@@ -827,6 +831,9 @@ impl Truncate for Cmd {
 }
 
 fn gen_step(r: &mut Rng, now_s: u64) -> Step {
+    if r.chance(5) {
+        return Step::Block(geo::gen_geo(r));
+    }
     if r.chance(4) {
         return gen_sort(r);
     }
