@@ -501,6 +501,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::sets::COMMANDS,
     crate::kv::lists::COMMANDS,
     crate::kv::zsets::COMMANDS,
+    crate::kv::streams::COMMANDS,
     crate::kv::blocking::COMMANDS,
     crate::kv::objects::COMMANDS,
     crate::kv::sort::COMMANDS,
