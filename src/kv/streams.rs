@@ -20,7 +20,7 @@ use super::stream::{Stream, StreamId, Trim};
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
-use crate::cmd::{read, write, CommandSpec, K1};
+use crate::cmd::{read, write, CommandSpec, TimeoutAt, K1};
 
 pub(crate) const STREAM_GROUP: &str = "@stream";
 
@@ -702,6 +702,43 @@ impl Query for XRead {
     }
 }
 
+/// True if `args` are an XREAD with a `$` id.
+pub(crate) fn has_dollar(args: &[Bytes]) -> bool {
+    args.first().is_some_and(|name| is(name, "xread"))
+        && parse_read_args(args, false).is_ok_and(|r| {
+            args[r.streams_at + r.streams..]
+                .iter()
+                .any(|a| a.as_ref() == b"$")
+        })
+}
+
+/// XREAD's arguments with each `$` replaced by its stream's last id in
+/// database `db` at `now_ms` (`0-0` for a missing or wrong-typed key: the
+/// attempt reports the type).
+pub(crate) fn resolve_dollar(map: &Db, db: u8, args: &[Bytes], now_ms: u64) -> Vec<Bytes> {
+    let mut args = args.to_vec();
+    let Ok(r) = parse_read_args(&args, false) else {
+        return args;
+    };
+    for i in 0..r.streams {
+        let at = r.streams_at + r.streams + i;
+        if args[at].as_ref() != b"$" {
+            continue;
+        }
+        let last = map
+            .dbs
+            .get(usize::from(db))
+            .and_then(|ks| ks.live(&args[r.streams_at + i], now_ms))
+            .and_then(|e| match &e.value {
+                Value::Stream(s) => Some(s.last_id),
+                _ => None,
+            })
+            .unwrap_or(StreamId::MIN);
+        args[at] = last.to_bytes();
+    }
+    args
+}
+
 // ---- the table ---------------------------------------------------------------------
 
 use super::streams_groups::{XAck, XAutoClaim, XClaim, XGroup, XInfo, XPending, XReadGroup};
@@ -732,10 +769,12 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .doc("Return the number of messages in a stream.", "5.0.0", "O(1)"),
     read("xread", -4, F_NONE, STREAM_GROUP, (0, 0, 0), typed_read::<XRead>())
         .keys_by(read_keys)
+        .blocks(TimeoutAt::BlockOption, false)
         .acl(cats(&[READ, STREAM, SLOW, BLOCKING]), R)
         .doc("Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", "5.0.0", "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data."),
     write("xreadgroup", -7, F_NONE, STREAM_GROUP, (0, 0, 0), typed_write::<XReadGroup>())
         .keys_by(read_keys)
+        .blocks(TimeoutAt::BlockOption, false)
         .acl(cats(&[WRITE, STREAM, SLOW, BLOCKING]), RW)
         .doc("Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", "5.0.0", "For each stream mentioned: O(M) with M being the number of elements returned. If M is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked on the stream getting new data."),
     write("xsetid", -3, F_FAST_DENYOOM, STREAM_GROUP, K1, typed_write::<XSetId>())

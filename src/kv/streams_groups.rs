@@ -173,7 +173,7 @@ impl Apply for XGroup {
                 "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
                 "    Set the current group ID and entries_read counter.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]);
         }
         let key = &args[2];
@@ -918,7 +918,7 @@ impl Query for XInfo {
                 "STREAM <key> [FULL [COUNT <count>]",
                 "    Show information about the stream.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]);
         }
         let key = &args[2];
