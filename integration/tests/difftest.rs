@@ -52,6 +52,9 @@ use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
+#[path = "difftest/streams.rs"]
+mod streams;
+
 // ---- generator -------------------------------------------------------------
 
 #[derive(Clone, Debug)]
@@ -262,6 +265,9 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
     }
     if r.chance(20) {
         return gen_sets(r);
+    }
+    if r.chance(8) {
+        return streams::gen_streams(r);
     }
     if r.chance(25) {
         return gen_lists(r);
