@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 
-use crate::kv::{Command, Db, Op, Output};
+use crate::kv::zsets::tests::show;
+use crate::kv::{Command, Db, Op};
 
 fn run_at(db: &mut Db, ts_ms: u64, line: &str) -> String {
     let args: Vec<Bytes> = line
@@ -14,30 +15,6 @@ fn run_at(db: &mut Db, ts_ms: u64, line: &str) -> String {
         ts_ms,
         op: Op::Exec { db: 0, args },
     }))
-}
-
-/// A compact rendering: arrays `[..]`, maps `{k:v ..}`.
-fn show(o: &Output) -> String {
-    match o {
-        Output::Ok => "OK".into(),
-        Output::Status(s) => s.clone(),
-        Output::Integer(n) => n.to_string(),
-        Output::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        Output::Bulk(None) => "nil".into(),
-        Output::NilArray => "nil[]".into(),
-        Output::Array(items) | Output::Set(items) => {
-            format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(" "))
-        }
-        Output::Map(p) | Output::Pairs(p) | Output::KeyedArrays(p) => format!(
-            "{{{}}}",
-            p.iter()
-                .map(|(k, v)| format!("{}:{}", show(k), show(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Output::Error(e) => format!("!{e}"),
-        other => format!("{other:?}"),
-    }
 }
 
 fn check(db: &mut Db, ts_ms: u64, cases: &[(&str, &str)]) {
@@ -237,7 +214,8 @@ fn consumer_groups_deliver_ack_and_claim() {
         200,
         &[
             ("xpending s g - + 10", "[[2-0 alice 100 2] [3-0 bob 100 1]]"),
-            ("xpending s g idle 50 - + 10", "[[3-0 bob 100 1]]"),
+            ("xpending s g idle 150 - + 10", "[]"),
+            ("xpending s g idle 50 - + 1", "[[2-0 alice 100 2]]"),
             ("xpending s g - + 10 bob", "[[3-0 bob 100 1]]"),
             ("xclaim s g carol 150 3-0 2-0", "[]"),
             ("xclaim s g carol 50 3-0 2-0", "[[3-0 [f 3]] [2-0 [f 2]]]"),
