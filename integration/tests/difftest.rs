@@ -55,6 +55,8 @@ use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
 #[path = "difftest/geo.rs"]
 mod geo;
+#[path = "difftest/streams.rs"]
+mod streams;
 
 // ---- generator -------------------------------------------------------------
 
@@ -266,6 +268,9 @@ fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
     }
     if r.chance(20) {
         return gen_sets(r);
+    }
+    if r.chance(8) {
+        return streams::gen_streams(r);
     }
     if r.chance(25) {
         return gen_lists(r);

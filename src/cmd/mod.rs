@@ -182,6 +182,9 @@ pub enum TimeoutAt {
     Last,
     /// This position (BLMPOP, BZMPOP: right after the name).
     Index(usize),
+    /// After a `BLOCK` option, in milliseconds (XREAD, XREADGROUP): the
+    /// command blocks only when the option is given.
+    BlockOption,
 }
 
 /// How a blocking command waits. Outside MULTI it is proposed as itself (an
@@ -195,6 +198,30 @@ pub struct Blocking {
     /// Only the first key can unblock it (BLMOVE's source, not its
     /// destination); otherwise every key.
     pub first_key_only: bool,
+}
+
+impl Blocking {
+    /// True if `args` make the command wait: always, but for commands
+    /// with a `BLOCK` option only when it is given.
+    pub fn applies(&self, args: &[Bytes]) -> bool {
+        match self.timeout_at {
+            TimeoutAt::BlockOption => block_option_at(args).is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// The position of the milliseconds after `BLOCK` (before `STREAMS`).
+pub fn block_option_at(args: &[Bytes]) -> Option<usize> {
+    let streams = args
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"streams"))
+        .unwrap_or(args.len());
+    args[..streams]
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"block"))
+        .map(|at| at + 1)
+        .filter(|&at| at < streams)
 }
 
 /// A subcommand of a container command (`CLIENT SETNAME`).
@@ -502,6 +529,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::kv::lists::COMMANDS,
     crate::kv::zsets::COMMANDS,
     crate::kv::geo::COMMANDS,
+    crate::kv::streams::COMMANDS,
     crate::kv::blocking::COMMANDS,
     crate::kv::objects::COMMANDS,
     crate::kv::sort::COMMANDS,

@@ -149,6 +149,9 @@ pub enum Output {
     /// Field/value pairs: a flat array in RESP2, an array of 2-element
     /// arrays in RESP3 (`HRANDFIELD … WITHVALUES`, as Redis 7).
     Pairs(Vec<(Output, Output)>),
+    /// Keyed arrays: an array of `[key, value]` arrays in RESP2, a map in
+    /// RESP3 (XREAD and XREADGROUP, as Redis 7).
+    KeyedArrays(Vec<(Output, Output)>),
     /// A set reply: an array in RESP2, a set (`~`) in RESP3 (SMEMBERS,
     /// SINTER, SPOP with a count ..., as Redis 7).
     Set(Vec<Output>),

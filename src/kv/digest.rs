@@ -17,6 +17,7 @@
 //!
 //! Pure computation: no I/O, no clock.
 
+use super::stream::StreamId;
 use super::{Db, Entry, Value};
 
 /// A 20-byte SHA-1 digest.
@@ -106,6 +107,7 @@ fn redis_type(value: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -143,6 +145,16 @@ fn object_digest(digest: &mut Digest, entry: &Entry) {
             mix_digest(&mut element, score);
             xor_digest(digest, &element);
         }),
+        // Entries in order: `ms.seq`, then each field and value mixed in
+        // (groups are not part of Redis's digest).
+        Value::Stream(stream) => {
+            for (id, fields) in stream.range(StreamId::MIN, StreamId::MAX, false) {
+                mix_digest(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for part in fields {
+                    mix_digest(digest, part);
+                }
+            }
+        }
     }
     if entry.expires_at_ms.is_some() {
         xor_digest(digest, b"!!expire!!");

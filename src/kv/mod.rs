@@ -55,6 +55,9 @@ pub mod set;
 pub(crate) mod sets;
 mod snapshot;
 pub(crate) mod sort;
+pub mod stream;
+pub(crate) mod streams;
+mod streams_groups;
 pub mod string;
 pub(crate) mod strings;
 pub(crate) mod table;
@@ -117,6 +120,8 @@ pub enum Value {
     List(list::List),
     /// A sorted set.
     ZSet(zset::ZSet),
+    /// A stream ([`stream::Stream`]: entries and consumer groups).
+    Stream(Box<stream::Stream>),
 }
 
 impl Value {
@@ -128,6 +133,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 }
@@ -439,6 +445,7 @@ fn entry_bytes(key: &[u8], entry: &Entry) -> u64 {
         Value::Set(s) => s.mem_bytes(),
         Value::List(l) => l.mem_bytes(),
         Value::ZSet(z) => z.mem_bytes(),
+        Value::Stream(s) => s.mem_bytes(),
     };
     key.len() as u64 + value + 64
 }

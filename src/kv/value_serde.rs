@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::hash::Hash;
 use super::list::List;
 use super::set::Set;
+use super::stream::Stream;
 use super::string::{Origin, Str};
 use super::zset::ZSet;
 use super::Value;
@@ -35,6 +36,8 @@ enum Written<'a> {
     HashTable(&'a Hash),
     /// A formatted number (never `int`).
     TextStr(&'a Bytes),
+    /// A stream.
+    Stream(&'a Stream),
 }
 
 /// The read form.
@@ -48,6 +51,7 @@ enum Read {
     RawStr(Bytes),
     HashTable(Hash),
     TextStr(Bytes),
+    Stream(Box<Stream>),
 }
 
 impl Serialize for Value {
@@ -63,6 +67,7 @@ impl Serialize for Value {
             Value::Set(s) => Written::Set(s),
             Value::List(l) => Written::List(l),
             Value::ZSet(z) => Written::ZSet(z),
+            Value::Stream(s) => Written::Stream(s),
         };
         written.serialize(serializer)
     }
@@ -84,6 +89,7 @@ impl<'de> Deserialize<'de> for Value {
             Read::Set(s) => Value::Set(s),
             Read::List(l) => Value::List(l),
             Read::ZSet(z) => Value::ZSet(z),
+            Read::Stream(s) => Value::Stream(s),
         })
     }
 }

@@ -1243,4 +1243,4 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
 ];
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

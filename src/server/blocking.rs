@@ -62,9 +62,18 @@ impl Block {
         let at = match blocking.timeout_at {
             TimeoutAt::Last => args.len() - 1,
             TimeoutAt::Index(i) => i,
+            TimeoutAt::BlockOption => {
+                crate::cmd::block_option_at(args).ok_or(CommandError::Syntax)?
+            }
         };
         let timeout_ms = args.get(at).ok_or(CommandError::Syntax).and_then(|t| {
-            crate::kv::blocking::parse_timeout(t).map_err(CommandError::from_output)
+            if blocking.timeout_at == TimeoutAt::BlockOption {
+                crate::kv::parse_i64(t)
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .ok_or(CommandError::Syntax)
+            } else {
+                crate::kv::blocking::parse_timeout(t).map_err(CommandError::from_output)
+            }
         })?;
         let mut keys: Vec<Bytes> = spec
             .key_positions(args)
@@ -116,6 +125,21 @@ pub async fn block<B: Backend>(backend: &B, block: Block) -> Reply {
     let waiter = backend
         .key_waits()
         .map(|hub| hub.register(db, keys.clone()));
+    // XREAD's `$` is the last id when the command is received: resolved
+    // once, by a linearizable read, so later attempts wait for newer ids.
+    let args = if crate::kv::streams::has_dollar(&args) {
+        let read = backend
+            .read(Box::new(move |map, ctx| {
+                crate::kv::streams::resolve_dollar(map, db, &args, ctx.now_ms)
+            }))
+            .await;
+        match read {
+            Ok(args) => args,
+            Err(error) => return CommandError::from(error).into(),
+        }
+    } else {
+        args
+    };
     let mut last_attempt = waiter.is_none();
     let mut attempt = true;
     loop {

@@ -858,7 +858,7 @@ pub(crate) fn data_action(
             {
                 // `#!lua flags=no-writes`: a read, like EVAL_RO.
                 return Ok(script_read(session, db, args));
-            } else if let Some(blocking) = spec.blocking {
+            } else if let Some(blocking) = spec.blocking.filter(|b| b.applies(args)) {
                 return Ok(Action::Block(super::blocking::Block::new(
                     spec, blocking, db, args,
                 )?));
@@ -872,6 +872,13 @@ pub(crate) fn data_action(
         }
         Kind::Read { check, run } => {
             key_space_check(env, session, spec, check, args).map_err(CommandError::from_output)?;
+            if let Some(blocking) = spec.blocking.filter(|b| b.applies(args)) {
+                // XREAD BLOCK: its attempts go through the log like a
+                // blocking pop's (see `server::blocking`).
+                return Ok(Action::Block(super::blocking::Block::new(
+                    spec, blocking, db, args,
+                )?));
+            }
             if crate::kv::runs_script(args) {
                 if !read_body_cached(env, args) {
                     return Ok(Action::Write(Op::Exec {

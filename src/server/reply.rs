@@ -60,6 +60,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// A set: an array in RESP2, `~` in RESP3 (SMEMBERS, SINTER ...).
     Set(Vec<Reply>),
+    /// Keyed arrays: an array of `[key, value]` arrays in RESP2, `%` in
+    /// RESP3 (XREAD).
+    KeyedArrays(Vec<(Reply, Reply)>),
     /// A double printed as Redis prints it: a bulk string in RESP2, `,text`
     /// in RESP3 (sorted-set scores).
     Double(String),
@@ -135,6 +138,15 @@ impl Reply {
                 write_header(buf, b'*', items.len());
                 for item in items {
                     item.encode_resp2(buf);
+                }
+                return;
+            }
+            Reply::KeyedArrays(pairs) => {
+                write_header(buf, b'*', pairs.len());
+                for (key, value) in pairs {
+                    write_header(buf, b'*', 2);
+                    key.encode_resp2(buf);
+                    value.encode_resp2(buf);
                 }
                 return;
             }
@@ -218,7 +230,7 @@ impl Reply {
                 }
                 return;
             }
-            Reply::Map(pairs) => {
+            Reply::Map(pairs) | Reply::KeyedArrays(pairs) => {
                 write_header(buf, b'%', pairs.len());
                 for (key, value) in pairs {
                     key.encode_resp3(buf);
@@ -263,6 +275,12 @@ impl From<crate::kv::Output> for Reply {
                     .collect(),
             ),
             Output::Pairs(pairs) => Reply::Pairs(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Reply::from(k), Reply::from(v)))
+                    .collect(),
+            ),
+            Output::KeyedArrays(pairs) => Reply::KeyedArrays(
                 pairs
                     .into_iter()
                     .map(|(k, v)| (Reply::from(k), Reply::from(v)))

@@ -121,7 +121,14 @@ pub(crate) fn output_to_lua(lua: &Lua, output: Output, resp3: bool) -> mlua::Res
             }
             wrap(lua, "set", Value::Table(set))?
         }
-        Output::Map(pairs) if resp3 => {
+        Output::KeyedArrays(pairs) if !resp3 => {
+            let nested = pairs
+                .into_iter()
+                .map(|(k, v)| Output::Array(vec![k, v]))
+                .collect();
+            array(lua, nested, resp3)?
+        }
+        Output::Map(pairs) | Output::KeyedArrays(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
                 map.raw_set(output_to_lua(lua, k, resp3)?, output_to_lua(lua, v, resp3)?)?;
@@ -139,7 +146,9 @@ pub(crate) fn output_to_lua(lua: &Lua, output: Output, resp3: bool) -> mlua::Res
                 .collect();
             array(lua, nested, resp3)?
         }
-        Output::Map(_) => unreachable!("maps are matched for both protocols above"),
+        Output::Map(_) | Output::KeyedArrays(_) => {
+            unreachable!("maps are matched for both protocols above")
+        }
         Output::Double(text) => {
             if resp3 {
                 let n: f64 = match text.as_str() {

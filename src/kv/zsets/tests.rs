@@ -16,8 +16,9 @@ fn run(db: &mut Db, line: &str) -> String {
     }))
 }
 
-/// A compact rendering: arrays `[..]`, pairs `{m:s ..}`, doubles `~x`.
-fn show(o: &Output) -> String {
+/// A compact rendering: arrays `[..]`, pairs `{m:s ..}`, doubles `~x`
+/// (the stream tests' too).
+pub(crate) fn show(o: &Output) -> String {
     match o {
         Output::Ok => "OK".into(),
         Output::Status(s) => s.clone(),
@@ -28,7 +29,7 @@ fn show(o: &Output) -> String {
         Output::Array(items) | Output::Set(items) => {
             format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(" "))
         }
-        Output::Map(p) | Output::Pairs(p) => format!(
+        Output::Map(p) | Output::Pairs(p) | Output::KeyedArrays(p) => format!(
             "{{{}}}",
             p.iter()
                 .map(|(k, v)| format!("{}:{}", show(k), show(v)))
