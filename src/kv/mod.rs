@@ -530,6 +530,12 @@ impl Db {
                 output
             }
             Op::PubSub(op) => self.pubsub.apply(op),
+            Op::Client { op, .. } => {
+                if matches!(**op, Op::Client { .. }) {
+                    return Output::err("ERR nested client entries");
+                }
+                self.apply_op(op, now)
+            }
         }
     }
 
