@@ -49,10 +49,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::frames::{frame_len, FrameConn as Conn};
 use dkv_integration::redis_server::{start_redis, RedisServer};
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster};
-use dkv_integration::frames::{frame_len, FrameConn as Conn};
 
 // The connection that returns each reply's raw bytes is the shared
 // `dkv_integration::frames::FrameConn`.

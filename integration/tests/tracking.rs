@@ -18,9 +18,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use dkv_integration::external::{command_succeeds, run_bounded, tool_missing};
 use dkv_integration::frames::FrameConn;
 use dkv_integration::redis_server::start_redis;
-use dkv_integration::external::{command_succeeds, run_bounded, tool_missing};
 use dkv_integration::{program_available, Cluster};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -56,11 +56,21 @@ const SCRIPT: &[Step] = &[
     (0, &["CLIENT", "TRACKING", "on", "REDIRECT", "x"]),
     (0, &["CLIENT", "TRACKING", "on", "REDIRECT", "0"]),
     (0, &["CLIENT", "TRACKING", "on", "REDIRECT", "-5"]),
-    (0, &["CLIENT", "TRACKING", "on", "REDIRECT", "$ID2", "REDIRECT", "$ID2"]),
+    (
+        0,
+        &[
+            "CLIENT", "TRACKING", "on", "REDIRECT", "$ID2", "REDIRECT", "$ID2",
+        ],
+    ),
     (0, &["CLIENT", "TRACKING", "on", "PREFIX", "a"]),
     (0, &["CLIENT", "TRACKING", "on", "BCAST", "OPTIN"]),
     (0, &["CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"]),
-    (0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ab", "PREFIX", "a"]),
+    (
+        0,
+        &[
+            "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ab", "PREFIX", "a",
+        ],
+    ),
     (0, &["CLIENT", "CACHING", "yes"]),
     (0, &["CLIENT", "CACHING"]),
     (0, &["CLIENT", "GETREDIR"]),
@@ -125,7 +135,12 @@ const SCRIPT: &[Step] = &[
     (3, &["MSET", "h", "2", "i", "2"]),
     (1, &["CLIENT", "TRACKING", "off"]),
     // BCAST with prefixes: matching writes, grouped per prefix.
-    (1, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "item:"]),
+    (
+        1,
+        &[
+            "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "item:",
+        ],
+    ),
     (1, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "use"]),
     (1, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "x:"]),
     (1, &["CLIENT", "TRACKINGINFO"]),
@@ -224,7 +239,10 @@ async fn run_script(addr: SocketAddr) -> Result<Vec<String>> {
         let conn = conns[*client].as_mut().context("closed client")?;
         conn.send(&command).await?;
         loop {
-            let frame = conn.frame(WAIT).await.with_context(|| format!("step {n}"))?;
+            let frame = conn
+                .frame(WAIT)
+                .await
+                .with_context(|| format!("step {n}"))?;
             let push = is_push(&frame);
             log.push(format!(
                 "{n} {client} {} {:?}",
@@ -237,7 +255,9 @@ async fn run_script(addr: SocketAddr) -> Result<Vec<String>> {
         }
         // Every client's pushes so far: they precede its PING's reply. Not
         // after CLIENT CACHING from that client: a PING would use it up.
-        let caching = words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("caching"));
+        let caching = words
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("caching"));
         for (other, conn) in conns.iter_mut().enumerate() {
             let Some(conn) = conn else { continue };
             if caching && other == *client {
@@ -269,7 +289,10 @@ async fn tracking_replies_and_frames_match_redis() -> Result<()> {
     let expected = run_script(redis.addr).await.context("redis")?;
     let got = run_script(cluster.resp_addr(0)).await.context("dkv")?;
     let pushes = expected.iter().filter(|l| l.contains(" push ")).count();
-    println!("{} frames compared, {pushes} of them pushes", expected.len());
+    println!(
+        "{} frames compared, {pushes} of them pushes",
+        expected.len()
+    );
     let mut diffs = Vec::new();
     for i in 0..expected.len().max(got.len()) {
         let (e, g) = (expected.get(i), got.get(i));
@@ -301,7 +324,11 @@ async fn tracker(addr: SocketAddr, options: &[&str]) -> Result<FrameConn> {
 }
 
 fn invalidate(key: &str) -> Vec<u8> {
-    format!(">2\r\n$10\r\ninvalidate\r\n*1\r\n${}\r\n{key}\r\n", key.len()).into_bytes()
+    format!(
+        ">2\r\n$10\r\ninvalidate\r\n*1\r\n${}\r\n{key}\r\n",
+        key.len()
+    )
+    .into_bytes()
 }
 
 /// A write acknowledged by the leader invalidates the key for a tracking
@@ -347,7 +374,10 @@ async fn a_write_through_the_leader_invalidates_a_follower_client_before_its_nex
     // A key the leader expires is invalidated (bounded wait: active expiry).
     ensure!(writer.call(&args(&["SET", "t", "x", "PX", "100"])).await? == b"+OK\r\n");
     reader.call(&args(&["GET", "t"])).await?;
-    let pushed = reader.frame(WAIT).await.context("no invalidation for the expired key")?;
+    let pushed = reader
+        .frame(WAIT)
+        .await
+        .context("no invalidation for the expired key")?;
     ensure!(pushed == invalidate("t"), "expiry: {pushed:?}");
     // FLUSHALL through the leader: a null invalidation on the follower.
     ensure!(writer.call(&args(&["FLUSHALL"])).await? == b"+OK\r\n");

@@ -1160,6 +1160,34 @@ pub(super) fn wall_clock_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// One change for the tracking hub: the writer, the change, and the key it
+/// wakes blocked clients on (created or changed keys only).
+type TrackedChange = (
+    Option<u64>,
+    super::tracking::Change,
+    Option<(u8, bytes::Bytes)>,
+);
+
+/// Appends one entry's recorded changes; the flushes of one FLUSHALL (one
+/// per database) are one change, as Redis sends one null invalidation per
+/// FLUSHALL.
+fn tracked_changes(into: &mut Vec<TrackedChange>, writer: Option<u64>, touches: Vec<kv::Touch>) {
+    use super::tracking::Change;
+    let mut flushed = false;
+    for touch in touches {
+        let change = match touch {
+            kv::Touch::Changed(db, key) => (writer, Change::Key(key.clone()), Some((db, key))),
+            kv::Touch::Removed(_, key) => (writer, Change::Key(key), None),
+            kv::Touch::Flushed if flushed => continue,
+            kv::Touch::Flushed => {
+                flushed = true;
+                (writer, Change::Flush, None)
+            }
+        };
+        into.push(change);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1200,33 +1228,5 @@ mod tests {
             &[]
         ));
         assert!(!must_sync(Some(hs(2, Some(3), 4)), None, &[]));
-    }
-}
-
-/// One change for the tracking hub: the writer, the change, and the key it
-/// wakes blocked clients on (created or changed keys only).
-type TrackedChange = (
-    Option<u64>,
-    super::tracking::Change,
-    Option<(u8, bytes::Bytes)>,
-);
-
-/// Appends one entry's recorded changes; the flushes of one FLUSHALL (one
-/// per database) are one change, as Redis sends one null invalidation per
-/// FLUSHALL.
-fn tracked_changes(into: &mut Vec<TrackedChange>, writer: Option<u64>, touches: Vec<kv::Touch>) {
-    use super::tracking::Change;
-    let mut flushed = false;
-    for touch in touches {
-        let change = match touch {
-            kv::Touch::Changed(db, key) => (writer, Change::Key(key.clone()), Some((db, key))),
-            kv::Touch::Removed(_, key) => (writer, Change::Key(key), None),
-            kv::Touch::Flushed if flushed => continue,
-            kv::Touch::Flushed => {
-                flushed = true;
-                (writer, Change::Flush, None)
-            }
-        };
-        into.push(change);
     }
 }

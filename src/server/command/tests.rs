@@ -926,7 +926,10 @@ fn client_tracking_modes_and_errors() {
     assert!(info.contains(" redir=0 "), "{info}");
     assert_eq!(client.reply("CLIENT TRACKING off"), Reply::OK);
     assert_eq!(flags(&mut client), vec![bulk("off")]);
-    assert_eq!(client.reply("CLIENT TRACKING on BCAST PREFIX a: PREFIX b:"), Reply::OK);
+    assert_eq!(
+        client.reply("CLIENT TRACKING on BCAST PREFIX a: PREFIX b:"),
+        Reply::OK
+    );
     assert_eq!(
         client.error("CLIENT TRACKING on BCAST PREFIX a:x"),
         "ERR Prefix 'a:x' overlaps with an existing prefix 'a:'. Prefixes for a single client must not overlap."
