@@ -203,26 +203,19 @@ pub fn client_trackinginfo(
         None => flags.push("off"),
         Some(mode) => {
             flags.push("on");
-            if mode.bcast {
-                flags.push("bcast");
-            }
-            if mode.optin {
-                flags.push("optin");
-                if session.caching {
-                    flags.push("caching-yes");
+            let broken = mode.broken.load(Ordering::Acquire);
+            // Redis's order; CLIENT CACHING shows after the mode it is for.
+            for (set, name, caching) in [
+                (mode.bcast, "bcast", None),
+                (mode.optin, "optin", Some("caching-yes")),
+                (mode.optout, "optout", Some("caching-no")),
+                (mode.noloop, "noloop", None),
+                (broken, "broken_redirect", None),
+            ] {
+                if set {
+                    flags.push(name);
+                    flags.extend(caching.filter(|_| session.caching));
                 }
-            }
-            if mode.optout {
-                flags.push("optout");
-                if session.caching {
-                    flags.push("caching-no");
-                }
-            }
-            if mode.noloop {
-                flags.push("noloop");
-            }
-            if mode.broken.load(Ordering::Acquire) {
-                flags.push("broken_redirect");
             }
             prefixes.extend(mode.prefixes.iter().cloned().map(Reply::Bulk));
         }
