@@ -31,6 +31,7 @@ pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod external;
+pub mod frames;
 pub mod history;
 pub mod http;
 /// The linearizability checker shared with the simulator: `src/lincheck.rs` of the

@@ -49,113 +49,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::frames::{frame_len, FrameConn as Conn};
 use dkv_integration::redis_server::{start_redis, RedisServer};
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-// ---- a connection that returns each reply's raw bytes ----------------------
-
-/// One RESP2/RESP3 connection; replies are kept as the bytes of one frame.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-/// The length of the first whole frame in `buf`, `None` if incomplete.
-/// `Err` for bytes that are not RESP.
-fn frame_len(buf: &[u8], at: usize) -> Result<Option<usize>> {
-    let Some(kind) = buf.get(at) else {
-        return Ok(None);
-    };
-    let Some(nl) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let line = &buf[at + 1..at + nl];
-    let after_line = at + nl + 2;
-    let number = || -> Result<i64> {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad length {:?}", String::from_utf8_lossy(line)))
-    };
-    match kind {
-        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => Ok(Some(after_line - at)),
-        b'$' | b'!' | b'=' => {
-            let n = number()?;
-            if n < 0 {
-                return Ok(Some(after_line - at));
-            }
-            let end = after_line + n as usize + 2;
-            Ok((buf.len() >= end).then_some(end - at))
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n = number()?;
-            if n < 0 {
-                return Ok(Some(after_line - at));
-            }
-            let items = if matches!(kind, b'%' | b'|') {
-                n * 2
-            } else {
-                n
-            };
-            let mut pos = after_line;
-            for _ in 0..items {
-                match frame_len(buf, pos)? {
-                    Some(len) => pos += len,
-                    None => return Ok(None),
-                }
-            }
-            if *kind == b'|' {
-                // An attribute precedes the reply it describes.
-                return Ok(frame_len(buf, pos)?.map(|len| pos + len - at));
-            }
-            Ok(Some(pos - at))
-        }
-        other => bail!("not RESP: first byte {other:#x}"),
-    }
-}
-
-impl Conn {
-    async fn connect(addr: SocketAddr) -> Result<Conn> {
-        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-            .await
-            .with_context(|| format!("connect {addr}: timeout"))??;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-        })
-    }
-
-    /// Sends one command and returns its reply's bytes (bounded by 10 s).
-    async fn call(&mut self, args: &[Vec<u8>]) -> Result<Vec<u8>> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.stream.write_all(&out).await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(len) = frame_len(&self.buf, 0)? {
-                let frame = self.buf[..len].to_vec();
-                self.buf.drain(..len);
-                return Ok(frame);
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
-                .await
-                .context("no reply within 10 s")??;
-            if n == 0 {
-                bail!("connection closed");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
+// The connection that returns each reply's raw bytes is the shared
+// `dkv_integration::frames::FrameConn`.
 
 // ---- the script generator ---------------------------------------------------
 

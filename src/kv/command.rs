@@ -107,8 +107,33 @@ pub enum Op {
     },
     /// A Pub/Sub change or message (`kv/pubsub.rs`): subscriptions are
     /// replicated so every node counts PUBLISH's receivers alike.
-    /// Last in the enum: variant indexes are the log format.
     PubSub(crate::kv::pubsub::PubSubOp),
+    /// `op` written by a client in `CLIENT TRACKING ... NOLOOP` mode: the
+    /// writer's identity lets its own node skip that client's invalidations
+    /// whichever node the entry came through (`node/tracking.rs`). Apply
+    /// runs `op` as it is; every other node ignores `client`.
+    /// Last in the enum: variant indexes are the log format.
+    Client {
+        /// The writing connection.
+        client: crate::kv::pubsub::Subscriber,
+        /// The operation (never `Client`, `Expire` or `Evict`).
+        op: Box<Op>,
+    },
+}
+
+impl Op {
+    /// The local client an entry was written by (`Op::Client`), if it is
+    /// a client of node `node` in incarnation `incarnation`.
+    pub fn writer(&self, node: u64, incarnation: u64) -> Option<u64> {
+        match self {
+            Op::Client { client, .. }
+                if client.node == node && client.incarnation == incarnation =>
+            {
+                Some(client.client)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Commands whose entries carry the calling user ([`Op::AsUser`]).

@@ -298,11 +298,23 @@ pub struct KvInfo {
     pub pubsub_shard_channels: usize,
 }
 
-/// Keys apply created or changed, recorded only while a client blocks on
-/// keys somewhere on this node (BLPOP ...). Local: not replicated, not part
-/// of snapshots or equality.
+/// Keys apply created, changed or removed, recorded only while a client
+/// blocks on keys (BLPOP ...) or tracks keys (CLIENT TRACKING) somewhere on
+/// this node. Local: not replicated, not part of snapshots or equality.
 #[derive(Debug, Default)]
-struct Touched(Option<Vec<(u8, Bytes)>>);
+struct Touched(Option<Vec<Touch>>);
+
+/// One change apply recorded ([`Db::track_touched`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// A key was created or its value changed (wakes blocked clients).
+    Changed(u8, Bytes),
+    /// A key was removed, or only its deadline changed.
+    Removed(u8, Bytes),
+    /// A database was flushed (FLUSHDB, FLUSHALL): its keys' removals are
+    /// not recorded one by one.
+    Flushed,
+}
 
 impl Clone for Touched {
     fn clone(&self) -> Touched {
@@ -547,6 +559,12 @@ impl Db {
                 output
             }
             Op::PubSub(op) => self.pubsub.apply(op),
+            Op::Client { op, .. } => {
+                if matches!(**op, Op::Client { .. }) {
+                    return Output::err("ERR nested client entries");
+                }
+                self.apply_op(op, now)
+            }
         }
     }
 
@@ -746,6 +764,18 @@ impl Db {
 
     /// The keys created or changed since the last call, while tracking.
     pub fn take_touched(&mut self) -> Vec<(u8, Bytes)> {
+        self.take_touches()
+            .into_iter()
+            .filter_map(|touch| match touch {
+                Touch::Changed(db, key) => Some((db, key)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every change recorded since the last call, in order, while tracking
+    /// (client-side caching invalidates on removals and flushes too).
+    pub fn take_touches(&mut self) -> Vec<Touch> {
         self.touched
             .0
             .as_mut()
@@ -755,7 +785,13 @@ impl Db {
 
     fn record_touch(&mut self, db: usize, key: &[u8]) {
         if let Some(touched) = &mut self.touched.0 {
-            touched.push((db as u8, Bytes::copy_from_slice(key)));
+            touched.push(Touch::Changed(db as u8, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    fn record_removal(&mut self, db: usize, key: &[u8]) {
+        if let Some(touched) = &mut self.touched.0 {
+            touched.push(Touch::Removed(db as u8, Bytes::copy_from_slice(key)));
         }
     }
 
@@ -808,6 +844,7 @@ impl Db {
     /// Removes a key (expired or not) and returns its entry.
     pub(crate) fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         let entry = self.dbs[db].map.remove(key)?;
+        self.record_removal(db, key);
         let ks = &mut self.dbs[db];
         ks.by_seq.remove(&entry.seq);
         let key = Bytes::copy_from_slice(key);
@@ -910,6 +947,9 @@ impl Db {
     /// Sets or clears a present key's deadline.
     pub(crate) fn set_expiry(&mut self, db: usize, key: &[u8], expires_at_ms: Option<u64>) {
         let version = self.bump();
+        if self.dbs[db].map.contains_key(key) {
+            self.record_removal(db, key);
+        }
         let ks = &mut self.dbs[db];
         let Some(entry) = ks.map.get_mut(key) else {
             return;
@@ -972,8 +1012,13 @@ impl Db {
     /// Removes every key of one database.
     pub(crate) fn flush(&mut self, db: usize) {
         let keys: Vec<Bytes> = self.dbs[db].map.keys().cloned().collect();
+        let recording = self.touched.0.take();
         for key in keys {
             self.remove(db, &key);
+        }
+        self.touched.0 = recording;
+        if let Some(touched) = &mut self.touched.0 {
+            touched.push(Touch::Flushed);
         }
     }
 

@@ -102,6 +102,8 @@ pub(super) struct DriverParts {
     pub key_waits: Arc<super::wakeups::KeyWaits>,
     /// Pub/Sub connections, handed the frames each batch queued.
     pub pubsub: Arc<super::pubsub::PubSubHub>,
+    /// Tracking clients, handed the keys each entry changed.
+    pub tracking: Arc<super::tracking::TrackingHub>,
     /// `raft.snapshot_every_entries` (0: never).
     pub snapshot_every_entries: u64,
     /// `raft.snapshot_chunk_bytes`.
@@ -782,6 +784,10 @@ impl Driver {
             *current = db;
         }
         self.parts.key_waits.touched_all();
+        // Any key may have changed: as after a flush, every cache is stale.
+        self.parts
+            .tracking
+            .invalidate(&[(None, super::tracking::Change::Flush)]);
         self.parts.metrics.keys.set(keys as f64);
         let index = meta.last_included_index;
         self.applied = (index, meta.last_included_term);
@@ -918,9 +924,14 @@ impl Driver {
 
     fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
         let mut outputs = Vec::with_capacity(entries.len());
-        let (touched, frames) = {
+        let mut changes = Vec::new();
+        let (mut touched, frames) = {
             let mut db = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
-            db.track_touched(self.parts.key_waits.any());
+            // Read under the write lock: a client that starts tracking and
+            // then reads (under the read lock) is either seen here or reads
+            // after this batch (`node/tracking.rs`).
+            let tracking = self.parts.tracking.active();
+            db.track_touched(self.parts.key_waits.any() || tracking);
             let (node, incarnation) = self.parts.pubsub.local();
             db.pubsub.set_local(node, incarnation);
             for entry in entries {
@@ -934,7 +945,12 @@ impl Driver {
                                     source,
                                 }
                             })?;
-                        Some(db.apply(&command))
+                        let output = db.apply(&command);
+                        if tracking {
+                            let writer = command.op.writer(node, incarnation);
+                            tracked_changes(&mut changes, writer, db.take_touches());
+                        }
+                        Some(output)
                     }
                 };
                 outputs.push(output);
@@ -942,7 +958,13 @@ impl Driver {
             self.parts.metrics.keys.set(db.len() as f64);
             (db.take_touched(), db.pubsub.take_frames())
         };
-        // After the lock is released, so a woken client sees the writes.
+        // After the lock is released: a woken client sees the writes, and a
+        // read remembered under the read lock before them is invalidated.
+        if !changes.is_empty() {
+            touched.extend(changes.iter().filter_map(|(_, _, woken)| woken.clone()));
+            let changes: Vec<_> = changes.into_iter().map(|(w, c, _)| (w, c)).collect();
+            self.parts.tracking.invalidate(&changes);
+        }
         self.parts.key_waits.touched(&touched);
         // Before any write of the batch is answered: an acknowledged
         // (un)subscribe finds every frame of the entries before it queued.
@@ -1136,6 +1158,34 @@ pub(super) fn wall_clock_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// One change for the tracking hub: the writer, the change, and the key it
+/// wakes blocked clients on (created or changed keys only).
+type TrackedChange = (
+    Option<u64>,
+    super::tracking::Change,
+    Option<(u8, bytes::Bytes)>,
+);
+
+/// Appends one entry's recorded changes; the flushes of one FLUSHALL (one
+/// per database) are one change, as Redis sends one null invalidation per
+/// FLUSHALL.
+fn tracked_changes(into: &mut Vec<TrackedChange>, writer: Option<u64>, touches: Vec<kv::Touch>) {
+    use super::tracking::Change;
+    let mut flushed = false;
+    for touch in touches {
+        let change = match touch {
+            kv::Touch::Changed(db, key) => (writer, Change::Key(key.clone()), Some((db, key))),
+            kv::Touch::Removed(_, key) => (writer, Change::Key(key), None),
+            kv::Touch::Flushed if flushed => continue,
+            kv::Touch::Flushed => {
+                flushed = true;
+                (writer, Change::Flush, None)
+            }
+        };
+        into.push(change);
+    }
 }
 
 #[cfg(test)]

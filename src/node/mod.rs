@@ -22,6 +22,7 @@ mod lease;
 pub mod pubsub;
 pub mod scripts;
 mod snapshot;
+pub mod tracking;
 pub mod validate;
 pub mod wakeups;
 
@@ -417,6 +418,7 @@ impl Node {
             id.0,
             pubsub::PubSubHub::new_incarnation(),
         ));
+        let tracking = Arc::new(tracking::TrackingHub::new());
         let refusals = Arc::new(std::sync::Mutex::new(validate::RefusalLog::new(
             REFUSAL_LOG_INTERVAL,
         )));
@@ -448,6 +450,7 @@ impl Node {
                 key_waits: key_waits.clone(),
                 scripts,
                 pubsub: pubsub.clone(),
+                tracking: tracking.clone(),
                 voters,
                 max_snapshot_receive_bytes: config.raft.max_snapshot_receive_bytes,
             }),
@@ -479,6 +482,7 @@ impl Node {
                 refusals,
                 key_waits,
                 pubsub,
+                tracking,
             },
             wal,
         );
@@ -548,6 +552,8 @@ struct HandleInner {
     key_waits: Arc<wakeups::KeyWaits>,
     /// This node's Pub/Sub connections, fed after apply (`pubsub.rs`).
     pubsub: Arc<pubsub::PubSubHub>,
+    /// This node's client-side caching state, fed after apply (`tracking.rs`).
+    tracking: Arc<tracking::TrackingHub>,
     /// The script calls running here (BUSY, SCRIPT KILL; `scripts.rs`).
     scripts: Arc<scripts::ScriptMonitor>,
     /// The voters, sorted (a received snapshot must name them).
@@ -607,6 +613,11 @@ impl NodeHandle {
     /// This node's Pub/Sub connections (SUBSCRIBE ...).
     pub fn pubsub(&self) -> &Arc<pubsub::PubSubHub> {
         &self.inner.pubsub
+    }
+
+    /// This node's client-side caching state.
+    pub fn tracking(&self) -> &Arc<tracking::TrackingHub> {
+        &self.inner.tracking
     }
 
     /// The script calls running on this node (BUSY, SCRIPT KILL).

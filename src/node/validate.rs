@@ -135,10 +135,27 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
     };
     for op in ops {
         let op = match op {
+            kv::Op::Client { op, .. } => {
+                if matches!(
+                    **op,
+                    kv::Op::Client { .. } | kv::Op::Expire { .. } | kv::Op::Evict { .. }
+                ) {
+                    return Err(InputRefusal::ForwardedMalformed {
+                        reason: "a client entry around an internal or client entry",
+                    });
+                }
+                &**op
+            }
+            other => other,
+        };
+        let op = match op {
             kv::Op::AsUser { op, .. } => {
                 if matches!(
                     **op,
-                    kv::Op::AsUser { .. } | kv::Op::Expire { .. } | kv::Op::Evict { .. }
+                    kv::Op::AsUser { .. }
+                        | kv::Op::Client { .. }
+                        | kv::Op::Expire { .. }
+                        | kv::Op::Evict { .. }
                 ) {
                     return Err(InputRefusal::ForwardedMalformed {
                         reason: "a user entry around an internal or user entry",
@@ -183,7 +200,7 @@ pub fn check_forwarded_ops(ops: &[kv::Op]) -> Result<(), InputRefusal> {
                 return Err(InputRefusal::ForwardedInternalOp { op: "Expire" })
             }
             kv::Op::Evict { .. } => return Err(InputRefusal::ForwardedInternalOp { op: "Evict" }),
-            kv::Op::AsUser { .. } => unreachable!("unwrapped above"),
+            kv::Op::AsUser { .. } | kv::Op::Client { .. } => unreachable!("unwrapped above"),
         }
     }
     Ok(())

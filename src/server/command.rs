@@ -246,6 +246,11 @@ pub struct Session {
     pub subscriptions: i64,
     /// Shard channels subscribed to.
     pub shard_subscriptions: i64,
+    /// `CLIENT TRACKING ON` options (None: tracking off).
+    pub tracking: Option<crate::node::tracking::Mode>,
+    /// `CLIENT CACHING` was given for the next command (Redis's
+    /// `CLIENT_TRACKING_CACHING`).
+    pub caching: bool,
 }
 
 impl Session {
@@ -273,6 +278,8 @@ impl Session {
             authenticated: true,
             subscriptions: 0,
             shard_subscriptions: 0,
+            tracking: None,
+            caching: false,
         }
     }
 
@@ -353,6 +360,12 @@ pub trait Env {
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
         None
     }
+
+    /// This node's client-side caching state (`CLIENT TRACKING`).
+    fn tracking(&self) -> Option<&Arc<crate::node::tracking::TrackingHub>> {
+        None
+    }
+
     /// This node's command statistics, slow log, latency monitor and
     /// MONITOR clients; None when the environment keeps none.
     fn stats(&self) -> Option<&Arc<super::stats::Stats>> {
@@ -766,17 +779,24 @@ pub(crate) fn dispatch(
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
-        Resolved::Handler(handler) => handler(session, env, args),
+        Resolved::Handler(handler) => {
+            let action = handler(session, env, args);
+            super::tracking::command_done(session, spec);
+            action
+        }
         Resolved::Data(spec) => {
             let action = data_action(spec, env, session, args)?;
             // A script's redis.calls are checked against the caller at apply.
-            Ok(match action {
+            let action = match action {
                 Action::Write(op) if crate::kv::runs_script(args) => Action::Write(Op::AsUser {
                     user: String::from_utf8_lossy(&session.user).into_owned(),
                     op: Box::new(op),
                 }),
                 other => other,
-            })
+            };
+            let action = super::tracking::track(session, env, spec, args, action);
+            super::tracking::command_done(session, spec);
+            Ok(action)
         }
     }
 }

@@ -282,7 +282,12 @@ struct Io<S> {
     pubsub: bool,
     /// The node's statistics (network bytes), if the backend keeps them.
     stats: Option<Arc<Stats>>,
+    /// Invalidations for this client (`CLIENT TRACKING`, `server/tracking.rs`).
+    pushes: Option<Pushes>,
 }
+
+/// A connection's queue of tracking pushes from the node.
+type Pushes = tokio::sync::mpsc::UnboundedReceiver<crate::node::tracking::Push>;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     fn output_limit(&self) -> OutputLimit {
@@ -504,6 +509,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Appends one tracking push as this client sees it.
+    fn push_tracking(&mut self, push: &crate::node::tracking::Push, session: &Session) {
+        super::tracking::encode_push(
+            push,
+            session.protocol,
+            session.subscribed(),
+            self.output.encoder(),
+        );
+    }
+
+    /// Appends every tracking push queued so far.
+    fn drain_pushes(&mut self, session: &Session) {
+        let Some(rx) = &mut self.pushes else {
+            return;
+        };
+        let mut queued = Vec::new();
+        while let Ok(push) = rx.try_recv() {
+            queued.push(push);
+        }
+        for push in queued {
+            self.push_tracking(&push, session);
+        }
+    }
+
     /// Writes everything pending (limits and the kill switch still apply),
     /// then closes our side.
     async fn finish(&mut self) -> Result<(), End> {
@@ -567,6 +596,8 @@ where
         shutdown,
         pubsub: false,
         stats: backend.stats().cloned(),
+        // Every connection may be a redirection target.
+        pushes: backend.tracking().map(|hub| hub.connect(session.id)),
     };
     let mut session = session;
     let mut parser = RequestParser::new(limits);
@@ -590,6 +621,9 @@ where
         if let Some(stats) = backend.stats() {
             stats.monitors.detach(session.id);
         }
+    }
+    if let Some(hub) = backend.tracking() {
+        hub.disconnect(session.id);
     }
     let result = match served {
         // The client closed its side: it still gets the replies it is owed.
@@ -629,6 +663,8 @@ where
 {
     let mut group = Group::Empty;
     loop {
+        // Invalidations queued before this input was read precede its replies.
+        io.drain_pushes(session);
         loop {
             match parser.next_request(&mut io.input) {
                 Ok(Some(args)) => {
@@ -873,14 +909,27 @@ where
                 io.account(backend, parser)?;
             }
             let read = io.output.len() < io.stall_bytes();
+            // Out of `io` while `io.wait` holds it; put back in every arm.
+            let mut pushes = io.pushes.take();
             let woken = tokio::select! {
-                woken = io.wait(read) => woken?,
+                woken = io.wait(read) => {
+                    io.pushes = pushes;
+                    woken?
+                }
+                push = next_push(&mut pushes) => {
+                    io.pushes = pushes;
+                    io.push_tracking(&push, session);
+                    io.check_output()?;
+                    continue;
+                }
                 frame = next_frame(&mut subs.rx) => {
+                    io.pushes = pushes;
                     push_frame(&frame, session, io);
                     io.check_output()?;
                     continue;
                 }
                 line = next_monitor_line(&mut subs.monitor, read) => {
+                    io.pushes = pushes;
                     match line {
                         Some(line) => io.output.encoder().extend_from_slice(&line),
                         // Dropped for falling behind: as an output limit.
@@ -959,6 +1008,17 @@ fn feed_monitors<B: Env>(backend: &B, session: &Session, prepared: &Prepared, ar
     };
     if let Some(spec) = command.and_then(|i| super::command::COMMANDS.get(i)) {
         stats.monitors.feed(spec, session, args);
+    }
+}
+
+/// The next tracking push for this client; never without a queue.
+async fn next_push(pushes: &mut Option<Pushes>) -> crate::node::tracking::Push {
+    match pushes {
+        Some(rx) => match rx.recv().await {
+            Some(push) => push,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -1317,6 +1377,9 @@ where
                         .collect(),
                 };
                 let done: Vec<Pending> = answers.drain(..answers.len() - remaining).collect();
+                // Invalidations queued by the entries this read saw go out
+                // before its replies (the ordering `node/tracking.rs` promises).
+                io.drain_pushes(session);
                 let missing = Reply::Error("ERR no reply for the read".to_string());
                 emit(replies, done, missing, counters, session, io).await?;
                 if remaining == 0 {

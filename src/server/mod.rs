@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod pubsub;
 pub mod reply;
 pub mod stats;
+pub mod tracking;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -232,6 +233,10 @@ impl command::Env for ServerContext {
 
     fn pubsub(&self) -> Option<&Arc<crate::node::pubsub::PubSubHub>> {
         Some(self.inner.node.pubsub())
+    }
+
+    fn tracking(&self) -> Option<&Arc<crate::node::tracking::TrackingHub>> {
+        Some(self.inner.node.tracking())
     }
 
     fn scripts(&self) -> Option<&crate::node::scripts::ScriptMonitor> {

@@ -855,3 +855,89 @@ fn sort_patterns_need_access_to_every_key() {
         Reply::Array(vec![bulk("2"), bulk("3"), bulk("1")])
     );
 }
+
+/// CLIENT TRACKING's modes and Redis 7.0.15's error texts, as the session
+/// sees them (the node's table is `node/tracking.rs`'s).
+#[test]
+fn client_tracking_modes_and_errors() {
+    let mut client = Client::new();
+    assert_eq!(
+        client.error("CLIENT CACHING yes"),
+        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"
+    );
+    assert_eq!(client.reply("CLIENT GETREDIR"), Reply::Integer(-1));
+    assert_eq!(client.error("CLIENT TRACKING on bogus"), "ERR syntax error");
+    assert_eq!(client.error("CLIENT TRACKING maybe"), "ERR syntax error");
+    assert_eq!(
+        client.error("CLIENT TRACKING on REDIRECT x"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        client.error("CLIENT TRACKING on REDIRECT 12345"),
+        "ERR The client ID you want redirect to does not exist"
+    );
+    assert_eq!(
+        client.error("CLIENT TRACKING on PREFIX a"),
+        "ERR PREFIX option requires BCAST mode to be enabled"
+    );
+    assert_eq!(
+        client.error("CLIENT TRACKING on BCAST OPTOUT"),
+        "ERR OPTIN and OPTOUT are not compatible with BCAST"
+    );
+    assert_eq!(
+        client.error("CLIENT TRACKING on OPTIN OPTOUT"),
+        "ERR You can't specify both OPTIN mode and OPTOUT mode"
+    );
+    assert_eq!(client.reply("CLIENT TRACKING on OPTIN"), Reply::OK);
+    assert_eq!(client.reply("CLIENT GETREDIR"), Reply::Integer(0));
+    assert_eq!(
+        client.error("CLIENT TRACKING on OPTOUT"),
+        "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."
+    );
+    assert_eq!(
+        client.error("CLIENT TRACKING on BCAST"),
+        "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."
+    );
+    assert_eq!(
+        client.error("CLIENT CACHING no"),
+        "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."
+    );
+    assert_eq!(client.reply("CLIENT CACHING yes"), Reply::OK);
+    let flags = |client: &mut Client| {
+        let Reply::Map(pairs) = client.reply("CLIENT TRACKINGINFO") else {
+            panic!("TRACKINGINFO is a map");
+        };
+        let Reply::Set(flags) = &pairs[0].1 else {
+            panic!("flags are a set");
+        };
+        flags.clone()
+    };
+    assert_eq!(
+        flags(&mut client),
+        vec![bulk("on"), bulk("optin"), bulk("caching-yes")]
+    );
+    // CACHING holds for the next command only.
+    assert_eq!(client.reply("PING"), Reply::Simple("PONG"));
+    assert_eq!(flags(&mut client), vec![bulk("on"), bulk("optin")]);
+    let Reply::Verbatim(info) = client.reply("CLIENT INFO") else {
+        panic!("CLIENT INFO is text");
+    };
+    assert!(info.contains(" flags=t "), "{info}");
+    assert!(info.contains(" redir=0 "), "{info}");
+    assert_eq!(client.reply("CLIENT TRACKING off"), Reply::OK);
+    assert_eq!(flags(&mut client), vec![bulk("off")]);
+    assert_eq!(
+        client.reply("CLIENT TRACKING on BCAST PREFIX a: PREFIX b:"),
+        Reply::OK
+    );
+    assert_eq!(
+        client.error("CLIENT TRACKING on BCAST PREFIX a:x"),
+        "ERR Prefix 'a:x' overlaps with an existing prefix 'a:'. Prefixes for a single client must not overlap."
+    );
+    let Reply::Verbatim(info) = client.reply("CLIENT INFO") else {
+        panic!("CLIENT INFO is text");
+    };
+    assert!(info.contains(" flags=tB "), "{info}");
+    assert_eq!(client.reply("RESET"), Reply::Simple("RESET"));
+    assert_eq!(client.reply("CLIENT GETREDIR"), Reply::Integer(-1));
+}

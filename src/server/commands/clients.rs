@@ -55,12 +55,19 @@ pub struct ClientView {
     pub resp: i64,
     /// The ACL user (`user=`, `CLIENT KILL USER`).
     pub user: Bytes,
+    /// `CLIENT TRACKING` flag letters (`t`, `R`, `B`).
+    pub tracking: String,
+    /// `redir=`: the tracking redirection (-1 when tracking is off).
+    pub redir: i64,
 }
 
 impl ClientView {
     /// The view of `session` now (`fd` as registered).
     pub fn of(session: &Session, fd: i64) -> ClientView {
+        let (tracking, redir) = crate::server::tracking::client_fields(session);
         ClientView {
+            tracking,
+            redir,
             id: session.id,
             peer: session.peer,
             local: session.local,
@@ -98,14 +105,20 @@ impl ClientView {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
-        let flags = match (self.multi >= 0, self.readonly) {
-            (true, true) => "xr",
-            (true, false) => "x",
-            (false, true) => "r",
-            (false, false) => "N",
-        };
+        // Redis's order: x, then the tracking letters, then r; N for none.
+        let mut flags = String::new();
+        if self.multi >= 0 {
+            flags.push('x');
+        }
+        flags.push_str(&self.tracking);
+        if self.readonly {
+            flags.push('r');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.addr(),
             self.laddr(),
@@ -118,6 +131,7 @@ impl ClientView {
             self.multi,
             self.cmd,
             String::from_utf8_lossy(&self.user),
+            self.redir,
             self.resp,
             text(&self.lib_name),
             text(&self.lib_ver),

@@ -161,6 +161,7 @@ pub fn reset(session: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action
     session.protocol = Protocol::Resp2;
     session.name = None;
     session.readonly = false;
+    crate::server::tracking::reset(session, env);
     // The connection dropped the subscriptions before this ran.
     session.subscriptions = 0;
     session.shard_subscriptions = 0;
@@ -437,6 +438,10 @@ pub fn help(lines: &[&'static str]) -> Result<Action, CommandError> {
 pub fn client_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
     help(&[
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
         "GETNAME",
         "    Return the name of the current connection.",
         "ID",
@@ -454,6 +459,11 @@ pub fn client_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, 
         "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+        "TRACKINGINFO",
+        "    Report tracking status for the current connection.",
         "HELP",
         "    Print this help.",
     ])

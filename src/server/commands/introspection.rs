@@ -192,6 +192,14 @@ fn config_params(env: &dyn Env) -> Vec<(&'static str, String)> {
             busy_reply_threshold_ms(env).to_string(),
         ),
         ("lua-time-limit", busy_reply_threshold_ms(env).to_string()),
+        (
+            "tracking-table-max-keys",
+            env.tracking()
+                .map_or(crate::node::tracking::DEFAULT_MAX_KEYS, |hub| {
+                    hub.max_keys()
+                })
+                .to_string(),
+        ),
     ];
     params.extend(diagnostics_params(env));
     params
@@ -405,6 +413,7 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
     let mut replicated = args[..2].to_vec();
     let mut diagnostics = Vec::new();
     let mut busy_reply_threshold = None;
+    let mut tracking_max_keys = None;
     for pair in args[2..].chunks(2) {
         let name = &pair[0];
         if let Some(setting) = diagnostics_setting(name, &pair[1]) {
@@ -413,6 +422,9 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
             || name.eq_ignore_ascii_case(b"lua-time-limit")
         {
             busy_reply_threshold = Some(parse_busy_reply_threshold(name, &pair[1])?);
+        } else if name.eq_ignore_ascii_case(b"tracking-table-max-keys") {
+            // This node's own, as each Redis server's is (Redis's range).
+            tracking_max_keys = Some(parse_busy_reply_threshold(name, &pair[1])?);
         } else if is_client_limit(name) {
             let Some(settings) = client else {
                 return Err(CommandError::UnknownConfig(preview(name, 128)));
@@ -435,6 +447,9 @@ pub fn config_set(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Acti
     apply_diagnostics(env, &diagnostics);
     if let (Some(scripts), Some(ms)) = (env.scripts(), busy_reply_threshold) {
         scripts.set_threshold_ms(ms);
+    }
+    if let (Some(hub), Some(keys)) = (env.tracking(), tracking_max_keys) {
+        hub.set_max_keys(keys);
     }
     if replicated.len() == 2 {
         return Ok(Action::Reply(Reply::OK));

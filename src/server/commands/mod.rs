@@ -115,6 +115,34 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         connection::client_help,
         cats(&[SLOW, CONNECTION])
     ),
+    sub!(
+        "client",
+        "tracking",
+        -3,
+        crate::server::tracking::client_tracking,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "caching",
+        3,
+        crate::server::tracking::client_caching,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "getredir",
+        2,
+        crate::server::tracking::client_getredir,
+        cats(&[SLOW, CONNECTION])
+    ),
+    sub!(
+        "client",
+        "trackinginfo",
+        2,
+        crate::server::tracking::client_trackinginfo,
+        cats(&[SLOW, CONNECTION])
+    ),
 ];
 
 const ACL_ADMIN: C = cats(&[ADMIN_CAT, SLOW, DANGEROUS]);

@@ -268,6 +268,7 @@ async fn run_exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
         } else {
             op
         };
+        let op = crate::server::tracking::writer_op(session, backend, op);
         match backend.write(op).await {
             Ok(Output::Array(outputs)) => outputs,
             Ok(Output::NilArray) => return Reply::NilArray,
