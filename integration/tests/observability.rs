@@ -483,12 +483,6 @@ const LACKING: &[(&str, &str)] = &[
     ("active_defrag_key_misses", "as active_defrag_hits"),
     ("total_active_defrag_time", "as active_defrag_hits"),
     ("current_active_defrag_time", "as active_defrag_hits"),
-    (
-        "tracking_total_keys",
-        "no client-side caching (CLIENT TRACKING)",
-    ),
-    ("tracking_total_items", "as tracking_total_keys"),
-    ("tracking_total_prefixes", "as tracking_total_keys"),
     ("dump_payload_sanitizations", "not counted"),
     (
         "total_reads_processed",

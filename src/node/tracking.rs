@@ -140,6 +140,19 @@ struct Inner {
     max_keys: u64,
 }
 
+/// What INFO reports about this node's tracking (see [`TrackingHub::figures`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackingFigures {
+    /// Clients with tracking on.
+    pub clients: usize,
+    /// Keys remembered.
+    pub keys: usize,
+    /// Sum over the keys of the clients remembering each.
+    pub items: usize,
+    /// BCAST prefixes.
+    pub prefixes: usize,
+}
+
 /// This node's tracking state (see the module docs).
 #[derive(Debug)]
 pub struct TrackingHub {
@@ -265,6 +278,19 @@ impl TrackingHub {
     /// Keys in the table (INFO's `tracking_total_keys`).
     pub fn total_keys(&self) -> usize {
         self.lock().table.keys.len()
+    }
+
+    /// INFO's figures: clients with tracking on (`tracking_clients`), keys
+    /// remembered, (key, client) pairs (`tracking_total_items`) and BCAST
+    /// prefixes (`tracking_total_prefixes`).
+    pub fn figures(&self) -> TrackingFigures {
+        let inner = self.lock();
+        TrackingFigures {
+            clients: inner.modes.len(),
+            keys: inner.table.keys.len(),
+            items: inner.table.keys.values().map(|(_, c)| c.len()).sum(),
+            prefixes: inner.prefixes.len(),
+        }
     }
 
     /// Drops the oldest keys past the bound, invalidating them.
@@ -421,6 +447,38 @@ mod tests {
         hub.invalidate(&[key("k")]);
         assert!(pushes(&mut rx).is_empty());
         assert_eq!(hub.total_keys(), 0);
+    }
+
+    /// INFO's `tracking_clients` and `tracking_total_*` figures.
+    #[test]
+    fn figures_count_clients_keys_items_and_prefixes() {
+        let hub = TrackingHub::new();
+        let _rx1 = hub.connect(1);
+        let _rx2 = hub.connect(2);
+        let _rx3 = hub.connect(3);
+        assert_eq!(hub.figures(), TrackingFigures::default());
+        hub.enable(1, &Mode::default());
+        hub.enable(2, &Mode::default());
+        hub.enable(
+            3,
+            &Mode {
+                bcast: true,
+                prefixes: [b("a:"), b("b:")].into(),
+                ..Mode::default()
+            },
+        );
+        hub.remember(1, &[b("k"), b("j")]);
+        hub.remember(2, &[b("k")]);
+        let want = TrackingFigures {
+            clients: 3,
+            keys: 2,
+            items: 3,
+            prefixes: 2,
+        };
+        assert_eq!(hub.figures(), want);
+        hub.disable(3);
+        assert_eq!(hub.figures().clients, 2);
+        assert_eq!(hub.figures().prefixes, 0);
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub struct InfoInput<'a> {
     pub connected_clients: usize,
     /// This node's clients blocked in BLPOP, BZPOPMIN ... (waiting for a key).
     pub blocked_clients: usize,
+    /// This node's client-side caching table.
+    pub tracking: crate::node::tracking::TrackingFigures,
     /// Clients closed by client limits (None: all zero).
     pub client_stats: Option<&'a crate::server::client_limits::LimitStats>,
     /// The node's command statistics (None: all zero).
@@ -303,7 +305,7 @@ fn clients(input: &InfoInput<'_>, out: &mut String) {
     field(out, "cluster_connections", 0);
     field(out, "maxclients", input.facts.max_clients);
     field(out, "blocked_clients", input.blocked_clients);
-    field(out, "tracking_clients", 0);
+    field(out, "tracking_clients", input.tracking.clients);
     field(out, "clients_in_timeout_table", 0);
 }
 
@@ -538,6 +540,9 @@ fn stats(input: &InfoInput<'_>, out: &mut String) {
     field(out, "pubsub_patterns", input.kv.pubsub_patterns);
     field(out, "pubsubshard_channels", input.kv.pubsub_shard_channels);
     field(out, "total_forks", 0);
+    field(out, "tracking_total_keys", input.tracking.keys);
+    field(out, "tracking_total_items", input.tracking.items);
+    field(out, "tracking_total_prefixes", input.tracking.prefixes);
     field(
         out,
         "total_error_replies",

@@ -502,6 +502,7 @@ pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, Co
             kv: &env.kv_info(),
             connected_clients: env.connected_clients(),
             blocked_clients: env.key_waits().map_or(0, |waits| waits.count()),
+            tracking: env.tracking().map(|hub| hub.figures()).unwrap_or_default(),
             client_stats: env.client_limits().map(|limits| &limits.stats),
             stats: env.stats().map(|stats| &**stats),
         },
