@@ -156,6 +156,64 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// The length of the first whole frame in `buf`, `None` if incomplete.
+/// `Err` for bytes that are not RESP. Any RESP2 or RESP3 frame (pushes,
+/// maps, attributes), so replies can be compared byte for byte.
+///
+/// # Errors
+/// The bytes at `at` are not RESP.
+pub fn frame_len(buf: &[u8], at: usize) -> Result<Option<usize>> {
+    let Some(kind) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some(nl) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = &buf[at + 1..at + nl];
+    let after_line = at + nl + 2;
+    let number = || -> Result<i64> {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad length {:?}", String::from_utf8_lossy(line)))
+    };
+    match kind {
+        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => Ok(Some(after_line - at)),
+        b'$' | b'!' | b'=' => {
+            let n = number()?;
+            if n < 0 {
+                return Ok(Some(after_line - at));
+            }
+            let end = after_line + n as usize + 2;
+            Ok((buf.len() >= end).then_some(end - at))
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = number()?;
+            if n < 0 {
+                return Ok(Some(after_line - at));
+            }
+            let items = if matches!(kind, b'%' | b'|') {
+                n * 2
+            } else {
+                n
+            };
+            let mut pos = after_line;
+            for _ in 0..items {
+                match frame_len(buf, pos)? {
+                    Some(len) => pos += len,
+                    None => return Ok(None),
+                }
+            }
+            if *kind == b'|' {
+                // An attribute precedes the reply it describes.
+                return Ok(frame_len(buf, pos)?.map(|len| pos + len - at));
+            }
+            Ok(Some(pos - at))
+        }
+        other => bail!("not RESP: first byte {other:#x}"),
+    }
+}
+
 /// Parse one reply from the front of `buf`: `Ok(None)` if incomplete.
 fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>> {
     let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
