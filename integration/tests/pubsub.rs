@@ -900,5 +900,6 @@ async fn a_leader_kill_loses_no_acknowledged_message_and_duplicates_none() -> Re
         failed.len(),
         killed.iter().map(Vec::len).collect::<Vec<_>>()
     );
+    cluster.shutdown();
     Ok(())
 }
