@@ -526,21 +526,8 @@ async fn pubsub_matches_redis_server() -> Result<()> {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
         return Ok(());
     }
-    let seeds: Vec<u64> = std::env::var("PUBSUB_DIFFTEST_SEEDS")
-        .unwrap_or_else(|_| "1,2,3,4".to_string())
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .context("PUBSUB_DIFFTEST_SEEDS is a list of integers")
-        })
-        .collect::<Result<_>>()?;
-    let steps: usize = std::env::var("PUBSUB_DIFFTEST_STEPS")
-        .ok()
-        .map(|s| s.parse())
-        .transpose()
-        .context("PUBSUB_DIFFTEST_STEPS is an integer")?
-        .unwrap_or(1_500);
+    let seeds = dkv_integration::rng::env_seeds("PUBSUB_DIFFTEST_SEEDS", "1,2,3,4")?;
+    let steps = dkv_integration::rng::env_count("PUBSUB_DIFFTEST_STEPS", 1_500)?;
     let started = Instant::now();
     for seed in seeds {
         let frames = run_seed(seed, steps).await?;
