@@ -300,6 +300,14 @@ events-difftest: ## Compare dkv's keyspace events with redis-server: make events
 	DIFFTEST_EVENT_SEED='$(or $(SEED),11)' DIFFTEST_EVENT_COMMANDS='$(or $(N),5500)' \
 	  $(CARGO) test --release -p dkv-integration --test difftest keyspace_events -- --nocapture
 
+# The Pub/Sub difftest (integration/tests/pubsub_difftest.rs): N generated
+# steps per seed over four connections, every frame compared with redis-server.
+.PHONY: pubsub-difftest
+pubsub-difftest: ## Compare dkv's Pub/Sub with redis-server: make pubsub-difftest N=… SEED=…
+	$(CARGO) build --release --bins
+	PUBSUB_DIFFTEST_SEEDS='$(or $(SEED),1,2,3,4)' PUBSUB_DIFFTEST_STEPS='$(or $(N),1500)' \
+	  $(CARGO) test --release -p dkv-integration --test pubsub_difftest -- --nocapture
+
 # The scripting difftest (integration/tests/script_difftest.rs): N generated
 # script calls per seed, compared byte for byte with redis-server.
 .PHONY: script-difftest

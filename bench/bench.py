@@ -25,6 +25,14 @@ GET) and GEOADD (one point, a random member). Writes are compared with
 redis-always, reads (GET, ZRANGE, EVALSHA_RO) with redis-none; every row shows
 both Redis targets.
 
+Pub/Sub (bench/pubsub_load.py): PUBLISH throughput (redis-benchmark, c50-P1)
+and publish-to-receive latency (p50/p99, one PUBLISH at a time) with 1 and
+with 50 subscribers of the channel, which read every message; on dkv the
+publisher uses the leader and the subscribers are spread over the nodes, a
+follower first. Compared with redis-none (Redis does not persist messages;
+dkv logs each PUBLISH). --pubsub-subscribers '' skips it; --pubsub-only runs
+only it (a quick check: --pubsub-only --rounds 1 --scale 0.05).
+
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
 64-byte values) into dkv and into redis-none and compares INFO memory's
 used_memory; with --memory-collections N (default 100,000), N lists of 10
@@ -48,6 +56,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import pubsub_load
 
 SCENARIOS = [
     # (label, clients, pipeline, requests per run)
@@ -334,6 +344,31 @@ def used_memory(port):
     return info_memory(port, "used_memory")
 
 
+# The Pub/Sub rows: "PUBLISH" (redis-benchmark's replies per second and
+# latency, c50-P1, while the subscribers read) and "pub->recv" (arrivals per
+# second and publish-to-receive latency, one PUBLISH at a time).
+PUBSUB_TESTS = ("PUBLISH", "pub->recv")
+
+
+def pubsub_run(target, subscribers, args):
+    """One target's Pub/Sub rows with `subscribers` subscribers."""
+    if isinstance(target, DkvTarget):
+        leader = target.leader_index
+        others = [n["resp"] for i, n in enumerate(target.nodes) if i != leader]
+        sub_ports = others + [target.port]
+    else:
+        sub_ports = [target.port]
+    value_size = min(args.value_size, 1024)
+    return {
+        "PUBLISH": pubsub_load.throughput(
+            target.port, sub_ports, subscribers, 50, 1,
+            max(1000, int(args.pubsub_messages * args.scale)), value_size),
+        "pub->recv": pubsub_load.latency(
+            target.port, sub_ports, subscribers,
+            max(100, int(args.pubsub_latency_messages * args.scale))),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=3)
@@ -354,7 +389,17 @@ def main():
                     help="skip the dkv-tls target (RESP over TLS on the dkv cluster)")
     ap.add_argument("--cli-bin", default=None,
                     help="dkv-cli, for the TLS certificates (default: beside --server-bin)")
+    ap.add_argument("--pubsub-subscribers", default="1,50",
+                    help="subscriber counts for the Pub/Sub rows ('' skips them)")
+    ap.add_argument("--pubsub-messages", type=int, default=100_000,
+                    help="PUBLISHes per throughput run (times --scale)")
+    ap.add_argument("--pubsub-latency-messages", type=int, default=2_000,
+                    help="PUBLISHes per latency run (times --scale)")
+    ap.add_argument("--pubsub-only", action="store_true",
+                    help="only the Pub/Sub rows (no redis-benchmark tests, no memory)")
     args = ap.parse_args()
+    if args.pubsub_only:
+        args.memory_keys = args.memory_collections = 0
 
     for tool in ("redis-server", "redis-cli", "redis-benchmark"):
         if shutil.which(tool) is None:
@@ -395,7 +440,7 @@ def main():
               f"{args.rounds} rounds, -d {args.value_size}", flush=True)
 
         samples = {}  # (target, scenario, test) -> list of result dicts
-        for rnd in range(args.rounds):
+        for rnd in range(0 if args.pubsub_only else args.rounds):
             order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
             for label, clients, pipeline, requests in SCENARIOS:
                 n = max(1000, int(requests * args.scale))
@@ -410,10 +455,36 @@ def main():
         def med(name, label, test, field):
             return statistics.median(s[field] for s in samples[(name, label, test)])
 
+        pubsub_subscribers = [int(n) for n in args.pubsub_subscribers.split(",") if n.strip()]
+        pubsub_targets = [t for t in targets if t not in tls_views]
+        for rnd in range(args.rounds if pubsub_subscribers else 0):
+            order = pubsub_targets[rnd % len(pubsub_targets):] + pubsub_targets[:rnd % len(pubsub_targets)]
+            for subscribers in pubsub_subscribers:
+                label = f"pubsub-s{subscribers}"
+                for target in order:
+                    res = pubsub_run(target, subscribers, args)
+                    for test, r in res.items():
+                        samples.setdefault((target.name, label, test), []).append(r)
+                    print(f"  round {rnd + 1} {label:10} {target.name:13} "
+                          + " ".join(f"{t} {r['rps']:,.0f}/s p50 {r['p50']:.3f} ms"
+                                     for t, r in res.items()), flush=True)
+
         rows = []
         print()
         print(f"{'scenario':9} {'test':10} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
-        for label, _, _, _ in SCENARIOS:
+        for label, test in [(f"pubsub-s{n}", t) for n in pubsub_subscribers for t in PUBSUB_TESTS]:
+            anchor_rps = med("redis-none", label, test, "rps")
+            for target in pubsub_targets:
+                rps = med(target.name, label, test, "rps")
+                p50 = med(target.name, label, test, "p50")
+                p99 = med(target.name, label, test, "p99")
+                ratio = rps / anchor_rps if target in dkv_targets and anchor_rps else None
+                rows.append({"scenario": label, "test": test, "target": target.name,
+                             "rps": round(rps), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
+                             "ratio_vs_redis-none": round(ratio, 3) if ratio else ""})
+                note = f"  {ratio:.2f}x redis-none" if ratio else ""
+                print(f"{label:9} {test:10} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
+        for label, _, _, _ in SCENARIOS if not args.pubsub_only else []:
             for test in TESTS:
                 anchor = "redis-none" if test in READS else "redis-always"
                 anchor_rps = med(anchor, label, test, "rps")
@@ -432,7 +503,7 @@ def main():
             print()
             print(f"{'scenario':9} {'test':10} {'plain req/s':>12} {'tls req/s':>12} "
                   f"{'plain p50':>9} {'tls p50':>8}  tls/plain")
-            for label, _, _, _ in SCENARIOS:
+            for label, _, _, _ in SCENARIOS if not args.pubsub_only else []:
                 for test in TESTS:
                     for view in tls_views:
                         plain_rps = med(view.plain.name, label, test, "rps")

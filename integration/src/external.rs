@@ -216,3 +216,21 @@ impl Drop for Spawned {
         }
     }
 }
+
+/// Why `python` (integration/compat/venv's) lacks redis-py >= 5, with how to
+/// install it; None when it has it.
+pub fn redis_py5_missing(python: &std::path::Path) -> Option<String> {
+    let has = command_succeeds(
+        python,
+        &[
+            "-c",
+            "import redis,sys; sys.exit(int(redis.__version__.split('.')[0]) < 5)",
+        ],
+    );
+    (!has).then(|| {
+        format!(
+            "no redis-py >= 5 in {} (python3 -m venv integration/compat/venv && integration/compat/venv/bin/pip install 'redis>=5')",
+            python.display()
+        )
+    })
+}

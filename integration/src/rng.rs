@@ -30,3 +30,33 @@ impl Rng {
         items[self.below(items.len())]
     }
 }
+
+/// The seeds in environment variable `var` (`1,2,3`), or `default`'s.
+///
+/// # Errors
+/// The variable is set but is not a comma-separated list of integers.
+pub fn env_seeds(var: &str, default: &str) -> anyhow::Result<Vec<u64>> {
+    use anyhow::Context;
+    std::env::var(var)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .with_context(|| format!("{var} is a list of integers"))
+        })
+        .collect()
+}
+
+/// The count in environment variable `var`, or `default`.
+///
+/// # Errors
+/// The variable is set but is not an integer.
+pub fn env_count(var: &str, default: usize) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    std::env::var(var).ok().map_or(Ok(default), |s| {
+        s.trim()
+            .parse()
+            .with_context(|| format!("{var} is an integer"))
+    })
+}

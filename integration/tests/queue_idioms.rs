@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
-use dkv_integration::external::{command_succeeds, run_bounded, tool_missing};
+use dkv_integration::external::{run_bounded, tool_missing};
 use dkv_integration::{program_available, Cluster};
 
 /// One script run (each has its own 60 s deadline inside).
@@ -42,17 +42,8 @@ async fn cluster() -> Result<(Cluster, SocketAddr, SocketAddr)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_queue_idioms_on_leader_and_follower() -> Result<()> {
     let python = compat_dir().join("venv/bin/python3");
-    if !command_succeeds(
-        &python,
-        &[
-            "-c",
-            "import redis,sys; sys.exit(int(redis.__version__.split('.')[0]) < 5)",
-        ],
-    ) {
-        return tool_missing(&format!(
-            "no redis-py >= 5 in {} (python3 -m venv integration/compat/venv && integration/compat/venv/bin/pip install 'redis>=5')",
-            python.display()
-        ));
+    if let Some(missing) = dkv_integration::external::redis_py5_missing(&python) {
+        return tool_missing(&missing);
     }
     let (cluster, leader, follower) = cluster().await?;
     let mut c = Command::new(&python);

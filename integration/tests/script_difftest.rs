@@ -1062,20 +1062,8 @@ async fn scripts_match_redis_server() -> Result<()> {
         println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
         return Ok(());
     }
-    let seeds: Vec<u64> = std::env::var("SCRIPT_DIFFTEST_SEEDS")
-        .unwrap_or_else(|_| "1,2,3,4".to_string())
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .context("SCRIPT_DIFFTEST_SEEDS is a list of integers")
-        })
-        .collect::<Result<_>>()?;
-    let calls: usize = std::env::var("SCRIPT_DIFFTEST_CALLS")
-        .ok()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5_100);
+    let seeds = dkv_integration::rng::env_seeds("SCRIPT_DIFFTEST_SEEDS", "1,2,3,4")?;
+    let calls = dkv_integration::rng::env_count("SCRIPT_DIFFTEST_CALLS", 5_100)?;
     let started = Instant::now();
     let mut total = 0;
     for seed in seeds {

@@ -499,6 +499,22 @@ pub(crate) fn command_label(spec: &'static CommandSpec, args: &[Bytes]) -> &'sta
         .map_or(spec.name, |s| s.full_name)
 }
 
+/// True when `args` has the arity of its command (or subcommand). Redis
+/// answers an arity error or an unknown subcommand before it refuses a
+/// command for the connection's subscribed mode.
+fn well_formed(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if spec.subcommands.is_empty() {
+        return spec.arity_ok(args.len());
+    }
+    args.get(1)
+        .and_then(|sub| {
+            spec.subcommands
+                .iter()
+                .find(|s| sub.eq_ignore_ascii_case(s.name.as_bytes()))
+        })
+        .is_some_and(|sub| crate::cmd::arity_ok(sub.arity, args.len()))
+}
+
 /// A request checked and dispatched, not yet carried out.
 pub enum Prepared {
     /// Answered already (errors, `QUEUED`, replies that need no node).
@@ -560,9 +576,10 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
     if session.protocol == Protocol::Resp2
         && session.subscribed()
         && !super::pubsub::allowed_in_subscribed_mode(spec.name)
+        && well_formed(spec, args)
     {
         return Prepared::Done(Executed {
-            reply: super::pubsub::not_in_subscribed_mode(command_label(spec, args)).into(),
+            reply: super::pubsub::refused_in_subscribed_mode(command_label(spec, args)).into(),
             close: false,
             command: Some(index),
             rejected: true,

@@ -90,6 +90,11 @@ enum Group {
     /// one [`Op::Pops`]; the first that finds nothing blocks, and those
     /// after it run one by one after it.
     Pops(Vec<Member<super::blocking::Block>>),
+    /// Pipelined (un)subscribes: proposed as one ordered batch, so their
+    /// entries are consecutive in the log (no message falls between an
+    /// `UNSUBSCRIBE c` and the `SUBSCRIBE c` sent right after it), then
+    /// their confirmations forwarded in order.
+    Subs(Vec<Member<super::pubsub::Change>>),
 }
 
 impl Group {
@@ -99,6 +104,7 @@ impl Group {
             Group::Writes { members, .. } => members.len(),
             Group::Reads(members) => members.len(),
             Group::Pops(members) => members.len(),
+            Group::Subs(members) => members.len(),
         }
     }
 
@@ -668,9 +674,22 @@ where
         loop {
             match parser.next_request(&mut io.input) {
                 Ok(Some(args)) => {
-                    if !groupable(session, &args) {
-                        carry_out(backend, session, &mut group, counters, io, parser).await?;
+                    // An (un)subscribe joins the (un)subscribes before it;
+                    // anything after them waits for their confirmations
+                    // (subscribed mode depends on them).
+                    let joins_subs = session.multi.is_none()
+                        && args
+                            .first()
+                            .is_some_and(|n| super::commands::transactions::is_subscription(n));
+                    let waits = match (&group, joins_subs) {
+                        (Group::Subs(_) | Group::Empty, true) => false,
+                        (Group::Subs(_), false) | (_, true) => true,
+                        (_, false) => !groupable(session, &args),
+                    };
+                    if waits {
+                        carry_out(backend, session, subs, &mut group, counters, io, parser).await?;
                     }
+                    drain_frames(subs, session, io);
                     let reset = args
                         .first()
                         .is_some_and(|n| n.eq_ignore_ascii_case(b"reset"));
@@ -693,7 +712,7 @@ where
                             command,
                         } => {
                             if !matches!(group, Group::Writes { .. } | Group::Empty) {
-                                carry_out(backend, session, &mut group, counters, io, parser)
+                                carry_out(backend, session, subs, &mut group, counters, io, parser)
                                     .await?;
                             }
                             let size: usize = request.args.iter().map(Bytes::len).sum();
@@ -724,7 +743,7 @@ where
                             command,
                         } => {
                             if !matches!(group, Group::Reads(_) | Group::Empty) {
-                                carry_out(backend, session, &mut group, counters, io, parser)
+                                carry_out(backend, session, subs, &mut group, counters, io, parser)
                                     .await?;
                             }
                             let member = Member {
@@ -746,7 +765,7 @@ where
                             command,
                         } => {
                             if !matches!(group, Group::Pops(_) | Group::Empty) {
-                                carry_out(backend, session, &mut group, counters, io, parser)
+                                carry_out(backend, session, subs, &mut group, counters, io, parser)
                                     .await?;
                             }
                             let member = Member {
@@ -767,30 +786,21 @@ where
                             action: Action::PubSub(change),
                             command,
                         } => {
-                            carry_out(backend, session, &mut group, counters, io, parser).await?;
-                            let error =
-                                change_subscriptions(backend, session, subs, change, io).await?;
-                            let failed = error.is_some();
-                            if let Some(reply) = error {
-                                reply.encode(session.protocol, io.output.encoder());
+                            if !matches!(group, Group::Subs(_) | Group::Empty) {
+                                carry_out(backend, session, subs, &mut group, counters, io, parser)
+                                    .await?;
                             }
-                            if let Some(counters) = counters {
-                                let reply = if failed {
-                                    Reply::error("ERR")
-                                } else {
-                                    Reply::OK
-                                };
-                                let executed = Executed {
-                                    reply,
-                                    close: false,
-                                    command: Some(command),
-                                    rejected: false,
-                                    queued: false,
-                                };
-                                counters.finish(&executed, &request, session);
-                            }
-                            if io.must_settle()? {
-                                io.settle().await?;
+                            let member = Member {
+                                item: change,
+                                answer: Pending {
+                                    command,
+                                    protocol,
+                                    request,
+                                },
+                            };
+                            match &mut group {
+                                Group::Subs(members) => members.push(member),
+                                _ => group = Group::Subs(vec![member]),
                             }
                             false
                         }
@@ -803,7 +813,8 @@ where
                                 .any(|q| super::commands::transactions::is_subscription(&q.args[0]))
                         }) =>
                         {
-                            carry_out(backend, session, &mut group, counters, io, parser).await?;
+                            carry_out(backend, session, subs, &mut group, counters, io, parser)
+                                .await?;
                             exec_with_subscriptions(backend, session, name, subs, io).await?;
                             if let Some(counters) = counters {
                                 let executed = Executed {
@@ -821,11 +832,13 @@ where
                             false
                         }
                         Prepared::Action { action, command } => {
-                            carry_out(backend, session, &mut group, counters, io, parser).await?;
+                            carry_out(backend, session, subs, &mut group, counters, io, parser)
+                                .await?;
                             let (reply, close) = match action {
                                 Action::Monitor => (start_monitor(backend, session, subs), false),
                                 action => run_action(backend, session, action).await,
                             };
+                            drain_frames(subs, session, io);
                             let executed = Executed {
                                 reply,
                                 close,
@@ -846,7 +859,8 @@ where
                             close
                         }
                         Prepared::Done(executed) => {
-                            carry_out(backend, session, &mut group, counters, io, parser).await?;
+                            carry_out(backend, session, subs, &mut group, counters, io, parser)
+                                .await?;
                             // After `HELLO 3` this is already RESP3, as in Redis.
                             let pending = Pending {
                                 command: executed.command.unwrap_or(usize::MAX),
@@ -862,24 +876,24 @@ where
                         }
                     };
                     if close {
-                        carry_out(backend, session, &mut group, counters, io, parser).await?;
+                        carry_out(backend, session, subs, &mut group, counters, io, parser).await?;
                         publish(session);
                         return io.finish().await;
                     }
                     if group.is_full() {
-                        carry_out(backend, session, &mut group, counters, io, parser).await?;
+                        carry_out(backend, session, subs, &mut group, counters, io, parser).await?;
                     }
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    carry_out(backend, session, &mut group, counters, io, parser).await?;
+                    carry_out(backend, session, subs, &mut group, counters, io, parser).await?;
                     tracing::debug!(%error, "protocol error");
                     Reply::Error(error.to_string()).encode(session.protocol, io.output.encoder());
                     return io.finish().await;
                 }
             }
         }
-        carry_out(backend, session, &mut group, counters, io, parser).await?;
+        carry_out(backend, session, subs, &mut group, counters, io, parser).await?;
         // Other connections' CLIENT LIST sees this one as of its last batch:
         // one uncontended lock per read, not per request.
         publish(session);
@@ -1033,6 +1047,20 @@ async fn next_frame(rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Frame>>
     }
 }
 
+/// Appends every frame already queued for the client. The hub queues an
+/// entry's frames before any write of its batch is answered, so draining
+/// before each reply and each new request keeps Redis's order: a message is
+/// ahead of the reply to the PUBLISH that sent it (a RESP3 client's own
+/// subscription) and of the reply to any command sent after that PUBLISH
+/// was acknowledged, by any client.
+fn drain_frames<S>(subs: &mut Subs, session: &mut Session, io: &mut Io<S>) {
+    if let Some(rx) = subs.rx.as_mut() {
+        while let Ok(frame) = rx.try_recv() {
+            push_frame(&frame, session, io);
+        }
+    }
+}
+
 /// Appends a frame for the client and follows its subscription counts.
 fn push_frame<S>(frame: &Frame, session: &mut Session, io: &mut Io<S>) {
     if let Frame::Confirm { word, count, .. } = frame {
@@ -1052,33 +1080,57 @@ fn push_frame<S>(frame: &Frame, session: &mut Session, io: &mut Io<S>) {
 /// the cluster acknowledged (a follower may apply after the leader answers).
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 
-/// Carries out an (un)subscribe: registers with the hub, proposes the
-/// entry, then forwards every frame up to the entry's own confirmations.
-/// Returns the error reply when there is one.
-async fn change_subscriptions<B, S>(
+/// Proposes (un)subscribes as one ordered batch (registering with the hub
+/// first): their entries are consecutive in the log. Per change, `Ok` once
+/// the cluster applied it (its confirmations are on their way, see
+/// [`await_applied`]), or the error reply.
+async fn propose_changes<B: Backend>(
     backend: &B,
-    session: &mut Session,
+    session: &Session,
     subs: &mut Subs,
-    change: super::pubsub::Change,
-    io: &mut Io<S>,
-) -> Result<Option<Reply>, End>
-where
-    B: Backend,
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    changes: Vec<super::pubsub::Change>,
+) -> Vec<Result<(), Reply>> {
     let Some(hub) = backend.pubsub() else {
-        return Ok(Some(Reply::error("ERR Pub/Sub needs a node")));
+        return changes
+            .iter()
+            .map(|_| Err(Reply::error("ERR Pub/Sub needs a node")))
+            .collect();
     };
     if subs.rx.is_none() {
         subs.rx = Some(hub.register(session.id));
         subs.registered = true;
     }
-    let op = Op::PubSub(change.op(hub.subscriber(session.id)));
-    if let Err(error) = backend.write(op).await {
-        return Ok(Some(write_reply(Err(error))));
-    }
-    let deadline = tokio::time::sleep(APPLY_WAIT);
-    tokio::pin!(deadline);
+    let n = changes.len();
+    let ops = changes
+        .into_iter()
+        .map(|change| Op::PubSub(change.op(hub.subscriber(session.id))))
+        .collect();
+    let mut results: Vec<Result<(), Reply>> = backend
+        .write_batch(ops)
+        .await
+        .into_iter()
+        .map(|result| result.map(|_| ()).map_err(|e| write_reply(Err(e))))
+        .collect();
+    results.resize_with(n, || {
+        Err(write_reply(Err(crate::node::RequestError::OutcomeUnknown(
+            "no reply for the subscription change".to_string(),
+        ))))
+    });
+    results
+}
+
+/// Forwards every frame up to the next applied (un)subscribe's marker
+/// (its confirmations come just before it). Returns the error reply when
+/// this node has not applied it by `deadline`.
+async fn await_applied<S>(
+    session: &mut Session,
+    subs: &mut Subs,
+    io: &mut Io<S>,
+    deadline: Instant,
+) -> Result<Option<Reply>, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         tokio::select! {
             frame = next_frame(&mut subs.rx) => {
@@ -1090,7 +1142,7 @@ where
                     io.settle().await?;
                 }
             }
-            () = &mut deadline => {
+            () = tokio::time::sleep_until(deadline) => {
                 return Ok(Some(Reply::error(
                     "ERR the subscription change was applied by the cluster but not yet by this node; its confirmations will follow",
                 )));
@@ -1099,12 +1151,61 @@ where
     }
 }
 
+/// Carries out pipelined (un)subscribes (see [`Group::Subs`]): one ordered
+/// batch, then each one's confirmations (or error) in request order.
+async fn change_subscriptions<B, S>(
+    backend: &B,
+    session: &mut Session,
+    subs: &mut Subs,
+    members: Vec<Member<super::pubsub::Change>>,
+    counters: Option<&CommandCounters>,
+    io: &mut Io<S>,
+) -> Result<(), End>
+where
+    B: Backend,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (changes, answers): (Vec<_>, Vec<Pending>) =
+        members.into_iter().map(|m| (m.item, m.answer)).unzip();
+    let results = propose_changes(backend, session, subs, changes).await;
+    let deadline = Instant::now() + APPLY_WAIT;
+    for (result, pending) in results.into_iter().zip(answers) {
+        let error = match result {
+            Ok(()) => await_applied(session, subs, io, deadline).await?,
+            Err(reply) => Some(reply),
+        };
+        let failed = error.is_some();
+        if let Some(reply) = error {
+            reply.encode(session.protocol, io.output.encoder());
+        }
+        if let Some(counters) = counters {
+            let executed = Executed {
+                reply: if failed {
+                    Reply::error("ERR")
+                } else {
+                    Reply::OK
+                },
+                close: false,
+                command: Some(pending.command),
+                rejected: false,
+                queued: false,
+            };
+            counters.finish(&executed, &pending.request, session);
+        }
+        if io.must_settle()? {
+            io.settle().await?;
+        }
+    }
+    Ok(())
+}
+
 /// `EXEC` of a transaction that queued (un)subscribes, as Redis 7.0
 /// answers it: the array's length counts the queued commands, and each
 /// (un)subscribe puts its confirmations in its place — one per channel, so
 /// with several channels there are more elements than the length says, as
 /// in Redis. The key-space commands run in the transaction's entry and the
-/// (un)subscribes after it, in queue order (like the other local commands).
+/// (un)subscribes after it as one ordered batch (like the other local
+/// commands, after the entry).
 async fn exec_with_subscriptions<B, S>(
     backend: &B,
     session: &mut Session,
@@ -1123,28 +1224,47 @@ where
         reply.encode(session.protocol, io.output.encoder());
         return Ok(());
     };
+    // Each queued (un)subscribe: its change, or its error (or nothing).
+    let mut places = Vec::with_capacity(taken.len());
+    let mut changes = Vec::new();
+    for (place, args) in taken {
+        let outcome = match lookup(&args[0]) {
+            None => Err(Some(super::command::unknown_command(&args).into())),
+            Some((_, spec)) => match super::command::dispatch(spec, session, backend, &args) {
+                Ok(Action::PubSub(change)) => {
+                    changes.push(change);
+                    Ok(())
+                }
+                Ok(_) => Err(None),
+                Err(error) => Err(Some(error.into())),
+            },
+        };
+        places.push((place, outcome));
+    }
+    let mut proposed = propose_changes(backend, session, subs, changes)
+        .await
+        .into_iter();
+    let deadline = Instant::now() + APPLY_WAIT;
     io.output
         .encoder()
         .extend_from_slice(format!("*{total}\r\n").as_bytes());
     let mut replies = replies.into_iter();
-    let mut taken = taken.into_iter().peekable();
+    let mut places = places.into_iter().peekable();
     for at in 0..total {
-        let Some((_, args)) = taken.next_if(|(place, _)| *place == at) else {
+        let Some((_, outcome)) = places.next_if(|(place, _)| *place == at) else {
             replies
                 .next()
                 .unwrap_or(Reply::Null)
                 .encode(session.protocol, io.output.encoder());
             continue;
         };
-        let error = match lookup(&args[0]) {
-            None => Some(super::command::unknown_command(&args).into()),
-            Some((_, spec)) => match super::command::dispatch(spec, session, backend, &args) {
-                Ok(Action::PubSub(change)) => {
-                    change_subscriptions(backend, session, subs, change, io).await?
-                }
-                Ok(_) => None,
-                Err(error) => Some(error.into()),
+        let error = match outcome {
+            Ok(()) => match proposed.next() {
+                Some(Ok(())) => await_applied(session, subs, io, deadline).await?,
+                Some(Err(reply)) => Some(reply),
+                None => None,
             },
+            Err(error) => error,
         };
         if let Some(reply) = error {
             reply.encode(session.protocol, io.output.encoder());
@@ -1306,7 +1426,8 @@ const READ_BARRIER_BUDGET_BYTES: usize = FLUSH_AT_BYTES;
 /// output (limits, writes, back-pressure) as they are appended.
 async fn carry_out<B, S>(
     backend: &B,
-    session: &Session,
+    session: &mut Session,
+    subs: &mut Subs,
     group: &mut Group,
     counters: Option<&CommandCounters>,
     io: &mut Io<S>,
@@ -1319,6 +1440,9 @@ where
     match std::mem::replace(group, Group::Empty) {
         Group::Empty => Ok(()),
         Group::Pops(members) => pops(backend, members, counters, session, io, parser).await,
+        Group::Subs(members) => {
+            change_subscriptions(backend, session, subs, members, counters, io).await
+        }
         Group::Writes { members, .. } => {
             let (ops, answers): (Vec<Op>, Vec<Pending>) =
                 members.into_iter().map(|m| (m.item, m.answer)).unzip();
@@ -1328,6 +1452,7 @@ where
                 .into_iter()
                 .map(write_reply)
                 .collect();
+            drain_frames(subs, session, io);
             let missing = write_reply(Err(crate::node::RequestError::OutcomeUnknown(
                 "no reply for the write".to_string(),
             )));
@@ -1369,6 +1494,7 @@ where
                     }
                     queue.len()
                 };
+                drain_frames(subs, session, io);
                 let replies = match result {
                     Ok(replies) => replies,
                     Err(error) => answers

@@ -244,6 +244,21 @@ pub fn not_in_subscribed_mode(name: &str) -> CommandError {
     ))
 }
 
+/// [`not_in_subscribed_mode`] for `name`, in the form Redis 7.0 gives any
+/// refused command: EXEC's refusal reads `EXECABORT Transaction discarded
+/// because of: <the error without its ERR>`.
+pub fn refused_in_subscribed_mode(name: &str) -> CommandError {
+    let error = not_in_subscribed_mode(name);
+    if name != "exec" {
+        return error;
+    }
+    let text = error.to_string();
+    CommandError::Data(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        text.strip_prefix("ERR ").unwrap_or(&text)
+    ))
+}
+
 /// True for the commands a RESP2 subscribed client may send.
 pub fn allowed_in_subscribed_mode(name: &str) -> bool {
     matches!(
@@ -436,5 +451,14 @@ mod tests {
             "ERR Can't execute 'pubsub|numsub': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         );
         assert!(allowed_in_subscribed_mode("ping") && !allowed_in_subscribed_mode("get"));
+        // Redis 7.0.15, `SUBSCRIBE a` then `EXEC` in RESP2.
+        assert_eq!(
+            refused_in_subscribed_mode("exec").to_string(),
+            "EXECABORT Transaction discarded because of: Can't execute 'exec': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        );
+        assert_eq!(
+            refused_in_subscribed_mode("get"),
+            not_in_subscribed_mode("get")
+        );
     }
 }
