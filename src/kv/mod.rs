@@ -29,6 +29,8 @@
 //! pattern matcher), [`dump`] (DUMP/RESTORE's serialization), `objects`
 //! (DUMP, RESTORE, OBJECT and MEMORY USAGE), [`sort`] (SORT and SORT_RO).
 
+pub(crate) mod bitfield;
+pub(crate) mod bitmaps;
 pub(crate) mod blocking;
 mod command;
 pub mod digest;
@@ -40,7 +42,10 @@ pub(crate) mod functions;
 pub mod glob;
 pub mod hash;
 pub(crate) mod hashes;
+pub(crate) mod hll;
+pub(crate) mod hll_cmds;
 pub(crate) mod keys;
+pub(crate) mod lcs;
 pub mod list;
 pub(crate) mod lists;
 pub mod notify;
