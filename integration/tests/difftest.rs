@@ -52,6 +52,9 @@ use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
+#[path = "difftest/bits.rs"]
+mod bits;
+
 // ---- generator -------------------------------------------------------------
 
 #[derive(Clone, Debug)]
@@ -257,6 +260,9 @@ fn expire_opts(r: &mut Rng, a: &mut Vec<Vec<u8>>) {
 }
 
 fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
+    if r.chance(6) {
+        return bits::gen_bits(r);
+    }
     if r.chance(3) {
         return gen_objects(r);
     }
