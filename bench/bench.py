@@ -20,8 +20,9 @@ reported beside "dkv" with the TLS/plain ratio (--no-tls skips it).
 
 Tests: redis-benchmark's SET GET LPUSH LPOP SADD ZADD, and the custom commands
 ZRANGE (by rank, 10 of 100 members), BLPOP (on a list filled beforehand),
-EVALSHA of a write script (INCR + EXPIRE) and EVALSHA_RO of a read script (a
-GET). Writes are compared with redis-always, reads (GET, ZRANGE, EVALSHA_RO)
+EVALSHA of a write script (INCR + EXPIRE), EVALSHA_RO of a read script (a
+GET), SETBIT (random offsets of one bitmap) and PFADD (random elements, one
+HyperLogLog). Writes are compared with redis-always, reads (GET, ZRANGE, EVALSHA_RO)
 with redis-none; every row shows both Redis targets.
 
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
@@ -69,14 +70,17 @@ def sha1_hex(text):
 # redis-benchmark's own tests, then custom commands (label -> argv): ZRANGE
 # by rank (10 elements of a 100-member sorted set), BLPOP on a list filled
 # beforehand with one element per request, so every BLPOP is served, EVALSHA
-# of the INCR + EXPIRE script on random counters, and EVALSHA_RO of the GET
-# script on the SET test's keys.
+# of the INCR + EXPIRE script on random counters, EVALSHA_RO of the GET
+# script on the SET test's keys, SETBIT at random offsets of one bitmap and
+# PFADD of random elements to one HyperLogLog.
 BUILTIN = ("SET", "GET", "LPUSH", "LPOP", "SADD", "ZADD")
 CUSTOM = {
     "ZRANGE": ["ZRANGE", "bench:z", "0", "9"],
     "BLPOP": ["BLPOP", "bench:bl", "1"],
     "EVALSHA": ["EVALSHA", sha1_hex(INCR_EXPIRE), "1", "bench:rl:__rand_int__", "60"],
     "EVALSHA_RO": ["EVALSHA_RO", sha1_hex(GET_SCRIPT), "1", "key:__rand_int__"],
+    "SETBIT": ["SETBIT", "bench:bits", "__rand_int__", "1"],
+    "PFADD": ["PFADD", "bench:hll", "e:__rand_int__"],
 }
 TESTS = BUILTIN + tuple(CUSTOM)
 # Writes are compared with Redis appendfsync always, reads with no persistence.
