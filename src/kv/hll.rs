@@ -226,6 +226,19 @@ pub(crate) fn to_dense(s: &[u8]) -> Option<Vec<u8>> {
     dense[..HDR].copy_from_slice(&s[..HDR]);
     dense[4] = DENSE;
     let regs = &mut dense[HDR..];
+    let covered = for_each_val(s, |range, value| {
+        for i in range {
+            dense_set(regs, i, value);
+        }
+    });
+    covered.then_some(dense)
+}
+
+/// Walks the sparse opcodes of `s` as Redis's `hllSparseToDense` and
+/// `hllMerge` do, calling `f` with each VAL run's registers (stopping at a
+/// run that would pass the last register); true if the opcodes cover
+/// exactly the registers.
+fn for_each_val(s: &[u8], mut f: impl FnMut(std::ops::Range<usize>, u8)) -> bool {
     let (mut idx, mut p) = (0usize, HDR);
     while p < s.len() {
         let op = Opcode::at(s, p);
@@ -233,14 +246,12 @@ pub(crate) fn to_dense(s: &[u8]) -> Option<Vec<u8>> {
             if idx + len > REGISTERS {
                 break;
             }
-            for i in idx..idx + len {
-                dense_set(regs, i, value);
-            }
+            f(idx..idx + len, value);
         }
         idx += op.span();
         p += op.bytes();
     }
-    (idx == REGISTERS).then_some(dense)
+    idx == REGISTERS
 }
 
 /// What a sparse register update did.
@@ -398,21 +409,12 @@ pub(crate) fn merge_into(max: &mut [u8; REGISTERS], s: &[u8]) -> Result<(), ()> 
         }
         return Ok(());
     }
-    let (mut idx, mut p) = (0usize, HDR);
-    while p < s.len() {
-        let op = Opcode::at(s, p);
-        if let Opcode::Val { value, len } = op {
-            if idx + len > REGISTERS {
-                break;
-            }
-            for m in &mut max[idx..idx + len] {
-                *m = (*m).max(value);
-            }
+    let covered = for_each_val(s, |range, value| {
+        for m in &mut max[range] {
+            *m = (*m).max(value);
         }
-        idx += op.span();
-        p += op.bytes();
-    }
-    if idx == REGISTERS {
+    });
+    if covered {
         Ok(())
     } else {
         Err(())
