@@ -21,7 +21,8 @@ reported beside "dkv" with the TLS/plain ratio (--no-tls skips it).
 Tests: redis-benchmark's SET GET LPUSH LPOP SADD ZADD, and the custom commands
 ZRANGE (by rank, 10 of 100 members), BLPOP (on a list filled beforehand),
 EVALSHA of a write script (INCR + EXPIRE), EVALSHA_RO of a read script (a
-GET) and GEOADD (one point, a random member). Writes are compared with
+GET), GEOADD (one point, a random member), SETBIT (random offsets of one
+bitmap) and PFADD (random elements, one HyperLogLog). Writes are compared with
 redis-always, reads (GET, ZRANGE, EVALSHA_RO) with redis-none; every row shows
 both Redis targets.
 
@@ -80,9 +81,10 @@ def sha1_hex(text):
 # redis-benchmark's own tests, then custom commands (label -> argv): ZRANGE
 # by rank (10 elements of a 100-member sorted set), BLPOP on a list filled
 # beforehand with one element per request, so every BLPOP is served, EVALSHA
-# of the INCR + EXPIRE script on random counters, and EVALSHA_RO of the GET
-# script on the SET test's keys, and GEOADD of one point (a random member) to
-# one geo set.
+# of the INCR + EXPIRE script on random counters, EVALSHA_RO of the GET
+# script on the SET test's keys, GEOADD of one point (a random member) to one
+# geo set, SETBIT at random offsets of one bitmap and PFADD of random elements
+# to one HyperLogLog.
 BUILTIN = ("SET", "GET", "LPUSH", "LPOP", "SADD", "ZADD")
 CUSTOM = {
     "ZRANGE": ["ZRANGE", "bench:z", "0", "9"],
@@ -90,6 +92,8 @@ CUSTOM = {
     "EVALSHA": ["EVALSHA", sha1_hex(INCR_EXPIRE), "1", "bench:rl:__rand_int__", "60"],
     "EVALSHA_RO": ["EVALSHA_RO", sha1_hex(GET_SCRIPT), "1", "key:__rand_int__"],
     "GEOADD": ["GEOADD", "bench:geo", "13.361389", "38.115556", "m:__rand_int__"],
+    "SETBIT": ["SETBIT", "bench:bits", "__rand_int__", "1"],
+    "PFADD": ["PFADD", "bench:hll", "e:__rand_int__"],
 }
 TESTS = BUILTIN + tuple(CUSTOM)
 # Writes are compared with Redis appendfsync always, reads with no persistence.

@@ -57,6 +57,8 @@ use dkv_integration::{program_available, Cluster, RawConn, Reply};
 mod geo;
 #[path = "difftest/streams.rs"]
 mod streams;
+#[path = "difftest/bits.rs"]
+mod bits;
 
 // ---- generator -------------------------------------------------------------
 
@@ -263,6 +265,9 @@ fn expire_opts(r: &mut Rng, a: &mut Vec<Vec<u8>>) {
 }
 
 fn gen_command(r: &mut Rng, now_s: u64) -> Cmd {
+    if r.chance(6) {
+        return bits::gen_bits(r);
+    }
     if r.chance(3) {
         return gen_objects(r);
     }

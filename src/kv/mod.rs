@@ -29,6 +29,8 @@
 //! pattern matcher), [`dump`] (DUMP/RESTORE's serialization), `objects`
 //! (DUMP, RESTORE, OBJECT and MEMORY USAGE), [`sort`] (SORT and SORT_RO).
 
+pub(crate) mod bitfield;
+pub(crate) mod bitmaps;
 pub(crate) mod blocking;
 mod command;
 pub mod digest;
@@ -43,7 +45,10 @@ pub mod geohash;
 pub mod glob;
 pub mod hash;
 pub(crate) mod hashes;
+pub(crate) mod hll;
+pub(crate) mod hll_cmds;
 pub(crate) mod keys;
+pub(crate) mod lcs;
 pub mod list;
 pub(crate) mod lists;
 pub mod notify;
