@@ -53,12 +53,12 @@ use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
+#[path = "difftest/bits.rs"]
+mod bits;
 #[path = "difftest/geo.rs"]
 mod geo;
 #[path = "difftest/streams.rs"]
 mod streams;
-#[path = "difftest/bits.rs"]
-mod bits;
 
 // ---- generator -------------------------------------------------------------
 

@@ -38,8 +38,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use dkv_integration::redis_server::start_redis;
 use dkv_integration::frames::frame_len;
+use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
