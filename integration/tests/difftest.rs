@@ -1888,6 +1888,7 @@ impl Run {
         let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
+        streams::reset();
         let mut rng = Rng(seed);
         for index in 0..steps {
             if index % 50 == 49 {
@@ -2059,10 +2060,12 @@ fn comparison_rules() {
     assert!(compare(&Check::ScanOnce, &scan("0", &["a"]), &scan("0", &["b"])).is_err());
     assert!(compare(&Check::ScanOnce, &scan("0", &["a"]), &scan("5", &["a"])).is_err());
     // Generation is a pure function of the seed.
+    streams::reset();
     let a: Vec<String> = (0..200)
         .map(|_| 0)
         .scan(Rng(9), |r, _| Some(show(&gen_command(r, 1).args)))
         .collect();
+    streams::reset();
     let b: Vec<String> = (0..200)
         .map(|_| 0)
         .scan(Rng(9), |r, _| Some(show(&gen_command(r, 1).args)))
