@@ -99,7 +99,15 @@ impl FrameConn {
             out.extend_from_slice(a);
             out.extend_from_slice(b"\r\n");
         }
-        self.stream.write_all(&out).await?;
+        self.send_raw(&out).await
+    }
+
+    /// Sends bytes as they are (a pipeline of encoded commands).
+    ///
+    /// # Errors
+    /// The write fails.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes).await?;
         Ok(())
     }
 
@@ -119,7 +127,12 @@ impl FrameConn {
             let mut chunk = [0u8; 16 * 1024];
             let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
                 .await
-                .with_context(|| format!("no frame within {timeout:?}"))??;
+                .with_context(|| {
+                    format!(
+                        "no frame within {timeout:?} (have {:?})",
+                        String::from_utf8_lossy(&self.buf)
+                    )
+                })??;
             if n == 0 {
                 bail!("connection closed");
             }

@@ -37,13 +37,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use dkv_integration::frames::frame_len;
+use anyhow::{bail, Context, Result};
+use dkv_integration::frames::{frame_len, FrameConn as Conn};
 use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
 use dkv_integration::{program_available, Cluster};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Connections per server; the first half speak RESP2, the rest RESP3.
 const CONNS: usize = 4;
@@ -63,73 +61,28 @@ const MESSAGES: &[&str] = &["hi", "", "x y", "bin\0ary", "1234567890"];
 
 // ---- raw connections ---------------------------------------------------------
 
-/// One connection; frames are kept as their bytes.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
 fn encode(args: &[Vec<u8>]) -> Vec<u8> {
     let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     dkv_integration::resp::encode(&refs)
 }
 
-impl Conn {
-    async fn connect(addr: SocketAddr) -> Result<Conn> {
-        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-            .await
-            .with_context(|| format!("connect {addr}: timeout"))??;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-        })
-    }
-
-    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes).await?;
-        Ok(())
-    }
-
-    /// The next whole frame (bounded by [`FRAME_TIMEOUT`]).
-    async fn frame(&mut self) -> Result<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
-        loop {
-            if let Some(len) = frame_len(&self.buf, 0)? {
-                return Ok(self.buf.drain(..len).collect());
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
-                .await
-                .with_context(|| {
-                    format!(
-                        "no frame within {FRAME_TIMEOUT:?} (have {:?})",
-                        String::from_utf8_lossy(&self.buf)
-                    )
-                })??;
-            ensure!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
+/// Sends `PING token` on `conn` and returns every frame before its reply,
+/// and the reply (in whichever form the connection's mode gives).
+async fn sync(conn: &mut Conn, token: &str) -> Result<Vec<Vec<u8>>> {
+    conn.send(&[b"PING".to_vec(), token.as_bytes().to_vec()])
+        .await?;
+    let bulk = format!("${}\r\n{token}\r\n", token.len()).into_bytes();
+    let array = format!("*2\r\n$4\r\npong\r\n${}\r\n{token}\r\n", token.len()).into_bytes();
+    let mut frames = Vec::new();
+    for _ in 0..10_000 {
+        let frame = conn.frame(FRAME_TIMEOUT).await?;
+        let done = frame == bulk || frame == array;
+        frames.push(frame);
+        if done {
+            return Ok(frames);
         }
     }
-
-    /// Sends `PING token` and returns every frame before its reply, and
-    /// the reply (in whichever form the connection's mode gives).
-    async fn sync(&mut self, token: &str) -> Result<Vec<Vec<u8>>> {
-        self.send(&encode(&[b"PING".to_vec(), token.as_bytes().to_vec()]))
-            .await?;
-        let bulk = format!("${}\r\n{token}\r\n", token.len()).into_bytes();
-        let array = format!("*2\r\n$4\r\npong\r\n${}\r\n{token}\r\n", token.len()).into_bytes();
-        let mut frames = Vec::new();
-        for _ in 0..10_000 {
-            let frame = self.frame().await?;
-            let done = frame == bulk || frame == array;
-            frames.push(frame);
-            if done {
-                return Ok(frames);
-            }
-        }
-        bail!("no PING reply after 10,000 frames")
-    }
+    bail!("no PING reply after 10,000 frames")
 }
 
 // ---- normalizing Redis's hash-table orders ------------------------------------
@@ -431,8 +384,8 @@ impl Side {
         for i in 0..CONNS {
             let mut conn = Conn::connect(addr).await?;
             if i >= CONNS / 2 {
-                conn.send(&encode(&[b("HELLO"), b("3")])).await?;
-                conn.frame().await?;
+                conn.send(&[b("HELLO"), b("3")]).await?;
+                conn.frame(FRAME_TIMEOUT).await?;
             }
             conns.push(conn);
         }
@@ -442,14 +395,14 @@ impl Side {
     /// Carries out `step` and returns what each connection got from it.
     async fn run(&mut self, step: &Step, token: &str) -> Result<Vec<Vec<Vec<u8>>>> {
         let bytes: Vec<u8> = step.requests.iter().flat_map(|r| encode(r)).collect();
-        self.conns[step.conn].send(&bytes).await?;
+        self.conns[step.conn].send_raw(&bytes).await?;
         // The sender first: the others are asked only once its commands
         // were answered (what they got must be there by then).
         let mut got = vec![Vec::new(); CONNS];
-        got[step.conn] = self.conns[step.conn].sync(token).await?;
+        got[step.conn] = sync(&mut self.conns[step.conn], token).await?;
         for (i, conn) in self.conns.iter_mut().enumerate() {
             if i != step.conn {
-                got[i] = conn.sync(token).await?;
+                got[i] = sync(conn, token).await?;
             }
         }
         Ok(got)
