@@ -24,6 +24,12 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
+/// `integration/compat`: the client scripts, their `node_modules` and the
+/// redis-py venv.
+pub fn compat_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
+}
+
 /// What a test does when a program or package it needs is not installed:
 /// `Ok(())` after printing `SKIPPED: <reason>` on a developer's machine, an
 /// error under CI, where .ci/run installs everything.

@@ -21,11 +21,12 @@
 //! (their guards' Drop) and die with the test process (PR_SET_PDEATHSIG).
 //! 127.0.0.1 only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::external::compat_dir;
 use dkv_integration::external::{
     command_succeeds, run_beside, run_bounded, stop_all, tool_missing, Spawned,
 };
@@ -40,10 +41,6 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Debian's interpreter, where python3-celery installs (not a pyenv one
 /// first on PATH).
 const PYTHON: &str = "/usr/bin/python3";
-
-fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
-}
 
 fn step(step: &str, leader: &str, follower: &str) -> Command {
     let mut c = Command::new(PYTHON);

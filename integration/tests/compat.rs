@@ -8,16 +8,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::external::compat_dir;
 use dkv_integration::{program_available, Cluster};
-
-fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
-}
 
 async fn cluster() -> Result<(Cluster, SocketAddr)> {
     let mut cluster = Cluster::start(3).await?;

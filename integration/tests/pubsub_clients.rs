@@ -14,20 +14,16 @@
 //! failure under CI (.ci/run installs them all).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
+use dkv_integration::external::compat_dir;
 use dkv_integration::external::{run_bounded, tool_missing};
 use dkv_integration::{program_available, Cluster};
 
 /// One script run (each has its own 60 s deadline inside).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
-}
 
 /// A 3-node cluster and two RESP addresses on different nodes: a follower
 /// (the subscriber's) and the leader.

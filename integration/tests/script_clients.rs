@@ -32,16 +32,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::external::compat_dir;
 use dkv_integration::external::{command_succeeds, run_bounded, tool_missing, Spawned};
 use dkv_integration::redis_server::{start_redis, RedisServer};
 use dkv_integration::{program_available, Cluster};
 
 /// One script run (each has its own 60 s deadline inside).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
-}
 
 fn venv_python() -> PathBuf {
     compat_dir().join("venv/bin/python3")

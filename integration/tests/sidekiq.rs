@@ -30,11 +30,11 @@
 //! the sidekiq processes are killed on every path (their guards' Drop) and
 //! die with the test process (PR_SET_PDEATHSIG). 127.0.0.1 only.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use dkv_integration::external::compat_dir;
 use dkv_integration::external::{
     command_succeeds, run_beside, run_bounded, stop_all, tool_missing, Spawned,
 };
@@ -46,10 +46,6 @@ const DEADLINE: Duration = Duration::from_secs(150);
 const STEP_TIMEOUT: Duration = Duration::from_secs(75);
 /// SIGTERM to exit: sidekiq runs with `-t 5` (5 s for busy jobs), then cleans up.
 const STOP_GRACE: Duration = Duration::from_secs(15);
-
-fn compat_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat")
-}
 
 fn step(step: &str, leader: &str, follower: &str) -> Command {
     let mut c = Command::new("ruby");
