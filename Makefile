@@ -27,7 +27,7 @@ DKV_SERVER_BIN ?= $(SERVER)
 export DKV_SERVER_BIN
 
 # Tokens banned in the deterministic core (STYLE.md §2). Comments are not checked.
-LINT_IO_DIRS := src/raft src/kv
+LINT_IO_DIRS := src/raft src/kv src/node/core.rs
 LINT_IO_PATTERN := (^|[^A-Za-z0-9_])tokio([^A-Za-z0-9_]|$$)|std::fs|std::net|std::thread|Instant::now|SystemTime|thread_rng
 
 .PHONY: help build cluster stop clean-data test check lint-io
@@ -195,7 +195,7 @@ check: ## Formatting, clippy (warnings are errors) and lint-io
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(MAKE) lint-io
 
-lint-io: ## Fail if src/raft or src/kv use I/O, threads, clocks or global randomness
+lint-io: ## Fail if src/raft, src/kv or the node core use I/O, threads, clocks or global randomness
 	@files=$$(find $(LINT_IO_DIRS) -name '*.rs' 2>/dev/null | sort)
 	if [[ -z "$$files" ]]; then echo "lint-io: no sources under $(LINT_IO_DIRS)"; exit 0; fi
 	hits=$$(awk -v pat='$(LINT_IO_PATTERN)' '

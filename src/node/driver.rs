@@ -1,51 +1,43 @@
-//! The driver task: the only owner of the Raft core and the WAL.
+//! The driver task: the tokio shell around the node core (`core.rs`).
 //!
-//! # Ordering (the persistence contract of `raft/mod.rs`, implemented here once)
+//! The core decides; the driver does the I/O. It owns the WAL (written and
+//! fsynced on a blocking thread), the transport, the map, snapshot files and
+//! snapshot streams, the clock and the client reply channels, feeds the core
+//! every input (peer messages, client requests, ticks of the monotonic clock,
+//! storage completions) and carries out each `CoreReady` in the order
+//! `core.rs` documents:
 //!
 //! ```text
-//! ready = raft.ready()
-//!   1. WAL: queue ready.entries and ready.hard_state         (blocking thread)
-//!   2. once they, and everything queued before, are fsynced:
-//!        transport: send ready.messages; raft.advance (entries persisted)
-//!   3. kv: apply ready.committed_entries in order; answer their clients
-//!   4. answer ready.read_states (callers then wait for apply >= index)
+//! r = core.ready()
+//!   a. publish r.lease                      (before anything leaves)
+//!   b. install r.snapshot                   (after every queued WAL write ended)
+//!   c. send r.send                          (what may leave now)
+//!   d. queue r.persist for the WAL          (blocking thread, group commit)
+//!   e. apply r.apply; core.applied(..)      (answers their writers)
+//!   f. answer r.reads
+//! WAL batch durable through job J:
+//!   core.on_persisted(J) → send what it held back (acks, votes)
 //! ```
 //!
-//! The driver does not wait for the fsync: it queues the Ready's WAL work and
-//! keeps the Ready's messages in `unsynced` until a batch covering them is
-//! durable, and meanwhile goes on stepping messages and proposals. One
-//! blocking task at a time writes everything queued and fsyncs once (group
-//! commit); the Readies it covered then finish step 2 in order, and a Ready
-//! with no WAL work of its own still waits for those before it. So a follower
-//! takes the next AppendEntries while it fsyncs the last, and a leader
-//! counts acknowledgements and commits while its own write runs.
+//! The driver does not wait for the fsync: one blocking task at a time writes
+//! every queued job and fsyncs once (group commit), and meanwhile the loop
+//! goes on stepping messages and proposals and handing out Readies. So a
+//! follower takes the next AppendEntries while it fsyncs the last, and a
+//! leader counts acknowledgements and commits while its own write runs. A
+//! failed write or fsync stops the driver with an error (the page cache can
+//! no longer be trusted; never retry an fsync). A job that carries only a
+//! commit index needs no fsync: it is written without one and rides along
+//! with the next.
 //!
-//! Step 2 after step 1 is what makes a vote or an append acknowledgement safe:
-//! the term, vote and entries it depends on are on disk first. A failed write or
-//! fsync stops the driver with an error (the page cache can no longer be
-//! trusted; never retry an fsync).
-//!
-//! Step 3 does not wait for step 1: committed entries are on a majority's
-//! disks already (the core counts this node only for entries `advance`
-//! confirmed). A crash before this node's own copy is durable loses only that
-//! copy, which the leader sends again; a snapshot taken meanwhile is itself
-//! durable storage of what it covers.
-//!
-//! The one exception to "1 before 2": a leader whose term and vote did not
-//! change in this Ready sends its messages at once (thesis §10.2.1). Its
-//! AppendEntries and heartbeats acknowledge nothing.
-//!
-//! Before step 1, a Ready that carries an installed snapshot replaces the map
-//! and resets the WAL to it (`snapshot.rs`), after every queued write ended.
-//! After step 3, once `raft.snapshot_every_entries` entries were applied since
-//! the last snapshot, the map is copied (a clone of its structure, values
-//! shared) and written to a snapshot file on a blocking thread while the node
-//! keeps serving; when it is durable the core and the WAL are compacted
-//! through the older retained snapshot. An outgoing InstallSnapshot message is
-//! held back while the snapshot's data is streamed to its follower, and sent
-//! after it.
+//! After step e, once `raft.snapshot_every_entries` entries were applied
+//! since the last snapshot, the map is copied (a clone of its structure,
+//! values shared) and written to a snapshot file on a blocking thread while
+//! the node keeps serving; when it is durable the core and the WAL are
+//! compacted through the older retained snapshot. An outgoing InstallSnapshot
+//! message is held back while the snapshot's data is streamed to its
+//! follower, and sent after it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,16 +45,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
+use super::core::{self, CoreConfig, NodeCore, PersistJob};
 use super::snapshot::{self as snap, SnapshotReceiver, Taken};
-use super::{
-    LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus, RequestError, TransferError,
-};
+use super::{LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus};
 use crate::kv;
 use crate::metrics::Metrics;
-use crate::raft::{
-    Entry, EntryKind, Envelope, HardState, LogIndex, Message, NodeId, Raft, Ready, Role,
-    SnapshotMeta, Term,
-};
+use crate::raft::{Entry, EntryKind, Envelope, LogIndex, NodeId, Raft, Role, SnapshotMeta, Term};
 use crate::store::{LogStore, SnapshotStore, Wal};
 use crate::transport::Transport;
 
@@ -76,7 +64,6 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 const HOUSEKEEPING_MAX_KEYS: usize = 200;
 
 pub(super) struct DriverParts {
-    pub raft: Raft,
     pub db: Arc<RwLock<kv::Db>>,
     pub transport: Transport,
     pub requests: mpsc::Receiver<NodeRequest>,
@@ -128,91 +115,60 @@ enum StorageEvent {
     StreamEnded { peer: NodeId },
 }
 
-/// Entries and hard state of one Ready, for the WAL.
-struct PersistJob {
-    id: u64,
-    entries: Vec<Entry>,
-    hard_state: Option<HardState>,
-    /// Needs an fsync (new entries, term or vote); a commit index alone
-    /// rides along with the next one.
-    sync: bool,
-}
-
 /// What a WAL batch reports back: the WAL, the result, how long the write
 /// and fsync took, and the last job it covered.
 type WalBatchDone = (Wal, Result<(), crate::store::WalError>, Duration, u64);
 
-/// The part of a Ready that waits until its WAL work (and all before it)
-/// is durable.
-struct Unsynced {
-    /// Its job (`None`: it had none and only waits for the ones before it).
-    job: Option<u64>,
-    /// Its last entry, reported to the core as persisted.
-    last_entry: Option<Entry>,
-    /// Messages that depend on it (acks, votes).
-    messages: Vec<Envelope>,
-    /// [`super::TestFault::EarlyAck`] only: its entries.
-    entries: Vec<Entry>,
-}
-
-struct PendingWrite {
-    term: Term,
-    reply: oneshot::Sender<LocalWrite>,
-}
+/// The core with the shell's reply handles.
+type Core = NodeCore<oneshot::Sender<LocalWrite>, oneshot::Sender<LocalRead>>;
 
 pub(super) struct Driver {
     parts: DriverParts,
+    /// Every decision (`core.rs`); the driver only carries them out.
+    core: Core,
+    /// The origin of the core's clock (`Instant` time since it).
+    origin: Instant,
     /// `None` only while a blocking WAL task owns it (`wal_task`).
     wal: Option<Wal>,
     /// The WAL batch being written and fsynced on a blocking thread.
     wal_task: Option<tokio::task::JoinHandle<WalBatchDone>>,
     /// WAL work waiting for the running batch; it all goes in the next one.
     wal_queue: Vec<PersistJob>,
-    /// Id of the last job queued (ids count up from 1).
-    last_job: u64,
-    /// Readies whose WAL work is not durable yet, oldest first, with what
-    /// must wait for it.
-    unsynced: std::collections::VecDeque<Unsynced>,
-    pending_writes: BTreeMap<LogIndex, PendingWrite>,
-    pending_reads: HashMap<u64, oneshot::Sender<LocalRead>>,
-    next_read_ctx: u64,
     loading: bool,
     leader_changes: u64,
     last_leader: Option<NodeId>,
-    last_role: Role,
-    /// The last hard state handed to the WAL, written or queued (`None`
-    /// before the first).
-    queued_hard_state: Option<HardState>,
     /// Ticks between two housekeeping rounds, and since the last one.
     housekeeping_every_ticks: u64,
     ticks_since_housekeeping: u64,
     /// Index of the last housekeeping entry proposed.
     housekeeping_in_flight: Option<LogIndex>,
-    /// Index and term of the last entry applied to the map (or of the
-    /// snapshot it was restored from).
-    applied: (LogIndex, Term),
-    /// Index of the newest snapshot taken or installed (0: none).
-    last_snapshot_index: LogIndex,
-    /// A local snapshot is being written.
-    snapshot_in_flight: bool,
     /// Index of the newest snapshot on disk, taken or installed (0: none).
     durable_snapshot_index: LogIndex,
     /// Followers a snapshot is being streamed to, and which one.
     streams: HashMap<NodeId, SnapshotMeta>,
     storage_events_tx: mpsc::UnboundedSender<StorageEvent>,
     storage_events: mpsc::UnboundedReceiver<StorageEvent>,
-    /// Monotonic time the core's tick count stands for (see [`Driver::catch_up_ticks`]).
-    ticked_until: Instant,
 }
 
 impl Driver {
-    pub(super) fn new(parts: DriverParts, wal: Wal) -> Driver {
+    pub(super) fn new(raft: Raft, parts: DriverParts, wal: Wal) -> Driver {
         let loading = parts.replay_target > parts.snapshot_index;
         let (storage_events_tx, storage_events) = mpsc::unbounded_channel();
+        let core = NodeCore::new(
+            raft,
+            CoreConfig {
+                tick: parts.tick,
+                max_catch_up_ticks: parts.max_catch_up_ticks,
+                max_pending_proposals: parts.max_pending_proposals,
+                early_ack: parts.early_ack,
+                snapshot_every_entries: parts.snapshot_every_entries,
+                restored: (parts.snapshot_index, parts.snapshot_term),
+                start: Duration::ZERO,
+            },
+        );
         Driver {
-            applied: (parts.snapshot_index, parts.snapshot_term),
-            last_snapshot_index: parts.snapshot_index,
-            snapshot_in_flight: false,
+            core,
+            origin: Instant::now(),
             durable_snapshot_index: parts.snapshot_index,
             streams: HashMap::new(),
             storage_events_tx,
@@ -220,22 +176,14 @@ impl Driver {
             wal: Some(wal),
             wal_task: None,
             wal_queue: Vec::new(),
-            last_job: 0,
-            unsynced: std::collections::VecDeque::new(),
-            pending_writes: BTreeMap::new(),
-            pending_reads: HashMap::new(),
-            next_read_ctx: 1,
             loading,
             leader_changes: 0,
             last_leader: None,
-            last_role: Role::Follower,
-            queued_hard_state: None,
             housekeeping_every_ticks: (HOUSEKEEPING_INTERVAL.as_millis() as u64
                 / parts.tick.as_millis().max(1) as u64)
                 .max(1),
             ticks_since_housekeeping: 0,
             housekeeping_in_flight: None,
-            ticked_until: Instant::now(),
             parts,
         }
     }
@@ -268,10 +216,10 @@ impl Driver {
     async fn event_loop(&mut self, ticker: &mut tokio::time::Interval) -> Result<(), NodeError> {
         loop {
             // Work left from construction (replay) or the previous turn first.
-            while self.parts.raft.has_ready() {
+            while self.core.has_ready() {
                 self.handle_ready().await?;
             }
-            self.publish_lease();
+            self.publish_lease(self.core.lease_until());
             self.publish_status();
             tokio::select! {
                 biased;
@@ -287,7 +235,7 @@ impl Driver {
                 }
                 _ = ticker.tick() => {
                     self.catch_up_ticks();
-                    self.forget_abandoned_reads();
+                    self.core.forget_reads(|reply| reply.is_closed());
                     self.housekeeping();
                 }
                 Some(request) = self.parts.requests.recv() => {
@@ -319,41 +267,14 @@ impl Driver {
         }
     }
 
-    /// Ticks the core once per whole tick period of monotonic time since the
-    /// last tick it got, at most `max_catch_up_ticks` at once.
-    ///
-    /// The tick count is the core's only clock: election timers, check-quorum
-    /// and the leader lease (`raft/read_index.rs`) all count ticks. One tick
-    /// per timer wake-up would let a node that was stopped (SIGSTOP, a VM
-    /// pause) or starved of CPU for seconds resume with its count barely
-    /// moved, and a leader would then serve reads from a lease that expired
-    /// in real time while another leader was elected. Counting whole periods
-    /// of `Instant` time keeps `ticks * tick <= elapsed`, so every lease the
-    /// core grants ends no later in real time than its tick arithmetic says.
+    /// Brings the core's tick count up to the monotonic clock (`core.rs`, Time).
     fn catch_up_ticks(&mut self) {
-        let now = Instant::now();
-        let tick = self.parts.tick.max(Duration::from_millis(1));
-        let elapsed = now.saturating_duration_since(self.ticked_until);
-        let owed = (elapsed.as_nanos() / tick.as_nanos()).min(u128::from(u64::MAX)) as u64;
-        if owed == 0 {
-            return;
-        }
-        let cap = self.parts.max_catch_up_ticks.max(1);
-        if owed > cap {
-            // Everything the ticks measure has expired; skip the rest.
-            self.ticked_until = now;
-        } else {
-            // `owed` whole periods (u32 is plenty: owed <= cap, a config value).
-            self.ticked_until += tick * u32::try_from(owed).unwrap_or(u32::MAX);
-        }
-        for _ in 0..owed.min(cap) {
-            self.parts.raft.tick();
-        }
+        self.core.tick_to(self.origin.elapsed());
     }
 
     fn step(&mut self, envelope: Envelope) {
         let from = envelope.from;
-        if let Message::InstallSnapshot { meta, .. } = &envelope.message {
+        if let Some(meta) = core::snapshot_of(&envelope) {
             // Its data must be here, complete and durable, before the core
             // may install it (snapshot.rs); the leader sends it again later.
             if !self.parts.receiver.has_received(meta) {
@@ -365,19 +286,7 @@ impl Driver {
                 return;
             }
         }
-        // The payloads first (the core never looks into them), then Raft's
-        // own rules (`raft/validate.rs`); a refused message changes nothing.
-        let refused = match super::validate::check_entry_payloads(&envelope) {
-            Err(refusal) => Some((refusal.kind(), refusal.to_string())),
-            Ok(()) => match self.parts.raft.step(envelope) {
-                Ok(()) => None,
-                Err(crate::raft::Error::Refused { refusal, .. }) => {
-                    Some((refusal.kind(), refusal.to_string()))
-                }
-                Err(e) => Some(("other", e.to_string())),
-            },
-        };
-        if let Some((kind, reason)) = refused {
+        if let Err((kind, reason)) = self.core.step(envelope) {
             self.parts
                 .refusals
                 .lock()
@@ -388,124 +297,19 @@ impl Driver {
 
     fn handle_request(&mut self, request: NodeRequest) {
         match request {
-            NodeRequest::Propose { batch } => self.propose_batch(batch),
-            NodeRequest::ReadIndex { reply } => self.read_index(reply),
+            NodeRequest::Propose { batch } => {
+                for (reply, answer) in self.core.propose_batch(batch, wall_clock_ms()) {
+                    let _ = reply.send(answer);
+                }
+            }
+            NodeRequest::ReadIndex { reply } => {
+                if let Err((reply, leader)) = self.core.read_index(reply) {
+                    let _ = reply.send(LocalRead::NotLeader(leader));
+                }
+            }
             NodeRequest::TransferLeader { to, reply } => {
-                let _ = reply.send(self.transfer_leader(to));
-            }
-        }
-    }
-
-    /// Proposes a batch in order, or answers all of it `NotLeader` (the
-    /// caller then sends the whole batch elsewhere, keeping its order).
-    fn propose_batch(&mut self, batch: Vec<(kv::Op, oneshot::Sender<LocalWrite>)>) {
-        let status = self.parts.raft.status();
-        if status.role != Role::Leader || status.transferring_to.is_some() {
-            // During a transfer the caller waits for the new leader.
-            let leader = status.transferring_to.map_or(status.leader, |_| None);
-            for (_, reply) in batch {
-                let _ = reply.send(LocalWrite::NotLeader(leader));
-            }
-            return;
-        }
-        for (op, reply) in batch {
-            self.propose(op, reply);
-        }
-    }
-
-    fn propose(&mut self, op: kv::Op, reply: oneshot::Sender<LocalWrite>) {
-        let status = self.parts.raft.status();
-        if status.role != Role::Leader {
-            let _ = reply.send(LocalWrite::NotLeader(status.leader));
-            return;
-        }
-        if self.pending_writes.len() >= self.parts.max_pending_proposals {
-            let _ = reply.send(LocalWrite::Done(Err(RequestError::TryAgain(
-                "too many writes in flight on the leader".to_string(),
-            ))));
-            return;
-        }
-        // The leader stamps the time: apply reads no clock (kv module docs).
-        let command = kv::Command {
-            ts_ms: wall_clock_ms(),
-            op,
-        };
-        match self.parts.raft.propose(command.encode()) {
-            Ok((index, term)) => {
-                self.pending_writes
-                    .insert(index, PendingWrite { term, reply });
-            }
-            Err(crate::raft::Error::NotLeader { leader }) => {
-                let _ = reply.send(LocalWrite::NotLeader(leader));
-            }
-            // Leadership is moving: the caller waits for the new leader and
-            // sends the write there; it was certainly not appended here.
-            Err(crate::raft::Error::TransferInProgress { .. }) => {
-                let _ = reply.send(LocalWrite::NotLeader(None));
-            }
-            Err(e @ crate::raft::Error::EntryTooLarge { .. }) => {
-                let _ = reply.send(LocalWrite::Done(Err(RequestError::Rejected(format!(
-                    "{e}; raise raft.max_bytes_per_append to accept it"
-                )))));
-            }
-            Err(e) => {
-                let _ = reply.send(LocalWrite::Done(Err(RequestError::TryAgain(e.to_string()))));
-            }
-        }
-    }
-
-    /// Starts a leadership transfer (thesis §3.10) to `to`, or to the first
-    /// other voter when none is named; the core brings the target up to date
-    /// before it tells it to campaign.
-    fn transfer_leader(&mut self, to: Option<NodeId>) -> Result<NodeId, TransferError> {
-        let status = self.parts.raft.status();
-        let me = status.id;
-        if status.role != Role::Leader {
-            return Err(TransferError::NotLeader {
-                me,
-                leader: status.leader,
-            });
-        }
-        let target = match to {
-            Some(to) if to == me || !self.parts.resp_addrs.contains_key(&to) => {
-                return Err(TransferError::BadTarget(to));
-            }
-            Some(to) => to,
-            None => {
-                let mut peers: Vec<NodeId> = self
-                    .parts
-                    .resp_addrs
-                    .keys()
-                    .copied()
-                    .filter(|&id| id != me)
-                    .collect();
-                peers.sort();
-                *peers.first().ok_or(TransferError::NoPeers)?
-            }
-        };
-        match self.parts.raft.transfer_leader(target) {
-            Ok(()) => Ok(target),
-            Err(crate::raft::Error::NotLeader { leader }) => {
-                Err(TransferError::NotLeader { me, leader })
-            }
-            Err(_) => Err(TransferError::BadTarget(target)),
-        }
-    }
-
-    fn read_index(&mut self, reply: oneshot::Sender<LocalRead>) {
-        let status = self.parts.raft.status();
-        if status.role != Role::Leader {
-            let _ = reply.send(LocalRead::NotLeader(status.leader));
-            return;
-        }
-        let ctx = self.next_read_ctx;
-        self.next_read_ctx += 1;
-        match self.parts.raft.read_index(ctx) {
-            Ok(()) => {
-                self.pending_reads.insert(ctx, reply);
-            }
-            Err(_) => {
-                let _ = reply.send(LocalRead::NotLeader(self.parts.raft.status().leader));
+                let members: Vec<NodeId> = self.parts.resp_addrs.keys().copied().collect();
+                let _ = reply.send(self.core.transfer_leader(to, &members));
             }
         }
     }
@@ -521,7 +325,7 @@ impl Driver {
             return;
         }
         self.ticks_since_housekeeping = 0;
-        let status = self.parts.raft.status();
+        let status = self.core.raft().status();
         if status.role != Role::Leader || self.loading || status.transferring_to.is_some() {
             return;
         }
@@ -544,88 +348,45 @@ impl Driver {
         };
         for op in ops {
             let command = kv::Command { ts_ms: now_ms, op };
-            match self.parts.raft.propose(command.encode()) {
-                Ok((index, _)) => self.housekeeping_in_flight = Some(index),
+            match self.core.propose_internal(&command) {
+                Ok(index) => self.housekeeping_in_flight = Some(index),
                 Err(e) => tracing::debug!(error = %e, "housekeeping proposal refused"),
             }
         }
     }
 
-    /// Reads whose callers gave up (timed out) are forgotten, so the map stays
-    /// bounded even when a leader cannot confirm reads for a long time.
-    fn forget_abandoned_reads(&mut self) {
-        self.pending_reads.retain(|_, reply| !reply.is_closed());
-    }
-
-    /// One pass of the Ready contract; see the module docs for the order.
+    /// One Ready of the core, carried out in the order `core.rs` documents.
     async fn handle_ready(&mut self) -> Result<(), NodeError> {
-        let mut ready = self.parts.raft.ready();
-        // Before any message leaves: a transfer's TimeoutNow must not be sent
-        // while direct reads still trust the lease it ends.
-        self.publish_lease();
-        // 0. An installed snapshot replaces the map and the stored log first.
-        if let Some(meta) = ready.snapshot.clone() {
+        let mut ready = self.core.ready()?;
+        // a. Before any message leaves: a transfer's TimeoutNow must not be
+        //    sent while direct reads still trust the lease it ends.
+        self.publish_lease(ready.lease);
+        // b. An installed snapshot replaces the map and the stored log first.
+        if let Some(meta) = ready.snapshot.take() {
             self.install_snapshot(meta).await?;
         }
-
-        // A leader's messages (AppendEntries, heartbeats) do not depend on its
-        // own log being durable: it counts itself toward a commit only for
-        // entries acknowledged by `advance` (raft/mod.rs), so it sends them
-        // while it writes (thesis §10.2.1). Not when its term or vote changed
-        // in this Ready: those must be durable before anything leaves.
-        let send_early = self.parts.raft.status().role == Role::Leader
-            && !term_or_vote_changed(self.queued_hard_state, ready.hard_state);
-        if send_early {
-            self.send_messages(&mut ready.messages);
-        }
-        // 1. Hand entries and hard state to the WAL; what depends on them
-        //    (step 2) waits in `unsynced` until they are durable.
-        let sync = must_sync(self.queued_hard_state, ready.hard_state, &ready.entries);
-        let entries = std::mem::take(&mut ready.entries);
-        let mut record = Unsynced {
-            job: None,
-            last_entry: entries.last().cloned(),
-            messages: std::mem::take(&mut ready.messages),
-            entries: if self.parts.early_ack {
-                entries.clone()
-            } else {
-                Vec::new()
-            },
-        };
-        if let Some(hard_state) = ready.hard_state {
-            self.queued_hard_state = Some(hard_state);
-        }
-        if sync || (ready.hard_state.is_some() && self.wal.is_none()) {
-            // Entries imply `sync`; a commit index alone is queued only
-            // because a batch holds the WAL, and nothing waits for it.
-            self.last_job += 1;
-            record.job = sync.then_some(self.last_job);
-            self.wal_queue.push(PersistJob {
-                id: self.last_job,
-                entries,
-                hard_state: ready.hard_state,
-                sync,
-            });
-        } else if let Some(hard_state) = ready.hard_state {
-            // Only the commit index moved: nothing sent depends on it being
-            // durable, so it rides along with the next fsync (a restart that
-            // misses it replays less and relearns the rest from the leader).
-            self.wal_mut().set_hard_state(hard_state)?;
-        }
-        if record.job.is_none() && self.unsynced.is_empty() {
-            // 2. Nothing it depends on is still being written.
-            self.finish_unsynced(record);
-        } else {
-            self.unsynced.push_back(record);
+        // c. What may leave now.
+        self.send_messages(&mut ready.send);
+        // d. The WAL work; what depends on it waits in the core until
+        //    `on_persisted`.
+        if let Some(job) = ready.persist.take() {
+            if job.sync || self.wal.is_none() {
+                self.wal_queue.push(job);
+            } else if let Some(hard_state) = job.hard_state {
+                // Only the commit index moved: nothing sent depends on it being
+                // durable, so it rides along with the next fsync (a restart that
+                // misses it replays less and relearns the rest from the leader).
+                self.wal_mut().set_hard_state(hard_state)?;
+            }
         }
         self.start_wal_batch();
-        // 3. Apply, without waiting for step 1 (module docs).
-        if !ready.committed_entries.is_empty() {
-            self.apply(&ready.committed_entries)?;
+        // e. Apply, without waiting for the local fsync (core.rs).
+        if !ready.apply.is_empty() {
+            self.apply(&ready.apply)?;
             self.maybe_snapshot();
         }
-        // 4. Reads confirmed by a quorum; callers wait for apply >= index.
-        if !ready.read_states.is_empty() {
+        // f. Reads confirmed by a quorum; callers wait for apply >= index.
+        if !ready.reads.is_empty() {
             // Expiry "now" for these reads: this leader's clock, never behind the
             // replicated now (ARCHITECTURE.md, the client path, step 4).
             let replicated_now_ms = self
@@ -635,31 +396,11 @@ impl Driver {
                 .unwrap_or_else(|e| e.into_inner())
                 .now_ms();
             let now_ms = wall_clock_ms().max(replicated_now_ms);
-            for read in &ready.read_states {
-                if let Some(reply) = self.pending_reads.remove(&read.ctx) {
-                    let _ = reply.send(LocalRead::Index {
-                        index: read.index,
-                        now_ms,
-                    });
-                }
+            for (reply, index) in ready.reads {
+                let _ = reply.send(LocalRead::Index { index, now_ms });
             }
         }
         Ok(())
-    }
-
-    /// Step 2 for one Ready whose WAL work, and all before it, is durable:
-    /// its messages leave and the core learns its entries are persisted.
-    fn finish_unsynced(&mut self, mut record: Unsynced) {
-        if self.parts.early_ack {
-            self.ack_early(&record.entries);
-        }
-        self.send_messages(&mut record.messages);
-        if let Some(last) = record.last_entry {
-            self.parts.raft.advance(Ready {
-                entries: vec![last],
-                ..Ready::default()
-            });
-        }
     }
 
     /// Starts writing and fsyncing everything queued, as one batch on a
@@ -691,9 +432,9 @@ impl Driver {
         }));
     }
 
-    /// A WAL batch ended: on success, every Ready it covered (and those
-    /// without WAL work queued behind them) finishes step 2, in order, and
-    /// the next batch starts. A failed write or fsync stops the node.
+    /// A WAL batch ended: on success the core releases what every job it
+    /// covered held back, and the next batch starts. A failed write or fsync
+    /// stops the node.
     fn wal_batch_done(
         &mut self,
         joined: Result<WalBatchDone, tokio::task::JoinError>,
@@ -703,15 +444,11 @@ impl Driver {
         self.wal = Some(wal);
         self.parts.metrics.wal_fsync.record(elapsed.as_secs_f64());
         result.map_err(NodeError::Store)?;
-        while self
-            .unsynced
-            .front()
-            .is_some_and(|record| record.job.is_none_or(|id| id <= through))
-        {
-            if let Some(record) = self.unsynced.pop_front() {
-                self.finish_unsynced(record);
-            }
+        let mut released = self.core.on_persisted(through);
+        for (reply, answer) in released.replies {
+            let _ = reply.send(answer);
         }
+        self.send_messages(&mut released.send);
         if !self.wal_queue.iter().any(|job| job.sync) {
             // Only commit indexes queued meanwhile: buffer them for the next fsync.
             for job in std::mem::take(&mut self.wal_queue) {
@@ -737,7 +474,7 @@ impl Driver {
     /// to be streamed first).
     fn send_messages(&mut self, messages: &mut Vec<Envelope>) {
         for envelope in messages.drain(..) {
-            if let Message::InstallSnapshot { meta, .. } = &envelope.message {
+            if let Some(meta) = core::snapshot_of(&envelope) {
                 let meta = meta.clone();
                 self.stream_snapshot(envelope, meta);
             } else {
@@ -766,11 +503,11 @@ impl Driver {
         Ok(out)
     }
 
-    /// Step 0 of a Ready carrying `meta` (snapshot.rs): the map becomes the
+    /// Step b of a Ready carrying `meta` (snapshot.rs): the map becomes the
     /// snapshot's, the WAL restarts at it with the suffix the core kept.
     async fn install_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), NodeError> {
         let store = self.parts.snapshots.clone();
-        let kept = self.parts.raft.entries_after_snapshot();
+        let kept = self.core.entries_after_snapshot();
         let install_meta = meta.clone();
         let db = self
             .with_wal(move |wal| snap::install_snapshot(&store, wal, &install_meta, &kept))
@@ -790,25 +527,9 @@ impl Driver {
             .invalidate(&[(None, super::tracking::Change::Flush)]);
         self.parts.metrics.keys.set(keys as f64);
         let index = meta.last_included_index;
-        self.applied = (index, meta.last_included_term);
-        self.last_snapshot_index = self.last_snapshot_index.max(index);
         self.durable_snapshot_index = self.durable_snapshot_index.max(index);
-        // Writes proposed here at covered indexes (as a leader of an older
-        // term) cannot be matched to what committed there.
-        let covered: Vec<LogIndex> = self
-            .pending_writes
-            .range(..=index)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in covered {
-            if let Some(pending) = self.pending_writes.remove(&i) {
-                let _ = pending
-                    .reply
-                    .send(LocalWrite::Done(Err(RequestError::OutcomeUnknown(
-                        "leadership changed; the write may or may not have been applied"
-                            .to_string(),
-                    ))));
-            }
+        for (reply, answer) in self.core.snapshot_installed(&meta) {
+            let _ = reply.send(answer);
         }
         if self.loading && index >= self.parts.replay_target {
             self.loading = false;
@@ -822,17 +543,11 @@ impl Driver {
         Ok(())
     }
 
-    /// After applying: starts a local snapshot when enough entries were
-    /// applied since the last one and none is being written.
+    /// After applying: starts a local snapshot when the core says one is due.
     fn maybe_snapshot(&mut self) {
-        let every = self.parts.snapshot_every_entries;
-        let (index, term) = self.applied;
-        if every == 0
-            || self.snapshot_in_flight
-            || index.0.saturating_sub(self.last_snapshot_index.0) < every
-        {
+        let Some((index, term)) = self.core.snapshot_due() else {
             return;
-        }
+        };
         let meta = snap::local_meta(index, term, &self.parts.voters);
         // The copy is taken now, at exactly `index`; encoding and writing it
         // happen on a blocking thread while the node goes on.
@@ -842,8 +557,6 @@ impl Driver {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .snapshot_chunks(self.parts.snapshot_chunk_bytes);
-        self.snapshot_in_flight = true;
-        self.last_snapshot_index = index;
         let store = self.parts.snapshots.clone();
         let events = self.storage_events_tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -881,10 +594,15 @@ impl Driver {
                 Ok(())
             }
             StorageEvent::SnapshotTaken(result) => {
-                self.snapshot_in_flight = false;
                 // Like a failed WAL fsync, a failed snapshot write stops the
                 // node (etcd does the same): the disk cannot be trusted.
-                let taken = result?;
+                let taken = match result {
+                    Ok(taken) => taken,
+                    Err(e) => {
+                        self.core.snapshot_failed();
+                        return Err(e.into());
+                    }
+                };
                 info!(
                     index = taken.meta.last_included_index.0,
                     payload_bytes = taken.payload_bytes,
@@ -896,7 +614,7 @@ impl Driver {
                     .durable_snapshot_index
                     .max(taken.meta.last_included_index);
                 let through = taken.floor.last_included_index;
-                self.parts.raft.compact(taken.floor);
+                self.core.snapshot_taken(taken.floor);
                 let deleted = self.with_wal(move |wal| wal.compact(through)).await??;
                 if deleted > 0 {
                     info!(through = through.0, segments = deleted, "WAL compacted");
@@ -912,16 +630,8 @@ impl Driver {
             .expect("the WAL is only absent while a blocking WAL task runs, and they never overlap")
     }
 
-    /// The deliberately unsafe `EarlyAck` test fault: acknowledge writes the
-    /// moment the leader has persisted them, before any majority has.
-    fn ack_early(&mut self, entries: &[Entry]) {
-        for entry in entries {
-            if let Some(pending) = self.pending_writes.remove(&entry.index) {
-                let _ = pending.reply.send(LocalWrite::Done(Ok(kv::Output::Ok)));
-            }
-        }
-    }
-
+    /// Applies committed entries to the map, then answers their writers
+    /// (the core matches writers to entries).
     fn apply(&mut self, entries: &[Entry]) -> Result<(), NodeError> {
         let mut outputs = Vec::with_capacity(entries.len());
         let mut changes = Vec::new();
@@ -969,26 +679,18 @@ impl Driver {
         // Before any write of the batch is answered: an acknowledged
         // (un)subscribe finds every frame of the entries before it queued.
         self.parts.pubsub.deliver(frames);
-        for (entry, output) in entries.iter().zip(outputs) {
-            if entry.kind == EntryKind::Normal {
-                self.parts.metrics.proposals_committed.increment(1);
-            }
-            // A proposal at this index is answered now: with the output if the entry
-            // applied is the one proposed (same term), else it was overwritten by a
-            // new leader and will never apply.
-            if let Some(pending) = self.pending_writes.remove(&entry.index) {
-                let outcome = match output {
-                    Some(output) if pending.term == entry.term => Ok(output),
-                    _ => Err(RequestError::TryAgain(
-                        "leadership changed before the write committed; it was not applied"
-                            .to_string(),
-                    )),
-                };
-                let _ = pending.reply.send(LocalWrite::Done(outcome));
-            }
+        let normal = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Normal)
+            .count();
+        self.parts
+            .metrics
+            .proposals_committed
+            .increment(normal as u64);
+        for (reply, answer) in self.core.applied(entries, outputs) {
+            let _ = reply.send(answer);
         }
         if let Some(last) = entries.last() {
-            self.applied = (last.index, last.term);
             if self.loading && last.index >= self.parts.replay_target {
                 self.loading = false;
                 info!(applied = last.index.0, "write-ahead log replayed");
@@ -1000,16 +702,14 @@ impl Driver {
     /// Reads pending on a leader that lost its role can no longer be confirmed;
     /// their callers retry against the new leader.
     fn notice_role_change(&mut self) {
-        let status = self.parts.raft.status();
-        if self.last_role == Role::Leader && status.role != Role::Leader {
-            for (_, reply) in self.pending_reads.drain() {
-                let _ = reply.send(LocalRead::NotLeader(status.leader));
-            }
+        let (dropped, changed) = self.core.notice_role_change();
+        for (reply, leader) in dropped {
+            let _ = reply.send(LocalRead::NotLeader(leader));
         }
-        if status.role != self.last_role {
-            info!(term = status.term.0, role = ?status.role, "role changed");
+        let status = self.core.raft().status();
+        if let Some(role) = changed {
+            info!(term = status.term.0, role = ?role, "role changed");
         }
-        self.last_role = status.role;
         if status.leader.is_some() && status.leader != self.last_leader {
             self.leader_changes += 1;
             self.parts.metrics.leader_changes.increment(1);
@@ -1024,32 +724,17 @@ impl Driver {
         }
     }
 
-    /// Publishes the core's lease as a deadline for direct reads (`lease.rs`),
-    /// or revokes it: only a leader that has applied an entry of its own term
-    /// grants one.
-    fn publish_lease(&self) {
-        let status = self.parts.raft.status();
-        let remaining = match self.parts.raft.lease_remaining_ticks() {
-            Some(ticks) if status.role == Role::Leader && self.applied.1 == status.term => ticks,
-            _ => {
-                self.parts.lease.revoke();
-                return;
-            }
-        };
-        // The tick count stands for `ticked_until`; the lease ends when the
-        // count reaches `remaining` more, which is no earlier than this.
-        let ticks = u32::try_from(remaining).unwrap_or(u32::MAX);
-        match self
-            .ticked_until
-            .checked_add(self.parts.tick.saturating_mul(ticks))
-        {
+    /// Publishes the core's lease deadline for direct reads (`lease.rs`), or
+    /// revokes it.
+    fn publish_lease(&self, until: Option<Duration>) {
+        match until.and_then(|until| self.origin.checked_add(until)) {
             Some(until) => self.parts.lease.grant(until),
             None => self.parts.lease.revoke(),
         }
     }
 
     fn publish_status(&mut self) {
-        let status = self.parts.raft.status();
+        let status = self.core.raft().status();
         let next = NodeStatus {
             id: status.id,
             role: status.role,
@@ -1063,7 +748,7 @@ impl Driver {
             loading: self.loading,
             leader_changes: self.leader_changes,
             snapshot_index: self.durable_snapshot_index,
-            voters: self.parts.raft.voter_count(),
+            voters: self.core.raft().voter_count(),
             // Filled in below, without allocating unless it changed.
             followers: Vec::new(),
         };
@@ -1079,7 +764,7 @@ impl Driver {
         // This runs on every turn of the loop: the leader's address is looked
         // up and formatted only when the leader changes, never per request.
         let resp_addrs = &self.parts.resp_addrs;
-        let raft = &self.parts.raft;
+        let raft = self.core.raft();
         let tick_ms = u64::try_from(self.parts.tick.as_millis()).unwrap_or(u64::MAX);
         // Lag changes in whole seconds, so the status changes at most once a
         // second per follower for it.
@@ -1131,27 +816,6 @@ async fn wal_batch(
     }
 }
 
-/// Whether a Ready needs an fsync before its messages leave: new entries, or a
-/// new term or vote (a vote or an acknowledgement depends on them, §5.1 and
-/// Figure 2 "persistent state ... updated on stable storage before responding").
-/// A change of the commit index alone does not (etcd's `MustSync` rule).
-fn must_sync(synced: Option<HardState>, next: Option<HardState>, entries: &[Entry]) -> bool {
-    if !entries.is_empty() {
-        return true;
-    }
-    term_or_vote_changed(synced, next)
-}
-
-/// Whether `next` changes the term or vote of the last synced hard state (or
-/// nothing was synced yet).
-fn term_or_vote_changed(synced: Option<HardState>, next: Option<HardState>) -> bool {
-    match (synced, next) {
-        (_, None) => false,
-        (None, Some(_)) => true,
-        (Some(old), Some(new)) => old.term != new.term || old.voted_for != new.voted_for,
-    }
-}
-
 /// Milliseconds since the Unix epoch; a clock before 1970 reads as 0.
 pub(super) fn wall_clock_ms() -> u64 {
     SystemTime::now()
@@ -1185,48 +849,5 @@ fn tracked_changes(into: &mut Vec<TrackedChange>, writer: Option<u64>, touches: 
             }
         };
         into.push(change);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hs(term: u64, voted_for: Option<u64>, commit: u64) -> HardState {
-        HardState {
-            term: Term(term),
-            voted_for: voted_for.map(NodeId),
-            commit_index: LogIndex(commit),
-        }
-    }
-
-    /// A vote, a term or entries must be durable before anything is sent; a
-    /// commit index that moved alone need not be.
-    #[test]
-    fn fsync_is_needed_for_entries_term_and_vote_but_not_commit_alone() {
-        let entry = Entry {
-            term: Term(1),
-            index: LogIndex(1),
-            kind: EntryKind::Noop,
-            data: Default::default(),
-        };
-        assert!(must_sync(
-            Some(hs(1, None, 0)),
-            None,
-            std::slice::from_ref(&entry)
-        ));
-        assert!(must_sync(None, Some(hs(0, None, 0)), &[]));
-        assert!(must_sync(Some(hs(1, None, 0)), Some(hs(2, None, 0)), &[]));
-        assert!(must_sync(
-            Some(hs(2, None, 0)),
-            Some(hs(2, Some(3), 0)),
-            &[]
-        ));
-        assert!(!must_sync(
-            Some(hs(2, Some(3), 4)),
-            Some(hs(2, Some(3), 9)),
-            &[]
-        ));
-        assert!(!must_sync(Some(hs(2, Some(3), 4)), None, &[]));
     }
 }

@@ -17,6 +17,7 @@
 //! Errors say what happened to the command: `CLUSTERDOWN`/`TRYAGAIN` only when the
 //! write was certainly not appended; an unknown outcome is an `ERR outcome unknown`.
 
+mod core;
 mod driver;
 mod lease;
 pub mod pubsub;
@@ -118,6 +119,9 @@ pub enum NodeError {
     /// A blocking store task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     StorageTask(String),
+    /// The Raft core handed out work that breaks a node rule (`core.rs`).
+    #[error("node core: {0}")]
+    Core(#[from] core::CoreError),
 }
 
 /// What the node shows about itself (INFO, /status, metrics).
@@ -456,8 +460,8 @@ impl Node {
             }),
         };
         let driver = driver::Driver::new(
+            raft,
             driver::DriverParts {
-                raft,
                 db,
                 transport,
                 requests: request_rx,

@@ -300,11 +300,12 @@ impl RaftLog {
         out
     }
 
-    /// The driver made `last` (and all before it) durable. Ignored when the
-    /// log changed at that index since (a truncation overtook the Ready).
-    pub(crate) fn persisted_to(&mut self, last: &Entry) {
-        if self.term_at(last.index) == Some(last.term) && last.index > self.persisted {
-            self.persisted = last.index;
+    /// The driver made the log through `index` (an entry of `term`)
+    /// durable. Ignored when the log changed at that index since (a
+    /// truncation overtook the write).
+    pub(crate) fn persisted_to(&mut self, index: LogIndex, term: Term) {
+        if self.term_at(index) == Some(term) && index > self.persisted {
+            self.persisted = index;
         }
     }
 

@@ -22,8 +22,10 @@
 //! # The Ready contract
 //!
 //! Inputs: [`Raft::tick`], [`Raft::step`], [`Raft::propose`],
-//! [`Raft::read_index`], [`Raft::transfer_leader`], [`Raft::compact`].
-//! Output: [`Raft::ready`] returns a [`Ready`]; the driver must, in this order:
+//! [`Raft::read_index`], [`Raft::transfer_leader`], [`Raft::compact`], and
+//! [`Raft::on_persisted`] (storage completions).
+//! Output: [`Raft::ready`] returns a [`Ready`]. The simplest correct driver
+//! (the simulator's, and the tests') does, in this order:
 //! 0. if `snapshot` is `Some(meta)`: install the state-machine data received
 //!    for it (streamed earlier, see InstallSnapshot below) in place of the
 //!    current state machine, and make it durable; then fix the stored log:
@@ -38,9 +40,9 @@
 //! 3. apply `committed_entries` in order (after a snapshot they start at
 //!    `last_included_index + 1`);
 //! 4. serve each `read_states` entry once its `index` has been applied;
-//! 5. call [`Raft::advance`] with the same `Ready`.
+//! 5. call [`Raft::advance`] with the same `Ready` (which is
+//!    [`Raft::on_persisted`] with its last entry's index and term).
 //!
-//! Readies are processed one at a time, in the order they were returned.
 //! Why this is enough for the persistence rule (never send a vote or an append
 //! acknowledgement before the term, vote and entries it depends on are
 //! durable): a message is queued only after the state it depends on changed,
@@ -54,10 +56,22 @@
 //!  driver            ─► fsync hard state ─► send response ─► advance()
 //! ```
 //!
-//! The leader appends to its own log in parallel with replicating (thesis
-//! §10.2.1): its entries and the AppendEntries carrying them are in the same
-//! Ready, but it counts itself toward a majority only for entries acknowledged
-//! by [`Raft::advance`], so the commit index may move inside `advance()`.
+//! The production node (`node/core.rs`) relaxes the order without breaking
+//! the rule, and this core allows exactly these relaxations:
+//! - Readies are pipelined: `ready()` may be called again before the previous
+//!   Ready's write is durable, provided each Ready's messages still leave only
+//!   after its own write and every earlier one are durable, in Ready order
+//!   (raft-rs `persisted_messages`, etcd-raft's asynchronous storage writes).
+//! - A leader whose term and vote did not change in a Ready may send its
+//!   messages before that Ready's write (thesis §10.2.1): its AppendEntries
+//!   and heartbeats acknowledge nothing.
+//! - `committed_entries` may be applied before the Ready's own write is
+//!   durable: they are on a majority's disks already, because the leader
+//!   counts itself toward a majority only for entries reported through
+//!   [`Raft::on_persisted`] (so the commit index may move inside it).
+//! - Durability is reported as (index, term) with [`Raft::on_persisted`], in
+//!   any grouping (one fsync for several Readies); a report whose entry was
+//!   overwritten meanwhile is ignored.
 //!
 //! A restart passes the durable hard state, the newest durable snapshot's
 //! metadata and the log after it to [`Raft::new`] (the driver restores its

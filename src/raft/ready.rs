@@ -6,7 +6,7 @@
 //! only way the persisted watermark (and so the leader's own vote toward
 //! commitment) moves. Must never do I/O itself.
 
-use super::{Raft, Ready, Role};
+use super::{LogIndex, Raft, Ready, Role, Term};
 
 impl Raft {
     /// True when [`Raft::ready`] has something to do.
@@ -54,8 +54,17 @@ impl Raft {
     /// which [`Raft::has_ready`] is true.
     pub fn advance(&mut self, ready: Ready) {
         if let Some(last) = ready.entries.last() {
-            self.log.persisted_to(last);
-            self.maybe_commit();
+            self.on_persisted(last.index, last.term);
         }
+    }
+
+    /// Reports that the log is durable through `index`, whose entry has
+    /// `term`: the persisted watermark moves there unless the entry at
+    /// `index` is no longer of `term` (a newer leader overwrote it meanwhile:
+    /// that write covered another entry). On the leader this may advance the
+    /// commit index. What [`Raft::advance`] does with a Ready's last entry.
+    pub fn on_persisted(&mut self, index: LogIndex, term: Term) {
+        self.log.persisted_to(index, term);
+        self.maybe_commit();
     }
 }
