@@ -270,13 +270,21 @@ fn consumer_name(c: u64) -> String {
     format!("c{c}")
 }
 
+/// One delivery, as the checks use it.
+struct Seen<'a> {
+    consumer: u64,
+    call: u64,
+    via: Via,
+    payload: Option<&'a str>,
+}
+
 /// Checks a history against the final state (see the module docs). The
 /// `replicas` findings come from the per-node comparison, not from here.
 pub fn check(events: &[Event], end: &FinalState) -> Findings {
     let mut f = Findings::default();
     // payload -> (ack, call, ret, id)
     let mut adds: HashMap<&str, (Ack, u64, u64, Option<Id>)> = HashMap::new();
-    let mut deliveries: BTreeMap<Id, Vec<(u64, u64, u64, Via, Option<&str>)>> = BTreeMap::new();
+    let mut deliveries: BTreeMap<Id, Vec<Seen>> = BTreeMap::new();
     let mut maybe: BTreeSet<u64> = BTreeSet::new();
     // id -> earliest ret of an acknowledged XACK naming it.
     let mut acked: HashMap<Id, u64> = HashMap::new();
@@ -299,15 +307,14 @@ pub fn check(events: &[Event], end: &FinalState) -> Findings {
                 payload,
                 consumer,
                 call,
-                ret,
                 via,
-            } => deliveries.entry(*id).or_default().push((
-                *consumer,
-                *call,
-                *ret,
-                *via,
-                payload.as_deref(),
-            )),
+                ..
+            } => deliveries.entry(*id).or_default().push(Seen {
+                consumer: *consumer,
+                call: *call,
+                via: *via,
+                payload: payload.as_deref(),
+            }),
             Event::Maybe { consumer, .. } => {
                 maybe.insert(*consumer);
             }
@@ -411,24 +418,24 @@ pub fn check(events: &[Event], end: &FinalState) -> Findings {
             continue;
         };
         for d in ds {
-            if d.4.is_some() && d.4 != *stored {
+            if d.payload.is_some() && d.payload != *stored {
                 f.phantoms.push(format!(
                     "{id} was delivered with {:?}, the stream holds {stored:?}",
-                    d.4
+                    d.payload
                 ));
             }
         }
-        let new = ds.iter().filter(|d| d.3 == Via::New).count();
+        let new = ds.iter().filter(|d| d.via == Via::New).count();
         if new > 1 {
             f.duplicated
                 .push(format!("{id} was delivered as new {new} times"));
         }
         if let Some(t) = acked.get(id) {
-            for d in ds.iter().filter(|d| d.1 > *t) {
+            for d in ds.iter().filter(|d| d.call > *t) {
                 f.redelivered.push(format!(
                     "{id} came back to {} by {:?} after its XACK was acknowledged",
-                    consumer_name(d.0),
-                    d.3
+                    consumer_name(d.consumer),
+                    d.via
                 ));
             }
         }
@@ -455,7 +462,7 @@ pub fn check(events: &[Event], end: &FinalState) -> Findings {
                 .push(format!("{} is pending after an acknowledged XACK", p.id));
         }
         let ds = deliveries.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-        let owner_seen = ds.iter().any(|d| consumer_name(d.0) == p.consumer);
+        let owner_seen = ds.iter().any(|d| consumer_name(d.consumer) == p.consumer);
         let owner_maybe = maybe.iter().any(|c| consumer_name(*c) == p.consumer);
         if !owner_seen && !owner_maybe {
             f.pel.push(format!(
@@ -830,9 +837,9 @@ async fn consumer(
             // Counted over fetches only: a count over every round would put
             // the claims on the rounds that acknowledge.
             fetches += 1;
-            if fetches % 8 == 0 {
+            if fetches.is_multiple_of(8) {
                 c.claim().await;
-            } else if fetches % 4 == 0 {
+            } else if fetches.is_multiple_of(4) {
                 c.autoclaim().await;
             } else {
                 c.read_new().await;
