@@ -1013,6 +1013,15 @@ impl Db {
 
     /// The live entry at `key` for a read at `now` (records the access).
     pub(crate) fn lookup_read(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
+        let entry = self.lookup_read_no_touch(db, key, now)?;
+        entry.access.touch(now);
+        Some(entry)
+    }
+
+    /// [`Db::lookup_read`] without recording the access (Redis's
+    /// `LOOKUP_NOTOUCH`: TTL and its forms): counted, and a miss sends
+    /// `keymiss`.
+    pub(crate) fn lookup_read_no_touch(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
         let Some(entry) = self.dbs[db].live(key, now) else {
             self.reads.misses.fetch_add(1, Ordering::Relaxed);
             if self.notify_flags & notify::KEY_MISS != 0 {
@@ -1021,7 +1030,6 @@ impl Db {
             return None;
         };
         self.reads.hits.fetch_add(1, Ordering::Relaxed);
-        entry.access.touch(now);
         Some(entry)
     }
 
