@@ -244,6 +244,9 @@ pub struct Session {
     /// Channels plus patterns subscribed to (Redis's count in SUBSCRIBE's
     /// confirmations), as of the last confirmation sent.
     pub subscriptions: i64,
+    /// The patterns among `subscriptions` (CLIENT LIST's `psub`; `sub` is
+    /// the rest).
+    pub pattern_subscriptions: i64,
     /// Shard channels subscribed to.
     pub shard_subscriptions: i64,
     /// `CLIENT TRACKING ON` options (None: tracking off).
@@ -277,6 +280,7 @@ impl Session {
             user: Bytes::from_static(b"default"),
             authenticated: true,
             subscriptions: 0,
+            pattern_subscriptions: 0,
             shard_subscriptions: 0,
             tracking: None,
             caching: false,
