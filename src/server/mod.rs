@@ -322,19 +322,14 @@ impl command::Backend for ServerContext {
         self.inner.node.write_batch(ops)
     }
 
-    fn read<R: Send + 'static>(
-        &self,
-        f: command::ReadWith<R>,
-    ) -> impl Future<Output = Result<R, RequestError>> + Send {
-        async move {
-            let (value, misses) = self.inner.node.read(with_misses(f)).await?;
-            if !misses.is_empty() {
-                // Answered once its `keymiss` events are in the log (see
-                // `send_misses`); the read's own result stands either way.
-                let _ = self.write(send_misses(misses)).await;
-            }
-            Ok(value)
+    async fn read<R: Send + 'static>(&self, f: command::ReadWith<R>) -> Result<R, RequestError> {
+        let (value, misses) = self.inner.node.read(with_misses(f)).await?;
+        if !misses.is_empty() {
+            // Answered once its `keymiss` events are in the log (see
+            // `send_misses`); the read's own result stands either way.
+            let _ = self.write(send_misses(misses)).await;
         }
+        Ok(value)
     }
 
     fn read_local<R>(

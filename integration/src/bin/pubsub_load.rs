@@ -234,7 +234,7 @@ async fn throughput(
             .collect()
     };
     let header = split(lines.next().context("no redis-benchmark output")?);
-    let row = split(lines.last().context("no redis-benchmark row")?);
+    let row = split(lines.next_back().context("no redis-benchmark row")?);
     let field = |name: &str| -> Result<f64> {
         let at = header
             .iter()
