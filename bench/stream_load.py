@@ -24,7 +24,15 @@ import socket
 import statistics
 import time
 
-from pubsub_load import _command as command
+
+def command(*args):
+    """One command as a RESP2 array of bulk strings."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
 
 KEY = b"bench:xg"
 GROUP = b"bench"
