@@ -262,6 +262,16 @@ queue-chaos: ## Reliable-queue fault test: make queue-chaos DURATION=… QUEUE_S
 	QUEUE_CHAOS_SECS='$(DURATION)' QUEUE_CHAOS_SCHEDULES='$(QUEUE_SCHEDULES)' \
 	  $(CARGO) test --release -p dkv-integration --test queue_chaos -- --nocapture
 
+# Stream chaos (issue 16): XADD producers, a consumer group (XREADGROUP, XACK,
+# XAUTOCLAIM, XCLAIM) on every node under faults. `make stream-chaos DURATION=300
+# STREAM_SCHEDULES=kill-leader,flapping`
+STREAM_SCHEDULES ?= kill-leader,pause-leader,majority-minority
+.PHONY: stream-chaos
+stream-chaos: ## Stream consumer-group fault test: make stream-chaos DURATION=… STREAM_SCHEDULES=…
+	$(CARGO) build --release --bins
+	STREAM_CHAOS_SECS='$(DURATION)' STREAM_CHAOS_SCHEDULES='$(STREAM_SCHEDULES)' \
+	  $(CARGO) test --release -p dkv-integration --test stream_chaos -- --nocapture
+
 # Lock chaos (issue 14): redis-py-style locks (SET NX PX + a release script)
 # around INCR on every node under faults. Needs EVAL in dkv: until then the
 # dkv run is an ignored test, included here. `make lock-chaos DURATION=60

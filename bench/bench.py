@@ -22,9 +22,16 @@ Tests: redis-benchmark's SET GET LPUSH LPOP SADD ZADD, and the custom commands
 ZRANGE (by rank, 10 of 100 members), BLPOP (on a list filled beforehand),
 EVALSHA of a write script (INCR + EXPIRE), EVALSHA_RO of a read script (a
 GET), GEOADD (one point, a random member), SETBIT (one bit of a random
-bitmap: redis-benchmark's zero-padded __rand_int__ is no valid offset) and PFADD (random elements, one HyperLogLog). Writes are compared with
+bitmap: redis-benchmark's zero-padded __rand_int__ is no valid offset), PFADD (random elements, one HyperLogLog) and XADD (`XADD bench:xadd * f
+<random>`, one stream growing by one entry a request). Writes are compared with
 redis-always, reads (GET, ZRANGE, EVALSHA_RO) with redis-none; every row shows
 both Redis targets.
+
+Stream consumer group (bench/stream_load.py): "XREADGROUP+XACK", 50
+consumers of one group each reading one entry of a pre-filled stream and
+acknowledging it (the next read waits for the ack), pairs per second and the
+pair's p50/p99; a Python driver, since redis-benchmark cannot ack the id it
+read. Compared with redis-always; --stream-pairs 0 skips it.
 
 Pub/Sub (bench/pubsub_load.py): PUBLISH throughput (redis-benchmark, c50-P1)
 and publish-to-receive latency (p50/p99, one PUBLISH at a time) with 1 and
@@ -59,6 +66,7 @@ import time
 import urllib.request
 
 import pubsub_load
+import stream_load
 
 SCENARIOS = [
     # (label, clients, pipeline, requests per run)
@@ -84,7 +92,7 @@ def sha1_hex(text):
 # of the INCR + EXPIRE script on random counters, EVALSHA_RO of the GET
 # script on the SET test's keys, GEOADD of one point (a random member) to one
 # geo set, SETBIT of one bit of random bitmaps and PFADD of random elements
-# to one HyperLogLog.
+# to one HyperLogLog, XADD of one entry (a random value) to one stream.
 BUILTIN = ("SET", "GET", "LPUSH", "LPOP", "SADD", "ZADD")
 CUSTOM = {
     "ZRANGE": ["ZRANGE", "bench:z", "0", "9"],
@@ -96,6 +104,7 @@ CUSTOM = {
     # parser takes (leading zeros), so the random part is the key.
     "SETBIT": ["SETBIT", "bench:bits:__rand_int__", "100", "1"],
     "PFADD": ["PFADD", "bench:hll", "e:__rand_int__"],
+    "XADD": ["XADD", "bench:xadd", "*", "f", "__rand_int__"],
 }
 TESTS = BUILTIN + tuple(CUSTOM)
 # Writes are compared with Redis appendfsync always, reads with no persistence.
@@ -356,6 +365,12 @@ def used_memory(port):
 PUBSUB_TESTS = ("PUBLISH", "pub->recv")
 
 
+# The consumer-group row (bench/stream_load.py): XREADGROUP + XACK pairs, 50
+# consumers, one pair outstanding each.
+STREAM_TEST = "XREADGROUP+XACK"
+STREAM_CLIENTS = 50
+
+
 def pubsub_run(target, subscribers, args):
     """One target's Pub/Sub rows with `subscribers` subscribers."""
     if isinstance(target, DkvTarget):
@@ -401,11 +416,13 @@ def main():
                     help="PUBLISHes per throughput run (times --scale)")
     ap.add_argument("--pubsub-latency-messages", type=int, default=2_000,
                     help="PUBLISHes per latency run (times --scale)")
+    ap.add_argument("--stream-pairs", type=int, default=20_000,
+                    help="XREADGROUP+XACK pairs per consumer-group run (times --scale; 0 skips)")
     ap.add_argument("--pubsub-only", action="store_true",
                     help="only the Pub/Sub rows (no redis-benchmark tests, no memory)")
     args = ap.parse_args()
     if args.pubsub_only:
-        args.memory_keys = args.memory_collections = 0
+        args.memory_keys = args.memory_collections = args.stream_pairs = 0
 
     for tool in ("redis-server", "redis-cli", "redis-benchmark"):
         if shutil.which(tool) is None:
@@ -458,6 +475,17 @@ def main():
                     print(f"  round {rnd + 1} {label:8} {target.name:13} "
                           + " ".join(f"{t} {res[t]['rps']:,.0f}/s" for t in TESTS), flush=True)
 
+        stream_label = f"stream-c{STREAM_CLIENTS}"
+        stream_targets = [t for t in targets if t not in tls_views]
+        for rnd in range(args.rounds if args.stream_pairs > 0 else 0):
+            order = stream_targets[rnd % len(stream_targets):] + stream_targets[:rnd % len(stream_targets)]
+            for target in order:
+                r = stream_load.run(target.port, STREAM_CLIENTS,
+                                    max(500, int(args.stream_pairs * args.scale)))
+                samples.setdefault((target.name, stream_label, STREAM_TEST), []).append(r)
+                print(f"  round {rnd + 1} {stream_label:10} {target.name:13} "
+                      f"{STREAM_TEST} {r['rps']:,.0f}/s p50 {r['p50']:.3f} ms", flush=True)
+
         def med(name, label, test, field):
             return statistics.median(s[field] for s in samples[(name, label, test)])
 
@@ -478,17 +506,23 @@ def main():
         rows = []
         print()
         print(f"{'scenario':9} {'test':10} {'target':13} {'req/s':>10} {'p50 ms':>7} {'p99 ms':>7}  ratio")
-        for label, test in [(f"pubsub-s{n}", t) for n in pubsub_subscribers for t in PUBSUB_TESTS]:
-            anchor_rps = med("redis-none", label, test, "rps")
-            for target in pubsub_targets:
+        # The driver rows: Pub/Sub beside redis-none, the consumer group beside
+        # redis-always.
+        driver_rows = [(f"pubsub-s{n}", t, "redis-none", pubsub_targets)
+                       for n in pubsub_subscribers for t in PUBSUB_TESTS]
+        if args.stream_pairs > 0:
+            driver_rows.append((stream_label, STREAM_TEST, "redis-always", stream_targets))
+        for label, test, anchor, row_targets in driver_rows:
+            anchor_rps = med(anchor, label, test, "rps")
+            for target in row_targets:
                 rps = med(target.name, label, test, "rps")
                 p50 = med(target.name, label, test, "p50")
                 p99 = med(target.name, label, test, "p99")
                 ratio = rps / anchor_rps if target in dkv_targets and anchor_rps else None
                 rows.append({"scenario": label, "test": test, "target": target.name,
                              "rps": round(rps), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
-                             "ratio_vs_redis-none": round(ratio, 3) if ratio else ""})
-                note = f"  {ratio:.2f}x redis-none" if ratio else ""
+                             "ratio_vs_" + anchor: round(ratio, 3) if ratio else ""})
+                note = f"  {ratio:.2f}x {anchor}" if ratio else ""
                 print(f"{label:9} {test:10} {target.name:13} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f}{note}")
         for label, _, _, _ in SCENARIOS if not args.pubsub_only else []:
             for test in TESTS:

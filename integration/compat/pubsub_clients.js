@@ -4,19 +4,10 @@
 // node. Usage: node pubsub_clients.js SUB_HOST:PORT PUB_HOST:PORT
 // Exits non-zero on the first failed check; bounded by its own deadline.
 const Redis = require("ioredis");
+const { fail, check } = require("./checks");
 
 const WAIT_MS = 10000;
 setTimeout(() => fail("still running after 60 s"), 60000).unref();
-
-function fail(msg) {
-  console.log(`FAIL ${msg}`);
-  process.exit(1);
-}
-
-function check(name, cond, detail) {
-  if (!cond) fail(`${name} ${detail === undefined ? "" : JSON.stringify(detail)}`);
-  console.log(`ok ${name}`);
-}
 
 function connect(addr) {
   const [host, port] = addr.split(":");

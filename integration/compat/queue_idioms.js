@@ -9,18 +9,9 @@
 // the script exits non-zero on the first failed check.
 "use strict";
 const Redis = require("ioredis");
+const { fail, check } = require("./checks");
 
 const DEADLINE = Date.now() + 60000;
-
-function fail(msg) {
-  console.log(`FAIL ${msg}`);
-  process.exit(1);
-}
-
-function check(name, cond, detail) {
-  if (!cond) fail(`${name} ${detail === undefined ? "" : JSON.stringify(detail)}`);
-  console.log(`ok ${name}`);
-}
 
 const open = [];
 function conn(addr) {

@@ -9,22 +9,13 @@
 // Exits non-zero on the first failed check; bounded by its own deadline.
 const http = require("http");
 const Redis = require("ioredis");
+const { fail, check } = require("./checks");
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 const { io: connectClient } = require("socket.io-client");
 
 const WAIT_MS = 10000;
 setTimeout(() => fail("still running after 60 s"), 60000).unref();
-
-function fail(msg) {
-  console.log(`FAIL ${msg}`);
-  process.exit(1);
-}
-
-function check(name, cond, detail) {
-  if (!cond) fail(`${name} ${detail === undefined ? "" : JSON.stringify(detail)}`);
-  console.log(`ok ${name}`);
-}
 
 function redis(addr) {
   const [host, port] = addr.split(":");

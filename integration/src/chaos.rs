@@ -313,6 +313,31 @@ pub async fn settle_on_error(
     }
 }
 
+/// The run length and schedules of an application chaos test (queue, lock,
+/// stream), from the environment: `<PREFIX>_SECS` seconds per schedule
+/// (default 20) and `<PREFIX>_SCHEDULES`, comma-separated names (default
+/// kill-leader, pause-leader and majority-minority). Empty means unset.
+///
+/// # Errors
+/// The seconds are not a number, or a name is no schedule.
+pub fn app_runs(prefix: &str) -> Result<(Duration, Vec<Schedule>)> {
+    let var = |suffix: &str| {
+        std::env::var(format!("{prefix}_{suffix}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    let secs: u64 = var("SECS")
+        .unwrap_or_else(|| "20".into())
+        .parse()
+        .with_context(|| format!("{prefix}_SECS is a number of seconds"))?;
+    let schedules = var("SCHEDULES")
+        .unwrap_or_else(|| "kill-leader,pause-leader,majority-minority".into())
+        .split(',')
+        .map(|name| Schedule::parse(name.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Duration::from_secs(secs), schedules))
+}
+
 /// Raft settings of every chaos cluster (see [`run_chaos`]).
 pub const CHAOS_RAFT_KEYS: &str = "snapshot_every_entries: 1500, snapshot_chunk_bytes: 65536";
 

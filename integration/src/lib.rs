@@ -12,7 +12,9 @@
 //! Fault testing (issue 6): [`nemesis`] (named, seeded fault schedules),
 //! [`workload`] (recorded concurrent clients), [`history`] (models and checks on top
 //! of [`lincheck`]) and [`chaos`] (one run: cluster + workload + nemesis + heal +
-//! final reads + checks + report).
+//! final reads + checks + report); [`queue`], [`lock`] and [`stream_chaos`] run
+//! application patterns (a reliable list queue, locks, a stream consumer group)
+//! under the same schedules.
 //!
 //! Must never: build the server (the binary comes from `DKV_SERVER_BIN` or `target/`),
 //! wait without a bound, assert on wall-clock timings, or leave a process behind
@@ -48,6 +50,7 @@ pub mod redis_server;
 pub mod resp;
 pub mod rng;
 pub mod status;
+pub mod stream_chaos;
 pub mod workload;
 
 pub use chaos::{run_chaos, ChaosConfig, ChaosReport};

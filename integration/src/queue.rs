@@ -360,18 +360,30 @@ pub fn check(events: &[Event], end: &FinalState) -> Findings {
     f
 }
 
-/// The history so far.
-#[derive(Debug, Default)]
-struct Log(Mutex<Vec<Event>>);
+/// A history that concurrent clients append to.
+#[derive(Debug)]
+pub(crate) struct Log<E>(Mutex<Vec<E>>);
 
-impl Log {
-    fn push(&self, e: Event) {
-        self.0.lock().expect("not poisoned").push(e);
+impl<E> Default for Log<E> {
+    fn default() -> Self {
+        Log(Mutex::new(Vec::new()))
     }
 }
 
-/// Sends `cmd` with a timeout; `Err` carries the outcome class.
-async fn request(
+impl<E> Log<E> {
+    pub(crate) fn push(&self, e: E) {
+        self.0.lock().expect("not poisoned").push(e);
+    }
+
+    /// The events so far, leaving the log empty.
+    pub(crate) fn take(&self) -> Vec<E> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+/// Sends `cmd` with a timeout, connecting first if `conn` is empty; `Err`
+/// carries the outcome class, and an unknown outcome drops the connection.
+pub(crate) async fn request(
     conn: &mut Option<MultiplexedConnection>,
     addr: SocketAddr,
     cmd: &redis::Cmd,
@@ -396,7 +408,8 @@ async fn request(
     result
 }
 
-fn text(v: &Value) -> Option<String> {
+/// A bulk or simple string reply as text.
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),
@@ -410,7 +423,7 @@ async fn producer(
     timeout: Duration,
     origin: Instant,
     stop_at: Instant,
-    log: Arc<Log>,
+    log: Arc<Log<Event>>,
 ) {
     let mut conn = None;
     let mut seq = 0u64;
@@ -450,7 +463,7 @@ async fn consumer(
     timeout: Duration,
     origin: Instant,
     stop_at: Instant,
-    log: Arc<Log>,
+    log: Arc<Log<Event>>,
 ) {
     let processing = format!("proc:{id}");
     let mut conn = None;
@@ -588,7 +601,7 @@ pub async fn run_queue_chaos(config: QueueConfig) -> Result<QueueReport> {
     .await?;
     let origin = Instant::now();
     let stop_at = origin + config.duration;
-    let log = Arc::new(Log::default());
+    let log: Arc<Log<Event>> = Arc::new(Log::default());
     let mut tasks = tokio::task::JoinSet::new();
     let mut next = 0u64;
     let mut consumers = Vec::new();
@@ -628,7 +641,7 @@ pub async fn run_queue_chaos(config: QueueConfig) -> Result<QueueReport> {
         .context("no leader after the heal")?;
     let end = final_state(&cluster, leader, &consumers).await?;
     cluster.shutdown();
-    let events = std::mem::take(&mut *log.0.lock().expect("not poisoned"));
+    let events = log.take();
     let findings = check(&events, &end);
     let mut pushes = (0, 0, 0);
     let (mut delivered, mut done) = ((0, 0), 0);

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use dkv_integration::redis_server::start_redis;
+use dkv_integration::redis_server::{start_redis, RedisServer};
 use dkv_integration::{program_available, Cluster, RawConn, Reply};
 
 /// Sends one command given as owned arguments.
@@ -127,6 +127,21 @@ fn values() -> Vec<(String, Vec<Vec<Vec<u8>>>)> {
     out
 }
 
+/// A real redis-server, a 3-node dkv cluster and a connection to one of its
+/// followers (a write there is forwarded to the leader); `None` when
+/// redis-server is not installed (the test skips).
+async fn servers() -> Result<Option<(RedisServer, RawConn, Cluster, RawConn)>> {
+    if !program_available("redis-server", "--version") {
+        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+        return Ok(None);
+    }
+    let (server, redis) = start_redis().await?;
+    let mut cluster = Cluster::start(3).await?;
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let dkv = RawConn::connect(cluster.resp_addr((leader + 1) % 3)).await?;
+    Ok(Some((server, redis, cluster, dkv)))
+}
+
 async fn digest(conn: &mut RawConn, key: &[u8]) -> Result<Reply> {
     conn.command(&[b"DEBUG", b"DIGEST-VALUE", key]).await
 }
@@ -144,15 +159,9 @@ fn bulk(reply: Reply, what: &str) -> Result<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_restore_round_trips_between_redis_and_dkv() -> Result<()> {
-    if !program_available("redis-server", "--version") {
-        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+    let Some((_redis_server, mut redis, cluster, mut dkv)) = servers().await? else {
         return Ok(());
-    }
-    let (_redis_server, mut redis) = start_redis().await?;
-    let mut cluster = Cluster::start(3).await?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let follower = (leader + 1) % 3;
-    let mut dkv = RawConn::connect(cluster.resp_addr(follower)).await?;
+    };
     let mut identical = 0;
     let values = values();
     for (key, cmds) in &values {
@@ -221,14 +230,9 @@ async fn dump_restore_round_trips_between_redis_and_dkv() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_and_object_replies_match_redis() -> Result<()> {
-    if !program_available("redis-server", "--version") {
-        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+    let Some((_redis_server, mut redis, cluster, mut dkv)) = servers().await? else {
         return Ok(());
-    }
-    let (_redis_server, mut redis) = start_redis().await?;
-    let mut cluster = Cluster::start(3).await?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let mut dkv = RawConn::connect(cluster.resp_addr((leader + 1) % 3)).await?;
+    };
     redis.command(&[b"SET", b"k", b"v"]).await?;
     let payload = bulk(redis.command(&[b"DUMP", b"k"]).await?, "DUMP")?;
     let mut corrupt = payload.clone();
@@ -319,6 +323,244 @@ async fn restore_and_object_replies_match_redis() -> Result<()> {
         assert_eq!(dkv_subs.len(), redis_subs.len(), "{name:?} subcommands");
         assert_eq!(dkv_subs, redis_subs, "COMMAND INFO {name:?} subcommands");
     }
+    cluster.shutdown();
+    Ok(())
+}
+
+/// Commands, each as its arguments.
+type Commands = Vec<Vec<Vec<u8>>>;
+
+/// Streams built in Redis by these commands (explicit ids; groups read with
+/// `>`, so delivery and seen times are Redis's clock, carried by the
+/// payload). `true`: no consumer times and no deleted entry inside a node,
+/// so the same commands sent to dkv make a byte-identical DUMP.
+fn streams() -> Vec<(&'static str, bool, Commands)> {
+    let mut out = Vec::new();
+    out.push((
+        "x:small",
+        true,
+        vec![
+            words("XADD x:small 1-1 f v"),
+            words("XADD x:small 1-2 f 12345"),
+            words("XADD x:small 2-0 a 1 b -7"),
+            words("XGROUP CREATE x:small g0 $"),
+            words("XGROUP CREATE x:small g1 0 ENTRIESREAD 1"),
+        ],
+    ));
+    let mut many: Commands = (0..260)
+        .map(|i| {
+            words(&format!(
+                "XADD x:many {}-{} name user-{i} n {}",
+                1000 + i / 3,
+                i % 3,
+                i * 7
+            ))
+        })
+        .collect();
+    many.push(words("XTRIM x:many MAXLEN ~ 150"));
+    many.push(words("XSETID x:many 5000-0"));
+    out.push(("x:many", true, many));
+    out.push((
+        "x:empty",
+        true,
+        vec![words("XGROUP CREATE x:empty grp $ MKSTREAM")],
+    ));
+    let mut long = vec![
+        b"XADD".to_vec(),
+        b"x:long".to_vec(),
+        b"1-1".to_vec(),
+        b"p".to_vec(),
+    ];
+    long.push(b"abcdefghij".repeat(40));
+    out.push(("x:long", true, vec![long]));
+    out.push((
+        "x:groups",
+        false,
+        vec![
+            words("XADD x:groups 1-1 f v"),
+            words("XADD x:groups 1-2 f w"),
+            words("XADD x:groups 3-0 other 1"),
+            words("XADD x:groups 4-0 f z"),
+            words("XGROUP CREATE x:groups g 0"),
+            words("XREADGROUP GROUP g alice COUNT 2 STREAMS x:groups >"),
+            words("XREADGROUP GROUP g bob COUNT 1 STREAMS x:groups >"),
+            words("XGROUP CREATECONSUMER x:groups g carol"),
+            words("XACK x:groups g 1-2"),
+            words("XCLAIM x:groups g carol 0 3-0"),
+            words("XGROUP CREATE x:groups h 1-2"),
+            words("XREADGROUP GROUP h dave STREAMS x:groups >"),
+        ],
+    ));
+    out.push((
+        "x:deleted",
+        false,
+        vec![
+            words("XADD x:deleted 7-0 k v0"),
+            words("XADD x:deleted 7-1 k v1"),
+            words("XADD x:deleted 7-2 k v2"),
+            words("XADD x:deleted 7-3 k v3"),
+            words("XDEL x:deleted 7-0 7-2"),
+            words("XGROUP CREATE x:deleted g 0"),
+            words("XREADGROUP GROUP g c STREAMS x:deleted >"),
+            words("XDEL x:deleted 7-3"),
+        ],
+    ));
+    out
+}
+
+/// `reply` with the values after the names in `names` (at any depth of a
+/// name/value array) replaced by 0: the fields that are clocks or estimates.
+fn masked(reply: Reply, names: &[&str]) -> Reply {
+    match reply {
+        Reply::Array(Some(items)) => {
+            let mut out: Vec<Reply> = Vec::with_capacity(items.len());
+            let mut mask_next = false;
+            for item in items {
+                if mask_next {
+                    out.push(Reply::Integer(0));
+                    mask_next = false;
+                    continue;
+                }
+                mask_next = matches!(&item, Reply::Bulk(Some(n)) if names.iter().any(|m| m.as_bytes() == n.as_slice()));
+                out.push(masked(item, names));
+            }
+            Reply::Array(Some(out))
+        }
+        other => other,
+    }
+}
+
+/// XPENDING's extended form with each entry's idle time (a clock) zeroed.
+fn pending_without_idle(reply: Reply) -> Reply {
+    match reply {
+        Reply::Array(Some(entries)) => Reply::Array(Some(
+            entries
+                .into_iter()
+                .map(|e| match e {
+                    Reply::Array(Some(mut f)) if f.len() == 4 => {
+                        f[2] = Reply::Integer(0);
+                        Reply::Array(Some(f))
+                    }
+                    other => other,
+                })
+                .collect(),
+        )),
+        other => other,
+    }
+}
+
+/// The stream reads compared between two servers (clocks masked):
+/// XINFO STREAM FULL, XRANGE, XREVRANGE, XLEN, and per group XINFO GROUPS,
+/// XINFO CONSUMERS, XPENDING (summary and extended).
+async fn stream_view(conn: &mut RawConn, key: &[u8]) -> Result<Vec<Reply>> {
+    // dkv's radix-tree-nodes is an estimate (README, Streams).
+    let full = conn.command(&[b"XINFO", b"STREAM", key, b"FULL"]).await?;
+    let mut view = vec![masked(full, &["radix-tree-nodes"])];
+    view.push(conn.command(&[b"XRANGE", key, b"-", b"+"]).await?);
+    view.push(
+        conn.command(&[b"XREVRANGE", key, b"+", b"-", b"COUNT", b"3"])
+            .await?,
+    );
+    view.push(conn.command(&[b"XLEN", key]).await?);
+    let groups = conn.command(&[b"XINFO", b"GROUPS", key]).await?;
+    let names: Vec<Vec<u8>> = match &groups {
+        Reply::Array(Some(gs)) => gs
+            .iter()
+            .filter_map(|g| match g {
+                Reply::Array(Some(f)) => match f.get(1) {
+                    Some(Reply::Bulk(Some(n))) => Some(n.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    view.push(groups);
+    for g in &names {
+        let consumers = conn.command(&[b"XINFO", b"CONSUMERS", key, g]).await?;
+        view.push(masked(consumers, &["idle"]));
+        view.push(conn.command(&[b"XPENDING", key, g]).await?);
+        let extended = conn
+            .command(&[b"XPENDING", key, g, b"-", b"+", b"100"])
+            .await?;
+        view.push(pending_without_idle(extended));
+    }
+    Ok(view)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_dump_restore_between_redis_and_dkv() -> Result<()> {
+    let Some((_redis_server, mut redis, cluster, mut dkv)) = servers().await? else {
+        return Ok(());
+    };
+    let (mut identical, mut same_commands) = (0, 0);
+    let all = streams();
+    for (key, timeless, cmds) in &all {
+        for cmd in cmds {
+            if let Reply::Error(e) = send(&mut redis, cmd).await? {
+                bail!("building {key} in Redis: {e}");
+            }
+        }
+        let key = key.as_bytes();
+        let payload = bulk(redis.command(&[b"DUMP", key]).await?, "Redis DUMP")?;
+        // Redis → dkv: every read answers as Redis's.
+        let reply = dkv.command(&[b"RESTORE", key, b"0", &payload]).await?;
+        assert_eq!(
+            reply,
+            Reply::Simple("OK".into()),
+            "RESTORE {key:?} into dkv"
+        );
+        let want = stream_view(&mut redis, key).await?;
+        assert_eq!(stream_view(&mut dkv, key).await?, want, "{key:?} in dkv");
+        assert_eq!(digest(&mut dkv, key).await?, digest(&mut redis, key).await?);
+        assert_eq!(
+            encoding(&mut dkv, key).await?,
+            encoding(&mut redis, key).await?
+        );
+        // dkv → Redis: the same stream again.
+        let ours = bulk(dkv.command(&[b"DUMP", key]).await?, "dkv DUMP")?;
+        if ours == payload {
+            identical += 1;
+        } else {
+            assert!(!timeless, "dkv's DUMP of {key:?} differs from Redis's");
+        }
+        let copy = [key, b":back"].concat();
+        let reply = redis.command(&[b"RESTORE", &copy, b"0", &ours]).await?;
+        assert_eq!(
+            reply,
+            Reply::Simple("OK".into()),
+            "RESTORE {key:?} into Redis"
+        );
+        let back = stream_view(&mut redis, &copy).await?;
+        assert_eq!(back, want, "{key:?} after dkv → Redis");
+        // The same commands sent to dkv make the same bytes.
+        if *timeless {
+            let mine = [key, b":mine"].concat();
+            for cmd in cmds {
+                let mut cmd = cmd.clone();
+                for arg in cmd.iter_mut() {
+                    if arg.as_slice() == key {
+                        *arg = mine.clone();
+                    }
+                }
+                if let Reply::Error(e) = send(&mut dkv, &cmd).await? {
+                    bail!("building {key:?} in dkv: {e}");
+                }
+            }
+            let built = bulk(dkv.command(&[b"DUMP", &mine]).await?, "dkv DUMP")?;
+            assert_eq!(
+                built, payload,
+                "dkv's DUMP of {key:?} built by the same commands"
+            );
+            same_commands += 1;
+        }
+    }
+    println!(
+        "stream DUMP/RESTORE: {} streams Redis → dkv → Redis with equal reads; {identical} of dkv's payloads byte-identical to Redis's; {same_commands} built by the same commands in dkv byte-identical",
+        all.len()
+    );
+    assert_eq!(identical, all.iter().filter(|(_, t, _)| *t).count() + 1);
     cluster.shutdown();
     Ok(())
 }

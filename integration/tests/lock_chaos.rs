@@ -21,22 +21,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use dkv_integration::chaos::{drain, exclusive};
+use dkv_integration::chaos::{app_runs, drain, exclusive};
 use dkv_integration::external::tool_missing;
 use dkv_integration::lock::{
     read_counter, run_lock_chaos, spawn_clients, ClientSettings, History, LockConfig, LockReport,
     Validity, LOCK, RELEASE_SCRIPT, RELEASE_SHA,
 };
+use dkv_integration::program_available;
 use dkv_integration::redis_server::{start_redis, RedisServer};
 use dkv_integration::resp::Reply;
-use dkv_integration::{program_available, Schedule};
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
 
 /// The lock clients against one real redis-server for a few seconds: many
 /// sections, the release script loaded by its first NOSCRIPT, every check
@@ -147,17 +140,11 @@ where
 #[ignore = "a chaos run: make lock-chaos"]
 async fn lock_is_safe_under_kill_pause_and_partition() -> Result<()> {
     let _lock = exclusive()?;
-    let secs: u64 = env_or("LOCK_CHAOS_SECS", "20")
-        .parse()
-        .context("LOCK_CHAOS_SECS is a number of seconds")?;
-    let names = env_or(
-        "LOCK_CHAOS_SCHEDULES",
-        "kill-leader,pause-leader,majority-minority",
-    );
+    let (duration, schedules) = app_runs("LOCK_CHAOS")?;
     let mut failures = Vec::new();
-    for (k, name) in names.split(',').enumerate() {
-        let schedule = Schedule::parse(name.trim())?;
-        let config = LockConfig::new(schedule, 3, Duration::from_secs(secs), 8200 + k as u64);
+    for (k, schedule) in schedules.into_iter().enumerate() {
+        let name = schedule.name();
+        let config = LockConfig::new(schedule, 3, duration, 8200 + k as u64);
         let report = run_lock_chaos(config).await?;
         println!("{}", report.render());
         ensure!(

@@ -37,7 +37,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use dkv_integration::frames::{frame_len, FrameConn as Conn};
 use dkv_integration::redis_server::start_redis;
 use dkv_integration::rng::Rng;
@@ -508,4 +508,139 @@ fn normalizing_sorts_only_hash_ordered_runs() {
     let mut reply = vec![b("*2\r\n$1\r\nz\r\n$1\r\ny\r\n")];
     normalize(&mut reply, true);
     assert_eq!(reply, vec![b("*2\r\n$1\r\ny\r\n$1\r\nz\r\n")]);
+}
+
+/// The text of a bulk (`$`) or verbatim (`=`, after its `txt:`) reply.
+fn reply_text(frame: &[u8]) -> Result<String> {
+    let text = String::from_utf8_lossy(frame);
+    let body = match text.split_once("\r\n") {
+        Some((head, body)) if head.starts_with('$') => body,
+        Some((head, body)) if head.starts_with('=') => body.get(4..).unwrap_or(""),
+        _ => bail!("not a text reply: {text:?}"),
+    };
+    Ok(body.trim_end_matches("\r\n").to_string())
+}
+
+/// The CLIENT LIST fields a connection's Pub/Sub and MULTI state shows,
+/// of the line with `id=<id>` (the others vary between servers).
+fn state_fields(list: &str, id: &str) -> Result<String> {
+    let wanted = format!("id={id}");
+    let line = list
+        .lines()
+        .find(|l| l.split(' ').next() == Some(wanted.as_str()))
+        .with_context(|| format!("no client {id} in {list:?}"))?;
+    const SHOWN: &[&str] = &[
+        "flags", "db", "sub", "psub", "ssub", "multi", "cmd", "redir", "resp",
+    ];
+    Ok(line
+        .split(' ')
+        .filter(|f| f.split_once('=').is_some_and(|(k, _)| SHOWN.contains(&k)))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// The ids CLIENT LIST TYPE `kind` lists, each as its place in `ids`.
+fn listed(list: &str, ids: &[String]) -> Vec<usize> {
+    list.lines()
+        .filter_map(|l| l.split(' ').next()?.strip_prefix("id="))
+        .filter_map(|id| ids.iter().position(|i| i == id))
+        .collect()
+}
+
+/// What CLIENT LIST / CLIENT INFO show of subscribed and transaction
+/// connections on the server at `addr`, as lines to compare.
+async fn client_states(addr: SocketAddr) -> Result<Vec<String>> {
+    let call = |words: &'static str| -> Vec<Vec<u8>> { words.split(' ').map(b).collect() };
+    let mut observer = Conn::connect(addr).await?;
+    // 0: RESP2 subscriber to 2 channels, 1 pattern, 1 shard channel.
+    // 1: RESP3 subscriber (asks CLIENT INFO itself). 2: in MULTI.
+    // 3: an idle connection.
+    let mut conns = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let mut conn = Conn::connect(addr).await?;
+        let id = conn.call(&call("CLIENT ID")).await?;
+        ids.push(
+            String::from_utf8_lossy(&id)
+                .trim_matches([':', '\r', '\n'])
+                .to_string(),
+        );
+        conns.push(conn);
+    }
+    let mut out = Vec::new();
+    conns[0].send(&call("SUBSCRIBE news.uk news.fr")).await?;
+    conns[0].send(&call("PSUBSCRIBE news.*")).await?;
+    conns[0].send(&call("SSUBSCRIBE orders")).await?;
+    for _ in 0..4 {
+        conns[0].frame(FRAME_TIMEOUT).await?;
+    }
+    conns[1].call(&call("HELLO 3")).await?;
+    conns[1].send(&call("SUBSCRIBE a")).await?;
+    conns[1].send(&call("PSUBSCRIBE a* b*")).await?;
+    for _ in 0..3 {
+        conns[1].frame(FRAME_TIMEOUT).await?;
+    }
+    let info = reply_text(&conns[1].call(&call("CLIENT INFO")).await?)?;
+    out.push(format!("info: {}", state_fields(&info, &ids[1])?));
+    conns[2].call(&call("MULTI")).await?;
+    conns[2].call(&call("SET k v")).await?;
+    conns[2].call(&call("GET k")).await?;
+    let list = reply_text(&observer.call(&call("CLIENT LIST")).await?)?;
+    for (i, id) in ids.iter().enumerate() {
+        out.push(format!("{i}: {}", state_fields(&list, id)?));
+    }
+    for kind in ["pubsub", "normal"] {
+        let list = reply_text(
+            &observer
+                .call(&[b("CLIENT"), b("LIST"), b("TYPE"), b(kind)])
+                .await?,
+        )?;
+        out.push(format!("type {kind}: {:?}", listed(&list, &ids)));
+    }
+    // Leaving one kind at a time, then all: the flag goes with the last.
+    conns[0].send(&call("PUNSUBSCRIBE")).await?;
+    conns[0].frame(FRAME_TIMEOUT).await?;
+    conns[0].send(&call("UNSUBSCRIBE news.uk")).await?;
+    conns[0].frame(FRAME_TIMEOUT).await?;
+    let list = reply_text(&observer.call(&call("CLIENT LIST")).await?)?;
+    out.push(format!("0 after: {}", state_fields(&list, &ids[0])?));
+    conns[0].send(&call("UNSUBSCRIBE")).await?;
+    conns[0].frame(FRAME_TIMEOUT).await?;
+    conns[0].send(&call("SUNSUBSCRIBE")).await?;
+    conns[0].frame(FRAME_TIMEOUT).await?;
+    conns[2].call(&call("EXEC")).await?;
+    let list = reply_text(&observer.call(&call("CLIENT LIST")).await?)?;
+    for i in [0, 2] {
+        out.push(format!("{i} at last: {}", state_fields(&list, &ids[i])?));
+    }
+    let killed = observer.call(&call("CLIENT KILL TYPE pubsub")).await?;
+    out.push(format!("kill pubsub: {}", String::from_utf8_lossy(&killed)));
+    Ok(out)
+}
+
+/// CLIENT LIST / CLIENT INFO's `flags` (P, x), `sub`, `psub`, `ssub` and
+/// `multi` and the `pubsub` client type, as Redis shows them, for the same
+/// connections on a dkv node and on `redis-server`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_subscription_fields_match_redis_server() -> Result<()> {
+    if !program_available("redis-server", "--version") {
+        println!("SKIPPED: redis-server is not installed (.ci/run installs it)");
+        return Ok(());
+    }
+    let (redis, _) = start_redis().await?;
+    let want = client_states(redis.addr).await?;
+    // The real server's values: the state this test means to compare.
+    ensure!(
+        want[1].contains(" sub=2 psub=1 ssub=1 ") && want[1].contains("flags=P "),
+        "{want:#?}"
+    );
+    let mut cluster = Cluster::start(1).await?;
+    cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let got = client_states(cluster.resp_addr(0)).await?;
+    cluster.shutdown();
+    for line in &want {
+        println!("{line}");
+    }
+    ensure!(want == got, "redis:\n{want:#?}\ndkv:\n{got:#?}");
+    Ok(())
 }

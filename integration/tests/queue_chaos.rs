@@ -8,34 +8,18 @@
 //! change the run. Runs take `chaos::exclusive()`, so they never overlap the
 //! other chaos runs.
 
-use std::time::Duration;
-
-use anyhow::{ensure, Context, Result};
-use dkv_integration::chaos::exclusive;
+use anyhow::{ensure, Result};
+use dkv_integration::chaos::{app_runs, exclusive};
 use dkv_integration::queue::{run_queue_chaos, QueueConfig};
-use dkv_integration::Schedule;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_loses_and_duplicates_nothing_under_kill_pause_and_partition() -> Result<()> {
     let _lock = exclusive()?;
-    let secs: u64 = env_or("QUEUE_CHAOS_SECS", "20")
-        .parse()
-        .context("QUEUE_CHAOS_SECS is a number of seconds")?;
-    let names = env_or(
-        "QUEUE_CHAOS_SCHEDULES",
-        "kill-leader,pause-leader,majority-minority",
-    );
+    let (duration, schedules) = app_runs("QUEUE_CHAOS")?;
     let mut failures = Vec::new();
-    for (k, name) in names.split(',').enumerate() {
-        let schedule = Schedule::parse(name.trim())?;
-        let config = QueueConfig::new(schedule, 3, Duration::from_secs(secs), 8100 + k as u64);
+    for (k, schedule) in schedules.into_iter().enumerate() {
+        let name = schedule.name();
+        let config = QueueConfig::new(schedule, 3, duration, 8100 + k as u64);
         let report = run_queue_chaos(config).await?;
         println!("{}", report.render());
         ensure!(

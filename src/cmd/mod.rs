@@ -86,6 +86,10 @@ impl Flags {
     /// `WRITE` routes the command through the log but Redis does not show
     /// it (EVAL, EVALSHA: the script decides whether the call writes).
     pub const WRITE_NOT_SHOWN: Flags = Flags(1 << 18);
+    /// `READONLY` is kept but not shown: a container whose subcommands read
+    /// (XINFO: Redis shows no flags on the container, `readonly` on each
+    /// subcommand).
+    pub const READONLY_NOT_SHOWN: Flags = Flags(1 << 19);
     /// No flag.
     pub const NONE: Flags = Flags(0);
 
@@ -125,6 +129,7 @@ impl Flags {
             // `no_multi` only for commands refused inside MULTI.
             *name != "no_multi"
                 && !(*name == "write" && self.contains(Flags::WRITE_NOT_SHOWN))
+                && !(*name == "readonly" && self.contains(Flags::READONLY_NOT_SHOWN))
                 && self.contains(*flag)
         })
         .map(|(_, name)| name)

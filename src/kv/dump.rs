@@ -15,11 +15,15 @@
 //! - sorted sets: `ZSET_LISTPACK` for the `listpack` encoding, `ZSET_2`
 //!   (binary double scores, greatest first, as Redis) for `skiplist`;
 //! - hashes: `HASH_LISTPACK` while the hash fits Redis's listpack limits,
-//!   else `HASH`.
+//!   else `HASH`;
+//! - streams: `STREAM_LISTPACKS_2`, the radix tree of listpack nodes and
+//!   the consumer groups ([`stream`](self::stream) tells where the bytes can
+//!   differ from Redis's).
 //!
 //! [`restore`] reads all of those and the older encodings Redis 5 and 6
-//! write (ziplists, quicklist v1, linked lists, `ZSET` with text scores);
-//! zipmaps (Redis 2.4), modules and streams are refused as bad data.
+//! write (ziplists, quicklist v1, linked lists, `ZSET` with text scores,
+//! `STREAM_LISTPACKS`); zipmaps (Redis 2.4) and modules are refused as bad
+//! data.
 //!
 //! The payload is hostile input. Invariants of the reader:
 //! - every length and count is checked against the bytes that remain before
@@ -41,6 +45,7 @@
 
 pub mod crc64;
 pub mod lzf;
+mod stream;
 
 use std::collections::BTreeMap;
 
@@ -70,6 +75,8 @@ const TYPE_LIST_QUICKLIST: u8 = 14;
 const TYPE_HASH_LISTPACK: u8 = 16;
 const TYPE_ZSET_LISTPACK: u8 = 17;
 const TYPE_LIST_QUICKLIST_2: u8 = 18;
+const TYPE_STREAM_LISTPACKS: u8 = 15;
+const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 
 /// Quicklist node containers (`QUICKLIST_2`).
 const CONTAINER_PLAIN: u64 = 1;
@@ -99,8 +106,7 @@ type Result<T> = std::result::Result<T, DumpError>;
 
 // ---- writing ---------------------------------------------------------------
 
-/// The DUMP payload of `value`; empty for a stream, which dkv does not
-/// serialize in Redis's format yet (DUMP refuses it).
+/// The DUMP payload of `value`.
 pub fn dump(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     match value {
@@ -115,7 +121,7 @@ pub fn dump(value: &Value) -> Vec<u8> {
         Value::Set(set) => put_set(&mut out, set),
         Value::ZSet(zset) => put_zset(&mut out, zset),
         Value::Hash(hash) => put_hash(&mut out, hash),
-        Value::Stream(_) => return Vec::new(),
+        Value::Stream(s) => stream::put_stream(&mut out, s),
     }
     seal(out)
 }
@@ -698,7 +704,8 @@ impl<'a> Reader<'a> {
                 }
                 non_empty(Value::Hash(hash.into()), entries.len())
             }
-            // Zipmaps (Redis 2.4), modules, streams and unknown types.
+            TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 => stream::read_stream(self, kind),
+            // Zipmaps (Redis 2.4), modules and unknown types.
             _ => Err(DumpError::BadData),
         }
     }

@@ -128,7 +128,7 @@ impl Apply for Expire {
 
 /// Redis's `ttlGenericCommand`.
 fn ttl_generic(db: &Db, ctx: &Ctx, key: &[u8], ms: bool, absolute: bool) -> Output {
-    let Some(entry) = db.dbs[ctx.db].live(key, ctx.now) else {
+    let Some(entry) = db.lookup_read_no_touch(ctx.db, key, ctx.now) else {
         return Output::Integer(-2);
     };
     let Some(at) = entry.expires_at_ms else {

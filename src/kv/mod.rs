@@ -483,7 +483,13 @@ impl Db {
             self.now_ms = self.now_ms.max(command.ts_ms);
         }
         let now = self.now_ms;
-        self.apply_op(&command.op, now)
+        // Misses a read left on this thread are not this entry's (reads
+        // take theirs; see `notify::take_misses`).
+        notify::take_misses();
+        let output = self.apply_op(&command.op, now);
+        // The keymiss events of the entry's reads after its last other event.
+        self.publish_misses();
+        output
     }
 
     fn apply_op(&mut self, op: &Op, now: u64) -> Output {
@@ -562,6 +568,14 @@ impl Db {
                 let output = self.apply_op(op, now);
                 self.script_user.0 = previous;
                 output
+            }
+            Op::PubSub(pubsub::PubSubOp::KeyMiss { misses }) => {
+                for (db, key) in misses {
+                    if usize::from(*db) < DATABASES {
+                        self.notify(notify::KEY_MISS, "keymiss", usize::from(*db), key);
+                    }
+                }
+                Output::Ok
             }
             Op::PubSub(op) => self.pubsub.apply(op),
             Op::Client { op, .. } => {
@@ -999,12 +1013,23 @@ impl Db {
 
     /// The live entry at `key` for a read at `now` (records the access).
     pub(crate) fn lookup_read(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
+        let entry = self.lookup_read_no_touch(db, key, now)?;
+        entry.access.touch(now);
+        Some(entry)
+    }
+
+    /// [`Db::lookup_read`] without recording the access (Redis's
+    /// `LOOKUP_NOTOUCH`: TTL and its forms): counted, and a miss sends
+    /// `keymiss`.
+    pub(crate) fn lookup_read_no_touch(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
         let Some(entry) = self.dbs[db].live(key, now) else {
             self.reads.misses.fetch_add(1, Ordering::Relaxed);
+            if self.notify_flags & notify::KEY_MISS != 0 {
+                notify::record_miss(db, key);
+            }
             return None;
         };
         self.reads.hits.fetch_add(1, Ordering::Relaxed);
-        entry.access.touch(now);
         Some(entry)
     }
 

@@ -17,6 +17,8 @@
 //! - With notifications off (the default) an event costs one test of the
 //!   flags: the key and the event name are only read when a class is on.
 
+use std::cell::RefCell;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Db;
@@ -43,8 +45,7 @@ pub const EXPIRED: u32 = 1 << 8;
 pub const EVICTED: u32 = 1 << 9;
 /// `t`: stream commands (dkv has no streams: accepted, never emitted).
 pub const STREAM: u32 = 1 << 10;
-/// `m`: a key miss (not part of `A`; dkv serves reads off the log, so it
-/// has none to emit).
+/// `m`: a read missed its key (not part of `A`; see [`take_misses`]).
 pub const KEY_MISS: u32 = 1 << 11;
 /// `d`: module key types (dkv has no modules: accepted, never emitted).
 pub const MODULE: u32 = 1 << 13;
@@ -115,6 +116,35 @@ pub fn flags_text(flags: u32) -> String {
     text
 }
 
+thread_local! {
+    /// Keys that reads on this thread missed while `m` was on, not yet sent
+    /// (see [`take_misses`]).
+    static MISSED: RefCell<Vec<(u8, Bytes)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes that a read missed `key` in database `db` ([`Db::lookup_read`],
+/// only while `m` is on; Redis's `lookupKey` sends `keymiss` there).
+pub(crate) fn record_miss(db: usize, key: &[u8]) {
+    let db = u8::try_from(db).unwrap_or(u8::MAX);
+    let _ = MISSED.try_with(|m| m.borrow_mut().push((db, Bytes::copy_from_slice(key))));
+}
+
+/// The misses recorded on this thread since the last call, in order.
+///
+/// A read runs on one thread from start to end (under the map's lock), so
+/// what it recorded is its own: a read served off the log takes its misses
+/// after it ran and proposes them as one [`PubSubOp::KeyMiss`] entry, whose
+/// apply sends the `keymiss` events on every node, ordered with all other
+/// events. A write's lookups (SUNIONSTORE's sources, a script's reads) are
+/// sent by apply itself, before the entry's next event, as in Redis.
+///
+/// [`PubSubOp::KeyMiss`]: super::pubsub::PubSubOp::KeyMiss
+pub fn take_misses() -> Vec<(u8, Bytes)> {
+    MISSED
+        .try_with(|m| std::mem::take(&mut *m.borrow_mut()))
+        .unwrap_or_default()
+}
+
 fn channel(prefix: &[u8], db: usize, suffix: &[u8]) -> Bytes {
     let db = db.to_string();
     let mut chan = BytesMut::with_capacity(prefix.len() + db.len() + 3 + suffix.len());
@@ -145,6 +175,20 @@ impl Db {
     #[cold]
     #[inline(never)]
     fn publish_event(&mut self, event: &'static str, db: usize, key: &[u8]) {
+        // The entry's lookups that missed came before this event.
+        self.publish_misses();
+        self.send_event(event, db, key);
+    }
+
+    /// Sends the `keymiss` events of the lookups this thread recorded
+    /// during the entry being applied (see [`take_misses`]).
+    pub(crate) fn publish_misses(&mut self) {
+        for (db, key) in take_misses() {
+            self.send_event("keymiss", usize::from(db), &key);
+        }
+    }
+
+    fn send_event(&mut self, event: &'static str, db: usize, key: &[u8]) {
         let flags = self.notify_flags;
         let event = Bytes::from_static(event.as_bytes());
         if flags & KEYSPACE != 0 {
@@ -391,6 +435,43 @@ mod tests {
         exec(&mut db, 0, "set k v");
         assert!(events(&mut db).is_empty());
         assert_eq!(db.notify_flags(), 0);
+    }
+
+    /// `m`: a write's lookups that miss send `keymiss` at apply, before the
+    /// write's own events (Redis 7.0.15, `notify-keyspace-events Egm`:
+    /// `sinterstore d nokey` sends `keymiss nokey`, then `del d`); a read
+    /// records its misses for its node to propose as a `KeyMiss` entry,
+    /// whose apply sends them; with `m` off nothing is recorded or sent.
+    #[test]
+    fn key_misses_are_sent_at_apply_in_lookup_order() {
+        let mut db = subscribed("Egm");
+        exec(&mut db, 0, "sadd d x");
+        exec(&mut db, 0, "sinterstore d nokey");
+        assert_eq!(
+            events(&mut db),
+            ["__keyevent@0__:keymiss nokey", "__keyevent@0__:del d"]
+        );
+        take_misses();
+        let get = |k: &str| {
+            vec![
+                Bytes::from_static(b"get"),
+                Bytes::copy_from_slice(k.as_bytes()),
+            ]
+        };
+        db.query(1, &get("gone"), 1_000, 1);
+        db.query(1, &get("gone"), 1_000, 1);
+        let misses = take_misses();
+        assert_eq!(misses, vec![(1, Bytes::from_static(b"gone")); 2]);
+        assert!(events(&mut db).is_empty(), "a read sends nothing itself");
+        let entry = Op::PubSub(PubSubOp::KeyMiss { misses });
+        run(&mut db, 1_000, entry.clone());
+        assert_eq!(events(&mut db), ["__keyevent@1__:keymiss gone"; 2]);
+        exec(&mut db, 0, "config set notify-keyspace-events Eg");
+        db.query(1, &get("gone"), 1_000, 1);
+        assert!(take_misses().is_empty());
+        run(&mut db, 1_000, entry);
+        exec(&mut db, 0, "sinterstore d nokey");
+        assert!(events(&mut db).is_empty());
     }
 
     /// Expirations and evictions are entries the leader proposes; every

@@ -43,13 +43,8 @@ const KEY_GROUP: &str = "@keyspace";
 const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
 
 /// `DUMP key`: the payload, or nil for a missing key.
-/// DUMP's answer for a stream: dkv does not write Redis's stream RDB
-/// format (type 19 `STREAM_LISTPACKS_3` in 7.0) yet.
-pub(crate) const STREAM_DUMP: &str = "ERR DUMP of a stream is not supported by dkv yet";
-
 fn dump_cmd(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match db.lookup_read(ctx.db, &args[1], ctx.now) {
-        Some(entry) if matches!(entry.value, Value::Stream(_)) => Output::err(STREAM_DUMP),
         Some(entry) => Output::Bulk(Some(Bytes::from(dump::dump(&entry.value)))),
         None => Output::NIL,
     }

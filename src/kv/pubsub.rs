@@ -116,6 +116,13 @@ pub enum PubSubOp {
         /// The incarnation that keeps its subscriptions.
         incarnation: u64,
     },
+    /// Reads served by one node missed these keys (database, key) while
+    /// `notify-keyspace-events` had `m`: their `keymiss` events, sent at
+    /// apply by every node (`kv/notify.rs`; applied by the map, not here).
+    KeyMiss {
+        /// The keys, in the order the reads missed them.
+        misses: Vec<(u8, Bytes)>,
+    },
 }
 
 /// A frame for one local subscriber, in log order.
@@ -387,6 +394,8 @@ impl Registry {
                 }
                 Output::Ok
             }
+            // Events: [`super::Db::apply`] sends them (they need the flags).
+            PubSubOp::KeyMiss { .. } => Output::Ok,
         }
     }
 

@@ -574,6 +574,37 @@ impl Stream {
         group.last_id = id;
     }
 
+    /// Each radix-tree node's master id and the last id put in it: the
+    /// node's live entries are [`Stream::range`] over that span (DUMP).
+    pub(crate) fn node_spans(&self) -> impl Iterator<Item = (StreamId, StreamId)> + '_ {
+        self.nodes.iter().map(|(master, node)| (*master, node.last))
+    }
+
+    /// Appends a node read from a DUMP payload: its master id, the last id
+    /// put in it, how many entries it marks deleted, its listpack's bytes
+    /// and its live entries. The caller (the RDB reader) has checked that
+    /// `entries` is not empty, ascending, at or after `master`, at or
+    /// before `last`, and after every id of the previous nodes.
+    pub(crate) fn push_loaded_node(
+        &mut self,
+        master: StreamId,
+        last: StreamId,
+        deleted: u64,
+        bytes: u64,
+        entries: Vec<(StreamId, Vec<Bytes>)>,
+    ) {
+        self.nodes.insert(
+            master,
+            Node {
+                last,
+                live: entries.len() as u64,
+                deleted,
+                bytes,
+            },
+        );
+        self.entries.extend(entries);
+    }
+
     /// Number of radix-tree keys (listpack nodes), XINFO's `radix-tree-keys`.
     pub fn node_count(&self) -> usize {
         self.nodes.len()

@@ -20,7 +20,8 @@ use super::stream::{Stream, StreamId, Trim};
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::{parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
-use crate::cmd::{read, write, CommandSpec, TimeoutAt, K1};
+use crate::cmd::{read, write, CommandSpec, Flags, SubcommandSpec, TimeoutAt, K1, NO_KEYS};
+use crate::server::commands::connection::missing_subcommand;
 
 pub(crate) const STREAM_GROUP: &str = "@stream";
 
@@ -563,6 +564,18 @@ pub(crate) struct ReadArgs {
 
 /// Parses XREAD's (`group` false) or XREADGROUP's options.
 pub(crate) fn parse_read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, Output> {
+    parse_read_options(args, xreadgroup, false)
+}
+
+/// XREAD or XREADGROUP called by a script: the error its options give
+/// there. Redis 7.0 refuses `BLOCK` from scripts outright (when the parse
+/// reaches it, naming the command as the script spelled it) rather than
+/// running it without blocking as MULTI does.
+pub(crate) fn script_read_check(args: &[Bytes]) -> Result<(), Output> {
+    parse_read_options(args, is(&args[0], "xreadgroup"), true).map(|_| ())
+}
+
+fn parse_read_options(args: &[Bytes], xreadgroup: bool, script: bool) -> Result<ReadArgs, Output> {
     let mut r = ReadArgs {
         block_ms: None,
         count: 0,
@@ -576,6 +589,12 @@ pub(crate) fn parse_read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadAr
         let more = args.len() - i - 1;
         let o = &args[i];
         if is(o, "block") && more > 0 {
+            if script {
+                return Err(Output::err(format!(
+                    "ERR {} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                )));
+            }
             let ms = parse_i64(&args[i + 1])
                 .ok_or_else(|| Output::err("ERR timeout is not an integer or out of range"))?;
             if ms < 0 {
@@ -747,6 +766,125 @@ const RW: (crate::acl::KeyAccess, crate::acl::KeyAccess) = (KA_RW, KA_RW);
 const R: (crate::acl::KeyAccess, crate::acl::KeyAccess) = (KA_R, KA_R);
 const STREAM: C = C::STREAM;
 
+/// A subcommand row of XGROUP or XINFO as Redis 7.0.15's `COMMAND INFO`
+/// lists it. The containers are key-space commands, so their own parse
+/// routes the subcommand; these rows give the subcommands' key positions
+/// (ACL checks, `COMMAND GETKEYS`), flags and categories (`COMMAND INFO`,
+/// ACL `+xgroup|create`, `INFO commandstats`). The handler is never called
+/// for a key-space command.
+const fn sub(
+    name: &'static str,
+    full_name: &'static str,
+    arity: i32,
+    flags: Flags,
+    acl_categories: C,
+    keys: (i64, i64, i64),
+) -> SubcommandSpec {
+    SubcommandSpec {
+        name,
+        full_name,
+        arity,
+        handler: missing_subcommand,
+        acl_categories,
+        flags: Some(flags),
+        keys,
+    }
+}
+
+const HELP: Flags = Flags::LOADING.or(Flags::STALE);
+const W: Flags = Flags::WRITE;
+const WD: Flags = Flags::WRITE.or(Flags::DENYOOM);
+const RO: Flags = Flags::READONLY;
+
+pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
+    sub(
+        "create",
+        "xgroup|create",
+        -5,
+        WD,
+        cats(&[WRITE, STREAM, SLOW]),
+        K2,
+    ),
+    sub(
+        "createconsumer",
+        "xgroup|createconsumer",
+        5,
+        WD,
+        cats(&[WRITE, STREAM, SLOW]),
+        K2,
+    ),
+    sub(
+        "delconsumer",
+        "xgroup|delconsumer",
+        5,
+        W,
+        cats(&[WRITE, STREAM, SLOW]),
+        K2,
+    ),
+    sub(
+        "destroy",
+        "xgroup|destroy",
+        4,
+        W,
+        cats(&[WRITE, STREAM, SLOW]),
+        K2,
+    ),
+    sub(
+        "help",
+        "xgroup|help",
+        2,
+        HELP,
+        cats(&[STREAM, SLOW]),
+        NO_KEYS,
+    ),
+    sub(
+        "setid",
+        "xgroup|setid",
+        -5,
+        W,
+        cats(&[WRITE, STREAM, SLOW]),
+        K2,
+    ),
+];
+
+pub(super) static XINFO_SUBCOMMANDS: &[SubcommandSpec] = &[
+    sub(
+        "consumers",
+        "xinfo|consumers",
+        4,
+        RO,
+        cats(&[READ, STREAM, SLOW]),
+        K2,
+    ),
+    sub(
+        "groups",
+        "xinfo|groups",
+        3,
+        RO,
+        cats(&[READ, STREAM, SLOW]),
+        K2,
+    ),
+    sub(
+        "help",
+        "xinfo|help",
+        2,
+        HELP,
+        cats(&[STREAM, SLOW]),
+        NO_KEYS,
+    ),
+    sub(
+        "stream",
+        "xinfo|stream",
+        -3,
+        RO,
+        cats(&[READ, STREAM, SLOW]),
+        K2,
+    ),
+];
+
+/// The key right after the subcommand.
+const K2: (i64, i64, i64) = (2, 2, 1);
+
 /// The stream commands (Redis 7.0.15's `COMMAND INFO`).
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("xadd", -5, F_FAST_DENYOOM, STREAM_GROUP, K1, typed_write::<XAdd>())
@@ -780,7 +918,8 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("xsetid", -3, F_FAST_DENYOOM, STREAM_GROUP, K1, typed_write::<XSetId>())
         .acl(cats(&[WRITE, STREAM, FAST]), RW)
         .doc("An internal command for replicating stream values.", "5.0.0", "O(1)"),
-    write("xgroup", -2, F_NONE, STREAM_GROUP, (2, 2, 1), typed_write::<XGroup>())
+    write("xgroup", -2, Flags::WRITE_NOT_SHOWN, STREAM_GROUP, NO_KEYS, typed_write::<XGroup>())
+        .subcommands(XGROUP_SUBCOMMANDS)
         .acl(cats(&[SLOW]), RW)
         .doc("A container for consumer groups commands.", "5.0.0", "Depends on subcommand."),
     write("xack", -4, F_FAST, STREAM_GROUP, K1, typed_write::<XAck>())
@@ -795,7 +934,8 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("xautoclaim", -6, F_FAST, STREAM_GROUP, K1, typed_write::<XAutoClaim>())
         .acl(cats(&[WRITE, STREAM, FAST]), RW)
         .doc("Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", "6.2.0", "O(1) if COUNT is small."),
-    read("xinfo", -2, F_NONE, STREAM_GROUP, (2, 2, 1), typed_read::<XInfo>())
+    read("xinfo", -2, Flags::READONLY_NOT_SHOWN, STREAM_GROUP, NO_KEYS, typed_read::<XInfo>())
+        .subcommands(XINFO_SUBCOMMANDS)
         .acl(cats(&[SLOW]), R)
         .doc("A container for stream introspection commands.", "5.0.0", "Depends on subcommand."),
 ];

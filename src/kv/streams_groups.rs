@@ -16,10 +16,12 @@ use super::notify;
 use super::stream::{Group, Stream, StreamId, ENTRIES_READ_UNKNOWN};
 use super::streams::{
     edit_stream, entry_reply, parse_count, parse_interval, parse_read_args, parse_strict_id,
-    range_reply, read_stream, write_stream, ReadArgs, INVALID_ID,
+    range_reply, read_stream, write_stream, ReadArgs, INVALID_ID, XGROUP_SUBCOMMANDS,
+    XINFO_SUBCOMMANDS,
 };
 use super::table::{Apply, Parse, Query};
 use super::{parse_i64, Ctx, Db, Output, Value};
+use crate::cmd::SubcommandSpec;
 
 fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
@@ -39,18 +41,18 @@ fn subcommand_syntax(command: &str, sub: &[u8]) -> Output {
 
 /// Redis 7's dispatch of a container's subcommands: unknown names and wrong
 /// arities, before the command runs.
-fn check_subcommand(command: &str, subs: &[(&str, i32)], args: &[Bytes]) -> Result<(), Output> {
+fn check_subcommand(command: &str, subs: &[SubcommandSpec], args: &[Bytes]) -> Result<(), Output> {
     let sub = &args[1];
-    let Some((name, arity)) = subs.iter().find(|(name, _)| is(sub, name)) else {
+    let Some(spec) = subs.iter().find(|spec| is(sub, spec.name)) else {
         return Err(Output::err(format!(
             "ERR unknown subcommand '{}'. Try {command} HELP.",
             text(sub)
         )));
     };
-    if !crate::cmd::arity_ok(*arity, args.len()) {
+    if !crate::cmd::arity_ok(spec.arity, args.len()) {
         return Err(Output::err(format!(
-            "ERR wrong number of arguments for '{}|{name}' command",
-            command.to_ascii_lowercase()
+            "ERR wrong number of arguments for '{}' command",
+            spec.full_name
         )));
     }
     Ok(())
@@ -91,15 +93,6 @@ fn consumer_seen(db: &mut Db, ctx: &Ctx, key: &[u8], group: &[u8], name: &Bytes)
 
 // ---- XGROUP -----------------------------------------------------------------------
 
-const XGROUP_SUBS: &[(&str, i32)] = &[
-    ("create", -5),
-    ("setid", -5),
-    ("destroy", 4),
-    ("createconsumer", 5),
-    ("delconsumer", 5),
-    ("help", 2),
-];
-
 /// `XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP ...`.
 pub(crate) struct XGroup {
     args: Vec<Bytes>,
@@ -109,7 +102,7 @@ pub(crate) struct XGroup {
 
 impl Parse for XGroup {
     fn parse(args: &[Bytes]) -> Result<XGroup, Output> {
-        check_subcommand("XGROUP", XGROUP_SUBS, args)?;
+        check_subcommand("XGROUP", XGROUP_SUBCOMMANDS, args)?;
         let sub = &args[1];
         let create = is(sub, "create");
         let setid = is(sub, "setid");
@@ -881,8 +874,6 @@ impl Apply for XAutoClaim {
 
 // ---- XINFO ------------------------------------------------------------------------
 
-const XINFO_SUBS: &[(&str, i32)] = &[("consumers", 4), ("groups", 3), ("stream", -3), ("help", 2)];
-
 /// `XINFO STREAM key [FULL [COUNT n]] | GROUPS key | CONSUMERS key group | HELP`.
 pub(crate) struct XInfo {
     args: Vec<Bytes>,
@@ -890,7 +881,7 @@ pub(crate) struct XInfo {
 
 impl Parse for XInfo {
     fn parse(args: &[Bytes]) -> Result<XInfo, Output> {
-        check_subcommand("XINFO", XINFO_SUBS, args)?;
+        check_subcommand("XINFO", XINFO_SUBCOMMANDS, args)?;
         Ok(XInfo {
             args: args.to_vec(),
         })

@@ -9,7 +9,10 @@
 //! its keys — whichever leader wrote it — and attempts again if the key is
 //! there in its local map. So a client blocked on a follower is served by
 //! pushes sent to any node, and survives leader changes: an attempt that
-//! finds no leader is retried until the timeout.
+//! finds no leader is retried until the timeout. An attempt of a read
+//! (XREAD) changes nothing, so it is retried after an unknown outcome too
+//! (the leader was lost after the attempt reached it): a client blocked in
+//! XREAD on a follower does not see the leader die.
 //!
 //! The first attempt is always made, and so is one at the timeout: a nil
 //! reply is then the outcome of an attempt in the log, so a client that
@@ -45,6 +48,9 @@ pub struct Block {
     keys: Vec<Bytes>,
     /// None: wait forever.
     timeout: Option<Duration>,
+    /// The command is a read (XREAD): an attempt changes nothing, whatever
+    /// its outcome.
+    changes_nothing: bool,
 }
 
 impl Block {
@@ -91,6 +97,7 @@ impl Block {
             args: args.to_vec(),
             keys,
             timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+            changes_nothing: !spec.is_write(),
         })
     }
 }
@@ -119,6 +126,7 @@ pub async fn block<B: Backend>(backend: &B, block: Block) -> Reply {
         args,
         keys,
         timeout,
+        changes_nothing,
     } = block;
     let deadline = timeout.map(|t| Instant::now() + t);
     // Registered before the first attempt, so no write after it is missed.
@@ -160,7 +168,12 @@ pub async fn block<B: Backend>(backend: &B, block: Block) -> Reply {
                     }
                 }
                 Ok(output) => return Reply::from(output),
-                Err(error) if retryable(&error) && !last_attempt => {
+                Err(error)
+                    if !last_attempt
+                        && (retryable(&error)
+                            || changes_nothing
+                                && matches!(error, RequestError::OutcomeUnknown(_))) =>
+                {
                     let retry_at = Instant::now() + NO_LEADER_RETRY;
                     match deadline {
                         Some(deadline) if deadline <= retry_at => {
@@ -230,6 +243,7 @@ mod tests {
             args: vec![b("GETDEL"), b(key)],
             keys: vec![b(key)],
             timeout,
+            changes_nothing: false,
         }
     }
 
@@ -322,6 +336,8 @@ mod tests {
 mod command_tests {
     use std::sync::Arc;
 
+    use crate::node::RequestError;
+
     use bytes::Bytes;
 
     use crate::server::command::fake::FakeBackend;
@@ -406,6 +422,39 @@ mod command_tests {
         assert_eq!(
             run(&backend, &mut other, "BZPOPMIN z 0.1").await,
             Reply::NilArray
+        );
+    }
+
+    /// The leader lost after an attempt reached it (an unknown outcome): a
+    /// blocked XREAD, whose attempts change nothing, attempts again and is
+    /// served, as BullMQ's QueueEvents on a follower needs when the leader
+    /// is killed; a blocking pop answers the unknown outcome, since its
+    /// attempt may have popped.
+    #[tokio::test(start_paused = true)]
+    async fn xread_attempts_again_after_an_unknown_outcome_a_pop_does_not() {
+        let backend = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        let lost = || RequestError::OutcomeUnknown("leader lost".to_string());
+        run(&backend, &mut session, "XADD s 1-1 f v").await;
+        run(&backend, &mut session, "RPUSH q a").await;
+        let before = *backend.proposals.lock().unwrap();
+        backend.next_write_errors.lock().unwrap().push_back(lost());
+        let blocked = run(&backend, &mut session, "XREAD BLOCK 0 STREAMS s 0").await;
+        assert_eq!(*backend.proposals.lock().unwrap(), before + 2);
+        assert_eq!(
+            blocked,
+            run(&backend, &mut session, "XREAD STREAMS s 0").await
+        );
+        assert!(!matches!(blocked, Reply::Error(_)), "{blocked:?}");
+
+        backend.next_write_errors.lock().unwrap().push_back(lost());
+        assert_eq!(
+            run(&backend, &mut session, "BLPOP q 0").await,
+            Reply::Error("ERR outcome unknown: leader lost".into())
+        );
+        assert_eq!(
+            run(&backend, &mut session, "LRANGE q 0 -1").await,
+            Reply::Array(vec![bulk("a")])
         );
     }
 }

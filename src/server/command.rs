@@ -244,6 +244,9 @@ pub struct Session {
     /// Channels plus patterns subscribed to (Redis's count in SUBSCRIBE's
     /// confirmations), as of the last confirmation sent.
     pub subscriptions: i64,
+    /// The patterns among `subscriptions` (CLIENT LIST's `psub`; `sub` is
+    /// the rest).
+    pub pattern_subscriptions: i64,
     /// Shard channels subscribed to.
     pub shard_subscriptions: i64,
     /// `CLIENT TRACKING ON` options (None: tracking off).
@@ -277,6 +280,7 @@ impl Session {
             user: Bytes::from_static(b"default"),
             authenticated: true,
             subscriptions: 0,
+            pattern_subscriptions: 0,
             shard_subscriptions: 0,
             tracking: None,
             caching: false,
@@ -1096,6 +1100,9 @@ pub(crate) mod fake {
         pub key_waits: Arc<crate::node::wakeups::KeyWaits>,
         /// Statistics, as a node keeps them.
         pub stats: Arc<crate::server::stats::Stats>,
+        /// Errors the next writes answer, one each, in order (the write is
+        /// proposed but not applied), before `error`.
+        pub next_write_errors: Mutex<std::collections::VecDeque<RequestError>>,
     }
 
     impl FakeBackend {
@@ -1111,6 +1118,7 @@ pub(crate) mod fake {
                 proposals: Mutex::new(0),
                 key_waits: Arc::default(),
                 stats: Arc::default(),
+                next_write_errors: Mutex::default(),
             }
         }
     }
@@ -1173,7 +1181,12 @@ pub(crate) mod fake {
         fn write(&self, op: Op) -> impl Future<Output = Result<Output, RequestError>> + Send {
             self.proposed.lock().expect("not poisoned").push(op.clone());
             *self.proposals.lock().expect("not poisoned") += 1;
-            let result = match &self.error {
+            let once = self
+                .next_write_errors
+                .lock()
+                .expect("not poisoned")
+                .pop_front();
+            let result = match once.as_ref().or(self.error.as_ref()) {
                 Some(error) => Err(error.clone()),
                 None => {
                     let (output, touched) = {

@@ -1061,17 +1061,24 @@ fn drain_frames<S>(subs: &mut Subs, session: &mut Session, io: &mut Io<S>) {
     }
 }
 
-/// Appends a frame for the client and follows its subscription counts.
+/// Appends a frame for the client and follows its subscription counts
+/// (and CLIENT LIST's view of them: a subscriber may send nothing more).
 fn push_frame<S>(frame: &Frame, session: &mut Session, io: &mut Io<S>) {
     if let Frame::Confirm { word, count, .. } = frame {
-        // `ssubscribe`/`sunsubscribe` (not `subscribe`, which also starts
-        // with an s): shard channels have their own count.
-        if matches!(*word, "ssubscribe" | "sunsubscribe") {
-            session.shard_subscriptions = *count;
-        } else {
-            session.subscriptions = *count;
+        // A confirmation's count is channels plus patterns (shard channels
+        // on their own), and a (un)subscribe changes one kind only: the
+        // other kind's count is unchanged, which splits the total.
+        match *word {
+            "ssubscribe" | "sunsubscribe" => session.shard_subscriptions = *count,
+            "psubscribe" | "punsubscribe" => {
+                let channels = session.subscriptions - session.pattern_subscriptions;
+                session.pattern_subscriptions = (*count - channels).max(0);
+                session.subscriptions = *count;
+            }
+            _ => session.subscriptions = *count,
         }
         io.pubsub = session.subscribed();
+        super::command::publish(session);
     }
     super::pubsub::encode_frame(frame, session.protocol, io.output.encoder());
 }
@@ -1287,8 +1294,10 @@ where
     }
     subs.rx = None;
     session.subscriptions = 0;
+    session.pattern_subscriptions = 0;
     session.shard_subscriptions = 0;
     io.pubsub = false;
+    super::command::publish(session);
 }
 
 /// Runs a blocking command while watching the socket: a client that closes

@@ -322,11 +322,14 @@ impl command::Backend for ServerContext {
         self.inner.node.write_batch(ops)
     }
 
-    fn read<R: Send + 'static>(
-        &self,
-        f: command::ReadWith<R>,
-    ) -> impl Future<Output = Result<R, RequestError>> + Send {
-        self.inner.node.read(f)
+    async fn read<R: Send + 'static>(&self, f: command::ReadWith<R>) -> Result<R, RequestError> {
+        let (value, misses) = self.inner.node.read(with_misses(f)).await?;
+        if !misses.is_empty() {
+            // Answered once its `keymiss` events are in the log (see
+            // `send_misses`); the read's own result stands either way.
+            let _ = self.write(send_misses(misses)).await;
+        }
+        Ok(value)
     }
 
     fn read_local<R>(
@@ -338,11 +341,43 @@ impl command::Backend for ServerContext {
         }
         // A stale read: this replica's map, "now" from the local clock (never
         // before the replicated now, so an expired key stays expired).
-        Ok(self.inner.node.read_local(|db| {
+        let read = with_misses(|db: &crate::kv::Db, ()| {
             let now_ms = wall_clock_ms().max(db.now_ms());
             f(db, ReadCtx { now_ms })
-        }))
+        });
+        let (value, misses) = self.inner.node.read_local(|db| read(db, ()));
+        if let (false, Ok(runtime)) = (misses.is_empty(), tokio::runtime::Handle::try_current()) {
+            // A stale read is not waited for: its events follow it.
+            let node = self.inner.node.clone();
+            runtime.spawn(async move { node.write(send_misses(misses)).await });
+        }
+        Ok(value)
     }
+}
+
+/// Runs the read `f` and returns what it read with the keys it missed while
+/// `notify-keyspace-events` has `m` (always none otherwise).
+fn with_misses<A, R>(
+    f: impl FnOnce(&crate::kv::Db, A) -> R,
+) -> impl FnOnce(&crate::kv::Db, A) -> (R, Vec<(u8, bytes::Bytes)>) {
+    move |db, arg| {
+        // A read runs on this thread under the map's lock: what is recorded
+        // from here to its end is its own.
+        crate::kv::notify::take_misses();
+        let value = f(db, arg);
+        (value, crate::kv::notify::take_misses())
+    }
+}
+
+/// The entry that sends `keymiss` for the keys a read served here missed.
+///
+/// Reads do not go through the log, but events do (so every subscriber,
+/// on every node, gets each once and in one order): with `m` on, a read
+/// that misses proposes one entry for its misses and is answered after it
+/// is applied, so its events come before anything its client does next.
+/// That is a write per missing read, the cost Redis's docs warn of for `m`.
+fn send_misses(misses: Vec<(u8, bytes::Bytes)>) -> Op {
+    Op::PubSub(crate::kv::pubsub::PubSubOp::KeyMiss { misses })
 }
 
 /// Milliseconds since the Unix epoch (INFO's TTL averages, READONLY reads).

@@ -368,7 +368,7 @@ fn duplicates_and_empty_collections_are_bad_data() {
         put_string(&mut body, &empty_lp);
         assert_eq!(restore(&seal(&body)), Err(DumpError::BadData), "{kind}");
     }
-    // Unknown and unsupported types (zipmap 9, module 7, stream 15).
+    // Unknown and unsupported types (zipmap 9, module 7) and empty bodies.
     for kind in [6u8, 7, 8, 9, 15, 19, 20, 255] {
         assert_eq!(
             restore(&seal(&[kind, 0])),

@@ -64,8 +64,6 @@ const NOSCRIPT: &[&str] = &[
     "failover",
     "replicaof",
     "slaveof",
-    "xread",
-    "xreadgroup",
 ];
 
 const NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
@@ -189,6 +187,11 @@ fn run_command(access: &mut Access<'_>, ctx: &Ctx, st: &mut RunState, args: &[By
     }
     if is_write && !st.dirty && st.oom_at_start && spec.flags.contains(Flags::DENYOOM) {
         return Output::err(errors::OOM);
+    }
+    if matches!(spec.name, "xread" | "xreadgroup") {
+        if let Err(refused) = crate::kv::streams::script_read_check(args) {
+            return refused;
+        }
     }
     st.calls += 1;
     match spec.kind {

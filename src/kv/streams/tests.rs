@@ -249,3 +249,85 @@ fn consumer_groups_deliver_ack_and_claim() {
         other => panic!("a stream, got {other:?}"),
     }
 }
+
+/// `EVAL script numkeys key...` at a fixed time.
+fn eval(db: &mut Db, script: &str, keys: &[&str]) -> String {
+    let mut args = vec![
+        Bytes::from_static(b"eval"),
+        Bytes::copy_from_slice(script.as_bytes()),
+        Bytes::from(keys.len().to_string()),
+    ];
+    args.extend(keys.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())));
+    show(&db.apply(&Command {
+        ts_ms: 5_000,
+        op: Op::Exec { db: 0, args },
+    }))
+}
+
+#[test]
+fn xread_in_scripts_refuses_block_as_redis() {
+    let mut db = Db::new();
+    run_at(&mut db, 1_000, "xadd s 1-1 a 1");
+    run_at(&mut db, 1_000, "xgroup create s g 0");
+    let suffix = |script: &str| {
+        format!(
+            " script: {}, on @user_script:1.",
+            crate::kv::script::sha1_hex(script.as_bytes())
+        )
+    };
+    // Replies of redis-server 7.0.15 to the same scripts.
+    let refused = [
+        (
+            "return redis.call('xreadgroup','GROUP','g','c','block','0','STREAMS','s','>')",
+            "!ERR xreadgroup command is not allowed with BLOCK option from scripts",
+        ),
+        (
+            "return redis.call('XREAD','BLOCK','0','STREAMS','s','$')",
+            "!ERR XREAD command is not allowed with BLOCK option from scripts",
+        ),
+        (
+            "return redis.call('XREAD','COUNT','x','BLOCK','0','STREAMS','s','0')",
+            "!ERR value is not an integer or out of range",
+        ),
+        (
+            "return redis.call('XREAD','STREAMS','s','BLOCK')",
+            "!ERR Invalid stream ID specified as stream command argument",
+        ),
+    ];
+    for (script, want) in refused {
+        assert_eq!(
+            eval(&mut db, script, &["s"]),
+            format!("{want}{}", suffix(script))
+        );
+    }
+    // BLOCK is refused before its timeout is parsed; pcall hands the error back.
+    assert_eq!(
+        eval(
+            &mut db,
+            "return redis.pcall('XREAD','BLOCK','x','STREAMS','s','$')",
+            &[]
+        ),
+        "!ERR XREAD command is not allowed with BLOCK option from scripts"
+    );
+    // Without BLOCK both run (XREADGROUP delivers and makes the entry pending).
+    assert_eq!(
+        eval(
+            &mut db,
+            "return redis.call('XREAD','COUNT','1','STREAMS','s','0')",
+            &[]
+        ),
+        "[[s [[1-1 [a 1]]]]]"
+    );
+    assert_eq!(
+        eval(
+            &mut db,
+            "return redis.call('XREADGROUP','GROUP','g','c','STREAMS','s','>')",
+            &["s"]
+        ),
+        "[[s [[1-1 [a 1]]]]]"
+    );
+    assert_eq!(
+        run_at(&mut db, 6_000, "xpending s g"),
+        "[1 1-1 1-1 [[c 1]]]"
+    );
+}

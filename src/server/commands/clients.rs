@@ -43,6 +43,9 @@ pub struct ClientView {
     pub lib_ver: Option<Bytes>,
     /// Selected database.
     pub db: u8,
+    /// Channels, patterns and shard channels subscribed to (`sub`, `psub`,
+    /// `ssub`), as of the last confirmation sent.
+    pub subscriptions: [i64; 3],
     /// Queued commands inside MULTI, -1 outside.
     pub multi: i64,
     /// Watched keys.
@@ -78,6 +81,11 @@ impl ClientView {
             lib_name: session.lib_name.clone(),
             lib_ver: session.lib_ver.clone(),
             db: session.db,
+            subscriptions: [
+                session.subscriptions - session.pattern_subscriptions,
+                session.pattern_subscriptions,
+                session.shard_subscriptions,
+            ],
             multi: session.multi.as_ref().map_or(-1, |q| q.len() as i64),
             watch: session.watched.len(),
             readonly: session.readonly,
@@ -85,6 +93,11 @@ impl ClientView {
             resp: session.protocol.version(),
             user: session.user.clone(),
         }
+    }
+
+    /// Holds a subscription: Redis's `P` flag and `pubsub` client type.
+    pub fn pubsub(&self) -> bool {
+        self.subscriptions.iter().any(|&n| n > 0)
     }
 
     /// Redis's `addr` field (`ip:port`, `[ipv6]:port`).
@@ -105,8 +118,12 @@ impl ClientView {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
-        // Redis's order: x, then the tracking letters, then r; N for none.
+        // Redis's order: P, x, then the tracking letters, then r; N for
+        // none. P: holds a subscription (any protocol, as in Redis 7.0).
         let mut flags = String::new();
+        if self.pubsub() {
+            flags.push('P');
+        }
         if self.multi >= 0 {
             flags.push('x');
         }
@@ -118,7 +135,7 @@ impl ClientView {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
             self.id,
             self.addr(),
             self.laddr(),
@@ -128,6 +145,9 @@ impl ClientView {
             now.saturating_duration_since(self.last_active).as_secs(),
             flags,
             self.db,
+            self.subscriptions[0],
+            self.subscriptions[1],
+            self.subscriptions[2],
             self.multi,
             self.cmd,
             String::from_utf8_lossy(&self.user),
@@ -446,6 +466,30 @@ mod tests {
             .count(),
             2
         );
+        // A subscriber (2 channels, 1 pattern, 1 shard channel) is of the
+        // `pubsub` type, with Redis's P flag and counts.
+        b.session.subscriptions = 3;
+        b.session.pattern_subscriptions = 1;
+        b.session.shard_subscriptions = 1;
+        if let Some(client) = &b.session.client {
+            client.publish(&b.session);
+        }
+        let subscribers = text(client_list(
+            &mut a.session,
+            &env,
+            &args("CLIENT LIST TYPE pubsub"),
+        ));
+        assert!(subscribers.starts_with("id=2 "), "{subscribers}");
+        assert!(
+            subscribers.contains(" flags=P db=4 sub=2 psub=1 ssub=1 multi=-1 "),
+            "{subscribers}"
+        );
+        let normal = text(client_list(
+            &mut a.session,
+            &env,
+            &args("CLIENT LIST TYPE normal"),
+        ));
+        assert!(normal.starts_with("id=1 ") && normal.lines().count() == 1);
         assert_eq!(
             reply(client_list(&mut a.session, &env, &args("CLIENT LIST ID x"))),
             Reply::error("ERR Invalid client ID")

@@ -164,6 +164,7 @@ pub fn reset(session: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action
     crate::server::tracking::reset(session, env);
     // The connection dropped the subscriptions before this ran.
     session.subscriptions = 0;
+    session.pattern_subscriptions = 0;
     session.shard_subscriptions = 0;
     Ok(Action::Reply(Reply::Simple("RESET")))
 }
@@ -240,10 +241,15 @@ pub fn client_id(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Acti
     Ok(Action::Reply(Reply::Integer(session.id as i64)))
 }
 
+/// This connection's view as it is now.
+fn own_view(session: &Session) -> ClientView {
+    let fd = session.client.as_ref().map_or(-1, |c| c.fd());
+    ClientView::of(session, fd)
+}
+
 /// This connection's `CLIENT INFO` / `CLIENT LIST` line.
 fn client_line(session: &Session) -> String {
-    let fd = session.client.as_ref().map_or(-1, |c| c.fd());
-    ClientView::of(session, fd).line(Instant::now())
+    own_view(session).line(Instant::now())
 }
 
 pub fn client_info(
@@ -254,18 +260,27 @@ pub fn client_info(
     Ok(Action::Reply(Reply::Verbatim(client_line(session))))
 }
 
-/// Redis's client types: every dkv client is `normal`.
-fn type_matches_normal(name: &[u8]) -> Result<bool, CommandError> {
+/// A `TYPE` argument: Redis's client types. A dkv client is `pubsub` while
+/// it holds a subscription (Redis's `P` flag) and `normal` otherwise; none
+/// is a `master` or `replica` (None).
+fn client_type(name: &[u8]) -> Result<Option<bool>, CommandError> {
     if name.eq_ignore_ascii_case(b"normal") {
-        Ok(true)
-    } else if ["master", "replica", "slave", "pubsub"]
+        Ok(Some(false))
+    } else if name.eq_ignore_ascii_case(b"pubsub") {
+        Ok(Some(true))
+    } else if ["master", "replica", "slave"]
         .iter()
         .any(|t| name.eq_ignore_ascii_case(t.as_bytes()))
     {
-        Ok(false)
+        Ok(None)
     } else {
         Err(CommandError::UnknownClientType(preview(name, 128)))
     }
+}
+
+/// True when `view` is of the `TYPE` argument's type (`Some(pubsub)`).
+fn type_matches(view: &ClientView, wanted: Option<bool>) -> bool {
+    wanted == Some(view.pubsub())
 }
 
 /// `CLIENT LIST [TYPE type] [ID id ...]`: every open connection of this node
@@ -277,10 +292,10 @@ pub fn client_list(
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
     let mut ids: Option<Vec<u64>> = None;
-    let mut normal = true;
+    let mut kind = None;
     if args.len() > 2 {
         if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
-            normal = type_matches_normal(&args[3])?;
+            kind = Some(client_type(&args[3])?);
         } else if args.len() >= 4 && args[2].eq_ignore_ascii_case(b"id") {
             let mut wanted = Vec::new();
             for id in &args[3..] {
@@ -295,24 +310,32 @@ pub fn client_list(
             return Err(CommandError::Syntax);
         }
     }
-    let selected = |id: u64| normal && ids.as_ref().is_none_or(|ids| ids.contains(&id));
+    let selected = |view: &ClientView| {
+        kind.is_none_or(|wanted| type_matches(view, wanted))
+            && ids.as_ref().is_none_or(|ids| ids.contains(&view.id))
+    };
     let now = Instant::now();
     let mut text = String::new();
     match env.clients() {
         Some(registry) => {
             for view in registry.views() {
-                if !selected(view.id) {
-                    continue;
-                }
-                if view.id == session.id {
-                    text.push_str(&client_line(session));
+                // This connection's line is current.
+                let view = if view.id == session.id {
+                    own_view(session)
                 } else {
+                    view
+                };
+                if selected(&view) {
                     text.push_str(&view.line(now));
                 }
             }
         }
-        None if selected(session.id) => text.push_str(&client_line(session)),
-        None => {}
+        None => {
+            let view = own_view(session);
+            if selected(&view) {
+                text.push_str(&view.line(now));
+            }
+        }
     }
     Ok(Action::Reply(Reply::Verbatim(text)))
 }
@@ -324,14 +347,15 @@ struct KillFilter {
     user: Option<Bytes>,
     addr: Option<Bytes>,
     laddr: Option<Bytes>,
-    /// False when TYPE names a type no dkv client has.
-    normal: bool,
+    /// `TYPE`: pubsub (true) or normal (false); None: master or replica,
+    /// which no dkv client is. The last one given counts, as in Redis.
+    kind: Option<Option<bool>>,
     skip_me: bool,
 }
 
 impl KillFilter {
     fn matches(&self, view: &ClientView, me: u64) -> bool {
-        self.normal
+        self.kind.is_none_or(|wanted| type_matches(view, wanted))
             && !(self.skip_me && view.id == me)
             && self.id.is_none_or(|id| id == view.id)
             && self.user.as_ref().is_none_or(|u| *u == view.user)
@@ -349,7 +373,6 @@ impl KillFilter {
 /// Redis 7.0's `CLIENT KILL <filter> <value> ...` arguments.
 fn parse_kill_filter(env: &dyn Env, args: &[Bytes]) -> Result<KillFilter, CommandError> {
     let mut filter = KillFilter {
-        normal: true,
         skip_me: true,
         ..KillFilter::default()
     };
@@ -364,7 +387,7 @@ fn parse_kill_filter(env: &dyn Env, args: &[Bytes]) -> Result<KillFilter, Comman
                 _ => return Err(CommandError::ClientIdNotPositive),
             }
         } else if name.eq_ignore_ascii_case(b"type") {
-            filter.normal &= type_matches_normal(value)?;
+            filter.kind = Some(client_type(value)?);
         } else if name.eq_ignore_ascii_case(b"user") {
             if env.users().get(value).is_none() {
                 return Err(CommandError::NoSuchUser(preview(value, 128)));
@@ -402,7 +425,6 @@ pub fn client_kill(
     let filter = if old_form {
         KillFilter {
             addr: Some(args[2].clone()),
-            normal: true,
             skip_me: false,
             ..KillFilter::default()
         }
