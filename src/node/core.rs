@@ -601,10 +601,16 @@ impl<W, R> NodeCore<W, R> {
     }
 
     /// A local snapshot was written and is durable: the Raft core compacts
-    /// through `floor` (the older retained snapshot).
-    pub(super) fn snapshot_taken(&mut self, floor: SnapshotMeta) {
+    /// through `floor` (the older retained snapshot). Returns the next
+    /// snapshot to start, counted as started like [`NodeCore::snapshot_due`]'s,
+    /// when enough entries were applied while this one was written: otherwise
+    /// a node that goes idle meanwhile would stay a whole interval behind
+    /// until its next write.
+    #[must_use]
+    pub(super) fn snapshot_taken(&mut self, floor: SnapshotMeta) -> Option<(LogIndex, Term)> {
         self.snapshot_in_flight = false;
         self.raft.compact(floor);
+        self.snapshot_due()
     }
 
     /// A local snapshot write failed (the shell stops the node).

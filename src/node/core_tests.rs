@@ -450,3 +450,46 @@ fn fsync_is_needed_for_entries_term_and_vote_but_not_commit_alone() {
     ));
     assert!(!must_sync(Some(hs(2, Some(3), 4)), None, &[]));
 }
+
+/// Snapshots are due every `snapshot_every_entries` applied entries, one
+/// written at a time. One that falls due while another is written starts
+/// when that one is durable, not at the next apply: a node that goes idle
+/// meanwhile would otherwise keep its log (and a restart's replay) a whole
+/// interval longer until its next write.
+#[test]
+fn a_snapshot_due_while_another_is_written_starts_when_that_one_ends() {
+    let mut c = Cluster::new(false);
+    c.elect_1();
+    c.core(1).config.snapshot_every_entries = 2;
+    let write = |c: &mut Cluster, key: &str| {
+        c.core(1).propose_batch(vec![(set(key), 1)], 1);
+        c.settle();
+    };
+    write(&mut c, "a");
+    let (first, term) = c
+        .core(1)
+        .snapshot_due()
+        .expect("due after the no-op and a write");
+    write(&mut c, "b");
+    write(&mut c, "c");
+    assert_eq!(
+        c.core(1).snapshot_due(),
+        None,
+        "one snapshot is written at a time"
+    );
+    let applied = c.applied.get(&1).and_then(|e| e.last()).map(|e| e.index);
+    assert_eq!(applied, Some(LogIndex(first.0 + 2)));
+    let floor = SnapshotMeta {
+        last_included_index: first,
+        last_included_term: term,
+        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+    };
+    // Idle from here: nothing is applied after the first snapshot ends.
+    let next = c.core(1).snapshot_taken(floor);
+    assert_eq!(next, Some((LogIndex(first.0 + 2), term)));
+    assert_eq!(
+        c.core(1).snapshot_due(),
+        None,
+        "the next one counts as started"
+    );
+}

@@ -33,7 +33,8 @@
 //! since the last snapshot, the map is copied (a clone of its structure,
 //! values shared) and written to a snapshot file on a blocking thread while
 //! the node keeps serving; when it is durable the core and the WAL are
-//! compacted through the older retained snapshot. An outgoing InstallSnapshot
+//! compacted through the older retained snapshot, and the next snapshot
+//! starts at once if enough entries were applied meanwhile. An outgoing InstallSnapshot
 //! message is held back while the snapshot's data is streamed to its
 //! follower, and sent after it.
 
@@ -545,9 +546,14 @@ impl Driver {
 
     /// After applying: starts a local snapshot when the core says one is due.
     fn maybe_snapshot(&mut self) {
-        let Some((index, term)) = self.core.snapshot_due() else {
-            return;
-        };
+        if let Some((index, term)) = self.core.snapshot_due() {
+            self.start_snapshot(index, term);
+        }
+    }
+
+    /// Copies the map, which stands at (`index`, `term`), and writes the
+    /// copy to a snapshot file on a blocking thread.
+    fn start_snapshot(&mut self, index: LogIndex, term: Term) {
         let meta = snap::local_meta(index, term, &self.parts.voters);
         // The copy is taken now, at exactly `index`; encoding and writing it
         // happen on a blocking thread while the node goes on.
@@ -614,10 +620,13 @@ impl Driver {
                     .durable_snapshot_index
                     .max(taken.meta.last_included_index);
                 let through = taken.floor.last_included_index;
-                self.core.snapshot_taken(taken.floor);
+                let next = self.core.snapshot_taken(taken.floor);
                 let deleted = self.with_wal(move |wal| wal.compact(through)).await??;
                 if deleted > 0 {
                     info!(through = through.0, segments = deleted, "WAL compacted");
+                }
+                if let Some((index, term)) = next {
+                    self.start_snapshot(index, term);
                 }
                 Ok(())
             }

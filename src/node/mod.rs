@@ -1178,14 +1178,19 @@ mod tests {
                 .unwrap();
         }
         let mut status = handle.inner.status.clone();
-        let before = tokio::time::timeout(
+        let waited = tokio::time::timeout(
             Duration::from_secs(30),
             status.wait_for(|s| s.snapshot_index >= LogIndex(200)),
         )
         .await
-        .expect("a snapshot at index >= 200 within 30 s")
-        .unwrap()
-        .clone();
+        .map(|status| status.map(|s| s.clone()));
+        let before = match waited {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!(
+                "no snapshot at index >= 200 within 30 s: {:?}",
+                *status.borrow()
+            ),
+        };
         let digest = handle.read_local(|db| db.snapshot_bytes());
         let snapshots = SnapshotStore::open(dir.path()).unwrap();
         assert!(
