@@ -901,6 +901,10 @@ impl Driver {
                 if deleted > 0 {
                     info!(through = through.0, segments = deleted, "WAL compacted");
                 }
+                // Entries applied while this one was written may already make
+                // the next one due; it is otherwise only checked after an
+                // apply, which an idle node never makes.
+                self.maybe_snapshot();
                 Ok(())
             }
         }
