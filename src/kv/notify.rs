@@ -798,6 +798,8 @@ mod tests {
             ("xinfo stream st0 full count x", &["st0"]),
             ("xrange st0 bad +", &[]),
             ("xlen st0 extra", &[]),
+            ("set st0 x ;; xautoclaim st0 g0 c0 0 0 count 0", &[]),
+            ("xautoclaim st0 g0 c0 0 0 count 0", &["st0"]),
         ];
         let mut failures = Vec::new();
         for &(line, expected) in cases {
@@ -812,6 +814,23 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Redis 7.0.15's XAUTOCLAIM: the key's lookup, then its arguments,
+    /// then WRONGTYPE (so a refused XAUTOCLAIM of a missing key, parsed at
+    /// apply, still sends `keymiss`).
+    #[test]
+    fn xautoclaim_refuses_in_redis_order() {
+        let mut db = subscribed("Em");
+        exec(&mut db, 0, "set st0 x");
+        assert_eq!(
+            exec(&mut db, 0, "xautoclaim st0 g0 c0 0 0 count 0"),
+            Output::err("ERR COUNT must be > 0")
+        );
+        assert_eq!(
+            exec(&mut db, 0, "xautoclaim st0 g0 c0 0 0"),
+            Output::err(crate::kv::errors::WRONGTYPE)
+        );
     }
 
     /// Expirations and evictions are entries the leader proposes; every

@@ -768,7 +768,7 @@ pub(crate) struct XAutoClaim {
 }
 
 /// XAUTOCLAIM as proposed: its arguments are parsed at apply, after the
-/// key's lookup, as Redis orders them (the key, WRONGTYPE, the arguments,
+/// key's lookup, as Redis orders them (the lookup, the arguments, WRONGTYPE,
 /// then NOGROUP), so a refused XAUTOCLAIM of a missing key still sends
 /// `keymiss`.
 pub(crate) struct XAutoClaimEntry {
@@ -785,12 +785,14 @@ impl Parse for XAutoClaimEntry {
 
 impl Apply for XAutoClaimEntry {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        let has_group = match write_stream_as_read(db, ctx, &self.args[1]) {
-            Err(e) => return e,
-            Ok(s) => s.is_some_and(|s| s.groups.contains_key(&self.args[2])),
-        };
+        let has_group = write_stream_as_read(db, ctx, &self.args[1])
+            .map(|s| s.is_some_and(|s| s.groups.contains_key(&self.args[2])));
         let claim = match XAutoClaim::parse(&self.args) {
             Ok(claim) => claim,
+            Err(e) => return e,
+        };
+        let has_group = match has_group {
+            Ok(has_group) => has_group,
             Err(e) => return e,
         };
         if !has_group {
