@@ -183,7 +183,9 @@ impl ZSetOp {
             .zip(sets)
             .map(|(k, converted)| match converted {
                 Some(z) => Some(z),
-                None => match db.lookup_read(ctx.db, k, ctx.now).map(|e| &e.value) {
+                // The second look at a key `converted_sets` looked up
+                // (counted, and its miss sent, once as in Redis).
+                None => match db.dbs[ctx.db].live(k, ctx.now).map(|e| &e.value) {
                     Some(Value::ZSet(z)) => Some(z),
                     _ => None,
                 },
