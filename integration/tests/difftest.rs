@@ -2587,7 +2587,7 @@ fn first_difference(a: &[Event], b: &[Event]) -> Option<String> {
 /// Keyspace notifications against Redis: the difftest's command sequence
 /// runs on a real `redis-server` and on a 3-node dkv cluster, both with
 /// `notify-keyspace-events KEA` (`DIFFTEST_EVENT_CLASSES` sets others:
-/// `KEAm` adds `keymiss`, not yet sent at every lookup Redis sends it at),
+/// `KEAm` adds `keymiss`, not yet at 0 differences over several seeds),
 /// with a `__key*__:*` pattern subscriber on Redis and one on every dkv
 /// node. The replies are compared as in
 /// [`dkv_replies_match_redis_server`]; then each node's event stream must

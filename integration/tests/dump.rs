@@ -157,6 +157,30 @@ fn bulk(reply: Reply, what: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// Builds `key` in Redis with `cmds`, DUMPs it there and RESTOREs the
+/// payload into dkv (which must answer OK); returns Redis's payload.
+async fn restore_from_redis(
+    redis: &mut RawConn,
+    dkv: &mut RawConn,
+    key: &str,
+    cmds: &[Vec<Vec<u8>>],
+) -> Result<Vec<u8>> {
+    for cmd in cmds {
+        if let Reply::Error(e) = send(redis, cmd).await? {
+            bail!("building {key} in Redis: {e}");
+        }
+    }
+    let key = key.as_bytes();
+    let payload = bulk(redis.command(&[b"DUMP", key]).await?, "Redis DUMP")?;
+    let reply = dkv.command(&[b"RESTORE", key, b"0", &payload]).await?;
+    assert_eq!(
+        reply,
+        Reply::Simple("OK".into()),
+        "RESTORE {key:?} into dkv"
+    );
+    Ok(payload)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_restore_round_trips_between_redis_and_dkv() -> Result<()> {
     let Some((_redis_server, mut redis, cluster, mut dkv)) = servers().await? else {
@@ -165,20 +189,8 @@ async fn dump_restore_round_trips_between_redis_and_dkv() -> Result<()> {
     let mut identical = 0;
     let values = values();
     for (key, cmds) in &values {
-        for cmd in cmds {
-            let reply = send(&mut redis, cmd).await?;
-            if let Reply::Error(e) = reply {
-                bail!("building {key} in Redis: {e}");
-            }
-        }
+        let payload = restore_from_redis(&mut redis, &mut dkv, key, cmds).await?;
         let key = key.as_bytes();
-        let payload = bulk(redis.command(&[b"DUMP", key]).await?, "Redis DUMP")?;
-        let reply = dkv.command(&[b"RESTORE", key, b"0", &payload]).await?;
-        assert_eq!(
-            reply,
-            Reply::Simple("OK".into()),
-            "RESTORE {key:?} into dkv"
-        );
         let want = digest(&mut redis, key).await?;
         assert_eq!(
             digest(&mut dkv, key).await?,
@@ -497,20 +509,9 @@ async fn stream_dump_restore_between_redis_and_dkv() -> Result<()> {
     let (mut identical, mut same_commands) = (0, 0);
     let all = streams();
     for (key, timeless, cmds) in &all {
-        for cmd in cmds {
-            if let Reply::Error(e) = send(&mut redis, cmd).await? {
-                bail!("building {key} in Redis: {e}");
-            }
-        }
-        let key = key.as_bytes();
-        let payload = bulk(redis.command(&[b"DUMP", key]).await?, "Redis DUMP")?;
         // Redis → dkv: every read answers as Redis's.
-        let reply = dkv.command(&[b"RESTORE", key, b"0", &payload]).await?;
-        assert_eq!(
-            reply,
-            Reply::Simple("OK".into()),
-            "RESTORE {key:?} into dkv"
-        );
+        let payload = restore_from_redis(&mut redis, &mut dkv, key, cmds).await?;
+        let key = key.as_bytes();
         let want = stream_view(&mut redis, key).await?;
         assert_eq!(stream_view(&mut dkv, key).await?, want, "{key:?} in dkv");
         assert_eq!(digest(&mut dkv, key).await?, digest(&mut redis, key).await?);

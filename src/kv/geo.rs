@@ -30,12 +30,12 @@
 
 use bytes::Bytes;
 
-use super::errors::{NOT_FLOAT, NOT_INTEGER, SYNTAX};
+use super::errors::{NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::geo_sort::{merge_sort, partial_sort};
 use super::geohash::{self, Search, Shape};
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
 use super::zset::{ScoreRange, ZSet};
-use super::zsets::{parse_score, read_zset, store_result, write_zset, ZAdd};
+use super::zsets::{parse_score, read_zset, store_result, ZAdd};
 use super::{parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
 use crate::cmd::{read, write, CommandSpec, K1};
@@ -671,16 +671,12 @@ impl Apply for GeoSearchWrite {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let variant = Variant::of(&self.args[0]);
         let source = &self.args[variant.source_at()];
-        let exists = match write_zset(db, ctx, source) {
-            Ok(exists) => exists,
-            Err(e) => return e,
-        };
-        let z = match db.dbs[ctx.db].map.get(source.as_ref()) {
-            Some(entry) if exists => match &entry.value {
-                Value::ZSet(z) => Some(z),
-                _ => None,
-            },
-            _ => None,
+        // Redis reads the source with `lookupKeyRead` (a miss is a
+        // `keymiss`), deleting it first if it expired.
+        let z = match db.lookup_write_as_read(ctx.db, source).map(|e| &e.value) {
+            None => None,
+            Some(Value::ZSet(z)) => Some(z),
+            Some(_) => return Output::err(WRONGTYPE),
         };
         let plan = match parse_search(&self.args, variant, z) {
             Ok(plan) => plan,

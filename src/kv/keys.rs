@@ -150,7 +150,8 @@ impl Apply for CopyKey {
         if target == ctx.db && self.src == self.dst {
             return Output::err(SAME_OBJECT);
         }
-        let Some(entry) = db.lookup_write(ctx.db, &self.src) else {
+        // Redis reads the source with `lookupKeyRead`: a miss is a `keymiss`.
+        let Some(entry) = db.lookup_write_as_read(ctx.db, &self.src) else {
             return Output::Integer(0);
         };
         let (value, ttl) = (entry.value.clone(), entry.expires_at_ms);

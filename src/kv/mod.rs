@@ -1024,9 +1024,7 @@ impl Db {
     pub(crate) fn lookup_read_no_touch(&self, db: usize, key: &[u8], now: u64) -> Option<&Entry> {
         let Some(entry) = self.dbs[db].live(key, now) else {
             self.reads.misses.fetch_add(1, Ordering::Relaxed);
-            if self.notify_flags & notify::KEY_MISS != 0 {
-                notify::record_miss(db, key);
-            }
+            self.note_read_miss(db, key);
             return None;
         };
         self.reads.hits.fetch_add(1, Ordering::Relaxed);

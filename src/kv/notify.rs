@@ -21,7 +21,7 @@ use std::cell::RefCell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::Db;
+use super::{Db, Entry};
 
 /// `K`: `__keyspace@<db>__:<key>` messages.
 pub const KEYSPACE: u32 = 1 << 0;
@@ -43,7 +43,7 @@ pub const ZSET: u32 = 1 << 7;
 pub const EXPIRED: u32 = 1 << 8;
 /// `e`: a key was evicted.
 pub const EVICTED: u32 = 1 << 9;
-/// `t`: stream commands (dkv has no streams: accepted, never emitted).
+/// `t`: stream commands.
 pub const STREAM: u32 = 1 << 10;
 /// `m`: a read missed its key (not part of `A`; see [`take_misses`]).
 pub const KEY_MISS: u32 = 1 << 11;
@@ -200,6 +200,29 @@ impl Db {
             self.pubsub
                 .publish_event(&chan, &Bytes::copy_from_slice(key));
         }
+    }
+
+    /// Records a miss of a lookup Redis makes with `lookupKeyRead` (so
+    /// sends `keymiss` at), only while `m` is on: the read lookups' own
+    /// ([`Db::lookup_read`]) and those inside writes (GETDEL, COPY's source,
+    /// SORT's key, GEORADIUS's, XACK's ...), which use the write lookups to
+    /// delete an expired key as Redis's master does; a write's misses are
+    /// sent at its apply (see [`take_misses`]).
+    #[inline]
+    pub(crate) fn note_read_miss(&self, db: usize, key: &[u8]) {
+        if self.notify_flags & KEY_MISS != 0 {
+            record_miss(db, key);
+        }
+    }
+
+    /// [`Db::lookup_write`] for a write's lookup Redis makes with
+    /// `lookupKeyRead`: a miss sends `keymiss` ([`Db::note_read_miss`]).
+    pub(crate) fn lookup_write_as_read(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        if !self.exists_for_write(db, key) {
+            self.note_read_miss(db, key);
+            return None;
+        }
+        self.dbs[db].map.get(key)
     }
 
     /// The `del` event Redis sends after a command emptied `key` (which
@@ -472,6 +495,342 @@ mod tests {
         run(&mut db, 1_000, entry);
         exec(&mut db, 0, "sinterstore d nokey");
         assert!(events(&mut db).is_empty());
+    }
+
+    /// Runs `line` (`setup ;; ... ;; command`, each a command of words) on
+    /// `db` as dkv's server would: writes through the log, the last command,
+    /// if a read, on the map with its misses proposed as a `KeyMiss` entry.
+    fn run_as_server(db: &mut Db, line: &str) {
+        let mut commands: Vec<Vec<Bytes>> = line
+            .split(" ;; ")
+            .map(|c| {
+                c.split(' ')
+                    .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                    .collect()
+            })
+            .collect();
+        let last = commands.pop().unwrap();
+        for args in commands {
+            run(db, 1_000, Op::Exec { db: 0, args });
+        }
+        let is_read = crate::cmd::lookup(&last[0])
+            .is_some_and(|(_, spec)| matches!(spec.kind, crate::cmd::Kind::Read { .. }));
+        if is_read {
+            take_misses();
+            db.query(0, &last, 1_000, 1);
+            let misses = take_misses();
+            if !misses.is_empty() {
+                run(db, 1_000, Op::PubSub(PubSubOp::KeyMiss { misses }));
+            }
+        } else {
+            run(db, 1_000, Op::Exec { db: 0, args: last });
+        }
+    }
+
+    /// Every lookup Redis 7.0 sends `keymiss` at: Redis 7.0.15 with
+    /// `notify-keyspace-events Em`, a `__keyevent@*__:*` subscriber, and
+    /// each line run on an empty database (`;;` separates its commands):
+    /// the keys of these `keymiss` events, in this order (Redis's
+    /// `lookupKeyRead*` without `LOOKUP_NONOTIFY`; writes' own lookups send
+    /// none).
+    #[test]
+    fn key_misses_match_redis_lookups() {
+        let cases: &[(&str, &[&str])] = &[
+            ("sort nokey", &["nokey"]),
+            ("sort nokey store d", &["nokey"]),
+            ("sort_ro nokey", &["nokey"]),
+            ("rpush sl 1 2 ;; sort sl by w_*", &["w_1", "w_2"]),
+            (
+                "rpush sl 1 2 ;; sort sl by w_* get h_*->f get #",
+                &["w_1", "w_2", "h_1", "h_2"],
+            ),
+            ("rpush sl 1 2 ;; sort sl get o_* store d2", &["o_1", "o_2"]),
+            ("rpush sl 1 2 ;; sort_ro sl by w_*", &["w_1", "w_2"]),
+            ("bitop and d n1 n2", &["n1", "n2"]),
+            ("bitfield nokey get u8 0", &["nokey"]),
+            ("bitfield nokey incrby u8 0 1", &[]),
+            ("bitfield_ro nokey get u8 0", &["nokey"]),
+            ("bitcount nokey", &["nokey"]),
+            ("bitpos nokey 1", &["nokey"]),
+            ("getbit nokey 1", &["nokey"]),
+            ("pfcount nokey", &["nokey"]),
+            ("pfcount nokey nokey2", &["nokey", "nokey2"]),
+            ("pfmerge d n1 n2", &["d", "n1", "n2"]),
+            ("pfadd nokey", &[]),
+            ("getex nokey", &["nokey"]),
+            ("getdel nokey", &["nokey"]),
+            ("mget a b", &["a", "b"]),
+            ("lcs a b", &["a", "b"]),
+            ("strlen nokey", &["nokey"]),
+            ("getrange nokey 0 1", &["nokey"]),
+            ("copy nokey d", &["nokey"]),
+            ("dump nokey", &["nokey"]),
+            ("touch a b", &["a", "b"]),
+            ("exists a b", &["a", "b"]),
+            ("ttl a", &["a"]),
+            ("pttl a", &["a"]),
+            ("expiretime a", &["a"]),
+            ("type a", &["a"]),
+            ("object encoding a", &[]),
+            ("randomkey", &[]),
+            ("geosearch nokey fromlonlat 1 2 byradius 1 km", &["nokey"]),
+            (
+                "geosearchstore d nokey fromlonlat 1 2 byradius 1 km",
+                &["nokey"],
+            ),
+            ("georadius nokey 1 2 1 km", &["nokey"]),
+            ("georadius nokey 1 2 1 km store d", &["nokey"]),
+            ("georadiusbymember nokey m 1 km", &["nokey"]),
+            ("geopos nokey m", &["nokey"]),
+            ("geodist nokey a b", &["nokey"]),
+            ("geohash nokey a", &["nokey"]),
+            ("zunionstore d 2 n1 n2", &["n1", "n2"]),
+            ("zinterstore d 2 n1 n2", &["n1", "n2"]),
+            ("zdiffstore d 2 n1 n2", &["n1", "n2"]),
+            ("zunion 2 n1 n2", &["n1", "n2"]),
+            ("zinter 2 n1 n2", &["n1", "n2"]),
+            ("zintercard 2 n1 n2", &["n1", "n2"]),
+            ("zdiff 2 n1 n2", &["n1", "n2"]),
+            ("zrangestore d nokey 0 -1", &["nokey"]),
+            ("zrange nokey 0 -1", &["nokey"]),
+            ("zrangebyscore nokey 0 1", &["nokey"]),
+            ("zrevrangebylex nokey + -", &["nokey"]),
+            ("zcard nokey", &["nokey"]),
+            ("zscore nokey m", &["nokey"]),
+            ("zmscore nokey m", &["nokey"]),
+            ("zrank nokey m", &["nokey"]),
+            ("zcount nokey 0 1", &["nokey"]),
+            ("zlexcount nokey - +", &["nokey"]),
+            ("zrandmember nokey", &["nokey"]),
+            ("zscan nokey 0", &["nokey"]),
+            ("zpopmin nokey", &[]),
+            ("zmpop 1 nokey min", &[]),
+            ("sinter n1 n2", &["n1", "n2"]),
+            ("sinterstore d n1 n2", &["n1", "n2"]),
+            ("sunionstore d n1 n2", &["n1", "n2"]),
+            ("sdiffstore d n1 n2", &["n1", "n2"]),
+            ("sintercard 2 n1 n2", &["n1", "n2"]),
+            ("smismember nokey a", &["nokey"]),
+            ("sismember nokey a", &["nokey"]),
+            ("smembers nokey", &["nokey"]),
+            ("srandmember nokey", &["nokey"]),
+            ("sscan nokey 0", &["nokey"]),
+            ("smove nokey d a", &[]),
+            ("spop nokey", &[]),
+            ("llen nokey", &["nokey"]),
+            ("lindex nokey 0", &["nokey"]),
+            ("lrange nokey 0 1", &["nokey"]),
+            ("lpos nokey a", &["nokey"]),
+            ("lmove nokey d left left", &[]),
+            ("rpoplpush nokey d", &[]),
+            ("lmpop 1 nokey left", &[]),
+            ("hget nokey f", &["nokey"]),
+            ("hmget nokey f", &["nokey"]),
+            ("hgetall nokey", &["nokey"]),
+            ("hstrlen nokey f", &["nokey"]),
+            ("hrandfield nokey", &["nokey"]),
+            ("hexists nokey f", &["nokey"]),
+            ("hlen nokey", &["nokey"]),
+            ("hkeys nokey", &["nokey"]),
+            ("hscan nokey 0", &["nokey"]),
+            ("xread streams n1 n2 0 0", &["n1", "n2", "n1", "n2"]),
+            ("xread streams n1 n2 $ $", &["n1", "n2", "n1", "n2"]),
+            ("xread streams n1 n2 0 bad", &["n1", "n2"]),
+            ("xrange nokey - +", &["nokey"]),
+            ("xrevrange nokey + -", &["nokey"]),
+            ("xlen nokey", &["nokey"]),
+            ("xinfo stream nokey", &["nokey"]),
+            ("xinfo groups nokey", &["nokey"]),
+            ("xinfo consumers nokey g", &["nokey"]),
+            ("xpending nokey g", &["nokey"]),
+            ("xreadgroup group g c streams nokey >", &["nokey"]),
+            ("xautoclaim nokey g c 0 0", &["nokey"]),
+            ("xclaim nokey g c 0 0-1", &["nokey"]),
+            ("xack nokey g 0-1", &["nokey"]),
+            ("xtrim nokey maxlen 0", &[]),
+            ("xsetid nokey 0-1", &[]),
+            ("xgroup create nokey g $", &[]),
+            ("get nokey", &["nokey"]),
+            ("append nokey x", &[]),
+            ("incr nokey2", &[]),
+            ("set nokey2 v get", &["nokey2"]),
+            ("del nokey2", &[]),
+            ("eval return(redis.call('get','zz')) 0", &["zz"]),
+            ("set nokey x ;; bitop and d nokey n2", &["n2"]),
+            ("sadd s a ;; sinterstore d s n1 n2", &["n1", "n2"]),
+            ("zadd z 1 a ;; zunionstore d 2 z n1", &["n1"]),
+            (
+                "xadd s1 1-1 a b ;; xread count 1 streams s1 n1 0 0",
+                &["n1", "n1"],
+            ),
+            ("getset nokey v", &["nokey"]),
+            ("set nokey v xx get", &["nokey"]),
+            ("set nokey v nx get", &["nokey"]),
+            ("set s x ;; zunionstore d 2 n1 s", &["n1"]),
+            ("set s x ;; zinter 2 n1 s n2", &["n1"]),
+            ("set s x ;; sinter n1 s n2", &["n1"]),
+            ("set s x ;; sunionstore d n1 s n2", &["n1"]),
+            ("zadd z 1 a ;; zinter 2 z n1", &["n1"]),
+            ("zadd z 1 a ;; zinterstore d 2 n1 z weights 1", &["n1"]),
+            ("zadd z 1 a ;; zunionstore d 2 n1 z weights 1 x", &["n1"]),
+            ("zunionstore d 0 n1", &[]),
+            ("zunionstore d 3 n1 n2", &[]),
+            ("zunion 2 n1 n2 withscores", &["n1", "n2"]),
+            ("georadius_ro nokey 1 2 1 km", &["nokey"]),
+            ("georadiusbymember_ro nokey m 1 km", &["nokey"]),
+            ("geosearch nokey frommember m byradius 1 km", &["nokey"]),
+            (
+                "geoadd g 1 2 a ;; geosearchstore d g frommember zz byradius 1 km",
+                &[],
+            ),
+            ("geoadd g 1 2 a ;; georadius g 1 2 1 km store d", &[]),
+            (
+                "geosearchstore d nokey fromlonlat 1 2 byradius 1 km storedist",
+                &["nokey"],
+            ),
+            ("sunion n1 n2", &["n1", "n2"]),
+            ("sdiff n1 n2", &["n1", "n2"]),
+            ("sdiffstore d n1 n2", &["n1", "n2"]),
+            ("sintercard 2 n1 n2 limit 1", &["n1", "n2"]),
+            ("zrangestore d nokey 0 -1 byscore", &["nokey"]),
+            ("xinfo stream nokey full", &["nokey"]),
+            ("xgroup setid nokey g 0", &[]),
+            ("xgroup createconsumer nokey g c", &[]),
+            ("xgroup destroy nokey g", &[]),
+            ("xgroup delconsumer nokey g c", &[]),
+            (
+                "xadd s1 1-1 a b ;; xgroup create s1 g 0 ;; xreadgroup group g c streams s1 n1 > >",
+                &["n1"],
+            ),
+            (
+                "xadd s1 1-1 a b ;; xgroup create s1 g 0 ;; xreadgroup group g c streams n1 s1 > >",
+                &["n1"],
+            ),
+            (
+                "xadd s1 1-1 a b ;; xgroup create s1 g 0 ;; xreadgroup group g c streams s1 n1 0 0",
+                &["n1"],
+            ),
+            ("xreadgroup group g c streams nokey 0", &["nokey"]),
+            ("xpending nokey g - + 10", &["nokey"]),
+            ("xclaim nokey g c 0 0-1 justid", &["nokey"]),
+            ("xautoclaim nokey g c 0 0 justid", &["nokey"]),
+            ("xdel nokey 1-1", &[]),
+            ("hincrby nokey f 1", &[]),
+            ("lrange nokey 0 1", &["nokey"]),
+            ("zrevrank nokey a", &["nokey"]),
+            ("substr nokey 0 1", &["nokey"]),
+            ("sort nokey by w_* store d", &["nokey"]),
+            (
+                "rpush sl 1 2 ;; sort sl by w_* get # store d",
+                &["w_1", "w_2"],
+            ),
+            ("rpush sl 1 2 ;; sort sl by nosort get o_*", &["o_1", "o_2"]),
+            ("rpush sl 3 1 ;; sort sl limit 0 1 get o_*", &["o_1"]),
+            ("set sl x ;; sort sl", &[]),
+            ("copy nokey d db 1", &["nokey"]),
+            ("set a 1 ;; copy a a", &[]),
+            ("copy nokey nokey", &[]),
+            ("getex nokey px 100", &["nokey"]),
+            ("getex nokey bad", &[]),
+            ("renamenx nokey b", &[]),
+            ("lcs a b len", &["a", "b"]),
+            ("bitop not d n1", &["n1"]),
+            ("pfcount n1 n1", &["n1", "n1"]),
+            ("pfmerge d", &["d"]),
+            ("bitfield nokey get u8 0 incrby u8 0 1", &[]),
+            ("bitfield nokey get u8 0 set u8 0 1", &[]),
+            ("dump nokey", &["nokey"]),
+            ("restore nokey 0 x", &[]),
+            ("lmpop 2 n1 n2 left", &[]),
+            ("zmpop 2 n1 n2 min", &[]),
+            ("sinterstore d n1", &["n1"]),
+            ("smismember nokey a b", &["nokey"]),
+            ("hmget nokey a b", &["nokey"]),
+            ("xreadgroup group g c streams st0 $", &["st0"]),
+            ("xreadgroup group g c streams st0 0", &["st0"]),
+            ("xreadgroup group g c count 1 noack streams st0 >", &["st0"]),
+            ("xread streams st0 st0 0 0", &["st0", "st0", "st0", "st0"]),
+            ("xread count 0 streams st0 $", &["st0", "st0"]),
+            ("xread count 2 streams st0 1-1", &["st0", "st0"]),
+            (
+                "xadd st0 1-1 a b ;; xread streams st0 st1 $ 0",
+                &["st1", "st1"],
+            ),
+            (
+                "xadd st0 1-1 a b ;; xread streams st1 st0 0 $",
+                &["st1", "st1"],
+            ),
+            (
+                "xadd st0 1-1 a b ;; xgroup create st0 g 0 ;; xreadgroup group g c streams st0 $",
+                &[],
+            ),
+            (
+                "xadd st0 1-1 a b ;; xgroup create st0 g 0 ;; xreadgroup group g c streams st0 bad",
+                &[],
+            ),
+            ("xpending st0 g idle 0 - + 10", &["st0"]),
+            ("xpending st0 g - + 10 c", &["st0"]),
+            ("xack st0 g 1-1 2-2", &["st0"]),
+            ("xclaim st0 g c 0 1-1 force", &["st0"]),
+            ("xautoclaim st0 g c 0 0 count 1", &["st0"]),
+            ("xgroup create st0 g $ mkstream", &[]),
+            ("xinfo consumers st0 g", &["st0"]),
+            ("xsetid st0 5-5", &[]),
+            ("xtrim st0 minid 0", &[]),
+            ("xdel st0 1-1", &[]),
+            ("xlen st0", &["st0"]),
+            ("xautoclaim st0 g0 c0 86400000 - COUNT 3", &["st0"]),
+            ("xautoclaim st0 g0 c0 86400000 0 COUNT 0", &["st0"]),
+            ("xautoclaim st0 g0 c0 x 0", &["st0"]),
+            ("xautoclaim st0 g0 c0 0 bad", &["st0"]),
+            ("xautoclaim st0 g0 c0 0 0 count 1 justid extra", &["st0"]),
+            ("xclaim st0 g0 c0 x 1-1", &["st0"]),
+            ("xclaim st0 g0 c0 0 bad", &["st0"]),
+            ("xclaim st0 g0 c0 0 1-1 idle x", &["st0"]),
+            ("xclaim st0 g0 c0 0 1-1 bogus", &["st0"]),
+            ("xack st0 g0 bad", &["st0"]),
+            ("xpending st0 g0 bad", &[]),
+            ("xpending st0 g0 - + x", &[]),
+            ("xpending st0 g0 idle x - + 1", &[]),
+            ("xreadgroup group g c streams st0 bad", &["st0"]),
+            ("xread streams st0 bad", &["st0"]),
+            ("xread count x streams st0 0", &[]),
+            ("xinfo stream st0 full count x", &["st0"]),
+            ("xrange st0 bad +", &[]),
+            ("xlen st0 extra", &[]),
+            ("set st0 x ;; xautoclaim st0 g0 c0 0 0 count 0", &[]),
+            ("xautoclaim st0 g0 c0 0 0 count 0", &["st0"]),
+        ];
+        let mut failures = Vec::new();
+        for &(line, expected) in cases {
+            let mut db = subscribed("Em");
+            run_as_server(&mut db, line);
+            let got: Vec<String> = events(&mut db)
+                .into_iter()
+                .filter_map(|e| e.strip_prefix("__keyevent@0__:keymiss ").map(String::from))
+                .collect();
+            if got != expected {
+                failures.push(format!("{line}: Redis {expected:?}, dkv {got:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Redis 7.0.15's XAUTOCLAIM: the key's lookup, then its arguments,
+    /// then WRONGTYPE (so a refused XAUTOCLAIM of a missing key, parsed at
+    /// apply, still sends `keymiss`).
+    #[test]
+    fn xautoclaim_refuses_in_redis_order() {
+        let mut db = subscribed("Em");
+        exec(&mut db, 0, "set st0 x");
+        assert_eq!(
+            exec(&mut db, 0, "xautoclaim st0 g0 c0 0 0 count 0"),
+            Output::err("ERR COUNT must be > 0")
+        );
+        assert_eq!(
+            exec(&mut db, 0, "xautoclaim st0 g0 c0 0 0"),
+            Output::err(crate::kv::errors::WRONGTYPE)
+        );
     }
 
     /// Expirations and evictions are entries the leader proposes; every

@@ -412,9 +412,23 @@ fn read_sets<'a>(db: &'a Db, ctx: &Ctx, keys: &[Bytes]) -> Result<Vec<Option<&'a
 
 /// For a write: looks every source key up in order as Redis does (expired
 /// keys deleted), stopping with WRONGTYPE at the first key of another type.
+/// The missing keys are left to [`read_sets`] to count and send `keymiss`
+/// for, unless a later key fails: then those before it are sent here (Redis
+/// looked them up with `lookupKeyRead` before failing).
 fn check_sources(db: &mut Db, ctx: &Ctx, keys: &[Bytes]) -> Result<(), Output> {
+    let mut missing = Vec::new();
     for key in keys {
-        write_set(db, ctx, key)?;
+        match write_set(db, ctx, key) {
+            Ok(true) => {}
+            Ok(false) if db.notify_flags() & notify::KEY_MISS != 0 => missing.push(key),
+            Ok(false) => {}
+            Err(e) => {
+                for key in missing {
+                    db.note_read_miss(ctx.db, key);
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

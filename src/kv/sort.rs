@@ -465,7 +465,8 @@ fn reply(items: Vec<Option<Bytes>>) -> Output {
 
 impl Apply for Sort {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        let value = db.lookup_write(ctx.db, &self.key).map(|e| &e.value);
+        // Redis reads the key with `lookupKeyRead`: a miss is a `keymiss`.
+        let value = db.lookup_write_as_read(ctx.db, &self.key).map(|e| &e.value);
         let is_packed_zset = match value {
             None | Some(Value::List(_) | Value::Set(_)) => false,
             Some(Value::ZSet(z)) => z.encoding() == "listpack",

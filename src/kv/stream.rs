@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Redis's `stream-node-max-entries` default.
 pub const NODE_MAX_ENTRIES: u64 = 100;
@@ -264,11 +264,69 @@ struct Node {
     bytes: u64,
 }
 
+/// The entries by id, with their estimated bytes kept as they change, so
+/// that [`Stream::mem_bytes`] (read after every write, for `maxmemory`) does
+/// not walk them. Serialized as the bare map, so snapshots are unchanged;
+/// the count is rebuilt when one is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Entries {
+    map: BTreeMap<StreamId, Vec<Bytes>>,
+    bytes: u64,
+}
+
+/// One entry's share of [`Stream::mem_bytes`].
+fn entry_mem(fields: &[Bytes]) -> u64 {
+    24 + fields.iter().map(|b| b.len() as u64 + 8).sum::<u64>()
+}
+
+impl Entries {
+    fn insert(&mut self, id: StreamId, fields: Vec<Bytes>) {
+        self.bytes += entry_mem(&fields);
+        if let Some(old) = self.map.insert(id, fields) {
+            self.bytes -= entry_mem(&old);
+        }
+    }
+
+    fn remove(&mut self, id: &StreamId) -> Option<Vec<Bytes>> {
+        let old = self.map.remove(id)?;
+        self.bytes -= entry_mem(&old);
+        Some(old)
+    }
+
+    fn extend(&mut self, entries: impl IntoIterator<Item = (StreamId, Vec<Bytes>)>) {
+        for (id, fields) in entries {
+            self.insert(id, fields);
+        }
+    }
+}
+
+impl std::ops::Deref for Entries {
+    type Target = BTreeMap<StreamId, Vec<Bytes>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.map.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<StreamId, Vec<Bytes>>::deserialize(deserializer)?;
+        let bytes = map.values().map(|f| entry_mem(f)).sum();
+        Ok(Entries { map, bytes })
+    }
+}
+
 /// A stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stream {
     /// Entries: id → field, value, field, value ...
-    entries: BTreeMap<StreamId, Vec<Bytes>>,
+    entries: Entries,
     /// Node master id → counters.
     nodes: BTreeMap<StreamId, Node>,
     /// The last id ever added (or set by XSETID).
@@ -621,11 +679,7 @@ impl Stream {
 
     /// Estimated bytes (MEMORY USAGE, `maxmemory`).
     pub fn mem_bytes(&self) -> u64 {
-        let entries: u64 = self
-            .entries
-            .values()
-            .map(|f| 24 + f.iter().map(|b| b.len() as u64 + 8).sum::<u64>())
-            .sum();
+        let entries = self.entries.bytes;
         let groups: u64 = self
             .groups
             .iter()

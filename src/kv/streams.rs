@@ -18,7 +18,7 @@ use super::errors::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::notify;
 use super::stream::{Stream, StreamId, Trim};
 use super::table::{typed_read, typed_write, Apply, Parse, Query};
-use super::{parse_i64, Ctx, Db, Output, Value};
+use super::{parse_i64, Ctx, Db, Entry, Output, Value};
 use crate::cmd::cat::*;
 use crate::cmd::{read, write, CommandSpec, Flags, SubcommandSpec, TimeoutAt, K1, NO_KEYS};
 use crate::server::commands::connection::missing_subcommand;
@@ -36,11 +36,7 @@ pub(crate) fn read_stream<'a>(
     ctx: &Ctx,
     key: &[u8],
 ) -> Result<Option<&'a Stream>, Output> {
-    match db.lookup_read(ctx.db, key, ctx.now).map(|e| &e.value) {
-        None => Ok(None),
-        Some(Value::Stream(s)) => Ok(Some(s.as_ref())),
-        Some(_) => Err(Output::err(WRONGTYPE)),
-    }
+    stream_of(db.lookup_read(ctx.db, key, ctx.now))
 }
 
 /// The stream at `key` for a write (an expired key is deleted first).
@@ -49,7 +45,22 @@ pub(crate) fn write_stream<'a>(
     ctx: &Ctx,
     key: &[u8],
 ) -> Result<Option<&'a Stream>, Output> {
-    match db.lookup_write(ctx.db, key).map(|e| &e.value) {
+    stream_of(db.lookup_write(ctx.db, key))
+}
+
+/// [`write_stream`] for the writes Redis looks their key up for with
+/// `lookupKeyRead` (XREADGROUP, XACK, XCLAIM, XAUTOCLAIM): a missing key
+/// sends `keymiss`.
+pub(crate) fn write_stream_as_read<'a>(
+    db: &'a mut Db,
+    ctx: &Ctx,
+    key: &[u8],
+) -> Result<Option<&'a Stream>, Output> {
+    stream_of(db.lookup_write_as_read(ctx.db, key))
+}
+
+fn stream_of(entry: Option<&Entry>) -> Result<Option<&Stream>, Output> {
+    match entry.map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Stream(s)) => Ok(Some(s.as_ref())),
         Some(_) => Err(Output::err(WRONGTYPE)),
@@ -760,7 +771,7 @@ pub(crate) fn resolve_dollar(map: &Db, db: u8, args: &[Bytes], now_ms: u64) -> V
 
 // ---- the table ---------------------------------------------------------------------
 
-use super::streams_groups::{XAck, XAutoClaim, XClaim, XGroup, XInfo, XPending, XReadGroup};
+use super::streams_groups::{XAck, XAutoClaimEntry, XClaim, XGroup, XInfo, XPending, XReadGroup};
 
 const RW: (crate::acl::KeyAccess, crate::acl::KeyAccess) = (KA_RW, KA_RW);
 const R: (crate::acl::KeyAccess, crate::acl::KeyAccess) = (KA_R, KA_R);
@@ -931,7 +942,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("xclaim", -6, F_FAST, STREAM_GROUP, K1, typed_write::<XClaim>())
         .acl(cats(&[WRITE, STREAM, FAST]), RW)
         .doc("Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", "5.0.0", "O(log N) with N being the number of messages in the PEL of the consumer group."),
-    write("xautoclaim", -6, F_FAST, STREAM_GROUP, K1, typed_write::<XAutoClaim>())
+    write("xautoclaim", -6, F_FAST, STREAM_GROUP, K1, typed_write::<XAutoClaimEntry>())
         .acl(cats(&[WRITE, STREAM, FAST]), RW)
         .doc("Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", "6.2.0", "O(1) if COUNT is small."),
     read("xinfo", -2, Flags::READONLY_NOT_SHOWN, STREAM_GROUP, NO_KEYS, typed_read::<XInfo>())

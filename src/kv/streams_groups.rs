@@ -16,8 +16,8 @@ use super::notify;
 use super::stream::{Group, Stream, StreamId, ENTRIES_READ_UNKNOWN};
 use super::streams::{
     edit_stream, entry_reply, parse_count, parse_interval, parse_read_args, parse_strict_id,
-    range_reply, read_stream, write_stream, ReadArgs, INVALID_ID, XGROUP_SUBCOMMANDS,
-    XINFO_SUBCOMMANDS,
+    range_reply, read_stream, write_stream, write_stream_as_read, ReadArgs, INVALID_ID,
+    XGROUP_SUBCOMMANDS, XINFO_SUBCOMMANDS,
 };
 use super::table::{Apply, Parse, Query};
 use super::{parse_i64, Ctx, Db, Output, Value};
@@ -293,7 +293,7 @@ impl Apply for XReadGroup {
         let mut ids: Vec<Option<StreamId>> = Vec::with_capacity(r.streams);
         for i in 0..r.streams {
             let key = &self.args[r.streams_at + i];
-            let has_group = match write_stream(db, ctx, key) {
+            let has_group = match write_stream_as_read(db, ctx, key) {
                 Err(e) => return e,
                 Ok(s) => s.is_some_and(|s| s.groups.contains_key(&group)),
             };
@@ -473,7 +473,7 @@ impl Parse for XAck {
 impl Apply for XAck {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let (key, group) = (&self.args[1], &self.args[2]);
-        match write_stream(db, ctx, key) {
+        match write_stream_as_read(db, ctx, key) {
             Err(e) => return e,
             Ok(Some(s)) if s.groups.contains_key(group) => {}
             Ok(_) => return Output::Integer(0),
@@ -695,7 +695,7 @@ fn parse_claim(args: &[Bytes], now: u64) -> Result<ClaimOptions, Output> {
 impl Apply for XClaim {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let (key, group, consumer) = (&self.args[1], &self.args[2], &self.args[3]);
-        match write_stream(db, ctx, key) {
+        match write_stream_as_read(db, ctx, key) {
             Err(e) => return e,
             Ok(Some(s)) if s.groups.contains_key(group) => {}
             Ok(_) => return nogroup(key, group),
@@ -767,7 +767,42 @@ pub(crate) struct XAutoClaim {
     justid: bool,
 }
 
-impl Parse for XAutoClaim {
+/// XAUTOCLAIM as proposed: its arguments are parsed at apply, after the
+/// key's lookup, as Redis orders them (the lookup, the arguments, WRONGTYPE,
+/// then NOGROUP), so a refused XAUTOCLAIM of a missing key still sends
+/// `keymiss`.
+pub(crate) struct XAutoClaimEntry {
+    args: Vec<Bytes>,
+}
+
+impl Parse for XAutoClaimEntry {
+    fn parse(args: &[Bytes]) -> Result<XAutoClaimEntry, Output> {
+        Ok(XAutoClaimEntry {
+            args: args.to_vec(),
+        })
+    }
+}
+
+impl Apply for XAutoClaimEntry {
+    fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
+        let has_group = write_stream_as_read(db, ctx, &self.args[1])
+            .map(|s| s.is_some_and(|s| s.groups.contains_key(&self.args[2])));
+        let claim = match XAutoClaim::parse(&self.args) {
+            Ok(claim) => claim,
+            Err(e) => return e,
+        };
+        let has_group = match has_group {
+            Ok(has_group) => has_group,
+            Err(e) => return e,
+        };
+        if !has_group {
+            return nogroup(&claim.key, &claim.group);
+        }
+        claim.apply(db, ctx)
+    }
+}
+
+impl XAutoClaim {
     fn parse(args: &[Bytes]) -> Result<XAutoClaim, Output> {
         let min_idle = parse_i64(&args[4])
             .ok_or_else(|| Output::err("ERR Invalid min-idle-time argument for XAUTOCLAIM"))?;
@@ -803,13 +838,10 @@ impl Parse for XAutoClaim {
     }
 }
 
-impl Apply for XAutoClaim {
+impl XAutoClaim {
+    /// Runs the claim on the stream at `key`, which has the group
+    /// ([`XAutoClaimEntry`] checked).
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        match write_stream(db, ctx, &self.key) {
-            Err(e) => return e,
-            Ok(Some(s)) if s.groups.contains_key(&self.group) => {}
-            Ok(_) => return nogroup(&self.key, &self.group),
-        }
         let now = ctx.now;
         let (claimed, next, deleted, created) = edit_stream(db, ctx, &self.key, |s| {
             let mut attempts = self.count.saturating_mul(10);

@@ -24,7 +24,18 @@ pub(crate) fn read_str<'a>(db: &'a Db, ctx: &Ctx, key: &[u8]) -> Result<Option<&
 
 /// The string at `key` for a write (expired keys deleted first).
 pub(crate) fn write_str(db: &mut Db, ctx: &Ctx, key: &[u8]) -> Result<Option<Bytes>, Output> {
-    match db.lookup_write(ctx.db, key).map(|e| &e.value) {
+    str_of(db.lookup_write(ctx.db, key).map(|e| &e.value))
+}
+
+/// [`write_str`] for the writes that read the old value as Redis's
+/// `getGenericCommand` does (GETEX, GETDEL, GETSET, SET's GET): a missing
+/// key sends `keymiss`.
+fn write_str_as_get(db: &mut Db, ctx: &Ctx, key: &[u8]) -> Result<Option<Bytes>, Output> {
+    str_of(db.lookup_write_as_read(ctx.db, key).map(|e| &e.value))
+}
+
+fn str_of(value: Option<&Value>) -> Result<Option<Bytes>, Output> {
+    match value {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s.bytes().clone())),
         Some(_) => Err(Output::err(WRONGTYPE)),
@@ -165,7 +176,7 @@ fn set_generic(
         None => None,
     };
     let old = if o.get {
-        match write_str(db, ctx, key) {
+        match write_str_as_get(db, ctx, key) {
             Ok(v) => v,
             Err(e) => return e,
         }
@@ -287,7 +298,7 @@ impl Apply for GetEx {
 fn getex(db: &mut Db, ctx: &Ctx, key: &Bytes, o: &SetOptions) -> Output {
     // Redis 7.0 order: options, then the key (nil if absent, WRONGTYPE),
     // then the expire value.
-    let value = match write_str(db, ctx, key) {
+    let value = match write_str_as_get(db, ctx, key) {
         Ok(Some(v)) => v,
         Ok(None) => return Output::NIL,
         Err(e) => return e,
@@ -324,7 +335,7 @@ fn getex(db: &mut Db, ctx: &Ctx, key: &Bytes, o: &SetOptions) -> Output {
 }
 
 pub(crate) fn getdel(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    match write_str(db, ctx, &args[1]) {
+    match write_str_as_get(db, ctx, &args[1]) {
         Ok(Some(v)) => {
             db.remove(ctx.db, &args[1]);
             db.notify(notify::GENERIC, "del", ctx.db, &args[1]);

@@ -183,7 +183,9 @@ impl ZSetOp {
             .zip(sets)
             .map(|(k, converted)| match converted {
                 Some(z) => Some(z),
-                None => match db.lookup_read(ctx.db, k, ctx.now).map(|e| &e.value) {
+                // The second look at a key `converted_sets` looked up
+                // (counted, and its miss sent, once as in Redis).
+                None => match db.dbs[ctx.db].live(k, ctx.now).map(|e| &e.value) {
                     Some(Value::ZSet(z)) => Some(z),
                     _ => None,
                 },
@@ -303,12 +305,18 @@ struct Computed {
     withscores: bool,
 }
 
-/// The result as a set: built `skiplist`, `listpack` when small enough.
-fn build(result: &[(Bytes, f64)]) -> ZSet {
+/// The result in score order, as the `skiplist` Redis builds it in.
+fn ordered(result: &[(Bytes, f64)]) -> ZSet {
     let mut set = ZSet::new_skiplist();
     for (member, score) in result {
         set.add(member, *score, AddFlags::default());
     }
+    set
+}
+
+/// The result as a set to store: `listpack` when small enough.
+fn build(result: &[(Bytes, f64)]) -> ZSet {
+    let mut set = ordered(result);
     set.convert_to_packed_if_small();
     set
 }
@@ -319,7 +327,9 @@ impl Query for ZSetOp {
             Ok(c) => c,
             Err(e) => return e,
         };
-        let set = build(&computed.result);
+        // Redis replies from the skiplist itself: a listpack would turn a
+        // `-0` score into `0`, which only the STORE forms do.
+        let set = ordered(&computed.result);
         let items: Vec<(Bytes, f64)> = set
             .iter()
             .map(|(m, s)| (Bytes::copy_from_slice(m), s))
