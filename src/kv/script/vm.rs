@@ -342,7 +342,7 @@ impl Vm {
             lua.create_function(move |lua, args: MultiValue| {
                 let _free = Unlimited::new(lua);
                 let dispatch: Function = slot.raw_get("dispatch")?;
-                let (ok, value): (bool, Value) = dispatch.call(args)?;
+                let (ok, value): (bool, Value) = dispatch.call((true, args))?;
                 if ok {
                     return Ok(value);
                 }
@@ -567,11 +567,11 @@ impl Vm {
     ) -> mlua::Result<Output> {
         let lua = &self.lua;
         let _free = Unlimited::new(lua);
-        let keys = lua.create_table()?;
+        let keys = lua.create_table_with_capacity(call.keys.len(), 0)?;
         for (i, k) in call.keys.iter().enumerate() {
             keys.raw_set(i + 1, lua.create_string(k)?)?;
         }
-        let argv = lua.create_table()?;
+        let argv = lua.create_table_with_capacity(call.args.len(), 0)?;
         for (i, a) in call.args.iter().enumerate() {
             argv.raw_set(i + 1, lua.create_string(a)?)?;
         }
@@ -596,17 +596,19 @@ impl Vm {
         let access = RefCell::new(access);
         let access = &access;
         let output = lua.scope(|scope| {
+            // One scoped function per call (each costs a userdata and a
+            // closure for the collector): `I.dispatch(true, ...)` runs a
+            // command (`redis.call`/`pcall`), `I.dispatch(false, ...)` is
+            // `redis.acl_check_cmd`.
             let st = Rc::clone(&state);
-            let dispatch = scope.create_function(move |lua, args: MultiValue| {
+            let dispatch = scope.create_function(move |lua, mut args: MultiValue| {
                 let _free = Unlimited::new(lua);
-                dispatch::call(lua, access, ctx, &st, args)
+                match args.pop_front() {
+                    Some(Value::Boolean(false)) => dispatch::acl_check(lua, access, &st, args),
+                    _ => dispatch::call(lua, access, ctx, &st, args),
+                }
             })?;
             internal.raw_set("dispatch", dispatch)?;
-            let st = Rc::clone(&state);
-            let acl = scope.create_function(move |lua, args: MultiValue| {
-                dispatch::acl_check(lua, access, &st, args)
-            })?;
-            internal.raw_set("acl_check", acl)?;
             let values = {
                 let _limited = Unlimited::limited(lua);
                 xpcall.call::<MultiValue>((function.clone(), handler))?
@@ -615,7 +617,6 @@ impl Vm {
             let ok = matches!(values.next(), Some(Value::Boolean(true)));
             let value = values.next().unwrap_or(Value::Nil);
             internal.raw_set("dispatch", Value::Nil)?;
-            internal.raw_set("acl_check", Value::Nil)?;
             let resp3 = state.borrow().resp == 3;
             if ok {
                 return Ok(lua_to_output(&value, resp3));
