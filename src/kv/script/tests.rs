@@ -830,3 +830,27 @@ fn the_memory_limit_stops_a_script_and_stays_on() {
     }
     assert_eq!(exec(&mut db, &["get", "k"]), bulk("v"));
 }
+
+/// `tostring` of a table or function numbers objects in order of first
+/// print, starting again at 1 in every call (whether or not the call before
+/// printed any), so the text is the same on every replica.
+#[test]
+fn tostring_ids_restart_in_every_call() {
+    let mut db = Db::new();
+    let script = "local t = {} return {tostring(t), tostring({}), tostring(t), tostring(print_me)}";
+    let script = script.replace("print_me", "redis.call");
+    let expected = Output::Array(vec![
+        bulk("table: 0x00000001"),
+        bulk("table: 0x00000002"),
+        bulk("table: 0x00000001"),
+        bulk("function: 0x00000003"),
+    ]);
+    assert_eq!(eval(&mut db, &script, &["0"]), expected);
+    assert_eq!(eval(&mut db, &script, &["0"]), expected);
+    assert_eq!(eval(&mut db, "return 1", &["0"]), Output::Integer(1));
+    assert_eq!(eval(&mut db, &script, &["0"]), expected);
+    assert_eq!(
+        eval(&mut db, "return tostring({})", &["0"]),
+        bulk("table: 0x00000001")
+    );
+}
