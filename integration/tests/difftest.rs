@@ -86,6 +86,26 @@ enum Check {
 struct Cmd {
     args: Vec<Vec<u8>>,
     check: Check,
+    /// How the events difftest compares this command's `keymiss` events.
+    misses: Misses,
+}
+
+/// How a command's `keymiss` events are compared with Redis's in the events
+/// difftest (with `m` on; see [`keyspace_events_match_redis_server`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Misses {
+    /// In order, as every other event.
+    Ordered,
+    /// As a multiset: Redis looks the keys up in its dict's iteration order,
+    /// which follows a hash seed drawn at random by each redis-server process
+    /// (SORT over a set's or a sorted set's members: two Redis processes
+    /// holding the same sorted set send its BY lookups' `keymiss` events in
+    /// different orders).
+    Unordered,
+    /// Not compared: which elements Redis looks up is itself unspecified
+    /// (SORT's LIMIT window over ties or over a set's own order, whose
+    /// replies are only compared by length).
+    Unspecified,
 }
 
 /// One unit of the sequence: a command, a transaction block, or a full scan.
@@ -205,7 +225,11 @@ fn b(s: &str) -> Vec<u8> {
 }
 
 fn cmd(args: Vec<Vec<u8>>, check: Check) -> Cmd {
-    Cmd { args, check }
+    Cmd {
+        args,
+        check,
+        misses: Misses::Ordered,
+    }
 }
 
 fn exact(args: Vec<Vec<u8>>) -> Cmd {
@@ -1099,9 +1123,23 @@ fn gen_sort(r: &mut Rng) -> Step {
     } else {
         Check::Exact
     };
+    // The `keymiss` events of the BY and GET lookups: in the order of a
+    // list's elements, or of a sorted set's with "don't sort"; a set's or a
+    // sorted set's member dict otherwise (random per Redis process); and
+    // over a window whose elements Redis leaves unspecified, not comparable.
+    let misses = if matches!(check, Check::SameLength) {
+        Misses::Unspecified
+    } else if listish || (orderedish && nosort) {
+        Misses::Ordered
+    } else {
+        Misses::Unordered
+    };
     Step::Block(vec![
         exact(vec![b("ZADD"), b("zerrno"), b("XX"), b("0"), b("m")]),
-        cmd(a, check),
+        Cmd {
+            misses,
+            ..cmd(a, check)
+        },
     ])
 }
 
@@ -1670,9 +1708,43 @@ struct Run {
     db: Vec<u8>,
     history: Vec<String>,
     commands: usize,
+    /// Whether commands whose `keymiss` events are not [`Misses::Ordered`]
+    /// are bracketed by marker lookups (the events difftest with `m`).
+    miss_markers: bool,
 }
 
 impl Run {
+    /// `c` on both servers, between two marker lookups when its `keymiss`
+    /// events are compared other than in order (see [`settle_misses`]).
+    async fn both_cmd(&mut self, c: &Cmd) -> Result<(Reply, Reply)> {
+        let bracket = self.miss_markers && c.misses != Misses::Ordered;
+        if bracket {
+            let begin = match c.misses {
+                Misses::Unspecified => MISSES_UNSPECIFIED,
+                _ => MISSES_UNORDERED,
+            };
+            self.miss_marker(begin).await?;
+        }
+        let replies = self.both(&c.args).await?;
+        if bracket {
+            self.miss_marker(MISSES_END).await?;
+        }
+        Ok(replies)
+    }
+
+    /// `GET key` of a key no generated command names, on both servers (not
+    /// compared or counted): with `m` on, a `keymiss` event on each.
+    async fn miss_marker(&mut self, key: &[u8]) -> Result<()> {
+        let get: [&[u8]; 2] = [b"GET", key];
+        let r = self.redis.command(&get).await.context("redis")?;
+        let d = self.dkv[self.node].command(&get).await.context("dkv")?;
+        let nil = Reply::Bulk(None);
+        if r != nil || d != nil {
+            bail!("marker GET: redis {r:?} dkv {d:?}");
+        }
+        Ok(())
+    }
+
     async fn both(&mut self, args: &[Vec<u8>]) -> Result<(Reply, Reply)> {
         let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         self.history.push(show(args));
@@ -1741,7 +1813,7 @@ impl Run {
     async fn step(&mut self, seed: u64, index: usize, step: Step) -> Result<()> {
         match step {
             Step::One(c) => {
-                let (r, d) = self.both(&c.args).await?;
+                let (r, d) = self.both_cmd(&c).await?;
                 let check = match listpack_ordered(&c) {
                     Some(key) if self.both_listpack(key).await? => &Check::Exact,
                     _ => &c.check,
@@ -1751,7 +1823,7 @@ impl Run {
             }
             Step::Block(cmds) => {
                 for c in cmds {
-                    let (r, d) = self.both(&c.args).await?;
+                    let (r, d) = self.both_cmd(&c).await?;
                     compare(&c.check, &r, &d).map_err(|e| {
                         self.fail(seed, index, &format!("{e}: redis {r:?} dkv {d:?}"))
                     })?;
@@ -1880,6 +1952,7 @@ impl Run {
             db: b"0".to_vec(),
             history: Vec::new(),
             commands: 0,
+            miss_markers: false,
         })
     }
 
@@ -2007,10 +2080,7 @@ async fn hash_field_order_matches_redis_server() -> Result<()> {
         if r.below(20) == 0 {
             args = vec![b"OBJECT".to_vec(), b"ENCODING".to_vec(), key];
         }
-        let step = Step::One(Cmd {
-            args,
-            check: Check::Exact,
-        });
+        let step = Step::One(exact(args));
         run.step(seed, index, step)
             .await
             .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
@@ -2550,6 +2620,140 @@ async fn collect_events(mut conn: RawConn) -> Result<Vec<Event>> {
     bail!("no end marker within 2 million events")
 }
 
+/// Marker keys (never written): a lookup of the first or second opens a
+/// stretch of events whose `keymiss` events are compared as a multiset or
+/// not at all ([`Misses`]); a lookup of the third closes it.
+const MISSES_UNORDERED: &[u8] = b"__difftest_misses_unordered__";
+const MISSES_UNSPECIFIED: &[u8] = b"__difftest_misses_unspecified__";
+const MISSES_END: &[u8] = b"__difftest_misses_end__";
+
+/// The key of a `keymiss` event: the keyevent message, or the keyspace
+/// channel's key.
+fn missed_key((channel, message): &Event) -> Option<&[u8]> {
+    let (prefix, rest) = channel.split_at(channel.iter().position(|&c| c == b':')?);
+    let rest = &rest[1..];
+    if prefix.starts_with(b"__keyevent@") && rest == b"keymiss" {
+        Some(message)
+    } else if prefix.starts_with(b"__keyspace@") && message == b"keymiss" {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
+/// `events` with each marked stretch settled: its events sorted
+/// ([`Misses::Unordered`]) or its `keymiss` events dropped
+/// ([`Misses::Unspecified`]). The markers' own events stay, so both sides
+/// must have bracketed the same commands; everything outside is untouched.
+fn settle_misses(events: Vec<Event>) -> Vec<Event> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut open: Option<(Misses, Vec<Event>)> = None;
+    let close = |out: &mut Vec<Event>, open: &mut Option<(Misses, Vec<Event>)>| {
+        if let Some((kind, mut stretch)) = open.take() {
+            match kind {
+                Misses::Unspecified => stretch.retain(|e| missed_key(e).is_none()),
+                _ => stretch.sort(),
+            }
+            out.extend(stretch);
+        }
+    };
+    for event in events {
+        let kind = match missed_key(&event) {
+            Some(MISSES_UNORDERED) => Some(Misses::Unordered),
+            Some(MISSES_UNSPECIFIED) => Some(Misses::Unspecified),
+            Some(MISSES_END) => Some(Misses::Ordered),
+            _ => None,
+        };
+        match kind {
+            Some(Misses::Ordered) => {
+                close(&mut out, &mut open);
+                out.push(event);
+            }
+            Some(kind) => {
+                if open.as_ref().is_none_or(|(k, _)| *k != kind) {
+                    close(&mut out, &mut open);
+                    open = Some((kind, Vec::new()));
+                }
+                out.push(event);
+            }
+            None => match &mut open {
+                Some((_, stretch)) => stretch.push(event),
+                None => out.push(event),
+            },
+        }
+    }
+    close(&mut out, &mut open);
+    out
+}
+
+/// The settling of marked stretches: only their insides change, an
+/// unordered stretch keeps its events (sorted), an unspecified one loses its
+/// `keymiss` events and keeps the others, and the markers stay.
+#[test]
+fn settle_misses_changes_only_marked_stretches() {
+    let miss = |key: &[u8]| -> Vec<Event> {
+        vec![
+            (
+                [b"__keyspace@0__:".as_slice(), key].concat(),
+                b"keymiss".to_vec(),
+            ),
+            (b"__keyevent@0__:keymiss".to_vec(), key.to_vec()),
+        ]
+    };
+    let other: Event = (b"__keyevent@0__:sortstore".to_vec(), b"d".to_vec());
+    let stream = |parts: &[Vec<Event>]| parts.concat();
+    let events = stream(&[
+        miss(b"z"),
+        miss(b"y"),
+        miss(MISSES_UNORDERED),
+        miss(b"w_b"),
+        miss(b"w_a"),
+        vec![other.clone()],
+        miss(MISSES_END),
+        miss(b"x"),
+        miss(b"v"),
+        miss(MISSES_UNSPECIFIED),
+        miss(b"w_c"),
+        vec![other.clone()],
+        miss(MISSES_END),
+        miss(b"u"),
+    ]);
+    let mut unordered = stream(&[miss(b"w_b"), miss(b"w_a"), vec![other.clone()]]);
+    unordered.sort();
+    let expected = stream(&[
+        miss(b"z"),
+        miss(b"y"),
+        miss(MISSES_UNORDERED),
+        unordered,
+        miss(MISSES_END),
+        miss(b"x"),
+        miss(b"v"),
+        miss(MISSES_UNSPECIFIED),
+        vec![other],
+        miss(MISSES_END),
+        miss(b"u"),
+    ]);
+    assert_eq!(settle_misses(events.clone()), expected);
+    // Without markers nothing moves.
+    let plain = stream(&[miss(b"b"), miss(b"a")]);
+    assert_eq!(settle_misses(plain.clone()), plain);
+    // The same misses in another order inside an unordered stretch settle
+    // to the same stream.
+    let swapped = stream(&[
+        miss(MISSES_UNORDERED),
+        miss(b"w_a"),
+        miss(b"w_b"),
+        miss(MISSES_END),
+    ]);
+    let original = stream(&[
+        miss(MISSES_UNORDERED),
+        miss(b"w_b"),
+        miss(b"w_a"),
+        miss(MISSES_END),
+    ]);
+    assert_eq!(settle_misses(swapped), settle_misses(original));
+}
+
 fn is_expired_event((channel, message): &Event) -> bool {
     message == b"expired" || channel.ends_with(b":expired")
 }
@@ -2586,15 +2790,22 @@ fn first_difference(a: &[Event], b: &[Event]) -> Option<String> {
 
 /// Keyspace notifications against Redis: the difftest's command sequence
 /// runs on a real `redis-server` and on a 3-node dkv cluster, both with
-/// `notify-keyspace-events KEA` (`DIFFTEST_EVENT_CLASSES` sets others:
-/// `KEAm` adds `keymiss`, not yet at 0 differences over several seeds),
-/// with a `__key*__:*` pattern subscriber on Redis and one on every dkv
-/// node. The replies are compared as in
-/// [`dkv_replies_match_redis_server`]; then each node's event stream must
-/// equal Redis's, event for event. `expired` events are left out of the
-/// comparison with Redis (Redis expires on reads and on its own clock, dkv
-/// at the leader's entries), but every node's stream, `expired` included,
-/// must be the same: one cluster, one order.
+/// `notify-keyspace-events KEAm` (every class, `keymiss` included;
+/// `DIFFTEST_EVENT_CLASSES` sets others, e.g. `KEA`), with a `__key*__:*`
+/// pattern subscriber on Redis and one on every dkv node. The replies are
+/// compared as in [`dkv_replies_match_redis_server`]; then each node's
+/// event stream must equal Redis's, event for event. `expired` events are
+/// left out of the comparison with Redis (Redis expires on reads and on its
+/// own clock, dkv at the leader's entries), but every node's stream,
+/// `expired` included, must be the same: one cluster, one order.
+///
+/// One exception, where Redis's own order is not reproducible: the
+/// `keymiss` events of a SORT whose lookups follow a set's or a sorted
+/// set's member dict (random per process) are compared as a multiset, and
+/// those of a SORT whose LIMIT window Redis leaves unspecified are not
+/// compared ([`Misses`]); such a SORT is bracketed by two marker lookups
+/// whose events are compared like any other ([`settle_misses`]). Between
+/// dkv's nodes the order is compared as is.
 ///
 /// `DIFFTEST_EVENT_SEED` and `DIFFTEST_EVENT_COMMANDS` change the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2609,20 +2820,40 @@ async fn keyspace_events_match_redis_server() -> Result<()> {
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
     let started = Instant::now();
     let result = events_run(&cluster, seed, steps).await;
-    let (commands, events) =
-        result.map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
+    let counts = result.map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.log_report()))?;
     println!(
-        "keyspace events difftest seed {seed}: {commands} commands, {events} events on Redis and on each of 3 nodes, 0 differences in {:?}",
+        "keyspace events difftest seed {seed}: {} commands, {} events ({} keymiss; of those {} in {} SORTs compared as a multiset, {} in {} SORTs left out) on Redis and on each of 3 nodes, 0 differences in {:?}",
+        counts.commands,
+        counts.events,
+        counts.misses,
+        counts.unordered.1,
+        counts.unordered.0,
+        counts.unspecified.1,
+        counts.unspecified.0,
         started.elapsed()
     );
     Ok(())
 }
 
-/// One run of [`keyspace_events_match_redis_server`]: (commands, events).
-async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize, usize)> {
+/// What one run of [`keyspace_events_match_redis_server`] compared.
+struct EventCounts {
+    commands: usize,
+    /// Redis's events (`expired` aside), markers included.
+    events: usize,
+    /// Redis's `keymiss` events (keyspace and keyevent), markers aside.
+    misses: usize,
+    /// SORTs whose `keymiss` events were compared as a multiset, and how
+    /// many of the `misses` those were.
+    unordered: (usize, usize),
+    /// SORTs whose `keymiss` events were left out, and how many.
+    unspecified: (usize, usize),
+}
+
+/// One run of [`keyspace_events_match_redis_server`].
+async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<EventCounts> {
     let (redis, redis_conn) = start_redis().await?;
     let mut run = Run::start(cluster, redis_conn).await?;
-    let classes: String = env_or("DIFFTEST_EVENT_CLASSES", "KEA".to_string())?;
+    let classes: String = env_or("DIFFTEST_EVENT_CLASSES", "KEAm".to_string())?;
     let set_flags: &[&[u8]] = &[
         b"CONFIG",
         b"SET",
@@ -2637,6 +2868,7 @@ async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize
             bail!("CONFIG SET notify-keyspace-events: {reply:?}");
         }
     }
+    run.miss_markers = classes.contains('m');
     let redis_events = tokio::spawn(collect_events(event_subscriber(redis.addr).await?));
     let mut node_events = Vec::new();
     for i in 0..cluster.len() {
@@ -2648,11 +2880,12 @@ async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize
     run.both(&[b"SELECT".to_vec(), b"0".to_vec()]).await?;
     run.both(&[b"SET".to_vec(), EVENTS_END.to_vec(), b"1".to_vec()])
         .await?;
-    let from_redis: Vec<Event> = redis_events
+    let redis_raw: Vec<Event> = redis_events
         .await??
         .into_iter()
         .filter(|e| !is_expired_event(e))
         .collect();
+    let from_redis = settle_misses(redis_raw.clone());
     let mut first_node: Option<Vec<Event>> = None;
     for (node, events) in node_events.into_iter().enumerate() {
         let events = events
@@ -2663,11 +2896,13 @@ async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize
                 bail!("node 0's and node {node}'s event streams differ {difference}");
             }
         }
-        let compared: Vec<Event> = events
-            .iter()
-            .filter(|e| !is_expired_event(e))
-            .cloned()
-            .collect();
+        let compared: Vec<Event> = settle_misses(
+            events
+                .iter()
+                .filter(|e| !is_expired_event(e))
+                .cloned()
+                .collect(),
+        );
         if let Some(difference) = first_difference(&from_redis, &compared) {
             bail!(
                 "keyspace events differ (seed {seed}; Redis first, node {node} second) {difference}"
@@ -2675,5 +2910,40 @@ async fn events_run(cluster: &Cluster, seed: u64, steps: usize) -> Result<(usize
         }
         first_node.get_or_insert(events);
     }
-    Ok((run.commands, from_redis.len()))
+    let mut counts = EventCounts {
+        commands: run.commands,
+        events: from_redis.len(),
+        misses: 0,
+        unordered: (0, 0),
+        unspecified: (0, 0),
+    };
+    let mut inside: Option<Misses> = None;
+    for event in &redis_raw {
+        let kind = match missed_key(event) {
+            None => continue,
+            Some(MISSES_END) => {
+                inside = None;
+                continue;
+            }
+            Some(MISSES_UNORDERED) => Misses::Unordered,
+            Some(MISSES_UNSPECIFIED) => Misses::Unspecified,
+            Some(_) => {
+                counts.misses += 1;
+                match inside {
+                    Some(Misses::Unordered) => counts.unordered.1 += 1,
+                    Some(Misses::Unspecified) => counts.unspecified.1 += 1,
+                    _ => {}
+                }
+                continue;
+            }
+        };
+        if inside != Some(kind) {
+            match kind {
+                Misses::Unspecified => counts.unspecified.0 += 1,
+                _ => counts.unordered.0 += 1,
+            }
+            inside = Some(kind);
+        }
+    }
+    Ok(counts)
 }

@@ -16,6 +16,20 @@
 //!   clock): only the local outbox.
 //! - With notifications off (the default) an event costs one test of the
 //!   flags: the key and the event name are only read when a class is on.
+//! - `keymiss` (`m`): a lookup Redis makes with `lookupKeyRead` records its
+//!   miss ([`Db::note_read_miss`]) only while `m` is on, so with `m` off a
+//!   read records and proposes nothing. Order: Redis's, lookup for lookup
+//!   (`key_misses_match_redis_lookups` holds Redis 7.0.15's events for 241
+//!   commands). SORT's pattern lookups follow its elements as Redis's
+//!   `sortCommandGeneric` does: BY per element before sorting (none with a
+//!   "don't sort" BY, `#`, or a pattern without `*`), GET per output element
+//!   after sorting and LIMIT, in GET-clause order, none after a conversion
+//!   error. Where Redis walks a set's or a sorted set's member dict, its
+//!   order follows the process's random hash seed; dkv's is the set's own
+//!   iteration order and the sorted set's rank order, the same on every node.
+//! - The events difftest (`make events-difftest`, `KEAm` by default) compares
+//!   every node's events with Redis's; those SORTs' `keymiss` events are
+//!   compared as a multiset there (see README, keyspace notifications).
 
 use std::cell::RefCell;
 
@@ -546,6 +560,73 @@ mod tests {
             ),
             ("rpush sl 1 2 ;; sort sl get o_* store d2", &["o_1", "o_2"]),
             ("rpush sl 1 2 ;; sort_ro sl by w_*", &["w_1", "w_2"]),
+            // SORT: BY lookups per element in input order before sorting,
+            // GET lookups per output element after sorting and LIMIT, in
+            // GET-clause order; none for `#`, a pattern without `*`, a
+            // "don't sort" BY, or after a conversion error.
+            (
+                "rpush sl 1 3 2 ;; sort sl by w_* desc get o_*",
+                &["w_1", "w_3", "w_2", "o_3", "o_2", "o_1"],
+            ),
+            (
+                "zadd z 1 a 2 b 3 c ;; sort z by nosort desc limit 1 2 get o_*",
+                &["o_b", "o_a"],
+            ),
+            (
+                "zadd z 1 a 2 b 3 c ;; sort z by nosort limit 1 5 get o_* get #",
+                &["o_b", "o_c"],
+            ),
+            ("rpush sl 1 2 ;; sort sl by h_*->f", &["h_1", "h_2"]),
+            ("rpush sl 1 2 ;; sort sl by # get # get nokey", &[]),
+            (
+                "rpush sl 1 2 ;; sort sl by w_* limit 5 1 get o_*",
+                &["w_1", "w_2"],
+            ),
+            ("rpush sl 1 x ;; sort sl get o_*", &[]),
+            (
+                "rpush sl 1 x ;; sort sl by w_* get o_*",
+                &["w_1", "w_x", "o_1", "o_x"],
+            ),
+            (
+                "rpush sl 3 1 2 ;; sort sl by w_* limit 0 1 get o_*",
+                &["w_3", "w_1", "w_2", "o_1"],
+            ),
+            (
+                "sadd si 3 1 2 ;; sort si by w_* get o_*",
+                &["w_1", "w_2", "w_3", "o_1", "o_2", "o_3"],
+            ),
+            (
+                "sadd ss b a ;; sort ss by nosort get o_* store d",
+                &["o_a", "o_b"],
+            ),
+            (
+                "rpush sl 1 2 ;; sort sl by w_*-> get o_*->",
+                &["w_1->", "w_2->", "o_1->", "o_2->"],
+            ),
+            (
+                "rpush sl b a c ;; sort sl by nosort by w_* desc get o_*",
+                &["o_c", "o_a", "o_b"],
+            ),
+            (
+                "rpush sl 2 1 ;; sort_ro sl desc limit 0 1 get o_* get p_*",
+                &["o_2", "p_2"],
+            ),
+            (
+                "rpush sl b a ;; sort sl alpha get o_* get p_*->f",
+                &["o_a", "p_a", "o_b", "p_b"],
+            ),
+            (
+                "rpush sl b a ;; set w_b 1 ;; sort sl by w_* alpha get o_*",
+                &["w_a", "o_a", "o_b"],
+            ),
+            (
+                "rpush sl b a ;; sort sl by w_* limit 0 0 get o_*",
+                &["w_b", "w_a"],
+            ),
+            (
+                "rpush sl a b ;; set w_a 2 ;; set w_b 1 ;; sort sl by w_* get o_* get w_*",
+                &["o_b", "o_a"],
+            ),
             ("bitop and d n1 n2", &["n1", "n2"]),
             ("bitfield nokey get u8 0", &["nokey"]),
             ("bitfield nokey incrby u8 0 1", &[]),

@@ -54,7 +54,12 @@
 //!   after writing would leave them).
 //! - Memory: each VM may allocate [`vm::MEMORY_LIMIT_BYTES`]; reaching it is
 //!   the one outcome that can differ between replicas (VMs of different
-//!   ages hold different garbage) and is meant only as a safety net.
+//!   ages hold different garbage) and is meant only as a safety net. The
+//!   limit is enforced while the script's own code runs (and compiling, and
+//!   the libraries); the engine's bookkeeping around it (KEYS, ARGV,
+//!   `redis.call`'s arguments and replies) runs with it lifted, because mlua
+//!   protects every API call while a limit is set, but its bytes are counted,
+//!   so the script's next allocation over the limit fails (`vm::Unlimited`).
 //!
 //! VMs are per thread and not state (see [`vm`]); the script cache (sha →
 //! body) is replicated state in `Db`.

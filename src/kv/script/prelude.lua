@@ -86,7 +86,11 @@ R.tostring = function(v)
   end
   return tostring0(v)
 end
-I.reset_ids = function() ids = setmetatable0({}, {__mode = 'k'}); next_id = 0 end
+-- Reset before every call; while no id was handed out the table is still
+-- empty, and making a new one would only feed the garbage collector.
+I.reset_ids = function()
+  if next_id ~= 0 then ids = setmetatable0({}, {__mode = 'k'}); next_id = 0 end
+end
 
 -- table functions write raw: refuse protected tables as Redis's Lua does.
 local tbl = R.table
@@ -138,7 +142,7 @@ local redis = {}
 -- keeps the script's frame and its error position.
 redis.call = I.call
 redis.pcall = function(...)
-  local _, v = I.dispatch(...)
+  local _, v = I.dispatch(true, ...)
   return v
 end
 local function err_table(msg) return {err = msg} end
@@ -189,7 +193,7 @@ redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
 redis.acl_check_cmd = function(...)
-  local ok, v = I.acl_check(...)
+  local ok, v = I.dispatch(false, ...)
   if ok then return v end
   error(v)
 end

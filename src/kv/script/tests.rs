@@ -806,3 +806,51 @@ fn calls_at_apply_are_not_killable() {
     assert_eq!(started.len(), 2);
     assert!(started.iter().all(|c| !c.killable), "{started:?}");
 }
+
+/// The VM's memory limit holds for the script's own code, also after a
+/// `redis.call` (the engine lifts it around its own bookkeeping only, see
+/// `vm::Unlimited`), and the VM serves the next call afterwards.
+#[test]
+fn the_memory_limit_stops_a_script_and_stays_on() {
+    let mut db = Db::new();
+    let over = super::vm::MEMORY_LIMIT_BYTES + 1024 * 1024;
+    let grab = format!("return #string.rep('x', {over})");
+    let after_call = format!("redis.call('SET', KEYS[1], 'v') return #string.rep('x', {over})");
+    let piecewise = format!(
+        "local t = {{}} for i = 1, {} do t[i] = string.rep(tostring(i), 65536) .. redis.call('GET', KEYS[1]) end return #t",
+        over / 65536 + 1
+    );
+    for script in [grab.as_str(), after_call.as_str(), piecewise.as_str()] {
+        let out = eval(&mut db, script, &["1", "k"]);
+        let Output::Error(text) = &out else {
+            panic!("{script}: {out:?}")
+        };
+        assert!(text.contains("not enough memory"), "{script}: {text}");
+        assert_eq!(eval(&mut db, "return 1 + 1", &["0"]), Output::Integer(2));
+    }
+    assert_eq!(exec(&mut db, &["get", "k"]), bulk("v"));
+}
+
+/// `tostring` of a table or function numbers objects in order of first
+/// print, starting again at 1 in every call (whether or not the call before
+/// printed any), so the text is the same on every replica.
+#[test]
+fn tostring_ids_restart_in_every_call() {
+    let mut db = Db::new();
+    let script = "local t = {} return {tostring(t), tostring({}), tostring(t), tostring(print_me)}";
+    let script = script.replace("print_me", "redis.call");
+    let expected = Output::Array(vec![
+        bulk("table: 0x00000001"),
+        bulk("table: 0x00000002"),
+        bulk("table: 0x00000001"),
+        bulk("function: 0x00000003"),
+    ]);
+    assert_eq!(eval(&mut db, &script, &["0"]), expected);
+    assert_eq!(eval(&mut db, &script, &["0"]), expected);
+    assert_eq!(eval(&mut db, "return 1", &["0"]), Output::Integer(1));
+    assert_eq!(eval(&mut db, &script, &["0"]), expected);
+    assert_eq!(
+        eval(&mut db, "return tostring({})", &["0"]),
+        bulk("table: 0x00000001")
+    );
+}

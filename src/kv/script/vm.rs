@@ -24,6 +24,49 @@ const HOOK_EVERY: u32 = 10_000;
 /// sane script uses; see the module docs of `kv::script`).
 pub(crate) const MEMORY_LIMIT_BYTES: usize = 512 * 1024 * 1024;
 
+/// The VM's memory limit lifted while it lives, restored on drop.
+///
+/// mlua runs every API call (`create_string`, `raw_set`, pushing a string
+/// argument ...) inside its own `lua_pcall`, with a fresh C closure, while a
+/// memory limit is set, so that a failed allocation raises a catchable error
+/// instead of aborting; without a limit it calls the Lua API directly. Those
+/// protected calls were most of a small script's cost. The engine's own
+/// bookkeeping around a call (KEYS and ARGV, the sha lookup, `redis.call`'s
+/// arguments and reply) allocates only what the request or the keyspace
+/// already holds, so it runs unlimited; the script's own Lua code, compiling
+/// and the libraries (`cjson` ...) run under [`MEMORY_LIMIT_BYTES`]. The
+/// allocator counts every byte either way: memory taken while the limit is
+/// lifted counts toward it, and the script's next allocation over the limit
+/// fails.
+pub(super) struct Unlimited<'a> {
+    lua: &'a Lua,
+    before: usize,
+}
+
+impl<'a> Unlimited<'a> {
+    /// Lifts the limit of `lua`'s VM until the guard drops.
+    pub(super) fn new(lua: &'a Lua) -> Self {
+        Self::set(lua, 0)
+    }
+
+    /// Puts the limit back until the guard drops (around the script's own
+    /// code, inside an unlimited stretch).
+    fn limited(lua: &'a Lua) -> Self {
+        Self::set(lua, MEMORY_LIMIT_BYTES)
+    }
+
+    fn set(lua: &'a Lua, limit: usize) -> Self {
+        let before = lua.set_memory_limit(limit).unwrap_or(MEMORY_LIMIT_BYTES);
+        Unlimited { lua, before }
+    }
+}
+
+impl Drop for Unlimited<'_> {
+    fn drop(&mut self) {
+        let _ = self.lua.set_memory_limit(self.before);
+    }
+}
+
 /// Compiled functions a VM keeps before it drops them all (not state:
 /// only a cache).
 const MAX_CACHED_FUNCTIONS: usize = 1024;
@@ -296,9 +339,10 @@ impl Vm {
         let slot = internal.clone();
         internal.raw_set(
             "call",
-            lua.create_function(move |_, args: MultiValue| {
+            lua.create_function(move |lua, args: MultiValue| {
+                let _free = Unlimited::new(lua);
                 let dispatch: Function = slot.raw_get("dispatch")?;
-                let (ok, value): (bool, Value) = dispatch.call(args)?;
+                let (ok, value): (bool, Value) = dispatch.call((true, args))?;
                 if ok {
                     return Ok(value);
                 }
@@ -384,7 +428,11 @@ impl Vm {
     /// The compiled function of `sha`, compiling `code` (the body after its
     /// shebang line) when this VM does not have it yet.
     fn function(&mut self, sha: &str, code: &[u8]) -> Result<Function, String> {
-        if let Ok(Value::Function(f)) = self.functions.raw_get::<Value>(sha) {
+        let cached = {
+            let _free = Unlimited::new(&self.lua);
+            self.functions.raw_get::<Value>(sha)
+        };
+        if let Ok(Value::Function(f)) = cached {
             return Ok(f);
         }
         let f = compile(&self.lua, &self.view, code)?;
@@ -518,11 +566,12 @@ impl Vm {
         function: &Function,
     ) -> mlua::Result<Output> {
         let lua = &self.lua;
-        let keys = lua.create_table()?;
+        let _free = Unlimited::new(lua);
+        let keys = lua.create_table_with_capacity(call.keys.len(), 0)?;
         for (i, k) in call.keys.iter().enumerate() {
             keys.raw_set(i + 1, lua.create_string(k)?)?;
         }
-        let argv = lua.create_table()?;
+        let argv = lua.create_table_with_capacity(call.args.len(), 0)?;
         for (i, a) in call.args.iter().enumerate() {
             argv.raw_set(i + 1, lua.create_string(a)?)?;
         }
@@ -547,23 +596,27 @@ impl Vm {
         let access = RefCell::new(access);
         let access = &access;
         let output = lua.scope(|scope| {
+            // One scoped function per call (each costs a userdata and a
+            // closure for the collector): `I.dispatch(true, ...)` runs a
+            // command (`redis.call`/`pcall`), `I.dispatch(false, ...)` is
+            // `redis.acl_check_cmd`.
             let st = Rc::clone(&state);
-            let dispatch = scope.create_function(move |lua, args: MultiValue| {
-                dispatch::call(lua, access, ctx, &st, args)
+            let dispatch = scope.create_function(move |lua, mut args: MultiValue| {
+                let _free = Unlimited::new(lua);
+                match args.pop_front() {
+                    Some(Value::Boolean(false)) => dispatch::acl_check(lua, access, &st, args),
+                    _ => dispatch::call(lua, access, ctx, &st, args),
+                }
             })?;
             internal.raw_set("dispatch", dispatch)?;
-            let st = Rc::clone(&state);
-            let acl = scope.create_function(move |lua, args: MultiValue| {
-                dispatch::acl_check(lua, access, &st, args)
-            })?;
-            internal.raw_set("acl_check", acl)?;
-            let mut values = xpcall
-                .call::<MultiValue>((function.clone(), handler))?
-                .into_iter();
+            let values = {
+                let _limited = Unlimited::limited(lua);
+                xpcall.call::<MultiValue>((function.clone(), handler))?
+            };
+            let mut values = values.into_iter();
             let ok = matches!(values.next(), Some(Value::Boolean(true)));
             let value = values.next().unwrap_or(Value::Nil);
             internal.raw_set("dispatch", Value::Nil)?;
-            internal.raw_set("acl_check", Value::Nil)?;
             let resp3 = state.borrow().resp == 3;
             if ok {
                 return Ok(lua_to_output(&value, resp3));
