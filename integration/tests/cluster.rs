@@ -449,10 +449,17 @@ async fn wait_counts_the_followers_that_hold_the_write() -> Result<()> {
         .query_async(&mut conn)
         .await?;
     let one: i64 = wait(2, 300).query_async(&mut conn).await?;
+    // What the leader knew when WAIT answered, for a failure's message
+    // (this once answered 2; the cause is not yet known).
+    let seen = match c.http_get(leader, "/status").await {
+        Ok(resp) => resp.text(),
+        Err(e) => format!("<no status: {e:#}>"),
+    };
     c.resume(follower)?;
     ensure!(
         one == 1,
-        "WAIT 2 300 with a follower paused -> {one}, want 1"
+        "WAIT 2 300 with node {follower} paused -> {one}, want 1; leader {leader}'s status:\n{seen}\n{}",
+        c.log_report()
     );
 
     let mut on_follower = c.client(follower).await?;
