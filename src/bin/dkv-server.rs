@@ -238,6 +238,7 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
     let http_state = server::http::HttpState {
         node: node.handle(),
         prometheus: Some(prometheus),
+        exposition: Some(context.clone()),
         max_body_bytes: config
             .raft
             .max_bytes_per_append

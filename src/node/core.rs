@@ -288,6 +288,11 @@ impl<W, R> NodeCore<W, R> {
         }
     }
 
+    /// Writes waiting for their entry to apply (the proposal queue's depth).
+    pub(super) fn pending_writes(&self) -> usize {
+        self.pending_writes.len()
+    }
+
     /// Until when (on the `tick_to` clock) reads may be served without the
     /// core: only a leader that has applied an entry of its own term and
     /// holds a lease grants one.

@@ -112,8 +112,8 @@ pub(super) struct DriverParts {
 enum StorageEvent {
     /// A local snapshot was written (or failed).
     SnapshotTaken(Result<Taken, crate::store::SnapshotError>),
-    /// A stream of a snapshot to a follower ended.
-    StreamEnded { peer: NodeId },
+    /// A stream of a snapshot to a follower ended; `ok`: all of it went.
+    StreamEnded { peer: NodeId, ok: bool },
 }
 
 /// What a WAL batch reports back: the WAL, the result, how long the write
@@ -415,6 +415,7 @@ impl Driver {
             return;
         };
         let jobs = std::mem::take(&mut self.wal_queue);
+        self.parts.metrics.wal_batch_jobs.record(jobs.len() as f64);
         let through = jobs.last().map_or(0, |job| job.id);
         self.wal_task = Some(tokio::task::spawn_blocking(move || {
             let started = Instant::now();
@@ -527,6 +528,7 @@ impl Driver {
             .tracking
             .invalidate(&[(None, super::tracking::Change::Flush)]);
         self.parts.metrics.keys.set(keys as f64);
+        self.parts.metrics.snapshots_installed.increment(1);
         let index = meta.last_included_index;
         self.durable_snapshot_index = self.durable_snapshot_index.max(index);
         for (reply, answer) in self.core.snapshot_installed(&meta) {
@@ -588,15 +590,20 @@ impl Driver {
         let chunk_bytes = self.parts.snapshot_chunk_bytes;
         let events = self.storage_events_tx.clone();
         tokio::spawn(async move {
-            snap::stream_snapshot(store, transport, envelope, meta, chunk_bytes).await;
-            let _ = events.send(StorageEvent::StreamEnded { peer });
+            let ok = snap::stream_snapshot(store, transport, envelope, meta, chunk_bytes).await;
+            let _ = events.send(StorageEvent::StreamEnded { peer, ok });
         });
     }
 
     async fn storage_event(&mut self, event: StorageEvent) -> Result<(), NodeError> {
         match event {
-            StorageEvent::StreamEnded { peer } => {
+            StorageEvent::StreamEnded { peer, ok } => {
                 self.streams.remove(&peer);
+                if ok {
+                    self.parts.metrics.snapshots_sent_ok.increment(1);
+                } else {
+                    self.parts.metrics.snapshots_sent_failed.increment(1);
+                }
                 Ok(())
             }
             StorageEvent::SnapshotTaken(result) => {
@@ -609,6 +616,11 @@ impl Driver {
                         return Err(e.into());
                     }
                 };
+                let metrics = &self.parts.metrics;
+                metrics
+                    .snapshot_duration
+                    .record(taken.elapsed.as_secs_f64());
+                metrics.snapshot_bytes.set(taken.payload_bytes as f64);
                 info!(
                     index = taken.meta.last_included_index.0,
                     payload_bytes = taken.payload_bytes,
@@ -770,6 +782,9 @@ impl Driver {
         metrics.term.set(status.term.0 as f64);
         metrics.commit_index.set(status.commit_index.0 as f64);
         metrics.applied_index.set(status.last_applied.0 as f64);
+        metrics
+            .pending_proposals
+            .set(self.core.pending_writes() as f64);
         // This runs on every turn of the loop: the leader's address is looked
         // up and formatted only when the leader changes, never per request.
         let resp_addrs = &self.parts.resp_addrs;

@@ -994,12 +994,13 @@ pub(crate) fn parse_i64(arg: &[u8]) -> Option<i64> {
 
 // ---- metrics -------------------------------------------------------------
 
-/// `cache_commands_total{cmd,result}` handles, registered once per command,
-/// and the node's Redis-style statistics ([`super::stats`]).
+/// `dkv_commands_total{cmd,result}` handles, registered on a command's
+/// first call (so `/metrics` lists only the commands this node has run), and
+/// the node's Redis-style statistics ([`super::stats`]).
 #[derive(Clone)]
 pub struct CommandCounters {
-    /// `[ok, error]` per row of [`COMMANDS`].
-    per_command: Vec<[metrics::Counter; 2]>,
+    /// `[ok, error]` per row of [`COMMANDS`], once the command first ran.
+    per_command: Arc<[std::sync::OnceLock<[metrics::Counter; 2]>]>,
     /// Unknown commands (`cmd="unknown"`); their names are not labels, so a
     /// client cannot create unbounded series.
     unknown: [metrics::Counter; 2],
@@ -1007,18 +1008,23 @@ pub struct CommandCounters {
     stats: Arc<super::stats::Stats>,
 }
 
+/// The `[ok, error]` counters of command `name`.
+fn counter_pair(name: &'static str) -> [metrics::Counter; 2] {
+    [
+        crate::metrics::Metrics::command(name, "ok"),
+        crate::metrics::Metrics::command(name, "error"),
+    ]
+}
+
 impl CommandCounters {
     /// Registers the counters of every command.
     pub fn register() -> CommandCounters {
-        let pair = |name: &'static str| {
-            [
-                crate::metrics::Metrics::command(name, "ok"),
-                crate::metrics::Metrics::command(name, "error"),
-            ]
-        };
         CommandCounters {
-            per_command: COMMANDS.iter().map(|spec| pair(spec.name)).collect(),
-            unknown: pair("unknown"),
+            per_command: COMMANDS
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            unknown: counter_pair("unknown"),
             stats: Arc::default(),
         }
     }
@@ -1038,7 +1044,14 @@ impl CommandCounters {
     pub fn record(&self, executed: &Executed) {
         let pair = executed
             .command
-            .and_then(|i| self.per_command.get(i))
+            .and_then(|i| {
+                let spec = COMMANDS.get(i)?;
+                Some(
+                    self.per_command
+                        .get(i)?
+                        .get_or_init(|| counter_pair(spec.name)),
+                )
+            })
             .unwrap_or(&self.unknown);
         pair[usize::from(executed.reply.is_error())].increment(1);
     }

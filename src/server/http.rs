@@ -139,6 +139,9 @@ pub struct HttpState {
     pub node: NodeHandle,
     /// Renders `/metrics`; `None` when no recorder is installed in this process.
     pub prometheus: Option<PrometheusHandle>,
+    /// The RESP server whose statistics `/metrics` adds at scrape time
+    /// (`server/exposition.rs`); `None`: only the recorder's families.
+    pub exposition: Option<crate::server::ServerContext>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// How long `/admin/transfer-leader` waits for the target to take over.
@@ -321,7 +324,13 @@ async fn route(
             reply(StatusCode::OK, "text/plain", text)
         }
         (&Method::GET, "/metrics") => match &state.prometheus {
-            Some(handle) => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
+            Some(handle) => {
+                let mut text = handle.render();
+                if let Some(server) = &state.exposition {
+                    crate::server::exposition::render(server, &mut text);
+                }
+                reply(StatusCode::OK, "text/plain; version=0.0.4", text)
+            }
             None => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod command;
 pub mod commands;
 pub mod connection;
+pub mod exposition;
 pub mod http;
 pub mod info;
 pub mod monitor;

@@ -57,6 +57,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn, Instrument};
 
 use crate::kv;
+use crate::metrics::{PeerMetrics, PeerRpc};
 use crate::node::RequestError;
 use crate::raft::{Envelope, LogIndex, NodeId, SnapshotMeta};
 
@@ -443,6 +444,7 @@ pub struct Transport {
 struct PeerLink {
     http_addr: SocketAddr,
     queue: mpsc::Sender<Envelope>,
+    metrics: PeerMetrics,
 }
 
 impl Transport {
@@ -472,11 +474,13 @@ impl Transport {
         let mut links = HashMap::new();
         for &(id, http_addr) in peers {
             let (tx, rx) = mpsc::channel(PEER_QUEUE_MESSAGES);
+            let metrics = PeerMetrics::new(id.0);
             links.insert(
                 id,
                 PeerLink {
                     http_addr,
                     queue: tx,
+                    metrics: metrics.clone(),
                 },
             );
             let sender = PeerSender {
@@ -484,6 +488,7 @@ impl Transport {
                 cluster_id: cluster_id.clone(),
                 uri: format!("{scheme}://{http_addr}{STREAM_PATH}"),
                 client: streams.clone(),
+                metrics,
             };
             tokio::spawn(
                 sender
@@ -506,6 +511,7 @@ impl Transport {
         match self.peers.get(&envelope.to) {
             Some(link) => {
                 if link.queue.try_send(envelope).is_err() {
+                    link.metrics.dropped.increment(1);
                     debug!("peer queue full, message dropped");
                 }
             }
@@ -524,7 +530,9 @@ impl Transport {
         ops: &[kv::Op],
         timeout: Duration,
     ) -> Result<ForwardReply, RpcError> {
-        let body = self.call(peer, FORWARD_PATH, encode(&ops), timeout).await?;
+        let body = self
+            .call(peer, PeerRpc::Forward, encode(&ops), timeout)
+            .await?;
         decode(&body).map_err(|e| RpcError::Unknown {
             peer,
             reason: format!("bad forward reply: {e}"),
@@ -541,7 +549,7 @@ impl Transport {
         timeout: Duration,
     ) -> Result<ReadIndexReply, RpcError> {
         let body = self
-            .call(peer, READ_INDEX_PATH, Bytes::new(), timeout)
+            .call(peer, PeerRpc::ReadIndex, Bytes::new(), timeout)
             .await?;
         decode(&body).map_err(|e| RpcError::Unknown {
             peer,
@@ -560,15 +568,16 @@ impl Transport {
         chunk: &SnapshotChunk,
         timeout: Duration,
     ) -> Result<(), RpcError> {
-        self.call(peer, SNAPSHOT_PATH, encode(chunk), timeout)
+        self.call(peer, PeerRpc::SnapshotChunk, encode(chunk), timeout)
             .await
             .map(|_| ())
     }
 
+    /// One request/reply RPC, its round trip and outcome counted.
     async fn call(
         &self,
         peer: NodeId,
-        path: &str,
+        rpc: PeerRpc,
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
@@ -576,6 +585,26 @@ impl Transport {
             peer,
             reason: "not a configured peer".to_string(),
         })?;
+        let started = std::time::Instant::now();
+        let path = match rpc {
+            PeerRpc::Forward => FORWARD_PATH,
+            PeerRpc::ReadIndex => READ_INDEX_PATH,
+            PeerRpc::SnapshotChunk => SNAPSHOT_PATH,
+        };
+        let result = self.call_path(link, peer, path, body, timeout).await;
+        link.metrics
+            .rpc_done(rpc, started.elapsed(), result.is_ok());
+        result
+    }
+
+    async fn call_path(
+        &self,
+        link: &PeerLink,
+        peer: NodeId,
+        path: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, RpcError> {
         let request = build_request(
             &format!("{}://{}{path}", self.scheme, link.http_addr),
             &self.cluster_id,
@@ -680,6 +709,7 @@ struct PeerSender {
     cluster_id: String,
     uri: String,
     client: StreamClient,
+    metrics: PeerMetrics,
 }
 
 impl PeerSender {
@@ -690,6 +720,7 @@ impl PeerSender {
             match self.stream(first, &mut queue).await {
                 StreamEnd::QueueClosed => return,
                 StreamEnd::Failed(reason) => {
+                    self.metrics.stream_failures.increment(1);
                     // A stream that lasted is a working link that broke, not one
                     // more failure in a row (a refusing peer ends ours at once).
                     if opened.elapsed() >= MSG_TIMEOUT {
@@ -738,6 +769,7 @@ impl PeerSender {
                 },
             };
             let mut frame = FrameBuilder::new(&envelope);
+            let mut messages = 1;
             while !frame.is_full() {
                 match queue.try_recv() {
                     Ok(envelope) => {
@@ -745,11 +777,13 @@ impl PeerSender {
                             next = Some(envelope);
                             break;
                         }
+                        messages += 1;
                     }
                     Err(_) => break,
                 }
             }
             let frame = frame.finish();
+            self.metrics.sent.increment(messages);
             tokio::select! {
                 biased;
                 outcome = &mut ended => return StreamEnd::Failed(stream_outcome(outcome).await),
