@@ -339,7 +339,7 @@ async fn single_node_http_endpoints() -> Result<()> {
         metrics.status
     );
     let text = metrics.text();
-    for name in ["raft_term", "raft_commit_index"] {
+    for name in ["dkv_raft_term", "dkv_raft_commit_index"] {
         ensure!(
             text.lines().any(|l| l.starts_with(name)),
             "/metrics has no {name} sample; first lines:\n{}",

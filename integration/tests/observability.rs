@@ -422,7 +422,7 @@ const LACKING: &[(&str, &str)] = &[
     ("current_save_keys_total", "as current_save_keys_processed"),
     (
         "rdb_saves",
-        "snapshots are counted in the raft_* metrics on /metrics",
+        "snapshots are counted in dkv_snapshot_duration_seconds on /metrics",
     ),
     ("rdb_last_cow_size", "as current_cow_peak"),
     (
