@@ -19,9 +19,9 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -85,6 +85,22 @@ enum Command {
         nodes: Endpoints,
         /// Connect and read timeout per node, in milliseconds.
         #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        #[command(flatten)]
+        token: AdminToken,
+    },
+    /// Take a consistent backup of the running cluster into FILE: a copy of the
+    /// keyspace holding every write acknowledged before the backup began (GET
+    /// /admin/backup on the first endpoint that answers, with the admin token).
+    /// The file is checked end to end before it is renamed into place. Seed a
+    /// new cluster from it with `dkv-server --restore FILE` on every node.
+    Backup {
+        /// Where to write the backup (FILE.partial while it is written).
+        file: PathBuf,
+        #[command(flatten)]
+        nodes: Endpoints,
+        /// Connect timeout, and the longest wait for the next bytes, in milliseconds.
+        #[arg(long, default_value_t = 30000)]
         timeout_ms: u64,
         #[command(flatten)]
         token: AdminToken,
@@ -221,6 +237,17 @@ fn main() -> ExitCode {
             timeout_ms,
             token,
         } => clients(
+            &nodes.endpoints,
+            Duration::from_millis(timeout_ms.max(1)),
+            token.admin_token_file,
+        ),
+        Command::Backup {
+            file,
+            nodes,
+            timeout_ms,
+            token,
+        } => backup(
+            &file,
             &nodes.endpoints,
             Duration::from_millis(timeout_ms.max(1)),
             token.admin_token_file,
@@ -745,6 +772,156 @@ fn decode_chunked(mut body: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
         out.extend_from_slice(&body[..size]);
         body = &body[size + 2..];
     }
+}
+
+// ---------------------------------------------------------------------------------
+// backup
+
+/// `backup`: asks each endpoint in turn until one streams a backup, then
+/// checks the file and renames it into place.
+fn backup(
+    file: &Path,
+    endpoints: &[String],
+    timeout: Duration,
+    admin_token_file: Option<PathBuf>,
+) -> Result<ExitCode, Box<dyn Error>> {
+    let token = admin_token(admin_token_file)?;
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut last_error = None;
+    for endpoint in endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let host = endpoint
+            .strip_prefix("http://")
+            .unwrap_or(endpoint)
+            .trim_end_matches('/');
+        match download_backup(host, &token, &partial, timeout) {
+            Ok(bytes) => {
+                let checked = std::fs::File::open(&partial)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| {
+                        let (reader, header) =
+                            dkv::store::backup::BackupReader::open(std::io::BufReader::new(f))
+                                .map_err(|e| e.to_string())?;
+                        let payload = reader.verify().map_err(|e| e.to_string())?;
+                        Ok((header, payload))
+                    });
+                let (header, payload) = match checked {
+                    Ok(checked) => checked,
+                    Err(err) => {
+                        last_error = Some(format!("{endpoint}: the backup does not check: {err}"));
+                        continue;
+                    }
+                };
+                std::fs::rename(&partial, file)?;
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                println!(
+                    "backup of cluster {} from node {} through index {} (term {}): {} payload bytes, {bytes} bytes in {}",
+                    header.cluster_id,
+                    header.taken_by,
+                    header.index,
+                    header.term,
+                    payload,
+                    file.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(err) => {
+                eprintln!("dkv-cli: {endpoint}: {err}");
+                last_error = Some(format!("{endpoint}: {err}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&partial);
+    fail(last_error.unwrap_or_else(|| "no endpoints given".to_string()))
+}
+
+/// Streams `GET /admin/backup` from `host` into `path` (fsynced); returns
+/// the bytes written.
+fn download_backup(
+    host: &str,
+    token: &str,
+    path: &Path,
+    timeout: Duration,
+) -> Result<u64, Box<dyn Error>> {
+    let mut stream = connect(host, timeout)?;
+    let request = format!(
+        "GET /admin/backup HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dkv-cli\r\n\
+         Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut input = std::io::BufReader::new(stream);
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut input).take(8192).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return fail("connection closed before the response head ended");
+        }
+        if line == b"\r\n" {
+            break;
+        }
+        head.extend_from_slice(&line);
+        if head.len() > 64 * 1024 {
+            return fail("response head too large");
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .unwrap_or(0);
+    let chunked = lines.any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.eq_ignore_ascii_case("transfer-encoding")
+                && value.to_ascii_lowercase().contains("chunked")
+        })
+    });
+    if code != 200 {
+        let mut text = Vec::new();
+        input.take(64 * 1024).read_to_end(&mut text)?;
+        let text = if chunked {
+            decode_chunked(&text).unwrap_or(text)
+        } else {
+            text
+        };
+        return fail(format!(
+            "HTTP {code}: {}",
+            String::from_utf8_lossy(&text).trim_end()
+        ));
+    }
+    let mut out = std::fs::File::create(path)?;
+    let mut written = 0u64;
+    if chunked {
+        loop {
+            let mut size_line = Vec::new();
+            (&mut input).take(1024).read_until(b'\n', &mut size_line)?;
+            let text = String::from_utf8_lossy(&size_line);
+            let text = text.split(';').next().unwrap_or_default().trim();
+            let Ok(size) = u64::from_str_radix(text, 16) else {
+                return fail(format!("bad chunk size {text:?} (the stream was cut)"));
+            };
+            if size == 0 {
+                break;
+            }
+            let copied = std::io::copy(&mut (&mut input).take(size), &mut out)?;
+            if copied != size {
+                return fail("the stream ended inside a chunk");
+            }
+            written += copied;
+            let mut crlf = [0u8; 2];
+            input.read_exact(&mut crlf)?;
+        }
+    } else {
+        written = std::io::copy(&mut input, &mut out)?;
+    }
+    out.sync_all()?;
+    Ok(written)
 }
 
 // ---------------------------------------------------------------------------------

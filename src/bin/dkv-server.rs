@@ -74,6 +74,11 @@ struct Args {
     /// Override `cluster_id`.
     #[arg(long)]
     cluster_id: Option<String>,
+    /// Seed this node's empty data directory from a backup taken with
+    /// `dkv-cli backup`, then start. Restore the same file on every voter of
+    /// the new cluster.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
     /// TESTS ONLY: break linearizability on purpose, to show the fault-testing
     /// checkers catch it (`stale-reads` or `early-ack`).
     #[arg(long, hide = true, value_enum)]
@@ -112,6 +117,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(file) = &args.restore {
+        let mut voters: Vec<dkv::raft::NodeId> = config
+            .peers
+            .iter()
+            .map(|p| dkv::raft::NodeId(p.id))
+            .collect();
+        voters.push(dkv::raft::NodeId(config.id));
+        match dkv::node::restore_backup(&config.data_dir, file, &voters) {
+            Ok(header) => info!(
+                file = %file.display(),
+                from_cluster = %header.cluster_id,
+                index = header.index,
+                term = header.term,
+                taken_unix_ms = header.unix_ms,
+                "data directory seeded from the backup"
+            ),
+            Err(e) => {
+                eprintln!("dkv-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -256,6 +283,7 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
             Duration::from_millis(config.http.refused_log_interval_ms),
         )),
         clients: Some(context.clients()),
+        backups: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     if let Some(listener) = metrics_listener {
         tokio::spawn(server::http::serve(

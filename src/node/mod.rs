@@ -17,6 +17,7 @@
 //! Errors say what happened to the command: `CLUSTERDOWN`/`TRYAGAIN` only when the
 //! write was certainly not appended; an unknown outcome is an `ERR outcome unknown`.
 
+mod backup;
 mod core;
 mod driver;
 mod lease;
@@ -35,6 +36,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+pub use backup::restore as restore_backup;
 
 use crate::config::{Config, FollowerWrites};
 use crate::kv;
@@ -122,6 +125,10 @@ pub enum NodeError {
     /// The Raft core handed out work that breaks a node rule (`core.rs`).
     #[error("node core: {0}")]
     Core(#[from] core::CoreError),
+    /// `--restore` refused: the data directory is in use or the backup is
+    /// not valid (`backup.rs`).
+    #[error("restore: {0}")]
+    Restore(String),
 }
 
 /// What the node shows about itself (INFO, /status, metrics).

@@ -40,7 +40,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::node::NodeHandle;
 use crate::raft::{Envelope, NodeId};
@@ -155,7 +155,20 @@ pub struct HttpState {
     /// The node's client connections (`/admin/clients`); `None`: no RESP
     /// listener in this process.
     pub clients: Option<Arc<crate::server::commands::clients::ClientRegistry>>,
+    /// Backups being streamed (`/admin/backup`): one at a time.
+    pub backups: Arc<Semaphore>,
 }
+
+/// A response body: whole, or streamed (`/admin/backup`).
+type HttpBody = http_body_util::Either<Full<Bytes>, crate::transport::FrameBody>;
+
+/// Payload bytes per chunk of a backup.
+const BACKUP_CHUNK_BYTES: usize = 1 << 20;
+/// Chunks of a backup encoded ahead of the client.
+const BACKUP_CHUNKS_AHEAD: usize = 4;
+/// A backup whose client takes nothing for this long is abandoned (the
+/// client sees a file without its trailer and refuses it).
+const BACKUP_STALL: Duration = Duration::from_secs(60);
 
 /// Serves HTTP on `listener` until `shutdown` completes: `routes` says which
 /// routes exist; with `tls`, every connection must finish a TLS handshake first
@@ -246,7 +259,16 @@ async fn serve_connection<I>(
     let service = service_fn(move |request| {
         let state = state.clone();
         let auth = auth.clone();
-        async move { Ok::<_, Infallible>(route(&state, &auth, peer, request).await) }
+        async move {
+            if request.method() == Method::GET && request.uri().path() == "/admin/backup" {
+                return Ok::<_, Infallible>(backup(&state, peer, request).await);
+            }
+            Ok::<_, Infallible>(
+                route(&state, &auth, peer, request)
+                    .await
+                    .map(http_body_util::Either::Left),
+            )
+        }
     });
     if let Err(e) = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -417,6 +439,93 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     }
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
+}
+
+/// `GET /admin/backup` (admin token): streams a backup file
+/// (`store/backup.rs`) of this node's map, taken as a linearizable read
+/// (`node/backup.rs`). A failure before the first byte is an HTTP error; one
+/// after it cuts the body short, which the file's trailer reveals.
+async fn backup(
+    state: &HttpState,
+    peer: std::net::SocketAddr,
+    request: Request<Incoming>,
+) -> Response<HttpBody> {
+    use http_body_util::Either;
+    if let Err(refusal) = check_admin(state, request.headers(), peer) {
+        return refusal.map(Either::Left);
+    }
+    drop(request);
+    let Ok(permit) = state.backups.clone().try_acquire_owned() else {
+        return reply(
+            StatusCode::CONFLICT,
+            "text/plain",
+            "a backup is already being taken on this node\n",
+        )
+        .map(Either::Left);
+    };
+    let (header, chunks) = match state.node.backup(BACKUP_CHUNK_BYTES).await {
+        Ok(copy) => copy,
+        Err(e) => {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("backup: {e}\n"),
+            )
+            .map(Either::Left)
+        }
+    };
+    info!(
+        %peer,
+        index = header.index,
+        term = header.term,
+        "backup started"
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(BACKUP_CHUNKS_AHEAD);
+    // Encoding is CPU work: it runs on a blocking thread, at the client's
+    // pace (the channel is bounded), and gives up on a stalled client.
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        use crate::store::backup::{encode_header, BackupWriter};
+        if !send_bounded(&tx, encode_header(&header)) {
+            return;
+        }
+        let mut writer = BackupWriter::default();
+        for chunk in chunks {
+            if let Some(framed) = writer.push(&chunk) {
+                if !send_bounded(&tx, framed) {
+                    warn!("backup abandoned: the client stopped reading");
+                    return;
+                }
+            }
+        }
+        let _ = send_bounded(&tx, writer.finish());
+    });
+    let mut response = Response::new(Either::Right(crate::transport::FrameBody::new(rx)));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+/// Hands `frame` to a streamed body; false once the body is gone or its
+/// reader took nothing for [`BACKUP_STALL`]. Blocking.
+fn send_bounded(tx: &tokio::sync::mpsc::Sender<Bytes>, mut frame: Bytes) -> bool {
+    use tokio::sync::mpsc::error::TrySendError;
+    let deadline = Instant::now() + BACKUP_STALL;
+    loop {
+        match tx.try_send(frame) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                frame = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
 }
 
 /// `POST /admin/transfer-leader[?to=ID]`: hands leadership to `ID` (or a peer

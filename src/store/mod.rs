@@ -14,6 +14,7 @@
 //! or `spawn_blocking`. It never interprets entries (that is `kv/`) and never
 //! decides what is committed (that is `raft/`).
 
+pub mod backup;
 pub mod fs;
 pub mod identity;
 pub mod mem;

@@ -676,10 +676,17 @@ fn build_request<B>(
         .body(body)
 }
 
-/// The body of a `/raft/stream` request: the frames its sender hands over,
-/// until the sender drops its end.
-struct FrameBody {
+/// A streamed HTTP body: the frames its sender hands over, until the sender
+/// drops its end (a `/raft/stream` request, a `/admin/backup` response).
+pub(crate) struct FrameBody {
     frames: mpsc::Receiver<Bytes>,
+}
+
+impl FrameBody {
+    /// The body fed by `frames`.
+    pub(crate) fn new(frames: mpsc::Receiver<Bytes>) -> FrameBody {
+        FrameBody { frames }
+    }
 }
 
 impl hyper::body::Body for FrameBody {
