@@ -25,6 +25,7 @@
 //! one format for every command, compact, and stable across versions.
 
 pub mod cat;
+pub mod slot;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

@@ -1113,6 +1113,18 @@ impl Db {
         self.dbs.get(db)?.map.get(key)
     }
 
+    /// The keys of database `db` alive at `now_ms`, in key order (none
+    /// for a database out of range). `CLUSTER COUNTKEYSINSLOT` and
+    /// `GETKEYSINSLOT` walk them: O(keys), like `KEYS`.
+    pub fn live_keys(&self, db: usize, now_ms: u64) -> impl Iterator<Item = &Bytes> {
+        self.dbs
+            .get(db)
+            .into_iter()
+            .flat_map(|ks| ks.map.iter())
+            .filter(move |(_, entry)| !entry.is_expired(now_ms))
+            .map(|(key, _)| key)
+    }
+
     /// True if `key` is present in database 0 (expiry not checked).
     pub fn contains(&self, key: &[u8]) -> bool {
         self.dbs[0].map.contains_key(key)

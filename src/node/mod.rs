@@ -66,9 +66,16 @@ pub enum RequestError {
     /// The node is still replaying its WAL.
     #[error("LOADING dkv is loading the dataset in memory")]
     Loading,
-    /// `follower_writes: redirect`: the client should send the write to the leader.
-    #[error("MOVED 0 {0}")]
-    Moved(String),
+    /// `follower_writes: redirect`: the client should send the write to the
+    /// leader, which serves `slot` (the write's first key's hash slot; 0 for
+    /// a write without keys) at `addr`.
+    #[error("MOVED {slot} {addr}")]
+    Moved {
+        /// Hash slot of the write's first key.
+        slot: u16,
+        /// The leader's RESP address.
+        addr: String,
+    },
     /// The node is shutting down.
     #[error("ERR server is shutting down")]
     ShuttingDown,
@@ -175,6 +182,52 @@ pub struct FollowerStatus {
     pub last_heard_secs: u64,
     /// Its RESP address, as configured.
     pub resp_addr: Option<SocketAddr>,
+}
+
+/// A voter as cluster-aware clients are shown it (`CLUSTER SLOTS`,
+/// `SHARDS`, `NODES`): its addresses from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The voter.
+    pub id: NodeId,
+    /// Where it serves RESP.
+    pub resp_addr: SocketAddr,
+    /// Where it serves peer RPC (shown as the cluster bus port).
+    pub http_addr: SocketAddr,
+}
+
+/// The cluster's membership as this node knows it, for `CLUSTER ...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// The cluster id (node and shard names are derived from it).
+    pub cluster_id: String,
+    /// Every voter, this node included, in id order.
+    pub members: Vec<Member>,
+    /// The leader of the current term if known, else the last leader this
+    /// node knew since it started (`None`: none yet).
+    pub last_leader: Option<NodeId>,
+}
+
+/// The hash slot `MOVED` names for a write: its first key's (a
+/// transaction's: its first command with a key), or 0 for a write without
+/// keys.
+fn op_slot(op: &kv::Op) -> u16 {
+    fn first_key_slot(args: &[bytes::Bytes]) -> Option<u16> {
+        let (_, spec) = crate::cmd::lookup(args.first()?)?;
+        let at = *spec.key_positions(args)?.first()?;
+        Some(crate::cmd::slot::key_slot(args.get(at)?))
+    }
+    let slot = match op {
+        kv::Op::Set { key, .. } => Some(crate::cmd::slot::key_slot(key)),
+        kv::Op::Del { keys } => keys.first().map(|k| crate::cmd::slot::key_slot(k)),
+        kv::Op::Exec { args, .. } => first_key_slot(args),
+        kv::Op::Multi { commands, .. } | kv::Op::Pops { commands } => {
+            commands.iter().find_map(|(_, args)| first_key_slot(args))
+        }
+        kv::Op::AsUser { op, .. } | kv::Op::Client { op, .. } => Some(op_slot(op)),
+        kv::Op::Expire { .. } | kv::Op::Evict { .. } | kv::Op::Acl(_) | kv::Op::PubSub(_) => None,
+    };
+    slot.unwrap_or(0)
 }
 
 /// A deliberate safety violation, for showing that the fault-testing checkers
@@ -380,10 +433,21 @@ impl Node {
         let mut resp_addrs: HashMap<NodeId, SocketAddr> = HashMap::new();
         resp_addrs.insert(id, config.resp_addr);
         let mut http_peers = Vec::new();
+        let mut members = vec![Member {
+            id,
+            resp_addr: config.resp_addr,
+            http_addr: config.http_addr,
+        }];
         for peer in &config.peers {
             resp_addrs.insert(NodeId(peer.id), peer.resp_addr);
             http_peers.push((NodeId(peer.id), peer.http_addr));
+            members.push(Member {
+                id: NodeId(peer.id),
+                resp_addr: peer.resp_addr,
+                http_addr: peer.http_addr,
+            });
         }
+        members.sort_unstable_by_key(|m| m.id);
         let peer_tls = match &config.peer_tls {
             Some(files) => Some(crate::tls::PeerTls::load(
                 &files.ca_cert_path,
@@ -447,6 +511,8 @@ impl Node {
                 status: status_rx,
                 transport: transport.clone(),
                 resp_addrs: resp_addrs.clone(),
+                members,
+                last_leader: std::sync::atomic::AtomicU64::new(0),
                 request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
                 rpc_attempt_timeout: Duration::from_millis(
                     config.raft.tick_ms * u64::from(config.raft.election_timeout_max_ticks) * 2,
@@ -501,6 +567,7 @@ impl Node {
         let driver = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
         tokio::spawn(read_rounds(handle.clone(), shutdown_tx.subscribe()));
         tokio::spawn(pubsub::cleanup(handle.clone(), shutdown_tx.subscribe()));
+        tokio::spawn(remember_leader(handle.clone(), shutdown_tx.subscribe()));
         Ok(Node {
             handle,
             driver,
@@ -545,6 +612,11 @@ struct HandleInner {
     status: watch::Receiver<NodeStatus>,
     transport: Transport,
     resp_addrs: HashMap<NodeId, SocketAddr>,
+    /// Every voter with its addresses, in id order (`CLUSTER ...`).
+    members: Vec<Member>,
+    /// The last leader this node knew (0: none yet), kept by
+    /// [`remember_leader`].
+    last_leader: std::sync::atomic::AtomicU64,
     request_timeout: Duration,
     rpc_attempt_timeout: Duration,
     follower_writes: FollowerWrites,
@@ -609,6 +681,34 @@ async fn read_rounds(handle: NodeHandle, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Keeps [`HandleInner::last_leader`]: the leader of every status the
+/// driver publishes, so `CLUSTER SLOTS` still names one between terms
+/// (see `server::commands::cluster`). Ends at shutdown.
+async fn remember_leader(handle: NodeHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut status = handle.inner.status.clone();
+    loop {
+        let leader = status.borrow_and_update().leader;
+        if let Some(leader) = leader {
+            handle
+                .inner
+                .last_leader
+                .store(leader.0, std::sync::atomic::Ordering::Relaxed);
+        }
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// A cheap, cloneable handle for client-facing code.
 #[derive(Clone)]
 pub struct NodeHandle {
@@ -649,6 +749,25 @@ impl NodeHandle {
     /// The server side of peer mTLS, when `peer_tls` is configured.
     pub fn peer_tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
         self.inner.peer_tls.as_ref().map(|tls| tls.server.clone())
+    }
+
+    /// The voters with their addresses and the leader, current or last
+    /// known (`CLUSTER SLOTS` and its kin).
+    pub fn membership(&self) -> Membership {
+        let last = match self.status().leader {
+            Some(leader) => Some(leader),
+            None => Some(NodeId(
+                self.inner
+                    .last_leader
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ))
+            .filter(|id| id.0 != 0),
+        };
+        Membership {
+            cluster_id: self.inner.cluster_id.clone(),
+            members: self.inner.members.clone(),
+            last_leader: last,
+        }
     }
 
     /// True if `id` is a configured peer of this node.
@@ -694,7 +813,16 @@ impl NodeHandle {
                 Some(leader) if leader != self.inner.id => {
                     if self.inner.follower_writes == FollowerWrites::Redirect {
                         if let Some(addr) = self.inner.resp_addrs.get(&leader) {
-                            return all(RequestError::Moved(addr.to_string()));
+                            let addr = addr.to_string();
+                            return ops
+                                .iter()
+                                .map(|op| {
+                                    Err(RequestError::Moved {
+                                        slot: op_slot(op),
+                                        addr: addr.clone(),
+                                    })
+                                })
+                                .collect();
                         }
                     }
                     let remaining = self.attempt_timeout(deadline);
@@ -1341,6 +1469,43 @@ mod tests {
         node.shutdown().await.unwrap();
     }
 
+    /// `MOVED` names the hash slot of the write's first key, the number a
+    /// cluster client computes for it (0 when the write has no key).
+    #[test]
+    fn moved_names_the_slot_of_the_first_key() {
+        let b = |s: &str| bytes::Bytes::copy_from_slice(s.as_bytes());
+        let args = |line: &str| line.split(' ').map(b).collect::<Vec<_>>();
+        let exec = |line: &str| kv::Op::Exec {
+            db: 0,
+            args: args(line),
+        };
+        let set = kv::Op::Set {
+            key: b("foo"),
+            value: b("1"),
+        };
+        assert_eq!(op_slot(&set), 12182);
+        let del = kv::Op::Del {
+            keys: vec![b("bar"), b("foo")],
+        };
+        assert_eq!(op_slot(&del), 5061);
+        assert_eq!(op_slot(&exec("HSET {user1000}.x f v")), 3443);
+        assert_eq!(op_slot(&exec("EVAL x 1 foo")), 12182);
+        assert_eq!(op_slot(&exec("EVAL x 0")), 0);
+        assert_eq!(op_slot(&exec("FLUSHALL")), 0);
+        assert_eq!(op_slot(&exec("NOSUCHCOMMAND foo")), 0);
+        let multi = kv::Op::Multi {
+            commands: vec![(0, args("FLUSHDB")), (3, args("INCR bar"))],
+            watched: Vec::new(),
+        };
+        assert_eq!(op_slot(&multi), 5061);
+        let as_user = kv::Op::AsUser {
+            user: "default".into(),
+            op: Box::new(set),
+        };
+        assert_eq!(op_slot(&as_user), 12182);
+        assert_eq!(op_slot(&kv::Op::Expire { keys: Vec::new() }), 0);
+    }
+
     /// Commands get `LOADING` before the replay is done, and the error texts are
     /// Redis's codes followed by a message.
     #[test]
@@ -1354,8 +1519,12 @@ mod tests {
             .starts_with("TRYAGAIN "));
         assert!(RequestError::Loading.resp_text().starts_with("LOADING "));
         assert_eq!(
-            RequestError::Moved("127.0.0.1:7001".into()).resp_text(),
-            "MOVED 0 127.0.0.1:7001"
+            RequestError::Moved {
+                slot: 12182,
+                addr: "127.0.0.1:7001".into()
+            }
+            .resp_text(),
+            "MOVED 12182 127.0.0.1:7001"
         );
         assert!(RequestError::OutcomeUnknown("t".into())
             .resp_text()

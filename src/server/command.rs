@@ -386,6 +386,12 @@ pub trait Env {
     fn scripts(&self) -> Option<&crate::node::scripts::ScriptMonitor> {
         None
     }
+    /// The voters with their addresses and the leader, current or last
+    /// known (`CLUSTER SLOTS` and its kin); None when the environment has
+    /// no node (then `CLUSTER` shows this node alone).
+    fn membership(&self) -> Option<crate::node::Membership> {
+        None
+    }
 }
 
 /// A read to run on the map once it is safe to (linearizable).

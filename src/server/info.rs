@@ -212,7 +212,7 @@ fn render_section(section: &str, input: &InfoInput<'_>, out: &mut String) {
             }
         }
         "latencystats" => latencystats(input, out),
-        "cluster" => field(out, "cluster_enabled", 0),
+        "cluster" => field(out, "cluster_enabled", 1),
         "raft" => raft(input, out),
         "keyspace" => {
             for (db, keys, expires, avg_ttl) in &input.kv.keyspace {
@@ -241,7 +241,7 @@ fn server(input: &InfoInput<'_>, out: &mut String) {
         .map_or(0, |d| d.as_micros());
     field(out, "redis_version", REDIS_COMPAT_VERSION);
     field(out, "dkv_version", facts.version);
-    field(out, "redis_mode", "standalone");
+    field(out, "redis_mode", "cluster");
     field(out, "os", os_name());
     field(out, "arch_bits", usize::BITS);
     field(out, "monotonic_clock", "POSIX clock_gettime");

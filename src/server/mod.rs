@@ -248,6 +248,10 @@ impl command::Env for ServerContext {
         Some(self.inner.counters.stats())
     }
 
+    fn membership(&self) -> Option<crate::node::Membership> {
+        Some(self.inner.node.membership())
+    }
+
     fn reset_stats(&self) {
         self.inner.counters.stats().reset();
         self.inner.node.read_local(|db| db.reset_read_stats());

@@ -129,7 +129,7 @@ pub fn hello(session: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Act
         ),
         (Reply::bulk_str("proto"), Reply::Integer(protocol.version())),
         (Reply::bulk_str("id"), Reply::Integer(session.id as i64)),
-        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("mode"), Reply::bulk_str("cluster")),
         (
             Reply::bulk_str("role"),
             Reply::bulk_str(info::redis_role(status.role)),

@@ -1,12 +1,13 @@
 //! The command table ([`COMMANDS`]) and the handlers, one module per group:
 //! [`data`] (every key-space command: strings, keys, expiry, hashes — routed
 //! to the Raft log or to a read, interpreted by `kv`), [`connection`], [`acl`],
-//! [`debug`], [`introspection`] and [`transactions`]. Each row also carries the
+//! [`debug`], [`introspection`], [`transactions`] and [`cluster`]. Each row also carries the
 //! command's ACL categories and what it does to its keys, as Redis 7.0 has
 //! them (`.acl(...)`).
 
 pub mod acl;
 pub mod clients;
+pub mod cluster;
 pub mod connection;
 pub mod debug;
 pub mod diagnostics;
@@ -298,6 +299,79 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
     ),
 ];
 
+/// A `CLUSTER` subcommand with its own flags (Redis shows `stale` on all).
+macro_rules! cluster_sub {
+    ($name:literal, $arity:expr, $handler:expr, $flags:expr, $categories:expr) => {
+        SubcommandSpec {
+            name: $name,
+            full_name: concat!("cluster|", $name),
+            arity: $arity,
+            handler: $handler,
+            acl_categories: $categories,
+            flags: Some($flags.or(Flags::STALE)),
+            keys: NO_KEYS,
+        }
+    };
+}
+
+const SLOW_CAT: C = cats(&[SLOW]);
+
+static CLUSTER_SUBCOMMANDS: &[SubcommandSpec] = &[
+    cluster_sub!("slots", 2, cluster::slots, Flags::NONE, SLOW_CAT),
+    cluster_sub!("shards", 2, cluster::shards, Flags::NONE, SLOW_CAT),
+    cluster_sub!("nodes", 2, cluster::nodes, Flags::NONE, SLOW_CAT),
+    cluster_sub!("info", 2, cluster::info, Flags::NONE, SLOW_CAT),
+    cluster_sub!("myid", 2, cluster::myid, Flags::NONE, SLOW_CAT),
+    cluster_sub!("myshardid", 2, cluster::myshardid, Flags::NONE, SLOW_CAT),
+    cluster_sub!("keyslot", 3, cluster::keyslot, Flags::NONE, SLOW_CAT),
+    cluster_sub!(
+        "countkeysinslot",
+        3,
+        cluster::countkeysinslot,
+        Flags::NONE,
+        SLOW_CAT
+    ),
+    cluster_sub!(
+        "getkeysinslot",
+        4,
+        cluster::getkeysinslot,
+        Flags::NONE,
+        SLOW_CAT
+    ),
+    cluster_sub!("replicas", 3, cluster::replicas, ADMIN, ACL_ADMIN),
+    cluster_sub!("slaves", 3, cluster::replicas, ADMIN, ACL_ADMIN),
+    cluster_sub!(
+        "count-failure-reports",
+        3,
+        cluster::count_failure_reports,
+        ADMIN,
+        ACL_ADMIN
+    ),
+    cluster_sub!("links", 2, cluster::refused, Flags::NONE, SLOW_CAT),
+    cluster_sub!("help", 2, cluster::help, LOADING, SLOW_CAT),
+    // Topology changes: refused (membership and leadership are Raft's).
+    cluster_sub!("addslots", -3, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("addslotsrange", -4, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("delslots", -3, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("delslotsrange", -4, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("flushslots", 2, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("meet", -4, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("forget", 3, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("replicate", 3, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("failover", -2, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!(
+        "reset",
+        -2,
+        cluster::refused,
+        ADMIN.or(Flags::NOSCRIPT),
+        ACL_ADMIN
+    ),
+    cluster_sub!("setslot", -4, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("set-config-epoch", 3, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("bumpepoch", 2, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("saveconfig", 2, cluster::refused, ADMIN, ACL_ADMIN),
+];
+
 const CF: Flags = CONN.or(FAST).or(LOADING);
 const TX: &str = "@transaction";
 const CN: &str = "@connection";
@@ -368,6 +442,22 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
     spec("select", 2, CF, CN, NO_KEYS, connection::select)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+    spec("asking", 1, FAST, "@cluster", NO_KEYS, cluster::asking)
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Sent by cluster clients after an -ASK redirect", "3.0.0", "O(1)"),
+    CommandSpec {
+        subcommands: CLUSTER_SUBCOMMANDS,
+        ..spec(
+            "cluster",
+            -2,
+            Flags::NONE,
+            "@cluster",
+            NO_KEYS,
+            connection::missing_subcommand,
+        )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc("A container for cluster commands", "3.0.0", "Depends on subcommand.")
+    },
     spec("readonly", 1, CF, CN, NO_KEYS, connection::readonly)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
     spec("readwrite", 1, CF, CN, NO_KEYS, connection::readwrite)
