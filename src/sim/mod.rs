@@ -498,7 +498,13 @@ impl Sim {
         }
         // A paused process (SIGSTOP, a VM pause): mostly the leader, for
         // about one to six election timeouts; its clock catches up after.
-        if self.rng.random_range(0..300) == 0 {
+        // The clock rule break needs pauses, so it gets more of them.
+        let pause_one_in = if self.opts.breaks.core.no_tick_catch_up {
+            60
+        } else {
+            300
+        };
+        if self.rng.random_range(0..pause_one_in) == 0 {
             let leader = self.nodes.iter().position(SimNode::is_leader);
             let i = leader
                 .filter(|_| self.rng.random_range(0..4) != 0)
