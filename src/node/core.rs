@@ -85,13 +85,15 @@
 //! its tick arithmetic says. [`CoreReady::lease`] / [`NodeCore::lease_until`]
 //! turn the lease into a deadline on the same clock.
 //!
-//! # Not yet here (the plan of issue 17)
+//! # Who runs it
 //!
-//! Step 2 drives this core from the simulator over the real `Wal` on
-//! `FaultyFs` instead of the re-implemented loop in `src/sim` (the shell's
-//! remaining work: WAL batching, the map, snapshot files and streams, is what
-//! the simulator then provides synchronously). Step 3 makes the write path
-//! cheaper around the same contract.
+//! The tokio driver (`driver.rs`) in the server, and the deterministic
+//! simulator (`src/sim/node.rs`), which carries out the same contract
+//! synchronously over the real `Wal` and snapshot store on `FaultyFs`, with
+//! pipelined Readies and group commit, and restarts through the same
+//! recovery (`node::open_locked_storage`). [`CoreFaults`] are the node rules
+//! the simulator's self-test breaks on purpose (`src/sim/teeth.rs`).
+//! Step 3 of issue 17 makes the write path cheaper around the same contract.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -104,7 +106,7 @@ use crate::raft::{
 
 /// The core's settings (from the node's config).
 #[derive(Clone, Debug)]
-pub(super) struct CoreConfig {
+pub(crate) struct CoreConfig {
     /// Length of one Raft tick.
     pub tick: Duration,
     /// Most ticks owed after a pause that one catch-up delivers.
@@ -119,6 +121,26 @@ pub(super) struct CoreConfig {
     pub restored: (LogIndex, Term),
     /// The clock reading at which the Raft core's tick count starts.
     pub start: Duration,
+}
+
+/// Deliberate breaks of the node's own rules, for the simulator's self-test
+/// (`sim/teeth.rs`): with one switched on, some seed must fail. Only tests can
+/// switch them on ([`NodeCore::set_faults`]); the shell never does.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CoreFaults {
+    /// Messages that depend on the local fsync (votes, acknowledgements)
+    /// leave with their Ready, before the write is durable.
+    pub send_before_persist: bool,
+    /// Entries past the commit index are handed out for apply without the
+    /// [`CoreError::ApplyPastCommit`] check.
+    pub skip_apply_guard: bool,
+    /// After a pause the clock ticks once and counts as caught up, so the
+    /// lease outlives the time it stands for.
+    pub no_tick_catch_up: bool,
+    /// An InstallSnapshot at or below the commit index (which Raft
+    /// acknowledges without installing) is installed anyway, over the newer
+    /// log and map.
+    pub install_stale_snapshot: bool,
 }
 
 /// Fatal: the Raft core handed out something that breaks a node rule.
@@ -145,7 +167,7 @@ pub enum CoreError {
 /// One WAL write: entries (truncating a conflicting stored suffix) and the
 /// hard state, in this order.
 #[derive(Debug)]
-pub(super) struct PersistJob {
+pub(crate) struct PersistJob {
     /// Job ids count up from 1; [`NodeCore::on_persisted`] takes the last
     /// one a durable write covered.
     pub id: u64,
@@ -159,11 +181,11 @@ pub(super) struct PersistJob {
 }
 
 /// A confirmed read: its handle and the index the map must have applied.
-pub(super) type ReadDone<R> = (R, LogIndex);
+pub(crate) type ReadDone<R> = (R, LogIndex);
 
 /// What one [`NodeCore::ready`] asks of the shell (order in the module docs).
 #[derive(Debug)]
-pub(super) struct CoreReady<R> {
+pub(crate) struct CoreReady<R> {
     /// The lease deadline to publish before anything is sent (`None`: none).
     pub lease: Option<Duration>,
     /// A snapshot to install before anything else.
@@ -179,7 +201,7 @@ pub(super) struct CoreReady<R> {
 }
 
 /// What a durable WAL write released.
-pub(super) struct Released<W> {
+pub(crate) struct Released<W> {
     /// Messages that waited for it, in the order they were queued.
     pub send: Vec<Envelope>,
     /// Writes answered by it (only under the `EarlyAck` test fault).
@@ -209,7 +231,7 @@ struct Held {
 }
 
 /// The node core; see the module docs.
-pub(super) struct NodeCore<W, R> {
+pub(crate) struct NodeCore<W, R> {
     raft: Raft,
     config: CoreConfig,
     /// Clock reading the Raft core's tick count stands for.
@@ -233,11 +255,15 @@ pub(super) struct NodeCore<W, R> {
     snapshot_in_flight: bool,
     /// Role seen at the last [`NodeCore::notice_role_change`].
     last_role: Role,
+    /// Rule breaks (tests only; all off otherwise).
+    faults: CoreFaults,
+    /// [`CoreFaults::install_stale_snapshot`]: the stale snapshot to hand out.
+    stale_snapshot: Option<SnapshotMeta>,
 }
 
 impl<W, R> NodeCore<W, R> {
     /// A core around `raft`, restored as `config.restored` says.
-    pub(super) fn new(raft: Raft, config: CoreConfig) -> Self {
+    pub(crate) fn new(raft: Raft, config: CoreConfig) -> Self {
         NodeCore {
             raft,
             ticked_until: config.start,
@@ -251,28 +277,42 @@ impl<W, R> NodeCore<W, R> {
             last_snapshot_index: config.restored.0,
             snapshot_in_flight: false,
             last_role: Role::Follower,
+            faults: CoreFaults::default(),
+            stale_snapshot: None,
             config,
         }
     }
 
+    /// Switches rule breaks on (the simulator's self-test only).
+    #[cfg(test)]
+    pub(crate) fn set_faults(&mut self, faults: CoreFaults) {
+        self.faults = faults;
+    }
+
     /// The Raft core, for status and progress queries.
-    pub(super) fn raft(&self) -> &Raft {
+    pub(crate) fn raft(&self) -> &Raft {
         &self.raft
     }
 
     /// The clock reading the tick count stands for.
     #[cfg(test)]
-    pub(super) fn ticked_until(&self) -> Duration {
+    pub(crate) fn ticked_until(&self) -> Duration {
         self.ticked_until
     }
 
     /// Ticks the Raft core once per whole tick period between the last tick
     /// and `now`, at most `max_catch_up_ticks` at once (module docs, Time).
-    pub(super) fn tick_to(&mut self, now: Duration) {
+    pub(crate) fn tick_to(&mut self, now: Duration) {
         let tick = self.config.tick.max(Duration::from_millis(1));
         let elapsed = now.saturating_sub(self.ticked_until);
         let owed = (elapsed.as_nanos() / tick.as_nanos()).min(u128::from(u64::MAX)) as u64;
         if owed == 0 {
+            return;
+        }
+        if self.faults.no_tick_catch_up {
+            // The rule break: one tick, and the clock counts as current.
+            self.ticked_until = now;
+            self.raft.tick();
             return;
         }
         let cap = self.config.max_catch_up_ticks.max(1);
@@ -296,7 +336,7 @@ impl<W, R> NodeCore<W, R> {
     /// Until when (on the `tick_to` clock) reads may be served without the
     /// core: only a leader that has applied an entry of its own term and
     /// holds a lease grants one.
-    pub(super) fn lease_until(&self) -> Option<Duration> {
+    pub(crate) fn lease_until(&self) -> Option<Duration> {
         let status = self.raft.status();
         let remaining = self.raft.lease_remaining_ticks()?;
         if status.role != Role::Leader || self.applied.1 != status.term {
@@ -312,9 +352,16 @@ impl<W, R> NodeCore<W, R> {
     /// Feeds a peer message: the payloads are checked first (the Raft core
     /// never looks into them), then Raft's own rules. A refused message
     /// changes nothing; the refusal's kind and reason are returned.
-    pub(super) fn step(&mut self, envelope: Envelope) -> Result<(), (&'static str, String)> {
+    pub(crate) fn step(&mut self, envelope: Envelope) -> Result<(), (&'static str, String)> {
         if let Err(refusal) = super::validate::check_entry_payloads(&envelope) {
             return Err((refusal.kind(), refusal.to_string()));
+        }
+        if self.faults.install_stale_snapshot {
+            if let Some(meta) = snapshot_of(&envelope) {
+                if meta.last_included_index <= self.raft.status().commit_index {
+                    self.stale_snapshot = Some(meta.clone());
+                }
+            }
         }
         match self.raft.step(envelope) {
             Ok(()) => Ok(()),
@@ -329,7 +376,7 @@ impl<W, R> NodeCore<W, R> {
     /// apply reads no clock), or answers all of it `NotLeader` (the caller
     /// then sends the whole batch elsewhere, keeping its order). Returns the
     /// answers due now; the others come from [`NodeCore::applied`].
-    pub(super) fn propose_batch(
+    pub(crate) fn propose_batch(
         &mut self,
         batch: Vec<(kv::Op, W)>,
         now_ms: u64,
@@ -382,7 +429,7 @@ impl<W, R> NodeCore<W, R> {
     }
 
     /// Proposes an entry nobody waits for (housekeeping); its index, or why not.
-    pub(super) fn propose_internal(
+    pub(crate) fn propose_internal(
         &mut self,
         command: &kv::Command,
     ) -> Result<LogIndex, crate::raft::Error> {
@@ -391,7 +438,7 @@ impl<W, R> NodeCore<W, R> {
 
     /// Starts a quorum round for a read, or answers it at once with the
     /// leader to ask instead.
-    pub(super) fn read_index(&mut self, reply: R) -> Result<(), (R, Option<NodeId>)> {
+    pub(crate) fn read_index(&mut self, reply: R) -> Result<(), (R, Option<NodeId>)> {
         let status = self.raft.status();
         if status.role != Role::Leader {
             return Err((reply, status.leader));
@@ -409,13 +456,13 @@ impl<W, R> NodeCore<W, R> {
 
     /// Forgets reads whose callers gave up (`abandoned` says which), so the
     /// map stays bounded while a leader cannot confirm reads.
-    pub(super) fn forget_reads(&mut self, mut abandoned: impl FnMut(&R) -> bool) {
+    pub(crate) fn forget_reads(&mut self, mut abandoned: impl FnMut(&R) -> bool) {
         self.pending_reads.retain(|_, reply| !abandoned(reply));
     }
 
     /// Starts a leadership transfer (thesis §3.10) to `to`, or to the lowest
     /// other member of `members` when none is named.
-    pub(super) fn transfer_leader(
+    pub(crate) fn transfer_leader(
         &mut self,
         to: Option<NodeId>,
         members: &[NodeId],
@@ -450,22 +497,27 @@ impl<W, R> NodeCore<W, R> {
     }
 
     /// True when [`NodeCore::ready`] has something to hand out.
-    pub(super) fn has_ready(&self) -> bool {
-        self.raft.has_ready()
+    pub(crate) fn has_ready(&self) -> bool {
+        self.raft.has_ready() || self.stale_snapshot.is_some()
     }
 
     /// Hands out the next batch of work; see the module docs for the order
     /// in which the shell carries it out.
-    pub(super) fn ready(&mut self) -> Result<CoreReady<R>, CoreError> {
-        let ready = self.raft.ready();
+    pub(crate) fn ready(&mut self) -> Result<CoreReady<R>, CoreError> {
+        let mut ready = self.raft.ready();
         let commit = self.raft.status().commit_index;
         if let Some(past) = ready.committed_entries.iter().find(|e| e.index > commit) {
-            return Err(CoreError::ApplyPastCommit {
-                index: past.index,
-                commit,
-            });
+            if !self.faults.skip_apply_guard {
+                return Err(CoreError::ApplyPastCommit {
+                    index: past.index,
+                    commit,
+                });
+            }
         }
-        if let Some(meta) = &ready.snapshot {
+        if ready.snapshot.is_none() {
+            // Only under `CoreFaults::install_stale_snapshot`: unchecked.
+            ready.snapshot = self.stale_snapshot.take();
+        } else if let Some(meta) = &ready.snapshot {
             if meta.last_included_index <= self.applied.0 {
                 return Err(CoreError::StaleSnapshot {
                     snapshot: meta.last_included_index,
@@ -508,6 +560,10 @@ impl<W, R> NodeCore<W, R> {
         } else {
             None
         };
+        if self.faults.send_before_persist {
+            // The rule break: they leave before the write they depend on.
+            send.append(&mut held.messages);
+        }
         if held.job.is_none() && self.held.is_empty() {
             // Nothing it depends on is still being written.
             send.append(&mut held.messages);
@@ -535,7 +591,7 @@ impl<W, R> NodeCore<W, R> {
 
     /// The WAL is durable through job `through` (and every job before it):
     /// releases what waited for it, in order, and tells the Raft core.
-    pub(super) fn on_persisted(&mut self, through: u64) -> Released<W> {
+    pub(crate) fn on_persisted(&mut self, through: u64) -> Released<W> {
         let mut released = Released::default();
         while self
             .held
@@ -564,7 +620,7 @@ impl<W, R> NodeCore<W, R> {
     /// (`None` for a no-op): answers the writes proposed at those indexes.
     /// A write whose index now holds an entry of another term was
     /// overwritten by a new leader and never applies.
-    pub(super) fn applied(
+    pub(crate) fn applied(
         &mut self,
         entries: &[Entry],
         outputs: Vec<Option<kv::Output>>,
@@ -591,7 +647,7 @@ impl<W, R> NodeCore<W, R> {
     /// Whether a local snapshot is due now (enough entries applied since the
     /// last one, none being written); if so it counts as started at the
     /// applied (index, term) returned.
-    pub(super) fn snapshot_due(&mut self) -> Option<(LogIndex, Term)> {
+    pub(crate) fn snapshot_due(&mut self) -> Option<(LogIndex, Term)> {
         let every = self.config.snapshot_every_entries;
         let (index, term) = self.applied;
         if every == 0
@@ -612,27 +668,27 @@ impl<W, R> NodeCore<W, R> {
     /// a node that goes idle meanwhile would stay a whole interval behind
     /// until its next write.
     #[must_use]
-    pub(super) fn snapshot_taken(&mut self, floor: SnapshotMeta) -> Option<(LogIndex, Term)> {
+    pub(crate) fn snapshot_taken(&mut self, floor: SnapshotMeta) -> Option<(LogIndex, Term)> {
         self.snapshot_in_flight = false;
         self.raft.compact(floor);
         self.snapshot_due()
     }
 
     /// A local snapshot write failed (the shell stops the node).
-    pub(super) fn snapshot_failed(&mut self) {
+    pub(crate) fn snapshot_failed(&mut self) {
         self.snapshot_in_flight = false;
     }
 
     /// The entries the Raft core keeps after its snapshot (for resetting the
     /// WAL when one is installed).
-    pub(super) fn entries_after_snapshot(&self) -> Vec<Entry> {
+    pub(crate) fn entries_after_snapshot(&self) -> Vec<Entry> {
         self.raft.entries_after_snapshot()
     }
 
     /// The shell installed `meta` (step b): the map now stands at it. Writes
     /// proposed here at covered indexes (as a leader of an older term) cannot
     /// be matched to what committed there: their outcome is unknown.
-    pub(super) fn snapshot_installed(&mut self, meta: &SnapshotMeta) -> Vec<(W, LocalWrite)> {
+    pub(crate) fn snapshot_installed(&mut self, meta: &SnapshotMeta) -> Vec<(W, LocalWrite)> {
         let index = meta.last_included_index;
         self.applied = (index, meta.last_included_term);
         self.last_snapshot_index = self.last_snapshot_index.max(index);
@@ -657,7 +713,7 @@ impl<W, R> NodeCore<W, R> {
     /// After any input: a leader that lost its role can no longer confirm
     /// its pending reads; they are returned with the leader to ask instead.
     /// Also returns the role change, if any (for logs).
-    pub(super) fn notice_role_change(&mut self) -> (Vec<(R, Option<NodeId>)>, Option<Role>) {
+    pub(crate) fn notice_role_change(&mut self) -> (Vec<(R, Option<NodeId>)>, Option<Role>) {
         let status = self.raft.status();
         let mut dropped = Vec::new();
         if self.last_role == Role::Leader && status.role != Role::Leader {
@@ -695,7 +751,7 @@ fn term_or_vote_changed(synced: Option<HardState>, next: Option<HardState>) -> b
 }
 
 /// Whether `envelope` is an InstallSnapshot (its data must be streamed first).
-pub(super) fn snapshot_of(envelope: &Envelope) -> Option<&SnapshotMeta> {
+pub(crate) fn snapshot_of(envelope: &Envelope) -> Option<&SnapshotMeta> {
     match &envelope.message {
         Message::InstallSnapshot { meta, .. } => Some(meta),
         _ => None,

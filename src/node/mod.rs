@@ -18,12 +18,12 @@
 //! write was certainly not appended; an unknown outcome is an `ERR outcome unknown`.
 
 mod backup;
-mod core;
+pub(crate) mod core;
 mod driver;
 mod lease;
 pub mod pubsub;
 pub mod scripts;
-mod snapshot;
+pub(crate) mod snapshot;
 pub mod tracking;
 pub mod validate;
 pub mod wakeups;
@@ -43,7 +43,7 @@ use crate::config::{Config, FollowerWrites};
 use crate::kv;
 use crate::metrics::Metrics;
 use crate::raft::{self, Envelope, LogIndex, NodeId, Role, Term};
-use crate::store::{SnapshotError, SnapshotStore, Wal, WalError};
+use crate::store::{DataDirLock, SnapshotError, SnapshotStore, Wal, WalError, WalOptions};
 use crate::transport::{ForwardReply, ReadIndexReply, RpcError, SnapshotChunk, Transport};
 
 /// Why a client request did not complete normally. Each maps to one RESP error
@@ -244,7 +244,7 @@ pub enum TestFault {
 
 /// A write handed to the driver, answered once: `NotLeader` at once, or the outcome
 /// once the entry is applied (or overwritten).
-enum LocalWrite {
+pub(crate) enum LocalWrite {
     NotLeader(Option<NodeId>),
     Done(Result<kv::Output, RequestError>),
 }
@@ -348,7 +348,18 @@ fn open_storage(
         tracing::info!(dir = %data_dir.display(), cluster_id, node_id,
             "identity record written to the data directory");
     }
-    let snapshots = SnapshotStore::open(data_dir)?;
+    open_locked_storage(lock, WalOptions::default())
+}
+
+/// The part of [`open_storage`] after the lock and the identity check, on
+/// whatever filesystem the lock was taken on (the simulator restarts its
+/// nodes through it on `FaultyFs`): loads the newest valid snapshot and
+/// opens the WAL that continues it.
+pub(crate) fn open_locked_storage(
+    lock: DataDirLock,
+    options: WalOptions,
+) -> Result<(Wal, raft::InitialState, SnapshotStore, kv::Db), NodeError> {
+    let snapshots = SnapshotStore::open_with(lock.fs(), lock.dir())?;
     let (db, meta) = match snapshots.latest()? {
         Some((meta, path)) => {
             let started = std::time::Instant::now();
@@ -360,7 +371,7 @@ fn open_storage(
         }
         None => (kv::Db::new(), None),
     };
-    let (wal, initial) = Wal::open_locked(lock, meta.as_ref())?;
+    let (wal, initial) = Wal::open_locked_with(lock, meta.as_ref(), options)?;
     Ok((wal, initial, snapshots, db))
 }
 

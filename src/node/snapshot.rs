@@ -50,12 +50,12 @@ use crate::transport::{SnapshotChunk, Transport};
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The path of the finished snapshot file for `meta`.
-pub(super) fn snapshot_path(store: &SnapshotStore, meta: &SnapshotMeta) -> PathBuf {
+pub(crate) fn snapshot_path(store: &SnapshotStore, meta: &SnapshotMeta) -> PathBuf {
     store.dir().join(snapshot_file_name(meta))
 }
 
 /// Whether two metas name the same snapshot (index and term).
-pub(super) fn same_snapshot(a: &SnapshotMeta, b: &SnapshotMeta) -> bool {
+pub(crate) fn same_snapshot(a: &SnapshotMeta, b: &SnapshotMeta) -> bool {
     a.last_included_index == b.last_included_index && a.last_included_term == b.last_included_term
 }
 
@@ -63,7 +63,7 @@ pub(super) fn same_snapshot(a: &SnapshotMeta, b: &SnapshotMeta) -> bool {
 /// compacted through (the older retained snapshot, so a damaged newest one
 /// still has a fallback that the log continues).
 #[derive(Debug)]
-pub(super) struct Taken {
+pub(crate) struct Taken {
     pub meta: SnapshotMeta,
     pub floor: SnapshotMeta,
     pub payload_bytes: u64,
@@ -72,7 +72,7 @@ pub(super) struct Taken {
 
 /// Writes `chunks` (a point-in-time copy of the map as of `meta`) as a
 /// snapshot file. Blocking: run it on a blocking thread.
-pub(super) fn write_snapshot(
+pub(crate) fn write_snapshot(
     store: &SnapshotStore,
     meta: SnapshotMeta,
     chunks: kv::SnapshotChunks,
@@ -111,7 +111,7 @@ pub(super) fn write_snapshot(
 
 /// Reads and decodes the snapshot file for `meta` (its CRCs are checked as
 /// it is read). Blocking.
-pub(super) fn load_snapshot(
+pub(crate) fn load_snapshot(
     store: &SnapshotStore,
     meta: &SnapshotMeta,
 ) -> Result<kv::Db, NodeError> {
@@ -123,7 +123,7 @@ pub(super) fn load_snapshot(
 /// The follower's install step for `Ready.snapshot` (module docs): load the
 /// file, reset the WAL to it and store the kept suffix again, fsync.
 /// Blocking; returns the rebuilt map.
-pub(super) fn install_snapshot(
+pub(crate) fn install_snapshot(
     store: &SnapshotStore,
     wal: &mut Wal,
     meta: &SnapshotMeta,
@@ -152,7 +152,7 @@ pub(super) fn install_snapshot(
 /// The leader's side of InstallSnapshot for one follower: streams the
 /// snapshot file named by the message's meta, then hands the message to the
 /// transport. Returns whether the whole stream went through.
-pub(super) async fn stream_snapshot(
+pub(crate) async fn stream_snapshot(
     store: Arc<SnapshotStore>,
     transport: Transport,
     envelope: Envelope,
@@ -262,7 +262,7 @@ struct Stream {
 /// The follower's side of the stream: one snapshot received at a time into a
 /// temp file; a finished one is remembered so the driver can tell whether an
 /// InstallSnapshot message has its data here.
-pub(super) struct SnapshotReceiver {
+pub(crate) struct SnapshotReceiver {
     store: Arc<SnapshotStore>,
     /// The stream being received.
     current: Mutex<Option<Stream>>,
@@ -271,7 +271,7 @@ pub(super) struct SnapshotReceiver {
 }
 
 impl SnapshotReceiver {
-    pub(super) fn new(store: Arc<SnapshotStore>) -> SnapshotReceiver {
+    pub(crate) fn new(store: Arc<SnapshotStore>) -> SnapshotReceiver {
         SnapshotReceiver {
             store,
             current: Mutex::new(None),
@@ -280,7 +280,7 @@ impl SnapshotReceiver {
     }
 
     /// Whether a complete, durable file for `meta` was received.
-    pub(super) fn has_received(&self, meta: &SnapshotMeta) -> bool {
+    pub(crate) fn has_received(&self, meta: &SnapshotMeta) -> bool {
         self.received
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -291,7 +291,7 @@ impl SnapshotReceiver {
     /// Writes one chunk from `from`, checked against `ctx` (module docs). A
     /// chunk at offset 0 starts a new stream (abandoning any other); any
     /// other chunk must continue the current stream exactly. Blocking.
-    pub(super) fn receive(
+    pub(crate) fn receive(
         &self,
         from: NodeId,
         chunk: SnapshotChunk,
@@ -440,7 +440,7 @@ fn check_chunk(
 }
 
 /// The meta of a snapshot this node takes at `index` (term `term`).
-pub(super) fn local_meta(index: LogIndex, term: Term, voters: &[NodeId]) -> SnapshotMeta {
+pub(crate) fn local_meta(index: LogIndex, term: Term, voters: &[NodeId]) -> SnapshotMeta {
     SnapshotMeta {
         last_included_index: index,
         last_included_term: term,

@@ -59,6 +59,13 @@ fn build(seed: u64, breaks: Breaks) -> Sim {
         crashy: false,
         snapshot_interval: 0,
         profile: NetProfile::lossless(),
+        // Every fsync completes in the step it starts: the script's phases
+        // count on it.
+        max_disk_delay: 0,
+        wal: crate::store::WalOptions {
+            segment_size_bytes: 16_384,
+            preallocate_bytes: 0,
+        },
     };
     Sim::with_setup(seed, opts, ChaCha8Rng::seed_from_u64(seed), setup)
 }
@@ -78,19 +85,15 @@ impl Sim {
         })?;
         let old_term = self.term_of(1);
         self.net.connect_only(&[(1, 2)]);
-        let data = Command {
+        let command = Command {
             ts_ms: self.now,
             op: Op::Set {
                 key: Bytes::from_static(b"k0"),
                 value: Bytes::from_static(b"figure-8"),
             },
-        }
-        .encode();
-        let (index, _) = self.nodes[at(1)]
-            .raft
-            .as_mut()
-            .expect("S1 is up")
-            .propose(data)
+        };
+        let index = self.nodes[at(1)]
+            .propose_internal(&command)
             .expect("S1 leads");
         assert_eq!(index.0, 2, "the script expects S1's entry at index 2");
         self.wait_until("S2 stores 2@A", |sim| {
@@ -189,7 +192,7 @@ impl Sim {
 
     /// Crashes node `i` (1-based) between two steps.
     fn crash_now(&mut self, i: u64) {
-        self.nodes[at(i)].crash();
+        self.nodes[at(i)].crash(0);
         self.after_crash(at(i));
     }
 }

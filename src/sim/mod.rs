@@ -1,28 +1,39 @@
 //! The deterministic cluster simulator (test-only).
 //!
-//! A cluster of 3 or 5 nodes, each the real [`crate::raft::Raft`] core, a
-//! [`crate::store::MemStore`] persisted per the Ready contract and a real
-//! [`crate::kv::Db`] (`node.rs`); a seeded network that delays, drops,
+//! A cluster of 3 or 5 nodes, each the production node core
+//! (`node/core.rs`) carried out synchronously by `node.rs`: the real Raft
+//! core, the real [`crate::store::Wal`] and snapshot store on the node's own
+//! [`crate::store::FaultyFs`], the production recovery at every restart, and
+//! a real [`crate::kv::Db`]. Around it: a seeded network that delays, drops,
 //! duplicates and reorders messages and makes partitions (`network.rs`);
-//! crashes (also in the middle of a Ready, before the fsync or torn) and
-//! restarts; clients writing and reading throughout (`client.rs`); random
-//! leadership transfers (thesis §3.10).
+//! crashes (power cuts losing every unsynced byte, also torn, failing fsyncs
+//! and writes, crashes during the node's own snapshot) and restarts; paused
+//! nodes whose clock catches up when they resume; clients writing (forwarded
+//! by followers to the leader) and reading (ReadIndex, or the leader lease
+//! on odd seeds) throughout (`client.rs`); random leadership transfers
+//! (thesis §3.10).
 //!
-//! Snapshots (§7): every node encodes its state machine at each multiple of
-//! the seed's snapshot interval (10 to 200 entries) and compacts its log
-//! behind it once a whole interval is applied; the store keeps the snapshot
-//! with crash semantics (`store/mem.rs`); a leader's InstallSnapshot travels
-//! with its snapshot bytes, and the follower restores its map from them when
-//! the Ready hands the snapshot out; a restart restores the stored snapshot
-//! and replays the log after it.
+//! The node's storage is pipelined as in the tokio driver: WAL jobs queue
+//! while a batch runs, a batch writes them all with one fsync (group
+//! commit) and completes up to `max_disk_delay` steps later, releasing the
+//! messages that waited for it; apply does not wait for it.
+//!
+//! Snapshots (§7): a node snapshots its map every `snapshot_interval`
+//! applied entries (10 to 200, from the seed), writes the file a few steps
+//! later while it goes on, and compacts its WAL behind the older retained
+//! snapshot; a leader's InstallSnapshot travels with the payload of the
+//! snapshot file it names, which the follower's production
+//! `SnapshotReceiver` takes in chunks before the message is stepped; a
+//! restart loads the newest valid snapshot and replays the WAL after it.
 //!
 //! Scripted schedules (`figure8.rs`) drive the same machinery with chosen
 //! partitions and crashes instead of random ones.
 //!
 //! One seed fixes everything (the cluster size too: even seeds run 3 nodes,
 //! odd seeds 5), so the same seed replays the same run bit for bit. Time is a
-//! tick counter; one step is one tick: faults, ticks, deliveries, client
-//! calls, Ready processing, then the checks.
+//! tick counter (one step is one tick of [`node::TICK`] on every node's
+//! clock): faults, ticks, deliveries, client calls, one turn of every node's
+//! loop, then the checks.
 //!
 //! # Checks
 //!
@@ -38,7 +49,11 @@
 //! read of each key's final value, must be linearizable
 //! ([`crate::lincheck::check_registers`]; a search running out of budget is a
 //! failure too), and every acknowledged write must be in the final log at
-//! the index and term it was acknowledged with (no lost write).
+//! the index and term it was acknowledged with (no lost write). A node core
+//! that refuses its Raft core's output (`CoreError`) fails the run
+//! ([`Check::NodeRule`]), and so does storage that fails without an injected
+//! fault or a data directory the production recovery cannot open
+//! ([`Check::Storage`]).
 //!
 //! # Replaying
 //!
@@ -63,14 +78,15 @@ mod tests;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-use crate::kv::Output;
 use crate::lincheck::{check_registers, CheckResult};
-use crate::raft::{Config, EntryKind, Message, NodeId, Role, RuleBreaks};
+use crate::node::core::CoreFaults;
+use crate::raft::{Config, Message, NodeId, Role, RuleBreaks};
+use crate::store::WalOptions;
 pub use checks::Check;
 use checks::{fail, Checker, Violation};
 use client::{Clients, KEYS};
 use network::{NetProfile, Network};
-use node::{CrashPoint, SimNode};
+use node::{Disk, DiskFault, SimNode, Stop, TurnCtx, TurnEvents};
 
 /// Ticks the healed cluster gets to elect one leader and converge.
 pub const HEAL_TICKS: u64 = 600;
@@ -86,6 +102,8 @@ pub struct Breaks {
     pub forget_vote: bool,
     /// (e): reads are served from a node's local map without ReadIndex.
     pub read_without_read_index: bool,
+    /// (f)–(i): breaks of the node core's own rules.
+    pub core: CoreFaults,
 }
 
 /// What a run does.
@@ -160,6 +178,13 @@ pub struct PathStats {
     pub transfers: u64,
     /// TimeoutNow messages sent (transfers that caught their target up).
     pub timeout_now_sent: u64,
+    /// Reads served under the leader lease.
+    pub lease_reads: u64,
+    /// Nodes stopped by an injected disk fault (failed fsync or write, or a
+    /// crash right before a write).
+    pub disk_faults: u64,
+    /// Node pauses (a stopped process that resumes later).
+    pub pauses: u64,
 }
 
 /// A cheap running hash of the run's events (for the replay test).
@@ -184,13 +209,8 @@ struct Sim {
     clients: Clients,
     trace: Trace,
     crashes: u64,
-    /// Nodes to crash in the middle of their next Ready.
-    crash_next_ready: Vec<bool>,
     /// This seed crashes nodes often and restarts them fast.
     crashy: bool,
-    /// Nodes check their state machines at every multiple of this index
-    /// and compact their logs behind them (0: never).
-    snapshot_interval: u64,
     stats: PathStats,
 }
 
@@ -202,6 +222,10 @@ struct Setup {
     crashy: bool,
     snapshot_interval: u64,
     profile: NetProfile,
+    /// Most steps a WAL batch or a snapshot write takes.
+    max_disk_delay: u64,
+    /// WAL segment size and preallocation step.
+    wal: WalOptions,
 }
 
 /// Runs one seed; a panic inside counts as a failure.
@@ -253,12 +277,23 @@ impl Sim {
         let profile = NetProfile::random(&mut rng);
         // Short intervals make lagging followers need InstallSnapshot often.
         let snapshot_interval = [10, 25, 60, 200][rng.random_range(0..4)];
+        // Fsyncs that complete in the step they start, or up to 3 later
+        // (pipelined Readies, group commit).
+        let max_disk_delay = [0, 1, 3][rng.random_range(0..3)];
+        // Small segments, so the WAL rolls and compacts; some seeds
+        // preallocate (a zero tail instead of torn appends).
+        let wal = WalOptions {
+            segment_size_bytes: [2_048, 16_384][rng.random_range(0..2)],
+            preallocate_bytes: [0, 0, 4_096][rng.random_range(0..3)],
+        };
         let setup = Setup {
             nodes,
             max_entries_per_append,
             crashy,
             snapshot_interval,
             profile,
+            max_disk_delay,
+            wal,
         };
         Sim::with_setup(seed, opts, rng, setup)
     }
@@ -266,22 +301,23 @@ impl Sim {
     fn with_setup(seed: u64, opts: Options, mut rng: ChaCha8Rng, setup: Setup) -> Sim {
         let n = setup.nodes;
         let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let disk = Disk {
+            wal: setup.wal,
+            max_delay: setup.max_disk_delay,
+            snapshot_every: setup.snapshot_interval,
+        };
         let nodes = voters
             .iter()
             .map(|&id| {
                 let mut config = Config::new(id, voters.clone());
                 config.max_entries_per_append = setup.max_entries_per_append;
                 // Odd seeds serve reads from the leader lease (thesis §6.4.1).
-                // Every node ticks once per step, so the clocks never drift
-                // and the configured bound only shortens the lease; derived
-                // from the seed, not drawn, so no other draw moves.
+                // Derived from the seed, not drawn, so no other draw moves.
                 config.lease_reads = seed % 2 == 1;
-                let mut node = SimNode::new(config, seed);
+                let mut node =
+                    SimNode::new(config, disk, seed, (opts.breaks.raft, opts.breaks.core));
                 node.forget_vote = opts.breaks.forget_vote;
-                node.raft
-                    .as_mut()
-                    .expect("fresh node is up")
-                    .set_rule_breaks(opts.breaks.raft);
+                node.receive_stale_snapshots = opts.breaks.core.install_stale_snapshot;
                 node
             })
             .collect();
@@ -298,9 +334,7 @@ impl Sim {
             clients,
             trace: Trace(0xcbf2_9ce4_8422_2325),
             crashes: 0,
-            crash_next_ready: vec![false; n],
             crashy: setup.crashy,
-            snapshot_interval: setup.snapshot_interval,
             stats: PathStats::default(),
         }
     }
@@ -312,6 +346,7 @@ impl Sim {
         }
         self.heal()?;
         self.check_history()?;
+        self.stats.lease_reads = self.clients.lease_reads;
         Ok(Summary {
             trace_hash: self.trace.0,
             nodes: self.nodes.len(),
@@ -328,36 +363,25 @@ impl Sim {
         self.now += 1;
         let now = self.now;
         for node in &mut self.nodes {
-            if let Some(raft) = node.raft.as_mut() {
-                raft.tick();
+            if node.is_serving(now) {
+                node.tick_to(now);
             }
         }
-        for (envelope, snapshot_data) in self.net.take_due(now) {
-            let to = envelope.to.0 as usize - 1;
-            let node = &mut self.nodes[to];
-            if let Some(raft) = node.raft.as_mut() {
-                if let (Message::InstallSnapshot { meta, .. }, Some(data)) =
-                    (&envelope.message, snapshot_data)
-                {
-                    // The stream completed before the message is delivered.
-                    node.received.push((meta.clone(), data));
-                }
-                match raft.step(envelope) {
-                    // An honest message can be refused after a crash or a
-                    // delay made it look impossible (a TimeoutNow reaching a
-                    // target that restarted and forgot the leader): like a
-                    // lost message, which Raft tolerates.
-                    Ok(()) | Err(crate::raft::Error::Refused { .. }) => {}
-                    Err(e) => panic!("sim sends only to members: {e}"),
-                }
+        for (envelope, payload) in self.net.take_due(now) {
+            let node = &mut self.nodes[envelope.to.0 as usize - 1];
+            // A paused node's peers time out: the message is lost.
+            if node.is_serving(now) {
+                node.deliver(envelope, payload);
             }
         }
         if clients_start {
             self.clients.start_ops(&mut self.rng, now, &mut self.nodes);
         }
+        self.clients.collect_answers(now, &mut self.nodes);
         for i in 0..self.nodes.len() {
             self.process(i)?;
         }
+        self.clients.collect_answers(now, &mut self.nodes);
         self.clients.poll(now, &self.nodes);
         self.trace.write_u64(now);
         for i in 0..self.nodes.len() {
@@ -373,105 +397,50 @@ impl Sim {
         Ok(())
     }
 
-    /// Runs node `i`'s driver loop: persist, send, apply, serve reads, advance.
+    /// One turn of node `i`'s loop (`node.rs`), then what it sent goes on
+    /// the network; a node stopped by a disk fault crashes.
     fn process(&mut self, i: usize) -> Result<(), Violation> {
         let now = self.now;
-        loop {
-            let node = &mut self.nodes[i];
-            let Some(raft) = node.raft.as_mut() else {
-                return Ok(());
-            };
-            if !raft.has_ready() {
-                break;
+        let rng = &mut self.rng;
+        let mut draw = |n: u64| rng.random_range(0..n.max(1));
+        let mut ctx = TurnCtx {
+            checker: &mut self.checker,
+            draw: &mut draw,
+            events: TurnEvents::default(),
+        };
+        let result = self.nodes[i].turn(now, &mut ctx);
+        let events = ctx.events;
+        let id = self.nodes[i].id;
+        for (index, term) in events.applied {
+            self.trace.write_u64(index ^ term << 40);
+        }
+        for index in events.installed {
+            self.stats.installed += 1;
+            self.trace.write_u64(0x5AA9 ^ index << 8);
+        }
+        for index in events.taken {
+            self.stats.taken += 1;
+            self.trace.write_u64(0x5AA9 ^ index << 8 ^ id.0);
+        }
+        for (envelope, payload) in events.send {
+            if matches!(envelope.message, Message::TimeoutNow { .. }) {
+                self.stats.timeout_now_sent += 1;
             }
-            let mut ready = raft.ready();
-            let crash = if std::mem::take(&mut self.crash_next_ready[i]) {
-                let pending = usize::from(ready.snapshot.is_some())
-                    + usize::from(ready.hard_state.is_some())
-                    + usize::from(!ready.entries.is_empty());
-                Some(match self.rng.random_range(0..3) {
-                    0 if pending > 0 => CrashPoint::Torn {
-                        ops: self.rng.random_range(0..=pending),
-                    },
-                    _ => CrashPoint::BeforeSync,
-                })
-            } else {
-                None
-            };
-            let mut installed = None;
-            if !node.persist(&ready, crash, &mut installed) {
+            self.net.send(now, envelope, payload);
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(Stop::Disk(keep, what)) => {
+                tracing::debug!(node = id.0, %what, "an injected disk fault stopped the node");
+                self.stats.disk_faults += 1;
+                self.nodes[i].crash(keep);
                 self.after_crash(i);
-                return Ok(());
+                Ok(())
             }
-            if let Some(data) = installed {
-                self.checker.on_snapshot_restored(node, &data)?;
-                self.stats.installed += 1;
-                self.trace.write_u64(0x5AA9 ^ node.applied_index << 8);
-            }
-            self.checker.on_persist(node, &ready)?;
-            for envelope in std::mem::take(&mut ready.messages) {
-                let data = match &envelope.message {
-                    Message::InstallSnapshot { meta, .. } => {
-                        let (ours, data) = node
-                            .snapshot
-                            .as_ref()
-                            .expect("a node sending InstallSnapshot has a snapshot");
-                        assert_eq!(
-                            ours,
-                            meta,
-                            "node {id} sends a snapshot it does not hold",
-                            id = node.id
-                        );
-                        Some(data.clone())
-                    }
-                    Message::TimeoutNow { .. } => {
-                        self.stats.timeout_now_sent += 1;
-                        None
-                    }
-                    _ => None,
-                };
-                self.net.send(now, envelope, data);
-            }
-            let id = node.id;
-            let mut checkpoint = None;
-            for entry in &ready.committed_entries {
-                self.checker.on_apply(node, entry)?;
-                self.trace.write_u64(entry.index.0 ^ entry.term.0 << 40);
-                if entry.kind == EntryKind::Normal {
-                    let output: Output = node.db.apply(self.checker.command(entry.index.0));
-                    self.clients
-                        .on_apply(now, id, entry.index, entry.term, &output);
-                }
-                if self.snapshot_interval > 0 && entry.index.0 % self.snapshot_interval == 0 {
-                    let state = node.db.snapshot_bytes();
-                    self.checker.on_checkpoint(node, entry.index.0, &state)?;
-                    checkpoint = Some((entry.index.0, state));
-                }
-            }
-            // §7: compact behind the newest checkpoint once the log holds a
-            // whole interval of applied entries (and only committed ones: rule
-            // break (c) applies entries before they commit).
-            if let Some((index, state)) = checkpoint {
-                let commit_index = node.status().map_or(0, |s| s.commit_index.0);
-                if index >= node.log_offset + self.snapshot_interval && index <= commit_index {
-                    node.take_snapshot(index, state);
-                    self.stats.taken += 1;
-                    self.trace.write_u64(0x5AA9 ^ index << 8 ^ id.0);
-                }
-            }
-            for read in &ready.read_states {
-                self.clients.on_read_state(id, read.ctx, read.index);
-            }
-            node.raft.as_mut().expect("up").advance(ready);
+            Err(Stop::Check(violation)) => Err(violation),
+            Err(Stop::Core(e)) => fail(Check::NodeRule, format!("node {id}: {e}")),
+            Err(Stop::Storage(what)) => fail(Check::Storage, what),
         }
-        // Snapshots streamed this tick that no Ready installed were stale.
-        self.nodes[i].received.clear();
-        if std::mem::take(&mut self.crash_next_ready[i]) {
-            // Nothing to persist this tick: crash between Readies.
-            self.nodes[i].crash();
-            self.after_crash(i);
-        }
-        Ok(())
     }
 
     fn after_crash(&mut self, i: usize) {
@@ -483,16 +452,14 @@ impl Sim {
     }
 
     fn restart(&mut self, i: usize) -> Result<(), Violation> {
-        self.nodes[i].restart();
-        let breaks = self.opts.breaks.raft;
         let node = &mut self.nodes[i];
-        node.raft
-            .as_mut()
-            .expect("restarted")
-            .set_rule_breaks(breaks);
+        node.disk_fault = None;
+        if let Err(what) = node.restart(self.now) {
+            return fail(Check::Storage, what);
+        }
         self.checker.on_restart(node)?;
-        if let Some((_, data)) = node.snapshot.clone() {
-            self.checker.on_snapshot_restored(node, &data)?;
+        if node.snapshot.is_some() {
+            self.checker.on_snapshot_restored(node)?;
             self.stats.restored += 1;
         }
         Ok(())
@@ -523,13 +490,30 @@ impl Sim {
         if self.rng.random_range(0..150) == 0 {
             let target = NodeId(self.rng.random_range(1..=n as u64));
             if let Some(node) = self.nodes.iter_mut().find(|n| n.is_leader()) {
-                node.raft
-                    .as_mut()
-                    .expect("a leader is up")
-                    .transfer_leader(target)
-                    .expect("a leader accepts a transfer to a voter");
-                self.stats.transfers += 1;
-                self.trace.write_u64(0x7F ^ target.0);
+                if node.transfer_leader(target) {
+                    self.stats.transfers += 1;
+                    self.trace.write_u64(0x7F ^ target.0);
+                }
+            }
+        }
+        // A paused process (SIGSTOP, a VM pause): mostly the leader, for
+        // about one to six election timeouts; its clock catches up after.
+        // The clock rule break needs pauses, so it gets more of them.
+        let pause_one_in = if self.opts.breaks.core.no_tick_catch_up {
+            60
+        } else {
+            300
+        };
+        if self.rng.random_range(0..pause_one_in) == 0 {
+            let leader = self.nodes.iter().position(SimNode::is_leader);
+            let i = leader
+                .filter(|_| self.rng.random_range(0..4) != 0)
+                .unwrap_or_else(|| self.rng.random_range(0..n));
+            let ticks = self.rng.random_range(5..120);
+            if self.nodes[i].is_serving(self.now) {
+                self.nodes[i].paused_until = self.now + ticks;
+                self.stats.pauses += 1;
+                self.trace.write_u64(0x9A05E ^ ticks);
             }
         }
         // Rule break (d) needs a node to restart within the term it voted in.
@@ -544,10 +528,18 @@ impl Sim {
             let i = self.rng.random_range(0..n);
             if self.nodes[i].is_up() {
                 if self.rng.random_range(0..2) == 0 {
-                    // In the middle of its next Ready (before the fsync, or torn).
-                    self.crash_next_ready[i] = true;
+                    // At its next write: before it, or a failed fsync
+                    // (torn: some unsynced bytes survive), or a failed write.
+                    let fault = match self.rng.random_range(0..4) {
+                        0 => DiskFault::CrashBeforeWrite,
+                        1 => DiskFault::WriteFails,
+                        _ => DiskFault::SyncFails {
+                            keep: [0, 1, 9, 40, 200][self.rng.random_range(0..5)],
+                        },
+                    };
+                    self.nodes[i].disk_fault = Some(fault);
                 } else {
-                    self.nodes[i].crash();
+                    self.nodes[i].crash(0);
                     self.after_crash(i);
                 }
             }
@@ -566,8 +558,9 @@ impl Sim {
         self.net.heal();
         self.net.profile.drop_per_mille = 0;
         self.net.profile.duplicate_per_mille = 0;
-        self.crash_next_ready.fill(false);
         for i in 0..self.nodes.len() {
+            self.nodes[i].disk_fault = None;
+            self.nodes[i].paused_until = 0;
             if !self.nodes[i].is_up() {
                 self.restart(i)?;
             }

@@ -1,5 +1,7 @@
 //! The simulator has teeth: with one rule broken at a time, some seed of the
-//! CI range fails, and it fails the check that guards that rule. Each test
+//! CI range fails, and it fails the check that guards that rule. (a)–(e)
+//! break Raft rules and the read path; (f)–(i) break the node core's own
+//! rules (`node::core::CoreFaults`). Each test
 //! stops at the first failing seed and prints which check caught it.
 
 use super::*;
@@ -71,24 +73,26 @@ fn committing_previous_terms_by_counting_is_caught() {
     }
 }
 
-/// (c) Applying entries before they commit applies entries that are later
-/// overwritten.
+/// (c) A Raft core that hands out entries for apply before they commit is
+/// stopped by the node core's own guard (`CoreError::ApplyPastCommit`).
 #[test]
 fn applying_before_commit_is_caught() {
     let mut breaks = Breaks::default();
     breaks.raft.apply_before_commit = true;
-    assert_caught_by(breaks, &[Check::StateMachineSafety]);
+    assert_caught_by(breaks, &[Check::NodeRule]);
 }
 
 /// (d) §5.2: a node that forgets its vote across a crash votes twice in a
-/// term, and two leaders are elected in it.
+/// term, and two leaders are elected in it (seen as two leaders, or, when
+/// one crashed before any step ended with it leading, as two different
+/// entries of that term at one index).
 #[test]
 fn forgetting_to_persist_the_vote_is_caught() {
     let breaks = Breaks {
         forget_vote: true,
         ..Breaks::default()
     };
-    assert_caught_by(breaks, &[Check::ElectionSafety]);
+    assert_caught_by(breaks, &[Check::ElectionSafety, Check::LogMatching]);
 }
 
 /// (e) §6.4: reads served from a node's local map without ReadIndex are
@@ -100,4 +104,68 @@ fn reading_without_read_index_is_caught() {
         ..Breaks::default()
     };
     assert_caught_by(breaks, &[Check::Linearizability]);
+}
+
+/// (f) A node that sends a persist-dependent message (a vote, an append
+/// acknowledgement) before its fsync: a crash then loses what the message
+/// promised (a vote given twice, an acknowledged entry gone from a
+/// "majority"; a cluster whose committed entries are gone from a majority
+/// may also never converge again).
+#[test]
+fn sending_before_the_fsync_is_caught() {
+    let mut breaks = Breaks::default();
+    breaks.core.send_before_persist = true;
+    assert_caught_by(
+        breaks,
+        &[
+            Check::ElectionSafety,
+            Check::LogMatching,
+            Check::LeaderCompleteness,
+            Check::StateMachineSafety,
+            Check::LostWrite,
+            Check::Linearizability,
+            Check::Liveness,
+        ],
+    );
+}
+
+/// (g) An entry applied that was never committed: the Raft core hands it
+/// out early (c) and the node core's guard is off, so only the
+/// simulator's checkers stand between it and the map.
+#[test]
+fn applying_an_uncommitted_entry_is_caught() {
+    let mut breaks = Breaks::default();
+    breaks.raft.apply_before_commit = true;
+    breaks.core.skip_apply_guard = true;
+    assert_caught_by(breaks, &[Check::StateMachineSafety]);
+}
+
+/// (h) A clock that does not catch up after a pause: the resumed leader
+/// counts one tick for the whole pause and serves reads from a lease that
+/// expired while another leader took writes.
+#[test]
+fn a_lease_read_after_a_pause_without_catch_up_is_caught() {
+    let mut breaks = Breaks::default();
+    breaks.core.no_tick_catch_up = true;
+    assert_caught_by(breaks, &[Check::Linearizability]);
+}
+
+/// (i) A snapshot installed over a newer log: an InstallSnapshot at or
+/// below the commit index (a duplicate, or one the leader sent again)
+/// replaces the map and the stored log, taking applied entries back (the
+/// log then continues from the old snapshot).
+#[test]
+fn installing_a_stale_snapshot_is_caught() {
+    let mut breaks = Breaks::default();
+    breaks.core.install_stale_snapshot = true;
+    assert_caught_by(
+        breaks,
+        &[
+            Check::LogMatching,
+            Check::StateMachineSafety,
+            Check::Monotonicity,
+            Check::LostWrite,
+            Check::Linearizability,
+        ],
+    );
 }

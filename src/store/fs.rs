@@ -363,6 +363,14 @@ impl FaultyFs {
         self.state().fail_next_write = true;
     }
 
+    /// Cancels a [`FaultyFs::fail_next_sync`] / [`FaultyFs::fail_next_write`]
+    /// that no call has hit yet.
+    pub fn disarm(&self) {
+        let mut state = self.state();
+        state.fail_next_sync = false;
+        state.fail_next_write = false;
+    }
+
     /// Successful `sync_data` calls so far.
     pub fn syncs_total(&self) -> u64 {
         self.state().syncs_total

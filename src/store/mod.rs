@@ -1,12 +1,12 @@
 //! Durable storage of the Raft log and hard state.
 //!
-//! [`LogStore`] is the interface the node driver persists through; it has two
-//! implementations with the same semantics:
-//! - [`Wal`] (`wal.rs`): segmented, checksummed files with group commit and
-//!   torn-tail recovery (format, durability contract and recovery rules are in
-//!   its module doc);
-//! - [`MemStore`] (`mem.rs`): in memory, for the deterministic simulator, whose
-//!   `crash` drops everything not yet synced.
+//! [`LogStore`] is the interface the node driver persists through; its one
+//! implementation is [`Wal`] (`wal.rs`): segmented, checksummed files with
+//! group commit and torn-tail recovery (format, durability contract and
+//! recovery rules are in its module doc). Every file access goes through
+//! [`StorageFs`] (`fs.rs`): real files, or [`FaultyFs`], the one crash model
+//! the tests and the deterministic simulator use (lost unsynced data, torn
+//! appends, failing fsyncs and writes).
 //!
 //! [`identity`] records which cluster and node a data directory belongs to.
 //!
@@ -17,12 +17,10 @@
 pub mod backup;
 pub mod fs;
 pub mod identity;
-pub mod mem;
 pub mod snapshot;
 pub mod wal;
 
 pub use fs::{real_fs, FaultyFs, RealFs, SharedFs, StorageFile, StorageFs};
-pub use mem::MemStore;
 pub use snapshot::{SnapshotError, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use wal::{DataDirLock, Wal, WalOptions, WalStats};
 

@@ -226,6 +226,18 @@ pub struct DataDirLock {
     lock: FsLock,
 }
 
+impl DataDirLock {
+    /// The filesystem the directory is on.
+    pub fn fs(&self) -> SharedFs {
+        self.fs.clone()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 impl std::fmt::Debug for DataDirLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataDirLock")
@@ -342,7 +354,14 @@ impl Wal {
     /// [`WalError::Locked`] if another process holds the directory,
     /// [`WalError::Io`] if it cannot be created or locked.
     pub fn lock(dir: &Path) -> Result<DataDirLock, WalError> {
-        let fs = real_fs();
+        Wal::lock_with(real_fs(), dir)
+    }
+
+    /// [`Wal::lock`] on any filesystem.
+    ///
+    /// # Errors
+    /// As [`Wal::lock`].
+    pub fn lock_with(fs: SharedFs, dir: &Path) -> Result<DataDirLock, WalError> {
         create_dir_durably(&*fs, dir)?;
         let lock = lock_dir(&*fs, dir)?;
         Ok(DataDirLock {
@@ -360,8 +379,20 @@ impl Wal {
         lock: DataDirLock,
         snapshot: Option<&SnapshotMeta>,
     ) -> Result<(Wal, InitialState), WalError> {
+        Wal::open_locked_with(lock, snapshot, WalOptions::default())
+    }
+
+    /// [`Wal::open_locked`] with explicit options.
+    ///
+    /// # Errors
+    /// As [`Wal::open_with_snapshot`].
+    pub fn open_locked_with(
+        lock: DataDirLock,
+        snapshot: Option<&SnapshotMeta>,
+        options: WalOptions,
+    ) -> Result<(Wal, InitialState), WalError> {
         let DataDirLock { fs, dir, lock } = lock;
-        Wal::open_inner(fs, &dir, lock, snapshot, WalOptions::default())
+        Wal::open_inner(fs, &dir, lock, snapshot, options)
     }
 
     fn open_inner(
