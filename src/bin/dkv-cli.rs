@@ -481,12 +481,17 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// GET http://`endpoint`/status and parse its JSON.
-fn fetch_status(endpoint: &str, timeout: Duration) -> Result<NodeStatus, Box<dyn Error>> {
-    let host = endpoint
+/// The host:port of an endpoint given as `host:port` or `http://host:port/`.
+fn host_of(endpoint: &str) -> &str {
+    endpoint
         .strip_prefix("http://")
         .unwrap_or(endpoint)
-        .trim_end_matches('/');
+        .trim_end_matches('/')
+}
+
+/// GET http://`endpoint`/status and parse its JSON.
+fn fetch_status(endpoint: &str, timeout: Duration) -> Result<NodeStatus, Box<dyn Error>> {
+    let host = host_of(endpoint);
     let body = http_get(host, "/status", timeout)?;
     match serde_json::from_slice::<NodeStatus>(&body) {
         Ok(status) => Ok(status),
@@ -521,10 +526,7 @@ fn clients(
     let token = admin_token(admin_token_file)?;
     let mut answered = 0;
     for endpoint in endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-        let host = endpoint
-            .strip_prefix("http://")
-            .unwrap_or(endpoint)
-            .trim_end_matches('/');
+        let host = host_of(endpoint);
         let listed = fetch_status(host, timeout).and_then(|status| {
             let (code, body) = http_request(
                 "GET",
@@ -582,10 +584,7 @@ fn transfer_leader(
         println!("node {leader_id} is already the leader");
         return Ok(ExitCode::SUCCESS);
     }
-    let host = endpoint
-        .strip_prefix("http://")
-        .unwrap_or(endpoint)
-        .trim_end_matches('/');
+    let host = host_of(endpoint);
     let path = match to {
         Some(id) => format!("/admin/transfer-leader?to={id}"),
         None => "/admin/transfer-leader".to_string(),
@@ -791,10 +790,7 @@ fn backup(
     let partial = PathBuf::from(partial);
     let mut last_error = None;
     for endpoint in endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-        let host = endpoint
-            .strip_prefix("http://")
-            .unwrap_or(endpoint)
-            .trim_end_matches('/');
+        let host = host_of(endpoint);
         match download_backup(host, &token, &partial, timeout) {
             Ok(bytes) => {
                 let checked = std::fs::File::open(&partial)
