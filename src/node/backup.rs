@@ -13,8 +13,9 @@
 //! **Restoring** ([`restore`], `dkv-server --restore FILE`): only into an
 //! empty data directory. The whole file is checked (every CRC, the trailer)
 //! and its payload decoded before anything is written; then it becomes the
-//! node's snapshot at the backup's (index, term), naming this cluster's
-//! voters, and the WAL starts after it with the hard state at that term. A
+//! node's snapshot at the backup's (index, term), naming no membership (the
+//! config's bootstrap voters apply until the first leader writes them into
+//! the log), and the WAL starts after it with the hard state at that term. A
 //! new cluster is seeded by restoring the same file on every voter: their
 //! logs are then identical, and the first election proceeds from there. A
 //! node that starts empty beside restored ones could, with another empty
@@ -24,7 +25,7 @@ use std::path::Path;
 
 use super::{NodeError, NodeHandle, RequestError};
 use crate::kv;
-use crate::raft::{HardState, LogIndex, NodeId, SnapshotMeta, Term};
+use crate::raft::{HardState, LogIndex, Membership, NodeId, SnapshotMeta, Term};
 use crate::store::backup::{BackupHeader, BackupReader};
 use crate::store::{LogStore, SnapshotStore, Wal};
 
@@ -92,12 +93,16 @@ pub fn restore(data_dir: &Path, file: &Path, voters: &[NodeId]) -> Result<Backup
         path: file.to_path_buf(),
         source,
     })?;
-    let mut voters = voters.to_vec();
-    voters.sort();
+    if voters.is_empty() {
+        return refuse("a restore seeds a cluster: the config must name its voters".into());
+    }
+    // No membership recorded: the bootstrap one (the config's voters and
+    // their addresses) is in effect until the first leader writes it into
+    // the log, and the core fills it in when it sends this snapshot on.
     let meta = SnapshotMeta {
         last_included_index: LogIndex(header.index.max(1)),
         last_included_term: Term(header.term.max(1)),
-        voters,
+        membership: Membership::default(),
     };
     let lock = Wal::lock(data_dir)?;
     let snapshots = SnapshotStore::open(data_dir)?;
@@ -172,7 +177,10 @@ mod tests {
         let meta = initial.snapshot.expect("a snapshot");
         assert_eq!(meta.last_included_index, LogIndex(120));
         assert_eq!(meta.last_included_term, Term(4));
-        assert_eq!(meta.voters, vec![NodeId(1), NodeId(2), NodeId(3)]);
+        assert!(
+            meta.membership.members.is_empty(),
+            "the bootstrap one applies"
+        );
         assert_eq!(initial.hard_state.term, Term(4));
         assert!(snapshots.latest().expect("list").is_some());
     }

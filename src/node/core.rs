@@ -101,7 +101,8 @@ use std::time::Duration;
 use super::{LocalWrite, RequestError, TransferError};
 use crate::kv;
 use crate::raft::{
-    Entry, Envelope, HardState, LogIndex, Message, NodeId, Raft, Role, SnapshotMeta, Term,
+    Entry, Envelope, HardState, LogIndex, Membership, Message, NodeId, Raft, Role, SnapshotMeta,
+    Term,
 };
 
 /// The core's settings (from the node's config).
@@ -188,6 +189,9 @@ pub(crate) type ReadDone<R> = (R, LogIndex);
 pub(crate) struct CoreReady<R> {
     /// The lease deadline to publish before anything is sent (`None`: none).
     pub lease: Option<Duration>,
+    /// The membership in effect changed: the new one, to re-point the
+    /// transport before anything is sent (`Ready::membership`).
+    pub membership: Option<Membership>,
     /// A snapshot to install before anything else.
     pub snapshot: Option<SnapshotMeta>,
     /// Messages that may leave now.
@@ -581,6 +585,7 @@ impl<W, R> NodeCore<W, R> {
             .collect();
         Ok(CoreReady {
             lease,
+            membership: ready.membership,
             snapshot: ready.snapshot,
             send,
             persist,

@@ -374,7 +374,7 @@ fn an_older_snapshot_is_not_installed_over_a_newer_log() {
     let old = SnapshotMeta {
         last_included_index: LogIndex(2),
         last_included_term: term,
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     let _ = c.core(2).step(Envelope {
         from: NodeId(1),
@@ -398,7 +398,7 @@ fn a_snapshot_at_or_below_the_applied_index_is_refused() {
     let meta = SnapshotMeta {
         last_included_index: LogIndex(3),
         last_included_term: Term(1),
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     core.step(Envelope {
         from: NodeId(1),
@@ -482,7 +482,7 @@ fn a_snapshot_due_while_another_is_written_starts_when_that_one_ends() {
     let floor = SnapshotMeta {
         last_included_index: first,
         last_included_term: term,
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     // Idle from here: nothing is applied after the first snapshot ends.
     let next = c.core(1).snapshot_taken(floor);

@@ -96,8 +96,6 @@ pub(super) struct DriverParts {
     pub snapshot_every_entries: u64,
     /// `raft.snapshot_chunk_bytes`.
     pub snapshot_chunk_bytes: usize,
-    /// The voters, recorded in every snapshot's meta.
-    pub voters: Vec<NodeId>,
     /// The snapshot the map was restored from at start (0: none).
     pub snapshot_index: LogIndex,
     /// Its term.
@@ -362,6 +360,12 @@ impl Driver {
         // a. Before any message leaves: a transfer's TimeoutNow must not be
         //    sent while direct reads still trust the lease it ends.
         self.publish_lease(ready.lease);
+        if let Some(membership) = &ready.membership {
+            // The transport following the membership comes with the node
+            // side of issue 18; until then the peers are the config's.
+            tracing::info!(id = %self.core.raft().status().id, voters = ?membership.voters(),
+                learners = ?membership.learners(), "membership in effect changed");
+        }
         // b. An installed snapshot replaces the map and the stored log first.
         if let Some(meta) = ready.snapshot.take() {
             self.install_snapshot(meta).await?;
@@ -556,7 +560,7 @@ impl Driver {
     /// Copies the map, which stands at (`index`, `term`), and writes the
     /// copy to a snapshot file on a blocking thread.
     fn start_snapshot(&mut self, index: LogIndex, term: Term) {
-        let meta = snap::local_meta(index, term, &self.parts.voters);
+        let meta = snap::local_meta(index, term, self.core.raft().membership_at(index));
         // The copy is taken now, at exactly `index`; encoding and writing it
         // happen on a blocking thread while the node goes on.
         let chunks = self
@@ -667,7 +671,9 @@ impl Driver {
             db.pubsub.set_local(node, incarnation);
             for entry in entries {
                 let output = match entry.kind {
-                    EntryKind::Noop => None,
+                    // Membership entries change nothing in the map; the
+                    // core took them into effect when they were appended.
+                    EntryKind::Noop | EntryKind::Membership => None,
                     EntryKind::Normal => {
                         let command =
                             kv::Command::decode_shared(&entry.data).map_err(|source| {

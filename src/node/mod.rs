@@ -508,8 +508,6 @@ impl Node {
         let refusals = Arc::new(std::sync::Mutex::new(validate::RefusalLog::new(
             REFUSAL_LOG_INTERVAL,
         )));
-        let mut voters: Vec<NodeId> = config.voter_ids().into_iter().map(NodeId).collect();
-        voters.sort_unstable();
 
         let handle = NodeHandle {
             inner: Arc::new(HandleInner {
@@ -539,7 +537,6 @@ impl Node {
                 scripts,
                 pubsub: pubsub.clone(),
                 tracking: tracking.clone(),
-                voters,
                 max_snapshot_receive_bytes: config.raft.max_snapshot_receive_bytes,
             }),
         };
@@ -563,7 +560,6 @@ impl Node {
                 receiver,
                 snapshot_every_entries: config.raft.snapshot_every_entries,
                 snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
-                voters: config.voter_ids().into_iter().map(NodeId).collect(),
                 snapshot_index,
                 snapshot_term,
                 lease,
@@ -650,8 +646,6 @@ struct HandleInner {
     tracking: Arc<tracking::TrackingHub>,
     /// The script calls running here (BUSY, SCRIPT KILL; `scripts.rs`).
     scripts: Arc<scripts::ScriptMonitor>,
-    /// The voters, sorted (a received snapshot must name them).
-    voters: Vec<NodeId>,
     /// `raft.max_snapshot_receive_bytes`.
     max_snapshot_receive_bytes: u64,
 }
@@ -1158,7 +1152,6 @@ impl NodeHandle {
                 term: status.term,
                 leader: status.leader.filter(|&l| l != self.inner.id),
                 commit_index: status.commit_index,
-                voters: self.inner.voters.clone(),
                 max_bytes: self.inner.max_snapshot_receive_bytes,
             }
         };

@@ -21,7 +21,8 @@
 //!
 //! The receiver trusts no chunk: it takes one only from the leader of the
 //! current term, for a snapshot beyond the commit index, of a term not above
-//! the current one and for this cluster's voters; a stream is tied to the
+//! the current one (whatever membership it names: it may have changed since
+//! this node last heard, and the Raft core checks it); a stream is tied to the
 //! leader and term it started in, continues at exactly the offset received so
 //! far, stays within `raft.max_snapshot_receive_bytes`, and its payload CRC
 //! must match the leader's. A finished stream is a *received* file, which
@@ -41,7 +42,7 @@ use tracing::{debug, info, warn};
 
 use super::NodeError;
 use crate::kv;
-use crate::raft::{Entry, Envelope, LogIndex, NodeId, SnapshotMeta, Term};
+use crate::raft::{Entry, Envelope, LogIndex, Membership, NodeId, SnapshotMeta, Term};
 use crate::store::snapshot::snapshot_file_name;
 use crate::store::{LogStore, SnapshotError, SnapshotStore, SnapshotWriter, Wal};
 use crate::transport::{SnapshotChunk, Transport};
@@ -98,7 +99,7 @@ pub(crate) fn write_snapshot(
             |(index, term, _)| SnapshotMeta {
                 last_included_index: index,
                 last_included_term: term,
-                voters: meta.voters.clone(),
+                membership: meta.membership.clone(),
             },
         );
     Ok(Taken {
@@ -232,8 +233,6 @@ pub(crate) struct ReceiveContext {
     pub leader: Option<NodeId>,
     /// The commit index: a snapshot at or below it would not be installed.
     pub commit_index: LogIndex,
-    /// This cluster's voters, sorted.
-    pub voters: Vec<NodeId>,
     /// `raft.max_snapshot_receive_bytes`.
     pub max_bytes: u64,
 }
@@ -418,14 +417,9 @@ fn check_chunk(
             ),
         ));
     }
-    let mut voters = meta.voters.clone();
-    voters.sort_unstable();
-    if voters != ctx.voters {
-        return Err(refused(
-            "snapshot_malformed",
-            "snapshot for another set of voters".to_string(),
-        ));
-    }
+    // Any membership is fine: the sender is a member of this cluster (the
+    // transport checked the cluster id), and the membership may have changed
+    // since this node last heard. The Raft core refuses one with no voter.
     let end = chunk.offset.checked_add(chunk.data.len() as u64);
     if end.is_none_or(|end| end > ctx.max_bytes) {
         return Err(refused(
@@ -439,12 +433,14 @@ fn check_chunk(
     Ok(())
 }
 
-/// The meta of a snapshot this node takes at `index` (term `term`).
-pub(crate) fn local_meta(index: LogIndex, term: Term, voters: &[NodeId]) -> SnapshotMeta {
+/// The meta of a snapshot this node takes at `index` (term `term`),
+/// with `membership`, the one in effect there
+/// ([`crate::raft::Raft::membership_at`]).
+pub(crate) fn local_meta(index: LogIndex, term: Term, membership: Membership) -> SnapshotMeta {
     SnapshotMeta {
         last_included_index: index,
         last_included_term: term,
-        voters: voters.to_vec(),
+        membership,
     }
 }
 
@@ -462,7 +458,6 @@ mod tests {
             term: Term(5),
             leader: Some(NodeId(1)),
             commit_index: LogIndex(10),
-            voters: voters(),
             max_bytes: 100,
         }
     }
@@ -472,7 +467,7 @@ mod tests {
             meta: SnapshotMeta {
                 last_included_index: LogIndex(index),
                 last_included_term: Term(term),
-                voters: voters(),
+                membership: Membership::voters_only(voters()),
             },
             offset,
             data: bytes::Bytes::copy_from_slice(data),

@@ -80,6 +80,8 @@ pub fn check_entry_payloads(envelope: &Envelope) -> Result<(), InputRefusal> {
                     reason: "a no-op entry carries data".to_string(),
                 })
             }
+            // The Raft core checks these itself (`raft/validate.rs`).
+            EntryKind::Membership => {}
             EntryKind::Normal => {
                 if let Err(e) = kv::Command::decode_shared(&entry.data) {
                     return Err(InputRefusal::UndecodableEntry {
@@ -404,10 +406,10 @@ mod tests {
                 meta: SnapshotMeta {
                     last_included_index: LogIndex(interesting(rng)),
                     last_included_term: Term(interesting(rng)),
-                    voters: if rng.random_bool(0.7) {
-                        VOTERS.iter().copied().map(NodeId).collect()
+                    membership: if rng.random_bool(0.7) {
+                        crate::raft::Membership::voters_only(VOTERS.iter().copied().map(NodeId))
                     } else {
-                        vec![NodeId(interesting(rng))]
+                        crate::raft::Membership::voters_only([NodeId(interesting(rng))])
                     },
                 },
             },

@@ -55,10 +55,21 @@ impl Raft {
         }
         let now = self.leader_ticks;
         let window = u64::from(self.config.election_timeout_min_ticks);
-        let active = 1 + self
-            .progress
-            .values()
-            .filter(|p| now.saturating_sub(p.last_heard_tick) < window)
+        // Voters of the membership in effect only (the leader counts itself
+        // only while it is one).
+        let active = self
+            .log
+            .membership()
+            .1
+            .voters()
+            .into_iter()
+            .filter(|&id| {
+                id == self.id
+                    || self
+                        .progress
+                        .get(&id)
+                        .is_some_and(|p| now.saturating_sub(p.last_heard_tick) < window)
+            })
             .count();
         if active >= self.quorum() {
             return false;

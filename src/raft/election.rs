@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use rand::RngExt;
 
-use super::progress::Progress;
 use super::types::{Entry, EntryKind, LogIndex, NodeId, Term};
 use super::{Message, Raft, Role};
 
@@ -38,11 +37,13 @@ impl Raft {
     /// hearing from a current leader or granting a vote, start an election.
     /// With pre-vote, the election is preceded by a pre-vote round.
     pub(super) fn tick_election(&mut self) {
-        self.election_elapsed_ticks += 1;
+        self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
         if self.election_elapsed_ticks >= self.config.election_timeout_min_ticks {
             self.startup_lease_guard = false;
         }
-        if self.election_elapsed_ticks >= self.election_timeout_ticks {
+        // §4: only a voter of the membership in effect campaigns (a learner,
+        // a removed node or one still joining waits for a leader).
+        if self.election_elapsed_ticks >= self.election_timeout_ticks && self.is_voter() {
             if self.config.pre_vote {
                 self.pre_campaign();
             } else {
@@ -66,13 +67,13 @@ impl Raft {
         let Some(term) = self.next_term() else {
             return;
         };
-        if self.votes_granted.len() >= self.quorum() {
+        if self.has_vote_quorum() {
             self.campaign(false);
             return;
         }
         let last_log_index = self.log.last_index();
         let last_log_term = self.log.last_term();
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             self.send(
                 peer,
                 Message::PreVote {
@@ -89,6 +90,9 @@ impl Raft {
     /// leader's `TimeoutNow` (thesis §3.10).
     pub(super) fn campaign(&mut self, transfer: bool) {
         self.pre_campaign = false;
+        if !self.is_voter() {
+            return;
+        }
         let Some(term) = self.next_term() else {
             return;
         };
@@ -101,14 +105,14 @@ impl Raft {
         self.votes_granted.clear();
         self.votes_granted.insert(self.id);
         tracing::info!(id = %self.id, term = %self.term, "starting election");
-        if self.votes_granted.len() >= self.quorum() {
+        if self.has_vote_quorum() {
             // A single-voter cluster elects itself.
             self.become_leader();
             return;
         }
         let last_log_index = self.log.last_index();
         let last_log_term = self.log.last_term();
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             self.send(
                 peer,
                 Message::RequestVote {
@@ -164,24 +168,31 @@ impl Raft {
         self.reads.clear();
         self.heartbeat_elapsed_ticks = 0;
         self.transfer = None;
+        self.pending_membership = None;
     }
 
     /// §5.2: a candidate with votes from a majority becomes leader; §8: it
     /// appends a no-op of its term so earlier entries can commit (§5.4.2) and
-    /// reads can be served (§6.4).
+    /// reads can be served (§6.4). A leader whose log holds no membership
+    /// appends the bootstrap membership instead of the no-op (it serves the
+    /// same purpose), so every log names its membership explicitly before any
+    /// change, and a node joining later learns it from the log.
     fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.reset_leader_state();
-        let last_index = self.log.last_index();
-        let now = self.leader_ticks;
-        self.progress = self
-            .peers()
-            .into_iter()
-            .map(|peer| (peer, Progress::new(last_index, now)))
-            .collect::<BTreeMap<_, _>>();
         tracing::info!(id = %self.id, term = %self.term, "became leader");
-        self.append_as_leader(EntryKind::Noop, Bytes::new());
+        if self.log.has_explicit_membership() {
+            self.append_as_leader(EntryKind::Noop, Bytes::new());
+        } else {
+            let bootstrap = self.log.membership().1.encode();
+            self.append_as_leader(EntryKind::Membership, bootstrap);
+        }
+        let (index, _) = self.log.membership();
+        self.pending_membership = (index > self.log.commit_index()).then_some(index);
+        self.progress = BTreeMap::new();
+        // Every follower starts probing just past the entry above.
+        self.sync_progress(LogIndex(self.log.last_index().0 - 1));
     }
 
     /// Appends a new entry of the current term to the leader's log and schedules
@@ -207,7 +218,8 @@ impl Raft {
         // Figure 2: grant if votedFor is null or candidateId (at most one vote
         // per term, §5.2) and the candidate's log is at least as up-to-date as
         // ours (§5.4.1, the election restriction).
-        let can_vote = self.voted_for.is_none_or(|v| v == from);
+        // A learner (or a removed node) never grants votes.
+        let can_vote = self.voted_for.is_none_or(|v| v == from) && self.is_voter();
         let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
             || self.breaks_voting_restriction();
         let vote_granted = can_vote && up_to_date;
@@ -239,8 +251,9 @@ impl Raft {
         last_log_index: LogIndex,
         last_log_term: Term,
     ) {
-        let can_vote =
-            term > self.term || (self.leader.is_none() && self.voted_for.is_none_or(|v| v == from));
+        let can_vote = self.is_voter()
+            && (term > self.term
+                || (self.leader.is_none() && self.voted_for.is_none_or(|v| v == from)));
         let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
             || self.breaks_voting_restriction();
         let vote_granted = can_vote && up_to_date && !self.heard_from_leader_recently();
@@ -268,7 +281,7 @@ impl Raft {
             return;
         }
         self.votes_granted.insert(from);
-        if self.votes_granted.len() >= self.quorum() {
+        if self.has_vote_quorum() {
             self.campaign(false);
         }
     }
@@ -279,9 +292,21 @@ impl Raft {
             return;
         }
         self.votes_granted.insert(from);
-        if self.votes_granted.len() >= self.quorum() {
+        if self.has_vote_quorum() {
             self.become_leader();
         }
+    }
+
+    /// Do the grants received (self included) make a majority of the voters
+    /// of the membership in effect? Grants from non-voters do not count.
+    fn has_vote_quorum(&self) -> bool {
+        let membership = self.log.membership().1;
+        let granted = self
+            .votes_granted
+            .iter()
+            .filter(|v| membership.is_voter(**v))
+            .count();
+        granted >= self.quorum()
     }
 
     /// A message from an older term: answer requests with our term so the

@@ -10,7 +10,11 @@
 //!   on a majority, whatever its term (the Figure 8 bug, §5.4.2);
 //! - `apply_before_commit`: entries are handed out for apply as soon as the
 //!   node has them in its log (leader: once appended; follower: once
-//!   received), before they are committed.
+//!   received), before they are committed;
+//! - `concurrent_membership_changes`: [`Raft::propose_membership`] accepts a
+//!   change while an earlier one is uncommitted (thesis §4.1: one at a time);
+//! - `change_before_own_term_commit`: a new leader may propose a membership
+//!   change before it committed an entry of its term (the §4.1 bug fix).
 
 use super::Raft;
 
@@ -24,6 +28,11 @@ pub(crate) struct RuleBreaks {
     pub commit_previous_term_by_counting: bool,
     /// Hand out entries for apply before they are committed.
     pub apply_before_commit: bool,
+    /// Accept a membership change while another is uncommitted.
+    pub concurrent_membership_changes: bool,
+    /// Accept a membership change before an entry of the leader's term
+    /// committed.
+    pub change_before_own_term_commit: bool,
 }
 
 #[cfg(test)]
@@ -53,6 +62,31 @@ impl Raft {
         #[cfg(test)]
         {
             self.rule_breaks.commit_previous_term_by_counting
+        }
+        #[cfg(not(test))]
+        {
+            false
+        }
+    }
+
+    /// True when one-change-at-a-time is switched off (tests only).
+    pub(super) fn breaks_one_change_at_a_time(&self) -> bool {
+        #[cfg(test)]
+        {
+            self.rule_breaks.concurrent_membership_changes
+        }
+        #[cfg(not(test))]
+        {
+            false
+        }
+    }
+
+    /// True when the own-term-commit-before-change rule is switched off
+    /// (tests only).
+    pub(super) fn breaks_own_term_commit_before_change(&self) -> bool {
+        #[cfg(test)]
+        {
+            self.rule_breaks.change_before_own_term_commit
         }
         #[cfg(not(test))]
         {

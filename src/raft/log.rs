@@ -20,8 +20,15 @@
 //! - `commit_index` never decreases;
 //! - entries at or below `commit_index` are never truncated (§5.3, Figure 3
 //!   Log Matching + Leader Completeness make a conflict there impossible).
+//!
+//! Membership (thesis §4.1): the log also keeps the decoded membership
+//! entries it holds after the snapshot, so the membership in effect (the
+//! newest in the log, committed or not) follows every append, truncation,
+//! compaction and installed snapshot. Below them lies the base: the
+//! snapshot's membership, or the bootstrap one (`Config::voters`) when the
+//! log has never held a membership.
 
-use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
+use super::types::{Entry, EntryKind, LogIndex, Membership, NodeId, SnapshotMeta, Term};
 
 /// The log plus its watermarks.
 #[derive(Debug)]
@@ -47,6 +54,10 @@ pub(crate) struct RaftLog {
     last_applied: LogIndex,
     /// A snapshot received from the leader, not yet handed out to the driver.
     pending_snapshot: Option<SnapshotMeta>,
+    /// The membership used while neither the snapshot nor any entry names one.
+    bootstrap: Membership,
+    /// The membership entries after the snapshot, decoded, in index order.
+    memberships: Vec<(LogIndex, Membership)>,
     /// Test-only rule break: hand out entries for apply before they commit.
     #[cfg(test)]
     apply_before_commit: bool,
@@ -60,12 +71,14 @@ impl RaftLog {
         snapshot: Option<SnapshotMeta>,
         entries: Vec<Entry>,
         commit_index: LogIndex,
+        bootstrap: Membership,
     ) -> RaftLog {
         let (snapshot_index, snapshot_term) =
             snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| {
                 (s.last_included_index, s.last_included_term)
             });
         let last = LogIndex(snapshot_index.0 + entries.len() as u64);
+        let memberships = entries.iter().filter_map(decoded_membership).collect();
         RaftLog {
             id,
             snapshot,
@@ -80,8 +93,50 @@ impl RaftLog {
             commit_index: commit_index.min(last).max(snapshot_index),
             last_applied: snapshot_index,
             pending_snapshot: None,
+            bootstrap,
+            memberships,
             #[cfg(test)]
             apply_before_commit: false,
+        }
+    }
+
+    /// The membership below every membership entry of the log: the
+    /// snapshot's (at its index), or the bootstrap one (at index 0).
+    fn base_membership(&self) -> (LogIndex, &Membership) {
+        match &self.snapshot {
+            Some(meta) if !meta.membership.members.is_empty() => {
+                (self.snapshot_index, &meta.membership)
+            }
+            _ => (LogIndex(0), &self.bootstrap),
+        }
+    }
+
+    /// The membership in effect at `index`: the newest membership entry at
+    /// or below it, else the base, with the index that set it.
+    pub(crate) fn membership_at(&self, index: LogIndex) -> (LogIndex, &Membership) {
+        self.memberships
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= index)
+            .map_or_else(|| self.base_membership(), |(at, m)| (*at, m))
+    }
+
+    /// The membership in effect (§4.1: the newest in the log, committed or
+    /// not) and the index of the entry that set it.
+    pub(crate) fn membership(&self) -> (LogIndex, &Membership) {
+        self.membership_at(self.last_index())
+    }
+
+    /// Does the log (or its snapshot) name a membership, or does it run on
+    /// the bootstrap one?
+    pub(crate) fn has_explicit_membership(&self) -> bool {
+        !self.memberships.is_empty() || self.base_membership().0 > LogIndex(0)
+    }
+
+    /// Records `entry` if it is a membership entry (appended at the end).
+    fn note_membership(&mut self, entry: &Entry) {
+        if let Some(decoded) = decoded_membership(entry) {
+            self.memberships.push(decoded);
         }
     }
 
@@ -184,6 +239,7 @@ impl RaftLog {
     pub(crate) fn append_new(&mut self, mut entry: Entry) -> LogIndex {
         entry.index = LogIndex(self.last_index().0 + 1);
         let index = entry.index;
+        self.note_membership(&entry);
         self.entries.push(entry);
         index
     }
@@ -233,6 +289,7 @@ impl RaftLog {
                 term,
                 self.last_index()
             );
+            self.note_membership(&entry);
             self.entries.push(entry);
         }
     }
@@ -241,6 +298,9 @@ impl RaftLog {
     fn truncate_from(&mut self, index: LogIndex) {
         let keep = self.position(index);
         self.entries.truncate(keep);
+        // §4.1: a truncated membership entry no longer counts; the one
+        // before it is in effect again.
+        self.memberships.retain(|(at, _)| *at < index);
         let last = self.last_index();
         self.persisted = self.persisted.min(last);
         self.unstable_from = self.unstable_from.min(index);
@@ -355,7 +415,7 @@ impl RaftLog {
     /// # Panics
     /// When the snapshot covers entries not yet applied, or its term does not
     /// match the log's term at that index.
-    pub(crate) fn compact(&mut self, term: Term, meta: SnapshotMeta) -> bool {
+    pub(crate) fn compact(&mut self, term: Term, mut meta: SnapshotMeta) -> bool {
         let index = meta.last_included_index;
         if index <= self.snapshot_index {
             return false;
@@ -380,8 +440,13 @@ impl RaftLog {
             meta.last_included_term,
             at
         );
+        // The core knows the membership at `index` (an entry it holds, or
+        // the base): it is what the snapshot records, whatever the driver
+        // passed.
+        meta.membership = self.membership_at(index).1.clone();
         let drop = self.position(index) + 1;
         self.entries.drain(..drop);
+        self.memberships.retain(|(at, _)| *at > index);
         self.set_snapshot(meta);
         true
     }
@@ -409,8 +474,10 @@ impl RaftLog {
         if keep_suffix {
             let drop = self.position(index) + 1;
             self.entries.drain(..drop);
+            self.memberships.retain(|(at, _)| *at > index);
         } else {
             self.entries.clear();
+            self.memberships.clear();
         }
         self.set_snapshot(meta.clone());
         self.commit_index = index;
@@ -449,4 +516,17 @@ impl RaftLog {
     pub(crate) fn set_apply_before_commit(&mut self, on: bool) {
         self.apply_before_commit = on;
     }
+}
+
+/// The (index, membership) of a membership entry that decodes; `None` for
+/// any other entry. Inbound entries were checked (`validate.rs`) and
+/// restored ones at start (`Raft::new`), so one that does not decode here
+/// is skipped.
+fn decoded_membership(entry: &Entry) -> Option<(LogIndex, Membership)> {
+    if entry.kind != EntryKind::Membership {
+        return None;
+    }
+    Membership::decode(&entry.data)
+        .ok()
+        .map(|membership| (entry.index, membership))
 }

@@ -153,6 +153,7 @@ mod check_quorum;
 mod election;
 mod faults;
 mod log;
+mod membership;
 pub mod message;
 mod progress;
 mod read_index;
@@ -166,6 +167,7 @@ pub mod types;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rand::rngs::ChaCha8Rng;
@@ -175,7 +177,10 @@ use rand::SeedableRng;
 pub(crate) use faults::RuleBreaks;
 pub use message::{Envelope, Message};
 pub use progress::MAX_INFLIGHT_APPENDS;
-pub use types::{Entry, EntryKind, HardState, InitialState, LogIndex, NodeId, SnapshotMeta, Term};
+pub use types::{
+    Entry, EntryKind, HardState, InitialState, LogIndex, Member, Membership, MembershipDecodeError,
+    NodeId, SnapshotMeta, Term,
+};
 pub use validate::Refusal;
 
 /// Core configuration (times in ticks).
@@ -183,8 +188,16 @@ pub use validate::Refusal;
 pub struct Config {
     /// This node's id.
     pub id: NodeId,
-    /// Every voting member, this node included.
+    /// The bootstrap voters: the membership used while the log (snapshot
+    /// and entries) holds no membership entry. May be empty, or leave this
+    /// node out: a node started to join is nobody's voter, never campaigns,
+    /// and follows any leader of a current term until its log names a
+    /// membership (from an entry or a snapshot).
     pub voters: Vec<NodeId>,
+    /// The (RESP, HTTP) addresses of the bootstrap voters, written into the
+    /// bootstrap membership entry the first leader appends (the core never
+    /// uses them). A voter missing here gets `0.0.0.0:0` for both.
+    pub bootstrap_addrs: BTreeMap<NodeId, (SocketAddr, SocketAddr)>,
     /// Lower bound of the randomized election timeout.
     pub election_timeout_min_ticks: u32,
     /// Upper bound (exclusive) of the randomized election timeout.
@@ -227,6 +240,7 @@ impl Config {
         Config {
             id,
             voters,
+            bootstrap_addrs: BTreeMap::new(),
             election_timeout_min_ticks: 10,
             election_timeout_max_ticks: 20,
             heartbeat_interval_ticks: 2,
@@ -279,6 +293,10 @@ pub struct Ready {
     /// `last_included_index`: install its data (already streamed to this
     /// node) before anything else in this Ready.
     pub snapshot: Option<SnapshotMeta>,
+    /// The membership in effect changed since the previous Ready (an entry
+    /// appended or received, one truncated away, a snapshot installed): the
+    /// new one, for re-pointing the transport. It may be uncommitted.
+    pub membership: Option<Membership>,
 }
 
 /// A snapshot of the core's externally visible state.
@@ -300,6 +318,13 @@ pub struct Status {
     pub last_log_index: LogIndex,
     /// Leader: the target of a leadership transfer in flight.
     pub transferring_to: Option<NodeId>,
+    /// This node is a voter of the membership in effect.
+    pub voter: bool,
+    /// This node is a learner of the membership in effect.
+    pub learner: bool,
+    /// Index of the entry that set the membership in effect (0: the
+    /// bootstrap one); committed when at or below `commit_index`.
+    pub membership_index: LogIndex,
 }
 
 /// Errors from the core's inputs.
@@ -337,6 +362,16 @@ pub enum Error {
         /// The transfer target.
         to: NodeId,
     },
+    /// A membership change is not allowed yet: an earlier one is not
+    /// committed, or this leader has not committed an entry of its term
+    /// (thesis §4.1).
+    #[error(
+        "a membership change is in progress (or the leader has not committed in its term yet)"
+    )]
+    MembershipChangeInProgress,
+    /// The proposed membership is not a legal single-server step.
+    #[error("invalid membership change: {0}")]
+    InvalidMembership(&'static str),
     /// A proposal's payload exceeds `max_bytes_per_append`.
     #[error("entry of {len_bytes} bytes exceeds the limit of {max_bytes} bytes")]
     EntryTooLarge {
@@ -404,6 +439,12 @@ pub struct Raft {
     handed_out_hard_state: HardState,
     /// The highest term each peer has shown (`validate.rs`).
     peer_terms: validate::PeerTerms,
+    /// The membership in effect as last handed out in a Ready.
+    handed_out_membership: Membership,
+    /// Leader: index of a membership entry not committed yet; when it
+    /// commits, progress of removed members is dropped and a removed leader
+    /// steps down.
+    pending_membership: Option<LogIndex>,
     /// Deliberate rule breaks for the simulator's self-test (`faults.rs`).
     #[cfg(test)]
     rule_breaks: faults::RuleBreaks,
@@ -445,7 +486,13 @@ impl Raft {
             voted_for,
             role: Role::Follower,
             leader: None,
-            log: log::RaftLog::restore(config.id, snapshot, entries, hard_state.commit_index),
+            log: log::RaftLog::restore(
+                config.id,
+                snapshot,
+                entries,
+                hard_state.commit_index,
+                membership::bootstrap(&config),
+            ),
             rng: ChaCha8Rng::seed_from_u64(seed),
             election_elapsed_ticks: 0,
             leader_ticks: 0,
@@ -463,12 +510,15 @@ impl Raft {
             messages: Vec::new(),
             handed_out_hard_state: hard_state,
             peer_terms: validate::PeerTerms::default(),
+            handed_out_membership: Membership::default(),
+            pending_membership: None,
             #[cfg(test)]
             rule_breaks: faults::RuleBreaks::default(),
             config,
         };
         // If the log view clamped the restored commit index, the hard state now
         // differs from `handed_out_hard_state` and the next Ready rewrites it.
+        raft.handed_out_membership = raft.log.membership().1.clone();
         raft.reset_election_timer();
         Ok(raft)
     }
@@ -651,24 +701,29 @@ impl Raft {
             last_applied: self.log.last_applied(),
             last_log_index: self.log.last_index(),
             transferring_to: self.transfer.map(|t| t.to),
+            voter: self.is_voter(),
+            learner: self.log.membership().1.contains(self.id) && !self.is_voter(),
+            membership_index: self.log.membership().0,
         }
     }
 
     /// Leader: every other voter's id, match index, and ticks since it was
-    /// last heard from, in id order (empty on a follower or candidate).
-    /// What WAIT counts and INFO replication shows.
+    /// last heard from, in id order (empty on a follower or candidate;
+    /// learners are left out). What WAIT counts and INFO replication shows.
     pub fn follower_progress(&self) -> impl Iterator<Item = (NodeId, LogIndex, u64)> + '_ {
         let leader = self.role == Role::Leader;
         let now = self.leader_ticks;
+        let membership = self.log.membership().1;
         self.progress
             .iter()
-            .filter(move |_| leader)
+            .filter(move |(id, _)| leader && membership.is_voter(**id))
             .map(move |(id, p)| (*id, p.match_index, now.saturating_sub(p.last_heard_tick)))
     }
 
-    /// Number of voters, this node included.
+    /// Number of voters of the membership in effect (this node included if
+    /// it is one).
     pub fn voter_count(&self) -> usize {
-        self.config.voters.len()
+        self.log.membership().1.voters().len()
     }
 
     /// The durable part of our state, as it should be written now.
@@ -680,19 +735,44 @@ impl Raft {
         }
     }
 
-    /// Votes needed for a majority of the voters (self included).
+    /// Votes needed for a majority of the voters of the membership in
+    /// effect.
     fn quorum(&self) -> usize {
-        self.config.voters.len() / 2 + 1
+        self.log.membership().1.voters().len() / 2 + 1
     }
 
-    /// Every voter but us.
+    /// Every voter of the membership in effect but us (who to ask for votes).
+    fn voter_peers(&self) -> Vec<NodeId> {
+        let mut voters = self.log.membership().1.voters();
+        voters.retain(|&v| v != self.id);
+        voters
+    }
+
+    /// Leader: everyone it replicates to (every member but itself, and a
+    /// removed member until its removal commits).
     fn peers(&self) -> Vec<NodeId> {
-        self.config
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect()
+        self.progress.keys().copied().collect()
+    }
+
+    /// Is this node a voter of the membership in effect?
+    fn is_voter(&self) -> bool {
+        self.log.membership().1.is_voter(self.id)
+    }
+
+    /// The `quorum()`-th highest of `value` over the voters of the
+    /// membership in effect (`None` when there are fewer voters than that,
+    /// or none): the value a majority of voters has reached.
+    fn quorum_value<T: Ord + Copy>(&self, value: impl Fn(NodeId) -> T) -> Option<T> {
+        let mut values: Vec<T> = self
+            .log
+            .membership()
+            .1
+            .voters()
+            .into_iter()
+            .map(value)
+            .collect();
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values.get(self.quorum() - 1).copied()
     }
 
     /// Queues a message; it leaves only through the next `ready()`.
@@ -707,8 +787,8 @@ impl Raft {
 
 /// Checks the configuration and the restored state.
 fn validate(config: &Config, initial: &InitialState) -> Result<(), Error> {
-    if !config.voters.contains(&config.id) {
-        return Err(Error::InvalidConfig("voters must include this node's id"));
+    if config.id == NodeId(0) {
+        return Err(Error::InvalidConfig("node id 0 is not valid"));
     }
     let unique: BTreeSet<NodeId> = config.voters.iter().copied().collect();
     if unique.len() != config.voters.len() {
@@ -753,6 +833,13 @@ fn validate(config: &Config, initial: &InitialState) -> Result<(), Error> {
         }
         if entry.term < prev_term {
             return Err(Error::InvalidConfig("initial entry terms decrease"));
+        }
+        if entry.kind == EntryKind::Membership
+            && Membership::decode(&entry.data).map_or(true, |m| m.check().is_err())
+        {
+            return Err(Error::InvalidConfig(
+                "a stored membership entry is not a valid membership",
+            ));
         }
         prev_term = entry.term;
     }

@@ -25,6 +25,14 @@
 //! the rest of the term once a leadership transfer starts (the target's
 //! election bypasses stickiness).
 //!
+//! Membership changes (`membership.rs`): read rounds are confirmed by a
+//! majority of the voters of the membership in effect. The lease is more
+//! conservative: from the moment a leader appends a membership change, no
+//! lease holds until the change has committed *and* a round started after
+//! the change was acked by a majority of the new voters. (With
+//! single-server changes any old and new majority overlap, so this is more
+//! than safety needs; it keeps the lease argument to one membership.)
+//!
 //! Invariant: a `ReadState` is only emitted for a read whose round was acked by
 //! a majority (self included) in the current term, or under a lease valid at
 //! the time of the read. Pending reads are dropped when the node stops being
@@ -67,6 +75,9 @@ pub(crate) struct ReadQueue {
     round_ticks: VecDeque<(u64, u64)>,
     /// A leadership transfer started in this term: no lease reads.
     lease_revoked: bool,
+    /// The first round that may give a lease: rounds started before the
+    /// latest membership change were acked under the old voters.
+    lease_floor: u64,
 }
 
 impl ReadQueue {
@@ -88,6 +99,12 @@ impl ReadQueue {
     /// No lease reads for the rest of this term (a transfer started).
     pub(crate) fn revoke_lease(&mut self) {
         self.lease_revoked = true;
+    }
+
+    /// The membership changed: only rounds started from now on may give a
+    /// lease.
+    pub(crate) fn restart_lease(&mut self) {
+        self.lease_floor = self.round + 1;
     }
 
     /// Starts a new round at leader tick `now`; returns its number.
@@ -131,7 +148,8 @@ impl Raft {
     /// Records the read index and schedules its confirmation round.
     fn enqueue_read(&mut self, ctx: u64) {
         let index = self.log.commit_index();
-        if self.quorum() == 1 || self.lease_valid() {
+        let sole_voter = self.quorum() == 1 && self.is_voter();
+        if sole_voter || self.lease_valid() {
             // A single voter is its own majority, and a valid lease means no
             // other leader can exist: nothing to confirm (§6.4.1).
             self.reads.confirmed.push(ReadState { ctx, index });
@@ -176,10 +194,14 @@ impl Raft {
 
     /// The highest round acked by a majority, self included.
     fn confirmed_round(&self) -> Option<u64> {
-        let mut acks: Vec<u64> = self.progress.values().map(|p| p.read_ack).collect();
-        acks.push(self.reads.round);
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        acks.get(self.quorum() - 1).copied()
+        let round = self.reads.round;
+        self.quorum_value(|id| {
+            if id == self.id {
+                round
+            } else {
+                self.progress.get(&id).map_or(0, |p| p.read_ack)
+            }
+        })
     }
 
     /// Thesis §6.4.1: the lease holds while a round acked by a majority
@@ -197,12 +219,19 @@ impl Raft {
     /// every entry of earlier terms, so the caller also waits until it has
     /// applied an entry of the current term.
     pub fn lease_remaining_ticks(&self) -> Option<u64> {
-        if !self.config.lease_reads || self.reads.lease_revoked || self.role != Role::Leader {
+        if !self.config.lease_reads
+            || self.reads.lease_revoked
+            || self.role != Role::Leader
+            || !self.membership_committed()
+        {
             return None;
         }
         // Rounds acked by a quorum only move forward within a term, so the
         // one sought is among the newest remembered.
         let round = self.confirmed_round()?;
+        if round < self.reads.lease_floor {
+            return None;
+        }
         let started = self
             .reads
             .round_ticks

@@ -17,6 +17,7 @@ impl Raft {
             || self.log.has_committed_to_apply()
             || self.reads.has_ready()
             || self.log.has_pending_snapshot()
+            || self.log.membership().1 != &self.handed_out_membership
             || (self.role == Role::Leader
                 && (self.replicate_pending || self.commit_broadcast_pending))
     }
@@ -38,7 +39,12 @@ impl Raft {
             self.handed_out_hard_state = hard_state;
             hard_state
         });
+        let membership = (self.log.membership().1 != &self.handed_out_membership).then(|| {
+            self.handed_out_membership = self.log.membership().1.clone();
+            self.handed_out_membership.clone()
+        });
         Ready {
+            membership,
             hard_state,
             entries: self.log.take_unstable(),
             messages: std::mem::take(&mut self.messages),

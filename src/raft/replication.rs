@@ -310,10 +310,19 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: Vec<LogIndex> = self.progress.values().map(|p| p.match_index).collect();
-        matched.push(self.log.persisted());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&majority_index) = matched.get(self.quorum() - 1) else {
+        // Only the voters of the membership in effect count; the leader
+        // counts itself only while it is one (a leader removing itself
+        // commits its removal on the others' majority, §4.2.2).
+        let persisted = self.log.persisted();
+        let Some(majority_index) = self.quorum_value(|id| {
+            if id == self.id {
+                persisted
+            } else {
+                self.progress
+                    .get(&id)
+                    .map_or(LogIndex(0), |p| p.match_index)
+            }
+        }) else {
             return;
         };
         if (self.log.term_at(majority_index) == Some(self.term)
@@ -329,6 +338,9 @@ impl Raft {
     fn on_commit_advanced(&mut self) {
         if self.role == Role::Leader {
             self.commit_broadcast_pending = true;
+            if self.on_membership_commit() {
+                return;
+            }
             self.release_reads_after_commit();
         }
     }

@@ -43,7 +43,7 @@ impl Raft {
     /// below the first entry still in the log, and stops appends to it until
     /// it answers or an election timeout passes.
     pub(super) fn send_snapshot(&mut self, to: NodeId) {
-        let Some(meta) = self.log.snapshot().cloned() else {
+        let Some(mut meta) = self.log.snapshot().cloned() else {
             panic!(
                 "node {} term {}: follower {} needs compacted entries but there is no snapshot \
                  (first index {})",
@@ -53,6 +53,9 @@ impl Raft {
                 self.log.first_index()
             );
         };
+        // A snapshot restored from a backup names no membership: it is the
+        // bootstrap one, which the follower may not know.
+        meta.membership = self.membership_at(meta.last_included_index);
         let now = self.leader_ticks;
         if let Some(progress) = self.progress.get_mut(&to) {
             progress.on_snapshot_sent(meta.last_included_index, now);

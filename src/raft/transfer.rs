@@ -34,14 +34,15 @@ impl Raft {
     ///
     /// # Errors
     /// [`Error::NotLeader`] on a follower or candidate;
-    /// [`Error::UnknownPeer`] when `to` is not a voter.
+    /// [`Error::UnknownPeer`] when `to` is not a voter of the membership in
+    /// effect.
     pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), Error> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader {
                 leader: self.leader,
             });
         }
-        if !self.config.voters.contains(&to) {
+        if !self.membership().is_voter(to) {
             return Err(Error::UnknownPeer { from: self.id, to });
         }
         if to == self.id {

@@ -2,6 +2,9 @@
 //! entries and the hard state that must be durable before anything depending on
 //! it leaves the node.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +50,11 @@ pub enum EntryKind {
     Noop,
     /// Client data: opaque bytes for the state machine.
     Normal,
+    /// A membership change: the payload is an encoded [`Membership`], which
+    /// takes effect on every node as soon as the entry is in its log
+    /// (thesis §4.1). Also what a leader appends instead of the no-op when
+    /// its log holds no membership yet (the bootstrap membership).
+    Membership,
 }
 
 /// One log entry.
@@ -82,8 +90,118 @@ pub struct SnapshotMeta {
     pub last_included_index: LogIndex,
     /// Term of that entry.
     pub last_included_term: Term,
-    /// The voting members as of that entry.
-    pub voters: Vec<NodeId>,
+    /// The membership in effect as of that entry (the latest membership
+    /// entry at or before it, or the bootstrap one).
+    pub membership: Membership,
+}
+
+/// One member of the cluster: voter or learner, and where it listens. The
+/// core only reads `voter`; the addresses ride along in the log and in
+/// snapshots so every node learns every member's addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Counts toward quorums (else a learner: replicated to, never counted).
+    pub voter: bool,
+    /// Its RESP (client and peer) address.
+    pub resp_addr: SocketAddr,
+    /// Its HTTP address.
+    pub http_addr: SocketAddr,
+}
+
+/// The cluster's members: the payload of an [`EntryKind::Membership`] entry
+/// and part of every snapshot's meta.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// Every member by id.
+    pub members: BTreeMap<NodeId, Member>,
+}
+
+/// A membership payload that does not decode (a peer's garbage, or a
+/// corrupt entry): refused, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable membership: {0}")]
+pub struct MembershipDecodeError(pub String);
+
+impl Membership {
+    /// A membership of voters `ids` with unspecified addresses (tests).
+    #[cfg(test)]
+    pub(crate) fn voters_only(ids: impl IntoIterator<Item = NodeId>) -> Membership {
+        let unknown = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
+        let member = Member {
+            voter: true,
+            resp_addr: unknown,
+            http_addr: unknown,
+        };
+        Membership {
+            members: ids.into_iter().map(|id| (id, member.clone())).collect(),
+        }
+    }
+
+    /// The voters, in id order.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.voter)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The learners (non-voting members), in id order.
+    pub fn learners(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.voter)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Is `id` a voter?
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.members.get(&id).is_some_and(|m| m.voter)
+    }
+
+    /// Is `id` a member (voter or learner)?
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.members.contains_key(&id)
+    }
+
+    /// The entry payload (postcard, like the rest of the log).
+    pub fn encode(&self) -> Bytes {
+        // Serializing a map of plain values into a Vec cannot fail.
+        Bytes::from(postcard::to_stdvec(self).unwrap_or_default())
+    }
+
+    /// Decodes an entry payload; trailing bytes are an error.
+    ///
+    /// # Errors
+    /// [`MembershipDecodeError`] on anything that is not exactly one
+    /// encoded membership.
+    pub fn decode(bytes: &[u8]) -> Result<Membership, MembershipDecodeError> {
+        let (membership, rest) = postcard::take_from_bytes::<Membership>(bytes)
+            .map_err(|e| MembershipDecodeError(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(MembershipDecodeError(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        Ok(membership)
+    }
+
+    /// What every membership put in a log must satisfy: at least one voter,
+    /// no node id 0.
+    ///
+    /// # Errors
+    /// Why it is not one.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !self.members.values().any(|m| m.voter) {
+            return Err("a membership needs at least one voter");
+        }
+        if self.members.contains_key(&NodeId(0)) {
+            return Err("node id 0 is not a valid member");
+        }
+        Ok(())
+    }
 }
 
 /// What a node restores from its store at start.

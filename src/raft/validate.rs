@@ -7,11 +7,19 @@
 //!
 //! # What is refused, and why
 //!
-//! - **Not for us, or not from a member**: `to` is not this node, `from` is
-//!   this node, or `from` is not a voter (Figure 2's RPCs are between servers
-//!   of the configuration only).
-//! - **A term far beyond ours** (with pre-vote on and
-//!   `Config::max_term_jump` > 0): a message whose term exceeds ours by more
+//! - **Not for us**: `to` is not this node, `from` is this node or node 0.
+//!   Membership is *not* checked (thesis §4.1: servers process requests
+//!   without consulting their configuration): a new member must accept the
+//!   appends of a leader it does not know yet, a leader removing itself
+//!   still leads, a leader answers learners, and a voter may lag behind a
+//!   change that made the candidate a voter. What keeps non-members out of
+//!   elections is elsewhere: only voters of a node's membership in effect
+//!   count toward its quorums, learners and removed nodes never campaign or
+//!   grant votes, and a removed node that does not know it was removed is
+//!   held off by pre-vote and leader stickiness (§4.2.3). That a peer
+//!   belongs to this cluster at all is the transport's check (cluster id).
+//! - **A term far beyond ours** (with pre-vote on,
+//!   `Config::max_term_jump` > 0, and this node a voter): a message whose term exceeds ours by more
 //!   than `max_term_jump`. With pre-vote (thesis §9.6) a term only grows
 //!   after a majority agreed to an election, so honest terms advance one
 //!   election at a time; a single member announcing term 2^64−1 would
@@ -45,8 +53,10 @@
 //!   §3.10): only the leader orders a transfer, and only once the target acked
 //!   its AppendEntries of that term, so the target's term equals the leader's.
 //! - **An impossible InstallSnapshot** (§7): last included index or term 0,
-//!   term above the message term, or voters other than ours (membership is
-//!   fixed in this version).
+//!   term above the message term, or a membership without a voter.
+//! - **A membership entry that is not one**: its payload does not decode
+//!   as a [`Membership`] with a voter (hostile bytes must not become the
+//!   membership in effect).
 //! - **RequestVote/PreVote with a last log term above the asked term**: a
 //!   candidate's log cannot hold an entry of a term it has not reached.
 //!
@@ -56,7 +66,7 @@
 
 use std::collections::BTreeMap;
 
-use super::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
+use super::types::{Entry, EntryKind, LogIndex, Membership, NodeId, Term};
 use super::{Message, Raft, Role};
 
 /// The highest log index a message may name: far beyond any real log
@@ -68,7 +78,7 @@ pub const MAX_LOG_INDEX: LogIndex = LogIndex(i64::MAX as u64);
 /// what the log line and a test need; `kind()` names it for the metric.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// `from` is not another voter, or `to` is not this node.
+    /// `from` is this node (or 0), or `to` is not this node.
     #[error("message from {from} to {to}: not a member of this cluster")]
     NotMember {
         /// Sender.
@@ -188,7 +198,7 @@ impl Raft {
         to: NodeId,
         message: &Message,
     ) -> Result<(), Refusal> {
-        if to != self.id || from == self.id || !self.config.voters.contains(&from) {
+        if to != self.id || from == self.id || from == NodeId(0) {
             return Err(Refusal::NotMember { from, to });
         }
         let term = message.term();
@@ -208,16 +218,18 @@ impl Raft {
     /// The far-term rule and its majority escape (module docs).
     fn check_term_jump(&mut self, term: Term) -> Result<(), Refusal> {
         let max_jump = self.config.max_term_jump;
-        if !self.config.pre_vote || max_jump == 0 {
+        // A non-voter (a learner, or a node still joining with no
+        // membership) never campaigns, so a term it adopts cannot elect
+        // anyone; and it may know no voters to vouch for the real term.
+        if !self.config.pre_vote || max_jump == 0 || !self.is_voter() {
             return Ok(());
         }
         let within = |current: Term| term.0 <= current.0.saturating_add(max_jump);
         if within(self.term) {
             return Ok(());
         }
-        let vouched = self
-            .peer_terms
-            .majority_term(&self.config.voters, self.id, self.term);
+        let voters = self.membership().voters();
+        let vouched = self.peer_terms.majority_term(&voters, self.id, self.term);
         if vouched > self.term {
             tracing::info!(id = %self.id, term = %self.term, vouched = %vouched,
                 "a majority of voters is in a later term: adopting it");
@@ -297,26 +309,10 @@ impl Raft {
                 Ok(())
             }
             Message::InstallSnapshot { meta, .. } => {
-                contradicts(meta.last_included_index, meta.last_included_term)?;
-                self.check_snapshot_voters(meta)
+                contradicts(meta.last_included_index, meta.last_included_term)
             }
             _ => Ok(()),
         }
-    }
-
-    fn check_snapshot_voters(&self, meta: &SnapshotMeta) -> Result<(), Refusal> {
-        let mut theirs = meta.voters.clone();
-        theirs.sort_unstable();
-        theirs.dedup();
-        let mut ours = self.config.voters.clone();
-        ours.sort_unstable();
-        if theirs.len() != meta.voters.len() || theirs != ours {
-            return Err(malformed(
-                "InstallSnapshot",
-                "voters differ from this cluster's (membership is fixed)",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -341,6 +337,12 @@ fn check_shape(message: &Message) -> Result<(), Refusal> {
                 return Err(malformed(
                     "InstallSnapshot",
                     "snapshot term above the message term",
+                ));
+            }
+            if meta.membership.check().is_err() {
+                return Err(malformed(
+                    "InstallSnapshot",
+                    "snapshot without a valid membership",
                 ));
             }
             Ok(())
@@ -405,6 +407,11 @@ fn check_entries(
         }
         if entry.term > term {
             return Err(malformed(AE, "entry term above the message term"));
+        }
+        if entry.kind == EntryKind::Membership
+            && Membership::decode(&entry.data).map_or(true, |m| m.check().is_err())
+        {
+            return Err(malformed(AE, "a membership entry that is not a membership"));
         }
         previous_term = entry.term;
     }

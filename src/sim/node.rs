@@ -377,8 +377,6 @@ impl SimNode {
                 return;
             };
             let status = up.core.raft().status();
-            let mut voters = self.config.voters.clone();
-            voters.sort_unstable();
             let ctx = ReceiveContext {
                 term: status.term,
                 leader: status.leader.filter(|&l| l != self.id),
@@ -387,7 +385,6 @@ impl SimNode {
                 } else {
                     status.commit_index
                 },
-                voters,
                 max_bytes: u64::MAX,
             };
             for chunk in stream_chunks(meta, &payload) {
@@ -432,10 +429,10 @@ impl SimNode {
 
     /// Starts a leadership transfer to `to`; whether the core took it.
     pub fn transfer_leader(&mut self, to: NodeId) -> bool {
-        let members = self.config.voters.clone();
-        self.up
-            .as_mut()
-            .is_some_and(|up| up.core.transfer_leader(Some(to), &members).is_ok())
+        self.up.as_mut().is_some_and(|up| {
+            let members = up.core.raft().membership().voters();
+            up.core.transfer_leader(Some(to), &members).is_ok()
+        })
     }
 
     /// A client proposal the simulator makes directly (scripts).
@@ -566,7 +563,7 @@ impl SimNode {
             let index = entry.index.0;
             let output = match entry.kind {
                 EntryKind::Normal => Some(self.db.apply(ctx.checker.command(index))),
-                EntryKind::Noop => None,
+                EntryKind::Noop | EntryKind::Membership => None,
             };
             ctx.events.applied.push((index, entry.term.0));
             let answers = self
@@ -607,7 +604,7 @@ impl SimNode {
             .map_err(Stop::Check)?;
         let delay = (ctx.draw)(self.disk.max_delay + 1);
         let task = SnapshotTask {
-            meta: snap::local_meta(index, term, &self.config.voters),
+            meta: snap::local_meta(index, term, self.up_mut()?.core.raft().membership_at(index)),
             chunks: self.db.snapshot_chunks(SNAPSHOT_CHUNK_BYTES),
             due: now + delay,
         };

@@ -12,12 +12,15 @@
 //! # On-disk format
 //!
 //! ```text
-//! header   magic "DKVSNAP\x01" (8) | meta_len u32 LE | meta (postcard SnapshotMeta)
+//! header   magic "DKVSNAP\x02" (8) | meta_len u32 LE | meta (postcard SnapshotMeta)
 //!          | header_crc u32 LE            CRC32C over magic, meta_len, meta
 //! payload  payload_len bytes, opaque      (the state machine's serialization)
 //! trailer  payload_len u64 LE | payload_crc u32 LE (CRC32C of the payload)
 //!          | magic "SEND" (4) | trailer_crc u32 LE   CRC32C over the 16 bytes before
 //! ```
+//!
+//! Version 1 files (magic `DKVSNAP\x01`, whose meta listed fixed voters
+//! instead of a membership) are still read, as naming no membership.
 //!
 //! `meta_len` is at most [`MAX_META_BYTES`] and must fit the file; the payload
 //! length must equal what lies between header and trailer; the file name's
@@ -87,7 +90,42 @@ pub const RETAINED_SNAPSHOTS: usize = 2;
 /// Largest encoded [`SnapshotMeta`] accepted.
 pub const MAX_META_BYTES: usize = 1024 * 1024;
 
-const HEADER_MAGIC: &[u8; 8] = b"DKVSNAP\x01";
+/// Version 2: the meta records the membership (`SnapshotMeta::membership`).
+const HEADER_MAGIC: &[u8; 8] = b"DKVSNAP\x02";
+/// Version 1 (before membership changes): the meta listed the fixed voters.
+/// Still read; its meta is taken as naming no membership (the bootstrap
+/// voters of the config apply).
+const HEADER_MAGIC_V1: &[u8; 8] = b"DKVSNAP\x01";
+
+/// A version 1 meta, read for compatibility.
+#[derive(serde::Deserialize)]
+struct SnapshotMetaV1 {
+    last_included_index: LogIndex,
+    last_included_term: Term,
+    #[allow(dead_code)]
+    voters: Vec<crate::raft::NodeId>,
+}
+
+/// Decodes a header's meta of the given version; trailing bytes are an error.
+fn decode_meta(v1: bool, bytes: &[u8]) -> Result<SnapshotMeta, String> {
+    let (meta, tail) = if v1 {
+        postcard::take_from_bytes::<SnapshotMetaV1>(bytes).map(|(m, tail)| {
+            let meta = SnapshotMeta {
+                last_included_index: m.last_included_index,
+                last_included_term: m.last_included_term,
+                membership: crate::raft::Membership::default(),
+            };
+            (meta, tail)
+        })
+    } else {
+        postcard::take_from_bytes::<SnapshotMeta>(bytes)
+    }
+    .map_err(|e| format!("undecodable metadata: {e}"))?;
+    if !tail.is_empty() {
+        return Err(format!("metadata has {} trailing bytes", tail.len()));
+    }
+    Ok(meta)
+}
 const TRAILER_MAGIC: &[u8; 4] = b"SEND";
 /// magic (8) + meta_len (4).
 const HEADER_PREFIX_BYTES: usize = 12;
@@ -638,7 +676,8 @@ impl SnapshotReader {
         let file_len = file.len().map_err(io_error("stat snapshot", path))?;
         let mut prefix = [0u8; HEADER_PREFIX_BYTES];
         read_exact_at(&mut *file, path, 0, &mut prefix, file_len)?;
-        if &prefix[..8] != HEADER_MAGIC {
+        let v1 = &prefix[..8] == HEADER_MAGIC_V1;
+        if &prefix[..8] != HEADER_MAGIC && !v1 {
             return Err(corrupt(0, "bad header magic".to_string()));
         }
         let meta_len = u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64;
@@ -669,18 +708,8 @@ impl SnapshotReader {
                 ),
             ));
         }
-        let (meta, tail) = postcard::take_from_bytes::<SnapshotMeta>(meta_bytes).map_err(|e| {
-            corrupt(
-                HEADER_PREFIX_BYTES as u64,
-                format!("undecodable metadata: {e}"),
-            )
-        })?;
-        if !tail.is_empty() {
-            return Err(corrupt(
-                HEADER_PREFIX_BYTES as u64,
-                format!("metadata has {} trailing bytes", tail.len()),
-            ));
-        }
+        let meta = decode_meta(v1, meta_bytes)
+            .map_err(|reason| corrupt(HEADER_PREFIX_BYTES as u64, reason))?;
         if let Some(named) = path
             .file_name()
             .and_then(|n| n.to_str())

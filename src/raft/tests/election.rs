@@ -92,7 +92,15 @@ fn candidate_with_majority_votes_becomes_leader_and_appends_noop() {
     );
     let ready = drain(&mut raft);
     assert_eq!(ready.entries.len(), 1);
-    assert_eq!(ready.entries[0].kind, EntryKind::Noop);
+    // The log named no membership yet: the no-op's place is taken by the
+    // bootstrap membership (`raft/membership.rs`).
+    assert_eq!(ready.entries[0].kind, EntryKind::Membership);
+    assert_eq!(
+        crate::raft::Membership::decode(&ready.entries[0].data)
+            .expect("decodes")
+            .voters(),
+        vec![NodeId(1), NodeId(2), NodeId(3)]
+    );
     assert_eq!(ready.entries[0].term, Term(1));
     let appends = ready
         .messages
@@ -431,7 +439,9 @@ fn single_node_elects_itself() {
     assert_eq!(raft.status().role, Role::Leader);
 }
 
-/// Messages from a non-member, or addressed to another node, are refused.
+/// Messages from node 0 or from ourselves, or addressed to another node,
+/// are refused. (A sender outside our membership is not: thesis §4.1,
+/// `raft/validate.rs`; `tests/membership.rs` covers what it may do.)
 #[test]
 fn step_rejects_unknown_peer() {
     let mut raft = node(1, 3);
@@ -441,16 +451,18 @@ fn step_rejects_unknown_peer() {
         last_log_term: Term(0),
         transfer: false,
     };
-    assert_eq!(
-        raft.step(envelope(9, 1, vote.clone())),
-        Err(Error::Refused {
-            from: NodeId(9),
-            refusal: Refusal::NotMember {
-                from: NodeId(9),
-                to: NodeId(1)
-            }
-        })
-    );
+    for from in [0, 1] {
+        assert_eq!(
+            raft.step(envelope(from, 1, vote.clone())),
+            Err(Error::Refused {
+                from: NodeId(from),
+                refusal: Refusal::NotMember {
+                    from: NodeId(from),
+                    to: NodeId(1)
+                }
+            })
+        );
+    }
     assert_eq!(
         raft.step(envelope(2, 3, vote)),
         Err(Error::Refused {
@@ -467,12 +479,22 @@ fn step_rejects_unknown_peer() {
 /// Invalid configurations are refused with a reason.
 #[test]
 fn new_rejects_invalid_config() {
+    // A node outside the bootstrap voters is fine (it joins later); id 0
+    // and duplicate voters are not.
     let mut config = super::network::config(4, 3);
+    Raft::new(config.clone(), InitialState::default(), 0).expect("a joining node");
+    config.id = NodeId(0);
     assert!(matches!(
         Raft::new(config.clone(), InitialState::default(), 0),
         Err(Error::InvalidConfig(_))
     ));
     config.id = NodeId(1);
+    config.voters.push(NodeId(2));
+    assert!(matches!(
+        Raft::new(config.clone(), InitialState::default(), 0),
+        Err(Error::InvalidConfig(_))
+    ));
+    config.voters.pop();
     config.election_timeout_max_ticks = config.election_timeout_min_ticks;
     assert!(matches!(
         Raft::new(config, InitialState::default(), 0),

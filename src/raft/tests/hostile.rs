@@ -96,7 +96,7 @@ fn an_append_entries_at_the_leaders_own_term_does_not_kill_it() {
     let meta = SnapshotMeta {
         last_included_index: LogIndex(1),
         last_included_term: term,
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     let r = net
         .raft(1)
@@ -170,7 +170,7 @@ fn impossible_entries_are_refused_before_anything_is_appended() {
     let meta = |voters: Vec<u64>, term_of_last: Term| SnapshotMeta {
         last_included_index: LogIndex(last + 5),
         last_included_term: term_of_last,
-        voters: voters.into_iter().map(NodeId).collect(),
+        membership: crate::raft::Membership::voters_only(voters.into_iter().map(NodeId)),
     };
     for meta in [
         meta(vec![1, 2, 3, 4], term),

@@ -112,6 +112,7 @@ pub fn clone_ready(ready: &Ready) -> Ready {
         committed_entries: ready.committed_entries.clone(),
         read_states: ready.read_states.clone(),
         snapshot: ready.snapshot.clone(),
+        membership: ready.membership.clone(),
     }
 }
 
@@ -386,14 +387,14 @@ impl Network {
         let node = self.node(id);
         let index = node.applied.len() as u64;
         let term = node.applied.last().map_or(Term(0), |e| e.term);
-        let voters = self.nodes.keys().copied().collect();
         let node = self.node(id);
-        let meta = SnapshotMeta {
+        let mut meta = SnapshotMeta {
             last_included_index: LogIndex(index),
             last_included_term: term,
-            voters,
+            membership: node.raft.membership_at(LogIndex(index)),
         };
         node.raft.compact(meta.clone());
+        meta.membership = node.raft.membership_at(LogIndex(index));
         node.log.retain(|e| e.index.0 > index);
         node.snapshot = Some((meta, node.applied.clone()));
     }

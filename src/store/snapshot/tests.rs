@@ -11,7 +11,7 @@ fn meta(index: u64, term: u64) -> SnapshotMeta {
     SnapshotMeta {
         last_included_index: LogIndex(index),
         last_included_term: Term(term),
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     }
 }
 

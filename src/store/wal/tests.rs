@@ -562,7 +562,7 @@ fn snapshot_meta(index: u64, term: u64) -> SnapshotMeta {
     SnapshotMeta {
         last_included_index: LogIndex(index),
         last_included_term: Term(term),
-        voters: vec![NodeId(1)],
+        membership: crate::raft::Membership::voters_only([NodeId(1)]),
     }
 }
 
