@@ -440,6 +440,18 @@ impl<W, R> NodeCore<W, R> {
         self.raft.propose(command.encode()).map(|(index, _)| index)
     }
 
+    /// Proposes the next membership (thesis §4.1, `raft/membership.rs`);
+    /// its entry's index, or why not. Nobody waits on the entry: the caller
+    /// watches [`Raft::membership_committed`] or the applied index.
+    // Used by the simulator now, by the node's admin side next (issue 18).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn propose_membership(
+        &mut self,
+        membership: Membership,
+    ) -> Result<LogIndex, crate::raft::Error> {
+        self.raft.propose_membership(membership)
+    }
+
     /// Starts a quorum round for a read, or answers it at once with the
     /// leader to ask instead.
     pub(crate) fn read_index(&mut self, reply: R) -> Result<(), (R, Option<NodeId>)> {

@@ -25,7 +25,7 @@
 //! [`Raft::read_index`], [`Raft::transfer_leader`], [`Raft::compact`], and
 //! [`Raft::on_persisted`] (storage completions).
 //! Output: [`Raft::ready`] returns a [`Ready`]. The simplest correct driver
-//! (the simulator's, and the tests') does, in this order:
+//! (the core's own tests' in-memory network) does, in this order:
 //! 0. if `snapshot` is `Some(meta)`: install the state-machine data received
 //!    for it (streamed earlier, see InstallSnapshot below) in place of the
 //!    current state machine, and make it durable; then fix the stored log:
@@ -34,6 +34,8 @@
 //!    otherwise drop every stored entry (§7: the core did the same). This
 //!    comes before persisting this Ready's entries and before applying any
 //!    entry after the snapshot;
+//! - if `membership` is `Some`, the membership in effect changed: point the
+//!    transport at its members before sending (step 2);
 //! 1. persist `hard_state` (if any) and `entries` (truncating the stored log from
 //!    `entries[0].index` first if that index is already stored) and fsync;
 //! 2. send `messages`;
@@ -56,7 +58,8 @@
 //!  driver            ─► fsync hard state ─► send response ─► advance()
 //! ```
 //!
-//! The production node (`node/core.rs`) relaxes the order without breaking
+//! The production node (`node/core.rs`, which the simulator also runs)
+//! relaxes the order without breaking
 //! the rule, and this core allows exactly these relaxations:
 //! - Readies are pipelined: `ready()` may be called again before the previous
 //!   Ready's write is durable, provided each Ready's messages still leave only
@@ -139,15 +142,32 @@
 //!
 //! # Invariants (violations panic with node id, term and indexes)
 //!
-//! - Election safety: at most one leader per term; at most one vote per term.
+//! - Election safety: at most one leader per term; at most one vote per term
+//!   (with membership changes: the voter sets of two consecutive
+//!   memberships differ by at most one node, and a change is proposed only
+//!   when the previous one and an entry of the leader's term are committed).
 //! - Log matching and leader completeness: committed entries are never
 //!   truncated; the commit index never decreases.
 //! - The leader commits only entries of its own term by counting (§5.4.2).
 //! - `snapshot_index <= last_applied <= commit_index <= last_log_index`.
 //! - A snapshot covers only applied entries; a pre-vote changes no state.
 //!
-//! Not yet here: membership changes (voters are fixed; `SnapshotMeta::voters`
-//! only records them).
+//!
+//! # Membership (thesis ch. 4, `membership.rs`)
+//!
+//! Voters and learners, with their addresses, live in the log as
+//! [`EntryKind::Membership`] entries and in every snapshot's meta; the newest
+//! one in the log is in effect from the moment it is appended, committed or
+//! not, and a truncated one gives way to the one before. `Config::voters`
+//! is only the bootstrap membership, used until the log names one; the first
+//! leader appends it in place of its no-op, so a node that joins later (with
+//! no bootstrap voters) learns the membership from the log or a snapshot.
+//! Changes are single-server steps ([`Raft::propose_membership`]): one at a
+//! time, and only after the leader committed an entry of its term. Quorums
+//! count the voters in effect only; learners are replicated to but never
+//! vote or campaign; a leader that removes itself steps down once the
+//! removal commits. Messages are not refused for coming from outside the
+//! membership (§4.1; `validate.rs`).
 
 mod check_quorum;
 mod election;

@@ -55,6 +55,7 @@ fn build(seed: u64, breaks: Breaks) -> Sim {
     let opts = Options { steps: 0, breaks };
     let setup = Setup {
         nodes: 5,
+        spares: 0,
         max_entries_per_append: 1,
         crashy: false,
         snapshot_interval: 0,

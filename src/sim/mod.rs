@@ -80,7 +80,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::lincheck::{check_registers, CheckResult};
 use crate::node::core::CoreFaults;
-use crate::raft::{Config, Message, NodeId, Role, RuleBreaks};
+use crate::raft::{Config, Member, Membership, Message, NodeId, Role, RuleBreaks, Status};
 use crate::store::WalOptions;
 pub use checks::Check;
 use checks::{fail, Checker, Violation};
@@ -185,6 +185,16 @@ pub struct PathStats {
     pub disk_faults: u64,
     /// Node pauses (a stopped process that resumes later).
     pub pauses: u64,
+    /// Membership changes the leader took (learner added, promoted,
+    /// member removed).
+    pub membership_changes: u64,
+    /// Of those: removals of the leader itself.
+    pub leader_removals: u64,
+    /// Removed nodes stopped for good once their removal committed.
+    pub retired: u64,
+    /// Stopped nodes replaced by a fresh one on an empty disk (and added
+    /// back as learners).
+    pub replacements: u64,
 }
 
 /// A cheap running hash of the run's events (for the replay test).
@@ -212,12 +222,22 @@ struct Sim {
     /// This seed crashes nodes often and restarts them fast.
     crashy: bool,
     stats: PathStats,
+    /// Per node: stopped for good after its removal committed (until it is
+    /// replaced by a fresh node).
+    retired: Vec<bool>,
+    /// Per node: stop it for good once its removal commits.
+    retire_when_removed: Vec<bool>,
+    /// The seed (for replacing a node).
+    seed: u64,
 }
 
 /// The shape of a cluster, drawn from the seed (or fixed by a script).
 #[derive(Clone, Copy, Debug)]
 struct Setup {
     nodes: usize,
+    /// Nodes started with no membership, beyond the `nodes` voters: they
+    /// join when the membership schedule adds them.
+    spares: usize,
     max_entries_per_append: usize,
     crashy: bool,
     snapshot_interval: u64,
@@ -288,6 +308,7 @@ impl Sim {
         };
         let setup = Setup {
             nodes,
+            spares: 2,
             max_entries_per_append,
             crashy,
             snapshot_interval,
@@ -299,21 +320,23 @@ impl Sim {
     }
 
     fn with_setup(seed: u64, opts: Options, mut rng: ChaCha8Rng, setup: Setup) -> Sim {
-        let n = setup.nodes;
-        let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let n = setup.nodes + setup.spares;
+        let voters: Vec<NodeId> = (1..=setup.nodes as u64).map(NodeId).collect();
         let disk = Disk {
             wal: setup.wal,
             max_delay: setup.max_disk_delay,
             snapshot_every: setup.snapshot_interval,
         };
-        let nodes = voters
-            .iter()
-            .map(|&id| {
-                let mut config = Config::new(id, voters.clone());
-                config.max_entries_per_append = setup.max_entries_per_append;
-                // Odd seeds serve reads from the leader lease (thesis §6.4.1).
-                // Derived from the seed, not drawn, so no other draw moves.
-                config.lease_reads = seed % 2 == 1;
+        let nodes = (1..=n as u64)
+            .map(NodeId)
+            .map(|id| {
+                // Spares start with no bootstrap voters: they wait to join.
+                let bootstrap = if voters.contains(&id) {
+                    voters.clone()
+                } else {
+                    Vec::new()
+                };
+                let config = node_config(seed, id, bootstrap, setup.max_entries_per_append);
                 let mut node =
                     SimNode::new(config, disk, seed, (opts.breaks.raft, opts.breaks.core));
                 node.forget_vote = opts.breaks.forget_vote;
@@ -336,6 +359,9 @@ impl Sim {
             crashes: 0,
             crashy: setup.crashy,
             stats: PathStats::default(),
+            retired: vec![false; n],
+            retire_when_removed: vec![false; n],
+            seed,
         }
     }
 
@@ -526,7 +552,7 @@ impl Sim {
         };
         if self.rng.random_range(0..crash_one_in) == 0 {
             let i = self.rng.random_range(0..n);
-            if self.nodes[i].is_up() {
+            if self.nodes[i].is_up() && !self.retired[i] {
                 if self.rng.random_range(0..2) == 0 {
                     // At its next write: before it, or a failed fsync
                     // (torn: some unsynced bytes survive), or a failed write.
@@ -545,11 +571,14 @@ impl Sim {
             }
         }
         for i in 0..n {
-            if !self.nodes[i].is_up() && self.rng.random_range(0..restart_one_in) == 0 {
+            if !self.nodes[i].is_up()
+                && !self.retired[i]
+                && self.rng.random_range(0..restart_one_in) == 0
+            {
                 self.restart(i)?;
             }
         }
-        Ok(())
+        self.change_membership()
     }
 
     /// Heals the network, restarts everyone, and waits for one leader and
@@ -561,7 +590,7 @@ impl Sim {
         for i in 0..self.nodes.len() {
             self.nodes[i].disk_fault = None;
             self.nodes[i].paused_until = 0;
-            if !self.nodes[i].is_up() {
+            if !self.nodes[i].is_up() && !self.retired[i] {
                 self.restart(i)?;
             }
         }
@@ -579,28 +608,60 @@ impl Sim {
         )
     }
 
-    /// One leader, followed by all, every log committed and applied.
-    fn converged(&self) -> bool {
-        let statuses: Vec<_> = self.nodes.iter().filter_map(|n| n.status()).collect();
-        let leaders: Vec<_> = statuses.iter().filter(|s| s.role == Role::Leader).collect();
+    /// The nodes that are members of the leader's membership (all of them
+    /// up), once exactly one leader leads with its membership committed.
+    fn members(&self) -> Option<Vec<usize>> {
+        let leaders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_leader())
+            .collect();
         let [leader] = leaders.as_slice() else {
+            return None;
+        };
+        let (current, committed) = self.nodes[*leader].memberships()?;
+        if current != committed {
+            return None;
+        }
+        let members: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| current.contains(self.nodes[i].id))
+            .collect();
+        // The leader removing itself is not a member but still leads.
+        (members.contains(leader)).then_some(members)
+    }
+
+    /// One leader, followed by every member (voters and learners), every
+    /// log committed and applied. Nodes outside the membership (removed,
+    /// or spares never added) are left out.
+    fn converged(&self) -> bool {
+        let Some(members) = self.members() else {
             return false;
         };
-        statuses.iter().all(|s| {
-            s.term == leader.term
-                && s.leader == Some(leader.id)
-                && s.last_log_index == leader.last_log_index
-                && s.commit_index == leader.last_log_index
-                && s.last_applied == leader.last_log_index
-        }) && self
-            .nodes
+        let statuses: Vec<Status> = members
             .iter()
-            .all(|n| n.applied_index == leader.last_log_index.0)
+            .filter_map(|&i| self.nodes[i].status())
+            .collect();
+        let Some(leader) = statuses.iter().find(|s| s.role == Role::Leader) else {
+            return false;
+        };
+        statuses.len() == members.len()
+            && statuses.iter().all(|s| {
+                s.term == leader.term
+                    && s.leader == Some(leader.id)
+                    && s.last_log_index == leader.last_log_index
+                    && s.commit_index == leader.last_log_index
+                    && s.last_applied == leader.last_log_index
+            })
+            && members
+                .iter()
+                .all(|&i| self.nodes[i].applied_index == leader.last_log_index.0)
     }
 
     fn check_replicas(&mut self) -> Result<(), Violation> {
-        let first = &self.nodes[0];
-        for node in &self.nodes[1..] {
+        let members = self.members().unwrap_or_default();
+        let Some((&first, rest)) = members.split_first() else {
+            return fail(Check::Liveness, "converged without members".into());
+        };
+        let first = &self.nodes[first];
+        for node in rest.iter().map(|&i| &self.nodes[i]) {
             let same = node.db.len() == first.db.len()
                 && KEYS.iter().all(|k| node.db.get(k) == first.db.get(k));
             if !same {
@@ -620,8 +681,10 @@ impl Sim {
     /// acknowledged write lost.
     fn check_history(&mut self) -> Result<(), Violation> {
         self.clients.abandon_all(self.now);
+        // A replica of the final membership (node 1 may have been removed).
+        let reference = self.members().and_then(|m| m.first().copied()).unwrap_or(0);
         for key in KEYS {
-            let value = self.nodes[0].db.get(key).map(|v| v.to_vec());
+            let value = self.nodes[reference].db.get(key).map(|v| v.to_vec());
             self.clients.final_read(key, value);
         }
         for acked in &self.clients.acked {
@@ -643,6 +706,186 @@ impl Sim {
             CheckResult::Linearizable => Ok(()),
             CheckResult::NotLinearizable { reason } => fail(Check::Linearizability, reason),
             CheckResult::Unknown { reason } => fail(Check::LinearizabilityUnknown, reason),
+        }
+    }
+}
+
+/// One in how many steps the membership schedule acts (when a leader
+/// exists); rule break (a) of issue 18 gets it more often.
+const MEMBERSHIP_ONE_IN: u64 = 80;
+/// Fewest and most voters the schedule keeps (at least 3, so the faults do
+/// not freeze the cluster).
+const MIN_VOTERS: usize = 3;
+const MAX_VOTERS: usize = 5;
+
+/// The config of simulated node `id` with bootstrap voters `voters` (empty
+/// for a node that joins later).
+fn node_config(seed: u64, id: NodeId, voters: Vec<NodeId>, max_entries: usize) -> Config {
+    let mut config = Config::new(id, voters.clone());
+    config.max_entries_per_append = max_entries;
+    // Odd seeds serve reads from the leader lease (thesis §6.4.1).
+    // Derived from the seed, not drawn, so no other draw moves.
+    config.lease_reads = seed % 2 == 1;
+    config.bootstrap_addrs = voters
+        .iter()
+        .map(|&v| {
+            let m = member(v, true);
+            (v, (m.resp_addr, m.http_addr))
+        })
+        .collect();
+    config
+}
+
+/// Node `id` as a member, with made-up addresses (the core never reads them).
+fn member(id: NodeId, voter: bool) -> Member {
+    let port = |base: u64| u16::try_from(base + id.0).unwrap_or(u16::MAX);
+    Member {
+        voter,
+        resp_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port(6_000))),
+        http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], port(7_000))),
+    }
+}
+
+/// What the membership schedule does next.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    AddLearner,
+    Promote,
+    RemoveVoter,
+    RemoveLearner,
+}
+
+impl Sim {
+    /// The membership schedule (thesis ch. 4, single-server changes): now
+    /// and then the leader is asked to add a learner (a spare, a removed
+    /// node still running, or a fresh node on an empty disk in place of a
+    /// stopped one), promote a caught-up learner, or remove a voter (the
+    /// leader too) or a learner, keeping 3 to 5 voters. Half the removed
+    /// nodes are stopped for good once their removal commits; the others
+    /// keep running outside the cluster.
+    fn change_membership(&mut self) -> Result<(), Violation> {
+        self.retire_removed();
+        let one_in = if self.opts.breaks.raft.concurrent_membership_changes
+            || self.opts.breaks.raft.change_before_own_term_commit
+        {
+            MEMBERSHIP_ONE_IN / 8
+        } else {
+            MEMBERSHIP_ONE_IN
+        };
+        if self.rng.random_range(0..one_in) != 0 {
+            return Ok(());
+        }
+        let now = self.now;
+        let Some(li) = (0..self.nodes.len())
+            .find(|&i| self.nodes[i].is_leader() && self.nodes[i].is_serving(now))
+        else {
+            return Ok(());
+        };
+        let Some((current, _)) = self.nodes[li].memberships() else {
+            return Ok(());
+        };
+        let voters = current.voters();
+        let learners = current.learners();
+        let outsiders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| !current.contains(self.nodes[i].id))
+            .collect();
+        let mut options = Vec::new();
+        if !outsiders.is_empty() {
+            options.push(Change::AddLearner);
+        }
+        if !learners.is_empty() && voters.len() < MAX_VOTERS {
+            options.push(Change::Promote);
+        }
+        if voters.len() > MIN_VOTERS {
+            options.push(Change::RemoveVoter);
+        }
+        if !learners.is_empty() {
+            options.push(Change::RemoveLearner);
+        }
+        let Some(&change) = options.get(self.rng.random_range(0..options.len().max(1))) else {
+            return Ok(());
+        };
+        let mut next: Membership = current.clone();
+        let mut removed = None;
+        match change {
+            Change::AddLearner => {
+                let i = outsiders[self.rng.random_range(0..outsiders.len())];
+                if self.retired[i] {
+                    // The operator replaces the dead node: same id, empty disk.
+                    let id = self.nodes[i].id;
+                    let max_entries = self.nodes[li].max_entries_per_append();
+                    let config = node_config(self.seed, id, Vec::new(), max_entries);
+                    if let Err(what) = self.nodes[i].replace(now, config) {
+                        return fail(Check::Storage, what);
+                    }
+                    self.checker.on_restart(&self.nodes[i])?;
+                    self.retired[i] = false;
+                    self.stats.replacements += 1;
+                }
+                self.retire_when_removed[i] = false;
+                let id = self.nodes[i].id;
+                next.members.insert(id, member(id, false));
+            }
+            Change::Promote => {
+                let id = learners[self.rng.random_range(0..learners.len())];
+                // Only a learner that caught up: promoting a lagging one is
+                // legal but stalls commits until it catches up.
+                let commit = self.nodes[li].status().map_or(0, |s| s.commit_index.0);
+                let caught_up = self.nodes[id.0 as usize - 1]
+                    .status()
+                    .is_some_and(|s| s.last_log_index.0 + 20 >= commit);
+                if !caught_up {
+                    return Ok(());
+                }
+                next.members.insert(id, member(id, true));
+            }
+            Change::RemoveVoter | Change::RemoveLearner => {
+                let pool = if matches!(change, Change::RemoveVoter) {
+                    voters
+                } else {
+                    learners
+                };
+                let id = pool[self.rng.random_range(0..pool.len())];
+                next.members.remove(&id);
+                removed = Some(id);
+            }
+        }
+        let leader_id = self.nodes[li].id;
+        if self.nodes[li].propose_membership(next).is_some() {
+            self.stats.membership_changes += 1;
+            self.trace.write_u64(0x3E3B ^ (change as u64) << 8);
+            if let Some(id) = removed {
+                if id == leader_id {
+                    self.stats.leader_removals += 1;
+                }
+                if self.rng.random_range(0..2) == 0 {
+                    self.retire_when_removed[id.0 as usize - 1] = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops for good the nodes marked so whose removal some leader has
+    /// committed.
+    fn retire_removed(&mut self) {
+        let committed: Vec<Membership> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_leader())
+            .filter_map(|n| n.memberships().map(|(_, committed)| committed))
+            .collect();
+        for i in 0..self.nodes.len() {
+            let id = self.nodes[i].id;
+            if self.retire_when_removed[i] && committed.iter().any(|m| !m.contains(id)) {
+                self.retire_when_removed[i] = false;
+                self.retired[i] = true;
+                self.stats.retired += 1;
+                if self.nodes[i].is_up() {
+                    self.nodes[i].crash(0);
+                    self.after_crash(i);
+                }
+            }
         }
     }
 }

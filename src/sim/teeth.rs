@@ -169,3 +169,27 @@ fn installing_a_stale_snapshot_is_caught() {
         ],
     );
 }
+
+/// (j) Issue 18, thesis §4.1: membership changes proposed while an
+/// earlier one is uncommitted (two voter additions at once give the old and
+/// the new membership disjoint majorities). The deterministic scenario is
+/// `raft::tests::membership::two_changes_at_once_elect_two_leaders_in_one_term`;
+/// this is what the random schedule (changes more frequent under the break)
+/// finds with every checker on.
+#[test]
+fn concurrent_membership_changes_are_caught() {
+    let mut breaks = Breaks::default();
+    breaks.raft.concurrent_membership_changes = true;
+    assert_caught_by(
+        breaks,
+        &[
+            Check::ElectionSafety,
+            Check::LogMatching,
+            Check::LeaderCompleteness,
+            Check::StateMachineSafety,
+            Check::LostWrite,
+            Check::Linearizability,
+            Check::Panic,
+        ],
+    );
+}

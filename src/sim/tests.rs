@@ -89,9 +89,11 @@ fn same_seed_replays_bit_for_bit() {
     assert_ne!(run(3, opts).expect("passes").trace_hash, c.trace_hash);
 }
 
-/// The random schedule reaches the §7 and §3.10 paths: logs are compacted,
-/// lagging followers install snapshots from the leader, restarts restore
-/// from a snapshot, and leadership transfers are requested.
+/// The random schedule reaches the §7, §3.10 and ch. 4 paths: logs are
+/// compacted, lagging followers install snapshots from the leader, restarts
+/// restore from a snapshot, leadership transfers are requested, and the
+/// membership changes (learners added, promoted, members removed, the
+/// leader too, removed nodes stopped and replaced by fresh ones).
 #[test]
 fn schedules_exercise_snapshots_and_transfers() {
     let opts = Options {
@@ -106,10 +108,21 @@ fn schedules_exercise_snapshots_and_transfers() {
         total.restored += s.restored;
         total.transfers += s.transfers;
         total.timeout_now_sent += s.timeout_now_sent;
+        total.membership_changes += s.membership_changes;
+        total.leader_removals += s.leader_removals;
+        total.retired += s.retired;
+        total.replacements += s.replacements;
     }
     println!("{total:?}");
     assert!(
         total.taken > 0 && total.installed > 0 && total.restored > 0 && total.timeout_now_sent > 0,
+        "{total:?}"
+    );
+    assert!(
+        total.membership_changes > 0
+            && total.leader_removals > 0
+            && total.retired > 0
+            && total.replacements > 0,
         "{total:?}"
     );
 }

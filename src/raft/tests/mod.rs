@@ -6,6 +6,7 @@ mod election;
 mod faults;
 mod hostile;
 mod lease;
+mod membership;
 mod network;
 mod prevote;
 mod read_index;

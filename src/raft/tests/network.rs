@@ -140,6 +140,8 @@ pub struct Node {
     pub snapshot: Option<(SnapshotMeta, Vec<Entry>)>,
     /// Snapshot data streamed to this node, waiting for its InstallSnapshot.
     pub incoming_snapshot: Option<Vec<Entry>>,
+    /// Every `Ready::membership` handed out, in order.
+    pub memberships: Vec<crate::raft::Membership>,
 }
 
 /// N nodes and the messages between them.
@@ -199,6 +201,7 @@ impl Network {
                     read_states: Vec::new(),
                     snapshot: None,
                     incoming_snapshot: None,
+                    memberships: Vec::new(),
                 };
                 (NodeId(id), node)
             })
@@ -211,6 +214,25 @@ impl Network {
             make_config,
             refused: Vec::new(),
         }
+    }
+
+    /// Adds node `id` (the next id), started fresh with `config` (empty
+    /// bootstrap voters: a node that joins and learns the membership from
+    /// the leader).
+    pub fn add_node(&mut self, id: u64, config: Config) {
+        assert_eq!(id, self.n + 1, "ids stay contiguous");
+        self.n = id;
+        let node = Node {
+            hard_state: HardState::default(),
+            log: Vec::new(),
+            raft: Raft::new(config, InitialState::default(), id).expect("valid config"),
+            applied: Vec::new(),
+            read_states: Vec::new(),
+            snapshot: None,
+            incoming_snapshot: None,
+            memberships: Vec::new(),
+        };
+        self.nodes.insert(NodeId(id), node);
     }
 
     /// The node `id`.
@@ -238,6 +260,7 @@ impl Network {
                 install_snapshot(node, meta);
             }
             persist(node, &ready);
+            node.memberships.extend(ready.membership.clone());
             for envelope in &ready.messages {
                 if !self.cut.contains(&(envelope.from, envelope.to)) {
                     self.in_flight.push_back(envelope.clone());

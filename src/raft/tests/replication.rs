@@ -168,7 +168,8 @@ fn leader_replicates_and_every_node_applies_in_order() {
         let applied: Vec<(LogIndex, Term)> =
             node.applied.iter().map(|e| (e.index, e.term)).collect();
         assert_eq!(applied[1..], proposed[..], "node {id}");
-        assert_eq!(node.applied[0].kind, EntryKind::Noop);
+        // The first leader's no-op is the bootstrap membership.
+        assert_eq!(node.applied[0].kind, EntryKind::Membership);
         assert!(node
             .applied
             .windows(2)
@@ -211,7 +212,9 @@ fn figure_7_follower_logs_are_repaired_by_new_leader() {
     }
     let leader_log = net.node(1).log.clone();
     assert_eq!(leader_log.len(), 11);
-    assert_eq!(leader_log[10].kind, EntryKind::Noop);
+    // These logs name no membership: the new leader's no-op carries the
+    // bootstrap one.
+    assert_eq!(leader_log[10].kind, EntryKind::Membership);
     for id in 2..=7 {
         assert_eq!(net.node(id).log, leader_log, "follower {id}");
         assert_eq!(
