@@ -149,7 +149,11 @@ fn raft(c: &mut Criterion) {
                     node.compact(SnapshotMeta {
                         last_included_index: status.last_applied,
                         last_included_term: status.term,
-                        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+                        membership: dkv::raft::Membership::voters_only([
+                            NodeId(1),
+                            NodeId(2),
+                            NodeId(3),
+                        ]),
                     });
                 }
                 black_box(after)

@@ -35,7 +35,7 @@
 //!    comes before persisting this Ready's entries and before applying any
 //!    entry after the snapshot;
 //! - if `membership` is `Some`, the membership in effect changed: point the
-//!    transport at its members before sending (step 2);
+//!   transport at its members before sending (step 2);
 //! 1. persist `hard_state` (if any) and `entries` (truncating the stored log from
 //!    `entries[0].index` first if that index is already stored) and fsync;
 //! 2. send `messages`;

@@ -123,9 +123,9 @@ pub struct Membership {
 pub struct MembershipDecodeError(pub String);
 
 impl Membership {
-    /// A membership of voters `ids` with unspecified addresses (tests).
-    #[cfg(test)]
-    pub(crate) fn voters_only(ids: impl IntoIterator<Item = NodeId>) -> Membership {
+    /// A membership of voters `ids` with unspecified addresses
+    /// (`0.0.0.0:0`): for tests, benches and tools that need no addresses.
+    pub fn voters_only(ids: impl IntoIterator<Item = NodeId>) -> Membership {
         let unknown = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
         let member = Member {
             voter: true,

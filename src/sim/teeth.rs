@@ -3,6 +3,14 @@
 //! break Raft rules and the read path; (f)–(i) break the node core's own
 //! rules (`node::core::CoreFaults`). Each test
 //! stops at the first failing seed and prints which check caught it.
+//!
+//! The membership rule breaks of thesis ch. 4 (two changes at once, a new
+//! leader changing the membership before committing in its term) need a
+//! partition lined up with a change in flight, which the random schedule
+//! did not find within a few hundred seeds; they are deterministic
+//! scenarios in `raft/tests/membership.rs`, each failing with its break on
+//! (two leaders in one term; a leader lacking a committed entry) and
+//! passing with it off.
 
 use super::*;
 
@@ -166,30 +174,6 @@ fn installing_a_stale_snapshot_is_caught() {
             Check::Monotonicity,
             Check::LostWrite,
             Check::Linearizability,
-        ],
-    );
-}
-
-/// (j) Issue 18, thesis §4.1: membership changes proposed while an
-/// earlier one is uncommitted (two voter additions at once give the old and
-/// the new membership disjoint majorities). The deterministic scenario is
-/// `raft::tests::membership::two_changes_at_once_elect_two_leaders_in_one_term`;
-/// this is what the random schedule (changes more frequent under the break)
-/// finds with every checker on.
-#[test]
-fn concurrent_membership_changes_are_caught() {
-    let mut breaks = Breaks::default();
-    breaks.raft.concurrent_membership_changes = true;
-    assert_caught_by(
-        breaks,
-        &[
-            Check::ElectionSafety,
-            Check::LogMatching,
-            Check::LeaderCompleteness,
-            Check::StateMachineSafety,
-            Check::LostWrite,
-            Check::Linearizability,
-            Check::Panic,
         ],
     );
 }
