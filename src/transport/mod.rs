@@ -54,7 +54,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, Instrument};
 
 use crate::kv;
 use crate::metrics::{PeerMetrics, PeerRpc};
@@ -310,12 +310,18 @@ pub struct PeerConnector {
 #[derive(Clone)]
 struct PeerTlsClient {
     connector: tokio_rustls::TlsConnector,
-    /// Which member each configured peer address belongs to.
-    ids: Arc<HashMap<SocketAddr, NodeId>>,
+    /// Which member each peer address belongs to; follows the membership
+    /// ([`Transport::set_peers`]).
+    ids: Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>,
 }
 
 impl PeerConnector {
-    fn new(tls: Option<(Arc<rustls::ClientConfig>, HashMap<SocketAddr, NodeId>)>) -> Self {
+    fn new(
+        tls: Option<(
+            Arc<rustls::ClientConfig>,
+            Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>,
+        )>,
+    ) -> Self {
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(Duration::from_millis(500)));
@@ -325,7 +331,7 @@ impl PeerConnector {
             tcp,
             tls: tls.map(|(config, ids)| PeerTlsClient {
                 connector: tokio_rustls::TlsConnector::from(config),
-                ids: Arc::new(ids),
+                ids,
             }),
         }
     }
@@ -365,8 +371,14 @@ impl tower_service::Service<http::Uri> for PeerConnector {
                 return Ok(TokioIo::new(PeerStream::Plain(stream)));
             };
             let id = target
-                .and_then(|addr| tls.ids.get(&addr).copied())
-                .ok_or("peer address is not a configured peer")?;
+                .and_then(|addr| {
+                    tls.ids
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&addr)
+                        .copied()
+                })
+                .ok_or("peer address is not a member's")?;
             let stream = tls
                 .connector
                 .connect(crate::tls::peer_name(id), stream)
@@ -431,13 +443,21 @@ impl tokio::io::AsyncWrite for PeerStream {
 }
 
 /// The outbound side of peer RPC: per-peer sender tasks and request/response calls.
+///
+/// The peer set follows the membership: [`Transport::set_peers`] starts a
+/// sender for a new member, restarts one whose address changed, and drops a
+/// removed member's (its queue closes and its task ends).
 #[derive(Clone)]
 pub struct Transport {
     me: NodeId,
     cluster_id: String,
     client: HttpClient,
+    /// The client sender tasks open their streams with.
+    streams: StreamClient,
     scheme: &'static str,
-    peers: HashMap<NodeId, PeerLink>,
+    peers: Arc<std::sync::RwLock<HashMap<NodeId, PeerLink>>>,
+    /// With peer TLS: the member id each peer address must prove.
+    tls_ids: Option<Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>>,
 }
 
 #[derive(Clone)]
@@ -457,9 +477,10 @@ impl Transport {
         peers: &[(NodeId, SocketAddr)],
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Transport {
-        let connector = PeerConnector::new(
-            tls.map(|config| (config, peers.iter().map(|&(id, addr)| (addr, id)).collect())),
-        );
+        let tls_ids = tls
+            .as_ref()
+            .map(|_| Arc::new(std::sync::RwLock::new(HashMap::new())));
+        let connector = PeerConnector::new(tls.zip(tls_ids.clone()));
         let scheme = connector.scheme();
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -471,8 +492,34 @@ impl Transport {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
-        let mut links = HashMap::new();
+        let transport = Transport {
+            me,
+            cluster_id,
+            client,
+            streams,
+            scheme,
+            peers: Arc::new(std::sync::RwLock::new(HashMap::new())),
+            tls_ids,
+        };
+        transport.set_peers(peers);
+        transport
+    }
+
+    /// Makes `peers` (id, HTTP address) the peer set: senders start for new
+    /// ids and for ids whose address changed; ids not listed are dropped
+    /// (with their queued messages). `me` is ignored if listed. Must run
+    /// inside a tokio runtime.
+    pub fn set_peers(&self, peers: &[(NodeId, SocketAddr)]) {
+        let mut links = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        links.retain(|id, link| {
+            peers
+                .iter()
+                .any(|&(peer, addr)| peer == *id && addr == link.http_addr)
+        });
         for &(id, http_addr) in peers {
+            if id == self.me || links.contains_key(&id) {
+                continue;
+            }
             let (tx, rx) = mpsc::channel(PEER_QUEUE_MESSAGES);
             let metrics = PeerMetrics::new(id.0);
             links.insert(
@@ -484,10 +531,10 @@ impl Transport {
                 },
             );
             let sender = PeerSender {
-                me,
-                cluster_id: cluster_id.clone(),
-                uri: format!("{scheme}://{http_addr}{STREAM_PATH}"),
-                client: streams.clone(),
+                me: self.me,
+                cluster_id: self.cluster_id.clone(),
+                uri: format!("{}://{http_addr}{STREAM_PATH}", self.scheme),
+                client: self.streams.clone(),
                 metrics,
             };
             tokio::spawn(
@@ -496,26 +543,46 @@ impl Transport {
                     .instrument(tracing::debug_span!("rpc", to = id.0)),
             );
         }
-        Transport {
-            me,
-            cluster_id,
-            client,
-            scheme,
-            peers: links,
+        if let Some(ids) = &self.tls_ids {
+            *ids.write().unwrap_or_else(|e| e.into_inner()) = links
+                .iter()
+                .map(|(&id, link)| (link.http_addr, id))
+                .collect();
         }
+    }
+
+    /// The current peers and their HTTP addresses.
+    pub fn peers(&self) -> Vec<(NodeId, SocketAddr)> {
+        let links = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        let mut peers: Vec<_> = links.iter().map(|(&id, l)| (id, l.http_addr)).collect();
+        peers.sort_unstable();
+        peers
+    }
+
+    /// The link to `peer`, if it is one.
+    fn link(&self, peer: NodeId) -> Option<PeerLink> {
+        self.peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer)
+            .cloned()
     }
 
     /// Queues a Raft message for its recipient; drops it if that peer's queue is
     /// full or the peer is unknown (Raft tolerates loss).
     pub fn send(&self, envelope: Envelope) {
-        match self.peers.get(&envelope.to) {
+        // The read lock is held only for a non-blocking queue push.
+        let links = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        match links.get(&envelope.to) {
             Some(link) => {
                 if link.queue.try_send(envelope).is_err() {
                     link.metrics.dropped.increment(1);
                     debug!("peer queue full, message dropped");
                 }
             }
-            None => warn!(to = envelope.to.0, "message for unknown peer dropped"),
+            // Normal around a membership change: the core may still address a
+            // member the transport has just dropped.
+            None => debug!(to = envelope.to.0, "message for a non-member dropped"),
         }
     }
 
@@ -581,7 +648,7 @@ impl Transport {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
-        let link = self.peers.get(&peer).ok_or_else(|| RpcError::NotSent {
+        let link = self.link(peer).ok_or_else(|| RpcError::NotSent {
             peer,
             reason: "not a configured peer".to_string(),
         })?;
@@ -591,7 +658,7 @@ impl Transport {
             PeerRpc::ReadIndex => READ_INDEX_PATH,
             PeerRpc::SnapshotChunk => SNAPSHOT_PATH,
         };
-        let result = self.call_path(link, peer, path, body, timeout).await;
+        let result = self.call_path(&link, peer, path, body, timeout).await;
         link.metrics
             .rpc_done(rpc, started.elapsed(), result.is_ok());
         result
@@ -831,6 +898,52 @@ mod tests {
     use super::*;
     use crate::raft::{Message, Term};
     use bytes::BytesMut;
+
+    #[tokio::test]
+    async fn the_peer_set_follows_the_membership() {
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let transport = Transport::start(
+            NodeId(1),
+            "c".to_string(),
+            &[(NodeId(2), addr(2)), (NodeId(3), addr(3))],
+            None,
+        );
+        assert_eq!(
+            transport.peers(),
+            vec![(NodeId(2), addr(2)), (NodeId(3), addr(3))]
+        );
+        let kept = transport.link(NodeId(2)).expect("peer 2").queue.downgrade();
+        let moved = transport.link(NodeId(3)).expect("peer 3").queue.downgrade();
+        // 2 stays as it was, 3 moves, 4 joins, and this node is never a peer.
+        transport.set_peers(&[
+            (NodeId(1), addr(1)),
+            (NodeId(2), addr(2)),
+            (NodeId(3), addr(33)),
+            (NodeId(4), addr(4)),
+        ]);
+        assert_eq!(
+            transport.peers(),
+            vec![
+                (NodeId(2), addr(2)),
+                (NodeId(3), addr(33)),
+                (NodeId(4), addr(4))
+            ]
+        );
+        assert!(
+            kept.upgrade().is_some(),
+            "an unchanged peer keeps its sender"
+        );
+        assert!(
+            moved.upgrade().is_none(),
+            "a moved peer's old queue is let go (its sender task ends)"
+        );
+        // A removed member's queue is let go too.
+        transport.set_peers(&[(NodeId(3), addr(33))]);
+        assert_eq!(transport.peers(), vec![(NodeId(3), addr(33))]);
+        assert!(kept.upgrade().is_none(), "a removed peer's queue is let go");
+        // Sending to a non-member is a silent drop, not a panic.
+        transport.send(vote(2, 1));
+    }
 
     fn vote(from: u64, term: u64) -> Envelope {
         Envelope {
