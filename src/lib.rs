@@ -12,6 +12,7 @@ pub mod kv;
 pub mod lincheck;
 pub mod metrics;
 pub mod node;
+pub mod opclient;
 pub mod raft;
 pub mod server;
 #[cfg(test)]

@@ -30,8 +30,7 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
 use serde::Deserialize;
 
-/// Largest HTTP response or RESP reply this client buffers.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+use dkv::opclient::{connect, decode_chunked, host_of, http_request, MAX_RESPONSE_BYTES};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -105,6 +104,10 @@ enum Command {
         #[command(flatten)]
         token: AdminToken,
     },
+    /// List, add, promote, remove or move cluster members (membership changes
+    /// go through the leader's log one at a time; see the README's runbook).
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Make TLS material for a cluster: a CA, node certificates, an admin token.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -126,6 +129,81 @@ enum Command {
         #[arg(required = true)]
         keys: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCommand {
+    /// Show every member (voter or learner) with its addresses, from the
+    /// leader's /status when it is among the endpoints (else the first that
+    /// answers), and how far each one's log matches the leader's.
+    List {
+        #[command(flatten)]
+        nodes: Endpoints,
+        /// Connect and read timeout per node, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Add node ID. It joins as a learner (it gets the log but does not vote);
+    /// without --learner it is then promoted to voter once it has caught up,
+    /// so start the new node (`dkv-server --join`) before the timeout runs out.
+    Add {
+        /// The new member's node id.
+        id: u64,
+        /// Its RESP address (host:port), as clients reach it.
+        #[arg(long)]
+        resp: String,
+        /// Its peer HTTP address (host:port), as the other nodes reach it.
+        #[arg(long)]
+        http: String,
+        /// Stop after adding it as a learner.
+        #[arg(long)]
+        learner: bool,
+        #[command(flatten)]
+        change: ChangeOpts,
+    },
+    /// Make learner ID a voter (refused until it has caught up with the leader).
+    Promote {
+        /// The learner's node id.
+        id: u64,
+        #[command(flatten)]
+        change: ChangeOpts,
+    },
+    /// Remove member ID (a voter or a learner). Removing the leader makes it
+    /// step down once the removal is committed; the others elect a new one.
+    Remove {
+        /// The member's node id.
+        id: u64,
+        #[command(flatten)]
+        change: ChangeOpts,
+    },
+    /// Record new addresses for member ID (it moved to another host or port).
+    Move {
+        /// The member's node id.
+        id: u64,
+        /// Its new RESP address (host:port).
+        #[arg(long)]
+        resp: String,
+        /// Its new peer HTTP address (host:port).
+        #[arg(long)]
+        http: String,
+        #[command(flatten)]
+        change: ChangeOpts,
+    },
+}
+
+/// What every membership change needs: where the leader is, how long to
+/// wait, the admin token.
+#[derive(Args, Debug)]
+struct ChangeOpts {
+    /// The leader is found among these.
+    #[command(flatten)]
+    nodes: Endpoints,
+    /// How long to keep trying (leader changes, a learner catching up), in
+    /// milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    #[command(flatten)]
+    token: AdminToken,
 }
 
 #[derive(Subcommand, Debug)]
@@ -252,6 +330,7 @@ fn main() -> ExitCode {
             Duration::from_millis(timeout_ms.max(1)),
             token.admin_token_file,
         ),
+        Command::Member(command) => member(command),
         Command::Certs(command) => certs(command),
         Command::Get { key } => resp_command(&cli.resp, &["GET", &key]),
         Command::Set { key, value } => resp_command(&cli.resp, &["SET", &key, &value]),
@@ -286,32 +365,6 @@ fn fail<T>(message: impl Into<String>) -> Result<T, Box<dyn Error>> {
     Err(Box::new(CliError(message.into())))
 }
 
-/// Connects to the first address `target` resolves to that accepts within `timeout`.
-/// The error does not repeat `target`: callers name it.
-fn connect(target: &str, timeout: Duration) -> Result<TcpStream, Box<dyn Error>> {
-    let addrs: Vec<SocketAddr> = match target.to_socket_addrs() {
-        Ok(addrs) => addrs.collect(),
-        Err(err) => return fail(format!("bad address: {err}")),
-    };
-    let mut last_error = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(stream) => {
-                stream.set_read_timeout(Some(timeout))?;
-                stream.set_write_timeout(Some(timeout))?;
-                // One small request; Nagle would only add latency.
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    match last_error {
-        Some(err) => fail(format!("cannot connect: {err}")),
-        None => fail("resolves to no address"),
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // status
 
@@ -331,6 +384,28 @@ struct NodeStatus {
     #[serde(default)]
     #[allow(dead_code)]
     leader_changes: u64,
+    /// Every member as this node knows it (the membership in effect).
+    #[serde(default)]
+    members: Vec<MemberInfo>,
+    /// Leader only: how far each other member's log matches.
+    #[serde(default)]
+    followers: Vec<FollowerInfo>,
+}
+
+/// A member as /status shows it.
+#[derive(Debug, Deserialize)]
+struct MemberInfo {
+    id: u64,
+    voter: bool,
+    resp_addr: String,
+    http_addr: String,
+}
+
+/// A follower as the leader's /status shows it.
+#[derive(Debug, Deserialize)]
+struct FollowerInfo {
+    id: u64,
+    match_index: u64,
 }
 
 fn status(endpoints: &[String], timeout: Duration) -> Result<ExitCode, Box<dyn Error>> {
@@ -481,14 +556,6 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The host:port of an endpoint given as `host:port` or `http://host:port/`.
-fn host_of(endpoint: &str) -> &str {
-    endpoint
-        .strip_prefix("http://")
-        .unwrap_or(endpoint)
-        .trim_end_matches('/')
-}
-
 /// GET http://`endpoint`/status and parse its JSON.
 fn fetch_status(endpoint: &str, timeout: Duration) -> Result<NodeStatus, Box<dyn Error>> {
     let host = host_of(endpoint);
@@ -619,6 +686,178 @@ fn transfer_leader(
     }
 }
 
+// ---------------------------------------------------------------------------------
+// member
+
+fn member(command: MemberCommand) -> Result<ExitCode, Box<dyn Error>> {
+    match command {
+        MemberCommand::List { nodes, timeout_ms } => {
+            member_list(&nodes.endpoints, Duration::from_millis(timeout_ms.max(1)))
+        }
+        MemberCommand::Add {
+            id,
+            resp,
+            http,
+            learner,
+            change,
+        } => {
+            let query = format!("op=add&id={id}&resp={resp}&http={http}");
+            let index = member_change(&change, &query, &format!("add node {id}"))?;
+            println!("node {id} added as a learner (log index {index})");
+            if !learner {
+                let query = format!("op=promote&id={id}");
+                let index = member_change(&change, &query, &format!("promote node {id}"))?;
+                println!("node {id} promoted to voter (log index {index})");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MemberCommand::Promote { id, change } => {
+            let query = format!("op=promote&id={id}");
+            let index = member_change(&change, &query, &format!("promote node {id}"))?;
+            println!("node {id} promoted to voter (log index {index})");
+            Ok(ExitCode::SUCCESS)
+        }
+        MemberCommand::Remove { id, change } => {
+            let query = format!("op=remove&id={id}");
+            let index = member_change(&change, &query, &format!("remove node {id}"))?;
+            println!("node {id} removed (log index {index})");
+            Ok(ExitCode::SUCCESS)
+        }
+        MemberCommand::Move {
+            id,
+            resp,
+            http,
+            change,
+        } => {
+            let query = format!("op=move&id={id}&resp={resp}&http={http}");
+            let index = member_change(&change, &query, &format!("move node {id}"))?;
+            println!("node {id} now at resp {resp}, http {http} (log index {index})");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `member list`: the membership as the leader (or the first node that
+/// answers) sees it.
+fn member_list(endpoints: &[String], timeout: Duration) -> Result<ExitCode, Box<dyn Error>> {
+    let statuses: Vec<NodeStatus> = endpoints
+        .iter()
+        .filter_map(|e| match fetch_status(e, timeout) {
+            Ok(status) => Some(status),
+            Err(err) => {
+                eprintln!("dkv-cli: {e}: {err}");
+                None
+            }
+        })
+        .collect();
+    let Some(view) = statuses
+        .iter()
+        .find(|s| s.leader == Some(s.id))
+        .or_else(|| statuses.first())
+    else {
+        return fail("no node answered");
+    };
+    let rows: Vec<Vec<String>> = view
+        .members
+        .iter()
+        .map(|m| {
+            let state = if view.leader == Some(m.id) {
+                "leader".to_string()
+            } else {
+                statuses
+                    .iter()
+                    .find(|s| s.id == m.id)
+                    .map_or("-".to_string(), |s| s.role.to_lowercase())
+            };
+            let matched = if view.leader == Some(view.id) && m.id == view.id {
+                view.last_log_index.to_string()
+            } else {
+                view.followers
+                    .iter()
+                    .find(|f| f.id == m.id)
+                    .map_or("-".to_string(), |f| f.match_index.to_string())
+            };
+            vec![
+                m.id.to_string(),
+                if m.voter { "voter" } else { "learner" }.to_string(),
+                m.resp_addr.clone(),
+                m.http_addr.clone(),
+                state,
+                matched,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render_table(&["ID", "MEMBER", "RESP", "HTTP", "STATE", "MATCH"], &rows)
+    );
+    println!(
+        "as seen by node {}{}",
+        view.id,
+        if view.leader == Some(view.id) {
+            " (the leader)"
+        } else {
+            " (not the leader: match indexes are the leader's to know)"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends one membership change (`query`, e.g. `op=promote&id=4`) to the
+/// leader found among the endpoints, retrying while the leader moves or a
+/// learner catches up, until `change.timeout_ms`. Returns the log index of
+/// the committed change.
+fn member_change(change: &ChangeOpts, query: &str, what: &str) -> Result<u64, Box<dyn Error>> {
+    let token = admin_token(change.token.admin_token_file.clone())?;
+    let deadline = std::time::Instant::now() + Duration::from_millis(change.timeout_ms.max(1));
+    let probe = Duration::from_millis(2000);
+    let mut last_error = String::from("no node reports a leader");
+    loop {
+        let statuses: Vec<(String, NodeStatus)> = change
+            .nodes
+            .endpoints
+            .iter()
+            .filter_map(|e| fetch_status(e, probe).ok().map(|s| (e.clone(), s)))
+            .collect();
+        let leader = statuses.iter().find(|(_, s)| s.leader == Some(s.id));
+        if let Some((endpoint, status)) = leader {
+            let (code, body) = http_request(
+                "POST",
+                host_of(endpoint),
+                &format!("/admin/members?{query}"),
+                &format!("Authorization: Bearer {token}\r\n"),
+                probe + Duration::from_secs(10),
+            )?;
+            if code == 401 || code == 403 {
+                return fail(format!(
+                    "node {} refused the admin request (HTTP {code}): {}",
+                    status.id,
+                    String::from_utf8_lossy(&body).trim_end()
+                ));
+            }
+            let answer: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|err| CliError(format!("bad reply from {endpoint}: {err}")))?;
+            if code == 200 && answer["ok"] == serde_json::Value::Bool(true) {
+                return Ok(answer["index"].as_u64().unwrap_or_default());
+            }
+            last_error = answer["error"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_string();
+            // 400: the change itself is wrong; retrying will not help.
+            if code == 400 {
+                return fail(format!("{what}: {last_error}"));
+            }
+        } else if statuses.is_empty() {
+            last_error = "no node answered".to_string();
+        }
+        if std::time::Instant::now() >= deadline {
+            return fail(format!("{what}: {last_error}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `certs ca|node|token`: writes TLS material with `dkv::tls`.
 fn certs(command: CertsCommand) -> Result<ExitCode, Box<dyn Error>> {
     use dkv::raft::NodeId;
@@ -684,93 +923,6 @@ fn http_get(host: &str, path: &str, timeout: Duration) -> Result<Vec<u8>, Box<dy
         return fail(format!("GET {path}: HTTP {code}"));
     }
     Ok(body)
-}
-
-/// A minimal HTTP/1.1 request without a body: `Connection: close`, the response
-/// body by Content-Length, chunked encoding, or the end of the stream.
-fn http_request(
-    method: &str,
-    host: &str,
-    path: &str,
-    extra_headers: &str,
-    timeout: Duration,
-) -> Result<(u16, Vec<u8>), Box<dyn Error>> {
-    let mut stream = connect(host, timeout)?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
-         User-Agent: dkv-cli\r\n{extra_headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream
-        .take(MAX_RESPONSE_BYTES as u64 + 1)
-        .read_to_end(&mut response)
-        .map_err(|err| CliError(format!("reading the response: {err}")))?;
-    if response.len() > MAX_RESPONSE_BYTES {
-        return fail("response too large");
-    }
-    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return fail("malformed HTTP response (no end of headers)");
-    };
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let body = &response[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let Some(code) = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-    else {
-        return fail(format!(
-            "{method} {path}: malformed status line {status_line:?}"
-        ));
-    };
-    let mut content_length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = value.parse::<usize>().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            && value.to_ascii_lowercase().contains("chunked")
-        {
-            chunked = true;
-        }
-    }
-    if chunked {
-        return Ok((code, decode_chunked(body)?));
-    }
-    match content_length {
-        Some(len) if body.len() < len => fail("truncated HTTP response"),
-        Some(len) => Ok((code, body[..len].to_vec())),
-        None => Ok((code, body.to_vec())),
-    }
-}
-
-fn decode_chunked(mut body: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
-            return fail("truncated chunked HTTP body");
-        };
-        let size_text = String::from_utf8_lossy(&body[..eol]);
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else {
-            return fail(format!("bad chunk size {size_text:?}"));
-        };
-        body = &body[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if body.len() < size + 2 {
-            return fail("truncated chunked HTTP body");
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
-    }
 }
 
 // ---------------------------------------------------------------------------------
