@@ -20,7 +20,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
