@@ -740,6 +740,19 @@ impl Raft {
             .map(move |(id, p)| (*id, p.match_index, now.saturating_sub(p.last_heard_tick)))
     }
 
+    /// Leader: every learner's id and match index, in id order (empty on a
+    /// follower or candidate). What promoting one waits for.
+    pub fn learner_progress(&self) -> impl Iterator<Item = (NodeId, LogIndex)> + '_ {
+        let leader = self.role == Role::Leader;
+        let membership = self.log.membership().1;
+        self.progress
+            .iter()
+            .filter(move |(id, _)| {
+                leader && membership.contains(**id) && !membership.is_voter(**id)
+            })
+            .map(|(id, p)| (*id, p.match_index))
+    }
+
     /// Number of voters of the membership in effect (this node included if
     /// it is one).
     pub fn voter_count(&self) -> usize {
