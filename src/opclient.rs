@@ -59,7 +59,22 @@ pub fn http_request(
     extra_headers: &str,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), OpError> {
-    let mut stream = connect(host, timeout)?;
+    let stream = connect(host, timeout)?;
+    http_exchange(stream, method, host, path, extra_headers)
+}
+
+/// One request like [`http_request`]'s over an open `stream` (plain TCP, or
+/// TLS over it), which is read to its end.
+///
+/// # Errors
+/// The request cannot be written, or the response is malformed or too large.
+pub fn http_exchange<S: Read + Write>(
+    mut stream: S,
+    method: &str,
+    host: &str,
+    path: &str,
+    extra_headers: &str,
+) -> Result<(u16, Vec<u8>), OpError> {
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
          User-Agent: dkv-cli\r\n{extra_headers}Content-Length: 0\r\nConnection: close\r\n\r\n"

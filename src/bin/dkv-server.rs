@@ -79,6 +79,13 @@ struct Args {
     /// the new cluster.
     #[arg(long, value_name = "FILE")]
     restore: Option<PathBuf>,
+    /// Join a running cluster through any member's operator address
+    /// (HOST:PORT): on an empty data directory the node asks the leader to
+    /// add it as a learner (with this config's admin token) unless it is a
+    /// member already, then catches up from the leader. Ignored once the data
+    /// directory holds data. Promote it with `dkv-cli member promote ID`.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "restore")]
+    join: Option<String>,
     /// TESTS ONLY: break linearizability on purpose, to show the fault-testing
     /// checkers catch it (`stale-reads` or `early-ack`).
     #[arg(long, hide = true, value_enum)]
@@ -139,6 +146,32 @@ fn main() -> ExitCode {
             }
         }
     }
+    // A fresh data directory: join, or make sure this is not a member that
+    // lost its data (`node::startup`).
+    let fresh = dkv::node::startup::is_fresh(&config.data_dir);
+    let mut join = None;
+    if let Some(seed) = args.join.as_deref().filter(|_| fresh) {
+        let token = match config.admin_token_path.as_deref().map(read_admin_token) {
+            Some(Ok(token)) => Some(String::from_utf8_lossy(&token).into_owned()),
+            Some(Err(e)) => {
+                eprintln!("dkv-server: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            None => None,
+        };
+        match dkv::node::startup::join(&config, seed, token.as_deref()) {
+            Ok(peers) => join = Some(peers),
+            Err(e) => {
+                eprintln!("dkv-server: --join: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else if args.restore.is_none() && fresh {
+        if let Err(e) = dkv::node::startup::refuse_emptied_member(&config) {
+            eprintln!("dkv-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,7 +186,7 @@ fn main() -> ExitCode {
         UnsafeTestFault::StaleReads => TestFault::StaleReads,
         UnsafeTestFault::EarlyAck => TestFault::EarlyAck,
     });
-    match runtime.block_on(run(config, args.config, fault)) {
+    match runtime.block_on(run(config, args.config, fault, join)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -163,7 +196,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> anyhow::Result<()> {
+async fn run(
+    config: Config,
+    config_path: PathBuf,
+    fault: Option<TestFault>,
+    join: Option<Vec<(dkv::raft::NodeId, SocketAddr)>>,
+) -> anyhow::Result<()> {
     let prometheus = metrics::install().context("installing the metrics recorder")?;
     let metrics = Metrics::new();
     let resp_listener = TcpListener::bind(config.resp_addr)
@@ -208,7 +246,7 @@ async fn run(config: Config, config_path: PathBuf, fault: Option<TestFault>) -> 
              Use peer_tls outside tests and trusted networks."
         );
     }
-    let mut node = Node::start_with_fault(&config, metrics.clone(), fault)
+    let mut node = Node::start_with(&config, metrics.clone(), fault, join)
         .await
         .with_context(|| {
             format!(

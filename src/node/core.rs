@@ -432,6 +432,23 @@ impl<W, R> NodeCore<W, R> {
         Some((reply, answer))
     }
 
+    /// Proposes the next membership (`raft::Raft::propose_membership`);
+    /// `reply` is answered like a write's once the entry is applied (or
+    /// overwritten by a new leader).
+    ///
+    /// # Errors
+    /// Why the core refused it (the reply is dropped).
+    pub(crate) fn propose_membership(
+        &mut self,
+        next: crate::raft::Membership,
+        reply: W,
+    ) -> Result<LogIndex, crate::raft::Error> {
+        let index = self.raft.propose_membership(next)?;
+        let term = self.raft.status().term;
+        self.pending_writes.insert(index, (term, reply));
+        Ok(index)
+    }
+
     /// Proposes an entry nobody waits for (housekeeping); its index, or why not.
     pub(crate) fn propose_internal(
         &mut self,

@@ -39,7 +39,6 @@
 //! follower, and sent after it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,7 +71,10 @@ pub(super) struct DriverParts {
     pub status: watch::Sender<NodeStatus>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Metrics,
-    pub resp_addrs: HashMap<NodeId, SocketAddr>,
+    /// The membership in effect, published for the rest of the node.
+    pub members: Arc<super::members::MemberTable>,
+    /// Peers to answer while this node is not a member (`peer_addrs`).
+    pub fallback_peers: Vec<(NodeId, std::net::SocketAddr)>,
     pub replay_target: LogIndex,
     pub tick: Duration,
     /// Most ticks owed after a pause that one catch-up delivers
@@ -307,10 +309,73 @@ impl Driver {
                 }
             }
             NodeRequest::TransferLeader { to, reply } => {
-                let members: Vec<NodeId> = self.parts.resp_addrs.keys().copied().collect();
-                let _ = reply.send(self.core.transfer_leader(to, &members));
+                let voters = self.core.raft().membership().voters();
+                let _ = reply.send(self.core.transfer_leader(to, &voters));
+            }
+            NodeRequest::ChangeMembership { change, reply } => {
+                let _ = reply.send(self.change_membership(&change));
             }
         }
+    }
+
+    /// Proposes the membership `change` leads to (`members.rs`); the
+    /// receiver gets the outcome once the entry is applied or overwritten.
+    fn change_membership(
+        &mut self,
+        change: &super::members::MemberChange,
+    ) -> super::MemberProposal {
+        use super::members::{next_membership, MemberError};
+        let raft = self.core.raft();
+        let status = raft.status();
+        if status.role != Role::Leader {
+            return Err(MemberError::NotLeader {
+                me: status.id,
+                leader: status.leader,
+            });
+        }
+        let commit = status.commit_index.0;
+        let progress: HashMap<NodeId, u64> = raft
+            .learner_progress()
+            .map(|(id, match_index)| (id, match_index.0))
+            .collect();
+        let lag = |id: NodeId| progress.get(&id).map(|&m| commit.saturating_sub(m));
+        let next = next_membership(raft.membership(), change, lag)?;
+        let (reply, outcome) = oneshot::channel();
+        match self.core.propose_membership(next, reply) {
+            Ok(index) => Ok((index, outcome)),
+            Err(crate::raft::Error::NotLeader { leader }) => Err(MemberError::NotLeader {
+                me: status.id,
+                leader,
+            }),
+            Err(crate::raft::Error::InvalidMembership(why)) => {
+                Err(MemberError::Invalid(why.to_string()))
+            }
+            Err(e) => Err(MemberError::NotNow(e.to_string())),
+        }
+    }
+
+    /// The membership in effect changed (appended, received, rolled back,
+    /// installed with a snapshot): the table and the transport follow it
+    /// before this Ready's messages leave, so they reach new members.
+    fn set_membership(&mut self, membership: crate::raft::Membership) {
+        let me = self.core.raft().status().id;
+        let index = self.core.raft().status().membership_index;
+        info!(
+            index = index.0,
+            voters = ?membership.voters(),
+            learners = ?membership.learners(),
+            "membership in effect"
+        );
+        self.parts.transport.set_peers(&super::peer_addrs(
+            &membership,
+            me,
+            &self.parts.fallback_peers,
+        ));
+        self.parts.members.set(membership, index);
+        // The leader's address may have moved with it.
+        self.parts
+            .status
+            .send_modify(|status| status.leader_resp_addr = None);
     }
 
     /// Active expiry and eviction (ARCHITECTURE.md, the state machine): every
@@ -360,15 +425,12 @@ impl Driver {
         // a. Before any message leaves: a transfer's TimeoutNow must not be
         //    sent while direct reads still trust the lease it ends.
         self.publish_lease(ready.lease);
-        if let Some(membership) = &ready.membership {
-            // The transport following the membership comes with the node
-            // side of issue 18; until then the peers are the config's.
-            tracing::info!(id = %self.core.raft().status().id, voters = ?membership.voters(),
-                learners = ?membership.learners(), "membership in effect changed");
-        }
         // b. An installed snapshot replaces the map and the stored log first.
         if let Some(meta) = ready.snapshot.take() {
             self.install_snapshot(meta).await?;
+        }
+        if let Some(membership) = ready.membership.take() {
+            self.set_membership(membership);
         }
         // c. What may leave now.
         self.send_messages(&mut ready.send);
@@ -671,9 +733,10 @@ impl Driver {
             db.pubsub.set_local(node, incarnation);
             for entry in entries {
                 let output = match entry.kind {
-                    // Membership entries change nothing in the map; the
-                    // core took them into effect when they were appended.
-                    EntryKind::Noop | EntryKind::Membership => None,
+                    EntryKind::Noop => None,
+                    // The core acts on it when it is appended; a change an
+                    // operator waits for is answered once it is applied.
+                    EntryKind::Membership => Some(kv::Output::Ok),
                     EntryKind::Normal => {
                         let command =
                             kv::Command::decode_shared(&entry.data).map_err(|source| {
@@ -793,7 +856,8 @@ impl Driver {
             .set(self.core.pending_writes() as f64);
         // This runs on every turn of the loop: the leader's address is looked
         // up and formatted only when the leader changes, never per request.
-        let resp_addrs = &self.parts.resp_addrs;
+        let members = self.parts.members.get();
+        let resp_addr = |id: NodeId| members.members.get(&id).map(|m| m.resp_addr);
         let raft = self.core.raft();
         let tick_ms = u64::try_from(self.parts.tick.as_millis()).unwrap_or(u64::MAX);
         // Lag changes in whole seconds, so the status changes at most once a
@@ -816,16 +880,13 @@ impl Driver {
                         id,
                         match_index,
                         last_heard_secs,
-                        resp_addr: resp_addrs.get(&id).copied(),
+                        resp_addr: resp_addr(id),
                     }
                 }));
             }
-            let address = if current.leader == next.leader {
-                current.leader_resp_addr.take()
-            } else {
-                next.leader
-                    .and_then(|l| resp_addrs.get(&l))
-                    .map(|a| a.to_string())
+            let address = match current.leader_resp_addr.take() {
+                Some(address) if current.leader == next.leader => Some(address),
+                _ => next.leader.and_then(resp_addr).map(|a| a.to_string()),
             };
             let changed = *current != next || matches_changed;
             *current = next;

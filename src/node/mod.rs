@@ -21,14 +21,15 @@ mod backup;
 pub(crate) mod core;
 mod driver;
 mod lease;
+pub mod members;
 pub mod pubsub;
 pub mod scripts;
 pub(crate) mod snapshot;
+pub mod startup;
 pub mod tracking;
 pub mod validate;
 pub mod wakeups;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -188,12 +189,39 @@ pub struct FollowerStatus {
 /// `SHARDS`, `NODES`): its addresses from the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
-    /// The voter.
+    /// The member.
     pub id: NodeId,
+    /// A voter (else a learner, shown as a replica all the same).
+    pub voter: bool,
     /// Where it serves RESP.
     pub resp_addr: SocketAddr,
     /// Where it serves peer RPC (shown as the cluster bus port).
     pub http_addr: SocketAddr,
+}
+
+/// The transport's peers: every member but `me`, with its peer HTTP
+/// address; while `me` is not a member (joining, or removed), also
+/// `fallback` (the config's peers, a seed's members), so this node can answer
+/// a leader that replicates to it before its own log names the members.
+fn peer_addrs(
+    membership: &raft::Membership,
+    me: NodeId,
+    fallback: &[(NodeId, SocketAddr)],
+) -> Vec<(NodeId, SocketAddr)> {
+    let mut peers: Vec<(NodeId, SocketAddr)> = membership
+        .members
+        .iter()
+        .filter(|(&id, _)| id != me)
+        .map(|(&id, m)| (id, m.http_addr))
+        .collect();
+    if !membership.contains(me) {
+        for &(id, addr) in fallback {
+            if id != me && !peers.iter().any(|(p, _)| *p == id) {
+                peers.push((id, addr));
+            }
+        }
+    }
+    peers
 }
 
 /// The cluster's membership as this node knows it, for `CLUSTER ...`.
@@ -286,7 +314,17 @@ enum NodeRequest {
         to: Option<NodeId>,
         reply: oneshot::Sender<Result<NodeId, TransferError>>,
     },
+    /// A membership change: answered with the entry's index and the
+    /// receiver of its outcome (sent once it is applied or overwritten), or
+    /// why it was not proposed.
+    ChangeMembership {
+        change: members::MemberChange,
+        reply: oneshot::Sender<MemberProposal>,
+    },
 }
+
+/// The driver's answer to a membership change.
+type MemberProposal = Result<(LogIndex, oneshot::Receiver<LocalWrite>), members::MemberError>;
 
 /// Why a leadership transfer did not happen.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -391,18 +429,22 @@ impl Node {
     /// # Errors
     /// A WAL that cannot be opened, or an invalid Raft configuration.
     pub async fn start(config: &Config, metrics: Metrics) -> Result<Node, NodeError> {
-        Node::start_with_fault(config, metrics, None).await
+        Node::start_with(config, metrics, None, None).await
     }
 
     /// [`Node::start`], with a deliberate safety violation for tests of the
-    /// checkers (see [`TestFault`]).
+    /// checkers (see [`TestFault`]), and with `join` (the other members'
+    /// peer HTTP addresses as the seed listed them): the node has no
+    /// bootstrap membership of its own and learns it from the leader
+    /// (`dkv-server --join`, `startup.rs`).
     ///
     /// # Errors
     /// As [`Node::start`].
-    pub async fn start_with_fault(
+    pub async fn start_with(
         config: &Config,
         metrics: Metrics,
         test_fault: Option<TestFault>,
+        join: Option<Vec<(NodeId, SocketAddr)>>,
     ) -> Result<Node, NodeError> {
         if let Some(fault) = test_fault {
             tracing::warn!(
@@ -426,8 +468,19 @@ impl Node {
             .as_ref()
             .map_or(Term(0), |s| s.last_included_term);
         let id = NodeId(config.id);
-        let mut raft_config =
-            raft::Config::new(id, config.voter_ids().into_iter().map(NodeId).collect());
+        // The bootstrap membership: the config's voters, unless this node
+        // joins (then the leader's log tells it who the members are).
+        let bootstrap = if join.is_some() {
+            raft::Membership::default()
+        } else {
+            members::bootstrap(config)
+        };
+        let mut raft_config = raft::Config::new(id, bootstrap.voters());
+        raft_config.bootstrap_addrs = bootstrap
+            .members
+            .iter()
+            .map(|(&id, m)| (id, (m.resp_addr, m.http_addr)))
+            .collect();
         raft_config.election_timeout_min_ticks = config.raft.election_timeout_min_ticks;
         raft_config.election_timeout_max_ticks = config.raft.election_timeout_max_ticks;
         raft_config.heartbeat_interval_ticks = config.raft.heartbeat_interval_ticks;
@@ -440,25 +493,23 @@ impl Node {
         raft_config.max_term_jump = config.raft.max_term_jump;
         let replay_target = initial.hard_state.commit_index;
         let raft = raft::Raft::new(raft_config, initial, rand::random::<u64>())?;
-
-        let mut resp_addrs: HashMap<NodeId, SocketAddr> = HashMap::new();
-        resp_addrs.insert(id, config.resp_addr);
-        let mut http_peers = Vec::new();
-        let mut members = vec![Member {
-            id,
-            resp_addr: config.resp_addr,
-            http_addr: config.http_addr,
-        }];
-        for peer in &config.peers {
-            resp_addrs.insert(NodeId(peer.id), peer.resp_addr);
-            http_peers.push((NodeId(peer.id), peer.http_addr));
-            members.push(Member {
-                id: NodeId(peer.id),
-                resp_addr: peer.resp_addr,
-                http_addr: peer.http_addr,
-            });
+        // The membership in effect: from the log or snapshot, else the
+        // bootstrap one; the driver keeps the table current from here on.
+        let members = Arc::new(members::MemberTable::new(raft.membership().clone()));
+        // Who to answer while this node is not in its own membership (it
+        // joins, or its log has not reached the entry adding it): the
+        // config's peers and the seed's members.
+        let mut fallback_peers: Vec<(NodeId, SocketAddr)> = config
+            .peers
+            .iter()
+            .map(|p| (NodeId(p.id), p.http_addr))
+            .collect();
+        for (peer, addr) in join.unwrap_or_default() {
+            if !fallback_peers.iter().any(|(id, _)| *id == peer) {
+                fallback_peers.push((peer, addr));
+            }
         }
-        members.sort_unstable_by_key(|m| m.id);
+        let http_peers = peer_addrs(&members.get(), id, &fallback_peers);
         let peer_tls = match &config.peer_tls {
             Some(files) => Some(crate::tls::PeerTls::load(
                 &files.ca_cert_path,
@@ -493,7 +544,7 @@ impl Node {
             loading: replay_target > snapshot_index,
             leader_changes: 0,
             snapshot_index,
-            voters: config.voter_ids().len(),
+            voters: members.get().voters().len(),
             followers: Vec::new(),
         };
         let (status_tx, status_rx) = watch::channel(first_status);
@@ -508,7 +559,6 @@ impl Node {
         let refusals = Arc::new(std::sync::Mutex::new(validate::RefusalLog::new(
             REFUSAL_LOG_INTERVAL,
         )));
-
         let handle = NodeHandle {
             inner: Arc::new(HandleInner {
                 id,
@@ -519,8 +569,7 @@ impl Node {
                 db: db.clone(),
                 status: status_rx,
                 transport: transport.clone(),
-                resp_addrs: resp_addrs.clone(),
-                members,
+                members: members.clone(),
                 last_leader: std::sync::atomic::AtomicU64::new(0),
                 request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
                 rpc_attempt_timeout: Duration::from_millis(
@@ -550,7 +599,8 @@ impl Node {
                 status: status_tx,
                 shutdown: shutdown_rx,
                 metrics,
-                resp_addrs,
+                members,
+                fallback_peers,
                 replay_target,
                 tick: Duration::from_millis(config.raft.tick_ms),
                 max_catch_up_ticks: u64::from(config.raft.election_timeout_max_ticks),
@@ -618,9 +668,8 @@ struct HandleInner {
     db: Arc<RwLock<kv::Db>>,
     status: watch::Receiver<NodeStatus>,
     transport: Transport,
-    resp_addrs: HashMap<NodeId, SocketAddr>,
-    /// Every voter with its addresses, in id order (`CLUSTER ...`).
-    members: Vec<Member>,
+    /// The membership in effect, kept by the driver (`members.rs`).
+    members: Arc<members::MemberTable>,
     /// The last leader this node knew (0: none yet), kept by
     /// [`remember_leader`].
     last_leader: std::sync::atomic::AtomicU64,
@@ -768,16 +817,82 @@ impl NodeHandle {
             ))
             .filter(|id| id.0 != 0),
         };
+        let members = self.inner.members.get();
         Membership {
             cluster_id: self.inner.cluster_id.clone(),
-            members: self.inner.members.clone(),
+            members: members
+                .members
+                .iter()
+                .map(|(&id, m)| Member {
+                    id,
+                    voter: m.voter,
+                    resp_addr: m.resp_addr,
+                    http_addr: m.http_addr,
+                })
+                .collect(),
             last_leader: last,
         }
     }
 
-    /// True if `id` is a configured peer of this node.
+    /// True if `id` may send this node peer requests: another member of the
+    /// membership in effect — or any node of this cluster while this node is
+    /// not a member itself (it is joining, and the leader's first messages
+    /// must reach it before it knows who the members are).
     pub fn is_peer(&self, id: NodeId) -> bool {
-        id != self.inner.id && self.inner.resp_addrs.contains_key(&id)
+        id != self.inner.id
+            && (self.inner.members.contains(id) || !self.inner.members.contains(self.inner.id))
+    }
+
+    /// The membership in effect on this node.
+    pub fn members(&self) -> Arc<raft::Membership> {
+        self.inner.members.get()
+    }
+
+    /// Makes one membership change through this node, which must lead, and
+    /// waits (up to `timeout`) until it is applied here; returns its log
+    /// index. A change the membership already holds succeeds at once
+    /// without a new entry (so a retry after an unknown outcome is safe).
+    ///
+    /// # Errors
+    /// See [`members::MemberError`].
+    pub async fn change_membership(
+        &self,
+        change: members::MemberChange,
+        timeout: Duration,
+    ) -> Result<LogIndex, members::MemberError> {
+        use members::MemberError;
+        let status = self.status();
+        if status.role != Role::Leader {
+            return Err(MemberError::NotLeader {
+                me: self.inner.id,
+                leader: status.leader,
+            });
+        }
+        if change.holds_in(&self.inner.members.get()) {
+            return Ok(status.last_applied);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .requests
+            .send(NodeRequest::ChangeMembership { change, reply })
+            .await
+            .map_err(|_| MemberError::ShuttingDown)?;
+        let (index, outcome) = answer.await.map_err(|_| MemberError::ShuttingDown)??;
+        match tokio::time::timeout(timeout, outcome).await {
+            Ok(Ok(LocalWrite::Done(Ok(_)))) => Ok(index),
+            Ok(Ok(LocalWrite::Done(Err(e)))) => Err(MemberError::Unknown(e.to_string())),
+            Ok(Ok(LocalWrite::NotLeader(leader))) => Err(MemberError::NotLeader {
+                me: self.inner.id,
+                leader,
+            }),
+            Ok(Err(_)) => Err(MemberError::Unknown(
+                "the leader stopped before the change committed".to_string(),
+            )),
+            Err(_) => Err(MemberError::Unknown(format!(
+                "entry {index} not committed within {} ms",
+                timeout.as_millis()
+            ))),
+        }
     }
 
     /// Proposes a write (forwarded to the leader when this node is a follower) and
@@ -817,7 +932,7 @@ impl NodeHandle {
             match leader {
                 Some(leader) if leader != self.inner.id => {
                     if self.inner.follower_writes == FollowerWrites::Redirect {
-                        if let Some(addr) = self.inner.resp_addrs.get(&leader) {
+                        if let Some(addr) = self.inner.members.resp_addr(leader) {
                             let addr = addr.to_string();
                             return ops
                                 .iter()

@@ -332,6 +332,12 @@ async fn route(
             }
             transfer_leader(state, parts.uri.query()).await
         }
+        (&Method::POST, "/admin/members") => {
+            if let Err(refusal) = check_admin(state, &parts.headers, peer) {
+                return refusal;
+            }
+            change_members(state, parts.uri.query()).await
+        }
         (&Method::GET, "/admin/clients") => {
             if let Err(refusal) = check_admin(state, &parts.headers, peer) {
                 return refusal;
@@ -360,8 +366,11 @@ async fn route(
             ),
         },
         (&Method::GET, "/status") => {
-            let status = state.node.status();
-            match serde_json::to_string(&status) {
+            let view = StatusView {
+                status: state.node.status(),
+                members: member_list(&state.node.members()),
+            };
+            match serde_json::to_string(&view) {
                 Ok(json) => reply(StatusCode::OK, "application/json", json),
                 Err(e) => reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -560,6 +569,104 @@ async fn transfer_leader(state: &HttpState, query: Option<&str>) -> Response<Ful
             let body = serde_json::json!({ "ok": false, "error": e.to_string() });
             reply(StatusCode::CONFLICT, "application/json", body.to_string())
         }
+    }
+}
+
+/// `/status`: the node's status and the members it knows.
+#[derive(serde::Serialize)]
+struct StatusView {
+    #[serde(flatten)]
+    status: crate::node::NodeStatus,
+    members: Vec<serde_json::Value>,
+}
+
+fn member_list(membership: &crate::raft::Membership) -> Vec<serde_json::Value> {
+    membership
+        .members
+        .iter()
+        .map(|(id, m)| {
+            serde_json::json!({
+                "id": id.0,
+                "voter": m.voter,
+                "resp_addr": m.resp_addr.to_string(),
+                "http_addr": m.http_addr.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// `POST /admin/members?op=add|promote|remove|move&id=N[&resp=ADDR&http=ADDR]`:
+/// one membership change, answered once it is committed (or refused).
+/// 200 `{"ok":true,"index":N,"members":[...]}`; 400 for a change that can
+/// never be made, 409 for one to retry (not the leader, a change in
+/// flight, a learner catching up, an unknown outcome).
+async fn change_members(state: &HttpState, query: Option<&str>) -> Response<Full<Bytes>> {
+    use crate::node::members::{MemberChange, MemberError};
+    let refuse = |status: StatusCode, error: String| {
+        let body = serde_json::json!({ "ok": false, "error": error });
+        reply(status, "application/json", body.to_string())
+    };
+    let params: Vec<(&str, &str)> = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let id = match param("id").map(str::parse::<u64>) {
+        Some(Ok(id)) => NodeId(id),
+        Some(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "id: not a node id".to_string()),
+        None => return refuse(StatusCode::BAD_REQUEST, "id is required".to_string()),
+    };
+    let addr = |name: &str| -> Result<std::net::SocketAddr, String> {
+        match param(name) {
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| format!("{name}={raw}: not a host:port address")),
+            None => Err(format!("{name} is required")),
+        }
+    };
+    let addrs = || addr("resp").and_then(|resp| addr("http").map(|http| (resp, http)));
+    let change = match param("op") {
+        Some("add") => match addrs() {
+            Ok((resp_addr, http_addr)) => MemberChange::AddLearner {
+                id,
+                resp_addr,
+                http_addr,
+            },
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        },
+        Some("move") => match addrs() {
+            Ok((resp_addr, http_addr)) => MemberChange::Move {
+                id,
+                resp_addr,
+                http_addr,
+            },
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        },
+        Some("promote") => MemberChange::Promote { id },
+        Some("remove") => MemberChange::Remove { id },
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "op must be add, promote, remove or move".to_string(),
+            )
+        }
+    };
+    match state
+        .node
+        .change_membership(change, state.transfer_timeout)
+        .await
+    {
+        Ok(index) => {
+            let body = serde_json::json!({
+                "ok": true,
+                "index": index.0,
+                "members": member_list(&state.node.members()),
+            });
+            reply(StatusCode::OK, "application/json", body.to_string())
+        }
+        Err(e @ MemberError::Invalid(_)) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => refuse(StatusCode::CONFLICT, e.to_string()),
     }
 }
 

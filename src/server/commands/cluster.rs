@@ -3,9 +3,12 @@
 //! find it — one Redis Cluster shard that owns all 16384 slots.
 //!
 //! What is presented, on every node alike:
-//! - **Master**: the Raft leader. **Replicas**: the other voters, in id
-//!   order. Addresses are the RESP addresses of the configuration (`peers`'
-//!   `resp_addr`); this node's own `resp_addr`, when it is a wildcard such as
+//! - **Master**: the Raft leader. **Replicas**: the other members, voters
+//!   and learners, in id order. Addresses are the RESP addresses of the
+//!   membership in effect on the node asked (the configuration's `peers` at
+//!   bootstrap, then what `dkv-cli member add|move` recorded in the log), so
+//!   the topology follows membership changes as soon as the node has the
+//!   change in its log; this node's own `resp_addr`, when it is a wildcard such as
 //!   `0.0.0.0`, is shown as the address the client connected to. The cluster
 //!   bus port (`CLUSTER NODES`' `@port`) is the member's HTTP (peer RPC)
 //!   port.
@@ -146,6 +149,7 @@ fn alone(env: &dyn Env, status: &NodeStatus) -> Membership {
         cluster_id: "dkv".to_string(),
         members: vec![Member {
             id: status.id,
+            voter: true,
             resp_addr: SocketAddr::new(loopback, facts.tcp_port),
             http_addr: facts
                 .http_addr
@@ -531,6 +535,7 @@ mod tests {
             members: (1..=3)
                 .map(|id| Member {
                     id: NodeId(id),
+                    voter: true,
                     resp_addr: addr(7000 + id as u16),
                     http_addr: addr(8000 + id as u16),
                 })
