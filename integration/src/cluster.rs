@@ -754,6 +754,122 @@ impl Cluster {
         }
     }
 
+    /// Adds a node that is not started yet: the next id, free ports, its own
+    /// certificate from the cluster CA, a config naming the current nodes as
+    /// peers (like the others' configs, and `adjust`ed the same way), an empty
+    /// data dir. Returns its index. Start it with [`Cluster::spawn_with`]
+    /// (e.g. `--join`).
+    ///
+    /// # Errors
+    /// No free ports, or the certificate cannot be made.
+    pub fn add_node(&mut self) -> Result<usize> {
+        anyhow::ensure!(
+            self.proxies.is_none(),
+            "add_node: a proxied cluster cannot grow"
+        );
+        let i = self.nodes.len();
+        let id = i as u64 + 1;
+        let (ports, reserved) = reserve_ports(4)?;
+        drop(reserved);
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let certs = self.certs_dir();
+        let ca = dkv::tls::read_ca(&certs).context("read the test cluster CA")?;
+        let cert = dkv::tls::generate_node_cert(
+            &ca,
+            dkv::raft::NodeId(id),
+            &["127.0.0.1".to_string()],
+            30,
+        )
+        .with_context(|| format!("make node {id}'s certificate"))?;
+        dkv::tls::write_node(&certs, dkv::raft::NodeId(id), &cert, false)
+            .with_context(|| format!("write node {id}'s certificate"))?;
+        let template = &self.nodes[0].config;
+        let mut config = template.clone();
+        config.id = id;
+        config.resp_addr = addr(ports[0]);
+        config.http_addr = addr(ports[1]);
+        config.metrics_addr = Some(addr(ports[2]));
+        config.tls_resp_addr = addr(ports[3]);
+        config.data_dir = self.dir().join(format!("node{id}"));
+        config.peers = self
+            .nodes
+            .iter()
+            .map(|n| (n.config.id, n.config.resp_addr, n.config.http_addr))
+            .collect();
+        if let Some(tls) = &mut config.peer_tls {
+            tls.cert_path = certs.join(dkv::tls::node_cert_file(dkv::raft::NodeId(id)));
+            tls.key_path = certs.join(dkv::tls::node_key_file(dkv::raft::NodeId(id)));
+        }
+        let config_path = self.dir().join(format!("node{id}.yaml"));
+        std::fs::write(&config_path, config.to_yaml())
+            .with_context(|| format!("write {}", config_path.display()))?;
+        self.nodes.push(Node {
+            log_path: self.dir().join(format!("node{id}.log")),
+            config,
+            config_path,
+            child: None,
+            paused: false,
+        });
+        Ok(i)
+    }
+
+    /// Starts node `i` with extra `dkv-server` arguments for this spawn only
+    /// (e.g. `--join HOST:PORT`) and waits until it is ready.
+    ///
+    /// # Errors
+    /// The node is running, exits, or is not ready within [`READY_TIMEOUT`].
+    pub async fn spawn_with(&mut self, i: usize, args: &[String]) -> Result<Status> {
+        let saved = self.server_args.clone();
+        self.server_args.extend(args.iter().cloned());
+        let spawned = self.spawn(i);
+        self.server_args = saved;
+        spawned?;
+        self.wait_ready(i, READY_TIMEOUT)
+            .await
+            .with_context(|| format!("start node {i} with {args:?}"))
+    }
+
+    /// Starts node `i` (stopped) and returns once its process exits, with its
+    /// exit status and log tail: for starts that must be refused.
+    ///
+    /// # Errors
+    /// It is running, or it did not exit within `timeout` (it is then killed).
+    pub async fn start_expecting_exit(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Result<(std::process::ExitStatus, String)> {
+        self.spawn(i)?;
+        let node = self.node_mut(i)?;
+        let mut child = node.child.take().context("just spawned")?;
+        let exited = process::wait_exit(&mut child, timeout).await?;
+        let tail = process::tail(&self.nodes[i].log_path, LOG_TAIL_LINES);
+        match exited {
+            Some(status) => Ok((status, tail)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {i} kept running for {timeout:?}; log tail:\n{tail}")
+            }
+        }
+    }
+
+    /// Deletes node `i`'s data directory (the node must not be running): a
+    /// dead disk.
+    ///
+    /// # Errors
+    /// The node runs, or the directory cannot be removed.
+    pub fn wipe_data(&mut self, i: usize) -> Result<()> {
+        let node = self.node(i)?;
+        anyhow::ensure!(node.child.is_none(), "wipe_data: node {i} is running");
+        let dir = node.config.data_dir.clone();
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("remove {}", dir.display())),
+        }
+    }
+
     /// Start a stopped or killed node again with the same config and data dir, and wait
     /// until it answers `/status` with `loading: false`.
     ///

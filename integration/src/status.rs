@@ -40,6 +40,10 @@ pub struct Status {
     pub loading: bool,
     /// Leader changes this node has observed.
     pub leader_changes: u64,
+    /// The voters of the membership in effect on this node (ids, ascending).
+    pub voters: Vec<u64>,
+    /// Its learners (ids, ascending).
+    pub learners: Vec<u64>,
 }
 
 impl Status {
@@ -84,6 +88,8 @@ impl Status {
             last_log_index: u("last_log_index")?,
             loading: v.get("loading").and_then(Value::as_bool).unwrap_or(false),
             leader_changes: u("leader_changes").unwrap_or(0),
+            voters: members(&v, true),
+            learners: members(&v, false),
         })
     }
 
@@ -91,6 +97,20 @@ impl Status {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+}
+
+/// The ids of `/status`'s `members` that are (or are not) voters.
+fn members(v: &Value, voters: bool) -> Vec<u64> {
+    let mut ids: Vec<u64> = v
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| m.get("voter").and_then(Value::as_bool) == Some(voters))
+        .filter_map(|m| m.get("id").and_then(Value::as_u64))
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 #[cfg(test)]
