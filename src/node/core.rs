@@ -438,12 +438,12 @@ impl<W, R> NodeCore<W, R> {
     ///
     /// # Errors
     /// Why the core refused it (the reply is dropped).
-    pub(crate) fn propose_membership(
+    pub(crate) fn propose_membership_for(
         &mut self,
         next: crate::raft::Membership,
         reply: W,
     ) -> Result<LogIndex, crate::raft::Error> {
-        let index = self.raft.propose_membership(next)?;
+        let index = self.propose_membership(next)?;
         let term = self.raft.status().term;
         self.pending_writes.insert(index, (term, reply));
         Ok(index)
@@ -460,8 +460,6 @@ impl<W, R> NodeCore<W, R> {
     /// Proposes the next membership (thesis §4.1, `raft/membership.rs`);
     /// its entry's index, or why not. Nobody waits on the entry: the caller
     /// watches [`Raft::membership_committed`] or the applied index.
-    // Used by the simulator now, by the node's admin side next (issue 18).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn propose_membership(
         &mut self,
         membership: Membership,

@@ -341,7 +341,7 @@ impl Driver {
         let lag = |id: NodeId| progress.get(&id).map(|&m| commit.saturating_sub(m));
         let next = next_membership(raft.membership(), change, lag)?;
         let (reply, outcome) = oneshot::channel();
-        match self.core.propose_membership(next, reply) {
+        match self.core.propose_membership_for(next, reply) {
             Ok(index) => Ok((index, outcome)),
             Err(crate::raft::Error::NotLeader { leader }) => Err(MemberError::NotLeader {
                 me: status.id,
