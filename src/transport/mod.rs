@@ -307,21 +307,19 @@ pub struct PeerConnector {
     tls: Option<PeerTlsClient>,
 }
 
+/// Which member each peer address belongs to, shared with the connector.
+type PeerIds = Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>;
+
 #[derive(Clone)]
 struct PeerTlsClient {
     connector: tokio_rustls::TlsConnector,
     /// Which member each peer address belongs to; follows the membership
     /// ([`Transport::set_peers`]).
-    ids: Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>,
+    ids: PeerIds,
 }
 
 impl PeerConnector {
-    fn new(
-        tls: Option<(
-            Arc<rustls::ClientConfig>,
-            Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>,
-        )>,
-    ) -> Self {
+    fn new(tls: Option<(Arc<rustls::ClientConfig>, PeerIds)>) -> Self {
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(Duration::from_millis(500)));
@@ -457,7 +455,7 @@ pub struct Transport {
     scheme: &'static str,
     peers: Arc<std::sync::RwLock<HashMap<NodeId, PeerLink>>>,
     /// With peer TLS: the member id each peer address must prove.
-    tls_ids: Option<Arc<std::sync::RwLock<HashMap<SocketAddr, NodeId>>>>,
+    tls_ids: Option<PeerIds>,
 }
 
 #[derive(Clone)]
