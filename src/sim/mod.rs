@@ -776,8 +776,12 @@ impl Sim {
             return Ok(());
         }
         let now = self.now;
-        let Some(li) = (0..self.nodes.len())
-            .find(|&i| self.nodes[i].is_leader() && self.nodes[i].is_serving(now))
+        // The leader of the highest term: a deposed leader that does not
+        // know it yet may hold an older membership (and the operator
+        // would be wrong to act on it, e.g. wipe a node it lacks).
+        let Some(li) = self
+            .newest_leader()
+            .filter(|&i| self.nodes[i].is_serving(now))
         else {
             return Ok(());
         };
@@ -866,18 +870,27 @@ impl Sim {
         Ok(())
     }
 
-    /// Stops for good the nodes marked so whose removal some leader has
-    /// committed.
+    /// The running leader of the highest term, if any.
+    fn newest_leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_leader())
+            .max_by_key(|&i| self.nodes[i].status().map(|s| s.term))
+    }
+
+    /// Stops for good the nodes marked so whose removal the newest leader
+    /// has committed (a deposed leader's committed membership may predate
+    /// the node's addition).
     fn retire_removed(&mut self) {
-        let committed: Vec<Membership> = self
-            .nodes
-            .iter()
-            .filter(|n| n.is_leader())
-            .filter_map(|n| n.memberships().map(|(_, committed)| committed))
-            .collect();
+        let Some(committed) = self
+            .newest_leader()
+            .and_then(|i| self.nodes[i].memberships())
+            .map(|(_, committed)| committed)
+        else {
+            return;
+        };
         for i in 0..self.nodes.len() {
             let id = self.nodes[i].id;
-            if self.retire_when_removed[i] && committed.iter().any(|m| !m.contains(id)) {
+            if self.retire_when_removed[i] && !committed.contains(id) {
                 self.retire_when_removed[i] = false;
                 self.retired[i] = true;
                 self.stats.retired += 1;
