@@ -218,8 +218,13 @@ impl Raft {
         // Figure 2: grant if votedFor is null or candidateId (at most one vote
         // per term, §5.2) and the candidate's log is at least as up-to-date as
         // ours (§5.4.1, the election restriction).
-        // A learner (or a removed node) never grants votes.
-        let can_vote = self.voted_for.is_none_or(|v| v == from) && self.is_voter();
+        // Whether this node is a voter does not matter (thesis §4.1: servers
+        // answer RPCs without consulting their configuration): the candidate
+        // counts only the voters of its own membership. A learner promoted by
+        // an entry it has not received yet must still be able to vote, or a
+        // membership whose other voters are down elects no one (a learner
+        // never campaigns itself).
+        let can_vote = self.voted_for.is_none_or(|v| v == from);
         let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
             || self.breaks_voting_restriction();
         let vote_granted = can_vote && up_to_date;
@@ -251,9 +256,9 @@ impl Raft {
         last_log_index: LogIndex,
         last_log_term: Term,
     ) {
-        let can_vote = self.is_voter()
-            && (term > self.term
-                || (self.leader.is_none() && self.voted_for.is_none_or(|v| v == from)));
+        // As for votes, whether we are a voter ourselves does not matter.
+        let can_vote =
+            term > self.term || (self.leader.is_none() && self.voted_for.is_none_or(|v| v == from));
         let up_to_date = self.log.is_up_to_date(last_log_index, last_log_term)
             || self.breaks_voting_restriction();
         let vote_granted = can_vote && up_to_date && !self.heard_from_leader_recently();

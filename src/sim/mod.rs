@@ -192,8 +192,8 @@ pub struct PathStats {
     pub leader_removals: u64,
     /// Removed nodes stopped for good once their removal committed.
     pub retired: u64,
-    /// Stopped nodes replaced by a fresh one on an empty disk (and added
-    /// back as learners).
+    /// Stopped (removed) nodes restarted on their own disk and added back
+    /// as learners.
     pub replacements: u64,
 }
 
@@ -223,12 +223,10 @@ struct Sim {
     crashy: bool,
     stats: PathStats,
     /// Per node: stopped for good after its removal committed (until it is
-    /// replaced by a fresh node).
+    /// added back and restarted on its own disk).
     retired: Vec<bool>,
     /// Per node: stop it for good once its removal commits.
     retire_when_removed: Vec<bool>,
-    /// The seed (for replacing a node).
-    seed: u64,
 }
 
 /// The shape of a cluster, drawn from the seed (or fixed by a script).
@@ -361,7 +359,6 @@ impl Sim {
             stats: PathStats::default(),
             retired: vec![false; n],
             retire_when_removed: vec![false; n],
-            seed,
         }
     }
 
@@ -758,8 +755,7 @@ enum Change {
 impl Sim {
     /// The membership schedule (thesis ch. 4, single-server changes): now
     /// and then the leader is asked to add a learner (a spare, a removed
-    /// node still running, or a fresh node on an empty disk in place of a
-    /// stopped one), promote a caught-up learner, or remove a voter (the
+    /// node still running, or a stopped one restarted on its own disk), promote a caught-up learner, or remove a voter (the
     /// leader too) or a learner, keeping 3 to 5 voters. Half the removed
     /// nodes are stopped for good once their removal commits; the others
     /// keep running outside the cluster.
@@ -815,11 +811,14 @@ impl Sim {
             Change::AddLearner => {
                 let i = outsiders[self.rng.random_range(0..outsiders.len())];
                 if self.retired[i] {
-                    // The operator replaces the dead node: same id, empty disk.
-                    let id = self.nodes[i].id;
-                    let max_entries = self.nodes[li].max_entries_per_append();
-                    let config = node_config(self.seed, id, Vec::new(), max_entries);
-                    if let Err(what) = self.nodes[i].replace(now, config) {
+                    // A removed node comes back with its own disk. Never
+                    // with an empty one under the same id: a node whose log
+                    // still holds an old membership naming that id could be
+                    // elected on the forgetful newcomer's vote (seed 285 of
+                    // the first version of this schedule: a stale leader
+                    // without a committed entry). Fresh disks join under ids
+                    // never used (the spare nodes).
+                    if let Err(what) = self.nodes[i].restart(now) {
                         return fail(Check::Storage, what);
                     }
                     self.checker.on_restart(&self.nodes[i])?;
@@ -877,15 +876,21 @@ impl Sim {
             .max_by_key(|&i| self.nodes[i].status().map(|s| s.term))
     }
 
-    /// Stops for good the nodes marked so whose removal the newest leader
-    /// has committed (a deposed leader's committed membership may predate
-    /// the node's addition).
+    /// Stops for good the nodes marked so whose removal is committed: the
+    /// newest leader's committed membership lacks them, and that leader has
+    /// committed an entry of its own term — before that, its commit index
+    /// may lag what the cluster committed, and its "committed" membership
+    /// may predate the node's addition (a node wiped while it is still a
+    /// voter is the operator's mistake `node/startup.rs` refuses, not a
+    /// fault Raft tolerates).
     fn retire_removed(&mut self) {
-        let Some(committed) = self
-            .newest_leader()
-            .and_then(|i| self.nodes[i].memberships())
-            .map(|(_, committed)| committed)
-        else {
+        let Some(committed) = self.newest_leader().and_then(|i| {
+            let status = self.nodes[i].status()?;
+            if self.nodes[i].term_at(status.commit_index.0) != Some(status.term) {
+                return None;
+            }
+            self.nodes[i].memberships().map(|(_, committed)| committed)
+        }) else {
             return;
         };
         for i in 0..self.nodes.len() {

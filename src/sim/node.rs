@@ -427,11 +427,6 @@ impl SimNode {
         self.is_serving(now) && self.lease.is_some_and(|until| clock(now) < until)
     }
 
-    /// Its `Config::max_entries_per_append`.
-    pub fn max_entries_per_append(&self) -> usize {
-        self.config.max_entries_per_append
-    }
-
     /// The membership in effect and the committed one (`None` while down).
     pub fn memberships(&self) -> Option<(Membership, Membership)> {
         self.up.as_ref().map(|up| {
@@ -450,32 +445,6 @@ impl SimNode {
             .and_then(|up| up.core.propose_membership(membership).ok())
     }
 
-    /// Replaces the node by a fresh one on an empty disk (the operator's
-    /// "replace a dead node"), started at step `now` with `config`.
-    ///
-    /// # Errors
-    /// The fresh node cannot start: a bug.
-    pub fn replace(&mut self, now: u64, config: Config) -> Result<(), String> {
-        self.up = None;
-        self.fs = FaultyFs::new();
-        self.config = config;
-        self.db = Db::new();
-        self.log.clear();
-        self.log_offset = 0;
-        self.offset_term = Term(0);
-        self.snapshot = None;
-        self.applied_index = 0;
-        self.last_status = None;
-        self.durable_term = Term(0);
-        self.recovered = InitialState::default();
-        self.lease = None;
-        self.paused_until = 0;
-        self.outbox.clear();
-        self.disk_fault = None;
-        self.restarts += 1;
-        self.start(now)
-            .map_err(|e| format!("fresh node {} cannot start: {e}", self.id))
-    }
 
     /// Starts a leadership transfer to `to`; whether the core took it.
     pub fn transfer_leader(&mut self, to: NodeId) -> bool {
