@@ -445,7 +445,6 @@ impl SimNode {
             .and_then(|up| up.core.propose_membership(membership).ok())
     }
 
-
     /// Starts a leadership transfer to `to`; whether the core took it.
     pub fn transfer_leader(&mut self, to: NodeId) -> bool {
         self.up.as_mut().is_some_and(|up| {
