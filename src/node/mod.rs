@@ -902,19 +902,79 @@ impl NodeHandle {
     /// node leads, and only if each is an operation a client can send
     /// (`validate.rs`); otherwise the whole batch is refused, unproposed.
     pub async fn write_as_leader(&self, from: NodeId, ops: Vec<kv::Op>) -> ForwardReply {
-        if let Err(refusal) = validate::check_forwarded_ops(&ops) {
-            self.refused(from, refusal.kind(), &refusal);
-            return ForwardReply::Failed(RequestError::Rejected(refusal.to_string()));
+        self.write_batches_as_leader(from, vec![ops])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                ForwardReply::Failed(RequestError::OutcomeUnknown(
+                    "no reply for the forwarded writes".to_string(),
+                ))
+            })
+    }
+
+    /// Batches forwarded together by peer `from` (many of its connections'):
+    /// one reply per batch, in order. Each batch is checked on its own (a
+    /// refused one is not proposed, the others are); the accepted ones are
+    /// handed to the driver in one request, each batch's writes together and
+    /// in order, so the driver proposes all or none of them
+    /// ([`NodeRequest::Propose`]).
+    pub async fn write_batches_as_leader(
+        &self,
+        from: NodeId,
+        batches: Vec<Vec<kv::Op>>,
+    ) -> Vec<ForwardReply> {
+        let mut replies: Vec<Option<ForwardReply>> = vec![None; batches.len()];
+        if let Err(e) = self.check_loaded() {
+            return vec![ForwardReply::Failed(e); batches.len()];
         }
         let deadline = Instant::now() + self.inner.request_timeout;
-        if let Err(e) = self.check_loaded() {
-            return ForwardReply::Failed(e);
+        let mut accepted = Vec::with_capacity(batches.len());
+        let mut ops = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+        for (i, batch) in batches.into_iter().enumerate() {
+            match validate::check_forwarded_ops(&batch) {
+                Ok(()) => {
+                    accepted.push((i, batch.len()));
+                    ops.extend(batch);
+                }
+                Err(refusal) => {
+                    self.refused(from, refusal.kind(), &refusal);
+                    replies[i] = Some(ForwardReply::Failed(RequestError::Rejected(
+                        refusal.to_string(),
+                    )));
+                }
+            }
         }
-        match self.propose_here(ops, deadline).await {
-            Ok(Proposed::Done(results)) => ForwardReply::Done(results),
-            Ok(Proposed::NotLeader(leader)) => ForwardReply::NotLeader { leader },
-            Err(e) => ForwardReply::Failed(e),
+        if !accepted.is_empty() {
+            match self.propose_here(ops, deadline).await {
+                Ok(Proposed::Done(results)) => {
+                    // One result per write handed over, in order.
+                    let mut results = results.into_iter();
+                    for (i, len) in accepted {
+                        replies[i] = Some(ForwardReply::Done(results.by_ref().take(len).collect()));
+                    }
+                }
+                Ok(Proposed::NotLeader(leader)) => {
+                    for (i, _) in accepted {
+                        replies[i] = Some(ForwardReply::NotLeader { leader });
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in accepted {
+                        replies[i] = Some(ForwardReply::Failed(e.clone()));
+                    }
+                }
+            }
         }
+        replies
+            .into_iter()
+            .map(|reply| {
+                reply.unwrap_or_else(|| {
+                    ForwardReply::Failed(RequestError::OutcomeUnknown(
+                        "no reply for the forwarded writes".to_string(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Hands writes to the local driver, in order, and waits for their fate.
