@@ -138,7 +138,6 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
     let leader = c.wait_for_leader(ELECTION_BUDGET).await?;
     let target = (leader + 1) % 3;
     let target_id = c.config(target).id;
-    let endpoints: Vec<String> = (0..3).map(|i| c.operator_addr(i).to_string()).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
@@ -171,28 +170,8 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
         });
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = tokio::process::Command::new(&cli)
-        .arg("transfer-leader")
-        .arg("--to")
-        .arg(target_id.to_string())
-        .arg("--endpoints")
-        .arg(endpoints.join(","))
-        .arg("--admin-token-file")
-        .arg(c.admin_token_path())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(20), out)
-        .await
-        .context("dkv-cli transfer-leader did not finish within 20 s")??;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!(
-        "dkv-cli transfer-leader --to {target_id}: {} {text}",
-        out.status
-    );
+    let (transferred, text) = transfer_leader_to(&c, &cli, target).await?;
+    println!("dkv-cli transfer-leader --to {target_id}: {text}");
     let moved_at = Instant::now();
     let new_leader = c.wait_for_leader(ELECTION_BUDGET).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -210,10 +189,7 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
         new_leader.as_ref().ok(),
         moved_at.elapsed()
     );
-    ensure!(
-        out.status.success(),
-        "dkv-cli transfer-leader failed: {text}"
-    );
+    ensure!(transferred, "dkv-cli transfer-leader failed: {text}");
     let new_leader = new_leader?;
     ensure!(
         new_leader == target,
@@ -226,6 +202,173 @@ async fn transfer_leader_moves_leadership_without_failed_writes() -> Result<()> 
     );
     let s = c.status(target).await?;
     ensure!(s.role == Role::Leader, "{s:?}");
+    c.shutdown();
+    Ok(())
+}
+
+/// Asks, with `dkv-cli transfer-leader`, for leadership to move to node `to`
+/// (an index into the cluster), bounded by 20 s. Returns whether the command
+/// succeeded and what it printed.
+async fn transfer_leader_to(
+    c: &Cluster,
+    cli: &std::path::Path,
+    to: usize,
+) -> Result<(bool, String)> {
+    let endpoints: Vec<String> = (0..c.len())
+        .map(|i| c.operator_addr(i).to_string())
+        .collect();
+    let out = tokio::process::Command::new(cli)
+        .arg("transfer-leader")
+        .arg("--to")
+        .arg(c.config(to).id.to_string())
+        .arg("--endpoints")
+        .arg(endpoints.join(","))
+        .arg("--admin-token-file")
+        .arg(c.admin_token_path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out)
+        .await
+        .context("dkv-cli transfer-leader did not finish within 20 s")??;
+    Ok((
+        out.status.success(),
+        format!(
+            "{} {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+/// What became of one write a client sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Acknowledged: must be in the log exactly once.
+    Acked,
+    /// Refused with `CLUSTERDOWN`/`TRYAGAIN`: must not be in it.
+    Refused,
+    /// Any other error (`ERR outcome unknown`, a timeout): at most once.
+    Unknown,
+}
+
+/// A follower forwards a write to the leader its driver last published,
+/// without asking its own driver first (`NodeHandle::leader_elsewhere`).
+/// During a leader change that view is stale: the old leader has stepped
+/// down, or the follower has just been elected itself. Clients on every node
+/// RPUSH unique elements to one list while leadership moves around the
+/// cluster four times; afterwards every acknowledged element is in the list
+/// exactly once, every refused one is absent, none is there twice, and
+/// nothing is there that no client sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_a_stale_leader_view_are_appended_once() -> Result<()> {
+    let cli = cli_binary()?;
+    let mut c = Cluster::start(3).await?;
+    let first = c.wait_for_leader(ELECTION_BUDGET).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = JoinSet::new();
+    for k in 0..6usize {
+        let node = k % 3;
+        let mut conn = c.client(node).await?;
+        let stop = stop.clone();
+        writers.spawn(async move {
+            let mut fates = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                n += 1;
+                let element = format!("w{k}:{n}");
+                let r: redis::RedisResult<i64> = redis::cmd("RPUSH")
+                    .arg("stale-view-log")
+                    .arg(&element)
+                    .query_async(&mut conn)
+                    .await;
+                let fate = match &r {
+                    Ok(_) => Fate::Acked,
+                    Err(e) if matches!(e.code(), Some("CLUSTERDOWN" | "TRYAGAIN")) => Fate::Refused,
+                    Err(_) => Fate::Unknown,
+                };
+                fates.push((element, fate));
+                if r.is_err() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            (node, fates)
+        });
+    }
+    // Around the cluster: every node becomes leader once, the first twice;
+    // each move leaves the third node with a stale view for a moment.
+    let mut transfers = Vec::new();
+    let mut leader = first;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let to = (leader + 1) % 3;
+        let (_, outcome) = transfer_leader_to(&c, &cli, to).await?;
+        leader = c.wait_for_leader(ELECTION_BUDGET).await?;
+        transfers.push(format!("to {to}: now {leader} ({})", outcome.trim()));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = std::collections::HashMap::new();
+    let mut at_followers = 0usize;
+    while let Some(joined) = writers.join_next().await {
+        let (node, fates) = joined.context("writer panicked")?;
+        for (element, fate) in fates {
+            if fate == Fate::Acked && node != leader {
+                at_followers += 1;
+            }
+            sent.insert(element, fate);
+        }
+    }
+    let mut conn = c.client(leader).await?;
+    let log: Vec<String> = redis::cmd("LRANGE")
+        .arg("stale-view-log")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .context("LRANGE of the log on the leader")?;
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for element in &log {
+        *seen.entry(element.as_str()).or_default() += 1;
+    }
+    let count = |fate: Fate| sent.values().filter(|&&f| f == fate).count();
+    println!(
+        "transfers: {transfers:?}; {} writes: {} acknowledged ({at_followers} by nodes other \
+         than the last leader), {} refused, {} unknown; {} in the list",
+        sent.len(),
+        count(Fate::Acked),
+        count(Fate::Refused),
+        count(Fate::Unknown),
+        log.len()
+    );
+    let mut wrong = Vec::new();
+    for (element, times) in &seen {
+        match sent.get(*element) {
+            None => wrong.push(format!("{element} is in the list but was never sent")),
+            Some(fate) if *times > 1 => {
+                wrong.push(format!("{element} ({fate:?}) is in the list {times} times"))
+            }
+            Some(Fate::Refused) => wrong.push(format!("{element} was refused but is in the list")),
+            Some(_) => {}
+        }
+    }
+    for (element, fate) in &sent {
+        if *fate == Fate::Acked && !seen.contains_key(element.as_str()) {
+            wrong.push(format!("{element} was acknowledged but is not in the list"));
+        }
+    }
+    wrong.sort();
+    ensure!(
+        wrong.is_empty(),
+        "{} writes broke the rule; first ones:\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(10)].join("\n")
+    );
+    ensure!(
+        count(Fate::Acked) > 0,
+        "no write was acknowledged across the transfers"
+    );
     c.shutdown();
     Ok(())
 }

@@ -9,7 +9,10 @@
 //! Client paths:
 //! - **write**: the local driver proposes if it leads; a follower forwards the
 //!   write to the leader over peer RPC (or answers `MOVED` in redirect mode). The
-//!   reply is the output of apply, sent when the entry is applied.
+//!   reply is the output of apply, sent when the entry is applied. A follower
+//!   that knows its leader from the status its driver last published forwards
+//!   without a round trip through its own driver; the leader's driver still
+//!   decides whether the write is appended (`NodeHandle::leader_elsewhere`).
 //! - **read**: ReadIndex (§6.4 of the Raft thesis): the leader confirms its
 //!   leadership with a heartbeat round and returns its commit index; the serving
 //!   node waits until it has applied that index, then reads its local map.
@@ -924,10 +927,16 @@ impl NodeHandle {
             if let Err(e) = self.check_loaded() {
                 return all(e);
             }
-            let leader = match self.propose_here(ops.clone(), deadline).await {
-                Ok(Proposed::Done(results)) => return results,
-                Ok(Proposed::NotLeader(leader)) => leader,
-                Err(e) => return all(e),
+            // A follower that knows its leader forwards without asking its
+            // driver first; the view may be stale, which costs a retry, never
+            // a second append (see `leader_elsewhere`).
+            let leader = match self.leader_elsewhere() {
+                Some(leader) => Some(leader),
+                None => match self.propose_here(ops.clone(), deadline).await {
+                    Ok(Proposed::Done(results)) => return results,
+                    Ok(Proposed::NotLeader(leader)) => leader,
+                    Err(e) => return all(e),
+                },
             };
             match leader {
                 Some(leader) if leader != self.inner.id => {
@@ -975,23 +984,106 @@ impl NodeHandle {
         }
     }
 
+    /// The leader named by the status the driver last published, when that
+    /// status says this node follows another node; `None` when it says this
+    /// node leads or names no leader.
+    ///
+    /// The driver publishes its status on every turn of its loop, so the view
+    /// lags the Raft core by at most one turn, but it can lag. That is safe
+    /// for writes because the view only picks where a batch goes first, and
+    /// every place a batch can go appends it only through a driver's own
+    /// check: a stale "this node leads" sends it to the local driver, which
+    /// answers `NotLeader` with the leader it knows; a stale "X leads" sends
+    /// it to X, which proposes it only if its own driver leads
+    /// ([`NodeHandle::write_as_leader`] never forwards again), else answers
+    /// `NotLeader` with nothing appended, and the batch is retried after the
+    /// status changes. A batch is thus appended at most once, by one leader,
+    /// and acknowledged only with that leader's outcome.
+    fn leader_elsewhere(&self) -> Option<NodeId> {
+        let status = self.inner.status.borrow();
+        if status.role == Role::Leader {
+            return None;
+        }
+        status.leader.filter(|&leader| leader != self.inner.id)
+    }
+
     /// Writes forwarded by peer `from`: proposed here, in order, only if this
     /// node leads, and only if each is an operation a client can send
     /// (`validate.rs`); otherwise the whole batch is refused, unproposed.
     pub async fn write_as_leader(&self, from: NodeId, ops: Vec<kv::Op>) -> ForwardReply {
-        if let Err(refusal) = validate::check_forwarded_ops(&ops) {
-            self.refused(from, refusal.kind(), &refusal);
-            return ForwardReply::Failed(RequestError::Rejected(refusal.to_string()));
+        self.write_batches_as_leader(from, vec![ops])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                ForwardReply::Failed(RequestError::OutcomeUnknown(
+                    "no reply for the forwarded writes".to_string(),
+                ))
+            })
+    }
+
+    /// Batches forwarded together by peer `from` (many of its connections'):
+    /// one reply per batch, in order. Each batch is checked on its own (a
+    /// refused one is not proposed, the others are); the accepted ones are
+    /// handed to the driver in one request, each batch's writes together and
+    /// in order, so the driver proposes all or none of them
+    /// ([`NodeRequest::Propose`]).
+    pub async fn write_batches_as_leader(
+        &self,
+        from: NodeId,
+        batches: Vec<Vec<kv::Op>>,
+    ) -> Vec<ForwardReply> {
+        let mut replies: Vec<Option<ForwardReply>> = vec![None; batches.len()];
+        if let Err(e) = self.check_loaded() {
+            return vec![ForwardReply::Failed(e); batches.len()];
         }
         let deadline = Instant::now() + self.inner.request_timeout;
-        if let Err(e) = self.check_loaded() {
-            return ForwardReply::Failed(e);
+        let mut accepted = Vec::with_capacity(batches.len());
+        let mut ops = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+        for (i, batch) in batches.into_iter().enumerate() {
+            match validate::check_forwarded_ops(&batch) {
+                Ok(()) => {
+                    accepted.push((i, batch.len()));
+                    ops.extend(batch);
+                }
+                Err(refusal) => {
+                    self.refused(from, refusal.kind(), &refusal);
+                    replies[i] = Some(ForwardReply::Failed(RequestError::Rejected(
+                        refusal.to_string(),
+                    )));
+                }
+            }
         }
-        match self.propose_here(ops, deadline).await {
-            Ok(Proposed::Done(results)) => ForwardReply::Done(results),
-            Ok(Proposed::NotLeader(leader)) => ForwardReply::NotLeader { leader },
-            Err(e) => ForwardReply::Failed(e),
+        if !accepted.is_empty() {
+            match self.propose_here(ops, deadline).await {
+                Ok(Proposed::Done(results)) => {
+                    // One result per write handed over, in order.
+                    let mut results = results.into_iter();
+                    for (i, len) in accepted {
+                        replies[i] = Some(ForwardReply::Done(results.by_ref().take(len).collect()));
+                    }
+                }
+                Ok(Proposed::NotLeader(leader)) => {
+                    for (i, _) in accepted {
+                        replies[i] = Some(ForwardReply::NotLeader { leader });
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in accepted {
+                        replies[i] = Some(ForwardReply::Failed(e.clone()));
+                    }
+                }
+            }
         }
+        replies
+            .into_iter()
+            .map(|reply| {
+                reply.unwrap_or_else(|| {
+                    ForwardReply::Failed(RequestError::OutcomeUnknown(
+                        "no reply for the forwarded writes".to_string(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Hands writes to the local driver, in order, and waits for their fate.

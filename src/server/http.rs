@@ -45,8 +45,8 @@ use tracing::{debug, info, warn};
 use crate::node::NodeHandle;
 use crate::raft::{Envelope, NodeId};
 use crate::transport::{
-    self, CLUSTER_HEADER, FORWARD_PATH, FROM_HEADER, MSG_PATH, READ_INDEX_PATH, SNAPSHOT_PATH,
-    STREAM_PATH,
+    self, CLUSTER_HEADER, FORWARD_BATCHES_PATH, FORWARD_PATH, FROM_HEADER, MSG_PATH,
+    READ_INDEX_PATH, SNAPSHOT_PATH, STREAM_PATH,
 };
 
 /// Which routes a listener serves.
@@ -301,6 +301,9 @@ async fn route(
             }
             (&Method::POST, FORWARD_PATH) => {
                 peer_route(state, auth, peer, request, PeerRoute::Forward).await
+            }
+            (&Method::POST, FORWARD_BATCHES_PATH) => {
+                peer_route(state, auth, peer, request, PeerRoute::ForwardBatches).await
             }
             (&Method::POST, READ_INDEX_PATH) => {
                 peer_route(state, auth, peer, request, PeerRoute::ReadIndex).await
@@ -674,6 +677,7 @@ async fn change_members(state: &HttpState, query: Option<&str>) -> Response<Full
 enum PeerRoute {
     Messages,
     Forward,
+    ForwardBatches,
     ReadIndex,
     Snapshot,
 }
@@ -720,6 +724,24 @@ async fn peer_route(
                 }
             };
             let answer = node.write_as_leader(from, ops).await;
+            reply(
+                StatusCode::OK,
+                "application/octet-stream",
+                transport::encode(&answer),
+            )
+        }
+        PeerRoute::ForwardBatches => {
+            let batches = match transport::decode_batches(&body) {
+                Ok(batches) => batches,
+                Err(e) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        format!("bad forwarded write: {e}\n"),
+                    )
+                }
+            };
+            let answer = node.write_batches_as_leader(from, batches).await;
             reply(
                 StatusCode::OK,
                 "application/octet-stream",

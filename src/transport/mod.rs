@@ -10,9 +10,13 @@
 //! - `POST /raft/msg`: one batch of Raft [`Envelope`]s in a request of its own,
 //!   answered `204` once queued for the driver (still served; senders use the
 //!   stream).
-//! - `POST /raft/forward`: client writes (a batch of [`kv::Op`]s, one
-//!   connection's pipelined writes, in order) sent by a follower to the leader,
-//!   which proposes them in that order; answered with a [`ForwardReply`].
+//! - `POST /raft/forward-batches`: client writes sent by a follower to the
+//!   leader: batches of [`kv::Op`]s (each one connection's pipelined writes,
+//!   in order), postcard-encoded back to back, from all of the follower's
+//!   connections ([`forward`]); the leader proposes each batch in its order
+//!   and answers a `Vec<`[`ForwardReply`]`>`, one per batch, in the order sent.
+//! - `POST /raft/forward`: one batch in a request of its own, answered with a
+//!   [`ForwardReply`] (still served; senders use `/raft/forward-batches`).
 //! - `POST /raft/read-index`: a follower asks the leader for a read index;
 //!   answered with a [`ReadIndexReply`].
 //! - `POST /raft/snapshot`: one [`SnapshotChunk`] of a snapshot the leader
@@ -56,6 +60,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, Instrument};
 
+mod forward;
+
 use crate::kv;
 use crate::metrics::{PeerMetrics, PeerRpc};
 use crate::node::RequestError;
@@ -69,8 +75,10 @@ pub const FROM_HEADER: &str = "x-dkv-from";
 pub const MSG_PATH: &str = "/raft/msg";
 /// Route for a stream of Raft message batches.
 pub const STREAM_PATH: &str = "/raft/stream";
-/// Route for forwarded writes.
+/// Route for forwarded writes, one batch per request.
 pub const FORWARD_PATH: &str = "/raft/forward";
+/// Route for forwarded writes, many batches per request.
+pub const FORWARD_BATCHES_PATH: &str = "/raft/forward-batches";
 /// Route for read-index requests.
 pub const READ_INDEX_PATH: &str = "/raft/read-index";
 
@@ -147,7 +155,7 @@ pub struct SnapshotChunk {
 }
 
 /// Why an RPC failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum RpcError {
     /// The request never reached the peer (connection refused, unknown peer): it
     /// certainly had no effect.
@@ -180,6 +188,28 @@ pub fn encode<T: Serialize>(value: &T) -> Bytes {
 /// When the bytes are not a `T`.
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(bytes)
+}
+
+/// Decodes a `/raft/forward-batches` body: postcard-encoded `Vec<kv::Op>`s
+/// back to back.
+///
+/// # Errors
+/// When the bytes are not such batches.
+pub fn decode_batches(body: &[u8]) -> Result<Vec<Vec<kv::Op>>, postcard::Error> {
+    decode_back_to_back(body)
+}
+
+/// Postcard-encoded `T`s back to back, to the last byte.
+fn decode_back_to_back<T: serde::de::DeserializeOwned>(
+    mut bytes: &[u8],
+) -> Result<Vec<T>, postcard::Error> {
+    let mut values = Vec::new();
+    while !bytes.is_empty() {
+        let (value, rest) = postcard::take_from_bytes(bytes)?;
+        values.push(value);
+        bytes = rest;
+    }
+    Ok(values)
 }
 
 /// A `/raft/stream` frame being built: the length of what follows as a
@@ -249,14 +279,8 @@ impl FrameBuilder {
 ///
 /// # Errors
 /// The bytes are not a sequence of encoded envelopes.
-pub fn decode_frame(mut payload: &[u8]) -> Result<Vec<Envelope>, postcard::Error> {
-    let mut envelopes = Vec::new();
-    while !payload.is_empty() {
-        let (envelope, rest) = postcard::take_from_bytes(payload)?;
-        envelopes.push(envelope);
-        payload = rest;
-    }
-    Ok(envelopes)
+pub fn decode_frame(payload: &[u8]) -> Result<Vec<Envelope>, postcard::Error> {
+    decode_back_to_back(payload)
 }
 
 /// Why a stream's bytes cannot be read as frames.
@@ -463,6 +487,7 @@ struct PeerLink {
     http_addr: SocketAddr,
     queue: mpsc::Sender<Envelope>,
     metrics: PeerMetrics,
+    forwarder: forward::Forwarder,
 }
 
 impl Transport {
@@ -526,6 +551,14 @@ impl Transport {
                     http_addr,
                     queue: tx,
                     metrics: metrics.clone(),
+                    forwarder: forward::Forwarder::start(forward::ForwarderTask {
+                        peer: id,
+                        me,
+                        cluster_id: cluster_id.clone(),
+                        uri: format!("{scheme}://{http_addr}{FORWARD_BATCHES_PATH}"),
+                        client: client.clone(),
+                        metrics: metrics.clone(),
+                    }),
                 },
             );
             let sender = PeerSender {
@@ -585,7 +618,8 @@ impl Transport {
     }
 
     /// Sends client writes to the leader `peer`, to be proposed in this order,
-    /// and waits for its reply.
+    /// and waits for its reply. The batch shares a request with the batches
+    /// other connections forward meanwhile ([`forward`]).
     ///
     /// # Errors
     /// [`RpcError::NotSent`] when it certainly had no effect, else [`RpcError::Unknown`].
@@ -595,13 +629,11 @@ impl Transport {
         ops: &[kv::Op],
         timeout: Duration,
     ) -> Result<ForwardReply, RpcError> {
-        let body = self
-            .call(peer, PeerRpc::Forward, encode(&ops), timeout)
-            .await?;
-        decode(&body).map_err(|e| RpcError::Unknown {
+        let link = self.peers.get(&peer).ok_or_else(|| RpcError::NotSent {
             peer,
-            reason: format!("bad forward reply: {e}"),
-        })
+            reason: "not a configured peer".to_string(),
+        })?;
+        link.forwarder.submit(encode(&ops), timeout).await
     }
 
     /// Asks the leader `peer` for a read index.
@@ -670,62 +702,85 @@ impl Transport {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
-        let request = build_request(
-            &format!("{}://{}{path}", self.scheme, link.http_addr),
+        let uri = format!("{}://{}{path}", self.scheme, link.http_addr);
+        post(
+            &self.client,
+            &uri,
             &self.cluster_id,
             self.me,
-            Full::new(body),
+            peer,
+            body,
+            timeout,
         )
-        .map_err(|e| RpcError::NotSent {
+        .await
+    }
+}
+
+/// One request/reply RPC to `peer` at `uri`.
+///
+/// # Errors
+/// [`RpcError::NotSent`] when the request certainly had no effect (no
+/// connection, or refused by the peer before acting on it), else
+/// [`RpcError::Unknown`].
+async fn post(
+    client: &HttpClient,
+    uri: &str,
+    cluster_id: &str,
+    me: NodeId,
+    peer: NodeId,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, RpcError> {
+    let request =
+        build_request(uri, cluster_id, me, Full::new(body)).map_err(|e| RpcError::NotSent {
             peer,
             reason: e.to_string(),
         })?;
-        let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Err(_) => {
-                return Err(RpcError::Unknown {
-                    peer,
-                    reason: "timed out".to_string(),
-                })
-            }
-            Ok(Err(e)) if e.is_connect() => {
-                return Err(RpcError::NotSent {
-                    peer,
-                    reason: e.to_string(),
-                })
-            }
-            Ok(Err(e)) => {
-                return Err(RpcError::Unknown {
-                    peer,
-                    reason: e.to_string(),
-                })
-            }
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        let bytes = match tokio::time::timeout(timeout, response.into_body().collect()).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) => {
-                return Err(RpcError::Unknown {
-                    peer,
-                    reason: e.to_string(),
-                })
-            }
-            Err(_) => {
-                return Err(RpcError::Unknown {
-                    peer,
-                    reason: "timed out reading reply".to_string(),
-                })
-            }
-        };
-        if !status.is_success() {
-            // The peer refused the request before acting on it (wrong cluster, bad body).
+    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => {
+            return Err(RpcError::Unknown {
+                peer,
+                reason: "timed out".to_string(),
+            })
+        }
+        Ok(Err(e)) if e.is_connect() => {
             return Err(RpcError::NotSent {
                 peer,
-                reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
-            });
+                reason: e.to_string(),
+            })
         }
-        Ok(bytes)
+        Ok(Err(e)) => {
+            return Err(RpcError::Unknown {
+                peer,
+                reason: e.to_string(),
+            })
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    let bytes = match tokio::time::timeout(timeout, response.into_body().collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
+            return Err(RpcError::Unknown {
+                peer,
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => {
+            return Err(RpcError::Unknown {
+                peer,
+                reason: "timed out reading reply".to_string(),
+            })
+        }
+    };
+    if !status.is_success() {
+        // The peer refused the request before acting on it (wrong cluster, bad body).
+        return Err(RpcError::NotSent {
+            peer,
+            reason: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+        });
     }
+    Ok(bytes)
 }
 
 fn build_request<B>(
@@ -960,6 +1015,41 @@ mod tests {
             assert!(frame.push(envelope.clone()).is_ok());
         }
         frame.finish()
+    }
+
+    /// A `/raft/forward-batches` body is the batches' own encodings back to
+    /// back (`forward.rs` concatenates what writers encoded): it decodes to
+    /// the same batches, in order, empty ones included, and a cut body is
+    /// refused rather than read short.
+    #[test]
+    fn forwarded_batches_decode_in_order_and_a_cut_body_is_refused() {
+        let op = |key: &str| kv::Op::Set {
+            key: key.to_string().into(),
+            value: Bytes::from(vec![b'v'; 300]),
+        };
+        let batches: Vec<Vec<kv::Op>> = vec![
+            vec![op("a")],
+            Vec::new(),
+            (0..50).map(|i| op(&format!("k{i}"))).collect(),
+            vec![op("z"), op("y")],
+        ];
+        let mut body = BytesMut::new();
+        for batch in &batches {
+            body.extend_from_slice(&encode(batch));
+        }
+        let body = body.freeze();
+        assert_eq!(decode_batches(&body).expect("decodes"), batches);
+        assert_eq!(
+            decode_batches(&[]).expect("empty body"),
+            Vec::<Vec<kv::Op>>::new()
+        );
+        for cut in [1, body.len() / 2, body.len() - 1] {
+            assert!(
+                decode_batches(&body[..cut]).is_err(),
+                "a body cut at {cut} of {} bytes decoded",
+                body.len()
+            );
+        }
     }
 
     #[test]
