@@ -553,10 +553,10 @@ impl Transport {
                     metrics: metrics.clone(),
                     forwarder: forward::Forwarder::start(forward::ForwarderTask {
                         peer: id,
-                        me,
-                        cluster_id: cluster_id.clone(),
-                        uri: format!("{scheme}://{http_addr}{FORWARD_BATCHES_PATH}"),
-                        client: client.clone(),
+                        me: self.me,
+                        cluster_id: self.cluster_id.clone(),
+                        uri: format!("{}://{http_addr}{FORWARD_BATCHES_PATH}", self.scheme),
+                        client: self.client.clone(),
                         metrics: metrics.clone(),
                     }),
                 },
@@ -629,11 +629,17 @@ impl Transport {
         ops: &[kv::Op],
         timeout: Duration,
     ) -> Result<ForwardReply, RpcError> {
-        let link = self.peers.get(&peer).ok_or_else(|| RpcError::NotSent {
-            peer,
-            reason: "not a configured peer".to_string(),
-        })?;
-        link.forwarder.submit(encode(&ops), timeout).await
+        let forwarder = self
+            .peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer)
+            .map(|link| link.forwarder.clone())
+            .ok_or_else(|| RpcError::NotSent {
+                peer,
+                reason: "not a member".to_string(),
+            })?;
+        forwarder.submit(encode(&ops), timeout).await
     }
 
     /// Asks the leader `peer` for a read index.
