@@ -31,8 +31,8 @@
 //!   campaigns); one that does not is kept out by pre-vote and leader
 //!   stickiness (§4.2.3).
 
+use core::net::{Ipv4Addr, SocketAddr};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 
 use super::progress::Progress;
 use super::types::{EntryKind, LogIndex, Member, Membership, NodeId};

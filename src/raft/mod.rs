@@ -186,8 +186,8 @@ mod transfer;
 pub mod types;
 mod validate;
 
+use core::net::SocketAddr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rand::rngs::ChaCha8Rng;

@@ -2,8 +2,8 @@
 //! entries and the hard state that must be durable before anything depending on
 //! it leaves the node.
 
+use core::net::SocketAddr;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -126,7 +126,7 @@ impl Membership {
     /// A membership of voters `ids` with unspecified addresses
     /// (`0.0.0.0:0`): for tests, benches and tools that need no addresses.
     pub fn voters_only(ids: impl IntoIterator<Item = NodeId>) -> Membership {
-        let unknown = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
+        let unknown = SocketAddr::from((core::net::Ipv4Addr::UNSPECIFIED, 0));
         let member = Member {
             voter: true,
             resp_addr: unknown,

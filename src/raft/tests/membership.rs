@@ -11,7 +11,7 @@ use crate::raft::{Error, LogIndex, Member, Membership, Message, NodeId, Role, Te
 /// `m` with `id` added as a learner.
 fn with_learner(m: &Membership, id: u64) -> Membership {
     let mut m = m.clone();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16));
+    let addr = core::net::SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16));
     m.members.insert(
         NodeId(id),
         Member {
