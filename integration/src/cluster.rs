@@ -1155,6 +1155,8 @@ mod tests {
             last_log_index: 0,
             loading: false,
             leader_changes: 0,
+            voters: Vec::new(),
+            learners: Vec::new(),
         }
     }
 

@@ -118,6 +118,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn members_split_into_voters_and_learners() {
+        let s = Status::parse(
+            r#"{"id":1,"role":"Follower","term":3,"leader":2,"commit_index":10,
+                "last_applied":9,"last_log_index":11,"members":[
+                {"id":5,"voter":false,"resp_addr":"a","http_addr":"b"},
+                {"id":2,"voter":true,"resp_addr":"a","http_addr":"b"},
+                {"id":1,"voter":true,"resp_addr":"a","http_addr":"b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.voters, vec![1, 2]);
+        assert_eq!(s.learners, vec![5]);
+    }
+
+    #[test]
     fn parses_the_documented_shape() {
         let s = Status::parse(
             r#"{"id":1,"role":"Leader","term":3,"leader":1,"leader_resp_addr":"127.0.0.1:7001",

@@ -204,7 +204,7 @@ fn forgeries(leader: u64, follower: u64, term: u64) -> Vec<(Forgery, u64)> {
     let snapshot = SnapshotMeta {
         last_included_index: LogIndex(1_000_000),
         last_included_term: Term(term),
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: dkv::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     let chunk = SnapshotChunk {
         meta: snapshot.clone(),

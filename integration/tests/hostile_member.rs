@@ -306,7 +306,7 @@ async fn a_hostile_members_messages_change_nothing() -> Result<()> {
     let meta = SnapshotMeta {
         last_included_index: LogIndex(1_000_000_000),
         last_included_term: term,
-        voters: vec![NodeId(1), NodeId(2), NodeId(3)],
+        membership: dkv::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     let chunks = [
         SnapshotChunk {
