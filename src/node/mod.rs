@@ -203,19 +203,23 @@ pub struct Member {
 }
 
 /// The transport's peers: every member but `me`, with its peer HTTP
-/// address; while `me` is not a member (joining, or removed), also
-/// `fallback` (the config's peers, a seed's members), so this node can answer
-/// a leader that replicates to it before its own log names the members.
+/// address — the one `fallback` (this node's config `peers`, then a seed's
+/// members) gives for it if any, else the one in the log: a node's own
+/// config says how it reaches a peer (a proxy, another interface). While
+/// `me` is not a member (joining, or removed), also every `fallback` entry,
+/// so this node can answer a leader that replicates to it before its own
+/// log names the members.
 fn peer_addrs(
     membership: &raft::Membership,
     me: NodeId,
     fallback: &[(NodeId, SocketAddr)],
 ) -> Vec<(NodeId, SocketAddr)> {
+    let configured = |id: NodeId| fallback.iter().find(|(p, _)| *p == id).map(|(_, a)| *a);
     let mut peers: Vec<(NodeId, SocketAddr)> = membership
         .members
         .iter()
         .filter(|(&id, _)| id != me)
-        .map(|(&id, m)| (id, m.http_addr))
+        .map(|(&id, m)| (id, configured(id).unwrap_or(m.http_addr)))
         .collect();
     if !membership.contains(me) {
         for &(id, addr) in fallback {
