@@ -371,7 +371,7 @@ impl Driver {
             me,
             &self.parts.fallback_peers,
         ));
-        self.parts.members.set(membership, index);
+        self.parts.members.set(membership);
         // The leader's address may have moved with it.
         self.parts
             .status

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use crate::raft::{self, LogIndex, NodeId};
+use crate::raft::{self, NodeId};
 
 /// A learner whose log is further than this behind the leader's commit index
 /// is not promoted yet.
@@ -259,9 +259,6 @@ pub fn bootstrap(config: &crate::config::Config) -> raft::Membership {
 #[derive(Debug, Default)]
 pub struct MemberTable {
     current: RwLock<Arc<raft::Membership>>,
-    /// The index of the entry (or snapshot) it comes from; 0 for the
-    /// bootstrap membership.
-    since: std::sync::atomic::AtomicU64,
 }
 
 impl MemberTable {
@@ -269,7 +266,6 @@ impl MemberTable {
     pub fn new(membership: raft::Membership) -> MemberTable {
         MemberTable {
             current: RwLock::new(Arc::new(membership)),
-            since: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -282,10 +278,8 @@ impl MemberTable {
     }
 
     /// Replaces it (driver only).
-    pub(crate) fn set(&self, membership: raft::Membership, since: LogIndex) {
+    pub(crate) fn set(&self, membership: raft::Membership) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(membership);
-        self.since
-            .store(since.0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `id`'s RESP address, if it is a member.
