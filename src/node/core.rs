@@ -491,8 +491,9 @@ impl<W, R> NodeCore<W, R> {
         self.pending_reads.retain(|_, reply| !abandoned(reply));
     }
 
-    /// Starts a leadership transfer (thesis §3.10) to `to`, or to the lowest
-    /// other member of `members` when none is named.
+    /// Starts a leadership transfer (thesis §3.10) to `to`, or, when none is
+    /// named, to the live voter of `members` whose log matches furthest
+    /// ([`crate::raft::Raft::transfer_candidate`]), else the lowest other one.
     pub(crate) fn transfer_leader(
         &mut self,
         to: Option<NodeId>,
@@ -511,11 +512,11 @@ impl<W, R> NodeCore<W, R> {
                 return Err(TransferError::BadTarget(to));
             }
             Some(to) => to,
-            None => members
-                .iter()
-                .copied()
-                .filter(|&id| id != me)
-                .min()
+            None => self
+                .raft
+                .transfer_candidate()
+                .filter(|id| members.contains(id))
+                .or_else(|| members.iter().copied().filter(|&id| id != me).min())
                 .ok_or(TransferError::NoPeers)?,
         };
         match self.raft.transfer_leader(target) {

@@ -61,8 +61,7 @@ impl Raft {
             .log
             .membership()
             .1
-            .voters()
-            .into_iter()
+            .voter_ids()
             .filter(|&id| {
                 id == self.id
                     || self

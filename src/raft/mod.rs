@@ -756,7 +756,7 @@ impl Raft {
     /// Number of voters of the membership in effect (this node included if
     /// it is one).
     pub fn voter_count(&self) -> usize {
-        self.log.membership().1.voters().len()
+        self.log.membership().1.voter_ids().count()
     }
 
     /// The durable part of our state, as it should be written now.
@@ -771,7 +771,7 @@ impl Raft {
     /// Votes needed for a majority of the voters of the membership in
     /// effect.
     fn quorum(&self) -> usize {
-        self.log.membership().1.voters().len() / 2 + 1
+        self.voter_count() / 2 + 1
     }
 
     /// Every voter of the membership in effect but us (who to ask for votes).
@@ -796,14 +796,7 @@ impl Raft {
     /// membership in effect (`None` when there are fewer voters than that,
     /// or none): the value a majority of voters has reached.
     fn quorum_value<T: Ord + Copy>(&self, value: impl Fn(NodeId) -> T) -> Option<T> {
-        let mut values: Vec<T> = self
-            .log
-            .membership()
-            .1
-            .voters()
-            .into_iter()
-            .map(value)
-            .collect();
+        let mut values: Vec<T> = self.log.membership().1.voter_ids().map(value).collect();
         values.sort_unstable_by(|a, b| b.cmp(a));
         values.get(self.quorum() - 1).copied()
     }

@@ -68,6 +68,18 @@ impl Raft {
         Ok(())
     }
 
+    /// Leader: the voter to hand leadership to when none is named: of the
+    /// other voters heard from within an election timeout, the one whose log
+    /// matches furthest (lowest id on a tie), so the transfer needs the least
+    /// catching up. `None` on a non-leader or when no other voter is live.
+    pub fn transfer_candidate(&self) -> Option<NodeId> {
+        let live = u64::from(self.config.election_timeout_min_ticks);
+        self.follower_progress()
+            .filter(|&(id, _, quiet)| id != self.id && quiet < live)
+            .max_by_key(|&(id, matched, _)| (matched, std::cmp::Reverse(id)))
+            .map(|(id, _, _)| id)
+    }
+
     /// Leader: `from`'s progress moved; if it is the transfer target and its
     /// log now matches ours, tell it to campaign.
     pub(super) fn on_follower_progress(&mut self, from: NodeId) {

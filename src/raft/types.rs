@@ -139,11 +139,16 @@ impl Membership {
 
     /// The voters, in id order.
     pub fn voters(&self) -> Vec<NodeId> {
+        self.voter_ids().collect()
+    }
+
+    /// The voters, in id order, without allocating (quorums are counted on
+    /// every acknowledgement).
+    pub fn voter_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members
             .iter()
             .filter(|(_, m)| m.voter)
             .map(|(id, _)| *id)
-            .collect()
     }
 
     /// The learners (non-voting members), in id order.

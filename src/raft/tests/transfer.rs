@@ -125,3 +125,31 @@ fn transfer_requires_leader_and_known_target() {
         Err(Error::UnknownPeer { .. })
     ));
 }
+
+/// With no target named, the leader picks the live voter whose log matches
+/// furthest (so the transfer needs the least catching up), lowest id on a
+/// tie, and never a voter it has not heard from within an election timeout.
+#[test]
+fn transfer_candidate_is_the_most_caught_up_live_voter() {
+    let mut net = Network::with_config(3, 6, production_config);
+    net.elect(1);
+    assert_eq!(net.raft(2).transfer_candidate(), None, "not the leader");
+    net.cut(1, 2);
+    net.raft(1).propose(Bytes::from("a")).expect("leader");
+    net.settle();
+    assert_eq!(net.raft(1).transfer_candidate(), Some(NodeId(3)));
+    net.heal();
+    net.cut(1, 3);
+    net.raft(1).propose(Bytes::from("b")).expect("leader");
+    net.settle();
+    assert_eq!(net.raft(1).transfer_candidate(), Some(NodeId(2)));
+    // Both caught up again, then 2 goes quiet: the tie would name 2, but it
+    // is not live.
+    net.heal();
+    net.cut(1, 2);
+    for _ in 0..ELECTION_MIN {
+        net.tick_all();
+    }
+    assert_eq!(net.raft(1).status().role, Role::Leader);
+    assert_eq!(net.raft(1).transfer_candidate(), Some(NodeId(3)));
+}
