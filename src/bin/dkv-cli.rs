@@ -387,9 +387,12 @@ struct NodeStatus {
     /// Every member as this node knows it (the membership in effect).
     #[serde(default)]
     members: Vec<MemberInfo>,
-    /// Leader only: how far each other member's log matches.
+    /// Leader only: how far each other voter's log matches.
     #[serde(default)]
     followers: Vec<FollowerInfo>,
+    /// Leader only: how far each learner's log matches.
+    #[serde(default)]
+    learners: Vec<FollowerInfo>,
 }
 
 /// A member as /status shows it.
@@ -401,7 +404,7 @@ struct MemberInfo {
     http_addr: String,
 }
 
-/// A follower as the leader's /status shows it.
+/// A follower or learner as the leader's /status shows it.
 #[derive(Debug, Deserialize)]
 struct FollowerInfo {
     id: u64,
@@ -774,6 +777,7 @@ fn member_list(endpoints: &[String], timeout: Duration) -> Result<ExitCode, Box<
             } else {
                 view.followers
                     .iter()
+                    .chain(&view.learners)
                     .find(|f| f.id == m.id)
                     .map_or("-".to_string(), |f| f.match_index.to_string())
             };

@@ -147,6 +147,9 @@ pub(super) struct Driver {
     durable_snapshot_index: LogIndex,
     /// Followers a snapshot is being streamed to, and which one.
     streams: HashMap<NodeId, SnapshotMeta>,
+    /// The members of the last committed membership are peers too, until
+    /// the one in effect commits (`set_membership`).
+    outgoing_peers: bool,
     storage_events_tx: mpsc::UnboundedSender<StorageEvent>,
     storage_events: mpsc::UnboundedReceiver<StorageEvent>,
 }
@@ -167,11 +170,12 @@ impl Driver {
                 start: Duration::ZERO,
             },
         );
-        Driver {
+        let mut driver = Driver {
             core,
             origin: Instant::now(),
             durable_snapshot_index: parts.snapshot_index,
             streams: HashMap::new(),
+            outgoing_peers: false,
             storage_events_tx,
             storage_events,
             wal: Some(wal),
@@ -186,7 +190,14 @@ impl Driver {
             ticks_since_housekeeping: 0,
             housekeeping_in_flight: None,
             parts,
+        };
+        // Restarted in the middle of a change: the members it replaces are
+        // peers until it commits, as on the node that appended it.
+        if !driver.core.raft().membership_committed() {
+            let membership = driver.core.raft().membership().clone();
+            driver.set_membership(membership);
         }
+        driver
     }
 }
 
@@ -333,6 +344,17 @@ impl Driver {
                 leader: status.leader,
             });
         }
+        if change.holds_in(raft.membership()) {
+            // Made already (a retry after an unknown outcome): done once
+            // committed; until then it may still be overwritten.
+            if raft.membership_committed() {
+                return Ok(super::MemberProposed::Holds(status.membership_index));
+            }
+            return Err(MemberError::NotNow(format!(
+                "the change is in the log at index {} but not committed yet",
+                status.membership_index.0
+            )));
+        }
         let commit = status.commit_index.0;
         let progress: HashMap<NodeId, u64> = raft
             .learner_progress()
@@ -342,7 +364,7 @@ impl Driver {
         let next = next_membership(raft.membership(), change, lag)?;
         let (reply, outcome) = oneshot::channel();
         match self.core.propose_membership_for(next, reply) {
-            Ok(index) => Ok((index, outcome)),
+            Ok(index) => Ok(super::MemberProposed::Appended(index, outcome)),
             Err(crate::raft::Error::NotLeader { leader }) => Err(MemberError::NotLeader {
                 me: status.id,
                 leader,
@@ -356,26 +378,57 @@ impl Driver {
 
     /// The membership in effect changed (appended, received, rolled back,
     /// installed with a snapshot): the table and the transport follow it
-    /// before this Ready's messages leave, so they reach new members.
+    /// before this Ready's messages leave, so they reach new members. Until
+    /// it commits, the members of the last committed membership stay peers
+    /// too ([`super::members::MemberTable`]); [`Driver::retire_outgoing`]
+    /// drops them once it has.
     fn set_membership(&mut self, membership: crate::raft::Membership) {
-        let me = self.core.raft().status().id;
-        let index = self.core.raft().status().membership_index;
+        let raft = self.core.raft();
+        let me = raft.status().id;
+        let index = raft.status().membership_index;
         info!(
             index = index.0,
             voters = ?membership.voters(),
             learners = ?membership.learners(),
             "membership in effect"
         );
-        self.parts.transport.set_peers(&super::peer_addrs(
-            &membership,
-            me,
-            &self.parts.fallback_peers,
-        ));
+        let outgoing = (!raft.membership_committed())
+            .then(|| raft.committed_membership().clone())
+            .filter(|committed| *committed != membership);
+        let mut peers = membership.clone();
+        if let Some(committed) = &outgoing {
+            for (id, member) in &committed.members {
+                peers.members.entry(*id).or_insert_with(|| member.clone());
+            }
+        }
+        self.outgoing_peers = outgoing.is_some();
+        self.parts
+            .transport
+            .set_peers(&super::peer_addrs(&peers, me, &self.parts.fallback_peers));
+        self.parts.members.set_outgoing(outgoing);
         self.parts.members.set(membership);
         // The leader's address may have moved with it.
         self.parts
             .status
             .send_modify(|status| status.leader_resp_addr = None);
+    }
+
+    /// The membership in effect has committed: members of the one it replaced
+    /// stop being peers.
+    fn retire_outgoing(&mut self) {
+        if !self.outgoing_peers || !self.core.raft().membership_committed() {
+            return;
+        }
+        self.outgoing_peers = false;
+        let me = self.core.raft().status().id;
+        let membership = self.parts.members.get();
+        self.parts.transport.set_peers(&super::peer_addrs(
+            &membership,
+            me,
+            &self.parts.fallback_peers,
+        ));
+        self.parts.members.set_outgoing(None);
+        info!("membership committed; members it removed are no longer peers");
     }
 
     /// Active expiry and eviction (ARCHITECTURE.md, the state machine): every
@@ -451,6 +504,7 @@ impl Driver {
         if !ready.apply.is_empty() {
             self.apply(&ready.apply)?;
             self.maybe_snapshot();
+            self.retire_outgoing();
         }
         // f. Reads confirmed by a quorum; callers wait for apply >= index.
         if !ready.reads.is_empty() {
@@ -839,8 +893,9 @@ impl Driver {
             leader_changes: self.leader_changes,
             snapshot_index: self.durable_snapshot_index,
             voters: self.core.raft().voter_count(),
-            // Filled in below, without allocating unless it changed.
+            // Filled in below, without allocating unless they changed.
             followers: Vec::new(),
+            learners: Vec::new(),
         };
         let metrics = &self.parts.metrics;
         metrics.role.set(match status.role {
@@ -884,14 +939,27 @@ impl Driver {
                     }
                 }));
             }
+            let mut learners = std::mem::take(&mut current.learners);
+            let learners_changed = !learners
+                .iter()
+                .map(|l| (l.id, l.match_index))
+                .eq(raft.learner_progress());
+            if learners_changed {
+                learners.clear();
+                learners.extend(
+                    raft.learner_progress()
+                        .map(|(id, match_index)| crate::node::LearnerStatus { id, match_index }),
+                );
+            }
             let address = match current.leader_resp_addr.take() {
                 Some(address) if current.leader == next.leader => Some(address),
                 _ => next.leader.and_then(resp_addr).map(|a| a.to_string()),
             };
-            let changed = *current != next || matches_changed;
+            let changed = *current != next || matches_changed || learners_changed;
             *current = next;
             current.leader_resp_addr = address;
             current.followers = matches;
+            current.learners = learners;
             changed
         });
     }

@@ -255,10 +255,14 @@ pub fn bootstrap(config: &crate::config::Config) -> raft::Membership {
 }
 
 /// The membership in effect on this node, shared by the driver (which
-/// replaces it) and every reader.
+/// replaces it) and every reader; and, while it is not committed, the last
+/// committed one, whose members are still peers (thesis §4.1: a leader
+/// removing itself must still hear its followers' acknowledgements, and a
+/// removed follower must still get the entry that removes it).
 #[derive(Debug, Default)]
 pub struct MemberTable {
     current: RwLock<Arc<raft::Membership>>,
+    outgoing: RwLock<Option<Arc<raft::Membership>>>,
 }
 
 impl MemberTable {
@@ -266,7 +270,26 @@ impl MemberTable {
     pub fn new(membership: raft::Membership) -> MemberTable {
         MemberTable {
             current: RwLock::new(Arc::new(membership)),
+            outgoing: RwLock::new(None),
         }
+    }
+
+    /// Sets the last committed membership while the one in effect is not
+    /// committed, `None` once it is (driver only).
+    pub(crate) fn set_outgoing(&self, outgoing: Option<raft::Membership>) {
+        *self.outgoing.write().unwrap_or_else(|e| e.into_inner()) = outgoing.map(Arc::new);
+    }
+
+    /// Is `id` a member of the membership in effect, or of the committed one
+    /// it is replacing? (Whom peer requests are accepted from.)
+    pub fn is_peer(&self, id: NodeId) -> bool {
+        self.contains(id)
+            || self
+                .outgoing
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|m| m.contains(id))
     }
 
     /// The membership now.
@@ -378,6 +401,21 @@ mod tests {
             http_addr: addr(9001),
         };
         assert!(invalid(moved, &m).contains("node 2 already uses"));
+    }
+
+    #[test]
+    fn members_of_the_replaced_membership_stay_peers_until_it_commits() {
+        let table = MemberTable::new(three());
+        let removed = next_membership(&three(), &MemberChange::Remove { id: NodeId(3) }, |_| None)
+            .expect("remove 3");
+        table.set_outgoing(Some(three()));
+        table.set(removed);
+        assert!(!table.contains(NodeId(3)));
+        assert!(table.is_peer(NodeId(3)), "a removing leader must hear 3");
+        assert!(!table.is_peer(NodeId(9)));
+        table.set_outgoing(None);
+        assert!(!table.is_peer(NodeId(3)));
+        assert!(table.is_peer(NodeId(2)));
     }
 
     #[test]

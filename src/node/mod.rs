@@ -173,6 +173,18 @@ pub struct NodeStatus {
     /// to match ours (WAIT counts them; INFO shows them as replicas);
     /// empty elsewhere.
     pub followers: Vec<FollowerStatus>,
+    /// Leader: each learner, in id order, with how far its log is known to
+    /// match ours (what promoting it waits for); empty elsewhere.
+    pub learners: Vec<LearnerStatus>,
+}
+
+/// A learner as its leader sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LearnerStatus {
+    /// The learner.
+    pub id: NodeId,
+    /// Highest index known replicated on it.
+    pub match_index: LogIndex,
 }
 
 /// A voter as its leader sees it.
@@ -331,7 +343,17 @@ enum NodeRequest {
 }
 
 /// The driver's answer to a membership change.
-type MemberProposal = Result<(LogIndex, oneshot::Receiver<LocalWrite>), members::MemberError>;
+type MemberProposal = Result<MemberProposed, members::MemberError>;
+
+/// A membership change the driver took.
+enum MemberProposed {
+    /// Appended at this index; the receiver hears once it applies (or is
+    /// overwritten).
+    Appended(LogIndex, oneshot::Receiver<LocalWrite>),
+    /// The committed membership in effect (at this index) already holds it:
+    /// nothing to append, so a retry after an unknown outcome is safe.
+    Holds(LogIndex),
+}
 
 /// Why a leadership transfer did not happen.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -553,6 +575,7 @@ impl Node {
             snapshot_index,
             voters: members.get().voters().len(),
             followers: Vec::new(),
+            learners: Vec::new(),
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -847,7 +870,7 @@ impl NodeHandle {
     /// must reach it before it knows who the members are).
     pub fn is_peer(&self, id: NodeId) -> bool {
         id != self.inner.id
-            && (self.inner.members.contains(id) || !self.inner.members.contains(self.inner.id))
+            && (self.inner.members.is_peer(id) || !self.inner.members.contains(self.inner.id))
     }
 
     /// The membership in effect on this node.
@@ -857,8 +880,12 @@ impl NodeHandle {
 
     /// Makes one membership change through this node, which must lead, and
     /// waits (up to `timeout`) until it is applied here; returns its log
-    /// index. A change the membership already holds succeeds at once
-    /// without a new entry (so a retry after an unknown outcome is safe).
+    /// index. A change the committed membership already holds succeeds at
+    /// once without a new entry (so a retry after an unknown outcome is
+    /// safe); one that is in the log but not yet committed is refused as
+    /// [`members::MemberError::NotNow`] (it may still be overwritten).
+    /// Asked to remove itself, the leader hands leadership over first and
+    /// answers [`members::MemberError::NotLeader`] naming its successor.
     ///
     /// # Errors
     /// See [`members::MemberError`].
@@ -875,8 +902,34 @@ impl NodeHandle {
                 leader: status.leader,
             });
         }
-        if change.holds_in(&self.inner.members.get()) {
-            return Ok(status.last_applied);
+        let members = self.inner.members.get();
+        let removes_me =
+            matches!(change, members::MemberChange::Remove { id } if id == self.inner.id);
+        if removes_me && members.is_voter(self.inner.id) && members.voter_ids().count() > 1 {
+            // Hand leadership over first, so the removal is committed by a
+            // leader that stays: the cluster then goes without a leader for
+            // one transfer, not for an election timeout after this node steps
+            // down. The caller retries at the new leader. If the transfer
+            // fails, this node removes itself (and steps down once committed).
+            match self.transfer_leader(None, timeout).await {
+                Ok(to) => {
+                    tracing::info!(target = %to, "handed leadership over before removing this node");
+                    return Err(MemberError::NotLeader {
+                        me: self.inner.id,
+                        leader: Some(to),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no leadership transfer before removing this node; removing it as leader");
+                    let status = self.status();
+                    if status.role != Role::Leader {
+                        return Err(MemberError::NotLeader {
+                            me: self.inner.id,
+                            leader: status.leader,
+                        });
+                    }
+                }
+            }
         }
         let (reply, answer) = oneshot::channel();
         self.inner
@@ -884,7 +937,10 @@ impl NodeHandle {
             .send(NodeRequest::ChangeMembership { change, reply })
             .await
             .map_err(|_| MemberError::ShuttingDown)?;
-        let (index, outcome) = answer.await.map_err(|_| MemberError::ShuttingDown)??;
+        let (index, outcome) = match answer.await.map_err(|_| MemberError::ShuttingDown)?? {
+            MemberProposed::Appended(index, outcome) => (index, outcome),
+            MemberProposed::Holds(index) => return Ok(index),
+        };
         match tokio::time::timeout(timeout, outcome).await {
             Ok(Ok(LocalWrite::Done(Ok(_)))) => Ok(index),
             Ok(Ok(LocalWrite::Done(Err(e)))) => Err(MemberError::Unknown(e.to_string())),

@@ -1173,6 +1173,7 @@ pub(crate) mod fake {
                 } else {
                     Vec::new()
                 },
+                learners: Vec::new(),
             }
         }
         fn kv_info(&self) -> KvInfo {

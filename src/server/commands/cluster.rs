@@ -577,6 +577,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            learners: Vec::new(),
         }
     }
 

@@ -131,6 +131,7 @@ mod tests {
                     resp_addr: None,
                 })
                 .collect(),
+            learners: Vec::new(),
         }
     }
 
