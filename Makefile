@@ -239,7 +239,7 @@ bench-store: ## Storage benchmark: fsync'd WAL appends vs raw fdatasync (DKV_BEN
 # ---- chaos (issue 6): fault testing on real processes, histories checked.
 # make chaos SCHEDULE=<name|all> DURATION=<s> NODES=<n> [SEED=<n>]
 # Schedules: kill-leader random-kill pause-leader isolate-leader majority-minority
-# bridge flapping rolling-restart combined (all: rotate through them).
+# bridge flapping rolling-restart membership combined (all: rotate through them).
 SCHEDULE ?= all
 DURATION ?= 60
 # NODES means the local cluster's node list elsewhere; here, given on the command

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::history::{self, Input, Outcome, Record, Verdict, FINAL_CLIENT_BASE};
-use crate::nemesis::{Event, Nemesis, Schedule};
+use crate::nemesis::{Event, MemberStats, Nemesis, Schedule};
 use crate::workload::{self, ClientKind, Shared, WorkloadConfig, COUNTERS, REGISTERS};
 
 /// One run's settings.
@@ -91,6 +91,8 @@ pub struct ChaosReport {
     pub verdict: Verdict,
     /// The nemesis log.
     pub events: Vec<Event>,
+    /// What the nemesis's membership changes did (all zero without them).
+    pub members: MemberStats,
     /// Error replies that fit no known class (first few).
     pub unexpected: Vec<String>,
     /// Workloads switched off because the server lacks their commands.
@@ -162,6 +164,9 @@ impl ChaosReport {
                 r[r.len() / 2],
                 r[r.len() - 1]
             );
+        }
+        if self.members.steps > 0 {
+            let _ = writeln!(s, "membership: {}", self.members.summary());
         }
         if !self.workloads_off.is_empty() {
             let _ = writeln!(
@@ -583,6 +588,7 @@ pub async fn run_chaos(config: ChaosConfig) -> Result<ChaosReport> {
         leader_kill_recovery,
         verdict,
         events: nemesis.events.clone(),
+        members: nemesis.members.clone(),
         unexpected: shared.unexpected.lock().expect("not poisoned").clone(),
         workloads_off,
         reasons,

@@ -590,6 +590,16 @@ impl Cluster {
             .with_context(|| format!("node {i}"))
     }
 
+    /// The admin token every node is configured with (the file's content).
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn admin_token(&self) -> Result<String> {
+        let token = std::fs::read_to_string(&self.admin_token_path)
+            .with_context(|| format!("read {}", self.admin_token_path.display()))?;
+        Ok(token.trim().to_string())
+    }
+
     /// Fail if a node we believe is running has exited.
     fn check_alive(&mut self) -> Result<()> {
         for (i, node) in self.nodes.iter_mut().enumerate() {
@@ -1089,6 +1099,31 @@ impl Cluster {
     pub fn shutdown(mut self) {
         self.clean_shutdown = true;
     }
+}
+
+/// `POST /admin/members?{query}` (e.g. `op=remove&id=2`) on the operator
+/// port `addr` with the admin `token`: one membership change, answered once
+/// it commits or is refused. Returns the HTTP status and body. Free of the
+/// [`Cluster`], so a caller can send it while it kills the node it asked.
+///
+/// # Errors
+/// No answer within `timeout` (the change's outcome is then unknown).
+pub async fn post_members(
+    addr: SocketAddr,
+    token: &str,
+    query: &str,
+    timeout: Duration,
+) -> Result<(u16, String)> {
+    let auth = format!("Bearer {token}");
+    let resp = crate::http::post(
+        addr,
+        &format!("/admin/members?{query}"),
+        &[("Authorization", &auth)],
+        b"",
+        timeout,
+    )
+    .await?;
+    Ok((resp.status, resp.text()))
 }
 
 /// The node every status names as leader, if exactly one claims the role.

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::cluster::Cluster;
+use crate::cluster::{post_members, Cluster};
 use crate::proxy::LinkMode;
+use crate::status::Status;
 use crate::workload::{ns_since, Rng};
 
 /// A named fault schedule.
@@ -29,13 +30,18 @@ pub enum Schedule {
     Flapping,
     /// Stop (SIGTERM) and restart every node in turn.
     RollingRestart,
+    /// Remove a random voter (the leader too) through the admin API while it
+    /// keeps running, add it back as a learner, promote it once caught up;
+    /// some steps kill the leader right after a change is proposed, some
+    /// remove a node while it is dead (see [`Nemesis`]'s membership steps).
+    Membership,
     /// A random mix of the above.
     Combined,
 }
 
 impl Schedule {
     /// Every schedule, in the order `all` runs them.
-    pub const ALL: [Schedule; 9] = [
+    pub const ALL: [Schedule; 10] = [
         Schedule::KillLeader,
         Schedule::RandomKill,
         Schedule::PauseLeader,
@@ -44,6 +50,7 @@ impl Schedule {
         Schedule::Bridge,
         Schedule::Flapping,
         Schedule::RollingRestart,
+        Schedule::Membership,
         Schedule::Combined,
     ];
 
@@ -58,6 +65,7 @@ impl Schedule {
             Schedule::Bridge => "bridge",
             Schedule::Flapping => "flapping",
             Schedule::RollingRestart => "rolling-restart",
+            Schedule::Membership => "membership",
             Schedule::Combined => "combined",
         }
     }
@@ -103,6 +111,72 @@ enum Undo {
     Restart(usize),
 }
 
+/// Longest time one membership change may take, refusals and a learner
+/// catching up included.
+const CHANGE_BUDGET: Duration = Duration::from_secs(60);
+/// Most admin calls one membership change makes.
+const CHANGE_ATTEMPTS: u32 = 400;
+/// Bound on one admin call (the leader answers once the change commits).
+const CHANGE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long every node may take to show the restored membership.
+const AGREE_BUDGET: Duration = Duration::from_secs(30);
+
+/// Where a node stands in the membership a leader shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberState {
+    Absent,
+    Learner,
+    Voter,
+}
+
+fn member_state(s: &Status, id: u64) -> MemberState {
+    if s.voters.contains(&id) {
+        MemberState::Voter
+    } else if s.learners.contains(&id) {
+        MemberState::Learner
+    } else {
+        MemberState::Absent
+    }
+}
+
+/// What the membership steps did in one run.
+#[derive(Debug, Clone, Default)]
+pub struct MemberStats {
+    /// Membership steps (remove, add back, promote) started.
+    pub steps: u64,
+    /// Admin calls proposing a change the leader's membership did not hold.
+    pub asked: u64,
+    /// Calls answered 200 (the change committed).
+    pub committed: u64,
+    /// Calls refused for a retry (409: not the leader, a change in flight, a
+    /// learner catching up).
+    pub refused: u64,
+    /// Calls with no answer (the node died or timed out): outcome unknown.
+    pub unknown: u64,
+    /// Of the changes whose leader was killed right after the proposal, how
+    /// many the next leader showed as made.
+    pub made_despite_kill: u64,
+    /// Leader kills right after a proposal.
+    pub kills_during_change: u64,
+}
+
+impl MemberStats {
+    /// One line for the report.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} membership steps: {} changes proposed, {} answered committed, {} refusals retried, \
+             {} unknown outcomes; {} leader kills right after a proposal, {} of those changes made anyway",
+            self.steps,
+            self.asked,
+            self.committed,
+            self.refused,
+            self.unknown,
+            self.kills_during_change,
+            self.made_despite_kill
+        )
+    }
+}
+
 /// One logged nemesis action.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -122,6 +196,8 @@ pub struct Nemesis {
     pub windows: Vec<(u64, u64)>,
     /// Times (ns) at which a leader was SIGKILLed.
     pub leader_kills: Vec<u64>,
+    /// What the membership steps did.
+    pub members: MemberStats,
     open: Option<u64>,
     quiet: bool,
 }
@@ -136,6 +212,7 @@ impl Nemesis {
             events: Vec::new(),
             windows: Vec::new(),
             leader_kills: Vec::new(),
+            members: MemberStats::default(),
             open: None,
             quiet,
         }
@@ -215,6 +292,16 @@ impl Nemesis {
         Ok(())
     }
 
+    /// SIGKILLs node `i`, noting the time if it led; returns whether it did.
+    async fn kill_node(&mut self, cluster: &mut Cluster, i: usize) -> Result<bool> {
+        let was_leader = cluster.find_leader().await == Some(i);
+        if was_leader {
+            self.leader_kills.push(ns_since(self.origin));
+        }
+        cluster.kill9(i)?;
+        Ok(was_leader)
+    }
+
     async fn leader_or_any(&mut self, cluster: &Cluster) -> usize {
         if let Some(l) = cluster.find_leader().await {
             return l;
@@ -278,6 +365,11 @@ impl Nemesis {
         }
         self.fault_ends();
         self.log("settled: links healed, every node running".into());
+        if self.members.steps > 0 {
+            self.restore_members(cluster).await?;
+            let summary = self.members.summary();
+            self.log(summary);
+        }
         Ok(())
     }
 
@@ -312,12 +404,8 @@ impl Nemesis {
                     }
                 } else {
                     let i = live[self.rng.below(live.len() as u64) as usize];
-                    let was_leader = cluster.find_leader().await == Some(i);
                     self.fault_begins();
-                    if was_leader {
-                        self.leader_kills.push(ns_since(self.origin));
-                    }
-                    cluster.kill9(i)?;
+                    let was_leader = self.kill_node(cluster, i).await?;
                     self.log(format!(
                         "kill -9 node {i}{}",
                         if was_leader { " (leader)" } else { "" }
@@ -422,6 +510,7 @@ impl Nemesis {
                     self.sleep(d, until).await;
                 }
             }
+            Schedule::Membership => self.membership_step(cluster, until).await?,
             Schedule::Combined => {
                 let choices = [
                     Schedule::KillLeader,
@@ -431,6 +520,7 @@ impl Nemesis {
                     Schedule::MajorityMinority,
                     Schedule::Bridge,
                     Schedule::Flapping,
+                    Schedule::Membership,
                 ];
                 let pick = choices[self.rng.below(choices.len() as u64) as usize];
                 self.log(format!("combined: {}", pick.name()));
@@ -447,5 +537,318 @@ impl Nemesis {
             }
         }
         Ok(())
+    }
+}
+
+/// Membership changes (schedule `membership`). A step takes a random voter
+/// X (the leader as likely as any), removes it through the leader's admin
+/// API, holds, adds it back as a learner under the same id and promotes it
+/// once caught up. X's data directory is never emptied, so coming back under
+/// its id is safe (an emptied one must never come back as itself: README,
+/// "Membership changes"). While removed, X keeps running on its own disk and
+/// its clients keep calling it: they must get errors or correct answers.
+///
+/// Variants, by the seeded rng: a plain step; the leader killed (`kill -9`)
+/// right after one of the three changes is proposed to it, restarted, and
+/// the change finished through the next leader according to what that
+/// leader's `/status` shows (the change may or may not have committed); X
+/// killed first, removed while dead, restarted, re-added.
+///
+/// Every change is driven the same way ([`Nemesis::drive_member`]): read the
+/// membership from the leader, propose the one change that moves X toward
+/// the target, retry refusals; bounded by [`CHANGE_BUDGET`] and
+/// [`CHANGE_ATTEMPTS`]. Every call and answer goes to the log.
+impl Nemesis {
+    async fn membership_step(&mut self, cluster: &mut Cluster, until: Instant) -> Result<()> {
+        let n = cluster.len();
+        let x = self.rng.below(n as u64) as usize;
+        let id = cluster.config(x).id;
+        self.members.steps += 1;
+        self.fault_begins();
+        let hold = (1000, 2500);
+        match self.rng.below(4) {
+            2 => {
+                let killed_at = self.rng.below(3);
+                self.log(format!(
+                    "membership: node {x} (id {id}) out and back, the leader killed after the {} proposal",
+                    ["remove", "add", "promote"][killed_at as usize]
+                ));
+                let targets = [
+                    MemberState::Absent,
+                    MemberState::Learner,
+                    MemberState::Voter,
+                ];
+                for (k, target) in targets.into_iter().enumerate() {
+                    if k as u64 == killed_at {
+                        self.kill_leader_during(cluster, x, target, until).await?;
+                    } else {
+                        self.drive_member(cluster, x, target).await?;
+                    }
+                    if k == 0 {
+                        let d = self.rng.millis(hold.0, hold.1);
+                        self.sleep(d, until).await;
+                    }
+                }
+            }
+            3 => {
+                let was_leader = self.kill_node(cluster, x).await?;
+                self.log(format!(
+                    "membership: kill -9 node {x} (id {id}){}, then remove it while it is dead",
+                    if was_leader { " (leader)" } else { "" }
+                ));
+                self.drive_member(cluster, x, MemberState::Absent).await?;
+                let d = self.rng.millis(hold.0, hold.1);
+                self.sleep(d, until).await;
+                cluster.restart(x).await?;
+                self.log(format!("restarted node {x} (removed, disk intact)"));
+                self.drive_member(cluster, x, MemberState::Learner).await?;
+                self.drive_member(cluster, x, MemberState::Voter).await?;
+            }
+            _ => {
+                self.log(format!("membership: node {x} (id {id}) out and back"));
+                self.drive_member(cluster, x, MemberState::Absent).await?;
+                let d = self.rng.millis(hold.0, hold.1);
+                self.sleep(d, until).await;
+                self.drive_member(cluster, x, MemberState::Learner).await?;
+                self.drive_member(cluster, x, MemberState::Voter).await?;
+            }
+        }
+        self.fault_ends();
+        let d = self.rng.millis(1000, 2000);
+        self.sleep(d, until).await;
+        Ok(())
+    }
+
+    /// The leader (index and `/status`), waiting for one until `deadline`.
+    async fn leader_status(
+        &mut self,
+        cluster: &Cluster,
+        deadline: Instant,
+    ) -> Result<(usize, Status)> {
+        loop {
+            if let Some(l) = cluster.find_leader().await {
+                if let Ok(s) = cluster.status(l).await {
+                    if s.is_leader() {
+                        return Ok((l, s));
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("no leader within {CHANGE_BUDGET:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The one change that moves node `x` from `now` toward `target`.
+    fn change_query(cluster: &Cluster, x: usize, now: MemberState, target: MemberState) -> String {
+        let c = cluster.config(x);
+        match (now, target) {
+            (MemberState::Absent, _) => format!(
+                "op=add&id={}&resp={}&http={}",
+                c.id, c.resp_addr, c.http_addr
+            ),
+            (MemberState::Learner, MemberState::Voter) => format!("op=promote&id={}", c.id),
+            _ => format!("op=remove&id={}", c.id),
+        }
+    }
+
+    /// Logs and counts one admin call's answer; true if it was a 400 (a
+    /// change that can never be made).
+    fn note_answer(&mut self, l: usize, query: &str, answer: &Result<(u16, String)>) -> bool {
+        let body = |b: &str| b.trim().chars().take(160).collect::<String>();
+        match answer {
+            Ok((200, b)) => {
+                self.members.committed += 1;
+                self.log(format!("node {l} {query}: 200 {}", body(b)));
+            }
+            Ok((code, b)) => {
+                self.members.refused += 1;
+                self.log(format!("node {l} {query}: {code} {}", body(b)));
+                return *code == 400;
+            }
+            Err(e) => {
+                self.members.unknown += 1;
+                self.log(format!("node {l} {query}: no answer: {e:#}"));
+            }
+        }
+        false
+    }
+
+    /// Drives node `x` to `target` (absent, learner, voter) through whichever
+    /// node leads, acting each round on the membership the leader's `/status`
+    /// shows: one change per round, refusals retried every 200 ms. Identical
+    /// refusals in a row (a learner catching up) are logged once.
+    async fn drive_member(
+        &mut self,
+        cluster: &Cluster,
+        x: usize,
+        target: MemberState,
+    ) -> Result<()> {
+        let id = cluster.config(x).id;
+        let token = cluster.admin_token()?;
+        let deadline = Instant::now() + CHANGE_BUDGET;
+        let mut last_refusal = String::new();
+        let mut repeats = 0u32;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let (l, s) = self.leader_status(cluster, deadline).await?;
+            let now = member_state(&s, id);
+            if now == target {
+                if repeats > 0 {
+                    self.log(format!("({repeats} more refusals like the last)"));
+                }
+                return Ok(());
+            }
+            let query = Self::change_query(cluster, x, now, target);
+            self.members.asked += 1;
+            let answer = post_members(
+                cluster.operator_addr(l),
+                &token,
+                &query,
+                CHANGE_CALL_TIMEOUT,
+            )
+            .await;
+            let refusal = match &answer {
+                Ok((code, b)) if *code != 200 => Some(format!("{code} {b}")),
+                _ => None,
+            };
+            match refusal {
+                Some(r) if r == last_refusal => {
+                    self.members.refused += 1;
+                    repeats += 1;
+                }
+                _ => {
+                    if repeats > 0 {
+                        self.log(format!("({repeats} more refusals like the last)"));
+                        repeats = 0;
+                    }
+                    if self.note_answer(l, &query, &answer) {
+                        bail!("node {l} refused {query} for good (membership {s:?})");
+                    }
+                    last_refusal = refusal.unwrap_or_default();
+                }
+            }
+            if !matches!(answer, Ok((200, _))) {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        bail!(
+            "node {x} (id {id}) not made {target:?} within {CHANGE_BUDGET:?} / {CHANGE_ATTEMPTS} calls"
+        )
+    }
+
+    /// Proposes the change moving node `x` toward `target` to the leader,
+    /// kills the leader a few ms later (before or after the change commits),
+    /// restarts it, logs what the next leader shows, and finishes the change.
+    async fn kill_leader_during(
+        &mut self,
+        cluster: &mut Cluster,
+        x: usize,
+        target: MemberState,
+        until: Instant,
+    ) -> Result<()> {
+        let id = cluster.config(x).id;
+        let (l, s) = self
+            .leader_status(cluster, Instant::now() + CHANGE_BUDGET)
+            .await?;
+        let now = member_state(&s, id);
+        if now != target {
+            let query = Self::change_query(cluster, x, now, target);
+            let token = cluster.admin_token()?;
+            let addr = cluster.operator_addr(l);
+            self.members.asked += 1;
+            let call = {
+                let query = query.clone();
+                tokio::spawn(async move {
+                    post_members(addr, &token, &query, CHANGE_CALL_TIMEOUT).await
+                })
+            };
+            let delay = self.rng.millis(0, 30);
+            tokio::time::sleep(delay).await;
+            self.leader_kills.push(ns_since(self.origin));
+            self.members.kills_during_change += 1;
+            cluster.kill9(l)?;
+            self.log(format!(
+                "kill -9 leader node {l} {} ms after proposing {query} to it",
+                delay.as_millis()
+            ));
+            let answer = match call.await {
+                Ok(answer) => answer,
+                Err(e) => Err(anyhow::anyhow!("the call's task failed: {e}")),
+            };
+            if self.note_answer(l, &query, &answer) {
+                bail!("node {l} refused {query} for good (membership {s:?})");
+            }
+            let d = self.rng.millis(300, 1500);
+            self.sleep(d, until).await;
+            cluster.restart(l).await?;
+            self.log(format!("restarted node {l}"));
+            let (l2, s2) = self
+                .leader_status(cluster, Instant::now() + CHANGE_BUDGET)
+                .await?;
+            let after = member_state(&s2, id);
+            if after == target {
+                self.members.made_despite_kill += 1;
+            }
+            self.log(format!(
+                "leader node {l2} shows node {x} (id {id}) as {after:?}: the change {}",
+                if after == target {
+                    "was made"
+                } else {
+                    "was not made; proposing it again"
+                }
+            ));
+        }
+        self.drive_member(cluster, x, target).await
+    }
+
+    /// Makes every node a voter again and waits until every node shows all
+    /// of them as voters and no learners; fails with the membership each
+    /// node shows if that does not happen within the budgets.
+    async fn restore_members(&mut self, cluster: &mut Cluster) -> Result<()> {
+        let n = cluster.len();
+        for x in 0..n {
+            self.drive_member(cluster, x, MemberState::Voter)
+                .await
+                .context("restoring the full membership")?;
+        }
+        let mut all: Vec<u64> = (0..n).map(|i| cluster.config(i).id).collect();
+        all.sort_unstable();
+        let deadline = Instant::now() + AGREE_BUDGET;
+        loop {
+            let mut seen = Vec::new();
+            let mut agreed = true;
+            for i in 0..n {
+                match cluster.status(i).await {
+                    Ok(s) => {
+                        agreed &= s.voters == all && s.learners.is_empty();
+                        seen.push(format!(
+                            "node {i}: voters {:?} learners {:?}",
+                            s.voters, s.learners
+                        ));
+                    }
+                    Err(e) => {
+                        agreed = false;
+                        seen.push(format!("node {i}: {e:#}"));
+                    }
+                }
+            }
+            if agreed {
+                self.log(format!(
+                    "membership restored: every node shows voters {all:?}"
+                ));
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the full membership (voters {all:?}) was not restored within {AGREE_BUDGET:?}; seen: {}",
+                    seen.join("; ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
