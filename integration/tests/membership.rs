@@ -397,5 +397,6 @@ async fn grow_replace_a_dead_member_and_shrink_under_write_load() -> Result<()> 
     for (phase, gap) in &gaps {
         eprintln!("  {:>6} ms  {phase}", gap.as_millis());
     }
+    cluster.shutdown();
     Ok(())
 }
