@@ -142,6 +142,40 @@ async fn member(cluster: &Cluster, nodes: &[usize], args: &[&str]) -> Result<Str
     run_bounded(cli, &what, CHANGE_BUDGET + Duration::from_secs(30)).await
 }
 
+/// Runs one command on node `i` and returns its text reply (INFO, CLUSTER
+/// NODES).
+async fn text_reply(cluster: &Cluster, i: usize, args: &[&str]) -> Result<String> {
+    let mut conn = cluster.client(i).await?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let text: String = cmd.query_async(&mut conn).await.context("text reply")?;
+    Ok(text)
+}
+
+/// What INFO raft and CLUSTER NODES on node `i` say of the members: the
+/// `role=` of each `raft_memberN` line in order, the `raft_learners` count,
+/// and how many nodes CLUSTER NODES lists.
+async fn shown_members(cluster: &Cluster, i: usize) -> Result<(Vec<String>, String, usize)> {
+    let info = text_reply(cluster, i, &["INFO", "raft"]).await?;
+    let roles = info
+        .lines()
+        .filter(|l| l.starts_with("raft_member"))
+        .filter_map(|l| l.split(",role=").nth(1))
+        .filter_map(|rest| rest.split(',').next())
+        .map(str::to_string)
+        .collect();
+    let learners = info
+        .lines()
+        .find_map(|l| l.strip_prefix("raft_learners:"))
+        .unwrap_or("missing")
+        .trim()
+        .to_string();
+    let nodes = text_reply(cluster, i, &["CLUSTER", "NODES"]).await?;
+    Ok((roles, learners, nodes.lines().count()))
+}
+
 /// Waits until every node in `nodes` shows `voters` and `learners` as the
 /// membership in effect, and all name the same leader, one of them; returns
 /// the leader's index.
@@ -267,6 +301,19 @@ async fn grow_replace_a_dead_member_and_shrink_under_write_load() -> Result<()> 
         learner_matches.len() == 2 && learner_matches.iter().all(|m| m.parse::<u64>().is_ok()),
         "member list must show both learners' match index: {listed}"
     );
+    // INFO and the cluster view (learners are replicas) follow the change.
+    let shown = shown_members(&cluster, 3).await?;
+    ensure!(
+        shown
+            == (
+                ["voter", "voter", "voter", "learner", "learner"]
+                    .map(String::from)
+                    .to_vec(),
+                "2".to_string(),
+                5
+            ),
+        "INFO raft / CLUSTER NODES on node 4 with two learners: {shown:?}"
+    );
     member(&cluster, &[0, 1, 2], &["promote", "4"]).await?;
     member(&cluster, &[0, 1, 2], &["promote", "5"]).await?;
     let leader = wait_membership(&mut cluster, &[0, 1, 2, 3, 4], &[1, 2, 3, 4, 5], &[]).await?;
@@ -350,6 +397,11 @@ async fn grow_replace_a_dead_member_and_shrink_under_write_load() -> Result<()> 
         progress(&load, 100, &format!("after removing node {id}")).await?;
     }
     ensure!(members.len() == 3, "shrunk to {members:?}");
+    let shown = shown_members(&cluster, members[0]).await?;
+    ensure!(
+        shown == (vec!["voter".to_string(); 3], "0".to_string(), 3),
+        "INFO raft / CLUSTER NODES after shrinking to 3: {shown:?}"
+    );
     let new_leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;
     ensure!(new_leader != leader, "the removed leader still leads");
 

@@ -134,6 +134,9 @@ pub struct InfoInput<'a> {
     pub client_stats: Option<&'a crate::server::client_limits::LimitStats>,
     /// The node's command statistics (None: all zero).
     pub stats: Option<&'a Stats>,
+    /// The membership in effect on this node, in id order (empty when the
+    /// environment has no node).
+    pub members: &'a [crate::node::Member],
 }
 
 /// Redis's name for this node's replication role: `master` on the leader.
@@ -681,6 +684,21 @@ fn raft(input: &InfoInput<'_>, out: &mut String) {
     field(out, "raft_last_log_index", status.last_log_index);
     field(out, "raft_snapshot_index", status.snapshot_index);
     field(out, "raft_voters", status.voters);
+    let learners = input.members.iter().filter(|m| !m.voter).count();
+    field(out, "raft_learners", learners);
+    for (n, m) in input.members.iter().enumerate() {
+        field(
+            out,
+            &format!("raft_member{n}"),
+            format_args!(
+                "id={},role={},resp_addr={},http_addr={}",
+                m.id,
+                if m.voter { "voter" } else { "learner" },
+                m.resp_addr,
+                m.http_addr
+            ),
+        );
+    }
     field(out, "raft_leader_changes", status.leader_changes);
     field(out, "loading", u8::from(status.loading));
 }

@@ -494,6 +494,7 @@ pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, Co
     let requested: Vec<&[u8]> = args[1..].iter().map(|a| &a[..]).collect();
     let sections = info::select_sections(&requested);
     let status = env.status();
+    let membership = env.membership();
     let text = info::render(
         &sections,
         &InfoInput {
@@ -505,6 +506,7 @@ pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, Co
             tracking: env.tracking().map(|hub| hub.figures()).unwrap_or_default(),
             client_stats: env.client_limits().map(|limits| &limits.stats),
             stats: env.stats().map(|stats| &**stats),
+            members: membership.as_ref().map_or(&[], |m| &m.members[..]),
         },
     );
     Ok(Action::Reply(Reply::Verbatim(text)))
