@@ -80,7 +80,9 @@ use rand::{RngExt, SeedableRng};
 
 use crate::lincheck::{check_registers, CheckResult};
 use crate::node::core::CoreFaults;
-use crate::raft::{Config, Member, Membership, Message, NodeId, Role, RuleBreaks, Status};
+use crate::raft::{
+    Config, LogIndex, Member, Membership, Message, NodeId, Role, RuleBreaks, Status, Term,
+};
 use crate::store::WalOptions;
 pub use checks::Check;
 use checks::{fail, Checker, Violation};
@@ -225,8 +227,9 @@ struct Sim {
     /// Per node: stopped for good after its removal committed (until it is
     /// added back and restarted on its own disk).
     retired: Vec<bool>,
-    /// Per node: stop it for good once its removal commits.
-    retire_when_removed: Vec<bool>,
+    /// Per node: stop it for good once its removal, the membership entry
+    /// at this index and term, commits.
+    retire_when_removed: Vec<Option<(LogIndex, Term)>>,
 }
 
 /// The shape of a cluster, drawn from the seed (or fixed by a script).
@@ -358,7 +361,7 @@ impl Sim {
             crashy: setup.crashy,
             stats: PathStats::default(),
             retired: vec![false; n],
-            retire_when_removed: vec![false; n],
+            retire_when_removed: vec![None; n],
         }
     }
 
@@ -825,7 +828,7 @@ impl Sim {
                     self.retired[i] = false;
                     self.stats.replacements += 1;
                 }
-                self.retire_when_removed[i] = false;
+                self.retire_when_removed[i] = None;
                 let id = self.nodes[i].id;
                 next.members.insert(id, member(id, false));
             }
@@ -854,7 +857,8 @@ impl Sim {
             }
         }
         let leader_id = self.nodes[li].id;
-        if self.nodes[li].propose_membership(next).is_some() {
+        let leader_term = self.nodes[li].status().map(|s| s.term);
+        if let Some(index) = self.nodes[li].propose_membership(next) {
             self.stats.membership_changes += 1;
             self.trace.write_u64(0x3E3B ^ (change as u64) << 8);
             if let Some(id) = removed {
@@ -862,7 +866,8 @@ impl Sim {
                     self.stats.leader_removals += 1;
                 }
                 if self.rng.random_range(0..2) == 0 {
-                    self.retire_when_removed[id.0 as usize - 1] = true;
+                    self.retire_when_removed[id.0 as usize - 1] =
+                        leader_term.map(|term| (index, term));
                 }
             }
         }
@@ -877,26 +882,50 @@ impl Sim {
     }
 
     /// Stops for good the nodes marked so whose removal is committed: the
-    /// newest leader's committed membership lacks them, and that leader has
-    /// committed an entry of its own term — before that, its commit index
-    /// may lag what the cluster committed, and its "committed" membership
-    /// may predate the node's addition (a node wiped while it is still a
-    /// voter is the operator's mistake `node/startup.rs` refuses, not a
-    /// fault Raft tolerates).
+    /// newest leader has committed an entry of its own term (before that,
+    /// its commit index may lag what the cluster committed) at or past the
+    /// removal's entry, and its log still holds that entry. A removal
+    /// whose index holds another term's entry in that leader's log was lost
+    /// with a deposed leader, and its mark is dropped (adding a node back
+    /// drops it too).
+    ///
+    /// Checking the committed membership instead is wrong twice over (seed
+    /// 20503): it also lacks a node whose addition has not committed yet,
+    /// so a learner added, removed at once and then kept when that removal
+    /// was lost was stopped for good while a member, and the cluster never
+    /// converged. (A node wiped while it is still a voter is the
+    /// operator's mistake `node/startup.rs` refuses, not a fault Raft
+    /// tolerates.)
     fn retire_removed(&mut self) {
-        let Some(committed) = self.newest_leader().and_then(|i| {
+        let Some((li, commit)) = self.newest_leader().and_then(|i| {
             let status = self.nodes[i].status()?;
-            if self.nodes[i].term_at(status.commit_index.0) != Some(status.term) {
-                return None;
-            }
-            self.nodes[i].memberships().map(|(_, committed)| committed)
+            (self.nodes[i].term_at(status.commit_index.0) == Some(status.term))
+                .then_some((i, status.commit_index))
         }) else {
             return;
         };
+        let Some((_, committed)) = self.nodes[li].memberships() else {
+            return;
+        };
         for i in 0..self.nodes.len() {
+            let Some((index, term)) = self.retire_when_removed[i] else {
+                continue;
+            };
             let id = self.nodes[i].id;
-            if self.retire_when_removed[i] && !committed.contains(id) {
-                self.retire_when_removed[i] = false;
+            let removal_committed = match self.nodes[li].term_at(index.0) {
+                Some(t) if t == term => commit >= index,
+                Some(_) => {
+                    self.retire_when_removed[i] = None;
+                    continue;
+                }
+                // Compacted: the index is committed; the membership says
+                // whether the removal was the entry there.
+                None if index <= commit => !committed.contains(id),
+                // Past the leader's log: not replicated to it (yet).
+                None => false,
+            };
+            if removal_committed {
+                self.retire_when_removed[i] = None;
                 self.retired[i] = true;
                 self.stats.retired += 1;
                 if self.nodes[i].is_up() {
