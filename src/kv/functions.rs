@@ -102,8 +102,8 @@ impl Libraries {
     }
 
     /// The libraries, in name order (snapshots).
-    pub(crate) fn list(&self) -> Vec<Library> {
-        self.libraries.values().cloned().collect()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Library> {
+        self.libraries.values()
     }
 
     /// True when there is none.
