@@ -112,9 +112,10 @@ pub struct SnapshotChunks {
     done: bool,
 }
 
-fn push(buf: &mut BytesMut, record: &impl Serialize) {
+fn push(buf: &mut Vec<u8>, record: &impl Serialize) {
     // Encoded in place behind a length prefix filled in afterwards: no
-    // allocation per record.
+    // allocation per record. Into a Vec, whose extend from postcard's byte
+    // iterators copies slices; BytesMut's extends byte by byte.
     let start = buf.len();
     buf.put_u32_le(0);
     let mut out = std::mem::take(buf);
@@ -131,7 +132,7 @@ impl Iterator for SnapshotChunks {
         if self.done {
             return None;
         }
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         if !self.started {
             self.started = true;
             let db = &self.copy;
@@ -216,7 +217,7 @@ impl Iterator for SnapshotChunks {
                 }
             }
         }
-        Some(buf.freeze())
+        Some(Bytes::from(buf))
     }
 }
 
@@ -554,7 +555,7 @@ mod tests {
             }),
         });
         let written = db.snapshot_bytes();
-        let mut again = BytesMut::new();
+        let mut again = Vec::new();
         let mut kinds = std::collections::HashSet::new();
         let mut offset = 0;
         while offset < written.len() {
@@ -572,7 +573,7 @@ mod tests {
     /// Users before Meta: refused, not half-applied.
     #[test]
     fn users_before_meta_is_corrupt() {
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         push(&mut buf, &Record::Users(Users::default()));
         assert!(Db::restore(&buf).is_err());
     }
