@@ -415,25 +415,31 @@ mod tests {
 
     /// The users are part of the snapshot: restored identical, and the
     /// snapshot bytes differ when only a user differs.
-    /// Subscriptions survive a snapshot (another node's subscribers must
-    /// still be counted after an install), and change its bytes.
-    #[test]
-    fn pubsub_registry_round_trips_through_snapshots() {
-        use crate::kv::pubsub::{Kind, PubSubOp, Subscriber};
-        let mut db = Db::new();
-        let empty = db.snapshot_bytes();
+    /// A client of node 2 subscribes to `name` (through the log, at `ts_ms`).
+    fn subscribe(db: &mut Db, ts_ms: u64, kind: crate::kv::pubsub::Kind, name: &'static [u8]) {
+        use crate::kv::pubsub::{PubSubOp, Subscriber};
         db.apply(&Command {
-            ts_ms: 1,
+            ts_ms,
             op: Op::PubSub(PubSubOp::Subscribe {
                 who: Subscriber {
                     node: 2,
                     incarnation: 9,
                     client: 4,
                 },
-                kind: Kind::Pattern,
-                names: vec![Bytes::from_static(b"n*")],
+                kind,
+                names: vec![Bytes::from_static(name)],
             }),
         });
+    }
+
+    /// Subscriptions survive a snapshot (another node's subscribers must
+    /// still be counted after an install), and change its bytes.
+    #[test]
+    fn pubsub_registry_round_trips_through_snapshots() {
+        use crate::kv::pubsub::{Kind, PubSubOp};
+        let mut db = Db::new();
+        let empty = db.snapshot_bytes();
+        subscribe(&mut db, 1, Kind::Pattern, b"n*");
         let bytes = db.snapshot_bytes();
         assert_ne!(bytes, empty);
         let mut restored = Db::restore(&bytes).unwrap();
@@ -516,7 +522,7 @@ mod tests {
     /// and written again: the same bytes.
     #[test]
     fn borrowed_records_encode_as_the_owned_ones() {
-        use crate::kv::pubsub::{Kind, PubSubOp, Subscriber};
+        use crate::kv::pubsub::Kind;
         let mut db = db_with_user();
         let mut exec = |args: &[&str]| {
             db.apply(&Command {
@@ -542,18 +548,7 @@ mod tests {
                 "{args:?}: {out:?}"
             );
         }
-        db.apply(&Command {
-            ts_ms: 4,
-            op: Op::PubSub(PubSubOp::Subscribe {
-                who: Subscriber {
-                    node: 2,
-                    incarnation: 1,
-                    client: 3,
-                },
-                kind: Kind::Channel,
-                names: vec![Bytes::from_static(b"c")],
-            }),
-        });
+        subscribe(&mut db, 4, Kind::Channel, b"c");
         let written = db.snapshot_bytes();
         let mut again = Vec::new();
         let mut kinds = std::collections::HashSet::new();

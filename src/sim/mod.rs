@@ -889,8 +889,8 @@ impl Sim {
     /// with a deposed leader, and its mark is dropped (adding a node back
     /// drops it too).
     ///
-    /// Checking the committed membership instead is wrong twice over (seed
-    /// 20503): it also lacks a node whose addition has not committed yet,
+    /// Checking the committed membership instead is wrong (seed 20503): it
+    /// also lacks a node whose addition has not committed yet,
     /// so a learner added, removed at once and then kept when that removal
     /// was lost was stopped for good while a member, and the cluster never
     /// converged. (A node wiped while it is still a voter is the
