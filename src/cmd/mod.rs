@@ -144,6 +144,12 @@ pub(crate) type Check = fn(&[Bytes]) -> Result<(), Output>;
 pub(crate) type ReadRun = fn(&Db, &Ctx, &[Bytes]) -> Output;
 /// Runs a write on the map (apply).
 pub(crate) type WriteRun = fn(&mut Db, &Ctx, &[Bytes]) -> Output;
+/// Looks at the map before a write (arguments checked) and returns the
+/// reply its run would give when running it now would change nothing: no
+/// value, TTL or key created, changed or deleted, no event. `None` when it
+/// may change something, or when the probe cannot tell (an expired key
+/// that apply would delete). See [`CommandSpec::unchanged`].
+pub(crate) type UnchangedRun = fn(&Db, &Ctx, &[Bytes]) -> Option<Output>;
 
 /// Where a command runs.
 #[derive(Clone, Copy)]
@@ -286,6 +292,13 @@ pub struct CommandSpec {
     pub complexity: &'static str,
     /// Redis 7's ACL categories of the command (`COMMAND INFO`, `+@cat`).
     pub acl_categories: Categories,
+    /// For some writes: the probe that tells, from the map, that running
+    /// the write now would change nothing, and its reply. Such a write is
+    /// answered after a read barrier instead of a log entry (Redis neither
+    /// propagates nor fsyncs a write that leaves the data as it was:
+    /// SADD of present members, SET NX of an existing key).
+    #[allow(private_interfaces)]
+    pub unchanged: Option<UnchangedRun>,
     /// What the command does to its first key (ACL `%R~` / `%W~` checks).
     pub first_key_access: KeyAccess,
     /// What it does to its other keys.
@@ -328,6 +341,7 @@ const fn row(
         since: "",
         complexity: "",
         acl_categories: Categories::of(&[]),
+        unchanged: None,
         first_key_access: KeyAccess::NONE,
         other_key_access: KeyAccess::NONE,
     }
@@ -437,6 +451,15 @@ impl CommandSpec {
                 first_key_only,
             }),
             flags: self.flags.or(Flags::BLOCKING),
+            ..self
+        }
+    }
+
+    /// The write's row with the probe that answers it without a log entry
+    /// when it would change nothing ([`CommandSpec::unchanged`]).
+    pub(crate) const fn unchanged_by(self, probe: UnchangedRun) -> CommandSpec {
+        CommandSpec {
+            unchanged: Some(probe),
             ..self
         }
     }

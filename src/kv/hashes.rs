@@ -122,6 +122,15 @@ pub(crate) fn hsetnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     set.map_or_else(|e| e, |_| Output::Integer(1))
 }
 
+/// HSETNX of a field that is there: `0`, nothing set.
+fn hsetnx_unchanged(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
+    match db.probe_key(ctx, &args[1])? {
+        Some(Value::Hash(h)) if h.contains_key(&args[2][..]) => Some(Output::Integer(0)),
+        Some(Value::Hash(_)) | None => None,
+        Some(_) => super::unchanged::wrong_type(),
+    }
+}
+
 pub(crate) fn hget(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match read_hash(db, ctx, &args[1]) {
         Ok(h) => Output::Bulk(h.and_then(|h| h.get(&args[2][..]).cloned())),
@@ -170,6 +179,15 @@ pub(crate) fn hdel(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
             }
             deleted.map_or_else(|e| e, Output::Integer)
         }
+    }
+}
+
+/// HDEL of fields that are not there: `0`.
+fn hdel_unchanged(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
+    match db.probe_key(ctx, &args[1])? {
+        Some(Value::Hash(h)) if args[2..].iter().any(|f| h.contains_key(&f[..])) => None,
+        Some(Value::Hash(_)) | None => Some(Output::Integer(0)),
+        Some(_) => super::unchanged::wrong_type(),
     }
 }
 
@@ -495,6 +513,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W))
         .doc("Set multiple hash fields to multiple values", "2.0.0", "O(N) where N is the number of fields being set."),
     write("hsetnx", 4, F_FAST_DENYOOM, HASH_GROUP, K1, unchecked_write(hsetnx))
+        .unchanged_by(hsetnx_unchanged)
         .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W))
         .doc("Set the value of a hash field, only if the field does not exist", "2.0.0", "O(1)"),
     read("hget", 3, F_FAST, HASH_GROUP, K1, unchecked_read(hget))
@@ -507,6 +526,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[READ, HASH, SLOW]), (KA_R, KA_R))
         .doc("Get all the fields and values in a hash", "2.0.0", "O(N) where N is the size of the hash."),
     write("hdel", -3, F_FAST, HASH_GROUP, K1, unchecked_write(hdel))
+        .unchanged_by(hdel_unchanged)
         .acl(cats(&[WRITE, HASH, FAST]), (KA_W, KA_W))
         .doc("Delete one or more hash fields", "2.0.0", "O(N) where N is the number of fields to be removed."),
     read("hexists", 3, F_FAST, HASH_GROUP, K1, unchecked_read(hexists))

@@ -434,9 +434,11 @@ const KEY_GROUP: &str = "@keyspace";
 /// such key" depends on the data.
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("del", -2, F_NONE, KEY_GROUP, KN, unchecked_write(del))
+        .unchanged_by(super::unchanged::del)
         .acl(cats(&[KEYSPACE, WRITE, SLOW]), (KA_W, KA_W))
         .doc("Delete a key", "1.0.0", "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1)."),
     write("unlink", -2, F_FAST, KEY_GROUP, KN, unchecked_write(del))
+        .unchanged_by(super::unchanged::del)
         .acl(cats(&[KEYSPACE, WRITE, FAST]), (KA_W, KA_W))
         .doc("Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", "4.0.0", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."),
     read("exists", -2, F_FAST, KEY_GROUP, KN, unchecked_read(exists))

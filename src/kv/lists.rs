@@ -27,7 +27,7 @@ use bytes::Bytes;
 use super::errors::{NOT_INTEGER, NO_SUCH_KEY, SYNTAX, WRONGTYPE};
 use super::list::List;
 use super::notify;
-use super::table::{typed_read, typed_write, Apply, Parse, Query};
+use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
 use super::{parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
 use crate::cmd::{read, write, CommandSpec, K1, K12, NO_KEYS};
@@ -303,6 +303,17 @@ impl<const LEFT: bool, const EXISTING: bool> Apply for Push<LEFT, EXISTING> {
     }
 }
 
+impl<const LEFT: bool, const EXISTING: bool> Unchanged for Push<LEFT, EXISTING> {
+    /// LPUSHX/RPUSHX of an absent key: `0`.
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        match db.probe_key(ctx, &self.key)? {
+            None if EXISTING => Some(Output::Integer(0)),
+            Some(Value::List(_)) | None => None,
+            Some(_) => super::unchanged::wrong_type(),
+        }
+    }
+}
+
 // ---- LPOP RPOP --------------------------------------------------------------
 
 /// `LPOP`/`RPOP key [count]`.
@@ -342,6 +353,18 @@ impl<const LEFT: bool> Apply for Pop<LEFT> {
             (Ok(None), Some(_)) => Output::NilArray,
             (Ok(Some(mut elements)), None) => Output::Bulk(elements.pop()),
             (Ok(Some(elements)), Some(_)) => bulks(elements),
+        }
+    }
+}
+
+impl<const LEFT: bool> Unchanged for Pop<LEFT> {
+    /// A pop of an absent key: nil (a nil array with a count).
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        match db.probe_key(ctx, &self.key)? {
+            None if self.count.is_some() => Some(Output::NilArray),
+            None => Some(Output::NIL),
+            Some(Value::List(_)) => None,
+            Some(_) => super::unchanged::wrong_type(),
         }
     }
 }
@@ -795,6 +818,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
     write("lpushx", -3, F_FAST_DENYOOM, LIST_GROUP, K1, typed_write::<Push<true, true>>())
+        .unchanged_by(typed_unchanged::<Push<true, true>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_W, KA_W))
         .doc(
             "Prepend an element to a list, only if the list exists",
@@ -802,6 +826,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
     write("rpushx", -3, F_FAST_DENYOOM, LIST_GROUP, K1, typed_write::<Push<false, true>>())
+        .unchanged_by(typed_unchanged::<Push<false, true>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_W, KA_W))
         .doc(
             "Append an element to a list, only if the list exists",
@@ -809,6 +834,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
     write("lpop", -2, F_FAST, LIST_GROUP, K1, typed_write::<Pop<true>>())
+        .unchanged_by(typed_unchanged::<Pop<true>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_RW, KA_RW))
         .doc(
             "Remove and get the first elements in a list",
@@ -816,6 +842,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
             "O(N) where N is the number of elements returned",
         ),
     write("rpop", -2, F_FAST, LIST_GROUP, K1, typed_write::<Pop<false>>())
+        .unchanged_by(typed_unchanged::<Pop<false>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_RW, KA_RW))
         .doc(
             "Remove and get the last elements in a list",

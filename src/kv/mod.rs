@@ -66,6 +66,8 @@ mod streams_groups;
 pub mod string;
 pub(crate) mod strings;
 pub(crate) mod table;
+mod unchanged;
+pub use unchanged::may_be_unchanged;
 mod value_serde;
 pub mod zset;
 pub(crate) mod zsets;

@@ -21,7 +21,8 @@ use super::errors::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::keys::{parse_cursor, parse_scan_options};
 use super::notify;
 use super::set::{Member, Set};
-use super::table::{typed_read, typed_write, Apply, Parse, Query};
+use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
+use super::unchanged::wrong_type;
 use super::{glob, parse_i64, Ctx, Db, Output, Value};
 
 /// The most members `SRANDMEMBER key <negative count>` returns. Redis
@@ -116,6 +117,18 @@ impl Apply for SAdd {
     }
 }
 
+impl Unchanged for SAdd {
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        match db.probe_key(ctx, &self.key)? {
+            Some(Value::Set(s)) if self.members.iter().all(|m| s.contains(m)) => {
+                Some(Output::Integer(0))
+            }
+            Some(Value::Set(_)) | None => None,
+            Some(_) => wrong_type(),
+        }
+    }
+}
+
 /// `SREM key member [member ...]`.
 pub(crate) struct SRem {
     key: Bytes,
@@ -146,6 +159,16 @@ impl Apply for SRem {
                 }
                 Output::Integer(removed as i64)
             }
+        }
+    }
+}
+
+impl Unchanged for SRem {
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        match db.probe_key(ctx, &self.key)? {
+            Some(Value::Set(s)) if self.members.iter().any(|m| s.contains(m)) => None,
+            Some(Value::Set(_)) | None => Some(Output::Integer(0)),
+            Some(_) => wrong_type(),
         }
     }
 }
@@ -713,6 +736,7 @@ const SET_GROUP: &str = "@set";
 /// Redis 7.0.15's `COMMAND INFO` shows them.
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("sadd", -3, F_FAST_DENYOOM, SET_GROUP, K1, typed_write::<SAdd>())
+        .unchanged_by(typed_unchanged::<SAdd>())
         .acl(cats(&[WRITE, SET, FAST]), (KA_W, KA_W))
         .doc(
             "Adds members to a set, creating it if needed.",
@@ -720,6 +744,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
             "O(1) per member added.",
         ),
     write("srem", -3, F_FAST, SET_GROUP, K1, typed_write::<SRem>())
+        .unchanged_by(typed_unchanged::<SRem>())
         .acl(cats(&[WRITE, SET, FAST]), (KA_W, KA_W))
         .doc(
             "Removes members from a set; deletes it when emptied.",

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use super::errors::{NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, TOO_BIG, WRONGTYPE};
 use super::notify;
 use super::string::Str;
-use super::table::{typed_read, typed_write, Apply, Parse, Query};
+use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
 use super::{float, parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
 
 /// The string at `key` for a read: `Err(WRONGTYPE)` for another type.
@@ -252,6 +252,27 @@ impl Apply for Set {
     }
 }
 
+impl Unchanged for Set {
+    /// SET NX of a live key and SET XX of an absent one, without GET: nil.
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        let o = &self.options;
+        if o.get || !(o.nx || o.xx) {
+            return None;
+        }
+        // The expire time is checked first (an error is apply's to give).
+        if let Some((v, seconds, absolute)) = &o.expire {
+            deadline(ctx.now, v, *seconds, *absolute, self.cmd).ok()?;
+        }
+        let found = db.probe_key(ctx, &self.key)?.is_some();
+        ((o.nx && found) || (o.xx && !found)).then_some(Output::NIL)
+    }
+}
+
+/// SETNX of a live key: `0`.
+fn setnx_unchanged(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
+    db.probe_key(ctx, &args[1])?.map(|_| Output::Integer(0))
+}
+
 /// `SET key value` with no option, as [`crate::kv::Op::Set`] carries it:
 /// exactly what `Op::Exec` of the same three arguments does.
 pub(crate) fn set_plain(db: &mut Db, ctx: &Ctx, key: &Bytes, value: &Bytes) -> Output {
@@ -411,6 +432,23 @@ impl Apply for MSet {
         } else {
             Output::Ok
         }
+    }
+}
+
+impl Unchanged for MSet {
+    /// MSETNX with a live key: `0`. Apply looks the keys up in order until
+    /// the first live one, deleting expired ones on the way, so an expired
+    /// key before it is a change.
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        if !self.nx {
+            return None;
+        }
+        for (key, _) in &self.pairs {
+            if db.probe_key(ctx, key)?.is_some() {
+                return Some(Output::Integer(0));
+            }
+        }
+        None
     }
 }
 
@@ -661,9 +699,11 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R))
         .doc("Get the value of a key", "1.0.0", "O(1)"),
     write("set", -3, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
+        .unchanged_by(typed_unchanged::<Set>())
         .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
         .doc("Set the string value of a key", "1.0.0", "O(1)"),
     write("setnx", 3, F_FAST_DENYOOM, STR_GROUP, K1, unchecked_write(setnx))
+        .unchanged_by(setnx_unchanged)
         .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W))
         .doc("Set the value of a key, only if the key does not exist", "1.0.0", "O(1)"),
     write("setex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
@@ -688,6 +728,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
         .doc("Set multiple keys to multiple values", "1.0.1", "O(N) where N is the number of keys to set."),
     write("msetnx", -3, F_DENYOOM, STR_GROUP, KV, typed_write::<MSet>())
+        .unchanged_by(typed_unchanged::<MSet>())
         .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
         .doc("Set multiple keys to multiple values, only if none of the keys exist", "1.0.1", "O(N) where N is the number of keys to set."),
     write("incr", 2, F_FAST_DENYOOM, STR_GROUP, K1, typed_write::<IncrBy>())

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::{Ctx, Db, Output};
-use crate::cmd::{no_check, Check, ReadRun, WriteRun};
+use crate::cmd::{no_check, Check, ReadRun, UnchangedRun, WriteRun};
 
 /// A typed operation built from a command's arguments (name at 0, arity
 /// already checked).
@@ -30,6 +30,14 @@ pub(crate) trait Apply: Parse {
 pub(crate) trait Query: Parse {
     /// Runs on the map; the output is the client's reply.
     fn query(self, db: &Db, ctx: &Ctx) -> Output;
+}
+
+/// A write that can see on the map, before it runs, that it would change
+/// nothing (`crate::cmd::CommandSpec::unchanged`).
+pub(crate) trait Unchanged: Apply {
+    /// The output [`Apply::apply`] would give now, if it would change
+    /// nothing; `None` if it might (or cannot tell: [`Db::probe_key`]).
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output>;
 }
 
 fn check<T: Parse>(args: &[Bytes]) -> Result<(), Output> {
@@ -53,6 +61,15 @@ fn run_read<T: Query>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
 /// The check and run of a typed write.
 pub(crate) const fn typed_write<T: Apply>() -> (Check, WriteRun) {
     (check::<T>, run_write::<T>)
+}
+
+fn probe_unchanged<T: Unchanged>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
+    T::parse(args).ok()?.unchanged(db, ctx)
+}
+
+/// The unchanged-write probe of a typed write.
+pub(crate) const fn typed_unchanged<T: Unchanged>() -> UnchangedRun {
+    probe_unchanged::<T>
 }
 
 /// The check and run of a typed read.

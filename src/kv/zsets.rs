@@ -14,7 +14,8 @@ use bytes::Bytes;
 use super::errors::{NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::keys::{parse_cursor, parse_scan_options};
 use super::notify;
-use super::table::{typed_read, typed_write, Apply, Parse, Query};
+use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
+use super::unchanged::wrong_type;
 use super::zset::{format_score, AddFlags, AddOutcome, LexBound, LexRange, ScoreRange, ZSet};
 use super::{glob, mix, parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
@@ -347,6 +348,34 @@ impl Parse for ZAdd {
             ch,
             pairs,
         })
+    }
+}
+
+impl Unchanged for ZAdd {
+    /// Without INCR: every member skipped by NX/XX/GT/LT or given the score
+    /// it has (ZINCRBY and INCR always go to the log).
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        let f = self.flags;
+        if f.incr {
+            return None;
+        }
+        let z = match db.probe_key(ctx, &self.key)? {
+            Some(Value::ZSet(z)) => z,
+            None if f.xx => return Some(Output::Integer(0)),
+            None => return None,
+            Some(_) => return wrong_type(),
+        };
+        let untouched = self
+            .pairs
+            .iter()
+            .all(|(score, member)| match z.score(member) {
+                None => f.xx,
+                Some(_) if f.nx => true,
+                Some(current) => {
+                    *score == current || (f.lt && *score >= current) || (f.gt && *score <= current)
+                }
+            });
+        untouched.then_some(Output::Integer(0))
     }
 }
 
@@ -779,6 +808,16 @@ impl Apply for ZRem {
     }
 }
 
+impl Unchanged for ZRem {
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        match db.probe_key(ctx, &self.key)? {
+            Some(Value::ZSet(z)) if self.members.iter().any(|m| z.score(m).is_some()) => None,
+            Some(Value::ZSet(_)) | None => Some(Output::Integer(0)),
+            Some(_) => wrong_type(),
+        }
+    }
+}
+
 /// `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX`.
 pub(crate) struct ZRemRange {
     key: Bytes,
@@ -1137,6 +1176,7 @@ use super::zsets_store::{ZInterCard, ZSetOp};
 /// The sorted-set commands (Redis 7.0.15's `COMMAND INFO`).
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("zadd", -4, F_FAST_DENYOOM, ZSET_GROUP, K1, typed_write::<ZAdd>())
+        .unchanged_by(typed_unchanged::<ZAdd>())
         .acl(cats(&[WRITE, SORTEDSET, FAST]), (KA_RW, KA_RW))
         .doc("Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", "1.2.0", "O(log(N)) for each item added, where N is the number of elements in the sorted set."),
     write("zincrby", 4, F_FAST_DENYOOM, ZSET_GROUP, K1, typed_write::<ZAdd>())
@@ -1185,6 +1225,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         .acl(cats(&[WRITE, SORTEDSET, SLOW]), (KA_W, KA_R))
         .doc("Stores a range of members from sorted set in a key.", "6.2.0", "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key."),
     write("zrem", -3, F_FAST, ZSET_GROUP, K1, typed_write::<ZRem>())
+        .unchanged_by(typed_unchanged::<ZRem>())
         .acl(cats(&[WRITE, SORTEDSET, FAST]), (KA_RW, KA_RW))
         .doc("Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", "1.2.0", "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed."),
     write("zremrangebyrank", 4, F_NONE, ZSET_GROUP, K1, typed_write::<ZRemRange>())

@@ -1455,12 +1455,15 @@ where
         Group::Writes { members, .. } => {
             let (ops, answers): (Vec<Op>, Vec<Pending>) =
                 members.into_iter().map(|m| (m.item, m.answer)).unzip();
-            let replies: Vec<Reply> = backend
-                .write_batch(ops)
-                .await
-                .into_iter()
-                .map(write_reply)
-                .collect();
+            let replies: Vec<Reply> = match unchanged_replies(backend, &ops).await {
+                Some(replies) => replies,
+                None => backend
+                    .write_batch(ops)
+                    .await
+                    .into_iter()
+                    .map(write_reply)
+                    .collect(),
+            };
             drain_frames(subs, session, io);
             let missing = write_reply(Err(crate::node::RequestError::OutcomeUnknown(
                 "no reply for the write".to_string(),
@@ -1524,6 +1527,34 @@ where
             Ok(())
         }
     }
+}
+
+/// The replies of a write group in which no write would change anything
+/// (`kv/unchanged.rs`: SADD of present members, SET NX of an existing key),
+/// answered without a log entry, as Redis answers them without an AOF write.
+///
+/// The local map is asked first, at once: a hint that is usually right on
+/// the leader and spares a write that would change something the read
+/// barrier. When it says nothing would change, the map is asked again after
+/// a linearizable read barrier, and that answer stands: the writes are
+/// linearized at the read, like a GET. `None` (something would change, the
+/// barrier failed, or an operation has no probe): the group goes to the log.
+async fn unchanged_replies<B: Backend>(backend: &B, ops: &[Op]) -> Option<Vec<Reply>> {
+    if !ops.iter().all(crate::kv::may_be_unchanged) {
+        return None;
+    }
+    fn probe(db: &crate::kv::Db, now_ms: u64, ops: &[Op]) -> Option<Vec<crate::kv::Output>> {
+        ops.iter().map(|op| db.unchanged(op, now_ms)).collect()
+    }
+    backend
+        .read_local(|db, ctx| probe(db, ctx.now_ms, ops))
+        .ok()??;
+    let ops = ops.to_vec();
+    let outputs = backend
+        .read(Box::new(move |db, ctx| probe(db, ctx.now_ms, &ops)))
+        .await
+        .ok()??;
+    Some(outputs.into_iter().map(Reply::from).collect())
 }
 
 /// Appends `replies` for `answers` in order, settling after each.
@@ -1723,6 +1754,32 @@ mod tests {
             2,
             "SET INCR INCR is one batch, the last SET another"
         );
+    }
+
+    /// A write group in which nothing would change is answered after a read
+    /// barrier, with no proposal; one write in it that would change
+    /// something sends the whole group to the log, in order.
+    #[tokio::test]
+    async fn writes_that_change_nothing_are_answered_without_a_proposal() {
+        let backend = FakeBackend::new();
+        let out = converse(
+            &backend,
+            b"SADD s a b\r\nGET x\r\nSADD s a\r\nSREM s z\r\nSET s v NX\r\nGET x\r\n\
+              SADD s a\r\nSADD s c\r\nSREM s z\r\n",
+            true,
+        )
+        .await;
+        assert!(out.result.is_ok());
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            ":2\r\n$-1\r\n:0\r\n:0\r\n$-1\r\n$-1\r\n:0\r\n:1\r\n:0\r\n"
+        );
+        assert_eq!(
+            *backend.batches.lock().unwrap(),
+            2,
+            "the first SADD, then the last three writes (SADD s c adds)"
+        );
+        assert_eq!(*backend.proposals.lock().unwrap(), 4);
     }
 
     /// A request that changes connection state waits for the group before it,
