@@ -36,8 +36,12 @@ fn core_config(restored: (LogIndex, Term)) -> CoreConfig {
 }
 
 fn new_core(id: u64, lease_reads: bool) -> TestCore {
-    let raft =
-        Raft::new(config(id, lease_reads), InitialState::default(), id).expect("a valid config");
+    core_with(config(id, lease_reads))
+}
+
+fn core_with(config: Config) -> TestCore {
+    let id = config.id.0;
+    let raft = Raft::new(config, InitialState::default(), id).expect("a valid config");
     NodeCore::new(raft, core_config((LogIndex(0), Term(0))))
 }
 
@@ -231,12 +235,23 @@ fn a_persist_dependent_message_waits_for_its_fsync() {
 #[test]
 fn held_messages_are_released_in_order_through_the_reported_job() {
     let mut c = Cluster::new(false);
-    c.elect_1();
-    for key in ["a", "b"] {
-        c.core(1).propose_batch(vec![(set(key), 1)], 1);
-        c.pump(1);
-        c.deliver_to(2);
+    // One entry per AppendEntries, so two can be in flight: a message that
+    // is not full waits for the ack of the one before it.
+    for id in 1..=3 {
+        let config = Config {
+            max_entries_per_append: 1,
+            ..config(id, false)
+        };
+        c.cores.insert(id, core_with(config));
     }
+    c.elect_1();
+    c.core(1).propose_batch(vec![(set("a"), 1)], 1);
+    c.pump(1);
+    c.deliver_to(2);
+    c.core(1).propose_batch(vec![(set("b"), 1)], 1);
+    c.core(1).propose_batch(vec![(set("c"), 1)], 1);
+    c.pump(1);
+    c.deliver_to(2);
     let follower = c.core(2);
     // Two held Readies, neither released.
     assert_eq!(follower.held.len(), 2);

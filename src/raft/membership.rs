@@ -201,7 +201,7 @@ impl Raft {
         // most caught-up voter (thesis §3.10's TimeoutNow) so the cluster
         // need not wait for an election timeout.
         self.commit_broadcast_pending = true;
-        self.flush_commit_broadcast();
+        self.flush_commit_broadcast(true);
         let successor = self
             .progress
             .iter()

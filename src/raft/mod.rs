@@ -127,10 +127,14 @@
 //! follower's conflict hint (§5.3). Once a follower acks, replication to it is
 //! pipelined: entries proposed between two `ready()` calls leave in the next
 //! Ready, bounded by `max_entries_per_append`/`max_bytes_per_append` per
-//! message and [`MAX_INFLIGHT_APPENDS`] unacknowledged messages; a rejection
-//! falls back to probing. Heartbeats (every `heartbeat_interval_ticks`) carry
-//! entries to followers that are behind and the commit index to all. A
-//! proposal larger than `max_bytes_per_append` is refused.
+//! message and [`MAX_INFLIGHT_APPENDS`] unacknowledged messages; a message
+//! that is not full waits until nothing is in flight (Nagle's rule), so what
+//! is proposed meanwhile leaves together. A new commit index rides on the
+//! next AppendEntries a follower gets; one with nothing in flight gets an
+//! AppendEntries of its own for it at once. A rejection falls back to
+//! probing. Heartbeats (every `heartbeat_interval_ticks`) carry entries to
+//! followers that are behind and the commit index to all. A proposal larger
+//! than `max_bytes_per_append` is refused.
 //!
 //! Reads follow §6.4 (details in `read_index.rs`): queued until the leader
 //! commits an entry of its term, then `index = commit_index`, confirmed by one

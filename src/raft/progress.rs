@@ -6,7 +6,8 @@
 //!   AppendEntries is outstanding, and each rejection moves `next_index` back by
 //!   the follower's hint (a whole term per round trip).
 //! - `Replicate`: it acked recently; `next_index` is optimistic and entries are
-//!   pipelined, bounded by [`MAX_INFLIGHT_APPENDS`] unacknowledged messages.
+//!   pipelined, bounded by [`MAX_INFLIGHT_APPENDS`] unacknowledged messages;
+//!   only full messages are pipelined (see `Raft::send_append`).
 //! - `Snapshot`: it needs entries the leader has compacted (§7); an
 //!   InstallSnapshot is outstanding and no entries are sent until it is
 //!   answered or an election timeout passes (then back to `Probe`).
@@ -55,6 +56,8 @@ pub(crate) struct Progress {
     /// Leader tick of the last message received from this follower in the
     /// current term (check-quorum, §6.2).
     pub(crate) last_heard_tick: u64,
+    /// The `leader_commit` of the last AppendEntries sent to it.
+    pub(crate) commit_sent: LogIndex,
 }
 
 impl Progress {
@@ -71,6 +74,7 @@ impl Progress {
             inflight: VecDeque::new(),
             read_ack: 0,
             last_heard_tick: now,
+            commit_sent: LogIndex(0),
         }
     }
 
@@ -81,6 +85,13 @@ impl Progress {
             Mode::Replicate => self.inflight.len() < MAX_INFLIGHT_APPENDS,
             Mode::Snapshot { .. } => false,
         }
+    }
+
+    /// True while an AppendEntries with entries is unacknowledged in
+    /// `Replicate`: its ack will be answered with another message (entries
+    /// queued meanwhile, or the commit index).
+    pub(crate) fn awaits_ack(&self) -> bool {
+        self.mode == Mode::Replicate && !self.inflight.is_empty()
     }
 
     /// Records that entries up to `last_sent` left for the follower.

@@ -32,7 +32,7 @@ impl Raft {
             self.flush_read_round();
             // Last: peers already getting an AppendEntries above learn the
             // commit index from it.
-            self.flush_commit_broadcast();
+            self.flush_commit_broadcast(false);
         }
         let hard_state = self.hard_state();
         let hard_state = (hard_state != self.handed_out_hard_state).then(|| {

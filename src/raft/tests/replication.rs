@@ -8,7 +8,8 @@ use super::network::{
     ack, appends_to, config, drain, envelope, log_of_terms, manual_leader, Network, HEARTBEAT,
 };
 use crate::raft::{
-    EntryKind, HardState, InitialState, LogIndex, Message, Raft, Role, Term, MAX_INFLIGHT_APPENDS,
+    EntryKind, HardState, InitialState, LogIndex, Message, NodeId, Raft, Role, Term,
+    MAX_INFLIGHT_APPENDS,
 };
 
 /// A follower (node 2 of 3) restored with a log of the given terms.
@@ -269,6 +270,9 @@ fn leader_skips_whole_term_per_round_trip_on_conflict() {
 /// and `max_bytes_per_append` payload bytes, but always at least one entry.
 #[test]
 fn append_respects_max_entries_and_max_bytes() {
+    // The entry counts of the AppendEntries to node 2, acknowledging each
+    // Ready's until none is left (a tail shorter than the limits waits for
+    // the ack of the messages before it).
     let chunks = |max_entries, max_bytes, sizes: &[usize]| {
         let mut cfg = config(1, 2);
         cfg.max_entries_per_append = max_entries;
@@ -281,11 +285,18 @@ fn append_respects_max_entries_and_max_bytes() {
                 .propose(Bytes::from(vec![b'x'; size]))
                 .expect("leader");
         }
-        let ready = drain(&mut leader);
-        appends_to(&ready.messages, 2)
-            .iter()
-            .map(|a| a.1)
-            .collect::<Vec<_>>()
+        let mut counts = Vec::new();
+        loop {
+            let mut appends = appends_to(&drain(&mut leader).messages, 2);
+            // The commit index alone, after the last ack.
+            appends.retain(|a| a.1 > 0);
+            if appends.is_empty() {
+                return counts;
+            }
+            counts.extend(appends.iter().map(|a| a.1));
+            let last = appends.last().map_or(0, |a| a.0 + a.1 as u64);
+            leader.step(ack(2, 1, last, 0)).expect("peer");
+        }
     };
     assert_eq!(chunks(3, 1 << 20, &[1; 10]), vec![3, 3, 3, 1]);
     assert_eq!(chunks(64, 10, &[4; 5]), vec![2, 2, 1]);
@@ -324,25 +335,34 @@ fn propose_rejects_entry_larger_than_max_bytes() {
 /// limit; acks open the window again.
 #[test]
 fn replicating_follower_gets_new_entries_on_propose_up_to_inflight_limit() {
-    let mut leader = manual_leader(config(1, 2));
+    let mut cfg = config(1, 2);
+    cfg.max_entries_per_append = 1;
+    let mut leader = manual_leader(cfg);
     leader.step(ack(2, 1, 1, 0)).expect("peer");
     drain(&mut leader);
-    let mut sent = 0;
+    // Entries 2..=75: every message but the last is full (more behind it).
     for i in 0..MAX_INFLIGHT_APPENDS + 10 {
         leader.propose(Bytes::from(format!("{i}"))).expect("leader");
-        let appends = appends_to(&drain(&mut leader).messages, 2);
-        if i < MAX_INFLIGHT_APPENDS {
-            assert_eq!(appends, vec![(i as u64 + 1, 1, 0)], "proposal {i}");
-        }
-        sent += appends.len();
     }
-    assert_eq!(sent, MAX_INFLIGHT_APPENDS);
-    // An ack for the first 10 entries frees room: the rest go out at once.
+    let appends = appends_to(&drain(&mut leader).messages, 2);
+    assert_eq!(appends.len(), MAX_INFLIGHT_APPENDS, "up to the limit");
+    assert!(appends
+        .iter()
+        .enumerate()
+        .all(|(i, a)| *a == (i as u64 + 1, 1, 0)));
+    // An ack for the first 10 entries frees 10 places: the full messages
+    // go out at once, the last entry waits for everything before it.
     leader.step(ack(2, 1, 11, 0)).expect("peer");
     let appends = appends_to(&drain(&mut leader).messages, 2);
-    assert_eq!(appends.len(), 1);
+    assert_eq!(appends.len(), 9);
     assert_eq!(appends[0].0, MAX_INFLIGHT_APPENDS as u64 + 1);
-    assert_eq!(appends[0].1, 10);
+    leader
+        .step(ack(2, 1, MAX_INFLIGHT_APPENDS as u64 + 10, 0))
+        .expect("peer");
+    assert_eq!(
+        appends_to(&drain(&mut leader).messages, 2),
+        vec![(MAX_INFLIGHT_APPENDS as u64 + 10, 1, 0)]
+    );
 }
 
 /// After a rejection the leader falls back to probing: one AppendEntries at a
@@ -481,4 +501,102 @@ fn followers_learn_new_commit_index_without_waiting_for_heartbeat() {
             "follower {id} applied the entry without a heartbeat"
         );
     }
+}
+
+/// The AppendEntries in `messages` addressed to `to`, as (entry count,
+/// leader_commit).
+fn commits_to(messages: &[crate::raft::Envelope], to: u64) -> Vec<(usize, u64)> {
+    messages
+        .iter()
+        .filter(|e| e.to == NodeId(to))
+        .filter_map(|e| match &e.message {
+            Message::AppendEntries {
+                entries,
+                leader_commit,
+                ..
+            } => Some((entries.len(), leader_commit.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A new commit index rides on entries: a follower with an AppendEntries in
+/// flight gets no message of its own for it, but learns it once nothing is
+/// in flight (right after its ack); one with nothing in flight is told at
+/// once. Nothing is sent twice.
+#[test]
+fn commit_index_waits_for_a_follower_with_entries_in_flight() {
+    let mut leader = manual_leader(config(1, 3));
+    leader.step(ack(2, 1, 1, 0)).expect("peer");
+    leader.step(ack(3, 1, 1, 0)).expect("peer");
+    drain(&mut leader);
+    leader.propose(Bytes::from("a")).expect("leader");
+    let ready = drain(&mut leader);
+    assert_eq!(commits_to(&ready.messages, 2), vec![(1, 1)]);
+    assert_eq!(commits_to(&ready.messages, 3), vec![(1, 1)]);
+    // 2's ack commits entry 2; 3 still has it in flight.
+    leader.step(ack(2, 1, 2, 0)).expect("peer");
+    assert_eq!(leader.status().commit_index, LogIndex(2));
+    let ready = drain(&mut leader);
+    assert_eq!(commits_to(&ready.messages, 2), vec![(0, 2)], "told at once");
+    assert!(
+        commits_to(&ready.messages, 3).is_empty(),
+        "3 awaits its ack"
+    );
+    leader.step(ack(3, 1, 2, 0)).expect("peer");
+    let ready = drain(&mut leader);
+    assert_eq!(
+        commits_to(&ready.messages, 3),
+        vec![(0, 2)],
+        "after its ack"
+    );
+    assert!(commits_to(&ready.messages, 2).is_empty());
+    // The acks of the commit-only messages need no answer.
+    leader.step(ack(2, 1, 2, 0)).expect("peer");
+    leader.step(ack(3, 1, 2, 0)).expect("peer");
+    assert!(drain(&mut leader).messages.is_empty());
+}
+
+/// Nagle's rule: while an AppendEntries is unacknowledged, entries that do
+/// not fill a message wait and leave together after the ack; full messages
+/// (a backlog longer than `max_entries_per_append`) are still pipelined.
+#[test]
+fn partial_appends_wait_for_the_ack_and_full_ones_pipeline() {
+    let mut cfg = config(1, 2);
+    cfg.max_entries_per_append = 4;
+    let mut leader = manual_leader(cfg);
+    leader.step(ack(2, 1, 1, 0)).expect("peer");
+    drain(&mut leader);
+    leader.propose(Bytes::from("a")).expect("leader");
+    assert_eq!(appends_to(&drain(&mut leader).messages, 2), vec![(1, 1, 0)]);
+    for i in 0..3 {
+        leader.propose(Bytes::from(format!("{i}"))).expect("leader");
+        let ready = drain(&mut leader);
+        assert!(
+            appends_to(&ready.messages, 2).is_empty(),
+            "proposal {i} waits"
+        );
+    }
+    leader.step(ack(2, 1, 2, 0)).expect("peer");
+    assert_eq!(
+        appends_to(&drain(&mut leader).messages, 2),
+        vec![(2, 3, 0)],
+        "the three leave together"
+    );
+    // A backlog of 10 behind an unacknowledged message: the two full
+    // messages go at once, the tail of 2 after their acks.
+    for i in 0..10 {
+        leader
+            .propose(Bytes::from(format!("b{i}")))
+            .expect("leader");
+    }
+    assert_eq!(
+        appends_to(&drain(&mut leader).messages, 2),
+        vec![(5, 4, 0), (9, 4, 0)]
+    );
+    leader.step(ack(2, 1, 13, 0)).expect("peer");
+    assert_eq!(
+        appends_to(&drain(&mut leader).messages, 2),
+        vec![(13, 2, 0)]
+    );
 }
