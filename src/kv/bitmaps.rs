@@ -22,9 +22,12 @@ use bytes::{Bytes, BytesMut};
 
 use super::errors::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::notify;
+use super::string::Origin;
 use super::string::Str;
 use super::strings::read_str;
-use super::table::{typed_read, typed_write, unchecked_read, Apply, Parse, Query};
+use super::table::{
+    typed_read, typed_unchanged, typed_write, unchecked_read, Apply, Parse, Query, Unchanged,
+};
 use super::{parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
 
 /// Redis's text for a bad bit offset (SETBIT, GETBIT, BITFIELD).
@@ -127,6 +130,23 @@ impl Parse for SetBit {
             offset,
             on,
         })
+    }
+}
+
+impl Unchanged for SetBit {
+    /// The bit already has the value, inside a string apply would not
+    /// re-encode (one changed in place already: SETBIT makes any string
+    /// `raw`, as Redis's does): the old bit, nothing written.
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        match db.probe_key(ctx, &self.key)? {
+            Some(Value::Str(s)) if s.origin() == Origin::InPlace => {
+                let byte = (self.offset >> 3) as usize;
+                let old = s.bytes().get(byte)? >> (7 - (self.offset & 7)) & 1;
+                (old == u8::from(self.on)).then_some(Output::Integer(i64::from(old)))
+            }
+            Some(Value::Str(_)) | None => None,
+            Some(_) => super::unchanged::wrong_type(),
+        }
     }
 }
 
@@ -473,6 +493,7 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
         K1,
         typed_write::<SetBit>(),
     )
+    .unchanged_by(typed_unchanged::<SetBit>())
     .acl(cats(&[WRITE, C::BITMAP, SLOW]), (KA_RW, KA_RW))
     .doc(
         "Sets or clears the bit at offset in the string value stored at key",

@@ -194,6 +194,12 @@ impl Parse for GeoAdd {
     }
 }
 
+impl super::table::Unchanged for GeoAdd {
+    fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
+        self.0.unchanged(db, ctx)
+    }
+}
+
 impl Apply for GeoAdd {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         self.0.apply(db, ctx)
@@ -739,6 +745,7 @@ const RADIUS_COMPLEXITY: &str = "O(N+log(M)) where N is the number of elements i
 /// The geo commands (Redis 7.0.15's `COMMAND INFO`).
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("geoadd", -5, F_DENYOOM, GEO_GROUP, K1, typed_write::<GeoAdd>())
+        .unchanged_by(super::table::typed_unchanged::<GeoAdd>())
         .acl(cats(&[WRITE, GEO, SLOW]), (KA_RW, KA_RW))
         .doc("Add one or more geospatial items in the geospatial index represented using a sorted set", "3.2.0", "O(log(N)) for each item added, where N is the number of elements in the sorted set."),
     read("geodist", -4, F_NONE, GEO_GROUP, K1, typed_read::<GeoDist>())

@@ -115,6 +115,25 @@ pub(crate) fn pfadd(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     Output::Integer(i64::from(updated))
 }
 
+/// PFADD that changes no register of an HLL already changed in place (PFADD
+/// stores it `raw`): `0`. Runs the adds on a copy of the registers.
+fn pfadd_unchanged(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
+    match db.probe_key(ctx, &args[1])? {
+        Some(Value::Str(s)) if s.origin() == super::string::Origin::InPlace => {
+            hll::check(s.bytes()).ok()?;
+            let mut copy = s.bytes().to_vec();
+            for element in &args[2..] {
+                if hll::add(&mut copy, element, SPARSE_MAX_BYTES_DEFAULT).ok()? {
+                    return None;
+                }
+            }
+            Some(Output::Integer(0))
+        }
+        Some(Value::Str(_)) | None => None,
+        Some(_) => super::unchanged::wrong_type(),
+    }
+}
+
 /// `PFCOUNT key [key ...]`: one key answers its cached cardinality, or
 /// computes it without storing it (see the module docs); several answer
 /// the cardinality of their union.
@@ -271,6 +290,7 @@ const HLL_GROUP: &str = "@hyperloglog";
 /// This group's command definitions (see `crate::cmd`).
 pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("pfadd", -2, F_FAST_DENYOOM, HLL_GROUP, K1, unchecked_write(pfadd))
+        .unchanged_by(pfadd_unchanged)
         .acl(cats(&[WRITE, C::HYPERLOGLOG, FAST]), (KA_RW, KA_RW))
         .doc("Adds the specified elements to the specified HyperLogLog.", "2.8.9", "O(1) to add every element."),
     read("pfcount", -2, F_NONE, HLL_GROUP, KN, unchecked_read(pfcount))

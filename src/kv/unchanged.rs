@@ -2,7 +2,8 @@
 //!
 //! Redis neither propagates nor fsyncs a write that leaves the data as it
 //! was: `SADD` of members already there, `SREM` of absent ones, `ZADD` of
-//! the scores members already have, `SET NX` of an existing key. Their
+//! the scores members already have, `SET NX` of an existing key, `SETBIT`
+//! of a bit that has the value, `PFADD` that changes no register. Their
 //! replies depend only on the data, so dkv answers them like reads: the
 //! server asks [`Db::unchanged`] on the map after a linearizable read
 //! barrier, and a write it answers is linearized at that read. Anything it

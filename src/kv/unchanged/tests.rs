@@ -31,6 +31,7 @@ impl Rng {
 const KEYS: &[&str] = &["k0", "k1", "k2", "k3"];
 const MEMBERS: &[&str] = &["a", "b", "c"];
 const SCORES: &[&str] = &["1", "2", "-0", "0", "inf", "-inf", "2.5"];
+const LONGITUDES: &[&str] = &["1", "2", "3"];
 
 fn args(words: &[String]) -> Vec<Bytes> {
     words
@@ -46,10 +47,25 @@ fn members(rng: &mut Rng) -> Vec<String> {
         .collect()
 }
 
+/// `SETBIT key` of one of the first 20 bits.
+fn setbit(rng: &mut Rng, key: String) -> Vec<String> {
+    let offset = rng.below(20).to_string();
+    vec!["setbit".into(), key, offset, rng.below(2).to_string()]
+}
+
 /// A write that shapes the map: any type, some keys with short TTLs.
 fn shaping(rng: &mut Rng) -> Vec<String> {
     let key = rng.pick(KEYS).to_string();
-    let mut words: Vec<String> = match rng.below(9) {
+    let mut words: Vec<String> = match rng.below(12) {
+        9 => setbit(rng, key),
+        10 => vec!["pfadd".into(), key, rng.pick(MEMBERS).into()],
+        11 => vec![
+            "geoadd".into(),
+            key,
+            rng.pick(LONGITUDES).into(),
+            "10".into(),
+            rng.pick(MEMBERS).into(),
+        ],
         0 => vec!["sadd".into(), key],
         1 => vec!["zadd".into(), key],
         2 => vec!["hset".into(), key],
@@ -88,7 +104,36 @@ fn shaping(rng: &mut Rng) -> Vec<String> {
 /// A command of a row with a probe (the probed forms and their neighbours).
 fn probed(rng: &mut Rng) -> Vec<String> {
     let key = rng.pick(KEYS).to_string();
-    let mut words: Vec<String> = match rng.below(16) {
+    let mut words: Vec<String> = match rng.below(19) {
+        16 => setbit(rng, key),
+        17 => {
+            let mut w = vec!["pfadd".into(), key];
+            w.extend(members(rng).into_iter().take(rng.below(3)));
+            return w;
+        }
+        18 => {
+            let mut w = vec!["geoadd".into(), key];
+            for flag in ["nx", "xx", "ch"] {
+                if rng.below(4) == 0 {
+                    w.push(flag.into());
+                }
+            }
+            w.extend([
+                rng.pick(LONGITUDES).into(),
+                "10".into(),
+                rng.pick(MEMBERS).into(),
+            ]);
+            if crate::kv::table::testing::check(&w.join(" ")).is_err() {
+                w = vec![
+                    "geoadd".into(),
+                    w[1].clone(),
+                    "1".into(),
+                    "10".into(),
+                    "a".into(),
+                ];
+            }
+            return w;
+        }
         0 => vec!["sadd".into(), key],
         1 => vec!["srem".into(), key],
         2 | 3 => {
