@@ -262,8 +262,8 @@ impl Db {
                     })?
                     .clone()
             } else {
-                let (first, _) = ks.expiring.first()?;
-                let (last, _) = ks.expiring.last()?;
+                let (first, _) = ks.expiring.get_min()?;
+                let (last, _) = ks.expiring.get_max()?;
                 let pick = first + r % (last - first + 1);
                 ks.expiring
                     .range((pick, Bytes::new())..)
@@ -273,8 +273,8 @@ impl Db {
                     .clone()
             }
         } else {
-            let (&first, _) = ks.by_seq.first_key_value()?;
-            let (&last, _) = ks.by_seq.last_key_value()?;
+            let &(first, _) = ks.by_seq.get_min()?;
+            let &(last, _) = ks.by_seq.get_max()?;
             let pick = first + r % (last - first + 1);
             ks.by_seq
                 .range(pick..)

@@ -205,9 +205,7 @@ impl Apply for MoveKey {
 
 pub(crate) fn randomkey(db: &Db, ctx: &Ctx, _: &[Bytes]) -> Output {
     let ks = &db.dbs[ctx.db];
-    let (Some((&first, _)), Some((&last, _))) =
-        (ks.by_seq.first_key_value(), ks.by_seq.last_key_value())
-    else {
+    let (Some(&(first, _)), Some(&(last, _))) = (ks.by_seq.get_min(), ks.by_seq.get_max()) else {
         return Output::NIL;
     };
     let mut seed = ctx.seed;

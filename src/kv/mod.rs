@@ -73,11 +73,12 @@ pub mod zset;
 pub(crate) mod zsets;
 mod zsets_store;
 
-use std::collections::{btree_map, BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclOp, Users};
@@ -230,14 +231,19 @@ impl Entry {
     }
 }
 
-/// One database.
+/// One database. Its three trees are persistent B-trees (`imbl`): a clone
+/// is O(1) and shares every node; a write to either copy first copies the
+/// nodes on its path that are still shared. A snapshot holds such a clone
+/// while it is encoded, so taking it never walks the keyspace, and the live
+/// map pays only for the nodes written meanwhile. A value inside a copied
+/// node is cloned with it (a collection deeply, as the whole map was before).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Keyspace {
-    pub(crate) map: BTreeMap<Bytes, Entry>,
+    pub(crate) map: OrdMap<Bytes, Entry>,
     /// `seq → key`: SCAN walks this, so a key present for the whole scan is seen.
-    pub(crate) by_seq: BTreeMap<u64, Bytes>,
+    pub(crate) by_seq: OrdMap<u64, Bytes>,
     /// `(deadline, key)` for every key with a TTL.
-    pub(crate) expiring: BTreeSet<(u64, Bytes)>,
+    pub(crate) expiring: OrdSet<(u64, Bytes)>,
 }
 
 impl Keyspace {
@@ -370,8 +376,9 @@ pub struct Db {
     /// Bumped for every key change; a key's `version` is its value then.
     mod_counter: u64,
     /// Deleted keys → counter at deletion, for WATCH on keys now absent.
-    tombstones: BTreeMap<(u8, Bytes), u64>,
-    tombstone_log: VecDeque<(u64, u8, Bytes)>,
+    /// Persistent like the keyspace, so a snapshot's copy is O(1).
+    tombstones: OrdMap<(u8, Bytes), u64>,
+    tombstone_log: imbl::Vector<(u64, u8, Bytes)>,
     /// Watches older than this cannot be checked against tombstones (forgotten).
     tombstone_horizon: u64,
     used_bytes: u64,
@@ -422,8 +429,8 @@ impl Default for Db {
             now_ms: 0,
             next_seq: 1,
             mod_counter: 0,
-            tombstones: BTreeMap::new(),
-            tombstone_log: VecDeque::new(),
+            tombstones: OrdMap::new(),
+            tombstone_log: imbl::Vector::new(),
             tombstone_horizon: 0,
             used_bytes: 0,
             stats: Stats::default(),
@@ -895,7 +902,7 @@ impl Db {
         // once and filled in place.
         let ks = &mut self.dbs[db];
         match ks.map.entry(key) {
-            btree_map::Entry::Occupied(mut slot) => {
+            imbl::ordmap::Entry::Occupied(mut slot) => {
                 let old = slot.get();
                 self.used_bytes -= entry_bytes(slot.key(), old);
                 if let Some(at) = old.expires_at_ms {
@@ -911,7 +918,7 @@ impl Db {
                 }
                 slot.insert(entry);
             }
-            btree_map::Entry::Vacant(slot) => {
+            imbl::ordmap::Entry::Vacant(slot) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 ks.by_seq.insert(seq, slot.key().clone());
@@ -1069,8 +1076,11 @@ impl Db {
         }
         let version = self.bump();
         for db in [a, b] {
-            for entry in self.dbs[db].map.values_mut() {
-                entry.version = version;
+            let ks = &mut self.dbs[db];
+            for key in &keys {
+                if let Some(entry) = ks.map.get_mut(&key[..]) {
+                    entry.version = version;
+                }
             }
             for key in &keys {
                 self.add_tombstone(db as u8, key.clone(), version);

@@ -1,7 +1,8 @@
 //! Snapshots of the whole state machine, encoded incrementally.
 //!
-//! [`Db::snapshot_chunks`] takes a point-in-time copy (a clone: values are
-//! `Bytes`, so this copies the maps' structure, not the data) and then encodes
+//! [`Db::snapshot_chunks`] takes a point-in-time copy (a clone: the keyspace's
+//! trees are persistent, so this shares their nodes with the live map, which
+//! copies a node only when a write lands in one still shared) and then encodes
 //! it record by record, so the live map is never frozen during the write. The
 //! encoding is a sequence of length-prefixed postcard records: one `Meta`
 //! (replicated now, counters, stats, config, WATCH tombstones), one `Users`
@@ -15,8 +16,6 @@
 //! [`Db::restore`] rebuilds exactly the same state (local access info aside),
 //! and refuses a snapshot whose keys are not in strictly increasing order
 //! within each database.
-
-use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -190,9 +189,9 @@ impl Iterator for SnapshotChunks {
             // One tree search per chunk and database, then a walk in key order.
             let map = &self.copy.dbs[self.db].map;
             let rest = match &self.after {
-                None => map.range::<Bytes, _>(..),
+                None => map.range::<_, Bytes>(..),
                 Some(k) => map
-                    .range::<Bytes, _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+                    .range::<_, Bytes>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
             };
             let mut last = None;
             for (key, entry) in rest {
@@ -257,10 +256,10 @@ impl Db {
         all.freeze()
     }
 
-    /// Fills database `d` from its entries, sorted by key and unique: each
-    /// tree is built from a sorted run (`from_iter` sorts what is already in
-    /// order in linear time and then fills nodes without searching), not key
-    /// by key.
+    /// Fills database `d` from its entries, sorted by key and unique. The
+    /// persistent trees are built by inserting in order, each insert at the
+    /// right edge (about 0.5 s per million keys here, against 0.1-0.3 s for
+    /// a `BTreeMap`'s bulk build: the price of O(1) snapshot copies).
     fn restore_keyspace(&mut self, d: usize, entries: Vec<(Bytes, Entry)>) {
         let mut by_seq = Vec::with_capacity(entries.len());
         let mut expiring = Vec::new();
@@ -290,7 +289,7 @@ impl Db {
         };
         let mut saw_meta = false;
         // Each database's entries, checked to arrive in strictly increasing key
-        // order (as written), so the trees are built from sorted runs.
+        // order (as written), so the trees are built in key order.
         let mut entries: [Vec<(Bytes, Entry)>; DATABASES] = std::array::from_fn(|_| Vec::new());
         let mut last_db = 0;
         loop {
@@ -320,7 +319,7 @@ impl Db {
                     db.tombstone_horizon = tombstone_horizon;
                     db.stats = stats;
                     db.config = config;
-                    let mut map = BTreeMap::new();
+                    let mut map = imbl::OrdMap::new();
                     for (at, d, k) in &tombstones {
                         map.insert((*d, k.clone()), *at);
                     }

@@ -839,3 +839,63 @@ fn info_keyspace_counts_keys_of_every_type() {
     let (db, keys, expires, _) = info.keyspace[0];
     assert_eq!((db, keys, expires), (0, 5, 1));
 }
+
+/// A snapshot is the state at the moment it was taken, however much is
+/// written while its chunks are encoded: the keyspace's trees are shared
+/// with the copy, so every write after it must copy what it changes rather
+/// than change the copy too (keys set, overwritten, deleted, expired, moved,
+/// collections changed in place, databases flushed and swapped).
+#[test]
+fn a_snapshot_is_the_state_when_taken_whatever_is_written_while_it_encodes() {
+    let mut m = Machine::new();
+    for i in 0..3000 {
+        m.exec(&format!("SET k{i} v{i}"));
+        if i % 10 == 0 {
+            m.exec(&format!("SADD s{i} a b c"));
+            m.exec(&format!("HSET h{i} f {i}"));
+            m.exec(&format!("RPUSH l{i} x y"));
+            m.exec(&format!("ZADD z{i} 1 a 2 b"));
+            m.exec(&format!("PEXPIRE k{i} 500000"));
+        }
+        if i % 7 == 0 {
+            m.exec_in(3, &format!("SET other{i} x"));
+            m.exec(&format!("DEL k{}", i / 2));
+        }
+    }
+    let expected = m.db.snapshot_bytes();
+    // Small chunks: the encoding is still at the start when the writes land.
+    let mut chunks = m.db.snapshot_chunks(256);
+    let mut encoded = chunks.next().expect("a first chunk").to_vec();
+    for i in 0..3000 {
+        m.exec(&format!("SET k{i} changed"));
+        if i % 10 == 0 {
+            m.exec(&format!("SADD s{i} d"));
+            m.exec(&format!("HSET h{i} f changed"));
+            m.exec(&format!("LPOP l{i}"));
+            m.exec(&format!("ZINCRBY z{i} 5 a"));
+            m.exec(&format!("PERSIST k{i}"));
+            m.exec(&format!("RENAME s{i} renamed{i}"));
+        }
+        if i % 13 == 0 {
+            m.exec(&format!("UNLINK k{}", i + 1));
+        }
+    }
+    m.exec("SWAPDB 0 3");
+    m.exec_in(3, "FLUSHDB");
+    m.now += 1_000_000; // every TTL above has passed
+    m.exec("SET after-expiry x");
+    for chunk in chunks {
+        encoded.extend_from_slice(&chunk);
+    }
+    assert!(
+        encoded == expected,
+        "the snapshot encoded after the writes differs from the state when it was taken"
+    );
+    assert_ne!(
+        m.db.snapshot_bytes(),
+        expected,
+        "the writes did change the map"
+    );
+    let restored = Db::restore(&encoded).expect("the snapshot restores");
+    assert_eq!(restored.snapshot_bytes(), expected);
+}
