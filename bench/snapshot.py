@@ -76,7 +76,7 @@ def main():
     # One snapshot per node once (nearly) the whole dataset is in.
     every = max(50, batches - 5)
     dkv = DkvTarget(workdir, args.nodes, args.server_bin, data_dir,
-                    raft_keys=f"snapshot_every_entries: {every}", log_level="info")
+                    raft_keys=f"snapshot_every_entries: {every}, snapshot_log_growth_percent: 0", log_level="info")
     try:
         stream = mset_stream(args.keys)
         t0 = time.monotonic()

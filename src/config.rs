@@ -73,6 +73,11 @@ pub struct RaftConfig {
     /// Take a snapshot of the state machine (and compact the log behind it)
     /// once this many entries were applied since the last one; 0 never does.
     pub snapshot_every_entries: u64,
+    /// ... and once the entries applied since then carry at least this
+    /// percentage of the last snapshot's bytes (Redis's
+    /// `auto-aof-rewrite-percentage`), so snapshot work stays in proportion
+    /// to the writes; 0 drops this condition.
+    pub snapshot_log_growth_percent: u64,
     /// Payload bytes per InstallSnapshot chunk streamed to a lagging follower.
     pub snapshot_chunk_bytes: usize,
     /// With pre-vote: the most a peer's message may raise the term in one step
@@ -97,6 +102,7 @@ impl Default for RaftConfig {
             lease_reads: false,
             clock_drift_bound_ticks: 5,
             snapshot_every_entries: 100_000,
+            snapshot_log_growth_percent: 100,
             snapshot_chunk_bytes: 1 << 20,
             max_term_jump: 1000,
             max_snapshot_receive_bytes: 16 << 30,
@@ -1377,6 +1383,7 @@ insecure_peer_rpc: true
             "max_entries_per_append:",
             "max_bytes_per_append:",
             "max_term_jump:",
+            "snapshot_log_growth_percent:",
             "max_snapshot_receive_bytes:",
             "max_clients:",
             "max_bulk_len_bytes:",

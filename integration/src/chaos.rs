@@ -344,7 +344,8 @@ pub fn app_runs(prefix: &str) -> Result<(Duration, Vec<Schedule>)> {
 }
 
 /// Raft settings of every chaos cluster (see [`run_chaos`]).
-pub const CHAOS_RAFT_KEYS: &str = "snapshot_every_entries: 1500, snapshot_chunk_bytes: 65536";
+pub const CHAOS_RAFT_KEYS: &str =
+    "snapshot_every_entries: 1500, snapshot_log_growth_percent: 0, snapshot_chunk_bytes: 65536";
 
 /// Run one chaos test.
 ///

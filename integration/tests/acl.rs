@@ -84,7 +84,7 @@ async fn users_are_replicated_and_survive_a_full_restart() -> Result<()> {
     // Snapshots every few entries, so the restart restores users from a
     // snapshot as well as from the log after it.
     let mut cluster = Cluster::start_with(3, |c| {
-        c.raft_extra = "snapshot_every_entries: 8".to_string();
+        c.raft_extra = "snapshot_every_entries: 8, snapshot_log_growth_percent: 0".to_string();
     })
     .await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;

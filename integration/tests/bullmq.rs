@@ -79,7 +79,7 @@ async fn bullmq_loses_and_completes_twice_nothing_when_the_leader_is_killed() ->
     // replays a short log instead of the whole run's (each entry a BullMQ
     // script), and BullMQ's state goes through snapshots too.
     let mut cluster = Cluster::start_with(3, |c| {
-        c.raft_extra = "snapshot_every_entries: 2000".to_string();
+        c.raft_extra = "snapshot_every_entries: 2000, snapshot_log_growth_percent: 0".to_string();
     })
     .await?;
     let leader = cluster.wait_for_leader(Duration::from_secs(20)).await?;

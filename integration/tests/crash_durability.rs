@@ -101,7 +101,7 @@ async fn verify(c: &Cluster, node: usize, acked: Vec<(String, String)>) -> Resul
 async fn acked_writes_survive_repeated_kill_9_of_every_node_under_load() -> Result<()> {
     let started = Instant::now();
     let mut c = Cluster::start_with(3, |config| {
-        config.raft_extra = "snapshot_every_entries: 250, snapshot_chunk_bytes: 16384".into();
+        config.raft_extra = "snapshot_every_entries: 250, snapshot_log_growth_percent: 0, snapshot_chunk_bytes: 16384".into();
     })
     .await?;
     let acked: Acked = Arc::default();

@@ -123,7 +123,7 @@ async fn functions_are_cluster_state() -> Result<()> {
     let payload = redis_dump().await?;
     let mut cluster = Cluster::start_with(3, |config| {
         config.raft_extra =
-            format!("snapshot_every_entries: {SNAPSHOT_EVERY}, snapshot_chunk_bytes: 8192");
+            format!("snapshot_every_entries: {SNAPSHOT_EVERY}, snapshot_log_growth_percent: 0, snapshot_chunk_bytes: 8192");
     })
     .await?;
     let result = run(&mut cluster, &payload).await;

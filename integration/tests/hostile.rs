@@ -368,7 +368,7 @@ async fn an_outsider_without_credentials_changes_nothing() -> Result<()> {
     // the attacks.
     let mut c = Cluster::start_with(3, |n| {
         n.tick_ms = 30;
-        n.raft_extra = "snapshot_every_entries: 20".to_string();
+        n.raft_extra = "snapshot_every_entries: 20, snapshot_log_growth_percent: 0".to_string();
         n.extra_yaml = header_timeout_yaml();
     })
     .await?;

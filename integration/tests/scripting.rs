@@ -146,7 +146,8 @@ const SCRIPTS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_replicate_and_the_cache_survives_failover() -> Result<()> {
     let mut cluster = Cluster::start_with(3, |c| {
-        c.raft_extra = format!("snapshot_every_entries: {SNAPSHOT_EVERY}");
+        c.raft_extra =
+            format!("snapshot_every_entries: {SNAPSHOT_EVERY}, snapshot_log_growth_percent: 0");
     })
     .await?;
     let leader = cluster.wait_for_leader(ELECTION_BUDGET).await?;

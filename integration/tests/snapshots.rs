@@ -71,7 +71,7 @@ async fn check_all(c: &Cluster, node: usize, n: usize) -> Result<()> {
 async fn follower_behind_a_compacted_log_catches_up_by_install_snapshot() -> Result<()> {
     let mut c = Cluster::start_with(3, |config| {
         config.raft_extra =
-            format!("snapshot_every_entries: {SNAPSHOT_EVERY}, snapshot_chunk_bytes: 8192");
+            format!("snapshot_every_entries: {SNAPSHOT_EVERY}, snapshot_log_growth_percent: 0, snapshot_chunk_bytes: 8192");
     })
     .await?;
     let leader = c.wait_for_leader(ELECTION_BUDGET).await?;

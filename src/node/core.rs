@@ -118,6 +118,9 @@ pub(crate) struct CoreConfig {
     pub early_ack: bool,
     /// Take a snapshot after this many applied entries (0: never).
     pub snapshot_every_entries: u64,
+    /// ... and once the entries applied since the last snapshot carry at
+    /// least this percentage of that snapshot's bytes (0: no such condition).
+    pub snapshot_log_growth_percent: u64,
     /// The snapshot the map was restored from at start: (index, term), or 0s.
     pub restored: (LogIndex, Term),
     /// The clock reading at which the Raft core's tick count starts.
@@ -257,6 +260,10 @@ pub(crate) struct NodeCore<W, R> {
     last_snapshot_index: LogIndex,
     /// A local snapshot is being written.
     snapshot_in_flight: bool,
+    /// Payload bytes of the entries applied since the last snapshot started.
+    applied_bytes_since_snapshot: u64,
+    /// Payload bytes of the last snapshot taken here (0: none since start).
+    last_snapshot_bytes: u64,
     /// Role seen at the last [`NodeCore::notice_role_change`].
     last_role: Role,
     /// Rule breaks (tests only; all off otherwise).
@@ -280,6 +287,8 @@ impl<W, R> NodeCore<W, R> {
             applied: config.restored,
             last_snapshot_index: config.restored.0,
             snapshot_in_flight: false,
+            applied_bytes_since_snapshot: 0,
+            last_snapshot_bytes: 0,
             last_role: Role::Follower,
             faults: CoreFaults::default(),
             stale_snapshot: None,
@@ -659,6 +668,11 @@ impl<W, R> NodeCore<W, R> {
         outputs: Vec<Option<kv::Output>>,
     ) -> Vec<(W, LocalWrite)> {
         let mut answers = Vec::new();
+        for entry in entries {
+            self.applied_bytes_since_snapshot = self
+                .applied_bytes_since_snapshot
+                .saturating_add(entry.data.len() as u64);
+        }
         for (entry, output) in entries.iter().zip(outputs) {
             if let Some((term, reply)) = self.pending_writes.remove(&entry.index) {
                 let outcome = match output {
@@ -677,20 +691,32 @@ impl<W, R> NodeCore<W, R> {
         answers
     }
 
-    /// Whether a local snapshot is due now (enough entries applied since the
-    /// last one, none being written); if so it counts as started at the
-    /// applied (index, term) returned.
+    /// Whether a local snapshot is due now; if so it counts as started at
+    /// the applied (index, term) returned. Due when none is being written,
+    /// `snapshot_every_entries` entries were applied since the last one, and
+    /// those entries' payloads add up to `snapshot_log_growth_percent` of the
+    /// last snapshot's bytes. A snapshot costs time in proportion to the
+    /// whole state; the second condition (Redis's
+    /// `auto-aof-rewrite-percentage`) keeps that cost in proportion to the
+    /// writes since the last one, where a fixed count would make a large
+    /// keyspace pay for a full snapshot every `snapshot_every_entries` writes
+    /// (and a bulk load quadratic time).
     pub(crate) fn snapshot_due(&mut self) -> Option<(LogIndex, Term)> {
         let every = self.config.snapshot_every_entries;
         let (index, term) = self.applied;
+        let grown = (self.applied_bytes_since_snapshot as u128) * 100
+            >= (self.last_snapshot_bytes as u128)
+                * (self.config.snapshot_log_growth_percent as u128);
         if every == 0
             || self.snapshot_in_flight
             || index.0.saturating_sub(self.last_snapshot_index.0) < every
+            || !grown
         {
             return None;
         }
         self.snapshot_in_flight = true;
         self.last_snapshot_index = index;
+        self.applied_bytes_since_snapshot = 0;
         Some((index, term))
     }
 
@@ -699,10 +725,16 @@ impl<W, R> NodeCore<W, R> {
     /// snapshot to start, counted as started like [`NodeCore::snapshot_due`]'s,
     /// when enough entries were applied while this one was written: otherwise
     /// a node that goes idle meanwhile would stay a whole interval behind
-    /// until its next write.
+    /// until its next write. `payload_bytes`, the snapshot's size, is what
+    /// the next one's growth condition is measured against.
     #[must_use]
-    pub(crate) fn snapshot_taken(&mut self, floor: SnapshotMeta) -> Option<(LogIndex, Term)> {
+    pub(crate) fn snapshot_taken(
+        &mut self,
+        floor: SnapshotMeta,
+        payload_bytes: u64,
+    ) -> Option<(LogIndex, Term)> {
         self.snapshot_in_flight = false;
+        self.last_snapshot_bytes = payload_bytes;
         self.raft.compact(floor);
         self.snapshot_due()
     }
@@ -725,6 +757,7 @@ impl<W, R> NodeCore<W, R> {
         let index = meta.last_included_index;
         self.applied = (index, meta.last_included_term);
         self.last_snapshot_index = self.last_snapshot_index.max(index);
+        self.applied_bytes_since_snapshot = 0;
         let kept = self
             .pending_writes
             .split_off(&LogIndex(index.0.saturating_add(1)));

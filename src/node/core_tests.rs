@@ -30,6 +30,7 @@ fn core_config(restored: (LogIndex, Term)) -> CoreConfig {
         max_pending_proposals: 1000,
         early_ack: false,
         snapshot_every_entries: 0,
+        snapshot_log_growth_percent: 0,
         restored,
         start: Duration::ZERO,
     }
@@ -500,11 +501,64 @@ fn a_snapshot_due_while_another_is_written_starts_when_that_one_ends() {
         membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     // Idle from here: nothing is applied after the first snapshot ends.
-    let next = c.core(1).snapshot_taken(floor);
+    let next = c.core(1).snapshot_taken(floor, 0);
     assert_eq!(next, Some((LogIndex(first.0 + 2), term)));
     assert_eq!(
         c.core(1).snapshot_due(),
         None,
         "the next one counts as started"
+    );
+}
+
+/// With `snapshot_log_growth_percent`, a snapshot also waits until the
+/// entries applied since the last one carry that share of its bytes: a big
+/// dataset is not written out in full every `snapshot_every_entries` writes.
+#[test]
+fn a_snapshot_waits_for_the_log_to_grow_by_the_last_ones_size() {
+    let mut c = Cluster::new(false);
+    c.elect_1();
+    c.core(1).config.snapshot_every_entries = 1;
+    c.core(1).config.snapshot_log_growth_percent = 100;
+    let write = |c: &mut Cluster, key: &str| {
+        c.core(1).propose_batch(vec![(set(key), 1)], 1);
+        c.settle();
+    };
+    write(&mut c, "a");
+    let (first, term) = c
+        .core(1)
+        .snapshot_due()
+        .expect("nothing to outgrow before the first snapshot");
+    let floor = SnapshotMeta {
+        last_included_index: first,
+        last_included_term: term,
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
+    };
+    // Each write's payload is the same size; the snapshot is as big as three.
+    let one = c
+        .applied
+        .get(&1)
+        .and_then(|e| e.last())
+        .map(|e| e.data.len() as u64)
+        .expect("a write was applied");
+    assert_eq!(c.core(1).snapshot_taken(floor, 3 * one), None);
+    write(&mut c, "b");
+    write(&mut c, "c");
+    assert_eq!(
+        c.core(1).snapshot_due(),
+        None,
+        "two writes carry two thirds of the last snapshot's bytes"
+    );
+    write(&mut c, "d");
+    let (next, _) = c
+        .core(1)
+        .snapshot_due()
+        .expect("three writes carry as many bytes as the last snapshot");
+    assert_eq!(next, LogIndex(first.0 + 3));
+    c.core(1).config.snapshot_log_growth_percent = 0;
+    c.core(1).snapshot_failed();
+    write(&mut c, "e");
+    assert!(
+        c.core(1).snapshot_due().is_some(),
+        "0 drops the condition: one entry since is enough"
     );
 }

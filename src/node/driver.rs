@@ -29,9 +29,10 @@
 //! commit index needs no fsync: it is written without one and rides along
 //! with the next.
 //!
-//! After step e, once `raft.snapshot_every_entries` entries were applied
-//! since the last snapshot, the map is copied (a clone of its structure,
-//! values shared) and written to a snapshot file on a blocking thread while
+//! After step e, once the core says a snapshot is due (`raft.snapshot_every_entries`
+//! entries applied since the last, carrying `raft.snapshot_log_growth_percent`
+//! of its bytes), the map is copied (O(1) for the keyspace's persistent trees,
+//! `kv::Keyspace`) and written to a snapshot file on a blocking thread while
 //! the node keeps serving; when it is durable the core and the WAL are
 //! compacted through the older retained snapshot, and the next snapshot
 //! starts at once if enough entries were applied meanwhile. An outgoing InstallSnapshot
@@ -96,6 +97,8 @@ pub(super) struct DriverParts {
     pub tracking: Arc<super::tracking::TrackingHub>,
     /// `raft.snapshot_every_entries` (0: never).
     pub snapshot_every_entries: u64,
+    /// `raft.snapshot_log_growth_percent`.
+    pub snapshot_log_growth_percent: u64,
     /// `raft.snapshot_chunk_bytes`.
     pub snapshot_chunk_bytes: usize,
     /// The snapshot the map was restored from at start (0: none).
@@ -166,6 +169,7 @@ impl Driver {
                 max_pending_proposals: parts.max_pending_proposals,
                 early_ack: parts.early_ack,
                 snapshot_every_entries: parts.snapshot_every_entries,
+                snapshot_log_growth_percent: parts.snapshot_log_growth_percent,
                 restored: (parts.snapshot_index, parts.snapshot_term),
                 start: Duration::ZERO,
             },
@@ -752,7 +756,7 @@ impl Driver {
                     .durable_snapshot_index
                     .max(taken.meta.last_included_index);
                 let through = taken.floor.last_included_index;
-                let next = self.core.snapshot_taken(taken.floor);
+                let next = self.core.snapshot_taken(taken.floor, taken.payload_bytes);
                 let deleted = self.with_wal(move |wal| wal.compact(through)).await??;
                 if deleted > 0 {
                     info!(through = through.0, segments = deleted, "WAL compacted");

@@ -639,6 +639,7 @@ impl Node {
                 snapshots,
                 receiver,
                 snapshot_every_entries: config.raft.snapshot_every_entries,
+                snapshot_log_growth_percent: config.raft.snapshot_log_growth_percent,
                 snapshot_chunk_bytes: config.raft.snapshot_chunk_bytes,
                 snapshot_index,
                 snapshot_term,
@@ -1573,6 +1574,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = single_node_config(dir.path());
         config.raft.snapshot_every_entries = 50;
+        config.raft.snapshot_log_growth_percent = 0;
         config.raft.snapshot_chunk_bytes = 4096;
         let node = Node::start(&config, Metrics::new()).await.unwrap();
         let handle = node.handle();

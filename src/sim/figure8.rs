@@ -59,6 +59,7 @@ fn build(seed: u64, breaks: Breaks) -> Sim {
         max_entries_per_append: 1,
         crashy: false,
         snapshot_interval: 0,
+        snapshot_growth_percent: 0,
         profile: NetProfile::lossless(),
         // Every fsync completes in the step it starts: the script's phases
         // count on it.

@@ -242,6 +242,8 @@ struct Setup {
     max_entries_per_append: usize,
     crashy: bool,
     snapshot_interval: u64,
+    /// `raft.snapshot_log_growth_percent` on every node.
+    snapshot_growth_percent: u64,
     profile: NetProfile,
     /// Most steps a WAL batch or a snapshot write takes.
     max_disk_delay: u64,
@@ -298,6 +300,10 @@ impl Sim {
         let profile = NetProfile::random(&mut rng);
         // Short intervals make lagging followers need InstallSnapshot often.
         let snapshot_interval = [10, 25, 60, 200][rng.random_range(0..4)];
+        // Half the seeds also wait for the log to grow by the last
+        // snapshot's size (the default rule); from the seed, not the rng, so
+        // every other draw stays where it was.
+        let snapshot_growth_percent = [0, 100][((seed >> 1) % 2) as usize];
         // Fsyncs that complete in the step they start, or up to 3 later
         // (pipelined Readies, group commit).
         let max_disk_delay = [0, 1, 3][rng.random_range(0..3)];
@@ -313,6 +319,7 @@ impl Sim {
             max_entries_per_append,
             crashy,
             snapshot_interval,
+            snapshot_growth_percent,
             profile,
             max_disk_delay,
             wal,
@@ -327,6 +334,7 @@ impl Sim {
             wal: setup.wal,
             max_delay: setup.max_disk_delay,
             snapshot_every: setup.snapshot_interval,
+            snapshot_growth_percent: setup.snapshot_growth_percent,
         };
         let nodes = (1..=n as u64)
             .map(NodeId)

@@ -99,6 +99,8 @@ pub struct Disk {
     pub max_delay: u64,
     /// Take a snapshot after this many applied entries (0: never).
     pub snapshot_every: u64,
+    /// ... and once they carry this percentage of the last one's bytes.
+    pub snapshot_growth_percent: u64,
 }
 
 /// The WAL batch being written.
@@ -317,6 +319,7 @@ impl SimNode {
                 max_pending_proposals: MAX_PENDING_PROPOSALS,
                 early_ack: false,
                 snapshot_every_entries: self.disk.snapshot_every,
+                snapshot_log_growth_percent: self.disk.snapshot_growth_percent,
                 restored,
                 start: clock(now),
             },
@@ -680,7 +683,7 @@ impl SimNode {
         self.drain(ctx)?;
         let up = self.up_mut()?;
         let through = taken.floor.last_included_index;
-        let next = up.core.snapshot_taken(taken.floor);
+        let next = up.core.snapshot_taken(taken.floor, taken.payload_bytes);
         let compacted = up.wal.compact(through);
         self.check_io(None, "WAL compaction", compacted)?;
         if let Some((index, term)) = next {
