@@ -118,7 +118,7 @@ fn object_digest(digest: &mut Digest, entry: &Entry) {
     match &entry.value {
         Value::Str(s) => mix_digest(digest, s),
         Value::Hash(fields) => {
-            for (field, value) in fields {
+            for (field, value) in &**fields {
                 let mut element = [0u8; 20];
                 mix_digest(&mut element, field);
                 mix_digest(&mut element, value);

@@ -681,7 +681,7 @@ impl Apply for GeoSearchWrite {
         // `keymiss`), deleting it first if it expired.
         let z = match db.lookup_write_as_read(ctx.db, source).map(|e| &e.value) {
             None => None,
-            Some(Value::ZSet(z)) => Some(z),
+            Some(Value::ZSet(z)) => Some(&**z),
             Some(_) => return Output::err(WRONGTYPE),
         };
         let plan = match parse_search(&self.args, variant, z) {

@@ -120,14 +120,16 @@ pub const MAX_STRING_BYTES: u64 = 512 * 1024 * 1024;
 pub enum Value {
     /// A string ([`string::Str`]: its bytes and its encoding bit).
     Str(string::Str),
-    /// A hash ([`hash::Hash`]; field order is not significant).
-    Hash(hash::Hash),
+    /// A hash ([`hash::Hash`]; field order is not significant). Boxed, like
+    /// the set and the sorted set: inline they made every `Value` (and every
+    /// keyspace slot, most of which hold strings) 96 bytes instead of 48.
+    Hash(Box<hash::Hash>),
     /// A set (`intset` or `hashtable`, see [`set`]).
-    Set(set::Set),
+    Set(Box<set::Set>),
     /// A list ([`list::List`]: packed nodes, OBJECT ENCODING `quicklist`).
     List(list::List),
     /// A sorted set.
-    ZSet(zset::ZSet),
+    ZSet(Box<zset::ZSet>),
     /// A stream ([`stream::Stream`]: entries and consumer groups).
     Stream(Box<stream::Stream>),
 }

@@ -60,7 +60,7 @@ fn stored<'a>(db: &'a Db, ctx: &Ctx, key: &[u8]) -> &'a Set {
 /// [`write_set`]) or is created empty; deletes it if `f` leaves it empty.
 fn with_set<R>(db: &mut Db, ctx: &Ctx, key: &Bytes, f: impl FnOnce(&mut Set) -> R) -> R {
     if !db.dbs[ctx.db].map.contains_key(&key[..]) {
-        db.put(ctx.db, key.clone(), Value::Set(Set::new()), None);
+        db.put(ctx.db, key.clone(), Value::Set(Box::default()), None);
     }
     let (result, empty) = db
         .modify(ctx.db, key, |v| match v {
@@ -622,7 +622,12 @@ impl Apply for CombineStore {
             }
         } else {
             db.expire_if_needed(ctx.db, &self.destination);
-            db.put(ctx.db, self.destination.clone(), Value::Set(result), None);
+            db.put(
+                ctx.db,
+                self.destination.clone(),
+                Value::Set(Box::new(result)),
+                None,
+            );
             let event = match self.algebra {
                 Algebra::Inter => "sinterstore",
                 Algebra::Union => "sunionstore",

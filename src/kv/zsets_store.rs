@@ -186,7 +186,7 @@ impl ZSetOp {
                 // The second look at a key `converted_sets` looked up
                 // (counted, and its miss sent, once as in Redis).
                 None => match db.dbs[ctx.db].live(k, ctx.now).map(|e| &e.value) {
-                    Some(Value::ZSet(z)) => Some(z),
+                    Some(Value::ZSet(z)) => Some(&**z),
                     _ => None,
                 },
             })

@@ -460,7 +460,7 @@ fn digests_of_sets_are_redis_bit_for_bit() {
         db.put(
             0,
             Bytes::copy_from_slice(key.as_bytes()),
-            Value::Set(set),
+            Value::Set(Box::new(set)),
             ttl,
         );
     };
@@ -521,10 +521,20 @@ fn a_db_with_sets_round_trips_through_a_snapshot() {
     let mut db = Db::new();
     let mut table = table_of(&["x", "y", "z"]);
     table.remove(b"x");
-    db.put(0, Bytes::from_static(b"t"), Value::Set(table), None);
+    db.put(
+        0,
+        Bytes::from_static(b"t"),
+        Value::Set(Box::new(table)),
+        None,
+    );
     let mut wide = set_of(&["1", "70000"]);
     wide.remove(b"70000");
-    db.put(3, Bytes::from_static(b"i"), Value::Set(wide), Some(5_000));
+    db.put(
+        3,
+        Bytes::from_static(b"i"),
+        Value::Set(Box::new(wide)),
+        Some(5_000),
+    );
     let restored = Db::restore(&db.snapshot_bytes()).expect("own snapshot decodes");
     assert_eq!(restored, db);
     assert_eq!(restored.used_memory(), db.used_memory());

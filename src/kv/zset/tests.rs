@@ -592,8 +592,18 @@ fn digest_is_redis_bit_for_bit_in_both_encodings() {
     }
     assert_eq!(big.encoding(), "skiplist");
     let mut db = Db::new();
-    db.put(0, Bytes::from_static(b"z"), Value::ZSet(small), None);
-    db.put(0, Bytes::from_static(b"big"), Value::ZSet(big), None);
+    db.put(
+        0,
+        Bytes::from_static(b"z"),
+        Value::ZSet(Box::new(small)),
+        None,
+    );
+    db.put(
+        0,
+        Bytes::from_static(b"big"),
+        Value::ZSet(Box::new(big)),
+        None,
+    );
     assert_eq!(
         hex(&db.value_digest(0, b"z")),
         "a9079a9db6179ffcddb1da84996c6fc89741e122"
@@ -617,8 +627,18 @@ fn a_snapshot_restores_both_encodings_exactly() {
     big.add(b"x", -0.0, AddFlags::default());
     big.add(b"y", f64::INFINITY, AddFlags::default());
     let mut db = Db::new();
-    db.put(0, Bytes::from_static(b"s"), Value::ZSet(small), None);
-    db.put(2, Bytes::from_static(b"b"), Value::ZSet(big), Some(5_000));
+    db.put(
+        0,
+        Bytes::from_static(b"s"),
+        Value::ZSet(Box::new(small)),
+        None,
+    );
+    db.put(
+        2,
+        Bytes::from_static(b"b"),
+        Value::ZSet(Box::new(big)),
+        Some(5_000),
+    );
     let restored = Db::restore(&db.snapshot_bytes()).expect("own snapshot decodes");
     assert_eq!(restored, db);
     assert_eq!(restored.used_memory(), db.used_memory());
