@@ -58,7 +58,8 @@ pub use client::{is_retryable, RetryClient};
 pub use cluster::{ClientTlsPaths, Cluster, ClusterOptions, NodeConfig, PeerTlsPaths};
 pub use nemesis::Schedule;
 pub use process::{
-    cli_binary, program_available, rss_bytes, run_until_exit, server_binary, ExitReport,
+    cli_binary, program_available, rss_bytes, run_until_exit, server_binary, status_field,
+    ExitReport,
 };
 pub use proxy::{LinkMode, ProxyMesh};
 pub use resp::{RawConn, Reply};

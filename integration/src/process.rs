@@ -161,22 +161,30 @@ pub(crate) async fn wait_exit(child: &mut Child, timeout: Duration) -> Result<Op
     }
 }
 
+/// The value of `name` in `/proc/<pid>/status` (the text after `name:`, trimmed).
+///
+/// # Errors
+/// The process is gone or the file has no such line.
+pub fn status_field(pid: u32, name: &str) -> Result<String> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+        .with_context(|| format!("no {name} line in {path}"))
+}
+
 /// Resident set size of `pid` in bytes, from `/proc/<pid>/status` (`VmRSS`).
 ///
 /// # Errors
 /// The process is gone or the file has no `VmRSS` line.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .with_context(|| format!("no VmRSS line in {path}"))?;
-    let kib: u64 = line
+    let value = status_field(pid, "VmRSS")?;
+    let kib: u64 = value
         .split_whitespace()
-        .nth(1)
+        .next()
         .and_then(|n| n.parse().ok())
-        .with_context(|| format!("bad VmRSS line {line:?}"))?;
+        .with_context(|| format!("bad VmRSS value {value:?}"))?;
     Ok(kib * 1024)
 }
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use dkv_integration::{rss_bytes, Cluster, RawConn, Reply};
+use dkv_integration::{rss_bytes, status_field, Cluster, RawConn, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -101,6 +101,19 @@ async fn drain_until_closed(stream: &mut TcpStream) -> Result<usize> {
             Err(e) => return Err(e).context("read"),
         }
     }
+}
+
+/// The node turns transparent huge pages off for itself, as Redis does
+/// (`disable-thp yes`): with them on, the kernel zeroes 2 MiB each time the
+/// allocator touches memory again, a third of a bulk load's CPU
+/// (bench/PERFORMANCE.md). Linux reports the process's flag in `THP_enabled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_with_transparent_huge_pages_off() -> Result<()> {
+    let c = Cluster::start(1).await?;
+    let pid = c.pid(0).context("node 0 has no pid")?;
+    let thp = status_field(pid, "THP_enabled")?;
+    ensure!(thp == "0", "THP_enabled is {thp:?} for the node, not 0");
+    Ok(())
 }
 
 /// Must-show: with `client-output-buffer-limit normal 64mb 32mb 10` (here
