@@ -27,8 +27,9 @@
 //!   the removal commits, then steps down, telling a caught-up voter to
 //!   campaign at once; not a voter any more, it never campaigns again;
 //! - a leader keeps replicating to a removed member until its removal
-//!   commits, so the member usually learns it was removed (and then never
-//!   campaigns); one that does not is kept out by pre-vote and leader
+//!   commits, and then sends it one last append with that commit index, so
+//!   the member learns it was removed unless that message is lost (and then
+//!   never campaigns); one that does not is kept out by pre-vote and leader
 //!   stickiness (§4.2.3).
 
 use core::net::{Ipv4Addr, SocketAddr};
@@ -192,6 +193,21 @@ impl Raft {
             return false;
         }
         self.pending_membership = None;
+        // A member this change removed gets one last append with the entries
+        // it lacks (the removal among them unless it is far behind) and the
+        // commit index that covers its removal, even while earlier entries
+        // are unacknowledged (Nagle's rule would hold both back for the ack):
+        // with its progress dropped, nothing else would tell it.
+        let commit = self.log.commit_index();
+        let removed: Vec<NodeId> = self
+            .progress
+            .iter()
+            .filter(|(id, p)| !self.membership().contains(**id) && p.commit_sent < commit)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in removed {
+            self.send_append_with(peer, true, true);
+        }
         let last_index = self.log.last_index();
         self.sync_progress(last_index);
         if self.is_voter() {

@@ -831,7 +831,8 @@ impl hyper::body::Body for FrameBody {
 
 /// Why a stream ended.
 enum StreamEnd {
-    /// The transport was dropped: the node is stopping.
+    /// The peer's queue was let go (it left the membership, or the node is
+    /// stopping), after what was queued was sent.
     QueueClosed,
     /// The stream failed or the peer ended it; it is reopened.
     Failed(String),
@@ -897,7 +898,16 @@ impl PeerSender {
                     outcome = &mut ended => return StreamEnd::Failed(stream_outcome(outcome).await),
                     envelope = queue.recv() => match envelope {
                         Some(envelope) => envelope,
-                        None => return StreamEnd::QueueClosed,
+                        None => {
+                            // The peer was let go (removed, or the node is
+                            // stopping). What it was sent last still goes:
+                            // a removed member's last message carries its
+                            // removal. End the body and let the request
+                            // finish, rather than cancel it with frames unsent.
+                            drop(frames);
+                            let _ = tokio::time::timeout(MSG_TIMEOUT, &mut ended).await;
+                            return StreamEnd::QueueClosed;
+                        }
                     },
                 },
             };
@@ -1171,5 +1181,60 @@ mod tests {
         assert_eq!(decode_frame(&payload).unwrap(), vec![vote(1, 1)]);
         let mut empty = BytesMut::new();
         assert_eq!(take_frame(&mut empty, 1 << 20), Ok(None));
+    }
+}
+
+#[cfg(test)]
+mod stream_end_tests {
+    use super::*;
+    use crate::raft::{Message, Term};
+
+    /// A peer let go with a message still queued (a removed member, whose
+    /// last message carries its removal) still gets that message: the
+    /// stream's body is ended and the request finished, not cancelled.
+    /// (A membership test under load caught removed nodes that never learnt
+    /// their removal.)
+    #[tokio::test]
+    async fn a_peer_let_go_still_gets_what_was_queued_for_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (got, mut received) = mpsc::channel::<usize>(1);
+        tokio::spawn(async move {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                let got = got.clone();
+                async move {
+                    let body: hyper::body::Incoming = request.into_body();
+                    let bytes = body.collect().await.map(|c| c.to_bytes().len());
+                    let _ = got.send(bytes.unwrap_or(0)).await;
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let transport = Transport::start(NodeId(1), "c".to_string(), &[(NodeId(2), addr)], None);
+        transport.send(Envelope {
+            from: NodeId(1),
+            to: NodeId(2),
+            message: Message::RequestVoteResponse {
+                term: Term(3),
+                vote_granted: true,
+            },
+        });
+        transport.set_peers(&[]);
+        let bytes = tokio::time::timeout(Duration::from_secs(10), received.recv())
+            .await
+            .expect("the peer got a request")
+            .expect("a body length");
+        assert!(
+            bytes > 0,
+            "the queued message was sent before the stream ended"
+        );
     }
 }
