@@ -463,6 +463,19 @@ fn a_removed_node_that_missed_its_removal_does_not_disrupt() {
     assert_eq!(net.raft(2).status().term, term);
 }
 
+/// Delivers what is in flight (and what that causes) except messages to
+/// `held_for`, which queue in `held` in order: links are FIFO, so whatever is
+/// sent to that node later goes behind what it has not yet received.
+fn deliver_holding(net: &mut Network, held_for: u64, held: &mut Vec<crate::raft::Envelope>) {
+    while let Some(envelope) = net.in_flight.pop_front() {
+        if envelope.to == NodeId(held_for) {
+            held.push(envelope);
+        } else {
+            net.deliver(envelope);
+        }
+    }
+}
+
 /// The removal commits on the other follower's ack while the removed one's
 /// ack is still on its way: the leader still sends it the commit index that
 /// covers its removal, so it learns it and does not sit outside the cluster
@@ -473,21 +486,10 @@ fn a_removed_follower_whose_ack_comes_last_still_learns_its_removal() {
     let mut net = led_by_1();
     let index = change(&mut net, 1, |m| without(m, 3)).expect("removal");
     net.process(1);
-    let held: Vec<_> = net.in_flight.drain(..).collect();
-    assert!(held.iter().any(|e| e.to == NodeId(3)), "{held:?}");
     // 2 gets the entry and its ack commits the removal; 3's copy waits.
-    // Links are FIFO: what 1 sends 3 meanwhile queues behind the held copy.
-    let (to_2, mut to_3): (Vec<_>, Vec<_>) = held.into_iter().partition(|e| e.to == NodeId(2));
-    for envelope in to_2 {
-        net.deliver(envelope);
-    }
-    while let Some(envelope) = net.in_flight.pop_front() {
-        if envelope.to == NodeId(3) {
-            to_3.push(envelope);
-        } else {
-            net.deliver(envelope);
-        }
-    }
+    let mut to_3 = Vec::new();
+    deliver_holding(&mut net, 3, &mut to_3);
+    assert!(!to_3.is_empty(), "1 sent 3 the removal");
     assert!(net.raft(1).status().commit_index >= index);
     assert!(net.raft(1).membership_committed());
     for envelope in to_3 {
@@ -512,20 +514,11 @@ fn a_removed_follower_behind_by_the_removal_entry_still_gets_it() {
         .propose(Bytes::from_static(b"x"))
         .expect("leader");
     net.process(1);
-    let mut to_3: Vec<_> = Vec::new();
-    let deliver_all_but_3 = |net: &mut Network, to_3: &mut Vec<_>| {
-        while let Some(envelope) = net.in_flight.pop_front() {
-            if envelope.to == NodeId(3) {
-                to_3.push(envelope);
-            } else {
-                net.deliver(envelope);
-            }
-        }
-    };
-    deliver_all_but_3(&mut net, &mut to_3);
+    let mut to_3 = Vec::new();
+    deliver_holding(&mut net, 3, &mut to_3);
     let index = change(&mut net, 1, |m| without(m, 3)).expect("removal");
     net.process(1);
-    deliver_all_but_3(&mut net, &mut to_3);
+    deliver_holding(&mut net, 3, &mut to_3);
     assert!(net.raft(1).membership_committed());
     for envelope in to_3 {
         net.deliver(envelope);
