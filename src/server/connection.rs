@@ -56,11 +56,17 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 const SHRINK_INPUT_ABOVE_BYTES: usize = 4 * READ_CHUNK_BYTES;
 /// Most the read buffer is grown by at once for a pending large bulk.
 const MAX_RESERVE_BYTES: usize = 1024 * 1024;
+/// While a read fills the buffer and the socket has more, the buffer grows
+/// and reading goes on up to this much input: a deep pipeline (`redis-cli
+/// --pipe`) is then carried out in groups of up to [`MAX_GROUP_REQUESTS`],
+/// not of what 16 KiB holds. Each write group waits for one commit, so the
+/// group size sets a pipeline's throughput.
+const READ_AHEAD_BYTES: usize = 256 * 1024;
 /// Output written mid-batch once it is this large, to bound memory with deep
 /// pipelines (and to give back-pressure to clients that do not read).
 pub const FLUSH_AT_BYTES: usize = 1024 * 1024;
 /// Most requests carried out as one group.
-const MAX_GROUP_REQUESTS: usize = 1024;
+const MAX_GROUP_REQUESTS: usize = 4096;
 /// A write group is carried out once its arguments reach this size.
 const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
@@ -475,11 +481,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 }
             }
             if read {
-                if let Poll::Ready(result) =
-                    tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut *input)
-                {
-                    return Poll::Ready(result.map(IoEvent::Read));
+                // Everything the socket has now, up to READ_AHEAD_BYTES.
+                let mut total = 0;
+                loop {
+                    match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut *input) {
+                        Poll::Ready(Ok(0)) | Poll::Pending if total > 0 => break,
+                        // A failure after some input: that input is served
+                        // first, and the next read meets the failure again.
+                        Poll::Ready(Err(_)) if total > 0 => break,
+                        Poll::Ready(Ok(n)) if n > 0 => total += n,
+                        Poll::Ready(result) => return Poll::Ready(result.map(IoEvent::Read)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    if input.len() < input.capacity() || input.len() >= READ_AHEAD_BYTES {
+                        break;
+                    }
+                    input.reserve(input.len().min(READ_AHEAD_BYTES - input.len()));
                 }
+                return Poll::Ready(Ok(IoEvent::Read(total)));
             }
             Poll::Pending
         });
@@ -1754,6 +1773,35 @@ mod tests {
             2,
             "SET INCR INCR is one batch, the last SET another"
         );
+    }
+
+    /// A deep pipeline already in the socket is read as far as
+    /// READ_AHEAD_BYTES and carried out in groups of MAX_GROUP_REQUESTS, not
+    /// one 16 KiB read at a time: each group waits for a commit, so a bulk
+    /// load's speed is set by the group size.
+    #[tokio::test]
+    async fn a_deep_pipeline_is_carried_out_in_few_large_groups() {
+        let sets = |n: usize| {
+            (0..n)
+                .map(|i| format!("*3\r\n$3\r\nSET\r\n$10\r\nkey:{i:06}\r\n$5\r\nvalue\r\n"))
+                .collect::<String>()
+        };
+        // 3,000 SETs, 108 KB: one read, one group.
+        let backend = FakeBackend::new();
+        let input = sets(3000);
+        assert!(input.len() > 6 * READ_CHUNK_BYTES);
+        let out = converse(&backend, input.as_bytes(), true).await;
+        assert!(out.result.is_ok());
+        assert_eq!(out.output, "+OK\r\n".repeat(3000).as_bytes());
+        assert_eq!(*backend.batches.lock().unwrap(), 1);
+        // 5,000: a full group of MAX_GROUP_REQUESTS, then the rest.
+        let backend = FakeBackend::new();
+        let out = converse(&backend, sets(5000).as_bytes(), true).await;
+        assert!(out.result.is_ok());
+        assert_eq!(out.output, "+OK\r\n".repeat(5000).as_bytes());
+        assert_eq!(*backend.batches.lock().unwrap(), 2);
+        assert_eq!(*backend.proposals.lock().unwrap(), 5000);
+        assert_eq!(backend.db.lock().unwrap().dbs[0].map.len(), 5000);
     }
 
     /// A write group in which nothing would change is answered after a read
