@@ -890,23 +890,73 @@ impl Db {
     /// Stores `value` at `key` with `expires_at_ms`, replacing any value (a
     /// replaced key keeps its SCAN position).
     pub(crate) fn put(&mut self, db: usize, key: Bytes, value: Value, expires_at_ms: Option<u64>) {
-        self.record_touch(db, &key);
-        let version = self.bump();
+        self.put_at(db, key, value, expires_at_ms, false);
+    }
+
+    /// [`Db::put`] for a write that replaces whatever `key` holds without
+    /// reading it first (a plain SET): an expired old entry is deleted and
+    /// counted first, exactly as [`Db::exists_for_write`] before `put` would
+    /// do, but a live or absent key costs one walk of the tree, not two.
+    pub(crate) fn replace(
+        &mut self,
+        db: usize,
+        key: Bytes,
+        value: Value,
+        expires_at_ms: Option<u64>,
+    ) {
+        self.put_at(db, key, value, expires_at_ms, true);
+    }
+
+    fn put_at(
+        &mut self,
+        db: usize,
+        key: Bytes,
+        value: Value,
+        expires_at_ms: Option<u64>,
+        expire_old: bool,
+    ) {
+        let now = self.now_ms;
+        // One walk of the tree (SET is the hottest write): the slot is found
+        // once and filled in place.
+        let Db {
+            dbs,
+            touched,
+            mod_counter,
+            used_bytes,
+            next_seq,
+            ..
+        } = self;
+        let ks = &mut dbs[db];
+        let slot = ks.map.entry(key);
+        if let imbl::ordmap::Entry::Occupied(old) = &slot {
+            if expire_old && old.get().is_expired(now) {
+                // Before anything else, as `exists_for_write` would have.
+                let key = old.key().clone();
+                self.expire(db, &key);
+                return self.put_at(db, key, value, expires_at_ms, false);
+            }
+        }
+        // `record_touch` and `bump`, on the fields the slot leaves free.
+        if let Some(touched) = &mut touched.0 {
+            let key = match &slot {
+                imbl::ordmap::Entry::Occupied(slot) => slot.key(),
+                imbl::ordmap::Entry::Vacant(slot) => slot.key(),
+            };
+            touched.push(Touch::Changed(db as u8, Bytes::copy_from_slice(key)));
+        }
+        *mod_counter += 1;
         let entry = Entry {
             value,
             expires_at_ms,
-            version,
+            version: *mod_counter,
             seq: 0,
             access: Access::default(),
         };
-        entry.access.touch(self.now_ms);
-        // One walk of the tree (SET is the hottest write): the slot is found
-        // once and filled in place.
-        let ks = &mut self.dbs[db];
-        match ks.map.entry(key) {
+        entry.access.touch(now);
+        match slot {
             imbl::ordmap::Entry::Occupied(mut slot) => {
                 let old = slot.get();
-                self.used_bytes -= entry_bytes(slot.key(), old);
+                *used_bytes -= entry_bytes(slot.key(), old);
                 if let Some(at) = old.expires_at_ms {
                     ks.expiring.remove(&(at, slot.key().clone()));
                 }
@@ -914,18 +964,18 @@ impl Db {
                     seq: old.seq,
                     ..entry
                 };
-                self.used_bytes += entry_bytes(slot.key(), &entry);
+                *used_bytes += entry_bytes(slot.key(), &entry);
                 if let Some(at) = expires_at_ms {
                     ks.expiring.insert((at, slot.key().clone()));
                 }
                 slot.insert(entry);
             }
             imbl::ordmap::Entry::Vacant(slot) => {
-                let seq = self.next_seq;
-                self.next_seq += 1;
+                let seq = *next_seq;
+                *next_seq += 1;
                 ks.by_seq.insert(seq, slot.key().clone());
                 let entry = Entry { seq, ..entry };
-                self.used_bytes += entry_bytes(slot.key(), &entry);
+                *used_bytes += entry_bytes(slot.key(), &entry);
                 if let Some(at) = expires_at_ms {
                     ks.expiring.insert((at, slot.key().clone()));
                 }

@@ -183,9 +183,14 @@ fn set_generic(
     } else {
         None
     };
-    let found = db.exists_for_write(ctx.db, key);
-    if (o.nx && found) || (o.xx && !found) {
-        return if o.get { opt_bulk(old) } else { Output::NIL };
+    // When nothing depends on what the key holds, `replace` deals with an
+    // expired old value in its one walk of the tree.
+    let plain = !(o.nx || o.xx || o.get || o.keepttl);
+    if !plain {
+        let found = db.exists_for_write(ctx.db, key);
+        if (o.nx && found) || (o.xx && !found) {
+            return if o.get { opt_bulk(old) } else { Output::NIL };
+        }
     }
     let ttl = if o.keepttl {
         db.dbs[ctx.db]
@@ -195,12 +200,12 @@ fn set_generic(
     } else {
         at
     };
-    db.put(
-        ctx.db,
-        key.clone(),
-        Value::Str(Str::new(value.clone())),
-        ttl,
-    );
+    let value = Value::Str(Str::new(value.clone()));
+    if plain {
+        db.replace(ctx.db, key.clone(), value, ttl);
+    } else {
+        db.put(ctx.db, key.clone(), value, ttl);
+    }
     db.notify(notify::STRING, "set", ctx.db, key);
     if at.is_some() {
         db.notify(notify::GENERIC, "expire", ctx.db, key);

@@ -913,3 +913,41 @@ fn a_keyspace_slot_is_sized_by_strings_not_by_the_largest_collection() {
         std::mem::size_of::<Entry>()
     );
 }
+
+/// A plain SET finds and fills the key's slot in one walk (`Db::replace`);
+/// it must leave exactly the state the checked path leaves (`SET ... NX`
+/// and `SET ... GET` look the key up first): an expired old value deleted
+/// and counted, the key created anew, the same versions, touches and events.
+#[test]
+fn a_plain_set_leaves_the_state_the_checked_set_leaves() {
+    for (old, checked) in [
+        ("expired", "SET k w NX"),
+        ("absent", "SET k w NX"),
+        ("live", "SET k w GET"),
+    ] {
+        let [mut plain, mut reference] = [Machine::new(), Machine::new()];
+        for m in [&mut plain, &mut reference] {
+            m.exec("CONFIG SET notify-keyspace-events KEA");
+            m.exec("SET a 1");
+            match old {
+                "expired" => m.exec("SET k v PX 100"),
+                "live" => m.exec("SET k v"),
+                _ => m.exec("SET b 1"),
+            };
+            m.exec("SET z 1");
+            m.now += 101;
+            m.db.track_touched(true);
+        }
+        assert_eq!(plain.exec("SET k w"), Output::Ok, "{old}");
+        reference.exec(checked);
+        assert_eq!(plain.db, reference.db, "{old}");
+        assert_eq!(
+            plain.db.take_touched(),
+            reference.db.take_touched(),
+            "{old}"
+        );
+        let expired = u64::from(old == "expired");
+        assert_eq!(plain.db.stats().expired_keys, expired, "{old}");
+        assert_eq!(plain.query("GET k"), bulk("w"), "{old}");
+    }
+}
