@@ -149,18 +149,36 @@ impl Value {
 }
 
 /// Local access information (LRU clock and LFU counter); never replicated.
-#[derive(Debug, Default)]
+/// One word per key: the last access in ms since the epoch in the low 56
+/// bits (enough for two million years), the LFU counter (at most 255, as in
+/// Redis) in the high 8.
+#[derive(Default)]
 pub struct Access {
-    last_ms: AtomicU64,
-    count: AtomicU64,
+    word: AtomicU64,
+}
+
+const ACCESS_MS_BITS: u32 = 56;
+const ACCESS_MS_MASK: u64 = (1 << ACCESS_MS_BITS) - 1;
+
+fn access_word(last_ms: u64, count: u64) -> u64 {
+    (last_ms & ACCESS_MS_MASK) | (count.min(255) << ACCESS_MS_BITS)
 }
 
 impl Clone for Access {
     fn clone(&self) -> Access {
         Access {
-            last_ms: AtomicU64::new(self.last_ms.load(Ordering::Relaxed)),
-            count: AtomicU64::new(self.count.load(Ordering::Relaxed)),
+            word: AtomicU64::new(self.word.load(Ordering::Relaxed)),
         }
+    }
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (last_ms, count) = self.load();
+        f.debug_struct("Access")
+            .field("last_ms", &last_ms)
+            .field("count", &count)
+            .finish()
     }
 }
 
@@ -176,34 +194,41 @@ impl Eq for Access {}
 const LFU_DECAY_MS: u64 = 60_000;
 
 impl Access {
-    fn touch(&self, now_ms: u64) {
-        let last = self.last_ms.swap(now_ms, Ordering::Relaxed);
-        let decayed = self.decayed(last, now_ms);
-        self.count
-            .store(decayed.saturating_add(1).min(255), Ordering::Relaxed);
+    /// `(last access ms, LFU counter)`.
+    fn load(&self) -> (u64, u64) {
+        let word = self.word.load(Ordering::Relaxed);
+        (word & ACCESS_MS_MASK, word >> ACCESS_MS_BITS)
     }
 
-    fn decayed(&self, last_ms: u64, now_ms: u64) -> u64 {
-        let periods = now_ms.saturating_sub(last_ms) / LFU_DECAY_MS;
-        self.count.load(Ordering::Relaxed) >> periods.min(63)
+    fn touch(&self, now_ms: u64) {
+        let (last_ms, count) = self.load();
+        let decayed = decay(count, last_ms, now_ms);
+        self.set(now_ms, decayed.saturating_add(1));
     }
 
     /// Milliseconds since the last access.
     pub fn idle_ms(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.last_ms.load(Ordering::Relaxed))
+        now_ms.saturating_sub(self.load().0)
     }
 
     /// The LFU counter, decayed to `now_ms`.
     pub fn frequency(&self, now_ms: u64) -> u64 {
-        self.decayed(self.last_ms.load(Ordering::Relaxed), now_ms)
+        let (last_ms, count) = self.load();
+        decay(count, last_ms, now_ms)
     }
 
     /// Sets the last access time and the LFU counter (RESTORE's IDLETIME
     /// and FREQ).
     pub(crate) fn set(&self, last_ms: u64, count: u64) {
-        self.last_ms.store(last_ms, Ordering::Relaxed);
-        self.count.store(count.min(255), Ordering::Relaxed);
+        self.word
+            .store(access_word(last_ms, count), Ordering::Relaxed);
     }
+}
+
+/// `count` halved for every [`LFU_DECAY_MS`] from `last_ms` to `now_ms`.
+fn decay(count: u64, last_ms: u64, now_ms: u64) -> u64 {
+    let periods = now_ms.saturating_sub(last_ms) / LFU_DECAY_MS;
+    count >> periods.min(63)
 }
 
 /// One key's value and metadata.

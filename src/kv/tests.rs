@@ -907,8 +907,10 @@ fn a_snapshot_is_the_state_when_taken_whatever_is_written_while_it_encodes() {
 #[test]
 fn a_keyspace_slot_is_sized_by_strings_not_by_the_largest_collection() {
     assert!(std::mem::size_of::<Value>() <= std::mem::size_of::<string::Str>() + 8);
+    // The access record (LRU clock and LFU counter) is one word.
+    assert_eq!(std::mem::size_of::<Access>(), 8);
     assert!(
-        std::mem::size_of::<Entry>() <= 88,
+        std::mem::size_of::<Entry>() <= 80,
         "{}",
         std::mem::size_of::<Entry>()
     );
@@ -950,4 +952,25 @@ fn a_plain_set_leaves_the_state_the_checked_set_leaves() {
         assert_eq!(plain.db.stats().expired_keys, expired, "{old}");
         assert_eq!(plain.query("GET k"), bulk("w"), "{old}");
     }
+}
+
+/// The access record packs the last access time and the LFU counter into
+/// one word: neither spills into the other.
+#[test]
+fn an_access_record_keeps_its_time_and_its_counter_apart() {
+    let a = Access::default();
+    let now = 1_764_900_000_000;
+    for _ in 0..300 {
+        a.touch(now);
+    }
+    assert_eq!(a.frequency(now), 255, "the counter stops at 255");
+    assert_eq!(a.idle_ms(now + 5), 5);
+    assert_eq!(a.frequency(now + 2 * LFU_DECAY_MS), 63, "halved twice");
+    a.touch(now + 2 * LFU_DECAY_MS);
+    assert_eq!(a.frequency(now + 2 * LFU_DECAY_MS), 64);
+    assert_eq!(a.idle_ms(now + 2 * LFU_DECAY_MS), 0);
+    a.set(now - 7, 1_000);
+    assert_eq!((a.idle_ms(now), a.frequency(now)), (7, 255));
+    a.set(now, 0);
+    assert_eq!((a.idle_ms(now + 1), a.frequency(now)), (1, 0));
 }
