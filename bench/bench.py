@@ -435,6 +435,7 @@ def main():
     os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
     targets = []
     tls_views = []
+    completed = False
     try:
         certs_dir = cli_bin = None
         if not args.no_tls and args.reads in ("index", "both"):
@@ -614,13 +615,19 @@ def main():
             w.writeheader()
             w.writerows(rows)
         print(f"\nbench: wrote {args.csv}")
+        completed = True
     finally:
         for t in targets:
             t.stop()
         for t in targets:
             for log in getattr(t, "logs", []):
                 log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if completed:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            # The nodes' logs say why a run failed (a leader change, a node
+            # that stopped): keep them.
+            print(f"bench: failed; node logs and configs kept in {workdir}", file=sys.stderr)
 
 
 if __name__ == "__main__":
