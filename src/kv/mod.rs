@@ -356,6 +356,15 @@ pub enum Touch {
     Flushed,
 }
 
+impl Touched {
+    /// Records that `key` was created or changed, if changes are recorded.
+    fn changed(&mut self, db: usize, key: &[u8]) {
+        if let Some(touched) = &mut self.0 {
+            touched.push(Touch::Changed(db as u8, Bytes::copy_from_slice(key)));
+        }
+    }
+}
+
 impl Clone for Touched {
     fn clone(&self) -> Touched {
         Touched(None)
@@ -839,9 +848,7 @@ impl Db {
     }
 
     fn record_touch(&mut self, db: usize, key: &[u8]) {
-        if let Some(touched) = &mut self.touched.0 {
-            touched.push(Touch::Changed(db as u8, Bytes::copy_from_slice(key)));
-        }
+        self.touched.changed(db, key);
     }
 
     fn record_removal(&mut self, db: usize, key: &[u8]) {
@@ -962,13 +969,7 @@ impl Db {
             }
         }
         // `record_touch` and `bump`, on the fields the slot leaves free.
-        if let Some(touched) = &mut touched.0 {
-            let key = match &slot {
-                imbl::ordmap::Entry::Occupied(slot) => slot.key(),
-                imbl::ordmap::Entry::Vacant(slot) => slot.key(),
-            };
-            touched.push(Touch::Changed(db as u8, Bytes::copy_from_slice(key)));
-        }
+        touched.changed(db, slot.key());
         *mod_counter += 1;
         let entry = Entry {
             value,

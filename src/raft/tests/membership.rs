@@ -476,6 +476,18 @@ fn deliver_holding(net: &mut Network, held_for: u64, held: &mut Vec<crate::raft:
     }
 }
 
+/// Delivers what was held back for 3, settles, and checks that 3 has the
+/// commit index of its removal at `index` and knows it is no voter.
+fn deliver_removal(net: &mut Network, to_3: Vec<crate::raft::Envelope>, index: LogIndex) {
+    for envelope in to_3 {
+        net.deliver(envelope);
+    }
+    net.settle();
+    let s3 = net.raft(3).status();
+    assert!(s3.commit_index >= index, "{s3:?}");
+    assert!(!s3.voter, "3 learnt its removal: {s3:?}");
+}
+
 /// The removal commits on the other follower's ack while the removed one's
 /// ack is still on its way: the leader still sends it the commit index that
 /// covers its removal, so it learns it and does not sit outside the cluster
@@ -492,13 +504,7 @@ fn a_removed_follower_whose_ack_comes_last_still_learns_its_removal() {
     assert!(!to_3.is_empty(), "1 sent 3 the removal");
     assert!(net.raft(1).status().commit_index >= index);
     assert!(net.raft(1).membership_committed());
-    for envelope in to_3 {
-        net.deliver(envelope);
-    }
-    net.settle();
-    let s3 = net.raft(3).status();
-    assert!(s3.commit_index >= index, "{s3:?}");
-    assert!(!s3.voter, "3 learnt its removal: {s3:?}");
+    deliver_removal(&mut net, to_3, index);
     assert!(!net.raft(3).membership().contains(NodeId(3)));
 }
 
@@ -520,13 +526,7 @@ fn a_removed_follower_behind_by_the_removal_entry_still_gets_it() {
     net.process(1);
     deliver_holding(&mut net, 3, &mut to_3);
     assert!(net.raft(1).membership_committed());
-    for envelope in to_3 {
-        net.deliver(envelope);
-    }
-    net.settle();
-    let s3 = net.raft(3).status();
-    assert!(s3.commit_index >= index, "{s3:?}");
-    assert!(!s3.voter, "3 learnt its removal: {s3:?}");
+    deliver_removal(&mut net, to_3, index);
 }
 
 /// Ticks `id` alone until it campaigns (or leads), then settles; up to a
