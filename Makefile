@@ -222,7 +222,7 @@ SNAP_KEYS ?= 1000000
 bench: build ## dkv vs Redis (appendfsync always / no persistence), interleaved; table + target/bench/results.csv
 	python3 bench/bench.py --server-bin $(SERVER) --nodes $(BENCH_NODES) --value-size $(BENCH_VALUE_SIZE) \
 	  --rounds $(BENCH_ROUNDS) --scale $(BENCH_SCALE) --memory-keys $(BENCH_MEMORY_KEYS) \
-	  --memory-collections $(BENCH_MEMORY_COLLECTIONS) --reads $(BENCH_READS)
+	  --memory-collections $(BENCH_MEMORY_COLLECTIONS) --reads $(BENCH_READS) $(if $(BENCH_KEEP_LOGS),--keep-logs)
 
 .PHONY: bench-snapshot
 bench-snapshot: build ## Snapshot time and size, data-dir size and restart-to-serving for 1M keys (SNAP_KEYS=N)

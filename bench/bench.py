@@ -403,6 +403,8 @@ def main():
     ap.add_argument("--server-bin", default="target/release/dkv-server")
     ap.add_argument("--data-dir", default="target/bench/data", help="dkv data (on the disk under test)")
     ap.add_argument("--csv", default="target/bench/results.csv")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="keep the nodes' logs and configs after a run that completed too")
     ap.add_argument("--reads", choices=("index", "lease", "both"), default="both",
                     help="dkv clusters to run: ReadIndex reads (the default config, target "
                          "'dkv'), leader-lease reads (raft.lease_reads, target 'dkv-lease'), or both")
@@ -622,8 +624,10 @@ def main():
         for t in targets:
             for log in getattr(t, "logs", []):
                 log.close()
-        if completed:
+        if completed and not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
+        elif completed:
+            print(f"bench: node logs and configs kept in {workdir}", file=sys.stderr)
         else:
             # The nodes' logs say why a run failed (a leader change, a node
             # that stopped): keep them.

@@ -23,6 +23,10 @@ pub const RAFT_PROPOSALS_COMMITTED_TOTAL: &str = "dkv_raft_proposals_committed_t
 /// Peer messages, forwarded writes and snapshot chunks refused by the
 /// validation (`raft/validate.rs`, `node/validate.rs`), by `reason`.
 pub const RAFT_PEER_INPUT_REFUSED_TOTAL: &str = "dkv_raft_peer_input_refused_total";
+/// Driver stalls long enough to look like silence to Raft's timers
+/// (`node/stall.rs`), by `kind`: `turn` (one turn ran long) or `late` (the
+/// driver came to its clock late).
+pub const DRIVER_STALLS_TOTAL: &str = "dkv_driver_stalls_total";
 /// WAL fsync latency.
 pub const WAL_FSYNC_DURATION_SECONDS: &str = "dkv_wal_fsync_duration_seconds";
 /// WAL jobs (Ready persists) written by one fsync: the group commit's size.
@@ -103,6 +107,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         RAFT_PEER_INPUT_REFUSED_TOTAL,
         Kind::Counter,
         "Peer messages, forwarded writes and snapshot chunks refused as invalid, by reason.",
+    ),
+    (
+        DRIVER_STALLS_TOTAL,
+        Kind::Counter,
+        "Driver turns (kind=turn) or clock delays (kind=late) of at least a third of the minimum election timeout.",
     ),
     (
         PENDING_PROPOSALS,
@@ -338,6 +347,11 @@ impl Metrics {
     /// name such as `term_too_far`).
     pub fn peer_input_refused(reason: &'static str) -> Counter {
         counter!(RAFT_PEER_INPUT_REFUSED_TOTAL, "reason" => reason)
+    }
+
+    /// The counter of driver stalls of one `kind` (`turn` or `late`).
+    pub fn driver_stalls(kind: &'static str) -> Counter {
+        counter!(DRIVER_STALLS_TOTAL, "kind" => kind)
     }
 }
 

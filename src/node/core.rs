@@ -308,7 +308,6 @@ impl<W, R> NodeCore<W, R> {
     }
 
     /// The clock reading the tick count stands for.
-    #[cfg(test)]
     pub(crate) fn ticked_until(&self) -> Duration {
         self.ticked_until
     }

@@ -48,6 +48,7 @@ use tracing::{error, info};
 
 use super::core::{self, CoreConfig, NodeCore, PersistJob};
 use super::snapshot::{self as snap, SnapshotReceiver, Taken};
+use super::stall::{Stall, StallLog, TurnCosts};
 use super::{LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus};
 use crate::kv;
 use crate::metrics::Metrics;
@@ -61,6 +62,8 @@ const MAX_INPUTS_PER_TURN: usize = 4096;
 /// How often the leader looks for expired keys and eviction victims (Redis runs
 /// its active expiry cycle 10 times a second too).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
+/// At most one line about driver stalls per this long (`stall.rs`).
+const STALL_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// Most keys one housekeeping entry deletes.
 const HOUSEKEEPING_MAX_KEYS: usize = 200;
 
@@ -78,6 +81,9 @@ pub(super) struct DriverParts {
     pub fallback_peers: Vec<(NodeId, std::net::SocketAddr)>,
     pub replay_target: LogIndex,
     pub tick: Duration,
+    /// A third of the minimum election timeout: a driver stall this long is
+    /// counted and logged (`stall.rs`).
+    pub stall_threshold: Duration,
     /// Most ticks owed after a pause that one catch-up delivers
     /// (`raft.election_timeout_max_ticks`: past it every timer and lease the
     /// ticks measure has run out anyway).
@@ -119,6 +125,22 @@ enum StorageEvent {
     StreamEnded { peer: NodeId, ok: bool },
 }
 
+/// What woke the driver.
+enum Input {
+    /// The shutdown signal changed (`true`: its sender is gone).
+    Shutdown(bool),
+    /// The running WAL batch ended.
+    Wal(Box<Result<WalBatchDone, tokio::task::JoinError>>),
+    /// The ticker.
+    Tick,
+    /// A client request (more may be drained in the same turn).
+    Request(NodeRequest),
+    /// Background storage work ended.
+    Storage(StorageEvent),
+    /// A peer message (more may be drained in the same turn).
+    Peer(Envelope),
+}
+
 /// What a WAL batch reports back: the WAL, the result, how long the write
 /// and fsync took, and the last job it covered.
 type WalBatchDone = (Wal, Result<(), crate::store::WalError>, Duration, u64);
@@ -155,6 +177,10 @@ pub(super) struct Driver {
     outgoing_peers: bool,
     storage_events_tx: mpsc::UnboundedSender<StorageEvent>,
     storage_events: mpsc::UnboundedReceiver<StorageEvent>,
+    /// Turns and clock delays long enough to look like silence (`stall.rs`).
+    stalls: StallLog,
+    /// Where the current turn's time went, for a stall's log line.
+    costs: TurnCosts,
 }
 
 impl Driver {
@@ -193,6 +219,8 @@ impl Driver {
                 .max(1),
             ticks_since_housekeeping: 0,
             housekeeping_in_flight: None,
+            stalls: StallLog::new(parts.stall_threshold, STALL_LOG_INTERVAL),
+            costs: TurnCosts::default(),
             parts,
         };
         // Restarted in the middle of a change: the members it replaces are
@@ -230,6 +258,8 @@ impl Driver {
     }
 
     async fn event_loop(&mut self, ticker: &mut tokio::time::Interval) -> Result<(), NodeError> {
+        let mut input = "start";
+        let mut woke = Instant::now();
         loop {
             // Work left from construction (replay) or the previous turn first.
             while self.core.has_ready() {
@@ -237,24 +267,43 @@ impl Driver {
             }
             self.publish_lease(self.core.lease_until());
             self.publish_status();
-            tokio::select! {
+            // From the wake-up to here: the input, and the Readies it made.
+            self.stalls.observe(
+                Instant::now(),
+                Stall::Turn(input, &self.costs),
+                woke.elapsed(),
+            );
+            let event = tokio::select! {
                 biased;
-                changed = self.parts.shutdown.changed() => {
-                    if changed.is_err() || *self.parts.shutdown.borrow() {
+                changed = self.parts.shutdown.changed() => Input::Shutdown(changed.is_err()),
+                joined = wal_batch(&mut self.wal_task) => Input::Wal(Box::new(joined)),
+                _ = ticker.tick() => Input::Tick,
+                Some(request) = self.parts.requests.recv() => Input::Request(request),
+                Some(event) = self.storage_events.recv() => Input::Storage(event),
+                Some(envelope) = self.parts.inbound.recv() => Input::Peer(envelope),
+            };
+            woke = Instant::now();
+            self.costs = TurnCosts::default();
+            input = match event {
+                Input::Shutdown(closed) => {
+                    if closed || *self.parts.shutdown.borrow() {
                         info!("driver stopping");
                         return Ok(());
                     }
+                    "shutdown"
                 }
-                joined = wal_batch(&mut self.wal_task) => {
+                Input::Wal(joined) => {
                     self.wal_task = None;
-                    self.wal_batch_done(joined)?;
+                    self.wal_batch_done(*joined)?;
+                    "wal"
                 }
-                _ = ticker.tick() => {
+                Input::Tick => {
                     self.catch_up_ticks();
                     self.core.forget_reads(|reply| reply.is_closed());
                     self.housekeeping();
+                    "tick"
                 }
-                Some(request) = self.parts.requests.recv() => {
+                Input::Request(request) => {
                     // A lease read is judged by the tick count: bring it up to
                     // the clock first.
                     self.catch_up_ticks();
@@ -265,11 +314,13 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
+                    "requests"
                 }
-                Some(event) = self.storage_events.recv() => {
+                Input::Storage(event) => {
                     self.storage_event(event).await?;
+                    "storage"
                 }
-                Some(envelope) = self.parts.inbound.recv() => {
+                Input::Peer(envelope) => {
                     self.step(envelope);
                     for _ in 0..MAX_INPUTS_PER_TURN {
                         match self.parts.inbound.try_recv() {
@@ -277,15 +328,22 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
+                    "inbound"
                 }
-            }
+            };
             self.notice_role_change();
         }
     }
 
     /// Brings the core's tick count up to the monotonic clock (`core.rs`, Time).
     fn catch_up_ticks(&mut self) {
-        self.core.tick_to(self.origin.elapsed());
+        let now = self.origin.elapsed();
+        // Whole ticks owed beyond the one due: how late the driver came.
+        let late = now
+            .saturating_sub(self.core.ticked_until())
+            .saturating_sub(self.parts.tick);
+        self.stalls.observe(Instant::now(), Stall::Late, late);
+        self.core.tick_to(now);
     }
 
     fn step(&mut self, envelope: Envelope) {
@@ -683,12 +741,14 @@ impl Driver {
         let meta = snap::local_meta(index, term, self.core.raft().membership_at(index));
         // The copy is taken now, at exactly `index`; encoding and writing it
         // happen on a blocking thread while the node goes on.
+        let started = Instant::now();
         let chunks = self
             .parts
             .db
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .snapshot_chunks(self.parts.snapshot_chunk_bytes);
+        self.costs.snapshot_copy += started.elapsed();
         let store = self.parts.snapshots.clone();
         let events = self.storage_events_tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -781,7 +841,9 @@ impl Driver {
         let mut outputs = Vec::with_capacity(entries.len());
         let mut changes = Vec::new();
         let (mut touched, frames) = {
+            let waited = Instant::now();
             let mut db = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
+            self.costs.lock_wait += waited.elapsed();
             // Read under the write lock: a client that starts tracking and
             // then reads (under the read lock) is either seen here or reads
             // after this batch (`node/tracking.rs`).
@@ -803,7 +865,14 @@ impl Driver {
                                     source,
                                 }
                             })?;
+                        let started = Instant::now();
                         let output = db.apply(&command);
+                        self.costs.entry(started.elapsed(), || {
+                            let mut what = format!("{:?}", command.op);
+                            let cut = what.char_indices().nth(120).map_or(what.len(), |(i, _)| i);
+                            what.truncate(cut);
+                            what
+                        });
                         if tracking {
                             let writer = command.op.writer(node, incarnation);
                             tracked_changes(&mut changes, writer, db.take_touches());

@@ -28,6 +28,7 @@ pub mod members;
 pub mod pubsub;
 pub mod scripts;
 pub(crate) mod snapshot;
+mod stall;
 pub mod startup;
 pub mod tracking;
 pub mod validate;
@@ -633,6 +634,9 @@ impl Node {
                 fallback_peers,
                 replay_target,
                 tick: Duration::from_millis(config.raft.tick_ms),
+                stall_threshold: Duration::from_millis(
+                    config.raft.tick_ms * u64::from(config.raft.election_timeout_min_ticks) / 3,
+                ),
                 max_catch_up_ticks: u64::from(config.raft.election_timeout_max_ticks),
                 max_pending_proposals: config.limits.max_pending_proposals,
                 early_ack: test_fault == Some(TestFault::EarlyAck),

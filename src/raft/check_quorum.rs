@@ -73,7 +73,23 @@ impl Raft {
         if active >= self.quorum() {
             return false;
         }
-        tracing::warn!(id = %self.id, term = %self.term, active,
+        // Ticks since each voter was last heard (none: never this term).
+        let silent: Vec<(u64, Option<u64>)> = self
+            .log
+            .membership()
+            .1
+            .voter_ids()
+            .filter(|&id| id != self.id)
+            .map(|id| {
+                let ago = self
+                    .progress
+                    .get(&id)
+                    .map(|p| now.saturating_sub(p.last_heard_tick));
+                (id.0, ago)
+            })
+            .collect();
+        tracing::warn!(id = %self.id, term = %self.term, active, window_ticks = window,
+            ticks_since_heard = ?silent,
             "check-quorum: no majority heard within an election timeout, stepping down");
         self.become_follower(self.term, None);
         true
