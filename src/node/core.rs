@@ -85,6 +85,14 @@
 //! its tick arithmetic says. [`CoreReady::lease`] / [`NodeCore::lease_until`]
 //! turn the lease into a deadline on the same clock.
 //!
+//! Only the first [`TIMER_TICKS_PER_CATCH_UP`] ticks of a catch-up are
+//! ordinary ticks; the rest count as this node's own stall
+//! ([`Raft::skip_ticks`]): the leader's lease and timeouts age by them, but
+//! check-quorum and the election timer do not, because the peers' messages
+//! of that time are still waiting in the queue. A turn that applies one
+//! slow entry (every replica applies the same one at about the same time)
+//! would otherwise cost a leader election.
+//!
 //! # Who runs it
 //!
 //! The tokio driver (`driver.rs`) in the server, and the deterministic
@@ -104,6 +112,11 @@ use crate::raft::{
     Entry, Envelope, HardState, LogIndex, Membership, Message, NodeId, Raft, Role, SnapshotMeta,
     Term,
 };
+
+/// Ticks of one catch-up that run Raft's timers; the driver owes one per
+/// turn when punctual, two with the ticker's jitter. The rest of a
+/// catch-up is the node's own stall (module docs, Time).
+pub(crate) const TIMER_TICKS_PER_CATCH_UP: u64 = 2;
 
 /// The core's settings (from the node's config).
 #[derive(Clone, Debug)]
@@ -335,7 +348,13 @@ impl<W, R> NodeCore<W, R> {
             // `owed` whole periods (u32 is plenty: owed <= cap, a config value).
             self.ticked_until += tick * u32::try_from(owed).unwrap_or(u32::MAX);
         }
-        for _ in 0..owed.min(cap) {
+        // Past the few ticks a punctual driver owes, the time was this
+        // node's own stall: the lease ages by it, the peers are not blamed
+        // for it (module docs, Time).
+        let owed = owed.min(cap);
+        let timed = owed.min(TIMER_TICKS_PER_CATCH_UP);
+        self.raft.skip_ticks(owed - timed);
+        for _ in 0..timed {
             self.raft.tick();
         }
     }

@@ -360,6 +360,43 @@ fn a_lease_read_after_a_pause_is_not_served_from_the_lease() {
     }
 }
 
+/// Every replica stalls on the same slow entry at about the same time: the
+/// whole cluster's clocks jump by a second. The leader's lease ends with the
+/// jump, but nobody blames a peer for the stall: the leader does not step
+/// down and no follower campaigns.
+#[test]
+fn a_stall_of_every_node_costs_no_election() {
+    let mut c = Cluster::new(true);
+    c.elect_1();
+    c.advance(TICK * 2, &[1, 2, 3]);
+    c.settle();
+    assert!(c.core(1).lease_until().is_some());
+    let term = c.core(1).raft().status().term;
+    c.now += Duration::from_secs(1);
+    let now = c.now;
+    for id in 1..=3 {
+        c.core(id).tick_to(now);
+    }
+    assert!(
+        c.core(1).lease_until().is_none_or(|until| until <= now),
+        "the lease outlived the stall"
+    );
+    c.settle();
+    for _ in 0..5 {
+        c.advance(TICK, &[1, 2, 3]);
+        c.settle();
+    }
+    for id in 1..=3 {
+        let status = c.core(id).raft().status();
+        assert_eq!(
+            (status.term, status.leader),
+            (term, Some(NodeId(1))),
+            "node {id}"
+        );
+    }
+    assert_eq!(c.core(1).raft().status().role, Role::Leader);
+}
+
 /// One catch-up never delivers more ticks than whole periods elapsed, and
 /// past the cap it skips the rest.
 #[test]

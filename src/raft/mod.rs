@@ -556,6 +556,35 @@ impl Raft {
         }
     }
 
+    /// Logical time that passed while this node could not act: its driver
+    /// stalled (a long turn, CPU starvation, a process pause), and the
+    /// driver owes `ticks` beyond the few it ticks normally.
+    ///
+    /// The leader's clock ages by all of them, so its lease (and snapshot
+    /// and transfer timeouts) end in real time; but no timer that judges
+    /// *other* nodes' silence counts them: followers' last-heard ticks move
+    /// forward with the clock (check-quorum), and a follower's or
+    /// candidate's election timer stands still. Messages that waited in the
+    /// node's queue during the stall are stepped after this, so a stall
+    /// longer than an election timeout no longer makes a leader step down,
+    /// or a follower campaign, against peers that were talking all along
+    /// (what etcd gets by dropping ticks its loop missed).
+    ///
+    /// Safety does not rest on these timers, and the lease argument holds:
+    /// the leader's lease still expires in real time, and a follower whose
+    /// election timer stands still keeps its promise not to vote for
+    /// another leader longer, never shorter (thesis §6.4.1).
+    pub fn skip_ticks(&mut self, ticks: u64) {
+        if ticks == 0 || self.role != Role::Leader {
+            return;
+        }
+        self.leader_ticks = self.leader_ticks.saturating_add(ticks);
+        let now = self.leader_ticks;
+        for progress in self.progress.values_mut() {
+            progress.last_heard_tick = progress.last_heard_tick.saturating_add(ticks).min(now);
+        }
+    }
+
     /// Feeds a message from a peer.
     ///
     /// The message is first checked against Raft's invariants (`validate.rs`

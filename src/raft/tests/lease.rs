@@ -152,3 +152,71 @@ fn lease_reads_require_check_quorum_and_a_drift_bound_below_timeout() {
     assert!(matches!(bad(config), Some(Error::InvalidConfig(_))));
     assert!(bad(production_config(1, 3)).is_none());
 }
+
+/// A stall of the leader's own (`skip_ticks`): the lease ages by it, so no
+/// lease read is served past it, but check-quorum does not count it as the
+/// followers' silence, and their acks queued meanwhile keep it leader.
+#[test]
+fn a_leaders_own_stall_ends_its_lease_but_not_its_leadership() {
+    let mut net = Network::with_config(3, 4, lease_config);
+    net.elect(1);
+    for _ in 0..HEARTBEAT {
+        net.tick_all();
+    }
+    assert!(net.raft(1).lease_remaining_ticks().is_some());
+    net.raft(1).skip_ticks(u64::from(ELECTION_MIN) * 3);
+    assert_eq!(
+        net.raft(1).lease_remaining_ticks(),
+        None,
+        "the lease outlived the stall"
+    );
+    // The next ordinary ticks: without the skip's allowance, check-quorum
+    // would find both followers silent for three election timeouts.
+    net.raft(1).tick();
+    net.process(1);
+    assert_eq!(net.raft(1).status().role, Role::Leader);
+    net.raft(1).read_index(5).expect("leader");
+    let ready = net.raft(1).ready();
+    assert!(ready.read_states.is_empty(), "served from an expired lease");
+    net.in_flight = ready.messages.clone().into();
+    net.raft(1).advance(ready);
+    net.settle();
+    assert_eq!(net.node(1).read_states.last().map(|r| r.ctx), Some(5));
+    assert_eq!(net.raft(1).status().role, Role::Leader);
+}
+
+/// A follower's own stall does not run its election timer: it campaigns
+/// only after an election timeout of ordinary ticks without a leader.
+#[test]
+fn a_followers_own_stall_does_not_start_an_election() {
+    let mut net = Network::with_config(3, 5, lease_config);
+    net.elect(1);
+    let term = net.raft(2).status().term;
+    net.raft(2).skip_ticks(u64::from(ELECTION_MIN) * 10);
+    net.raft(2).tick();
+    let ready = net.raft(2).ready();
+    assert!(
+        !ready.messages.iter().any(|e| matches!(
+            e.message,
+            Message::PreVote { .. } | Message::RequestVote { .. }
+        )),
+        "a stalled follower campaigned"
+    );
+    net.raft(2).advance(ready);
+    assert_eq!(net.raft(2).status().term, term);
+}
+
+/// Check-quorum still works after a stall: a leader cut off from both
+/// followers steps down once an election timeout of ordinary ticks passed.
+#[test]
+fn an_isolated_leader_steps_down_after_a_stall_too() {
+    let mut net = Network::with_config(3, 6, lease_config);
+    net.elect(1);
+    net.isolate(1);
+    net.raft(1).skip_ticks(u64::from(ELECTION_MIN) * 3);
+    for _ in 0..ELECTION_MIN {
+        net.raft(1).tick();
+        net.process(1);
+    }
+    assert_ne!(net.raft(1).status().role, Role::Leader);
+}
