@@ -135,13 +135,8 @@ impl Iterator for SnapshotChunks {
         if !self.started {
             self.started = true;
             let db = &self.copy;
-            let mut tombstones: Vec<(u64, u8, Bytes)> = db
-                .tombstone_log
-                .iter()
-                .filter(|(at, d, k)| db.tombstones.get(&(*d, k.clone())) == Some(at))
-                .cloned()
-                .collect();
-            tombstones.sort();
+            // Live tombstones only, oldest first.
+            let tombstones: Vec<(u64, u8, Bytes)> = db.tombstone_log.iter().cloned().collect();
             push(
                 &mut buf,
                 &RecordOut::Meta {
@@ -319,12 +314,18 @@ impl Db {
                     db.tombstone_horizon = tombstone_horizon;
                     db.stats = stats;
                     db.config = config;
+                    // The log mirrors the map even if a (corrupt or hostile)
+                    // snapshot names a key twice: the later one holds.
                     let mut map = imbl::OrdMap::new();
-                    for (at, d, k) in &tombstones {
-                        map.insert((*d, k.clone()), *at);
+                    let mut log = imbl::OrdSet::new();
+                    for (at, d, k) in tombstones {
+                        if let Some(older) = map.insert((d, k.clone()), at) {
+                            log.remove(&(older, d, k.clone()));
+                        }
+                        log.insert((at, d, k));
                     }
                     db.tombstones = map;
-                    db.tombstone_log = tombstones.into_iter().collect();
+                    db.tombstone_log = log;
                     saw_meta = true;
                 }
                 Record::Entry { db: d, key, entry } => {

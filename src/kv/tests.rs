@@ -974,3 +974,38 @@ fn an_access_record_keeps_its_time_and_its_counter_apart() {
     a.set(now, 0);
     assert_eq!((a.idle_ms(now + 1), a.frequency(now)), (1, 0));
 }
+
+/// The WATCH tombstones' log holds exactly the live tombstones, so it never
+/// needs a sweep: keys deleted over and over leave one entry each, and past
+/// the cap the oldest are forgotten first, moving the horizon.
+#[test]
+fn tombstones_stay_one_per_deleted_key_and_are_forgotten_oldest_first() {
+    let mut m = Machine::new();
+    for _ in 0..300 {
+        for k in 0..10 {
+            m.exec(&format!("SET again{k} 1"));
+            m.exec(&format!("DEL again{k}"));
+        }
+    }
+    assert_eq!(m.db.tombstones.len(), 10);
+    assert_eq!(m.db.tombstone_log.len(), 10);
+    assert_eq!(m.db.tombstone_horizon, 0);
+    let first = m.db.tombstone_log.get_min().cloned().expect("ten");
+    for k in 0..TOMBSTONES {
+        m.exec(&format!("SET k{k} 1"));
+        m.exec(&format!("DEL k{k}"));
+    }
+    assert_eq!(m.db.tombstones.len(), TOMBSTONES);
+    assert_eq!(m.db.tombstone_log.len(), TOMBSTONES);
+    // The ten oldest went, the last of them set the horizon.
+    assert!(!m.db.tombstones.contains_key(&(first.1, first.2.clone())));
+    let tenth = m.db.tombstones.get(&(0, Bytes::from_static(b"k0")));
+    assert!(tenth.is_some(), "the newer ones stay");
+    assert!(m.db.tombstone_horizon > first.0);
+    for (at, db, key) in m.db.tombstone_log.iter() {
+        assert_eq!(m.db.tombstones.get(&(*db, key.clone())), Some(at));
+    }
+    // A snapshot keeps the same tombstones, in the same order.
+    let restored = Db::restore(&m.db.snapshot_bytes()).expect("restores");
+    assert_eq!(restored, m.db);
+}
