@@ -446,6 +446,42 @@ pub struct Db {
     /// The node's view of its running scripts (BUSY, SCRIPT KILL): not
     /// state (`kv::script::watch`).
     pub(crate) script_watch: script::watch::WatchSlot,
+    /// Whole keyspaces a flush let go of, for the node to free off its apply
+    /// path ([`Db::take_garbage`]): not state.
+    garbage: Garbage,
+}
+
+/// Data that left the keyspace whole (a flushed database), still to be
+/// freed. Dropping a million keys takes about a second; the node hands this
+/// to another thread so that its Raft loop is not held meanwhile. Not part
+/// of equality, copies or snapshots.
+#[derive(Default)]
+pub struct Garbage(Vec<Keyspace>);
+
+impl Garbage {
+    /// Nothing to free.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Clone for Garbage {
+    fn clone(&self) -> Garbage {
+        Garbage::default()
+    }
+}
+
+impl PartialEq for Garbage {
+    fn eq(&self, _: &Garbage) -> bool {
+        true
+    }
+}
+impl Eq for Garbage {}
+
+impl std::fmt::Debug for Garbage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Garbage({} keyspaces)", self.0.len())
+    }
 }
 
 /// The user an entry runs as (local to one apply: not part of snapshots or
@@ -480,6 +516,7 @@ impl Default for Db {
             script_rand: script::rand48::Rand48::START,
             script_user: ScriptUser::default(),
             script_watch: script::watch::WatchSlot::default(),
+            garbage: Garbage::default(),
             pubsub: pubsub::Registry::default(),
             notify_flags: 0,
             functions: functions::Libraries::default(),
@@ -1126,8 +1163,34 @@ impl Db {
         self.reads.misses.store(0, Ordering::Relaxed);
     }
 
+    /// What flushes let go of since the last call, to be dropped elsewhere.
+    pub fn take_garbage(&mut self) -> Garbage {
+        std::mem::take(&mut self.garbage)
+    }
+
     /// Removes every key of one database.
+    ///
+    /// A database of more keys than WATCH keeps tombstones for is dropped
+    /// whole, in O(1) but for summing its bytes: deleting key by key would
+    /// leave only the newest [`TOMBSTONES`] tombstones, all of this flush,
+    /// and a horizon that breaks every older watch of an absent key, which
+    /// is what moving the horizon to now does at once (and forgetting the
+    /// tombstones changes nothing a watch can see: each is older than it).
+    /// The keyspace itself goes to [`Db::take_garbage`].
     pub(crate) fn flush(&mut self, db: usize) {
+        if self.dbs[db].map.len() > TOMBSTONES {
+            let old = std::mem::take(&mut self.dbs[db]);
+            let freed: u64 = old.map.iter().map(|(k, e)| entry_bytes(k, e)).sum();
+            self.used_bytes -= freed;
+            self.tombstone_horizon = self.bump();
+            self.tombstones = OrdMap::new();
+            self.tombstone_log = imbl::OrdSet::new();
+            self.garbage.0.push(old);
+            if let Some(touched) = &mut self.touched.0 {
+                touched.push(Touch::Flushed);
+            }
+            return;
+        }
         let keys: Vec<Bytes> = self.dbs[db].map.keys().cloned().collect();
         let recording = self.touched.0.take();
         for key in keys {

@@ -1009,3 +1009,59 @@ fn tombstones_stay_one_per_deleted_key_and_are_forgotten_oldest_first() {
     let restored = Db::restore(&m.db.snapshot_bytes()).expect("restores");
     assert_eq!(restored, m.db);
 }
+
+/// A flush of more keys than tombstones are kept for drops the database
+/// whole: the same keyspace, memory count and WATCH outcomes as deleting
+/// key by key, with the keyspace handed over as garbage.
+#[test]
+fn a_big_flush_drops_the_database_whole_and_watches_see_the_same() {
+    let mut m = Machine::new();
+    m.exec_in(1, "SET other 1");
+    m.exec("SET gone-before 1");
+    m.exec("DEL gone-before");
+    for k in 0..TOMBSTONES + 10 {
+        m.exec(&format!("SET k{k} {k}"));
+    }
+    m.exec("HSET h f v");
+    let tokens: Vec<WatchToken> = [
+        (0, "k7"),
+        (0, "never"),
+        (0, "gone-before"),
+        (0, "h"),
+        (1, "other"),
+        (1, "absent"),
+    ]
+    .into_iter()
+    .map(|(db, key)| {
+        m.db.watch_token(db, Bytes::from_static(key.as_bytes()), m.now)
+    })
+    .collect();
+    let mut by_key = m.db.clone();
+    let keys: Vec<Bytes> = by_key.dbs[0].map.keys().cloned().collect();
+    for key in keys {
+        by_key.remove(0, &key);
+    }
+    m.db.flush(0);
+    assert_eq!(m.db.dbs[0], by_key.dbs[0]);
+    assert_eq!(m.db.dbs[1], by_key.dbs[1]);
+    assert_eq!(m.db.used_memory(), by_key.used_memory());
+    for token in &tokens {
+        assert_eq!(
+            m.db.watch_broken(token, m.now),
+            by_key.watch_broken(token, m.now),
+            "{token:?}"
+        );
+    }
+    // Watches taken after the flush see later changes only.
+    let after = m.db.watch_token(0, Bytes::from_static(b"k7"), m.now);
+    assert!(!m.db.watch_broken(&after, m.now));
+    m.exec("SET k7 again");
+    m.exec("DEL k7");
+    assert!(m.db.watch_broken(&after, m.now));
+    assert!(!m.db.take_garbage().is_empty());
+    assert!(m.db.take_garbage().is_empty());
+    // A small flush still goes key by key (Redis's exact WATCH rules).
+    m.exec_in(2, "SET small 1");
+    m.db.flush(2);
+    assert!(m.db.take_garbage().is_empty());
+}

@@ -697,13 +697,15 @@ impl Driver {
             .with_wal(move |wal| snap::install_snapshot(&store, wal, &install_meta, &kept))
             .await??;
         let keys = db.len();
-        {
+        let replaced = {
             let mut current = self.parts.db.write().unwrap_or_else(|e| e.into_inner());
             let mut db = db;
             // The node's script monitor is not state: it stays.
             db.script_watch = current.script_watch.clone();
-            *current = db;
-        }
+            std::mem::replace(&mut *current, db)
+        };
+        // Freeing the old map takes as long as a flush of it: elsewhere.
+        tokio::task::spawn_blocking(move || drop(replaced));
         self.parts.key_waits.touched_all();
         // Any key may have changed: as after a flush, every cache is stale.
         self.parts
@@ -883,6 +885,12 @@ impl Driver {
                 outputs.push(output);
             }
             self.parts.metrics.keys.set(db.len() as f64);
+            let garbage = db.take_garbage();
+            if !garbage.is_empty() {
+                // A flushed keyspace of millions of keys takes about a second
+                // to free: not on this loop, which Raft's heartbeats wait for.
+                tokio::task::spawn_blocking(move || drop(garbage));
+            }
             (db.take_touched(), db.pubsub.take_frames())
         };
         // After the lock is released: a woken client sees the writes, and a

@@ -583,7 +583,12 @@ impl SimNode {
             ctx.checker.on_apply(self, entry).map_err(Stop::Check)?;
             let index = entry.index.0;
             let output = match entry.kind {
-                EntryKind::Normal => Some(self.db.apply(ctx.checker.command(index))),
+                EntryKind::Normal => {
+                    let output = self.db.apply(ctx.checker.command(index));
+                    // The server frees it on another thread; here, at once.
+                    drop(self.db.take_garbage());
+                    Some(output)
+                }
                 EntryKind::Noop | EntryKind::Membership => None,
             };
             ctx.events.applied.push((index, entry.term.0));
