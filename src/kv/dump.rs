@@ -598,7 +598,7 @@ impl<'a> Reader<'a> {
                         return Err(DumpError::BadData);
                     }
                 }
-                non_empty(Value::Set(Box::new(set)), n)
+                non_empty(Value::Set(crate::kv::Shared::new(set)), n)
             }
             TYPE_ZSET | TYPE_ZSET_2 => {
                 let n = self.count(2)?;
@@ -613,7 +613,7 @@ impl<'a> Reader<'a> {
                     zadd_new(&mut zset, &member, score)?;
                 }
                 zset.convert_to_packed_if_small();
-                non_empty(Value::ZSet(Box::new(zset)), n)
+                non_empty(Value::ZSet(crate::kv::Shared::new(zset)), n)
             }
             TYPE_HASH => {
                 let n = self.count(2)?;
@@ -625,7 +625,7 @@ impl<'a> Reader<'a> {
                         return Err(DumpError::BadData);
                     }
                 }
-                non_empty(Value::Hash(Box::new(hash.into())), n)
+                non_empty(Value::Hash(crate::kv::Shared::new(hash.into())), n)
             }
             TYPE_LIST_QUICKLIST | TYPE_LIST_QUICKLIST_2 => {
                 let n = self.count(2)?;
@@ -664,7 +664,9 @@ impl<'a> Reader<'a> {
                 }
                 non_empty_list(list)
             }
-            TYPE_SET_INTSET => intset(&self.string()?).map(|set| Value::Set(Box::new(set))),
+            TYPE_SET_INTSET => {
+                intset(&self.string()?).map(|set| Value::Set(crate::kv::Shared::new(set)))
+            }
             TYPE_ZSET_LISTPACK | TYPE_ZSET_ZIPLIST => {
                 let blob = self.string()?;
                 let entries = if kind == TYPE_ZSET_LISTPACK {
@@ -683,7 +685,7 @@ impl<'a> Reader<'a> {
                     };
                     pair[0].with_bytes(|m| zadd_new(&mut zset, m, score))?;
                 }
-                non_empty(Value::ZSet(Box::new(zset)), entries.len())
+                non_empty(Value::ZSet(crate::kv::Shared::new(zset)), entries.len())
             }
             TYPE_HASH_LISTPACK | TYPE_HASH_ZIPLIST => {
                 let blob = self.string()?;
@@ -702,7 +704,10 @@ impl<'a> Reader<'a> {
                         return Err(DumpError::BadData);
                     }
                 }
-                non_empty(Value::Hash(Box::new(hash.into())), entries.len())
+                non_empty(
+                    Value::Hash(crate::kv::Shared::new(hash.into())),
+                    entries.len(),
+                )
             }
             TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 => stream::read_stream(self, kind),
             // Zipmaps (Redis 2.4), modules and unknown types.

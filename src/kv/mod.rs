@@ -120,18 +120,85 @@ pub const MAX_STRING_BYTES: u64 = 512 * 1024 * 1024;
 pub enum Value {
     /// A string ([`string::Str`]: its bytes and its encoding bit).
     Str(string::Str),
-    /// A hash ([`hash::Hash`]; field order is not significant). Boxed, like
-    /// the set and the sorted set: inline they made every `Value` (and every
-    /// keyspace slot, most of which hold strings) 96 bytes instead of 48.
-    Hash(Box<hash::Hash>),
+    /// A hash ([`hash::Hash`]; field order is not significant). Behind a
+    /// pointer, like the set, the sorted set and the stream: inline they
+    /// made every `Value` (and every keyspace slot, most of which hold
+    /// strings) 96 bytes instead of 48. [`Shared`] rather than a `Box`, see
+    /// there.
+    Hash(Shared<hash::Hash>),
     /// A set (`intset` or `hashtable`, see [`set`]).
-    Set(Box<set::Set>),
+    Set(Shared<set::Set>),
     /// A list ([`list::List`]: packed nodes, OBJECT ENCODING `quicklist`).
     List(list::List),
     /// A sorted set.
-    ZSet(Box<zset::ZSet>),
+    ZSet(Shared<zset::ZSet>),
     /// A stream ([`stream::Stream`]: entries and consumer groups).
-    Stream(Box<stream::Stream>),
+    Stream(Shared<stream::Stream>),
+}
+
+/// A collection owned copy-on-write: cloning it is a reference count, and
+/// the first write through a shared one copies it ([`Arc::make_mut`]).
+///
+/// The keyspace is a persistent tree whose copy for a snapshot is O(1);
+/// the first write to a key after the copy copies the tree's leaf holding
+/// it, and with a `Box` every value in that leaf was deep-copied: one write
+/// to a small key next to a million-member hash copied the hash, on every
+/// replica at once, while Raft's heartbeats waited. Now only a collection
+/// written to while a snapshot still holds it is copied, once per snapshot.
+#[derive(PartialEq, Eq)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Shared<T> {
+    /// Owns `value`.
+    pub fn new(value: T) -> Shared<T> {
+        Shared(Arc::new(value))
+    }
+}
+
+impl<T> Shared<T> {
+    /// The same allocation (no copy was made)?
+    #[cfg(test)]
+    pub(crate) fn ptr_eq(a: &Shared<T>, b: &Shared<T>) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// The value, copied only if it is still shared.
+    pub fn into_inner(self) -> T {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl<T: Default> Default for Shared<T> {
+    fn default() -> Shared<T> {
+        Shared::new(T::default())
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Shared<T> {
+        Shared(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl Value {

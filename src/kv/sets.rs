@@ -60,7 +60,12 @@ fn stored<'a>(db: &'a Db, ctx: &Ctx, key: &[u8]) -> &'a Set {
 /// [`write_set`]) or is created empty; deletes it if `f` leaves it empty.
 fn with_set<R>(db: &mut Db, ctx: &Ctx, key: &Bytes, f: impl FnOnce(&mut Set) -> R) -> R {
     if !db.dbs[ctx.db].map.contains_key(&key[..]) {
-        db.put(ctx.db, key.clone(), Value::Set(Box::default()), None);
+        db.put(
+            ctx.db,
+            key.clone(),
+            Value::Set(crate::kv::Shared::default()),
+            None,
+        );
     }
     let (result, empty) = db
         .modify(ctx.db, key, |v| match v {
@@ -625,7 +630,7 @@ impl Apply for CombineStore {
             db.put(
                 ctx.db,
                 self.destination.clone(),
-                Value::Set(Box::new(result)),
+                Value::Set(crate::kv::Shared::new(result)),
                 None,
             );
             let event = match self.algebra {

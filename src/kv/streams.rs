@@ -62,7 +62,7 @@ pub(crate) fn write_stream_as_read<'a>(
 fn stream_of(entry: Option<&Entry>) -> Result<Option<&Stream>, Output> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
-        Some(Value::Stream(s)) => Ok(Some(s.as_ref())),
+        Some(Value::Stream(s)) => Ok(Some(&**s)),
         Some(_) => Err(Output::err(WRONGTYPE)),
     }
 }
@@ -306,7 +306,7 @@ impl Apply for XAdd {
             db.put(
                 ctx.db,
                 self.key.clone(),
-                Value::Stream(Box::default()),
+                Value::Stream(crate::kv::Shared::default()),
                 None,
             );
         }

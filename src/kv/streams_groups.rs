@@ -198,7 +198,12 @@ impl Apply for XGroup {
                 }
             };
             if !exists {
-                db.put(ctx.db, key.clone(), Value::Stream(Box::default()), None);
+                db.put(
+                    ctx.db,
+                    key.clone(),
+                    Value::Stream(crate::kv::Shared::default()),
+                    None,
+                );
             } else if has_group {
                 return Output::err("BUSYGROUP Consumer Group name already exists");
             }

@@ -1065,3 +1065,32 @@ fn a_big_flush_drops_the_database_whole_and_watches_see_the_same() {
     m.db.flush(2);
     assert!(m.db.take_garbage().is_empty());
 }
+
+/// After a snapshot's copy, a write next to a big collection copies the
+/// keyspace's leaf but not the collection; a write to the collection copies
+/// it once, and the snapshot's copy keeps the old contents.
+#[test]
+fn a_snapshot_copy_shares_collections_until_they_are_written() {
+    let mut m = Machine::new();
+    let fields: Vec<String> = (0..2000).map(|i| format!("f{i} {i}")).collect();
+    m.exec(&format!("HSET big {}", fields.join(" ")));
+    m.exec("XADD log 1-1 a 1");
+    m.exec("SET bif 1");
+    let copy = m.db.clone();
+    let hash = |db: &Db| match &db.dbs[0].map.get(&b"big"[..]).expect("big").value {
+        Value::Hash(h) => h.clone(),
+        other => panic!("{other:?}"),
+    };
+    m.exec("SET bif 2");
+    assert!(
+        Shared::ptr_eq(&hash(&m.db), &hash(&copy)),
+        "a neighbour's write copied the hash"
+    );
+    m.exec("HSET big f0 changed");
+    assert!(!Shared::ptr_eq(&hash(&m.db), &hash(&copy)));
+    assert_eq!(copy.query(0, &args("HGET big f0"), m.now, 7), bulk("0"));
+    assert_eq!(m.query("HGET big f0"), bulk("changed"));
+    m.exec("XADD log 2-1 b 2");
+    assert_eq!(copy.query(0, &args("XLEN log"), m.now, 7), int(1));
+    assert_eq!(m.query("XLEN log"), int(2));
+}

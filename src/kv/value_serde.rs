@@ -81,15 +81,15 @@ impl<'de> Deserialize<'de> for Value {
             Read::TextStr(b) => Value::Str(Str::text(b)),
             // A hash written without the bit: its content decides (a large
             // hash written by an older version is a `hashtable`).
-            Read::Hash(h) => Value::Hash(Box::new(h)),
+            Read::Hash(h) => Value::Hash(crate::kv::Shared::new(h)),
             Read::HashTable(mut h) => {
                 h.set_hashtable();
-                Value::Hash(Box::new(h))
+                Value::Hash(crate::kv::Shared::new(h))
             }
-            Read::Set(s) => Value::Set(Box::new(s)),
+            Read::Set(s) => Value::Set(crate::kv::Shared::new(s)),
             Read::List(l) => Value::List(l),
-            Read::ZSet(z) => Value::ZSet(Box::new(z)),
-            Read::Stream(s) => Value::Stream(s),
+            Read::ZSet(z) => Value::ZSet(crate::kv::Shared::new(z)),
+            Read::Stream(s) => Value::Stream(crate::kv::Shared::new(*s)),
         })
     }
 }
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(bytes, old);
         assert_eq!(back, Value::Str(Str::new(Bytes::from_static(b"12"))));
         let old = postcard::to_allocvec(&Old::Hash(small_hash())).unwrap();
-        let (bytes, back) = round_trip(&Value::Hash(Box::new(small_hash())));
+        let (bytes, back) = round_trip(&Value::Hash(crate::kv::Shared::new(small_hash())));
         assert_eq!(bytes, old);
         let Value::Hash(back) = back else {
             panic!("a hash")
@@ -148,8 +148,8 @@ mod tests {
         hash.insert(Bytes::from_static(b"long"), Bytes::from(vec![b'x'; 65]));
         hash.remove(b"long");
         assert!(hash.is_hashtable(), "stays a hashtable after shrinking");
-        let (_, back) = round_trip(&Value::Hash(Box::new(hash.clone())));
-        assert_eq!(back, Value::Hash(Box::new(hash)));
+        let (_, back) = round_trip(&Value::Hash(crate::kv::Shared::new(hash.clone())));
+        assert_eq!(back, Value::Hash(crate::kv::Shared::new(hash)));
     }
 
     #[test]

@@ -95,7 +95,12 @@ pub(crate) fn store_result(
         }
     } else {
         db.expire_if_needed(ctx.db, dst);
-        db.put(ctx.db, dst.clone(), Value::ZSet(Box::new(set)), None);
+        db.put(
+            ctx.db,
+            dst.clone(),
+            Value::ZSet(crate::kv::Shared::new(set)),
+            None,
+        );
         db.notify(notify::ZSET, event, ctx.db, dst);
     }
     Output::Integer(len as i64)
@@ -400,7 +405,7 @@ impl Apply for ZAdd {
             db.put(
                 ctx.db,
                 self.key.clone(),
-                Value::ZSet(Box::new(ZSet::with_hint(0, first_len))),
+                Value::ZSet(crate::kv::Shared::new(ZSet::with_hint(0, first_len))),
                 None,
             );
         }

@@ -344,7 +344,7 @@ pub(super) fn read_stream(r: &mut Reader<'_>, kind: u8) -> Result<Value> {
             return Err(BadData);
         }
     }
-    Ok(Value::Stream(Box::new(stream)))
+    Ok(Value::Stream(crate::kv::Shared::new(stream)))
 }
 
 fn read_group(r: &mut Reader<'_>, last_id: StreamId, entries_read: i64) -> Result<Group> {

@@ -43,7 +43,7 @@ fn set(items: &[&str]) -> Value {
     for i in items {
         s.insert(i.as_bytes());
     }
-    Value::Set(Box::new(s))
+    Value::Set(crate::kv::Shared::new(s))
 }
 
 fn zset(items: &[(&[u8], f64)]) -> ZSet {
@@ -55,7 +55,7 @@ fn zset(items: &[(&[u8], f64)]) -> ZSet {
 }
 
 fn hash(items: &[(&str, &[u8])]) -> Value {
-    Value::Hash(Box::new(
+    Value::Hash(crate::kv::Shared::new(
         items
             .iter()
             .map(|(f, v)| {
@@ -114,9 +114,9 @@ fn captured() -> Vec<(&'static str, &'static str, Value, bool)> {
         // SADD set_str a b c (hashtable; member order is Redis's dict order)
         ("set_str", "02030162016101630a0099cc80dd5982d255", set(&["a", "b", "c"]), false),
         // ZADD z_lp 1 a 2.5 b -3 c (listpack)
-        ("z_lp", "111a1a0000000600816302dffd02816102010181620283322e3504ff0a00a68a1ab1a9f2dcc2", Value::ZSet(Box::new(z_lp)), true),
+        ("z_lp", "111a1a0000000600816302dffd02816102010181620283322e3504ff0a00a68a1ab1a9f2dcc2", Value::ZSet(crate::kv::Shared::new(z_lp)), true),
         // ZADD z_skip 1.5 <70 m> -2 short inf top (skiplist: ZSET_2)
-        ("z_skip", "050303746f70000000000000f07fc3094046016d6de03900016d6d000000000000f83f0573686f727400000000000000c00a0073ac9ee26ccb6cbe", Value::ZSet(Box::new(skip)), true),
+        ("z_skip", "050303746f70000000000000f07fc3094046016d6de03900016d6d000000000000f83f0573686f727400000000000000c00a0073ac9ee26ccb6cbe", Value::ZSet(crate::kv::Shared::new(skip)), true),
         // HSET h_lp f v n 1 (listpack)
         ("h_lp", "1012120000000400816602817602816e020101ff0a00fce408f17922e016", hash(&[("f", b"v"), ("n", b"1")]), true),
         // HSET h_ht f <70 v> (hashtable: RDB_TYPE_HASH)
@@ -171,7 +171,10 @@ fn redis6_encodings_restore() {
     let mut body = vec![TYPE_ZSET_ZIPLIST];
     put_string(&mut body, &zl);
     let expected = zset(&[(b"n", -2.0), (b"m", 5.0)]);
-    assert_eq!(restore(&seal(&body)), Ok(Value::ZSet(Box::new(expected))));
+    assert_eq!(
+        restore(&seal(&body)),
+        Ok(Value::ZSet(crate::kv::Shared::new(expected)))
+    );
     let mut body = vec![TYPE_LIST_ZIPLIST];
     put_string(&mut body, &zl);
     assert_eq!(restore(&seal(&body)), Ok(list(&[b"m", b"5", b"n", b"-2"])));
@@ -197,7 +200,10 @@ fn redis6_encodings_restore() {
         (b"b", f64::INFINITY),
         (b"c", f64::NEG_INFINITY),
     ]);
-    assert_eq!(restore(&seal(&body)), Ok(Value::ZSet(Box::new(expected))));
+    assert_eq!(
+        restore(&seal(&body)),
+        Ok(Value::ZSet(crate::kv::Shared::new(expected)))
+    );
     // A NaN text score (253) is bad data, as in Redis.
     let mut body = vec![TYPE_ZSET, 1];
     put_string(&mut body, b"a");
@@ -428,17 +434,17 @@ fn sample_values() -> Vec<Value> {
         Value::List(big_list),
         set(&["-5", "7", "32768", "-2147483649"]),
         set(&["x", "1", ""]),
-        Value::Set(Box::new(big_set)),
-        Value::ZSet(Box::new(zset(&[
+        Value::Set(crate::kv::Shared::new(big_set)),
+        Value::ZSet(crate::kv::Shared::new(zset(&[
             (b"a", -0.0),
             (b"b", 0.1),
             (b"c", 1e300),
             (b"d", f64::NEG_INFINITY),
             (b"7", 7.0),
         ]))),
-        Value::ZSet(Box::new(big_zset)),
+        Value::ZSet(crate::kv::Shared::new(big_zset)),
         hash(&[("", b""), ("1", b"2"), ("long", &[b'q'; 100])]),
-        Value::Hash(Box::new(big_hash.into())),
+        Value::Hash(crate::kv::Shared::new(big_hash.into())),
     ]
 }
 

@@ -460,7 +460,7 @@ fn digests_of_sets_are_redis_bit_for_bit() {
         db.put(
             0,
             Bytes::copy_from_slice(key.as_bytes()),
-            Value::Set(Box::new(set)),
+            Value::Set(crate::kv::Shared::new(set)),
             ttl,
         );
     };
@@ -524,7 +524,7 @@ fn a_db_with_sets_round_trips_through_a_snapshot() {
     db.put(
         0,
         Bytes::from_static(b"t"),
-        Value::Set(Box::new(table)),
+        Value::Set(crate::kv::Shared::new(table)),
         None,
     );
     let mut wide = set_of(&["1", "70000"]);
@@ -532,7 +532,7 @@ fn a_db_with_sets_round_trips_through_a_snapshot() {
     db.put(
         3,
         Bytes::from_static(b"i"),
-        Value::Set(Box::new(wide)),
+        Value::Set(crate::kv::Shared::new(wide)),
         Some(5_000),
     );
     let restored = Db::restore(&db.snapshot_bytes()).expect("own snapshot decodes");

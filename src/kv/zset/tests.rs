@@ -595,13 +595,13 @@ fn digest_is_redis_bit_for_bit_in_both_encodings() {
     db.put(
         0,
         Bytes::from_static(b"z"),
-        Value::ZSet(Box::new(small)),
+        Value::ZSet(crate::kv::Shared::new(small)),
         None,
     );
     db.put(
         0,
         Bytes::from_static(b"big"),
-        Value::ZSet(Box::new(big)),
+        Value::ZSet(crate::kv::Shared::new(big)),
         None,
     );
     assert_eq!(
@@ -630,13 +630,13 @@ fn a_snapshot_restores_both_encodings_exactly() {
     db.put(
         0,
         Bytes::from_static(b"s"),
-        Value::ZSet(Box::new(small)),
+        Value::ZSet(crate::kv::Shared::new(small)),
         None,
     );
     db.put(
         2,
         Bytes::from_static(b"b"),
-        Value::ZSet(Box::new(big)),
+        Value::ZSet(crate::kv::Shared::new(big)),
         Some(5_000),
     );
     let restored = Db::restore(&db.snapshot_bytes()).expect("own snapshot decodes");

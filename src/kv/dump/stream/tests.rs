@@ -201,13 +201,13 @@ fn built() -> Stream {
 #[test]
 fn dkv_streams_round_trip() {
     let s = built();
-    let value = Value::Stream(Box::new(s.clone()));
+    let value = Value::Stream(crate::kv::Shared::new(s.clone()));
     let payload = dump(&value);
     let back = restore(&payload).expect("restores");
     assert_eq!(content(stream_of(&back)), content(&s));
     assert_eq!(stream_of(&back).node_count(), s.node_count());
     assert_eq!(dump(&back), payload);
-    let empty = Value::Stream(Box::new(Stream::new()));
+    let empty = Value::Stream(crate::kv::Shared::new(Stream::new()));
     assert_eq!(restore(&dump(&empty)), Ok(empty));
 }
 
@@ -466,7 +466,7 @@ fn hostile_stream_payloads_are_bad_data() {
 #[test]
 fn mutated_stream_payloads_never_panic() {
     let mut payloads: Vec<Vec<u8>> = captured().into_iter().map(|(_, p)| p).collect();
-    payloads.push(dump(&Value::Stream(Box::new(built()))));
+    payloads.push(dump(&Value::Stream(crate::kv::Shared::new(built()))));
     // A fixed-seed generator: the run is the same every time.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
