@@ -125,6 +125,12 @@ struct Up {
     wal_queue: Vec<PersistJob>,
     batch: Option<Batch>,
     snapshot_task: Option<SnapshotTask>,
+    /// WAL segments taken off the log, deleted when `due` comes (the driver
+    /// deletes them on a blocking thread while the log goes on); a crash
+    /// first leaves them on disk.
+    compaction: Option<(crate::store::Compaction, u64)>,
+    /// The floor of a compaction still to start (one runs).
+    compact_through: Option<LogIndex>,
 }
 
 /// What one turn of a node did, for the simulator's trace and stats.
@@ -333,6 +339,8 @@ impl SimNode {
             wal_queue: Vec::new(),
             batch: None,
             snapshot_task: None,
+            compaction: None,
+            compact_through: None,
         });
         self.last_status = None;
         self.lease = None;
@@ -481,6 +489,10 @@ impl SimNode {
                 self.complete_snapshot(now, ctx)?;
                 progressed = true;
             }
+            if self.compaction_due(now) {
+                self.complete_compaction(now, ctx)?;
+                progressed = true;
+            }
             while self.up.as_ref().is_some_and(|up| up.core.has_ready()) {
                 self.handle_ready(now, ctx)?;
                 progressed = true;
@@ -511,6 +523,13 @@ impl SimNode {
             .as_ref()
             .and_then(|up| up.batch.as_ref())
             .is_some_and(|b| b.due <= now)
+    }
+
+    fn compaction_due(&self, now: u64) -> bool {
+        self.up
+            .as_ref()
+            .and_then(|up| up.compaction.as_ref())
+            .is_some_and(|(_, due)| *due <= now)
     }
 
     fn snapshot_due(&self, now: u64) -> bool {
@@ -689,18 +708,53 @@ impl SimNode {
         let up = self.up_mut()?;
         let through = taken.floor.last_included_index;
         let next = up.core.snapshot_taken(taken.floor, taken.payload_bytes);
-        let compacted = up.wal.compact(through);
-        self.check_io(None, "WAL compaction", compacted)?;
+        up.compact_through = up.compact_through.max(Some(through));
+        self.start_compaction(now, ctx)?;
         if let Some((index, term)) = next {
             self.start_snapshot(now, index, term, ctx)?;
         }
         Ok(())
     }
 
+    /// Like the driver: unless one runs, takes the segments a durable
+    /// snapshot covers off the log, to delete them at a drawn later step.
+    fn start_compaction(&mut self, now: u64, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
+        let up = self.up_mut()?;
+        if up.compaction.is_some() {
+            return Ok(());
+        }
+        let Some(through) = up.compact_through.take() else {
+            return Ok(());
+        };
+        let taken = up.wal.take_compaction(through);
+        let compaction = self.check_io(None, "WAL compaction", taken)?;
+        if !compaction.is_empty() {
+            let due = now + (ctx.draw)(self.disk.max_delay + 1);
+            self.up_mut()?.compaction = Some((compaction, due));
+        }
+        Ok(())
+    }
+
+    /// Deletes the segments taken off the log, then starts the next
+    /// compaction if one waits.
+    fn complete_compaction(&mut self, now: u64, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
+        let Some((compaction, _)) = self.up_mut()?.compaction.take() else {
+            return Ok(());
+        };
+        let deleted = compaction.run();
+        self.check_io(None, "WAL compaction", deleted)?;
+        self.start_compaction(now, ctx)
+    }
+
     /// Step b: waits for the queued WAL writes, installs the received file
     /// through the production install, and tells the core.
     fn install_snapshot(&mut self, meta: SnapshotMeta, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
         self.drain(ctx)?;
+        // Like the driver: the reset's deletions come after a running
+        // compaction's (and the one it may start), at once.
+        while self.up_mut()?.compaction.is_some() {
+            self.complete_compaction(0, ctx)?;
+        }
         let up = self.up_mut()?;
         let kept = up.core.entries_after_snapshot();
         let installed = snap::install_snapshot(&up.snapshots, &mut up.wal, &meta, &kept);

@@ -22,7 +22,7 @@ pub mod wal;
 
 pub use fs::{real_fs, FaultyFs, RealFs, SharedFs, StorageFile, StorageFs};
 pub use snapshot::{SnapshotError, SnapshotReader, SnapshotStore, SnapshotWriter};
-pub use wal::{DataDirLock, Wal, WalOptions, WalStats};
+pub use wal::{Compaction, DataDirLock, Wal, WalOptions, WalStats};
 
 use crate::raft::{Entry, HardState, LogIndex};
 use std::path::PathBuf;
@@ -82,6 +82,13 @@ pub enum WalError {
     /// the node must stop.
     #[error("WAL {path} is unusable after an earlier write or fsync failure")]
     Poisoned {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A log reset was asked for while a [`wal::Compaction`] taken earlier
+    /// had not yet run: the caller must let it finish first.
+    #[error("WAL {path}: a compaction is still deleting old segments")]
+    CompactionRunning {
         /// The data directory.
         path: PathBuf,
     },

@@ -59,7 +59,11 @@
 //! Once a snapshot through index `i` is durable (`snapshot.rs`),
 //! [`Wal::compact`] deletes the oldest segments whose entries are all `<= i`
 //! (never the active one; a prefix of the sequence, so no gap appears), then
-//! fsyncs the directory. [`Wal::open_with_snapshot`] restores a log that
+//! fsyncs the directory. [`Wal::take_compaction`] splits that in two: the
+//! segments leave the log at once and [`Compaction::run`] deletes them on
+//! another thread while appends go on (a node must not stall on unlinking
+//! 64 MiB files). One compaction at a time: while one is alive the `Wal`
+//! neither takes another nor resets, so deletions stay oldest first. [`Wal::open_with_snapshot`] restores a log that
 //! continues after the snapshot: entries at or below
 //! `snapshot.last_included_index` are dropped while replaying; a first entry
 //! after a gap is [`WalError::Corrupt`]. If the log holds an entry at the
@@ -132,6 +136,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
@@ -204,7 +209,7 @@ pub struct WalStats {
     pub syncs_total: u64,
     /// Segment files created.
     pub segments_created_total: u64,
-    /// Segment files deleted by compaction or a log reset.
+    /// Segment files deleted by a log reset or taken by a compaction.
     pub segments_deleted_total: u64,
     /// Torn tail bytes truncated (or zeroed) at open.
     pub torn_tail_bytes_truncated: u64,
@@ -216,6 +221,52 @@ struct ClosedSegment {
     path: PathBuf,
     /// Highest entry index any of its records holds (or a log reset names).
     max_index: LogIndex,
+}
+
+/// Old segments taken off the log by [`Wal::take_compaction`], deleted by
+/// [`Compaction::run`]. Dropped without running, they stay on disk and replay
+/// harmlessly below the snapshot at the next open.
+#[must_use = "the segments are deleted only by run"]
+pub struct Compaction {
+    fs: SharedFs,
+    dir: PathBuf,
+    /// Oldest first.
+    segments: Vec<ClosedSegment>,
+    /// Keeps the `Wal` from taking or deleting more until this is gone.
+    _outstanding: Arc<()>,
+}
+
+impl Compaction {
+    /// How many segments it deletes.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether it deletes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Deletes the segments, oldest first, then fsyncs the directory;
+    /// returns how many were deleted. A failure is as fatal as a failed WAL
+    /// fsync: the node must stop (the segments left are a contiguous suffix
+    /// of the old ones, which the next open replays below the snapshot).
+    ///
+    /// # Errors
+    /// [`WalError::Io`] if a delete or the directory fsync fails.
+    pub fn run(self) -> Result<usize, WalError> {
+        for segment in &self.segments {
+            // Ordering: oldest first, so a crash leaves a contiguous suffix.
+            self.fs
+                .remove(&segment.path)
+                .map_err(io_error("delete segment", &segment.path))?;
+            info!(path = %segment.path.display(), max_index = segment.max_index.0, "deleted WAL segment");
+        }
+        if !self.segments.is_empty() {
+            sync_dir(&*self.fs, &self.dir)?;
+        }
+        Ok(self.segments.len())
+    }
 }
 
 /// The data directory's lock, taken before the log is opened
@@ -278,6 +329,8 @@ pub struct Wal {
     /// Set by a failed write or fsync; see the module doc.
     poisoned: bool,
     stats: WalStats,
+    /// One clone per [`Compaction`] taken and not yet run or dropped.
+    compacting: Arc<()>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -489,6 +542,7 @@ impl Wal {
             last_index,
             poisoned: false,
             stats,
+            compacting: Arc::new(()),
         };
         Ok((wal, state))
     }
@@ -553,7 +607,8 @@ impl Wal {
 
     /// Deletes the oldest segments whose entries are all at or below
     /// `through`, never the one being written, then fsyncs the directory.
-    /// Returns how many were deleted.
+    /// Returns how many were deleted. The same as [`Wal::take_compaction`]
+    /// then [`Compaction::run`], here and now.
     ///
     /// Call it only once a snapshot through `through` is durable
     /// (`SnapshotWriter::finish` returned). To keep the fallback to the
@@ -565,15 +620,46 @@ impl Wal {
     /// [`WalError::Io`] if a delete or the directory fsync fails (the `Wal` is
     /// then poisoned); [`WalError::Poisoned`] after an earlier failure.
     pub fn compact(&mut self, through: LogIndex) -> Result<usize, WalError> {
-        self.fatal_on_error(|wal| wal.delete_closed_segments(Some(through)))
+        let compaction = self.take_compaction(through)?;
+        self.fatal_on_error(|_| compaction.run())
     }
 
-    fn delete_closed_segments(&mut self, through: Option<LogIndex>) -> Result<usize, WalError> {
+    /// Takes the oldest segments whose entries are all at or below `through`
+    /// (never the one being written) off the log, for [`Compaction::run`] to
+    /// delete on another thread while the log goes on being written. Nothing
+    /// touches the disk here. The same preconditions as [`Wal::compact`].
+    ///
+    /// While a compaction taken earlier is still alive (not yet run or
+    /// dropped) this takes nothing: deletions must happen oldest first, one
+    /// batch after the other, or a crash could leave a gap in the segment
+    /// sequence. The segments stay for the next compaction, whose floor is
+    /// never lower.
+    ///
+    /// # Errors
+    /// [`WalError::Poisoned`] after an earlier failure.
+    pub fn take_compaction(&mut self, through: LogIndex) -> Result<Compaction, WalError> {
+        self.check_usable()?;
+        let mut segments = Vec::new();
+        if Arc::strong_count(&self.compacting) == 1 {
+            while let Some(oldest) = self.closed_segments.front() {
+                if oldest.max_index > through {
+                    break;
+                }
+                segments.extend(self.closed_segments.pop_front());
+            }
+        }
+        self.stats.segments_deleted_total += segments.len() as u64;
+        Ok(Compaction {
+            fs: Arc::clone(&self.fs),
+            dir: self.dir.clone(),
+            segments,
+            _outstanding: Arc::clone(&self.compacting),
+        })
+    }
+
+    fn delete_closed_segments(&mut self) -> Result<usize, WalError> {
         let mut deleted = 0;
         while let Some(oldest) = self.closed_segments.front() {
-            if through.is_some_and(|through| oldest.max_index > through) {
-                break;
-            }
             // Ordering: oldest first, so a crash leaves a contiguous suffix.
             self.fs
                 .remove(&oldest.path)
@@ -602,6 +688,12 @@ impl Wal {
     /// [`WalError::Io`] on a failed file operation (the `Wal` is then
     /// poisoned); [`WalError::Poisoned`] after an earlier failure.
     pub fn reset_to_snapshot(&mut self, meta: &SnapshotMeta) -> Result<(), WalError> {
+        // Its deletions would overtake the older ones still to come.
+        if Arc::strong_count(&self.compacting) > 1 {
+            return Err(WalError::CompactionRunning {
+                path: self.dir.clone(),
+            });
+        }
         self.fatal_on_error(|wal| {
             wal.pending_entry_records.clear();
             wal.pending_max_index = LogIndex(0);
@@ -620,7 +712,7 @@ impl Wal {
             wal.pending_hard_state = None;
             wal.last_index = meta.last_included_index;
             // Ordering: the reset record is durable before any old segment goes.
-            wal.delete_closed_segments(None)?;
+            wal.delete_closed_segments()?;
             info!(
                 index = meta.last_included_index.0,
                 term = meta.last_included_term.0,

@@ -614,6 +614,71 @@ fn compaction_deletes_covered_segments_and_reopen_continues_after_the_snapshot()
     ));
 }
 
+/// Whether the file at `path` is on the faulty disk.
+fn on_disk(faulty: &FaultyFs, path: &Path) -> bool {
+    let names = faulty.shared().list(Path::new("/data")).expect("list");
+    path.file_name()
+        .is_some_and(|name| names.iter().any(|n| n.as_str() == name))
+}
+
+#[test]
+fn a_taken_compaction_deletes_while_the_log_goes_on_and_one_at_a_time() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
+    for batch in 0..40u64 {
+        wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+            .expect("append");
+        wal.sync().expect("sync");
+    }
+    let before = wal.segment_paths();
+    let compaction = wal.take_compaction(LogIndex(60)).expect("take");
+    assert!(!compaction.is_empty());
+    let taken = compaction.len();
+    // Off the log at once, still on disk until run.
+    assert_eq!(wal.segment_paths().len(), before.len() - taken);
+    assert!(before.iter().all(|path| on_disk(&faulty, path)));
+    // While it is alive, nothing more is taken and no reset may delete.
+    let second = wal.take_compaction(LogIndex(1000)).expect("take");
+    assert!(second.is_empty());
+    drop(second);
+    assert!(matches!(
+        wal.reset_to_snapshot(&snapshot_meta(120, 1)),
+        Err(WalError::CompactionRunning { .. })
+    ));
+    assert!(!wal.is_poisoned());
+    // The log goes on being written meanwhile.
+    wal.append(&entries(121, 123, 1)).expect("append");
+    wal.sync().expect("sync");
+    assert_eq!(compaction.run().expect("run"), taken);
+    assert!(before[..taken].iter().all(|path| !on_disk(&faulty, path)));
+    assert_eq!(wal.stats().segments_deleted_total, taken as u64);
+    // Once it ran, the next one takes what is covered.
+    assert!(!wal
+        .take_compaction(LogIndex(1000))
+        .expect("take")
+        .is_empty());
+}
+
+#[test]
+fn a_compaction_dropped_unrun_leaves_segments_the_reopen_replays_below_the_snapshot() {
+    let faulty = FaultyFs::new();
+    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
+    for batch in 0..40u64 {
+        wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
+            .expect("append");
+        wal.sync().expect("sync");
+    }
+    let before = wal.segment_paths();
+    // A crash between taking and deleting.
+    drop(wal.take_compaction(LogIndex(60)).expect("take"));
+    drop(wal);
+    faulty.power_cut();
+    assert!(before.iter().all(|path| on_disk(&faulty, path)));
+    let snapshot = snapshot_meta(60, 1);
+    let (_, initial) = faulty_open(&faulty, Some(&snapshot), small_segments()).expect("reopen");
+    assert_eq!(initial.entries, entries(61, 120, 1));
+}
+
 #[test]
 fn reset_to_snapshot_replaces_the_whole_log_durably() {
     let faulty = FaultyFs::new();
