@@ -574,15 +574,22 @@ fn faulty_open(
     Wal::open_with(faulty.shared(), Path::new("/data"), snapshot, options)
 }
 
-#[test]
-fn compaction_deletes_covered_segments_and_reopen_continues_after_the_snapshot() {
-    let faulty = FaultyFs::new();
-    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
+/// A WAL in small segments holding entries 1..=120 of term 1, synced in 40
+/// batches of three.
+fn forty_synced_batches(faulty: &FaultyFs) -> Wal {
+    let (mut wal, _) = faulty_open(faulty, None, small_segments()).expect("open");
     for batch in 0..40u64 {
         wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
             .expect("append");
         wal.sync().expect("sync");
     }
+    wal
+}
+
+#[test]
+fn compaction_deletes_covered_segments_and_reopen_continues_after_the_snapshot() {
+    let faulty = FaultyFs::new();
+    let mut wal = forty_synced_batches(&faulty);
     let before = wal.segment_paths().len();
     assert!(before >= 3, "{before} segments");
     let deleted = wal.compact(LogIndex(60)).expect("compact");
@@ -624,12 +631,7 @@ fn on_disk(faulty: &FaultyFs, path: &Path) -> bool {
 #[test]
 fn a_taken_compaction_deletes_while_the_log_goes_on_and_one_at_a_time() {
     let faulty = FaultyFs::new();
-    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
-    for batch in 0..40u64 {
-        wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
-            .expect("append");
-        wal.sync().expect("sync");
-    }
+    let mut wal = forty_synced_batches(&faulty);
     let before = wal.segment_paths();
     let compaction = wal.take_compaction(LogIndex(60)).expect("take");
     assert!(!compaction.is_empty());
@@ -662,12 +664,7 @@ fn a_taken_compaction_deletes_while_the_log_goes_on_and_one_at_a_time() {
 #[test]
 fn a_compaction_dropped_unrun_leaves_segments_the_reopen_replays_below_the_snapshot() {
     let faulty = FaultyFs::new();
-    let (mut wal, _) = faulty_open(&faulty, None, small_segments()).expect("open");
-    for batch in 0..40u64 {
-        wal.append(&entries(batch * 3 + 1, batch * 3 + 3, 1))
-            .expect("append");
-        wal.sync().expect("sync");
-    }
+    let mut wal = forty_synced_batches(&faulty);
     let before = wal.segment_paths();
     // A crash between taking and deleting.
     drop(wal.take_compaction(LogIndex(60)).expect("take"));
