@@ -744,17 +744,18 @@ impl<W, R> NodeCore<W, R> {
     /// when enough entries were applied while this one was written: otherwise
     /// a node that goes idle meanwhile would stay a whole interval behind
     /// until its next write. `payload_bytes`, the snapshot's size, is what
-    /// the next one's growth condition is measured against.
+    /// the next one's growth condition is measured against. Also returns the
+    /// log entries compacted away, for the shell to free off its loop.
     #[must_use]
     pub(crate) fn snapshot_taken(
         &mut self,
         floor: SnapshotMeta,
         payload_bytes: u64,
-    ) -> Option<(LogIndex, Term)> {
+    ) -> (Option<(LogIndex, Term)>, Vec<Entry>) {
         self.snapshot_in_flight = false;
         self.last_snapshot_bytes = payload_bytes;
-        self.raft.compact(floor);
-        self.snapshot_due()
+        let compacted = self.raft.compact(floor);
+        (self.snapshot_due(), compacted)
     }
 
     /// A local snapshot write failed (the shell stops the node).

@@ -538,7 +538,7 @@ fn a_snapshot_due_while_another_is_written_starts_when_that_one_ends() {
         membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
     };
     // Idle from here: nothing is applied after the first snapshot ends.
-    let next = c.core(1).snapshot_taken(floor, 0);
+    let (next, _) = c.core(1).snapshot_taken(floor, 0);
     assert_eq!(next, Some((LogIndex(first.0 + 2), term)));
     assert_eq!(
         c.core(1).snapshot_due(),
@@ -577,7 +577,7 @@ fn a_snapshot_waits_for_the_log_to_grow_by_the_last_ones_size() {
         .and_then(|e| e.last())
         .map(|e| e.data.len() as u64)
         .expect("a write was applied");
-    assert_eq!(c.core(1).snapshot_taken(floor, 3 * one), None);
+    assert_eq!(c.core(1).snapshot_taken(floor, 3 * one).0, None);
     write(&mut c, "b");
     write(&mut c, "c");
     assert_eq!(

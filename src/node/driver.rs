@@ -845,7 +845,10 @@ impl Driver {
                     .durable_snapshot_index
                     .max(taken.meta.last_included_index);
                 let through = taken.floor.last_included_index;
-                let next = self.core.snapshot_taken(taken.floor, taken.payload_bytes);
+                let (next, compacted) = self.core.snapshot_taken(taken.floor, taken.payload_bytes);
+                // Freeing a long log's payloads took 100-140 ms under make
+                // bench (`bench/PERFORMANCE.md`): elsewhere.
+                tokio::task::spawn_blocking(move || drop(compacted));
                 self.compact_through = self.compact_through.max(Some(through));
                 self.start_compaction()?;
                 if let Some((index, term)) = next {

@@ -410,15 +410,16 @@ impl RaftLog {
 
     /// The driver saved a snapshot of the state machine through
     /// `meta.last_included_index`: drop the entries it covers (§7). Returns
-    /// false (and changes nothing) when the log is already compacted that far.
+    /// them, for the caller to free where a long drop stalls nothing; `None`
+    /// (and changes nothing) when the log is already compacted that far.
     ///
     /// # Panics
     /// When the snapshot covers entries not yet applied, or its term does not
     /// match the log's term at that index.
-    pub(crate) fn compact(&mut self, term: Term, mut meta: SnapshotMeta) -> bool {
+    pub(crate) fn compact(&mut self, term: Term, mut meta: SnapshotMeta) -> Option<Vec<Entry>> {
         let index = meta.last_included_index;
         if index <= self.snapshot_index {
-            return false;
+            return None;
         }
         assert!(
             index <= self.last_applied && index <= self.commit_index,
@@ -445,10 +446,13 @@ impl RaftLog {
         // passed.
         meta.membership = self.membership_at(index).1.clone();
         let drop = self.position(index) + 1;
-        self.entries.drain(..drop);
+        // Moved out whole: freeing hundreds of thousands of payloads one by
+        // one is the caller's to place.
+        let kept = self.entries.split_off(drop);
+        let dropped = std::mem::replace(&mut self.entries, kept);
         self.memberships.retain(|(at, _)| *at > index);
         self.set_snapshot(meta);
-        true
+        Some(dropped)
     }
 
     /// Follower side of InstallSnapshot (§7, receiver rules 6–7): keep the

@@ -18,16 +18,20 @@ impl Raft {
     /// `meta.last_included_index` (which it has applied): the core drops the
     /// log entries it covers (§7), keeping `meta` to send to followers that
     /// fall behind it. A snapshot not newer than the current one is ignored.
+    /// Returns the entries dropped: freeing a long log's payloads takes long
+    /// enough to stall a node's loop, so the driver frees them elsewhere.
     ///
     /// # Panics
     /// When `meta.last_included_index` is beyond `last_applied` or the commit
     /// index, or `meta.last_included_term` differs from the log's term at that
     /// index (the driver snapshotted something the core did not hand out).
-    pub fn compact(&mut self, meta: SnapshotMeta) {
+    pub fn compact(&mut self, meta: SnapshotMeta) -> Vec<Entry> {
         let index = meta.last_included_index;
-        if self.log.compact(self.term, meta) {
+        let dropped = self.log.compact(self.term, meta);
+        if dropped.is_some() {
             tracing::info!(id = %self.id, term = %self.term, index = %index, "log compacted");
         }
+        dropped.unwrap_or_default()
     }
 
     /// The entries after the snapshot that the log still holds: after

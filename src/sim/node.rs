@@ -707,7 +707,7 @@ impl SimNode {
         self.drain(ctx)?;
         let up = self.up_mut()?;
         let through = taken.floor.last_included_index;
-        let next = up.core.snapshot_taken(taken.floor, taken.payload_bytes);
+        let (next, _compacted) = up.core.snapshot_taken(taken.floor, taken.payload_bytes);
         up.compact_through = up.compact_through.max(Some(through));
         self.start_compaction(now, ctx)?;
         if let Some((index, term)) = next {

@@ -406,7 +406,7 @@ impl Network {
 
     /// The driver of `id` snapshots its state machine (everything applied)
     /// and compacts the log behind it.
-    pub fn compact(&mut self, id: u64) {
+    pub fn compact(&mut self, id: u64) -> Vec<Entry> {
         let node = self.node(id);
         let index = node.applied.len() as u64;
         let term = node.applied.last().map_or(Term(0), |e| e.term);
@@ -416,10 +416,11 @@ impl Network {
             last_included_term: term,
             membership: node.raft.membership_at(LogIndex(index)),
         };
-        node.raft.compact(meta.clone());
+        let dropped = node.raft.compact(meta.clone());
         meta.membership = node.raft.membership_at(LogIndex(index));
         node.log.retain(|e| e.index.0 > index);
         node.snapshot = Some((meta, node.applied.clone()));
+        dropped
     }
 }
 
