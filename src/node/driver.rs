@@ -715,11 +715,16 @@ impl Driver {
         let kept = self.core.entries_after_snapshot();
         let install_meta = meta.clone();
         // The reset deletes every older segment: the ones a compaction is
-        // deleting go first (`Wal::take_compaction`).
+        // deleting go first (`Wal::take_compaction`). The WAL is drained
+        // first because a batch that ends may start a compaction; after
+        // both, nothing starts either until the reset is done.
+        self.drain_wal().await?;
         while let Some(task) = self.compaction.take() {
             let joined = task.await;
             self.compaction_done(joined)?;
         }
+        // What a deferred compaction would take, the reset deletes.
+        self.compact_through = None;
         let db = self
             .with_wal(move |wal| snap::install_snapshot(&store, wal, &install_meta, &kept))
             .await??;

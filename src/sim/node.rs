@@ -482,7 +482,7 @@ impl SimNode {
         for _ in 0..1_000 {
             let mut progressed = false;
             if self.batch_due(now) {
-                self.complete_batch(ctx)?;
+                self.complete_batch(now, ctx)?;
                 progressed = true;
             }
             if self.snapshot_due(now) {
@@ -546,7 +546,7 @@ impl SimNode {
         self.lease = ready.lease;
         // b. An installed snapshot replaces the map and the stored log.
         if let Some(meta) = ready.snapshot.take() {
-            self.install_snapshot(meta, ctx)?;
+            self.install_snapshot(now, meta, ctx)?;
         }
         // c. What may leave now.
         self.send(std::mem::take(&mut ready.send), ctx);
@@ -703,8 +703,6 @@ impl SimNode {
         }
         let taken = self.check_io(armed, "snapshot write", written)?;
         ctx.events.taken.push(taken.meta.last_included_index.0);
-        // Like the driver: compaction waits for every queued WAL write.
-        self.drain(ctx)?;
         let up = self.up_mut()?;
         let through = taken.floor.last_included_index;
         let (next, _compacted) = up.core.snapshot_taken(taken.floor, taken.payload_bytes);
@@ -716,11 +714,12 @@ impl SimNode {
         Ok(())
     }
 
-    /// Like the driver: unless one runs, takes the segments a durable
-    /// snapshot covers off the log, to delete them at a drawn later step.
+    /// Like the driver: unless one runs or a batch holds the WAL (then the
+    /// batch's end starts it), takes the segments a durable snapshot covers
+    /// off the log, to delete them at a drawn later step.
     fn start_compaction(&mut self, now: u64, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
         let up = self.up_mut()?;
-        if up.compaction.is_some() {
+        if up.compaction.is_some() || up.batch.is_some() {
             return Ok(());
         }
         let Some(through) = up.compact_through.take() else {
@@ -748,13 +747,19 @@ impl SimNode {
 
     /// Step b: waits for the queued WAL writes, installs the received file
     /// through the production install, and tells the core.
-    fn install_snapshot(&mut self, meta: SnapshotMeta, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
-        self.drain(ctx)?;
-        // Like the driver: the reset's deletions come after a running
-        // compaction's (and the one it may start), at once.
+    fn install_snapshot(
+        &mut self,
+        now: u64,
+        meta: SnapshotMeta,
+        ctx: &mut TurnCtx<'_>,
+    ) -> Result<(), Stop> {
+        // Like the driver: a batch's end may start a compaction, so drain
+        // first; then the reset's deletions come after the compaction's.
+        self.drain(now, ctx)?;
         while self.up_mut()?.compaction.is_some() {
-            self.complete_compaction(0, ctx)?;
+            self.complete_compaction(now, ctx)?;
         }
+        self.up_mut()?.compact_through = None;
         let up = self.up_mut()?;
         let kept = up.core.entries_after_snapshot();
         let installed = snap::install_snapshot(&up.snapshots, &mut up.wal, &meta, &kept);
@@ -818,7 +823,7 @@ impl SimNode {
     }
 
     /// Writes and fsyncs the running batch, then releases what waited for it.
-    fn complete_batch(&mut self, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
+    fn complete_batch(&mut self, now: u64, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
         let Some(batch) = self.up_mut()?.batch.take() else {
             return Ok(());
         };
@@ -853,12 +858,13 @@ impl SimNode {
             self.check_io(None, "WAL hard state", buffered)?;
         }
         self.send(released.send, ctx);
-        Ok(())
+        // Like the driver: a compaction that waited for the WAL starts now.
+        self.start_compaction(now, ctx)
     }
 
-    /// Completes every WAL batch now, queued ones too (before an install or
-    /// a compaction, like the driver's `drain_wal`).
-    fn drain(&mut self, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
+    /// Completes every WAL batch now, queued ones too (before an install,
+    /// like the driver's `drain_wal`).
+    fn drain(&mut self, now: u64, ctx: &mut TurnCtx<'_>) -> Result<(), Stop> {
         for _ in 0..1_000 {
             let up = self.up_mut()?;
             if up.batch.is_none() {
@@ -870,7 +876,7 @@ impl SimNode {
                     due: 0,
                 });
             }
-            self.complete_batch(ctx)?;
+            self.complete_batch(now, ctx)?;
         }
         Ok(())
     }
