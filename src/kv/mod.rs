@@ -153,9 +153,7 @@ impl<T> Shared<T> {
     pub fn new(value: T) -> Shared<T> {
         Shared(Arc::new(value))
     }
-}
 
-impl<T> Shared<T> {
     /// The same allocation (no copy was made)?
     #[cfg(test)]
     pub(crate) fn ptr_eq(a: &Shared<T>, b: &Shared<T>) -> bool {

@@ -23,11 +23,10 @@
 //!   size).
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use imbl::OrdMap;
 use std::fmt;
 
 use bytes::Bytes;
+use imbl::OrdMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Redis's `stream-node-max-entries` default.

@@ -736,8 +736,8 @@ impl Driver {
             db.script_watch = current.script_watch.clone();
             std::mem::replace(&mut *current, db)
         };
-        // Freeing the old map takes as long as a flush of it: elsewhere.
-        tokio::task::spawn_blocking(move || drop(replaced));
+        // Freeing the old map takes as long as a flush of it.
+        free_off_loop(replaced);
         self.parts.key_waits.touched_all();
         // Any key may have changed: as after a flush, every cache is stale.
         self.parts
@@ -852,8 +852,8 @@ impl Driver {
                 let through = taken.floor.last_included_index;
                 let (next, compacted) = self.core.snapshot_taken(taken.floor, taken.payload_bytes);
                 // Freeing a long log's payloads took 100-140 ms under make
-                // bench (`bench/PERFORMANCE.md`): elsewhere.
-                tokio::task::spawn_blocking(move || drop(compacted));
+                // bench (`bench/PERFORMANCE.md`).
+                free_off_loop(compacted);
                 self.compact_through = self.compact_through.max(Some(through));
                 self.start_compaction()?;
                 if let Some((index, term)) = next {
@@ -960,8 +960,8 @@ impl Driver {
             let garbage = db.take_garbage();
             if !garbage.is_empty() {
                 // A flushed keyspace of millions of keys takes about a second
-                // to free: not on this loop, which Raft's heartbeats wait for.
-                tokio::task::spawn_blocking(move || drop(garbage));
+                // to free.
+                free_off_loop(garbage);
             }
             (db.take_touched(), db.pubsub.take_frames())
         };
@@ -1119,6 +1119,12 @@ impl Driver {
 }
 
 /// The running WAL batch's outcome; pending forever when none runs.
+/// Frees `value` on a blocking thread: not on the driver's loop, which
+/// Raft's heartbeats wait for.
+fn free_off_loop<T: Send + 'static>(value: T) {
+    tokio::task::spawn_blocking(move || drop(value));
+}
+
 /// The end of a blocking task, if one runs; never, if none does.
 async fn finished<T>(
     task: &mut Option<tokio::task::JoinHandle<T>>,

@@ -639,40 +639,27 @@ impl Wal {
     /// [`WalError::Poisoned`] after an earlier failure.
     pub fn take_compaction(&mut self, through: LogIndex) -> Result<Compaction, WalError> {
         self.check_usable()?;
-        let mut segments = Vec::new();
-        if Arc::strong_count(&self.compacting) == 1 {
-            while let Some(oldest) = self.closed_segments.front() {
-                if oldest.max_index > through {
-                    break;
-                }
-                segments.extend(self.closed_segments.pop_front());
-            }
-        }
+        let covered = if Arc::strong_count(&self.compacting) == 1 {
+            self.closed_segments
+                .iter()
+                .take_while(|segment| segment.max_index <= through)
+                .count()
+        } else {
+            0
+        };
+        Ok(self.take_oldest(covered))
+    }
+
+    /// The `count` oldest closed segments, off the log, as a compaction.
+    fn take_oldest(&mut self, count: usize) -> Compaction {
+        let segments: Vec<ClosedSegment> = self.closed_segments.drain(..count).collect();
         self.stats.segments_deleted_total += segments.len() as u64;
-        Ok(Compaction {
+        Compaction {
             fs: Arc::clone(&self.fs),
             dir: self.dir.clone(),
             segments,
             _outstanding: Arc::clone(&self.compacting),
-        })
-    }
-
-    fn delete_closed_segments(&mut self) -> Result<usize, WalError> {
-        let mut deleted = 0;
-        while let Some(oldest) = self.closed_segments.front() {
-            // Ordering: oldest first, so a crash leaves a contiguous suffix.
-            self.fs
-                .remove(&oldest.path)
-                .map_err(io_error("delete segment", &oldest.path))?;
-            info!(path = %oldest.path.display(), max_index = oldest.max_index.0, "deleted WAL segment");
-            self.closed_segments.pop_front();
-            deleted += 1;
         }
-        if deleted > 0 {
-            self.stats.segments_deleted_total += deleted as u64;
-            sync_dir(&*self.fs, &self.dir)?;
-        }
-        Ok(deleted)
     }
 
     /// Replaces the whole log by a snapshot installed from the leader: later
@@ -712,7 +699,8 @@ impl Wal {
             wal.pending_hard_state = None;
             wal.last_index = meta.last_included_index;
             // Ordering: the reset record is durable before any old segment goes.
-            wal.delete_closed_segments()?;
+            let all = wal.closed_segments.len();
+            wal.take_oldest(all).run()?;
             info!(
                 index = meta.last_included_index.0,
                 term = meta.last_included_term.0,
