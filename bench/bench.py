@@ -577,9 +577,9 @@ def main():
             dkv_name = dkv_targets[0].name
             ratio = mem[dkv_name] / mem["redis-none"]
             rss_ratio = rss[dkv_name] / rss["redis-none"]
-            # dkv's used_memory is its own estimate of the data (the figure
-            # maxmemory is enforced against, identical on every replica);
-            # Redis's comes from its allocator. RSS compares whole processes.
+            # used_memory is the live heap on both (dkv counts it in its
+            # allocator wrapper, Redis in zmalloc); RSS compares whole
+            # processes, allocator retention included.
             print(f"memory: {dkv_name}/redis used_memory ratio {ratio:.2f}, "
                   f"RSS ratio {rss_ratio:.2f} (leader process vs redis used_memory_rss)")
             rows.append({"scenario": f"memory-{args.memory_keys}-keys", "test": "used_memory",

@@ -5,6 +5,8 @@
 //! once and returns the handle `/metrics` renders from. Code elsewhere gets a
 //! [`Metrics`] value and never looks metrics up by name.
 
+pub mod alloc;
+
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 

@@ -21,8 +21,13 @@ use dkv::server;
 /// mimalloc instead of glibc malloc: glibc's per-thread arenas grow and shrink
 /// with an `mprotect` per step, which a profile of SET traffic showed as one of
 /// the node's most frequent syscalls (bench/PERFORMANCE.md).
+/// Wrapped to count live bytes, INFO's `used_memory` (`metrics::alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dkv::metrics::alloc::Counting<mimalloc::MiMalloc> =
+    dkv::metrics::alloc::Counting::new(mimalloc::MiMalloc);
+
+/// The most live bytes seen by [`allocator_figures`].
+static PEAK_ALLOCATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 extern "C" {
     /// mimalloc's process figures (`mimalloc.h`); linked with the allocator
@@ -39,16 +44,22 @@ extern "C" {
     );
 }
 
-/// The allocator's committed memory, for INFO's `used_memory`.
-fn mimalloc_figures() -> server::info::AllocatorFigures {
+/// The live bytes (INFO's `used_memory`) and mimalloc's committed memory
+/// (`allocator_active`).
+fn allocator_figures() -> server::info::AllocatorFigures {
     let mut out = [0usize; 8];
-    let [a, b, c, d, e, commit, peak, f] = &mut out;
+    let [a, b, c, d, e, commit, g, f] = &mut out;
     // SAFETY: mi_process_info writes one usize through each pointer, all
     // valid and distinct for the call.
-    unsafe { mi_process_info(a, b, c, d, e, commit, peak, f) };
+    unsafe { mi_process_info(a, b, c, d, e, commit, g, f) };
+    let allocated = GLOBAL.allocated_bytes();
+    let peak = PEAK_ALLOCATED
+        .fetch_max(allocated, std::sync::atomic::Ordering::Relaxed)
+        .max(allocated);
     server::info::AllocatorFigures {
+        allocated_bytes: allocated,
+        peak_allocated_bytes: peak,
         committed_bytes: *commit as u64,
-        peak_committed_bytes: *peak as u64,
     }
 }
 
@@ -315,7 +326,7 @@ async fn run(
         config.limits.max_clients,
     );
     facts.mem_allocator = "mimalloc";
-    facts.allocator_figures = Some(mimalloc_figures);
+    facts.allocator_figures = Some(allocator_figures);
     facts.data_dir = Some(config.data_dir.clone());
     let context = server::ServerContext::new(node.handle(), config.limits.clone(), metrics, facts)
         .with_auth(config.auth.clone());

@@ -57,11 +57,15 @@ pub struct ServerFacts {
 /// What the global allocator reports about the process's heap, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllocatorFigures {
+    /// Bytes allocated and not yet freed (`metrics::alloc::Counting`):
+    /// INFO's `used_memory` and `allocator_allocated`, as Redis's
+    /// `zmalloc_used_memory`.
+    pub allocated_bytes: u64,
+    /// The most allocated bytes seen when asked (`used_memory_peak`).
+    pub peak_allocated_bytes: u64,
     /// Memory the allocator has committed (obtained from the OS and not
-    /// returned): INFO's `used_memory` and `allocator_active`.
+    /// returned, freed or not): INFO's `allocator_active`.
     pub committed_bytes: u64,
-    /// The most it ever had committed (`used_memory_peak`).
-    pub peak_committed_bytes: u64,
 }
 
 impl ServerFacts {
@@ -335,6 +339,11 @@ fn memory(input: &InfoInput<'_>, out: &mut String) {
     );
     field(
         out,
+        "allocator_allocated",
+        allocator.map_or(0, |a| a.allocated_bytes),
+    );
+    field(
+        out,
         "allocator_active",
         allocator.map_or(0, |a| a.committed_bytes),
     );
@@ -346,6 +355,24 @@ fn memory(input: &InfoInput<'_>, out: &mut String) {
     field(out, "maxmemory_human", human_bytes(kv.maxmemory));
     field(out, "maxmemory_policy", kv.policy);
     field(out, "maxmemory_used_memory", kv.used_memory);
+    let allocated = allocator.map_or(0, |a| a.allocated_bytes);
+    let committed = allocator.map_or(0, |a| a.committed_bytes);
+    field(
+        out,
+        "allocator_frag_ratio",
+        format_args!("{:.2}", quotient(committed, allocated)),
+    );
+    field(
+        out,
+        "allocator_frag_bytes",
+        difference(committed, allocated),
+    );
+    field(
+        out,
+        "allocator_rss_ratio",
+        format_args!("{:.2}", quotient(rss, committed)),
+    );
+    field(out, "allocator_rss_bytes", difference(rss, committed));
     let ratio = if used == 0 {
         0.0
     } else {
@@ -365,7 +392,7 @@ fn memory(input: &InfoInput<'_>, out: &mut String) {
 /// The process's memory as INFO and MEMORY STATS report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ProcessMemory {
-    /// `used_memory` / `total.allocated`: the allocator's committed bytes
+    /// `used_memory` / `total.allocated`: the bytes allocated and not freed
     /// (the resident set where the allocator cannot be asked).
     pub used: u64,
     /// `used_memory_peak` / `peak.allocated` (at least `used`).
@@ -383,13 +410,31 @@ pub(crate) struct ProcessMemory {
 pub(crate) fn process_memory(facts: &ServerFacts) -> ProcessMemory {
     let rss = resident_bytes();
     let allocator = facts.allocator_figures.map(|figures| figures());
-    let used = allocator.map_or(rss, |a| a.committed_bytes);
-    let peak = allocator.map_or(used, |a| a.peak_committed_bytes.max(used));
+    let used = allocator.map_or(rss, |a| a.allocated_bytes);
+    let peak = allocator.map_or(used, |a| a.peak_allocated_bytes.max(used));
     ProcessMemory {
         used,
         peak,
         rss,
         allocator,
+    }
+}
+
+/// `a / b` as Redis's C floats (0 when either is 0: not measured).
+pub(crate) fn quotient(a: u64, b: u64) -> f32 {
+    if a == 0 || b == 0 {
+        0.0
+    } else {
+        a as f32 / b as f32
+    }
+}
+
+/// `a - b` as a signed figure (0 when either is 0: not measured).
+pub(crate) fn difference(a: u64, b: u64) -> i64 {
+    if a == 0 || b == 0 {
+        0
+    } else {
+        i64::try_from(i128::from(a) - i128::from(b)).unwrap_or(0)
     }
 }
 

@@ -748,8 +748,9 @@ fn info_memory_reports_rss_and_the_allocator() {
 
     fn figures() -> crate::server::info::AllocatorFigures {
         crate::server::info::AllocatorFigures {
-            committed_bytes: 5 << 20,
-            peak_committed_bytes: 6 << 20,
+            allocated_bytes: 5 << 20,
+            peak_allocated_bytes: 6 << 20,
+            committed_bytes: 7 << 20,
         }
     }
     client.backend.facts.allocator_figures = Some(figures);
@@ -759,6 +760,11 @@ fn info_memory_reports_rss_and_the_allocator() {
     assert_eq!(field("used_memory_human"), "5.00M");
     assert_eq!(field("used_memory_peak"), (6u64 << 20).to_string());
     assert_eq!(field("used_memory_peak_perc"), "83.33%");
+    // Live bytes against the allocator's committed pages.
+    assert_eq!(field("allocator_allocated"), (5u64 << 20).to_string());
+    assert_eq!(field("allocator_active"), (7u64 << 20).to_string());
+    assert_eq!(field("allocator_frag_ratio"), "1.40");
+    assert_eq!(field("allocator_frag_bytes"), (2u64 << 20).to_string());
 }
 
 #[test]

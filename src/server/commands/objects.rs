@@ -127,7 +127,7 @@ const KEY_OVERHEAD: u64 = 64;
 /// `used_memory_dataset`, what `maxmemory` counts). What each of Redis's
 /// fields means here:
 /// - `total.allocated` and `peak.allocated`: INFO's `used_memory` and
-///   `used_memory_peak` (the allocator's committed bytes).
+///   `used_memory_peak` (bytes allocated and not freed).
 ///   `startup.allocated`: 0 (not recorded).
 /// - `replication.backlog`, `clients.slaves`, `clients.normal`,
 ///   `cluster.links`, `aof.buffer`, `lua.caches`, `functions.caches`: 0, not
@@ -142,9 +142,13 @@ const KEY_OVERHEAD: u64 = 64;
 ///   0 (deadlines cost nothing extra in the estimate; no cluster slots).
 /// - `keys.bytes-per-key`, `dataset.percentage` and `peak.percentage` as
 ///   Redis computes them from these.
-/// - `allocator.allocated` and `allocator.active`: the committed bytes;
-///   `allocator.resident`: the resident set (as INFO's `allocator_*`); the
-///   allocator ratios and `rss-overhead.*`: 0, not measured.
+/// - `allocator.allocated`: the bytes allocated and not freed;
+///   `allocator.active`: the allocator's committed bytes;
+///   `allocator.resident`: the resident set (as INFO's `allocator_*`).
+///   `allocator-fragmentation.*` is active over / minus allocated,
+///   `allocator-rss.*` resident over / minus active (below 1 when the
+///   allocator keeps committed pages it has handed back to the kernel);
+///   `rss-overhead.*`: 0, not measured.
 /// - `fragmentation` / `fragmentation.bytes`: the resident set over / minus
 ///   `total.allocated`, as INFO's `mem_fragmentation_*`.
 #[derive(Clone, Debug, PartialEq)]
@@ -247,7 +251,9 @@ fn memory_stats_reply(m: &MemoryFigures) -> Reply {
     } else {
         total as f32 * 100.0 / m.memory.peak as f32
     };
+    let allocated = m.memory.allocator.map_or(0, |a| a.allocated_bytes);
     let committed = m.memory.allocator.map_or(0, |a| a.committed_bytes);
+    let rss = m.memory.rss;
     fields.extend([
         field("overhead.total", int(m.overhead())),
         field("keys.count", int(m.keys)),
@@ -255,13 +261,25 @@ fn memory_stats_reply(m: &MemoryFigures) -> Reply {
         field("dataset.bytes", int(m.dataset)),
         field("dataset.percentage", ratio(dataset_pct)),
         field("peak.percentage", ratio(peak_pct)),
-        field("allocator.allocated", int(committed)),
+        field("allocator.allocated", int(allocated)),
         field("allocator.active", int(committed)),
-        field("allocator.resident", int(m.memory.rss)),
-        field("allocator-fragmentation.ratio", ratio(0.0)),
-        field("allocator-fragmentation.bytes", int(0)),
-        field("allocator-rss.ratio", ratio(0.0)),
-        field("allocator-rss.bytes", int(0)),
+        field("allocator.resident", int(rss)),
+        field(
+            "allocator-fragmentation.ratio",
+            ratio(crate::server::info::quotient(committed, allocated)),
+        ),
+        field(
+            "allocator-fragmentation.bytes",
+            Reply::Integer(crate::server::info::difference(committed, allocated)),
+        ),
+        field(
+            "allocator-rss.ratio",
+            ratio(crate::server::info::quotient(rss, committed)),
+        ),
+        field(
+            "allocator-rss.bytes",
+            Reply::Integer(crate::server::info::difference(rss, committed)),
+        ),
         field("rss-overhead.ratio", ratio(0.0)),
         field("rss-overhead.bytes", int(0)),
         field("fragmentation", ratio(m.fragmentation())),
@@ -579,8 +597,9 @@ mod tests {
     fn memory_stats_has_redis_fields_in_order() {
         fn figures() -> crate::server::info::AllocatorFigures {
             crate::server::info::AllocatorFigures {
-                committed_bytes: 5 << 20,
-                peak_committed_bytes: 6 << 20,
+                allocated_bytes: 5 << 20,
+                peak_allocated_bytes: 6 << 20,
+                committed_bytes: 7 << 20,
             }
         }
         let mut backend = FakeBackend::new();
@@ -624,7 +643,16 @@ mod tests {
             field(&stats, "keys.bytes-per-key"),
             &Reply::Integer(total / 2)
         );
-        assert_eq!(field(&stats, "allocator.active"), &Reply::Integer(total));
+        assert_eq!(field(&stats, "allocator.allocated"), &Reply::Integer(total));
+        assert_eq!(field(&stats, "allocator.active"), &Reply::Integer(7 << 20));
+        assert_eq!(
+            field(&stats, "allocator-fragmentation.ratio"),
+            &Reply::Double("1.3999999761581421".into())
+        );
+        assert_eq!(
+            field(&stats, "allocator-fragmentation.bytes"),
+            &Reply::Integer(2 << 20)
+        );
         assert_eq!(
             field(field(&stats, "db.0"), "overhead.hashtable.main"),
             &Reply::Integer(64)
