@@ -191,7 +191,7 @@ impl Db {
                 let Some((db, key)) = self.sample(policy, seed, &victims) else {
                     continue;
                 };
-                let entry = &self.dbs[usize::from(db)].map[&key];
+                let entry = &self.dbs[usize::from(db)].map[&key[..]];
                 // Higher score = better victim.
                 let score = match policy {
                     MaxmemoryPolicy::AllKeysLru | MaxmemoryPolicy::VolatileLru => {
@@ -212,7 +212,7 @@ impl Db {
             let Some((_, db, key)) = best else {
                 break;
             };
-            let entry = &self.dbs[usize::from(db)].map[&key];
+            let entry = &self.dbs[usize::from(db)].map[&key[..]];
             to_free = to_free.saturating_sub(super::entry_bytes(&key, entry));
             victims.push((db, key));
         }
@@ -273,13 +273,11 @@ impl Db {
                     .clone()
             }
         } else {
-            let &(first, _) = ks.by_seq.get_min()?;
-            let &(last, _) = ks.by_seq.get_max()?;
-            let pick = first + r % (last - first + 1);
-            ks.by_seq
-                .range(pick..)
-                .chain(ks.by_seq.iter())
-                .map(|(_, k)| k)
+            let len = ks.map.len();
+            let pick = (r % len as u64) as usize;
+            (pick..len)
+                .chain(0..pick)
+                .filter_map(|slot| ks.map.at(slot).map(|(k, _)| k))
                 .find(|k| !chosen.contains(&(db as u8, (*k).clone())))?
                 .clone()
         };

@@ -1,9 +1,11 @@
 //! Key-space commands: DEL, EXISTS, TYPE, RENAME, COPY, MOVE, RANDOMKEY, KEYS,
 //! SCAN, DBSIZE, FLUSHDB/FLUSHALL, SWAPDB.
 //!
-//! SCAN's cursor is a creation sequence number: keys are walked in the order
-//! they were created (a replaced value keeps its place), so a key present for
-//! the whole scan is returned exactly once, and deleted keys leave no gap.
+//! SCAN's cursor is a slot of the keyspace ([`super::keymap`]): keys are
+//! walked from the last slot to the first, so a key present for the whole
+//! scan is returned at least once (as in Redis, a key a delete moved may be
+//! returned twice). Every replica keeps every key at the same slot, so a
+//! cursor is valid on any node. RANDOMKEY draws a slot.
 //!
 //! COPY, MOVE, SCAN, FLUSHDB/FLUSHALL and SWAPDB parse their options and
 //! database indexes before proposing (or reading), with Redis's texts; only
@@ -205,23 +207,23 @@ impl Apply for MoveKey {
 
 pub(crate) fn randomkey(db: &Db, ctx: &Ctx, _: &[Bytes]) -> Output {
     let ks = &db.dbs[ctx.db];
-    let (Some(&(first, _)), Some(&(last, _))) = (ks.by_seq.get_min(), ks.by_seq.get_max()) else {
+    if ks.map.is_empty() {
         return Output::NIL;
-    };
+    }
     let mut seed = ctx.seed;
     for _ in 0..100 {
         seed = mix(seed);
-        let pick = first + seed % (last - first + 1);
-        if let Some((_, key)) = ks.by_seq.range(pick..).next() {
-            if ks.live(key, ctx.now).is_some() {
+        let pick = (seed % ks.map.len() as u64) as usize;
+        if let Some((key, entry)) = ks.map.at(pick) {
+            if !entry.is_expired(ctx.now) {
                 return Output::bulk(key.clone());
             }
         }
     }
-    ks.by_seq
-        .values()
-        .find(|k| ks.live(k, ctx.now).is_some())
-        .map_or(Output::NIL, |k| Output::bulk(k.clone()))
+    ks.map
+        .iter()
+        .find(|(_, e)| !e.is_expired(ctx.now))
+        .map_or(Output::NIL, |(k, _)| Output::bulk(k.clone()))
 }
 
 pub(crate) fn keys(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
@@ -229,10 +231,10 @@ pub(crate) fn keys(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     let all = &pattern[..] == b"*";
     let ks = &db.dbs[ctx.db];
     Output::Array(
-        ks.by_seq
-            .values()
-            .filter(|k| (all || glob::matches(pattern, k, false)) && ks.live(k, ctx.now).is_some())
-            .map(|k| Output::bulk(k.clone()))
+        ks.map
+            .iter()
+            .filter(|(k, e)| !e.is_expired(ctx.now) && (all || glob::matches(pattern, k, false)))
+            .map(|(k, _)| Output::bulk(k.clone()))
             .collect(),
     )
 }
@@ -330,14 +332,15 @@ impl Query for Scan {
         let ks = &db.dbs[ctx.db];
         let mut found = Vec::new();
         let mut next = 0;
-        for (visited, (&seq, key)) in ks.by_seq.range(self.cursor.max(1)..).enumerate() {
+        for (visited, (slot, key, entry)) in ks.map.scan_from(self.cursor).enumerate() {
             if visited == o.count {
-                next = seq;
+                // Slots `0..=slot` are still to be visited (`keymap`).
+                next = slot as u64 + 1;
                 break;
             }
-            let Some(entry) = ks.live(key, ctx.now) else {
+            if entry.is_expired(ctx.now) {
                 continue;
-            };
+            }
             if let Some(p) = &o.pattern {
                 if !glob::matches(p, key, false) {
                     continue;

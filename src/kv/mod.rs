@@ -47,6 +47,7 @@ pub mod hash;
 pub(crate) mod hashes;
 pub(crate) mod hll;
 pub(crate) mod hll_cmds;
+pub(crate) mod keymap;
 pub(crate) mod keys;
 pub(crate) mod lcs;
 pub mod list;
@@ -305,8 +306,6 @@ pub struct Entry {
     pub expires_at_ms: Option<u64>,
     /// The map's modification counter at this key's last change (WATCH).
     pub version: u64,
-    /// Creation sequence number: the SCAN cursor order.
-    pub seq: u64,
     #[serde(skip)]
     access: Access,
 }
@@ -323,17 +322,16 @@ impl Entry {
     }
 }
 
-/// One database. Its three trees are persistent B-trees (`imbl`): a clone
-/// is O(1) and shares every node; a write to either copy first copies the
+/// One database: its keys ([`keymap::KeyMap`], a persistent vector of slots
+/// with a hash index) and its deadlines (a persistent B-tree). A clone is
+/// O(1) and shares every node; a write to either copy first copies the
 /// nodes on its path that are still shared. A snapshot holds such a clone
 /// while it is encoded, so taking it never walks the keyspace, and the live
-/// map pays only for the nodes written meanwhile. A value inside a copied
-/// node is cloned with it (a collection deeply, as the whole map was before).
+/// map pays only for the chunks written meanwhile. A value inside a copied
+/// chunk is cloned with it (a collection is [`Shared`]: a reference count).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Keyspace {
-    pub(crate) map: OrdMap<Bytes, Entry>,
-    /// `seq → key`: SCAN walks this, so a key present for the whole scan is seen.
-    pub(crate) by_seq: OrdMap<u64, Bytes>,
+    pub(crate) map: keymap::KeyMap,
     /// `(deadline, key)` for every key with a TTL.
     pub(crate) expiring: OrdSet<(u64, Bytes)>,
 }
@@ -473,7 +471,6 @@ const TOMBSTONES: usize = 100_000;
 pub struct Db {
     pub(crate) dbs: Vec<Keyspace>,
     now_ms: u64,
-    next_seq: u64,
     /// Bumped for every key change; a key's `version` is its value then.
     mod_counter: u64,
     /// Deleted keys → counter at deletion, for WATCH on keys now absent.
@@ -566,7 +563,6 @@ impl Default for Db {
         Db {
             dbs: vec![Keyspace::default(); DATABASES],
             now_ms: 0,
-            next_seq: 1,
             mod_counter: 0,
             tombstones: OrdMap::new(),
             tombstone_log: imbl::OrdSet::new(),
@@ -1009,10 +1005,9 @@ impl Db {
 
     /// Removes a key (expired or not) and returns its entry.
     pub(crate) fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
-        let entry = self.dbs[db].map.remove(key)?;
+        let (_, entry) = self.dbs[db].map.remove(key)?;
         self.record_removal(db, key);
         let ks = &mut self.dbs[db];
-        ks.by_seq.remove(&entry.seq);
         let key = Bytes::copy_from_slice(key);
         if let Some(at) = entry.expires_at_ms {
             ks.expiring.remove(&(at, key.clone()));
@@ -1052,70 +1047,56 @@ impl Db {
         expire_old: bool,
     ) {
         let now = self.now_ms;
-        // One walk of the tree (SET is the hottest write): the slot is found
-        // once and filled in place.
+        // One lookup (SET is the hottest write): the slot is found once and
+        // filled in place.
         let Db {
             dbs,
             touched,
             mod_counter,
             used_bytes,
-            next_seq,
             ..
         } = self;
         let ks = &mut dbs[db];
-        let slot = ks.map.entry(key);
-        if let imbl::ordmap::Entry::Occupied(old) = &slot {
-            if expire_old && old.get().is_expired(now) {
+        let found = ks.map.find(&key);
+        if let Some(slot) = found {
+            if expire_old && ks.map.at(slot).is_some_and(|(_, old)| old.is_expired(now)) {
                 // Before anything else, as `exists_for_write` would have.
-                let key = old.key().clone();
                 self.expire(db, &key);
                 return self.put_at(db, key, value, expires_at_ms, false);
             }
         }
         // `record_touch` and `bump`, on the fields the slot leaves free.
-        touched.changed(db, slot.key());
+        touched.changed(db, &key);
         *mod_counter += 1;
         let entry = Entry {
             value,
             expires_at_ms,
             version: *mod_counter,
-            seq: 0,
             access: Access::default(),
         };
         entry.access.touch(now);
-        match slot {
-            imbl::ordmap::Entry::Occupied(mut slot) => {
-                let old = slot.get();
-                *used_bytes -= entry_bytes(slot.key(), old);
-                if let Some(at) = old.expires_at_ms {
-                    ks.expiring.remove(&(at, slot.key().clone()));
-                }
-                let entry = Entry {
-                    seq: old.seq,
-                    ..entry
-                };
-                *used_bytes += entry_bytes(slot.key(), &entry);
-                if let Some(at) = expires_at_ms {
-                    ks.expiring.insert((at, slot.key().clone()));
-                }
-                slot.insert(entry);
+        if let Some((stored, old)) = found.and_then(|slot| ks.map.at_mut(slot)) {
+            // A replaced key keeps its slot, and with it its SCAN position.
+            *used_bytes -= entry_bytes(stored, old);
+            if let Some(at) = old.expires_at_ms {
+                ks.expiring.remove(&(at, stored.clone()));
             }
-            imbl::ordmap::Entry::Vacant(slot) => {
-                let seq = *next_seq;
-                *next_seq += 1;
-                ks.by_seq.insert(seq, slot.key().clone());
-                let entry = Entry { seq, ..entry };
-                *used_bytes += entry_bytes(slot.key(), &entry);
-                if let Some(at) = expires_at_ms {
-                    ks.expiring.insert((at, slot.key().clone()));
-                }
-                // Redis's dbAdd: a created key is a `new` event.
-                let key = (self.notify_flags & notify::NEW != 0).then(|| slot.key().clone());
-                slot.insert(entry);
-                if let Some(key) = key {
-                    self.notify(notify::NEW, "new", db, &key);
-                }
+            *used_bytes += entry_bytes(stored, &entry);
+            if let Some(at) = expires_at_ms {
+                ks.expiring.insert((at, stored.clone()));
             }
+            *old = entry;
+            return;
+        }
+        *used_bytes += entry_bytes(&key, &entry);
+        if let Some(at) = expires_at_ms {
+            ks.expiring.insert((at, key.clone()));
+        }
+        // Redis's dbAdd: a created key is a `new` event.
+        let notify_key = (self.notify_flags & notify::NEW != 0).then(|| key.clone());
+        self.dbs[db].map.push_new(key, entry);
+        if let Some(key) = notify_key {
+            self.notify(notify::NEW, "new", db, &key);
         }
     }
 
@@ -1331,7 +1312,7 @@ impl Db {
         self.dbs.get(db)?.map.get(key)
     }
 
-    /// The keys of database `db` alive at `now_ms`, in key order (none
+    /// The keys of database `db` alive at `now_ms`, in slot order (none
     /// for a database out of range). `CLUSTER COUNTKEYSINSLOT` and
     /// `GETKEYSINSLOT` walk them: O(keys), like `KEYS`.
     pub fn live_keys(&self, db: usize, now_ms: u64) -> impl Iterator<Item = &Bytes> {

@@ -28,7 +28,6 @@ use crate::acl::Users;
 enum Record {
     Meta {
         now_ms: u64,
-        next_seq: u64,
         mod_counter: u64,
         tombstones: Vec<(u64, u8, Bytes)>,
         tombstone_horizon: u64,
@@ -77,7 +76,6 @@ enum Record {
 enum RecordOut<'a> {
     Meta {
         now_ms: u64,
-        next_seq: u64,
         mod_counter: u64,
         tombstones: Vec<(u64, u8, Bytes)>,
         tombstone_horizon: u64,
@@ -104,9 +102,9 @@ enum RecordOut<'a> {
 pub struct SnapshotChunks {
     copy: Db,
     chunk_size: usize,
-    /// Next database and the last key written in it.
+    /// Next database and the next slot to write in it.
     db: usize,
-    after: Option<Bytes>,
+    slot: usize,
     started: bool,
     done: bool,
 }
@@ -141,7 +139,6 @@ impl Iterator for SnapshotChunks {
                 &mut buf,
                 &RecordOut::Meta {
                     now_ms: db.now_ms,
-                    next_seq: db.next_seq,
                     mod_counter: db.mod_counter,
                     tombstones,
                     tombstone_horizon: db.tombstone_horizon,
@@ -181,15 +178,9 @@ impl Iterator for SnapshotChunks {
                 self.done = true;
                 break;
             }
-            // One tree search per chunk and database, then a walk in key order.
+            // Slots in order: a restore puts every key back at its slot.
             let map = &self.copy.dbs[self.db].map;
-            let rest = match &self.after {
-                None => map.range::<_, Bytes>(..),
-                Some(k) => map
-                    .range::<_, Bytes>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
-            };
-            let mut last = None;
-            for (key, entry) in rest {
+            while let Some((key, entry)) = map.at(self.slot) {
                 push(
                     &mut buf,
                     &RecordOut::Entry {
@@ -198,17 +189,14 @@ impl Iterator for SnapshotChunks {
                         entry,
                     },
                 );
-                last = Some(key);
+                self.slot += 1;
                 if buf.len() >= self.chunk_size {
                     break;
                 }
             }
-            match last {
-                Some(key) if buf.len() >= self.chunk_size => self.after = Some(key.clone()),
-                _ => {
-                    self.db += 1;
-                    self.after = None;
-                }
+            if self.slot >= map.len() {
+                self.db += 1;
+                self.slot = 0;
             }
         }
         Some(Bytes::from(buf))
@@ -232,11 +220,17 @@ impl Db {
     /// A point-in-time copy of the state, encoded lazily in chunks of about
     /// `chunk_size_bytes` (a chunk ends after the record that reaches the size).
     pub fn snapshot_chunks(&self, chunk_size_bytes: usize) -> SnapshotChunks {
+        let mut copy = self.clone();
+        // The copy only walks its slots: dropping its share of each index
+        // spares the live map a copy of the index at its next write.
+        for ks in &mut copy.dbs {
+            ks.map = ks.map.without_index();
+        }
         SnapshotChunks {
-            copy: self.clone(),
+            copy,
             chunk_size: chunk_size_bytes.max(1),
             db: 0,
-            after: None,
+            slot: 0,
             started: false,
             done: false,
         }
@@ -251,24 +245,20 @@ impl Db {
         all.freeze()
     }
 
-    /// Fills database `d` from its entries, sorted by key and unique. The
-    /// persistent trees are built by inserting in order, each insert at the
-    /// right edge (about 0.5 s per million keys here, against 0.1-0.3 s for
-    /// a `BTreeMap`'s bulk build: the price of O(1) snapshot copies).
-    fn restore_keyspace(&mut self, d: usize, entries: Vec<(Bytes, Entry)>) {
-        let mut by_seq = Vec::with_capacity(entries.len());
+    /// Fills database `d` from its entries, in slot order; `Err(key)` if a
+    /// key is repeated.
+    fn restore_keyspace(&mut self, d: usize, entries: Vec<(Bytes, Entry)>) -> Result<(), Bytes> {
         let mut expiring = Vec::new();
         for (key, entry) in &entries {
-            by_seq.push((entry.seq, key.clone()));
             if let Some(at) = entry.expires_at_ms {
                 expiring.push((at, key.clone()));
             }
             self.used_bytes += entry_bytes(key, entry);
         }
         let ks = &mut self.dbs[d];
-        ks.map = entries.into_iter().collect();
-        ks.by_seq = by_seq.into_iter().collect();
+        ks.map = super::keymap::KeyMap::from_slots(entries)?;
         ks.expiring = expiring.into_iter().collect();
+        Ok(())
     }
 
     /// Rebuilds the state from the concatenated chunks.
@@ -283,8 +273,8 @@ impl Db {
             reason: reason.to_string(),
         };
         let mut saw_meta = false;
-        // Each database's entries, checked to arrive in strictly increasing key
-        // order (as written), so the trees are built in key order.
+        // Each database's entries in slot order (as written); a repeated key
+        // is refused when the database is rebuilt.
         let mut entries: [Vec<(Bytes, Entry)>; DATABASES] = std::array::from_fn(|_| Vec::new());
         let mut last_db = 0;
         loop {
@@ -301,7 +291,6 @@ impl Db {
             match record {
                 Record::Meta {
                     now_ms,
-                    next_seq,
                     mod_counter,
                     tombstones,
                     tombstone_horizon,
@@ -309,7 +298,6 @@ impl Db {
                     config,
                 } => {
                     db.now_ms = now_ms;
-                    db.next_seq = next_seq;
                     db.mod_counter = mod_counter;
                     db.tombstone_horizon = tombstone_horizon;
                     db.stats = stats;
@@ -337,9 +325,6 @@ impl Db {
                         return Err(corrupt(offset, "databases out of order"));
                     }
                     last_db = d;
-                    if entries[d].last().is_some_and(|(last, _)| *last >= key) {
-                        return Err(corrupt(offset, "keys out of order or repeated"));
-                    }
                     entries[d].push((key, entry));
                 }
                 Record::Users(users) => {
@@ -377,7 +362,8 @@ impl Db {
                 }
                 Record::End => {
                     for (d, entries) in entries.into_iter().enumerate() {
-                        db.restore_keyspace(d, entries);
+                        db.restore_keyspace(d, entries)
+                            .map_err(|_| corrupt(offset, "a key repeated in a database"))?;
                     }
                     return Ok(db);
                 }
