@@ -24,20 +24,36 @@ use super::script::rand48::Rand48;
 use super::{entry_bytes, Db, Entry, KvConfig, Stats, DATABASES};
 use crate::acl::Users;
 
+/// A key's entry as snapshots before 2026-12-06 wrote it: with its
+/// creation sequence, which SCAN walked then (slots replaced it).
+#[derive(Serialize, Deserialize)]
+struct EntryV1 {
+    value: super::Value,
+    expires_at_ms: Option<u64>,
+    version: u64,
+    seq: u64,
+}
+
 #[derive(Serialize, Deserialize)]
 enum Record {
-    Meta {
+    /// The meta of snapshots written before 2026-12-06 (read, never
+    /// written): `next_seq` is ignored.
+    MetaV1 {
         now_ms: u64,
+        next_seq: u64,
         mod_counter: u64,
         tombstones: Vec<(u64, u8, Bytes)>,
         tombstone_horizon: u64,
         stats: Stats,
         config: KvConfig,
     },
-    Entry {
+    /// A key of a snapshot written before 2026-12-06, in key order (read,
+    /// never written): restored at the next slot, so such a snapshot's
+    /// keys come back in key order.
+    EntryV1 {
         db: u8,
         key: Bytes,
-        entry: Entry,
+        entry: EntryV1,
     },
     End,
     /// The ACL users. Written after `Meta` by snapshots since ACLs exist;
@@ -63,8 +79,23 @@ enum Record {
     /// The function libraries (`kv/functions.rs`), in name order, written
     /// after `Users` when there is one: a node that restarts or installs a
     /// snapshot has the same functions as the others.
-    /// Last in the enum: variant indexes are the file format.
     Functions(Vec<super::functions::Library>),
+    /// The state's counters, the live tombstones, stats and config: first.
+    Meta {
+        now_ms: u64,
+        mod_counter: u64,
+        tombstones: Vec<(u64, u8, Bytes)>,
+        tombstone_horizon: u64,
+        stats: Stats,
+        config: KvConfig,
+    },
+    /// One key, in slot order within its database.
+    /// Last in the enum: variant indexes are the file format.
+    Entry {
+        db: u8,
+        key: Bytes,
+        entry: Entry,
+    },
 }
 
 /// [`Record`] as written: the same variants in the same order, borrowing
@@ -74,6 +105,21 @@ enum Record {
 /// every variant).
 #[derive(Serialize)]
 enum RecordOut<'a> {
+    /// Only read (`Record::MetaV1`); here to keep the variant indexes.
+    #[allow(dead_code)]
+    MetaV1,
+    /// Only read (`Record::EntryV1`); here to keep the variant indexes.
+    #[allow(dead_code)]
+    EntryV1,
+    End,
+    Users(&'a Users),
+    Scripts {
+        rand: u64,
+        scripts: Vec<(&'a String, &'a Bytes)>,
+    },
+    PubSub(&'a super::pubsub::Registry),
+    Notify(u32),
+    Functions(Vec<&'a super::functions::Library>),
     Meta {
         now_ms: u64,
         mod_counter: u64,
@@ -87,15 +133,6 @@ enum RecordOut<'a> {
         key: &'a Bytes,
         entry: &'a Entry,
     },
-    End,
-    Users(&'a Users),
-    Scripts {
-        rand: u64,
-        scripts: Vec<(&'a String, &'a Bytes)>,
-    },
-    PubSub(&'a super::pubsub::Registry),
-    Notify(u32),
-    Functions(Vec<&'a super::functions::Library>),
 }
 
 /// The chunks of one snapshot (see the module docs).
@@ -203,6 +240,28 @@ impl Iterator for SnapshotChunks {
     }
 }
 
+/// Adds one restored key to the next slot of its database, checking the
+/// record's place: after the meta, databases in order.
+fn add_entry(
+    entries: &mut [Vec<(Bytes, Entry)>; DATABASES],
+    last_db: &mut usize,
+    saw_meta: bool,
+    d: u8,
+    key: Bytes,
+    entry: Entry,
+) -> Result<(), &'static str> {
+    let d = usize::from(d);
+    if !saw_meta || d >= DATABASES {
+        return Err("entry before meta or bad database");
+    }
+    if d < *last_db {
+        return Err("databases out of order");
+    }
+    *last_db = d;
+    entries[d].push((key, entry));
+    Ok(())
+}
+
 /// A snapshot that does not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -289,7 +348,16 @@ impl Db {
             let record: Record =
                 postcard::from_bytes(body).map_err(|e| corrupt(offset, &e.to_string()))?;
             match record {
-                Record::Meta {
+                Record::MetaV1 {
+                    now_ms,
+                    next_seq: _,
+                    mod_counter,
+                    tombstones,
+                    tombstone_horizon,
+                    stats,
+                    config,
+                }
+                | Record::Meta {
                     now_ms,
                     mod_counter,
                     tombstones,
@@ -316,16 +384,19 @@ impl Db {
                     db.tombstone_log = log;
                     saw_meta = true;
                 }
+                Record::EntryV1 { db: d, key, entry } => {
+                    let entry = Entry {
+                        value: entry.value,
+                        expires_at_ms: entry.expires_at_ms,
+                        version: entry.version,
+                        access: Default::default(),
+                    };
+                    add_entry(&mut entries, &mut last_db, saw_meta, d, key, entry)
+                        .map_err(|reason| corrupt(offset, reason))?;
+                }
                 Record::Entry { db: d, key, entry } => {
-                    if !saw_meta || usize::from(d) >= DATABASES {
-                        return Err(corrupt(offset, "entry before meta or bad database"));
-                    }
-                    let d = usize::from(d);
-                    if d < last_db {
-                        return Err(corrupt(offset, "databases out of order"));
-                    }
-                    last_db = d;
-                    entries[d].push((key, entry));
+                    add_entry(&mut entries, &mut last_db, saw_meta, d, key, entry)
+                        .map_err(|reason| corrupt(offset, reason))?;
                 }
                 Record::Users(users) => {
                     if !saw_meta {
@@ -547,8 +618,64 @@ mod tests {
             push(&mut again, &record);
             offset += 4 + len;
         }
-        assert_eq!(kinds.len(), 8, "every kind of record is written");
+        assert_eq!(
+            kinds.len(),
+            8,
+            "every kind of record written today (not the V1 ones, only read)"
+        );
         assert_eq!(&again[..], &written[..]);
+    }
+
+    /// A snapshot written before slots (2026-12-06: the meta with
+    /// `next_seq`, each entry with its creation sequence, keys in key
+    /// order) restores: the counters as written, the keys in key order,
+    /// their values, deadlines and versions; the sequence numbers are
+    /// dropped.
+    #[test]
+    fn a_snapshot_from_before_slots_restores() {
+        let mut buf = Vec::new();
+        push(
+            &mut buf,
+            &Record::MetaV1 {
+                now_ms: 5_000,
+                next_seq: 7,
+                mod_counter: 41,
+                tombstones: vec![(40, 0, Bytes::from("gone"))],
+                tombstone_horizon: 3,
+                stats: Stats::default(),
+                config: KvConfig::default(),
+            },
+        );
+        for (seq, key, expires) in [(5, "a", None), (2, "b", Some(9_000)), (6, "c", None)] {
+            push(
+                &mut buf,
+                &Record::EntryV1 {
+                    db: 0,
+                    key: Bytes::from(key),
+                    entry: EntryV1 {
+                        value: super::super::Value::Str(Bytes::from(format!("v{key}")).into()),
+                        expires_at_ms: expires,
+                        version: 30 + seq,
+                        seq,
+                    },
+                },
+            );
+        }
+        push(&mut buf, &Record::End);
+        let db = Db::restore(&buf).expect("a snapshot from before slots restores");
+        assert_eq!(db.now_ms, 5_000);
+        assert_eq!(db.mod_counter, 41);
+        assert_eq!(db.tombstone_horizon, 3);
+        assert_eq!(db.tombstones.len(), 1);
+        let keys: Vec<&[u8]> = db.dbs[0].map.keys().map(|k| &k[..]).collect();
+        assert_eq!(keys, [&b"a"[..], b"b", b"c"]);
+        assert_eq!(db.get(b"b").map(|v| &v[..]), Some(&b"vb"[..]));
+        let b = db.entry(0, b"b").expect("b");
+        assert_eq!((b.expires_at_ms, b.version), (Some(9_000), 32));
+        assert_eq!(db.dbs[0].expiring.len(), 1);
+        // Written again, it is today's format, and restores to the same.
+        let again = Db::restore(&db.snapshot_bytes()).expect("rewritten");
+        assert_eq!(again, db);
     }
 
     /// Users before Meta: refused, not half-applied.
