@@ -27,7 +27,14 @@
 //! a new key takes the next slot, a deleted key's slot takes the last key
 //! (swap-remove) — and snapshots write slots in order and restore them in
 //! order, so every replica has every key at the same slot. SCAN, KEYS and
-//! RANDOMKEY read positions only.
+//! RANDOMKEY read positions only. (One exception, harmless to state: a
+//! node restarting from a snapshot written before slots existed gets that
+//! snapshot's keys in key order and later ones appended, so nodes that
+//! restart from such snapshots taken at different indexes hold the same
+//! keys at different slots, and a SCAN cursor then means the same only on
+//! the node that gave it, until a snapshot installed from the leader
+//! replaces the map. The data is the same; eviction victims are chosen by
+//! the leader and named in the log.)
 //!
 //! SCAN (the guarantee Redis gives: a key present for the whole scan is
 //! returned at least once): the scan walks slots from the last to the
