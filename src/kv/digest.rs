@@ -170,7 +170,7 @@ impl Db {
                 continue;
             }
             mix_digest(&mut digest, &(index as u32).to_be_bytes());
-            for (key, entry) in &keyspace.map {
+            for (key, entry) in keyspace.map.iter() {
                 let mut key_digest = [0u8; 20];
                 mix_digest(&mut key_digest, key);
                 object_digest(&mut key_digest, entry);

@@ -582,7 +582,7 @@ mod tests {
         fn check(map: &Db) {
             let mut total = 0;
             for ks in &map.dbs {
-                for (key, entry) in &ks.map {
+                for (key, entry) in ks.map.iter() {
                     if let Value::Hash(h) = &entry.value {
                         assert_eq!(h.mem_bytes(), recount_hash(h));
                     }
@@ -621,7 +621,7 @@ mod tests {
         check(&restored);
         assert_eq!(restored.used_memory(), map.used_memory());
         assert_eq!(restored.dataset_digest(), map.dataset_digest());
-        for (key, entry) in &map.dbs[0].map {
+        for (key, entry) in map.dbs[0].map.iter() {
             assert_eq!(restored.dbs[0].map[key].value, entry.value);
         }
     }

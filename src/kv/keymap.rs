@@ -71,6 +71,11 @@ fn shard(hash: u32) -> usize {
     (hash >> 24) as usize
 }
 
+/// The top 32 bits of `key`'s hash: what the index keeps.
+fn key_hash(hasher: &RandomState, key: &[u8]) -> u32 {
+    (hasher.hash_one(key) >> 32) as u32
+}
+
 /// hashbrown takes bucket bits from the low end and its tag from the top
 /// seven: spread the 32 kept bits over both.
 fn spread(hash: u32) -> u64 {
@@ -118,7 +123,7 @@ impl KeyMap {
     }
 
     fn hash(&self, key: &[u8]) -> u32 {
-        (self.hasher.hash_one(key) >> 32) as u32
+        key_hash(&self.hasher, key)
     }
 
     /// The shard `hash` belongs to, if the map has an index yet.
@@ -208,8 +213,7 @@ impl KeyMap {
         let last = self.slots.len() - 1;
         if slot != last {
             // The last key moves into the hole: its pair names the new slot.
-            let moved = self.slots[last].0.clone();
-            let moved_hash = (self.hasher.hash_one(&moved[..]) >> 32) as u32;
+            let moved_hash = key_hash(&self.hasher, &self.slots[last].0);
             if let Some(p) =
                 index[shard(moved_hash)].find_mut(spread(moved_hash), |p| p.slot as usize == last)
             {
@@ -313,15 +317,6 @@ impl std::ops::Index<&[u8]> for KeyMap {
             Some(entry) => entry,
             None => panic!("key {key:?} is not in the map"),
         }
-    }
-}
-
-impl<'a> IntoIterator for &'a KeyMap {
-    type Item = (&'a Bytes, &'a Entry);
-    type IntoIter = Box<dyn Iterator<Item = (&'a Bytes, &'a Entry)> + 'a>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
     }
 }
 
