@@ -11,7 +11,10 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dkv::kv::{Command, Db, Op};
+use dkv::kv::hash::Hash;
+use dkv::kv::set::Set;
+use dkv::kv::zset::{AddFlags, ZSet};
+use dkv::kv::{Command, Db, Op, Shared};
 use dkv::raft::{
     Config, Entry, EntryKind, Envelope, InitialState, LogIndex, NodeId, Raft, Role, SnapshotMeta,
     Term,
@@ -283,5 +286,65 @@ fn kv(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, resp, raft, wal, kv);
+/// The first write to a big collection that a snapshot still holds: the
+/// writer's copy (`kv::Shared`) is what every replica does in one apply
+/// turn, at the same moment, so it must stay far below an election timeout.
+fn collections(c: &mut Criterion) {
+    const MEMBERS: usize = 1_000_000;
+    let mut zset = ZSet::new_skiplist();
+    let mut set = Set::new();
+    for i in 0..MEMBERS {
+        let member = format!("member:{i:012}");
+        zset.add(member.as_bytes(), i as f64, AddFlags::default());
+        set.insert(member.as_bytes());
+    }
+    let mut hash = Hash::new();
+    for i in 0..MEMBERS {
+        hash.insert(
+            Bytes::from(format!("field:{i:012}")),
+            Bytes::from(format!("value:{i}")),
+        );
+    }
+    let zset = Shared::new(zset);
+    let set = Shared::new(set);
+    let hash = Shared::new(hash);
+    let mut group = c.benchmark_group("collections");
+    group.sample_size(10);
+    group.bench_function(
+        "first ZADD to a 1M-member sorted set a snapshot holds",
+        |b| {
+            b.iter_batched(
+                || (zset.clone(), zset.clone()),
+                |(held, mut live)| {
+                    live.add(b"fresh member", 0.5, AddFlags::default());
+                    (held, live)
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    group.bench_function("first SADD to a 1M-member set a snapshot holds", |b| {
+        b.iter_batched(
+            || (set.clone(), set.clone()),
+            |(held, mut live)| {
+                live.insert(b"fresh member");
+                (held, live)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("first HSET to a 1M-field hash a snapshot holds", |b| {
+        b.iter_batched(
+            || (hash.clone(), hash.clone()),
+            |(held, mut live)| {
+                live.insert(Bytes::from_static(b"fresh field"), Bytes::from_static(b"v"));
+                (held, live)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resp, raft, wal, kv, collections);
 criterion_main!(benches);

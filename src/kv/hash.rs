@@ -30,11 +30,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::RandomState;
+use std::ops::Range;
 
 use bytes::Bytes;
-use indexmap::{map, IndexMap};
+use hashbrown::HashTable;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::chunked::ChunkVec;
+use super::keymap::{key_hash, spread};
 
 /// The fixed cost the memory estimate counts per field, on top of the
 /// field's and the value's bytes.
@@ -53,14 +58,79 @@ pub const LISTPACK_MAX_VALUE: usize = 64;
 
 /// A hash: fields to values in insertion order, with its memory estimate.
 /// Equality ignores the order (two hashes with the same pairs are equal).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The pairs are a [`ChunkVec`] (so a copy for a snapshot shares them and a
+/// write copies one chunk), found through a hash index of positions keyed by
+/// a per-process SipHash key (as Redis seeds its dict's hash); the index
+/// decides nothing visible.
+#[derive(Clone)]
 pub struct Hash {
-    fields: IndexMap<Bytes, Bytes>,
-    /// The sum of [`pair_bytes`] over `fields`.
+    pairs: ChunkVec<(Bytes, Bytes)>,
+    /// Positions into `pairs` with their field's 32-bit hash
+    /// ([`key_hash`]), so growing the index never re-reads a field.
+    index: HashTable<(u32, u32)>,
+    hasher: RandomState,
+    /// The sum of [`pair_bytes`] over the pairs.
     bytes: u64,
     /// Redis's `hashtable` encoding (sticky, see the module docs).
     hashtable: bool,
 }
+
+impl Default for Hash {
+    fn default() -> Hash {
+        Hash {
+            pairs: ChunkVec::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+            bytes: 0,
+            hashtable: false,
+        }
+    }
+}
+
+impl PartialEq for Hash {
+    fn eq(&self, other: &Hash) -> bool {
+        self.len() == other.len()
+            && self.hashtable == other.hashtable
+            && self.iter().all(|(f, v)| other.get(f) == Some(v))
+    }
+}
+
+impl Eq for Hash {}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The pairs from some position on, in order.
+pub struct Iter<'a> {
+    pairs: &'a ChunkVec<(Bytes, Bytes)>,
+    range: Range<usize>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Bytes, &'a Bytes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (f, v) = &self.pairs[self.range.next()?];
+        Some((f, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.range.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let (f, v) = &self.pairs[self.range.next_back()?];
+        Some((f, v))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl Hash {
     /// An empty hash.
@@ -70,22 +140,47 @@ impl Hash {
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.pairs.len()
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.pairs.len() == 0
+    }
+
+    /// Where the field with hash `hash` is in the order.
+    fn find(&self, hash: u32, field: &[u8]) -> Option<usize> {
+        self.index
+            .find(spread(hash), |&(i, h)| {
+                h == hash && &self.pairs[i as usize].0[..] == field
+            })
+            .map(|&(i, _)| i as usize)
+    }
+
+    /// Where `field` is in the order.
+    fn position(&self, field: &[u8]) -> Option<usize> {
+        self.find(key_hash(&self.hasher, field), field)
+    }
+
+    /// Points the index entry of the field at `from` to `to`.
+    fn repoint(&mut self, from: usize, to: usize) {
+        let hash = key_hash(&self.hasher, &self.pairs[from].0);
+        if let Some(slot) = self
+            .index
+            .find_mut(spread(hash), |&(i, _)| i as usize == from)
+        {
+            slot.0 = to as u32;
+        }
     }
 
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
-        self.fields.get(field)
+        self.position(field).map(|i| &self.pairs[i].1)
     }
 
     /// Whether `field` is present.
     pub fn contains_key(&self, field: &[u8]) -> bool {
-        self.fields.contains_key(field)
+        self.position(field).is_some()
     }
 
     /// Sets `field` to `value`; returns the value it replaces, if any. A
@@ -95,14 +190,25 @@ impl Hash {
         let field_cost = pair_bytes(&field, b"");
         let value_len = value.len() as u64;
         self.hashtable |= field.len() > LISTPACK_MAX_VALUE || value.len() > LISTPACK_MAX_VALUE;
-        let old = self.fields.insert(field, value);
+        let hash = key_hash(&self.hasher, &field);
+        let old = match self.find(hash, &field) {
+            Some(i) => Some(std::mem::replace(&mut self.pairs[i].1, value)),
+            None => {
+                let position = u32::try_from(self.pairs.len())
+                    .expect("a hash holds fewer than 2^32 fields (Redis's limit too)");
+                self.pairs.push((field, value));
+                self.index
+                    .insert_unique(spread(hash), (position, hash), |&(_, h)| spread(h));
+                None
+            }
+        };
         match &old {
             // An overwrite keeps the stored field (equal to the new one, so
             // already counted with its overhead): only the value changes.
             Some(old) => self.bytes = self.bytes - old.len() as u64 + value_len,
             None => self.bytes += field_cost + value_len,
         }
-        self.hashtable |= self.fields.len() > LISTPACK_MAX_ENTRIES;
+        self.hashtable |= self.pairs.len() > LISTPACK_MAX_ENTRIES;
         old
     }
 
@@ -120,9 +226,8 @@ impl Hash {
     /// True if the content fits a listpack (O(n)): what a hash built whole
     /// is encoded as.
     fn fits_listpack(&self) -> bool {
-        self.fields.len() <= LISTPACK_MAX_ENTRIES
+        self.len() <= LISTPACK_MAX_ENTRIES
             && self
-                .fields
                 .iter()
                 .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
     }
@@ -132,28 +237,62 @@ impl Hash {
     /// rest, as Redis's listpack does; a hashtable hash moves its last field
     /// into the gap (O(1)).
     pub fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
+        let hash = key_hash(&self.hasher, field);
+        let pairs = &self.pairs;
+        let entry = self
+            .index
+            .find_entry(spread(hash), |&(i, h)| {
+                h == hash && &pairs[i as usize].0[..] == field
+            })
+            .ok()?;
+        let ((at, _), _) = entry.remove();
+        let at = at as usize;
+        let last = self.pairs.len() - 1;
         let (field, value) = if self.hashtable {
-            self.fields.swap_remove_entry(field)?
+            if at != last {
+                self.repoint(last, at);
+            }
+            self.pairs.swap_remove(at)
         } else {
-            self.fields.shift_remove_entry(field)?
+            // Close the gap: each later pair moves down one place.
+            let removed = std::mem::take(&mut self.pairs[at]);
+            for i in at..last {
+                self.repoint(i + 1, i);
+                let next = std::mem::take(&mut self.pairs[i + 1]);
+                self.pairs[i] = next;
+            }
+            self.pairs.pop();
+            removed
         };
         self.bytes -= pair_bytes(&field, &value);
+        // Give the index's memory back after large removals (amortised
+        // O(1)), as Redis shrinks a dict that falls below 10% use.
+        if self.index.capacity() > 64 && self.pairs.len() * 4 < self.index.capacity() {
+            let keep = self.pairs.len() * 2;
+            self.index.shrink_to(keep, |&(_, h)| spread(h));
+        }
         Some(value)
     }
 
     /// Fields and values in order.
-    pub fn iter(&self) -> map::Iter<'_, Bytes, Bytes> {
-        self.fields.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            pairs: &self.pairs,
+            range: 0..self.pairs.len(),
+        }
     }
 
     /// Fields in order.
-    pub fn keys(&self) -> map::Keys<'_, Bytes, Bytes> {
-        self.fields.keys()
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator + '_ {
+        self.iter().map(|(f, _)| f)
     }
 
     /// The field and value at position `i` of the order (O(1)).
     pub fn get_index(&self, i: usize) -> Option<(&Bytes, &Bytes)> {
-        self.fields.get_index(i)
+        (i < self.pairs.len()).then(|| {
+            let (f, v) = &self.pairs[i];
+            (f, v)
+        })
     }
 
     /// The memory estimate of the fields and values (O(1)): the sum of their
@@ -172,7 +311,7 @@ impl From<BTreeMap<Bytes, Bytes>> for Hash {
 
 impl From<Hash> for BTreeMap<Bytes, Bytes> {
     fn from(hash: Hash) -> BTreeMap<Bytes, Bytes> {
-        hash.fields.into_iter().collect()
+        hash.iter().map(|(f, v)| (f.clone(), v.clone())).collect()
     }
 }
 
@@ -190,10 +329,10 @@ impl FromIterator<(Bytes, Bytes)> for Hash {
 
 impl<'a> IntoIterator for &'a Hash {
     type Item = (&'a Bytes, &'a Bytes);
-    type IntoIter = map::Iter<'a, Bytes, Bytes>;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.fields.iter()
+        self.iter()
     }
 }
 
@@ -201,7 +340,7 @@ impl<'a> IntoIterator for &'a Hash {
 /// used; older ones hold it in field order).
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.fields.iter())
+        serializer.collect_map(self.iter())
     }
 }
 

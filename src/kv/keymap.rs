@@ -72,13 +72,13 @@ fn shard(hash: u32) -> usize {
 }
 
 /// The top 32 bits of `key`'s hash: what the index keeps.
-fn key_hash(hasher: &RandomState, key: &[u8]) -> u32 {
+pub(crate) fn key_hash(hasher: &RandomState, key: &[u8]) -> u32 {
     (hasher.hash_one(key) >> 32) as u32
 }
 
 /// hashbrown takes bucket bits from the low end and its tag from the top
 /// seven: spread the 32 kept bits over both.
-fn spread(hash: u32) -> u64 {
+pub(crate) fn spread(hash: u32) -> u64 {
     u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 

@@ -32,6 +32,7 @@
 pub(crate) mod bitfield;
 pub(crate) mod bitmaps;
 pub(crate) mod blocking;
+mod chunked;
 mod command;
 pub mod digest;
 pub mod dump;

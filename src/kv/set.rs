@@ -40,13 +40,15 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::chunked::ChunkVec;
+use super::keymap::{key_hash, spread};
 use super::{mix, parse_i64};
 
 /// Redis 7.0's `set-max-intset-entries`: the most members an intset holds.
@@ -231,9 +233,10 @@ impl IntSet {
 /// Members in a dense vector plus a hash index `member → position`.
 #[derive(Clone)]
 struct Table {
-    members: Vec<Box<[u8]>>,
-    /// Positions into `members`, found by the member's hash.
-    index: HashTable<u32>,
+    members: ChunkVec<Box<[u8]>>,
+    /// Positions into `members` with their member's 32-bit hash
+    /// (`keymap::key_hash`), so growing the index never re-reads a member.
+    index: HashTable<(u32, u32)>,
     hasher: RandomState,
     /// Sum of the members' lengths (for [`Set::mem_bytes`] in O(1)).
     member_bytes: u64,
@@ -241,60 +244,69 @@ struct Table {
 
 impl Table {
     fn with_capacity(capacity: usize) -> Table {
+        let mut members = ChunkVec::new();
+        members.reserve(capacity);
         Table {
-            members: Vec::with_capacity(capacity),
+            members,
             index: HashTable::with_capacity(capacity),
             hasher: RandomState::new(),
             member_bytes: 0,
         }
     }
 
-    fn position(&self, member: &[u8]) -> Option<usize> {
-        let hash = self.hasher.hash_one(member);
+    fn find(&self, hash: u32, member: &[u8]) -> Option<usize> {
         self.index
-            .find(hash, |&i| &*self.members[i as usize] == member)
-            .map(|&i| i as usize)
+            .find(spread(hash), |&(i, h)| {
+                h == hash && &*self.members[i as usize] == member
+            })
+            .map(|&(i, _)| i as usize)
+    }
+
+    fn position(&self, member: &[u8]) -> Option<usize> {
+        self.find(key_hash(&self.hasher, member), member)
     }
 
     fn insert(&mut self, member: &[u8]) -> bool {
-        if self.position(member).is_some() {
+        let hash = key_hash(&self.hasher, member);
+        if self.find(hash, member).is_some() {
             return false;
         }
         let position = u32::try_from(self.members.len())
             .expect("a set holds fewer than 2^32 members (Redis's limit too)");
         self.members.push(member.into());
         self.member_bytes += member.len() as u64;
-        let (members, hasher) = (&self.members, &self.hasher);
         self.index
-            .insert_unique(hasher.hash_one(member), position, |&i| {
-                hasher.hash_one(&*members[i as usize])
-            });
+            .insert_unique(spread(hash), (position, hash), |&(_, h)| spread(h));
         true
     }
 
     /// Removes the member at `position`: the last member takes its place.
     fn remove_at(&mut self, position: usize) -> Box<[u8]> {
-        let hash = self.hasher.hash_one(&*self.members[position]);
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == position) {
+        let hash = key_hash(&self.hasher, &self.members[position]);
+        if let Ok(entry) = self
+            .index
+            .find_entry(spread(hash), |&(i, _)| i as usize == position)
+        {
             entry.remove();
         }
         let last = self.members.len() - 1;
         if position != last {
-            let hash = self.hasher.hash_one(&*self.members[last]);
-            if let Some(slot) = self.index.find_mut(hash, |&i| i as usize == last) {
-                *slot = position as u32;
+            let hash = key_hash(&self.hasher, &self.members[last]);
+            if let Some(slot) = self
+                .index
+                .find_mut(spread(hash), |&(i, _)| i as usize == last)
+            {
+                slot.0 = position as u32;
             }
         }
         let member = self.members.swap_remove(position);
         self.member_bytes -= member.len() as u64;
-        // Give memory back after large removals (amortised O(1)), as Redis
-        // shrinks a dict that falls below 10% use.
-        if self.members.capacity() > 64 && self.members.len() * 4 < self.members.capacity() {
+        // Give the index's memory back after large removals (amortised
+        // O(1)), as Redis shrinks a dict that falls below 10% use; the
+        // members' chunks are freed as they empty.
+        if self.index.capacity() > 64 && self.members.len() * 4 < self.index.capacity() {
             let keep = self.members.len() * 2;
-            self.members.shrink_to(keep);
-            let (members, hasher) = (&self.members, &self.hasher);
-            self.index
-                .shrink_to(keep, |&i| hasher.hash_one(&*members[i as usize]));
+            self.index.shrink_to(keep, |&(_, h)| spread(h));
         }
         member
     }
@@ -659,7 +671,7 @@ impl Serialize for RawBytes<'_> {
     }
 }
 
-struct MembersRef<'a>(&'a [Box<[u8]>]);
+struct MembersRef<'a>(&'a ChunkVec<Box<[u8]>>);
 
 impl Serialize for MembersRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -33,10 +33,12 @@
 use std::cmp::Ordering;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
+
+use super::chunked::ChunkVec;
+use super::keymap::{key_hash, spread};
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -327,7 +329,7 @@ fn packed_score(score: f64) -> f64 {
 
 const NIL: u32 = u32::MAX;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Node {
     score: f64,
     member: Box<[u8]>,
@@ -342,12 +344,13 @@ struct Node {
 /// `skiplist`: an order-statistic treap in an arena, with a member index.
 #[derive(Clone)]
 struct Tree {
-    nodes: Vec<Node>,
+    nodes: ChunkVec<Node>,
     /// Head of the free slots, linked through `left`.
     free: u32,
     root: u32,
-    /// Node ids, found by member.
-    index: HashTable<u32>,
+    /// Node ids with their member's 32-bit hash (`keymap::key_hash`), so
+    /// growing the index never re-reads a member.
+    index: HashTable<(u32, u32)>,
     hasher: RandomState,
     /// Sum over members of their allocation size (see [`alloc_bytes`]).
     member_alloc_bytes: u64,
@@ -378,7 +381,7 @@ const TREE_NODE_BYTES: u64 = 48;
 impl Tree {
     fn new() -> Tree {
         Tree {
-            nodes: Vec::new(),
+            nodes: ChunkVec::new(),
             free: NIL,
             root: NIL,
             index: HashTable::new(),
@@ -408,15 +411,17 @@ impl Tree {
         self.nodes[t as usize].size = size;
     }
 
-    fn hash(&self, member: &[u8]) -> u64 {
-        self.hasher.hash_one(member)
+    fn hash(&self, member: &[u8]) -> u32 {
+        key_hash(&self.hasher, member)
     }
 
     fn find(&self, member: &[u8]) -> Option<u32> {
         let hash = self.hash(member);
         self.index
-            .find(hash, |&id| &*self.nodes[id as usize].member == member)
-            .copied()
+            .find(spread(hash), |&(id, h)| {
+                h == hash && &*self.nodes[id as usize].member == member
+            })
+            .map(|&(id, _)| id)
     }
 
     fn less(&self, t: u32, score: f64, member: &[u8]) -> bool {
@@ -486,7 +491,13 @@ impl Tree {
         if t == NIL {
             return id;
         }
-        if self.node(id).priority > self.node(t).priority {
+        // One read of `t` per level: a node read is a chunk lookup.
+        let (priority, below, left, right) = {
+            let n = self.node(t);
+            let below = cmp_key(n.score, &n.member, score, member) == Ordering::Less;
+            (n.priority, below, n.left, n.right)
+        };
+        if self.node(id).priority > priority {
             let (l, r) = self.split(t, score, member);
             let n = &mut self.nodes[id as usize];
             n.left = l;
@@ -494,31 +505,41 @@ impl Tree {
             self.update(id);
             return id;
         }
-        if self.less(t, score, member) {
-            let r = self.insert_node(self.node(t).right, id, score, member);
-            self.nodes[t as usize].right = r;
+        if below {
+            let r = self.insert_node(right, id, score, member);
+            let n = &mut self.nodes[t as usize];
+            n.right = r;
+            n.size += 1;
         } else {
-            let l = self.insert_node(self.node(t).left, id, score, member);
-            self.nodes[t as usize].left = l;
+            let l = self.insert_node(left, id, score, member);
+            let n = &mut self.nodes[t as usize];
+            n.left = l;
+            n.size += 1;
         }
-        self.nodes[t as usize].size += 1;
         t
     }
 
     /// Unlinks node `id` (whose key is `(score, member)`) from subtree `t`.
     fn unlink(&mut self, t: u32, id: u32, score: f64, member: &[u8]) -> u32 {
-        if t == id {
+        let (below, left, right) = {
             let n = self.node(t);
-            return self.merge(n.left, n.right);
+            let below = cmp_key(n.score, &n.member, score, member) == Ordering::Less;
+            (below, n.left, n.right)
+        };
+        if t == id {
+            return self.merge(left, right);
         }
-        if self.less(t, score, member) {
-            let r = self.unlink(self.node(t).right, id, score, member);
-            self.nodes[t as usize].right = r;
+        if below {
+            let r = self.unlink(right, id, score, member);
+            let n = &mut self.nodes[t as usize];
+            n.right = r;
+            n.size -= 1;
         } else {
-            let l = self.unlink(self.node(t).left, id, score, member);
-            self.nodes[t as usize].left = l;
+            let l = self.unlink(left, id, score, member);
+            let n = &mut self.nodes[t as usize];
+            n.left = l;
+            n.size -= 1;
         }
-        self.nodes[t as usize].size -= 1;
         t
     }
 
@@ -531,7 +552,7 @@ impl Tree {
             left: NIL,
             right: NIL,
             size: 1,
-            priority: (hash >> 32) as u32,
+            priority: hash,
         };
         let id = if self.free == NIL {
             let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 members");
@@ -544,10 +565,8 @@ impl Tree {
             id
         };
         self.member_alloc_bytes += alloc_bytes(member.len());
-        let nodes = &self.nodes;
-        let hasher = &self.hasher;
         self.index
-            .insert_unique(hash, id, |&i| hasher.hash_one(&*nodes[i as usize].member));
+            .insert_unique(spread(hash), (id, hash), |&(_, h)| spread(h));
         self.root = self.insert_node(self.root, id, score, member);
     }
 
@@ -555,7 +574,7 @@ impl Tree {
     fn release(&mut self, id: u32) {
         let member = std::mem::take(&mut self.nodes[id as usize].member);
         let hash = self.hash(&member);
-        if let Ok(slot) = self.index.find_entry(hash, |&i| i == id) {
+        if let Ok(slot) = self.index.find_entry(spread(hash), |&(i, _)| i == id) {
             slot.remove();
         }
         self.member_alloc_bytes -= alloc_bytes(member.len());
@@ -570,7 +589,7 @@ impl Tree {
     /// otherwise keep a popped-empty set's memory).
     fn reset_if_empty(&mut self) {
         if self.root == NIL {
-            self.nodes = Vec::new();
+            self.nodes = ChunkVec::new();
             self.free = NIL;
         }
     }

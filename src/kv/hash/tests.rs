@@ -132,6 +132,22 @@ fn keeps_redis_listpack_order() {
     assert!(!hash.contains_key(b"d"));
 }
 
+/// HSET on the vector model: replace in place at `at`, or append.
+fn model_insert(
+    model: &mut Vec<(Bytes, Bytes)>,
+    at: Option<usize>,
+    field: &Bytes,
+    value: &Bytes,
+) -> Option<Bytes> {
+    match at {
+        Some(i) => Some(std::mem::replace(&mut model[i].1, value.clone())),
+        None => {
+            model.push((field.clone(), value.clone()));
+            None
+        }
+    }
+}
+
 /// A seeded random walk keeps a listpack hash in exactly the order of a
 /// plain vector model (append new, replace in place, remove and shift).
 #[test]
@@ -151,17 +167,50 @@ fn listpack_order_matches_a_vector_model() {
                 let expected = at.map(|i| model.remove(i).1);
                 assert_eq!(h.remove(&field), expected);
             } else {
-                let expected = match at {
-                    Some(i) => Some(std::mem::replace(&mut model[i].1, value.clone())),
-                    None => {
-                        model.push((field.clone(), value.clone()));
-                        None
-                    }
-                };
+                let expected = model_insert(&mut model, at, &field, &value);
                 assert_eq!(h.insert(field, value), expected);
             }
             assert!(!h.is_hashtable());
             assert!(h.iter().eq(model.iter().map(|(f, v)| (f, v))));
         }
+    }
+}
+
+/// A `hashtable` hash (past the listpack limit) against a vector model where
+/// a removal moves the last pair into the gap, with copies taken midway
+/// that keep what they saw.
+#[test]
+fn hashtable_order_matches_a_swap_remove_model_and_copies_stay_put() {
+    let mut seed = 7u64;
+    let mut h = Hash::new();
+    let mut model: Vec<(Bytes, Bytes)> = Vec::new();
+    let mut copies: Vec<(Hash, Vec<(Bytes, Bytes)>)> = Vec::new();
+    for step in 0..6000 {
+        seed = mix(seed);
+        let field = Bytes::from(format!("f{}", seed % 1500));
+        seed = mix(seed);
+        let value = Bytes::from(format!("v{}", seed % 5));
+        seed = mix(seed);
+        let at = model.iter().position(|(f, _)| *f == field);
+        if h.is_hashtable() && seed % 3 == 0 {
+            let expected = at.map(|i| model.swap_remove(i).1);
+            assert_eq!(h.remove(&field), expected);
+        } else {
+            let expected = model_insert(&mut model, at, &field, &value);
+            assert_eq!(h.insert(field, value), expected);
+        }
+        if step % 1000 == 999 {
+            copies.push((h.clone(), model.clone()));
+        }
+    }
+    assert!(h.is_hashtable());
+    assert!(h.iter().eq(model.iter().map(|(f, v)| (f, v))));
+    assert_eq!(h.mem_bytes(), recount(&h));
+    for (i, (f, v)) in model.iter().enumerate() {
+        assert_eq!(h.get(f), Some(v));
+        assert_eq!(h.get_index(i), Some((f, v)));
+    }
+    for (copy, seen) in &copies {
+        assert!(copy.iter().eq(seen.iter().map(|(f, v)| (f, v))));
     }
 }

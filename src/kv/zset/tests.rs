@@ -656,7 +656,7 @@ fn a_snapshot_restores_both_encodings_exactly() {
 /// `member:1000000` (score i; `redis-server --save ''`). Here 200k members
 /// (the same per-member layout, a faster test; 1M measured 68.4 bytes per
 /// member). This counts the set's real allocations:
-/// the node arena's capacity, each member's allocation (rounded up to the
+/// the node arena's chunks, each member's allocation (rounded up to the
 /// allocator's 16-byte classes) and the hash table's buckets.
 #[test]
 fn members_take_well_under_redis_memory() {
@@ -672,7 +672,7 @@ fn members_take_well_under_redis_memory() {
     let Enc::Tree(t) = &z.enc else {
         panic!("a large set is a skiplist");
     };
-    let nodes = t.nodes.capacity() * std::mem::size_of::<Node>();
+    let nodes = t.nodes.allocation_size();
     let members: usize = t
         .nodes
         .iter()
