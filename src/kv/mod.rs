@@ -146,7 +146,10 @@ pub enum Value {
 /// it, and with a `Box` every value in that leaf was deep-copied: one write
 /// to a small key next to a million-member hash copied the hash, on every
 /// replica at once, while Raft's heartbeats waited. Now only a collection
-/// written to while a snapshot still holds it is copied, once per snapshot.
+/// written to while a snapshot still holds it is copied, once per snapshot;
+/// and a big hash, set or sorted set keeps its members in `chunked`
+/// chunks, so that copy shares them and the writes copy only the chunks
+/// they touch.
 #[derive(PartialEq, Eq)]
 pub struct Shared<T>(Arc<T>);
 

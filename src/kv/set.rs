@@ -7,9 +7,9 @@
 //!   no sign `+`, no leading zero, fits in an i64) and there are at most
 //!   [`MAX_INTSET_ENTRIES`] members. The width grows to fit the widest value
 //!   ever added and never shrinks, as Redis's.
-//! - `hashtable`: any members, in a dense vector (insertion order, a removal
-//!   moves the last member into the hole) with a hash index from member to
-//!   position. A set converts to it once — on a non-integer member, or on
+//! - `hashtable`: any members, in a dense chunked vector (`kv::chunked`;
+//!   insertion order, a removal moves the last member into the hole) with a
+//!   hash index from member to position. A set converts to it once — on a non-integer member, or on
 //!   the 513th member — and never back, as Redis. (Two things rebuild a set
 //!   from its members, as Redis does, and may so land on `intset` again:
 //!   `SPOP` with a count close to the size, see [`Set::pop_many`], and the

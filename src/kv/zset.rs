@@ -6,8 +6,9 @@
 //!   [`MAX_LISTPACK_ENTRIES`] members, each at most [`MAX_LISTPACK_VALUE`]
 //!   bytes. Every operation is a linear walk of at most 128 entries.
 //! - `skiplist` ([`Tree`]): an order-statistic treap whose nodes live in one
-//!   arena (`Vec`, `u32` links, subtree sizes), plus a hash table of node ids
-//!   keyed by member. Insert, delete, score lookup, rank and the start of a
+//!   arena (a chunked vector, `kv::chunked`, so a snapshot's copy shares it;
+//!   `u32` links, subtree sizes), plus a hash table of node ids keyed by
+//!   member, each kept with its member's 32-bit hash. Insert, delete, score lookup, rank and the start of a
 //!   rank or score range are O(log n); walking a range is O(1) per member.
 //!
 //! A set converts from `listpack` to `skiplist` when an insertion would break
