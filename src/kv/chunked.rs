@@ -1,5 +1,6 @@
 //! A vector stored in fixed-size chunks, each shared copy-on-write: the
-//! element store of the big sorted sets (the treap's node arena) and sets.
+//! element store of the big sorted sets (the treap's node arena), sets and
+//! hashes.
 //!
 //! Why: a collection is owned copy-on-write (`kv::Shared`), so the first
 //! write to one that a snapshot still holds copies it, in one apply turn, on
