@@ -9,11 +9,12 @@
 //!   ever added and never shrinks, as Redis's.
 //! - `hashtable`: any members, in a dense chunked vector (`kv::chunked`;
 //!   insertion order, a removal moves the last member into the hole) with a
-//!   hash index from member to position. A set converts to it once — on a non-integer member, or on
-//!   the 513th member — and never back, as Redis. (Two things rebuild a set
-//!   from its members, as Redis does, and may so land on `intset` again:
-//!   `SPOP` with a count close to the size, see [`Set::pop_many`], and the
-//!   results of the set algebra commands, which are new sets.)
+//!   hash index from member to position. A set converts to it once — on a
+//!   non-integer member, or on the 513th member — and never back, as Redis.
+//!   (Two things rebuild a set from its members, as Redis does, and may so
+//!   land on `intset` again: `SPOP` with a count close to the size, see
+//!   [`Set::pop_many`], and the results of the set algebra commands, which
+//!   are new sets.)
 //!
 //! Determinism: everything a client or a snapshot can see — iteration order,
 //! `SSCAN` cursors, which members `SPOP`/`SRANDMEMBER` choose — is a function

@@ -8,8 +8,9 @@
 //! - `skiplist` ([`Tree`]): an order-statistic treap whose nodes live in one
 //!   arena (a chunked vector, `kv::chunked`, so a snapshot's copy shares it;
 //!   `u32` links, subtree sizes), plus a hash table of node ids keyed by
-//!   member, each kept with its member's 32-bit hash. Insert, delete, score lookup, rank and the start of a
-//!   rank or score range are O(log n); walking a range is O(1) per member.
+//!   member, each kept with its member's 32-bit hash. Insert, delete, score
+//!   lookup, rank and the start of a rank or score range are O(log n);
+//!   walking a range is O(1) per member.
 //!
 //! A set converts from `listpack` to `skiplist` when an insertion would break
 //! a threshold, and never back (as Redis); the store commands build a fresh
@@ -37,12 +38,12 @@ use std::fmt;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-
-use super::chunked::ChunkVec;
-use super::keymap::{key_hash, spread};
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::chunked::ChunkVec;
+use super::keymap::{key_hash, spread};
 
 /// Redis's `zset-max-listpack-entries`.
 pub const MAX_LISTPACK_ENTRIES: usize = 128;
