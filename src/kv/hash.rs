@@ -30,16 +30,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::RandomState;
 use std::ops::Range;
 
 use bytes::Bytes;
-use hashbrown::HashTable;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::chunked::ChunkVec;
-use super::keymap::{key_hash, spread};
+use super::indexed::{Gap, IndexedVec};
 
 /// The fixed cost the memory estimate counts per field, on top of the
 /// field's and the value's bytes.
@@ -59,33 +57,15 @@ pub const LISTPACK_MAX_VALUE: usize = 64;
 /// A hash: fields to values in insertion order, with its memory estimate.
 /// Equality ignores the order (two hashes with the same pairs are equal).
 ///
-/// The pairs are a [`ChunkVec`] (so a copy for a snapshot shares them and a
-/// write copies one chunk), found through a hash index of positions keyed by
-/// a per-process SipHash key (as Redis seeds its dict's hash); the index
-/// decides nothing visible.
-#[derive(Clone)]
+/// The pairs are an [`IndexedVec`] (chunks a copy for a snapshot shares,
+/// found through a hash index of positions that decides nothing visible).
+#[derive(Clone, Default)]
 pub struct Hash {
-    pairs: ChunkVec<(Bytes, Bytes)>,
-    /// Positions into `pairs` with their field's 32-bit hash
-    /// ([`key_hash`]), so growing the index never re-reads a field.
-    index: HashTable<(u32, u32)>,
-    hasher: RandomState,
+    pairs: IndexedVec<(Bytes, Bytes)>,
     /// The sum of [`pair_bytes`] over the pairs.
     bytes: u64,
     /// Redis's `hashtable` encoding (sticky, see the module docs).
     hashtable: bool,
-}
-
-impl Default for Hash {
-    fn default() -> Hash {
-        Hash {
-            pairs: ChunkVec::new(),
-            index: HashTable::new(),
-            hasher: RandomState::new(),
-            bytes: 0,
-            hashtable: false,
-        }
-    }
 }
 
 impl PartialEq for Hash {
@@ -148,29 +128,9 @@ impl Hash {
         self.pairs.len() == 0
     }
 
-    /// Where the field with hash `hash` is in the order.
-    fn find(&self, hash: u32, field: &[u8]) -> Option<usize> {
-        self.index
-            .find(spread(hash), |&(i, h)| {
-                h == hash && &self.pairs[i as usize].0[..] == field
-            })
-            .map(|&(i, _)| i as usize)
-    }
-
     /// Where `field` is in the order.
     fn position(&self, field: &[u8]) -> Option<usize> {
-        self.find(key_hash(&self.hasher, field), field)
-    }
-
-    /// Points the index entry of the field at `from` to `to`.
-    fn repoint(&mut self, from: usize, to: usize) {
-        let hash = key_hash(&self.hasher, &self.pairs[from].0);
-        if let Some(slot) = self
-            .index
-            .find_mut(spread(hash), |&(i, _)| i as usize == from)
-        {
-            slot.0 = to as u32;
-        }
+        self.pairs.position(field)
     }
 
     /// The value of `field`.
@@ -190,15 +150,10 @@ impl Hash {
         let field_cost = pair_bytes(&field, b"");
         let value_len = value.len() as u64;
         self.hashtable |= field.len() > LISTPACK_MAX_VALUE || value.len() > LISTPACK_MAX_VALUE;
-        let hash = key_hash(&self.hasher, &field);
-        let old = match self.find(hash, &field) {
-            Some(i) => Some(std::mem::replace(&mut self.pairs[i].1, value)),
-            None => {
-                let position = u32::try_from(self.pairs.len())
-                    .expect("a hash holds fewer than 2^32 fields (Redis's limit too)");
-                self.pairs.push((field, value));
-                self.index
-                    .insert_unique(spread(hash), (position, hash), |&(_, h)| spread(h));
+        let old = match self.pairs.lookup(&field) {
+            (_, Some(i)) => Some(std::mem::replace(&mut self.pairs.get_mut(i).1, value)),
+            (hash, None) => {
+                self.pairs.push_new(hash, (field, value));
                 None
             }
         };
@@ -237,47 +192,20 @@ impl Hash {
     /// rest, as Redis's listpack does; a hashtable hash moves its last field
     /// into the gap (O(1)).
     pub fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
-        let hash = key_hash(&self.hasher, field);
-        let pairs = &self.pairs;
-        let entry = self
-            .index
-            .find_entry(spread(hash), |&(i, h)| {
-                h == hash && &pairs[i as usize].0[..] == field
-            })
-            .ok()?;
-        let ((at, _), _) = entry.remove();
-        let at = at as usize;
-        let last = self.pairs.len() - 1;
-        let (field, value) = if self.hashtable {
-            if at != last {
-                self.repoint(last, at);
-            }
-            self.pairs.swap_remove(at)
+        let gap = if self.hashtable {
+            Gap::SwapLast
         } else {
-            // Close the gap: each later pair moves down one place.
-            let removed = std::mem::take(&mut self.pairs[at]);
-            for i in at..last {
-                self.repoint(i + 1, i);
-                let next = std::mem::take(&mut self.pairs[i + 1]);
-                self.pairs[i] = next;
-            }
-            self.pairs.pop();
-            removed
+            Gap::Shift
         };
+        let (field, value) = self.pairs.remove(field, gap)?;
         self.bytes -= pair_bytes(&field, &value);
-        // Give the index's memory back after large removals (amortised
-        // O(1)), as Redis shrinks a dict that falls below 10% use.
-        if self.index.capacity() > 64 && self.pairs.len() * 4 < self.index.capacity() {
-            let keep = self.pairs.len() * 2;
-            self.index.shrink_to(keep, |&(_, h)| spread(h));
-        }
         Some(value)
     }
 
     /// Fields and values in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            pairs: &self.pairs,
+            pairs: self.pairs.items(),
             range: 0..self.pairs.len(),
         }
     }

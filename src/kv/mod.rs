@@ -48,6 +48,7 @@ pub mod hash;
 pub(crate) mod hashes;
 pub(crate) mod hll;
 pub(crate) mod hll_cmds;
+mod indexed;
 pub(crate) mod keymap;
 pub(crate) mod keys;
 pub(crate) mod lcs;

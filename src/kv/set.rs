@@ -7,9 +7,9 @@
 //!   no sign `+`, no leading zero, fits in an i64) and there are at most
 //!   [`MAX_INTSET_ENTRIES`] members. The width grows to fit the widest value
 //!   ever added and never shrinks, as Redis's.
-//! - `hashtable`: any members, in a dense chunked vector (`kv::chunked`;
-//!   insertion order, a removal moves the last member into the hole) with a
-//!   hash index from member to position. A set converts to it once — on a
+//! - `hashtable`: any members, in a chunked vector with a hash index from
+//!   member to position (`kv::indexed`; insertion order, a removal moves
+//!   the last member into the hole). A set converts to it once — on a
 //!   non-integer member, or on the 513th member — and never back, as Redis.
 //!   (Two things rebuild a set from its members, as Redis does, and may so
 //!   land on `intset` again: `SPOP` with a count close to the size, see
@@ -41,15 +41,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::hash::RandomState;
 
 use bytes::Bytes;
-use hashbrown::HashTable;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::chunked::ChunkVec;
-use super::keymap::{key_hash, spread};
+use super::indexed::{Gap, IndexedVec};
 use super::{mix, parse_i64};
 
 /// Redis 7.0's `set-max-intset-entries`: the most members an intset holds.
@@ -231,91 +229,47 @@ impl IntSet {
     }
 }
 
-/// Members in a dense vector plus a hash index `member → position`.
+/// Members in a chunked vector with a hash index of positions (`kv::indexed`).
 #[derive(Clone)]
 struct Table {
-    members: ChunkVec<Box<[u8]>>,
-    /// Positions into `members` with their member's 32-bit hash
-    /// (`keymap::key_hash`), so growing the index never re-reads a member.
-    index: HashTable<(u32, u32)>,
-    hasher: RandomState,
+    members: IndexedVec<Box<[u8]>>,
     /// Sum of the members' lengths (for [`Set::mem_bytes`] in O(1)).
     member_bytes: u64,
 }
 
 impl Table {
     fn with_capacity(capacity: usize) -> Table {
-        let mut members = ChunkVec::new();
-        members.reserve(capacity);
         Table {
-            members,
-            index: HashTable::with_capacity(capacity),
-            hasher: RandomState::new(),
+            members: IndexedVec::with_capacity(capacity),
             member_bytes: 0,
         }
     }
 
-    fn find(&self, hash: u32, member: &[u8]) -> Option<usize> {
-        self.index
-            .find(spread(hash), |&(i, h)| {
-                h == hash && &*self.members[i as usize] == member
-            })
-            .map(|&(i, _)| i as usize)
-    }
-
     fn position(&self, member: &[u8]) -> Option<usize> {
-        self.find(key_hash(&self.hasher, member), member)
+        self.members.position(member)
     }
 
     fn insert(&mut self, member: &[u8]) -> bool {
-        let hash = key_hash(&self.hasher, member);
-        if self.find(hash, member).is_some() {
+        let (hash, found) = self.members.lookup(member);
+        if found.is_some() {
             return false;
         }
-        let position = u32::try_from(self.members.len())
-            .expect("a set holds fewer than 2^32 members (Redis's limit too)");
-        self.members.push(member.into());
+        self.members.push_new(hash, member.into());
         self.member_bytes += member.len() as u64;
-        self.index
-            .insert_unique(spread(hash), (position, hash), |&(_, h)| spread(h));
         true
     }
 
     /// Removes the member at `position`: the last member takes its place.
     fn remove_at(&mut self, position: usize) -> Box<[u8]> {
-        let hash = key_hash(&self.hasher, &self.members[position]);
-        if let Ok(entry) = self
-            .index
-            .find_entry(spread(hash), |&(i, _)| i as usize == position)
-        {
-            entry.remove();
-        }
-        let last = self.members.len() - 1;
-        if position != last {
-            let hash = key_hash(&self.hasher, &self.members[last]);
-            if let Some(slot) = self
-                .index
-                .find_mut(spread(hash), |&(i, _)| i as usize == last)
-            {
-                slot.0 = position as u32;
-            }
-        }
-        let member = self.members.swap_remove(position);
+        let member = self.members.remove_at(position, Gap::SwapLast);
         self.member_bytes -= member.len() as u64;
-        // Give the index's memory back after large removals (amortised
-        // O(1)), as Redis shrinks a dict that falls below 10% use; the
-        // members' chunks are freed as they empty.
-        if self.index.capacity() > 64 && self.members.len() * 4 < self.index.capacity() {
-            let keep = self.members.len() * 2;
-            self.index.shrink_to(keep, |&(_, h)| spread(h));
-        }
         member
     }
 
     fn remove(&mut self, member: &[u8]) -> bool {
-        match self.position(member) {
-            Some(position) => {
-                self.remove_at(position);
+        match self.members.remove(member, Gap::SwapLast) {
+            Some(member) => {
+                self.member_bytes -= member.len() as u64;
                 true
             }
             None => false,
@@ -704,7 +658,7 @@ impl Serialize for Set {
                 width: ints.width,
                 data: RawBytes(&ints.data),
             },
-            Repr::Table(table) => WireRef::Table(MembersRef(&table.members)),
+            Repr::Table(table) => WireRef::Table(MembersRef(table.members.items())),
         }
         .serialize(serializer)
     }
