@@ -12,6 +12,7 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dkv::kv::hash::Hash;
+use dkv::kv::list::List;
 use dkv::kv::set::Set;
 use dkv::kv::zset::{AddFlags, ZSet};
 use dkv::kv::{Command, Db, Op, Shared};
@@ -298,6 +299,11 @@ fn collections(c: &mut Criterion) {
         zset.add(member.as_bytes(), i as f64, AddFlags::default());
         set.insert(member.as_bytes());
     }
+    let mut list = List::new();
+    for i in 0..MEMBERS {
+        // A queue's backlog: a job id and a small payload.
+        list.push_back(format!("{{\"jid\":\"{i:012}\",\"args\":[1,2,3]}}").as_bytes());
+    }
     let mut hash = Hash::new();
     for i in 0..MEMBERS {
         hash.insert(
@@ -308,42 +314,42 @@ fn collections(c: &mut Criterion) {
     let zset = Shared::new(zset);
     let set = Shared::new(set);
     let hash = Shared::new(hash);
+    let list = Shared::new(list);
     let mut group = c.benchmark_group("collections");
     group.sample_size(10);
-    group.bench_function(
-        "first ZADD to a 1M-member sorted set a snapshot holds",
-        |b| {
-            b.iter_batched(
-                || (zset.clone(), zset.clone()),
-                |(held, mut live)| {
-                    live.add(b"fresh member", 0.5, AddFlags::default());
-                    (held, live)
-                },
-                BatchSize::PerIteration,
-            )
-        },
-    );
-    group.bench_function("first SADD to a 1M-member set a snapshot holds", |b| {
-        b.iter_batched(
-            || (set.clone(), set.clone()),
-            |(held, mut live)| {
-                live.insert(b"fresh member");
-                (held, live)
-            },
-            BatchSize::PerIteration,
-        )
+    first_write(&mut group, "ZADD to a 1M-member sorted set", &zset, |z| {
+        z.add(b"fresh member", 0.5, AddFlags::default());
     });
-    group.bench_function("first HSET to a 1M-field hash a snapshot holds", |b| {
-        b.iter_batched(
-            || (hash.clone(), hash.clone()),
-            |(held, mut live)| {
-                live.insert(Bytes::from_static(b"fresh field"), Bytes::from_static(b"v"));
-                (held, live)
-            },
-            BatchSize::PerIteration,
-        )
+    first_write(&mut group, "SADD to a 1M-member set", &set, |s| {
+        s.insert(b"fresh member");
+    });
+    first_write(&mut group, "HSET to a 1M-field hash", &hash, |h| {
+        h.insert(Bytes::from_static(b"fresh field"), Bytes::from_static(b"v"));
+    });
+    first_write(&mut group, "LPUSH to a 1M-element list", &list, |l| {
+        l.push_front(b"fresh job");
     });
     group.finish();
+}
+
+/// Times `write` on a copy of `value` while another copy (the snapshot's)
+/// still holds it; dropping the two is not timed.
+fn first_write<T: Clone>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    what: &str,
+    value: &Shared<T>,
+    write: impl Fn(&mut T),
+) {
+    group.bench_function(format!("first {what} a snapshot holds"), |b| {
+        b.iter_batched(
+            || (value.clone(), value.clone()),
+            |(held, mut live)| {
+                write(&mut live);
+                (held, live)
+            },
+            BatchSize::PerIteration,
+        )
+    });
 }
 
 criterion_group!(benches, resp, raft, wal, kv, collections);

@@ -13,6 +13,13 @@
 //!   small list is one allocation. When it outgrows one node it becomes a
 //!   deque of nodes (and never goes back, as Redis never does). Both report
 //!   `quicklist` to OBJECT ENCODING, as Redis 7.0 does for every list.
+//! - In the deque form each node sits behind an `Arc`. A list is owned
+//!   copy-on-write (`kv::Shared`), so the first write to one a snapshot
+//!   still holds copies it, on every replica in the same apply turn: here
+//!   that copy is one reference count per node, and the write then copies
+//!   the one node it changes (`Arc::make_mut`), not the whole list. A node
+//!   is changed only through `Arc::make_mut`, so a copy never sees a later
+//!   write.
 //!
 //! Invariants (checked by the tests after every operation):
 //! - a node holds at most [`NODE_MAX_BYTES`] of entries unless it holds a
@@ -33,6 +40,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
@@ -304,7 +312,9 @@ impl Node {
 /// A list of more than one node's worth of entries.
 #[derive(Clone)]
 struct Quick {
-    nodes: VecDeque<Node>,
+    /// Each node behind an `Arc`, so a copy (a snapshot's) shares them and
+    /// an edit copies only the node it changes.
+    nodes: VecDeque<Arc<Node>>,
     /// Elements over all nodes.
     len: usize,
     /// Entry bytes over all nodes.
@@ -316,16 +326,16 @@ impl Quick {
         let len = node.count as usize;
         let bytes = node.buf.len();
         let nodes = if node.overfull() {
-            node.split().into()
+            node.split().into_iter().map(Arc::new).collect()
         } else {
-            VecDeque::from([node])
+            VecDeque::from([Arc::new(node)])
         };
         Quick { nodes, len, bytes }
     }
 
     /// Runs `f` on node `i`, keeping the cached length and byte count.
     fn edit<R>(&mut self, i: usize, f: impl FnOnce(&mut Node) -> R) -> R {
-        let node = &mut self.nodes[i];
+        let node = Arc::make_mut(&mut self.nodes[i]);
         let (count, bytes) = (node.count as usize, node.buf.len());
         let result = f(node);
         self.len = self.len + node.count as usize - count;
@@ -374,9 +384,9 @@ impl Quick {
         self.len += 1;
         self.bytes += node.buf.len();
         if front {
-            self.nodes.push_front(node);
+            self.nodes.push_front(Arc::new(node));
         } else {
-            self.nodes.push_back(node);
+            self.nodes.push_back(Arc::new(node));
         }
     }
 
@@ -425,19 +435,19 @@ impl Quick {
         }
         if node.overfull() {
             let node = self.nodes.remove(i).expect("index in range");
-            for (k, piece) in node.split().into_iter().enumerate() {
-                self.nodes.insert(i + k, piece);
+            for (k, piece) in Arc::unwrap_or_clone(node).split().into_iter().enumerate() {
+                self.nodes.insert(i + k, Arc::new(piece));
             }
             return;
         }
         let size = |q: &Quick, i: usize| q.nodes[i].buf.len();
         if i + 1 < self.nodes.len() && size(self, i) + size(self, i + 1) <= HALF_NODE_BYTES {
             let next = self.nodes.remove(i + 1).expect("index in range");
-            merge_into(&mut self.nodes[i], next);
+            merge_into(Arc::make_mut(&mut self.nodes[i]), &next);
         }
         if i > 0 && size(self, i - 1) + size(self, i) <= HALF_NODE_BYTES {
             let node = self.nodes.remove(i).expect("index in range");
-            merge_into(&mut self.nodes[i - 1], node);
+            merge_into(Arc::make_mut(&mut self.nodes[i - 1]), &node);
         }
     }
 
@@ -451,7 +461,7 @@ impl Quick {
             }
             match self.nodes.back_mut() {
                 Some(last) if last.buf.len() + node.buf.len() <= HALF_NODE_BYTES => {
-                    merge_into(last, node);
+                    merge_into(Arc::make_mut(last), &node);
                 }
                 _ => self.nodes.push_back(node),
             }
@@ -459,7 +469,7 @@ impl Quick {
     }
 }
 
-fn merge_into(node: &mut Node, next: Node) {
+fn merge_into(node: &mut Node, next: &Node) {
     node.buf.extend_from_slice(&next.buf);
     node.count += next.count;
 }

@@ -1119,6 +1119,8 @@ fn a_snapshot_copy_of_big_collections_never_sees_later_writes() {
         m.exec(&format!("SADD s {}", members.join(" ")));
         m.exec(&format!("HSET h {}", pairs.join(" ")));
         m.exec(&format!("ZADD z {}", scored.join(" ")));
+        let jobs: Vec<String> = (0..3000).map(|i| format!("job{i}")).collect();
+        m.exec(&format!("RPUSH l {}", jobs.join(" ")));
     };
     load(&mut live);
     load(&mut plain);
@@ -1134,6 +1136,12 @@ fn a_snapshot_copy_of_big_collections_never_sees_later_writes() {
             format!("ZADD z {} m{}", i, i * 11 % 3000),
             format!("ZREM z m{}", i * 13 % 3000),
             "ZPOPMIN z".to_string(),
+            format!("LPUSH l new{i}"),
+            "RPOP l".to_string(),
+            format!("LSET l {} set{i}", i * 7 % 2000),
+            format!("LREM l 1 job{}", i * 3),
+            format!("LINSERT l BEFORE job{} ins{i}", i * 5 + 1),
+            format!("LTRIM l 0 {}", 2900 - i),
         ] {
             live.exec(&line);
             plain.exec(&line);

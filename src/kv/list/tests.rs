@@ -565,3 +565,65 @@ proptest! {
         prop_assert_eq!(back, list);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A copy (what a snapshot holds) keeps what it saw whatever is done to
+    /// the list afterwards, nodes shared or not.
+    #[test]
+    fn copies_keep_what_they_saw(
+        ops in prop::collection::vec(op(), 1..60),
+        every in 1usize..6,
+    ) {
+        let mut list = List::new();
+        let mut model = VecDeque::new();
+        let mut copies = Vec::new();
+        for (n, op) in ops.iter().enumerate() {
+            if n % every == 0 {
+                copies.push((list.clone(), model.clone()));
+            }
+            apply(&mut list, &mut model, op);
+            list.check_invariants();
+            prop_assert!(list.iter().eq(model.iter().map(|e| &e[..])));
+        }
+        for (copy, seen) in &copies {
+            copy.check_invariants();
+            prop_assert!(copy.iter().eq(seen.iter().map(|e| &e[..])));
+        }
+    }
+}
+
+/// Nodes of `list` that `other` holds too (the same allocation).
+fn shared_nodes(list: &List, other: &List) -> usize {
+    match (&list.0, &other.0) {
+        (Repr::Quick(a), Repr::Quick(b)) => a
+            .nodes
+            .iter()
+            .filter(|n| b.nodes.iter().any(|m| Arc::ptr_eq(n, m)))
+            .count(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_write_after_a_copy_copies_only_the_node_it_changes() {
+    let mut list = List::new();
+    for i in 0..100_000 {
+        list.push_back(format!("job:{i:08}").as_bytes());
+    }
+    let nodes = list.layout().0;
+    assert!(nodes > 100, "{nodes} nodes");
+    let held = list.clone();
+    assert_eq!(shared_nodes(&list, &held), nodes);
+    list.push_back(b"one more");
+    assert_eq!(shared_nodes(&list, &held), nodes - 1);
+    assert_eq!(list.pop_front().as_deref(), Some(&b"job:00000000"[..]));
+    assert_eq!(shared_nodes(&list, &held), nodes - 2);
+    assert!(list.set(50_000, b"changed"));
+    assert_eq!(shared_nodes(&list, &held), nodes - 3);
+    assert_eq!(held.len(), 100_000);
+    assert_eq!(held.get(0), Some(&b"job:00000000"[..]));
+    assert_eq!(held.get(50_001), Some(&b"job:00050001"[..]));
+    assert_eq!(held.get(-1), Some(&b"job:00099999"[..]));
+}
