@@ -1396,17 +1396,19 @@ where
                 failed = Some(write_reply(other));
             }
         }
-        let missing = failed.unwrap_or_else(|| {
-            write_reply(Err(crate::node::RequestError::OutcomeUnknown(
-                "no reply for the pop".to_string(),
-            )))
-        });
+        let missing = || {
+            failed.clone().unwrap_or_else(|| {
+                write_reply(Err(crate::node::RequestError::OutcomeUnknown(
+                    "no reply for the pop".to_string(),
+                )))
+            })
+        };
         emit(replies, answers, missing, counters, session, io).await?;
     }
     for m in waiting {
         let answers = vec![m.answer];
         let reply = blocked(backend, m.item, io, parser).await?;
-        emit(vec![reply], answers, Reply::Null, counters, session, io).await?;
+        emit(vec![reply], answers, || Reply::Null, counters, session, io).await?;
     }
     Ok(())
 }
@@ -1484,9 +1486,11 @@ where
                     .collect(),
             };
             drain_frames(subs, session, io);
-            let missing = write_reply(Err(crate::node::RequestError::OutcomeUnknown(
-                "no reply for the write".to_string(),
-            )));
+            let missing = || {
+                write_reply(Err(crate::node::RequestError::OutcomeUnknown(
+                    "no reply for the write".to_string(),
+                )))
+            };
             emit(replies, answers, missing, counters, session, io).await
         }
         Group::Reads(members) => {
@@ -1537,7 +1541,7 @@ where
                 // Invalidations queued by the entries this read saw go out
                 // before its replies (the ordering `node/tracking.rs` promises).
                 io.drain_pushes(session);
-                let missing = Reply::Error("ERR no reply for the read".to_string());
+                let missing = || Reply::Error("ERR no reply for the read".to_string());
                 emit(replies, done, missing, counters, session, io).await?;
                 if remaining == 0 {
                     break;
@@ -1576,11 +1580,12 @@ async fn unchanged_replies<B: Backend>(backend: &B, ops: &[Op]) -> Option<Vec<Re
     Some(outputs.into_iter().map(Reply::from).collect())
 }
 
-/// Appends `replies` for `answers` in order, settling after each.
+/// Appends `replies` for `answers` in order, settling after each; an answer
+/// the replies run short of gets `missing()` (built only then).
 async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
     replies: Vec<Reply>,
     answers: Vec<Pending>,
-    missing: Reply,
+    missing: impl Fn() -> Reply,
     counters: Option<&CommandCounters>,
     session: &Session,
     io: &mut Io<S>,
@@ -1588,7 +1593,7 @@ async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
     let mut replies = replies.into_iter();
     for pending in answers {
         let executed = Executed {
-            reply: replies.next().unwrap_or_else(|| missing.clone()),
+            reply: replies.next().unwrap_or_else(&missing),
             close: false,
             command: Some(pending.command),
             rejected: false,
