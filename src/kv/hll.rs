@@ -234,18 +234,20 @@ pub(crate) fn to_dense(s: &[u8]) -> Option<Vec<u8>> {
     covered.then_some(dense)
 }
 
-/// Walks the sparse opcodes of `s` as Redis's `hllSparseToDense` and
-/// `hllMerge` do, calling `f` with each VAL run's registers (stopping at a
-/// run that would pass the last register); true if the opcodes cover
-/// exactly the registers.
+/// Walks the sparse opcodes of `s` as Redis 7.0.15's `hllSparseToDense`
+/// and `hllMerge` do, calling `f` with each VAL run's registers; true if
+/// the opcodes cover exactly the registers. An opcode of any kind that
+/// would pass the last register makes the HLL corrupt, even when the
+/// opcodes before it covered every register (a VAL run there used to be
+/// skipped, which Redis since its fix for sparse overflows refuses).
 fn for_each_val(s: &[u8], mut f: impl FnMut(std::ops::Range<usize>, u8)) -> bool {
     let (mut idx, mut p) = (0usize, HDR);
     while p < s.len() {
         let op = Opcode::at(s, p);
+        if idx + op.span() > REGISTERS {
+            return false;
+        }
         if let Opcode::Val { value, len } = op {
-            if idx + len > REGISTERS {
-                break;
-            }
             f(idx..idx + len, value);
         }
         idx += op.span();

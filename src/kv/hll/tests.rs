@@ -98,3 +98,23 @@ fn a_sparse_hll_that_does_not_cover_the_registers_is_corrupt() {
     assert_eq!(decode(&short), "z:64 z:64 v:32,4 v:32,4 v:32,4");
     assert_eq!(add(&mut short, b"a", SPARSE_MAX_BYTES_DEFAULT), Err(()));
 }
+
+/// Found by the difftest (seed 139): opcodes that cover every register and
+/// then one more of any kind are corrupt to PFCOUNT of several keys,
+/// PFMERGE and PFDEBUG TODENSE, as Redis 7.0.15 answers for each of these
+/// (checked against redis-server), while a single-key PFCOUNT was already
+/// refused.
+#[test]
+fn an_opcode_past_the_last_register_is_corrupt_even_after_a_full_cover() {
+    let full = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80\x7f\xff".to_vec();
+    let mut max = [0u8; REGISTERS];
+    assert_eq!(merge_into(&mut max, &full), Ok(()));
+    assert!(to_dense(&full).is_some());
+    for extra in [&b"\xff"[..], b"\x00", b"\x40\x00"] {
+        let mut s = full.clone();
+        s.extend_from_slice(extra);
+        assert_eq!(merge_into(&mut max, &s), Err(()), "{extra:?}");
+        assert_eq!(to_dense(&s), None, "{extra:?}");
+        assert_eq!(count(&s), None, "{extra:?}");
+    }
+}
