@@ -184,8 +184,13 @@ impl KeyMap {
     }
 
     /// Adds `key`, which must be absent, in the next slot; returns the slot.
+    /// The map keeps a copy of the key in a buffer of its size: the caller's
+    /// may be a slice of a command's payload (a plain SET's, `kv::command`),
+    /// whose first value the key would keep alive through every overwrite,
+    /// and a `Bytes` that was cloned carries a 24-byte sharing header.
     pub(crate) fn push_new(&mut self, key: Bytes, entry: Entry) -> usize {
         debug_assert!(!self.contains_key(&key));
+        let key = Bytes::copy_from_slice(&key);
         let slot = self.slots.len();
         let hash = self.hash(&key);
         let pos = Pos {

@@ -200,7 +200,7 @@ fn set_generic(
     } else {
         at
     };
-    let value = Value::Str(Str::new(value.clone()));
+    let value = Value::Str(Str::stored(value));
     if plain {
         db.replace(ctx.db, key.clone(), value, ttl);
     } else {
@@ -291,7 +291,7 @@ pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     db.put(
         ctx.db,
         args[1].clone(),
-        Value::Str(Str::new(args[2].clone())),
+        Value::Str(Str::stored(&args[2])),
         None,
     );
     db.notify(notify::STRING, "set", ctx.db, &args[1]);
@@ -429,7 +429,7 @@ impl Apply for MSet {
         }
         for (key, value) in self.pairs {
             db.expire_if_needed(ctx.db, &key);
-            db.put(ctx.db, key.clone(), Value::Str(Str::new(value)), None);
+            db.put(ctx.db, key.clone(), Value::Str(Str::stored(&value)), None);
             db.notify(notify::STRING, "set", ctx.db, &key);
         }
         if self.nx {

@@ -906,6 +906,58 @@ fn a_snapshot_is_the_state_when_taken_whatever_is_written_while_it_encodes() {
     assert_eq!(restored.snapshot_bytes(), expected);
 }
 
+/// What the keyspace keeps of a SET: the key, and a short value, in
+/// buffers of their own, so neither keeps the buffer it arrived in alive (a
+/// plain SET's log payload, which the log frees when it is compacted; a
+/// command's argument); a long value shares the buffer it arrived in.
+#[test]
+fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
+    let stored = |db: &Db, key: &[u8]| -> (*const u8, *const u8) {
+        let map = &db.dbs[0].map;
+        let (k, entry) = map.at(map.find(key).expect("the key is set")).unwrap();
+        let Value::Str(s) = &entry.value else {
+            panic!("a string")
+        };
+        (k.as_ptr(), s.as_ptr())
+    };
+    let mut db = Db::new();
+    for (key, len, shared) in [("short", 64, false), ("long", 4096, true)] {
+        // A plain SET, decoded from its payload as apply decodes it.
+        let payload = cmd(
+            1,
+            Op::Set {
+                key: Bytes::from(key),
+                value: Bytes::from(vec![b'v'; len]),
+            },
+        )
+        .encode();
+        db.apply(&Command::decode_shared(&payload).unwrap());
+        let range = payload.as_ptr_range();
+        let (k, v) = stored(&db, key.as_bytes());
+        assert!(!range.contains(&k), "{key}: the key keeps the payload");
+        assert_eq!(range.contains(&v), shared, "{key}: the value");
+        // SET with options, SETNX and MSET take their arguments.
+        for (form, at) in [
+            ("SET {k} {v} EX 100", 2),
+            ("SETNX {k}2 {v}", 2),
+            ("MSET {k}3 {v}", 2),
+        ] {
+            let line = form.replace("{k}", key).replace("{v}", &"w".repeat(len));
+            let args = args(&line);
+            db.apply(&cmd(
+                2,
+                Op::Exec {
+                    db: 0,
+                    args: args.clone(),
+                },
+            ));
+            let (k, v) = stored(&db, &args[1]);
+            assert_ne!(k, args[1].as_ptr(), "{form}: the key is the argument's");
+            assert_eq!(v == args[at].as_ptr(), shared, "{form}: the value");
+        }
+    }
+}
+
 /// Every key's slot in the keyspace trees holds an `Entry`, and most hold
 /// strings: a collection type stored inline would make every slot as large as
 /// the largest type (a 1M-key load measured 500 MiB with 144-byte entries,
