@@ -739,7 +739,8 @@ impl<W, R> NodeCore<W, R> {
     }
 
     /// A local snapshot was written and is durable: the Raft core compacts
-    /// through `floor` (the older retained snapshot). Returns the next
+    /// through `floor` (the newest retained snapshot; the WAL keeps more,
+    /// `node::snapshot::Taken`). Returns the next
     /// snapshot to start, counted as started like [`NodeCore::snapshot_due`]'s,
     /// when enough entries were applied while this one was written: otherwise
     /// a node that goes idle meanwhile would stay a whole interval behind

@@ -33,8 +33,9 @@
 //! entries applied since the last, carrying `raft.snapshot_log_growth_percent`
 //! of its bytes), the map is copied (O(1) for the keyspace's persistent trees,
 //! `kv::Keyspace`) and written to a snapshot file on a blocking thread while
-//! the node keeps serving; when it is durable the core and the WAL are
-//! compacted through the older retained snapshot, and the next snapshot
+//! the node keeps serving; when it is durable the core's log is compacted
+//! through it and the WAL through the older retained snapshot (the
+//! fallback should the newest be damaged), and the next snapshot
 //! starts at once if enough entries were applied meanwhile. An outgoing InstallSnapshot
 //! message is held back while the snapshot's data is streamed to its
 //! follower, and sent after it.
@@ -850,7 +851,9 @@ impl Driver {
                     .durable_snapshot_index
                     .max(taken.meta.last_included_index);
                 let through = taken.floor.last_included_index;
-                let (next, compacted) = self.core.snapshot_taken(taken.floor, taken.payload_bytes);
+                let (next, compacted) = self
+                    .core
+                    .snapshot_taken(taken.log_floor, taken.payload_bytes);
                 // Freeing a long log's payloads took 100-140 ms under make
                 // bench (`bench/PERFORMANCE.md`).
                 free_off_loop(compacted);

@@ -60,13 +60,22 @@ pub(crate) fn same_snapshot(a: &SnapshotMeta, b: &SnapshotMeta) -> bool {
     a.last_included_index == b.last_included_index && a.last_included_term == b.last_included_term
 }
 
-/// A snapshot just written by this node, and the one the log may now be
-/// compacted through (the older retained snapshot, so a damaged newest one
-/// still has a fallback that the log continues).
+/// A snapshot just written by this node, and how far the logs may now be
+/// compacted.
 #[derive(Debug)]
 pub(crate) struct Taken {
     pub meta: SnapshotMeta,
+    /// The WAL's floor: the older retained snapshot, so a damaged newest
+    /// one still has a fallback that the WAL continues.
     pub floor: SnapshotMeta,
+    /// The in-memory log's floor: the newest retained snapshot at or below
+    /// this one (this one, unless newer files received from a leader pushed
+    /// it out). The Raft core keeps entries only from there: a follower
+    /// further behind gets that snapshot, and a restart reads the WAL, not
+    /// the core's log. Compacting it to the WAL's floor instead kept two
+    /// snapshot intervals of payloads in memory: after 1M SETs, 580,000
+    /// entries, 114 MiB beside a 194 MiB keyspace.
+    pub log_floor: SnapshotMeta,
     pub payload_bytes: u64,
     pub elapsed: Duration,
 }
@@ -85,26 +94,27 @@ pub(crate) fn write_snapshot(
     }
     let payload_bytes = writer.payload_len();
     writer.finish()?;
-    // The older of the retained snapshots, unless a newer file (received
-    // from a leader, not yet installed) pushed ours down the list: never
-    // compact beyond what this node has applied.
-    let floor = store
+    // The older of the retained snapshots for the WAL, the newest for the
+    // in-memory log, unless a newer file (received from a leader, not yet
+    // installed) pushed ours down the list: never compact beyond what this
+    // node has applied.
+    let retained: Vec<_> = store
         .list()?
         .into_iter()
         .take(crate::store::snapshot::RETAINED_SNAPSHOTS)
-        .next_back()
         .filter(|(index, _, _)| *index <= meta.last_included_index)
-        .map_or_else(
-            || meta.clone(),
-            |(index, term, _)| SnapshotMeta {
-                last_included_index: index,
-                last_included_term: term,
-                membership: meta.membership.clone(),
-            },
-        );
+        .map(|(index, term, _)| SnapshotMeta {
+            last_included_index: index,
+            last_included_term: term,
+            membership: meta.membership.clone(),
+        })
+        .collect();
+    let floor = retained.last().cloned().unwrap_or_else(|| meta.clone());
+    let log_floor = retained.first().cloned().unwrap_or_else(|| meta.clone());
     Ok(Taken {
         meta,
         floor,
+        log_floor,
         payload_bytes,
         elapsed: started.elapsed(),
     })
@@ -529,5 +539,27 @@ mod tests {
         r.receive(NodeId(1), chunk(20, 5, 3, b"", true), &ctx())
             .expect("sealed");
         assert!(r.has_received(&chunk(20, 5, 0, b"", false).meta));
+    }
+    /// Each snapshot written sets two floors: the WAL keeps the entries
+    /// after the older retained snapshot, the in-memory log only those after
+    /// the newest, which is the one just written.
+    #[test]
+    fn the_wal_keeps_the_older_snapshot_and_the_log_only_the_newest() {
+        let fs = FaultyFs::new();
+        let store =
+            SnapshotStore::open_with(fs.shared(), std::path::Path::new("/data")).expect("store");
+        let db = kv::Db::new();
+        let meta =
+            |index: u64| local_meta(LogIndex(index), Term(2), Membership::voters_only(voters()));
+        let mut floors = Vec::new();
+        for index in [10, 20, 30] {
+            let taken =
+                write_snapshot(&store, meta(index), db.snapshot_chunks(1 << 16)).expect("written");
+            floors.push((
+                taken.floor.last_included_index.0,
+                taken.log_floor.last_included_index.0,
+            ));
+        }
+        assert_eq!(floors, [(10, 10), (10, 20), (20, 30)]);
     }
 }

@@ -21,7 +21,7 @@
 //! Snapshots (§7): a node snapshots its map every `snapshot_interval`
 //! applied entries (10 to 200, from the seed), writes the file a few steps
 //! later while it goes on, and compacts its WAL behind the older retained
-//! snapshot; a leader's InstallSnapshot travels with the payload of the
+//! snapshot and its in-memory log behind the newest; a leader's InstallSnapshot travels with the payload of the
 //! snapshot file it names, which the follower's production
 //! `SnapshotReceiver` takes in chunks before the message is stepped; a
 //! restart loads the newest valid snapshot and replays the WAL after it.

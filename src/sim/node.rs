@@ -705,7 +705,7 @@ impl SimNode {
         ctx.events.taken.push(taken.meta.last_included_index.0);
         let up = self.up_mut()?;
         let through = taken.floor.last_included_index;
-        let (next, _compacted) = up.core.snapshot_taken(taken.floor, taken.payload_bytes);
+        let (next, _compacted) = up.core.snapshot_taken(taken.log_floor, taken.payload_bytes);
         up.compact_through = up.compact_through.max(Some(through));
         self.start_compaction(now, ctx)?;
         if let Some((index, term)) = next {
