@@ -156,7 +156,7 @@ fn object_digest(digest: &mut Digest, entry: &Entry) {
             }
         }
     }
-    if entry.expires_at_ms.is_some() {
+    if entry.expires_at_ms().is_some() {
         xor_digest(digest, b"!!expire!!");
     }
 }

@@ -201,7 +201,7 @@ impl Db {
                         255 - entry.access().frequency(now).min(255)
                     }
                     MaxmemoryPolicy::VolatileTtl => {
-                        u64::MAX - entry.expires_at_ms.unwrap_or(u64::MAX)
+                        u64::MAX - entry.expires_at_ms().unwrap_or(u64::MAX)
                     }
                     _ => 0,
                 };

@@ -107,7 +107,7 @@ impl Apply for Expire {
         let Some(entry) = db.lookup_write(ctx.db, &self.key) else {
             return Output::Integer(0);
         };
-        let current = entry.expires_at_ms.map(|at| at as i64);
+        let current = entry.expires_at_ms().map(|at| at as i64);
         let refused = (self.nx && current.is_some())
             || (self.xx && current.is_none())
             || (self.gt && current.is_none_or(|c| when <= c))
@@ -131,7 +131,7 @@ fn ttl_generic(db: &Db, ctx: &Ctx, key: &[u8], ms: bool, absolute: bool) -> Outp
     let Some(entry) = db.lookup_read_no_touch(ctx.db, key, ctx.now) else {
         return Output::Integer(-2);
     };
-    let Some(at) = entry.expires_at_ms else {
+    let Some(at) = entry.expires_at_ms() else {
         return Output::Integer(-1);
     };
     let ttl = if absolute {
@@ -160,7 +160,7 @@ pub(crate) fn pexpiretime(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
 
 pub(crate) fn persist(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match db.lookup_write(ctx.db, &args[1]) {
-        Some(entry) if entry.expires_at_ms.is_some() => {
+        Some(entry) if entry.expires_at_ms().is_some() => {
             db.set_expiry(ctx.db, &args[1], None);
             db.notify(notify::GENERIC, "persist", ctx.db, &args[1]);
             Output::Integer(1)
@@ -355,7 +355,7 @@ mod tests {
             Output::Integer(1)
         );
         assert_eq!(
-            map.entry(0, b"k").and_then(|e| e.expires_at_ms),
+            map.entry(0, b"k").and_then(|e| e.expires_at_ms()),
             Some(11_000)
         );
         assert_eq!(

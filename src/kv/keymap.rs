@@ -332,14 +332,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(version: u64) -> Entry {
-        Entry {
-            value: Value::Str(crate::kv::string::Str::from(Bytes::from(
+        Entry::new(
+            Value::Str(crate::kv::string::Str::from(Bytes::from(
                 version.to_string(),
             ))),
-            expires_at_ms: None,
+            None,
             version,
-            access: Default::default(),
-        }
+        )
     }
 
     #[derive(Clone, Debug)]

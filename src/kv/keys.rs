@@ -80,7 +80,7 @@ fn rename_generic(db: &mut Db, ctx: &Ctx, args: &[Bytes], nx: bool) -> Output {
     if src == dst {
         return if nx { Output::Integer(0) } else { Output::Ok };
     }
-    let (value, ttl) = (entry.value.clone(), entry.expires_at_ms);
+    let (value, ttl) = (entry.value.clone(), entry.expires_at_ms());
     if db.lookup_write(ctx.db, dst).is_some() {
         if nx {
             return Output::Integer(0);
@@ -156,7 +156,7 @@ impl Apply for CopyKey {
         let Some(entry) = db.lookup_write_as_read(ctx.db, &self.src) else {
             return Output::Integer(0);
         };
-        let (value, ttl) = (entry.value.clone(), entry.expires_at_ms);
+        let (value, ttl) = (entry.value.clone(), entry.expires_at_ms());
         if db.lookup_write(target, &self.dst).is_some() {
             if !self.replace {
                 return Output::Integer(0);
@@ -193,7 +193,7 @@ impl Apply for MoveKey {
         let Some(entry) = db.lookup_write(ctx.db, &self.key) else {
             return Output::Integer(0);
         };
-        let (value, ttl) = (entry.value.clone(), entry.expires_at_ms);
+        let (value, ttl) = (entry.value.clone(), entry.expires_at_ms());
         if db.lookup_write(self.target, &self.key).is_some() {
             return Output::Integer(0);
         }

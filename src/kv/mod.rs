@@ -307,18 +307,68 @@ fn decay(count: u64, last_ms: u64, now_ms: u64) -> u64 {
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Absolute deadline (ms since the epoch), if any.
-    pub expires_at_ms: Option<u64>,
+    /// Absolute deadline (ms since the epoch), or [`NO_DEADLINE`]: one word
+    /// where an `Option<u64>` takes two, in every key's slot. Snapshots
+    /// carry it as the `Option` it stands for.
+    #[serde(with = "deadline_as_option")]
+    deadline: u64,
     /// The map's modification counter at this key's last change (WATCH).
     pub version: u64,
     #[serde(skip)]
     access: Access,
 }
 
+/// [`Entry::deadline`] of a key without one. No deadline reaches it: Redis
+/// refuses any beyond `i64::MAX` milliseconds, and so does dkv (relative
+/// ones are added to the replicated clock).
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// `expires_at_ms` as [`Entry::deadline`] keeps it. A deadline of
+/// `u64::MAX` (none is made: the clock would have to stand there) is kept
+/// one millisecond earlier, which expires the key no sooner.
+fn deadline_word(expires_at_ms: Option<u64>) -> u64 {
+    expires_at_ms.map_or(NO_DEADLINE, |at| at.min(NO_DEADLINE - 1))
+}
+
+/// [`Entry::deadline`] written and read as `Option<u64>`, the form
+/// snapshots have always had.
+mod deadline_as_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::NO_DEADLINE;
+
+    pub(super) fn serialize<S: Serializer>(deadline: &u64, s: S) -> Result<S::Ok, S::Error> {
+        (*deadline != NO_DEADLINE).then_some(*deadline).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Ok(super::deadline_word(Option::<u64>::deserialize(d)?))
+    }
+}
+
 impl Entry {
+    /// A key's entry, its access record fresh.
+    pub(crate) fn new(value: Value, expires_at_ms: Option<u64>, version: u64) -> Entry {
+        Entry {
+            value,
+            deadline: deadline_word(expires_at_ms),
+            version,
+            access: Access::default(),
+        }
+    }
+
+    /// Absolute deadline (ms since the epoch), if any.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        (self.deadline != NO_DEADLINE).then_some(self.deadline)
+    }
+
+    fn set_expires_at_ms(&mut self, expires_at_ms: Option<u64>) {
+        self.deadline = deadline_word(expires_at_ms);
+    }
+
     /// True if the key is expired at `now_ms` (Redis: `now > deadline`).
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at_ms.is_some_and(|at| now_ms > at)
+        self.expires_at_ms().is_some_and(|at| now_ms > at)
     }
 
     /// Local access information.
@@ -1014,7 +1064,7 @@ impl Db {
         self.record_removal(db, key);
         let ks = &mut self.dbs[db];
         let key = Bytes::copy_from_slice(key);
-        if let Some(at) = entry.expires_at_ms {
+        if let Some(at) = entry.expires_at_ms() {
             ks.expiring.remove(&(at, key.clone()));
         }
         self.used_bytes -= entry_bytes(&key, &entry);
@@ -1073,17 +1123,12 @@ impl Db {
         // `record_touch` and `bump`, on the fields the slot leaves free.
         touched.changed(db, &key);
         *mod_counter += 1;
-        let entry = Entry {
-            value,
-            expires_at_ms,
-            version: *mod_counter,
-            access: Access::default(),
-        };
+        let entry = Entry::new(value, expires_at_ms, *mod_counter);
         entry.access.touch(now);
         if let Some((stored, old)) = found.and_then(|slot| ks.map.at_mut(slot)) {
             // A replaced key keeps its slot, and with it its SCAN position.
             *used_bytes -= entry_bytes(stored, old);
-            if let Some(at) = old.expires_at_ms {
+            if let Some(at) = old.expires_at_ms() {
                 ks.expiring.remove(&(at, stored.clone()));
             }
             *used_bytes += entry_bytes(stored, &entry);
@@ -1151,13 +1196,13 @@ impl Db {
             return;
         };
         let key = Bytes::copy_from_slice(key);
-        if let Some(at) = entry.expires_at_ms {
+        if let Some(at) = entry.expires_at_ms() {
             ks.expiring.remove(&(at, key.clone()));
         }
         if let Some(at) = expires_at_ms {
             ks.expiring.insert((at, key));
         }
-        entry.expires_at_ms = expires_at_ms;
+        entry.set_expires_at_ms(expires_at_ms);
         entry.version = version;
     }
 

@@ -309,7 +309,7 @@ impl Db {
     fn restore_keyspace(&mut self, d: usize, entries: Vec<(Bytes, Entry)>) -> Result<(), Bytes> {
         let mut expiring = Vec::new();
         for (key, entry) in &entries {
-            if let Some(at) = entry.expires_at_ms {
+            if let Some(at) = entry.expires_at_ms() {
                 expiring.push((at, key.clone()));
             }
             self.used_bytes += entry_bytes(key, entry);
@@ -385,12 +385,7 @@ impl Db {
                     saw_meta = true;
                 }
                 Record::EntryV1 { db: d, key, entry } => {
-                    let entry = Entry {
-                        value: entry.value,
-                        expires_at_ms: entry.expires_at_ms,
-                        version: entry.version,
-                        access: Default::default(),
-                    };
+                    let entry = Entry::new(entry.value, entry.expires_at_ms, entry.version);
                     add_entry(&mut entries, &mut last_db, saw_meta, d, key, entry)
                         .map_err(|reason| corrupt(offset, reason))?;
                 }
@@ -671,7 +666,7 @@ mod tests {
         assert_eq!(keys, [&b"a"[..], b"b", b"c"]);
         assert_eq!(db.get(b"b").map(|v| &v[..]), Some(&b"vb"[..]));
         let b = db.entry(0, b"b").expect("b");
-        assert_eq!((b.expires_at_ms, b.version), (Some(9_000), 32));
+        assert_eq!((b.expires_at_ms(), b.version), (Some(9_000), 32));
         assert_eq!(db.dbs[0].expiring.len(), 1);
         // Written again, it is today's format, and restores to the same.
         let again = Db::restore(&db.snapshot_bytes()).expect("rewritten");

@@ -196,7 +196,7 @@ fn set_generic(
         db.dbs[ctx.db]
             .map
             .get(&key[..])
-            .and_then(|e| e.expires_at_ms)
+            .and_then(|e| e.expires_at_ms())
     } else {
         at
     };
@@ -350,7 +350,7 @@ fn getex(db: &mut Db, ctx: &Ctx, key: &Bytes, o: &SetOptions) -> Output {
             && db.dbs[ctx.db]
                 .map
                 .get(&key[..])
-                .is_some_and(|e| e.expires_at_ms.is_some()) =>
+                .is_some_and(|e| e.expires_at_ms().is_some()) =>
         {
             db.set_expiry(ctx.db, key, None);
             db.notify(notify::GENERIC, "persist", ctx.db, key);

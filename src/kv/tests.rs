@@ -190,7 +190,7 @@ fn ttl_is_absolute_from_the_entry_time_and_expired_keys_are_absent() {
     m.exec("SET k v PX 100");
     assert_eq!(m.query("PTTL k"), int(100));
     assert_eq!(
-        m.db.entry(0, b"k").and_then(|e| e.expires_at_ms),
+        m.db.entry(0, b"k").and_then(|e| e.expires_at_ms()),
         Some(1_000_100)
     );
     m.now += 100;
@@ -967,14 +967,61 @@ fn a_keyspace_slot_is_sized_by_strings_not_by_the_largest_collection() {
     assert!(std::mem::size_of::<Value>() <= std::mem::size_of::<string::Str>() + 8);
     // The access record (LRU clock and LFU counter) is one word.
     assert_eq!(std::mem::size_of::<Access>(), 8);
-    // Without a creation sequence (SCAN walks slots, `keymap`): 72 bytes.
+    // Without a creation sequence (SCAN walks slots, `keymap`), and with
+    // the deadline in one word: 64 bytes.
     assert!(
-        std::mem::size_of::<Entry>() <= 72,
+        std::mem::size_of::<Entry>() <= 64,
         "{}",
         std::mem::size_of::<Entry>()
     );
     // A keyspace slot is the key's handle and the entry.
-    assert!(std::mem::size_of::<(Bytes, Entry)>() <= 104);
+    assert!(std::mem::size_of::<(Bytes, Entry)>() <= 96);
+}
+
+/// The entry keeps its deadline in one word, and snapshots still carry it
+/// as the `Option<u64>` they always had: the same bytes both ways.
+#[test]
+fn an_entry_encodes_its_deadline_as_the_option_it_stands_for() {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct AsWritten {
+        value: Value,
+        expires_at_ms: Option<u64>,
+        version: u64,
+    }
+    for deadline in [
+        None,
+        Some(0),
+        Some(1_796_516_548_000),
+        Some(i64::MAX as u64),
+    ] {
+        let value = Value::Str(Bytes::from("v").into());
+        let entry = Entry::new(value.clone(), deadline, 7);
+        let written = AsWritten {
+            value,
+            expires_at_ms: deadline,
+            version: 7,
+        };
+        let bytes = postcard::to_allocvec(&entry).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&written).unwrap());
+        let back: Entry = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.expires_at_ms(), deadline);
+        assert_eq!(back, entry);
+    }
+    // The one deadline the word cannot keep is kept a millisecond earlier,
+    // made or read.
+    let value = Value::Str(Bytes::from("v").into());
+    let at_max = Some(u64::MAX - 1);
+    assert_eq!(
+        Entry::new(value.clone(), Some(u64::MAX), 1).expires_at_ms(),
+        at_max
+    );
+    let written = AsWritten {
+        value,
+        expires_at_ms: Some(u64::MAX),
+        version: 1,
+    };
+    let read: Entry = postcard::from_bytes(&postcard::to_allocvec(&written).unwrap()).unwrap();
+    assert_eq!(read.expires_at_ms(), at_max);
 }
 
 /// A plain SET finds and fills the key's slot in one walk (`Db::replace`);

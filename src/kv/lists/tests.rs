@@ -338,7 +338,7 @@ fn lmove_and_rpoplpush_move_one_element() {
     assert!(m
         .db
         .entry(0, b"one")
-        .is_some_and(|e| e.expires_at_ms.is_some()));
+        .is_some_and(|e| e.expires_at_ms().is_some()));
 }
 
 #[test]

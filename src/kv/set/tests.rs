@@ -499,7 +499,7 @@ fn digests_of_sets_are_redis_bit_for_bit() {
         hex(&db.value_digest(0, b"neg")),
         "e2e72d5ef724afcaa4ba33e2984cf51fd37fb3ea"
     );
-    put(&mut db, "neg", neg, Some(u64::MAX));
+    put(&mut db, "neg", neg, Some(i64::MAX as u64));
     assert_eq!(
         hex(&db.value_digest(0, b"neg")),
         "0462d3a12b1d459e65acd81add263a84c9d1f269"
