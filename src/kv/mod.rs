@@ -1139,12 +1139,15 @@ impl Db {
             return;
         }
         *used_bytes += entry_bytes(&key, &entry);
-        if let Some(at) = expires_at_ms {
-            ks.expiring.insert((at, key.clone()));
-        }
         // Redis's dbAdd: a created key is a `new` event.
         let notify_key = (self.notify_flags & notify::NEW != 0).then(|| key.clone());
-        self.dbs[db].map.push_new(key, entry);
+        let slot = ks.map.push_new(key, entry);
+        if let Some(at) = expires_at_ms {
+            // The map's own copy of the key, not the caller's buffer.
+            if let Some((stored, _)) = ks.map.at(slot) {
+                ks.expiring.insert((at, stored.clone()));
+            }
+        }
         if let Some(key) = notify_key {
             self.notify(notify::NEW, "new", db, &key);
         }

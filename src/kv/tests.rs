@@ -941,6 +941,7 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
             ("SET {k} {v} EX 100", 2),
             ("SETNX {k}2 {v}", 2),
             ("MSET {k}3 {v}", 2),
+            ("SET {k}4 {v} PX 100", 2),
         ] {
             let line = form.replace("{k}", key).replace("{v}", &"w".repeat(len));
             let args = args(&line);
@@ -954,7 +955,12 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
             let (k, v) = stored(&db, &args[1]);
             assert_ne!(k, args[1].as_ptr(), "{form}: the key is the argument's");
             assert_eq!(v == args[at].as_ptr(), shared, "{form}: the value");
+            // A deadline is filed under the map's copy of the key.
+            if let Some((_, filed)) = db.dbs[0].expiring.iter().find(|(_, k)| *k == args[1]) {
+                assert_eq!(filed.as_ptr(), k, "{form}: the deadline's key");
+            }
         }
+        assert_eq!(db.dbs[0].expiring.len(), if shared { 4 } else { 2 });
     }
 }
 
