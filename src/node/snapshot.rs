@@ -540,6 +540,7 @@ mod tests {
             .expect("sealed");
         assert!(r.has_received(&chunk(20, 5, 0, b"", false).meta));
     }
+
     /// Each snapshot written sets two floors: the WAL keeps the entries
     /// after the older retained snapshot, the in-memory log only those after
     /// the newest, which is the one just written.
