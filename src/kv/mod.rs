@@ -1132,7 +1132,7 @@ impl Db {
                 ks.expiring.remove(&(at, stored.clone()));
             }
             *used_bytes += entry_bytes(stored, &entry);
-            if let Some(at) = expires_at_ms {
+            if let Some(at) = entry.expires_at_ms() {
                 ks.expiring.insert((at, stored.clone()));
             }
             *old = entry;
@@ -1142,9 +1142,9 @@ impl Db {
         // Redis's dbAdd: a created key is a `new` event.
         let notify_key = (self.notify_flags & notify::NEW != 0).then(|| key.clone());
         let slot = ks.map.push_new(key, entry);
-        if let Some(at) = expires_at_ms {
-            // The map's own copy of the key, not the caller's buffer.
-            if let Some((stored, _)) = ks.map.at(slot) {
+        // The map's own copy of the key, not the caller's buffer.
+        if let Some((stored, entry)) = ks.map.at(slot) {
+            if let Some(at) = entry.expires_at_ms() {
                 ks.expiring.insert((at, stored.clone()));
             }
         }
@@ -1202,10 +1202,10 @@ impl Db {
         if let Some(at) = entry.expires_at_ms() {
             ks.expiring.remove(&(at, key.clone()));
         }
-        if let Some(at) = expires_at_ms {
+        entry.set_expires_at_ms(expires_at_ms);
+        if let Some(at) = entry.expires_at_ms() {
             ks.expiring.insert((at, key));
         }
-        entry.set_expires_at_ms(expires_at_ms);
         entry.version = version;
     }
 

@@ -964,6 +964,36 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
     }
 }
 
+/// The deadlines tree files the deadline the entry keeps, so removing the
+/// key finds it again: even for the one deadline the entry cannot keep as
+/// given (`u64::MAX`, kept a millisecond earlier), made by a put or by a
+/// change of TTL.
+#[test]
+fn the_deadlines_tree_files_what_the_entry_keeps() {
+    let mut db = Db::new();
+    let value = || Value::Str(Bytes::from("v").into());
+    db.put(0, Bytes::from("a"), value(), Some(u64::MAX));
+    db.put(0, Bytes::from("b"), value(), None);
+    db.set_expiry(0, b"b", Some(u64::MAX));
+    db.put(0, Bytes::from("c"), value(), Some(5));
+    db.put(0, Bytes::from("c"), value(), Some(u64::MAX));
+    let filed: Vec<(u64, Bytes)> = db.dbs[0].expiring.iter().cloned().collect();
+    let kept = u64::MAX - 1;
+    assert_eq!(
+        filed,
+        [
+            (kept, Bytes::from("a")),
+            (kept, Bytes::from("b")),
+            (kept, Bytes::from("c"))
+        ]
+    );
+    for key in [&b"a"[..], b"b", b"c"] {
+        assert_eq!(db.entry(0, key).and_then(Entry::expires_at_ms), Some(kept));
+        db.remove(0, key);
+    }
+    assert!(db.dbs[0].expiring.is_empty(), "{:?}", db.dbs[0].expiring);
+}
+
 /// Every key's slot in the keyspace trees holds an `Entry`, and most hold
 /// strings: a collection type stored inline would make every slot as large as
 /// the largest type (a 1M-key load measured 500 MiB with 144-byte entries,
