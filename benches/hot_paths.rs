@@ -193,6 +193,20 @@ fn wal(c: &mut Criterion) {
     group.finish();
 }
 
+/// The command `args` in database 0, as apply gets it.
+fn exec(args: &[&str]) -> Command {
+    Command::exec(1_000_000, 0, args)
+}
+
+/// Lower-case hex SHA1 of `text` (a script's name).
+fn sha1_hex(text: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A map of `n` keys with 64-byte values; every `ttl_every`-th key has a TTL.
 fn db_with_keys(n: usize, ttl_every: Option<usize>) -> Db {
     let mut db = Db::new();
@@ -205,17 +219,7 @@ fn db_with_keys(n: usize, ttl_every: Option<usize>) -> Db {
             },
         });
         if ttl_every.is_some_and(|every| i % every == 0) {
-            db.apply(&Command {
-                ts_ms: 1_000_000,
-                op: Op::Exec {
-                    db: 0,
-                    args: vec![
-                        Bytes::from_static(b"EXPIRE"),
-                        key(i),
-                        Bytes::from_static(b"3600"),
-                    ],
-                },
-            });
+            db.apply(&exec(&["EXPIRE", &format!("key:{i:012}"), "3600"]));
         }
     }
     db
@@ -256,6 +260,30 @@ fn kv(c: &mut Criterion) {
         let mut db = db_with_keys(100_000, None);
         b.iter(|| {
             for command in &spread {
+                black_box(db.apply(command));
+            }
+        })
+    });
+    // A rate limiter's script (make bench's EVALSHA): INCR and EXPIRE of
+    // random counters, as every replica applies it.
+    let script =
+        "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1]) return n";
+    let evalsha: Vec<Command> = (0..BATCH)
+        .map(|i| {
+            exec(&[
+                "EVALSHA",
+                &sha1_hex(script),
+                "1",
+                &format!("rl:{:012}", i * 7_919 % 100_000),
+                "60",
+            ])
+        })
+        .collect();
+    group.bench_function("apply 256 EVALSHA of INCR + EXPIRE", |b| {
+        let mut db = Db::new();
+        db.apply(&exec(&["SCRIPT", "LOAD", script]));
+        b.iter(|| {
+            for command in &evalsha {
                 black_box(db.apply(command));
             }
         })

@@ -219,6 +219,21 @@ impl Output {
 pub struct DecodeError(#[from] postcard::Error);
 
 impl Command {
+    /// `args` (the command name first) run in database `db` at `ts_ms`, as
+    /// the server proposes a command it has no compact form for.
+    pub fn exec<A: AsRef<[u8]>>(ts_ms: u64, db: u8, args: &[A]) -> Command {
+        Command {
+            ts_ms,
+            op: Op::Exec {
+                db,
+                args: args
+                    .iter()
+                    .map(|a| Bytes::copy_from_slice(a.as_ref()))
+                    .collect(),
+            },
+        }
+    }
+
     /// Encodes the command as a log payload.
     pub fn encode(&self) -> Bytes {
         Bytes::from(self.encode_exact())

@@ -5,7 +5,6 @@
 //! at the entry's time.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Value};
@@ -95,9 +94,9 @@ fn err_value(lua: &Lua, text: &str) -> mlua::Result<(bool, Value)> {
 /// error table)` (the Lua side raises it for `redis.call`).
 pub(crate) fn call(
     lua: &Lua,
-    access: &RefCell<&mut Access<'_>>,
+    access: &mut Access<'_>,
     ctx: &Ctx,
-    state: &Rc<RefCell<RunState>>,
+    state: &RefCell<RunState>,
     args: MultiValue,
 ) -> mlua::Result<(bool, Value)> {
     if state.borrow().stopped {
@@ -107,10 +106,7 @@ pub(crate) fn call(
         Ok(args) => args,
         Err(text) => return err_value(lua, text),
     };
-    let output = {
-        let mut access = access.borrow_mut();
-        run_command(&mut access, ctx, &mut state.borrow_mut(), &args)
-    };
+    let output = run_command(access, ctx, &mut state.borrow_mut(), &args);
     let resp3 = state.borrow().resp == 3;
     match output {
         Output::Error(text) => {
@@ -122,11 +118,17 @@ pub(crate) fn call(
     }
 }
 
+/// A command from a script when no call is running (a callback kept past
+/// its call): an error table, as for any refused command.
+pub(crate) fn outside_call(lua: &Lua) -> mlua::Result<(bool, Value)> {
+    err_value(lua, "ERR redis.call is only available while a script runs")
+}
+
 /// `redis.acl_check_cmd(...)`: `(true, allowed)` or `(false, error table)`.
 pub(crate) fn acl_check(
     lua: &Lua,
-    access: &RefCell<&mut Access<'_>>,
-    state: &Rc<RefCell<RunState>>,
+    access: &Access<'_>,
+    state: &RefCell<RunState>,
     args: MultiValue,
 ) -> mlua::Result<(bool, Value)> {
     let args = match arguments(args) {
@@ -136,7 +138,6 @@ pub(crate) fn acl_check(
     let Some((_, spec)) = crate::cmd::lookup(&args[0]) else {
         return err_value(lua, "ERR Invalid command passed to redis.acl_check_cmd()");
     };
-    let access = access.borrow();
     let allowed = acl_denied(access.db(), state.borrow().user.as_deref(), spec, &args).is_none();
     Ok((true, Value::Boolean(allowed)))
 }

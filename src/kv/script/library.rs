@@ -62,7 +62,7 @@ impl Vm {
     /// is `code` and whose sha is `sha`.
     fn library_chunk(&mut self, sha: &str, code: &[u8]) -> Result<Function, String> {
         let key = chunk_key(sha);
-        if let Ok(Value::Function(f)) = self.functions().raw_get::<Value>(key.as_str()) {
+        if let Some(f) = self.cached_function(&key) {
             return Ok(f);
         }
         let globals: Table = self
@@ -76,7 +76,7 @@ impl Vm {
             "@user_function",
             "Error compiling function",
         )?;
-        self.cache_function(key, f.clone())?;
+        self.cache_function(key, f.clone());
         Ok(f)
     }
 

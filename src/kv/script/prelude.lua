@@ -78,6 +78,8 @@ R.tostring = function(v)
       and not (getmetatable0(v) and rawget0(getmetatable0(v), '__tostring')) then
     local id = ids[v]
     if not id then
+      -- The first id of a call tells the engine to reset them after it.
+      if next_id == 0 then I.ids_handed_out() end
       next_id = next_id + 1
       id = next_id
       ids[v] = id
@@ -86,10 +88,10 @@ R.tostring = function(v)
   end
   return tostring0(v)
 end
--- Reset before every call; while no id was handed out the table is still
--- empty, and making a new one would only feed the garbage collector.
+-- Called before a call when the last one handed out an id (the engine
+-- skips it otherwise: the table is still empty then).
 I.reset_ids = function()
-  if next_id ~= 0 then ids = setmetatable0({}, {__mode = 'k'}); next_id = 0 end
+  ids = setmetatable0({}, {__mode = 'k'}); next_id = 0
 end
 
 -- table functions write raw: refuse protected tables as Redis's Lua does.

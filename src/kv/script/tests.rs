@@ -7,16 +7,7 @@ use bytes::Bytes;
 use crate::kv::{Command, Db, Op, Output};
 
 fn exec(db: &mut Db, args: &[&str]) -> Output {
-    db.apply(&Command {
-        ts_ms: 1_796_199_185_068,
-        op: Op::Exec {
-            db: 0,
-            args: args
-                .iter()
-                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                .collect(),
-        },
-    })
+    db.apply(&Command::exec(1_796_199_185_068, 0, args))
 }
 
 fn eval(db: &mut Db, script: &str, rest: &[&str]) -> Output {
@@ -852,5 +843,28 @@ fn tostring_ids_restart_in_every_call() {
     assert_eq!(
         eval(&mut db, "return tostring({})", &["0"]),
         bulk("table: 0x00000001")
+    );
+}
+
+/// `redis.call` reached when no call is running (no script can reach it
+/// then; this calls the VM's function directly) is an error, not a command
+/// against a map.
+#[test]
+fn a_command_outside_a_call_is_refused() {
+    let raised = super::vm::with_vm(|vm| {
+        let call: mlua::Function = vm.internal().raw_get("call").expect("I.call");
+        call.call::<mlua::Value>("PING").map_err(|e| e.to_string())
+    })
+    .expect("a VM");
+    let text = raised.expect_err("refused");
+    assert!(
+        text.contains("ERR redis.call is only available while a script runs"),
+        "{text}"
+    );
+    // A script after it runs as ever.
+    let mut db = Db::new();
+    assert_eq!(
+        eval(&mut db, "return redis.call('PING')", &["0"]),
+        Output::Status("PONG".into())
     );
 }

@@ -6,7 +6,9 @@
 //! `Sync`): apply and reads each use their thread's VM. Compiled script
 //! functions are cached per VM by sha; nothing else survives a call.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
@@ -144,6 +146,56 @@ pub(crate) struct RunState {
     pub calls: u64,
     /// The user the script runs as (`None`: no ACL check).
     pub user: Option<String>,
+    /// The keyspace and context of the call in progress, for `redis.call`
+    /// (`None` outside a call, and while a command of the call runs).
+    active: Option<Active>,
+}
+
+/// What `redis.call` runs against: the running call's access to the map and
+/// its context.
+///
+/// The VM's Rust functions are made once, with the VM, and live as long as
+/// it does, so they cannot borrow the map of one call; mlua's scoped
+/// functions can, but making and destroying one per call (a userdata, a
+/// closure, and a second Lua-to-Rust crossing per `redis.call`) was a third
+/// of a small script's cost. `run_function` puts a pointer to its `Access`
+/// here for the length of the script's run and takes it out before it
+/// returns (on every path, a guard's drop included), and only
+/// [`with_active`] reads it.
+#[derive(Debug)]
+struct Active {
+    access: NonNull<Access<'static>>,
+    ctx: Ctx,
+}
+
+/// Runs `f` on the access of the call in progress; `None` outside a call.
+///
+/// The pointer is taken out of the run state while `f` runs, so a nested
+/// `redis.call` (none can happen: every scripting command is `noscript`)
+/// would find no call rather than a second mutable reference.
+fn with_active<R>(
+    state: &RefCell<RunState>,
+    f: impl for<'b> FnOnce(&mut Access<'b>, &Ctx) -> R,
+) -> Option<R> {
+    let active = state.borrow_mut().active.take()?;
+    let mut access = active.access;
+    // SAFETY: `run_function` stored this pointer from a `&mut Access` it
+    // holds, unused, for as long as the pointer is in the run state, and
+    // takes it out before that borrow ends (`ActiveGuard`). It was taken
+    // out above, so this is the only reference made from it until it is put
+    // back; `f` is generic over the lifetime and cannot keep it.
+    let result = f(unsafe { access.as_mut() }, &active.ctx);
+    state.borrow_mut().active = Some(active);
+    Some(result)
+}
+
+/// Takes the running call's access out of the run state when dropped.
+struct ActiveGuard<'a>(&'a RefCell<RunState>);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().active = None;
+    }
 }
 
 impl RunState {
@@ -163,6 +215,7 @@ impl RunState {
             max_steps: u64::MAX,
             calls: 0,
             user: None,
+            active: None,
         }
     }
 }
@@ -175,13 +228,19 @@ pub(crate) struct Vm {
     real: Table,
     /// The read-only view (every script function's environment).
     view: Table,
-    /// The engine's functions, where the per-call `dispatch` goes.
+    /// The engine's functions (`I` in the Lua files).
     internal: Table,
     /// sha → compiled function.
-    functions: Table,
-    cached: usize,
+    functions: HashMap<String, Function>,
     xpcall: Function,
     handler: Function,
+    /// `I.reset_ids`.
+    reset_ids: Function,
+    /// A call handed out `tostring` ids: reset them before the next one.
+    ids_handed_out: Rc<Cell<bool>>,
+    /// The names `KEYS` and `ARGV`, made once.
+    keys_name: mlua::String,
+    argv_name: mlua::String,
 }
 
 thread_local! {
@@ -239,6 +298,15 @@ impl Vm {
         let view = lua.create_table()?;
         let internal = lua.create_table()?;
         Vm::register_internal(&lua, &internal, &state)?;
+        let ids_handed_out = Rc::new(Cell::new(false));
+        let handed = Rc::clone(&ids_handed_out);
+        internal.raw_set(
+            "ids_handed_out",
+            lua.create_function(move |_, ()| {
+                handed.set(true);
+                Ok(())
+            })?,
+        )?;
         let handler = Vm::error_handler(&lua)?;
         real.raw_set("__redis__err__handler", handler.clone())?;
         let xpcall: Function = real.raw_get("xpcall")?;
@@ -277,13 +345,16 @@ impl Vm {
             },
         )?;
         Ok(Vm {
-            functions: lua.create_table()?,
+            functions: HashMap::new(),
+            reset_ids: internal.raw_get("reset_ids")?,
+            ids_handed_out,
+            keys_name: lua.create_string("KEYS")?,
+            argv_name: lua.create_string("ARGV")?,
             lua,
             state,
             real,
             view,
             internal,
-            cached: 0,
             xpcall,
             handler,
         })
@@ -336,13 +407,13 @@ impl Vm {
         )?;
         internal.raw_set("version", super::REDIS_VERSION)?;
         internal.raw_set("version_num", super::REDIS_VERSION_NUM)?;
-        let slot = internal.clone();
+        // `redis.call`: the reply, or the error table raised.
+        let st = Rc::clone(state);
         internal.raw_set(
             "call",
             lua.create_function(move |lua, args: MultiValue| {
                 let _free = Unlimited::new(lua);
-                let dispatch: Function = slot.raw_get("dispatch")?;
-                let (ok, value): (bool, Value) = dispatch.call((true, args))?;
+                let (ok, value) = dispatch_active(lua, &st, true, args)?;
                 if ok {
                     return Ok(value);
                 }
@@ -351,6 +422,17 @@ impl Vm {
                     _ => String::new(),
                 };
                 Err(mlua::Error::external(RaisedError(text)))
+            })?,
+        )?;
+        // `I.dispatch(true, ...)` runs a command (`redis.pcall`),
+        // `I.dispatch(false, ...)` is `redis.acl_check_cmd`: `(ok, value)`.
+        let st = Rc::clone(state);
+        internal.raw_set(
+            "dispatch",
+            lua.create_function(move |lua, mut args: MultiValue| {
+                let _free = Unlimited::new(lua);
+                let run = !matches!(args.pop_front(), Some(Value::Boolean(false)));
+                dispatch_active(lua, &st, run, args)
             })?,
         )?;
         internal.raw_set(
@@ -428,29 +510,25 @@ impl Vm {
     /// The compiled function of `sha`, compiling `code` (the body after its
     /// shebang line) when this VM does not have it yet.
     fn function(&mut self, sha: &str, code: &[u8]) -> Result<Function, String> {
-        let cached = {
-            let _free = Unlimited::new(&self.lua);
-            self.functions.raw_get::<Value>(sha)
-        };
-        if let Ok(Value::Function(f)) = cached {
+        if let Some(f) = self.cached_function(sha) {
             return Ok(f);
         }
         let f = compile(&self.lua, &self.view, code)?;
-        self.cache_function(sha.to_string(), f.clone())?;
+        self.cache_function(sha.to_string(), f.clone());
         Ok(f)
     }
 
+    /// The compiled function kept under `key`.
+    pub(super) fn cached_function(&self, key: &str) -> Option<Function> {
+        self.functions.get(key).cloned()
+    }
+
     /// Keeps a compiled function under `key` (dropping them all when full).
-    pub(super) fn cache_function(&mut self, key: String, f: Function) -> Result<(), String> {
-        if self.cached >= MAX_CACHED_FUNCTIONS {
-            self.functions = self.lua.create_table().map_err(|e| format!("ERR {e}"))?;
-            self.cached = 0;
+    pub(super) fn cache_function(&mut self, key: String, f: Function) {
+        if self.functions.len() >= MAX_CACHED_FUNCTIONS {
+            self.functions.clear();
         }
-        self.functions
-            .raw_set(key, f)
-            .map_err(|e| format!("ERR {e}"))?;
-        self.cached += 1;
-        Ok(())
+        self.functions.insert(key, f);
     }
 
     /// The Lua state.
@@ -461,11 +539,6 @@ impl Vm {
     /// The engine's functions (`I` in the Lua files).
     pub(super) fn internal(&self) -> &Table {
         &self.internal
-    }
-
-    /// The compiled-function cache.
-    pub(super) fn functions(&self) -> &Table {
-        &self.functions
     }
 
     /// Runs `f` outside a call with a budget of `max_steps` hook calls;
@@ -580,53 +653,58 @@ impl Vm {
         let function = match call.function {
             Some(_) => self.bind_callback(function, keys, argv)?,
             None => {
-                self.real.raw_set("KEYS", keys)?;
-                self.real.raw_set("ARGV", argv)?;
+                self.real.raw_set(&self.keys_name, keys)?;
+                self.real.raw_set(&self.argv_name, argv)?;
                 function.clone()
             }
         };
-        let function = &function;
-        let reset: Function = self.internal.raw_get("reset_ids")?;
-        reset.call::<()>(())?;
-        let state = Rc::clone(&self.state);
-        let internal = self.internal.clone();
-        let xpcall = self.xpcall.clone();
-        let handler = self.handler.clone();
-        let sha = call.label();
-        let access = RefCell::new(access);
-        let access = &access;
-        let output = lua.scope(|scope| {
-            // One scoped function per call (each costs a userdata and a
-            // closure for the collector): `I.dispatch(true, ...)` runs a
-            // command (`redis.call`/`pcall`), `I.dispatch(false, ...)` is
-            // `redis.acl_check_cmd`.
-            let st = Rc::clone(&state);
-            let dispatch = scope.create_function(move |lua, mut args: MultiValue| {
-                let _free = Unlimited::new(lua);
-                match args.pop_front() {
-                    Some(Value::Boolean(false)) => dispatch::acl_check(lua, access, &st, args),
-                    _ => dispatch::call(lua, access, ctx, &st, args),
-                }
-            })?;
-            internal.raw_set("dispatch", dispatch)?;
+        if self.ids_handed_out.replace(false) {
+            self.reset_ids.call::<()>(())?;
+        }
+        let output = {
+            let _active = ActiveGuard(&self.state);
+            self.state.borrow_mut().active = Some(Active {
+                access: NonNull::from(access).cast::<Access<'static>>(),
+                ctx: *ctx,
+            });
             let values = {
                 let _limited = Unlimited::limited(lua);
-                xpcall.call::<MultiValue>((function.clone(), handler))?
+                self.xpcall
+                    .call::<MultiValue>((function, self.handler.clone()))?
             };
             let mut values = values.into_iter();
             let ok = matches!(values.next(), Some(Value::Boolean(true)));
             let value = values.next().unwrap_or(Value::Nil);
-            internal.raw_set("dispatch", Value::Nil)?;
-            let resp3 = state.borrow().resp == 3;
+            let resp3 = self.state.borrow().resp == 3;
             if ok {
-                return Ok(lua_to_output(&value, resp3));
+                Ok(lua_to_output(&value, resp3))
+            } else {
+                Ok(script_error(lua, &value, call.label()))
             }
-            Ok(script_error(lua, &value, sha))
-        });
-        self.real.raw_set("KEYS", Value::Nil)?;
-        self.real.raw_set("ARGV", Value::Nil)?;
+        };
+        self.real.raw_set(&self.keys_name, Value::Nil)?;
+        self.real.raw_set(&self.argv_name, Value::Nil)?;
         output
     }
+}
+
+/// `I.dispatch` for the call in progress: `run` a command
+/// (`redis.call`/`pcall`) or check one (`redis.acl_check_cmd`); outside a
+/// call (a library's load), the error Redis gives a command there.
+fn dispatch_active(
+    lua: &Lua,
+    state: &RefCell<RunState>,
+    run: bool,
+    args: MultiValue,
+) -> mlua::Result<(bool, Value)> {
+    let result = with_active(state, |access, ctx| {
+        if run {
+            dispatch::call(lua, access, ctx, state, args)
+        } else {
+            dispatch::acl_check(lua, access, state, args)
+        }
+    });
+    result.unwrap_or_else(|| dispatch::outside_call(lua))
 }
 
 /// An error table raised by a Rust function (`redis.call`): its `err` text.
