@@ -9,6 +9,7 @@
 //! is bounded whatever the request.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -40,8 +41,11 @@ pub struct Entry {
     pub usec: u64,
     /// Its arguments, cut as Redis cuts them.
     pub args: Vec<Bytes>,
-    /// The client's `ip:port`.
-    pub addr: String,
+    /// The client's address (shown as `ip:port`, empty for none): kept
+    /// unformatted, since under a saturating load every request can cross
+    /// the threshold (a write's time includes its Raft round) and only
+    /// `SLOWLOG GET` reads it.
+    pub addr: Option<SocketAddr>,
     /// The client's name (empty: none).
     pub name: Bytes,
 }
@@ -54,7 +58,7 @@ impl Entry {
             Reply::Integer(self.unix_secs),
             Reply::Integer(i64::try_from(self.usec).unwrap_or(i64::MAX)),
             Reply::Array(self.args.iter().cloned().map(Reply::Bulk).collect()),
-            Reply::bulk(self.addr.clone()),
+            Reply::bulk(self.addr.map(|a| a.to_string()).unwrap_or_default()),
             Reply::Bulk(self.name.clone()),
         ])
     }
@@ -136,7 +140,7 @@ impl SlowLog {
             unix_secs: unix_secs(),
             usec,
             args: cut_args(args),
-            addr: session.peer.map(|a| a.to_string()).unwrap_or_default(),
+            addr: session.peer,
             name: session.name.clone().unwrap_or_default(),
         };
         let max = self.max_len();
