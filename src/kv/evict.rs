@@ -251,24 +251,24 @@ impl Db {
                 let skip = (r % SAMPLES as u64) as usize;
                 ks.expiring
                     .iter()
-                    .map(|(_, k)| k)
+                    .map(|due| &due.key)
                     .filter(|k| !chosen.contains(&(db as u8, (*k).clone())))
                     .nth(skip.min(ks.expiring.len().saturating_sub(1)))
                     .or_else(|| {
                         ks.expiring
                             .iter()
-                            .map(|(_, k)| k)
+                            .map(|due| &due.key)
                             .find(|k| !chosen.contains(&(db as u8, (*k).clone())))
                     })?
                     .clone()
             } else {
-                let (first, _) = ks.expiring.get_min()?;
-                let (last, _) = ks.expiring.get_max()?;
+                let first = ks.expiring.get_min()?.at;
+                let last = ks.expiring.get_max()?.at;
                 let pick = first + r % (last - first + 1);
                 ks.expiring
-                    .range((pick, Bytes::new())..)
+                    .range(super::Due::first_at(pick)..)
                     .chain(ks.expiring.iter())
-                    .map(|(_, k)| k)
+                    .map(|due| &due.key)
                     .find(|k| !chosen.contains(&(db as u8, (*k).clone())))?
                     .clone()
             }

@@ -177,11 +177,11 @@ impl Db {
     pub fn active_expiry_op(&self, now_ms: u64, limit: usize) -> Option<Op> {
         let mut keys = Vec::new();
         for (i, ks) in self.dbs.iter().enumerate().take(DATABASES) {
-            for (at, key) in &ks.expiring {
-                if keys.len() >= limit || now_ms <= *at {
+            for due in &ks.expiring {
+                if keys.len() >= limit || now_ms <= due.at {
                     break;
                 }
-                keys.push((i as u8, key.clone()));
+                keys.push((i as u8, due.key.clone()));
             }
         }
         if keys.is_empty() {

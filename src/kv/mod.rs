@@ -387,8 +387,73 @@ impl Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Keyspace {
     pub(crate) map: keymap::KeyMap,
-    /// `(deadline, key)` for every key with a TTL.
-    pub(crate) expiring: OrdSet<(u64, Bytes)>,
+    /// Every key with a TTL, soonest deadline first.
+    pub(crate) expiring: OrdSet<Due>,
+}
+
+/// A key's place in its database's deadline index: ordered by deadline, then
+/// by a fixed hash of the key, then by the key.
+///
+/// Keys given a TTL in the same millisecond share a deadline (a rate
+/// limiter's `EXPIRE`, a cache's `SET EX` under load), and ordering them by
+/// their bytes made every comparison between them in a walk of the tree
+/// read two keys' buffers: a cache miss each, a dozen a walk, once the map
+/// is bigger than the caches. The hash is in the element, so a walk reads
+/// a key only when two hashes are equal (the key it looks for, or a real
+/// collision, which costs only speed). Among keys of one deadline the order
+/// is the hash's, the same on every replica and in every version (it is
+/// written out below, not the standard library's); only the leader's choices
+/// read it (active expiry and eviction candidates, proposed as keys).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Due {
+    /// Absolute deadline (ms).
+    pub(crate) at: u64,
+    tag: u64,
+    /// The key (the map's own buffer).
+    pub(crate) key: Bytes,
+}
+
+impl Due {
+    /// `key`'s place at deadline `at`.
+    pub(crate) fn new(at: u64, key: Bytes) -> Due {
+        Due {
+            at,
+            tag: due_tag(&key),
+            key,
+        }
+    }
+
+    /// Below every key's place at deadline `at` (the start of a range).
+    pub(crate) fn first_at(at: u64) -> Due {
+        Due {
+            at,
+            tag: 0,
+            key: Bytes::new(),
+        }
+    }
+}
+
+/// A 64-bit hash of `key`, eight bytes a step (a multiply-rotate mix and a
+/// final avalanche), fixed so that the deadline order is too.
+pub(crate) fn due_tag(key: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |h: u64, word: u64| (h ^ word).wrapping_mul(K).rotate_left(29);
+    let mut h = key.len() as u64;
+    let mut words = key.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(w));
+    }
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    h ^ (h >> 32)
 }
 
 impl Keyspace {
@@ -402,7 +467,7 @@ impl Keyspace {
         let expired = self
             .expiring
             .iter()
-            .take_while(|(at, _)| now_ms > *at)
+            .take_while(|due| now_ms > due.at)
             .count();
         self.map.len() - expired
     }
@@ -1065,7 +1130,7 @@ impl Db {
         let ks = &mut self.dbs[db];
         let key = Bytes::copy_from_slice(key);
         if let Some(at) = entry.expires_at_ms() {
-            ks.expiring.remove(&(at, key.clone()));
+            ks.expiring.remove(&Due::new(at, key.clone()));
         }
         self.used_bytes -= entry_bytes(&key, &entry);
         let counter = self.bump();
@@ -1129,11 +1194,11 @@ impl Db {
             // A replaced key keeps its slot, and with it its SCAN position.
             *used_bytes -= entry_bytes(stored, old);
             if let Some(at) = old.expires_at_ms() {
-                ks.expiring.remove(&(at, stored.clone()));
+                ks.expiring.remove(&Due::new(at, stored.clone()));
             }
             *used_bytes += entry_bytes(stored, &entry);
             if let Some(at) = entry.expires_at_ms() {
-                ks.expiring.insert((at, stored.clone()));
+                ks.expiring.insert(Due::new(at, stored.clone()));
             }
             *old = entry;
             return;
@@ -1145,7 +1210,7 @@ impl Db {
         // The map's own copy of the key, not the caller's buffer.
         if let Some((stored, entry)) = ks.map.at(slot) {
             if let Some(at) = entry.expires_at_ms() {
-                ks.expiring.insert((at, stored.clone()));
+                ks.expiring.insert(Due::new(at, stored.clone()));
             }
         }
         if let Some(key) = notify_key {
@@ -1200,11 +1265,11 @@ impl Db {
         };
         let key = Bytes::copy_from_slice(key);
         if let Some(at) = entry.expires_at_ms() {
-            ks.expiring.remove(&(at, key.clone()));
+            ks.expiring.remove(&Due::new(at, key.clone()));
         }
         entry.set_expires_at_ms(expires_at_ms);
         if let Some(at) = entry.expires_at_ms() {
-            ks.expiring.insert((at, key));
+            ks.expiring.insert(Due::new(at, key));
         }
         entry.version = version;
     }
@@ -1426,7 +1491,7 @@ impl Db {
                     .expiring
                     .iter()
                     .take(10_000)
-                    .map(|(at, _)| at.saturating_sub(now))
+                    .map(|due| due.at.saturating_sub(now))
                     .collect();
                 let avg = if sample.is_empty() {
                     0

@@ -310,7 +310,7 @@ impl Db {
         let mut expiring = Vec::new();
         for (key, entry) in &entries {
             if let Some(at) = entry.expires_at_ms() {
-                expiring.push((at, key.clone()));
+                expiring.push(super::Due::new(at, key.clone()));
             }
             self.used_bytes += entry_bytes(key, entry);
         }

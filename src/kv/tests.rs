@@ -956,8 +956,8 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
             assert_ne!(k, args[1].as_ptr(), "{form}: the key is the argument's");
             assert_eq!(v == args[at].as_ptr(), shared, "{form}: the value");
             // A deadline is filed under the map's copy of the key.
-            if let Some((_, filed)) = db.dbs[0].expiring.iter().find(|(_, k)| *k == args[1]) {
-                assert_eq!(filed.as_ptr(), k, "{form}: the deadline's key");
+            if let Some(due) = db.dbs[0].expiring.iter().find(|d| d.key == args[1]) {
+                assert_eq!(due.key.as_ptr(), k, "{form}: the deadline's key");
             }
         }
         assert_eq!(db.dbs[0].expiring.len(), if shared { 4 } else { 2 });
@@ -977,7 +977,12 @@ fn the_deadlines_tree_files_what_the_entry_keeps() {
     db.set_expiry(0, b"b", Some(u64::MAX));
     db.put(0, Bytes::from("c"), value(), Some(5));
     db.put(0, Bytes::from("c"), value(), Some(u64::MAX));
-    let filed: Vec<(u64, Bytes)> = db.dbs[0].expiring.iter().cloned().collect();
+    let mut filed: Vec<(u64, Bytes)> = db.dbs[0]
+        .expiring
+        .iter()
+        .map(|due| (due.at, due.key.clone()))
+        .collect();
+    filed.sort();
     let kept = u64::MAX - 1;
     assert_eq!(
         filed,
@@ -1324,4 +1329,45 @@ fn a_scan_cursor_means_the_same_on_a_replica_restored_from_a_snapshot() {
     }
     assert_eq!(pages, 7, "45 keys, 7 slots a page");
     assert_eq!(replica.db, m.db, "same keys at the same slots");
+}
+
+/// The deadline index orders keys of one deadline by the fixed hash in
+/// their place (pinned here: a change would reorder the leader's expiry
+/// and eviction candidates between versions), finds each one again, and a
+/// range from `Due::first_at` starts at a deadline's first key.
+#[test]
+fn keys_of_one_deadline_are_ordered_by_their_fixed_hash() {
+    use super::Due;
+    assert_eq!(super::due_tag(b""), 0);
+    assert_eq!(super::due_tag(b"key:1"), 0x91ef_6562_69eb_8c1a);
+    assert_eq!(
+        super::due_tag(b"bench:rl:000000012345"),
+        0xb5ad_28ba_b914_a710
+    );
+    let mut db = Db::new();
+    let value = || Value::Str(Bytes::from("v").into());
+    let keys: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("k{i}"))).collect();
+    for key in &keys {
+        db.put(0, key.clone(), value(), Some(1_000));
+    }
+    db.put(0, Bytes::from("sooner"), value(), Some(999));
+    db.put(0, Bytes::from("later"), value(), Some(1_001));
+    let order: Vec<Due> = db.dbs[0].expiring.iter().cloned().collect();
+    assert_eq!(order.first().map(|d| &d.key[..]), Some(&b"sooner"[..]));
+    assert_eq!(order.last().map(|d| &d.key[..]), Some(&b"later"[..]));
+    let same: Vec<&Due> = order.iter().filter(|d| d.at == 1_000).collect();
+    assert_eq!(same.len(), 200);
+    assert!(same
+        .windows(2)
+        .all(|w| super::due_tag(&w[0].key) <= super::due_tag(&w[1].key)));
+    let first = db.dbs[0]
+        .expiring
+        .range(Due::first_at(1_000)..)
+        .next()
+        .cloned();
+    assert_eq!(first.as_ref(), same.first().copied());
+    for key in &keys {
+        db.remove(0, key);
+    }
+    assert_eq!(db.dbs[0].expiring.len(), 2);
 }
