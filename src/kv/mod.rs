@@ -1225,10 +1225,24 @@ impl Db {
         key: &[u8],
         f: impl FnOnce(&mut Value) -> R,
     ) -> Option<R> {
+        let slot = self.dbs[db].map.find(key);
+        self.modify_slot(db, slot, key, f)
+    }
+
+    /// [`Db::modify`] of the key at `slot` (found by the caller; `None`:
+    /// absent, which still counts as a change, as `modify` of an absent key
+    /// does).
+    pub(crate) fn modify_slot<R>(
+        &mut self,
+        db: usize,
+        slot: Option<usize>,
+        key: &[u8],
+        f: impl FnOnce(&mut Value) -> R,
+    ) -> Option<R> {
         self.record_touch(db, key);
         let version = self.bump();
         let now = self.now_ms;
-        let entry = self.dbs[db].map.get_mut(key)?;
+        let (_, entry) = self.dbs[db].map.at_mut(slot?)?;
         let before = entry_bytes(key, entry);
         let result = f(&mut entry.value);
         entry.version = version;
@@ -1254,22 +1268,24 @@ impl Db {
     }
 
     /// Sets or clears a present key's deadline.
+    /// The deadline is filed under the map's own key, as [`Db::put_at`]
+    /// files it.
     pub(crate) fn set_expiry(&mut self, db: usize, key: &[u8], expires_at_ms: Option<u64>) {
         let version = self.bump();
-        if self.dbs[db].map.contains_key(key) {
-            self.record_removal(db, key);
-        }
-        let ks = &mut self.dbs[db];
-        let Some(entry) = ks.map.get_mut(key) else {
+        let Some(slot) = self.dbs[db].map.find(key) else {
             return;
         };
-        let key = Bytes::copy_from_slice(key);
+        self.record_removal(db, key);
+        let ks = &mut self.dbs[db];
+        let Some((stored, entry)) = ks.map.at_mut(slot) else {
+            return;
+        };
         if let Some(at) = entry.expires_at_ms() {
-            ks.expiring.remove(&Due::new(at, key.clone()));
+            ks.expiring.remove(&Due::new(at, stored.clone()));
         }
         entry.set_expires_at_ms(expires_at_ms);
         if let Some(at) = entry.expires_at_ms() {
-            ks.expiring.insert(Due::new(at, key));
+            ks.expiring.insert(Due::new(at, stored.clone()));
         }
         entry.version = version;
     }
@@ -1293,12 +1309,17 @@ impl Db {
     }
 
     /// The live entry at `key` for a write: expired keys are deleted first.
+    /// One walk of the index (the entry is then read by its slot).
     pub(crate) fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
-        if self.exists_for_write(db, key) {
-            self.dbs[db].map.get(key)
-        } else {
-            None
+        let now = self.now_ms;
+        let slot = self.dbs[db].map.find(key)?;
+        if self.dbs[db].map.at(slot)?.1.is_expired(now) {
+            self.expire(db, key);
+            return None;
         }
+        let (_, entry) = self.dbs[db].map.at(slot)?;
+        entry.access.touch(now);
+        Some(entry)
     }
 
     /// The live entry at `key` for a read at `now` (records the access).

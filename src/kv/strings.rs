@@ -459,11 +459,11 @@ impl Unchanged for MSet {
 
 /// Stores `value` at `key`, keeping the TTL of an existing key.
 pub(crate) fn overwrite(db: &mut Db, ctx: &Ctx, key: &Bytes, value: Str) {
-    let exists = db.dbs[ctx.db].map.contains_key(&key[..]);
-    if exists {
-        db.modify(ctx.db, key, |v| *v = Value::Str(value));
-    } else {
-        db.put(ctx.db, key.clone(), Value::Str(value), None);
+    match db.dbs[ctx.db].map.find(key) {
+        Some(slot) => {
+            db.modify_slot(ctx.db, Some(slot), key, |v| *v = Value::Str(value));
+        }
+        None => db.put(ctx.db, key.clone(), Value::Str(value), None),
     }
 }
 

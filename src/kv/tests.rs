@@ -962,6 +962,29 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
         }
         assert_eq!(db.dbs[0].expiring.len(), if shared { 4 } else { 2 });
     }
+    // A TTL given or changed later is filed under the map's key too.
+    for (i, line) in ["EXPIRE short2 100", "PEXPIRE short2 5000", "EXPIRE long 7"]
+        .iter()
+        .enumerate()
+    {
+        let args = args(line);
+        db.apply(&cmd(
+            3 + i as u64,
+            Op::Exec {
+                db: 0,
+                args: args.clone(),
+            },
+        ));
+        let (k, _) = stored(&db, &args[1]);
+        let filed: Vec<&Bytes> = db.dbs[0]
+            .expiring
+            .iter()
+            .filter(|d| d.key == args[1])
+            .map(|d| &d.key)
+            .collect();
+        assert_eq!(filed.len(), 1, "{line}: one place");
+        assert_eq!(filed[0].as_ptr(), k, "{line}: the deadline's key");
+    }
 }
 
 /// The deadlines tree files the deadline the entry keeps, so removing the
