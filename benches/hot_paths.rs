@@ -1,7 +1,7 @@
 //! criterion benches for the hot paths of a write (issue 7): RESP decode of a
 //! pipelined batch, reply encode, the Raft core replicating and committing a
 //! batch of proposals on three in-memory nodes, the WAL appending and syncing a
-//! batch, and the state machine applying SETs.
+//! batch, and the state machine applying SETs and a write script.
 //!
 //! Run: `make bench-hot` (or `cargo bench --bench hot_paths`). Per-iteration
 //! figures are for a whole batch; divide by the batch size for one request.
