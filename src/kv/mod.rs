@@ -1294,18 +1294,7 @@ impl Db {
     /// deleted (and counted) first, a live one's access recorded. One walk
     /// of the tree when the key is live or absent.
     pub(crate) fn exists_for_write(&mut self, db: usize, key: &[u8]) -> bool {
-        let now = self.now_ms;
-        match self.dbs[db].map.get(key) {
-            None => false,
-            Some(entry) if !entry.is_expired(now) => {
-                entry.access.touch(now);
-                true
-            }
-            Some(_) => {
-                self.expire(db, key);
-                false
-            }
-        }
+        self.lookup_write(db, key).is_some()
     }
 
     /// The live entry at `key` for a write: expired keys are deleted first.
