@@ -670,17 +670,20 @@ impl Vm {
             let values = {
                 let _limited = Unlimited::limited(lua);
                 self.xpcall
-                    .call::<MultiValue>((function, self.handler.clone()))?
+                    .call::<MultiValue>((function, self.handler.clone()))
             };
-            let mut values = values.into_iter();
-            let ok = matches!(values.next(), Some(Value::Boolean(true)));
-            let value = values.next().unwrap_or(Value::Nil);
-            let resp3 = self.state.borrow().resp == 3;
-            if ok {
-                Ok(lua_to_output(&value, resp3))
-            } else {
-                Ok(script_error(lua, &value, call.label()))
-            }
+            // No early return: KEYS and ARGV are cleared below on every path.
+            values.map(|values| {
+                let mut values = values.into_iter();
+                let ok = matches!(values.next(), Some(Value::Boolean(true)));
+                let value = values.next().unwrap_or(Value::Nil);
+                let resp3 = self.state.borrow().resp == 3;
+                if ok {
+                    lua_to_output(&value, resp3)
+                } else {
+                    script_error(lua, &value, call.label())
+                }
+            })
         };
         self.real.raw_set(&self.keys_name, Value::Nil)?;
         self.real.raw_set(&self.argv_name, Value::Nil)?;
@@ -689,8 +692,8 @@ impl Vm {
 }
 
 /// `I.dispatch` for the call in progress: `run` a command
-/// (`redis.call`/`pcall`) or check one (`redis.acl_check_cmd`); outside a
-/// call (a library's load), the error Redis gives a command there.
+/// (`redis.call`/`pcall`) or check one (`redis.acl_check_cmd`); with no
+/// call running, an error table (`dispatch::outside_call`).
 fn dispatch_active(
     lua: &Lua,
     state: &RefCell<RunState>,
