@@ -252,15 +252,15 @@ impl Db {
                 ks.expiring
                     .iter()
                     .map(|due| &due.key)
-                    .filter(|k| !chosen.contains(&(db as u8, (*k).clone())))
+                    .filter(|k| !chosen.contains(&(db as u8, k.to_bytes())))
                     .nth(skip.min(ks.expiring.len().saturating_sub(1)))
                     .or_else(|| {
                         ks.expiring
                             .iter()
                             .map(|due| &due.key)
-                            .find(|k| !chosen.contains(&(db as u8, (*k).clone())))
+                            .find(|k| !chosen.contains(&(db as u8, k.to_bytes())))
                     })?
-                    .clone()
+                    .to_bytes()
             } else {
                 let first = ks.expiring.get_min()?.at;
                 let last = ks.expiring.get_max()?.at;
@@ -269,8 +269,8 @@ impl Db {
                     .range(super::Due::first_at(pick)..)
                     .chain(ks.expiring.iter())
                     .map(|due| &due.key)
-                    .find(|k| !chosen.contains(&(db as u8, (*k).clone())))?
-                    .clone()
+                    .find(|k| !chosen.contains(&(db as u8, k.to_bytes())))?
+                    .to_bytes()
             }
         } else {
             let len = ks.map.len();
@@ -278,8 +278,8 @@ impl Db {
             (pick..len)
                 .chain(0..pick)
                 .filter_map(|slot| ks.map.at(slot).map(|(k, _)| k))
-                .find(|k| !chosen.contains(&(db as u8, (*k).clone())))?
-                .clone()
+                .find(|k| !chosen.contains(&(db as u8, k.to_bytes())))?
+                .to_bytes()
         };
         Some((db as u8, key))
     }

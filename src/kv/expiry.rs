@@ -181,7 +181,7 @@ impl Db {
                 if keys.len() >= limit || now_ms <= due.at {
                     break;
                 }
-                keys.push((i as u8, due.key.clone()));
+                keys.push((i as u8, due.key.to_bytes()));
             }
         }
         if keys.is_empty() {

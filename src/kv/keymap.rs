@@ -8,7 +8,9 @@
 //!   this replaced kept keys in order, which nothing visible needs, in
 //!   16-slot nodes that sequential loads left half full, and needed a
 //!   second tree (creation sequence → key) for SCAN: about 300 bytes of
-//!   structure per key against about 115 here.
+//!   structure per key against about 115 here. A slot's key is a
+//!   [`Key`]: a key of up to 23 bytes sits in the slot itself, so a lookup
+//!   compares it without following a pointer and it costs no buffer.
 //! - **The index** is [`SHARDS`] `hashbrown::HashTable`s of `(slot, hash)`
 //!   pairs, keyed by a per-process random SipHash key (as Redis seeds its
 //!   dict hash, against crafted collisions). It only answers "where is
@@ -55,6 +57,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use super::key::Key;
 use super::Entry;
 
 /// The index's pair: the slot, and the top 32 bits of its key's hash.
@@ -85,7 +88,7 @@ pub(crate) fn spread(hash: u32) -> u64 {
 /// One database's keys (see the module docs).
 #[derive(Clone, Default)]
 pub(crate) struct KeyMap {
-    slots: imbl::Vector<(Bytes, Entry)>,
+    slots: imbl::Vector<(Key, Entry)>,
     /// `None` only in a snapshot's copy, which never looks a key up.
     index: Option<Arc<Vec<HashTable<Pos>>>>,
     hasher: RandomState,
@@ -144,7 +147,7 @@ impl KeyMap {
         let hash = self.hash(key);
         self.shard_of(hash)?
             .find(spread(hash), |p| {
-                p.hash == hash && self.slots[p.slot as usize].0 == key
+                p.hash == hash && *self.slots[p.slot as usize].0 == *key
             })
             .map(|p| p.slot as usize)
     }
@@ -174,23 +177,23 @@ impl KeyMap {
     }
 
     /// The key and entry at `slot` (`slot < len`).
-    pub(crate) fn at(&self, slot: usize) -> Option<(&Bytes, &Entry)> {
+    pub(crate) fn at(&self, slot: usize) -> Option<(&Key, &Entry)> {
         self.slots.get(slot).map(|(k, e)| (k, e))
     }
 
     /// The key and entry at `slot`, the entry to change in place.
-    pub(crate) fn at_mut(&mut self, slot: usize) -> Option<(&Bytes, &mut Entry)> {
+    pub(crate) fn at_mut(&mut self, slot: usize) -> Option<(&Key, &mut Entry)> {
         self.slots.get_mut(slot).map(|(k, e)| (&*k, e))
     }
 
     /// Adds `key`, which must be absent, in the next slot; returns the slot.
-    /// The map keeps a copy of the key in a buffer of its size: the caller's
-    /// may be a slice of a command's payload (a plain SET's, `kv::command`),
-    /// whose first value the key would keep alive through every overwrite,
-    /// and a `Bytes` that was cloned carries a 24-byte sharing header.
-    pub(crate) fn push_new(&mut self, key: Bytes, entry: Entry) -> usize {
-        debug_assert!(!self.contains_key(&key));
-        let key = Bytes::copy_from_slice(&key);
+    /// The map keeps its own copy of the key ([`Key`]: inline when short):
+    /// the caller's may be a slice of a command's payload (a plain SET's,
+    /// `kv::command`), whose first value the key would keep alive through
+    /// every overwrite.
+    pub(crate) fn push_new(&mut self, key: &[u8], entry: Entry) -> usize {
+        debug_assert!(!self.contains_key(key));
+        let key = Key::copy(key);
         let slot = self.slots.len();
         let hash = self.hash(&key);
         let pos = Pos {
@@ -204,13 +207,13 @@ impl KeyMap {
     }
 
     /// Removes `key`; the last key takes its slot.
-    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<(Bytes, Entry)> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
         let hash = self.hash(key);
         let slots = &self.slots;
         let index = Arc::make_mut(self.index.as_mut()?);
         let found = index[shard(hash)]
             .find_entry(spread(hash), |p| {
-                p.hash == hash && slots[p.slot as usize].0 == key
+                p.hash == hash && *slots[p.slot as usize].0 == *key
             })
             .ok()?;
         let slot = found.get().slot as usize;
@@ -230,18 +233,18 @@ impl KeyMap {
     }
 
     /// Every key and entry, by slot.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
         self.slots.iter().map(|(k, e)| (k, e))
     }
 
     /// Every key, by slot.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &Bytes> + '_ {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> + '_ {
         self.slots.iter().map(|(k, _)| k)
     }
 
     /// The slots a SCAN at `cursor` walks, last first: `(slot, key, entry)`
     /// (see the module docs for the cursor).
-    pub(crate) fn scan_from(&self, cursor: u64) -> impl Iterator<Item = (usize, &Bytes, &Entry)> {
+    pub(crate) fn scan_from(&self, cursor: u64) -> impl Iterator<Item = (usize, &Key, &Entry)> {
         let end = if cursor == 0 {
             self.slots.len()
         } else {
@@ -263,7 +266,12 @@ impl KeyMap {
     }
 
     /// A map of `slots` in this order; `Err(key)` names a repeated key.
+    /// The map keeps its own copy of each key, as [`KeyMap::push_new`] does.
     pub(crate) fn from_slots(slots: Vec<(Bytes, Entry)>) -> Result<KeyMap, Bytes> {
+        let slots: Vec<(Key, Entry)> = slots
+            .into_iter()
+            .map(|(key, entry)| (Key::copy(&key), entry))
+            .collect();
         let mut map = KeyMap::new();
         let mut index = empty_shards();
         for (slot, (key, _)) in slots.iter().enumerate() {
@@ -274,7 +282,7 @@ impl KeyMap {
                 |p| spread(p.hash),
             );
             match entry {
-                hashbrown::hash_table::Entry::Occupied(_) => return Err(key.clone()),
+                hashbrown::hash_table::Entry::Occupied(_) => return Err(key.to_bytes()),
                 hashbrown::hash_table::Entry::Vacant(v) => {
                     v.insert(Pos {
                         slot: slot as u32,
@@ -377,7 +385,7 @@ mod tests {
                             }
                             None => {
                                 model.push((key.clone(), n));
-                                prop_assert_eq!(map.push_new(key, entry(n)), model.len() - 1);
+                                prop_assert_eq!(map.push_new(&key, entry(n)), model.len() - 1);
                             }
                         }
                     }
@@ -392,13 +400,13 @@ mod tests {
                 }
                 map.check();
                 let slots: Vec<(Bytes, u64)> =
-                    map.iter().map(|(k, e)| (k.clone(), e.version)).collect();
+                    map.iter().map(|(k, e)| (k.to_bytes(), e.version)).collect();
                 prop_assert_eq!(&slots, &model);
             }
             for (copy, model) in frozen {
                 copy.check();
                 let slots: Vec<(Bytes, u64)> =
-                    copy.iter().map(|(k, e)| (k.clone(), e.version)).collect();
+                    copy.iter().map(|(k, e)| (k.to_bytes(), e.version)).collect();
                 prop_assert_eq!(slots, model);
             }
         }
@@ -413,7 +421,7 @@ mod tests {
         ) {
             let mut map = KeyMap::new();
             for i in 0..initial {
-                map.push_new(Bytes::from(format!("stay:{i}")), entry(0));
+                map.push_new(format!("stay:{i}").as_bytes(), entry(0));
             }
             let mut churn = churn.into_iter();
             let mut seen = std::collections::HashSet::new();
@@ -434,7 +442,7 @@ mod tests {
                 for (add, k) in churn.by_ref().take(3) {
                     let key = Bytes::from(format!("churn:{k}"));
                     if add && !map.contains_key(&key) {
-                        map.push_new(key, entry(1));
+                        map.push_new(&key, entry(1));
                     } else if !add {
                         map.remove(&key);
                     }
@@ -442,7 +450,7 @@ mod tests {
             }
             for i in 0..initial {
                 let key = Bytes::from(format!("stay:{i}"));
-                prop_assert!(seen.contains(&key), "{:?} not returned", key);
+                prop_assert!(seen.contains(&key[..]), "{:?} not returned", key);
             }
         }
     }
@@ -454,7 +462,10 @@ mod tests {
             .collect();
         let map = KeyMap::from_slots(slots.clone()).unwrap();
         map.check();
-        assert_eq!(map.at(42).map(|(k, _)| k.clone()), Some(Bytes::from("k42")));
+        assert_eq!(
+            map.at(42).map(|(k, _)| k.to_bytes()),
+            Some(Bytes::from("k42"))
+        );
         let mut twice = slots;
         twice.push((Bytes::from("k7"), entry(7)));
         assert_eq!(KeyMap::from_slots(twice).err(), Some(Bytes::from("k7")));
@@ -464,7 +475,7 @@ mod tests {
     fn a_snapshot_copy_shares_nothing_the_live_map_then_writes() {
         let mut map = KeyMap::new();
         for i in 0..1000 {
-            map.push_new(Bytes::from(format!("k{i}")), entry(i));
+            map.push_new(format!("k{i}").as_bytes(), entry(i));
         }
         let copy = map.without_index();
         // The live map still owns its index alone: no copy on write.
@@ -472,7 +483,10 @@ mod tests {
         map.remove(b"k3");
         map.get_mut(b"k4").unwrap().version = 9999;
         assert_eq!(copy.len(), 1000);
-        assert_eq!(copy.at(3).map(|(k, _)| k.clone()), Some(Bytes::from("k3")));
+        assert_eq!(
+            copy.at(3).map(|(k, _)| k.to_bytes()),
+            Some(Bytes::from("k3"))
+        );
         assert_eq!(copy.at(4).map(|(_, e)| e.version), Some(4));
         map.check();
     }

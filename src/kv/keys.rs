@@ -216,14 +216,14 @@ pub(crate) fn randomkey(db: &Db, ctx: &Ctx, _: &[Bytes]) -> Output {
         let pick = (seed % ks.map.len() as u64) as usize;
         if let Some((key, entry)) = ks.map.at(pick) {
             if !entry.is_expired(ctx.now) {
-                return Output::bulk(key.clone());
+                return Output::bulk(key.to_bytes());
             }
         }
     }
     ks.map
         .iter()
         .find(|(_, e)| !e.is_expired(ctx.now))
-        .map_or(Output::NIL, |(k, _)| Output::bulk(k.clone()))
+        .map_or(Output::NIL, |(k, _)| Output::bulk(k.to_bytes()))
 }
 
 pub(crate) fn keys(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
@@ -234,7 +234,7 @@ pub(crate) fn keys(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         ks.map
             .iter()
             .filter(|(k, e)| !e.is_expired(ctx.now) && (all || glob::matches(pattern, k, false)))
-            .map(|(k, _)| Output::bulk(k.clone()))
+            .map(|(k, _)| Output::bulk(k.to_bytes()))
             .collect(),
     )
 }
@@ -351,7 +351,7 @@ impl Query for Scan {
                     continue;
                 }
             }
-            found.push(Output::bulk(key.clone()));
+            found.push(Output::bulk(key.to_bytes()));
         }
         Output::Array(vec![Output::bulk(next.to_string()), Output::Array(found)])
     }

@@ -19,7 +19,8 @@
 //!   candidates on the leader (the leader's view decides) and are not part of
 //!   snapshots or equality.
 //!
-//! Files: [`table`] (the interpreter's command table), [`strings`], [`keys`],
+//! Files: [`keymap`] (one database's keys, each a [`key::Key`]: inline
+//! when short), [`table`] (the interpreter's command table), [`strings`], [`keys`],
 //! [`hash`] (the hash value), [`hashes`] (its commands), [`set`] (the set
 //! value), `sets` (its commands), [`list`] (the list value), [`lists`] (its
 //! commands), [`expiry`], [`evict`], [`snapshot`],
@@ -49,6 +50,7 @@ pub(crate) mod hashes;
 pub(crate) mod hll;
 pub(crate) mod hll_cmds;
 mod indexed;
+pub(crate) mod key;
 pub(crate) mod keymap;
 pub(crate) mod keys;
 pub(crate) mod lcs;
@@ -86,6 +88,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclOp, Users};
 
+use self::key::Key;
 use crate::cmd::{Flags, Kind};
 pub use command::{runs_script, Command, DecodeError, Op, Output, WatchToken};
 pub use evict::{MaxmemoryPolicy, MAXMEMORY_POLICIES};
@@ -409,13 +412,14 @@ pub(crate) struct Due {
     /// Absolute deadline (ms).
     pub(crate) at: u64,
     tag: u64,
-    /// The key (the map's own buffer).
-    pub(crate) key: Bytes,
+    /// The key (a copy of the map's [`Key`]: inline when short, else a
+    /// handle on the map's buffer).
+    pub(crate) key: Key,
 }
 
 impl Due {
     /// `key`'s place at deadline `at`.
-    pub(crate) fn new(at: u64, key: Bytes) -> Due {
+    pub(crate) fn new(at: u64, key: Key) -> Due {
         Due {
             at,
             tag: due_tag(&key),
@@ -428,7 +432,7 @@ impl Due {
         Due {
             at,
             tag: 0,
-            key: Bytes::new(),
+            key: Key::EMPTY,
         }
     }
 }
@@ -1125,14 +1129,14 @@ impl Db {
 
     /// Removes a key (expired or not) and returns its entry.
     pub(crate) fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
-        let (_, entry) = self.dbs[db].map.remove(key)?;
+        let (stored, entry) = self.dbs[db].map.remove(key)?;
         self.record_removal(db, key);
         let ks = &mut self.dbs[db];
-        let key = Bytes::copy_from_slice(key);
+        self.used_bytes -= entry_bytes(key, &entry);
         if let Some(at) = entry.expires_at_ms() {
-            ks.expiring.remove(&Due::new(at, key.clone()));
+            ks.expiring.remove(&Due::new(at, stored));
         }
-        self.used_bytes -= entry_bytes(&key, &entry);
+        let key = Bytes::copy_from_slice(key);
         let counter = self.bump();
         self.add_tombstone(db as u8, key, counter);
         Some(entry)
@@ -1204,16 +1208,15 @@ impl Db {
             return;
         }
         *used_bytes += entry_bytes(&key, &entry);
-        // Redis's dbAdd: a created key is a `new` event.
-        let notify_key = (self.notify_flags & notify::NEW != 0).then(|| key.clone());
-        let slot = ks.map.push_new(key, entry);
+        let slot = ks.map.push_new(&key, entry);
         // The map's own copy of the key, not the caller's buffer.
         if let Some((stored, entry)) = ks.map.at(slot) {
             if let Some(at) = entry.expires_at_ms() {
                 ks.expiring.insert(Due::new(at, stored.clone()));
             }
         }
-        if let Some(key) = notify_key {
+        // Redis's dbAdd: a created key is a `new` event.
+        if self.notify_flags & notify::NEW != 0 {
             self.notify(notify::NEW, "new", db, &key);
         }
     }
@@ -1365,7 +1368,7 @@ impl Db {
             }
             return;
         }
-        let keys: Vec<Bytes> = self.dbs[db].map.keys().cloned().collect();
+        let keys: Vec<Bytes> = self.dbs[db].map.keys().map(Key::to_bytes).collect();
         let recording = self.touched.0.take();
         for key in keys {
             self.remove(db, &key);
@@ -1381,8 +1384,8 @@ impl Db {
         if a == b {
             return;
         }
-        let mut keys: Vec<Bytes> = self.dbs[a].map.keys().cloned().collect();
-        keys.extend(self.dbs[b].map.keys().cloned());
+        let mut keys: Vec<Bytes> = self.dbs[a].map.keys().map(Key::to_bytes).collect();
+        keys.extend(self.dbs[b].map.keys().map(Key::to_bytes));
         self.dbs.swap(a, b);
         if self.touched.0.is_some() {
             for db in [a, b] {
@@ -1443,13 +1446,13 @@ impl Db {
     /// The keys of database `db` alive at `now_ms`, in slot order (none
     /// for a database out of range). `CLUSTER COUNTKEYSINSLOT` and
     /// `GETKEYSINSLOT` walk them: O(keys), like `KEYS`.
-    pub fn live_keys(&self, db: usize, now_ms: u64) -> impl Iterator<Item = &Bytes> {
+    pub fn live_keys(&self, db: usize, now_ms: u64) -> impl Iterator<Item = &[u8]> {
         self.dbs
             .get(db)
             .into_iter()
             .flat_map(|ks| ks.map.iter())
             .filter(move |(_, entry)| !entry.is_expired(now_ms))
-            .map(|(key, _)| key)
+            .map(|(key, _)| &key[..])
     }
 
     /// True if `key` is present in database 0 (expiry not checked).

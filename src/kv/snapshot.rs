@@ -130,7 +130,7 @@ enum RecordOut<'a> {
     },
     Entry {
         db: u8,
-        key: &'a Bytes,
+        key: &'a super::key::Key,
         entry: &'a Entry,
     },
 }
@@ -307,15 +307,16 @@ impl Db {
     /// Fills database `d` from its entries, in slot order; `Err(key)` if a
     /// key is repeated.
     fn restore_keyspace(&mut self, d: usize, entries: Vec<(Bytes, Entry)>) -> Result<(), Bytes> {
+        let map = super::keymap::KeyMap::from_slots(entries)?;
         let mut expiring = Vec::new();
-        for (key, entry) in &entries {
+        for (key, entry) in map.iter() {
             if let Some(at) = entry.expires_at_ms() {
                 expiring.push(super::Due::new(at, key.clone()));
             }
             self.used_bytes += entry_bytes(key, entry);
         }
         let ks = &mut self.dbs[d];
-        ks.map = super::keymap::KeyMap::from_slots(entries)?;
+        ks.map = map;
         ks.expiring = expiring.into_iter().collect();
         Ok(())
     }

@@ -920,8 +920,12 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
         };
         (k.as_ptr(), s.as_ptr())
     };
+    // A key longer than the slot holds inline is kept in a buffer of its
+    // own, which the deadline index shares.
+    const LONG: &str = "long:a-key-longer-than-an-inline-one";
+    assert!(LONG.len() > key::INLINE);
     let mut db = Db::new();
-    for (key, len, shared) in [("short", 64, false), ("long", 4096, true)] {
+    for (key, len, shared) in [("short", 64, false), (LONG, 4096, true)] {
         // A plain SET, decoded from its payload as apply decodes it.
         let payload = cmd(
             1,
@@ -957,13 +961,14 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
             assert_eq!(v == args[at].as_ptr(), shared, "{form}: the value");
             // A deadline is filed under the map's copy of the key.
             if let Some(due) = db.dbs[0].expiring.iter().find(|d| d.key == args[1]) {
-                assert_eq!(due.key.as_ptr(), k, "{form}: the deadline's key");
+                assert_deadline_key(&due.key, k, form);
             }
         }
         assert_eq!(db.dbs[0].expiring.len(), if shared { 4 } else { 2 });
     }
     // A TTL given or changed later is filed under the map's key too.
-    for (i, line) in ["EXPIRE short2 100", "PEXPIRE short2 5000", "EXPIRE long 7"]
+    let expire_long = format!("EXPIRE {LONG} 7");
+    for (i, line) in ["EXPIRE short2 100", "PEXPIRE short2 5000", &expire_long]
         .iter()
         .enumerate()
     {
@@ -976,14 +981,23 @@ fn a_set_keeps_its_own_copy_of_the_key_and_of_a_short_value() {
             },
         ));
         let (k, _) = stored(&db, &args[1]);
-        let filed: Vec<&Bytes> = db.dbs[0]
+        let filed: Vec<&Key> = db.dbs[0]
             .expiring
             .iter()
             .filter(|d| d.key == args[1])
             .map(|d| &d.key)
             .collect();
         assert_eq!(filed.len(), 1, "{line}: one place");
-        assert_eq!(filed[0].as_ptr(), k, "{line}: the deadline's key");
+        assert_deadline_key(filed[0], k, line);
+    }
+}
+
+/// A deadline's key is the map's: inline when short (no buffer at all),
+/// else a handle on the map's buffer at `stored`.
+fn assert_deadline_key(due: &Key, stored: *const u8, what: &str) {
+    match due {
+        Key::Inline { len, .. } => assert!(usize::from(*len) <= key::INLINE, "{what}"),
+        Key::Heap(bytes) => assert_eq!(bytes.as_ptr(), stored, "{what}: the deadline's key"),
     }
 }
 
@@ -1003,7 +1017,7 @@ fn the_deadlines_tree_files_what_the_entry_keeps() {
     let mut filed: Vec<(u64, Bytes)> = db.dbs[0]
         .expiring
         .iter()
-        .map(|due| (due.at, due.key.clone()))
+        .map(|due| (due.at, due.key.to_bytes()))
         .collect();
     filed.sort();
     let kept = u64::MAX - 1;
@@ -1038,8 +1052,8 @@ fn a_keyspace_slot_is_sized_by_strings_not_by_the_largest_collection() {
         "{}",
         std::mem::size_of::<Entry>()
     );
-    // A keyspace slot is the key's handle and the entry.
-    assert!(std::mem::size_of::<(Bytes, Entry)>() <= 96);
+    // A keyspace slot is the key (inline when short) and the entry.
+    assert!(std::mem::size_of::<(Key, Entry)>() <= 96);
 }
 
 /// The entry keeps its deadline in one word, and snapshots still carry it
@@ -1209,7 +1223,7 @@ fn a_big_flush_drops_the_database_whole_and_watches_see_the_same() {
     })
     .collect();
     let mut by_key = m.db.clone();
-    let keys: Vec<Bytes> = by_key.dbs[0].map.keys().cloned().collect();
+    let keys: Vec<Bytes> = by_key.dbs[0].map.keys().map(Key::to_bytes).collect();
     for key in keys {
         by_key.remove(0, &key);
     }

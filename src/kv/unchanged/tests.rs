@@ -206,7 +206,7 @@ fn data(db: &Db) -> Vec<(usize, Bytes, Value, Option<u64>)> {
         .flat_map(|(i, ks)| {
             ks.map
                 .iter()
-                .map(move |(k, e)| (i, k.clone(), e.value.clone(), e.expires_at_ms()))
+                .map(move |(k, e)| (i, k.to_bytes(), e.value.clone(), e.expires_at_ms()))
         })
         .collect()
 }

@@ -415,7 +415,7 @@ pub fn getkeysinslot(
             map.live_keys(db, ctx.now_ms)
                 .filter(|k| key_slot(k) == slot)
                 .take(count)
-                .map(|k| Reply::Bulk(k.clone()))
+                .map(|k| Reply::Bulk(Bytes::copy_from_slice(k)))
                 .collect(),
         )
     })))
