@@ -29,7 +29,7 @@ const EMBSTR_MAX: usize = 44;
 
 /// A value taken from a command's argument and shorter than this gets a
 /// buffer of its own ([`Str::stored`]).
-const OWN_BUFFER_BELOW: usize = 1024;
+pub(crate) const OWN_BUFFER_BELOW: usize = 1024;
 
 /// The encoding Redis gives `s` stored whole (`tryObjectEncoding`): `int`
 /// for a canonical 64-bit integer of at most 20 characters, `embstr` up to

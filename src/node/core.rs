@@ -106,6 +106,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::{LocalWrite, RequestError, TransferError};
 use crate::kv;
 use crate::raft::{
@@ -421,16 +423,23 @@ impl<W, R> NodeCore<W, R> {
                 .map(|(_, reply)| (reply, LocalWrite::NotLeader(leader)))
                 .collect();
         }
+        let (commands, replies): (Vec<kv::Command>, Vec<W>) = batch
+            .into_iter()
+            .map(|(op, reply)| (kv::Command { ts_ms: now_ms, op }, reply))
+            .unzip();
+        // One buffer for the batch's payloads (`Command::encode_batch`).
+        let payloads = kv::Command::encode_batch(&commands);
+        drop(commands);
         let mut answers = Vec::new();
-        for (op, reply) in batch {
-            if let Some(answer) = self.propose(op, reply, now_ms) {
+        for (payload, reply) in payloads.into_iter().zip(replies) {
+            if let Some(answer) = self.propose(payload, reply) {
                 answers.push(answer);
             }
         }
         answers
     }
 
-    fn propose(&mut self, op: kv::Op, reply: W, now_ms: u64) -> Option<(W, LocalWrite)> {
+    fn propose(&mut self, payload: Bytes, reply: W) -> Option<(W, LocalWrite)> {
         if self.pending_writes.len() >= self.config.max_pending_proposals {
             return Some((
                 reply,
@@ -439,8 +448,7 @@ impl<W, R> NodeCore<W, R> {
                 ))),
             ));
         }
-        let command = kv::Command { ts_ms: now_ms, op };
-        let answer = match self.raft.propose(command.encode()) {
+        let answer = match self.raft.propose(payload) {
             Ok((index, term)) => {
                 self.pending_writes.insert(index, (term, reply));
                 return None;
