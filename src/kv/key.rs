@@ -77,12 +77,6 @@ impl Deref for Key {
     }
 }
 
-impl AsRef<[u8]> for Key {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
 impl Borrow<[u8]> for Key {
     fn borrow(&self) -> &[u8] {
         self
@@ -96,12 +90,6 @@ impl PartialEq for Key {
 }
 
 impl Eq for Key {}
-
-impl PartialEq<[u8]> for Key {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
 
 impl PartialEq<Bytes> for Key {
     fn eq(&self, other: &Bytes) -> bool {
