@@ -360,6 +360,48 @@ fn collections(c: &mut Criterion) {
     group.finish();
 }
 
+/// redis-benchmark's ZADD with `-r`: a random member of a 100,000-member
+/// sorted set gets a random score, so almost every call moves a member that
+/// is already there.
+fn zset_moves(c: &mut Criterion) {
+    const MEMBERS: u64 = 100_000;
+    // A fixed LCG: the same members and scores on every run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let mut zset = ZSet::new_skiplist();
+    for i in 0..MEMBERS {
+        zset.add(
+            format!("element:{i:012}").as_bytes(),
+            (next() % MEMBERS) as f64,
+            AddFlags::default(),
+        );
+    }
+    let calls: Vec<(Vec<u8>, f64)> = (0..4096)
+        .map(|_| {
+            let member = format!("element:{:012}", next() % MEMBERS).into_bytes();
+            (member, (next() % MEMBERS) as f64)
+        })
+        .collect();
+    let mut group = c.benchmark_group("collections");
+    group.throughput(Throughput::Elements(calls.len() as u64));
+    group.bench_function(
+        "4096 ZADDs moving members of a 100,000-member sorted set",
+        |b| {
+            b.iter(|| {
+                for (member, score) in &calls {
+                    black_box(zset.add(member, *score, AddFlags::default()));
+                }
+            })
+        },
+    );
+    group.finish();
+}
+
 /// Times `write` on a copy of `value` while another copy (the snapshot's)
 /// still holds it; dropping the two is not timed.
 fn first_write<T: Clone>(
@@ -380,5 +422,5 @@ fn first_write<T: Clone>(
     });
 }
 
-criterion_group!(benches, resp, raft, wal, kv, collections);
+criterion_group!(benches, resp, raft, wal, kv, collections, zset_moves);
 criterion_main!(benches);

@@ -489,17 +489,19 @@ impl Tree {
         }
     }
 
-    fn insert_node(&mut self, t: u32, id: u32, score: f64, member: &[u8]) -> u32 {
+    /// Links the detached node `id` (key `(score, member)`, treap priority
+    /// `priority`) into subtree `t`.
+    fn insert_node(&mut self, t: u32, id: u32, priority: u32, score: f64, member: &[u8]) -> u32 {
         if t == NIL {
             return id;
         }
         // One read of `t` per level: a node read is a chunk lookup.
-        let (priority, below, left, right) = {
+        let (below, above, left, right) = {
             let n = self.node(t);
             let below = cmp_key(n.score, &n.member, score, member) == Ordering::Less;
-            (n.priority, below, n.left, n.right)
+            (below, priority > n.priority, n.left, n.right)
         };
-        if self.node(id).priority > priority {
+        if above {
             let (l, r) = self.split(t, score, member);
             let n = &mut self.nodes[id as usize];
             n.left = l;
@@ -508,12 +510,12 @@ impl Tree {
             return id;
         }
         if below {
-            let r = self.insert_node(right, id, score, member);
+            let r = self.insert_node(right, id, priority, score, member);
             let n = &mut self.nodes[t as usize];
             n.right = r;
             n.size += 1;
         } else {
-            let l = self.insert_node(left, id, score, member);
+            let l = self.insert_node(left, id, priority, score, member);
             let n = &mut self.nodes[t as usize];
             n.left = l;
             n.size += 1;
@@ -523,14 +525,15 @@ impl Tree {
 
     /// Unlinks node `id` (whose key is `(score, member)`) from subtree `t`.
     fn unlink(&mut self, t: u32, id: u32, score: f64, member: &[u8]) -> u32 {
+        if t == id {
+            let n = self.node(t);
+            return self.merge(n.left, n.right);
+        }
         let (below, left, right) = {
             let n = self.node(t);
             let below = cmp_key(n.score, &n.member, score, member) == Ordering::Less;
             (below, n.left, n.right)
         };
-        if t == id {
-            return self.merge(left, right);
-        }
         if below {
             let r = self.unlink(right, id, score, member);
             let n = &mut self.nodes[t as usize];
@@ -569,7 +572,24 @@ impl Tree {
         self.member_alloc_bytes += alloc_bytes(member.len());
         self.index
             .insert_unique(spread(hash), (id, hash), |&(_, h)| spread(h));
-        self.root = self.insert_node(self.root, id, score, member);
+        self.root = self.insert_node(self.root, id, hash, score, member);
+    }
+
+    /// Gives node `id` a new score and moves it to its place: the node, its
+    /// member's buffer and its index entry stay; only the links change.
+    fn rescore(&mut self, id: u32, score: f64) {
+        // The member leaves the node while the walks compare against it (the
+        // detached node itself is never compared).
+        let member = std::mem::take(&mut self.nodes[id as usize].member);
+        let (old, priority) = (self.node(id).score, self.node(id).priority);
+        self.root = self.unlink(self.root, id, old, &member);
+        let n = &mut self.nodes[id as usize];
+        n.score = score;
+        n.left = NIL;
+        n.right = NIL;
+        n.size = 1;
+        self.root = self.insert_node(self.root, id, priority, score, &member);
+        self.nodes[id as usize].member = member;
     }
 
     /// Returns a node's slot to the free list and drops it from the index.
@@ -902,7 +922,12 @@ impl ZSet {
         if score.is_nan() {
             return AddOutcome::NotANumber;
         }
-        let Some(current) = self.score(member) else {
+        // The member's score and, in a tree, its node: found once.
+        let found = match &self.enc {
+            Enc::Packed(p) => p.find(member).map(|e| (e.score, NIL)),
+            Enc::Tree(t) => t.find(member).map(|id| (t.node(id).score, id)),
+        };
+        let Some((current, id)) = found else {
             if flags.xx {
                 return AddOutcome::Skipped;
             }
@@ -925,10 +950,13 @@ impl ZSet {
         if score == current {
             return AddOutcome::Unchanged(score);
         }
-        self.remove(member);
-        match &mut self.enc {
-            Enc::Packed(p) => p.insert(member, score),
-            Enc::Tree(t) => t.insert(member, score),
+        if let Enc::Tree(t) = &mut self.enc {
+            t.rescore(id, score);
+        } else {
+            self.remove(member);
+            if let Enc::Packed(p) = &mut self.enc {
+                p.insert(member, score);
+            }
         }
         AddOutcome::Updated(score)
     }

@@ -139,7 +139,28 @@ fn check(z: &ZSet, m: &Model) {
         let alloc: u64 = m.items.iter().map(|(k, _)| alloc_bytes(k.len())).sum();
         assert_eq!(t.member_alloc_bytes, alloc);
         assert_eq!(t.index.len(), m.items.len());
+        assert_eq!(treap_shape(t, t.root), m.items.len());
     }
+}
+
+/// Checks every node of subtree `root` against the treap's rules (its size
+/// counts its subtree, its priority is at least its children's and is its
+/// member's hash, its index entry points at it); returns the subtree's size.
+fn treap_shape(t: &Tree, root: u32) -> usize {
+    if root == NIL {
+        return 0;
+    }
+    let n = t.node(root);
+    for child in [n.left, n.right] {
+        if child != NIL {
+            assert!(t.node(child).priority <= n.priority, "heap order at {root}");
+        }
+    }
+    assert_eq!(n.priority, t.hash(&n.member), "priority of {root}");
+    assert_eq!(t.find(&n.member), Some(root), "index entry of {root}");
+    let size = 1 + treap_shape(t, n.left) + treap_shape(t, n.right);
+    assert_eq!(n.size as usize, size, "size of {root}");
+    size
 }
 
 fn run_model(seed: u64, steps: usize, pool: u64) {
