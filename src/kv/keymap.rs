@@ -2,9 +2,12 @@
 //! hash index from key to slot.
 //!
 //! Layout, and why:
-//! - **Slots** are an `imbl::Vector` (an RRB tree of 64-slot chunks, nearly
-//!   all full): cloning it for a snapshot is O(1) and shares every chunk;
-//!   a write to either copy first copies the chunk it touches. The B-tree
+//! - **Slots** are a [`ChunkVec`] (`kv::chunked`: a list of shared 64-slot
+//!   chunks and an unshared tail): cloning it for a snapshot copies the
+//!   list, one reference count per 64 keys, and shares every chunk; a write
+//!   to either copy first copies the chunk it touches. A slot is two loads
+//!   away, where the `imbl::Vector` (an RRB tree) it replaced walked three
+//!   or four levels and checked each node's sharing on a write. The B-tree
 //!   this replaced kept keys in order, which nothing visible needs, in
 //!   16-slot nodes that sequential loads left half full, and needed a
 //!   second tree (creation sequence → key) for SCAN: about 300 bytes of
@@ -57,8 +60,22 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use super::chunked::ChunkVec;
 use super::key::Key;
-use super::Entry;
+use super::{Entry, Value};
+
+/// One slot: a key and its entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Slot(Key, Entry);
+
+/// What a slot moved out of a chunk leaves behind ([`ChunkVec::pop`]):
+/// never read, never in the map.
+impl Default for Slot {
+    fn default() -> Slot {
+        let empty = Value::Str(super::string::Str::new(Bytes::new()));
+        Slot(Key::copy(b""), Entry::new(empty, None, 0))
+    }
+}
 
 /// The index's pair: the slot, and the top 32 bits of its key's hash.
 #[derive(Clone, Copy, Debug)]
@@ -88,7 +105,7 @@ pub(crate) fn spread(hash: u32) -> u64 {
 /// One database's keys (see the module docs).
 #[derive(Clone, Default)]
 pub(crate) struct KeyMap {
-    slots: imbl::Vector<(Key, Entry)>,
+    slots: ChunkVec<Slot>,
     /// `None` only in a snapshot's copy, which never looks a key up.
     index: Option<Arc<Vec<HashTable<Pos>>>>,
     hasher: RandomState,
@@ -105,7 +122,7 @@ fn empty_shards() -> Vec<HashTable<Pos>> {
 impl std::fmt::Debug for KeyMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(self.slots.iter().map(|(k, e)| (k, e)))
+            .entries(self.slots.iter().map(|Slot(k, e)| (k, e)))
             .finish()
     }
 }
@@ -113,7 +130,7 @@ impl std::fmt::Debug for KeyMap {
 /// Equal when the same keys hold equal entries at the same slots.
 impl PartialEq for KeyMap {
     fn eq(&self, other: &KeyMap) -> bool {
-        self.slots == other.slots
+        self.slots.len() == other.slots.len() && self.slots.iter().eq(other.slots.iter())
     }
 }
 
@@ -132,7 +149,7 @@ impl KeyMap {
     /// The shard `hash` belongs to, if the map has an index yet.
     fn shard_of(&self, hash: u32) -> Option<&HashTable<Pos>> {
         debug_assert!(
-            self.index.is_some() || self.slots.is_empty(),
+            self.index.is_some() || self.slots.len() == 0,
             "a snapshot's copy of the keyspace is not for lookups"
         );
         self.index.as_ref().map(|shards| &shards[shard(hash)])
@@ -158,7 +175,7 @@ impl KeyMap {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots.len() == 0
     }
 
     /// The entry at `key`.
@@ -178,12 +195,19 @@ impl KeyMap {
 
     /// The key and entry at `slot` (`slot < len`).
     pub(crate) fn at(&self, slot: usize) -> Option<(&Key, &Entry)> {
-        self.slots.get(slot).map(|(k, e)| (k, e))
+        (slot < self.slots.len()).then(|| {
+            let Slot(k, e) = &self.slots[slot];
+            (k, e)
+        })
     }
 
     /// The key and entry at `slot`, the entry to change in place.
     pub(crate) fn at_mut(&mut self, slot: usize) -> Option<(&Key, &mut Entry)> {
-        self.slots.get_mut(slot).map(|(k, e)| (&*k, e))
+        if slot >= self.slots.len() {
+            return None;
+        }
+        let Slot(k, e) = &mut self.slots[slot];
+        Some((&*k, e))
     }
 
     /// Adds `key`, which must be absent, in the next slot; returns the slot.
@@ -202,7 +226,7 @@ impl KeyMap {
         };
         KeyMap::index_mut(&mut self.index)[shard(hash)]
             .insert_unique(spread(hash), pos, |p| spread(p.hash));
-        self.slots.push_back((key, entry));
+        self.slots.push(Slot(key, entry));
         slot
     }
 
@@ -227,19 +251,19 @@ impl KeyMap {
             {
                 p.slot = slot as u32;
             }
-            self.slots.swap(slot, last);
         }
-        self.slots.pop_back()
+        let Slot(key, entry) = self.slots.swap_remove(slot);
+        Some((key, entry))
     }
 
     /// Every key and entry, by slot.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> + '_ {
-        self.slots.iter().map(|(k, e)| (k, e))
+        self.slots.iter().map(|Slot(k, e)| (k, e))
     }
 
     /// Every key, by slot.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Key> + '_ {
-        self.slots.iter().map(|(k, _)| k)
+        self.slots.iter().map(|Slot(k, _)| k)
     }
 
     /// The slots a SCAN at `cursor` walks, last first: `(slot, key, entry)`
@@ -291,7 +315,10 @@ impl KeyMap {
                 }
             }
         }
-        map.slots = slots.into_iter().collect();
+        map.slots.reserve(slots.len());
+        for (key, entry) in slots {
+            map.slots.push(Slot(key, entry));
+        }
         map.index = Some(Arc::new(index));
         Ok(map)
     }
@@ -314,7 +341,7 @@ impl KeyMap {
             seen[slot] = true;
             assert_eq!(p.hash, self.hash(&self.slots[slot].0));
         }
-        for (slot, (key, _)) in self.slots.iter().enumerate() {
+        for (slot, Slot(key, _)) in self.slots.iter().enumerate() {
             assert_eq!(self.find(key), Some(slot), "{key:?} found at its slot");
         }
     }
