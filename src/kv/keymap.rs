@@ -1,4 +1,4 @@
-//! One database's keys: a persistent vector of `(key, entry)` slots and a
+//! One database's keys: a vector of `(key, entry)` slots in shared chunks and a
 //! hash index from key to slot.
 //!
 //! Layout, and why:

@@ -380,10 +380,11 @@ impl Entry {
     }
 }
 
-/// One database: its keys ([`keymap::KeyMap`], a persistent vector of slots
-/// with a hash index) and its deadlines (a persistent B-tree). A clone is
-/// O(1) and shares every node; a write to either copy first copies the
-/// nodes on its path that are still shared. A snapshot holds such a clone
+/// One database: its keys ([`keymap::KeyMap`], slots in shared 64-slot
+/// chunks with a hash index) and its deadlines (a persistent B-tree). A
+/// clone costs a reference count per chunk of slots and shares every chunk
+/// and node; a write to either copy first copies the chunk or the nodes on
+/// its path that are still shared. A snapshot holds such a clone
 /// while it is encoded, so taking it never walks the keyspace, and the live
 /// map pays only for the chunks written meanwhile. A value inside a copied
 /// chunk is cloned with it (a collection is [`Shared`]: a reference count).
