@@ -264,6 +264,27 @@ fn kv(c: &mut Criterion) {
             }
         })
     });
+    // A cache's SET EX over keys that all have a TTL: every write moves
+    // its key in the deadline index.
+    let value = "v".repeat(64);
+    let set_ex: Vec<Command> = (0..BATCH)
+        .map(|i| {
+            let key = format!("key:{:012}", (i * 7_919 + 13) % 100_000);
+            exec(&["SET", &key, &value, "EX", "3600"])
+        })
+        .collect();
+    group.bench_function("apply 256 SET EX over 100,000 keys with TTLs", |b| {
+        let mut db = db_with_keys(100_000, Some(1));
+        let mut set_ex = set_ex.clone();
+        b.iter(|| {
+            // The clock moves on, as the leader's does: each SET EX takes
+            // its key from its old deadline to one after every other.
+            for command in &mut set_ex {
+                command.ts_ms += 1;
+                black_box(db.apply(command));
+            }
+        })
+    });
     // A rate limiter's script (make bench's EVALSHA): INCR and EXPIRE of
     // random counters, as every replica applies it.
     let script =

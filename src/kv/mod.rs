@@ -35,6 +35,7 @@ pub(crate) mod bitmaps;
 pub(crate) mod blocking;
 mod chunked;
 mod command;
+mod deadlines;
 pub mod digest;
 pub mod dump;
 mod evict;
@@ -83,7 +84,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclOp, Users};
@@ -381,10 +382,11 @@ impl Entry {
 }
 
 /// One database: its keys ([`keymap::KeyMap`], slots in shared 64-slot
-/// chunks with a hash index) and its deadlines (a persistent B-tree). A
-/// clone costs a reference count per chunk of slots and shares every chunk
-/// and node; a write to either copy first copies the chunk or the nodes on
-/// its path that are still shared. A snapshot holds such a clone
+/// chunks with a hash index) and its deadlines ([`deadlines::Deadlines`]).
+/// A clone costs a reference count per chunk of slots and shares every
+/// chunk and the deadline index; a write to either copy first copies the
+/// chunk it touches (the deadline index: all of it, which is why a
+/// snapshot's copy drops its share at once). A snapshot holds such a clone
 /// while it is encoded, so taking it never walks the keyspace, and the live
 /// map pays only for the chunks written meanwhile. A value inside a copied
 /// chunk is cloned with it (a collection is [`Shared`]: a reference count).
@@ -392,7 +394,7 @@ impl Entry {
 pub(crate) struct Keyspace {
     pub(crate) map: keymap::KeyMap,
     /// Every key with a TTL, soonest deadline first.
-    pub(crate) expiring: OrdSet<Due>,
+    pub(crate) expiring: deadlines::Deadlines,
 }
 
 /// A key's place in its database's deadline index: ordered by deadline, then

@@ -281,9 +281,11 @@ impl Db {
     pub fn snapshot_chunks(&self, chunk_size_bytes: usize) -> SnapshotChunks {
         let mut copy = self.clone();
         // The copy only walks its slots: dropping its share of each index
+        // (and of the deadline index: each entry carries its deadline)
         // spares the live map a copy of the index at its next write.
         for ks in &mut copy.dbs {
             ks.map = ks.map.without_index();
+            ks.expiring = super::deadlines::Deadlines::new();
         }
         SnapshotChunks {
             copy,
@@ -680,5 +682,28 @@ mod tests {
         let mut buf = Vec::new();
         push(&mut buf, &Record::Users(Users::default()));
         assert!(Db::restore(&buf).is_err());
+    }
+
+    /// A snapshot's copy gives up its share of the deadline index: while
+    /// it is being written, the live map's TTL writes must not copy the
+    /// whole index.
+    #[test]
+    fn a_snapshot_in_progress_shares_no_deadline_index() {
+        let mut db = Db::new();
+        for i in 0..100 {
+            let key = format!("k{i}");
+            db.apply(&Command::exec(1_000, 0, &["SET", &key, "v", "EX", "60"]));
+        }
+        let chunks = db.snapshot_chunks(64);
+        assert!(!db.dbs[0].expiring.is_shared());
+        db.apply(&Command::exec(2_000, 0, &["EXPIRE", "k1", "90"]));
+        let restored = Db::restore(&chunks.flatten().collect::<Vec<u8>>()).expect("restores");
+        assert_eq!(restored.dbs[0].expiring.len(), 100);
+        let k1 = restored.entry(0, b"k1").and_then(Entry::expires_at_ms);
+        assert_eq!(
+            k1,
+            Some(61_000),
+            "the snapshot keeps the deadline it copied"
+        );
     }
 }
