@@ -44,8 +44,9 @@ only it (a quick check: --pubsub-only --rounds 1 --scale 0.05).
 With --memory-keys N (default 1,000,000) it also loads N keys (16-byte keys,
 64-byte values, `redis-cli --pipe`) into a fresh dkv cluster, redis-always
 and redis-none, compares the load's time with redis-always's and INFO
-memory's used_memory and RSS with redis-none's; with --memory-collections N (default 100,000), N lists of 10
-elements and then one sorted set of 10*N members.
+memory's used_memory and RSS with redis-none's; with --memory-collections N
+(default 100,000), N lists of 10 elements and then one sorted set of 10*N
+members.
 
 Everything it starts is stopped at the end, also on errors and Ctrl-C.
 Standard library only.
