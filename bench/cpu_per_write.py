@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""CPU per acknowledged SET: dkv builds beside Redis `appendfsync always`.
+"""CPU per acknowledged write: dkv builds beside Redis `appendfsync always`.
 
 For each round (--rounds, default 3), in a rotating order, each target is
-started fresh on free loopback ports and loaded with `redis-benchmark -t set`:
+started fresh on free loopback ports and loaded with redis-benchmark, one
+run per write in --tests (default SET; any of SET LPUSH LPOP SADD ZADD, as
+`redis-benchmark -t`, and bench.py's EVALSHA, INCR + EXPIRE on random
+counters; LPOP pops what the LPUSH run before it pushed, so list LPUSH
+first):
 
   * each dkv build given with --build NAME=PATH (a 3-node cluster, ReadIndex
     reads, no TLS, insecure peer RPC, as `make bench` runs it): SET
@@ -50,12 +54,22 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def measure(port, pids, clients, pipeline, requests, value_size):
+WRITES = ("SET", "LPUSH", "LPOP", "SADD", "ZADD", "EVALSHA")
+
+
+def benchmark_args(test):
+    """redis-benchmark's arguments for one write of WRITES."""
+    if test in bench.BUILTIN:
+        return ["-t", test.lower()]
+    return bench.CUSTOM[test]
+
+
+def measure(port, pids, clients, pipeline, requests, value_size, test):
     load = loadavg()
     before = cpu_seconds(pids)
     try:
         rows = bench.run_benchmark(port, clients, pipeline, requests, value_size, [],
-                                   ["-t", "set"])
+                                   benchmark_args(test))
     except RuntimeError as e:
         # redis-benchmark stops at the first error reply (on a loaded machine,
         # a forward that timed out): the run is reported and left out.
@@ -66,17 +80,37 @@ def measure(port, pids, clients, pipeline, requests, value_size):
     return {"rps": rps, "cpu_us": cpu * 1e6 / requests, "load": load}
 
 
+def run_all(runs, pids, tests, args):
+    """Every test at every scenario of `runs`, in that order per scenario:
+    (label, result or None) pairs, the label naming scenario and test."""
+    port = runs[0][1]
+    if "EVALSHA" in tests:
+        bench.pipe(port, [["SCRIPT", "LOAD", bench.INCR_EXPIRE]], [])
+    results = []
+    for label, port, c, p in runs:
+        for test in tests:
+            res = measure(port, pids, c, p, args.requests, args.value_size, test)
+            results.append((f"{label} {test}" if tests != ["SET"] else label, res))
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", action="append", default=[],
                     help="NAME=PATH of a dkv-server binary (repeat for an A/B)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--requests", type=int, default=200_000, help="SETs per run")
+    ap.add_argument("--requests", type=int, default=200_000, help="requests per run")
+    ap.add_argument("--tests", default="SET",
+                    help="comma-separated writes to run, of " + " ".join(WRITES))
     ap.add_argument("--value-size", type=int, default=64)
     ap.add_argument("--data-dir", default="target/bench/data")
     ap.add_argument("--csv", default="target/bench/cpu_per_write.csv")
     args = ap.parse_args()
+    tests = [t.strip().upper() for t in args.tests.split(",") if t.strip()]
+    unknown = [t for t in tests if t not in WRITES]
+    if unknown:
+        ap.error(f"unknown tests {unknown}: choose from {' '.join(WRITES)}")
     builds = [b.split("=", 1) for b in (args.build or ["dkv=target/release/dkv-server"])]
     workdir = tempfile.mkdtemp(prefix="dkv-cpu-")
     data_dir = os.path.abspath(args.data_dir)
@@ -95,8 +129,7 @@ def main():
                     pids = [p.pid for p in target.procs]
                     runs.append(("leader c50-P1", target.port, 50, 1))
                     runs.append(("leader c50-P16", target.port, 50, 16))
-                    results = [(label, measure(port, pids, c, p, args.requests, args.value_size))
-                               for label, port, c, p in runs]
+                    results = run_all(runs, pids, tests, args)
                 finally:
                     target.stop()
             else:
@@ -109,8 +142,7 @@ def main():
                     runs.append(("leader c50-P1", target.port, 50, 1))
                     runs.append(("leader c50-P16", target.port, 50, 16))
                     runs.append(("follower c50-P1", follower, 50, 1))
-                    results = [(label, measure(port, pids, c, p, args.requests, args.value_size))
-                               for label, port, c, p in runs]
+                    results = run_all(runs, pids, tests, args)
                 finally:
                     target.stop()
             for label, res in results:
@@ -118,18 +150,18 @@ def main():
                     failures.append((rnd + 1, name, label))
                     continue
                 samples.setdefault((name, label), []).append(res)
-                print(f"round {rnd + 1} {name:14} {label:16} {res['rps']:>9,.0f} SET/s "
-                      f"{res['cpu_us']:6.1f} us CPU/SET  load {res['load']:.2f}", flush=True)
+                print(f"round {rnd + 1} {name:14} {label:24} {res['rps']:>9,.0f} req/s "
+                      f"{res['cpu_us']:6.1f} us CPU/req  load {res['load']:.2f}", flush=True)
     with open(args.csv, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["target", "scenario", "round", "rps", "cpu_us_per_set", "load1"])
+        w.writerow(["target", "scenario", "round", "rps", "cpu_us_per_request", "load1"])
         for (name, label), rows in samples.items():
             for i, r in enumerate(rows):
                 w.writerow([name, label, i + 1, f"{r['rps']:.0f}", f"{r['cpu_us']:.2f}",
                             f"{r['load']:.2f}"])
     for rnd, name, label in failures:
         print(f"round {rnd} {name} {label}: failed, left out of the medians")
-    print(f"\nmedians over {args.rounds} rounds ({args.requests:,} SETs a run):")
+    print(f"\nmedians over {args.rounds} rounds ({args.requests:,} requests a run):")
     redis = {label: statistics.median(r["cpu_us"] for r in rows)
              for (name, label), rows in samples.items() if name == "redis-always"}
     for (name, label), rows in sorted(samples.items()):
@@ -137,7 +169,7 @@ def main():
         cpu = statistics.median(r["cpu_us"] for r in rows)
         anchor = redis.get(label.replace("follower", "leader"))
         ratio = f"  {cpu / anchor:4.2f}x redis CPU" if anchor and name != "redis-always" else ""
-        print(f"  {name:14} {label:16} {rps:>9,.0f} SET/s {cpu:6.1f} us CPU/SET{ratio}")
+        print(f"  {name:14} {label:24} {rps:>9,.0f} req/s {cpu:6.1f} us CPU/req{ratio}")
 
 
 if __name__ == "__main__":
