@@ -106,6 +106,32 @@ impl Trio {
         trio
     }
 
+    /// Settles, checks that a batch committed since `before`, and compacts
+    /// the logs; the new commit index.
+    fn commit_all(&mut self, before: LogIndex) -> LogIndex {
+        self.settle();
+        let after = self.nodes[0].status().commit_index;
+        assert!(
+            after.0 >= before.0 + BATCH as u64,
+            "{before:?} -> {after:?}"
+        );
+        self.compact();
+        after
+    }
+
+    /// Compacts every node's log to what it applied, keeping the log (and
+    /// memory) bounded across iterations.
+    fn compact(&mut self) {
+        for node in &mut self.nodes {
+            let status = node.status();
+            node.compact(SnapshotMeta {
+                last_included_index: status.last_applied,
+                last_included_term: status.term,
+                membership: dkv::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
+            });
+        }
+    }
+
     /// Delivers every message until no node has anything to do.
     fn settle(&mut self) {
         let mut queue: VecDeque<Envelope> = VecDeque::new();
@@ -141,29 +167,33 @@ fn raft(c: &mut Criterion) {
                         .propose(payload.clone())
                         .expect("the leader takes proposals");
                 }
-                trio.settle();
-                let after = trio.nodes[0].status().commit_index;
-                assert!(
-                    after.0 >= before.0 + BATCH as u64,
-                    "{before:?} -> {after:?}"
-                );
-                // Keep the log (and memory) bounded across iterations.
-                for node in &mut trio.nodes {
-                    let status = node.status();
-                    node.compact(SnapshotMeta {
-                        last_included_index: status.last_applied,
-                        last_included_term: status.term,
-                        membership: dkv::raft::Membership::voters_only([
-                            NodeId(1),
-                            NodeId(2),
-                            NodeId(3),
-                        ]),
-                    });
-                }
-                black_box(after)
+                black_box(trio.commit_all(before))
             })
         },
     );
+    // A leader under load: a proposal arrives, the driver takes a
+    // `ready()`, and only then does the next one arrive, while the first
+    // AppendEntries to each follower waits for its ack (the acks are
+    // delivered after the 256 proposals).
+    group.bench_function("propose 256 entries, one ready() each, acks after", |b| {
+        b.iter(|| {
+            let before = trio.nodes[0].status().commit_index;
+            let mut held = Vec::new();
+            for _ in 0..BATCH {
+                trio.nodes[0]
+                    .propose(payload.clone())
+                    .expect("the leader takes proposals");
+                let mut ready = trio.nodes[0].ready();
+                held.append(&mut ready.messages);
+                trio.nodes[0].advance(ready);
+            }
+            for envelope in held {
+                let to = (envelope.to.0 - 1) as usize;
+                let _ = trio.nodes[to].step(envelope);
+            }
+            black_box(trio.commit_all(before))
+        })
+    });
     group.finish();
 }
 

@@ -323,6 +323,33 @@ impl RaftLog {
         out
     }
 
+    /// The `count` entries from `from` (≥ `first_index`), cloned; `count`
+    /// at most what [`RaftLog::slice_len`] gave for `from`.
+    pub(crate) fn entries_from(&self, from: LogIndex, count: usize) -> Vec<Entry> {
+        if count == 0 {
+            return Vec::new();
+        }
+        let start = self.position(from.max(self.first_index()));
+        self.entries[start..start + count].to_vec()
+    }
+
+    /// How many entries [`RaftLog::slice`] would return, without cloning
+    /// them (each clone and drop of a payload is an atomic operation on a
+    /// buffer other threads share).
+    pub(crate) fn slice_len(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> usize {
+        let start = self.position(from.max(self.first_index()));
+        let mut count = 0;
+        let mut bytes = 0usize;
+        for entry in self.entries.iter().skip(start).take(max_entries.max(1)) {
+            bytes = bytes.saturating_add(entry.data.len());
+            if count > 0 && bytes > max_bytes {
+                break;
+            }
+            count += 1;
+        }
+        count
+    }
+
     /// Raises `commit_index` to `index` (no-op when not higher).
     ///
     /// # Panics
@@ -533,4 +560,55 @@ fn decoded_membership(entry: &Entry) -> Option<(LogIndex, Membership)> {
     Membership::decode(&entry.data)
         .ok()
         .map(|membership| (entry.index, membership))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::EntryKind;
+    use bytes::Bytes;
+
+    /// `slice_len` is what replication decides with before it clones: it
+    /// must count exactly what `slice` returns, whatever the limits, the
+    /// start and the payload sizes (empty payloads included).
+    #[test]
+    fn slice_len_counts_what_slice_returns() {
+        let entries: Vec<Entry> = (1..=40u64)
+            .map(|i| Entry {
+                term: Term(1),
+                index: LogIndex(i),
+                kind: EntryKind::Normal,
+                data: Bytes::from(vec![b'x'; (i % 7 * 5) as usize]),
+            })
+            .collect();
+        let log = RaftLog::restore(NodeId(1), None, entries, LogIndex(0), Membership::default());
+        for from in 1..=42u64 {
+            for max_entries in [0, 1, 2, 5, 39, 100, usize::MAX] {
+                for max_bytes in [0, 1, 10, 29, 30, 31, 64, 200, usize::MAX] {
+                    let slice = log.slice(LogIndex(from), max_entries, max_bytes);
+                    let count = log.slice_len(LogIndex(from), max_entries, max_bytes);
+                    assert_eq!(count, slice.len(), "from {from} {max_entries} {max_bytes}");
+                    // The rule, stated on its own: as many entries as fit in
+                    // both limits, and the first one always.
+                    let mut expected = 0usize;
+                    let mut bytes = 0usize;
+                    for i in from..=40 {
+                        bytes += (i % 7 * 5) as usize;
+                        let fits = expected < max_entries.max(1) && bytes <= max_bytes;
+                        if !(fits || expected == 0) {
+                            break;
+                        }
+                        expected += 1;
+                    }
+                    assert_eq!(count, expected, "from {from} {max_entries} {max_bytes}");
+                    let want: Vec<u64> = (from..from + count as u64).collect();
+                    let got: Vec<u64> = slice.iter().map(|e| e.index.0).collect();
+                    assert_eq!(got, want, "from {from} {max_entries} {max_bytes}");
+                    if from <= 40 {
+                        assert!(count >= 1, "at least one entry when any exists");
+                    }
+                }
+            }
+        }
+    }
 }

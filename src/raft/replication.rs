@@ -131,15 +131,6 @@ impl Raft {
             self.send_snapshot(to);
             return true;
         }
-        let mut entries = if progress.can_send_entries() {
-            self.log.slice(
-                next_index,
-                self.config.max_entries_per_append,
-                self.config.max_bytes_per_append,
-            )
-        } else {
-            Vec::new()
-        };
         // Nagle's rule: while a message is unacknowledged, only a full one
         // (cut by the limits, more entries behind it) is pipelined after it;
         // the tail waits for the ack and then leaves with whatever was
@@ -150,10 +141,34 @@ impl Raft {
         // `bench/PERFORMANCE.md`, where each cross-thread wake-up costs tens
         // of microseconds, this took about 15% off the cluster's CPU per
         // write at 50 clients.
-        let full = entries.last().is_some_and(|e| e.index < last_index);
-        if progress.awaits_ack() && !full && !past_nagle {
-            entries.clear();
-        }
+        //
+        // When the rule may hold the entries back, they are counted first
+        // and cloned only if they leave: a held-back tail used to be cloned
+        // and dropped on every `ready()` (each clone and drop an atomic
+        // operation on a buffer other threads share).
+        let (max_entries, max_bytes) = (
+            self.config.max_entries_per_append,
+            self.config.max_bytes_per_append,
+        );
+        let entries = if !progress.can_send_entries() {
+            Vec::new()
+        } else if progress.awaits_ack() && !past_nagle {
+            let behind = last_index.0 + 1 - next_index.0;
+            if behind > max_entries.max(1) as u64 {
+                // Cut by the entry limit at the latest: full.
+                self.log.slice(next_index, max_entries, max_bytes)
+            } else {
+                // Full only if the byte limit cuts it.
+                let count = self.log.slice_len(next_index, max_entries, max_bytes);
+                if (count as u64) < behind {
+                    self.log.entries_from(next_index, count)
+                } else {
+                    Vec::new()
+                }
+            }
+        } else {
+            self.log.slice(next_index, max_entries, max_bytes)
+        };
         if entries.is_empty() && !allow_empty {
             return false;
         }
