@@ -9,9 +9,9 @@ counters; LPOP pops what the LPUSH run before it pushed, so list LPUSH
 first):
 
   * each dkv build given with --build NAME=PATH (a 3-node cluster, ReadIndex
-    reads, no TLS, insecure peer RPC, as `make bench` runs it): SET
-    `-c 50 -P 1` and `-c 50 -P 16` against the leader, `-c 50 -P 1` against
-    a follower;
+    reads, no TLS, insecure peer RPC, as `make bench` runs it): each write
+    at `-c 50 -P 1` and `-c 50 -P 16` against the leader, `-c 50 -P 1`
+    against a follower;
   * redis-server with appendonly yes / appendfsync always: `-c 50 -P 1` and
     `-c 50 -P 16`.
 
