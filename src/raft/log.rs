@@ -310,17 +310,7 @@ impl RaftLog {
     /// before `max_bytes` of payload would be exceeded; at least one entry
     /// when any exists.
     pub(crate) fn slice(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
-        let start = self.position(from.max(self.first_index()));
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for entry in self.entries.iter().skip(start).take(max_entries.max(1)) {
-            bytes = bytes.saturating_add(entry.data.len());
-            if !out.is_empty() && bytes > max_bytes {
-                break;
-            }
-            out.push(entry.clone());
-        }
-        out
+        self.entries_from(from, self.slice_len(from, max_entries, max_bytes))
     }
 
     /// The `count` entries from `from` (≥ `first_index`), cloned; `count`
