@@ -411,25 +411,23 @@ impl<W, R> NodeCore<W, R> {
     /// answers due now; the others come from [`NodeCore::applied`].
     pub(crate) fn propose_batch(
         &mut self,
-        batch: Vec<(kv::Op, W)>,
+        ops: &[kv::Op],
+        replies: Vec<W>,
         now_ms: u64,
     ) -> Vec<(W, LocalWrite)> {
         let status = self.raft.status();
         if status.role != Role::Leader || status.transferring_to.is_some() {
             // During a transfer the caller waits for the new leader.
             let leader = status.transferring_to.map_or(status.leader, |_| None);
-            return batch
+            return replies
                 .into_iter()
-                .map(|(_, reply)| (reply, LocalWrite::NotLeader(leader)))
+                .map(|reply| (reply, LocalWrite::NotLeader(leader)))
                 .collect();
         }
-        let (commands, replies): (Vec<kv::Command>, Vec<W>) = batch
-            .into_iter()
-            .map(|(op, reply)| (kv::Command { ts_ms: now_ms, op }, reply))
-            .unzip();
-        // One buffer for the batch's payloads (`Command::encode_batch`).
-        let payloads = kv::Command::encode_batch(&commands);
-        drop(commands);
+        // One buffer for the batch's payloads (`Command::encode_batch`),
+        // encoded from the caller's operations: it keeps them, to send
+        // elsewhere should this node not be the leader.
+        let payloads = kv::Command::encode_batch(now_ms, ops);
         let mut answers = Vec::new();
         for (payload, reply) in payloads.into_iter().zip(replies) {
             if let Some(answer) = self.propose(payload, reply) {

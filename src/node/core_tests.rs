@@ -209,7 +209,7 @@ fn a_persist_dependent_message_waits_for_its_fsync() {
         "a vote left before its fsync"
     );
 
-    assert!(c.core(1).propose_batch(vec![(set("k"), 7)], 1).is_empty());
+    assert!(c.core(1).propose_batch(&[set("k")], vec![7], 1).is_empty());
     c.pump(1);
     // The leader's AppendEntries leave at once, before its own fsync.
     assert!(c.unpersisted.contains_key(&1));
@@ -246,11 +246,11 @@ fn held_messages_are_released_in_order_through_the_reported_job() {
         c.cores.insert(id, core_with(config));
     }
     c.elect_1();
-    c.core(1).propose_batch(vec![(set("a"), 1)], 1);
+    c.core(1).propose_batch(&[set("a")], vec![1], 1);
     c.pump(1);
     c.deliver_to(2);
-    c.core(1).propose_batch(vec![(set("b"), 1)], 1);
-    c.core(1).propose_batch(vec![(set("c"), 1)], 1);
+    c.core(1).propose_batch(&[set("b")], vec![1], 1);
+    c.core(1).propose_batch(&[set("c")], vec![1], 1);
     c.pump(1);
     c.deliver_to(2);
     let follower = c.core(2);
@@ -272,7 +272,7 @@ fn an_uncommitted_entry_is_never_handed_to_apply() {
     let mut c = Cluster::new(false);
     c.elect_1();
     let before = c.applied.get(&1).map_or(0, Vec::len);
-    c.core(1).propose_batch(vec![(set("k"), 7)], 1);
+    c.core(1).propose_batch(&[set("k")], vec![7], 1);
     c.pump(1);
     c.persist(1);
     assert_eq!(
@@ -315,7 +315,7 @@ fn a_ready_applying_past_the_commit_index_is_refused() {
         apply_before_commit: true,
         ..RuleBreaks::default()
     });
-    c.core(1).propose_batch(vec![(set("k"), 7)], 1);
+    c.core(1).propose_batch(&[set("k")], vec![7], 1);
     let err = c.core(1).ready().expect_err("past the commit index");
     assert!(matches!(err, CoreError::ApplyPastCommit { .. }), "{err}");
 }
@@ -417,7 +417,7 @@ fn an_older_snapshot_is_not_installed_over_a_newer_log() {
     let mut c = Cluster::new(false);
     c.elect_1();
     for key in ["a", "b", "c"] {
-        c.core(1).propose_batch(vec![(set(key), 1)], 1);
+        c.core(1).propose_batch(&[set(key)], vec![1], 1);
     }
     c.settle();
     let status = c.core(2).raft().status();
@@ -515,7 +515,7 @@ fn a_snapshot_due_while_another_is_written_starts_when_that_one_ends() {
     c.elect_1();
     c.core(1).config.snapshot_every_entries = 2;
     let write = |c: &mut Cluster, key: &str| {
-        c.core(1).propose_batch(vec![(set(key), 1)], 1);
+        c.core(1).propose_batch(&[set(key)], vec![1], 1);
         c.settle();
     };
     write(&mut c, "a");
@@ -557,7 +557,7 @@ fn a_snapshot_waits_for_the_log_to_grow_by_the_last_ones_size() {
     c.core(1).config.snapshot_every_entries = 1;
     c.core(1).config.snapshot_log_growth_percent = 100;
     let write = |c: &mut Cluster, key: &str| {
-        c.core(1).propose_batch(vec![(set(key), 1)], 1);
+        c.core(1).propose_batch(&[set(key)], vec![1], 1);
         c.settle();
     };
     write(&mut c, "a");

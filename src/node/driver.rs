@@ -391,8 +391,8 @@ impl Driver {
 
     fn handle_request(&mut self, request: NodeRequest) {
         match request {
-            NodeRequest::Propose { batch } => {
-                for (reply, answer) in self.core.propose_batch(batch, wall_clock_ms()) {
+            NodeRequest::Propose { ops, replies } => {
+                for (reply, answer) in self.core.propose_batch(&ops, replies, wall_clock_ms()) {
                     let _ = reply.send(answer);
                 }
             }

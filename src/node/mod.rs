@@ -324,8 +324,12 @@ pub struct ReadCtx {
 enum NodeRequest {
     /// Writes to propose in this order, all or none: a node that does not
     /// lead answers `NotLeader` to every one.
+    /// `replies` has one sender per operation, in order. The operations
+    /// are shared with the proposer, which keeps them to send elsewhere
+    /// should this node not lead (no copy of a batch on the way).
     Propose {
-        batch: Vec<(kv::Op, oneshot::Sender<LocalWrite>)>,
+        ops: Arc<Vec<kv::Op>>,
+        replies: Vec<oneshot::Sender<LocalWrite>>,
     },
     ReadIndex {
         reply: oneshot::Sender<LocalRead>,
@@ -983,6 +987,8 @@ impl NodeHandle {
     /// them in order; a retry happens only when none was appended.
     pub async fn write_batch(&self, ops: Vec<kv::Op>) -> Vec<Result<kv::Output, RequestError>> {
         let n = ops.len();
+        // Shared with the driver, not copied: kept here to send elsewhere.
+        let ops = Arc::new(ops);
         let all = |e: RequestError| vec![Err(e); n];
         if n == 0 {
             return Vec::new();
@@ -997,7 +1003,7 @@ impl NodeHandle {
             // a second append (see `leader_elsewhere`).
             let leader = match self.leader_elsewhere() {
                 Some(leader) => Some(leader),
-                None => match self.propose_here(ops.clone(), deadline).await {
+                None => match self.propose_here(Arc::clone(&ops), deadline).await {
                     Ok(Proposed::Done(results)) => return results,
                     Ok(Proposed::NotLeader(leader)) => leader,
                     Err(e) => return all(e),
@@ -1119,7 +1125,7 @@ impl NodeHandle {
             }
         }
         if !accepted.is_empty() {
-            match self.propose_here(ops, deadline).await {
+            match self.propose_here(Arc::new(ops), deadline).await {
                 Ok(Proposed::Done(results)) => {
                     // One result per write handed over, in order.
                     let mut results = results.into_iter();
@@ -1151,22 +1157,20 @@ impl NodeHandle {
             .collect()
     }
 
-    /// Hands writes to the local driver, in order, and waits for their fate.
+    /// Hands writes to the local driver, in order, and waits for their fate
+    /// (one timer for the whole batch: its writes commit together).
     async fn propose_here(
         &self,
-        ops: Vec<kv::Op>,
+        ops: Arc<Vec<kv::Op>>,
         deadline: Instant,
     ) -> Result<Proposed, RequestError> {
-        let mut batch = Vec::with_capacity(ops.len());
-        let mut receivers = Vec::with_capacity(ops.len());
-        for op in ops {
-            let (reply, rx) = oneshot::channel();
-            batch.push((op, reply));
-            receivers.push(rx);
-        }
+        let (replies, mut receivers): (Vec<_>, Vec<_>) =
+            (0..ops.len()).map(|_| oneshot::channel()).unzip();
         match tokio::time::timeout_at(
             deadline,
-            self.inner.requests.send(NodeRequest::Propose { batch }),
+            self.inner
+                .requests
+                .send(NodeRequest::Propose { ops, replies }),
         )
         .await
         {
@@ -1174,23 +1178,7 @@ impl NodeHandle {
             Ok(Err(_)) => return Err(RequestError::ShuttingDown),
             Ok(Ok(())) => {}
         }
-        let mut results = Vec::with_capacity(receivers.len());
-        for rx in receivers {
-            let result = match tokio::time::timeout_at(deadline, rx).await {
-                // The driver answers a whole batch `NotLeader` or none of it.
-                Ok(Ok(LocalWrite::NotLeader(leader))) => return Ok(Proposed::NotLeader(leader)),
-                Ok(Ok(LocalWrite::Done(result))) => result,
-                Ok(Err(_)) => Err(RequestError::OutcomeUnknown(
-                    "the node stopped before the write was applied".to_string(),
-                )),
-                Err(_) => Err(RequestError::OutcomeUnknown(
-                    "timed out waiting for the write to commit; it may still be applied"
-                        .to_string(),
-                )),
-            };
-            results.push(result);
-        }
-        Ok(Proposed::Done(results))
+        Ok(batch_answers(&mut receivers, deadline).await)
     }
 
     /// A linearizable read: waits for a ReadIndex and for apply to reach it, then
@@ -1464,6 +1452,53 @@ impl NodeHandle {
     }
 }
 
+/// The answers to one batch handed to the driver, in order, waited for
+/// until `deadline` under one timer (the batch's writes commit together).
+/// The driver answers a whole batch `NotLeader` or none of it. Past the
+/// deadline, whatever was answered by then counts and the rest is
+/// `OutcomeUnknown`: those writes may still be applied.
+async fn batch_answers(
+    receivers: &mut [oneshot::Receiver<LocalWrite>],
+    deadline: Instant,
+) -> Proposed {
+    let stopped = || {
+        Err(RequestError::OutcomeUnknown(
+            "the node stopped before the write was applied".to_string(),
+        ))
+    };
+    let mut results = Vec::with_capacity(receivers.len());
+    let waited = tokio::time::timeout_at(deadline, async {
+        for rx in receivers.iter_mut() {
+            match rx.await {
+                Ok(LocalWrite::NotLeader(leader)) => return Some(leader),
+                Ok(LocalWrite::Done(result)) => results.push(result),
+                Err(_) => results.push(stopped()),
+            }
+        }
+        None
+    })
+    .await;
+    match waited {
+        Ok(Some(leader)) => return Proposed::NotLeader(leader),
+        Ok(None) => {}
+        Err(_) => {
+            for rx in &mut receivers[results.len()..] {
+                results.push(match rx.try_recv() {
+                    Ok(LocalWrite::Done(result)) => result,
+                    Err(oneshot::error::TryRecvError::Closed) => stopped(),
+                    Ok(LocalWrite::NotLeader(_)) | Err(oneshot::error::TryRecvError::Empty) => {
+                        Err(RequestError::OutcomeUnknown(
+                            "timed out waiting for the write to commit; it may still be applied"
+                                .to_string(),
+                        ))
+                    }
+                });
+            }
+        }
+    }
+    Proposed::Done(results)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1477,6 +1512,63 @@ mod tests {
             key: key.to_string().into(),
             value: value.to_string().into(),
         }
+    }
+
+    /// One timer waits for a whole batch (`batch_answers`): the answers come
+    /// in order; past the deadline the ones answered by then count, an
+    /// unanswered one may still be applied and a dropped one says the node
+    /// stopped; `NotLeader` answers the batch.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_keeps_its_order_and_what_was_answered_by_its_deadline() {
+        let done = |output| LocalWrite::Done(Ok(output));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (senders, mut receivers): (Vec<_>, Vec<_>) =
+            (0..4).map(|_| oneshot::channel::<LocalWrite>()).unzip();
+        let mut senders = senders.into_iter();
+        let mut next = || senders.next().expect("four senders");
+        let (first, second, third, fourth) = (next(), next(), next(), next());
+        assert!(first.send(done(kv::Output::Ok)).is_ok());
+        assert!(third.send(done(kv::Output::Integer(3))).is_ok());
+        drop(fourth);
+        let before = Instant::now();
+        let Proposed::Done(results) = batch_answers(&mut receivers, deadline).await else {
+            panic!("answered NotLeader");
+        };
+        assert_eq!(Instant::now() - before, Duration::from_secs(5));
+        let unknown = |result: &Result<kv::Output, RequestError>, text: &str| matches!(result, Err(RequestError::OutcomeUnknown(m)) if m.contains(text));
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[0], Ok(kv::Output::Ok));
+        assert!(unknown(&results[1], "may still be applied"), "{results:?}");
+        assert_eq!(results[2], Ok(kv::Output::Integer(3)));
+        assert!(unknown(&results[3], "node stopped"), "{results:?}");
+        drop(second);
+
+        // All answered in time: no wait, every result in order.
+        let (senders, mut receivers): (Vec<_>, Vec<_>) =
+            (0..3).map(|_| oneshot::channel::<LocalWrite>()).unzip();
+        for (i, sender) in senders.into_iter().enumerate().rev() {
+            assert!(sender.send(done(kv::Output::Integer(i as i64))).is_ok());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let Proposed::Done(results) = batch_answers(&mut receivers, deadline).await else {
+            panic!("answered NotLeader");
+        };
+        assert_eq!(
+            results,
+            (0..3)
+                .map(|i| Ok(kv::Output::Integer(i)))
+                .collect::<Vec<_>>()
+        );
+
+        let (senders, mut receivers): (Vec<_>, Vec<_>) =
+            (0..2).map(|_| oneshot::channel::<LocalWrite>()).unzip();
+        for sender in senders {
+            assert!(sender.send(LocalWrite::NotLeader(Some(NodeId(2)))).is_ok());
+        }
+        assert!(matches!(
+            batch_answers(&mut receivers, deadline).await,
+            Proposed::NotLeader(Some(NodeId(2)))
+        ));
     }
 
     /// Shared read rounds (`join_read_round`): with many clients reading and

@@ -418,7 +418,7 @@ impl SimNode {
             return;
         };
         let now_ms = clock(now).as_millis() as u64;
-        for (handle, answer) in up.core.propose_batch(vec![(op, handle)], now_ms) {
+        for (handle, answer) in up.core.propose_batch(&[op], vec![handle], now_ms) {
             self.outbox.push(Answer::Write(handle, answer, None));
         }
     }
