@@ -74,7 +74,7 @@ pub(crate) fn write_bits<R>(
             let mut buf = vec![0u8; min_len];
             let (result, _) = f(&mut buf, true);
             let value = Value::Str(Str::raw(Bytes::from(buf)));
-            db.put(ctx.db, key.clone(), value, None);
+            db.put(ctx.db, key, value, None);
             Ok((result, true))
         }
         Some(Value::Str(_)) => {
@@ -465,7 +465,7 @@ impl Apply for BitOpCmd {
         db.expire_if_needed(ctx.db, &self.dest);
         db.put(
             ctx.db,
-            self.dest.clone(),
+            &self.dest,
             Value::Str(Str::raw(Bytes::from(out))),
             None,
         );

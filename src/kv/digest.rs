@@ -319,7 +319,7 @@ mod tests {
         let mut db = Db::new();
         let elements = ["a", "b", "c", "1", "2", "300", "-5", "", "007"];
         let list: List = elements.iter().collect();
-        db.put(0, Bytes::from("l"), Value::List(list), None);
+        db.put(0, b"l", Value::List(list), None);
         assert_eq!(
             hex(&db.value_digest(0, b"l")),
             "081467f533d32c85e142a72415ff4c1d9af38afe"
@@ -329,7 +329,7 @@ mod tests {
             "11741c9649607ece835a9368af8e1aaab323ecf2"
         );
         let single: List = ["x"].iter().collect();
-        db.put(0, Bytes::from("l2"), Value::List(single), Some(100_000));
+        db.put(0, b"l2", Value::List(single), Some(100_000));
         assert_eq!(
             hex(&db.dataset_digest()),
             "af2b2d6945e29e7d2aa327741fe5c596f992f5a3"
@@ -340,7 +340,7 @@ mod tests {
         );
         let mut db = Db::new();
         let big: List = (0..2000).map(|i| format!("value-{i}")).collect();
-        db.put(0, Bytes::from("big"), Value::List(big), None);
+        db.put(0, b"big", Value::List(big), None);
         assert_eq!(
             hex(&db.value_digest(0, b"big")),
             "761333f48b84e4408136c153b118b112decb4938"

@@ -39,12 +39,7 @@ fn with_hash<R>(
     f: impl FnOnce(&mut Hash) -> R,
 ) -> Result<R, Output> {
     if !write_hash(db, ctx, key)? {
-        db.put(
-            ctx.db,
-            key.clone(),
-            Value::Hash(crate::kv::Shared::default()),
-            None,
-        );
+        db.put(ctx.db, key, Value::Hash(crate::kv::Shared::default()), None);
     }
     let result = db
         .modify(ctx.db, key, |v| match v {

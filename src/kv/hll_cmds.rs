@@ -100,12 +100,7 @@ pub(crate) fn pfadd(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
         // A new HLL decodes: adding cannot fail.
         let _ = add_all(&mut s);
         hll::invalidate_cache(&mut s);
-        db.put(
-            ctx.db,
-            key.clone(),
-            Value::Str(Str::raw(Bytes::from(s))),
-            None,
-        );
+        db.put(ctx.db, key, Value::Str(Str::raw(Bytes::from(s))), None);
         true
     };
     if updated {
@@ -184,7 +179,7 @@ pub(crate) fn pfmerge(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     let dest = &args[1];
     if !db.exists_for_write(ctx.db, dest) {
         let value = Value::Str(Str::raw(Bytes::from(hll::new_sparse())));
-        db.put(ctx.db, dest.clone(), value, None);
+        db.put(ctx.db, dest, value, None);
     }
     let merged = with_hll(db, ctx, dest, |s| -> Result<(), ()> {
         if use_dense {

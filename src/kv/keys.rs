@@ -88,7 +88,7 @@ fn rename_generic(db: &mut Db, ctx: &Ctx, args: &[Bytes], nx: bool) -> Output {
         db.remove(ctx.db, dst);
     }
     db.remove(ctx.db, src);
-    db.put(ctx.db, dst.clone(), value, ttl);
+    db.put(ctx.db, dst, value, ttl);
     db.notify(notify::GENERIC, "rename_from", ctx.db, src);
     db.notify(notify::GENERIC, "rename_to", ctx.db, dst);
     if nx {
@@ -163,7 +163,7 @@ impl Apply for CopyKey {
             }
             db.remove(target, &self.dst);
         }
-        db.put(target, self.dst.clone(), value, ttl);
+        db.put(target, &self.dst, value, ttl);
         db.notify(notify::GENERIC, "copy_to", target, &self.dst);
         Output::Integer(1)
     }
@@ -198,7 +198,7 @@ impl Apply for MoveKey {
             return Output::Integer(0);
         }
         db.remove(ctx.db, &self.key);
-        db.put(self.target, self.key.clone(), value, ttl);
+        db.put(self.target, &self.key, value, ttl);
         db.notify(notify::GENERIC, "move_from", ctx.db, &self.key);
         db.notify(notify::GENERIC, "move_to", self.target, &self.key);
         Output::Integer(1)

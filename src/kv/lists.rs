@@ -129,7 +129,7 @@ fn push(db: &mut Db, ctx: &Ctx, key: &Bytes, elements: &[Bytes], end: End, exist
         let mut list = List::new();
         push_all(&mut list);
         let len = list.len();
-        db.put(ctx.db, key.clone(), Value::List(list), None);
+        db.put(ctx.db, key, Value::List(list), None);
         len
     }
 }

@@ -1146,8 +1146,11 @@ impl Db {
     }
 
     /// Stores `value` at `key` with `expires_at_ms`, replacing any value (a
-    /// replaced key keeps its SCAN position).
-    pub(crate) fn put(&mut self, db: usize, key: Bytes, value: Value, expires_at_ms: Option<u64>) {
+    /// replaced key keeps its SCAN position). The key is borrowed: the map
+    /// keeps its own copy ([`KeyMap::push_new`]), so a caller's `Bytes` is
+    /// neither cloned nor kept (a clone is an atomic operation on a buffer
+    /// the WAL thread shares, or an allocation for one not yet shared).
+    pub(crate) fn put(&mut self, db: usize, key: &[u8], value: Value, expires_at_ms: Option<u64>) {
         self.put_at(db, key, value, expires_at_ms, false);
     }
 
@@ -1158,7 +1161,7 @@ impl Db {
     pub(crate) fn replace(
         &mut self,
         db: usize,
-        key: Bytes,
+        key: &[u8],
         value: Value,
         expires_at_ms: Option<u64>,
     ) {
@@ -1168,7 +1171,7 @@ impl Db {
     fn put_at(
         &mut self,
         db: usize,
-        key: Bytes,
+        key: &[u8],
         value: Value,
         expires_at_ms: Option<u64>,
         expire_old: bool,
@@ -1184,16 +1187,16 @@ impl Db {
             ..
         } = self;
         let ks = &mut dbs[db];
-        let found = ks.map.find(&key);
+        let found = ks.map.find(key);
         if let Some(slot) = found {
             if expire_old && ks.map.at(slot).is_some_and(|(_, old)| old.is_expired(now)) {
                 // Before anything else, as `exists_for_write` would have.
-                self.expire(db, &key);
+                self.expire(db, key);
                 return self.put_at(db, key, value, expires_at_ms, false);
             }
         }
         // `record_touch` and `bump`, on the fields the slot leaves free.
-        touched.changed(db, &key);
+        touched.changed(db, key);
         *mod_counter += 1;
         let entry = Entry::new(value, expires_at_ms, *mod_counter);
         entry.access.touch(now);
@@ -1210,8 +1213,8 @@ impl Db {
             *old = entry;
             return;
         }
-        *used_bytes += entry_bytes(&key, &entry);
-        let slot = ks.map.push_new(&key, entry);
+        *used_bytes += entry_bytes(key, &entry);
+        let slot = ks.map.push_new(key, entry);
         // The map's own copy of the key, not the caller's buffer.
         if let Some((stored, entry)) = ks.map.at(slot) {
             if let Some(at) = entry.expires_at_ms() {
@@ -1220,7 +1223,7 @@ impl Db {
         }
         // Redis's dbAdd: a created key is a `new` event.
         if self.notify_flags & notify::NEW != 0 {
-            self.notify(notify::NEW, "new", db, &key);
+            self.notify(notify::NEW, "new", db, key);
         }
     }
 

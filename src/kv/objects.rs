@@ -150,7 +150,7 @@ impl Apply for Restore {
             }
             return Output::Ok;
         }
-        db.put(ctx.db, self.key.clone(), value, deadline);
+        db.put(ctx.db, &self.key, value, deadline);
         db.notify(notify::GENERIC, "restore", ctx.db, &self.key);
         if let Some(entry) = db.dbs[ctx.db].map.get(&self.key) {
             let access = entry.access();

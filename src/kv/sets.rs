@@ -60,12 +60,7 @@ fn stored<'a>(db: &'a Db, ctx: &Ctx, key: &[u8]) -> &'a Set {
 /// [`write_set`]) or is created empty; deletes it if `f` leaves it empty.
 fn with_set<R>(db: &mut Db, ctx: &Ctx, key: &Bytes, f: impl FnOnce(&mut Set) -> R) -> R {
     if !db.dbs[ctx.db].map.contains_key(&key[..]) {
-        db.put(
-            ctx.db,
-            key.clone(),
-            Value::Set(crate::kv::Shared::default()),
-            None,
-        );
+        db.put(ctx.db, key, Value::Set(crate::kv::Shared::default()), None);
     }
     let (result, empty) = db
         .modify(ctx.db, key, |v| match v {
@@ -629,7 +624,7 @@ impl Apply for CombineStore {
             db.expire_if_needed(ctx.db, &self.destination);
             db.put(
                 ctx.db,
-                self.destination.clone(),
+                &self.destination,
                 Value::Set(crate::kv::Shared::new(result)),
                 None,
             );

@@ -558,13 +558,8 @@ mod tests {
         list.remove(b"element-7", 0);
         list.trim(10, -10);
         list.push_front(&vec![7u8; 20_000]);
-        db.put(0, Bytes::from("l"), Value::List(list), Some(1_000_000));
-        db.put(
-            2,
-            Bytes::from("small"),
-            Value::List(["a", "b"].iter().collect()),
-            None,
-        );
+        db.put(0, b"l", Value::List(list), Some(1_000_000));
+        db.put(2, b"small", Value::List(["a", "b"].iter().collect()), None);
         let restored = Db::restore(&db.snapshot_bytes()).unwrap();
         assert_eq!(restored, db);
         assert_eq!(restored.used_memory(), db.used_memory());

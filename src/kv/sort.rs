@@ -509,7 +509,7 @@ impl Apply for Sort {
                 .map(|i| i.as_deref().unwrap_or_default())
                 .collect();
             db.expire_if_needed(ctx.db, dst);
-            db.put(ctx.db, dst.clone(), Value::List(list), None);
+            db.put(ctx.db, dst, Value::List(list), None);
             db.notify(notify::LIST, "sortstore", ctx.db, dst);
         }
         Output::Integer(count as i64)

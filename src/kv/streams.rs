@@ -305,7 +305,7 @@ impl Apply for XAdd {
         if !exists {
             db.put(
                 ctx.db,
-                self.key.clone(),
+                &self.key,
                 Value::Stream(crate::kv::Shared::default()),
                 None,
             );

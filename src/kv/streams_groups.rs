@@ -200,7 +200,7 @@ impl Apply for XGroup {
             if !exists {
                 db.put(
                     ctx.db,
-                    key.clone(),
+                    key,
                     Value::Stream(crate::kv::Shared::default()),
                     None,
                 );

@@ -202,9 +202,9 @@ fn set_generic(
     };
     let value = Value::Str(Str::stored(value));
     if plain {
-        db.replace(ctx.db, key.clone(), value, ttl);
+        db.replace(ctx.db, key, value, ttl);
     } else {
-        db.put(ctx.db, key.clone(), value, ttl);
+        db.put(ctx.db, key, value, ttl);
     }
     db.notify(notify::STRING, "set", ctx.db, key);
     if at.is_some() {
@@ -288,12 +288,7 @@ pub(crate) fn setnx(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     if db.exists_for_write(ctx.db, &args[1]) {
         return Output::Integer(0);
     }
-    db.put(
-        ctx.db,
-        args[1].clone(),
-        Value::Str(Str::stored(&args[2])),
-        None,
-    );
+    db.put(ctx.db, &args[1], Value::Str(Str::stored(&args[2])), None);
     db.notify(notify::STRING, "set", ctx.db, &args[1]);
     Output::Integer(1)
 }
@@ -429,7 +424,7 @@ impl Apply for MSet {
         }
         for (key, value) in self.pairs {
             db.expire_if_needed(ctx.db, &key);
-            db.put(ctx.db, key.clone(), Value::Str(Str::stored(&value)), None);
+            db.put(ctx.db, &key, Value::Str(Str::stored(&value)), None);
             db.notify(notify::STRING, "set", ctx.db, &key);
         }
         if self.nx {
@@ -463,7 +458,7 @@ pub(crate) fn overwrite(db: &mut Db, ctx: &Ctx, key: &Bytes, value: Str) {
         Some(slot) => {
             db.modify_slot(ctx.db, Some(slot), key, |v| *v = Value::Str(value));
         }
-        None => db.put(ctx.db, key.clone(), Value::Str(value), None),
+        None => db.put(ctx.db, key, Value::Str(value), None),
     }
 }
 

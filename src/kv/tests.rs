@@ -1009,11 +1009,11 @@ fn assert_deadline_key(due: &Key, stored: *const u8, what: &str) {
 fn the_deadlines_tree_files_what_the_entry_keeps() {
     let mut db = Db::new();
     let value = || Value::Str(Bytes::from("v").into());
-    db.put(0, Bytes::from("a"), value(), Some(u64::MAX));
-    db.put(0, Bytes::from("b"), value(), None);
+    db.put(0, b"a", value(), Some(u64::MAX));
+    db.put(0, b"b", value(), None);
     db.set_expiry(0, b"b", Some(u64::MAX));
-    db.put(0, Bytes::from("c"), value(), Some(5));
-    db.put(0, Bytes::from("c"), value(), Some(u64::MAX));
+    db.put(0, b"c", value(), Some(5));
+    db.put(0, b"c", value(), Some(u64::MAX));
     let mut filed: Vec<(u64, Bytes)> = db.dbs[0]
         .expiring
         .iter()
@@ -1385,10 +1385,10 @@ fn keys_of_one_deadline_are_ordered_by_their_fixed_hash() {
     let value = || Value::Str(Bytes::from("v").into());
     let keys: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("k{i}"))).collect();
     for key in &keys {
-        db.put(0, key.clone(), value(), Some(1_000));
+        db.put(0, key, value(), Some(1_000));
     }
-    db.put(0, Bytes::from("sooner"), value(), Some(999));
-    db.put(0, Bytes::from("later"), value(), Some(1_001));
+    db.put(0, b"sooner", value(), Some(999));
+    db.put(0, b"later", value(), Some(1_001));
     let order: Vec<Due> = db.dbs[0].expiring.iter().cloned().collect();
     assert_eq!(order.first().map(|d| &d.key[..]), Some(&b"sooner"[..]));
     assert_eq!(order.last().map(|d| &d.key[..]), Some(&b"later"[..]));

@@ -95,12 +95,7 @@ pub(crate) fn store_result(
         }
     } else {
         db.expire_if_needed(ctx.db, dst);
-        db.put(
-            ctx.db,
-            dst.clone(),
-            Value::ZSet(crate::kv::Shared::new(set)),
-            None,
-        );
+        db.put(ctx.db, dst, Value::ZSet(crate::kv::Shared::new(set)), None);
         db.notify(notify::ZSET, event, ctx.db, dst);
     }
     Output::Integer(len as i64)
@@ -404,7 +399,7 @@ impl Apply for ZAdd {
             let first_len = self.pairs.first().map_or(0, |(_, m)| m.len());
             db.put(
                 ctx.db,
-                self.key.clone(),
+                &self.key,
                 Value::ZSet(crate::kv::Shared::new(ZSet::with_hint(0, first_len))),
                 None,
             );

@@ -459,7 +459,7 @@ fn digests_of_sets_are_redis_bit_for_bit() {
     let put = |db: &mut Db, key: &str, set: Set, ttl: Option<u64>| {
         db.put(
             0,
-            Bytes::copy_from_slice(key.as_bytes()),
+            key.as_bytes(),
             Value::Set(crate::kv::Shared::new(set)),
             ttl,
         );
@@ -521,17 +521,12 @@ fn a_db_with_sets_round_trips_through_a_snapshot() {
     let mut db = Db::new();
     let mut table = table_of(&["x", "y", "z"]);
     table.remove(b"x");
-    db.put(
-        0,
-        Bytes::from_static(b"t"),
-        Value::Set(crate::kv::Shared::new(table)),
-        None,
-    );
+    db.put(0, b"t", Value::Set(crate::kv::Shared::new(table)), None);
     let mut wide = set_of(&["1", "70000"]);
     wide.remove(b"70000");
     db.put(
         3,
-        Bytes::from_static(b"i"),
+        b"i",
         Value::Set(crate::kv::Shared::new(wide)),
         Some(5_000),
     );

@@ -613,18 +613,8 @@ fn digest_is_redis_bit_for_bit_in_both_encodings() {
     }
     assert_eq!(big.encoding(), "skiplist");
     let mut db = Db::new();
-    db.put(
-        0,
-        Bytes::from_static(b"z"),
-        Value::ZSet(crate::kv::Shared::new(small)),
-        None,
-    );
-    db.put(
-        0,
-        Bytes::from_static(b"big"),
-        Value::ZSet(crate::kv::Shared::new(big)),
-        None,
-    );
+    db.put(0, b"z", Value::ZSet(crate::kv::Shared::new(small)), None);
+    db.put(0, b"big", Value::ZSet(crate::kv::Shared::new(big)), None);
     assert_eq!(
         hex(&db.value_digest(0, b"z")),
         "a9079a9db6179ffcddb1da84996c6fc89741e122"
@@ -648,15 +638,10 @@ fn a_snapshot_restores_both_encodings_exactly() {
     big.add(b"x", -0.0, AddFlags::default());
     big.add(b"y", f64::INFINITY, AddFlags::default());
     let mut db = Db::new();
-    db.put(
-        0,
-        Bytes::from_static(b"s"),
-        Value::ZSet(crate::kv::Shared::new(small)),
-        None,
-    );
+    db.put(0, b"s", Value::ZSet(crate::kv::Shared::new(small)), None);
     db.put(
         2,
-        Bytes::from_static(b"b"),
+        b"b",
         Value::ZSet(crate::kv::Shared::new(big)),
         Some(5_000),
     );
