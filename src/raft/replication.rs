@@ -153,18 +153,13 @@ impl Raft {
         let entries = if !progress.can_send_entries() {
             Vec::new()
         } else if progress.awaits_ack() && !past_nagle {
+            // Full when a limit cut it short of the log's end.
             let behind = last_index.0 + 1 - next_index.0;
-            if behind > max_entries.max(1) as u64 {
-                // Cut by the entry limit at the latest: full.
-                self.log.slice(next_index, max_entries, max_bytes)
+            let count = self.log.slice_len(next_index, max_entries, max_bytes);
+            if (count as u64) < behind {
+                self.log.entries_from(next_index, count)
             } else {
-                // Full only if the byte limit cuts it.
-                let count = self.log.slice_len(next_index, max_entries, max_bytes);
-                if (count as u64) < behind {
-                    self.log.entries_from(next_index, count)
-                } else {
-                    Vec::new()
-                }
+                Vec::new()
             }
         } else {
             self.log.slice(next_index, max_entries, max_bytes)
