@@ -1,5 +1,5 @@
 //! A vector stored in fixed-size chunks, each shared copy-on-write: the
-//! element store of the big sorted sets (the treap's node arena), sets and
+//! element store of the big sorted sets (their member and tree arenas), sets and
 //! hashes.
 //!
 //! Why: a collection is owned copy-on-write (`kv::Shared`), so the first

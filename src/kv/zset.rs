@@ -5,12 +5,11 @@
 //!   LE]` entries in order, while the set has at most
 //!   [`MAX_LISTPACK_ENTRIES`] members, each at most [`MAX_LISTPACK_VALUE`]
 //!   bytes. Every operation is a linear walk of at most 128 entries.
-//! - `skiplist` ([`Tree`]): an order-statistic treap whose nodes live in one
-//!   arena (a chunked vector, `kv::chunked`, so a snapshot's copy shares it;
-//!   `u32` links, subtree sizes), plus a hash table of node ids keyed by
-//!   member, each kept with its member's 32-bit hash. Insert, delete, score
-//!   lookup, rank and the start of a rank or score range are O(log n);
-//!   walking a range is O(1) per member.
+//! - `skiplist` ([`Tree`], `zset/tree.rs`): members in a chunked arena with
+//!   a hash index by member, ordered by a B+ tree of (score, member id)
+//!   entries that counts the members under each child. Score lookup is
+//!   O(1); insert, delete, rank and the start of a rank or score range are
+//!   O(log n); walking a range is O(1) per member.
 //!
 //! A set converts from `listpack` to `skiplist` when an insertion would break
 //! a threshold, and never back (as Redis); the store commands build a fresh
@@ -23,9 +22,9 @@
 //!   given; a `listpack` stores it as `0` (Redis stores integral scores as
 //!   listpack integers), which ZSCORE and DEBUG DIGEST show.
 //! - Nothing visible depends on the per-process hash keys that place members
-//!   in the hash table and give treap priorities: those decide the tree's
-//!   shape, and every query answers the same whatever the shape (lex ranges on
-//!   a tree search by rank, see [`ZSet::lex_span`]). Equality, snapshots and
+//!   in the hash table, or on the tree's shape: every query answers the same
+//!   whatever the shape (lex ranges on a tree search by rank, see
+//!   [`ZSet::lex_span`]). Equality, snapshots and
 //!   digests see only the ordered (member, score) sequence and the encoding.
 //! - [`ZSet::mem_bytes`] is a function of the contents only (no capacities),
 //!   so every replica computes the same `maxmemory` figure; it is O(1).
@@ -33,17 +32,12 @@
 //! Pure data structure: no I/O, no clock, no command parsing.
 
 use std::cmp::Ordering;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 
 use bytes::Bytes;
-use hashbrown::HashTable;
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use super::chunked::ChunkVec;
-use super::keymap::{key_hash, spread};
 
 /// Redis's `zset-max-listpack-entries`.
 pub const MAX_LISTPACK_ENTRIES: usize = 128;
@@ -329,422 +323,17 @@ fn packed_score(score: f64) -> f64 {
 
 // ---- the large encoding -------------------------------------------------------
 
-const NIL: u32 = u32::MAX;
+mod tree;
 
-#[derive(Clone, Debug, Default)]
-struct Node {
-    score: f64,
-    member: Box<[u8]>,
-    left: u32,
-    right: u32,
-    /// Members in this subtree.
-    size: u32,
-    /// Treap priority: a parent's is at least its children's.
-    priority: u32,
-}
+#[cfg(test)]
+use tree::alloc_bytes;
+use tree::{Tree, TreeIter, NIL};
 
-/// `skiplist`: an order-statistic treap in an arena, with a member index.
-#[derive(Clone)]
-struct Tree {
-    nodes: ChunkVec<Node>,
-    /// Head of the free slots, linked through `left`.
-    free: u32,
-    root: u32,
-    /// Node ids with their member's 32-bit hash (`keymap::key_hash`), so
-    /// growing the index never re-reads a member.
-    index: HashTable<(u32, u32)>,
-    hasher: RandomState,
-    /// Sum over members of their allocation size (see [`alloc_bytes`]).
-    member_alloc_bytes: u64,
-}
-
-impl fmt::Debug for Tree {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tree")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The heap bytes a member's own allocation takes (rounded up to 8, as the
-/// allocator's small size classes).
-fn alloc_bytes(len: usize) -> u64 {
-    if len == 0 {
-        0
-    } else {
-        (len as u64).div_ceil(8) * 8
-    }
-}
-
-/// Per-member bytes of the tree beyond the member: the node (40) and the
-/// hash-table slot with its control byte at the table's load (~8).
+/// Per-member bytes of the tree beyond the member: its slot in the member
+/// arena (24), its leaf entry (12 bytes at about 3/4 fill, 16) and the
+/// hash-table slot with its control byte at the table's load (~8). An
+/// estimate that depends on the contents only, so every replica agrees.
 const TREE_NODE_BYTES: u64 = 48;
-
-impl Tree {
-    fn new() -> Tree {
-        Tree {
-            nodes: ChunkVec::new(),
-            free: NIL,
-            root: NIL,
-            index: HashTable::new(),
-            hasher: RandomState::new(),
-            member_alloc_bytes: 0,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.size(self.root) as usize
-    }
-
-    fn size(&self, t: u32) -> u32 {
-        if t == NIL {
-            0
-        } else {
-            self.nodes[t as usize].size
-        }
-    }
-
-    fn node(&self, t: u32) -> &Node {
-        &self.nodes[t as usize]
-    }
-
-    fn update(&mut self, t: u32) {
-        let size = 1 + self.size(self.node(t).left) + self.size(self.node(t).right);
-        self.nodes[t as usize].size = size;
-    }
-
-    fn hash(&self, member: &[u8]) -> u32 {
-        key_hash(&self.hasher, member)
-    }
-
-    fn find(&self, member: &[u8]) -> Option<u32> {
-        let hash = self.hash(member);
-        self.index
-            .find(spread(hash), |&(id, h)| {
-                h == hash && &*self.nodes[id as usize].member == member
-            })
-            .map(|&(id, _)| id)
-    }
-
-    fn less(&self, t: u32, score: f64, member: &[u8]) -> bool {
-        let n = self.node(t);
-        cmp_key(n.score, &n.member, score, member) == Ordering::Less
-    }
-
-    /// Splits `t` into (keys below `(score, member)`, the rest).
-    fn split(&mut self, t: u32, score: f64, member: &[u8]) -> (u32, u32) {
-        if t == NIL {
-            return (NIL, NIL);
-        }
-        if self.less(t, score, member) {
-            let (l, r) = self.split(self.node(t).right, score, member);
-            self.nodes[t as usize].right = l;
-            self.update(t);
-            (t, r)
-        } else {
-            let (l, r) = self.split(self.node(t).left, score, member);
-            self.nodes[t as usize].left = r;
-            self.update(t);
-            (l, t)
-        }
-    }
-
-    /// Splits `t` into (its first `k` members, the rest).
-    fn split_rank(&mut self, t: u32, k: u32) -> (u32, u32) {
-        if t == NIL {
-            return (NIL, NIL);
-        }
-        let left_size = self.size(self.node(t).left);
-        if k <= left_size {
-            let (l, r) = self.split_rank(self.node(t).left, k);
-            self.nodes[t as usize].left = r;
-            self.update(t);
-            (l, t)
-        } else {
-            let (l, r) = self.split_rank(self.node(t).right, k - left_size - 1);
-            self.nodes[t as usize].right = l;
-            self.update(t);
-            (t, r)
-        }
-    }
-
-    /// Joins two treaps, every key of `a` below every key of `b`.
-    fn merge(&mut self, a: u32, b: u32) -> u32 {
-        if a == NIL {
-            return b;
-        }
-        if b == NIL {
-            return a;
-        }
-        if self.node(a).priority >= self.node(b).priority {
-            let r = self.merge(self.node(a).right, b);
-            self.nodes[a as usize].right = r;
-            self.update(a);
-            a
-        } else {
-            let l = self.merge(a, self.node(b).left);
-            self.nodes[b as usize].left = l;
-            self.update(b);
-            b
-        }
-    }
-
-    /// Links the detached node `id` (key `(score, member)`, treap priority
-    /// `priority`) into subtree `t`.
-    fn insert_node(&mut self, t: u32, id: u32, priority: u32, score: f64, member: &[u8]) -> u32 {
-        if t == NIL {
-            return id;
-        }
-        // One read of `t` per level: a node read is a chunk lookup.
-        let (below, above, left, right) = {
-            let n = self.node(t);
-            let below = cmp_key(n.score, &n.member, score, member) == Ordering::Less;
-            (below, priority > n.priority, n.left, n.right)
-        };
-        if above {
-            let (l, r) = self.split(t, score, member);
-            let n = &mut self.nodes[id as usize];
-            n.left = l;
-            n.right = r;
-            self.update(id);
-            return id;
-        }
-        if below {
-            let r = self.insert_node(right, id, priority, score, member);
-            let n = &mut self.nodes[t as usize];
-            n.right = r;
-            n.size += 1;
-        } else {
-            let l = self.insert_node(left, id, priority, score, member);
-            let n = &mut self.nodes[t as usize];
-            n.left = l;
-            n.size += 1;
-        }
-        t
-    }
-
-    /// Unlinks node `id` (whose key is `(score, member)`) from subtree `t`.
-    fn unlink(&mut self, t: u32, id: u32, score: f64, member: &[u8]) -> u32 {
-        if t == id {
-            let n = self.node(t);
-            return self.merge(n.left, n.right);
-        }
-        let (below, left, right) = {
-            let n = self.node(t);
-            let below = cmp_key(n.score, &n.member, score, member) == Ordering::Less;
-            (below, n.left, n.right)
-        };
-        if below {
-            let r = self.unlink(right, id, score, member);
-            let n = &mut self.nodes[t as usize];
-            n.right = r;
-            n.size -= 1;
-        } else {
-            let l = self.unlink(left, id, score, member);
-            let n = &mut self.nodes[t as usize];
-            n.left = l;
-            n.size -= 1;
-        }
-        t
-    }
-
-    /// Adds a member known to be absent.
-    fn insert(&mut self, member: &[u8], score: f64) {
-        let hash = self.hash(member);
-        let node = Node {
-            score,
-            member: member.into(),
-            left: NIL,
-            right: NIL,
-            size: 1,
-            priority: hash,
-        };
-        let id = if self.free == NIL {
-            let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 members");
-            self.nodes.push(node);
-            id
-        } else {
-            let id = self.free;
-            self.free = self.node(id).left;
-            self.nodes[id as usize] = node;
-            id
-        };
-        self.member_alloc_bytes += alloc_bytes(member.len());
-        self.index
-            .insert_unique(spread(hash), (id, hash), |&(_, h)| spread(h));
-        self.root = self.insert_node(self.root, id, hash, score, member);
-    }
-
-    /// Gives node `id` a new score and moves it to its place: the node, its
-    /// member's buffer and its index entry stay; only the links change.
-    fn rescore(&mut self, id: u32, score: f64) {
-        // The member leaves the node while the walks compare against it (the
-        // detached node itself is never compared).
-        let member = std::mem::take(&mut self.nodes[id as usize].member);
-        let (old, priority) = (self.node(id).score, self.node(id).priority);
-        self.root = self.unlink(self.root, id, old, &member);
-        let n = &mut self.nodes[id as usize];
-        n.score = score;
-        n.left = NIL;
-        n.right = NIL;
-        n.size = 1;
-        self.root = self.insert_node(self.root, id, priority, score, &member);
-        self.nodes[id as usize].member = member;
-    }
-
-    /// Returns a node's slot to the free list and drops it from the index.
-    fn release(&mut self, id: u32) {
-        let member = std::mem::take(&mut self.nodes[id as usize].member);
-        let hash = self.hash(&member);
-        if let Ok(slot) = self.index.find_entry(spread(hash), |&(i, _)| i == id) {
-            slot.remove();
-        }
-        self.member_alloc_bytes -= alloc_bytes(member.len());
-        let n = &mut self.nodes[id as usize];
-        n.left = self.free;
-        n.right = NIL;
-        n.size = 0;
-        self.free = id;
-    }
-
-    /// Drops the arena's slots once nothing is live (the free list would
-    /// otherwise keep a popped-empty set's memory).
-    fn reset_if_empty(&mut self) {
-        if self.root == NIL {
-            self.nodes = ChunkVec::new();
-            self.free = NIL;
-        }
-    }
-
-    /// Removes node `id`.
-    fn remove_id(&mut self, id: u32) {
-        let n = self.node(id);
-        let (score, member) = (n.score, n.member.clone());
-        self.root = self.unlink(self.root, id, score, &member);
-        self.release(id);
-        self.reset_if_empty();
-    }
-
-    /// Frees every node of subtree `t` (already detached).
-    fn release_subtree(&mut self, t: u32) {
-        let mut stack = vec![t];
-        while let Some(t) = stack.pop() {
-            if t == NIL {
-                continue;
-            }
-            stack.push(self.node(t).left);
-            stack.push(self.node(t).right);
-            self.release(t);
-        }
-    }
-
-    /// Removes ranks `[start, end)`.
-    fn remove_ranks(&mut self, start: usize, end: usize) {
-        let (a, rest) = self.split_rank(self.root, start as u32);
-        let (b, c) = self.split_rank(rest, (end - start) as u32);
-        self.root = self.merge(a, c);
-        self.release_subtree(b);
-        self.reset_if_empty();
-    }
-
-    /// Rank of node `id` (0-based).
-    fn rank_of(&self, id: u32) -> usize {
-        let n = self.node(id);
-        self.leading(|s, m| cmp_key(s, m, n.score, &n.member) == Ordering::Less)
-    }
-
-    /// The number of members for which `below` holds, `below` holding for a
-    /// prefix of the order (a monotone predicate): one descent.
-    fn leading(&self, below: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let mut t = self.root;
-        let mut count = 0;
-        while t != NIL {
-            let n = self.node(t);
-            if below(n.score, &n.member) {
-                count += self.size(n.left) as usize + 1;
-                t = n.right;
-            } else {
-                t = n.left;
-            }
-        }
-        count
-    }
-
-    /// The node at `rank`.
-    fn nth(&self, mut rank: usize) -> Option<u32> {
-        let mut t = self.root;
-        while t != NIL {
-            let n = self.node(t);
-            let left = self.size(n.left) as usize;
-            match rank.cmp(&left) {
-                Ordering::Less => t = n.left,
-                Ordering::Equal => return Some(t),
-                Ordering::Greater => {
-                    rank -= left + 1;
-                    t = n.right;
-                }
-            }
-        }
-        None
-    }
-
-    /// Walks from `rank` upwards (or downwards when `rev`).
-    fn iter_from(&self, mut rank: usize, rev: bool) -> TreeIter<'_> {
-        let mut stack = Vec::new();
-        let mut t = self.root;
-        while t != NIL {
-            let n = self.node(t);
-            let left = self.size(n.left) as usize;
-            match rank.cmp(&left) {
-                Ordering::Less => {
-                    if !rev {
-                        stack.push(t);
-                    }
-                    t = n.left;
-                }
-                Ordering::Equal => {
-                    stack.push(t);
-                    break;
-                }
-                Ordering::Greater => {
-                    if rev {
-                        stack.push(t);
-                    }
-                    rank -= left + 1;
-                    t = n.right;
-                }
-            }
-        }
-        TreeIter {
-            tree: self,
-            stack,
-            rev,
-        }
-    }
-}
-
-struct TreeIter<'a> {
-    tree: &'a Tree,
-    stack: Vec<u32>,
-    rev: bool,
-}
-
-impl<'a> Iterator for TreeIter<'a> {
-    type Item = (&'a [u8], f64);
-
-    fn next(&mut self) -> Option<(&'a [u8], f64)> {
-        let t = self.stack.pop()?;
-        let tree = self.tree;
-        let n = tree.node(t);
-        let mut c = if self.rev { n.left } else { n.right };
-        while c != NIL {
-            self.stack.push(c);
-            let cn = tree.node(c);
-            c = if self.rev { cn.right } else { cn.left };
-        }
-        Some((&n.member, n.score))
-    }
-}
 
 // ---- the value ---------------------------------------------------------------
 
@@ -853,7 +442,7 @@ impl ZSet {
     fn convert_to_tree(&mut self) {
         if let Enc::Packed(p) = &self.enc {
             let mut tree = Tree::new();
-            tree.nodes.reserve(p.len);
+            tree.reserve(p.len);
             for e in p.iter() {
                 tree.insert(e.member, e.score);
             }
@@ -890,7 +479,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.enc {
             Enc::Packed(p) => p.find(member).map(|e| e.score),
-            Enc::Tree(t) => t.find(member).map(|id| t.node(id).score),
+            Enc::Tree(t) => t.find(member).map(|id| t.member(id).score),
         }
     }
 
@@ -925,7 +514,7 @@ impl ZSet {
         // The member's score and, in a tree, its node: found once.
         let found = match &self.enc {
             Enc::Packed(p) => p.find(member).map(|e| (e.score, NIL)),
-            Enc::Tree(t) => t.find(member).map(|id| (t.node(id).score, id)),
+            Enc::Tree(t) => t.find(member).map(|id| (t.member(id).score, id)),
         };
         let Some((current, id)) = found else {
             if flags.xx {
@@ -972,7 +561,7 @@ impl ZSet {
             }
             Enc::Tree(t) => {
                 let id = t.find(member)?;
-                let score = t.node(id).score;
+                let score = t.member(id).score;
                 t.remove_id(id);
                 Some(score)
             }
@@ -984,8 +573,8 @@ impl ZSet {
         match &self.enc {
             Enc::Packed(p) => p.iter().nth(rank).map(|e| (e.member, e.score)),
             Enc::Tree(t) => t.nth(rank).map(|id| {
-                let n = t.node(id);
-                (&n.member[..], n.score)
+                let m = t.member(id);
+                (&m.member[..], m.score)
             }),
         }
     }
@@ -1006,17 +595,7 @@ impl ZSet {
                 }
                 IterInner::Packed(all.into_iter())
             }
-            Enc::Tree(t) => {
-                if rank >= t.len() {
-                    IterInner::Tree(TreeIter {
-                        tree: t,
-                        stack: Vec::new(),
-                        rev,
-                    })
-                } else {
-                    IterInner::Tree(t.iter_from(rank, rev))
-                }
-            }
+            Enc::Tree(t) => IterInner::Tree(t.iter_from(rank, rev)),
         };
         Iter { inner }
     }
@@ -1026,13 +605,13 @@ impl ZSet {
         self.iter_from(0, false)
     }
 
-    /// Number of leading members (in order) for which `pred` holds: a linear
-    /// walk for `listpack`, a descent for `skiplist` (`pred` must then hold
-    /// for a prefix, as a score bound does).
-    fn leading(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+    /// Number of leading members (in order) whose scores satisfy `pred`: a
+    /// linear walk for `listpack`, a descent for `skiplist` (`pred` must then
+    /// hold for a prefix, as a score bound does) that never reads a member.
+    fn leading_score(&self, pred: impl Fn(f64) -> bool) -> usize {
         match &self.enc {
-            Enc::Packed(p) => p.iter().take_while(|e| pred(e.score, e.member)).count(),
-            Enc::Tree(t) => t.leading(pred),
+            Enc::Packed(p) => p.iter().take_while(|e| pred(e.score)).count(),
+            Enc::Tree(t) => t.leading(|score, _| pred(score)),
         }
     }
 
@@ -1042,8 +621,8 @@ impl ZSet {
         if range.is_empty() || self.is_empty() {
             return (0, 0);
         }
-        let first = self.leading(|s, _| !range.gte_min(s));
-        let end = self.leading(|s, _| range.lte_max(s));
+        let first = self.leading_score(|s| !range.gte_min(s));
+        let end = self.leading_score(|s| range.lte_max(s));
         if first >= end {
             (0, 0)
         } else {
@@ -1101,10 +680,11 @@ impl ZSet {
             Enc::Tree(t) => {
                 let first = partition_point(len, |r| {
                     t.nth(r)
-                        .is_some_and(|id| !range.gte_min(&t.node(id).member))
+                        .is_some_and(|id| !range.gte_min(&t.member(id).member))
                 });
                 let end = partition_point(len, |r| {
-                    t.nth(r).is_some_and(|id| range.lte_max(&t.node(id).member))
+                    t.nth(r)
+                        .is_some_and(|id| range.lte_max(&t.member(id).member))
                 });
                 if first >= end {
                     (0, 0)

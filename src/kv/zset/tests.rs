@@ -139,28 +139,8 @@ fn check(z: &ZSet, m: &Model) {
         let alloc: u64 = m.items.iter().map(|(k, _)| alloc_bytes(k.len())).sum();
         assert_eq!(t.member_alloc_bytes, alloc);
         assert_eq!(t.index.len(), m.items.len());
-        assert_eq!(treap_shape(t, t.root), m.items.len());
+        assert_eq!(t.check_tree().len(), m.items.len());
     }
-}
-
-/// Checks every node of subtree `root` against the treap's rules (its size
-/// counts its subtree, its priority is at least its children's and is its
-/// member's hash, its index entry points at it); returns the subtree's size.
-fn treap_shape(t: &Tree, root: u32) -> usize {
-    if root == NIL {
-        return 0;
-    }
-    let n = t.node(root);
-    for child in [n.left, n.right] {
-        if child != NIL {
-            assert!(t.node(child).priority <= n.priority, "heap order at {root}");
-        }
-    }
-    assert_eq!(n.priority, t.hash(&n.member), "priority of {root}");
-    assert_eq!(t.find(&n.member), Some(root), "index entry of {root}");
-    let size = 1 + treap_shape(t, n.left) + treap_shape(t, n.right);
-    assert_eq!(n.size as usize, size, "size of {root}");
-    size
 }
 
 fn run_model(seed: u64, steps: usize, pool: u64) {
@@ -502,30 +482,16 @@ fn rank_range_access_on_a_large_set_does_not_walk_from_the_head() {
     let Enc::Tree(t) = &z.enc else {
         panic!("a large set is a skiplist");
     };
-    // The descent to a rank visits O(log n) nodes: the iterator's stack is
-    // its path, far shorter than n.
+    // The descent to a rank visits one node per level: 20,000 members in
+    // leaves of at most 32 take three or four levels.
     let it = t.iter_from(n / 2, false);
-    assert!(it.stack.len() < 100, "path {}", it.stack.len());
-    let depth = tree_depth(t, t.root);
-    assert!(depth < 80, "depth {depth}");
+    assert!(it.path.len() < 4, "path {}", it.path.len());
+    assert!(t.height() <= 4, "height {}", t.height());
+    t.check_tree();
     let (member, score) = z.get(12_345).expect("in range");
     // 200 members per score: rank 12,345 has score 12,345 / 200.
     assert_eq!(score, 61.0);
     assert_eq!(z.rank(member), Some(12_345));
-}
-
-fn tree_depth(t: &Tree, root: u32) -> usize {
-    let mut max = 0;
-    let mut stack = vec![(root, 1)];
-    while let Some((id, d)) = stack.pop() {
-        if id == NIL {
-            continue;
-        }
-        max = max.max(d);
-        stack.push((t.node(id).left, d + 1));
-        stack.push((t.node(id).right, d + 1));
-    }
-    max
 }
 
 #[test]
@@ -678,11 +644,11 @@ fn members_take_well_under_redis_memory() {
     let Enc::Tree(t) = &z.enc else {
         panic!("a large set is a skiplist");
     };
-    let nodes = t.nodes.allocation_size();
+    let nodes = t.arena_bytes();
     let members: usize = t
-        .nodes
-        .iter()
-        .map(|n| n.member.len().div_ceil(16) * 16)
+        .member_lens()
+        .into_iter()
+        .map(|len| len.div_ceil(16) * 16)
         .sum();
     let index = t.index.allocation_size();
     let total = (nodes + members + index) as u64;
@@ -700,4 +666,161 @@ fn members_take_well_under_redis_memory() {
         redis as f64 / f64::from(n)
     );
     assert_eq!(z.rank(b"member:100000"), Some(99_999));
+}
+
+/// The members of `model` in Redis's order.
+fn in_order(model: &std::collections::HashMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+    let mut v: Vec<(Vec<u8>, f64)> = model.iter().map(|(m, s)| (m.clone(), *s)).collect();
+    v.sort_by(|a, b| cmp_key(a.1, &a.0, b.1, &b.0));
+    v
+}
+
+/// A tree three levels deep: thousands of members added, moved and removed
+/// (400 scores for 8,000 members, so members break most ties), rank spans
+/// removed one at a time and by a rebuild, and a copy taken midway left as
+/// it was; at checkpoints the tree's invariants, the order both ways, ranks,
+/// the n-th member and score spans against a plain sort.
+#[test]
+fn a_deep_tree_matches_a_sorted_model() {
+    let mut rng = Rng(7);
+    let mut z = ZSet::new_skiplist();
+    let mut model = std::collections::HashMap::new();
+    let mut copy = None;
+    let mut max_height = 0;
+    for step in 0..60_000 {
+        let k = format!("m{}", rng.below(8_000)).into_bytes();
+        match rng.below(40) {
+            0..=27 => {
+                let s = rng.below(400) as f64 / 4.0;
+                let want = match model.insert(k.clone(), s) {
+                    None => AddOutcome::Added(s),
+                    Some(old) if old == s => AddOutcome::Unchanged(s),
+                    Some(_) => AddOutcome::Updated(s),
+                };
+                assert_eq!(z.add(&k, s, AddFlags::default()), want);
+            }
+            28..=37 => assert_eq!(z.remove(&k), model.remove(&k)),
+            _ => {
+                let v = in_order(&model);
+                if v.is_empty() {
+                    continue;
+                }
+                let start = rng.below(v.len() as u64) as usize;
+                let len = if rng.below(16) == 0 {
+                    rng.below(v.len() as u64 / 3 + 1) as usize
+                } else {
+                    rng.below(8) as usize
+                };
+                let end = (start + len).min(v.len());
+                assert_eq!(z.remove_span(start, end), end - start);
+                for (m, _) in &v[start..end] {
+                    model.remove(m);
+                }
+            }
+        }
+        if step == 30_000 {
+            copy = Some((z.clone(), in_order(&model)));
+        }
+        if step % 1_000 != 999 {
+            continue;
+        }
+        let v = in_order(&model);
+        let Enc::Tree(t) = &z.enc else {
+            panic!("created as a skiplist");
+        };
+        max_height = max_height.max(t.height());
+        let got = t.check_tree();
+        assert_eq!(got.len(), v.len());
+        for ((gm, gs), (wm, ws)) in got.iter().zip(&v) {
+            assert_eq!((gm, gs.to_bits()), (wm, ws.to_bits()));
+        }
+        let back: Vec<Vec<u8>> = z
+            .iter_from(v.len().saturating_sub(1), true)
+            .map(|(m, _)| m.to_vec())
+            .collect();
+        assert!(back.iter().rev().eq(v.iter().map(|(m, _)| m)));
+        for _ in 0..50 {
+            if v.is_empty() {
+                break;
+            }
+            let r = rng.below(v.len() as u64) as usize;
+            assert_eq!(z.rank(&v[r].0), Some(r));
+            assert_eq!(z.get(r).map(|(m, _)| m.to_vec()), Some(v[r].0.clone()));
+            let rev = rng.below(2) == 0;
+            let run: Vec<Vec<u8>> = z
+                .iter_from(r, rev)
+                .take(40)
+                .map(|(m, _)| m.to_vec())
+                .collect();
+            let want: Vec<Vec<u8>> = if rev {
+                v[..=r]
+                    .iter()
+                    .rev()
+                    .take(40)
+                    .map(|(m, _)| m.clone())
+                    .collect()
+            } else {
+                v[r..].iter().take(40).map(|(m, _)| m.clone()).collect()
+            };
+            assert_eq!(run, want);
+            let (a, b) = (rng.below(400) as f64 / 4.0, rng.below(400) as f64 / 4.0);
+            let range = ScoreRange {
+                min: a.min(b),
+                min_exclusive: rng.below(2) == 0,
+                max: a.max(b),
+                max_exclusive: rng.below(2) == 0,
+            };
+            let first = v
+                .iter()
+                .position(|(_, s)| range.gte_min(*s) && range.lte_max(*s));
+            let want = first.map_or((0, 0), |f| {
+                let n = v[f..].iter().take_while(|(_, s)| range.lte_max(*s)).count();
+                (f, f + n)
+            });
+            assert_eq!(z.score_span(&range), want, "{range:?}");
+        }
+    }
+    assert!(max_height >= 3, "height {max_height}");
+    let (copy, seen) = copy.expect("taken");
+    let Enc::Tree(t) = &copy.enc else {
+        panic!("a skiplist");
+    };
+    let got = t.check_tree();
+    assert!(got
+        .iter()
+        .map(|(m, s)| (m, s.to_bits()))
+        .eq(seen.iter().map(|(m, s)| (m, s.to_bits()))));
+}
+
+/// Removing most members of a big set in random order leaves the leaves at
+/// least a quarter full on average: a short leaf is refilled from or merged
+/// with a neighbour rather than kept.
+#[test]
+fn removals_keep_the_leaves_a_quarter_full() {
+    let mut rng = Rng(11);
+    let mut z = ZSet::new_skiplist();
+    let n = 20_000u64;
+    let mut order: Vec<u64> = (0..n).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for &i in &order {
+        z.add(
+            format!("m{i}").as_bytes(),
+            (i % 1_000) as f64,
+            AddFlags::default(),
+        );
+    }
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for &i in &order[..15_000] {
+        assert!(z.remove(format!("m{i}").as_bytes()).is_some());
+    }
+    let Enc::Tree(t) = &z.enc else {
+        panic!("a skiplist");
+    };
+    assert_eq!(t.check_tree().len(), 5_000);
+    let per_leaf = 5_000 / t.leaves();
+    assert!(per_leaf >= tree::MIN_FILL, "{per_leaf} members a leaf");
 }
