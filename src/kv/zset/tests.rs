@@ -626,46 +626,58 @@ fn a_snapshot_restores_both_encodings_exactly() {
 /// Issue 13's memory target (1M members at most 1.5x Redis 7.0.15), per
 /// member: Redis's `used_memory` grows by 109.8 MB for `member:1` …
 /// `member:1000000` (score i; `redis-server --save ''`). Here 200k members
-/// (the same per-member layout, a faster test; 1M measured 68.4 bytes per
-/// member). This counts the set's real allocations:
-/// the node arena's chunks, each member's allocation (rounded up to the
-/// allocator's 16-byte classes) and the hash table's buckets.
+/// (the same per-member layout, a faster test), added in score order (full
+/// leaves) and in a shuffled order (leaves about 70% full). This counts the
+/// set's real allocations: the arenas' chunks, each member's allocation
+/// (rounded up to the allocator's 16-byte classes) and the hash table's
+/// buckets.
 #[test]
 fn members_take_well_under_redis_memory() {
     let n = 200_000u32;
-    let mut z = ZSet::new();
-    for i in 1..=n {
-        z.add(
-            format!("member:{i}").as_bytes(),
-            f64::from(i),
-            AddFlags::default(),
-        );
+    let mut order: Vec<u32> = (1..=n).collect();
+    let in_score_order = order.clone();
+    let mut rng = Rng(5);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    let Enc::Tree(t) = &z.enc else {
-        panic!("a large set is a skiplist");
-    };
-    let nodes = t.arena_bytes();
-    let members: usize = t
-        .member_lens()
-        .into_iter()
-        .map(|len| len.div_ceil(16) * 16)
-        .sum();
-    let index = t.index.allocation_size();
-    let total = (nodes + members + index) as u64;
-    let redis = 109_764_152u64 * u64::from(n) / 1_000_000;
-    assert!(total * 2 < redis * 3, "{total} bytes vs Redis {redis}");
-    // The maxmemory estimate is within 20% of the real figure.
-    let estimate = z.mem_bytes();
-    assert!(
-        estimate * 10 > total * 8 && estimate * 10 < total * 12,
-        "estimate {estimate}, real {total}"
-    );
-    eprintln!(
-        "{n} members: nodes {nodes} + members {members} + index {index} = {total} bytes ({:.1} per member; Redis {:.1}); estimate {estimate}",
-        total as f64 / f64::from(n),
-        redis as f64 / f64::from(n)
-    );
-    assert_eq!(z.rank(b"member:100000"), Some(99_999));
+    for (name, order) in [("in order", in_score_order), ("shuffled", order)] {
+        let mut z = ZSet::new();
+        for i in order {
+            z.add(
+                format!("member:{i}").as_bytes(),
+                f64::from(i),
+                AddFlags::default(),
+            );
+        }
+        let Enc::Tree(t) = &z.enc else {
+            panic!("a large set is a skiplist");
+        };
+        let nodes = t.arena_bytes();
+        let members: usize = t
+            .member_lens()
+            .into_iter()
+            .map(|len| len.div_ceil(16) * 16)
+            .sum();
+        let index = t.index.allocation_size();
+        let total = (nodes + members + index) as u64;
+        let redis = 109_764_152u64 * u64::from(n) / 1_000_000;
+        assert!(
+            total * 2 < redis * 3,
+            "{name}: {total} bytes vs Redis {redis}"
+        );
+        // The maxmemory estimate is within 20% of the real figure.
+        let estimate = z.mem_bytes();
+        assert!(
+            estimate * 10 > total * 8 && estimate * 10 < total * 12,
+            "{name}: estimate {estimate}, real {total}"
+        );
+        eprintln!(
+            "{n} members {name}: arenas {nodes} + members {members} + index {index} = {total} bytes ({:.1} per member; Redis {:.1}); estimate {estimate}",
+            total as f64 / f64::from(n),
+            redis as f64 / f64::from(n)
+        );
+        assert_eq!(z.rank(b"member:100000"), Some(99_999));
+    }
 }
 
 /// The members of `model` in Redis's order.
