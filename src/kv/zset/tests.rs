@@ -83,6 +83,12 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+    /// Fisher-Yates.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
 }
 
 const SCORES: [f64; 9] = [
@@ -637,9 +643,7 @@ fn members_take_well_under_redis_memory() {
     let mut order: Vec<u32> = (1..=n).collect();
     let in_score_order = order.clone();
     let mut rng = Rng(5);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    rng.shuffle(&mut order);
     for (name, order) in [("in order", in_score_order), ("shuffled", order)] {
         let mut z = ZSet::new();
         for i in order {
@@ -813,9 +817,7 @@ fn removals_keep_the_leaves_a_quarter_full() {
     let mut z = ZSet::new_skiplist();
     let n = 20_000u64;
     let mut order: Vec<u64> = (0..n).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    rng.shuffle(&mut order);
     for &i in &order {
         z.add(
             format!("m{i}").as_bytes(),
@@ -823,9 +825,7 @@ fn removals_keep_the_leaves_a_quarter_full() {
             AddFlags::default(),
         );
     }
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    rng.shuffle(&mut order);
     for &i in &order[..15_000] {
         assert!(z.remove(format!("m{i}").as_bytes()).is_some());
     }

@@ -422,12 +422,13 @@ impl Tree {
             n.insert(at, e);
             return None;
         }
-        let mut right = if leaf && at == FANOUT {
+        let appended = leaf && at == FANOUT;
+        let mut right = if appended {
             Node::default()
         } else {
             n.split_off(FANOUT / 2)
         };
-        if at <= n.len() && !(leaf && at == FANOUT) {
+        if !appended && at <= n.len() {
             n.insert(at, e);
         } else {
             right.insert(at - n.len(), e);
