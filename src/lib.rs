@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod cmd;
 pub mod config;
+pub mod encode;
 pub mod kv;
 pub mod lincheck;
 pub mod metrics;

@@ -45,9 +45,7 @@ fn encoded_len<T: Serialize>(command: &T) -> usize {
 /// doubling (`to_allocvec`) held up to twice the bytes: 100,000 RPUSHes of
 /// ten elements kept 34 MiB of log where the lists took 26.
 fn encode_exact<T: Serialize>(command: &T) -> Vec<u8> {
-    // Serialising owned in-memory data cannot fail.
-    postcard::to_extend(command, Vec::with_capacity(encoded_len(command)))
-        .expect("postcard serialises in-memory commands")
+    crate::encode::append(command, Vec::with_capacity(encoded_len(command)))
 }
 
 /// What a `WATCH` saw of one key, carried by the `EXEC` entry.
@@ -290,8 +288,7 @@ impl Command {
         let mut shared = Vec::with_capacity(shared_len);
         for (command, &size) in commands().zip(&sizes) {
             if size < SHARED_BELOW {
-                shared = postcard::to_extend(&command, shared)
-                    .expect("postcard serialises in-memory commands");
+                shared = crate::encode::append(&command, shared);
             }
         }
         let shared = Bytes::from(shared);

@@ -135,6 +135,9 @@ enum RecordOut<'a> {
     },
 }
 
+/// The most a snapshot chunk's buffer is allocated with before it fills.
+const MAX_PREALLOCATED_CHUNK: usize = 4 << 20;
+
 /// The chunks of one snapshot (see the module docs).
 pub struct SnapshotChunks {
     copy: Db,
@@ -148,13 +151,10 @@ pub struct SnapshotChunks {
 
 fn push(buf: &mut Vec<u8>, record: &impl Serialize) {
     // Encoded in place behind a length prefix filled in afterwards: no
-    // allocation per record. Into a Vec, whose extend from postcard's byte
-    // iterators copies slices; BytesMut's extends byte by byte.
+    // allocation per record, byte strings copied as slices.
     let start = buf.len();
     buf.put_u32_le(0);
-    let mut out = std::mem::take(buf);
-    out = postcard::to_extend(record, out).expect("postcard serialises in-memory records");
-    *buf = out;
+    *buf = crate::encode::append(record, std::mem::take(buf));
     let len = (buf.len() - start - 4) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
@@ -166,7 +166,9 @@ impl Iterator for SnapshotChunks {
         if self.done {
             return None;
         }
-        let mut buf = Vec::new();
+        // Sized for the chunk (and a record's worth past it) so that it
+        // does not grow by copying itself; a larger last record still can.
+        let mut buf = Vec::with_capacity(self.chunk_size.min(MAX_PREALLOCATED_CHUNK) + 4096);
         if !self.started {
             self.started = true;
             let db = &self.copy;

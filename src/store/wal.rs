@@ -165,6 +165,9 @@ pub const MAX_ENTRY_DATA_BYTES: usize = MAX_RECORD_PAYLOAD_BYTES - ENTRY_ENCODIN
 /// `len` (4) + `crc` (4) + `kind` (1).
 const RECORD_HEADER_LEN_BYTES: usize = 9;
 
+/// The batch buffer is reused between syncs up to this capacity.
+const KEPT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 /// The lock file's name inside the data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 
@@ -780,33 +783,39 @@ impl Wal {
         }
         let new_hard_state = self.pending_hard_state.unwrap_or(self.synced_hard_state);
 
-        let mut hard_state_record = Vec::new();
-        if hard_state_changed {
-            encode_hard_state_record(&new_hard_state, &mut hard_state_record)?;
-        }
-        let mut batch =
-            Vec::with_capacity(self.pending_entry_records.len() + 2 * hard_state_record.len() + 64);
-        let batch_len_bytes = (hard_state_record.len() + self.pending_entry_records.len()) as u64;
-        let roll = self.segment_len_bytes > 0
-            && self.segment_len_bytes + batch_len_bytes > self.options.segment_size_bytes;
-        if roll {
-            self.roll_segment()?;
-            // Each segment starts with the hard state (module doc): the one
-            // already durable; a changed one follows the entries below.
-            encode_hard_state_record(&self.synced_hard_state, &mut batch)?;
-        }
         // Ordering: entries before the hard state of the same batch. A write
         // torn by a power cut keeps a prefix of the batch, so a commit index
         // (or vote) is never kept without the entries it covers: a commit
-        // index over stale entries would apply them after a restart.
-        batch.extend_from_slice(&self.pending_entry_records);
-        batch.extend_from_slice(&hard_state_record);
-        self.write_and_sync(&batch)?;
+        // index over stale entries would apply them after a restart. (On an
+        // error below the `Wal` is poisoned: the buffer's state no longer
+        // matters.)
+        let mut batch = std::mem::take(&mut self.pending_entry_records);
+        if hard_state_changed {
+            encode_hard_state_record(&new_hard_state, &mut batch)?;
+        }
+        let roll = self.segment_len_bytes > 0
+            && self.segment_len_bytes + batch.len() as u64 > self.options.segment_size_bytes;
+        if roll {
+            self.roll_segment()?;
+            // Each segment starts with the hard state (module doc): the one
+            // already durable; a changed one follows the entries.
+            let mut first = Vec::with_capacity(batch.len() + 64);
+            encode_hard_state_record(&self.synced_hard_state, &mut first)?;
+            first.extend_from_slice(&batch);
+            self.write_and_sync(&first)?;
+        } else {
+            self.write_and_sync(&batch)?;
+        }
+        // The buffer is kept for the next batch, unless a large one left it big.
+        batch.clear();
+        if batch.capacity() > KEPT_BUFFER_BYTES {
+            batch = Vec::new();
+        }
+        self.pending_entry_records = batch;
 
         self.segment_max_index = self.segment_max_index.max(self.pending_max_index);
         self.synced_hard_state = new_hard_state;
         self.pending_hard_state = None;
-        self.pending_entry_records.clear();
         self.pending_max_index = LogIndex(0);
         Ok(())
     }
@@ -829,9 +838,7 @@ impl LogStore for Wal {
             return Ok(());
         };
         assert_appendable(self.last_index, entries);
-        let mut records = Vec::new();
-        encode_entries_records(entries, &mut records)?;
-        self.pending_entry_records.extend_from_slice(&records);
+        encode_entries_records(entries, &mut self.pending_entry_records)?;
         self.pending_max_index = self.pending_max_index.max(last.index);
         self.last_index = LogIndex(first.index.0 + entries.len() as u64 - 1);
         Ok(())
@@ -894,28 +901,58 @@ fn encode_hard_state_record(hard_state: &HardState, out: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-/// Frames `entries` as as few records as fit [`MAX_RECORD_PAYLOAD_BYTES`].
+/// Appends `entries` to `out` framed as as few records as fit
+/// [`MAX_RECORD_PAYLOAD_BYTES`]; on an error `out` is as it was.
+///
+/// Each entry is encoded straight into `out` behind its record's header,
+/// which is filled in once the record is closed: no buffer per entry and no
+/// second copy of the payloads (this was a third of a follower's WAL thread
+/// at SET `-P 16`).
 fn encode_entries_records(entries: &[Entry], out: &mut Vec<u8>) -> Result<(), WalError> {
-    let mut payload = Vec::new();
+    let start = out.len();
+    // The open record's header starts here; its payload follows.
+    let mut record = start;
+    out.resize(record + RECORD_HEADER_LEN_BYTES, 0);
     for entry in entries {
-        let encoded = postcard::to_stdvec(entry).map_err(|source| WalError::Encode { source })?;
-        if encoded.len() > MAX_RECORD_PAYLOAD_BYTES {
+        let at = out.len();
+        *out = crate::encode::append(entry, std::mem::take(out));
+        let len_bytes = out.len() - at;
+        if len_bytes > MAX_RECORD_PAYLOAD_BYTES {
+            out.truncate(start);
             return Err(WalError::RecordTooLarge {
                 index: entry.index,
-                len_bytes: encoded.len(),
+                len_bytes,
                 max_bytes: MAX_RECORD_PAYLOAD_BYTES,
             });
         }
-        if !payload.is_empty() && payload.len() + encoded.len() > MAX_RECORD_PAYLOAD_BYTES {
-            push_record(KIND_ENTRIES, &payload, out);
-            payload.clear();
+        let payload_start = record + RECORD_HEADER_LEN_BYTES;
+        if at > payload_start && out.len() - payload_start > MAX_RECORD_PAYLOAD_BYTES {
+            // This entry opens the next record: close the open one before it
+            // and make room for the new header.
+            fill_record_header(KIND_ENTRIES, out, record, at);
+            out.splice(at..at, [0u8; RECORD_HEADER_LEN_BYTES]);
+            record = at;
         }
-        payload.extend_from_slice(&encoded);
     }
-    if !payload.is_empty() {
-        push_record(KIND_ENTRIES, &payload, out);
+    let end = out.len();
+    if end > record + RECORD_HEADER_LEN_BYTES {
+        fill_record_header(KIND_ENTRIES, out, record, end);
+    } else {
+        out.truncate(record);
     }
     Ok(())
+}
+
+/// Writes the header at `out[header..]` of the record whose payload runs
+/// from after it to `end` (the layout `push_record` writes).
+fn fill_record_header(kind: u8, out: &mut [u8], header: usize, end: usize) {
+    let payload = &out[header + RECORD_HEADER_LEN_BYTES..end];
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind]), payload);
+    // payload.len() <= MAX_RECORD_PAYLOAD_BYTES < u32::MAX, checked by the caller.
+    let len = (payload.len() as u32).to_le_bytes();
+    out[header..header + 4].copy_from_slice(&len);
+    out[header + 4..header + 8].copy_from_slice(&crc.to_le_bytes());
+    out[header + 8] = kind;
 }
 
 /// One record read from a buffer.

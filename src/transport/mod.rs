@@ -237,9 +237,7 @@ impl FrameBuilder {
     }
 
     fn append(&mut self, envelope: &Envelope) {
-        // Serialising owned in-memory values cannot fail with postcard.
-        self.bytes = postcard::to_extend(envelope, std::mem::take(&mut self.bytes))
-            .expect("postcard serialises in-memory values");
+        self.bytes = crate::encode::append(envelope, std::mem::take(&mut self.bytes));
         self.messages += 1;
     }
 

@@ -957,3 +957,61 @@ fn the_largest_accepted_entry_fits_one_record() {
     };
     assert!(encode_entries_records(std::slice::from_ref(&over), &mut Vec::new()).is_err());
 }
+
+/// Entries are encoded straight into the batch buffer: after what it held,
+/// in as few records as fit `MAX_RECORD_PAYLOAD_BYTES` (a record closed
+/// before the entry that would take it over), and an entry too large for a
+/// record leaves the buffer as it was.
+#[test]
+fn entries_split_into_records_in_place() {
+    let entry = |index: u64, len: usize| Entry {
+        term: Term(3),
+        index: LogIndex(index),
+        kind: EntryKind::Normal,
+        data: Bytes::from(vec![index as u8; len]),
+    };
+    let third = MAX_RECORD_PAYLOAD_BYTES / 3;
+    let entries = vec![
+        entry(1, 10),
+        entry(2, third),
+        entry(3, third),
+        entry(4, third),
+        entry(5, 20),
+    ];
+    let mut out = b"earlier".to_vec();
+    encode_entries_records(&entries, &mut out).expect("fits");
+    assert_eq!(&out[..7], b"earlier");
+    let mut offset = 7;
+    let mut records = Vec::new();
+    while offset < out.len() {
+        let Frame::Valid {
+            kind,
+            payload,
+            next_offset,
+        } = read_frame(&out, offset)
+        else {
+            panic!("no valid record at {offset}");
+        };
+        assert_eq!(kind, KIND_ENTRIES);
+        let mut decoded = Vec::new();
+        let mut rest = payload;
+        while !rest.is_empty() {
+            let (e, tail) = postcard::take_from_bytes::<Entry>(rest).expect("decodes");
+            decoded.push(e);
+            rest = tail;
+        }
+        records.push(decoded);
+        offset = next_offset;
+    }
+    // Three thirds plus framing do not fit one record: the third third
+    // opens the second one, with the small entry after it.
+    assert_eq!(records, vec![entries[..3].to_vec(), entries[3..].to_vec()]);
+
+    let mut out = b"earlier".to_vec();
+    let too_large = vec![entry(1, 10), entry(2, MAX_RECORD_PAYLOAD_BYTES)];
+    assert!(encode_entries_records(&too_large, &mut out).is_err());
+    assert_eq!(out, b"earlier");
+    // Nothing to frame, nothing appended.
+    encode_entries_records(&[], &mut out).expect("empty");
+    assert_eq!(out, b"earlier");
+}
