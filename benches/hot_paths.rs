@@ -24,6 +24,12 @@ use dkv::server::codec::{FrameLimits, RequestParser};
 use dkv::server::reply::{Protocol, Reply};
 use dkv::store::{LogStore, Wal};
 
+// The server's allocator, so that allocation-heavy paths cost here what
+// they cost in `dkv-server`.
+#[global_allocator]
+static GLOBAL: dkv::metrics::alloc::Counting<mimalloc::MiMalloc> =
+    dkv::metrics::alloc::Counting::new(mimalloc::MiMalloc);
+
 const BATCH: usize = 256;
 const VALUE: [u8; 64] = [b'v'; 64];
 
@@ -349,6 +355,41 @@ fn kv(c: &mut Criterion) {
             }
         })
     });
+    group.finish();
+
+    // A follower between two snapshots: while a snapshot's copy holds the
+    // map, the first write to each chunk of slots copies the chunk (each
+    // value in it shared or copied), and the snapshot's copy is dropped
+    // once written. Writes spread over 100,000 keys copy most chunks.
+    let spread_4096: Vec<Command> = (0..4096)
+        .map(|i| Command {
+            ts_ms: 1_000_000,
+            op: Op::Set {
+                key: key((i * 7_919 + 13) % 100_000),
+                value: Bytes::from_static(&VALUE),
+            },
+        })
+        .collect();
+    let mut group = c.benchmark_group("kv");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(spread_4096.len() as u64));
+    group.bench_function(
+        "apply 4096 SETs over 100,000 keys a snapshot holds, then drop the snapshot",
+        |b| {
+            b.iter_batched(
+                || db_with_keys(100_000, None),
+                |mut db| {
+                    let held = db.snapshot_chunks(1 << 20);
+                    for command in &spread_4096 {
+                        black_box(db.apply(command));
+                    }
+                    drop(held);
+                    db
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
     group.finish();
 
     // Restart: rebuilding the map from a snapshot of 100,000 keys (with
