@@ -1040,6 +1040,7 @@ impl Driver {
             role: status.role,
             term: status.term,
             leader: status.leader,
+            last_leader: status.leader.or(self.last_leader),
             // Filled in below, from the current status while the leader stays.
             leader_resp_addr: None,
             commit_index: status.commit_index,

@@ -154,6 +154,9 @@ pub struct NodeStatus {
     pub term: Term,
     /// Leader of the current term, if known.
     pub leader: Option<NodeId>,
+    /// The current leader, or between terms the last one this node knew:
+    /// what `CLUSTER SLOTS` and its kin name as the master.
+    pub last_leader: Option<NodeId>,
     /// The leader's RESP address, if known.
     pub leader_resp_addr: Option<String>,
     /// Highest committed index.
@@ -571,6 +574,7 @@ impl Node {
             role: Role::Follower,
             term: Term(0),
             leader: None,
+            last_leader: None,
             leader_resp_addr: None,
             commit_index: LogIndex(0),
             last_applied: LogIndex(0),
@@ -605,7 +609,6 @@ impl Node {
                 status: status_rx,
                 transport: transport.clone(),
                 members: members.clone(),
-                last_leader: std::sync::atomic::AtomicU64::new(0),
                 request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
                 rpc_attempt_timeout: Duration::from_millis(
                     config.raft.tick_ms * u64::from(config.raft.election_timeout_max_ticks) * 2,
@@ -663,7 +666,6 @@ impl Node {
         let driver = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
         tokio::spawn(read_rounds(handle.clone(), shutdown_tx.subscribe()));
         tokio::spawn(pubsub::cleanup(handle.clone(), shutdown_tx.subscribe()));
-        tokio::spawn(remember_leader(handle.clone(), shutdown_tx.subscribe()));
         Ok(Node {
             handle,
             driver,
@@ -709,9 +711,6 @@ struct HandleInner {
     transport: Transport,
     /// The membership in effect, kept by the driver (`members.rs`).
     members: Arc<members::MemberTable>,
-    /// The last leader this node knew (0: none yet), kept by
-    /// [`remember_leader`].
-    last_leader: std::sync::atomic::AtomicU64,
     request_timeout: Duration,
     rpc_attempt_timeout: Duration,
     follower_writes: FollowerWrites,
@@ -774,34 +773,6 @@ async fn read_rounds(handle: NodeHandle, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Keeps [`HandleInner::last_leader`]: the leader of every status the
-/// driver publishes, so `CLUSTER SLOTS` still names one between terms
-/// (see `server::commands::cluster`). Ends at shutdown.
-async fn remember_leader(handle: NodeHandle, mut shutdown: watch::Receiver<bool>) {
-    let mut status = handle.inner.status.clone();
-    loop {
-        let leader = status.borrow_and_update().leader;
-        if let Some(leader) = leader {
-            handle
-                .inner
-                .last_leader
-                .store(leader.0, std::sync::atomic::Ordering::Relaxed);
-        }
-        tokio::select! {
-            changed = status.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// A cheap, cloneable handle for client-facing code.
 #[derive(Clone)]
 pub struct NodeHandle {
@@ -847,15 +818,7 @@ impl NodeHandle {
     /// The voters with their addresses and the leader, current or last
     /// known (`CLUSTER SLOTS` and its kin).
     pub fn membership(&self) -> Membership {
-        let last = match self.status().leader {
-            Some(leader) => Some(leader),
-            None => Some(NodeId(
-                self.inner
-                    .last_leader
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ))
-            .filter(|id| id.0 != 0),
-        };
+        let last = self.inner.status.borrow().last_leader;
         let members = self.inner.members.get();
         Membership {
             cluster_id: self.inner.cluster_id.clone(),
@@ -1646,6 +1609,9 @@ mod tests {
             status.last_applied >= LogIndex(4),
             "noop + 3 writes applied: {status:?}"
         );
+        // CLUSTER SLOTS names the leader the status carries.
+        assert_eq!(status.last_leader, Some(status.id));
+        assert_eq!(handle.membership().last_leader, Some(status.id));
         node.shutdown().await.unwrap();
 
         let node = Node::start(&config, Metrics::new()).await.unwrap();

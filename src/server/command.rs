@@ -1152,6 +1152,7 @@ pub(crate) mod fake {
                 role: self.role,
                 term: Term(3),
                 leader: Some(NodeId(1)),
+                last_leader: Some(NodeId(1)),
                 leader_resp_addr: Some("127.0.0.1:6379".into()),
                 commit_index: LogIndex(7),
                 last_applied: LogIndex(7),

@@ -555,6 +555,7 @@ mod tests {
             role,
             term: Term(7),
             leader: leader.map(NodeId),
+            last_leader: leader.map(NodeId),
             leader_resp_addr: None,
             commit_index: LogIndex(40),
             last_applied: LogIndex(39),

@@ -113,6 +113,7 @@ mod tests {
             role,
             term: Term(2),
             leader: Some(NodeId(1)),
+            last_leader: Some(NodeId(1)),
             leader_resp_addr: None,
             commit_index: LogIndex(10),
             last_applied: LogIndex(10),
