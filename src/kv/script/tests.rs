@@ -868,3 +868,51 @@ fn a_command_outside_a_call_is_refused() {
         Output::Status("PONG".into())
     );
 }
+
+/// KEYS and ARGV hold each argument's exact bytes, in order, whether or not
+/// they are UTF-8 (the two are built by different paths), and are empty
+/// tables when there are none.
+#[test]
+fn keys_and_argv_hold_the_exact_bytes() {
+    let mut db = Db::new();
+    let script = "return {#KEYS, #ARGV, KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]}";
+    let sha = Bytes::from(super::sha1_hex(script.as_bytes()));
+    exec(&mut db, &["script", "load", script]);
+    let call = |db: &mut Db, keys: &[&[u8]], argv: &[&[u8]]| {
+        let mut args = vec![
+            Bytes::from_static(b"evalsha"),
+            sha.clone(),
+            Bytes::from(keys.len().to_string()),
+        ];
+        args.extend(keys.iter().chain(argv).map(|a| Bytes::copy_from_slice(a)));
+        db.apply(&Command {
+            ts_ms: 1_796_199_185_068,
+            op: Op::Exec { db: 0, args },
+        })
+    };
+    let items = |v: &[&[u8]]| -> Vec<Output> {
+        v.iter()
+            .map(|b| Output::Bulk(Some(Bytes::copy_from_slice(b))))
+            .collect()
+    };
+    let count = |n: i64| Output::Integer(n);
+    // UTF-8 throughout, an empty string among them.
+    let mut want = vec![count(2), count(3)];
+    want.extend(items(&[b"k\xc3\xa9y", b"k2", b"", b"60", b"x"]));
+    assert_eq!(
+        call(&mut db, &[b"k\xc3\xa9y", b"k2"], &[b"", b"60", b"x"]),
+        Output::Array(want)
+    );
+    // Bytes that are not UTF-8, a NUL among them.
+    let mut want = vec![count(2), count(3)];
+    want.extend(items(&[b"\xff\x00k", b"k2", b"a", b"\xc3", b"z\x80"]));
+    assert_eq!(
+        call(&mut db, &[b"\xff\x00k", b"k2"], &[b"a", b"\xc3", b"z\x80"]),
+        Output::Array(want)
+    );
+    // None at all: a Lua array stops at its first nil.
+    assert_eq!(
+        call(&mut db, &[], &[]),
+        Output::Array(vec![count(0), count(0)])
+    );
+}

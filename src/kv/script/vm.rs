@@ -640,14 +640,8 @@ impl Vm {
     ) -> mlua::Result<Output> {
         let lua = &self.lua;
         let _free = Unlimited::new(lua);
-        let keys = lua.create_table_with_capacity(call.keys.len(), 0)?;
-        for (i, k) in call.keys.iter().enumerate() {
-            keys.raw_set(i + 1, lua.create_string(k)?)?;
-        }
-        let argv = lua.create_table_with_capacity(call.args.len(), 0)?;
-        for (i, a) in call.args.iter().enumerate() {
-            argv.raw_set(i + 1, lua.create_string(a)?)?;
-        }
+        let keys = string_array(lua, call.keys)?;
+        let argv = string_array(lua, call.args)?;
         // EVAL: KEYS and ARGV are globals; a function gets them as its
         // two arguments.
         let function = match call.function {
@@ -688,6 +682,30 @@ impl Vm {
         self.real.raw_set(&self.keys_name, Value::Nil)?;
         self.real.raw_set(&self.argv_name, Value::Nil)?;
         output
+    }
+}
+
+/// A Lua array of `items` as strings (KEYS, ARGV).
+///
+/// Run with the memory limit lifted ([`Unlimited`]): mlua then pushes a
+/// `&str` straight onto the Lua stack while any other byte string first
+/// becomes a registry reference. Arguments are nearly always UTF-8, so those
+/// take the direct push; any other goes the general way, to the same Lua
+/// strings.
+fn string_array<B: AsRef<[u8]>>(lua: &Lua, items: &[B]) -> mlua::Result<Table> {
+    fn text<B: AsRef<[u8]>>(item: &B) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(item.as_ref())
+    }
+    if items.iter().all(|item| text(item).is_ok()) {
+        // Checked just above: never the default.
+        lua.create_sequence_from(items.iter().map(|item| text(item).unwrap_or_default()))
+    } else {
+        lua.create_sequence_from(
+            items
+                .iter()
+                .map(|item| lua.create_string(item.as_ref()))
+                .collect::<mlua::Result<Vec<_>>>()?,
+        )
     }
 }
 
