@@ -65,7 +65,13 @@ const MAX_INPUTS_PER_TURN: usize = 4096;
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(100);
 /// At most one line about driver stalls per this long (`stall.rs`).
 const STALL_LOG_INTERVAL: Duration = Duration::from_secs(5);
-/// Most keys one housekeeping entry deletes.
+/// Most keys one housekeeping entry deletes. A round that found this many
+/// (more may be due) is followed by the next one at the next tick, once its
+/// entry applied, instead of after [`HOUSEKEEPING_INTERVAL`]: with the
+/// default 10 ms tick up to 20,000 keys a second expire or are evicted,
+/// where one round per interval capped it at 2,000, below the rate a
+/// cache's writes can give keys a TTL (Redis's active expiry likewise
+/// repeats while a sample finds many keys expired).
 const HOUSEKEEPING_MAX_KEYS: usize = 200;
 
 pub(super) struct DriverParts {
@@ -176,6 +182,8 @@ pub(super) struct Driver {
     ticks_since_housekeeping: u64,
     /// Index of the last housekeeping entry proposed.
     housekeeping_in_flight: Option<LogIndex>,
+    /// The last round took as many keys as an entry holds: more may be due.
+    housekeeping_backlog: bool,
     /// Index of the newest snapshot on disk, taken or installed (0: none).
     durable_snapshot_index: LogIndex,
     /// Followers a snapshot is being streamed to, and which one.
@@ -229,6 +237,7 @@ impl Driver {
                 .max(1),
             ticks_since_housekeeping: 0,
             housekeeping_in_flight: None,
+            housekeeping_backlog: false,
             stalls: StallLog::new(parts.stall_threshold, STALL_LOG_INTERVAL),
             costs: TurnCosts::default(),
             parts,
@@ -520,18 +529,23 @@ impl Driver {
     /// is in flight at a time.
     fn housekeeping(&mut self) {
         self.ticks_since_housekeeping += 1;
-        if self.ticks_since_housekeeping < self.housekeeping_every_ticks {
+        let in_flight =
+            |index: Option<LogIndex>, applied: LogIndex| index.is_some_and(|i| i > applied);
+        let status = self.core.raft().status();
+        if !housekeeping_due(
+            self.ticks_since_housekeeping,
+            self.housekeeping_every_ticks,
+            self.housekeeping_backlog,
+            in_flight(self.housekeeping_in_flight, status.last_applied),
+        ) {
             return;
         }
         self.ticks_since_housekeeping = 0;
-        let status = self.core.raft().status();
+        self.housekeeping_backlog = false;
         if status.role != Role::Leader || self.loading || status.transferring_to.is_some() {
             return;
         }
-        if self
-            .housekeeping_in_flight
-            .is_some_and(|index| index > status.last_applied)
-        {
+        if in_flight(self.housekeeping_in_flight, status.last_applied) {
             return;
         }
         let now_ms = wall_clock_ms();
@@ -545,6 +559,10 @@ impl Driver {
             .flatten()
             .collect()
         };
+        self.housekeeping_backlog = ops.iter().any(|op| match op {
+            kv::Op::Expire { keys } | kv::Op::Evict { keys } => keys.len() >= HOUSEKEEPING_MAX_KEYS,
+            _ => false,
+        });
         for op in ops {
             let command = kv::Command { ts_ms: now_ms, op };
             match self.core.propose_internal(&command) {
@@ -1122,6 +1140,18 @@ impl Driver {
     }
 }
 
+/// Whether a housekeeping round runs on this tick: once per `every` ticks,
+/// and while the last round left a `backlog`, on the first tick after its
+/// entry applied (rather than skipping the whole interval while it is still
+/// `in_flight`).
+fn housekeeping_due(ticks_since: u64, every: u64, backlog: bool, in_flight: bool) -> bool {
+    if backlog {
+        !in_flight
+    } else {
+        ticks_since >= every
+    }
+}
+
 /// The running WAL batch's outcome; pending forever when none runs.
 /// Frees `value` on a blocking thread: not on the driver's loop, which
 /// Raft's heartbeats wait for.
@@ -1172,5 +1202,22 @@ fn tracked_changes(into: &mut Vec<TrackedChange>, writer: Option<u64>, touches: 
             }
         };
         into.push(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::housekeeping_due;
+
+    #[test]
+    fn a_full_housekeeping_round_is_followed_once_its_entry_applied() {
+        // Rounds that found less than an entry holds: once per interval.
+        assert!(!housekeeping_due(9, 10, false, false));
+        assert!(housekeeping_due(10, 10, false, false));
+        assert!(housekeeping_due(10, 10, false, true));
+        // A full round: the next one as soon as its entry applied, whatever
+        // the interval.
+        assert!(!housekeeping_due(1, 10, true, true));
+        assert!(housekeeping_due(1, 10, true, false));
     }
 }

@@ -1714,6 +1714,34 @@ mod tests {
         node.shutdown().await.unwrap();
     }
 
+    /// A mass expiry is purged at the pace of full housekeeping entries, not
+    /// one entry per 100 ms interval: 10,000 keys expiring together take 50
+    /// entries, which one round per interval could not finish in under 5 s.
+    #[tokio::test]
+    async fn a_mass_expiry_is_purged_entry_after_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = single_node_config(dir.path());
+        let node = Node::start(&config, Metrics::new()).await.unwrap();
+        let handle = node.handle();
+        let script = "for i = 1, 10000 do redis.call('SET', 'k' .. i, 'v', 'PX', ARGV[1]) end";
+        let args = ["EVAL", script, "0", "200"]
+            .iter()
+            .map(|a| bytes::Bytes::from(a.to_string()))
+            .collect();
+        handle.write(kv::Op::Exec { db: 0, args }).await.unwrap();
+        assert_eq!(handle.read_local(|db| db.len()), 10_000);
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while handle.read_local(|db| db.len()) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} of 10,000 expired keys still in the map after 4 s",
+                handle.read_local(|db| db.len())
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node.shutdown().await.unwrap();
+    }
+
     /// Shutting down while writers keep the WAL queue busy: the batch still
     /// running is awaited, so the data-dir lock is free when `shutdown`
     /// returns, and every write acknowledged before it is there after a
