@@ -37,6 +37,17 @@ fn key(i: usize) -> Bytes {
     Bytes::from(format!("key:{i:012}"))
 }
 
+/// A plain SET of key `i` to [`VALUE`].
+fn set_of(i: usize) -> Command {
+    Command {
+        ts_ms: 1_000_000,
+        op: Op::Set {
+            key: key(i),
+            value: Bytes::from_static(&VALUE),
+        },
+    }
+}
+
 fn pipelined_sets(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
@@ -247,13 +258,7 @@ fn sha1_hex(text: &str) -> String {
 fn db_with_keys(n: usize, ttl_every: Option<usize>) -> Db {
     let mut db = Db::new();
     for i in 0..n {
-        db.apply(&Command {
-            ts_ms: 1_000_000,
-            op: Op::Set {
-                key: key(i),
-                value: Bytes::from_static(&VALUE),
-            },
-        });
+        db.apply(&set_of(i));
         if ttl_every.is_some_and(|every| i % every == 0) {
             db.apply(&exec(&["EXPIRE", &format!("key:{i:012}"), "3600"]));
         }
@@ -262,15 +267,7 @@ fn db_with_keys(n: usize, ttl_every: Option<usize>) -> Db {
 }
 
 fn kv(c: &mut Criterion) {
-    let commands: Vec<Command> = (0..BATCH)
-        .map(|i| Command {
-            ts_ms: 1_000_000,
-            op: Op::Set {
-                key: key(i),
-                value: Bytes::from_static(&VALUE),
-            },
-        })
-        .collect();
+    let commands: Vec<Command> = (0..BATCH).map(set_of).collect();
     let mut group = c.benchmark_group("kv");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("apply 256 SETs (overwrites)", |b| {
@@ -284,13 +281,7 @@ fn kv(c: &mut Criterion) {
     // redis-benchmark's -r 100000: SETs land on random keys of a 100,000-key
     // map, so every lookup walks a big tree (and misses the cache).
     let spread: Vec<Command> = (0..BATCH)
-        .map(|i| Command {
-            ts_ms: 1_000_000,
-            op: Op::Set {
-                key: key((i * 7_919 + 13) % 100_000),
-                value: Bytes::from_static(&VALUE),
-            },
-        })
+        .map(|i| set_of((i * 7_919 + 13) % 100_000))
         .collect();
     group.bench_function("apply 256 SETs over 100,000 keys", |b| {
         let mut db = db_with_keys(100_000, None);
@@ -362,13 +353,7 @@ fn kv(c: &mut Criterion) {
     // value in it shared or copied), and the snapshot's copy is dropped
     // once written. Writes spread over 100,000 keys copy most chunks.
     let spread_4096: Vec<Command> = (0..4096)
-        .map(|i| Command {
-            ts_ms: 1_000_000,
-            op: Op::Set {
-                key: key((i * 7_919 + 13) % 100_000),
-                value: Bytes::from_static(&VALUE),
-            },
-        })
+        .map(|i| set_of((i * 7_919 + 13) % 100_000))
         .collect();
     let mut group = c.benchmark_group("kv");
     group.sample_size(20);

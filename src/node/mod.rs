@@ -1477,6 +1477,28 @@ mod tests {
         }
     }
 
+    /// A client's request in database 0.
+    fn request(args: &[&str]) -> kv::Op {
+        let args = args
+            .iter()
+            .map(|a| bytes::Bytes::from(a.to_string()))
+            .collect();
+        kv::Op::Exec { db: 0, args }
+    }
+
+    /// Waits until the map is empty (active expiry), failing after `within`.
+    async fn wait_until_empty(handle: &NodeHandle, within: Duration) {
+        let deadline = Instant::now() + within;
+        while handle.read_local(|db| db.len()) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} expired keys still in the map after {within:?}",
+                handle.read_local(|db| db.len())
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// One timer waits for a whole batch (`batch_answers`): the answers come
     /// in order; past the deadline the ones answered by then count, an
     /// unanswered one may still be applied and a dropped one says the node
@@ -1697,20 +1719,10 @@ mod tests {
         let config = single_node_config(dir.path());
         let node = Node::start(&config, Metrics::new()).await.unwrap();
         let handle = node.handle();
-        let args = ["SET", "short", "v", "PX", "30"]
-            .iter()
-            .map(|a| bytes::Bytes::from(a.to_string()))
-            .collect();
-        handle.write(kv::Op::Exec { db: 0, args }).await.unwrap();
+        let op = request(&["SET", "short", "v", "PX", "30"]);
+        handle.write(op).await.unwrap();
         assert_eq!(handle.read_local(|db| db.len()), 1, "stored with its TTL");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while handle.read_local(|db| db.len()) != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "expired key still in the map after 5 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_empty(&handle, Duration::from_secs(5)).await;
         node.shutdown().await.unwrap();
     }
 
@@ -1724,21 +1736,12 @@ mod tests {
         let node = Node::start(&config, Metrics::new()).await.unwrap();
         let handle = node.handle();
         let script = "for i = 1, 10000 do redis.call('SET', 'k' .. i, 'v', 'PX', ARGV[1]) end";
-        let args = ["EVAL", script, "0", "200"]
-            .iter()
-            .map(|a| bytes::Bytes::from(a.to_string()))
-            .collect();
-        handle.write(kv::Op::Exec { db: 0, args }).await.unwrap();
+        handle
+            .write(request(&["EVAL", script, "0", "200"]))
+            .await
+            .unwrap();
         assert_eq!(handle.read_local(|db| db.len()), 10_000);
-        let deadline = Instant::now() + Duration::from_secs(4);
-        while handle.read_local(|db| db.len()) != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "{} of 10,000 expired keys still in the map after 4 s",
-                handle.read_local(|db| db.len())
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_empty(&handle, Duration::from_secs(4)).await;
         node.shutdown().await.unwrap();
     }
 

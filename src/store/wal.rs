@@ -886,13 +886,11 @@ pub(crate) fn assert_appendable(last_index: LogIndex, entries: &[Entry]) {
 // Record framing
 
 fn push_record(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
-    let mut crc = crc32c::crc32c(&[kind]);
-    crc = crc32c::crc32c_append(crc, payload);
-    // payload.len() <= MAX_RECORD_PAYLOAD_BYTES < u32::MAX, checked by callers.
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.push(kind);
+    let header = out.len();
+    out.resize(header + RECORD_HEADER_LEN_BYTES, 0);
     out.extend_from_slice(payload);
+    let end = out.len();
+    fill_record_header(kind, out, header, end);
 }
 
 fn encode_hard_state_record(hard_state: &HardState, out: &mut Vec<u8>) -> Result<(), WalError> {
@@ -944,7 +942,7 @@ fn encode_entries_records(entries: &[Entry], out: &mut Vec<u8>) -> Result<(), Wa
 }
 
 /// Writes the header at `out[header..]` of the record whose payload runs
-/// from after it to `end` (the layout `push_record` writes).
+/// from after it to `end`.
 fn fill_record_header(kind: u8, out: &mut [u8], header: usize, end: usize) {
     let payload = &out[header + RECORD_HEADER_LEN_BYTES..end];
     let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind]), payload);
