@@ -228,6 +228,8 @@ async fn peers_of_another_cluster_and_broken_message_streams_are_refused() -> Re
         "/raft/stream",
         "/raft/msg",
         "/raft/forward",
+        "/raft/forward-batches",
+        "/raft/forward-stream",
         "/raft/read-index",
         "/raft/snapshot",
     ] {

@@ -297,6 +297,28 @@ async fn a_hostile_members_messages_change_nothing() -> Result<()> {
             matches!(reply, ForwardReply::Failed(_)),
             "forwarded {op:?} was not refused: {reply:?}"
         );
+        // The same on the stream followers use: one frame of (id, batch).
+        let mut frame = transport::encode(&(9u64, vec![op.clone()])).to_vec();
+        let len = u32::try_from(frame.len()).context("frame length")?;
+        frame.splice(0..0, len.to_le_bytes());
+        let r = forger
+            .post(c.http_addr(leader), transport::FORWARD_STREAM_PATH, &frame)
+            .await?;
+        ensure!(
+            r.status == 200,
+            "forward stream answered {} {:?}",
+            r.status,
+            r.text()
+        );
+        let mut body = bytes::BytesMut::from(&r.body[..]);
+        let payload = transport::take_frame(&mut body, usize::MAX)
+            .context("reply frame")?
+            .context("a whole reply frame")?;
+        let replies: (u64, ForwardReply) = transport::decode(&payload).context("reply pair")?;
+        ensure!(
+            matches!(replies, (9, ForwardReply::Failed(_))) && body.is_empty(),
+            "streamed {op:?} was not refused by id: {replies:?}"
+        );
     }
     unchanged(&c, &before, "forged forward").await?;
 

@@ -45,8 +45,8 @@ use tracing::{debug, info, warn};
 use crate::node::NodeHandle;
 use crate::raft::{Envelope, NodeId};
 use crate::transport::{
-    self, CLUSTER_HEADER, FORWARD_BATCHES_PATH, FORWARD_PATH, FROM_HEADER, MSG_PATH,
-    READ_INDEX_PATH, SNAPSHOT_PATH, STREAM_PATH,
+    self, CLUSTER_HEADER, FORWARD_BATCHES_PATH, FORWARD_PATH, FORWARD_STREAM_PATH, FROM_HEADER,
+    MSG_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, STREAM_PATH,
 };
 
 /// Which routes a listener serves.
@@ -262,6 +262,9 @@ async fn serve_connection<I>(
         async move {
             if request.method() == Method::GET && request.uri().path() == "/admin/backup" {
                 return Ok::<_, Infallible>(backup(&state, peer, request).await);
+            }
+            if request.method() == Method::POST && request.uri().path() == FORWARD_STREAM_PATH {
+                return Ok::<_, Infallible>(forward_stream(&state, &auth, peer, request));
             }
             Ok::<_, Infallible>(
                 route(&state, &auth, peer, request)
@@ -876,6 +879,119 @@ async fn message_stream(
                     )
                 }
             }
+        }
+    }
+}
+
+/// Frames of a forward stream being proposed at once; past this the stream's
+/// body is not read (the follower's frames wait in its TCP buffers).
+const FORWARD_FRAMES_IN_FLIGHT: usize = 64;
+/// Reply frames of a forward stream queued for its connection.
+const FORWARD_REPLY_FRAMES: usize = 64;
+
+/// `POST /raft/forward-stream`: a follower's forwarded writes (`transport`'s
+/// `forward` module), answered on the same request as they commit. The
+/// response head goes out at once; each frame of the body is proposed as it
+/// arrives (at most [`FORWARD_FRAMES_IN_FLIGHT`] at a time) and its batches
+/// answered by id in a reply frame. A bad frame ends the stream: the
+/// follower reports the batches still on it as of unknown outcome.
+fn forward_stream(
+    state: &Arc<HttpState>,
+    auth: &PeerAuth,
+    peer: std::net::SocketAddr,
+    request: Request<Incoming>,
+) -> Response<HttpBody> {
+    use http_body_util::Either;
+    if matches!(auth, PeerAuth::NotPeer) {
+        state
+            .refused
+            .note(peer, "peer route without a peer credential");
+        return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n").map(Either::Left);
+    }
+    let from = match check_peer(state, auth, peer, &request) {
+        Ok(from) => from,
+        Err(refusal) => return refusal.map(Either::Left),
+    };
+    let (replies, body) = tokio::sync::mpsc::channel(FORWARD_REPLY_FRAMES);
+    tokio::spawn(serve_forward_stream(
+        state.clone(),
+        peer,
+        from,
+        request.into_body(),
+        replies,
+    ));
+    let mut response = Response::new(Either::Right(crate::transport::FrameBody::new(body)));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+/// Reads a forward stream's frames and proposes each, until the follower
+/// ends it, it goes bad, or the reply body is dropped (the connection
+/// closed). The reply body ends once every frame read has been answered.
+async fn serve_forward_stream(
+    state: Arc<HttpState>,
+    peer: std::net::SocketAddr,
+    from: NodeId,
+    mut body: Incoming,
+    replies: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let in_flight = Arc::new(Semaphore::new(FORWARD_FRAMES_IN_FLIGHT));
+    let mut buffer = BytesMut::new();
+    loop {
+        let data = tokio::select! {
+            frame = body.frame() => match frame {
+                None if buffer.is_empty() => return,
+                None => {
+                    state.refused.note(peer, "forward stream ended inside a frame");
+                    return;
+                }
+                Some(Err(e)) => {
+                    debug!(%peer, error = %e, "forward stream ended with an error");
+                    return;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue, // trailers carry nothing for us
+                },
+            },
+            () = replies.closed() => return,
+        };
+        buffer.extend_from_slice(&data);
+        loop {
+            let payload = match transport::take_frame(&mut buffer, state.max_body_bytes) {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break,
+                Err(e) => {
+                    state.refused.note(peer, &format!("forward stream: {e}"));
+                    return;
+                }
+            };
+            let batches = match transport::decode_forward_frame(&payload) {
+                Ok(batches) => batches,
+                Err(e) => {
+                    state
+                        .refused
+                        .note(peer, &format!("bad forwarded write: {e}"));
+                    return;
+                }
+            };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let node = state.node.clone();
+            let replies = replies.clone();
+            tokio::spawn(async move {
+                let (ids, batches): (Vec<u64>, Vec<Vec<crate::kv::Op>>) =
+                    batches.into_iter().unzip();
+                let answers = node.write_batches_as_leader(from, batches).await;
+                let _ = replies
+                    .send(transport::forward_reply_frame(ids.into_iter().zip(answers)))
+                    .await;
+                drop(permit);
+            });
         }
     }
 }

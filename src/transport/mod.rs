@@ -10,11 +10,17 @@
 //! - `POST /raft/msg`: one batch of Raft [`Envelope`]s in a request of its own,
 //!   answered `204` once queued for the driver (still served; senders use the
 //!   stream).
-//! - `POST /raft/forward-batches`: client writes sent by a follower to the
-//!   leader: batches of [`kv::Op`]s (each one connection's pipelined writes,
-//!   in order), postcard-encoded back to back, from all of the follower's
-//!   connections ([`forward`]); the leader proposes each batch in its order
-//!   and answers a `Vec<`[`ForwardReply`]`>`, one per batch, in the order sent.
+//! - `POST /raft/forward-stream`: client writes sent by a follower to the
+//!   leader, from all of the follower's connections, on one long-lived
+//!   full-duplex request ([`forward`]): the request body is frames of
+//!   `(id, batch)` pairs, each batch a `Vec<`[`kv::Op`]`>` (one connection's
+//!   pipelined writes, in order); the response body is frames of
+//!   `(id, `[`ForwardReply`]`)` pairs. The leader proposes each batch in its
+//!   order and answers it by id.
+//! - `POST /raft/forward-batches`: batches of [`kv::Op`]s postcard-encoded
+//!   back to back in a request of their own, answered with a
+//!   `Vec<`[`ForwardReply`]`>`, one per batch, in the order sent (still
+//!   served; senders use the stream).
 //! - `POST /raft/forward`: one batch in a request of its own, answered with a
 //!   [`ForwardReply`] (still served; senders use `/raft/forward-batches`).
 //! - `POST /raft/read-index`: a follower asks the leader for a read index;
@@ -77,6 +83,8 @@ pub const MSG_PATH: &str = "/raft/msg";
 pub const STREAM_PATH: &str = "/raft/stream";
 /// Route for forwarded writes, one batch per request.
 pub const FORWARD_PATH: &str = "/raft/forward";
+/// Route for a stream of forwarded writes and their replies.
+pub const FORWARD_STREAM_PATH: &str = "/raft/forward-stream";
 /// Route for forwarded writes, many batches per request.
 pub const FORWARD_BATCHES_PATH: &str = "/raft/forward-batches";
 /// Route for read-index requests.
@@ -199,6 +207,34 @@ pub fn decode_batches(body: &[u8]) -> Result<Vec<Vec<kv::Op>>, postcard::Error> 
     decode_back_to_back(body)
 }
 
+/// Decodes a frame of a `/raft/forward-stream` request: `(id, batch)` pairs
+/// back to back.
+///
+/// # Errors
+/// When the bytes are not such pairs.
+pub fn decode_forward_frame(payload: &[u8]) -> Result<Vec<(u64, Vec<kv::Op>)>, postcard::Error> {
+    decode_back_to_back(payload)
+}
+
+/// A frame of a `/raft/forward-stream` response: each batch's id and reply.
+pub fn forward_reply_frame(replies: impl IntoIterator<Item = (u64, ForwardReply)>) -> Bytes {
+    let mut bytes = vec![0u8; FRAME_HEADER_BYTES];
+    for reply in replies {
+        bytes = crate::encode::append(&reply, bytes);
+    }
+    seal_frame(bytes)
+}
+
+/// A frame whose first [`FRAME_HEADER_BYTES`] are room for its length, with
+/// the length of what follows them filled in.
+fn seal_frame(mut bytes: Vec<u8>) -> Bytes {
+    // Frames are built under a budget far below 4 GiB; were one over, the
+    // receiver's limit refuses it.
+    let len = u32::try_from(bytes.len() - FRAME_HEADER_BYTES).unwrap_or(u32::MAX);
+    bytes[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+    Bytes::from(bytes)
+}
+
 /// Postcard-encoded `T`s back to back, to the last byte.
 fn decode_back_to_back<T: serde::de::DeserializeOwned>(
     mut bytes: &[u8],
@@ -264,12 +300,8 @@ impl FrameBuilder {
     }
 
     /// The frame's bytes, length prefix filled in.
-    pub fn finish(mut self) -> Bytes {
-        // Over 4 GiB cannot happen (see the type's docs); were it to, the
-        // receiver's limit refuses the frame.
-        let len = u32::try_from(self.bytes.len() - FRAME_HEADER_BYTES).unwrap_or(u32::MAX);
-        self.bytes[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
-        Bytes::from(self.bytes)
+    pub fn finish(self) -> Bytes {
+        seal_frame(self.bytes)
     }
 }
 
@@ -553,8 +585,8 @@ impl Transport {
                         peer: id,
                         me: self.me,
                         cluster_id: self.cluster_id.clone(),
-                        uri: format!("{}://{http_addr}{FORWARD_BATCHES_PATH}", self.scheme),
-                        client: self.client.clone(),
+                        uri: format!("{}://{http_addr}{FORWARD_STREAM_PATH}", self.scheme),
+                        client: self.streams.clone(),
                         metrics: metrics.clone(),
                     }),
                 },
