@@ -276,6 +276,7 @@ impl ForwarderTask {
         let mut last_batch = Instant::now();
         // Fails every batch the stream carried (and, when nothing can have
         // reached the peer, those built for it) with `error(certain)`.
+        let metrics = &self.metrics;
         let fail = |pending: InFlight,
                     outgoing: Option<Outgoing>,
                     carried: &mut Vec<Job>,
@@ -283,6 +284,7 @@ impl ForwarderTask {
             let mut failed = 0;
             for (_, sent) in pending.batches {
                 failed += 1;
+                metrics.rpc_done(PeerRpc::Forward, sent.at.elapsed(), false);
                 let _ = sent.reply.send(Err(error.clone()));
             }
             if let Some(outgoing) = outgoing {
