@@ -346,6 +346,36 @@ fn kv(c: &mut Criterion) {
             }
         })
     });
+    // What a follower does to each entry of an AppendEntries before it
+    // stores it (`node/validate.rs`): the check, beside a full decode.
+    let lpushes: Vec<Bytes> = (0..256)
+        .map(|i| {
+            Command::exec(
+                7,
+                0,
+                &[
+                    "LPUSH",
+                    &format!("list:{i}"),
+                    "a-64-byte-element-a-64-byte-element-a-64-byte-element-a-64-byte",
+                ],
+            )
+            .encode()
+        })
+        .collect();
+    group.bench_function("check 256 LPUSH payloads", |b| {
+        b.iter(|| {
+            for bytes in &lpushes {
+                black_box(Command::check(bytes).is_ok());
+            }
+        })
+    });
+    group.bench_function("decode 256 LPUSH payloads", |b| {
+        b.iter(|| {
+            for bytes in &lpushes {
+                black_box(Command::decode_shared(bytes).is_ok());
+            }
+        })
+    });
     group.finish();
 
     // A follower between two snapshots: while a snapshot's copy holds the

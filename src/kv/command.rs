@@ -330,6 +330,56 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Whether `bytes` are a command, as [`Command::decode`] would decide,
+    /// without building it when they have the shape of a plain `SET` or of
+    /// an `Exec` (the commands a follower checks on every AppendEntries
+    /// before it stores them, and decodes again when it applies them).
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the bytes are not a command.
+    pub fn check(bytes: &[u8]) -> Result<(), DecodeError> {
+        if plain_shape(bytes) {
+            return Ok(());
+        }
+        Command::decode(bytes).map(drop)
+    }
+}
+
+/// Whether `bytes` are exactly postcard's encoding of a `Command` whose op is
+/// `Op::Set` (key and value as varint length and bytes) or `Op::Exec` (the
+/// database as one byte, then a varint count of arguments, each a varint
+/// length and bytes). `false` for anything else, valid or not.
+fn plain_shape(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    let byte_string = |at: &mut usize| -> Option<()> {
+        let len = usize::try_from(varint(bytes, at)?).ok()?;
+        *at = at.checked_add(len).filter(|&end| end <= bytes.len())?;
+        Some(())
+    };
+    let walked = (|| -> Option<()> {
+        varint(bytes, &mut at)?;
+        match varint(bytes, &mut at)? {
+            SET_VARIANT => {
+                byte_string(&mut at)?;
+                byte_string(&mut at)
+            }
+            EXEC_VARIANT => {
+                bytes.get(at)?;
+                at += 1;
+                // Each argument takes at least a byte, so a count past what
+                // is left ends the walk at the end of the bytes.
+                for _ in 0..varint(bytes, &mut at)? {
+                    byte_string(&mut at)?;
+                }
+                Some(())
+            }
+            _ => None,
+        }
+    })();
+    walked.is_some() && at == bytes.len()
+}
+
 /// Postcard's encoding of `Command { ts_ms, op: Op::Set { key, value } }`:
 /// varint `ts_ms`, varint variant index 0, then key and value as varint
 /// length and bytes, and nothing after. `None` for anything else (the
@@ -359,6 +409,8 @@ fn shared_set(bytes: &Bytes) -> Option<Command> {
 
 /// `Op::Set`'s variant index (its position in the enum).
 const SET_VARIANT: u64 = 0;
+/// `Op::Exec`'s variant index.
+const EXEC_VARIANT: u64 = 2;
 
 /// [`Command::encode_batch`] shares one buffer among payloads shorter than
 /// this: none of them holds a value apply would keep as a slice.
@@ -551,19 +603,75 @@ mod tests {
         }
     }
 
+    /// The check without decoding agrees with postcard on every SET and
+    /// Exec, whole, cut short, with a byte more or with any one bit flipped,
+    /// and on commands of other shapes.
+    #[test]
+    fn checking_a_payload_agrees_with_decoding_it() {
+        let long = "x".repeat(300);
+        let commands = vec![
+            cmd_set("key", "value"),
+            cmd_set("", ""),
+            Command::exec(1 << 40, 0, &["LPUSH", "list", "a", &long, ""]),
+            Command::exec(9, 15, &["LPOP", "list"]),
+            Command::exec(9, 255, &[] as &[&str]),
+            Command::exec(0, 3, &["SADD", "s", "m"]),
+            Command {
+                ts_ms: 1,
+                op: Op::Del {
+                    keys: vec!["a".into()],
+                },
+            },
+        ];
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for command in &commands {
+            let encoded = command.encode().to_vec();
+            assert!(Command::check(&encoded).is_ok(), "{command:?}");
+            cases.extend((0..encoded.len()).map(|n| encoded[..n].to_vec()));
+            let mut longer = encoded.clone();
+            longer.push(0);
+            cases.push(longer);
+            for i in 0..encoded.len().min(24) {
+                for bit in 0..8 {
+                    let mut flipped = encoded.clone();
+                    flipped[i] ^= 1 << bit;
+                    cases.push(flipped);
+                }
+            }
+        }
+        // An Exec that claims 2^62 arguments.
+        cases.push(vec![
+            1, 2, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40,
+        ]);
+        for case in cases {
+            assert_eq!(
+                Command::check(&case).is_ok(),
+                Command::decode(&case).is_ok(),
+                "payload {case:?}"
+            );
+        }
+        // What takes the shortcut is what postcard decodes.
+        assert!(plain_shape(&commands[2].encode()));
+        assert!(!plain_shape(&commands[6].encode()), "a DEL decodes in full");
+    }
+
     proptest::proptest! {
-        /// Any payload that starts like a SET (a varint time, variant 0):
-        /// the shared decoder agrees with postcard.
+        /// Any payload that starts like a SET or an Exec (a varint time,
+        /// variant 0 or 2), or like a DEL or a MULTI: the shared decoder and
+        /// the check agree with postcard.
         #[test]
-        fn shared_decode_agrees_on_arbitrary_set_like_payloads(
+        fn shared_decode_and_check_agree_on_arbitrary_payloads(
             ts in proptest::prelude::any::<u64>(),
+            variant in 0u8..4,
             tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
         ) {
             let mut payload = postcard::to_allocvec(&ts).unwrap();
-            payload.push(0);
+            payload.push(variant);
             payload.extend_from_slice(&tail);
+            let general = Command::decode(&payload).ok();
+            proptest::prop_assert_eq!(Command::check(&payload).is_ok(), general.is_some());
             let shared = Command::decode_shared(&Bytes::from(payload.clone())).ok();
-            proptest::prop_assert_eq!(shared, Command::decode(&payload).ok());
+            proptest::prop_assert_eq!(shared, general);
         }
     }
 

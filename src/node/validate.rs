@@ -83,7 +83,7 @@ pub fn check_entry_payloads(envelope: &Envelope) -> Result<(), InputRefusal> {
             // The Raft core checks these itself (`raft/validate.rs`).
             EntryKind::Membership => {}
             EntryKind::Normal => {
-                if let Err(e) = kv::Command::decode_shared(&entry.data) {
+                if let Err(e) = kv::Command::check(&entry.data) {
                     return Err(InputRefusal::UndecodableEntry {
                         index: entry.index.0,
                         reason: e.to_string(),
