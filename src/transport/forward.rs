@@ -217,7 +217,6 @@ enum Ended {
 impl ForwarderTask {
     /// Opens a stream when a batch comes, until every [`Forwarder`] is dropped.
     async fn run(self, mut jobs: mpsc::Receiver<Job>) {
-        let mut failures: u32 = 0;
         // Batches built into a frame that a failed stream never took.
         let mut carried: Vec<Job> = Vec::new();
         loop {
@@ -227,19 +226,12 @@ impl ForwarderTask {
                     None => return,
                 }
             }
-            let opened = Instant::now();
             match self.stream(&mut carried, &mut jobs).await {
                 Ended::QueueClosed => return,
-                Ended::Idle => failures = 0,
-                Ended::Failed => {
-                    self.metrics.stream_failures.increment(1);
-                    if opened.elapsed() >= IDLE_CLOSE {
-                        failures = 0;
-                    }
-                    failures = failures.saturating_add(1);
-                    // Do not spin on a peer that refuses us.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                Ended::Idle => {}
+                // Its batches count in `dkv_peer_rpc_failures_total`. Do not
+                // spin on a peer that refuses us.
+                Ended::Failed => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     }
@@ -274,8 +266,8 @@ impl ForwarderTask {
         let mut waiting: Vec<Job> = std::mem::take(carried);
         let mut closing = false;
         let mut last_batch = Instant::now();
-        // Fails every batch the stream carried (and, when nothing can have
-        // reached the peer, those built for it) with `error(certain)`.
+        // Fails every batch handed to the stream with `error`; a frame built
+        // and not handed over goes back to `carried` for the next stream.
         let metrics = &self.metrics;
         let fail = |pending: InFlight,
                     outgoing: Option<Outgoing>,
