@@ -356,7 +356,7 @@ fn kv(c: &mut Criterion) {
                 &[
                     "LPUSH",
                     &format!("list:{i}"),
-                    "a-64-byte-element-a-64-byte-element-a-64-byte-element-a-64-byte",
+                    std::str::from_utf8(&VALUE).expect("ASCII"),
                 ],
             )
             .encode()

@@ -328,9 +328,7 @@ impl Command {
             None => Command::decode(bytes),
         }
     }
-}
 
-impl Command {
     /// Whether `bytes` are a command, as [`Command::decode`] would decide,
     /// without building it when they have the shape of a plain `SET` or of
     /// an `Exec` (the commands a follower checks on every AppendEntries
@@ -352,17 +350,12 @@ impl Command {
 /// length and bytes). `false` for anything else, valid or not.
 fn plain_shape(bytes: &[u8]) -> bool {
     let mut at = 0;
-    let byte_string = |at: &mut usize| -> Option<()> {
-        let len = usize::try_from(varint(bytes, at)?).ok()?;
-        *at = at.checked_add(len).filter(|&end| end <= bytes.len())?;
-        Some(())
-    };
     let walked = (|| -> Option<()> {
         varint(bytes, &mut at)?;
         match varint(bytes, &mut at)? {
             SET_VARIANT => {
-                byte_string(&mut at)?;
-                byte_string(&mut at)
+                byte_string(bytes, &mut at)?;
+                byte_string(bytes, &mut at).map(drop)
             }
             EXEC_VARIANT => {
                 bytes.get(at)?;
@@ -370,7 +363,7 @@ fn plain_shape(bytes: &[u8]) -> bool {
                 // Each argument takes at least a byte, so a count past what
                 // is left ends the walk at the end of the bytes.
                 for _ in 0..varint(bytes, &mut at)? {
-                    byte_string(&mut at)?;
+                    byte_string(bytes, &mut at)?;
                 }
                 Some(())
             }
@@ -390,17 +383,10 @@ fn shared_set(bytes: &Bytes) -> Option<Command> {
     if varint(bytes, &mut at)? != SET_VARIANT {
         return None;
     }
-    let field = |at: &mut usize| -> Option<Bytes> {
-        let len = usize::try_from(varint(bytes, at)?).ok()?;
-        let end = at.checked_add(len).filter(|&end| end <= bytes.len())?;
-        let out = bytes.slice(*at..end);
-        *at = end;
-        Some(out)
-    };
     // Both are slices: what the map keeps, it copies where a slice would
     // keep the payload alive (`KeyMap::push_new`, `Str::stored`).
-    let key = field(&mut at)?;
-    let value = field(&mut at)?;
+    let key = bytes.slice(byte_string(bytes, &mut at)?);
+    let value = bytes.slice(byte_string(bytes, &mut at)?);
     (at == bytes.len()).then_some(Command {
         ts_ms,
         op: Op::Set { key, value },
@@ -415,6 +401,16 @@ const EXEC_VARIANT: u64 = 2;
 /// [`Command::encode_batch`] shares one buffer among payloads shorter than
 /// this: none of them holds a value apply would keep as a slice.
 const SHARED_BELOW: usize = super::string::OWN_BUFFER_BELOW;
+
+/// The range of a postcard byte string (a varint length, then the bytes) at
+/// `*at`, which moves past it; `None` when it runs past the end.
+fn byte_string(bytes: &[u8], at: &mut usize) -> Option<std::ops::Range<usize>> {
+    let len = usize::try_from(varint(bytes, at)?).ok()?;
+    let end = at.checked_add(len).filter(|&end| end <= bytes.len())?;
+    let range = *at..end;
+    *at = end;
+    Some(range)
+}
 
 /// A postcard (LEB128) varint of at most 64 bits at `*at`; `None` when
 /// truncated or too long.

@@ -529,14 +529,15 @@ impl Driver {
     /// is in flight at a time.
     fn housekeeping(&mut self) {
         self.ticks_since_housekeeping += 1;
-        let in_flight =
-            |index: Option<LogIndex>, applied: LogIndex| index.is_some_and(|i| i > applied);
         let status = self.core.raft().status();
+        let in_flight = self
+            .housekeeping_in_flight
+            .is_some_and(|index| index > status.last_applied);
         if !housekeeping_due(
             self.ticks_since_housekeeping,
             self.housekeeping_every_ticks,
             self.housekeeping_backlog,
-            in_flight(self.housekeeping_in_flight, status.last_applied),
+            in_flight,
         ) {
             return;
         }
@@ -545,7 +546,7 @@ impl Driver {
         if status.role != Role::Leader || self.loading || status.transferring_to.is_some() {
             return;
         }
-        if in_flight(self.housekeeping_in_flight, status.last_applied) {
+        if in_flight {
             return;
         }
         let now_ms = wall_clock_ms();

@@ -291,11 +291,8 @@ async fn route(
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if path.starts_with("/raft/") {
-        if matches!(auth, PeerAuth::NotPeer) {
-            state
-                .refused
-                .note(peer, "peer route without a peer credential");
-            return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+        if let Some(refusal) = refuse_non_peer(state, auth, peer) {
+            return refusal;
         }
         return match (request.method(), path) {
             (&Method::POST, STREAM_PATH) => message_stream(state, auth, peer, request).await,
@@ -883,6 +880,22 @@ async fn message_stream(
     }
 }
 
+/// A peer route asked for on a listener that serves none (the operator
+/// port) is not found there; the attempt is noted.
+fn refuse_non_peer(
+    state: &HttpState,
+    auth: &PeerAuth,
+    peer: std::net::SocketAddr,
+) -> Option<Response<Full<Bytes>>> {
+    if !matches!(auth, PeerAuth::NotPeer) {
+        return None;
+    }
+    state
+        .refused
+        .note(peer, "peer route without a peer credential");
+    Some(reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"))
+}
+
 /// Frames of a forward stream being proposed at once; past this the stream's
 /// body is not read (the follower's frames wait in its TCP buffers).
 const FORWARD_FRAMES_IN_FLIGHT: usize = 64;
@@ -902,11 +915,8 @@ fn forward_stream(
     request: Request<Incoming>,
 ) -> Response<HttpBody> {
     use http_body_util::Either;
-    if matches!(auth, PeerAuth::NotPeer) {
-        state
-            .refused
-            .note(peer, "peer route without a peer credential");
-        return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n").map(Either::Left);
+    if let Some(refusal) = refuse_non_peer(state, auth, peer) {
+        return refusal.map(Either::Left);
     }
     let from = match check_peer(state, auth, peer, &request) {
         Ok(from) => from,
