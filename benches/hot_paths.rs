@@ -376,6 +376,27 @@ fn kv(c: &mut Criterion) {
             }
         })
     });
+    // Apply's own parse of a list write (a typed operation that borrows
+    // its arguments): each LPUSH followed by the LPOP that empties it again.
+    let push_pops: Vec<Bytes> = (0..128)
+        .flat_map(|i| {
+            let key = format!("list:{i}");
+            let value = std::str::from_utf8(&VALUE).expect("ASCII");
+            [
+                Command::exec(7, 0, &["LPUSH", &key, value]).encode(),
+                Command::exec(7, 0, &["LPOP", &key]).encode(),
+            ]
+        })
+        .collect();
+    group.bench_function("decode and apply 128 LPUSH and 128 LPOP entries", |b| {
+        let mut db = Db::new();
+        b.iter(|| {
+            for bytes in &push_pops {
+                let command = Command::decode_shared(bytes).expect("decodes");
+                black_box(db.apply(&command));
+            }
+        })
+    });
     group.finish();
 
     // A follower between two snapshots: while a snapshot's copy holds the

@@ -77,7 +77,7 @@ impl BitField {
     }
 }
 
-impl Parse for BitField {
+impl Parse<'_> for BitField {
     fn parse(args: &[Bytes]) -> Result<BitField, Output> {
         let mut ops = Vec::new();
         let mut overflow = Overflow::Wrap;
@@ -282,7 +282,7 @@ fn read_fields(s: Option<&Bytes>, ops: &[FieldOp]) -> Output {
     Output::Array(ops.iter().map(|op| read_field(s, op)).collect())
 }
 
-impl Apply for BitField {
+impl Apply<'_> for BitField {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         if self.read_only() {
             return match read_str(db, ctx, &self.key) {
@@ -326,7 +326,7 @@ impl Apply for BitField {
     }
 }
 
-impl Query for BitField {
+impl Query<'_> for BitField {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_str(db, ctx, &self.key) {
             Ok(s) => read_fields(s, &self.ops),

@@ -117,7 +117,7 @@ pub(crate) struct SetBit {
     on: bool,
 }
 
-impl Parse for SetBit {
+impl Parse<'_> for SetBit {
     fn parse(args: &[Bytes]) -> Result<SetBit, Output> {
         let offset = parse_bit_offset(&args[2], None)?;
         let on = match parse_i64(&args[3]) {
@@ -133,7 +133,7 @@ impl Parse for SetBit {
     }
 }
 
-impl Unchanged for SetBit {
+impl Unchanged<'_> for SetBit {
     /// The bit already has the value, inside a string apply would not
     /// re-encode (one changed in place already: SETBIT makes any string
     /// `raw`, as Redis's does): the old bit, nothing written.
@@ -150,7 +150,7 @@ impl Unchanged for SetBit {
     }
 }
 
-impl Apply for SetBit {
+impl Apply<'_> for SetBit {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         // The offset's byte is below MAX_STRING_BYTES (parse), so this fits.
         let byte = (self.offset >> 3) as usize;
@@ -182,7 +182,7 @@ pub(crate) struct GetBit {
     offset: u64,
 }
 
-impl Parse for GetBit {
+impl Parse<'_> for GetBit {
     fn parse(args: &[Bytes]) -> Result<GetBit, Output> {
         Ok(GetBit {
             key: args[1].clone(),
@@ -191,7 +191,7 @@ impl Parse for GetBit {
     }
 }
 
-impl Query for GetBit {
+impl Query<'_> for GetBit {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_str(db, ctx, &self.key) {
             Ok(s) => Output::Integer(i64::from(s.map_or(0, |s| bit_at(s, self.offset)))),
@@ -300,7 +300,7 @@ pub(crate) struct BitPos {
     args: Vec<Bytes>,
 }
 
-impl Parse for BitPos {
+impl Parse<'_> for BitPos {
     fn parse(args: &[Bytes]) -> Result<BitPos, Output> {
         let bit = match parse_i64(&args[2]) {
             None => return Err(Output::err(NOT_INTEGER)),
@@ -315,7 +315,7 @@ impl Parse for BitPos {
     }
 }
 
-impl Query for BitPos {
+impl Query<'_> for BitPos {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let args = &self.args;
         let s = match read_str(db, ctx, &args[1]) {
@@ -406,7 +406,7 @@ pub(crate) struct BitOpCmd {
     sources: Vec<Bytes>,
 }
 
-impl Parse for BitOpCmd {
+impl Parse<'_> for BitOpCmd {
     fn parse(args: &[Bytes]) -> Result<BitOpCmd, Output> {
         let name = &args[1];
         let op = if name.eq_ignore_ascii_case(b"and") {
@@ -433,7 +433,7 @@ impl Parse for BitOpCmd {
     }
 }
 
-impl Apply for BitOpCmd {
+impl Apply<'_> for BitOpCmd {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let mut sources = Vec::with_capacity(self.sources.len());
         for key in &self.sources {

@@ -46,7 +46,7 @@ pub(crate) struct BPop<const LEFT: bool> {
     keys: Vec<Bytes>,
 }
 
-impl<const LEFT: bool> Parse for BPop<LEFT> {
+impl<const LEFT: bool> Parse<'_> for BPop<LEFT> {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         let (timeout, keys) = args[1..]
             .split_last()
@@ -58,7 +58,7 @@ impl<const LEFT: bool> Parse for BPop<LEFT> {
     }
 }
 
-impl<const LEFT: bool> Apply for BPop<LEFT> {
+impl<const LEFT: bool> Apply<'_> for BPop<LEFT> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let end = if LEFT { End::Left } else { End::Right };
         match mpop(db, ctx, &self.keys, end, 1) {
@@ -81,7 +81,7 @@ pub(crate) struct BLMove {
     to: End,
 }
 
-impl Parse for BLMove {
+impl Parse<'_> for BLMove {
     fn parse(args: &[Bytes]) -> Result<BLMove, Output> {
         let (from, to) = if args.len() == 6 {
             (End::parse(&args[3])?, End::parse(&args[4])?)
@@ -98,7 +98,7 @@ impl Parse for BLMove {
     }
 }
 
-impl Apply for BLMove {
+impl Apply<'_> for BLMove {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match lmove(db, ctx, &self.source, &self.destination, self.from, self.to) {
             Ok(element) => Output::Bulk(element),
@@ -110,7 +110,7 @@ impl Apply for BLMove {
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
 pub(crate) struct BLMPop(LMPop);
 
-impl Parse for BLMPop {
+impl Parse<'_> for BLMPop {
     fn parse(args: &[Bytes]) -> Result<BLMPop, Output> {
         // Redis checks numkeys, the end and COUNT before the timeout.
         let op = LMPop::parse_at(args, 2)?;
@@ -119,7 +119,7 @@ impl Parse for BLMPop {
     }
 }
 
-impl Apply for BLMPop {
+impl Apply<'_> for BLMPop {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let BLMPop(op) = self;
         match mpop(db, ctx, &op.keys, op.end, op.count) {
@@ -135,7 +135,7 @@ pub(crate) struct BZPop<const MAX: bool> {
     keys: Vec<Bytes>,
 }
 
-impl<const MAX: bool> Parse for BZPop<MAX> {
+impl<const MAX: bool> Parse<'_> for BZPop<MAX> {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         let (timeout, keys) = args[1..]
             .split_last()
@@ -147,7 +147,7 @@ impl<const MAX: bool> Parse for BZPop<MAX> {
     }
 }
 
-impl<const MAX: bool> Apply for BZPop<MAX> {
+impl<const MAX: bool> Apply<'_> for BZPop<MAX> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         for key in self.keys {
             match ZPop::one(key.clone(), MAX).run(db, ctx) {
@@ -167,7 +167,7 @@ impl<const MAX: bool> Apply for BZPop<MAX> {
 /// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`.
 pub(crate) struct BZMPop(ZMPop);
 
-impl Parse for BZMPop {
+impl Parse<'_> for BZMPop {
     fn parse(args: &[Bytes]) -> Result<BZMPop, Output> {
         // Redis checks numkeys, MIN|MAX and COUNT before the timeout.
         let op = ZMPop::parse_from(args, 2)?;
@@ -176,7 +176,7 @@ impl Parse for BZMPop {
     }
 }
 
-impl Apply for BZMPop {
+impl Apply<'_> for BZMPop {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match self.0.run(db, ctx) {
             Ok(Some(reply)) => reply,

@@ -38,7 +38,7 @@ pub(crate) struct Expire {
     cmd: &'static str,
 }
 
-impl Parse for Expire {
+impl Parse<'_> for Expire {
     fn parse(args: &[Bytes]) -> Result<Expire, Output> {
         let name = &args[0];
         let (cmd, seconds, relative) = if name.eq_ignore_ascii_case(b"expire") {
@@ -97,7 +97,7 @@ impl Parse for Expire {
     }
 }
 
-impl Apply for Expire {
+impl Apply<'_> for Expire {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let base = if self.relative { ctx.now as i64 } else { 0 };
         if self.when_ms > i64::MAX - base {

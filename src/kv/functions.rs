@@ -485,24 +485,24 @@ pub(crate) struct Fcall(Vec<Bytes>);
 /// `FCALL_RO function numkeys [key ...] [arg ...]`.
 pub(crate) struct FcallRo(Vec<Bytes>);
 
-impl Parse for Fcall {
+impl Parse<'_> for Fcall {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         // Everything FCALL checks depends on the libraries: apply's.
         Ok(Fcall(args.to_vec()))
     }
 }
-impl Apply for Fcall {
+impl Apply<'_> for Fcall {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let user = db.script_user.0.clone();
         run_fcall(Access::Write(db), ctx, &self.0, false, user.as_deref())
     }
 }
-impl Parse for FcallRo {
+impl Parse<'_> for FcallRo {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         Ok(FcallRo(args.to_vec()))
     }
 }
-impl Query for FcallRo {
+impl Query<'_> for FcallRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         // At apply (inside MULTI): the entry's user.
         run_fcall(

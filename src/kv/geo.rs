@@ -160,7 +160,7 @@ fn coordinates_reply(longitude: f64, latitude: f64) -> Output {
 /// positions' scores.
 pub(crate) struct GeoAdd(ZAdd);
 
-impl Parse for GeoAdd {
+impl Parse<'_> for GeoAdd {
     fn parse(args: &[Bytes]) -> Result<GeoAdd, Output> {
         let mut zadd = vec![Bytes::from_static(b"zadd"), args[1].clone()];
         let (mut nx, mut xx) = (false, false);
@@ -194,13 +194,13 @@ impl Parse for GeoAdd {
     }
 }
 
-impl super::table::Unchanged for GeoAdd {
+impl super::table::Unchanged<'_> for GeoAdd {
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
         self.0.unchanged(db, ctx)
     }
 }
 
-impl Apply for GeoAdd {
+impl Apply<'_> for GeoAdd {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         self.0.apply(db, ctx)
     }
@@ -215,7 +215,7 @@ pub(crate) struct GeoPos {
     hash: bool,
 }
 
-impl Parse for GeoPos {
+impl Parse<'_> for GeoPos {
     fn parse(args: &[Bytes]) -> Result<GeoPos, Output> {
         Ok(GeoPos {
             key: args[1].clone(),
@@ -225,7 +225,7 @@ impl Parse for GeoPos {
     }
 }
 
-impl Query for GeoPos {
+impl Query<'_> for GeoPos {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let z = match read_zset(db, ctx, &self.key) {
             Ok(z) => z,
@@ -253,7 +253,7 @@ pub(crate) struct GeoDist {
     to_meters: f64,
 }
 
-impl Parse for GeoDist {
+impl Parse<'_> for GeoDist {
     fn parse(args: &[Bytes]) -> Result<GeoDist, Output> {
         let to_meters = match args.len() {
             4 => 1.0,
@@ -268,7 +268,7 @@ impl Parse for GeoDist {
     }
 }
 
-impl Query for GeoDist {
+impl Query<'_> for GeoDist {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let z = match read_zset(db, ctx, &self.key) {
             Ok(Some(z)) => z,
@@ -631,7 +631,7 @@ pub(crate) struct GeoSearchRead {
     args: Vec<Bytes>,
 }
 
-impl Parse for GeoSearchRead {
+impl Parse<'_> for GeoSearchRead {
     fn parse(args: &[Bytes]) -> Result<GeoSearchRead, Output> {
         // Every error needs the source key first (see the module docs).
         Ok(GeoSearchRead {
@@ -640,7 +640,7 @@ impl Parse for GeoSearchRead {
     }
 }
 
-impl Query for GeoSearchRead {
+impl Query<'_> for GeoSearchRead {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let variant = Variant::of(&self.args[0]);
         let z = match read_zset(db, ctx, &self.args[variant.source_at()]) {
@@ -664,7 +664,7 @@ pub(crate) struct GeoSearchWrite {
     args: Vec<Bytes>,
 }
 
-impl Parse for GeoSearchWrite {
+impl Parse<'_> for GeoSearchWrite {
     fn parse(args: &[Bytes]) -> Result<GeoSearchWrite, Output> {
         // Every error needs the source key first (see the module docs).
         Ok(GeoSearchWrite {
@@ -673,7 +673,7 @@ impl Parse for GeoSearchWrite {
     }
 }
 
-impl Apply for GeoSearchWrite {
+impl Apply<'_> for GeoSearchWrite {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let variant = Variant::of(&self.args[0]);
         let source = &self.args[variant.source_at()];

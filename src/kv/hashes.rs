@@ -62,7 +62,7 @@ pub(crate) struct HSet {
     hmset: bool,
 }
 
-impl Parse for HSet {
+impl Parse<'_> for HSet {
     fn parse(args: &[Bytes]) -> Result<HSet, Output> {
         let hmset = args[0].eq_ignore_ascii_case(b"hmset");
         if args.len() % 2 == 1 {
@@ -83,7 +83,7 @@ impl Parse for HSet {
     }
 }
 
-impl Apply for HSet {
+impl Apply<'_> for HSet {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let added = with_hash(db, ctx, &self.key, |h| {
             self.pairs
@@ -206,7 +206,7 @@ pub(crate) struct HIncrBy {
     by: i64,
 }
 
-impl Parse for HIncrBy {
+impl Parse<'_> for HIncrBy {
     fn parse(args: &[Bytes]) -> Result<HIncrBy, Output> {
         Ok(HIncrBy {
             key: args[1].clone(),
@@ -216,7 +216,7 @@ impl Parse for HIncrBy {
     }
 }
 
-impl Apply for HIncrBy {
+impl Apply<'_> for HIncrBy {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let result = with_hash(db, ctx, &self.key, |h| {
             let value = match h.get(&self.field) {
@@ -250,7 +250,7 @@ pub(crate) struct HIncrByFloat {
     by: float::LongDouble,
 }
 
-impl Parse for HIncrByFloat {
+impl Parse<'_> for HIncrByFloat {
     fn parse(args: &[Bytes]) -> Result<HIncrByFloat, Output> {
         let by = float::LongDouble::parse(&args[3]).ok_or_else(|| Output::err(NOT_FLOAT))?;
         if !by.is_finite() {
@@ -264,7 +264,7 @@ impl Parse for HIncrByFloat {
     }
 }
 
-impl Apply for HIncrByFloat {
+impl Apply<'_> for HIncrByFloat {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let result = with_hash(db, ctx, &self.key, |h| {
             let value = match h.get(&self.field) {
@@ -342,7 +342,7 @@ pub(crate) struct HScan {
     args: Vec<Bytes>,
 }
 
-impl Parse for HScan {
+impl Parse<'_> for HScan {
     fn parse(args: &[Bytes]) -> Result<HScan, Output> {
         parse_cursor(&args[2])?;
         Ok(HScan {
@@ -352,7 +352,7 @@ impl Parse for HScan {
     }
 }
 
-impl Query for HScan {
+impl Query<'_> for HScan {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let h = match read_hash(db, ctx, &self.key) {
             Ok(Some(h)) => h,
@@ -389,7 +389,7 @@ pub(crate) struct HRandField {
     count: Option<(i64, bool)>,
 }
 
-impl Parse for HRandField {
+impl Parse<'_> for HRandField {
     fn parse(args: &[Bytes]) -> Result<HRandField, Output> {
         let key = args[1].clone();
         if args.len() == 2 {
@@ -418,7 +418,7 @@ impl Parse for HRandField {
     }
 }
 
-impl Query for HRandField {
+impl Query<'_> for HRandField {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let Some((count, with_values)) = self.count else {
             return match read_hash(db, ctx, &self.key) {

@@ -117,7 +117,7 @@ pub(crate) struct CopyKey {
     replace: bool,
 }
 
-impl Parse for CopyKey {
+impl Parse<'_> for CopyKey {
     fn parse(args: &[Bytes]) -> Result<CopyKey, Output> {
         let mut target = None;
         let mut replace = false;
@@ -146,7 +146,7 @@ impl Parse for CopyKey {
     }
 }
 
-impl Apply for CopyKey {
+impl Apply<'_> for CopyKey {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let target = self.target.unwrap_or(ctx.db);
         if target == ctx.db && self.src == self.dst {
@@ -176,7 +176,7 @@ pub(crate) struct MoveKey {
     target: usize,
 }
 
-impl Parse for MoveKey {
+impl Parse<'_> for MoveKey {
     fn parse(args: &[Bytes]) -> Result<MoveKey, Output> {
         Ok(MoveKey {
             key: args[1].clone(),
@@ -185,7 +185,7 @@ impl Parse for MoveKey {
     }
 }
 
-impl Apply for MoveKey {
+impl Apply<'_> for MoveKey {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         if self.target == ctx.db {
             return Output::err(SAME_OBJECT);
@@ -317,7 +317,7 @@ pub(crate) struct Scan {
     options: ScanOptions,
 }
 
-impl Parse for Scan {
+impl Parse<'_> for Scan {
     fn parse(args: &[Bytes]) -> Result<Scan, Output> {
         Ok(Scan {
             cursor: parse_cursor(&args[1])?,
@@ -326,7 +326,7 @@ impl Parse for Scan {
     }
 }
 
-impl Query for Scan {
+impl Query<'_> for Scan {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let o = self.options;
         let ks = &db.dbs[ctx.db];
@@ -367,7 +367,7 @@ pub(crate) struct Flush {
     all: bool,
 }
 
-impl Parse for Flush {
+impl Parse<'_> for Flush {
     fn parse(args: &[Bytes]) -> Result<Flush, Output> {
         let mode_ok = match args.len() {
             1 => true,
@@ -383,7 +383,7 @@ impl Parse for Flush {
     }
 }
 
-impl Apply for Flush {
+impl Apply<'_> for Flush {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         if self.all {
             for i in 0..DATABASES {
@@ -402,7 +402,7 @@ pub(crate) struct SwapDb {
     b: usize,
 }
 
-impl Parse for SwapDb {
+impl Parse<'_> for SwapDb {
     fn parse(args: &[Bytes]) -> Result<SwapDb, Output> {
         let a = parse_db(&args[1], Some("ERR invalid first DB index"))?;
         let b = parse_db(&args[2], Some("ERR invalid second DB index"))?;
@@ -413,7 +413,7 @@ impl Parse for SwapDb {
     }
 }
 
-impl Apply for SwapDb {
+impl Apply<'_> for SwapDb {
     fn apply(self, db: &mut Db, _: &Ctx) -> Output {
         db.swap(self.a, self.b);
         Output::Ok

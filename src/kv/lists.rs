@@ -27,7 +27,10 @@ use bytes::Bytes;
 use super::errors::{NOT_INTEGER, NO_SUCH_KEY, SYNTAX, WRONGTYPE};
 use super::list::List;
 use super::notify;
-use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
+use super::table::{
+    borrowed_unchanged, borrowed_write, typed_read, typed_write, Apply, Borrows, Parse, Query,
+    Unchanged,
+};
 use super::{parse_i64, Ctx, Db, Output, Value};
 use crate::cmd::cat::*;
 use crate::cmd::{read, write, CommandSpec, K1, K12, NO_KEYS};
@@ -273,23 +276,30 @@ pub(crate) fn lmove(
 
 /// `LPUSH`/`RPUSH` (`LEFT` false: the tail), and with `EXISTING` the `X`
 /// forms that push only onto an existing list.
-pub(crate) struct Push<const LEFT: bool, const EXISTING: bool> {
-    key: Bytes,
-    elements: Vec<Bytes>,
+/// Borrows its arguments: LPUSH's key and elements are copied into the
+/// list, never kept, so the parse (the server's check, then every replica's
+/// apply) clones nothing.
+pub(crate) struct Push<'a, const LEFT: bool, const EXISTING: bool> {
+    key: &'a Bytes,
+    elements: &'a [Bytes],
 }
 
-impl<const LEFT: bool, const EXISTING: bool> Parse for Push<LEFT, EXISTING> {
-    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+impl<const LEFT: bool, const EXISTING: bool> Borrows for Push<'static, LEFT, EXISTING> {
+    type Op<'a> = Push<'a, LEFT, EXISTING>;
+}
+
+impl<'a, const LEFT: bool, const EXISTING: bool> Parse<'a> for Push<'a, LEFT, EXISTING> {
+    fn parse(args: &'a [Bytes]) -> Result<Self, Output> {
         Ok(Push {
-            key: args[1].clone(),
-            elements: args[2..].to_vec(),
+            key: &args[1],
+            elements: &args[2..],
         })
     }
 }
 
-impl<const LEFT: bool, const EXISTING: bool> Apply for Push<LEFT, EXISTING> {
+impl<'a, const LEFT: bool, const EXISTING: bool> Apply<'a> for Push<'a, LEFT, EXISTING> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        let exists = match write_list(db, ctx, &self.key) {
+        let exists = match write_list(db, ctx, self.key) {
             Ok(list) => list.is_some(),
             Err(error) => return error,
         };
@@ -297,16 +307,16 @@ impl<const LEFT: bool, const EXISTING: bool> Apply for Push<LEFT, EXISTING> {
             return Output::Integer(0);
         }
         let end = if LEFT { End::Left } else { End::Right };
-        let len = push(db, ctx, &self.key, &self.elements, end, exists);
-        db.notify(notify::LIST, end.push_event(), ctx.db, &self.key);
+        let len = push(db, ctx, self.key, self.elements, end, exists);
+        db.notify(notify::LIST, end.push_event(), ctx.db, self.key);
         Output::Integer(len as i64)
     }
 }
 
-impl<const LEFT: bool, const EXISTING: bool> Unchanged for Push<LEFT, EXISTING> {
+impl<'a, const LEFT: bool, const EXISTING: bool> Unchanged<'a> for Push<'a, LEFT, EXISTING> {
     /// LPUSHX/RPUSHX of an absent key: `0`.
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
-        match db.probe_key(ctx, &self.key)? {
+        match db.probe_key(ctx, self.key)? {
             None if EXISTING => Some(Output::Integer(0)),
             Some(Value::List(_)) | None => None,
             Some(_) => super::unchanged::wrong_type(),
@@ -316,14 +326,18 @@ impl<const LEFT: bool, const EXISTING: bool> Unchanged for Push<LEFT, EXISTING> 
 
 // ---- LPOP RPOP --------------------------------------------------------------
 
-/// `LPOP`/`RPOP key [count]`.
-pub(crate) struct Pop<const LEFT: bool> {
-    key: Bytes,
+/// `LPOP`/`RPOP key [count]`; borrows its key, as [`Push`].
+pub(crate) struct Pop<'a, const LEFT: bool> {
+    key: &'a Bytes,
     count: Option<usize>,
 }
 
-impl<const LEFT: bool> Parse for Pop<LEFT> {
-    fn parse(args: &[Bytes]) -> Result<Self, Output> {
+impl<const LEFT: bool> Borrows for Pop<'static, LEFT> {
+    type Op<'a> = Pop<'a, LEFT>;
+}
+
+impl<'a, const LEFT: bool> Parse<'a> for Pop<'a, LEFT> {
+    fn parse(args: &'a [Bytes]) -> Result<Self, Output> {
         if args.len() > 3 {
             let name = if LEFT { "lpop" } else { "rpop" };
             return Err(Output::err(format!(
@@ -335,17 +349,17 @@ impl<const LEFT: bool> Parse for Pop<LEFT> {
             None => None,
         };
         Ok(Pop {
-            key: args[1].clone(),
+            key: &args[1],
             count,
         })
     }
 }
 
-impl<const LEFT: bool> Apply for Pop<LEFT> {
+impl<'a, const LEFT: bool> Apply<'a> for Pop<'a, LEFT> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let end = if LEFT { End::Left } else { End::Right };
         match (
-            pop(db, ctx, &self.key, end, self.count.unwrap_or(1)),
+            pop(db, ctx, self.key, end, self.count.unwrap_or(1)),
             self.count,
         ) {
             (Err(error), _) => error,
@@ -357,10 +371,10 @@ impl<const LEFT: bool> Apply for Pop<LEFT> {
     }
 }
 
-impl<const LEFT: bool> Unchanged for Pop<LEFT> {
+impl<'a, const LEFT: bool> Unchanged<'a> for Pop<'a, LEFT> {
     /// A pop of an absent key: nil (a nil array with a count).
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
-        match db.probe_key(ctx, &self.key)? {
+        match db.probe_key(ctx, self.key)? {
             None if self.count.is_some() => Some(Output::NilArray),
             None => Some(Output::NIL),
             Some(Value::List(_)) => None,
@@ -410,13 +424,13 @@ impl LMPop {
     }
 }
 
-impl Parse for LMPop {
+impl Parse<'_> for LMPop {
     fn parse(args: &[Bytes]) -> Result<LMPop, Output> {
         LMPop::parse_at(args, 1)
     }
 }
 
-impl Apply for LMPop {
+impl Apply<'_> for LMPop {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match mpop(db, ctx, &self.keys, self.end, self.count) {
             Err(error) => error,
@@ -440,7 +454,7 @@ pub(crate) struct LMove {
     pub(crate) to: End,
 }
 
-impl Parse for LMove {
+impl Parse<'_> for LMove {
     fn parse(args: &[Bytes]) -> Result<LMove, Output> {
         Ok(LMove {
             source: args[1].clone(),
@@ -451,7 +465,7 @@ impl Parse for LMove {
     }
 }
 
-impl Apply for LMove {
+impl Apply<'_> for LMove {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match lmove(db, ctx, &self.source, &self.destination, self.from, self.to) {
             Ok(element) => Output::Bulk(element),
@@ -463,7 +477,7 @@ impl Apply for LMove {
 /// `RPOPLPUSH source destination`: `LMOVE source destination RIGHT LEFT`.
 pub(crate) struct RPopLPush(LMove);
 
-impl Parse for RPopLPush {
+impl Parse<'_> for RPopLPush {
     fn parse(args: &[Bytes]) -> Result<RPopLPush, Output> {
         Ok(RPopLPush(LMove {
             source: args[1].clone(),
@@ -474,7 +488,7 @@ impl Parse for RPopLPush {
     }
 }
 
-impl Apply for RPopLPush {
+impl Apply<'_> for RPopLPush {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         self.0.apply(db, ctx)
     }
@@ -487,7 +501,7 @@ pub(crate) struct LLen {
     key: Bytes,
 }
 
-impl Parse for LLen {
+impl Parse<'_> for LLen {
     fn parse(args: &[Bytes]) -> Result<LLen, Output> {
         Ok(LLen {
             key: args[1].clone(),
@@ -495,7 +509,7 @@ impl Parse for LLen {
     }
 }
 
-impl Query for LLen {
+impl Query<'_> for LLen {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_list(db, ctx, &self.key) {
             Ok(list) => Output::Integer(list.map_or(0, |l| l.len() as i64)),
@@ -511,7 +525,7 @@ pub(crate) struct LRange {
     stop: i64,
 }
 
-impl Parse for LRange {
+impl Parse<'_> for LRange {
     fn parse(args: &[Bytes]) -> Result<LRange, Output> {
         Ok(LRange {
             key: args[1].clone(),
@@ -521,7 +535,7 @@ impl Parse for LRange {
     }
 }
 
-impl Query for LRange {
+impl Query<'_> for LRange {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_list(db, ctx, &self.key) {
             Ok(None) => Output::Array(Vec::new()),
@@ -542,7 +556,7 @@ pub(crate) struct LIndex {
     index: Bytes,
 }
 
-impl Parse for LIndex {
+impl Parse<'_> for LIndex {
     fn parse(args: &[Bytes]) -> Result<LIndex, Output> {
         Ok(LIndex {
             key: args[1].clone(),
@@ -551,7 +565,7 @@ impl Parse for LIndex {
     }
 }
 
-impl Query for LIndex {
+impl Query<'_> for LIndex {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let list = match read_list(db, ctx, &self.key) {
             Ok(Some(list)) => list,
@@ -574,7 +588,7 @@ pub(crate) struct LSet {
     element: Bytes,
 }
 
-impl Parse for LSet {
+impl Parse<'_> for LSet {
     fn parse(args: &[Bytes]) -> Result<LSet, Output> {
         Ok(LSet {
             key: args[1].clone(),
@@ -584,7 +598,7 @@ impl Parse for LSet {
     }
 }
 
-impl Apply for LSet {
+impl Apply<'_> for LSet {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let len = match write_list(db, ctx, &self.key) {
             Ok(Some(list)) => list.len() as i64,
@@ -612,7 +626,7 @@ pub(crate) struct LInsert {
     element: Bytes,
 }
 
-impl Parse for LInsert {
+impl Parse<'_> for LInsert {
     fn parse(args: &[Bytes]) -> Result<LInsert, Output> {
         let after = if args[2].eq_ignore_ascii_case(b"after") {
             true
@@ -630,7 +644,7 @@ impl Parse for LInsert {
     }
 }
 
-impl Apply for LInsert {
+impl Apply<'_> for LInsert {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let found = match write_list(db, ctx, &self.key) {
             Ok(Some(list)) => list.positions(&self.pivot, 1, 1, 0).len() == 1,
@@ -657,7 +671,7 @@ pub(crate) struct LRem {
     element: Bytes,
 }
 
-impl Parse for LRem {
+impl Parse<'_> for LRem {
     fn parse(args: &[Bytes]) -> Result<LRem, Output> {
         Ok(LRem {
             key: args[1].clone(),
@@ -667,7 +681,7 @@ impl Parse for LRem {
     }
 }
 
-impl Apply for LRem {
+impl Apply<'_> for LRem {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let found = match write_list(db, ctx, &self.key) {
             Ok(Some(list)) => list.positions(&self.element, 1, 1, 0).len() == 1,
@@ -695,7 +709,7 @@ pub(crate) struct LTrim {
     stop: i64,
 }
 
-impl Parse for LTrim {
+impl Parse<'_> for LTrim {
     fn parse(args: &[Bytes]) -> Result<LTrim, Output> {
         Ok(LTrim {
             key: args[1].clone(),
@@ -705,7 +719,7 @@ impl Parse for LTrim {
     }
 }
 
-impl Apply for LTrim {
+impl Apply<'_> for LTrim {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match write_list(db, ctx, &self.key) {
             Ok(Some(_)) => {
@@ -731,7 +745,7 @@ pub(crate) struct LPos {
     maxlen: usize,
 }
 
-impl Parse for LPos {
+impl Parse<'_> for LPos {
     fn parse(args: &[Bytes]) -> Result<LPos, Output> {
         let mut op = LPos {
             key: args[1].clone(),
@@ -765,7 +779,7 @@ impl Parse for LPos {
     }
 }
 
-impl Query for LPos {
+impl Query<'_> for LPos {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let list = match read_list(db, ctx, &self.key) {
             Ok(Some(list)) => list,
@@ -803,46 +817,46 @@ const LIST_GROUP: &str = "@list";
 /// This group's command definitions (see `crate::cmd`), with Redis
 /// 7.0.15's arity, flags, ACL categories and key access.
 pub(crate) static COMMANDS: &[CommandSpec] = &[
-    write("lpush", -3, F_FAST_DENYOOM, LIST_GROUP, K1, typed_write::<Push<true, false>>())
+    write("lpush", -3, F_FAST_DENYOOM, LIST_GROUP, K1, borrowed_write::<Push<'static, true, false>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_W, KA_W))
         .doc(
             "Prepend one or multiple elements to a list",
             "1.0.0",
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
-    write("rpush", -3, F_FAST_DENYOOM, LIST_GROUP, K1, typed_write::<Push<false, false>>())
+    write("rpush", -3, F_FAST_DENYOOM, LIST_GROUP, K1, borrowed_write::<Push<'static, false, false>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_W, KA_W))
         .doc(
             "Append one or multiple elements to a list",
             "1.0.0",
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
-    write("lpushx", -3, F_FAST_DENYOOM, LIST_GROUP, K1, typed_write::<Push<true, true>>())
-        .unchanged_by(typed_unchanged::<Push<true, true>>())
+    write("lpushx", -3, F_FAST_DENYOOM, LIST_GROUP, K1, borrowed_write::<Push<'static, true, true>>())
+        .unchanged_by(borrowed_unchanged::<Push<'static, true, true>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_W, KA_W))
         .doc(
             "Prepend an element to a list, only if the list exists",
             "2.2.0",
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
-    write("rpushx", -3, F_FAST_DENYOOM, LIST_GROUP, K1, typed_write::<Push<false, true>>())
-        .unchanged_by(typed_unchanged::<Push<false, true>>())
+    write("rpushx", -3, F_FAST_DENYOOM, LIST_GROUP, K1, borrowed_write::<Push<'static, false, true>>())
+        .unchanged_by(borrowed_unchanged::<Push<'static, false, true>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_W, KA_W))
         .doc(
             "Append an element to a list, only if the list exists",
             "2.2.0",
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
-    write("lpop", -2, F_FAST, LIST_GROUP, K1, typed_write::<Pop<true>>())
-        .unchanged_by(typed_unchanged::<Pop<true>>())
+    write("lpop", -2, F_FAST, LIST_GROUP, K1, borrowed_write::<Pop<'static, true>>())
+        .unchanged_by(borrowed_unchanged::<Pop<'static, true>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_RW, KA_RW))
         .doc(
             "Remove and get the first elements in a list",
             "1.0.0",
             "O(N) where N is the number of elements returned",
         ),
-    write("rpop", -2, F_FAST, LIST_GROUP, K1, typed_write::<Pop<false>>())
-        .unchanged_by(typed_unchanged::<Pop<false>>())
+    write("rpop", -2, F_FAST, LIST_GROUP, K1, borrowed_write::<Pop<'static, false>>())
+        .unchanged_by(borrowed_unchanged::<Pop<'static, false>>())
         .acl(cats(&[WRITE, LIST, FAST]), (KA_RW, KA_RW))
         .doc(
             "Remove and get the last elements in a list",

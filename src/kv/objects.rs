@@ -71,7 +71,7 @@ fn parse_ttl_and_payload(ttl: &[u8], payload: &[u8]) -> Result<(i64, Value), Out
     Ok((ttl, value))
 }
 
-impl Parse for Restore {
+impl Parse<'_> for Restore {
     fn parse(args: &[Bytes]) -> Result<Restore, Output> {
         let mut replace = false;
         let mut absttl = false;
@@ -124,7 +124,7 @@ impl Parse for Restore {
     }
 }
 
-impl Apply for Restore {
+impl Apply<'_> for Restore {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         if !self.replace && db.exists_for_write(ctx.db, &self.key) {
             return Output::err(BUSYKEY);

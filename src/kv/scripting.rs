@@ -133,12 +133,12 @@ pub(crate) struct EvalRo(EvalArgs);
 /// `EVALSHA_RO`.
 pub(crate) struct EvalShaRo(EvalArgs);
 
-impl Parse for Eval {
+impl Parse<'_> for Eval {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         parse_eval(args, false).map(Eval)
     }
 }
-impl Apply for Eval {
+impl Apply<'_> for Eval {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let user = db.script_user.0.clone();
         run_eval(
@@ -151,12 +151,12 @@ impl Apply for Eval {
         )
     }
 }
-impl Parse for EvalSha {
+impl Parse<'_> for EvalSha {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         parse_eval(args, true).map(EvalSha)
     }
 }
-impl Apply for EvalSha {
+impl Apply<'_> for EvalSha {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let user = db.script_user.0.clone();
         run_eval(
@@ -169,12 +169,12 @@ impl Apply for EvalSha {
         )
     }
 }
-impl Parse for EvalRo {
+impl Parse<'_> for EvalRo {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         parse_eval(args, false).map(EvalRo)
     }
 }
-impl Query for EvalRo {
+impl Query<'_> for EvalRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         // At apply (proposed, or in MULTI): the entry's user.
         run_eval(
@@ -187,12 +187,12 @@ impl Query for EvalRo {
         )
     }
 }
-impl Parse for EvalShaRo {
+impl Parse<'_> for EvalShaRo {
     fn parse(args: &[Bytes]) -> Result<Self, Output> {
         parse_eval(args, true).map(EvalShaRo)
     }
 }
-impl Query for EvalShaRo {
+impl Query<'_> for EvalShaRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         run_eval(
             Access::Read(db),

@@ -21,7 +21,10 @@ use super::errors::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use super::keys::{parse_cursor, parse_scan_options};
 use super::notify;
 use super::set::{Member, Set};
-use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
+use super::table::{
+    borrowed_unchanged, borrowed_write, typed_read, typed_write, Apply, Borrows, Parse, Query,
+    Unchanged,
+};
 use super::unchanged::wrong_type;
 use super::{glob, parse_i64, Ctx, Db, Output, Value};
 
@@ -87,39 +90,49 @@ fn set_reply(set: &Set) -> Output {
 
 // ---- single-key commands -----------------------------------------------
 
-/// `SADD key member [member ...]`.
-pub(crate) struct SAdd {
-    key: Bytes,
-    members: Vec<Bytes>,
+/// `SADD` (`ADD`) or `SREM key member [member ...]`. Borrows its
+/// arguments: members are copied into the set, never kept.
+pub(crate) struct Members<'a, const ADD: bool> {
+    key: &'a Bytes,
+    members: &'a [Bytes],
 }
 
-impl Parse for SAdd {
-    fn parse(args: &[Bytes]) -> Result<SAdd, Output> {
-        Ok(SAdd {
-            key: args[1].clone(),
-            members: args[2..].to_vec(),
+/// `SADD key member [member ...]`.
+pub(crate) type SAdd<'a> = Members<'a, true>;
+/// `SREM key member [member ...]`.
+pub(crate) type SRem<'a> = Members<'a, false>;
+
+impl<const ADD: bool> Borrows for Members<'static, ADD> {
+    type Op<'a> = Members<'a, ADD>;
+}
+
+impl<'a, const ADD: bool> Parse<'a> for Members<'a, ADD> {
+    fn parse(args: &'a [Bytes]) -> Result<Self, Output> {
+        Ok(Members {
+            key: &args[1],
+            members: &args[2..],
         })
     }
 }
 
-impl Apply for SAdd {
+impl<'a> Apply<'a> for SAdd<'a> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        if let Err(e) = write_set(db, ctx, &self.key) {
+        if let Err(e) = write_set(db, ctx, self.key) {
             return e;
         }
-        let added = with_set(db, ctx, &self.key, |s| {
+        let added = with_set(db, ctx, self.key, |s| {
             self.members.iter().filter(|m| s.insert(m)).count()
         });
         if added > 0 {
-            db.notify(notify::SET, "sadd", ctx.db, &self.key);
+            db.notify(notify::SET, "sadd", ctx.db, self.key);
         }
         Output::Integer(added as i64)
     }
 }
 
-impl Unchanged for SAdd {
+impl<'a> Unchanged<'a> for SAdd<'a> {
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
-        match db.probe_key(ctx, &self.key)? {
+        match db.probe_key(ctx, self.key)? {
             Some(Value::Set(s)) if self.members.iter().all(|m| s.contains(m)) => {
                 Some(Output::Integer(0))
             }
@@ -129,33 +142,18 @@ impl Unchanged for SAdd {
     }
 }
 
-/// `SREM key member [member ...]`.
-pub(crate) struct SRem {
-    key: Bytes,
-    members: Vec<Bytes>,
-}
-
-impl Parse for SRem {
-    fn parse(args: &[Bytes]) -> Result<SRem, Output> {
-        Ok(SRem {
-            key: args[1].clone(),
-            members: args[2..].to_vec(),
-        })
-    }
-}
-
-impl Apply for SRem {
+impl<'a> Apply<'a> for SRem<'a> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        match write_set(db, ctx, &self.key) {
+        match write_set(db, ctx, self.key) {
             Err(e) => e,
             Ok(false) => Output::Integer(0),
             Ok(true) => {
-                let removed = with_set(db, ctx, &self.key, |s| {
+                let removed = with_set(db, ctx, self.key, |s| {
                     self.members.iter().filter(|m| s.remove(m)).count()
                 });
                 if removed > 0 {
-                    db.notify(notify::SET, "srem", ctx.db, &self.key);
-                    db.notify_if_deleted(ctx.db, &self.key);
+                    db.notify(notify::SET, "srem", ctx.db, self.key);
+                    db.notify_if_deleted(ctx.db, self.key);
                 }
                 Output::Integer(removed as i64)
             }
@@ -163,9 +161,9 @@ impl Apply for SRem {
     }
 }
 
-impl Unchanged for SRem {
+impl<'a> Unchanged<'a> for SRem<'a> {
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
-        match db.probe_key(ctx, &self.key)? {
+        match db.probe_key(ctx, self.key)? {
             Some(Value::Set(s)) if self.members.iter().any(|m| s.contains(m)) => None,
             Some(Value::Set(_)) | None => Some(Output::Integer(0)),
             Some(_) => wrong_type(),
@@ -180,7 +178,7 @@ pub(crate) struct KeyArgs {
     rest: Vec<Bytes>,
 }
 
-impl Parse for KeyArgs {
+impl Parse<'_> for KeyArgs {
     fn parse(args: &[Bytes]) -> Result<KeyArgs, Output> {
         Ok(KeyArgs {
             key: args[1].clone(),
@@ -192,13 +190,13 @@ impl Parse for KeyArgs {
 /// `SMEMBERS key`.
 pub(crate) struct SMembers(KeyArgs);
 
-impl Parse for SMembers {
+impl Parse<'_> for SMembers {
     fn parse(args: &[Bytes]) -> Result<SMembers, Output> {
         KeyArgs::parse(args).map(SMembers)
     }
 }
 
-impl Query for SMembers {
+impl Query<'_> for SMembers {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_set(db, ctx, &self.0.key) {
             Ok(Some(s)) => set_reply(s),
@@ -211,13 +209,13 @@ impl Query for SMembers {
 /// `SISMEMBER key member`.
 pub(crate) struct SIsMember(KeyArgs);
 
-impl Parse for SIsMember {
+impl Parse<'_> for SIsMember {
     fn parse(args: &[Bytes]) -> Result<SIsMember, Output> {
         KeyArgs::parse(args).map(SIsMember)
     }
 }
 
-impl Query for SIsMember {
+impl Query<'_> for SIsMember {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_set(db, ctx, &self.0.key) {
             Ok(s) => Output::Integer(i64::from(s.is_some_and(|s| s.contains(&self.0.rest[0])))),
@@ -229,13 +227,13 @@ impl Query for SIsMember {
 /// `SMISMEMBER key member [member ...]`.
 pub(crate) struct SMIsMember(KeyArgs);
 
-impl Parse for SMIsMember {
+impl Parse<'_> for SMIsMember {
     fn parse(args: &[Bytes]) -> Result<SMIsMember, Output> {
         KeyArgs::parse(args).map(SMIsMember)
     }
 }
 
-impl Query for SMIsMember {
+impl Query<'_> for SMIsMember {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_set(db, ctx, &self.0.key) {
             Ok(s) => Output::Array(
@@ -253,13 +251,13 @@ impl Query for SMIsMember {
 /// `SCARD key`.
 pub(crate) struct SCard(KeyArgs);
 
-impl Parse for SCard {
+impl Parse<'_> for SCard {
     fn parse(args: &[Bytes]) -> Result<SCard, Output> {
         KeyArgs::parse(args).map(SCard)
     }
 }
 
-impl Query for SCard {
+impl Query<'_> for SCard {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_set(db, ctx, &self.0.key) {
             Ok(s) => Output::Integer(s.map_or(0, |s| s.len() as i64)),
@@ -275,7 +273,7 @@ pub(crate) struct SPop {
     count: Option<usize>,
 }
 
-impl Parse for SPop {
+impl Parse<'_> for SPop {
     fn parse(args: &[Bytes]) -> Result<SPop, Output> {
         let count = match args.len() {
             2 => None,
@@ -292,7 +290,7 @@ impl Parse for SPop {
     }
 }
 
-impl Apply for SPop {
+impl Apply<'_> for SPop {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match write_set(db, ctx, &self.key) {
             Err(e) => e,
@@ -329,7 +327,7 @@ pub(crate) struct SRandMember {
     count: Option<i64>,
 }
 
-impl Parse for SRandMember {
+impl Parse<'_> for SRandMember {
     fn parse(args: &[Bytes]) -> Result<SRandMember, Output> {
         let count = match args.len() {
             2 => None,
@@ -351,7 +349,7 @@ impl Parse for SRandMember {
     }
 }
 
-impl Query for SRandMember {
+impl Query<'_> for SRandMember {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let set = match read_set(db, ctx, &self.key) {
             Ok(s) => s,
@@ -381,7 +379,7 @@ pub(crate) struct SMove {
     member: Bytes,
 }
 
-impl Parse for SMove {
+impl Parse<'_> for SMove {
     fn parse(args: &[Bytes]) -> Result<SMove, Output> {
         Ok(SMove {
             source: args[1].clone(),
@@ -391,7 +389,7 @@ impl Parse for SMove {
     }
 }
 
-impl Apply for SMove {
+impl Apply<'_> for SMove {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         // Redis: both keys looked up (expired ones deleted); a missing source
         // answers 0 before any type check.
@@ -545,7 +543,7 @@ pub(crate) struct Combine {
     keys: Vec<Bytes>,
 }
 
-impl Parse for Combine {
+impl Parse<'_> for Combine {
     fn parse(args: &[Bytes]) -> Result<Combine, Output> {
         let algebra = if args[0].eq_ignore_ascii_case(b"sinter") {
             Algebra::Inter
@@ -561,7 +559,7 @@ impl Parse for Combine {
     }
 }
 
-impl Query for Combine {
+impl Query<'_> for Combine {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let sets = match read_sets(db, ctx, &self.keys) {
             Ok(s) => s,
@@ -582,7 +580,7 @@ pub(crate) struct CombineStore {
     keys: Vec<Bytes>,
 }
 
-impl Parse for CombineStore {
+impl Parse<'_> for CombineStore {
     fn parse(args: &[Bytes]) -> Result<CombineStore, Output> {
         let algebra = if args[0].eq_ignore_ascii_case(b"sinterstore") {
             Algebra::Inter
@@ -599,7 +597,7 @@ impl Parse for CombineStore {
     }
 }
 
-impl Apply for CombineStore {
+impl Apply<'_> for CombineStore {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         if let Err(e) = check_sources(db, ctx, &self.keys) {
             return e;
@@ -645,7 +643,7 @@ pub(crate) struct SInterCard {
     limit: usize,
 }
 
-impl Parse for SInterCard {
+impl Parse<'_> for SInterCard {
     fn parse(args: &[Bytes]) -> Result<SInterCard, Output> {
         let numkeys = parse_i64(&args[1])
             .filter(|&n| n >= 1)
@@ -675,7 +673,7 @@ impl Parse for SInterCard {
     }
 }
 
-impl Query for SInterCard {
+impl Query<'_> for SInterCard {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_sets(db, ctx, &self.keys) {
             Ok(sets) => Output::Integer(intersect(&sets, self.limit).len() as i64),
@@ -693,7 +691,7 @@ pub(crate) struct SScan {
     args: Vec<Bytes>,
 }
 
-impl Parse for SScan {
+impl Parse<'_> for SScan {
     fn parse(args: &[Bytes]) -> Result<SScan, Output> {
         Ok(SScan {
             key: args[1].clone(),
@@ -703,7 +701,7 @@ impl Parse for SScan {
     }
 }
 
-impl Query for SScan {
+impl Query<'_> for SScan {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let set = match read_set(db, ctx, &self.key) {
             Ok(Some(s)) => s,
@@ -740,16 +738,16 @@ const SET_GROUP: &str = "@set";
 /// The set commands' rows: arity, flags, ACL categories and key access as
 /// Redis 7.0.15's `COMMAND INFO` shows them.
 pub(crate) static COMMANDS: &[CommandSpec] = &[
-    write("sadd", -3, F_FAST_DENYOOM, SET_GROUP, K1, typed_write::<SAdd>())
-        .unchanged_by(typed_unchanged::<SAdd>())
+    write("sadd", -3, F_FAST_DENYOOM, SET_GROUP, K1, borrowed_write::<SAdd<'static>>())
+        .unchanged_by(borrowed_unchanged::<SAdd<'static>>())
         .acl(cats(&[WRITE, SET, FAST]), (KA_W, KA_W))
         .doc(
             "Adds members to a set, creating it if needed.",
             "1.0.0",
             "O(1) per member added.",
         ),
-    write("srem", -3, F_FAST, SET_GROUP, K1, typed_write::<SRem>())
-        .unchanged_by(typed_unchanged::<SRem>())
+    write("srem", -3, F_FAST, SET_GROUP, K1, borrowed_write::<SRem<'static>>())
+        .unchanged_by(borrowed_unchanged::<SRem<'static>>())
         .acl(cats(&[WRITE, SET, FAST]), (KA_W, KA_W))
         .doc(
             "Removes members from a set; deletes it when emptied.",

@@ -132,13 +132,13 @@ impl Sort {
     }
 }
 
-impl Parse for Sort {
+impl Parse<'_> for Sort {
     fn parse(args: &[Bytes]) -> Result<Sort, Output> {
         Sort::parse_options(args, false, true)
     }
 }
 
-impl Parse for SortRo {
+impl Parse<'_> for SortRo {
     fn parse(args: &[Bytes]) -> Result<SortRo, Output> {
         Sort::parse_options(args, true, true).map(SortRo)
     }
@@ -463,7 +463,7 @@ fn reply(items: Vec<Option<Bytes>>) -> Output {
     Output::Array(items.into_iter().map(Output::Bulk).collect())
 }
 
-impl Apply for Sort {
+impl Apply<'_> for Sort {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         // Redis reads the key with `lookupKeyRead`: a miss is a `keymiss`.
         let value = db.lookup_write_as_read(ctx.db, &self.key).map(|e| &e.value);
@@ -516,7 +516,7 @@ impl Apply for Sort {
     }
 }
 
-impl Query for SortRo {
+impl Query<'_> for SortRo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let source = match Source::of(
             db.lookup_read(ctx.db, &self.0.key, ctx.now)

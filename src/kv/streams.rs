@@ -250,7 +250,7 @@ pub(crate) struct XAdd {
     fields: Vec<Bytes>,
 }
 
-impl Parse for XAdd {
+impl Parse<'_> for XAdd {
     fn parse(args: &[Bytes]) -> Result<XAdd, Output> {
         let (trim, at, nomkstream) = parse_trim_args(args, true)?;
         let id = match args.get(at) {
@@ -295,7 +295,7 @@ fn trim_stream(db: &mut Db, ctx: &Ctx, key: &[u8], t: TrimArgs) -> u64 {
     removed
 }
 
-impl Apply for XAdd {
+impl Apply<'_> for XAdd {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let exists = match write_stream(db, ctx, &self.key) {
             Err(e) => return e,
@@ -340,7 +340,7 @@ pub(crate) struct XTrim {
     trim: TrimArgs,
 }
 
-impl Parse for XTrim {
+impl Parse<'_> for XTrim {
     fn parse(args: &[Bytes]) -> Result<XTrim, Output> {
         let (trim, _, _) = parse_trim_args(args, false)?;
         Ok(XTrim {
@@ -350,7 +350,7 @@ impl Parse for XTrim {
     }
 }
 
-impl Apply for XTrim {
+impl Apply<'_> for XTrim {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match write_stream(db, ctx, &self.key) {
             Err(e) => e,
@@ -371,7 +371,7 @@ pub(crate) struct XRange {
     rev: bool,
 }
 
-impl Parse for XRange {
+impl Parse<'_> for XRange {
     fn parse(args: &[Bytes]) -> Result<XRange, Output> {
         let rev = args[0].len() == 9;
         let (start, end) = if rev {
@@ -402,7 +402,7 @@ impl Parse for XRange {
     }
 }
 
-impl Query for XRange {
+impl Query<'_> for XRange {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let s = match read_stream(db, ctx, &self.key) {
             Err(e) => return e,
@@ -438,7 +438,7 @@ pub(crate) struct XDel {
     ids: Vec<StreamId>,
 }
 
-impl Parse for XDel {
+impl Parse<'_> for XDel {
     fn parse(args: &[Bytes]) -> Result<XDel, Output> {
         // Redis looks the key up first, but a missing key answers 0 and a
         // wrong type WRONGTYPE before the ids: the run reparses them.
@@ -490,7 +490,7 @@ pub(crate) struct XSetId {
     max_deleted: StreamId,
 }
 
-impl Parse for XSetId {
+impl Parse<'_> for XSetId {
     fn parse(args: &[Bytes]) -> Result<XSetId, Output> {
         let id = parse_strict_id(&args[2])?;
         let mut entries_added = None;
@@ -524,7 +524,7 @@ impl Parse for XSetId {
     }
 }
 
-impl Apply for XSetId {
+impl Apply<'_> for XSetId {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let s = match write_stream(db, ctx, &self.key) {
             Err(e) => return e,
@@ -670,7 +670,7 @@ pub(crate) struct XRead {
     opts: ReadArgs,
 }
 
-impl Parse for XRead {
+impl Parse<'_> for XRead {
     fn parse(args: &[Bytes]) -> Result<XRead, Output> {
         let opts = parse_read_args(args, false)?;
         Ok(XRead {
@@ -702,7 +702,7 @@ impl XRead {
     }
 }
 
-impl Query for XRead {
+impl Query<'_> for XRead {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let ids = match self.resolve(db, ctx) {
             Ok(ids) => ids,

@@ -100,7 +100,7 @@ pub(crate) struct XGroup {
     entries_read: i64,
 }
 
-impl Parse for XGroup {
+impl Parse<'_> for XGroup {
     fn parse(args: &[Bytes]) -> Result<XGroup, Output> {
         check_subcommand("XGROUP", XGROUP_SUBCOMMANDS, args)?;
         let sub = &args[1];
@@ -144,7 +144,7 @@ impl Parse for XGroup {
     }
 }
 
-impl Apply for XGroup {
+impl Apply<'_> for XGroup {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let args = &self.args;
         let sub = &args[1];
@@ -278,7 +278,7 @@ pub(crate) struct XReadGroup {
     opts: ReadArgs,
 }
 
-impl Parse for XReadGroup {
+impl Parse<'_> for XReadGroup {
     fn parse(args: &[Bytes]) -> Result<XReadGroup, Output> {
         let opts = parse_read_args(args, true)?;
         Ok(XReadGroup {
@@ -288,7 +288,7 @@ impl Parse for XReadGroup {
     }
 }
 
-impl Apply for XReadGroup {
+impl Apply<'_> for XReadGroup {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let r = &self.opts;
         let Some((group, consumer)) = r.group.clone() else {
@@ -466,7 +466,7 @@ pub(crate) struct XAck {
     args: Vec<Bytes>,
 }
 
-impl Parse for XAck {
+impl Parse<'_> for XAck {
     fn parse(args: &[Bytes]) -> Result<XAck, Output> {
         // The key and group are looked up before the ids are parsed.
         Ok(XAck {
@@ -475,7 +475,7 @@ impl Parse for XAck {
     }
 }
 
-impl Apply for XAck {
+impl Apply<'_> for XAck {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let (key, group) = (&self.args[1], &self.args[2]);
         match write_stream_as_read(db, ctx, key) {
@@ -509,7 +509,7 @@ pub(crate) struct XPending {
     range: Option<(i64, StreamId, StreamId, usize, Option<Bytes>)>,
 }
 
-impl Parse for XPending {
+impl Parse<'_> for XPending {
     fn parse(args: &[Bytes]) -> Result<XPending, Output> {
         let argc = args.len();
         if argc != 3 && !(6..=9).contains(&argc) {
@@ -541,7 +541,7 @@ impl Parse for XPending {
     }
 }
 
-impl Query for XPending {
+impl Query<'_> for XPending {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let s = match read_stream(db, ctx, &self.key) {
             Err(e) => return e,
@@ -615,7 +615,7 @@ pub(crate) struct XClaim {
     args: Vec<Bytes>,
 }
 
-impl Parse for XClaim {
+impl Parse<'_> for XClaim {
     fn parse(args: &[Bytes]) -> Result<XClaim, Output> {
         // Every error of XCLAIM comes after the key and group lookups.
         Ok(XClaim {
@@ -697,7 +697,7 @@ fn parse_claim(args: &[Bytes], now: u64) -> Result<ClaimOptions, Output> {
     Ok(o)
 }
 
-impl Apply for XClaim {
+impl Apply<'_> for XClaim {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let (key, group, consumer) = (&self.args[1], &self.args[2], &self.args[3]);
         match write_stream_as_read(db, ctx, key) {
@@ -780,7 +780,7 @@ pub(crate) struct XAutoClaimEntry {
     args: Vec<Bytes>,
 }
 
-impl Parse for XAutoClaimEntry {
+impl Parse<'_> for XAutoClaimEntry {
     fn parse(args: &[Bytes]) -> Result<XAutoClaimEntry, Output> {
         Ok(XAutoClaimEntry {
             args: args.to_vec(),
@@ -788,7 +788,7 @@ impl Parse for XAutoClaimEntry {
     }
 }
 
-impl Apply for XAutoClaimEntry {
+impl Apply<'_> for XAutoClaimEntry {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let has_group = write_stream_as_read(db, ctx, &self.args[1])
             .map(|s| s.is_some_and(|s| s.groups.contains_key(&self.args[2])));
@@ -916,7 +916,7 @@ pub(crate) struct XInfo {
     args: Vec<Bytes>,
 }
 
-impl Parse for XInfo {
+impl Parse<'_> for XInfo {
     fn parse(args: &[Bytes]) -> Result<XInfo, Output> {
         check_subcommand("XINFO", XINFO_SUBCOMMANDS, args)?;
         Ok(XInfo {
@@ -933,7 +933,7 @@ fn id_out(id: StreamId) -> Output {
     Output::bulk(id.to_bytes())
 }
 
-impl Query for XInfo {
+impl Query<'_> for XInfo {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let args = &self.args;
         if is(&args[1], "help") {

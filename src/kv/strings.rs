@@ -226,7 +226,7 @@ pub(crate) struct Set {
     cmd: &'static str,
 }
 
-impl Parse for Set {
+impl Parse<'_> for Set {
     fn parse(args: &[Bytes]) -> Result<Set, Output> {
         let (options, cmd, value) = if args[0].eq_ignore_ascii_case(b"set") {
             (parse_set_options(args, 3, OptionsOf::Set)?, "set", &args[2])
@@ -251,13 +251,13 @@ impl Parse for Set {
     }
 }
 
-impl Apply for Set {
+impl Apply<'_> for Set {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         set_generic(db, ctx, &self.key, &self.value, &self.options, self.cmd)
     }
 }
 
-impl Unchanged for Set {
+impl Unchanged<'_> for Set {
     /// SET NX of a live key and SET XX of an absent one, without GET: nil.
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
         let o = &self.options;
@@ -301,7 +301,7 @@ pub(crate) struct GetEx {
     options: SetOptions,
 }
 
-impl Parse for GetEx {
+impl Parse<'_> for GetEx {
     fn parse(args: &[Bytes]) -> Result<GetEx, Output> {
         Ok(GetEx {
             key: args[1].clone(),
@@ -310,7 +310,7 @@ impl Parse for GetEx {
     }
 }
 
-impl Apply for GetEx {
+impl Apply<'_> for GetEx {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         getex(db, ctx, &self.key, &self.options)
     }
@@ -394,7 +394,7 @@ pub(crate) struct MSet {
     nx: bool,
 }
 
-impl Parse for MSet {
+impl Parse<'_> for MSet {
     fn parse(args: &[Bytes]) -> Result<MSet, Output> {
         let nx = is(&args[0], b"msetnx");
         if args.len() % 2 == 0 {
@@ -411,7 +411,7 @@ impl Parse for MSet {
     }
 }
 
-impl Apply for MSet {
+impl Apply<'_> for MSet {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         if self.nx {
             let any = self
@@ -435,7 +435,7 @@ impl Apply for MSet {
     }
 }
 
-impl Unchanged for MSet {
+impl Unchanged<'_> for MSet {
     /// MSETNX with a live key: `0`. Apply looks the keys up in order until
     /// the first live one, deleting expired ones on the way, so an expired
     /// key before it is a change.
@@ -489,7 +489,7 @@ pub(crate) struct IncrBy {
     by: i64,
 }
 
-impl Parse for IncrBy {
+impl Parse<'_> for IncrBy {
     fn parse(args: &[Bytes]) -> Result<IncrBy, Output> {
         let by = if is(&args[0], b"incr") {
             1
@@ -512,7 +512,7 @@ impl Parse for IncrBy {
     }
 }
 
-impl Apply for IncrBy {
+impl Apply<'_> for IncrBy {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         incr_generic(db, ctx, &self.key, self.by)
     }
@@ -584,7 +584,7 @@ pub(crate) struct GetRange {
     end: i64,
 }
 
-impl Parse for GetRange {
+impl Parse<'_> for GetRange {
     fn parse(args: &[Bytes]) -> Result<GetRange, Output> {
         let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
             return Err(Output::err(NOT_INTEGER));
@@ -597,7 +597,7 @@ impl Parse for GetRange {
     }
 }
 
-impl Query for GetRange {
+impl Query<'_> for GetRange {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         getrange(db, ctx, &self.key, self.start, self.end)
     }
@@ -640,7 +640,7 @@ pub(crate) struct SetRange {
     value: Bytes,
 }
 
-impl Parse for SetRange {
+impl Parse<'_> for SetRange {
     fn parse(args: &[Bytes]) -> Result<SetRange, Output> {
         let offset = parse_i64(&args[2]).ok_or_else(|| Output::err(NOT_INTEGER))?;
         let offset =
@@ -653,7 +653,7 @@ impl Parse for SetRange {
     }
 }
 
-impl Apply for SetRange {
+impl Apply<'_> for SetRange {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let old = match write_str(db, ctx, &self.key) {
             Ok(v) => v,

@@ -13,45 +13,56 @@ use super::{Ctx, Db, Output};
 use crate::cmd::{no_check, Check, ReadRun, UnchangedRun, WriteRun};
 
 /// A typed operation built from a command's arguments (name at 0, arity
-/// already checked).
-pub(crate) trait Parse: Sized {
+/// already checked). `'a` is the arguments' lifetime: an operation may keep
+/// slices of them instead of copies, since it lives only as long as the
+/// check or the apply that parsed it.
+pub(crate) trait Parse<'a>: Sized {
     /// The operation, or the error reply (a syntax or type-independent
     /// error: the same for any data).
-    fn parse(args: &[Bytes]) -> Result<Self, Output>;
+    fn parse(args: &'a [Bytes]) -> Result<Self, Output>;
 }
 
 /// A write operation, run by apply.
-pub(crate) trait Apply: Parse {
+pub(crate) trait Apply<'a>: Parse<'a> {
     /// Runs on the map; the output is the client's reply.
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output;
 }
 
 /// A read operation, run on the map after the read barrier.
-pub(crate) trait Query: Parse {
+pub(crate) trait Query<'a>: Parse<'a> {
     /// Runs on the map; the output is the client's reply.
     fn query(self, db: &Db, ctx: &Ctx) -> Output;
 }
 
 /// A write that can see on the map, before it runs, that it would change
 /// nothing (`crate::cmd::CommandSpec::unchanged`).
-pub(crate) trait Unchanged: Apply {
+pub(crate) trait Unchanged<'a>: Apply<'a> {
     /// The output [`Apply::apply`] would give now, if it would change
     /// nothing; `None` if it might (or cannot tell: [`Db::probe_key`]).
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output>;
 }
 
-fn check<T: Parse>(args: &[Bytes]) -> Result<(), Output> {
+/// An operation that borrows its arguments, named by its `'static` form:
+/// `Op<'a>` is the operation parsed from `&'a [Bytes]`. A row's function
+/// pointers must work for arguments of any lifetime, which a type with a
+/// lifetime of its own cannot say; this names the operation for each.
+pub(crate) trait Borrows {
+    /// The operation parsed from arguments of lifetime `'a`.
+    type Op<'a>: Parse<'a>;
+}
+
+fn check<T: for<'a> Parse<'a>>(args: &[Bytes]) -> Result<(), Output> {
     T::parse(args).map(drop)
 }
 
-fn run_write<T: Apply>(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
+fn run_write<T: for<'a> Apply<'a>>(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match T::parse(args) {
         Ok(op) => op.apply(db, ctx),
         Err(error) => error,
     }
 }
 
-fn run_read<T: Query>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
+fn run_read<T: for<'a> Query<'a>>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
     match T::parse(args) {
         Ok(op) => op.query(db, ctx),
         Err(error) => error,
@@ -59,21 +70,62 @@ fn run_read<T: Query>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output {
 }
 
 /// The check and run of a typed write.
-pub(crate) const fn typed_write<T: Apply>() -> (Check, WriteRun) {
+pub(crate) const fn typed_write<T: for<'a> Apply<'a>>() -> (Check, WriteRun) {
     (check::<T>, run_write::<T>)
 }
 
-fn probe_unchanged<T: Unchanged>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
+fn probe_unchanged<T: for<'a> Unchanged<'a>>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
     T::parse(args).ok()?.unchanged(db, ctx)
 }
 
 /// The unchanged-write probe of a typed write.
-pub(crate) const fn typed_unchanged<T: Unchanged>() -> UnchangedRun {
+pub(crate) const fn typed_unchanged<T: for<'a> Unchanged<'a>>() -> UnchangedRun {
     probe_unchanged::<T>
 }
 
+fn check_borrowed<F: Borrows>(args: &[Bytes]) -> Result<(), Output> {
+    F::Op::parse(args).map(drop)
+}
+
+fn run_borrowed_write<F>(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output
+where
+    F: Borrows,
+    for<'a> F::Op<'a>: Apply<'a>,
+{
+    match F::Op::parse(args) {
+        Ok(op) => op.apply(db, ctx),
+        Err(error) => error,
+    }
+}
+
+fn probe_borrowed<F>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output>
+where
+    F: Borrows,
+    for<'a> F::Op<'a>: Unchanged<'a>,
+{
+    F::Op::parse(args).ok()?.unchanged(db, ctx)
+}
+
+/// [`typed_write`] of an operation that borrows its arguments.
+pub(crate) const fn borrowed_write<F>() -> (Check, WriteRun)
+where
+    F: Borrows,
+    for<'a> F::Op<'a>: Apply<'a>,
+{
+    (check_borrowed::<F>, run_borrowed_write::<F>)
+}
+
+/// [`typed_unchanged`] of an operation that borrows its arguments.
+pub(crate) const fn borrowed_unchanged<F>() -> UnchangedRun
+where
+    F: Borrows,
+    for<'a> F::Op<'a>: Unchanged<'a>,
+{
+    probe_borrowed::<F>
+}
+
 /// The check and run of a typed read.
-pub(crate) const fn typed_read<T: Query>() -> (Check, ReadRun) {
+pub(crate) const fn typed_read<T: for<'a> Query<'a>>() -> (Check, ReadRun) {
     (check::<T>, run_read::<T>)
 }
 

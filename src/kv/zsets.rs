@@ -297,7 +297,7 @@ pub(crate) struct ZAdd {
     pairs: Vec<(f64, Bytes)>,
 }
 
-impl Parse for ZAdd {
+impl Parse<'_> for ZAdd {
     fn parse(args: &[Bytes]) -> Result<ZAdd, Output> {
         let mut flags = AddFlags::default();
         let mut ch = false;
@@ -351,7 +351,7 @@ impl Parse for ZAdd {
     }
 }
 
-impl Unchanged for ZAdd {
+impl Unchanged<'_> for ZAdd {
     /// Without INCR: every member skipped by NX/XX/GT/LT or given the score
     /// it has (ZINCRBY and INCR always go to the log).
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
@@ -379,7 +379,7 @@ impl Unchanged for ZAdd {
     }
 }
 
-impl Apply for ZAdd {
+impl Apply<'_> for ZAdd {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let exists = match write_zset(db, ctx, &self.key) {
             Ok(e) => e,
@@ -460,7 +460,7 @@ pub(crate) struct ZCard {
     key: Bytes,
 }
 
-impl Parse for ZCard {
+impl Parse<'_> for ZCard {
     fn parse(args: &[Bytes]) -> Result<ZCard, Output> {
         Ok(ZCard {
             key: args[1].clone(),
@@ -468,7 +468,7 @@ impl Parse for ZCard {
     }
 }
 
-impl Query for ZCard {
+impl Query<'_> for ZCard {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_zset(db, ctx, &self.key) {
             Ok(z) => Output::Integer(z.map_or(0, |z| z.len() as i64)),
@@ -484,7 +484,7 @@ pub(crate) struct ZScore {
     multi: bool,
 }
 
-impl Parse for ZScore {
+impl Parse<'_> for ZScore {
     fn parse(args: &[Bytes]) -> Result<ZScore, Output> {
         Ok(ZScore {
             key: args[1].clone(),
@@ -494,7 +494,7 @@ impl Parse for ZScore {
     }
 }
 
-impl Query for ZScore {
+impl Query<'_> for ZScore {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let z = match read_zset(db, ctx, &self.key) {
             Ok(z) => z,
@@ -516,7 +516,7 @@ pub(crate) struct ZRank {
     rev: bool,
 }
 
-impl Parse for ZRank {
+impl Parse<'_> for ZRank {
     fn parse(args: &[Bytes]) -> Result<ZRank, Output> {
         Ok(ZRank {
             key: args[1].clone(),
@@ -526,7 +526,7 @@ impl Parse for ZRank {
     }
 }
 
-impl Query for ZRank {
+impl Query<'_> for ZRank {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_zset(db, ctx, &self.key) {
             Ok(Some(z)) => match z.rank(&self.member) {
@@ -546,7 +546,7 @@ pub(crate) struct ZCount {
     range: RangeSpec,
 }
 
-impl Parse for ZCount {
+impl Parse<'_> for ZCount {
     fn parse(args: &[Bytes]) -> Result<ZCount, Output> {
         let range = if name_of(args) == "zlexcount" {
             RangeSpec::Lex(parse_lex_range(&args[2], &args[3])?)
@@ -560,7 +560,7 @@ impl Parse for ZCount {
     }
 }
 
-impl Query for ZCount {
+impl Query<'_> for ZCount {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_zset(db, ctx, &self.key) {
             Ok(Some(z)) => {
@@ -637,7 +637,7 @@ enum RangeKind {
     Lex,
 }
 
-impl Parse for ZRange {
+impl Parse<'_> for ZRange {
     fn parse(args: &[Bytes]) -> Result<ZRange, Output> {
         let name = name_of(args);
         let (store, mut kind, mut rev) = match name.as_str() {
@@ -737,7 +737,7 @@ impl ZRange {
     }
 }
 
-impl Query for ZRange {
+impl Query<'_> for ZRange {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match read_zset(db, ctx, &self.key) {
             Ok(Some(z)) => member_score_pairs(self.select(z), self.withscores),
@@ -747,7 +747,7 @@ impl Query for ZRange {
     }
 }
 
-impl Apply for ZRange {
+impl Apply<'_> for ZRange {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let Some(dst) = self.dst.clone() else {
             return Output::err("ERR not a store command");
@@ -779,7 +779,7 @@ pub(crate) struct ZRem {
     members: Vec<Bytes>,
 }
 
-impl Parse for ZRem {
+impl Parse<'_> for ZRem {
     fn parse(args: &[Bytes]) -> Result<ZRem, Output> {
         Ok(ZRem {
             key: args[1].clone(),
@@ -788,7 +788,7 @@ impl Parse for ZRem {
     }
 }
 
-impl Apply for ZRem {
+impl Apply<'_> for ZRem {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match write_zset(db, ctx, &self.key) {
             Ok(true) => {}
@@ -808,7 +808,7 @@ impl Apply for ZRem {
     }
 }
 
-impl Unchanged for ZRem {
+impl Unchanged<'_> for ZRem {
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
         match db.probe_key(ctx, &self.key)? {
             Some(Value::ZSet(z)) if self.members.iter().any(|m| z.score(m).is_some()) => None,
@@ -824,7 +824,7 @@ pub(crate) struct ZRemRange {
     range: RangeSpec,
 }
 
-impl Parse for ZRemRange {
+impl Parse<'_> for ZRemRange {
     fn parse(args: &[Bytes]) -> Result<ZRemRange, Output> {
         let range = match name_of(args).as_str() {
             "zremrangebyrank" => RangeSpec::Rank(int_arg(&args[2])?, int_arg(&args[3])?),
@@ -838,7 +838,7 @@ impl Parse for ZRemRange {
     }
 }
 
-impl Apply for ZRemRange {
+impl Apply<'_> for ZRemRange {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match write_zset(db, ctx, &self.key) {
             Ok(true) => {}
@@ -885,7 +885,7 @@ fn popped_reply(popped: Vec<(Bytes, f64)>) -> Output {
     member_score_pairs(popped, true)
 }
 
-impl Parse for ZPop {
+impl Parse<'_> for ZPop {
     fn parse(args: &[Bytes]) -> Result<ZPop, Output> {
         if args.len() > 3 {
             return Err(Output::err(SYNTAX));
@@ -941,7 +941,7 @@ impl ZPop {
     }
 }
 
-impl Apply for ZPop {
+impl Apply<'_> for ZPop {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match self.run(db, ctx) {
             Ok(Some(reply)) => reply,
@@ -1023,13 +1023,13 @@ impl ZMPop {
     }
 }
 
-impl Parse for ZMPop {
+impl Parse<'_> for ZMPop {
     fn parse(args: &[Bytes]) -> Result<ZMPop, Output> {
         ZMPop::parse_from(args, 1)
     }
 }
 
-impl Apply for ZMPop {
+impl Apply<'_> for ZMPop {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         match self.run(db, ctx) {
             Ok(Some(reply)) => reply,
@@ -1048,7 +1048,7 @@ pub(crate) struct ZRandMember {
     withscores: bool,
 }
 
-impl Parse for ZRandMember {
+impl Parse<'_> for ZRandMember {
     fn parse(args: &[Bytes]) -> Result<ZRandMember, Output> {
         let mut count = None;
         let mut withscores = false;
@@ -1078,7 +1078,7 @@ impl Parse for ZRandMember {
     }
 }
 
-impl Query for ZRandMember {
+impl Query<'_> for ZRandMember {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let z = match read_zset(db, ctx, &self.key) {
             Ok(z) => z,
@@ -1134,7 +1134,7 @@ pub(crate) struct ZScan {
     args: Vec<Bytes>,
 }
 
-impl Parse for ZScan {
+impl Parse<'_> for ZScan {
     fn parse(args: &[Bytes]) -> Result<ZScan, Output> {
         // Redis 7.0 order: cursor, then the key (WRONGTYPE), then the options.
         parse_cursor(&args[2])?;
@@ -1144,7 +1144,7 @@ impl Parse for ZScan {
     }
 }
 
-impl Query for ZScan {
+impl Query<'_> for ZScan {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let z = match read_zset(db, ctx, &self.args[1]) {
             Ok(Some(z)) => z,

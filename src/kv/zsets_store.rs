@@ -71,7 +71,7 @@ fn parse_keys(args: &[Bytes], at: usize, name: &str) -> Result<(Vec<Bytes>, Vec<
     Ok((args[at + 1..end].to_vec(), args[end..].to_vec()))
 }
 
-impl Parse for ZSetOp {
+impl Parse<'_> for ZSetOp {
     fn parse(args: &[Bytes]) -> Result<ZSetOp, Output> {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let (op, store) = match name.as_str() {
@@ -94,7 +94,7 @@ impl Parse for ZSetOp {
     }
 }
 
-impl Parse for ZInterCard {
+impl Parse<'_> for ZInterCard {
     fn parse(args: &[Bytes]) -> Result<ZInterCard, Output> {
         let (keys, rest) = parse_keys(args, 1, "zintercard")?;
         Ok(ZInterCard(ZSetOp {
@@ -321,7 +321,7 @@ fn build(result: &[(Bytes, f64)]) -> ZSet {
     set
 }
 
-impl Query for ZSetOp {
+impl Query<'_> for ZSetOp {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         let computed = match self.compute(db, ctx, false) {
             Ok(c) => c,
@@ -347,7 +347,7 @@ impl Query for ZSetOp {
     }
 }
 
-impl Apply for ZSetOp {
+impl Apply<'_> for ZSetOp {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
         let Some(dst) = self.dst.clone() else {
             return Output::err(format!("ERR '{}' is not a store command", self.name));
@@ -369,7 +369,7 @@ impl Apply for ZSetOp {
     }
 }
 
-impl Query for ZInterCard {
+impl Query<'_> for ZInterCard {
     fn query(self, db: &Db, ctx: &Ctx) -> Output {
         match self.0.compute(db, ctx, true) {
             Ok(c) => Output::Integer(c.cardinality as i64),
