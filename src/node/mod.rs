@@ -936,11 +936,14 @@ impl NodeHandle {
     /// # Errors
     /// See [`RequestError`].
     pub async fn write(&self, op: kv::Op) -> Result<kv::Output, RequestError> {
-        self.write_batch(vec![op]).await.pop().unwrap_or_else(|| {
-            Err(RequestError::OutcomeUnknown(
-                "no reply for the write".to_string(),
-            ))
-        })
+        self.write_batch(Arc::new(vec![op]))
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(RequestError::OutcomeUnknown(
+                    "no reply for the write".to_string(),
+                ))
+            })
     }
 
     /// Proposes writes that must apply in this order (one connection's
@@ -948,10 +951,13 @@ impl NodeHandle {
     /// node follows; returns each one's output, in order. The batch is handed
     /// to one node at a time and proposed there in order, so the log holds
     /// them in order; a retry happens only when none was appended.
-    pub async fn write_batch(&self, ops: Vec<kv::Op>) -> Vec<Result<kv::Output, RequestError>> {
+    pub async fn write_batch(
+        &self,
+        ops: Arc<Vec<kv::Op>>,
+    ) -> Vec<Result<kv::Output, RequestError>> {
         let n = ops.len();
-        // Shared with the driver, not copied: kept here to send elsewhere.
-        let ops = Arc::new(ops);
+        // Shared with the driver, not copied: kept here to send elsewhere,
+        // and by the caller, who gets the operations back once this returns.
         let all = |e: RequestError| vec![Err(e); n];
         if n == 0 {
             return Vec::new();

@@ -408,7 +408,7 @@ pub trait Backend: Env + Sync {
     /// pipelined writes) and returns each one's output, in order.
     fn write_batch(
         &self,
-        ops: Vec<Op>,
+        ops: Arc<Vec<Op>>,
     ) -> impl Future<Output = Vec<Result<Output, RequestError>>> + Send;
     /// Runs `f` on the map after a linearizable read barrier.
     fn read<R: Send + 'static>(
@@ -425,6 +425,11 @@ pub enum Action {
     Reply(Reply),
     /// Propose this write; its output is the reply.
     Write(Op),
+    /// Propose the write made of the request's own arguments, in the form
+    /// [`Lent`] names: whoever holds the arguments moves them into the
+    /// operation rather than copying them ([`Lent::take`]). Only
+    /// [`prepare`] answers this; [`dispatch`] answers [`Action::Write`].
+    WriteArgs(Lent),
     /// Run this read; its result is the reply.
     Read(ReadFn),
     /// Reply `+OK` and close the connection.
@@ -477,6 +482,7 @@ pub async fn execute<B: Backend>(backend: &B, session: &mut Session, args: &[Byt
     let executed = match prepare(backend, session, args) {
         Prepared::Done(executed) => executed,
         Prepared::Action { action, command } => {
+            let action = action.with_args(args);
             let (reply, close) = run_action(backend, session, action).await;
             Executed {
                 reply,
@@ -621,7 +627,7 @@ pub fn prepare<B: Backend>(backend: &B, session: &mut Session, args: &[Bytes]) -
             queued,
         });
     }
-    match dispatch(spec, session, backend, args) {
+    match dispatch_lending(spec, session, backend, args) {
         Err(error) => Prepared::Done(Executed {
             reply: error.into(),
             close: false,
@@ -721,6 +727,11 @@ pub(crate) async fn run_action<B: Backend>(
         Action::Reply(reply) => (reply, false),
         Action::Quit => (Reply::OK, true),
         Action::Write(op) => (write_reply(backend.write(op).await), false),
+        // `execute` makes the operation before it gets here.
+        Action::WriteArgs(_) => (
+            Reply::error("ERR a write lost its arguments before it ran"),
+            false,
+        ),
         Action::Read(f) => {
             let result = if session.readonly {
                 backend.read_local(f)
@@ -805,6 +816,17 @@ pub(crate) fn dispatch(
     env: &dyn Env,
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
+    dispatch_lending(spec, session, env, args).map(|action| action.with_args(args))
+}
+
+/// [`dispatch`], except that a write made of the request's own arguments
+/// comes back as [`Action::WriteArgs`] for the caller to make from them.
+fn dispatch_lending(
+    spec: &'static CommandSpec,
+    session: &mut Session,
+    env: &dyn Env,
+    args: &[Bytes],
+) -> Result<Action, CommandError> {
     match resolve(spec, args)? {
         Resolved::Handler(handler) => {
             let action = handler(session, env, args);
@@ -814,7 +836,7 @@ pub(crate) fn dispatch(
         Resolved::Data(spec) => {
             let action = data_action(spec, env, session, args)?;
             // A script's redis.calls are checked against the caller at apply.
-            let action = match action {
+            let action = match action.with_args_if(crate::kv::runs_script(args), args) {
                 Action::Write(op) if crate::kv::runs_script(args) => Action::Write(Op::AsUser {
                     user: String::from_utf8_lossy(&session.user).into_owned(),
                     op: Box::new(op),
@@ -910,12 +932,7 @@ pub(crate) fn data_action(
                     spec, blocking, db, args,
                 )?));
             }
-            Ok(Action::Write(plain_op(spec, db, args).unwrap_or_else(
-                || Op::Exec {
-                    db,
-                    args: args.to_vec(),
-                },
-            )))
+            Ok(Action::WriteArgs(Lent::of(spec, db, args)))
         }
         Kind::Read { check, run } => {
             key_space_check(env, session, spec, check, args).map_err(CommandError::from_output)?;
@@ -950,22 +967,108 @@ pub(crate) fn data_action(
     }
 }
 
-/// The log's compact forms of the hottest writes in db 0: `SET key value`
-/// (no option) as [`Op::Set`], which apply decodes without copying the
-/// value, and `DEL` as [`Op::Del`]; `None` for anything else (`Op::Exec`).
-fn plain_op(spec: &CommandSpec, db: u8, args: &[Bytes]) -> Option<Op> {
-    if db != 0 {
-        return None;
+/// The operation a key-space write's own arguments make, named before it
+/// is made so that the connection holding the arguments can move them into
+/// it ([`Lent::take`]) instead of copying each one: a copy's first clone of
+/// an argument allocates a sharing header, and both copies were dropped
+/// later, one of them on another thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lent {
+    /// `SET key value` (no option) in db 0: [`Op::Set`], which apply decodes
+    /// without copying the value.
+    Set,
+    /// `DEL key ...` in db 0: [`Op::Del`].
+    Del,
+    /// Anything else: [`Op::Exec`] of every argument, in this database.
+    Exec(u8),
+}
+
+impl Lent {
+    /// The log's compact forms of the hottest writes in db 0, `SET key
+    /// value` and `DEL`; `Exec` for anything else.
+    fn of(spec: &CommandSpec, db: u8, args: &[Bytes]) -> Lent {
+        match (db, spec.name, args.len()) {
+            (0, "set", 3) => Lent::Set,
+            (0, "del", _) => Lent::Del,
+            _ => Lent::Exec(db),
+        }
     }
-    match (spec.name, args) {
-        ("set", [_, key, value]) => Some(Op::Set {
-            key: key.clone(),
-            value: value.clone(),
-        }),
-        ("del", [_, keys @ ..]) => Some(Op::Del {
-            keys: keys.to_vec(),
-        }),
-        _ => None,
+
+    /// The operation, made by moving the arguments out of `args`: what the
+    /// operation does not carry (the command's name for `Set` and `Del`) is
+    /// left there. [`Lent::give_back`] puts them back.
+    pub fn take(self, args: &mut Vec<Bytes>) -> Op {
+        match self {
+            Lent::Set if args.len() == 3 => {
+                let value = args.pop().unwrap_or_default();
+                let key = args.pop().unwrap_or_default();
+                Op::Set { key, value }
+            }
+            Lent::Del if !args.is_empty() => Op::Del {
+                keys: args.split_off(1),
+            },
+            Lent::Set | Lent::Del => self.copy(args),
+            Lent::Exec(db) => Op::Exec {
+                db,
+                args: std::mem::take(args),
+            },
+        }
+    }
+
+    /// The operation, made of copies of `args`.
+    pub fn copy(self, args: &[Bytes]) -> Op {
+        match (self, args) {
+            (Lent::Set, [_, key, value]) => Op::Set {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            (Lent::Del, [_, keys @ ..]) => Op::Del {
+                keys: keys.to_vec(),
+            },
+            (Lent::Exec(db), _) => Op::Exec {
+                db,
+                args: args.to_vec(),
+            },
+            // `Lent::of` names these only for their shapes.
+            (Lent::Set | Lent::Del, _) => Op::Exec {
+                db: 0,
+                args: args.to_vec(),
+            },
+        }
+    }
+
+    /// Puts back into `args` what [`Lent::take`] moved out of them into
+    /// `op`, so that they read as the request did.
+    pub fn give_back(self, op: Op, args: &mut Vec<Bytes>) {
+        match op {
+            Op::Set { key, value } if self == Lent::Set && args.len() == 1 => {
+                args.push(key);
+                args.push(value);
+            }
+            Op::Del { keys } if self == Lent::Del && args.len() == 1 => args.extend(keys),
+            Op::Exec { args: taken, .. } if args.is_empty() => *args = taken,
+            _ => {}
+        }
+    }
+}
+
+impl Action {
+    /// This action with a [`Action::WriteArgs`] made into the write it
+    /// names, of copies of `args`.
+    pub fn with_args(self, args: &[Bytes]) -> Action {
+        match self {
+            Action::WriteArgs(lent) => Action::Write(lent.copy(args)),
+            other => other,
+        }
+    }
+
+    /// [`Action::with_args`] when `when` holds; this action otherwise.
+    fn with_args_if(self, when: bool, args: &[Bytes]) -> Action {
+        if when {
+            self.with_args(args)
+        } else {
+            self
+        }
     }
 }
 
@@ -1227,11 +1330,12 @@ pub(crate) mod fake {
         }
         fn write_batch(
             &self,
-            ops: Vec<Op>,
+            ops: Arc<Vec<Op>>,
         ) -> impl Future<Output = Vec<Result<Output, RequestError>>> + Send {
             *self.batches.lock().expect("not poisoned") += 1;
             let results = ops
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(|op| futures_util::FutureExt::now_or_never(self.write(op)))
                 .map(|r| r.expect("the fake's writes are ready at once"))
                 .collect();

@@ -43,7 +43,7 @@ use super::client_limits::{
 use super::codec::{FrameLimits, RequestParser};
 use super::command::{
     lookup, prepare, publish, run_action, write_reply, Action, Backend, CommandCounters,
-    CommandError, Env, Executed, Flags, Prepared, ReadFn, ReadWith, Session,
+    CommandError, Env, Executed, Flags, Lent, Prepared, ReadFn, ReadWith, Session,
 };
 use super::reply::{Protocol, Reply};
 use super::stats::{Request, Stats};
@@ -88,7 +88,8 @@ struct Pending {
 enum Group {
     Empty,
     Writes {
-        members: Vec<Member<Op>>,
+        /// Each write, and what it took of its request's arguments.
+        members: Vec<Member<(Op, Option<Lent>)>>,
         bytes: usize,
     },
     Reads(Vec<Member<ReadFn>>),
@@ -724,7 +725,23 @@ where
                     let started = std::time::Instant::now();
                     let prepared = prepare(backend, session, &args);
                     feed_monitors(backend, session, &prepared, &args);
-                    let request = Request { started, args };
+                    let mut request = Request { started, args };
+                    let size: usize = request.args.iter().map(Bytes::len).sum();
+                    // A write of the request's own arguments takes them; they
+                    // come back to the request once it is answered.
+                    let (prepared, lent) = match prepared {
+                        Prepared::Action {
+                            action: Action::WriteArgs(lent),
+                            command,
+                        } => (
+                            Prepared::Action {
+                                action: Action::Write(lent.take(&mut request.args)),
+                                command,
+                            },
+                            Some(lent),
+                        ),
+                        other => (other, None),
+                    };
                     let close = match prepared {
                         Prepared::Action {
                             action: Action::Write(op),
@@ -734,9 +751,8 @@ where
                                 carry_out(backend, session, subs, &mut group, counters, io, parser)
                                     .await?;
                             }
-                            let size: usize = request.args.iter().map(Bytes::len).sum();
                             let member = Member {
-                                item: op,
+                                item: (op, lent),
                                 answer: Pending {
                                     command,
                                     protocol,
@@ -1132,7 +1148,7 @@ async fn propose_changes<B: Backend>(
         .map(|change| Op::PubSub(change.op(hub.subscriber(session.id))))
         .collect();
     let mut results: Vec<Result<(), Reply>> = backend
-        .write_batch(ops)
+        .write_batch(Arc::new(ops))
         .await
         .into_iter()
         .map(|result| result.map(|_| ()).map_err(|e| write_reply(Err(e))))
@@ -1474,17 +1490,29 @@ where
             change_subscriptions(backend, session, subs, members, counters, io).await
         }
         Group::Writes { members, .. } => {
-            let (ops, answers): (Vec<Op>, Vec<Pending>) =
-                members.into_iter().map(|m| (m.item, m.answer)).unzip();
+            let mut ops = Vec::with_capacity(members.len());
+            let mut lents = Vec::with_capacity(members.len());
+            let mut answers = Vec::with_capacity(members.len());
+            for Member {
+                item: (op, lent),
+                answer,
+            } in members
+            {
+                ops.push(op);
+                lents.push(lent);
+                answers.push(answer);
+            }
+            let ops = Arc::new(ops);
             let replies: Vec<Reply> = match unchanged_replies(backend, &ops).await {
                 Some(replies) => replies,
                 None => backend
-                    .write_batch(ops)
+                    .write_batch(Arc::clone(&ops))
                     .await
                     .into_iter()
                     .map(write_reply)
                     .collect(),
             };
+            give_back(ops, &lents, &mut answers);
             drain_frames(subs, session, io);
             let missing = || {
                 write_reply(Err(crate::node::RequestError::OutcomeUnknown(
@@ -1548,6 +1576,22 @@ where
                 }
             }
             Ok(())
+        }
+    }
+}
+
+/// Puts each write's arguments back into its request, where the statistics
+/// read them ([`Lent::give_back`]): moved when nothing else holds the
+/// operations any more (the usual case once their replies are in), copied
+/// otherwise.
+fn give_back(ops: Arc<Vec<Op>>, lents: &[Option<Lent>], answers: &mut [Pending]) {
+    if lents.iter().all(Option::is_none) {
+        return;
+    }
+    let ops = Arc::try_unwrap(ops).unwrap_or_else(|shared| shared.as_ref().clone());
+    for ((op, lent), pending) in ops.into_iter().zip(lents).zip(answers) {
+        if let Some(lent) = lent {
+            lent.give_back(op, &mut pending.request.args);
         }
     }
 }

@@ -322,7 +322,7 @@ impl command::Backend for ServerContext {
 
     fn write_batch(
         &self,
-        ops: Vec<Op>,
+        ops: Arc<Vec<Op>>,
     ) -> impl Future<Output = Vec<Result<Output, RequestError>>> + Send {
         self.inner.node.write_batch(ops)
     }

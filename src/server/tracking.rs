@@ -302,6 +302,10 @@ pub fn track(
             }))
         }
         Action::Write(op) => Action::Write(writer_op(session, env, op)),
+        // A NOLOOP client's write carries its identity: made here, of copies.
+        Action::WriteArgs(lent) if mode.noloop => {
+            Action::Write(writer_op(session, env, lent.copy(args)))
+        }
         other => other,
     }
 }

@@ -198,6 +198,46 @@ fn plain_set_and_del_in_db0_are_proposed_compactly() {
     );
 }
 
+/// A connection's write takes its request's arguments instead of copying
+/// them: the operation taken is the one `execute` copies, and giving it back
+/// leaves the arguments as the client sent them (the slow log reads them).
+#[test]
+fn a_write_taken_from_its_arguments_is_the_copied_one_and_gives_them_back() {
+    let mut client = Client::new();
+    for (db, line) in [
+        (0, "set k v"),
+        (0, "DEL a b c"),
+        (0, "SET k v EX 10"),
+        (0, "LPUSH l x y"),
+        (1, "SET k v"),
+        (1, "DEL a"),
+    ] {
+        client.session.db = db;
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let lent = match prepare(&client.backend, &mut client.session, &args) {
+            Prepared::Action {
+                action: Action::WriteArgs(lent),
+                ..
+            } => lent,
+            _ => panic!("{line}: a write of its own arguments"),
+        };
+        let copied = lent.copy(&args);
+        let mut taken_from = args.clone();
+        let taken = lent.take(&mut taken_from);
+        assert_eq!(taken, copied, "{line}");
+        assert!(taken_from.len() <= 1, "{line}: {taken_from:?} left");
+        lent.give_back(taken, &mut taken_from);
+        assert_eq!(taken_from, args, "{line}");
+        // What a request that was not taken from keeps.
+        let mut kept = args.clone();
+        lent.give_back(copied, &mut kept);
+        assert_eq!(kept, args, "{line}");
+    }
+}
+
 /// A write whose arguments fail its check is answered at once, with Redis's
 /// text, and never proposed; a write whose error depends on the data is.
 #[test]
