@@ -47,10 +47,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
+use super::answers::WriteReply;
 use super::core::{self, CoreConfig, NodeCore, PersistJob};
 use super::snapshot::{self as snap, SnapshotReceiver, Taken};
 use super::stall::{Stall, StallLog, TurnCosts};
-use super::{LocalRead, LocalWrite, NodeError, NodeRequest, NodeStatus};
+use super::{LocalRead, NodeError, NodeRequest, NodeStatus};
 use crate::kv;
 use crate::metrics::Metrics;
 use crate::raft::{Entry, EntryKind, Envelope, LogIndex, NodeId, Raft, Role, SnapshotMeta, Term};
@@ -155,7 +156,7 @@ enum Input {
 type WalBatchDone = (Wal, Result<(), crate::store::WalError>, Duration, u64);
 
 /// The core with the shell's reply handles.
-type Core = NodeCore<oneshot::Sender<LocalWrite>, oneshot::Sender<LocalRead>>;
+type Core = NodeCore<WriteReply, oneshot::Sender<LocalRead>>;
 
 pub(super) struct Driver {
     parts: DriverParts,
@@ -402,7 +403,7 @@ impl Driver {
         match request {
             NodeRequest::Propose { ops, replies } => {
                 for (reply, answer) in self.core.propose_batch(&ops, replies, wall_clock_ms()) {
-                    let _ = reply.send(answer);
+                    reply.send(answer);
                 }
             }
             NodeRequest::ReadIndex { reply } => {
@@ -454,7 +455,10 @@ impl Driver {
         let lag = |id: NodeId| progress.get(&id).map(|&m| commit.saturating_sub(m));
         let next = next_membership(raft.membership(), change, lag)?;
         let (reply, outcome) = oneshot::channel();
-        match self.core.propose_membership_for(next, reply) {
+        match self
+            .core
+            .propose_membership_for(next, WriteReply::one(reply))
+        {
             Ok(index) => Ok(super::MemberProposed::Appended(index, outcome)),
             Err(crate::raft::Error::NotLeader { leader }) => Err(MemberError::NotLeader {
                 me: status.id,
@@ -671,7 +675,7 @@ impl Driver {
         self.start_compaction()?;
         let mut released = self.core.on_persisted(through);
         for (reply, answer) in released.replies {
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
         self.send_messages(&mut released.send);
         if !self.wal_queue.iter().any(|job| job.sync) {
@@ -768,7 +772,7 @@ impl Driver {
         let index = meta.last_included_index;
         self.durable_snapshot_index = self.durable_snapshot_index.max(index);
         for (reply, answer) in self.core.snapshot_installed(&meta) {
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
         if self.loading && index >= self.parts.replay_target {
             self.loading = false;
@@ -1007,7 +1011,7 @@ impl Driver {
             .proposals_committed
             .increment(normal as u64);
         for (reply, answer) in self.core.applied(entries, outputs) {
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
         if let Some(last) = entries.last() {
             if self.loading && last.index >= self.parts.replay_target {

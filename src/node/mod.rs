@@ -20,6 +20,7 @@
 //! Errors say what happened to the command: `CLUSTERDOWN`/`TRYAGAIN` only when the
 //! write was certainly not appended; an unknown outcome is an `ERR outcome unknown`.
 
+mod answers;
 mod backup;
 pub(crate) mod core;
 mod driver;
@@ -301,7 +302,7 @@ pub(crate) enum LocalWrite {
 }
 
 /// The fate of a batch handed to the local driver.
-enum Proposed {
+pub(crate) enum Proposed {
     /// Each write's outcome, in order.
     Done(Vec<Result<kv::Output, RequestError>>),
     /// This node does not lead: nothing was appended.
@@ -327,12 +328,12 @@ pub struct ReadCtx {
 enum NodeRequest {
     /// Writes to propose in this order, all or none: a node that does not
     /// lead answers `NotLeader` to every one.
-    /// `replies` has one sender per operation, in order. The operations
+    /// `replies` has one per operation, in order. The operations
     /// are shared with the proposer, which keeps them to send elsewhere
     /// should this node not lead (no copy of a batch on the way).
     Propose {
         ops: Arc<Vec<kv::Op>>,
-        replies: Vec<oneshot::Sender<LocalWrite>>,
+        replies: Vec<answers::WriteReply>,
     },
     ReadIndex {
         reply: oneshot::Sender<LocalRead>,
@@ -1133,8 +1134,7 @@ impl NodeHandle {
         ops: Arc<Vec<kv::Op>>,
         deadline: Instant,
     ) -> Result<Proposed, RequestError> {
-        let (replies, mut receivers): (Vec<_>, Vec<_>) =
-            (0..ops.len()).map(|_| oneshot::channel()).unzip();
+        let (answers, replies) = answers::BatchAnswers::new(ops.len());
         match tokio::time::timeout_at(
             deadline,
             self.inner
@@ -1147,7 +1147,7 @@ impl NodeHandle {
             Ok(Err(_)) => return Err(RequestError::ShuttingDown),
             Ok(Ok(())) => {}
         }
-        Ok(batch_answers(&mut receivers, deadline).await)
+        Ok(answers::batch_answers(&answers, deadline).await)
     }
 
     /// A linearizable read: waits for a ReadIndex and for apply to reach it, then
@@ -1421,53 +1421,6 @@ impl NodeHandle {
     }
 }
 
-/// The answers to one batch handed to the driver, in order, waited for
-/// until `deadline` under one timer (the batch's writes commit together).
-/// The driver answers a whole batch `NotLeader` or none of it. Past the
-/// deadline, whatever was answered by then counts and the rest is
-/// `OutcomeUnknown`: those writes may still be applied.
-async fn batch_answers(
-    receivers: &mut [oneshot::Receiver<LocalWrite>],
-    deadline: Instant,
-) -> Proposed {
-    let stopped = || {
-        Err(RequestError::OutcomeUnknown(
-            "the node stopped before the write was applied".to_string(),
-        ))
-    };
-    let mut results = Vec::with_capacity(receivers.len());
-    let waited = tokio::time::timeout_at(deadline, async {
-        for rx in receivers.iter_mut() {
-            match rx.await {
-                Ok(LocalWrite::NotLeader(leader)) => return Some(leader),
-                Ok(LocalWrite::Done(result)) => results.push(result),
-                Err(_) => results.push(stopped()),
-            }
-        }
-        None
-    })
-    .await;
-    match waited {
-        Ok(Some(leader)) => return Proposed::NotLeader(leader),
-        Ok(None) => {}
-        Err(_) => {
-            for rx in &mut receivers[results.len()..] {
-                results.push(match rx.try_recv() {
-                    Ok(LocalWrite::Done(result)) => result,
-                    Err(oneshot::error::TryRecvError::Closed) => stopped(),
-                    Ok(LocalWrite::NotLeader(_)) | Err(oneshot::error::TryRecvError::Empty) => {
-                        Err(RequestError::OutcomeUnknown(
-                            "timed out waiting for the write to commit; it may still be applied"
-                                .to_string(),
-                        ))
-                    }
-                });
-            }
-        }
-    }
-    Proposed::Done(results)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1503,63 +1456,6 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// One timer waits for a whole batch (`batch_answers`): the answers come
-    /// in order; past the deadline the ones answered by then count, an
-    /// unanswered one may still be applied and a dropped one says the node
-    /// stopped; `NotLeader` answers the batch.
-    #[tokio::test(start_paused = true)]
-    async fn a_batch_keeps_its_order_and_what_was_answered_by_its_deadline() {
-        let done = |output| LocalWrite::Done(Ok(output));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let (senders, mut receivers): (Vec<_>, Vec<_>) =
-            (0..4).map(|_| oneshot::channel::<LocalWrite>()).unzip();
-        let mut senders = senders.into_iter();
-        let mut next = || senders.next().expect("four senders");
-        let (first, second, third, fourth) = (next(), next(), next(), next());
-        assert!(first.send(done(kv::Output::Ok)).is_ok());
-        assert!(third.send(done(kv::Output::Integer(3))).is_ok());
-        drop(fourth);
-        let before = Instant::now();
-        let Proposed::Done(results) = batch_answers(&mut receivers, deadline).await else {
-            panic!("answered NotLeader");
-        };
-        assert_eq!(Instant::now() - before, Duration::from_secs(5));
-        let unknown = |result: &Result<kv::Output, RequestError>, text: &str| matches!(result, Err(RequestError::OutcomeUnknown(m)) if m.contains(text));
-        assert_eq!(results.len(), 4);
-        assert_eq!(results[0], Ok(kv::Output::Ok));
-        assert!(unknown(&results[1], "may still be applied"), "{results:?}");
-        assert_eq!(results[2], Ok(kv::Output::Integer(3)));
-        assert!(unknown(&results[3], "node stopped"), "{results:?}");
-        drop(second);
-
-        // All answered in time: no wait, every result in order.
-        let (senders, mut receivers): (Vec<_>, Vec<_>) =
-            (0..3).map(|_| oneshot::channel::<LocalWrite>()).unzip();
-        for (i, sender) in senders.into_iter().enumerate().rev() {
-            assert!(sender.send(done(kv::Output::Integer(i as i64))).is_ok());
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let Proposed::Done(results) = batch_answers(&mut receivers, deadline).await else {
-            panic!("answered NotLeader");
-        };
-        assert_eq!(
-            results,
-            (0..3)
-                .map(|i| Ok(kv::Output::Integer(i)))
-                .collect::<Vec<_>>()
-        );
-
-        let (senders, mut receivers): (Vec<_>, Vec<_>) =
-            (0..2).map(|_| oneshot::channel::<LocalWrite>()).unzip();
-        for sender in senders {
-            assert!(sender.send(LocalWrite::NotLeader(Some(NodeId(2)))).is_ok());
-        }
-        assert!(matches!(
-            batch_answers(&mut receivers, deadline).await,
-            Proposed::NotLeader(Some(NodeId(2)))
-        ));
     }
 
     /// Shared read rounds (`join_read_round`): with many clients reading and
