@@ -464,9 +464,16 @@ impl RaftLog {
         meta.membership = self.membership_at(index).1.clone();
         let drop = self.position(index) + 1;
         // Moved out whole: freeing hundreds of thousands of payloads one by
-        // one is the caller's to place.
-        let kept = self.entries.split_off(drop);
-        let dropped = std::mem::replace(&mut self.entries, kept);
+        // one is the caller's to place. The entries kept stay in the log's
+        // allocation: a log started again from a vector of their size would
+        // double its way back up, copying itself and faulting in fresh
+        // pages each time. What it keeps is bounded by the size the log
+        // reached since the last compaction.
+        let dropped: Vec<Entry> = self.entries.drain(..drop).collect();
+        let reached = dropped.len() + self.entries.len();
+        if self.entries.capacity() > 2 * reached {
+            self.entries.shrink_to(2 * reached);
+        }
         self.memberships.retain(|(at, _)| *at > index);
         self.set_snapshot(meta);
         Some(dropped)
@@ -557,6 +564,58 @@ mod tests {
     use super::*;
     use crate::raft::types::EntryKind;
     use bytes::Bytes;
+
+    /// Compaction hands the covered entries back in order and keeps the
+    /// ones after them at the front of the log's own allocation, which
+    /// stays as large as the log has been since the last compaction, not
+    /// larger.
+    #[test]
+    fn compaction_keeps_the_logs_allocation_for_the_entries_after_it() {
+        let entry = |i: u64| Entry {
+            term: Term(1),
+            index: LogIndex(i),
+            kind: EntryKind::Normal,
+            data: Bytes::from(i.to_le_bytes().to_vec()),
+        };
+        let mut log = RaftLog::restore(
+            NodeId(1),
+            None,
+            Vec::new(),
+            LogIndex(0),
+            Membership::default(),
+        );
+        for i in 1..=1000 {
+            log.append_new(entry(i));
+        }
+        log.persisted_to(LogIndex(1000), Term(1));
+        log.commit_to(Term(1), LogIndex(900));
+        assert_eq!(log.take_committed().len(), 900);
+        let grown = log.entries.capacity();
+        let meta = |at: u64| SnapshotMeta {
+            last_included_index: LogIndex(at),
+            last_included_term: Term(1),
+            membership: Membership::default(),
+        };
+        let dropped = log.compact(Term(1), meta(900)).expect("compacted");
+        assert_eq!(dropped, (1..=900).map(entry).collect::<Vec<_>>());
+        assert_eq!(log.entries, (901..=1000).map(entry).collect::<Vec<_>>());
+        assert_eq!(log.entries.capacity(), grown, "the allocation is kept");
+        assert_eq!(log.last_index(), LogIndex(1000));
+        assert_eq!(log.term_at(LogIndex(900)), Some(Term(1)));
+        // A log that once grew far past its usual size gives the excess back
+        // at the next compaction.
+        log.entries.reserve(100_000);
+        log.commit_to(Term(1), LogIndex(1000));
+        assert_eq!(log.take_committed().len(), 100);
+        log.append_new(entry(1001));
+        assert_eq!(log.compact(Term(1), meta(1000)).map(|d| d.len()), Some(100));
+        assert!(
+            log.entries.capacity() <= 2 * 101,
+            "{}",
+            log.entries.capacity()
+        );
+        assert_eq!(log.entries, vec![entry(1001)]);
+    }
 
     /// `slice_len` is what replication decides with before it clones: it
     /// must count exactly what `slice` returns, whatever the limits, the
