@@ -51,12 +51,25 @@ pub(crate) trait Borrows {
     type Op<'a>: Parse<'a>;
 }
 
-fn check<T: for<'a> Parse<'a>>(args: &[Bytes]) -> Result<(), Output> {
-    T::parse(args).map(drop)
+/// An operation that owns what it keeps, named for [`Borrows`] as the
+/// operation of any lifetime: the typed rows below are the borrowed ones'
+/// functions over it.
+struct Owned<T>(std::marker::PhantomData<T>);
+
+impl<T: for<'a> Parse<'a>> Borrows for Owned<T> {
+    type Op<'a> = T;
 }
 
-fn run_write<T: for<'a> Apply<'a>>(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output {
-    match T::parse(args) {
+fn check<F: Borrows>(args: &[Bytes]) -> Result<(), Output> {
+    F::Op::parse(args).map(drop)
+}
+
+fn run_write<F>(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output
+where
+    F: Borrows,
+    for<'a> F::Op<'a>: Apply<'a>,
+{
+    match F::Op::parse(args) {
         Ok(op) => op.apply(db, ctx),
         Err(error) => error,
     }
@@ -69,41 +82,22 @@ fn run_read<T: for<'a> Query<'a>>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Output 
     }
 }
 
-/// The check and run of a typed write.
-pub(crate) const fn typed_write<T: for<'a> Apply<'a>>() -> (Check, WriteRun) {
-    (check::<T>, run_write::<T>)
-}
-
-fn probe_unchanged<T: for<'a> Unchanged<'a>>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output> {
-    T::parse(args).ok()?.unchanged(db, ctx)
-}
-
-/// The unchanged-write probe of a typed write.
-pub(crate) const fn typed_unchanged<T: for<'a> Unchanged<'a>>() -> UnchangedRun {
-    probe_unchanged::<T>
-}
-
-fn check_borrowed<F: Borrows>(args: &[Bytes]) -> Result<(), Output> {
-    F::Op::parse(args).map(drop)
-}
-
-fn run_borrowed_write<F>(db: &mut Db, ctx: &Ctx, args: &[Bytes]) -> Output
-where
-    F: Borrows,
-    for<'a> F::Op<'a>: Apply<'a>,
-{
-    match F::Op::parse(args) {
-        Ok(op) => op.apply(db, ctx),
-        Err(error) => error,
-    }
-}
-
-fn probe_borrowed<F>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output>
+fn probe_unchanged<F>(db: &Db, ctx: &Ctx, args: &[Bytes]) -> Option<Output>
 where
     F: Borrows,
     for<'a> F::Op<'a>: Unchanged<'a>,
 {
     F::Op::parse(args).ok()?.unchanged(db, ctx)
+}
+
+/// The check and run of a typed write.
+pub(crate) const fn typed_write<T: for<'a> Apply<'a>>() -> (Check, WriteRun) {
+    borrowed_write::<Owned<T>>()
+}
+
+/// The unchanged-write probe of a typed write.
+pub(crate) const fn typed_unchanged<T: for<'a> Unchanged<'a>>() -> UnchangedRun {
+    borrowed_unchanged::<Owned<T>>()
 }
 
 /// [`typed_write`] of an operation that borrows its arguments.
@@ -112,7 +106,7 @@ where
     F: Borrows,
     for<'a> F::Op<'a>: Apply<'a>,
 {
-    (check_borrowed::<F>, run_borrowed_write::<F>)
+    (check::<F>, run_write::<F>)
 }
 
 /// [`typed_unchanged`] of an operation that borrows its arguments.
@@ -121,12 +115,12 @@ where
     F: Borrows,
     for<'a> F::Op<'a>: Unchanged<'a>,
 {
-    probe_borrowed::<F>
+    probe_unchanged::<F>
 }
 
 /// The check and run of a typed read.
 pub(crate) const fn typed_read<T: for<'a> Query<'a>>() -> (Check, ReadRun) {
-    (check::<T>, run_read::<T>)
+    (check::<Owned<T>>, run_read::<T>)
 }
 
 /// A write whose every argument list of the right arity is valid (DEL ...):
