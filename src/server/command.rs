@@ -836,12 +836,16 @@ fn dispatch_lending(
         Resolved::Data(spec) => {
             let action = data_action(spec, env, session, args)?;
             // A script's redis.calls are checked against the caller at apply.
-            let action = match action.with_args_if(crate::kv::runs_script(args), args) {
-                Action::Write(op) if crate::kv::runs_script(args) => Action::Write(Op::AsUser {
-                    user: String::from_utf8_lossy(&session.user).into_owned(),
-                    op: Box::new(op),
-                }),
-                other => other,
+            let action = if crate::kv::runs_script(args) {
+                match action.with_args(args) {
+                    Action::Write(op) => Action::Write(Op::AsUser {
+                        user: String::from_utf8_lossy(&session.user).into_owned(),
+                        op: Box::new(op),
+                    }),
+                    other => other,
+                }
+            } else {
+                action
             };
             let action = super::tracking::track(session, env, spec, args, action);
             super::tracking::command_done(session, spec);
@@ -1059,15 +1063,6 @@ impl Action {
         match self {
             Action::WriteArgs(lent) => Action::Write(lent.copy(args)),
             other => other,
-        }
-    }
-
-    /// [`Action::with_args`] when `when` holds; this action otherwise.
-    fn with_args_if(self, when: bool, args: &[Bytes]) -> Action {
-        if when {
-            self.with_args(args)
-        } else {
-            self
         }
     }
 }
