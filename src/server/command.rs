@@ -1163,6 +1163,20 @@ impl CommandCounters {
     /// Counts one finished request everywhere: the Prometheus counters and
     /// the node's statistics (which time it from `request.started`).
     pub fn finish(&self, executed: &Executed, request: &super::stats::Request, session: &Session) {
+        self.finish_timed(executed, request, request.elapsed_usec(), false, session);
+    }
+
+    /// [`CommandCounters::finish`] of a request that took `usec`, whose
+    /// slow-log entry is `superseded` by a later request of its group
+    /// ([`super::stats::Stats::superseded_in_slow_log`]).
+    pub fn finish_timed(
+        &self,
+        executed: &Executed,
+        request: &super::stats::Request,
+        usec: u64,
+        superseded: bool,
+        session: &Session,
+    ) {
         self.record(executed);
         if executed.queued {
             return; // counted by EXEC when it runs
@@ -1173,7 +1187,8 @@ impl CommandCounters {
                 args: &request.args,
                 reply: &executed.reply,
                 rejected: executed.rejected,
-                usec: request.elapsed_usec(),
+                usec,
+                superseded,
             },
             session,
         );

@@ -1635,6 +1635,16 @@ async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
 ) -> Result<(), End> {
     let mut replies = replies.into_iter();
+    // The group ends now for each of its requests (one clock read for all).
+    let end = std::time::Instant::now();
+    let usec = |pending: &Pending| pending.request.usec_until(end);
+    let mut superseded = counters.map_or(0, |counters| {
+        counters.stats().superseded_in_slow_log(
+            answers
+                .iter()
+                .map(|p| (Some(p.command), &p.request.args[..], usec(p))),
+        )
+    });
     for pending in answers {
         let executed = Executed {
             reply: replies.next().unwrap_or_else(&missing),
@@ -1643,7 +1653,17 @@ async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
             rejected: false,
             queued: false,
         };
-        answer(executed, &pending, counters, session, io.output.encoder());
+        if let Some(counters) = counters {
+            let usec = usec(&pending);
+            // The first `superseded` requests the slow log would take.
+            let passed_over = superseded > 0
+                && counters
+                    .stats()
+                    .slow_logs(Some(pending.command), &pending.request.args, usec);
+            superseded -= usize::from(passed_over);
+            counters.finish_timed(&executed, &pending.request, usec, passed_over, session);
+        }
+        executed.reply.encode(pending.protocol, io.output.encoder());
         if io.must_settle()? {
             io.settle().await?;
         }

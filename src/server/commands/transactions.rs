@@ -214,6 +214,7 @@ fn account_queued<B: Backend>(backend: &B, session: &Session, args: &[Bytes], re
             reply,
             rejected: false,
             usec: 0,
+            superseded: false,
         },
         session,
     );

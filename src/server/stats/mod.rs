@@ -96,6 +96,16 @@ pub struct Finished<'a> {
     pub rejected: bool,
     /// Microseconds from its preparation to its reply.
     pub usec: u64,
+    /// A later request of its own group pushes its slow-log entry out
+    /// before anyone could read it ([`Stats::superseded_in_slow_log`]):
+    /// the log counts it (its id) without building it.
+    pub superseded: bool,
+}
+
+/// Whether `spec`'s requests may enter the slow log: Redis keeps AUTH and
+/// HELLO (their passwords) out of it.
+fn slow_loggable(spec: &CommandSpec) -> bool {
+    !matches!(spec.name, "auth" | "hello")
 }
 
 /// A request being carried out: when it was prepared and its arguments
@@ -118,7 +128,12 @@ impl Request {
 
     /// Microseconds since it was prepared.
     pub fn elapsed_usec(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+        self.usec_until(Instant::now())
+    }
+
+    /// Microseconds from its preparation to `end`.
+    pub fn usec_until(&self, end: Instant) -> u64 {
+        u64::try_from(end.saturating_duration_since(self.started).as_micros()).unwrap_or(u64::MAX)
     }
 }
 
@@ -238,9 +253,12 @@ impl Stats {
             .get_or_init(Histogram::default)
             .record(finished.usec);
         let spec = COMMANDS[index];
-        // Redis keeps AUTH and HELLO (their passwords) out of the slow log.
-        if !matches!(spec.name, "auth" | "hello") {
-            self.slowlog.offer(finished.args, finished.usec, session);
+        if slow_loggable(spec) {
+            if finished.superseded {
+                self.slowlog.pass_over(finished.usec);
+            } else {
+                self.slowlog.offer(finished.args, finished.usec, session);
+            }
         }
         let event = if spec.flags.contains(Flags::FAST) {
             "fast-command"
@@ -248,6 +266,43 @@ impl Stats {
             "command"
         };
         self.latency.offer(event, finished.usec / 1000);
+    }
+
+    /// How many of a group's requests, answered in order, would have slow-log
+    /// entries that later requests of the same group push out at once: the
+    /// first that many of them to be logged need not be built. Each request
+    /// is `(command, args, usec)`, counted as [`Stats::record`] counts a
+    /// request that was not rejected. Zero unless the group has more
+    /// requests than `slowlog-max-len`.
+    ///
+    /// A deep pipeline whose writes each wait for their Raft round (`redis-cli
+    /// --pipe`, groups of up to 4096) can cross the threshold with every
+    /// request; building, cutting and dropping an entry per request was a
+    /// fifth of the connection's CPU in that load. Other connections' entries
+    /// only push these out sooner, so what `SLOWLOG GET` can show is the
+    /// same.
+    pub fn superseded_in_slow_log<'a>(
+        &self,
+        group: impl ExactSizeIterator<Item = (Option<usize>, &'a [Bytes], u64)>,
+    ) -> usize {
+        let max_len = self.slowlog.max_len();
+        if group.len() <= max_len {
+            return 0;
+        }
+        let logged = group
+            .filter(|&(command, args, usec)| self.slow_logs(command, args, usec))
+            .count();
+        logged.saturating_sub(max_len)
+    }
+
+    /// Whether [`Stats::record`] gives the slow log a request of `command`
+    /// with `args` that was not rejected and took `usec`.
+    pub fn slow_logs(&self, command: Option<usize>, args: &[Bytes], usec: u64) -> bool {
+        command.is_some_and(|index| {
+            self.slot(index, args).is_some()
+                && slow_loggable(COMMANDS[index])
+                && self.slowlog.logs(usec)
+        })
     }
 
     /// Counts an error reply under its code (the first word, as Redis).

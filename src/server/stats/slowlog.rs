@@ -129,10 +129,25 @@ impl SlowLog {
         self.max_len.store(len.min(MAX_MAX_LEN), Ordering::Relaxed);
     }
 
+    /// Whether a request that took `usec` is logged.
+    pub fn logs(&self, usec: u64) -> bool {
+        let threshold = self.slower_than_usec();
+        threshold >= 0 && (usec as i128) >= i128::from(threshold)
+    }
+
+    /// Counts a request that took `usec` as [`SlowLog::offer`] would, without
+    /// keeping it: for an entry a later one would push out before any reader
+    /// saw it. Its id is used up, so the ids of the entries kept are the
+    /// same either way.
+    pub fn pass_over(&self, usec: u64) {
+        if self.logs(usec) {
+            self.next_id.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Logs the request if it took long enough.
     pub fn offer(&self, args: &[Bytes], usec: u64, session: &Session) {
-        let threshold = self.slower_than_usec();
-        if threshold < 0 || (usec as i128) < i128::from(threshold) {
+        if !self.logs(usec) {
             return;
         }
         let entry = Entry {

@@ -353,6 +353,80 @@ async fn slowlog_keeps_the_newest_entries_in_redis_shape() {
     );
 }
 
+/// A group longer than `slowlog-max-len` builds only the entries that stay:
+/// the log reads as if every request had been offered (the same ids, the
+/// same newest entries), whatever groups the requests came in.
+#[tokio::test]
+async fn a_long_group_keeps_the_slow_log_it_would_have_offered_whole() {
+    let backend = FakeBackend::new();
+    let mut admin = Session::new(1, None, None);
+    assert_eq!(
+        run_line(&backend, &mut admin, "CONFIG SET slowlog-log-slower-than 0"),
+        Reply::OK
+    );
+    assert_eq!(
+        run_line(&backend, &mut admin, "CONFIG SET slowlog-max-len 5"),
+        Reply::OK
+    );
+    // (id, key) of each entry, newest first.
+    let shown = |admin: &mut Session| -> Vec<(Reply, Reply)> {
+        let Reply::Array(entries) = run_line(&backend, admin, "SLOWLOG GET") else {
+            panic!("an array")
+        };
+        entries
+            .iter()
+            .map(|entry| {
+                let Reply::Array(fields) = entry else {
+                    panic!("an entry")
+                };
+                let Reply::Array(args) = &fields[3] else {
+                    panic!("arguments")
+                };
+                (fields[0].clone(), args[1].clone())
+            })
+            .collect()
+    };
+    let expect = |entries: &[(i64, &str)]| -> Vec<(Reply, Reply)> {
+        entries
+            .iter()
+            .map(|&(id, key)| (Reply::Integer(id), Reply::bulk_str(key)))
+            .collect()
+    };
+    let sets: Vec<String> = (0..20).map(|i| format!("SET k{i} v")).collect();
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    serve(&backend, &sets).await;
+    assert_eq!(
+        *backend.batches.lock().expect("not poisoned"),
+        1,
+        "one group"
+    );
+    assert_eq!(
+        shown(&mut admin),
+        expect(&[
+            (19, "k19"),
+            (18, "k18"),
+            (17, "k17"),
+            (16, "k16"),
+            (15, "k15")
+        ])
+    );
+    serve(&backend, &["GET k0", "SET k20 v", "SET k21 v", "SET k22 v"]).await;
+    assert_eq!(
+        shown(&mut admin),
+        expect(&[
+            (23, "k22"),
+            (22, "k21"),
+            (21, "k20"),
+            (20, "k0"),
+            (19, "k19")
+        ])
+    );
+    assert_eq!(
+        run_line(&backend, &mut admin, "SLOWLOG LEN"),
+        Reply::Integer(5)
+    );
+}
+
 /// LATENCY: LATEST, HISTORY, RESET and GRAPH's error read the monitor;
 /// HISTOGRAM reads the per-command histograms in Redis's shape.
 #[tokio::test]
