@@ -91,6 +91,10 @@ fn shard(hash: u32) -> usize {
     (hash >> 24) as usize
 }
 
+/// A key [`KeyMap::locate`] did not find, by the hash it is filed under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Absent(u32);
+
 /// The top 32 bits of `key`'s hash: what the index keeps.
 pub(crate) fn key_hash(hasher: &RandomState, key: &[u8]) -> u32 {
     (hasher.hash_one(key) >> 32) as u32
@@ -169,6 +173,22 @@ impl KeyMap {
             .map(|p| p.slot as usize)
     }
 
+    /// Where `key` is: its slot, or, when absent, the hash it is filed
+    /// under, for [`KeyMap::push_located`] to add it without hashing it
+    /// again (a SET of a new key would hash it twice).
+    pub(crate) fn locate(&self, key: &[u8]) -> Result<usize, Absent> {
+        let hash = self.hash(key);
+        let found = self.shard_of(hash).and_then(|shard| {
+            shard.find(spread(hash), |p| {
+                p.hash == hash && *self.slots[p.slot as usize].0 == *key
+            })
+        });
+        match found {
+            Some(p) => Ok(p.slot as usize),
+            None => Err(Absent(hash)),
+        }
+    }
+
     /// Number of keys.
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
@@ -216,10 +236,18 @@ impl KeyMap {
     /// `kv::command`), whose first value the key would keep alive through
     /// every overwrite.
     pub(crate) fn push_new(&mut self, key: &[u8], entry: Entry) -> usize {
+        let hash = self.hash(key);
+        self.push_located(key, Absent(hash), entry)
+    }
+
+    /// [`KeyMap::push_new`] of a key [`KeyMap::locate`] found absent, with
+    /// nothing added since.
+    pub(crate) fn push_located(&mut self, key: &[u8], absent: Absent, entry: Entry) -> usize {
         debug_assert!(!self.contains_key(key));
+        debug_assert_eq!(absent.0, self.hash(key), "located in this map");
+        let Absent(hash) = absent;
         let key = Key::copy(key);
         let slot = self.slots.len();
-        let hash = self.hash(&key);
         let pos = Pos {
             slot: u32::try_from(slot).unwrap_or(u32::MAX),
             hash,
@@ -416,15 +444,22 @@ mod tests {
                 match s {
                     Step::Put(k) => {
                         let key = model_key(k);
-                        match model.iter().position(|(m, _)| *m == key) {
-                            Some(i) => {
+                        // `locate` finds the model's slot, or files the key
+                        // where `push_located` puts it.
+                        match (model.iter().position(|(m, _)| *m == key), map.locate(&key)) {
+                            (Some(i), Ok(slot)) => {
+                                prop_assert_eq!(slot, i);
                                 model[i].1 = n;
                                 map.get_mut(&key).unwrap().version = n;
                             }
-                            None => {
+                            (None, Err(absent)) => {
                                 model.push((key.clone(), n));
-                                prop_assert_eq!(map.push_new(&key, entry(n)), model.len() - 1);
+                                prop_assert_eq!(
+                                    map.push_located(&key, absent, entry(n)),
+                                    model.len() - 1
+                                );
                             }
+                            (want, got) => prop_assert!(false, "{want:?} located as {got:?}"),
                         }
                     }
                     Step::Remove(k) => {

@@ -1187,7 +1187,8 @@ impl Db {
             ..
         } = self;
         let ks = &mut dbs[db];
-        let found = ks.map.find(key);
+        let located = ks.map.locate(key);
+        let found = located.ok();
         if let Some(slot) = found {
             if expire_old && ks.map.at(slot).is_some_and(|(_, old)| old.is_expired(now)) {
                 // Before anything else, as `exists_for_write` would have.
@@ -1214,7 +1215,10 @@ impl Db {
             return;
         }
         *used_bytes += entry_bytes(key, &entry);
-        let slot = ks.map.push_new(key, entry);
+        let slot = match located {
+            Err(absent) => ks.map.push_located(key, absent, entry),
+            Ok(_) => ks.map.push_new(key, entry),
+        };
         // The map's own copy of the key, not the caller's buffer.
         if let Some((stored, entry)) = ks.map.at(slot) {
             if let Some(at) = entry.expires_at_ms() {
