@@ -10,7 +10,10 @@ use bytes::{Bytes, BytesMut};
 use super::errors::{NAN_OR_INF, NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, TOO_BIG, WRONGTYPE};
 use super::notify;
 use super::string::Str;
-use super::table::{typed_read, typed_unchanged, typed_write, Apply, Parse, Query, Unchanged};
+use super::table::{
+    borrowed_unchanged, borrowed_write, typed_read, typed_unchanged, typed_write, Apply, Borrows,
+    Parse, Query, Unchanged,
+};
 use super::{float, parse_i64, Ctx, Db, Output, Value, MAX_STRING_BYTES};
 
 /// The string at `key` for a read: `Err(WRONGTYPE)` for another type.
@@ -218,16 +221,21 @@ fn set_generic(
 }
 
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`,
-/// and SETEX / PSETEX (`cmd` names which).
-pub(crate) struct Set {
-    key: Bytes,
-    value: Bytes,
+/// and SETEX / PSETEX (`cmd` names which). Borrows its key and value: the
+/// server's check of every SET parses it, and apply copies what it keeps.
+pub(crate) struct Set<'a> {
+    key: &'a Bytes,
+    value: &'a Bytes,
     options: SetOptions,
     cmd: &'static str,
 }
 
-impl Parse<'_> for Set {
-    fn parse(args: &[Bytes]) -> Result<Set, Output> {
+impl Borrows for Set<'static> {
+    type Op<'a> = Set<'a>;
+}
+
+impl<'a> Parse<'a> for Set<'a> {
+    fn parse(args: &'a [Bytes]) -> Result<Set<'a>, Output> {
         let (options, cmd, value) = if args[0].eq_ignore_ascii_case(b"set") {
             (parse_set_options(args, 3, OptionsOf::Set)?, "set", &args[2])
         } else {
@@ -243,21 +251,21 @@ impl Parse<'_> for Set {
             expire_value(time, *seconds, cmd)?;
         }
         Ok(Set {
-            key: args[1].clone(),
-            value: value.clone(),
+            key: &args[1],
+            value,
             options,
             cmd,
         })
     }
 }
 
-impl Apply<'_> for Set {
+impl<'a> Apply<'a> for Set<'a> {
     fn apply(self, db: &mut Db, ctx: &Ctx) -> Output {
-        set_generic(db, ctx, &self.key, &self.value, &self.options, self.cmd)
+        set_generic(db, ctx, self.key, self.value, &self.options, self.cmd)
     }
 }
 
-impl Unchanged<'_> for Set {
+impl<'a> Unchanged<'a> for Set<'a> {
     /// SET NX of a live key and SET XX of an absent one, without GET: nil.
     fn unchanged(&self, db: &Db, ctx: &Ctx) -> Option<Output> {
         let o = &self.options;
@@ -268,7 +276,7 @@ impl Unchanged<'_> for Set {
         if let Some((v, seconds, absolute)) = &o.expire {
             deadline(ctx.now, v, *seconds, *absolute, self.cmd).ok()?;
         }
-        let found = db.probe_key(ctx, &self.key)?.is_some();
+        let found = db.probe_key(ctx, self.key)?.is_some();
         ((o.nx && found) || (o.xx && !found)).then_some(Output::NIL)
     }
 }
@@ -698,18 +706,18 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     read("get", 2, F_FAST, STR_GROUP, K1, unchecked_read(get))
         .acl(cats(&[READ, STRING, FAST]), (KA_R, KA_R))
         .doc("Get the value of a key", "1.0.0", "O(1)"),
-    write("set", -3, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
-        .unchanged_by(typed_unchanged::<Set>())
+    write("set", -3, F_DENYOOM, STR_GROUP, K1, borrowed_write::<Set<'static>>())
+        .unchanged_by(borrowed_unchanged::<Set<'static>>())
         .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
         .doc("Set the string value of a key", "1.0.0", "O(1)"),
     write("setnx", 3, F_FAST_DENYOOM, STR_GROUP, K1, unchecked_write(setnx))
         .unchanged_by(setnx_unchanged)
         .acl(cats(&[WRITE, STRING, FAST]), (KA_W, KA_W))
         .doc("Set the value of a key, only if the key does not exist", "1.0.0", "O(1)"),
-    write("setex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
+    write("setex", 4, F_DENYOOM, STR_GROUP, K1, borrowed_write::<Set<'static>>())
         .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
         .doc("Set the value and expiration of a key", "2.0.0", "O(1)"),
-    write("psetex", 4, F_DENYOOM, STR_GROUP, K1, typed_write::<Set>())
+    write("psetex", 4, F_DENYOOM, STR_GROUP, K1, borrowed_write::<Set<'static>>())
         .acl(cats(&[WRITE, STRING, SLOW]), (KA_W, KA_W))
         .doc("Set the value and expiration in milliseconds of a key", "2.6.0", "O(1)"),
     write("getex", -2, F_FAST, STR_GROUP, K1, typed_write::<GetEx>())
