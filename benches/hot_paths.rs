@@ -78,6 +78,31 @@ fn resp(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // Each request's name is looked up in the command table (twice: the
+    // connection's grouping, then its preparation), as clients send it.
+    let names: Vec<&[u8]> = [
+        &b"SET"[..],
+        b"get",
+        b"LPUSH",
+        b"hset",
+        b"EVALSHA",
+        b"zadd",
+        b"PING",
+        b"incr",
+    ]
+    .into_iter()
+    .cycle()
+    .take(BATCH)
+    .collect();
+    group.bench_function("look up 256 command names", |b| {
+        b.iter(|| {
+            let mut found = 0;
+            for name in &names {
+                found += dkv::cmd::lookup(black_box(name)).map_or(0, |(i, _)| i);
+            }
+            black_box(found)
+        })
+    });
     let value = Bytes::from_static(&VALUE);
     group.bench_function("encode 256 replies (+OK and bulk)", |b| {
         let mut out = BytesMut::with_capacity(64 * 1024);

@@ -577,13 +577,42 @@ static GROUPS: &[&[CommandSpec]] = &[
 pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> =
     LazyLock::new(|| GROUPS.iter().copied().flatten().collect());
 
-static INDEX: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
-    COMMANDS
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| (spec.name.as_bytes(), i))
-        .collect()
-});
+/// FNV-1a, for [`INDEX`]: the table is fixed at start and holds only the
+/// command names, so a keyed hash buys nothing there. A hostile name costs
+/// at most a walk of the table's probe sequence, whose length the fixed
+/// names bound. SipHash of a three-byte name cost about as much as the rest
+/// of the lookup, twice per request.
+#[derive(Clone, Copy)]
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> NameHasher {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = self.0;
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+static INDEX: LazyLock<HashMap<&'static [u8], usize, std::hash::BuildHasherDefault<NameHasher>>> =
+    LazyLock::new(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| (spec.name.as_bytes(), i))
+            .collect()
+    });
 
 /// The command named `name` (case-insensitive), with its index in
 /// [`COMMANDS`].
@@ -613,6 +642,12 @@ mod tests {
             assert_ne!(spec.arity, 0, "{}", spec.name);
         }
         assert_eq!(INDEX.len(), COMMANDS.len());
+        // Every name is found under its own index, in either case.
+        for (i, spec) in COMMANDS.iter().enumerate() {
+            assert_eq!(lookup(spec.name.as_bytes()).map(|(at, _)| at), Some(i));
+            let upper = spec.name.to_ascii_uppercase();
+            assert_eq!(lookup(upper.as_bytes()).map(|(at, _)| at), Some(i));
+        }
     }
 
     #[test]
