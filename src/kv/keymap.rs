@@ -91,10 +91,6 @@ fn shard(hash: u32) -> usize {
     (hash >> 24) as usize
 }
 
-/// A key [`KeyMap::locate`] did not find, by the hash it is filed under.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Absent(u32);
-
 /// The top 32 bits of `key`'s hash: what the index keeps.
 pub(crate) fn key_hash(hasher: &RandomState, key: &[u8]) -> u32 {
     (hasher.hash_one(key) >> 32) as u32
@@ -163,30 +159,25 @@ impl KeyMap {
         Arc::make_mut(index.get_or_insert_with(empty_index))
     }
 
-    /// The slot holding `key`.
-    pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
-        let hash = self.hash(key);
-        self.shard_of(hash)?
-            .find(spread(hash), |p| {
-                p.hash == hash && *self.slots[p.slot as usize].0 == *key
-            })
-            .map(|p| p.slot as usize)
-    }
-
-    /// Where `key` is: its slot, or, when absent, the hash it is filed
-    /// under, for [`KeyMap::push_located`] to add it without hashing it
-    /// again (a SET of a new key would hash it twice).
-    pub(crate) fn locate(&self, key: &[u8]) -> Result<usize, Absent> {
+    /// `key`'s hash (for [`KeyMap::push_new`]) and its slot, if it has one:
+    /// a SET of a new key then hashes it once (as [`IndexedVec::lookup`]).
+    ///
+    /// [`IndexedVec::lookup`]: super::indexed::IndexedVec::lookup
+    pub(crate) fn lookup(&self, key: &[u8]) -> (u32, Option<usize>) {
         let hash = self.hash(key);
         let found = self.shard_of(hash).and_then(|shard| {
-            shard.find(spread(hash), |p| {
-                p.hash == hash && *self.slots[p.slot as usize].0 == *key
-            })
+            shard
+                .find(spread(hash), |p| {
+                    p.hash == hash && *self.slots[p.slot as usize].0 == *key
+                })
+                .map(|p| p.slot as usize)
         });
-        match found {
-            Some(p) => Ok(p.slot as usize),
-            None => Err(Absent(hash)),
-        }
+        (hash, found)
+    }
+
+    /// The slot holding `key`.
+    pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
+        self.lookup(key).1
     }
 
     /// Number of keys.
@@ -231,21 +222,14 @@ impl KeyMap {
     }
 
     /// Adds `key`, which must be absent, in the next slot; returns the slot.
+    /// `hash` is the key's, from [`KeyMap::lookup`].
     /// The map keeps its own copy of the key ([`Key`]: inline when short):
     /// the caller's may be a slice of a command's payload (a plain SET's,
     /// `kv::command`), whose first value the key would keep alive through
     /// every overwrite.
-    pub(crate) fn push_new(&mut self, key: &[u8], entry: Entry) -> usize {
-        let hash = self.hash(key);
-        self.push_located(key, Absent(hash), entry)
-    }
-
-    /// [`KeyMap::push_new`] of a key [`KeyMap::locate`] found absent, with
-    /// nothing added since.
-    pub(crate) fn push_located(&mut self, key: &[u8], absent: Absent, entry: Entry) -> usize {
+    pub(crate) fn push_new(&mut self, hash: u32, key: &[u8], entry: Entry) -> usize {
         debug_assert!(!self.contains_key(key));
-        debug_assert_eq!(absent.0, self.hash(key), "located in this map");
-        let Absent(hash) = absent;
+        debug_assert_eq!(hash, self.hash(key), "hashed by this map");
         let key = Key::copy(key);
         let slot = self.slots.len();
         let pos = Pos {
@@ -404,6 +388,13 @@ mod tests {
         )
     }
 
+    /// Adds an absent `key`.
+    fn add_absent(map: &mut KeyMap, key: &[u8], entry: Entry) -> usize {
+        let (hash, found) = map.lookup(key);
+        assert_eq!(found, None, "{key:?} is absent");
+        map.push_new(hash, key, entry)
+    }
+
     #[derive(Clone, Debug)]
     enum Step {
         Put(u8),
@@ -444,18 +435,18 @@ mod tests {
                 match s {
                     Step::Put(k) => {
                         let key = model_key(k);
-                        // `locate` finds the model's slot, or files the key
-                        // where `push_located` puts it.
-                        match (model.iter().position(|(m, _)| *m == key), map.locate(&key)) {
-                            (Some(i), Ok(slot)) => {
+                        // `lookup` finds the model's slot, or hashes the key
+                        // for `push_new`.
+                        match (model.iter().position(|(m, _)| *m == key), map.lookup(&key)) {
+                            (Some(i), (_, Some(slot))) => {
                                 prop_assert_eq!(slot, i);
                                 model[i].1 = n;
                                 map.get_mut(&key).unwrap().version = n;
                             }
-                            (None, Err(absent)) => {
+                            (None, (hash, None)) => {
                                 model.push((key.clone(), n));
                                 prop_assert_eq!(
-                                    map.push_located(&key, absent, entry(n)),
+                                    map.push_new(hash, &key, entry(n)),
                                     model.len() - 1
                                 );
                             }
@@ -494,7 +485,7 @@ mod tests {
         ) {
             let mut map = KeyMap::new();
             for i in 0..initial {
-                map.push_new(format!("stay:{i}").as_bytes(), entry(0));
+                add_absent(&mut map, format!("stay:{i}").as_bytes(), entry(0));
             }
             let mut churn = churn.into_iter();
             let mut seen = std::collections::HashSet::new();
@@ -515,7 +506,7 @@ mod tests {
                 for (add, k) in churn.by_ref().take(3) {
                     let key = Bytes::from(format!("churn:{k}"));
                     if add && !map.contains_key(&key) {
-                        map.push_new(&key, entry(1));
+                        add_absent(&mut map, &key, entry(1));
                     } else if !add {
                         map.remove(&key);
                     }
@@ -548,7 +539,7 @@ mod tests {
     fn a_snapshot_copy_shares_nothing_the_live_map_then_writes() {
         let mut map = KeyMap::new();
         for i in 0..1000 {
-            map.push_new(format!("k{i}").as_bytes(), entry(i));
+            add_absent(&mut map, format!("k{i}").as_bytes(), entry(i));
         }
         let copy = map.without_index();
         // The live map still owns its index alone: no copy on write.

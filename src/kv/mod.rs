@@ -1187,8 +1187,7 @@ impl Db {
             ..
         } = self;
         let ks = &mut dbs[db];
-        let located = ks.map.locate(key);
-        let found = located.ok();
+        let (hash, found) = ks.map.lookup(key);
         if let Some(slot) = found {
             if expire_old && ks.map.at(slot).is_some_and(|(_, old)| old.is_expired(now)) {
                 // Before anything else, as `exists_for_write` would have.
@@ -1201,24 +1200,23 @@ impl Db {
         *mod_counter += 1;
         let entry = Entry::new(value, expires_at_ms, *mod_counter);
         entry.access.touch(now);
-        if let Some((stored, old)) = found.and_then(|slot| ks.map.at_mut(slot)) {
+        if let Some(slot) = found {
             // A replaced key keeps its slot, and with it its SCAN position.
-            *used_bytes -= entry_bytes(stored, old);
-            if let Some(at) = old.expires_at_ms() {
-                ks.expiring.remove(&Due::new(at, stored.clone()));
+            if let Some((stored, old)) = ks.map.at_mut(slot) {
+                *used_bytes -= entry_bytes(stored, old);
+                if let Some(at) = old.expires_at_ms() {
+                    ks.expiring.remove(&Due::new(at, stored.clone()));
+                }
+                *used_bytes += entry_bytes(stored, &entry);
+                if let Some(at) = entry.expires_at_ms() {
+                    ks.expiring.insert(Due::new(at, stored.clone()));
+                }
+                *old = entry;
             }
-            *used_bytes += entry_bytes(stored, &entry);
-            if let Some(at) = entry.expires_at_ms() {
-                ks.expiring.insert(Due::new(at, stored.clone()));
-            }
-            *old = entry;
             return;
         }
         *used_bytes += entry_bytes(key, &entry);
-        let slot = match located {
-            Err(absent) => ks.map.push_located(key, absent, entry),
-            Ok(_) => ks.map.push_new(key, entry),
-        };
+        let slot = ks.map.push_new(hash, key, entry);
         // The map's own copy of the key, not the caller's buffer.
         if let Some((stored, entry)) = ks.map.at(slot) {
             if let Some(at) = entry.expires_at_ms() {
