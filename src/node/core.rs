@@ -50,7 +50,14 @@
 //! until [`NodeCore::on_persisted`] reports the job that made it durable: the
 //! raft-rs `persisted_messages` / etcd-raft async-storage-writes split. Held
 //! messages are released strictly in Ready order, so a later Ready with no WAL
-//! work of its own still waits for the ones before it. A leader whose term and
+//! work of its own still waits for the ones before it. The one exception is
+//! an append acknowledgement that claims a match only through the persisted
+//! watermark, in a term already durable: it depends on no write in flight
+//! and leaves at once. The Raft core caps a heartbeat's acknowledgement at
+//! the watermark, so a follower whose fsync stalls longer than an election
+//! timeout (a snapshot's writeback sharing the disk) still answers the
+//! leader's heartbeats: check-quorum keeps the leader, and read rounds
+//! complete. A leader whose term and
 //! vote did not change in a Ready sends its messages at once (thesis
 //! §10.2.1): its AppendEntries and heartbeats acknowledge nothing, and it
 //! counts its own log toward a commit only through `on_persisted`.
@@ -246,6 +253,8 @@ struct Held {
     job: Option<u64>,
     /// Its last entry, reported to the Raft core as persisted.
     last_entry: Option<(LogIndex, Term)>,
+    /// The term of its hard state, durable once it is released.
+    term: Option<Term>,
     /// Messages that depend on it (acks, votes).
     messages: Vec<Envelope>,
     /// `EarlyAck` only: the indexes of its entries.
@@ -265,6 +274,9 @@ pub(crate) struct NodeCore<W, R> {
     next_read_ctx: u64,
     /// The last hard state handed to the WAL (`None` before the first).
     queued_hard_state: Option<HardState>,
+    /// The term of the last hard state known durable (`None` before the
+    /// first job that carried one was released).
+    durable_term: Option<Term>,
     /// Id of the last job handed out.
     last_job: u64,
     /// Readies whose WAL work is not durable yet, oldest first.
@@ -297,6 +309,7 @@ impl<W, R> NodeCore<W, R> {
             pending_reads: HashMap::new(),
             next_read_ctx: 1,
             queued_hard_state: None,
+            durable_term: None,
             last_job: 0,
             held: VecDeque::new(),
             applied: config.restored,
@@ -603,9 +616,20 @@ impl<W, R> NodeCore<W, R> {
         if let Some(hard_state) = ready.hard_state {
             self.queued_hard_state = Some(hard_state);
         }
+        if !self.held.is_empty() || sync {
+            // An ack that claims only what is durable, in a term that is
+            // durable, waits for nothing (module docs).
+            let durable = self.raft.persisted_index();
+            let (now, later): (Vec<_>, Vec<_>) = messages
+                .into_iter()
+                .partition(|e| claims_only_durable(e, durable, self.durable_term));
+            send.extend(now);
+            messages = later;
+        }
         let mut held = Held {
             job: None,
             last_entry: ready.entries.last().map(|e| (e.index, e.term)),
+            term: ready.hard_state.map(|h| h.term),
             messages,
             early: if self.config.early_ack {
                 ready.entries.iter().map(|e| e.index).collect()
@@ -675,6 +699,9 @@ impl<W, R> NodeCore<W, R> {
                 }
             }
             released.send.append(&mut held.messages);
+            if let Some(term) = held.term {
+                self.durable_term = Some(term);
+            }
             if let Some((index, term)) = held.last_entry {
                 self.raft.on_persisted(index, term);
             }
@@ -830,6 +857,22 @@ fn must_sync(synced: Option<HardState>, next: Option<HardState>, entries: &[Entr
         return true;
     }
     term_or_vote_changed(synced, next)
+}
+
+/// Whether `envelope` depends on no WAL write in flight: an append
+/// acknowledgement whose match is durable (`durable`: the persisted
+/// watermark) and whose term is the durable one. The Raft core caps a
+/// heartbeat's ack at the watermark so that it is one.
+fn claims_only_durable(envelope: &Envelope, durable: LogIndex, durable_term: Option<Term>) -> bool {
+    match envelope.message {
+        Message::AppendEntriesResponse {
+            term,
+            success: true,
+            match_index,
+            ..
+        } => match_index <= durable && Some(term) == durable_term,
+        _ => false,
+    }
 }
 
 /// Whether `next` changes the term or vote of the last queued hard state (or

@@ -231,6 +231,56 @@ fn a_persist_dependent_message_waits_for_its_fsync() {
     );
 }
 
+/// The followers' fsync of an entry stalls for three election timeouts (a
+/// snapshot's writeback sharing the disk): their acks of the entry wait for
+/// it, but their heartbeat acks, which claim only what is durable, do not.
+/// The leader keeps check-quorum and its read rounds complete; the entry
+/// commits only once a follower made it durable.
+#[test]
+fn a_follower_whose_fsync_stalls_still_answers_heartbeats() {
+    let mut c = Cluster::new(false);
+    c.elect_1();
+    let term = c.core(1).raft().status().term;
+    let before = c.core(1).raft().status().commit_index;
+    c.core(1).propose_batch(&[set("k")], vec![7], 1);
+    c.pump(1);
+    c.persist(1);
+    c.deliver_to(2);
+    c.deliver_to(3);
+    assert!(c.unpersisted.contains_key(&2) && c.unpersisted.contains_key(&3));
+    c.core(1).read_index(9).expect("leader");
+    c.pump(1);
+    for _ in 0..3 * ELECTION_MIN {
+        c.advance(TICK, &[1, 2, 3]);
+        c.persist(1);
+        for id in 1..=3 {
+            c.deliver_to(id);
+        }
+    }
+    let status = c.core(1).raft().status();
+    assert_eq!((status.role, status.term), (Role::Leader, term));
+    assert_eq!(
+        status.commit_index, before,
+        "committed before a follower fsync"
+    );
+    assert_eq!(
+        c.reads
+            .get(&1)
+            .map(|reads| reads.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Some(vec![9]),
+        "the read round completed"
+    );
+    assert!(
+        !c.sent.iter().any(|(e, released)| !released
+            && e.from != NodeId(1)
+            && matches!(e.message, Message::AppendEntriesResponse { match_index, .. }
+                if match_index > before)),
+        "an ack claimed an entry before its fsync"
+    );
+    c.settle();
+    assert!(c.core(1).raft().status().commit_index > before);
+}
+
 /// Readies pipeline: a later Ready without WAL work of its own still waits
 /// for the job before it, and the jobs release in order.
 #[test]

@@ -286,6 +286,7 @@ impl Raft {
             Some(_) => {}
         }
         // Rules 3–4: truncate a conflicting suffix, append what is new.
+        let heartbeat = entries.is_empty();
         let match_index = LogIndex(prev_log_index.0 + entries.len() as u64);
         self.log.merge(self.term, entries);
         // Rule 5: commit_index = min(leader_commit, index of last new entry);
@@ -296,7 +297,24 @@ impl Raft {
         {
             self.on_commit_advanced();
         }
-        reply(self, true, match_index, LogIndex(0), None);
+        // A heartbeat's ack claims the match only as far as it is durable
+        // here. Such an ack depends on no write still in flight, so the node
+        // may send it at once (`NodeCore::ready`) instead of behind the fsync
+        // of the entries before it: a follower whose disk stalls for longer
+        // than an election timeout still shows the leader it follows
+        // (check-quorum) and confirms its read rounds. The entries' own acks
+        // claim them once they are durable.
+        let claimed = if heartbeat {
+            match_index.min(self.log.persisted())
+        } else {
+            match_index
+        };
+        reply(self, true, claimed, LogIndex(0), None);
+    }
+
+    /// Highest log index known durable here (the persisted watermark).
+    pub fn persisted_index(&self) -> LogIndex {
+        self.log.persisted()
     }
 
     /// Leader side of an AppendEntries response of the current term.
