@@ -133,6 +133,7 @@ async fn check_topology(cluster: &Cluster, nodes: &[usize], leader: usize) -> Re
 async fn every_node_presents_one_shard_led_by_the_raft_leader() -> Result<()> {
     let (mut cluster, leader) = redirect_cluster().await?;
     check_topology(&cluster, &[0, 1, 2], leader).await?;
+    check_role(&cluster, &[0, 1, 2], leader).await?;
     let follower = (leader + 1) % 3;
     let leader_addr = cluster.resp_addr(leader);
     let faddr = cluster.resp_addr(follower);
@@ -188,6 +189,7 @@ async fn every_node_presents_one_shard_led_by_the_raft_leader() -> Result<()> {
     let new_leader = cluster.wait_for_leader(LEADER_TIMEOUT).await?;
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     check_topology(&cluster, &survivors, new_leader).await?;
+    check_role(&cluster, &survivors, new_leader).await?;
     let other = survivors
         .iter()
         .copied()
@@ -199,6 +201,57 @@ async fn every_node_presents_one_shard_led_by_the_raft_leader() -> Result<()> {
     let after = text(&command(new_addr, &["CLUSTER", "INFO"]).await?)?;
     assert!(epoch(&after)? > before, "{after}");
     cluster.shutdown();
+    Ok(())
+}
+
+/// ROLE on every node of `nodes`: the leader is `master` and lists each
+/// other voter's RESP address; a follower is a `connected` `slave` of the
+/// leader's RESP address (retried briefly: a follower learns a new leader
+/// from its first heartbeat).
+async fn check_role(cluster: &Cluster, nodes: &[usize], leader: usize) -> Result<()> {
+    let leader_addr = cluster.resp_addr(leader);
+    let role = array(&command(leader_addr, &["ROLE"]).await?)?.to_vec();
+    assert_eq!(role.first(), Some(&Reply::Bulk(Some(b"master".to_vec()))));
+    assert!(
+        matches!(role.get(1), Some(Reply::Integer(n)) if *n > 0),
+        "{role:?}"
+    );
+    let mut replicas = Vec::new();
+    for replica in array(role.get(2).context("replicas")?)? {
+        let fields = array(replica)?;
+        replicas.push(format!("{}:{}", text(&fields[0])?, text(&fields[1])?));
+        text(&fields[2])?
+            .parse::<u64>()
+            .context("a replica offset")?;
+    }
+    let mut others: Vec<String> = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| cluster.resp_addr(i).to_string())
+        .collect();
+    replicas.sort();
+    others.sort();
+    assert_eq!(replicas, others);
+    for &node in nodes.iter().filter(|&&n| n != leader) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let role = command(cluster.resp_addr(node), &["ROLE"]).await?;
+            let fields = array(&role)?;
+            let (host, port) = (leader_addr.ip().to_string(), leader_addr.port());
+            let named = fields.len() == 5
+                && fields[0] == Reply::Bulk(Some(b"slave".to_vec()))
+                && fields[1] == Reply::Bulk(Some(host.into_bytes()))
+                && fields[2] == Reply::Integer(i64::from(port))
+                && fields[3] == Reply::Bulk(Some(b"connected".to_vec()))
+                && matches!(fields[4], Reply::Integer(n) if n > 0);
+            if named {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("node {node}'s ROLE never named leader {leader_addr}: {role:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     Ok(())
 }
 

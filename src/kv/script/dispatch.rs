@@ -63,6 +63,7 @@ const NOSCRIPT: &[&str] = &[
     "failover",
     "replicaof",
     "slaveof",
+    "role",
 ];
 
 const NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";

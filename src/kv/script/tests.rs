@@ -300,6 +300,11 @@ fn errors_carry_redis_positions() {
             1,
         ),
         (
+            "return redis.call('role')",
+            "ERR This Redis command is not allowed from script",
+            1,
+        ),
+        (
             "return redis.call('eval', 'return 1', '0')",
             "ERR This Redis command is not allowed from script",
             1,

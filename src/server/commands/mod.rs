@@ -565,6 +565,20 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     )
     .acl(cats(&[FAST_CAT]), (KA_NONE, KA_NONE)),
     spec(
+        "role",
+        1,
+        Flags::NOSCRIPT.or(LOADING).or(Flags::STALE).or(FAST),
+        "@server",
+        NO_KEYS,
+        replication::role,
+    )
+    .acl(cats(&[ADMIN_CAT, FAST_CAT, DANGEROUS]), (KA_NONE, KA_NONE))
+    .doc(
+        "Returns this node's replication role: master on the Raft leader, slave elsewhere",
+        "2.8.12",
+        "O(1)",
+    ),
+    spec(
         "lastsave",
         1,
         FAST.or(LOADING),

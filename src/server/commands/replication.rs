@@ -17,6 +17,12 @@
 //!   that many members other than this one are in every majority. It
 //!   answers at once.
 //! - Inside MULTI it answers at once, as Redis does.
+//!
+//! `ROLE` answers in Redis's shape from the same status INFO's replication
+//! section reads: the Raft leader is `master` (its offset the last log
+//! index, each other voter a replica at its known match index), every other
+//! node `slave` of the leader it knows (state `connected`), or of none while
+//! an election runs (state `connect`, host empty, port 0).
 
 use std::time::Duration;
 
@@ -52,6 +58,50 @@ pub fn wait(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, Comm
         replicas,
         timeout: (timeout > 0).then(|| Duration::from_millis(timeout.unsigned_abs())),
     }))
+}
+
+/// The ROLE handler (module docs).
+pub fn role(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(role_reply(&env.status())))
+}
+
+fn role_reply(status: &NodeStatus) -> Reply {
+    let offset = |index: LogIndex| i64::try_from(index.0).unwrap_or(i64::MAX);
+    if status.role == Role::Leader {
+        let replicas = status
+            .followers
+            .iter()
+            .map(|f| {
+                let (ip, port) = f
+                    .resp_addr
+                    .map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
+                Reply::Array(vec![
+                    Reply::bulk(ip),
+                    Reply::bulk(port.to_string()),
+                    Reply::bulk(f.match_index.0.to_string()),
+                ])
+            })
+            .collect();
+        return Reply::Array(vec![
+            Reply::bulk_str("master"),
+            Reply::Integer(offset(status.last_log_index)),
+            Reply::Array(replicas),
+        ]);
+    }
+    let (host, port) = status
+        .leader
+        .and(status.leader_resp_addr.as_deref())
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(host, port)| Some((host, port.parse::<i64>().ok()?)))
+        .unwrap_or(("", 0));
+    let state = if port == 0 { "connect" } else { "connected" };
+    Reply::Array(vec![
+        Reply::bulk_str("slave"),
+        Reply::bulk(host.to_string()),
+        Reply::Integer(port),
+        Reply::bulk_str(state),
+        Reply::Integer(offset(status.last_applied)),
+    ])
 }
 
 /// Members other than this node known to hold everything up to `target`.
@@ -148,5 +198,54 @@ mod tests {
         assert_eq!(count(&five, LogIndex(10)), 2);
         assert_eq!(count(&status(Role::Follower, 3, &[]), LogIndex(10)), 1);
         assert_eq!(count(&status(Role::Follower, 5, &[]), LogIndex(10)), 2);
+    }
+
+    fn bulk(text: &str) -> Reply {
+        Reply::bulk(text.to_string())
+    }
+
+    /// ROLE on the leader lists every other voter with its match index; on
+    /// a follower it names the leader's RESP address, or none mid-election.
+    #[test]
+    fn role_in_redis_shape() {
+        let mut leader = status(Role::Leader, 3, &[10, 7]);
+        leader.followers[0].resp_addr = Some(([127, 0, 0, 1], 7002).into());
+        assert_eq!(
+            role_reply(&leader),
+            Reply::Array(vec![
+                bulk("master"),
+                Reply::Integer(10),
+                Reply::Array(vec![
+                    Reply::Array(vec![bulk("127.0.0.1"), bulk("7002"), bulk("10")]),
+                    Reply::Array(vec![bulk(""), bulk("0"), bulk("7")]),
+                ]),
+            ])
+        );
+        let mut follower = status(Role::Follower, 3, &[]);
+        follower.leader_resp_addr = Some("127.0.0.1:7001".to_string());
+        follower.last_applied = LogIndex(9);
+        assert_eq!(
+            role_reply(&follower),
+            Reply::Array(vec![
+                bulk("slave"),
+                bulk("127.0.0.1"),
+                Reply::Integer(7001),
+                bulk("connected"),
+                Reply::Integer(9),
+            ])
+        );
+        let mut candidate = follower;
+        candidate.role = Role::Candidate;
+        candidate.leader = None;
+        assert_eq!(
+            role_reply(&candidate),
+            Reply::Array(vec![
+                bulk("slave"),
+                bulk(""),
+                Reply::Integer(0),
+                bulk("connect"),
+                Reply::Integer(9),
+            ])
+        );
     }
 }
