@@ -468,3 +468,80 @@ async fn wait_counts_the_followers_that_hold_the_write() -> Result<()> {
     c.shutdown();
     Ok(())
 }
+
+/// FAILOVER on a real cluster: a follower refuses it; the leader answers
+/// +OK at once, the named follower leads shortly after (ROLE says so on
+/// both), INFO shows the failover until it ends, and the write
+/// acknowledged before it reads back from the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_hands_leadership_to_the_named_replica() -> Result<()> {
+    let mut c = Cluster::start(3).await?;
+    c.wait_for_leader(ELECTION_BUDGET).await?;
+    let leader = c.leader();
+    let target = (0..3).find(|&i| i != leader).context("a follower")?;
+    let addr = c.resp_addr(target);
+    let mut on_leader = c.client(leader).await?;
+    let _: () = redis::cmd("SET")
+        .arg("before")
+        .arg("failover")
+        .query_async(&mut on_leader)
+        .await?;
+    let mut on_target = c.client(target).await?;
+    let refused: redis::RedisResult<()> = redis::cmd("FAILOVER").query_async(&mut on_target).await;
+    let text = format!("{refused:?}");
+    ensure!(
+        text.contains("FAILOVER is not valid when server is a replica."),
+        "FAILOVER on a follower -> {text}"
+    );
+    let _: () = redis::cmd("FAILOVER")
+        .arg("TO")
+        .arg(addr.ip().to_string())
+        .arg(addr.port())
+        .arg("TIMEOUT")
+        .arg(10_000)
+        .query_async(&mut on_leader)
+        .await?;
+    let deadline = tokio::time::Instant::now() + ELECTION_BUDGET;
+    loop {
+        let role: redis::Value = redis::cmd("ROLE").query_async(&mut on_target).await?;
+        let leads = matches!(&role, redis::Value::Array(items)
+            if items.first() == Some(&redis::Value::BulkString(b"master".to_vec())));
+        if leads {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "node {target} never led after FAILOVER: ROLE {role:?}\n{}",
+            c.log_report()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = tokio::time::Instant::now() + ELECTION_BUDGET;
+    loop {
+        let role: redis::Value = redis::cmd("ROLE").query_async(&mut on_leader).await?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut on_leader)
+            .await?;
+        let follows = matches!(&role, redis::Value::Array(items)
+            if items.first() == Some(&redis::Value::BulkString(b"slave".to_vec())));
+        if follows && info.contains("master_failover_state:no-failover") {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the old leader still says ROLE {role:?}, INFO:\n{info}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let value: String = redis::cmd("GET")
+        .arg("before")
+        .query_async(&mut on_target)
+        .await?;
+    ensure!(
+        value == "failover",
+        "GET before on the new leader -> {value}"
+    );
+    c.shutdown();
+    Ok(())
+}

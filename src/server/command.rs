@@ -375,6 +375,16 @@ pub trait Env {
     fn stats(&self) -> Option<&Arc<super::stats::Stats>> {
         None
     }
+    /// `FAILOVER`: starts handing leadership to `to` (a member of the
+    /// leader's choosing when `None`) in the background, waiting at most
+    /// `wait` to see it lead. False when one started here is still running.
+    fn start_failover(&self, _to: Option<crate::raft::NodeId>, _wait: std::time::Duration) -> bool {
+        false
+    }
+    /// Whether a `FAILOVER` started on this node is still running.
+    fn failover_running(&self) -> bool {
+        false
+    }
     /// `CONFIG RESETSTAT`: zeroes [`Env::stats`] and the map's read counts.
     fn reset_stats(&self) {
         if let Some(stats) = self.stats() {
@@ -1235,6 +1245,9 @@ pub(crate) mod fake {
         /// Errors the next writes answer, one each, in order (the write is
         /// proposed but not applied), before `error`.
         pub next_write_errors: Mutex<std::collections::VecDeque<RequestError>>,
+        /// Every FAILOVER started: the target and the wait. The first one
+        /// runs for ever.
+        pub failovers: Mutex<Vec<(Option<NodeId>, std::time::Duration)>>,
     }
 
     impl FakeBackend {
@@ -1251,6 +1264,7 @@ pub(crate) mod fake {
                 key_waits: Arc::default(),
                 stats: Arc::default(),
                 next_write_errors: Mutex::default(),
+                failovers: Mutex::default(),
             }
         }
     }
@@ -1304,6 +1318,14 @@ pub(crate) mod fake {
         }
         fn stats(&self) -> Option<&Arc<crate::server::stats::Stats>> {
             Some(&self.stats)
+        }
+        fn start_failover(&self, to: Option<NodeId>, wait: std::time::Duration) -> bool {
+            let mut started = self.failovers.lock().expect("not poisoned");
+            started.push((to, wait));
+            started.len() == 1
+        }
+        fn failover_running(&self) -> bool {
+            !self.failovers.lock().expect("not poisoned").is_empty()
         }
         fn reset_stats(&self) {
             self.stats.reset();

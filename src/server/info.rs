@@ -141,6 +141,8 @@ pub struct InfoInput<'a> {
     /// The membership in effect on this node, in id order (empty when the
     /// environment has no node).
     pub members: &'a [crate::node::Member],
+    /// A `FAILOVER` started on this node is running.
+    pub failover_running: bool,
 }
 
 /// Redis's name for this node's replication role: `master` on the leader.
@@ -637,7 +639,15 @@ fn replication(input: &InfoInput<'_>, out: &mut String) {
             ),
         );
     }
-    field(out, "master_failover_state", "no-failover");
+    field(
+        out,
+        "master_failover_state",
+        if input.failover_running {
+            "failover-in-progress"
+        } else {
+            "no-failover"
+        },
+    );
     field(out, "master_replid", &input.facts.run_id);
     field(out, "master_repl_offset", status.last_log_index);
     field(out, "second_repl_offset", -1);

@@ -28,7 +28,7 @@ pub mod stats;
 pub mod tracking;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +72,8 @@ struct Inner {
     /// Connections refused at the client cap, logged rate-limited (anyone
     /// who can reach the port can cause them).
     refused_clients: http::RefusedLog,
+    /// A `FAILOVER` started here is running.
+    failover: Arc<AtomicBool>,
 }
 
 impl ServerContext {
@@ -105,6 +107,7 @@ impl ServerContext {
                     "client connections",
                     REFUSED_CLIENTS_LOG_INTERVAL,
                 ),
+                failover: Arc::default(),
             }),
         }
     }
@@ -250,6 +253,26 @@ impl command::Env for ServerContext {
 
     fn membership(&self) -> Option<crate::node::Membership> {
         Some(self.inner.node.membership())
+    }
+
+    fn start_failover(&self, to: Option<crate::raft::NodeId>, wait: Duration) -> bool {
+        let running = self.inner.failover.clone();
+        if running.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let node = self.inner.node.clone();
+        tokio::spawn(async move {
+            match node.transfer_leader(to, wait).await {
+                Ok(leader) => tracing::info!(%leader, "FAILOVER: leadership handed over"),
+                Err(e) => tracing::warn!(error = %e, "FAILOVER: leadership stayed"),
+            }
+            running.store(false, Ordering::Release);
+        });
+        true
+    }
+
+    fn failover_running(&self) -> bool {
+        self.inner.failover.load(Ordering::Acquire)
     }
 
     fn reset_stats(&self) {

@@ -507,6 +507,7 @@ pub fn info(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, Co
             client_stats: env.client_limits().map(|limits| &limits.stats),
             stats: env.stats().map(|stats| &**stats),
             members: membership.as_ref().map_or(&[], |m| &m.members[..]),
+            failover_running: env.failover_running(),
         },
     );
     Ok(Action::Reply(Reply::Verbatim(text)))

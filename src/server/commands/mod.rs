@@ -565,6 +565,20 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
     )
     .acl(cats(&[FAST_CAT]), (KA_NONE, KA_NONE)),
     spec(
+        "failover",
+        -1,
+        ADMIN.or(Flags::NOSCRIPT).or(Flags::STALE),
+        "@server",
+        NO_KEYS,
+        replication::failover,
+    )
+    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE))
+    .doc(
+        "Hands Raft leadership to another voter (TO host port) or one of the leader's choosing",
+        "6.2.0",
+        "O(1)",
+    ),
+    spec(
         "role",
         1,
         Flags::NOSCRIPT.or(LOADING).or(Flags::STALE).or(FAST),

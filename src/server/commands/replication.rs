@@ -23,6 +23,18 @@
 //! index, each other voter a replica at its known match index), every other
 //! node `slave` of the leader it knows (state `connected`), or of none while
 //! an election runs (state `connect`, host empty, port 0).
+//!
+//! `FAILOVER [TO host port [FORCE]] [TIMEOUT ms]` on the leader starts a Raft
+//! leadership transfer (the one `dkv-cli transfer-leader` asks for) to the
+//! voter whose RESP address is `host:port`, or to one of the leader's
+//! choosing, and answers `+OK` at once, as Redis does; INFO shows
+//! `master_failover_state:failover-in-progress` until this node sees the new
+//! leader or `TIMEOUT` (default [`FAILOVER_WAIT`]) runs out. Raft hands
+//! leadership only to a voter whose log holds every committed write, so
+//! `FORCE` (Redis: go ahead even if the replica lags) is checked as Redis
+//! checks it and changes nothing. `ABORT` cannot call a transfer back: a
+//! TimeoutNow that left cannot be recalled, and Raft abandons a transfer by
+//! itself within an election timeout.
 
 use std::time::Duration;
 
@@ -35,6 +47,9 @@ use crate::server::reply::Reply;
 
 /// How often a waiting WAIT looks at the followers' progress again.
 const POLL: Duration = Duration::from_millis(5);
+
+/// How long a FAILOVER without `TIMEOUT` waits to see the new leader.
+pub const FAILOVER_WAIT: Duration = Duration::from_secs(10);
 
 /// A parsed WAIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +117,97 @@ fn role_reply(status: &NodeStatus) -> Reply {
         Reply::bulk_str(state),
         Reply::Integer(offset(status.last_applied)),
     ])
+}
+
+fn failover_error(text: &str) -> CommandError {
+    CommandError::Data(format!("ERR {text}"))
+}
+
+/// The FAILOVER handler (module docs); Redis 7.0's checks, in its order.
+pub fn failover(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let mut target: Option<(&Bytes, i64)> = None;
+    let mut timeout_ms: Option<i64> = None;
+    let (mut force, mut abort) = (false, false);
+    let mut at = 1;
+    while at < args.len() {
+        let word = &args[at];
+        if word.eq_ignore_ascii_case(b"to") && at + 2 < args.len() && target.is_none() {
+            let port = parse_i64(&args[at + 2]).ok_or(CommandError::NotInteger)?;
+            target = Some((&args[at + 1], port));
+            at += 3;
+        } else if word.eq_ignore_ascii_case(b"timeout")
+            && at + 1 < args.len()
+            && timeout_ms.is_none()
+        {
+            let ms = parse_i64(&args[at + 1]).ok_or(CommandError::NotInteger)?;
+            if ms <= 0 {
+                return Err(failover_error("FAILOVER timeout must be greater than 0"));
+            }
+            timeout_ms = Some(ms);
+            at += 2;
+        } else if word.eq_ignore_ascii_case(b"force") && !force {
+            force = true;
+            at += 1;
+        } else if word.eq_ignore_ascii_case(b"abort") && !abort {
+            abort = true;
+            at += 1;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if abort {
+        if target.is_some() || timeout_ms.is_some() || force {
+            return Err(CommandError::Syntax);
+        }
+        if !env.failover_running() {
+            return Err(failover_error("No failover in progress."));
+        }
+        return Err(failover_error(
+            "FAILOVER ABORT is not supported by dkv: a leadership transfer cannot be called \
+             back, and Raft abandons one by itself within an election timeout",
+        ));
+    }
+    let status = env.status();
+    if status.role != Role::Leader {
+        return Err(failover_error(
+            "FAILOVER is not valid when server is a replica.",
+        ));
+    }
+    if status.followers.is_empty() {
+        return Err(failover_error("FAILOVER requires connected replicas."));
+    }
+    if force && (timeout_ms.is_none() || target.is_none()) {
+        return Err(failover_error(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    if env.failover_running() {
+        return Err(failover_error("FAILOVER already in progress."));
+    }
+    let to = match target {
+        None => None,
+        Some((host, port)) => {
+            let named = status.followers.iter().find(|f| {
+                f.resp_addr.is_some_and(|a| {
+                    i64::from(a.port()) == port
+                        && a.ip().to_string().as_bytes().eq_ignore_ascii_case(host)
+                })
+            });
+            match named {
+                Some(follower) => Some(follower.id),
+                None => {
+                    return Err(failover_error(
+                        "FAILOVER target HOST and PORT is not a replica.",
+                    ))
+                }
+            }
+        }
+    };
+    let wait = timeout_ms.map_or(FAILOVER_WAIT, |ms| Duration::from_millis(ms.unsigned_abs()));
+    if !env.start_failover(to, wait) {
+        return Err(failover_error("FAILOVER already in progress."));
+    }
+    Ok(Action::Reply(Reply::OK))
 }
 
 /// Members other than this node known to hold everything up to `target`.
@@ -198,6 +304,73 @@ mod tests {
         assert_eq!(count(&five, LogIndex(10)), 2);
         assert_eq!(count(&status(Role::Follower, 3, &[]), LogIndex(10)), 1);
         assert_eq!(count(&status(Role::Follower, 5, &[]), LogIndex(10)), 2);
+    }
+
+    /// FAILOVER's checks give Redis 7.0's texts in Redis's order; a valid
+    /// one starts one transfer, to the voter named by its RESP address.
+    #[test]
+    fn failover_checks_and_starts_one_transfer() {
+        use crate::server::command::fake::{run_line, FakeBackend};
+        use crate::server::command::Session;
+        use std::time::Duration;
+
+        let err = |text: &str| Reply::error(text);
+        let leader = FakeBackend::new();
+        let mut session = Session::new(1, None, None);
+        let mut run = |backend: &FakeBackend, line: &str| run_line(backend, &mut session, line);
+        for (line, reply) in [
+            ("FAILOVER bogus", err("ERR syntax error")),
+            ("FAILOVER TO 127.0.0.1", err("ERR syntax error")),
+            ("FAILOVER TO h x", err("ERR value is not an integer or out of range")),
+            ("FAILOVER TIMEOUT x", err("ERR value is not an integer or out of range")),
+            ("FAILOVER TIMEOUT 0", err("ERR FAILOVER timeout must be greater than 0")),
+            ("FAILOVER TIMEOUT 5 TIMEOUT 6", err("ERR syntax error")),
+            ("FAILOVER FORCE FORCE", err("ERR syntax error")),
+            ("FAILOVER ABORT TIMEOUT 5", err("ERR syntax error")),
+            ("FAILOVER ABORT", err("ERR No failover in progress.")),
+            (
+                "FAILOVER TO 127.0.0.1 6382 FORCE",
+                err("ERR FAILOVER with force option requires both a timeout and target HOST and IP."),
+            ),
+            (
+                "FAILOVER TO 127.0.0.1 7000",
+                err("ERR FAILOVER target HOST and PORT is not a replica."),
+            ),
+        ] {
+            assert_eq!(run(&leader, line), reply, "{line}");
+        }
+        assert!(leader.failovers.lock().expect("not poisoned").is_empty());
+        assert_eq!(
+            run(&leader, "FAILOVER TO 127.0.0.1 6383 TIMEOUT 2500"),
+            Reply::OK
+        );
+        assert_eq!(
+            *leader.failovers.lock().expect("not poisoned"),
+            [(Some(NodeId(3)), Duration::from_millis(2500))]
+        );
+        assert_eq!(
+            run(&leader, "FAILOVER"),
+            err("ERR FAILOVER already in progress.")
+        );
+        let abort = run(&leader, "FAILOVER ABORT");
+        assert!(
+            matches!(&abort, Reply::Error(text) if text.starts_with("ERR FAILOVER ABORT is not supported by dkv")),
+            "{abort:?}"
+        );
+        let follower = FakeBackend {
+            role: Role::Follower,
+            ..FakeBackend::new()
+        };
+        assert_eq!(
+            run(&follower, "FAILOVER"),
+            err("ERR FAILOVER is not valid when server is a replica.")
+        );
+        let fresh = FakeBackend::new();
+        assert_eq!(run(&fresh, "FAILOVER"), Reply::OK);
+        assert_eq!(
+            *fresh.failovers.lock().expect("not poisoned"),
+            [(None, FAILOVER_WAIT)]
+        );
     }
 
     fn bulk(text: &str) -> Reply {
