@@ -170,6 +170,11 @@ pub enum CommandError {
 }
 
 impl CommandError {
+    /// `-ERR <text>`.
+    pub(crate) fn err(text: &str) -> CommandError {
+        CommandError::Data(format!("ERR {text}"))
+    }
+
     /// The error a key-space check answered (an `Output::Error`).
     pub(crate) fn from_output(output: Output) -> CommandError {
         match output {

@@ -601,16 +601,26 @@ fn stats(input: &InfoInput<'_>, out: &mut String) {
     field(out, "unexpected_error_replies", 0);
 }
 
+/// The leader's RESP host and port as this node knows them (INFO's
+/// `master_host`/`master_port`, ROLE's master), if it knows them.
+pub(crate) fn leader_host_port(status: &NodeStatus) -> Option<(&str, &str)> {
+    status.leader_resp_addr.as_deref()?.rsplit_once(':')
+}
+
+/// A follower's RESP ip and port as INFO and ROLE list it (empty and 0
+/// when its address is not known).
+pub(crate) fn replica_ip_port(follower: &crate::node::FollowerStatus) -> (String, u16) {
+    follower
+        .resp_addr
+        .map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()))
+}
+
 fn replication(input: &InfoInput<'_>, out: &mut String) {
     let status = input.status;
     let leader = status.role == Role::Leader;
     field(out, "role", if leader { "master" } else { "slave" });
     if !leader {
-        let (host, port) = status
-            .leader_resp_addr
-            .as_deref()
-            .and_then(|a| a.rsplit_once(':'))
-            .unwrap_or(("", ""));
+        let (host, port) = leader_host_port(status).unwrap_or(("", ""));
         field(out, "master_host", host);
         field(out, "master_port", port);
         field(
@@ -627,9 +637,7 @@ fn replication(input: &InfoInput<'_>, out: &mut String) {
     }
     field(out, "connected_slaves", status.followers.len());
     for (n, follower) in status.followers.iter().enumerate() {
-        let (ip, port) = follower
-            .resp_addr
-            .map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
+        let (ip, port) = replica_ip_port(follower);
         field(
             out,
             &format!("slave{n}"),

@@ -18,10 +18,6 @@ use crate::cmd::{CommandSpec, Flags};
 use crate::kv::Op;
 use crate::node::tracking::{Mode, Push};
 
-fn error(text: &str) -> CommandError {
-    CommandError::Data(format!("ERR {text}"))
-}
-
 /// `CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN]
 /// [OPTOUT] [NOLOOP]`: options are parsed first (and their errors given
 /// in order, as Redis does), then checked against each other and the
@@ -41,7 +37,9 @@ pub fn client_tracking(
         if option.eq_ignore_ascii_case(b"redirect") && more {
             at += 1;
             if mode.redirect != 0 {
-                return Err(error("A client can only redirect to a single other client"));
+                return Err(CommandError::err(
+                    "A client can only redirect to a single other client",
+                ));
             }
             let id = parse_i64(&args[at]).ok_or(CommandError::NotInteger)?;
             let exists = u64::try_from(id)
@@ -49,7 +47,9 @@ pub fn client_tracking(
                 .filter(|&id| id != 0)
                 .is_some_and(|id| hub.is_some_and(|h| h.exists(id)) || id == session.id);
             if !exists {
-                return Err(error("The client ID you want redirect to does not exist"));
+                return Err(CommandError::err(
+                    "The client ID you want redirect to does not exist",
+                ));
             }
             mode.redirect = id as u64;
         } else if option.eq_ignore_ascii_case(b"bcast") {
@@ -81,22 +81,28 @@ pub fn client_tracking(
         return Err(CommandError::Syntax);
     }
     if !mode.bcast && !prefixes.is_empty() {
-        return Err(error("PREFIX option requires BCAST mode to be enabled"));
+        return Err(CommandError::err(
+            "PREFIX option requires BCAST mode to be enabled",
+        ));
     }
     let current = session.tracking.as_ref();
     if current.is_some_and(|c| c.bcast != mode.bcast) {
-        return Err(error(
+        return Err(CommandError::err(
             "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
         ));
     }
     if mode.bcast && (mode.optin || mode.optout) {
-        return Err(error("OPTIN and OPTOUT are not compatible with BCAST"));
+        return Err(CommandError::err(
+            "OPTIN and OPTOUT are not compatible with BCAST",
+        ));
     }
     if mode.optin && mode.optout {
-        return Err(error("You can't specify both OPTIN mode and OPTOUT mode"));
+        return Err(CommandError::err(
+            "You can't specify both OPTIN mode and OPTOUT mode",
+        ));
     }
     if current.is_some_and(|c| (mode.optin && c.optout) || (mode.optout && c.optin)) {
-        return Err(error(
+        return Err(CommandError::err(
             "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
         ));
     }
@@ -130,14 +136,14 @@ fn check_prefixes(
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     for (i, prefix) in new.iter().enumerate() {
         if let Some(old) = existing.iter().find(|old| overlaps(old, prefix)) {
-            return Err(error(&format!(
+            return Err(CommandError::err(&format!(
                 "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
                 text(prefix),
                 text(old)
             )));
         }
         if let Some(other) = new[i + 1..].iter().find(|other| overlaps(prefix, other)) {
-            return Err(error(&format!(
+            return Err(CommandError::err(&format!(
                 "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
                 text(prefix),
                 text(other)
@@ -154,19 +160,19 @@ pub fn client_caching(
     args: &[Bytes],
 ) -> Result<Action, CommandError> {
     let Some(mode) = &session.tracking else {
-        return Err(error(
+        return Err(CommandError::err(
             "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
         ));
     };
     if args[2].eq_ignore_ascii_case(b"yes") {
         if !mode.optin {
-            return Err(error(
+            return Err(CommandError::err(
                 "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
             ));
         }
     } else if args[2].eq_ignore_ascii_case(b"no") {
         if !mode.optout {
-            return Err(error(
+            return Err(CommandError::err(
                 "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
             ));
         }

@@ -43,6 +43,7 @@ use bytes::Bytes;
 use crate::node::NodeStatus;
 use crate::raft::{LogIndex, Role};
 use crate::server::command::{parse_i64, Action, Backend, CommandError, Env, Session};
+use crate::server::info;
 use crate::server::reply::Reply;
 
 /// How often a waiting WAIT looks at the followers' progress again.
@@ -87,9 +88,7 @@ fn role_reply(status: &NodeStatus) -> Reply {
             .followers
             .iter()
             .map(|f| {
-                let (ip, port) = f
-                    .resp_addr
-                    .map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
+                let (ip, port) = info::replica_ip_port(f);
                 Reply::Array(vec![
                     Reply::bulk(ip),
                     Reply::bulk(port.to_string()),
@@ -105,8 +104,7 @@ fn role_reply(status: &NodeStatus) -> Reply {
     }
     let (host, port) = status
         .leader
-        .and(status.leader_resp_addr.as_deref())
-        .and_then(|a| a.rsplit_once(':'))
+        .and(info::leader_host_port(status))
         .and_then(|(host, port)| Some((host, port.parse::<i64>().ok()?)))
         .unwrap_or(("", 0));
     let state = if port == 0 { "connect" } else { "connected" };
@@ -117,10 +115,6 @@ fn role_reply(status: &NodeStatus) -> Reply {
         Reply::bulk_str(state),
         Reply::Integer(offset(status.last_applied)),
     ])
-}
-
-fn failover_error(text: &str) -> CommandError {
-    CommandError::Data(format!("ERR {text}"))
 }
 
 /// The FAILOVER handler (module docs); Redis 7.0's checks, in its order.
@@ -141,7 +135,7 @@ pub fn failover(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action
         {
             let ms = parse_i64(&args[at + 1]).ok_or(CommandError::NotInteger)?;
             if ms <= 0 {
-                return Err(failover_error("FAILOVER timeout must be greater than 0"));
+                return Err(CommandError::err("FAILOVER timeout must be greater than 0"));
             }
             timeout_ms = Some(ms);
             at += 2;
@@ -160,29 +154,29 @@ pub fn failover(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action
             return Err(CommandError::Syntax);
         }
         if !env.failover_running() {
-            return Err(failover_error("No failover in progress."));
+            return Err(CommandError::err("No failover in progress."));
         }
-        return Err(failover_error(
+        return Err(CommandError::err(
             "FAILOVER ABORT is not supported by dkv: a leadership transfer cannot be called \
              back, and Raft abandons one by itself within an election timeout",
         ));
     }
     let status = env.status();
     if status.role != Role::Leader {
-        return Err(failover_error(
+        return Err(CommandError::err(
             "FAILOVER is not valid when server is a replica.",
         ));
     }
     if status.followers.is_empty() {
-        return Err(failover_error("FAILOVER requires connected replicas."));
+        return Err(CommandError::err("FAILOVER requires connected replicas."));
     }
     if force && (timeout_ms.is_none() || target.is_none()) {
-        return Err(failover_error(
+        return Err(CommandError::err(
             "FAILOVER with force option requires both a timeout and target HOST and IP.",
         ));
     }
     if env.failover_running() {
-        return Err(failover_error("FAILOVER already in progress."));
+        return Err(CommandError::err("FAILOVER already in progress."));
     }
     let to = match target {
         None => None,
@@ -196,7 +190,7 @@ pub fn failover(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action
             match named {
                 Some(follower) => Some(follower.id),
                 None => {
-                    return Err(failover_error(
+                    return Err(CommandError::err(
                         "FAILOVER target HOST and PORT is not a replica.",
                     ))
                 }
@@ -205,7 +199,7 @@ pub fn failover(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action
     };
     let wait = timeout_ms.map_or(FAILOVER_WAIT, |ms| Duration::from_millis(ms.unsigned_abs()));
     if !env.start_failover(to, wait) {
-        return Err(failover_error("FAILOVER already in progress."));
+        return Err(CommandError::err("FAILOVER already in progress."));
     }
     Ok(Action::Reply(Reply::OK))
 }
