@@ -254,6 +254,64 @@ pub struct SubcommandSpec {
     /// container's name (`OBJECT ENCODING key`: `(2, 2, 1)`); [`NO_KEYS`]
     /// for none. The container's key access applies to them.
     pub keys: (i64, i64, i64),
+    /// One-line summary (`COMMAND DOCS`; empty: none written yet).
+    pub summary: &'static str,
+    /// The Redis version that introduced it (`COMMAND DOCS`).
+    pub since: &'static str,
+    /// Time complexity (`COMMAND DOCS`).
+    pub complexity: &'static str,
+}
+
+impl SubcommandSpec {
+    /// The row with its `COMMAND DOCS` summary, first version and complexity.
+    pub const fn doc(
+        self,
+        summary: &'static str,
+        since: &'static str,
+        complexity: &'static str,
+    ) -> SubcommandSpec {
+        SubcommandSpec {
+            summary,
+            since,
+            complexity,
+            ..self
+        }
+    }
+
+    /// True if `argc` arguments (the container's name included) satisfy the
+    /// arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        arity_ok(self.arity, argc)
+    }
+}
+
+/// A command or one of its subcommands, as `COMMAND INFO` and `COMMAND DOCS`
+/// name them: `get`, `config|get`.
+#[derive(Clone, Copy)]
+pub enum Named {
+    /// A command.
+    Command(&'static CommandSpec),
+    /// A container and one of its subcommands.
+    Sub(&'static CommandSpec, &'static SubcommandSpec),
+}
+
+/// The command or subcommand `name` names (case-insensitive): `name` alone,
+/// or `container|subcommand`. None for an unknown name, a subcommand of a
+/// command without subcommands, or more than one `|` (as Redis's
+/// `lookupCommandBySds`).
+pub fn lookup_full_name(name: &[u8]) -> Option<Named> {
+    let mut parts = name.split(|&b| b == b'|');
+    let (_, spec) = lookup(parts.next()?)?;
+    let Some(sub) = parts.next() else {
+        return Some(Named::Command(spec));
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    spec.subcommands
+        .iter()
+        .find(|row| row.name.as_bytes().eq_ignore_ascii_case(sub))
+        .map(|row| Named::Sub(spec, row))
 }
 
 /// One command.

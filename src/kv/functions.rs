@@ -774,6 +774,9 @@ const fn sub(
         acl_categories,
         flags: Some(flags),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     }
 }
 

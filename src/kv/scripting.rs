@@ -372,6 +372,9 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: SCRIPTING_SLOW,
         flags: Some(Flags::NOSCRIPT),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
     SubcommandSpec {
         name: "flush",
@@ -381,6 +384,9 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: SCRIPTING_SLOW,
         flags: Some(Flags::NOSCRIPT),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
     SubcommandSpec {
         name: "help",
@@ -390,6 +396,9 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: SCRIPTING_SLOW,
         flags: Some(Flags::LOADING.or(Flags::STALE)),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
     SubcommandSpec {
         name: "kill",
@@ -399,6 +408,9 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: SCRIPTING_SLOW,
         flags: Some(Flags::NOSCRIPT.or(Flags::ALLOW_BUSY)),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
     SubcommandSpec {
         name: "load",
@@ -408,6 +420,9 @@ static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: SCRIPTING_SLOW,
         flags: Some(Flags::NOSCRIPT.or(Flags::STALE)),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
 ];
 

@@ -799,6 +799,9 @@ const fn sub(
         acl_categories,
         flags: Some(flags),
         keys,
+        summary: "",
+        since: "",
+        complexity: "",
     }
 }
 

@@ -310,6 +310,9 @@ macro_rules! sub {
             acl_categories: $categories,
             flags: Some($flags),
             keys: NO_KEYS,
+            summary: "",
+            since: "",
+            complexity: "",
         }
     };
 }

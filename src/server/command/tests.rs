@@ -635,6 +635,129 @@ fn command_introspection() {
     assert_eq!(get[0].0, bulk("get"));
 }
 
+/// COMMAND LIST names every command and then its subcommands in full, and
+/// FILTERBY keeps what Redis keeps (checked against redis-server 7.0.15).
+#[test]
+fn command_list_names_subcommands_and_filters() {
+    let mut client = Client::new();
+    let names = |reply: Reply| -> Vec<String> {
+        let Reply::Array(items) = reply else {
+            panic!("COMMAND LIST is an array")
+        };
+        let mut names: Vec<String> = items
+            .into_iter()
+            .map(|item| match item {
+                Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+                other => panic!("a name is a bulk string: {other:?}"),
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let all = names(client.reply("COMMAND LIST"));
+    let subcommands: usize = COMMANDS.iter().map(|spec| spec.subcommands.len()).sum();
+    assert_eq!(all.len(), COMMANDS.len() + subcommands);
+    assert!(all.contains(&"config|get".to_string()));
+    assert!(all.contains(&"get".to_string()));
+    assert_eq!(
+        names(client.reply("COMMAND LIST FILTERBY PATTERN CONF*")),
+        [
+            "config",
+            "config|get",
+            "config|help",
+            "config|resetstat",
+            "config|set"
+        ]
+    );
+    assert_eq!(
+        names(client.reply("command list filterby aclcat HyperLogLog")),
+        ["pfadd", "pfcount", "pfdebug", "pfmerge", "pfselftest"]
+    );
+    // Redis names categories without '@' here; with it, none matches.
+    assert_eq!(
+        names(client.reply("COMMAND LIST FILTERBY ACLCAT @hyperloglog")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(client.reply("COMMAND LIST FILTERBY MODULE anything")),
+        Vec::<String>::new()
+    );
+    for bad in [
+        "COMMAND LIST nosuch",
+        "COMMAND LIST FILTERBY PATTERN",
+        "COMMAND LIST FILTERBY COLOUR red",
+        "COMMAND LIST FILTERBY PATTERN a extra",
+        // One filter only: Redis wants FILTERBY's two values to end the line.
+        "COMMAND LIST FILTERBY PATTERN x* FILTERBY PATTERN pfc*",
+    ] {
+        assert_eq!(client.error(bad), "ERR syntax error", "{bad}");
+    }
+}
+
+/// COMMAND INFO and COMMAND DOCS take a subcommand by its full name, as
+/// Redis's `lookupCommandBySds` does; other shapes are unknown.
+#[test]
+fn command_info_and_docs_take_subcommands_by_full_name() {
+    let mut client = Client::new();
+    let Reply::Array(info) =
+        client.reply("COMMAND INFO CONFIG|GET get|x config|get|x config|nosuch object|encoding")
+    else {
+        panic!("COMMAND INFO is an array");
+    };
+    let Reply::Array(entry) = &info[0] else {
+        panic!("an entry is an array: {:?}", info[0]);
+    };
+    assert_eq!(entry[0], bulk("config|get"));
+    assert_eq!(entry[1], Reply::Integer(-3));
+    assert_eq!(entry[9], Reply::Array(vec![]));
+    assert_eq!(&info[1..4], &[Reply::Null, Reply::Null, Reply::Null]);
+    let Reply::Array(entry) = &info[4] else {
+        panic!("an entry is an array: {:?}", info[4]);
+    };
+    assert_eq!(entry[0], bulk("object|encoding"));
+    assert_eq!(
+        &entry[3..6],
+        &[Reply::Integer(2), Reply::Integer(2), Reply::Integer(1)]
+    );
+
+    let Reply::Map(docs) = client.reply("COMMAND DOCS object|encoding nosuch|x config") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    assert_eq!(docs.len(), 2, "an unknown name is left out");
+    assert_eq!(docs[0].0, bulk("object|encoding"));
+    let Reply::Map(fields) = &docs[0].1 else {
+        panic!("an entry is a map")
+    };
+    let field = |fields: &[(Reply, Reply)], name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == bulk(name))
+            .map(|(_, v)| v.clone())
+    };
+    let Some(Reply::Array(arguments)) = field(fields, "arguments") else {
+        panic!("OBJECT ENCODING takes a key: {fields:?}")
+    };
+    assert_eq!(arguments.len(), 1);
+    // A container lists its subcommands' docs and no arguments of its own.
+    assert_eq!(docs[1].0, bulk("config"));
+    let Reply::Map(fields) = &docs[1].1 else {
+        panic!("an entry is a map")
+    };
+    assert_eq!(field(fields, "arguments"), None);
+    let Some(Reply::Map(subs)) = field(fields, "subcommands") else {
+        panic!("CONFIG's docs list its subcommands: {fields:?}")
+    };
+    assert!(subs.iter().any(|(name, _)| *name == bulk("config|get")));
+    // A command without arguments shows none, as Redis leaves the field out.
+    let Reply::Map(docs) = client.reply("COMMAND DOCS dbsize") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    let Reply::Map(fields) = &docs[0].1 else {
+        panic!("an entry is a map")
+    };
+    assert_eq!(field(fields, "arguments"), None);
+}
+
 /// A row's `.doc(...)` is what COMMAND DOCS shows (Redis 7.0.15's values).
 #[test]
 fn command_docs_show_the_rows_summary_since_and_complexity() {

@@ -1,8 +1,10 @@
 //! `COMMAND DOCS` entries in Redis 7's shape: a map of `summary`, `since`,
 //! `group`, `complexity` and `arguments` (each a map of `name`, `type`, and
-//! `flags` when optional or repeated). Arguments are derived from the table's
-//! key positions and arity, enough for redis-cli's interactive hints.
+//! `flags` when optional or repeated), and a container's `subcommands`.
+//! Arguments are derived from the table's key positions and arity, enough
+//! for redis-cli's interactive hints.
 
+use crate::cmd::SubcommandSpec;
 use crate::server::command::CommandSpec;
 use crate::server::reply::Reply;
 
@@ -33,16 +35,96 @@ fn or(value: &'static str, default: &'static str) -> &'static str {
     }
 }
 
-/// The docs of one command.
+/// The docs of one command; a container's list its subcommands' docs, as
+/// Redis's do.
 pub fn doc(spec: &CommandSpec) -> Reply {
-    let group = spec.group.trim_start_matches('@');
+    let summary = if spec.summary.is_empty() {
+        format!("The Redis {} command.", spec.name.to_ascii_uppercase())
+    } else {
+        spec.summary.to_string()
+    };
+    let mut fields = header(
+        summary,
+        or(spec.since, "1.0.0"),
+        spec.group,
+        spec.complexity,
+    );
+    if spec.subcommands.is_empty() {
+        let keys = (spec.first_key, spec.last_key, spec.key_step);
+        push_arguments(&mut fields, arguments(spec.arity, 1, keys));
+    } else {
+        fields.push(pair(
+            "subcommands",
+            Reply::Map(
+                spec.subcommands
+                    .iter()
+                    .map(|sub| (Reply::bulk_str(sub.full_name), sub_doc(spec, sub)))
+                    .collect(),
+            ),
+        ));
+    }
+    Reply::Map(fields)
+}
+
+/// The docs of a subcommand (`COMMAND DOCS config|get`, and inside its
+/// container's): a row without its own docs yet takes its container's
+/// version and group.
+pub fn sub_doc(spec: &CommandSpec, sub: &SubcommandSpec) -> Reply {
+    let summary = if sub.summary.is_empty() {
+        format!(
+            "The Redis {} command.",
+            sub.full_name.replace('|', " ").to_ascii_uppercase()
+        )
+    } else {
+        sub.summary.to_string()
+    };
+    let since = or(sub.since, or(spec.since, "1.0.0"));
+    let mut fields = header(summary, since, spec.group, sub.complexity);
+    push_arguments(&mut fields, arguments(sub.arity, 2, sub.keys));
+    Reply::Map(fields)
+}
+
+/// `summary`, `since`, `group` and `complexity`.
+fn header(
+    summary: String,
+    since: &'static str,
+    group: &'static str,
+    complexity: &'static str,
+) -> Vec<(Reply, Reply)> {
+    let group = group.trim_start_matches('@');
+    vec![
+        pair("summary", Reply::bulk(summary)),
+        pair("since", Reply::bulk_str(since)),
+        pair(
+            "group",
+            Reply::bulk_str(if group == "keyspace" {
+                "generic"
+            } else {
+                group
+            }),
+        ),
+        pair("complexity", Reply::bulk_str(or(complexity, "O(1)"))),
+    ]
+}
+
+/// `arguments`, left out when there are none (as Redis leaves it out).
+fn push_arguments(fields: &mut Vec<(Reply, Reply)>, arguments: Vec<Reply>) {
+    if !arguments.is_empty() {
+        fields.push(pair("arguments", Reply::Array(arguments)));
+    }
+}
+
+/// Arguments derived from the arity and fixed key positions: the `names`
+/// words that name the command (1, or 2 for a subcommand) are not
+/// arguments.
+fn arguments(arity: i32, names: usize, keys: (i64, i64, i64)) -> Vec<Reply> {
     let mut arguments = Vec::new();
-    let required = spec.arity.unsigned_abs().saturating_sub(1) as usize;
-    let variadic = spec.arity < 0;
-    if spec.first_key == 1 {
-        let many = spec.last_key == -1 && spec.key_step == 1;
+    let required = (arity.unsigned_abs() as usize).saturating_sub(names);
+    let variadic = arity < 0;
+    if keys.0 == names as i64 {
+        let many = keys.1 == -1 && keys.2 == 1;
         arguments.push(argument("key", "key", many));
-        if spec.key_step == 2 {
+        if keys.2 == 2 {
             arguments.push(argument("value", "string", false));
         }
     }
@@ -54,23 +136,5 @@ pub fn doc(spec: &CommandSpec) -> Reply {
         };
         arguments.push(argument(name, "string", false));
     }
-    let summary = if spec.summary.is_empty() {
-        format!("The Redis {} command.", spec.name.to_ascii_uppercase())
-    } else {
-        spec.summary.to_string()
-    };
-    Reply::Map(vec![
-        pair("summary", Reply::bulk(summary)),
-        pair("since", Reply::bulk_str(or(spec.since, "1.0.0"))),
-        pair(
-            "group",
-            Reply::bulk_str(if group == "keyspace" {
-                "generic"
-            } else {
-                group
-            }),
-        ),
-        pair("complexity", Reply::bulk_str(or(spec.complexity, "O(1)"))),
-        pair("arguments", Reply::Array(arguments)),
-    ])
+    arguments
 }

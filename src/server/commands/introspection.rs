@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::connection::help;
-use crate::cmd::COMMANDS;
+use crate::cmd::{lookup_full_name, Named, SubcommandSpec, COMMANDS};
 use crate::kv::{Op, DATABASES, MAX_STRING_BYTES};
 use crate::server::client_limits::{
     parse_memory, ClientLimits, ClientSettings, MaxMemoryClients, MAX_IDLE_TIMEOUT_SECONDS,
@@ -17,24 +17,6 @@ use crate::server::reply::Reply;
 /// One command's `COMMAND INFO` entry (Redis 7 layout: name, arity, flags, first
 /// key, last key, step, ACL categories, tips, key specs, subcommands).
 pub fn command_entry(spec: &CommandSpec) -> Reply {
-    let subcommands = spec
-        .subcommands
-        .iter()
-        .map(|sub| {
-            Reply::Array(vec![
-                Reply::bulk_str(sub.full_name),
-                Reply::Integer(i64::from(sub.arity)),
-                flag_names(sub.flags.unwrap_or(spec.flags)),
-                Reply::Integer(sub.keys.0),
-                Reply::Integer(sub.keys.1),
-                Reply::Integer(sub.keys.2),
-                category_names(sub.acl_categories),
-                Reply::Array(vec![]),
-                Reply::Array(vec![]),
-                Reply::Array(vec![]),
-            ])
-        })
-        .collect();
     Reply::Array(vec![
         Reply::bulk_str(spec.name),
         Reply::Integer(i64::from(spec.arity)),
@@ -45,8 +27,38 @@ pub fn command_entry(spec: &CommandSpec) -> Reply {
         category_names(spec.acl_categories),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
-        Reply::Array(subcommands),
+        Reply::Array(
+            spec.subcommands
+                .iter()
+                .map(|sub| subcommand_entry(spec, sub))
+                .collect(),
+        ),
     ])
+}
+
+/// A subcommand's `COMMAND INFO` entry: the same layout, named in full
+/// (`config|get`), with no subcommands of its own.
+fn subcommand_entry(spec: &CommandSpec, sub: &SubcommandSpec) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk_str(sub.full_name),
+        Reply::Integer(i64::from(sub.arity)),
+        flag_names(sub.flags.unwrap_or(spec.flags)),
+        Reply::Integer(sub.keys.0),
+        Reply::Integer(sub.keys.1),
+        Reply::Integer(sub.keys.2),
+        category_names(sub.acl_categories),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+/// The `COMMAND INFO` entry of a command or subcommand.
+fn named_entry(named: Named) -> Reply {
+    match named {
+        Named::Command(spec) => command_entry(spec),
+        Named::Sub(spec, sub) => subcommand_entry(spec, sub),
+    }
 }
 
 /// Flags as `COMMAND INFO` shows them.
@@ -78,26 +90,34 @@ pub fn command_info(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Acti
     Ok(Action::Reply(Reply::Array(
         args[2..]
             .iter()
-            .map(|name| lookup(name).map_or(Reply::Null, |(_, spec)| command_entry(spec)))
+            .map(|name| lookup_full_name(name).map_or(Reply::Null, named_entry))
             .collect(),
     )))
 }
 
-/// Redis-shaped docs (summary, since, group, complexity, arguments) for the
-/// requested commands, or all of them: redis-cli's interactive hints read them.
+/// Redis-shaped docs (summary, since, group, complexity, arguments,
+/// subcommands) for the requested commands or subcommands (`config|get`),
+/// or all commands: redis-cli's interactive hints read them. Unknown names
+/// are left out, as Redis leaves them.
 pub fn command_docs(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
-    let specs: Vec<&CommandSpec> = if args.len() == 2 {
-        COMMANDS.iter().copied().collect()
+    let named: Vec<Named> = if args.len() == 2 {
+        COMMANDS.iter().map(|&spec| Named::Command(spec)).collect()
     } else {
         args[2..]
             .iter()
-            .filter_map(|name| lookup(name).map(|(_, spec)| spec))
+            .filter_map(|name| lookup_full_name(name))
             .collect()
     };
     Ok(Action::Reply(Reply::Map(
-        specs
+        named
             .into_iter()
-            .map(|spec| (Reply::bulk_str(spec.name), super::docs::doc(spec)))
+            .map(|named| match named {
+                Named::Command(spec) => (Reply::bulk_str(spec.name), super::docs::doc(spec)),
+                Named::Sub(spec, sub) => (
+                    Reply::bulk_str(sub.full_name),
+                    super::docs::sub_doc(spec, sub),
+                ),
+            })
             .collect(),
     )))
 }
@@ -131,13 +151,61 @@ pub fn command_getkeys(
     )))
 }
 
-pub fn command_list(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
-    Ok(Action::Reply(Reply::Array(
-        COMMANDS
-            .iter()
-            .map(|spec| Reply::bulk_str(spec.name))
-            .collect(),
-    )))
+/// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]`:
+/// every command's name followed by its subcommands' full names
+/// (`config|get`), those the filter keeps. dkv loads no modules, so
+/// `MODULE` keeps none; an unknown category keeps none (as Redis); the
+/// pattern matches the full name, case-insensitively.
+pub fn command_list(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let filter = match &args[2..] {
+        [] => ListFilter::All,
+        // One filter, ending the line (Redis refuses anything else).
+        [by, kind, value] if by.eq_ignore_ascii_case(b"filterby") => {
+            match kind.to_ascii_lowercase().as_slice() {
+                b"module" => ListFilter::Module,
+                b"aclcat" => ListFilter::Category(crate::acl::Categories::by_name(value)),
+                b"pattern" => ListFilter::Pattern(value),
+                _ => return Err(CommandError::Syntax),
+            }
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    let mut names = Vec::new();
+    for &spec in COMMANDS.iter() {
+        if filter.keeps(spec.name, spec.acl_categories) {
+            names.push(Reply::bulk_str(spec.name));
+        }
+        for sub in spec.subcommands {
+            if filter.keeps(sub.full_name, sub.acl_categories) {
+                names.push(Reply::bulk_str(sub.full_name));
+            }
+        }
+    }
+    Ok(Action::Reply(Reply::Array(names)))
+}
+
+/// What `COMMAND LIST FILTERBY` keeps.
+enum ListFilter<'a> {
+    All,
+    /// Commands of a module: none in dkv.
+    Module,
+    /// Commands in the category (None: an unknown category, none kept).
+    Category(Option<crate::acl::Categories>),
+    /// Full names matching the glob.
+    Pattern(&'a [u8]),
+}
+
+impl ListFilter<'_> {
+    fn keeps(&self, full_name: &str, categories: crate::acl::Categories) -> bool {
+        match self {
+            ListFilter::All => true,
+            ListFilter::Module => false,
+            ListFilter::Category(wanted) => {
+                wanted.is_some_and(|wanted| categories.contains(wanted))
+            }
+            ListFilter::Pattern(pattern) => glob_match(pattern, full_name.as_bytes()),
+        }
+    }
 }
 
 pub fn command_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {

@@ -37,6 +37,9 @@ macro_rules! sub {
             acl_categories: $categories,
             flags: None,
             keys: NO_KEYS,
+            summary: "",
+            since: "",
+            complexity: "",
         }
     };
 }
@@ -310,6 +313,9 @@ macro_rules! cluster_sub {
             acl_categories: $categories,
             flags: Some($flags.or(Flags::STALE)),
             keys: NO_KEYS,
+            summary: "",
+            since: "",
+            complexity: "",
         }
     };
 }

@@ -362,6 +362,9 @@ const fn key_sub(
         acl_categories,
         flags: Some(Flags::READONLY),
         keys: (2, 2, 1),
+        summary: "",
+        since: "",
+        complexity: "",
     }
 }
 
@@ -378,6 +381,9 @@ static OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: C::of(&[C::KEYSPACE, C::SLOW]),
         flags: Some(Flags::LOADING),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
 ];
 
@@ -395,6 +401,9 @@ const fn memory_sub(
         acl_categories: C::of(&[C::SLOW]),
         flags: Some(Flags::NONE),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     }
 }
 
@@ -420,6 +429,9 @@ static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: C::of(&[C::SLOW]),
         flags: Some(Flags::LOADING),
         keys: NO_KEYS,
+        summary: "",
+        since: "",
+        complexity: "",
     },
 ];
 
