@@ -261,6 +261,17 @@ struct Held {
     early: Vec<LogIndex>,
 }
 
+/// What [`NodeCore::snapshot_now`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SnapshotNow {
+    /// Write a snapshot of the map as applied now, at (index, term).
+    Start(LogIndex, Term),
+    /// The newest snapshot already holds every applied entry.
+    Current,
+    /// One is being written.
+    InFlight,
+}
+
 /// The node core; see the module docs.
 pub(crate) struct NodeCore<W, R> {
     raft: Raft,
@@ -765,10 +776,30 @@ impl<W, R> NodeCore<W, R> {
         {
             return None;
         }
+        Some(self.start_snapshot_at(index, term))
+    }
+
+    /// A snapshot asked for now (`SAVE`, `BGSAVE`, `BGREWRITEAOF`), whatever
+    /// the counts say: started at the applied (index, term) unless one is
+    /// being written or the newest one already holds everything applied.
+    pub(crate) fn snapshot_now(&mut self) -> SnapshotNow {
+        if self.snapshot_in_flight {
+            return SnapshotNow::InFlight;
+        }
+        let (index, term) = self.applied;
+        if index <= self.last_snapshot_index {
+            return SnapshotNow::Current;
+        }
+        let (index, term) = self.start_snapshot_at(index, term);
+        SnapshotNow::Start(index, term)
+    }
+
+    /// Counts a snapshot at (`index`, `term`) as started.
+    fn start_snapshot_at(&mut self, index: LogIndex, term: Term) -> (LogIndex, Term) {
         self.snapshot_in_flight = true;
         self.last_snapshot_index = index;
         self.applied_bytes_since_snapshot = 0;
-        Some((index, term))
+        (index, term)
     }
 
     /// A local snapshot was written and is durable: the Raft core compacts

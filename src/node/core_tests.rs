@@ -597,6 +597,40 @@ fn a_snapshot_due_while_another_is_written_starts_when_that_one_ends() {
     );
 }
 
+/// A snapshot asked for by a client (`SAVE`, `BGSAVE`) starts whatever the
+/// counts say, is refused while another is written, and is not written
+/// again when the newest one already holds everything applied.
+#[test]
+fn a_snapshot_asked_for_now_ignores_the_counts_but_not_the_one_in_flight() {
+    use super::super::core::SnapshotNow;
+    let mut c = Cluster::new(false);
+    c.elect_1();
+    c.core(1).config.snapshot_every_entries = 0;
+    c.core(1).propose_batch(&[set("a")], vec![1], 1);
+    c.settle();
+    assert_eq!(c.core(1).snapshot_due(), None, "periodic snapshots are off");
+    let applied = c.applied.get(&1).and_then(|e| e.last()).map(|e| e.index);
+    let SnapshotNow::Start(index, term) = c.core(1).snapshot_now() else {
+        panic!("a snapshot asked for starts")
+    };
+    assert_eq!(Some(index), applied);
+    assert_eq!(c.core(1).snapshot_now(), SnapshotNow::InFlight);
+    let floor = SnapshotMeta {
+        last_included_index: index,
+        last_included_term: term,
+        membership: crate::raft::Membership::voters_only([NodeId(1), NodeId(2), NodeId(3)]),
+    };
+    let (next, _) = c.core(1).snapshot_taken(floor, 0);
+    assert_eq!(next, None);
+    assert_eq!(c.core(1).snapshot_now(), SnapshotNow::Current);
+    c.core(1).propose_batch(&[set("b")], vec![2], 1);
+    c.settle();
+    assert_eq!(
+        c.core(1).snapshot_now(),
+        SnapshotNow::Start(LogIndex(index.0 + 1), term)
+    );
+}
+
 /// With `snapshot_log_growth_percent`, a snapshot also waits until the
 /// entries applied since the last one carry that share of its bytes: a big
 /// dataset is not written out in full every `snapshot_every_entries` writes.

@@ -189,6 +189,12 @@ pub(super) struct Driver {
     durable_snapshot_index: LogIndex,
     /// Followers a snapshot is being streamed to, and which one.
     streams: HashMap<NodeId, SnapshotMeta>,
+    /// Callers of the snapshot being written (`SAVE`), told once it is
+    /// durable.
+    snapshot_waiters: Vec<oneshot::Sender<()>>,
+    /// `BGSAVE SCHEDULE` (or `BGREWRITEAOF`) asked while a snapshot was
+    /// written: another starts when it ends.
+    snapshot_scheduled: bool,
     /// The members of the last committed membership are peers too, until
     /// the one in effect commits (`set_membership`).
     outgoing_peers: bool,
@@ -222,6 +228,8 @@ impl Driver {
             origin: Instant::now(),
             durable_snapshot_index: parts.snapshot_index,
             streams: HashMap::new(),
+            snapshot_waiters: Vec::new(),
+            snapshot_scheduled: false,
             outgoing_peers: false,
             storage_events_tx,
             storage_events,
@@ -417,6 +425,28 @@ impl Driver {
             }
             NodeRequest::ChangeMembership { change, reply } => {
                 let _ = reply.send(self.change_membership(&change));
+            }
+            NodeRequest::Snapshot { schedule, reply } => {
+                let _ = reply.send(self.snapshot_now(schedule));
+            }
+        }
+    }
+
+    /// A snapshot asked for by a client (`SAVE`, `BGSAVE`, `BGREWRITEAOF`).
+    fn snapshot_now(&mut self, schedule: bool) -> super::SnapshotStart {
+        match self.core.snapshot_now() {
+            core::SnapshotNow::Start(index, term) => {
+                let (done, heard) = oneshot::channel();
+                self.snapshot_waiters.push(done);
+                self.start_snapshot(index, term);
+                super::SnapshotStart::Started(heard)
+            }
+            core::SnapshotNow::Current => super::SnapshotStart::Current,
+            core::SnapshotNow::InFlight => {
+                self.snapshot_scheduled |= schedule;
+                super::SnapshotStart::InProgress {
+                    scheduled: schedule,
+                }
             }
         }
     }
@@ -882,8 +912,15 @@ impl Driver {
                 free_off_loop(compacted);
                 self.compact_through = self.compact_through.max(Some(through));
                 self.start_compaction()?;
+                for waiter in self.snapshot_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
                 if let Some((index, term)) = next {
                     self.start_snapshot(index, term);
+                } else if std::mem::take(&mut self.snapshot_scheduled) {
+                    if let core::SnapshotNow::Start(index, term) = self.core.snapshot_now() {
+                        self.start_snapshot(index, term);
+                    }
                 }
                 Ok(())
             }

@@ -349,6 +349,28 @@ enum NodeRequest {
         change: members::MemberChange,
         reply: oneshot::Sender<MemberProposal>,
     },
+    /// A snapshot now (`SAVE`, `BGSAVE`); with `schedule`, one asked while
+    /// another is written starts when that one ends.
+    Snapshot {
+        schedule: bool,
+        reply: oneshot::Sender<SnapshotStart>,
+    },
+}
+
+/// The driver's answer to a snapshot asked for by a client.
+#[derive(Debug)]
+pub enum SnapshotStart {
+    /// A snapshot of the map as applied now is being written; the receiver
+    /// hears once it is durable (it closes if the write fails, which stops
+    /// the node).
+    Started(oneshot::Receiver<()>),
+    /// The newest snapshot already holds every applied entry.
+    Current,
+    /// One is being written; `scheduled` when another will follow it.
+    InProgress {
+        /// Another starts when this one ends.
+        scheduled: bool,
+    },
 }
 
 /// The driver's answer to a membership change.
@@ -1348,6 +1370,19 @@ impl NodeHandle {
                 waited_ms: timeout.as_millis() as u64,
             }),
         }
+    }
+
+    /// Asks for a snapshot of this node's map now (`SAVE`, `BGSAVE`,
+    /// `BGREWRITEAOF`): it compacts the log as the periodic ones do. None
+    /// when the node is shutting down.
+    pub async fn snapshot_now(&self, schedule: bool) -> Option<SnapshotStart> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .requests
+            .send(NodeRequest::Snapshot { schedule, reply })
+            .await
+            .ok()?;
+        rx.await.ok()
     }
 
     /// Runs `f` on the local map without any wait (stale reads, INFO keyspace).
