@@ -726,6 +726,36 @@ impl Cluster {
         Ok(())
     }
 
+    /// Waits up to `timeout` for node `i` to exit by itself (a client's
+    /// `SHUTDOWN`, say) and returns how it exited.
+    ///
+    /// # Errors
+    /// The node is not running, or it is still running after `timeout`.
+    pub async fn wait_exited(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Result<std::process::ExitStatus> {
+        let node = self.node_mut(i)?;
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("wait_exited: node {i} is not running"))?;
+        match process::wait_exit(&mut child, timeout).await? {
+            Some(status) => {
+                append_marker(&node.log_path, &format!("exited by itself: {status}"));
+                if self.leader == Some(i) {
+                    self.leader = None;
+                }
+                Ok(status)
+            }
+            None => {
+                node.child = Some(child);
+                bail!("node {i} still runs after {timeout:?}")
+            }
+        }
+    }
+
     /// SIGTERM node `i` and wait for it to exit.
     ///
     /// # Errors

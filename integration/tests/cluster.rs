@@ -545,3 +545,85 @@ async fn failover_hands_leadership_to_the_named_replica() -> Result<()> {
     c.shutdown();
     Ok(())
 }
+
+/// SAVE, BGSAVE and SHUTDOWN on a real cluster: SAVE answers once a new
+/// snapshot is on disk (INFO's `rdb_snapshot_index` moves past the writes
+/// before it); SHUTDOWN on the leader closes the client's connection without
+/// a reply, hands leadership to another node and exits 0; the other two
+/// keep serving the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_snapshots_now_and_shutdown_stops_the_node_as_sigterm_does() -> Result<()> {
+    let mut c = Cluster::start(3).await?;
+    c.wait_for_leader(ELECTION_BUDGET).await?;
+    let leader = c.leader();
+    let mut on_leader = c.client(leader).await?;
+    for i in 0..20 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query_async(&mut on_leader)
+            .await?;
+    }
+    let snapshot_index = |info: &str| -> Result<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix("rdb_snapshot_index:"))
+            .context("rdb_snapshot_index in INFO")?
+            .trim()
+            .parse()
+            .context("rdb_snapshot_index is a number")
+    };
+    let applied: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(&mut on_leader)
+        .await?;
+    let before = snapshot_index(&applied)?;
+    let status = c.status(leader).await?;
+    let ok: String = redis::cmd("SAVE").query_async(&mut on_leader).await?;
+    ensure!(ok == "OK", "SAVE -> {ok}");
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(&mut on_leader)
+        .await?;
+    let after = snapshot_index(&info)?;
+    ensure!(
+        after > before && after >= status.last_applied,
+        "SAVE left rdb_snapshot_index at {after} (before {before}, applied {})",
+        status.last_applied
+    );
+    // Nothing applied since: the snapshot on disk is current.
+    let started: String = redis::cmd("BGSAVE").query_async(&mut on_leader).await?;
+    ensure!(
+        started == "Background saving started",
+        "BGSAVE -> {started}"
+    );
+
+    // SHUTDOWN over a raw socket: the connection closes with no reply.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut raw = tokio::net::TcpStream::connect(c.resp_addr(leader)).await?;
+    raw.write_all(b"*1\r\n$8\r\nSHUTDOWN\r\n").await?;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut buf)).await;
+    ensure!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))) && buf.is_empty(),
+        "SHUTDOWN should close without a reply: {read:?} {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    let exited = c.wait_exited(leader, Duration::from_secs(20)).await?;
+    ensure!(exited.success(), "the node exited with {exited}");
+    let log = c.log_tail(leader, 200);
+    ensure!(
+        log.contains("a client sent SHUTDOWN")
+            && log.contains("leadership transferred before exit"),
+        "the leader's log should show the shutdown and the handover:\n{log}"
+    );
+    let next = c.wait_for_leader(ELECTION_BUDGET).await?;
+    ensure!(next != leader, "a new leader");
+    let mut on_next = c.client(next).await?;
+    let value: String = redis::cmd("GET")
+        .arg("k19")
+        .query_async(&mut on_next)
+        .await?;
+    ensure!(value == "19", "GET k19 after the shutdown -> {value}");
+    c.shutdown();
+    Ok(())
+}

@@ -214,7 +214,7 @@ fn change_category(allowed: &mut BTreeSet<String>, category: Categories, allow: 
 }
 
 /// Every command and subcommand name.
-fn all_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
     COMMANDS.iter().flat_map(|spec| {
         std::iter::once(spec.name).chain(spec.subcommands.iter().map(|s| s.full_name))
     })
@@ -703,7 +703,59 @@ impl Default for Users {
     }
 }
 
+/// Command names this version added to the table: a snapshot written
+/// before snapshots named their commands (`kv/snapshot.rs`'s
+/// `KnownCommands`) knew every name but these.
+pub const NAMES_ADDED_WITH_KNOWN_COMMANDS: &[&str] = &[
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "shutdown",
+    "lolwut",
+    "replicaof",
+    "slaveof",
+    "sync",
+    "psync",
+    "replconf",
+    "restore-asking",
+    "module",
+    "module|help",
+    "module|list",
+    "module|load",
+    "module|loadex",
+    "module|unload",
+];
+
 impl Users {
+    /// Gives each user holding `+@all` the commands added to the table
+    /// after `known` was the whole table (a snapshot written by an older
+    /// version): Redis's `+@all` covers commands that appear later, and the
+    /// user's allowed set was computed against the older table. A user
+    /// whose rules start from `-@all` gets none of them.
+    pub fn grant_new_commands(&mut self, known: &BTreeSet<&str>) {
+        let added: Vec<&'static str> = all_names().filter(|name| !known.contains(name)).collect();
+        if added.is_empty() {
+            return;
+        }
+        for user in self.users.values_mut() {
+            if user.future_commands {
+                user.allowed
+                    .extend(added.iter().map(|name| name.to_string()));
+            }
+        }
+    }
+
+    /// Takes `names` out of every user's allowed commands (tests: users as
+    /// an older command table left them).
+    #[cfg(test)]
+    pub(crate) fn forget_for_tests(&mut self, names: &[&str]) {
+        for user in self.users.values_mut() {
+            for name in names {
+                user.allowed.remove(*name);
+            }
+        }
+    }
+
     /// The user named `name`.
     pub fn get(&self, name: &[u8]) -> Option<&User> {
         self.users.get(name)

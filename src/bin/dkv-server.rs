@@ -403,6 +403,7 @@ async fn run(
             stopped(stop_rx.clone()),
         ));
     }
+    let asked = context.clone();
     let resp = tokio::spawn(server::serve(
         resp_listener,
         context,
@@ -412,13 +413,16 @@ async fn run(
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
             info!(signal, "shutting down");
-            // A leader that just vanished costs the cluster an election timeout
-            // of unavailability; handing over first costs one round trip.
-            if handle.status().role == dkv::raft::Role::Leader && !config.peers.is_empty() {
-                match handle.transfer_leader(None, transfer_timeout).await {
-                    Ok(to) => info!(to = to.0, "leadership transferred before exit"),
-                    Err(e) => tracing::warn!(error = %e, "leadership transfer before exit failed"),
-                }
+            hand_over_leadership(&handle, !config.peers.is_empty(), transfer_timeout).await;
+            Ok(())
+        }
+        how = asked.shutdown_requested() => {
+            info!(now = how.now, save = how.save, "shutting down: a client sent SHUTDOWN");
+            if how.save {
+                save_before_exit(&handle).await;
+            }
+            if !how.now {
+                hand_over_leadership(&handle, !config.peers.is_empty(), transfer_timeout).await;
             }
             Ok(())
         }
@@ -437,6 +441,34 @@ async fn run(
         node.shutdown().await.context("stopping the node")?;
     }
     outcome
+}
+
+/// A leader that just vanished costs the cluster an election timeout of
+/// unavailability; handing over first costs one round trip.
+async fn hand_over_leadership(handle: &dkv::node::NodeHandle, has_peers: bool, timeout: Duration) {
+    if handle.status().role == dkv::raft::Role::Leader && has_peers {
+        match handle.transfer_leader(None, timeout).await {
+            Ok(to) => info!(to = to.0, "leadership transferred before exit"),
+            Err(e) => tracing::warn!(error = %e, "leadership transfer before exit failed"),
+        }
+    }
+}
+
+/// `SHUTDOWN SAVE`: a snapshot of the map before the node stops (the WAL
+/// already holds every write; this only shortens the next start's replay).
+async fn save_before_exit(handle: &dkv::node::NodeHandle) {
+    let saved = match handle.snapshot_now(false).await {
+        Some(dkv::node::SnapshotStart::Started(done)) => done.await.is_ok(),
+        Some(dkv::node::SnapshotStart::Current) => true,
+        Some(dkv::node::SnapshotStart::InProgress { .. }) | None => false,
+    };
+    if saved {
+        info!("snapshot written before exit");
+    } else {
+        tracing::warn!(
+            "no snapshot written before exit (one was being written, or the node stopped)"
+        );
+    }
 }
 
 /// Reads the admin bearer token: the file's content without surrounding

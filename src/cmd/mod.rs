@@ -263,6 +263,36 @@ pub struct SubcommandSpec {
 }
 
 impl SubcommandSpec {
+    /// A subcommand with the container's flags, no keys and no docs yet.
+    pub const fn new(
+        name: &'static str,
+        full_name: &'static str,
+        arity: i32,
+        handler: Handler,
+        acl_categories: Categories,
+    ) -> SubcommandSpec {
+        SubcommandSpec {
+            name,
+            full_name,
+            arity,
+            handler,
+            acl_categories,
+            flags: None,
+            keys: NO_KEYS,
+            summary: "",
+            since: "",
+            complexity: "",
+        }
+    }
+
+    /// The row with flags of its own (`COMMAND INFO`).
+    pub const fn with_flags(self, flags: Flags) -> SubcommandSpec {
+        SubcommandSpec {
+            flags: Some(flags),
+            ..self
+        }
+    }
+
     /// The row with its `COMMAND DOCS` summary, first version and complexity.
     pub const fn doc(
         self,

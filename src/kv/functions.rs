@@ -766,18 +766,7 @@ const fn sub(
     acl_categories: C,
     flags: Flags,
 ) -> SubcommandSpec {
-    SubcommandSpec {
-        name,
-        full_name,
-        arity,
-        handler,
-        acl_categories,
-        flags: Some(flags),
-        keys: NO_KEYS,
-        summary: "",
-        since: "",
-        complexity: "",
-    }
+    SubcommandSpec::new(name, full_name, arity, handler, acl_categories).with_flags(flags)
 }
 
 static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[

@@ -284,6 +284,9 @@ pub(crate) static COMMANDS: &[CommandSpec] = &[
     write("restore", -4, F_DENYOOM, KEY_GROUP, K1, typed_write::<Restore>())
         .acl(cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]), (KA_W, KA_NONE))
         .doc("Create a key using the provided serialized value, previously obtained using DUMP.", "2.6.0", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N))."),
+    write("restore-asking", -4, F_DENYOOM, KEY_GROUP, K1, typed_write::<Restore>())
+        .acl(cats(&[KEYSPACE, WRITE, SLOW, DANGEROUS]), (KA_W, KA_NONE))
+        .doc("RESTORE as a cluster migration sends it (ASKING changes nothing in dkv).", "3.0.0", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N))."),
 ];
 
 #[cfg(test)]

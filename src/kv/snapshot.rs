@@ -90,12 +90,17 @@ enum Record {
         config: KvConfig,
     },
     /// One key, in slot order within its database.
-    /// Last in the enum: variant indexes are the file format.
     Entry {
         db: u8,
         key: Bytes,
         entry: Entry,
     },
+    /// Every command name the writer's table had, written after `Users`:
+    /// a user with `+@all` restored by a newer version gets the commands
+    /// added since ([`Users::grant_new_commands`]). A snapshot without it
+    /// was written before [`crate::acl::user::NAMES_ADDED_WITH_KNOWN_COMMANDS`]
+    /// existed. New variants go last: variant indexes are the file format.
+    KnownCommands(Vec<String>),
 }
 
 /// [`Record`] as written: the same variants in the same order, borrowing
@@ -133,6 +138,7 @@ enum RecordOut<'a> {
         key: &'a super::key::Key,
         entry: &'a Entry,
     },
+    KnownCommands(Vec<&'static str>),
 }
 
 /// The most a snapshot chunk's buffer is allocated with before it fills.
@@ -186,6 +192,10 @@ impl Iterator for SnapshotChunks {
                 },
             );
             push(&mut buf, &RecordOut::Users(&db.users));
+            push(
+                &mut buf,
+                &RecordOut::KnownCommands(crate::acl::user::all_names().collect()),
+            );
             // Only once scripting has left state, so a map that never ran a
             // script snapshots to the same bytes as before scripting existed.
             if !db.scripts.is_empty() || db.script_rand != Rand48::START {
@@ -337,6 +347,7 @@ impl Db {
             reason: reason.to_string(),
         };
         let mut saw_meta = false;
+        let mut known: Option<Vec<String>> = None;
         // Each database's entries in slot order (as written); a repeated key
         // is refused when the database is rebuilt.
         let mut entries: [Vec<(Bytes, Entry)>; DATABASES] = std::array::from_fn(|_| Vec::new());
@@ -404,6 +415,9 @@ impl Db {
                     }
                     db.users = std::sync::Arc::new(users);
                 }
+                Record::KnownCommands(names) => {
+                    known = Some(names);
+                }
                 Record::Scripts { rand, scripts } => {
                     if !saw_meta {
                         return Err(corrupt(offset, "scripts before meta"));
@@ -432,6 +446,7 @@ impl Db {
                     db.set_libraries(super::functions::Libraries::from_list(libraries));
                 }
                 Record::End => {
+                    grant_new_commands(&mut db, known.as_deref());
                     for (d, entries) in entries.into_iter().enumerate() {
                         db.restore_keyspace(d, entries)
                             .map_err(|_| corrupt(offset, "a key repeated in a database"))?;
@@ -442,6 +457,20 @@ impl Db {
             offset += 4 + len;
         }
     }
+}
+
+/// Gives `+@all` users the commands this version has and the snapshot's
+/// writer did not (`known`: its `KnownCommands`, None for a snapshot written
+/// before that record, whose table lacked exactly
+/// [`crate::acl::user::NAMES_ADDED_WITH_KNOWN_COMMANDS`]).
+fn grant_new_commands(db: &mut Db, known: Option<&[String]>) {
+    let known: std::collections::BTreeSet<&str> = match known {
+        Some(names) => names.iter().map(String::as_str).collect(),
+        None => crate::acl::user::all_names()
+            .filter(|name| !crate::acl::user::NAMES_ADDED_WITH_KNOWN_COMMANDS.contains(name))
+            .collect(),
+    };
+    std::sync::Arc::make_mut(&mut db.users).grant_new_commands(&known);
 }
 
 #[cfg(test)]
@@ -549,6 +578,66 @@ mod tests {
         assert_eq!(restored.dbs, db.dbs);
     }
 
+    /// A `+@all` user restored from a snapshot written by a version with
+    /// fewer commands may run the commands added since, as Redis's `+@all`
+    /// covers later commands; a user built from `-@all` gets none of them,
+    /// and a command the user was denied stays denied. Snapshots from before
+    /// the `KnownCommands` record count as lacking exactly the names added
+    /// with it.
+    #[test]
+    fn all_commands_users_get_the_commands_added_after_the_snapshot() {
+        let mut db = db_with_user();
+        for (name, rules) in [
+            ("everything", &["on", "+@all", "-get"][..]),
+            ("some", &["on", "-@all", "+set"][..]),
+        ] {
+            db.apply(&Command {
+                ts_ms: 1,
+                op: Op::Acl(AclOp::SetUser {
+                    name: Bytes::from(name),
+                    rules: rules.iter().map(|r| Bytes::from(*r)).collect(),
+                }),
+            });
+        }
+        let current = db.snapshot_bytes();
+        // The users as an older table would have left them: without the
+        // names added since.
+        let added = crate::acl::user::NAMES_ADDED_WITH_KNOWN_COMMANDS;
+        std::sync::Arc::make_mut(&mut db.users).forget_for_tests(added);
+        let bytes = db.snapshot_bytes();
+        let record_end =
+            |at: usize| at + 4 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let users_end = record_end(record_end(0));
+        let known_end = record_end(users_end);
+        // Written by a version whose table lacked the added names.
+        let mut older = bytes[..users_end].to_vec();
+        let names: Vec<String> = crate::acl::user::all_names()
+            .filter(|name| !added.contains(name))
+            .map(str::to_string)
+            .collect();
+        push(&mut older, &Record::KnownCommands(names));
+        older.extend_from_slice(&bytes[known_end..]);
+        // Written before the record existed.
+        let mut oldest = bytes[..users_end].to_vec();
+        oldest.extend_from_slice(&bytes[known_end..]);
+        for snapshot in [&older[..], &oldest[..]] {
+            let restored = Db::restore(snapshot).unwrap();
+            let users = restored.users();
+            for name in added {
+                assert!(users.get(b"everything").unwrap().may_run(name), "{name}");
+                assert!(users.get(b"default").unwrap().may_run(name), "{name}");
+                assert!(!users.get(b"some").unwrap().may_run(name), "{name}");
+            }
+            assert!(!users.get(b"everything").unwrap().may_run("get"));
+            assert!(users.get(b"some").unwrap().may_run("set"));
+        }
+        // A snapshot that names every command restores the users it holds.
+        let restored = Db::restore(&bytes).unwrap();
+        assert!(!restored.users().get(b"default").unwrap().may_run("lolwut"));
+        let restored = Db::restore(&current).unwrap();
+        assert!(restored.users().get(b"default").unwrap().may_run("lolwut"));
+    }
+
     /// A list survives a snapshot element for element, and the restored map
     /// accounts for the same memory even though its nodes are packed anew.
     #[test]
@@ -615,7 +704,7 @@ mod tests {
         }
         assert_eq!(
             kinds.len(),
-            8,
+            9,
             "every kind of record written today (not the V1 ones, only read)"
         );
         assert_eq!(&again[..], &written[..]);

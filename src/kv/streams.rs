@@ -792,16 +792,9 @@ const fn sub(
     keys: (i64, i64, i64),
 ) -> SubcommandSpec {
     SubcommandSpec {
-        name,
-        full_name,
-        arity,
-        handler: missing_subcommand,
-        acl_categories,
-        flags: Some(flags),
         keys,
-        summary: "",
-        since: "",
-        complexity: "",
+        ..SubcommandSpec::new(name, full_name, arity, missing_subcommand, acl_categories)
+            .with_flags(flags)
     }
 }
 

@@ -521,18 +521,18 @@ fn snapshot_with_a_repeated_key_is_corrupt() {
     m.exec("SET a 1");
     m.exec("SET b 2");
     let records = snapshot_records(&m.db.snapshot_bytes());
-    assert_eq!(records.len(), 5, "meta, users, a, b, end");
+    assert_eq!(records.len(), 6, "meta, users, known commands, a, b, end");
     let join =
         |order: &[usize]| -> Vec<u8> { order.iter().flat_map(|&i| records[i].clone()).collect() };
-    assert!(Db::restore(&join(&[0, 1, 2, 3, 4])).is_ok());
-    let swapped = Db::restore(&join(&[0, 1, 3, 2, 4])).expect("b before a restores");
+    assert!(Db::restore(&join(&[0, 1, 2, 3, 4, 5])).is_ok());
+    let swapped = Db::restore(&join(&[0, 1, 2, 4, 3, 5])).expect("b before a restores");
     let keys: Vec<&[u8]> = swapped.dbs[0].map.keys().map(|k| &k[..]).collect();
     assert_eq!(
         keys,
         [&b"b"[..], &b"a"[..]],
         "each key at the slot it was written in"
     );
-    match Db::restore(&join(&[0, 1, 2, 2, 3, 4])) {
+    match Db::restore(&join(&[0, 1, 2, 3, 3, 4, 5])) {
         Err(SnapshotError::Corrupt { reason, .. }) => {
             assert_eq!(reason, "a key repeated in a database")
         }
@@ -543,7 +543,7 @@ fn snapshot_with_a_repeated_key_is_corrupt() {
     m.exec_in(1, "SET a 1");
     m.exec_in(0, "SET b 1");
     let records = snapshot_records(&m.db.snapshot_bytes());
-    let swapped: Vec<u8> = [0, 1, 3, 2, 4]
+    let swapped: Vec<u8> = [0, 1, 2, 4, 3, 5]
         .iter()
         .flat_map(|&i| records[i].clone())
         .collect();

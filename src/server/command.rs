@@ -390,6 +390,20 @@ pub trait Env {
     fn failover_running(&self) -> bool {
         false
     }
+    /// `SAVE`, `BGSAVE`, `BGREWRITEAOF`: asks the node for a snapshot of
+    /// its map now (`schedule`: after the one being written, if any). None
+    /// when the environment has no node.
+    fn snapshot_now(&self, schedule: bool) -> Option<super::commands::persistence::SnapshotJob> {
+        let _ = schedule;
+        None
+    }
+    /// `SHUTDOWN`: asks the process to stop as SIGTERM would (`now`: without
+    /// handing leadership over first; `save`: after a snapshot). False when
+    /// the environment cannot stop (tests) or a shutdown was asked already.
+    fn request_shutdown(&self, how: super::commands::persistence::Shutdown) -> bool {
+        let _ = how;
+        false
+    }
     /// `CONFIG RESETSTAT`: zeroes [`Env::stats`] and the map's read counts.
     fn reset_stats(&self) {
         if let Some(stats) = self.stats() {
@@ -466,6 +480,12 @@ pub enum Action {
     Monitor,
     /// `DEBUG SLEEP`: answer `+OK` after this long.
     Sleep(std::time::Duration),
+    /// `SAVE`, `BGSAVE`, `BGREWRITEAOF`: the reply once the node answered
+    /// (SAVE: once the snapshot is durable).
+    Snapshot(super::commands::persistence::SnapshotAsk),
+    /// `SHUTDOWN` was accepted: the process is stopping. Redis sends no
+    /// reply; the connection closes when the process exits.
+    Shutdown,
 }
 
 /// A handler: validated arguments in (name included), an action out.
@@ -774,6 +794,13 @@ pub(crate) async fn run_action<B: Backend>(
             tokio::time::sleep(pause).await;
             (Reply::OK, false)
         }
+        Action::Snapshot(ask) => (ask.run().await, false),
+        // A connection closes at once (`connection.rs`); here only EXEC's
+        // queue could carry it, and SHUTDOWN is refused inside MULTI.
+        Action::Shutdown => (
+            Reply::error("ERR Command not allowed inside a transaction"),
+            true,
+        ),
         // MONITOR is `no-multi`: only a connection can watch.
         Action::Monitor => (
             Reply::error("ERR Command not allowed inside a transaction"),
@@ -1253,6 +1280,11 @@ pub(crate) mod fake {
         /// Every FAILOVER started: the target and the wait. The first one
         /// runs for ever.
         pub failovers: Mutex<Vec<(Option<NodeId>, std::time::Duration)>>,
+        /// Every snapshot asked for (`schedule` each time). The first one
+        /// is written at once and stays "being written" for the later ones.
+        pub snapshots: Mutex<Vec<bool>>,
+        /// Every SHUTDOWN accepted (only the first is).
+        pub shutdowns: Mutex<Vec<crate::server::commands::persistence::Shutdown>>,
     }
 
     impl FakeBackend {
@@ -1270,6 +1302,8 @@ pub(crate) mod fake {
                 stats: Arc::default(),
                 next_write_errors: Mutex::default(),
                 failovers: Mutex::default(),
+                snapshots: Mutex::default(),
+                shutdowns: Mutex::default(),
             }
         }
     }
@@ -1331,6 +1365,29 @@ pub(crate) mod fake {
         }
         fn failover_running(&self) -> bool {
             !self.failovers.lock().expect("not poisoned").is_empty()
+        }
+        fn snapshot_now(
+            &self,
+            schedule: bool,
+        ) -> Option<crate::server::commands::persistence::SnapshotJob> {
+            use crate::node::SnapshotStart;
+            let mut asked = self.snapshots.lock().expect("not poisoned");
+            asked.push(schedule);
+            let start = if asked.len() == 1 {
+                let (done, heard) = tokio::sync::oneshot::channel();
+                let _ = done.send(());
+                SnapshotStart::Started(heard)
+            } else {
+                SnapshotStart::InProgress {
+                    scheduled: schedule,
+                }
+            };
+            Some(Box::pin(std::future::ready(Some(start))))
+        }
+        fn request_shutdown(&self, how: crate::server::commands::persistence::Shutdown) -> bool {
+            let mut asked = self.shutdowns.lock().expect("not poisoned");
+            asked.push(how);
+            asked.len() == 1
         }
         fn reset_stats(&self) {
             self.stats.reset();

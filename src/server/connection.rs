@@ -871,6 +871,9 @@ where
                                 .await?;
                             let (reply, close) = match action {
                                 Action::Monitor => (start_monitor(backend, session, subs), false),
+                                // SHUTDOWN was accepted: Redis sends no reply,
+                                // the client sees the connection close.
+                                Action::Shutdown => return Err(End::Killed),
                                 action => run_action(backend, session, action).await,
                             };
                             drain_frames(subs, session, io);

@@ -74,6 +74,9 @@ struct Inner {
     refused_clients: http::RefusedLog,
     /// A `FAILOVER` started here is running.
     failover: Arc<AtomicBool>,
+    /// Set once by `SHUTDOWN`; the process's main task waits on it
+    /// ([`ServerContext::shutdown_requested`]).
+    shutdown: watch::Sender<Option<commands::persistence::Shutdown>>,
 }
 
 impl ServerContext {
@@ -108,6 +111,7 @@ impl ServerContext {
                     REFUSED_CLIENTS_LOG_INTERVAL,
                 ),
                 failover: Arc::default(),
+                shutdown: watch::Sender::new(None),
             }),
         }
     }
@@ -126,6 +130,22 @@ impl ServerContext {
     /// The client limits in force (CONFIG SET changes them).
     pub fn client_limits(&self) -> &Arc<client_limits::ClientLimits> {
         &self.inner.client_limits
+    }
+
+    /// Resolves once a client asked for `SHUTDOWN`, with how (the process's
+    /// main task stops as it does on SIGTERM). Never resolves otherwise.
+    pub async fn shutdown_requested(&self) -> commands::persistence::Shutdown {
+        let mut asked = self.inner.shutdown.subscribe();
+        let seen = asked
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|how| *how);
+        match seen {
+            Some(how) => how,
+            // The sender lives in `self`: it cannot close while we wait.
+            None => std::future::pending().await,
+        }
     }
 
     /// The registry of this node's client connections (CLIENT LIST, and
@@ -273,6 +293,22 @@ impl command::Env for ServerContext {
 
     fn failover_running(&self) -> bool {
         self.inner.failover.load(Ordering::Acquire)
+    }
+
+    fn snapshot_now(&self, schedule: bool) -> Option<commands::persistence::SnapshotJob> {
+        let node = self.inner.node.clone();
+        Some(Box::pin(async move { node.snapshot_now(schedule).await }))
+    }
+
+    fn request_shutdown(&self, how: commands::persistence::Shutdown) -> bool {
+        // Only the first asker stops the process; later ones are refused.
+        self.inner.shutdown.send_if_modified(|asked| {
+            if asked.is_some() {
+                return false;
+            }
+            *asked = Some(how);
+            true
+        })
     }
 
     fn reset_stats(&self) {

@@ -302,18 +302,14 @@ const NONE: (KeyAccess, KeyAccess) = (KeyAccess::NONE, KeyAccess::NONE);
 
 macro_rules! sub {
     ($name:literal, $arity:expr, $handler:expr, $categories:expr, $flags:expr) => {
-        SubcommandSpec {
-            name: $name,
-            full_name: concat!("pubsub|", $name),
-            arity: $arity,
-            handler: $handler,
-            acl_categories: $categories,
-            flags: Some($flags),
-            keys: NO_KEYS,
-            summary: "",
-            since: "",
-            complexity: "",
-        }
+        SubcommandSpec::new(
+            $name,
+            concat!("pubsub|", $name),
+            $arity,
+            $handler,
+            $categories,
+        )
+        .with_flags($flags)
     };
 }
 

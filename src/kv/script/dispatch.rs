@@ -64,6 +64,7 @@ const NOSCRIPT: &[&str] = &[
     "replicaof",
     "slaveof",
     "role",
+    "replconf",
 ];
 
 const NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";

@@ -1110,3 +1110,158 @@ fn client_tracking_modes_and_errors() {
     assert_eq!(client.reply("RESET"), Reply::Simple("RESET"));
     assert_eq!(client.reply("CLIENT GETREDIR"), Reply::Integer(-1));
 }
+
+/// SAVE, BGSAVE and BGREWRITEAOF ask the node for a snapshot and answer in
+/// Redis's words for what it said; SAVE is refused inside MULTI.
+#[test]
+fn save_bgsave_and_bgrewriteaof_ask_for_a_snapshot() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("SAVE"), Reply::OK);
+    // The first is still being written for the fake.
+    assert_eq!(
+        client.error("SAVE"),
+        "ERR Background save already in progress"
+    );
+    assert_eq!(
+        client.error("BGSAVE"),
+        "ERR Background save already in progress"
+    );
+    assert_eq!(
+        client.reply("BGSAVE schedule"),
+        Reply::Simple("Background saving scheduled")
+    );
+    assert_eq!(
+        client.reply("BGREWRITEAOF"),
+        Reply::Simple("Background append only file rewriting scheduled")
+    );
+    assert_eq!(
+        *client.backend.snapshots.lock().unwrap(),
+        [false, false, false, true, true]
+    );
+    assert_eq!(client.error("BGSAVE now"), "ERR syntax error");
+    assert_eq!(client.error("BGSAVE schedule x"), "ERR syntax error");
+    assert_eq!(client.reply("MULTI"), Reply::OK);
+    assert_eq!(
+        client.error("SAVE"),
+        "ERR Command not allowed inside a transaction"
+    );
+    assert_eq!(client.reply("BGSAVE"), Reply::Simple("QUEUED"));
+    assert!(client.error("EXEC").starts_with("EXECABORT"));
+    assert_eq!(client.backend.snapshots.lock().unwrap().len(), 5);
+
+    let mut fresh = Client::new();
+    assert_eq!(
+        fresh.reply("BGSAVE"),
+        Reply::Simple("Background saving started")
+    );
+    let mut fresh = Client::new();
+    assert_eq!(
+        fresh.reply("BGREWRITEAOF"),
+        Reply::Simple("Background append only file rewriting started")
+    );
+}
+
+/// SHUTDOWN checks its options as Redis does, asks the process to stop
+/// once, and is refused inside MULTI.
+#[test]
+fn shutdown_checks_its_options_and_asks_once() {
+    use crate::server::commands::persistence::Shutdown;
+    let mut client = Client::new();
+    for bad in [
+        "SHUTDOWN x",
+        "SHUTDOWN SAVE NOSAVE",
+        "SHUTDOWN ABORT NOW",
+        "SHUTDOWN NOW ABORT",
+    ] {
+        assert_eq!(client.error(bad), "ERR syntax error", "{bad}");
+    }
+    assert_eq!(
+        client.error("SHUTDOWN ABORT"),
+        "ERR No shutdown in progress."
+    );
+    assert_eq!(client.reply("MULTI"), Reply::OK);
+    assert_eq!(
+        client.error("SHUTDOWN"),
+        "ERR Command not allowed inside a transaction"
+    );
+    assert_eq!(client.reply("DISCARD"), Reply::OK);
+    assert!(client.backend.shutdowns.lock().unwrap().is_empty());
+    let executed = client.run("shutdown now save force");
+    assert!(executed.close, "the connection closes without a reply");
+    assert_eq!(
+        *client.backend.shutdowns.lock().unwrap(),
+        [Shutdown {
+            now: true,
+            save: true
+        }]
+    );
+    assert_eq!(
+        client.error("SHUTDOWN NOSAVE"),
+        "ERR Errors trying to SHUTDOWN. Check logs."
+    );
+}
+
+/// MODULE, LOLWUT, REPLICAOF and the replication handshake answer as
+/// described in their modules; RESTORE-ASKING restores as RESTORE does.
+#[test]
+fn module_lolwut_replicaof_and_restore_asking() {
+    let mut client = Client::new();
+    assert_eq!(client.reply("MODULE LIST"), Reply::Array(vec![]));
+    assert!(matches!(client.reply("MODULE HELP"), Reply::Array(lines) if lines.len() == 11));
+    for refused in [
+        "MODULE LOAD /x.so",
+        "MODULE LOADEX /x.so ARGS a",
+        "MODULE UNLOAD m",
+    ] {
+        assert!(
+            client
+                .error(refused)
+                .starts_with("ERR MODULE command not allowed."),
+            "{refused}"
+        );
+    }
+    assert_eq!(
+        client.error("MODULE nosuch"),
+        "ERR unknown subcommand 'nosuch'. Try MODULE HELP."
+    );
+    assert_eq!(
+        client.reply("LOLWUT VERSION 5"),
+        Reply::Verbatim("Redis ver. 7.0.0\n".to_string())
+    );
+    assert_eq!(
+        client.error("LOLWUT VERSION x"),
+        "ERR value is not an integer or out of range"
+    );
+    // The fake leads: NO ONE is what it is already.
+    assert_eq!(client.reply("REPLICAOF no one"), Reply::OK);
+    assert!(client
+        .error("SLAVEOF 127.0.0.1 6379")
+        .starts_with("ERR SLAVEOF is not allowed in dkv"));
+    client.backend.role = crate::raft::Role::Follower;
+    assert!(client
+        .error("REPLICAOF NO ONE")
+        .starts_with("ERR REPLICAOF is not allowed in dkv"));
+    for handshake in ["SYNC", "PSYNC ? -1", "REPLCONF listening-port 1"] {
+        let name = handshake.split(' ').next().unwrap();
+        assert_eq!(
+            client.error(handshake),
+            format!("ERR {name} is not supported: dkv nodes replicate through Raft and serve no Redis replication stream")
+        );
+    }
+    client.backend.role = crate::raft::Role::Leader;
+    assert_eq!(client.reply("SET k v"), Reply::OK);
+    let Reply::Bulk(payload) = client.reply("DUMP k") else {
+        panic!("DUMP gives a payload")
+    };
+    let args = [
+        Bytes::from_static(b"RESTORE-ASKING"),
+        Bytes::from_static(b"k2"),
+        Bytes::from_static(b"0"),
+        payload,
+    ];
+    let executed =
+        futures_util::FutureExt::now_or_never(execute(&client.backend, &mut client.session, &args))
+            .expect("the fake backend never waits");
+    assert_eq!(executed.reply, Reply::OK);
+    assert_eq!(client.reply("GET k2"), bulk("v"));
+}

@@ -223,11 +223,19 @@ pub fn latency_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action,
 /// `MONITOR`: refused inside MULTI (Redis's `no-multi`, which also aborts
 /// the transaction); otherwise the connection attaches to the feed.
 pub fn monitor(session: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    refuse_in_multi(session)?;
+    Ok(Action::Monitor)
+}
+
+/// Redis's `no-multi`: a command that cannot be queued is refused, and the
+/// transaction fails at EXEC (`EXECABORT`). Its row carries `NO_QUEUE` so the
+/// handler sees it while the transaction is open.
+pub(crate) fn refuse_in_multi(session: &mut Session) -> Result<(), CommandError> {
     if session.multi.is_some() {
         session.multi_error = true;
         return Err(CommandError::Data(
             "ERR Command not allowed inside a transaction".to_string(),
         ));
     }
-    Ok(Action::Monitor)
+    Ok(())
 }

@@ -604,6 +604,51 @@ pub fn lastsave(_: &mut Session, env: &dyn Env, _: &[Bytes]) -> Result<Action, C
     )))
 }
 
+/// `LOLWUT [VERSION v] [...]`: the version line Redis 7 prints, as a
+/// verbatim string. Redis draws art for `VERSION 5` and `6`; dkv prints the
+/// line for every version.
+pub fn lolwut(_: &mut Session, _: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    if args.len() >= 3 && args[1].eq_ignore_ascii_case(b"version") {
+        crate::server::command::parse_i64(&args[2]).ok_or(CommandError::NotInteger)?;
+    }
+    Ok(Action::Reply(Reply::Verbatim(format!(
+        "Redis ver. {}\n",
+        info::REDIS_COMPAT_VERSION
+    ))))
+}
+
+// ---- MODULE ----------------------------------------------------------------
+
+/// `MODULE LIST`: dkv loads no modules.
+pub fn module_list(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Ok(Action::Reply(Reply::Array(vec![])))
+}
+
+/// `MODULE LOAD`, `LOADEX`, `UNLOAD`: refused with the text Redis gives under
+/// its default `enable-module-command no`, which dkv cannot change: a module
+/// is native code, and each replica would have to run the same one.
+pub fn module_refused(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    Err(CommandError::err(
+        "MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+    ))
+}
+
+pub fn module_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, CommandError> {
+    help(&[
+        "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "LIST",
+        "    Return a list of loaded modules.",
+        "LOAD <path> [<arg> ...]",
+        "    Load a module library from <path>, passing to it any optional arguments.",
+        "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+        "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+        "UNLOAD <name>",
+        "    Unload a module.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
 #[cfg(test)]
 mod getkeys_tests {
     use bytes::Bytes;

@@ -14,6 +14,7 @@ pub mod diagnostics;
 mod docs;
 pub mod introspection;
 pub mod objects;
+pub mod persistence;
 pub mod replication;
 pub mod transactions;
 
@@ -29,18 +30,13 @@ const BUSY_OK: Flags = Flags::ALLOW_BUSY;
 
 macro_rules! sub {
     ($parent:literal, $name:literal, $arity:expr, $handler:expr, $categories:expr) => {
-        SubcommandSpec {
-            name: $name,
-            full_name: concat!($parent, "|", $name),
-            arity: $arity,
-            handler: $handler,
-            acl_categories: $categories,
-            flags: None,
-            keys: NO_KEYS,
-            summary: "",
-            since: "",
-            complexity: "",
-        }
+        SubcommandSpec::new(
+            $name,
+            concat!($parent, "|", $name),
+            $arity,
+            $handler,
+            $categories,
+        )
     };
 }
 
@@ -305,18 +301,7 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
 /// A `CLUSTER` subcommand with its own flags (Redis shows `stale` on all).
 macro_rules! cluster_sub {
     ($name:literal, $arity:expr, $handler:expr, $flags:expr, $categories:expr) => {
-        SubcommandSpec {
-            name: $name,
-            full_name: concat!("cluster|", $name),
-            arity: $arity,
-            handler: $handler,
-            acl_categories: $categories,
-            flags: Some($flags.or(Flags::STALE)),
-            keys: NO_KEYS,
-            summary: "",
-            since: "",
-            complexity: "",
-        }
+        sub!("cluster", $name, $arity, $handler, $categories).with_flags($flags.or(Flags::STALE))
     };
 }
 
@@ -607,4 +592,197 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         introspection::lastsave,
     )
     .acl(cats(&[ADMIN_CAT, FAST_CAT, DANGEROUS]), (KA_NONE, KA_NONE)),
+    spec(
+        "save",
+        1,
+        ADMIN.or(Flags::NOSCRIPT).or(NOQ),
+        "@server",
+        NO_KEYS,
+        persistence::save,
+    )
+    .acl(ADMIN_SLOW_DANGEROUS, (KA_NONE, KA_NONE))
+    .doc(
+        "Writes a snapshot of this node's dataset now and answers once it is durable",
+        "1.0.0",
+        "O(N) where N is the total number of keys in all databases",
+    ),
+    spec(
+        "bgsave",
+        -1,
+        ADMIN.or(Flags::NOSCRIPT),
+        "@server",
+        NO_KEYS,
+        persistence::bgsave,
+    )
+    .acl(ADMIN_SLOW_DANGEROUS, (KA_NONE, KA_NONE))
+    .doc(
+        "Starts writing a snapshot of this node's dataset",
+        "1.0.0",
+        "O(1)",
+    ),
+    spec(
+        "bgrewriteaof",
+        1,
+        ADMIN.or(Flags::NOSCRIPT),
+        "@server",
+        NO_KEYS,
+        persistence::bgrewriteaof,
+    )
+    .acl(ADMIN_SLOW_DANGEROUS, (KA_NONE, KA_NONE))
+    .doc(
+        "Compacts this node's log: starts a snapshot, after which the log it covers is deleted",
+        "1.0.0",
+        "O(1)",
+    ),
+    spec(
+        "shutdown",
+        -1,
+        ADMIN
+            .or(Flags::NOSCRIPT)
+            .or(LOADING)
+            .or(Flags::STALE)
+            .or(NOQ)
+            .or(BUSY_OK),
+        "@server",
+        NO_KEYS,
+        persistence::shutdown,
+    )
+    .acl(ADMIN_SLOW_DANGEROUS, (KA_NONE, KA_NONE))
+    .doc(
+        "Stops this node as SIGTERM does: a leader hands leadership over first",
+        "1.0.0",
+        "O(1), or O(N) with SAVE, N being the number of keys",
+    ),
+    spec("lolwut", -1, FAST, "@server", NO_KEYS, introspection::lolwut)
+        .acl(cats(&[C::READ, FAST_CAT]), (KA_NONE, KA_NONE))
+        .doc(
+            "Display some computer art and the Redis version",
+            "5.0.0",
+            "",
+        ),
+    replicaof_row("replicaof", "5.0.0"),
+    replicaof_row("slaveof", "1.0.0"),
+    handshake_row("sync", 1, Flags::NONE, "1.0.0"),
+    handshake_row("psync", -3, Flags::NONE, "2.8.0"),
+    handshake_row(
+        "replconf",
+        -1,
+        LOADING.or(Flags::STALE).or(BUSY_OK),
+        "3.0.0",
+    ),
+    CommandSpec {
+        subcommands: MODULE_SUBCOMMANDS,
+        ..spec(
+            "module",
+            -2,
+            Flags::NONE,
+            "@server",
+            NO_KEYS,
+            connection::missing_subcommand,
+        )
+        .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc("A container for module commands", "4.0.0", "Depends on subcommand.")
+    },
+];
+
+/// `REPLICAOF` or its old name `SLAVEOF` (`replication.rs`).
+const fn replicaof_row(name: &'static str, since: &'static str) -> CommandSpec {
+    spec(
+        name,
+        3,
+        ADMIN.or(Flags::NOSCRIPT).or(Flags::STALE),
+        "@server",
+        NO_KEYS,
+        replication::replicaof,
+    )
+    .acl(ADMIN_SLOW_DANGEROUS, (KA_NONE, KA_NONE))
+    .doc(
+        "Refused in dkv (every node follows the Raft leader), except NO ONE on the leader",
+        since,
+        "O(1)",
+    )
+}
+
+/// One of Redis's replication handshake commands, refused (`replication.rs`).
+const fn handshake_row(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    since: &'static str,
+) -> CommandSpec {
+    spec(
+        name,
+        arity,
+        ADMIN.or(Flags::NOSCRIPT).or(flags),
+        "@server",
+        NO_KEYS,
+        replication::replication_handshake,
+    )
+    .acl(ADMIN_SLOW_DANGEROUS, (KA_NONE, KA_NONE))
+    .doc(
+        "Redis's replication handshake: refused, dkv replicates through Raft",
+        since,
+        "O(1)",
+    )
+}
+
+/// `@admin @slow @dangerous`, Redis's categories for most admin commands.
+const ADMIN_SLOW_DANGEROUS: C = cats(&[ADMIN_CAT, SLOW, DANGEROUS]);
+
+/// A `MODULE` subcommand with its own flags.
+macro_rules! module_sub {
+    ($name:literal, $arity:expr, $handler:expr, $flags:expr, $categories:expr) => {
+        sub!("module", $name, $arity, $handler, $categories).with_flags($flags)
+    };
+}
+
+static MODULE_SUBCOMMANDS: &[SubcommandSpec] = &[
+    module_sub!(
+        "help",
+        2,
+        introspection::module_help,
+        LOADING.or(Flags::STALE),
+        SLOW_CAT
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
+    ),
+    module_sub!(
+        "list",
+        2,
+        introspection::module_list,
+        ADMIN.or(Flags::NOSCRIPT),
+        ADMIN_SLOW_DANGEROUS
+    )
+    .doc(
+        "List all modules loaded by the server",
+        "4.0.0",
+        "O(N) where N is the number of loaded modules.",
+    ),
+    module_sub!(
+        "load",
+        -3,
+        introspection::module_refused,
+        ADMIN.or(Flags::NOSCRIPT),
+        ADMIN_SLOW_DANGEROUS
+    )
+    .doc("Load a module", "4.0.0", "O(1)"),
+    module_sub!(
+        "loadex",
+        -3,
+        introspection::module_refused,
+        ADMIN.or(Flags::NOSCRIPT),
+        ADMIN_SLOW_DANGEROUS
+    )
+    .doc("Load a module with extended parameters", "7.0.0", "O(1)"),
+    module_sub!(
+        "unload",
+        3,
+        introspection::module_refused,
+        ADMIN.or(Flags::NOSCRIPT),
+        ADMIN_SLOW_DANGEROUS
+    )
+    .doc("Unload a module", "4.0.0", "O(1)"),
 ];

@@ -35,6 +35,13 @@
 //! checks it and changes nothing. `ABORT` cannot call a transfer back: a
 //! TimeoutNow that left cannot be recalled, and Raft abandons a transfer by
 //! itself within an election timeout.
+//!
+//! `REPLICAOF`/`SLAVEOF`: a dkv node follows whichever voter leads the Raft
+//! group and cannot be pointed at another server. `REPLICAOF NO ONE` on the
+//! leader answers `+OK`, as Redis answers it on a master; anything else is
+//! refused, naming FAILOVER (which moves the leader). `SYNC`, `PSYNC` and
+//! `REPLCONF`, the Redis replication handshake, are refused: dkv serves no
+//! Redis replication stream.
 
 use std::time::Duration;
 
@@ -249,6 +256,30 @@ pub async fn run<B: Backend>(backend: &B, wait: Wait) -> Reply {
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// `REPLICAOF host port` / `SLAVEOF host port` (see the module docs).
+pub fn replicaof(_: &mut Session, env: &dyn Env, args: &[Bytes]) -> Result<Action, CommandError> {
+    let no_one = args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one");
+    if no_one && env.status().role == Role::Leader {
+        return Ok(Action::Reply(Reply::OK));
+    }
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    Err(CommandError::err(&format!(
+        "{name} is not allowed in dkv: every node replicates the Raft leader; use FAILOVER to move the leadership"
+    )))
+}
+
+/// `SYNC`, `PSYNC`, `REPLCONF` (see the module docs).
+pub fn replication_handshake(
+    _: &mut Session,
+    _: &dyn Env,
+    args: &[Bytes],
+) -> Result<Action, CommandError> {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    Err(CommandError::err(&format!(
+        "{name} is not supported: dkv nodes replicate through Raft and serve no Redis replication stream"
+    )))
 }
 
 #[cfg(test)]

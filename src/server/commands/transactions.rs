@@ -314,6 +314,7 @@ async fn run_exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
                 }
                 // WAIT inside MULTI answers at once, as in Redis.
                 Ok(Action::Wait(_)) => super::replication::count_now(backend),
+                Ok(Action::Snapshot(ask)) => ask.run().await,
                 Ok(_) => Reply::OK,
             },
         };
