@@ -565,3 +565,129 @@ async fn stream_dump_restore_between_redis_and_dkv() -> Result<()> {
     cluster.shutdown();
     Ok(())
 }
+
+/// MIGRATE from a dkv follower to a real Redis and from that Redis back to
+/// dkv: keys move with their values and TTLs, COPY leaves them, REPLACE
+/// overwrites, and dkv's replies for a missing key, a busy target key, a bad
+/// AUTH, an unusable port and bad options are the ones Redis gives for the
+/// same MIGRATE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_keys_between_dkv_and_redis() -> Result<()> {
+    let Some((server, mut redis, cluster, mut dkv)) = servers().await? else {
+        return Ok(());
+    };
+    let (host, port) = (server.addr.ip().to_string(), server.addr.port().to_string());
+    let run = |line: String| words(&line);
+    for line in [
+        "SET m:s hello",
+        "SET m:t ttl PX 60000",
+        "RPUSH m:l a b c",
+        "SET m:busy here",
+    ] {
+        send(&mut dkv, &run(line.to_string())).await?;
+    }
+    send(&mut redis, &run("SET m:busy there".to_string())).await?;
+    let migrate = |rest: &str| run(format!("MIGRATE {host} {port} {rest}"));
+    // One key, moved.
+    let reply = send(&mut dkv, &migrate("m:s 0 5000")).await?;
+    anyhow::ensure!(
+        reply == Reply::Simple("OK".into()),
+        "MIGRATE m:s -> {reply:?}"
+    );
+    anyhow::ensure!(send(&mut dkv, &run("EXISTS m:s".into())).await? == Reply::Integer(0));
+    anyhow::ensure!(
+        send(&mut redis, &run("GET m:s".into())).await? == Reply::Bulk(Some(b"hello".to_vec()))
+    );
+    // KEYS with COPY into database 2: both kept, the TTL carried over.
+    let mut args = run(format!("MIGRATE {host} {port}"));
+    args.push(Vec::new());
+    args.extend(run("2 5000 COPY KEYS m:t m:l m:none".into()));
+    let reply = send(&mut dkv, &args).await?;
+    anyhow::ensure!(
+        reply == Reply::Simple("OK".into()),
+        "MIGRATE KEYS COPY -> {reply:?}"
+    );
+    anyhow::ensure!(send(&mut dkv, &run("EXISTS m:t m:l".into())).await? == Reply::Integer(2));
+    send(&mut redis, &run("SELECT 2".into())).await?;
+    let ttl = send(&mut redis, &run("PTTL m:t".into())).await?;
+    anyhow::ensure!(
+        matches!(ttl, Reply::Integer(ms) if ms > 50_000 && ms <= 60_000),
+        "PTTL m:t on Redis -> {ttl:?}"
+    );
+    let list = send(&mut redis, &run("LRANGE m:l 0 -1".into())).await?;
+    anyhow::ensure!(
+        list == Reply::Array(Some(
+            ["a", "b", "c"]
+                .iter()
+                .map(|e| Reply::Bulk(Some(e.as_bytes().to_vec())))
+                .collect()
+        )),
+        "LRANGE m:l on Redis -> {list:?}"
+    );
+    send(&mut redis, &run("SELECT 0".into())).await?;
+    // REPLACE overwrites the busy key, and the key leaves dkv.
+    let reply = send(&mut dkv, &migrate("m:busy 0 5000 REPLACE")).await?;
+    anyhow::ensure!(
+        reply == Reply::Simple("OK".into()),
+        "MIGRATE REPLACE -> {reply:?}"
+    );
+    anyhow::ensure!(
+        send(&mut redis, &run("GET m:busy".into())).await? == Reply::Bulk(Some(b"here".to_vec()))
+    );
+    // Back from Redis into dkv (dkv's RESTORE as MIGRATE sends it).
+    let dkv_addr = cluster.resp_addr(cluster.leader());
+    let back = run(format!(
+        "MIGRATE {} {} m:busy 0 5000",
+        dkv_addr.ip(),
+        dkv_addr.port()
+    ));
+    let reply = send(&mut redis, &back).await?;
+    anyhow::ensure!(
+        reply == Reply::Simple("OK".into()),
+        "Redis MIGRATE to dkv -> {reply:?}"
+    );
+    anyhow::ensure!(
+        send(&mut dkv, &run("GET m:busy".into())).await? == Reply::Bulk(Some(b"here".to_vec()))
+    );
+    // The same failing MIGRATEs, sent to both: the same replies. Each
+    // source has the key, and the target (the other Redis port, or a port
+    // nobody listens on) refuses as described.
+    send(&mut dkv, &run("SET m:x 1".into())).await?;
+    send(&mut redis, &run("SET m:x 1".into())).await?;
+    send(&mut redis, &run("SET m:taken 1".into())).await?;
+    send(&mut dkv, &run("SET m:taken 1".into())).await?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let other = server.addr.port();
+    let cases = [
+        format!("MIGRATE 127.0.0.1 {other} m:none 0 1000"),
+        format!("MIGRATE 127.0.0.1 {closed} m:x 0 300"),
+        format!("MIGRATE 127.0.0.1 {other} m:x 0 1000 BOGUS"),
+        format!("MIGRATE 127.0.0.1 {other} m:x 0 1000 KEYS m:x"),
+        format!("MIGRATE 127.0.0.1 {other} m:x 0 soon"),
+        format!("MIGRATE 127.0.0.1 {other} m:x x 1000"),
+    ];
+    for case in &cases {
+        let want = send(&mut redis, &run(case.clone())).await?;
+        let got = send(&mut dkv, &run(case.clone())).await?;
+        anyhow::ensure!(got == want, "{case}: dkv {got:?}, Redis {want:?}");
+    }
+    // A busy key and a bad AUTH, against Redis as the target of both.
+    let busy = send(&mut dkv, &migrate("m:taken 0 1000")).await?;
+    anyhow::ensure!(
+        busy == Reply::Error(
+            "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+                .into()
+        ),
+        "busy -> {busy:?}"
+    );
+    anyhow::ensure!(send(&mut dkv, &run("EXISTS m:taken".into())).await? == Reply::Integer(1));
+    let auth = send(&mut dkv, &migrate("m:x 0 1000 AUTH secret")).await?;
+    anyhow::ensure!(
+        matches!(&auth, Reply::Error(e) if e.starts_with("ERR Target instance replied with error: ERR AUTH")),
+        "AUTH -> {auth:?}"
+    );
+    drop(cluster);
+    Ok(())
+}

@@ -659,6 +659,7 @@ static GROUPS: &[&[CommandSpec]] = &[
     crate::server::commands::SERVER_COMMANDS,
     crate::server::commands::objects::OBJECT_COMMANDS,
     crate::server::pubsub::PUBSUB_COMMANDS,
+    crate::server::commands::migrate::MIGRATE_COMMANDS,
 ];
 
 /// Every command, in a fixed order (its index there identifies it).

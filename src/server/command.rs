@@ -486,6 +486,8 @@ pub enum Action {
     /// `SHUTDOWN` was accepted: the process is stopping. Redis sends no
     /// reply; the connection closes when the process exits.
     Shutdown,
+    /// `MIGRATE`: read the keys, send them to the target, delete them here.
+    Migrate(Box<super::commands::migrate::Migrate>),
 }
 
 /// A handler: validated arguments in (name included), an action out.
@@ -795,6 +797,10 @@ pub(crate) async fn run_action<B: Backend>(
             (Reply::OK, false)
         }
         Action::Snapshot(ask) => (ask.run().await, false),
+        Action::Migrate(migrate) => (
+            super::commands::migrate::run(backend, *migrate).await,
+            false,
+        ),
         // A connection closes at once (`connection.rs`); here only EXEC's
         // queue could carry it, and SHUTDOWN is refused inside MULTI.
         Action::Shutdown => (

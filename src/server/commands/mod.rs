@@ -13,6 +13,7 @@ pub mod debug;
 pub mod diagnostics;
 mod docs;
 pub mod introspection;
+pub mod migrate;
 pub mod objects;
 pub mod persistence;
 pub mod replication;

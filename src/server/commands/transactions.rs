@@ -315,6 +315,7 @@ async fn run_exec<B: Backend>(backend: &B, session: &mut Session) -> Reply {
                 // WAIT inside MULTI answers at once, as in Redis.
                 Ok(Action::Wait(_)) => super::replication::count_now(backend),
                 Ok(Action::Snapshot(ask)) => ask.run().await,
+                Ok(Action::Migrate(migrate)) => super::migrate::run(backend, *migrate).await,
                 Ok(_) => Reply::OK,
             },
         };
