@@ -68,7 +68,9 @@ async fn reply_for(asker: Asker, start: SnapshotStart) -> Reply {
             Err(_) => Reply::error("ERR the snapshot could not be written (see the node's log)"),
         },
         (Asker::Save, SnapshotStart::Current) => Reply::OK,
-        (Asker::Save | Asker::Bgsave, SnapshotStart::InProgress { scheduled: false }) => {
+        // SAVE never schedules; BGSAVE only with SCHEDULE.
+        (Asker::Save, SnapshotStart::InProgress { .. })
+        | (Asker::Bgsave, SnapshotStart::InProgress { scheduled: false }) => {
             Reply::error("ERR Background save already in progress")
         }
         (Asker::Bgsave, SnapshotStart::InProgress { scheduled: true }) => {
@@ -82,9 +84,6 @@ async fn reply_for(asker: Asker, start: SnapshotStart) -> Reply {
         }
         (Asker::Bgrewriteaof, SnapshotStart::Started(_) | SnapshotStart::Current) => {
             Reply::Simple("Background append only file rewriting started")
-        }
-        (Asker::Save, SnapshotStart::InProgress { scheduled: true }) => {
-            Reply::error("ERR Background save already in progress")
         }
     }
 }
