@@ -777,7 +777,8 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_kill,
         SCRIPTING_SLOW,
         Flags::NOSCRIPT.or(Flags::ALLOW_BUSY),
-    ),
+    )
+    .doc("Kill the function currently in execution.", "7.0.0", "O(1)"),
     sub(
         "stats",
         "function|stats",
@@ -785,6 +786,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_stats,
         SCRIPTING_SLOW,
         Flags::NOSCRIPT.or(Flags::ALLOW_BUSY),
+    )
+    .doc(
+        "Return information about the function currently running (name, description, duration)",
+        "7.0.0",
+        "O(1)",
     ),
     sub(
         "dump",
@@ -793,6 +799,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_dump,
         SCRIPTING_SLOW,
         Flags::NONE,
+    )
+    .doc(
+        "Dump all functions into a serialized binary payload",
+        "7.0.0",
+        "O(N) where N is the number of functions",
     ),
     sub(
         "delete",
@@ -801,7 +812,8 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_delete,
         WRITE_SCRIPTING_SLOW,
         Flags::WRITE,
-    ),
+    )
+    .doc("Delete a function by name", "7.0.0", "O(1)"),
     sub(
         "flush",
         "function|flush",
@@ -809,6 +821,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_flush,
         WRITE_SCRIPTING_SLOW,
         Flags::WRITE,
+    )
+    .doc(
+        "Deleting all functions",
+        "7.0.0",
+        "O(N) where N is the number of functions deleted",
     ),
     sub(
         "load",
@@ -817,6 +834,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_load,
         WRITE_SCRIPTING_SLOW,
         Flags::WRITE.or(Flags::DENYOOM),
+    )
+    .doc(
+        "Create a function with the given arguments (name, code, description)",
+        "7.0.0",
+        "O(1) (considering compilation time is redundant)",
     ),
     sub(
         "list",
@@ -825,6 +847,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_list,
         SCRIPTING_SLOW,
         Flags::NONE,
+    )
+    .doc(
+        "List information about all the functions",
+        "7.0.0",
+        "O(N) where N is the number of functions",
     ),
     sub(
         "restore",
@@ -833,6 +860,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_restore,
         WRITE_SCRIPTING_SLOW,
         Flags::WRITE.or(Flags::DENYOOM),
+    )
+    .doc(
+        "Restore all the functions on the given payload",
+        "7.0.0",
+        "O(N) where N is the number of functions on the payload",
     ),
     sub(
         "help",
@@ -841,6 +873,11 @@ static FUNCTION_SUBCOMMANDS: &[SubcommandSpec] = &[
         function_help,
         SCRIPTING_SLOW,
         Flags::LOADING,
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "7.0.0",
+        "O(1)",
     ),
 ];
 

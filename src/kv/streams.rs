@@ -811,7 +811,8 @@ pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
         WD,
         cats(&[WRITE, STREAM, SLOW]),
         K2,
-    ),
+    )
+    .doc("Create a consumer group.", "5.0.0", "O(1)"),
     sub(
         "createconsumer",
         "xgroup|createconsumer",
@@ -819,7 +820,8 @@ pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
         WD,
         cats(&[WRITE, STREAM, SLOW]),
         K2,
-    ),
+    )
+    .doc("Create a consumer in a consumer group.", "6.2.0", "O(1)"),
     sub(
         "delconsumer",
         "xgroup|delconsumer",
@@ -827,7 +829,8 @@ pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
         W,
         cats(&[WRITE, STREAM, SLOW]),
         K2,
-    ),
+    )
+    .doc("Delete a consumer from a consumer group.", "5.0.0", "O(1)"),
     sub(
         "destroy",
         "xgroup|destroy",
@@ -835,6 +838,11 @@ pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
         W,
         cats(&[WRITE, STREAM, SLOW]),
         K2,
+    )
+    .doc(
+        "Destroy a consumer group.",
+        "5.0.0",
+        "O(N) where N is the number of entries in the group's pending entries list (PEL).",
     ),
     sub(
         "help",
@@ -843,6 +851,11 @@ pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
         HELP,
         cats(&[STREAM, SLOW]),
         NO_KEYS,
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
     ),
     sub(
         "setid",
@@ -851,6 +864,11 @@ pub(super) static XGROUP_SUBCOMMANDS: &[SubcommandSpec] = &[
         W,
         cats(&[WRITE, STREAM, SLOW]),
         K2,
+    )
+    .doc(
+        "Set a consumer group to an arbitrary last delivered ID value.",
+        "5.0.0",
+        "O(1)",
     ),
 ];
 
@@ -862,7 +880,8 @@ pub(super) static XINFO_SUBCOMMANDS: &[SubcommandSpec] = &[
         RO,
         cats(&[READ, STREAM, SLOW]),
         K2,
-    ),
+    )
+    .doc("List the consumers in a consumer group", "5.0.0", "O(1)"),
     sub(
         "groups",
         "xinfo|groups",
@@ -870,7 +889,8 @@ pub(super) static XINFO_SUBCOMMANDS: &[SubcommandSpec] = &[
         RO,
         cats(&[READ, STREAM, SLOW]),
         K2,
-    ),
+    )
+    .doc("List the consumer groups of a stream", "5.0.0", "O(1)"),
     sub(
         "help",
         "xinfo|help",
@@ -878,6 +898,11 @@ pub(super) static XINFO_SUBCOMMANDS: &[SubcommandSpec] = &[
         HELP,
         cats(&[STREAM, SLOW]),
         NO_KEYS,
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
     ),
     sub(
         "stream",
@@ -886,7 +911,8 @@ pub(super) static XINFO_SUBCOMMANDS: &[SubcommandSpec] = &[
         RO,
         cats(&[READ, STREAM, SLOW]),
         K2,
-    ),
+    )
+    .doc("Get information about a stream", "5.0.0", "O(1)"),
 ];
 
 /// The key right after the subcommand.

@@ -314,15 +314,32 @@ macro_rules! sub {
 }
 
 static PUBSUB_SUBCOMMANDS: &[SubcommandSpec] = &[
-    sub!("channels", -2, pubsub_channels, SLOW_PUBSUB, SUB_FLAGS),
-    sub!("numpat", 2, pubsub_numpat, SLOW_PUBSUB, SUB_FLAGS),
-    sub!("numsub", -2, pubsub_numsub, SLOW_PUBSUB, SUB_FLAGS),
+    sub!("channels", -2, pubsub_channels, SLOW_PUBSUB, SUB_FLAGS).doc(
+        "List active channels",
+        "2.8.0",
+        "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)",
+    ),
+    sub!("numpat", 2, pubsub_numpat, SLOW_PUBSUB, SUB_FLAGS).doc(
+        "Get the count of unique patterns pattern subscriptions",
+        "2.8.0",
+        "O(1)",
+    ),
+    sub!("numsub", -2, pubsub_numsub, SLOW_PUBSUB, SUB_FLAGS).doc(
+        "Get the count of subscribers for channels",
+        "2.8.0",
+        "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
+    ),
     sub!(
         "shardchannels",
         -2,
         pubsub_shardchannels,
         SLOW_PUBSUB,
         SUB_FLAGS
+    )
+    .doc(
+        "List active shard channels",
+        "7.0.0",
+        "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
     ),
     sub!(
         "shardnumsub",
@@ -330,8 +347,17 @@ static PUBSUB_SUBCOMMANDS: &[SubcommandSpec] = &[
         pubsub_shardnumsub,
         SLOW_PUBSUB,
         SUB_FLAGS
+    )
+    .doc(
+        "Get the count of subscribers for shard channels",
+        "7.0.0",
+        "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
     ),
-    sub!("help", 2, pubsub_help, C::of(&[C::SLOW]), Flags::LOADING),
+    sub!("help", 2, pubsub_help, C::of(&[C::SLOW]), Flags::LOADING).doc(
+        "Show helpful text about the different subcommands",
+        "6.2.0",
+        "O(1)",
+    ),
 ];
 
 /// The Pub/Sub rows (flags, arity and categories as Redis 7.0.15's `COMMAND

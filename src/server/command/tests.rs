@@ -795,6 +795,72 @@ fn command_docs_show_the_rows_summary_since_and_complexity() {
     assert!(fields.contains(&(bulk("since"), bulk("2.0.0"))));
 }
 
+/// Every command and subcommand row carries its own docs: a row without a
+/// summary shows COMMAND DOCS, and redis-cli's hints, a placeholder ("The
+/// Redis CONFIG GET command.") and its container's version.
+#[test]
+fn every_command_and_subcommand_row_has_a_summary_and_since() {
+    for spec in crate::cmd::COMMANDS.iter() {
+        assert!(!spec.summary.is_empty(), "{} has no summary", spec.name);
+        assert!(!spec.since.is_empty(), "{} has no since", spec.name);
+        for sub in spec.subcommands {
+            assert!(!sub.summary.is_empty(), "{} has no summary", sub.full_name);
+            assert!(!sub.since.is_empty(), "{} has no since", sub.full_name);
+        }
+    }
+}
+
+/// A subcommand's docs are Redis 7.0.15's, asked by full name and inside
+/// its container's docs (where redis-cli reads its hints).
+#[test]
+fn command_docs_show_a_subcommands_own_summary_since_and_complexity() {
+    let mut client = Client::new();
+    let field = |fields: &[(Reply, Reply)], name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == bulk(name))
+            .map(|(_, v)| v.clone())
+    };
+    let Reply::Map(entries) = client.reply("COMMAND DOCS config|get") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    assert_eq!(entries[0].0, bulk("config|get"));
+    let Reply::Map(fields) = &entries[0].1 else {
+        panic!("an entry is a map")
+    };
+    assert_eq!(
+        field(fields, "summary"),
+        Some(bulk("Get the values of configuration parameters"))
+    );
+    assert_eq!(field(fields, "since"), Some(bulk("2.0.0")));
+    assert_eq!(
+        field(fields, "complexity"),
+        Some(bulk(
+            "O(N) when N is the number of configuration parameters provided"
+        ))
+    );
+
+    let Reply::Map(entries) = client.reply("COMMAND DOCS xinfo") else {
+        panic!("COMMAND DOCS is a map")
+    };
+    let Reply::Map(fields) = &entries[0].1 else {
+        panic!("an entry is a map")
+    };
+    let Some(Reply::Map(subs)) = field(fields, "subcommands") else {
+        panic!("XINFO's docs list its subcommands: {fields:?}")
+    };
+    let Some((_, Reply::Map(stream))) = subs.iter().find(|(k, _)| *k == bulk("xinfo|stream"))
+    else {
+        panic!("XINFO's docs list xinfo|stream: {subs:?}")
+    };
+    assert_eq!(
+        field(stream, "summary"),
+        Some(bulk("Get information about a stream"))
+    );
+    assert_eq!(field(stream, "since"), Some(bulk("5.0.0")));
+    assert_eq!(field(stream, "complexity"), Some(bulk("O(1)")));
+}
+
 #[test]
 fn config_get_returns_pairs() {
     let mut client = Client::new();

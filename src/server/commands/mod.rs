@@ -66,20 +66,27 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         3,
         connection::client_setname,
         cats(&[SLOW, CONNECTION])
-    ),
+    )
+    .doc("Set the current connection name", "2.6.9", "O(1)"),
     sub!(
         "client",
         "getname",
         2,
         connection::client_getname,
         cats(&[SLOW, CONNECTION])
-    ),
+    )
+    .doc("Get the current connection name", "2.6.9", "O(1)"),
     sub!(
         "client",
         "setinfo",
         4,
         connection::client_setinfo,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Set the client library's name or version for the current connection",
+        "7.2.0",
+        "O(1)",
     ),
     sub!(
         "client",
@@ -87,6 +94,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         connection::client_id,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Returns the client ID for the current connection",
+        "5.0.0",
+        "O(1)",
     ),
     sub!(
         "client",
@@ -94,6 +106,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         connection::client_info,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Returns information about the current client connection.",
+        "6.2.0",
+        "O(1)",
     ),
     sub!(
         "client",
@@ -101,6 +118,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         -2,
         connection::client_list,
         cats(&[ADMIN_CAT, SLOW, DANGEROUS, CONNECTION])
+    )
+    .doc(
+        "Get the list of client connections",
+        "2.4.0",
+        "O(N) where N is the number of client connections",
     ),
     sub!(
         "client",
@@ -108,6 +130,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         -3,
         connection::client_kill,
         cats(&[ADMIN_CAT, SLOW, DANGEROUS, CONNECTION])
+    )
+    .doc(
+        "Kill the connection of a client",
+        "2.4.0",
+        "O(N) where N is the number of client connections",
     ),
     sub!(
         "client",
@@ -115,6 +142,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         connection::client_help,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
     ),
     sub!(
         "client",
@@ -122,6 +154,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         -3,
         crate::server::tracking::client_tracking,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Enable or disable server assisted client side caching support",
+        "6.0.0",
+        "O(1). Some options may introduce additional complexity.",
     ),
     sub!(
         "client",
@@ -129,6 +166,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         3,
         crate::server::tracking::client_caching,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Instruct the server about tracking or not keys in the next request",
+        "6.0.0",
+        "O(1)",
     ),
     sub!(
         "client",
@@ -136,6 +178,11 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         crate::server::tracking::client_getredir,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Get tracking notifications redirection client ID if any",
+        "6.0.0",
+        "O(1)",
     ),
     sub!(
         "client",
@@ -143,25 +190,82 @@ static CLIENT_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         crate::server::tracking::client_trackinginfo,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Return information about server assisted client side caching for the current connection",
+        "6.2.0",
+        "O(1)",
     ),
 ];
 
 const ACL_ADMIN: C = cats(&[ADMIN_CAT, SLOW, DANGEROUS]);
 
 static ACL_SUBCOMMANDS: &[SubcommandSpec] = &[
-    sub!("acl", "cat", -2, acl::cat, cats(&[SLOW])),
-    sub!("acl", "deluser", -3, acl::deluser, ACL_ADMIN),
-    sub!("acl", "dryrun", -4, acl::dryrun, ACL_ADMIN),
-    sub!("acl", "genpass", -2, acl::genpass, cats(&[SLOW])),
-    sub!("acl", "getuser", 3, acl::getuser, ACL_ADMIN),
-    sub!("acl", "list", 2, acl::list, ACL_ADMIN),
-    sub!("acl", "load", 2, acl::load, ACL_ADMIN),
-    sub!("acl", "log", -2, acl::log, ACL_ADMIN),
-    sub!("acl", "save", 2, acl::save, ACL_ADMIN),
-    sub!("acl", "setuser", -3, acl::setuser, ACL_ADMIN),
-    sub!("acl", "users", 2, acl::users, ACL_ADMIN),
-    sub!("acl", "whoami", 2, acl::whoami, cats(&[SLOW])),
-    sub!("acl", "help", 2, acl::acl_help, cats(&[SLOW])),
+    sub!("acl", "cat", -2, acl::cat, cats(&[SLOW])).doc(
+        "List the ACL categories or the commands inside a category",
+        "6.0.0",
+        "O(1) since the categories and commands are a fixed set.",
+    ),
+    sub!("acl", "deluser", -3, acl::deluser, ACL_ADMIN).doc(
+        "Remove the specified ACL users and the associated rules",
+        "6.0.0",
+        "O(1) amortized time considering the typical user.",
+    ),
+    sub!("acl", "dryrun", -4, acl::dryrun, ACL_ADMIN).doc(
+        "Returns whether the user can execute the given command without executing the command.",
+        "7.0.0",
+        "O(1).",
+    ),
+    sub!("acl", "genpass", -2, acl::genpass, cats(&[SLOW])).doc(
+        "Generate a pseudorandom secure password to use for ACL users",
+        "6.0.0",
+        "O(1)",
+    ),
+    sub!("acl", "getuser", 3, acl::getuser, ACL_ADMIN).doc(
+        "Get the rules for a specific ACL user",
+        "6.0.0",
+        "O(N). Where N is the number of password, command and pattern rules that the user has.",
+    ),
+    sub!("acl", "list", 2, acl::list, ACL_ADMIN).doc(
+        "List the current ACL rules in ACL config file format",
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+    ),
+    sub!("acl", "load", 2, acl::load, ACL_ADMIN).doc(
+        "Reload the ACLs from the configured ACL file",
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+    ),
+    sub!("acl", "log", -2, acl::log, ACL_ADMIN).doc(
+        "List latest events denied because of ACLs in place",
+        "6.0.0",
+        "O(N) with N being the number of entries shown.",
+    ),
+    sub!("acl", "save", 2, acl::save, ACL_ADMIN).doc(
+        "Save the current ACL rules in the configured ACL file",
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+    ),
+    sub!("acl", "setuser", -3, acl::setuser, ACL_ADMIN).doc(
+        "Modify or create the rules for a specific ACL user",
+        "6.0.0",
+        "O(N). Where N is the number of rules provided.",
+    ),
+    sub!("acl", "users", 2, acl::users, ACL_ADMIN).doc(
+        "List the username of all the configured ACL rules",
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+    ),
+    sub!("acl", "whoami", 2, acl::whoami, cats(&[SLOW])).doc(
+        "Return the name of the user associated to the current connection",
+        "6.0.0",
+        "O(1)",
+    ),
+    sub!("acl", "help", 2, acl::acl_help, cats(&[SLOW])).doc(
+        "Show helpful text about the different subcommands",
+        "6.0.0",
+        "O(1)",
+    ),
 ];
 
 static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
@@ -171,13 +275,19 @@ static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         introspection::command_count,
         cats(&[SLOW, CONNECTION])
-    ),
+    )
+    .doc("Get total number of Redis commands", "2.8.13", "O(1)"),
     sub!(
         "command",
         "docs",
         -2,
         introspection::command_docs,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Get array of specific Redis command documentation",
+        "7.0.0",
+        "O(N) where N is the number of commands to look up",
     ),
     sub!(
         "command",
@@ -185,6 +295,11 @@ static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
         -4,
         introspection::command_getkeys,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Extract keys given a full Redis command",
+        "2.8.13",
+        "O(N) where N is the number of arguments to the command",
     ),
     sub!(
         "command",
@@ -192,6 +307,11 @@ static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
         -2,
         introspection::command_info,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Get array of specific Redis command details, or all when no argument is given.",
+        "2.8.13",
+        "O(N) where N is the number of commands to look up",
     ),
     sub!(
         "command",
@@ -199,6 +319,11 @@ static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
         -2,
         introspection::command_list,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Get an array of Redis command names",
+        "7.0.0",
+        "O(N) where N is the total number of Redis commands",
     ),
     sub!(
         "command",
@@ -206,6 +331,11 @@ static COMMAND_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         introspection::command_help,
         cats(&[SLOW, CONNECTION])
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
     ),
 ];
 
@@ -216,6 +346,11 @@ static CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
         -3,
         introspection::config_get,
         cats(&[ADMIN_CAT, SLOW, DANGEROUS])
+    )
+    .doc(
+        "Get the values of configuration parameters",
+        "2.0.0",
+        "O(N) when N is the number of configuration parameters provided",
     ),
     sub!(
         "config",
@@ -223,6 +358,11 @@ static CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
         -4,
         introspection::config_set,
         cats(&[ADMIN_CAT, SLOW, DANGEROUS])
+    )
+    .doc(
+        "Set configuration parameters to the given values",
+        "2.0.0",
+        "O(N) when N is the number of configuration parameters provided",
     ),
     sub!(
         "config",
@@ -230,26 +370,49 @@ static CONFIG_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         introspection::config_resetstat,
         cats(&[ADMIN_CAT, SLOW, DANGEROUS])
-    ),
+    )
+    .doc("Reset the stats returned by INFO", "2.0.0", "O(1)"),
     sub!(
         "config",
         "help",
         2,
         introspection::config_help,
         cats(&[SLOW])
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
     ),
 ];
 
 static SLOWLOG_SUBCOMMANDS: &[SubcommandSpec] = &[
-    sub!("slowlog", "get", -2, diagnostics::slowlog_get, ACL_ADMIN),
-    sub!("slowlog", "len", 2, diagnostics::slowlog_len, ACL_ADMIN),
-    sub!("slowlog", "reset", 2, diagnostics::slowlog_reset, ACL_ADMIN),
+    sub!("slowlog", "get", -2, diagnostics::slowlog_get, ACL_ADMIN).doc(
+        "Get the slow log's entries",
+        "2.2.12",
+        "O(N) where N is the number of entries returned",
+    ),
+    sub!("slowlog", "len", 2, diagnostics::slowlog_len, ACL_ADMIN).doc(
+        "Get the slow log's length",
+        "2.2.12",
+        "O(1)",
+    ),
+    sub!("slowlog", "reset", 2, diagnostics::slowlog_reset, ACL_ADMIN).doc(
+        "Clear all entries from the slow log",
+        "2.2.12",
+        "O(N) where N is the number of entries in the slowlog",
+    ),
     sub!(
         "slowlog",
         "help",
         2,
         diagnostics::slowlog_help,
         cats(&[SLOW])
+    )
+    .doc(
+        "Show helpful text about the different subcommands",
+        "6.2.0",
+        "O(1)",
     ),
 ];
 
@@ -260,14 +423,28 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         diagnostics::latency_doctor,
         ACL_ADMIN
+    )
+    .doc(
+        "Return a human readable latency analysis report.",
+        "2.8.13",
+        "O(1)",
     ),
-    sub!("latency", "graph", 3, diagnostics::latency_graph, ACL_ADMIN),
+    sub!("latency", "graph", 3, diagnostics::latency_graph, ACL_ADMIN).doc(
+        "Return a latency graph for the event.",
+        "2.8.13",
+        "O(1)",
+    ),
     sub!(
         "latency",
         "help",
         2,
         diagnostics::latency_help,
         cats(&[SLOW])
+    )
+    .doc(
+        "Show helpful text about the different subcommands.",
+        "2.8.13",
+        "O(1)",
     ),
     sub!(
         "latency",
@@ -275,6 +452,11 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
         -2,
         diagnostics::latency_histogram,
         ACL_ADMIN
+    )
+    .doc(
+        "Return the cumulative distribution of latencies of a subset of commands or all.",
+        "7.0.0",
+        "O(N) where N is the number of commands with latency information being retrieved.",
     ),
     sub!(
         "latency",
@@ -282,6 +464,11 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
         3,
         diagnostics::latency_history,
         ACL_ADMIN
+    )
+    .doc(
+        "Return timestamp-latency samples for the event.",
+        "2.8.13",
+        "O(1)",
     ),
     sub!(
         "latency",
@@ -289,6 +476,11 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
         2,
         diagnostics::latency_latest,
         ACL_ADMIN
+    )
+    .doc(
+        "Return the latest latency samples for all events.",
+        "2.8.13",
+        "O(1)",
     ),
     sub!(
         "latency",
@@ -296,6 +488,11 @@ static LATENCY_SUBCOMMANDS: &[SubcommandSpec] = &[
         -2,
         diagnostics::latency_reset,
         ACL_ADMIN
+    )
+    .doc(
+        "Reset latency data for one or more events.",
+        "2.8.13",
+        "O(1)",
     ),
 ];
 
@@ -309,19 +506,52 @@ macro_rules! cluster_sub {
 const SLOW_CAT: C = cats(&[SLOW]);
 
 static CLUSTER_SUBCOMMANDS: &[SubcommandSpec] = &[
-    cluster_sub!("slots", 2, cluster::slots, Flags::NONE, SLOW_CAT),
-    cluster_sub!("shards", 2, cluster::shards, Flags::NONE, SLOW_CAT),
-    cluster_sub!("nodes", 2, cluster::nodes, Flags::NONE, SLOW_CAT),
-    cluster_sub!("info", 2, cluster::info, Flags::NONE, SLOW_CAT),
-    cluster_sub!("myid", 2, cluster::myid, Flags::NONE, SLOW_CAT),
-    cluster_sub!("myshardid", 2, cluster::myshardid, Flags::NONE, SLOW_CAT),
-    cluster_sub!("keyslot", 3, cluster::keyslot, Flags::NONE, SLOW_CAT),
+    cluster_sub!("slots", 2, cluster::slots, Flags::NONE, SLOW_CAT).doc(
+        "Get array of Cluster slot to node mappings",
+        "3.0.0",
+        "O(N) where N is the total number of Cluster nodes",
+    ),
+    cluster_sub!("shards", 2, cluster::shards, Flags::NONE, SLOW_CAT).doc(
+        "Get array of cluster slots to node mappings",
+        "7.0.0",
+        "O(N) where N is the total number of cluster nodes",
+    ),
+    cluster_sub!("nodes", 2, cluster::nodes, Flags::NONE, SLOW_CAT).doc(
+        "Get Cluster config for the node",
+        "3.0.0",
+        "O(N) where N is the total number of Cluster nodes",
+    ),
+    cluster_sub!("info", 2, cluster::info, Flags::NONE, SLOW_CAT).doc(
+        "Provides info about Redis Cluster node state",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("myid", 2, cluster::myid, Flags::NONE, SLOW_CAT).doc(
+        "Return the node id",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("myshardid", 2, cluster::myshardid, Flags::NONE, SLOW_CAT).doc(
+        "Return the id of the shard this node belongs to",
+        "7.2.0",
+        "O(1)",
+    ),
+    cluster_sub!("keyslot", 3, cluster::keyslot, Flags::NONE, SLOW_CAT).doc(
+        "Returns the hash slot of the specified key",
+        "3.0.0",
+        "O(N) where N is the number of bytes in the key",
+    ),
     cluster_sub!(
         "countkeysinslot",
         3,
         cluster::countkeysinslot,
         Flags::NONE,
         SLOW_CAT
+    )
+    .doc(
+        "Return the number of local keys in the specified hash slot",
+        "3.0.0",
+        "O(1)",
     ),
     cluster_sub!(
         "getkeysinslot",
@@ -329,39 +559,122 @@ static CLUSTER_SUBCOMMANDS: &[SubcommandSpec] = &[
         cluster::getkeysinslot,
         Flags::NONE,
         SLOW_CAT
+    )
+    .doc(
+        "Return local key names in the specified hash slot",
+        "3.0.0",
+        "O(log(N)) where N is the number of requested keys",
     ),
-    cluster_sub!("replicas", 3, cluster::replicas, ADMIN, ACL_ADMIN),
-    cluster_sub!("slaves", 3, cluster::replicas, ADMIN, ACL_ADMIN),
+    cluster_sub!("replicas", 3, cluster::replicas, ADMIN, ACL_ADMIN).doc(
+        "List replica nodes of the specified master node",
+        "5.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("slaves", 3, cluster::replicas, ADMIN, ACL_ADMIN).doc(
+        "List replica nodes of the specified master node",
+        "3.0.0",
+        "O(1)",
+    ),
     cluster_sub!(
         "count-failure-reports",
         3,
         cluster::count_failure_reports,
         ADMIN,
         ACL_ADMIN
+    )
+    .doc(
+        "Return the number of failure reports active for a given node",
+        "3.0.0",
+        "O(N) where N is the number of failure reports",
     ),
-    cluster_sub!("links", 2, cluster::refused, Flags::NONE, SLOW_CAT),
-    cluster_sub!("help", 2, cluster::help, LOADING, SLOW_CAT),
+    cluster_sub!("links", 2, cluster::refused, Flags::NONE, SLOW_CAT).doc(
+        "Returns a list of all TCP links to and from peer nodes in cluster",
+        "7.0.0",
+        "O(N) where N is the total number of Cluster nodes",
+    ),
+    cluster_sub!("help", 2, cluster::help, LOADING, SLOW_CAT).doc(
+        "Show helpful text about the different subcommands",
+        "5.0.0",
+        "O(1)",
+    ),
     // Topology changes: refused (membership and leadership are Raft's).
-    cluster_sub!("addslots", -3, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("addslotsrange", -4, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("delslots", -3, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("delslotsrange", -4, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("flushslots", 2, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("meet", -4, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("forget", 3, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("replicate", 3, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("failover", -2, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("addslots", -3, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Assign new hash slots to receiving node",
+        "3.0.0",
+        "O(N) where N is the total number of hash slot arguments",
+    ),
+    cluster_sub!("addslotsrange", -4, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Assign new hash slots to receiving node",
+        "7.0.0",
+        "O(N) where N is the total number of the slots between the start slot and end slot arguments.",
+    ),
+    cluster_sub!("delslots", -3, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Set hash slots as unbound in receiving node",
+        "3.0.0",
+        "O(N) where N is the total number of hash slot arguments",
+    ),
+    cluster_sub!("delslotsrange", -4, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Set hash slots as unbound in receiving node",
+        "7.0.0",
+        "O(N) where N is the total number of the slots between the start slot and end slot arguments.",
+    ),
+    cluster_sub!("flushslots", 2, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Delete a node's own slots information",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("meet", -4, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Force a node cluster to handshake with another node",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("forget", 3, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Remove a node from the nodes table",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("replicate", 3, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Reconfigure a node as a replica of the specified master node",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("failover", -2, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Forces a replica to perform a manual failover of its master.",
+        "3.0.0",
+        "O(1)",
+    ),
     cluster_sub!(
         "reset",
         -2,
         cluster::refused,
         ADMIN.or(Flags::NOSCRIPT),
         ACL_ADMIN
+    )
+    .doc(
+        "Reset a Redis Cluster node",
+        "3.0.0",
+        "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect.",
     ),
-    cluster_sub!("setslot", -4, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("set-config-epoch", 3, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("bumpepoch", 2, cluster::refused, ADMIN, ACL_ADMIN),
-    cluster_sub!("saveconfig", 2, cluster::refused, ADMIN, ACL_ADMIN),
+    cluster_sub!("setslot", -4, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Bind a hash slot to a specific node",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("set-config-epoch", 3, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Set the configuration epoch in a new node",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("bumpepoch", 2, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Advance the cluster config epoch",
+        "3.0.0",
+        "O(1)",
+    ),
+    cluster_sub!("saveconfig", 2, cluster::refused, ADMIN, ACL_ADMIN).doc(
+        "Forces the node to save cluster state on disk",
+        "3.0.0",
+        "O(1)",
+    ),
 ];
 
 const CF: Flags = CONN.or(FAST).or(LOADING);
@@ -379,7 +692,8 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         transactions::multi,
     )
-    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE))
+    .doc("Mark the start of a transaction block", "1.2.0", "O(1)"),
     spec(
         "exec",
         1,
@@ -388,7 +702,12 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         transactions::exec_command,
     )
-    .acl(cats(&[SLOW, TRANSACTION]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[SLOW, TRANSACTION]), (KA_NONE, KA_NONE))
+    .doc(
+        "Execute all commands issued after MULTI",
+        "1.2.0",
+        "Depends on commands in the transaction",
+    ),
     spec(
         "discard",
         1,
@@ -397,7 +716,12 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         transactions::discard,
     )
-    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE))
+    .doc(
+        "Discard all commands issued after MULTI",
+        "2.0.0",
+        "O(N), when N is the number of queued commands",
+    ),
     spec(
         "watch",
         -2,
@@ -406,7 +730,12 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         KN,
         transactions::watch_command,
     )
-    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE))
+    .doc(
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+        "2.2.0",
+        "O(1) for every key.",
+    ),
     spec(
         "unwatch",
         1,
@@ -415,25 +744,41 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         transactions::unwatch,
     )
-    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[FAST_CAT, TRANSACTION]), (KA_NONE, KA_NONE))
+    .doc("Forget about all watched keys", "2.2.0", "O(1)"),
     // connection
     spec("wait", 3, Flags::NONE, "@generic", NO_KEYS, replication::wait)
         .acl(cats(&[SLOW, CONNECTION]), (KA_NONE, KA_NONE))
         .doc("Wait for the synchronous replication of all the write commands sent in the context of the current connection", "3.0.0", "O(1)"),
     spec("ping", -1, FAST.or(CONN), CN, NO_KEYS, connection::ping)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Ping the server", "1.0.0", "O(1)"),
     spec("echo", 2, FAST.or(CONN), CN, NO_KEYS, connection::echo)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Echo the given string", "1.0.0", "O(1)"),
     spec("quit", -1, CF.or(NOQ).or(BUSY_OK), CN, NO_KEYS, connection::quit)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Close the connection", "1.0.0", "O(1)"),
     spec("reset", 1, CF.or(NOQ).or(BUSY_OK), CN, NO_KEYS, connection::reset)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Reset the connection", "6.2.0", "O(1)"),
     spec("hello", -1, CF.or(BUSY_OK), CN, NO_KEYS, connection::hello)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc("Handshake with Redis", "6.0.0", "O(1)"),
     spec("auth", -2, CF.or(BUSY_OK), CN, NO_KEYS, connection::auth)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc(
+            "Authenticate to the server",
+            "1.0.0",
+            "O(N) where N is the number of passwords defined for the user",
+        ),
     spec("select", 2, CF, CN, NO_KEYS, connection::select)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc(
+            "Change the selected database for the current connection",
+            "1.0.0",
+            "O(1)",
+        ),
     spec("asking", 1, FAST, "@cluster", NO_KEYS, cluster::asking)
         .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
         .doc("Sent by cluster clients after an -ASK redirect", "3.0.0", "O(1)"),
@@ -451,9 +796,19 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         .doc("A container for cluster commands", "3.0.0", "Depends on subcommand.")
     },
     spec("readonly", 1, CF, CN, NO_KEYS, connection::readonly)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc(
+            "Enables read queries for a connection to a cluster replica node",
+            "3.0.0",
+            "O(1)",
+        ),
     spec("readwrite", 1, CF, CN, NO_KEYS, connection::readwrite)
-        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[FAST_CAT, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc(
+            "Disables read queries for a connection to a cluster replica node",
+            "3.0.0",
+            "O(1)",
+        ),
     CommandSpec {
         subcommands: CLIENT_SUBCOMMANDS,
         ..spec(
@@ -465,6 +820,11 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
             connection::missing_subcommand,
         )
         .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc(
+            "A container for client connection commands",
+            "2.4.0",
+            "Depends on subcommand.",
+        )
     },
     CommandSpec {
         subcommands: ACL_SUBCOMMANDS,
@@ -477,6 +837,11 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
             connection::missing_subcommand,
         )
         .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc(
+            "A container for Access List Control commands ",
+            "6.0.0",
+            "Depends on subcommand.",
+        )
     },
     // introspection
     CommandSpec {
@@ -490,6 +855,11 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
             introspection::command_all,
         )
         .acl(cats(&[SLOW, CONNECTION]), (KA_NONE, KA_NONE))
+        .doc(
+            "Get array of Redis command details",
+            "2.8.13",
+            "O(N) where N is the total number of Redis commands",
+        )
     },
     CommandSpec {
         subcommands: CONFIG_SUBCOMMANDS,
@@ -502,9 +872,19 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
             connection::missing_subcommand,
         )
         .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc(
+            "A container for server configuration commands",
+            "2.0.0",
+            "Depends on subcommand.",
+        )
     },
     spec("info", -1, LOADING, "@server", NO_KEYS, introspection::info)
-        .acl(cats(&[SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
+        .acl(cats(&[SLOW, DANGEROUS]), (KA_NONE, KA_NONE))
+        .doc(
+            "Get information and statistics about the server",
+            "1.0.0",
+            "O(1)",
+        ),
     CommandSpec {
         subcommands: SLOWLOG_SUBCOMMANDS,
         ..spec(
@@ -516,6 +896,11 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
             connection::missing_subcommand,
         )
         .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc(
+            "A container for slow log commands",
+            "2.2.12",
+            "Depends on subcommand.",
+        )
     },
     CommandSpec {
         subcommands: LATENCY_SUBCOMMANDS,
@@ -528,6 +913,11 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
             connection::missing_subcommand,
         )
         .acl(cats(&[SLOW]), (KA_NONE, KA_NONE))
+        .doc(
+            "A container for latency diagnostics commands",
+            "2.8.13",
+            "Depends on subcommand.",
+        )
     },
     spec(
         "monitor",
@@ -537,7 +927,12 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         diagnostics::monitor,
     )
-    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE))
+    .doc(
+        "Listen for all requests received by the server in real time",
+        "1.0.0",
+        "",
+    ),
     spec(
         "debug",
         -2,
@@ -546,7 +941,12 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         debug::debug,
     )
-    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[ADMIN_CAT, SLOW, DANGEROUS]), (KA_NONE, KA_NONE))
+    .doc(
+        "A container for debugging commands",
+        "1.0.0",
+        "Depends on subcommand.",
+    ),
     spec(
         "time",
         1,
@@ -555,7 +955,8 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         introspection::time,
     )
-    .acl(cats(&[FAST_CAT]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[FAST_CAT]), (KA_NONE, KA_NONE))
+    .doc("Return the current server time", "2.6.0", "O(1)"),
     spec(
         "failover",
         -1,
@@ -592,7 +993,12 @@ pub(crate) static SERVER_COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         introspection::lastsave,
     )
-    .acl(cats(&[ADMIN_CAT, FAST_CAT, DANGEROUS]), (KA_NONE, KA_NONE)),
+    .acl(cats(&[ADMIN_CAT, FAST_CAT, DANGEROUS]), (KA_NONE, KA_NONE))
+    .doc(
+        "Get the UNIX time stamp of the last successful save to disk",
+        "1.0.0",
+        "O(1)",
+    ),
     spec(
         "save",
         1,

@@ -369,10 +369,26 @@ const fn key_sub(
 }
 
 static OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
-    key_sub("encoding", "object|encoding", object_encoding, KEY_READ),
-    key_sub("freq", "object|freq", object_freq, KEY_READ),
-    key_sub("idletime", "object|idletime", object_idletime, KEY_READ),
-    key_sub("refcount", "object|refcount", object_refcount, KEY_READ),
+    key_sub("encoding", "object|encoding", object_encoding, KEY_READ).doc(
+        "Inspect the internal encoding of a Redis object",
+        "2.2.3",
+        "O(1)",
+    ),
+    key_sub("freq", "object|freq", object_freq, KEY_READ).doc(
+        "Get the logarithmic access frequency counter of a Redis object",
+        "4.0.0",
+        "O(1)",
+    ),
+    key_sub("idletime", "object|idletime", object_idletime, KEY_READ).doc(
+        "Get the time since a Redis object was last accessed",
+        "2.2.3",
+        "O(1)",
+    ),
+    key_sub("refcount", "object|refcount", object_refcount, KEY_READ).doc(
+        "Get the number of references to the value of the key",
+        "2.2.3",
+        "O(1)",
+    ),
     SubcommandSpec {
         name: "help",
         full_name: "object|help",
@@ -381,9 +397,9 @@ static OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: C::of(&[C::KEYSPACE, C::SLOW]),
         flags: Some(Flags::LOADING),
         keys: NO_KEYS,
-        summary: "",
-        since: "",
-        complexity: "",
+        summary: "Show helpful text about the different subcommands",
+        since: "6.2.0",
+        complexity: "O(1)",
     },
 ];
 
@@ -408,10 +424,26 @@ const fn memory_sub(
 }
 
 static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
-    memory_sub("doctor", "memory|doctor", memory_doctor),
-    memory_sub("malloc-stats", "memory|malloc-stats", memory_malloc_stats),
-    memory_sub("purge", "memory|purge", memory_purge),
-    memory_sub("stats", "memory|stats", memory_stats),
+    memory_sub("doctor", "memory|doctor", memory_doctor).doc(
+        "Outputs memory problems report",
+        "4.0.0",
+        "O(1)",
+    ),
+    memory_sub("malloc-stats", "memory|malloc-stats", memory_malloc_stats).doc(
+        "Show allocator internal stats",
+        "4.0.0",
+        "Depends on how much memory is allocated, could be slow",
+    ),
+    memory_sub("purge", "memory|purge", memory_purge).doc(
+        "Ask the allocator to release memory",
+        "4.0.0",
+        "Depends on how much memory is allocated, could be slow",
+    ),
+    memory_sub("stats", "memory|stats", memory_stats).doc(
+        "Show memory usage details",
+        "4.0.0",
+        "O(1)",
+    ),
     SubcommandSpec {
         arity: -3,
         ..key_sub(
@@ -419,6 +451,11 @@ static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
             "memory|usage",
             memory_usage,
             C::of(&[C::READ, C::SLOW]),
+        )
+        .doc(
+            "Estimate the memory usage of a key",
+            "4.0.0",
+            "O(N) where N is the number of samples.",
         )
     },
     SubcommandSpec {
@@ -429,9 +466,9 @@ static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
         acl_categories: C::of(&[C::SLOW]),
         flags: Some(Flags::LOADING),
         keys: NO_KEYS,
-        summary: "",
-        since: "",
-        complexity: "",
+        summary: "Show helpful text about the different subcommands",
+        since: "4.0.0",
+        complexity: "O(1)",
     },
 ];
 
