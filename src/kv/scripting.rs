@@ -364,66 +364,21 @@ fn script_help(_: &mut Session, _: &dyn Env, _: &[Bytes]) -> Result<Action, Comm
 const SCRIPTING_SLOW: C = C::of(&[C::SLOW, C::SCRIPTING]);
 
 static SCRIPT_SUBCOMMANDS: &[SubcommandSpec] = &[
-    SubcommandSpec {
-        name: "exists",
-        full_name: "script|exists",
-        arity: -3,
-        handler: script_exists,
-        acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NOSCRIPT),
-        keys: NO_KEYS,
-        summary: "Check existence of scripts in the script cache.",
-        since: "2.6.0",
-        complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).",
-    },
-    SubcommandSpec {
-        name: "flush",
-        full_name: "script|flush",
-        arity: -2,
-        handler: script_flush,
-        acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NOSCRIPT),
-        keys: NO_KEYS,
-        summary: "Remove all the scripts from the script cache.",
-        since: "2.6.0",
-        complexity: "O(N) with N being the number of scripts in cache",
-    },
-    SubcommandSpec {
-        name: "help",
-        full_name: "script|help",
-        arity: 2,
-        handler: script_help,
-        acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::LOADING.or(Flags::STALE)),
-        keys: NO_KEYS,
-        summary: "Show helpful text about the different subcommands",
-        since: "5.0.0",
-        complexity: "O(1)",
-    },
-    SubcommandSpec {
-        name: "kill",
-        full_name: "script|kill",
-        arity: 2,
-        handler: script_kill,
-        acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NOSCRIPT.or(Flags::ALLOW_BUSY)),
-        keys: NO_KEYS,
-        summary: "Kill the script currently in execution.",
-        since: "2.6.0",
-        complexity: "O(1)",
-    },
-    SubcommandSpec {
-        name: "load",
-        full_name: "script|load",
-        arity: 3,
-        handler: script_load,
-        acl_categories: SCRIPTING_SLOW,
-        flags: Some(Flags::NOSCRIPT.or(Flags::STALE)),
-        keys: NO_KEYS,
-        summary: "Load the specified Lua script into the script cache.",
-        since: "2.6.0",
-        complexity: "O(N) with N being the length in bytes of the script body.",
-    },
+    SubcommandSpec::new("exists", "script|exists", -3, script_exists, SCRIPTING_SLOW)
+        .with_flags(Flags::NOSCRIPT)
+        .doc("Check existence of scripts in the script cache.", "2.6.0", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation)."),
+    SubcommandSpec::new("flush", "script|flush", -2, script_flush, SCRIPTING_SLOW)
+        .with_flags(Flags::NOSCRIPT)
+        .doc("Remove all the scripts from the script cache.", "2.6.0", "O(N) with N being the number of scripts in cache"),
+    SubcommandSpec::new("help", "script|help", 2, script_help, SCRIPTING_SLOW)
+        .with_flags(Flags::LOADING.or(Flags::STALE))
+        .doc("Show helpful text about the different subcommands", "5.0.0", "O(1)"),
+    SubcommandSpec::new("kill", "script|kill", 2, script_kill, SCRIPTING_SLOW)
+        .with_flags(Flags::NOSCRIPT.or(Flags::ALLOW_BUSY))
+        .doc("Kill the script currently in execution.", "2.6.0", "O(1)"),
+    SubcommandSpec::new("load", "script|load", 3, script_load, SCRIPTING_SLOW)
+        .with_flags(Flags::NOSCRIPT.or(Flags::STALE))
+        .doc("Load the specified Lua script into the script cache.", "2.6.0", "O(N) with N being the length in bytes of the script body."),
 ];
 
 const EVAL_ACL: C = C::of(&[C::SLOW, C::SCRIPTING]);

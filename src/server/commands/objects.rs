@@ -355,16 +355,9 @@ const fn key_sub(
     acl_categories: C,
 ) -> SubcommandSpec {
     SubcommandSpec {
-        name,
-        full_name,
-        arity: 3,
-        handler,
-        acl_categories,
-        flags: Some(Flags::READONLY),
         keys: (2, 2, 1),
-        summary: "",
-        since: "",
-        complexity: "",
+        ..SubcommandSpec::new(name, full_name, 3, handler, acl_categories)
+            .with_flags(Flags::READONLY)
     }
 }
 
@@ -389,18 +382,19 @@ static OBJECT_SUBCOMMANDS: &[SubcommandSpec] = &[
         "2.2.3",
         "O(1)",
     ),
-    SubcommandSpec {
-        name: "help",
-        full_name: "object|help",
-        arity: 2,
-        handler: object_help,
-        acl_categories: C::of(&[C::KEYSPACE, C::SLOW]),
-        flags: Some(Flags::LOADING),
-        keys: NO_KEYS,
-        summary: "Show helpful text about the different subcommands",
-        since: "6.2.0",
-        complexity: "O(1)",
-    },
+    SubcommandSpec::new(
+        "help",
+        "object|help",
+        2,
+        object_help,
+        C::of(&[C::KEYSPACE, C::SLOW]),
+    )
+    .with_flags(Flags::LOADING)
+    .doc(
+        "Show helpful text about the different subcommands",
+        "6.2.0",
+        "O(1)",
+    ),
 ];
 
 /// A MEMORY subcommand without arguments or keys (`@slow`, no flags).
@@ -409,18 +403,7 @@ const fn memory_sub(
     full_name: &'static str,
     handler: crate::server::command::Handler,
 ) -> SubcommandSpec {
-    SubcommandSpec {
-        name,
-        full_name,
-        arity: 2,
-        handler,
-        acl_categories: C::of(&[C::SLOW]),
-        flags: Some(Flags::NONE),
-        keys: NO_KEYS,
-        summary: "",
-        since: "",
-        complexity: "",
-    }
+    SubcommandSpec::new(name, full_name, 2, handler, C::of(&[C::SLOW])).with_flags(Flags::NONE)
 }
 
 static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
@@ -458,18 +441,13 @@ static MEMORY_SUBCOMMANDS: &[SubcommandSpec] = &[
             "O(N) where N is the number of samples.",
         )
     },
-    SubcommandSpec {
-        name: "help",
-        full_name: "memory|help",
-        arity: 2,
-        handler: memory_help,
-        acl_categories: C::of(&[C::SLOW]),
-        flags: Some(Flags::LOADING),
-        keys: NO_KEYS,
-        summary: "Show helpful text about the different subcommands",
-        since: "4.0.0",
-        complexity: "O(1)",
-    },
+    SubcommandSpec::new("help", "memory|help", 2, memory_help, C::of(&[C::SLOW]))
+        .with_flags(Flags::LOADING)
+        .doc(
+            "Show helpful text about the different subcommands",
+            "4.0.0",
+            "O(1)",
+        ),
 ];
 
 /// OBJECT and MEMORY, as Redis 7.0.15's `COMMAND INFO` shows them (the
