@@ -1103,12 +1103,8 @@ fn resp_command(opts: &RespOpts, args: &[&str]) -> Result<ExitCode, Box<dyn Erro
 
 /// A RESP2 array of bulk strings, as every Redis client sends commands.
 fn encode_command(args: &[&str]) -> Vec<u8> {
-    let mut buf = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        buf.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        buf.extend_from_slice(arg.as_bytes());
-        buf.extend_from_slice(b"\r\n");
-    }
+    let mut buf = Vec::new();
+    dkv::server::codec::append_command(&mut buf, args);
     buf
 }
 

@@ -26,6 +26,19 @@ use crate::config::LimitsConfig;
 /// buffer in memory.
 const ZERO_COPY_MIN_BYTES: usize = 64 * 1024;
 
+/// Appends a command as clients send it (and as this parser reads it): a
+/// RESP array of bulk strings. For dkv's own outgoing commands (MIGRATE,
+/// `dkv-cli`).
+pub fn append_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        let arg = arg.as_ref();
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// A framing error: the reply text (without `-`), after which the connection is
 /// closed, as Redis does.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

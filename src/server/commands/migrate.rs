@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 use crate::acl::{Categories, KeyAccess};
 use crate::cmd::{CommandSpec, Flags};
 use crate::kv::{self, Op, Output, WatchToken};
+use crate::server::codec::append_command;
 use crate::server::command::{parse_i64, Action, Backend, CommandError, Env, ReadWith, Session};
 use crate::server::reply::Reply;
 
@@ -189,17 +190,17 @@ async fn send(
             auth.push(user);
         }
         auth.push(password);
-        encode(&mut request, &auth);
+        append_command(&mut request, &auth);
     }
     let db = migrate.target_db.to_string();
-    encode(&mut request, &[b"SELECT", db.as_bytes()]);
+    append_command(&mut request, &[b"SELECT", db.as_bytes()]);
     for key in dumped {
         let ttl = key.ttl_ms.to_string();
         let mut restore: Vec<&[u8]> = vec![b"RESTORE", &key.key, ttl.as_bytes(), &key.payload];
         if migrate.replace {
             restore.push(b"REPLACE");
         }
-        encode(&mut request, &restore);
+        append_command(&mut request, &restore);
     }
     let (reader, mut writer) = stream.into_split();
     let written = tokio::time::timeout(migrate.timeout, writer.write_all(&request)).await;
@@ -299,16 +300,6 @@ async fn delete_moved<B: Backend>(
         )),
         Ok(_) => None,
         Err(e) => Some(CommandError::from(e).into()),
-    }
-}
-
-/// Appends `args` as a RESP array of bulk strings.
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
     }
 }
 
